@@ -1,0 +1,60 @@
+# emqx_guard build. `make` builds the plugin package, `make test` runs every test.
+# Both install the Erlang toolchain with apt when it is missing (they run as root on Debian 12).
+
+SHELL := /bin/bash
+APP := emqx_guard
+# The version lives in one place: the vsn of erlang/emqx_guard.app.src.
+VSN := $(shell sed -n 's/.*{vsn, *"\([^"]*\)"}.*/\1/p' erlang/$(APP).app.src)
+NIF := priv/emqx_guard_nif.so
+ERLANG_PKGS := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-dialyzer rebar3
+CARGO ?= cargo
+REBAR ?= rebar3
+FUZZ_SECONDS ?= 600
+
+.PHONY: all package toolchain nif compile test rust-test erlang-test lint bench fuzz clean
+
+all: package
+
+toolchain:
+	@if ! command -v erl >/dev/null || ! command -v rebar3 >/dev/null || \
+	    ! erl -noshell -eval 'case code:lib_dir(common_test) of {error,_} -> halt(1); _ -> halt(0) end' ; then \
+	  echo "==> installing the Erlang toolchain with apt"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y $(ERLANG_PKGS) || { apt-get update && apt-get install -y $(ERLANG_PKGS); }; \
+	fi
+
+nif:
+	$(CARGO) build --release --locked -p guard_nif
+	@mkdir -p priv
+	install -m 0644 target/release/libemqx_guard_nif.so $(NIF)
+
+compile: toolchain nif
+	$(REBAR) compile
+
+package: compile
+	./scripts/package.sh $(VSN)
+
+rust-test:
+	$(CARGO) test --locked --workspace
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+erlang-test: compile
+	$(REBAR) eunit
+	$(REBAR) ct
+
+test: toolchain rust-test erlang-test
+
+lint: compile
+	$(REBAR) xref
+	$(REBAR) dialyzer
+
+bench: compile
+	./scripts/bench.sh
+
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+clean:
+	$(CARGO) clean
+	rm -rf _build $(NIF)

@@ -39,9 +39,10 @@ rust-test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-erlang-test: compile
+# The package suite installs the built package, so the package is built first.
+erlang-test: package
 	$(REBAR) eunit
-	$(REBAR) ct
+	EMQX_GUARD_PACKAGE=$(CURDIR)/_build/plugin/$(APP)-$(VSN).tar.gz $(REBAR) ct
 
 test: toolchain rust-test erlang-test
 

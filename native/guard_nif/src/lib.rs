@@ -1,1 +1,393 @@
+//! rustler glue between `emqx_guard_nif.erl` and [`guard_core`].
+//!
+//! This crate only converts terms and picks schedulers; all logic lives in `guard_core`.
+//! The Erlang face is the table in `docs/design.md`:
+//!
+//! - every result is `{ok, Value}` or `{error, {Reason :: atom(), Detail :: binary()}}`, where
+//!   `Reason` is the stable `reason()` of the `guard_core` error and `Detail` its one-line
+//!   `Display`;
+//! - strings are UTF-8 binaries, paths are binaries taken byte for byte (Unix `OsStr`);
+//! - arguments of the wrong Erlang type raise `badarg`;
+//! - the file NIFs (`list_backups`, `prune`, `verify`) run on dirty IO schedulers, the rest on
+//!   normal schedulers (they are bounded by `guard_core`);
+//! - a Rust panic is caught by rustler and raised as the Erlang error `nif_panicked`.
+//!
+//! # Loading the library again
+//!
+//! EMQX (up to 5.8) purges and reloads every beam of a plugin when it restarts it, while the
+//! previous instance of `emqx_guard_nif` still holds this library. The BEAM then calls the
+//! library's `upgrade` callback instead of `load`, and refuses the load ("Upgrade not supported
+//! by this NIF library") when there is none. `rustler::init!` (0.39) always leaves `upgrade`
+//! empty and cannot be told otherwise, so this crate builds its own `ErlNifEntry` (see
+//! [`nif_init`]) from the same inventory of `#[rustler::nif]` functions that `rustler::init!`
+//! would use, with an `upgrade` callback. The library keeps no private data and defines no
+//! resource types, so both callbacks have nothing to carry over and simply accept.
 
+use std::ffi::OsStr;
+use std::fmt::Display;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use guard_core::retention::{self, Backup, RetentionError};
+use guard_core::schedule::{self, ScheduleError};
+use guard_core::verify::{self, VerifyError};
+use rustler::codegen_runtime::{c_int, c_void, ErlNifEntry, ErlNifEnv, ErlNifFunc, ErlNifTerm};
+use rustler::{Atom, Binary, Encoder, Env, NewBinary, NifResult, Term};
+
+mod atoms {
+    rustler::atoms! {
+        ok,
+        error,
+        undefined,
+        name,
+        path,
+        size,
+        mtime,
+        deleted,
+        failed,
+        entries,
+        bytes,
+        version,
+        edition,
+        sha256,
+        bad_char,
+        bad_zone,
+        bad_count,
+        bad_keep,
+    }
+}
+
+/// An error that crosses into Erlang as `{error, {Reason, Detail}}`.
+trait NifError: Display {
+    /// The stable reason atom's name.
+    fn reason(&self) -> &'static str;
+}
+
+impl NifError for ScheduleError {
+    fn reason(&self) -> &'static str {
+        ScheduleError::reason(self)
+    }
+}
+
+impl NifError for RetentionError {
+    fn reason(&self) -> &'static str {
+        RetentionError::reason(self)
+    }
+}
+
+impl NifError for VerifyError {
+    fn reason(&self) -> &'static str {
+        VerifyError::reason(self)
+    }
+}
+
+/// An error detected here, before `guard_core` is called (an argument outside the domain
+/// that the core's Rust signature can express, such as a negative count).
+struct ArgError {
+    reason: &'static str,
+    detail: String,
+}
+
+impl Display for ArgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl NifError for ArgError {
+    fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+/// `{ok, Value}`.
+fn ok<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
+    (atoms::ok(), value).encode(env)
+}
+
+/// `{error, {Reason, Detail}}`, Detail forced onto one line.
+fn error<'a>(env: Env<'a>, err: &dyn NifError) -> NifResult<Term<'a>> {
+    let reason = Atom::from_str(env, err.reason())?;
+    let detail = one_line(&err.to_string());
+    Ok((atoms::error(), (reason, detail)).encode(env))
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `{ok, Value}` or `{error, {Reason, Detail}}` from a core result.
+fn reply<'a, T, E: NifError>(
+    env: Env<'a>,
+    result: Result<T, E>,
+    encode: impl FnOnce(T) -> NifResult<Term<'a>>,
+) -> NifResult<Term<'a>> {
+    match result {
+        Ok(value) => Ok(ok(env, encode(value)?)),
+        Err(err) => error(env, &err),
+    }
+}
+
+/// A UTF-8 binary argument, or the error to return when it is not UTF-8.
+fn utf8<'b>(bin: &'b Binary, reason: &'static str, what: &str) -> Result<&'b str, ArgError> {
+    std::str::from_utf8(bin.as_slice()).map_err(|e| ArgError {
+        reason,
+        detail: format!("the {what} is not valid UTF-8 (at byte {})", e.valid_up_to()),
+    })
+}
+
+/// A path argument, byte for byte.
+fn path_arg<'b>(bin: &'b Binary) -> &'b Path {
+    Path::new(OsStr::from_bytes(bin.as_slice()))
+}
+
+/// A path as a binary, byte for byte.
+fn path_term<'a>(env: Env<'a>, path: &Path) -> Term<'a> {
+    NewBinary::from_slice(env, path.as_os_str().as_bytes()).into()
+}
+
+fn backup_map<'a>(env: Env<'a>, backup: &Backup) -> NifResult<Term<'a>> {
+    Term::map_from_term_arrays(
+        env,
+        &[
+            atoms::name().encode(env),
+            atoms::path().encode(env),
+            atoms::size().encode(env),
+            atoms::mtime().encode(env),
+        ],
+        &[
+            backup.name.as_str().encode(env),
+            path_term(env, &backup.path),
+            backup.size.encode(env),
+            backup.mtime_ms.encode(env),
+        ],
+    )
+}
+
+/// `validate(Expr)` -> `{ok, Normalized}`: the expression trimmed and single-spaced.
+#[rustler::nif]
+fn validate<'a>(env: Env<'a>, expr: Binary) -> NifResult<Term<'a>> {
+    let expr = match utf8(&expr, "bad_char", "expression") {
+        Ok(expr) => expr,
+        Err(err) => return error(env, &err),
+    };
+    reply(env, schedule::validate(expr), |s| Ok(s.encode(env)))
+}
+
+/// `next_fires(Expr, Zone, AfterUnixMs, N)` -> `{ok, [UnixMs]}`: N fire instants in UTC
+/// milliseconds, strictly increasing, all after `AfterUnixMs`. A negative N is `bad_count`.
+#[rustler::nif]
+fn next_fires<'a>(
+    env: Env<'a>,
+    expr: Binary,
+    zone: Binary,
+    after_unix_ms: i64,
+    n: i64,
+) -> NifResult<Term<'a>> {
+    let expr = match utf8(&expr, "bad_char", "expression") {
+        Ok(expr) => expr,
+        Err(err) => return error(env, &err),
+    };
+    let zone = match utf8(&zone, "bad_zone", "time zone") {
+        Ok(zone) => zone,
+        Err(err) => return error(env, &err),
+    };
+    let n = match usize::try_from(n) {
+        Ok(n) => n,
+        Err(_) => {
+            let err = ArgError {
+                reason: "bad_count",
+                detail: format!("the number of fire times must not be negative, got {n}"),
+            };
+            return error(env, &err);
+        }
+    };
+    reply(
+        env,
+        schedule::next_fires(expr, zone, after_unix_ms, n),
+        |fires| Ok(fires.encode(env)),
+    )
+}
+
+/// `describe(Expr)` -> `{ok, English}`, e.g. `<<"At 12:00, on Sunday">>`.
+#[rustler::nif]
+fn describe<'a>(env: Env<'a>, expr: Binary) -> NifResult<Term<'a>> {
+    let expr = match utf8(&expr, "bad_char", "expression") {
+        Ok(expr) => expr,
+        Err(err) => return error(env, &err),
+    };
+    reply(env, schedule::describe(expr), |s| Ok(s.encode(env)))
+}
+
+/// `resolve_zone(Zone)` -> `{ok, IanaName}`; `<<"local">>` becomes the node's IANA zone.
+#[rustler::nif]
+fn resolve_zone<'a>(env: Env<'a>, zone: Binary) -> NifResult<Term<'a>> {
+    let zone = match utf8(&zone, "bad_zone", "time zone") {
+        Ok(zone) => zone,
+        Err(err) => return error(env, &err),
+    };
+    reply(env, schedule::resolve_zone(zone), |s| Ok(s.encode(env)))
+}
+
+/// `utc_offset(Zone, UnixMs)` -> `{ok, OffsetSeconds}` in force in Zone at that instant.
+#[rustler::nif]
+fn utc_offset<'a>(env: Env<'a>, zone: Binary, unix_ms: i64) -> NifResult<Term<'a>> {
+    let zone = match utf8(&zone, "bad_zone", "time zone") {
+        Ok(zone) => zone,
+        Err(err) => return error(env, &err),
+    };
+    reply(
+        env,
+        schedule::utc_offset_seconds(zone, unix_ms),
+        |secs| Ok(secs.encode(env)),
+    )
+}
+
+/// `list_backups(Dir)` -> `{ok, [Backup]}` newest first. Dirty IO.
+#[rustler::nif(schedule = "DirtyIo")]
+fn list_backups<'a>(env: Env<'a>, dir: Binary) -> NifResult<Term<'a>> {
+    reply(env, retention::list_backups(path_arg(&dir)), |list| {
+        let terms = list
+            .iter()
+            .map(|b| backup_map(env, b))
+            .collect::<NifResult<Vec<_>>>()?;
+        Ok(terms.encode(env))
+    })
+}
+
+/// `prune(Dir, Keep, Protect, DryRun)` ->
+/// `{ok, #{deleted := [Backup], failed := [Backup#{error := binary()}]}}`, oldest first.
+/// `Protect` is a path binary or `undefined`. A negative Keep is `bad_keep`. Dirty IO.
+#[rustler::nif(schedule = "DirtyIo")]
+fn prune<'a>(
+    env: Env<'a>,
+    dir: Binary,
+    keep: i64,
+    protect: Term<'a>,
+    dry_run: bool,
+) -> NifResult<Term<'a>> {
+    let protect_bin = if protect == atoms::undefined().encode(env) {
+        None
+    } else {
+        Some(protect.decode::<Binary>()?)
+    };
+    let keep = match usize::try_from(keep) {
+        Ok(keep) => keep,
+        Err(_) => {
+            let err = ArgError {
+                reason: "bad_keep",
+                detail: format!("keep must be at least 1, got {keep}"),
+            };
+            return error(env, &err);
+        }
+    };
+    let protect_path = protect_bin.as_ref().map(path_arg);
+    let result = retention::prune(path_arg(&dir), keep, protect_path, dry_run);
+    reply(env, result, |report| {
+        let deleted = report
+            .deleted
+            .iter()
+            .map(|b| backup_map(env, b))
+            .collect::<NifResult<Vec<_>>>()?;
+        let failed = report
+            .failed
+            .iter()
+            .map(|(b, why)| backup_map(env, b)?.map_put(atoms::error(), one_line(why)))
+            .collect::<NifResult<Vec<_>>>()?;
+        Term::map_from_arrays(
+            env,
+            &[atoms::deleted(), atoms::failed()],
+            &[deleted, failed],
+        )
+    })
+}
+
+/// `verify(Path)` -> `{ok, #{entries, bytes, version, edition, sha256}}`. Dirty IO.
+#[rustler::nif(schedule = "DirtyIo")]
+fn verify<'a>(env: Env<'a>, path: Binary) -> NifResult<Term<'a>> {
+    reply(env, verify::verify(path_arg(&path)), |v| {
+        Term::map_from_term_arrays(
+            env,
+            &[
+                atoms::entries().encode(env),
+                atoms::bytes().encode(env),
+                atoms::version().encode(env),
+                atoms::edition().encode(env),
+                atoms::sha256().encode(env),
+            ],
+            &[
+                v.entries.encode(env),
+                v.bytes.encode(env),
+                v.version.encode(env),
+                v.edition.encode(env),
+                v.sha256.encode(env),
+            ],
+        )
+    })
+}
+
+/// `panic_probe()`: always panics, so that tests prove a panic becomes the Erlang error
+/// `nif_panicked` and the node carries on.
+#[rustler::nif]
+fn panic_probe() -> Atom {
+    panic!("panic_probe: deliberate panic to test that a Rust panic becomes an Erlang error")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Library entry (replaces `rustler::init!`, which cannot declare an `upgrade` callback).
+
+/// The Erlang module this library belongs to (must match the calling module).
+const MODULE: &std::ffi::CStr = c"emqx_guard_nif";
+
+/// Initial load: nothing to set up.
+unsafe extern "C" fn on_load(
+    _env: *mut ErlNifEnv,
+    _priv_data: *mut *mut c_void,
+    _load_info: ErlNifTerm,
+) -> c_int {
+    0
+}
+
+/// Load into a new instance of `emqx_guard_nif` while an older instance still holds the
+/// library (EMQX reloading the plugin's beams). There is no private data to carry over.
+unsafe extern "C" fn on_upgrade(
+    _env: *mut ErlNifEnv,
+    _priv_data: *mut *mut c_void,
+    _old_priv_data: *mut *mut c_void,
+    _load_info: ErlNifTerm,
+) -> c_int {
+    0
+}
+
+/// The entry handed to the BEAM; it copies what it needs, the functions table stays ours.
+struct Entry(ErlNifEntry);
+
+// SAFETY: the entry and the function table it points to are built once, never mutated
+// afterwards, and only hold pointers to `'static` data (C strings and `extern "C"` functions).
+unsafe impl Send for Entry {}
+unsafe impl Sync for Entry {}
+
+static ENTRY: OnceLock<Entry> = OnceLock::new();
+
+fn build_entry() -> Entry {
+    let funcs: Vec<ErlNifFunc> = rustler::codegen_runtime::inventory::iter::<rustler::Nif>()
+        .map(rustler::Nif::get_def)
+        .collect();
+    // Leaked on purpose: the BEAM reads the table for as long as the library is loaded.
+    let funcs: &'static [ErlNifFunc] = Box::leak(funcs.into_boxed_slice());
+    let mut entry = ErlNifEntry::new(MODULE, funcs, on_load);
+    entry.upgrade = Some(on_upgrade);
+    Entry(entry)
+}
+
+/// The symbol the BEAM looks up in a NIF library (`ERL_NIF_INIT` in C).
+///
+/// # Safety
+///
+/// Called by the BEAM's `erlang:load_nif/2`, which reads the returned entry.
+#[no_mangle]
+pub unsafe extern "C" fn nif_init() -> *const ErlNifEntry {
+    rustler::codegen_runtime::internal_write_symbols();
+    &ENTRY.get_or_init(build_entry).0
+}

@@ -1,0 +1,189 @@
+%% @doc Erlang face of the Rust core (`native/guard_nif`, built to `priv/emqx_guard_nif.so').
+%%
+%% The contract is the table in docs/design.md:
+%% <ul>
+%% <li>all binaries are UTF-8; paths are binaries taken byte for byte;</li>
+%% <li>results are `{ok, Value}' or `{error, {Reason :: atom(), Detail :: binary()}}', where
+%%     Detail is one line a person understands and Reason is one of the stable atoms listed in
+%%     docs/design.md;</li>
+%% <li>arguments of the wrong Erlang type raise `badarg';</li>
+%% <li>`list_backups/1', `prune/4' and `verify/1' run on dirty IO schedulers, the others return
+%%     quickly on a normal scheduler;</li>
+%% <li>a panic in Rust raises the error `nif_panicked' and the node carries on.</li>
+%% </ul>
+%%
+%% Loading: the library is looked for in `code:priv_dir(emqx_guard)' and then in `../priv' next to
+%% this module's beam (EMQX loads a plugin by adding its ebin to the code path). If it cannot be
+%% loaded the module still loads, and every function raises
+%% `error({nif_not_loaded, Path, Reason})' naming the file and the loader's reason.
+%% The library supports the BEAM's upgrade callback, so the module can be purged and reloaded
+%% in a running node (EMQX up to 5.8 reloads every beam of a plugin on restart).
+-module(emqx_guard_nif).
+
+-include_lib("kernel/include/logger.hrl").
+
+-export([
+    validate/1,
+    next_fires/4,
+    describe/1,
+    resolve_zone/1,
+    utc_offset/2,
+    list_backups/1,
+    prune/4,
+    verify/1,
+    panic_probe/0
+]).
+
+%% Exported for diagnostics and tests: where the library is looked for.
+-export([library_path/0]).
+
+-on_load(init/0).
+
+-define(LIB, "emqx_guard_nif").
+-define(LOAD_ERROR_KEY, {?MODULE, load_error}).
+
+-type reason() :: atom().
+-type error() :: {error, {reason(), Detail :: binary()}}.
+-type unix_ms() :: integer().
+-type backup() :: #{
+    name := binary(),
+    path := binary(),
+    size := non_neg_integer(),
+    mtime := unix_ms()
+}.
+-type failed_backup() :: #{
+    name := binary(),
+    path := binary(),
+    size := non_neg_integer(),
+    mtime := unix_ms(),
+    error := binary()
+}.
+-type verified() :: #{
+    entries := non_neg_integer(),
+    bytes := non_neg_integer(),
+    version := binary(),
+    edition := binary(),
+    sha256 := binary()
+}.
+
+-export_type([error/0, unix_ms/0, backup/0, failed_backup/0, verified/0]).
+
+%%--------------------------------------------------------------------------------------------
+%% Loading
+%%--------------------------------------------------------------------------------------------
+
+%% @private Called by the loader (`-on_load'). Always returns ok so that the module loads even
+%% without its library; the failure is remembered for the error every function then raises.
+-spec init() -> ok.
+init() ->
+    Path = library_path(),
+    case erlang:load_nif(filename:rootname(Path, ".so"), 0) of
+        ok ->
+            _ = persistent_term:erase(?LOAD_ERROR_KEY),
+            ok;
+        {error, Error} ->
+            Reason = load_reason(Error),
+            persistent_term:put(?LOAD_ERROR_KEY, {Path, Reason}),
+            ?LOG_ERROR(#{msg => emqx_guard_nif_not_loaded, path => Path, reason => Reason}),
+            ok
+    end.
+
+%% @doc The file the library is loaded from: `emqx_guard_nif.so' in the first of
+%% `code:priv_dir(emqx_guard)' and `../priv' next to this module's beam that holds it, else in
+%% the first of them that exists at all.
+-spec library_path() -> file:filename().
+library_path() ->
+    Candidates = [filename:join(Dir, ?LIB ++ ".so") || Dir <- priv_dirs()],
+    case [P || P <- Candidates, filelib:is_regular(P)] of
+        [Found | _] -> Found;
+        [] when Candidates =/= [] -> hd(Candidates);
+        [] -> filename:join("priv", ?LIB ++ ".so")
+    end.
+
+priv_dirs() ->
+    AppPriv =
+        case code:priv_dir(emqx_guard) of
+            Dir when is_list(Dir) -> [Dir];
+            {error, _} -> []
+        end,
+    BeamPriv =
+        case code:which(?MODULE) of
+            Beam when is_list(Beam) ->
+                [filename:join(filename:dirname(filename:dirname(Beam)), "priv")];
+            _ ->
+                []
+        end,
+    AppPriv ++ (BeamPriv -- AppPriv).
+
+%% erlang:load_nif/2 reports {Atom, Charlist}; keep the atom, make the text a binary.
+load_reason({Tag, Text}) when is_atom(Tag), is_list(Text) ->
+    {Tag, unicode:characters_to_binary(Text)};
+load_reason(Other) ->
+    Other.
+
+not_loaded() ->
+    {Path, Reason} = persistent_term:get(?LOAD_ERROR_KEY, {library_path(), unknown}),
+    {nif_not_loaded, Path, Reason}.
+
+%%--------------------------------------------------------------------------------------------
+%% Schedules (normal schedulers)
+%%--------------------------------------------------------------------------------------------
+
+%% @doc Check a crontab(5) expression. Returns it trimmed and single-spaced, or why it is not
+%% accepted (e.g. `field_count', `out_of_range', `quartz_syntax', `never_fires').
+-spec validate(Expr :: binary()) -> {ok, Normalized :: binary()} | error().
+validate(_Expr) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc The next N fire instants of Expr in Zone (an IANA name or `<<"local">>'), in UTC
+%% milliseconds, strictly increasing and all after AfterUnixMs. Bounded: a never-firing
+%% expression is `never_fires', an unknown zone `bad_zone', an unusable N `bad_count'.
+-spec next_fires(Expr :: binary(), Zone :: binary(), AfterUnixMs :: unix_ms(), N :: integer()) ->
+    {ok, [unix_ms()]} | error().
+next_fires(_Expr, _Zone, _AfterUnixMs, _N) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc Plain English for a valid expression, e.g. `<<"At 12:00, on Sunday">>'.
+-spec describe(Expr :: binary()) -> {ok, English :: binary()} | error().
+describe(_Expr) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc The IANA name of Zone; `<<"local">>' becomes the node's own IANA zone.
+-spec resolve_zone(Zone :: binary()) -> {ok, IanaName :: binary()} | error().
+resolve_zone(_Zone) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc The UTC offset in seconds in force in Zone at UnixMs.
+-spec utc_offset(Zone :: binary(), UnixMs :: unix_ms()) -> {ok, OffsetSeconds :: integer()} | error().
+utc_offset(_Zone, _UnixMs) ->
+    erlang:nif_error(not_loaded()).
+
+%%--------------------------------------------------------------------------------------------
+%% Files (dirty IO schedulers)
+%%--------------------------------------------------------------------------------------------
+
+%% @doc The EMQX export files directly in Dir (regular files named
+%% `emqx-export-YYYY-MM-DD-HH-MM-SS.mmm.tar.gz'), newest first. Anything else is invisible.
+-spec list_backups(Dir :: binary()) -> {ok, [backup()]} | error().
+list_backups(_Dir) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc Delete all but the newest Keep exports in Dir (Keep >= 1, else `bad_keep'), never
+%% Protect (a path, or `undefined'). With DryRun nothing is deleted and the result says what
+%% would be. Both lists are oldest first; a failed delete is reported and the rest continue.
+-spec prune(Dir :: binary(), Keep :: integer(), Protect :: binary() | undefined, DryRun :: boolean()) ->
+    {ok, #{deleted := [backup()], failed := [failed_backup()]}} | error().
+prune(_Dir, _Keep, _Protect, _DryRun) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc Stream-check an export tarball: complete gzip, well-formed tar, one top directory named
+%% as the file, META.hocon and cluster.hocon present, no unsafe paths. `sha256' is the lowercase
+%% hex digest of the whole file; `version' and `edition' come from META.hocon.
+-spec verify(Path :: binary()) -> {ok, verified()} | error().
+verify(_Path) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc Always panics inside Rust; the call raises `error(nif_panicked)'. For tests.
+-spec panic_probe() -> no_return().
+panic_probe() ->
+    erlang:nif_error(not_loaded()).

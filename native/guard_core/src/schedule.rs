@@ -1,1 +1,117 @@
-//! (being written)
+//! Backup schedules in the crontab(5) language (Vixie cron / cronie), evaluated in an IANA
+//! time zone.
+//!
+//! # The language
+//! Exactly 5 fields, separated by white space: `minute hour day-of-month month day-of-week`.
+//!
+//! | field        | values | names |
+//! |--------------|--------|-------|
+//! | minute       | 0-59   |       |
+//! | hour         | 0-23   |       |
+//! | day-of-month | 1-31   |       |
+//! | month        | 1-12   | `jan`-`dec` (any case) |
+//! | day-of-week  | 0-7, 0 and 7 are Sunday | `sun`-`sat` (any case) |
+//!
+//! Each field is `*`, a value, a range `a-b`, or a comma list of those; any of them may take a
+//! step: `*/15`, `0-30/10`, and (as in cronie) `5/15`, which means `5-59/15`. Names work in
+//! ranges and lists too (`mon-fri`, `jan,jul`). The macros `@yearly` (= `@annually`),
+//! `@monthly`, `@weekly`, `@daily` (= `@midnight`) and `@hourly` stand for
+//! `0 0 1 1 *`, `0 0 1 * *`, `0 0 * * 0`, `0 0 * * *` and `0 * * * *`.
+//!
+//! Refused, each with its own [`ScheduleError::reason`]: empty input, 6 or 7 fields (there is
+//! no seconds or year field), `@reboot` and unknown macros, values and steps out of range,
+//! reversed ranges such as `5-1`, step 0, stray characters, Quartz syntax (`?`, `L`, `W`, `#`),
+//! and schedules that can never fire (`0 0 30 2 *`, `0 0 31 4,6,9,11 *`).
+//!
+//! # The day rule (read this once)
+//! When **both** day fields are restricted, a day matches if **either** matches:
+//! `30 4 1,15 * 5` fires at 04:30 on the 1st and the 15th of every month **and** on every
+//! Friday. A field whose text starts with `*` counts as unrestricted even with a step, as in
+//! Vixie cron and cronie; then a day must match **both** fields:
+//! `0 0 */2 * 1` fires at midnight on Mondays that are odd days of the month (1st, 3rd, ...),
+//! not on every odd day plus every Monday.
+//!
+//! # Fire times
+//! Matching is done in wall-clock time of the zone, then each matching wall time is placed on
+//! the time line: a wall time skipped by a spring-forward change fires once, at the first valid
+//! minute after the gap (`30 2 * * *` in Europe/Berlin on 2026-03-29 fires at 03:00 CEST); a
+//! wall time repeated by a fall-back change fires once, at its first (earlier) instant. All
+//! computations take well under a millisecond: days and months are skipped with bit sets, and
+//! the search is bounded by the 400-year Gregorian cycle.
+
+mod describe;
+mod error;
+mod fires;
+mod parse;
+mod zone;
+
+use chrono::{DateTime, Datelike, Offset, TimeZone, Utc};
+
+pub use error::{Field, ScheduleError};
+pub use zone::local_zone_name;
+
+/// Most fire times one [`next_fires`] call returns.
+pub const MAX_FIRES: usize = 1000;
+
+/// Checks `expr` and returns it normalized: trimmed, fields separated by one space, a macro in
+/// lower case (`" @Daily "` gives `"@daily"`). Field text is otherwise kept as written.
+pub fn validate(expr: &str) -> Result<String, ScheduleError> {
+    parse::parse(expr).map(|p| p.normalized)
+}
+
+/// The first `n` (1 to [`MAX_FIRES`]) fire instants of `expr` in `zone` (an IANA name or
+/// `local`) strictly after `after_unix_ms`, as UTC Unix milliseconds, strictly increasing.
+pub fn next_fires(
+    expr: &str,
+    zone: &str,
+    after_unix_ms: i64,
+    n: usize,
+) -> Result<Vec<i64>, ScheduleError> {
+    let parsed = parse::parse(expr)?;
+    if n == 0 || n > MAX_FIRES {
+        return Err(ScheduleError::BadCount {
+            count: n,
+            max: MAX_FIRES,
+        });
+    }
+    let tz = zone::tz_of(zone)?;
+    let after = instant(after_unix_ms)?;
+    let fires = fires::next_fires(&parsed.spec, &tz, after, n).ok_or_else(|| {
+        ScheduleError::NeverFires {
+            expr: parsed.normalized.clone(),
+            detail: format!(
+                "no fire time found within {} years after {after}",
+                400
+            ),
+        }
+    })?;
+    Ok(fires.iter().map(DateTime::timestamp_millis).collect())
+}
+
+/// A plain-English description of `expr`, e.g. `"At 12:00, on Sunday"` for `0 12 * * 0`.
+pub fn describe(expr: &str) -> Result<String, ScheduleError> {
+    let parsed = parse::parse(expr)?;
+    Ok(describe::describe(&parsed.spec))
+}
+
+/// The IANA name `zone` stands for: an IANA name is checked (case-sensitive, as chrono-tz
+/// spells it; `UTC` is accepted) and returned as is; `local` becomes the node's zone, see
+/// [`local_zone_name`].
+pub fn resolve_zone(zone: &str) -> Result<String, ScheduleError> {
+    zone::tz_of(zone).map(|tz| tz.name().to_string())
+}
+
+/// The offset from UTC, in seconds, that `zone` has at the instant `unix_ms`
+/// (e.g. 3600 for Europe/Berlin in winter, 19800 for Asia/Kolkata).
+pub fn utc_offset_seconds(zone: &str, unix_ms: i64) -> Result<i32, ScheduleError> {
+    let tz = zone::tz_of(zone)?;
+    let at = instant(unix_ms)?;
+    Ok(tz.offset_from_utc_datetime(&at.naive_utc()).fix().local_minus_utc())
+}
+
+/// `unix_ms` as a UTC instant, limited to the years 1 to 9999.
+fn instant(unix_ms: i64) -> Result<DateTime<Utc>, ScheduleError> {
+    DateTime::from_timestamp_millis(unix_ms)
+        .filter(|t| (1..=9999).contains(&t.year()))
+        .ok_or(ScheduleError::TimeOutOfRange { unix_ms })
+}

@@ -1,0 +1,252 @@
+//! Plain-English descriptions written from the parsed bit sets (not from croner, whose wording
+//! is not meant for end users).
+
+use super::parse::{join_words, Spec, MONTHS_EN};
+
+const WEEKDAYS_EN: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// Most clock times listed one by one ("At 09:00 and 17:00") before switching to phrases.
+const MAX_LISTED_TIMES: usize = 6;
+
+/// The values whose bits are set, ascending, within `lo..=hi`.
+fn values(bits: u64, lo: u32, hi: u32) -> Vec<u32> {
+    (lo..=hi).filter(|v| bits & (1 << v) != 0).collect()
+}
+
+/// `Some(n)` when `vals` is `lo, lo+n, lo+2n, ...` filling the whole cycle of `period` values
+/// evenly (n > 1 divides period), i.e. "every n".
+fn even_step(vals: &[u32], lo: u32, period: u32) -> Option<u32> {
+    if vals.len() < 2 || vals[0] != lo {
+        return None;
+    }
+    let n = vals[1] - vals[0];
+    let regular = vals.windows(2).all(|w| w[1] - w[0] == n);
+    (n > 1 && period % n == 0 && regular && vals.len() as u32 == period / n).then_some(n)
+}
+
+/// Ascending values grouped into runs: runs of 3 or more read "a through b".
+fn runs_text(vals: &[u32], name: &dyn Fn(u32) -> String, last: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < vals.len() {
+        let mut j = i;
+        while j + 1 < vals.len() && vals[j + 1] == vals[j] + 1 {
+            j += 1;
+        }
+        if j - i >= 2 {
+            parts.push(format!("{} through {}", name(vals[i]), name(vals[j])));
+        } else {
+            parts.extend(vals[i..=j].iter().map(|v| name(*v)));
+        }
+        i = j + 1;
+    }
+    join_words(&parts, last)
+}
+
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+fn plural(n: u32, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn hhmm(h: u32, m: u32) -> String {
+    format!("{h:02}:{m:02}")
+}
+
+fn number(v: u32) -> String {
+    v.to_string()
+}
+
+/// The clock part, and whether it names specific times of day (then "every day" is added when
+/// no day is restricted, so "At 02:30, every day" does not read as a one-off).
+fn time_part(spec: &Spec) -> (String, bool) {
+    let mins = values(spec.minutes, 0, 59);
+    let hours = values(u64::from(spec.hours), 0, 23);
+    let all_mins = mins.len() == 60;
+    let all_hours = hours.len() == 24;
+    let min_step = even_step(&mins, 0, 60);
+    let hour_step = even_step(&hours, 0, 24);
+
+    let minute_lead = if all_mins {
+        Some("Every minute".to_string())
+    } else {
+        min_step.map(|n| format!("Every {n} minutes"))
+    };
+    if let Some(lead) = minute_lead {
+        return (format!("{lead}{}", hour_phrase(&hours, hour_step)), false);
+    }
+    if !all_hours && mins.len() * hours.len() <= MAX_LISTED_TIMES {
+        let times: Vec<String> = hours
+            .iter()
+            .flat_map(|h| mins.iter().map(move |m| hhmm(*h, *m)))
+            .collect();
+        return (format!("At {}", join_words(&times, "and")), true);
+    }
+    if let [m] = mins[..] {
+        if all_hours {
+            let text = if m == 0 {
+                "Every hour".to_string()
+            } else {
+                format!("At {} past the hour", plural(m, "minute", "minutes"))
+            };
+            return (text, false);
+        }
+        if let Some(n) = hour_step {
+            let text = if m == 0 {
+                format!("Every {n} hours")
+            } else {
+                format!(
+                    "At {} past the hour, every {n} hours",
+                    plural(m, "minute", "minutes")
+                )
+            };
+            return (text, false);
+        }
+        if is_contiguous(&hours) {
+            let (first, last) = (hours[0], hours[hours.len() - 1]);
+            return (
+                format!("Every hour from {} to {}", hhmm(first, m), hhmm(last, m)),
+                false,
+            );
+        }
+    }
+    let minute_text = if let [m] = mins[..] {
+        format!("At {} past the hour", plural(m, "minute", "minutes"))
+    } else {
+        format!(
+            "At {} minutes past the hour",
+            runs_text(&mins, &number, "and")
+        )
+    };
+    (
+        format!("{minute_text}{}", hour_phrase(&hours, hour_step)),
+        false,
+    )
+}
+
+fn is_contiguous(vals: &[u32]) -> bool {
+    !vals.is_empty() && vals.windows(2).all(|w| w[1] == w[0] + 1)
+}
+
+/// ", between 02:00 and 02:59", ", every 2 hours", ", in hours 1, 3 and 5", or "" for every hour.
+fn hour_phrase(hours: &[u32], step: Option<u32>) -> String {
+    if hours.len() == 24 {
+        String::new()
+    } else if let Some(n) = step {
+        format!(", every {n} hours")
+    } else if is_contiguous(hours) {
+        format!(
+            ", between {} and {}",
+            hhmm(hours[0], 0),
+            hhmm(hours[hours.len() - 1], 59)
+        )
+    } else {
+        format!(", in hours {}", runs_text(hours, &number, "and"))
+    }
+}
+
+/// "on day 1 of the month", "on days 1 and 15 of the month", "on every 2nd day of the month".
+fn dom_phrase(days: &[u32]) -> String {
+    if let [d] = days[..] {
+        return format!("on day {d} of the month");
+    }
+    if days.len() >= 3 {
+        let n = days[1] - days[0];
+        let regular = days.windows(2).all(|w| w[1] - w[0] == n);
+        if n > 1 && regular && days[days.len() - 1] + n > 31 {
+            return if days[0] == 1 {
+                format!("on every {} day of the month", ordinal(n))
+            } else {
+                format!(
+                    "on every {} day of the month from day {}",
+                    ordinal(n),
+                    days[0]
+                )
+            };
+        }
+    }
+    format!("on days {} of the month", runs_text(days, &number, "and"))
+}
+
+/// Weekday names in Monday-first order so that `fri-sun` reads "Friday through Sunday".
+fn weekday_list(dow: u8, last: &str) -> String {
+    let monday_first: Vec<u32> = (0..7u32)
+        .filter(|i| dow & (1 << ((i + 1) % 7)) != 0)
+        .collect();
+    let name = |i: u32| WEEKDAYS_EN[((i + 1) % 7) as usize].to_string();
+    runs_text(&monday_first, &name, last)
+}
+
+/// The day part ("" when every day matches) following the day rule.
+fn day_part(spec: &Spec) -> String {
+    let days = values(u64::from(spec.dom), 1, 31);
+    let all_dom = days.len() == 31;
+    let all_dow = spec.dow == 0x7f;
+    if spec.day_or_rule() {
+        if all_dom || all_dow {
+            return String::new();
+        }
+        return format!(
+            "{} or on {}",
+            dom_phrase(&days),
+            weekday_list(spec.dow, "and")
+        );
+    }
+    match (all_dom, all_dow) {
+        (true, true) => String::new(),
+        (true, false) => format!("on {}", weekday_list(spec.dow, "and")),
+        (false, true) => dom_phrase(&days),
+        (false, false) => format!(
+            "{} if it is a {}",
+            dom_phrase(&days),
+            weekday_list(spec.dow, "or")
+        ),
+    }
+}
+
+/// Plain English for a parsed schedule, e.g. "At 12:00, on Sunday".
+pub(crate) fn describe(spec: &Spec) -> String {
+    let (time, specific) = time_part(spec);
+    let months = values(u64::from(spec.months), 1, 12);
+    let days = values(u64::from(spec.dom), 1, 31);
+    let month_name = |m: u32| MONTHS_EN[m as usize - 1].to_string();
+    // "on February 29" instead of "on day 29 of the month, in February". Under the OR rule a
+    // full day-of-week set matches every day, so this only applies under the AND rule.
+    if let ([m], [d]) = (&months[..], &days[..]) {
+        if !spec.day_or_rule() && spec.dow == 0x7f {
+            return format!("{time}, on {} {d}", month_name(*m));
+        }
+    }
+    let day = day_part(spec);
+    let mut parts = vec![time];
+    if !day.is_empty() {
+        parts.push(day);
+    } else if specific && months.len() == 12 {
+        parts.push("every day".to_string());
+    }
+    if months.len() < 12 {
+        parts.push(format!("in {}", runs_text(&months, &month_name, "and")));
+    }
+    parts.join(", ")
+}

@@ -1,0 +1,71 @@
+//! Time zone names: IANA names checked against chrono-tz, and `local` resolved to the node's
+//! IANA name (never `chrono::Local`, which cannot tell the two passes of a repeated hour apart).
+
+use std::path::Path;
+
+use chrono_tz::Tz;
+
+use super::error::ScheduleError;
+
+/// Where the node's zone is configured on Linux.
+const ETC_TIMEZONE: &str = "/etc/timezone";
+const ETC_LOCALTIME: &str = "/etc/localtime";
+
+/// Parses a case-sensitive IANA name (as chrono-tz spells it; `UTC` included).
+fn parse_iana(name: &str) -> Option<Tz> {
+    name.parse::<Tz>().ok()
+}
+
+/// `zone` as a chrono-tz zone: an IANA name, or `local` for the node's zone.
+pub(crate) fn tz_of(zone: &str) -> Result<Tz, ScheduleError> {
+    if zone == "local" {
+        let name = local_zone_name(
+            std::env::var("TZ").ok().as_deref(),
+            Path::new(ETC_TIMEZONE),
+            Path::new(ETC_LOCALTIME),
+        );
+        // `local_zone_name` only returns names that parse; UTC is the documented fallback.
+        return Ok(parse_iana(&name).unwrap_or(Tz::UTC));
+    }
+    parse_iana(zone).ok_or_else(|| ScheduleError::BadZone {
+        zone: zone.to_string(),
+    })
+}
+
+/// The IANA name after `zoneinfo/` in a path such as `/usr/share/zoneinfo/Europe/Berlin`
+/// (also `zoneinfo/posix/...` and `zoneinfo/right/...`), if it is one chrono-tz knows.
+fn name_after_zoneinfo(path: &str) -> Option<Tz> {
+    let (_, tail) = path.rsplit_once("zoneinfo/")?;
+    let tail = tail
+        .strip_prefix("posix/")
+        .or_else(|| tail.strip_prefix("right/"))
+        .unwrap_or(tail);
+    parse_iana(tail)
+}
+
+/// The node's IANA zone name, from (in order) the `TZ` environment value (`Europe/Berlin` or
+/// `:Europe/Berlin`, or a path into a `zoneinfo` directory; anything else is skipped), the
+/// first line of `etc_timezone`, the target of the `etc_localtime` symlink after
+/// `.../zoneinfo/`; `UTC` when none of them names a zone chrono-tz knows.
+///
+/// Takes the environment value and the paths so tests can point it at their own files.
+pub fn local_zone_name(tz_env: Option<&str>, etc_timezone: &Path, etc_localtime: &Path) -> String {
+    if let Some(value) = tz_env {
+        let value = value.trim();
+        let value = value.strip_prefix(':').unwrap_or(value);
+        if let Some(tz) = parse_iana(value).or_else(|| name_after_zoneinfo(value)) {
+            return tz.name().to_string();
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(etc_timezone) {
+        if let Some(tz) = text.lines().next().and_then(|l| parse_iana(l.trim())) {
+            return tz.name().to_string();
+        }
+    }
+    if let Ok(target) = std::fs::read_link(etc_localtime) {
+        if let Some(tz) = name_after_zoneinfo(&target.to_string_lossy()) {
+            return tz.name().to_string();
+        }
+    }
+    Tz::UTC.name().to_string()
+}

@@ -1,1 +1,613 @@
-//! (being written)
+//! Streaming check that an EMQX data export tarball is complete and importable.
+//!
+//! [`verify`] reads the file once, front to back, in constant memory (a few hundred KiB whatever the
+//! file size). While reading it
+//! - hashes the raw bytes (SHA-256 of the whole file),
+//! - inflates the gzip stream and checks that it is complete, that its CRC and length trailer match,
+//!   and that nothing follows it,
+//! - walks the tar archive to its end-of-archive marker, checking every header,
+//! - checks EMQX's layout: every entry lies under ONE top directory named exactly like the file
+//!   without `.tar.gz` (EMQX's import refuses anything else), `<top>/META.hocon` and
+//!   `<top>/cluster.hocon` are present, and no entry path (or link target) is absolute or has a `..`.
+//!
+//! A real export has no directory entries at all, only files such as `<top>/META.hocon`, so the top
+//! directory is known only from the entry paths; directory entries are accepted too.
+//!
+//! When the content looks wrong (bad tar header, unsafe or foreign path), the rest of the gzip stream
+//! is still read: a damaged or cut-off gzip stream explains garbage content, so `truncated` and
+//! `corrupt` win over `bad_tar`, `wrong_top_dir` and `unsafe_path`.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+
+use flate2::bufread::GzDecoder;
+use sha2::{Digest, Sha256};
+
+/// How much of `META.hocon` is read; the rest of an oversized file is skipped.
+const META_LIMIT: u64 = 64 * 1024;
+/// Read buffer for the raw file.
+const READ_BUFFER: usize = 128 * 1024;
+
+/// What a successful [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Number of tar entries (files, and directories if the archive has any).
+    pub entries: u64,
+    /// Total uncompressed size of the entries' contents, in bytes (tar headers not counted).
+    pub bytes: u64,
+    /// `version` from `META.hocon`, e.g. `5.3.2`.
+    pub version: String,
+    /// `edition` from `META.hocon`, e.g. `ce` or `ee`.
+    pub edition: String,
+    /// SHA-256 of the whole file, lowercase hex.
+    pub sha256: String,
+}
+
+/// Why a file is not a usable export. [`VerifyError::reason`] is a stable short name; `Display` is one
+/// line for a person: what is wrong and, where it helps, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The file does not exist.
+    #[error("{}: no such file", shown(.path))]
+    NotFound { path: PathBuf },
+    /// The file is empty.
+    #[error("{}: the file is empty (0 bytes): the export failed or was cut off; take a new export", shown(.path))]
+    EmptyFile { path: PathBuf },
+    /// The file does not start with the gzip magic bytes.
+    #[error("{}: not a gzip file (it starts with {}): an EMQX export is a .tar.gz", shown(.path), .start)]
+    NotGzip { path: PathBuf, start: String },
+    /// The gzip stream (header, data or trailer) ends before it is complete.
+    #[error("{}: gzip stream ends early after {} bytes: the file was cut off (incomplete export or copy)", shown(.path), .size)]
+    Truncated { path: PathBuf, size: u64 },
+    /// The gzip stream is damaged: bad header, bad compressed data, wrong CRC or length, or data after it.
+    #[error("{}: {}: the file is damaged; take a new export", shown(.path), one_line(.detail))]
+    Corrupt { path: PathBuf, detail: String },
+    /// The gzip stream is fine but the tar inside is not.
+    #[error("{}: the tar archive inside is malformed ({}): the export is unusable; take a new one", shown(.path), one_line(.detail))]
+    BadTar { path: PathBuf, detail: String },
+    /// An entry lies outside the one top directory EMQX's import requires.
+    #[error("{}: entry `{}` is not under `{}/`: EMQX imports an export only if its one top directory matches the file name (was the file renamed?)", shown(.path), one_line(.entry), one_line(.expected))]
+    WrongTopDir {
+        path: PathBuf,
+        entry: String,
+        expected: String,
+    },
+    /// `<top>/META.hocon` is missing, or lacks `version` / `edition`.
+    #[error("{}: {}: EMQX cannot import it", shown(.path), one_line(.detail))]
+    MissingMeta { path: PathBuf, detail: String },
+    /// `<top>/cluster.hocon` is missing.
+    #[error("{}: `{}/cluster.hocon` is missing: EMQX cannot import it", shown(.path), one_line(.top))]
+    MissingClusterConf { path: PathBuf, top: String },
+    /// An entry path or link target is absolute or contains `..`.
+    #[error("{}: unsafe entry `{}` (absolute path or `..`): refusing this archive", shown(.path), one_line(.entry))]
+    UnsafePath { path: PathBuf, entry: String },
+    /// Any other I/O error while reading the file.
+    #[error("{}: cannot read the file: {}", shown(.path), one_line(.detail))]
+    Io { path: PathBuf, detail: String },
+}
+
+impl VerifyError {
+    /// Stable short name of the failure, used as the Erlang error atom.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::NotFound { .. } => "not_found",
+            VerifyError::EmptyFile { .. } => "empty_file",
+            VerifyError::NotGzip { .. } => "not_gzip",
+            VerifyError::Truncated { .. } => "truncated",
+            VerifyError::Corrupt { .. } => "corrupt",
+            VerifyError::BadTar { .. } => "bad_tar",
+            VerifyError::WrongTopDir { .. } => "wrong_top_dir",
+            VerifyError::MissingMeta { .. } => "missing_meta",
+            VerifyError::MissingClusterConf { .. } => "missing_cluster_conf",
+            VerifyError::UnsafePath { .. } => "unsafe_path",
+            VerifyError::Io { .. } => "io",
+        }
+    }
+}
+
+/// Verifies the export tarball at `path`; see the module documentation for every check.
+///
+/// Reads the file exactly once, in constant memory. The expected top directory is the file name
+/// without `.tar.gz` (the whole file name if it does not end so, as EMQX's import does).
+pub fn verify(path: &Path) -> Result<Verified, VerifyError> {
+    let io_err = |e: io::Error| io_error(path, e);
+    let meta = std::fs::metadata(path).map_err(io_err)?;
+    if meta.is_dir() {
+        return Err(VerifyError::Io {
+            path: path.to_path_buf(),
+            detail: "it is a directory, not a file".to_string(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(VerifyError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut file = File::open(path).map_err(io_err)?;
+    check_magic(path, &mut file)?;
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+
+    let top = expected_top_dir(path);
+    let raw = BufReader::with_capacity(READ_BUFFER, Hashing::new(file));
+    let mut archive = tar::Archive::new(Inflated::new(GzDecoder::new(raw)));
+    let mut scan = Scan::new(&top);
+    let walked = scan.walk(&mut archive);
+    let mut inflated = archive.into_inner();
+
+    // Read what the tar walk left of the gzip stream: this checks the gzip trailer (CRC, length) and,
+    // after a clean end-of-archive, that only zero padding follows it.
+    let tail = drain(&mut inflated, walked.is_ok());
+    if let Some(detail) = inflated.gz.get_mut().get_mut().failure.take() {
+        return Err(VerifyError::Io {
+            path: path.to_path_buf(),
+            detail,
+        });
+    }
+    if let Some(failure) = inflated.failure.take() {
+        return Err(gzip_error(path, inflated.raw_bytes(), failure));
+    }
+    let tail = tail.map_err(io_err)?;
+    let trailing = count_rest(inflated.gz.get_mut()).map_err(io_err)?;
+    if trailing > 0 {
+        return Err(VerifyError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "{trailing} bytes of unexpected data follow the end of the gzip stream"
+            ),
+        });
+    }
+    let sha256 = hex(&inflated.gz.into_inner().into_inner().hasher.finalize());
+
+    walked.map_err(|p| p.into_error(path, &top))?;
+    if !tail.saw_end_marker {
+        return Err(bad_tar(
+            path,
+            "no end-of-archive marker: the tar was cut off before it was compressed",
+        ));
+    }
+    if tail.nonzero_after_end > 0 {
+        return Err(bad_tar(
+            path,
+            &format!(
+                "{} non-zero bytes after the end-of-archive marker",
+                tail.nonzero_after_end
+            ),
+        ));
+    }
+    scan.finish(path, sha256)
+}
+
+/// Reads the first two bytes and checks the gzip magic `1f 8b`.
+fn check_magic(path: &Path, file: &mut File) -> Result<(), VerifyError> {
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < magic.len() {
+        match file.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error(path, e)),
+        }
+    }
+    match (got, magic) {
+        (2, [0x1f, 0x8b]) => Ok(()),
+        (1, [0x1f, _]) => Err(VerifyError::Truncated {
+            path: path.to_path_buf(),
+            size: 1,
+        }),
+        _ => Err(VerifyError::NotGzip {
+            path: path.to_path_buf(),
+            start: describe_start(&magic[..got]),
+        }),
+    }
+}
+
+/// A file path for a message: one line, control characters escaped.
+fn shown(path: &Path) -> String {
+    one_line(&path.to_string_lossy())
+}
+
+/// Text for a one-line message: control characters escaped, at most 200 characters.
+fn one_line(text: &str) -> String {
+    const MAX: usize = 200;
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn describe_start(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The top directory EMQX expects: the file name without `.tar.gz`.
+fn expected_top_dir(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match name.strip_suffix(".tar.gz") {
+        Some(base) => base.to_string(),
+        None => name,
+    }
+}
+
+fn io_error(path: &Path, e: io::Error) -> VerifyError {
+    if e.kind() == io::ErrorKind::NotFound {
+        VerifyError::NotFound {
+            path: path.to_path_buf(),
+        }
+    } else {
+        VerifyError::Io {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+fn bad_tar(path: &Path, detail: &str) -> VerifyError {
+    VerifyError::BadTar {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Maps the first gzip decoder error; `size` is how many raw bytes were read by then.
+fn gzip_error(path: &Path, size: u64, failure: GzFailure) -> VerifyError {
+    if failure.kind == io::ErrorKind::UnexpectedEof {
+        VerifyError::Truncated {
+            path: path.to_path_buf(),
+            size,
+        }
+    } else {
+        let detail = if failure.message.contains("checksum") {
+            "gzip checksum (CRC or length) does not match the data".to_string()
+        } else if failure.message.contains("header") {
+            "the gzip header is damaged".to_string()
+        } else {
+            format!("the gzip stream is corrupt ({})", failure.message)
+        };
+        VerifyError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Counts (and hashes) whatever raw bytes remain after the gzip member ended.
+fn count_rest<R: BufRead>(reader: &mut R) -> io::Result<u64> {
+    io::copy(reader, &mut io::sink())
+}
+
+/// Passes the raw file bytes through while hashing them; remembers the first read error so that a
+/// failing disk is reported as `io`, not as a gzip problem.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    failure: Option<String>,
+}
+
+impl<R> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            failure: None,
+        }
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted && self.failure.is_none() {
+                    self.failure = Some(e.to_string());
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The first error the gzip decoder reported.
+struct GzFailure {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+/// The inflated (tar) byte stream. Remembers the first gzip error, after which it keeps failing,
+/// and whether the end of the stream was reached.
+struct Inflated<R: BufRead> {
+    gz: GzDecoder<R>,
+    failure: Option<GzFailure>,
+    at_eof: bool,
+}
+
+impl<R: BufRead> Inflated<R> {
+    fn new(gz: GzDecoder<R>) -> Self {
+        Inflated {
+            gz,
+            failure: None,
+            at_eof: false,
+        }
+    }
+}
+
+impl<R: Read> Inflated<BufReader<Hashing<R>>> {
+    /// Raw bytes read from the file so far (including what sits in the read buffer).
+    fn raw_bytes(&self) -> u64 {
+        self.gz.get_ref().get_ref().bytes
+    }
+}
+
+impl<R: BufRead> Read for Inflated<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(f) = &self.failure {
+            return Err(io::Error::new(f.kind, f.message.clone()));
+        }
+        match self.gz.read(buf) {
+            Ok(0) if !buf.is_empty() => {
+                self.at_eof = true;
+                Ok(0)
+            }
+            Ok(n) => Ok(n),
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.failure = Some(GzFailure {
+                        kind: e.kind(),
+                        message: e.to_string(),
+                    });
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What follows the last tar entry.
+struct Tail {
+    /// The tar walk stopped at a zero block (not at the end of the stream).
+    saw_end_marker: bool,
+    /// Non-zero bytes after the end-of-archive marker.
+    nonzero_after_end: u64,
+}
+
+/// Reads the inflated stream to its end. `walked_ok` says the tar walk ended normally, in which case
+/// it ended on a zero block unless the stream was already exhausted.
+fn drain<R: BufRead>(inflated: &mut Inflated<R>, walked_ok: bool) -> io::Result<Tail> {
+    let saw_end_marker = walked_ok && !inflated.at_eof;
+    let mut nonzero_after_end = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match inflated.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                nonzero_after_end += buf[..n].iter().filter(|b| **b != 0).count() as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Tail {
+        saw_end_marker,
+        nonzero_after_end,
+    })
+}
+
+/// A content problem found while walking the tar.
+enum Problem {
+    Tar(String),
+    Unsafe(String),
+    WrongTop(String),
+}
+
+impl Problem {
+    fn into_error(self, path: &Path, top: &str) -> VerifyError {
+        match self {
+            Problem::Tar(detail) => bad_tar(path, &detail),
+            Problem::Unsafe(entry) => VerifyError::UnsafePath {
+                path: path.to_path_buf(),
+                entry,
+            },
+            Problem::WrongTop(entry) => VerifyError::WrongTopDir {
+                path: path.to_path_buf(),
+                entry,
+                expected: top.to_string(),
+            },
+        }
+    }
+}
+
+/// What the tar walk collected.
+struct Scan<'a> {
+    top: &'a str,
+    entries: u64,
+    bytes: u64,
+    meta: Option<Vec<u8>>,
+    has_cluster_conf: bool,
+}
+
+/// Where an entry sits relative to the expected top directory.
+enum Place {
+    Top,
+    Meta,
+    ClusterConf,
+    Other,
+}
+
+impl<'a> Scan<'a> {
+    fn new(top: &'a str) -> Self {
+        Scan {
+            top,
+            entries: 0,
+            bytes: 0,
+            meta: None,
+            has_cluster_conf: false,
+        }
+    }
+
+    /// Walks every entry up to the end-of-archive marker; stops at the first problem.
+    fn walk<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<(), Problem> {
+        let entries = archive.entries().map_err(|e| Problem::Tar(e.to_string()))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Problem::Tar(e.to_string()))?;
+            let entry_path = entry
+                .path()
+                .map_err(|e| Problem::Tar(e.to_string()))?
+                .into_owned();
+            let shown = entry_path.to_string_lossy().into_owned();
+            if !is_safe(&entry_path) {
+                return Err(Problem::Unsafe(shown));
+            }
+            if let Some(link) = entry.link_name().map_err(|e| Problem::Tar(e.to_string()))? {
+                if !is_safe(&link) {
+                    return Err(Problem::Unsafe(format!("{shown} -> {}", link.display())));
+                }
+            }
+            let kind = entry.header().entry_type();
+            let place = self
+                .place(&entry_path)
+                .ok_or(Problem::WrongTop(shown.clone()))?;
+            self.entries += 1;
+            self.bytes += entry.size();
+            match place {
+                Place::Top if !kind.is_dir() => return Err(Problem::WrongTop(shown)),
+                Place::Meta if kind.is_file() && self.meta.is_none() => {
+                    let mut content = Vec::new();
+                    entry
+                        .by_ref()
+                        .take(META_LIMIT)
+                        .read_to_end(&mut content)
+                        .map_err(|e| Problem::Tar(e.to_string()))?;
+                    self.meta = Some(content);
+                }
+                Place::ClusterConf if kind.is_file() => self.has_cluster_conf = true,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `None` when the path is not under the expected top directory.
+    fn place(&self, entry_path: &Path) -> Option<Place> {
+        let mut parts = entry_path.components().filter_map(|c| match c {
+            Component::Normal(p) => Some(p),
+            _ => None,
+        });
+        if parts.next()?.to_str() != Some(self.top) {
+            return None;
+        }
+        let second = parts.next();
+        let third = parts.next();
+        Some(match (second.and_then(|s| s.to_str()), third) {
+            (None, _) => Place::Top,
+            (Some("META.hocon"), None) => Place::Meta,
+            (Some("cluster.hocon"), None) => Place::ClusterConf,
+            _ => Place::Other,
+        })
+    }
+
+    fn finish(self, path: &Path, sha256: String) -> Result<Verified, VerifyError> {
+        let missing_meta = |detail: String| VerifyError::MissingMeta {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let meta = match self.meta {
+            Some(meta) => meta,
+            None if self.entries == 0 => {
+                return Err(missing_meta(format!(
+                    "the archive is empty (expected `{}/META.hocon`)",
+                    self.top
+                )))
+            }
+            None => {
+                return Err(missing_meta(format!(
+                    "`{}/META.hocon` is missing",
+                    self.top
+                )))
+            }
+        };
+        if !self.has_cluster_conf {
+            return Err(VerifyError::MissingClusterConf {
+                path: path.to_path_buf(),
+                top: self.top.to_string(),
+            });
+        }
+        let text = String::from_utf8_lossy(&meta);
+        let version = meta_value(&text, "version")
+            .ok_or_else(|| missing_meta("`META.hocon` has no `version`".to_string()))?;
+        let edition = meta_value(&text, "edition")
+            .ok_or_else(|| missing_meta("`META.hocon` has no `edition`".to_string()))?;
+        Ok(Verified {
+            entries: self.entries,
+            bytes: self.bytes,
+            version,
+            edition,
+            sha256,
+        })
+    }
+}
+
+/// True when the path is relative and has no `..` component.
+fn is_safe(p: &Path) -> bool {
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// The value of a top-level `key = value` (or `key: value`) line of a hocon file, quoted or not.
+/// Comment lines (`#`, `//`) are skipped; an empty value counts as absent.
+fn meta_value(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let line = line.trim();
+        if line.starts_with('#') || line.starts_with("//") {
+            return None;
+        }
+        let split = line.find(['=', ':'])?;
+        let (k, rest) = (line[..split].trim(), line[split + 1..].trim());
+        if k.trim_matches('"') != key {
+            return None;
+        }
+        let value = match rest.strip_prefix('"') {
+            Some(quoted) => quoted.split('"').next().unwrap_or(""),
+            None => rest
+                .split(|c: char| c.is_whitespace() || c == ',' || c == '#')
+                .next()
+                .unwrap_or(""),
+        };
+        (!value.is_empty()).then(|| value.to_string())
+    })
+}

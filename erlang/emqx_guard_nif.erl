@@ -31,6 +31,7 @@
     list_backups/1,
     prune/4,
     verify/1,
+    send_mail/3,
     panic_probe/0
 ]).
 
@@ -181,6 +182,22 @@ prune(_Dir, _Keep, _Protect, _DryRun) ->
 %% hex digest of the whole file; `version' and `edition' come from META.hocon.
 -spec verify(Path :: binary()) -> {ok, verified()} | error().
 verify(_Path) ->
+    erlang:nif_error(not_loaded()).
+
+%%--------------------------------------------------------------------------------------------
+%% Mail (dirty IO scheduler)
+%%--------------------------------------------------------------------------------------------
+
+%% @doc Send one plain-text UTF-8 message over SMTP (lettre, rustls) and return what the server
+%% answered to it, e.g. `<<"250 2.0.0 Ok: queued as 4Xk2">>'. Config keys: `server', `port',
+%% `tls' (`none' | `starttls' | `tls'), `from', `to' (a non-empty list) are required;
+%% `tls_verify' (default true), `ca_file', `username' + `password', `timeout_ms' (default 30000,
+%% bounds the connect and each read or write) are optional. A missing or malformed key is
+%% `bad_config'; delivery errors are `connect', `timeout', `tls', `auth', `rejected' (5xx),
+%% `transient' (4xx) or `smtp'. The password never appears in an error.
+-spec send_mail(Config :: map(), Subject :: binary(), Body :: binary()) ->
+    {ok, ServerAnswer :: binary()} | error().
+send_mail(_Config, _Subject, _Body) ->
     erlang:nif_error(not_loaded()).
 
 %% @doc Always panics inside Rust; the call raises `error(nif_panicked)'. For tests.

@@ -8,8 +8,8 @@
 //!   `Display`;
 //! - strings are UTF-8 binaries, paths are binaries taken byte for byte (Unix `OsStr`);
 //! - arguments of the wrong Erlang type raise `badarg`;
-//! - the file NIFs (`list_backups`, `prune`, `verify`) run on dirty IO schedulers, the rest on
-//!   normal schedulers (they are bounded by `guard_core`);
+//! - the file NIFs (`list_backups`, `prune`, `verify`) and `send_mail` ([`mail`]) run on dirty
+//!   IO schedulers, the rest on normal schedulers (they are bounded by `guard_core`);
 //! - a Rust panic is caught by rustler and raised as the Erlang error `nif_panicked`.
 //!
 //! # Loading the library again
@@ -34,6 +34,8 @@ use guard_core::schedule::{self, ScheduleError};
 use guard_core::verify::{self, VerifyError};
 use rustler::codegen_runtime::{c_int, c_void, ErlNifEntry, ErlNifEnv, ErlNifFunc, ErlNifTerm};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, NifResult, Term};
+
+mod mail;
 
 mod atoms {
     rustler::atoms! {

@@ -1,0 +1,78 @@
+%% @doc The OTP application EMQX starts as the plugin.
+%%
+%% `start/2' starts the supervisor and registers the `guard' command; it does
+%% nothing slow (EMQX gives it 10 s). `stop/1' unregisters the command (the
+%% registration lives in emqx_ctl's table and would outlive us).
+%%
+%% EMQX 5.7+ also calls, on every node, `on_config_changed/2' when the
+%% dashboard saves the plugin config, and (5.9+) `on_health_check/1'.
+-module(emqx_guard_app).
+
+-behaviour(application).
+
+-include_lib("kernel/include/logger.hrl").
+
+-export([start/2, stop/1, on_config_changed/2, on_health_check/1]).
+
+%% @doc Starts the supervision tree and registers the `guard' command.
+-spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
+start(_Type, _Args) ->
+    case emqx_guard_sup:start_link() of
+        {ok, Sup} ->
+            ok = emqx_guard_emqx:register_command(emqx_guard_cli, cmd),
+            {ok, Sup};
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Unregisters the `guard' command.
+-spec stop(term()) -> ok.
+stop(_State) ->
+    _ = emqx_guard_emqx:unregister_command(),
+    ok.
+
+%% @doc Validates the config the dashboard saved (binary keys) and applies it.
+%% May be called while the plugin is stopped: then it is only persisted, and
+%% read at the next start.
+-spec on_config_changed(map(), map()) -> ok | {error, binary()}.
+on_config_changed(_Old, New) ->
+    try apply_config(New) of
+        ok ->
+            ok;
+        {error, Why} = Error ->
+            ?LOG_WARNING(#{msg => emqx_guard_config_rejected, reason => Why}),
+            Error
+    catch
+        Class:Reason ->
+            ?LOG_ERROR(#{msg => emqx_guard_config_change_failed, class => Class, reason => Reason}),
+            {error, iolist_to_binary(io_lib:format("cannot apply the config: ~tp", [Reason]))}
+    end.
+
+apply_config(New) when is_map(New) ->
+    case whereis(emqx_guard_scheduler) of
+        undefined ->
+            case emqx_guard_settings:validate_changes(New) of
+                {ok, Valid} ->
+                    emqx_guard_settings:save(maps:merge(emqx_guard_settings:load(), Valid));
+                {error, _} = Error ->
+                    Error
+            end;
+        _Pid ->
+            case emqx_guard_scheduler:update_settings(New) of
+                {ok, _} -> ok;
+                {error, _} = Error -> Error
+            end
+    end;
+apply_config(_) ->
+    {error, <<"the plugin config must be a map">>}.
+
+%% @doc `ok' while backups work; `{error, Line}' while the last run failed,
+%% the export is unsupported, or the schedule cannot be computed.
+-spec on_health_check(map()) -> ok | {error, binary()}.
+on_health_check(_Opts) ->
+    try
+        emqx_guard_scheduler:health()
+    catch
+        exit:{noproc, _} -> {error, <<"emqx_guard is not running">>};
+        _:Reason -> {error, iolist_to_binary(io_lib:format("health check failed: ~tp", [Reason]))}
+    end.

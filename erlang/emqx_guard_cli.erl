@@ -1,0 +1,336 @@
+%% @doc The `emqx ctl guard ...' commands: parses the arguments, asks the
+%% scheduler / backup modules, prints the answer. Nothing else.
+%%
+%% The callback always returns `ok' and never crashes: EMQX hides a crash from
+%% the user, and a crash on the `usage' atom would break `emqx ctl' help for
+%% every command. Every failure prints one line starting with `Error:'.
+-module(emqx_guard_cli).
+
+-include_lib("kernel/include/logger.hrl").
+
+-export([cmd/1, usage_lines/0, looks_glob_expanded/1, format_size/1, format_ms/1]).
+
+-define(PREVIEW_FIRES, 3).
+
+%% @doc The callback registered with emqx_ctl: `Args' is the list of charlists
+%% after `guard', or the atom `usage'.
+-spec cmd(usage | [string() | binary()] | term()) -> ok.
+cmd(Args) ->
+    try
+        dispatch(Args)
+    catch
+        exit:{noproc, _} ->
+            line("Error: the emqx_guard scheduler is not running");
+        exit:{timeout, _} ->
+            line("Error: the emqx_guard scheduler did not answer in time");
+        Class:Reason:Stack ->
+            ?LOG_ERROR(#{msg => emqx_guard_cli_crash, args => Args, class => Class, reason => Reason, stacktrace => Stack}),
+            line(text("Error: internal error: ~tp", [Reason]))
+    end,
+    ok.
+
+%% @doc The usage list in `emqx_ctl:usage/1' format.
+-spec usage_lines() -> [{string(), string()}].
+usage_lines() ->
+    [
+        {"guard backup_cron [<expr>]", "Show or set the backup schedule (crontab(5), quoted: '0 12 * * 0')"},
+        {"guard backup_keep [<n>]", "Show or set how many backups to keep (1-1000, default 5)"},
+        {"guard backup_timezone [<zone>]", "Show or set the schedule's time zone (IANA name or local)"},
+        {"guard backup_catchup [<duration>]", "Show or set how late a missed backup may still run at start (24h; 0 = off)"},
+        {"guard backup_now", "Run one backup now and print the result"},
+        {"guard backup_list", "List the backups, newest first, with size, time and verification"},
+        {"guard backup_status", "Show the schedule, next fire, last run and run counts"},
+        {"guard backup_prune --dry-run", "Show what retention would delete now"}
+    ].
+
+%%--------------------------------------------------------------------
+%% Dispatch
+%%--------------------------------------------------------------------
+
+dispatch(usage) ->
+    usage();
+dispatch(Args) when is_list(Args) ->
+    case [to_bin(A) || A <- Args] of
+        [<<"backup_cron">>] -> show_cron();
+        [<<"backup_cron">> | Parts] -> set_cron(Parts);
+        [<<"backup_keep">>] -> show_keep();
+        [<<"backup_keep">>, N] -> set(#{backup_keep => N}, fun show_keep/0);
+        [<<"backup_timezone">>] -> show_timezone();
+        [<<"backup_timezone">>, Zone] -> set(#{backup_timezone => Zone}, fun show_timezone/0);
+        [<<"backup_catchup">>] -> show_catchup();
+        [<<"backup_catchup">>, D] -> set(#{backup_catchup => D}, fun show_catchup/0);
+        [<<"backup_now">>] -> backup_now();
+        [<<"backup_list">>] -> backup_list();
+        [<<"backup_status">>] -> backup_status();
+        [<<"backup_prune">>, <<"--dry-run">>] -> prune_dry_run();
+        _ -> usage()
+    end;
+dispatch(_) ->
+    usage().
+
+usage() ->
+    emqx_guard_emqx:usage(usage_lines()).
+
+%%--------------------------------------------------------------------
+%% Settings
+%%--------------------------------------------------------------------
+
+show_cron() ->
+    #{backup_cron := Cron} = emqx_guard_scheduler:settings(),
+    line(text("backup_cron = \"~ts\"", [Cron])),
+    print_preview().
+
+set_cron(Parts) ->
+    case looks_glob_expanded(Parts) of
+        true ->
+            line(text(
+                "Error: the shell split or expanded the expression into ~B arguments (~ts); "
+                "put it in single quotes, e.g. emqx ctl guard backup_cron '0 12 * * 0'",
+                [length(Parts), lists:join(" ", Parts)]
+            ));
+        false ->
+            Expr = iolist_to_binary(lists:join(<<" ">>, [string:trim(P) || P <- Parts])),
+            set(#{backup_cron => Expr}, fun show_cron/0)
+    end.
+
+show_keep() ->
+    #{backup_keep := Keep} = emqx_guard_scheduler:settings(),
+    line(text("backup_keep = ~B", [Keep])).
+
+show_timezone() ->
+    #{backup_timezone := Zone} = emqx_guard_scheduler:settings(),
+    case emqx_guard_schedule:zone_name(Zone) of
+        {ok, Zone} -> line(text("backup_timezone = \"~ts\"", [Zone]));
+        {ok, Iana} -> line(text("backup_timezone = \"~ts\" (~ts)", [Zone, Iana]));
+        {error, _} -> line(text("backup_timezone = \"~ts\"", [Zone]))
+    end,
+    print_fires().
+
+show_catchup() ->
+    #{backup_catchup := Seconds} = emqx_guard_scheduler:settings(),
+    Text = emqx_guard_settings:format_duration(Seconds),
+    case Seconds of
+        0 -> line(text("backup_catchup = \"~ts\" (off: missed backups are not run at start)", [Text]));
+        _ -> line(text("backup_catchup = \"~ts\"", [Text]))
+    end.
+
+%% Stores the change through the scheduler (which validates, persists and
+%% reschedules), then shows the new value.
+set(Changes, Show) ->
+    case emqx_guard_scheduler:update_settings(Changes) of
+        {ok, _New} -> Show();
+        {error, Why} -> error_line(Why)
+    end.
+
+print_preview() ->
+    case emqx_guard_scheduler:preview(?PREVIEW_FIRES) of
+        {ok, #{zone_name := ZoneName, description := Description, fires := Fires}} ->
+            #{backup_timezone := Zone} = emqx_guard_scheduler:settings(),
+            line(text("zone: ~ts", [zone_text(Zone, ZoneName)])),
+            line(text("meaning: ~ts", [Description])),
+            print_fire_list(Fires);
+        {error, Why} ->
+            error_line(Why)
+    end.
+
+print_fires() ->
+    case emqx_guard_scheduler:preview(?PREVIEW_FIRES) of
+        {ok, #{fires := Fires}} -> print_fire_list(Fires);
+        {error, Why} -> error_line(Why)
+    end.
+
+print_fire_list(Fires) ->
+    line("next fires:"),
+    lists:foreach(fun({Ms, Offset}) -> line(["  ", emqx_guard_schedule:format_instant(Ms, Offset)]) end, Fires).
+
+zone_text(Zone, Zone) -> Zone;
+zone_text(Zone, ZoneName) -> text("~ts (~ts)", [Zone, ZoneName]).
+
+%% @doc True when the arguments after `backup_cron' look like the shell split
+%% and glob-expanded an unquoted expression: more than 5 parts, or a part that
+%% is a file name (contains `.', a `/' outside a cron step, or names an
+%% existing file while not being a plain cron field).
+-spec looks_glob_expanded([binary()]) -> boolean().
+looks_glob_expanded(Parts) when length(Parts) > 5 ->
+    true;
+looks_glob_expanded(Parts) ->
+    Tokens = lists:append([string:lexemes(P, " \t") || P <- Parts]),
+    lists:any(fun file_like/1, Tokens).
+
+file_like(Token) ->
+    binary:match(Token, <<".">>) =/= nomatch orelse
+        (binary:match(Token, <<"/">>) =/= nomatch andalso not cron_field(Token)) orelse
+        (not numeric_field(Token) andalso filelib:is_file(Token)).
+
+%% A cron field: comma-separated items, each `*' or a value or range (names
+%% allowed), with an optional numeric step.
+cron_field(Token) ->
+    re:run(Token, <<"^(\\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$">>,
+        [{capture, none}]) =:= match.
+
+numeric_field(Token) ->
+    re:run(Token, <<"^[0-9*,/-]+$">>, [{capture, none}]) =:= match.
+
+%%--------------------------------------------------------------------
+%% Backups
+%%--------------------------------------------------------------------
+
+backup_now() ->
+    line("Running a backup..."),
+    case emqx_guard_scheduler:run_now() of
+        {ok, Run} ->
+            line(text("Backup done in ~ts", [format_ms(maps:get(duration_ms, Run))])),
+            print_run_details(Run);
+        {failed, Run} ->
+            line(text("Error: backup failed after ~ts: ~ts", [
+                format_ms(maps:get(duration_ms, Run)), maps:get(error, Run, <<"unknown error">>)
+            ])),
+            line("Earlier backups were kept.");
+        {refused, Why} ->
+            error_line(Why)
+    end.
+
+print_run_details(Run) ->
+    Fields = [
+        {path, "  file: ~ts", fun(P) -> [P] end},
+        {size, "  size: ~ts", fun(S) -> [format_size(S)] end},
+        {sha256, "  sha256: ~ts", fun(H) -> [H] end},
+        {pruned, "  pruned: ~B old backup(s)", fun(N) -> [N] end},
+        {error, "  error: ~ts", fun(E) -> [E] end}
+    ],
+    lists:foreach(
+        fun({Key, Fmt, Args}) ->
+            case maps:find(Key, Run) of
+                {ok, V} -> line(text(Fmt, Args(V)));
+                error -> ok
+            end
+        end,
+        Fields
+    ).
+
+backup_list() ->
+    Dir = emqx_guard_emqx:backup_dir(),
+    #{backup_timezone := Zone} = emqx_guard_scheduler:settings(),
+    case emqx_guard_backup:list(Dir) of
+        {ok, []} ->
+            line(text("No backups in ~ts", [Dir]));
+        {ok, Backups} ->
+            line(text("~B backup(s) in ~ts, newest first:", [length(Backups), Dir])),
+            lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, Backups);
+        {error, Why} ->
+            error_line(Why)
+    end.
+
+backup_line(Zone, B = #{name := Name, size := Size, mtime := MTime}) ->
+    Verified =
+        case maps:get(verified, B, undefined) of
+            ok -> <<"verified">>;
+            {error, Why} -> text("NOT VERIFIED: ~ts", [Why]);
+            undefined -> <<"">>
+        end,
+    text("  ~ts  ~ts  ~ts  ~ts", [Name, format_size(Size), emqx_guard_schedule:format_in_zone(Zone, MTime), Verified]).
+
+backup_status() ->
+    Status = emqx_guard_scheduler:status(),
+    #{settings := S = #{backup_cron := Cron, backup_timezone := Zone}} = Status,
+    Description =
+        case emqx_guard_schedule:describe(Cron) of
+            {ok, D} -> D;
+            {error, _} -> <<"?">>
+        end,
+    ZoneName =
+        case emqx_guard_schedule:zone_name(Zone) of
+            {ok, Z} -> Z;
+            {error, _} -> Zone
+        end,
+    line(text("schedule: \"~ts\" (~ts)", [Cron, Description])),
+    line(text("zone: ~ts", [zone_text(Zone, ZoneName)])),
+    line(text("keep: ~B newest, catch-up window: ~ts", [
+        maps:get(backup_keep, S), emqx_guard_settings:format_duration(maps:get(backup_catchup, S))
+    ])),
+    print_next_fire(Status, Zone),
+    case maps:get(catchup, Status) of
+        #{instant := Missed} ->
+            line(text("catch-up: a run for the missed ~ts starts shortly", [emqx_guard_schedule:format_in_zone(Zone, Missed)]));
+        undefined ->
+            ok
+    end,
+    case maps:get(running, Status) of
+        undefined ->
+            line("state: idle");
+        #{started_at := Started, trigger := Trigger} ->
+            line(text("state: running since ~ts (~ts)", [emqx_guard_schedule:format_in_zone(Zone, Started), Trigger]))
+    end,
+    print_last_run(maps:get(last_run, Status), Zone),
+    #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
+    line(text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])).
+
+print_next_fire(#{supported := false, unsupported_reason := Why}, _Zone) ->
+    line(text("next fire: none; ~ts", [Why]));
+print_next_fire(#{schedule_error := Why}, _Zone) when is_binary(Why) ->
+    line(text("next fire: none; the schedule cannot be computed: ~ts", [Why]));
+print_next_fire(#{next_fire := Next}, Zone) when is_integer(Next) ->
+    line(text("next fire: ~ts", [emqx_guard_schedule:format_in_zone(Zone, Next)]));
+print_next_fire(_, _Zone) ->
+    line("next fire: none").
+
+print_last_run(undefined, _Zone) ->
+    line("last run: none yet");
+print_last_run(Run = #{started_at := Started, duration_ms := Duration, result := Result}, Zone) ->
+    line(text("last run: ~ts, took ~ts, ~ts (~ts)", [
+        emqx_guard_schedule:format_in_zone(Zone, Started),
+        format_ms(Duration),
+        Result,
+        maps:get(trigger, Run, scheduled)
+    ])),
+    print_run_details(maps:without([sha256, pruned], Run)).
+
+prune_dry_run() ->
+    Dir = emqx_guard_emqx:backup_dir(),
+    #{backup_keep := Keep, backup_timezone := Zone} = emqx_guard_scheduler:settings(),
+    case emqx_guard_backup:prune_preview(Dir, Keep) of
+        {ok, []} ->
+            line(text("Nothing to delete: retention keeps the newest ~B backup(s) in ~ts", [Keep, Dir]));
+        {ok, Doomed} ->
+            line(text("Retention (keep the newest ~B) would delete ~B backup(s) from ~ts (dry run, nothing deleted):", [
+                Keep, length(Doomed), Dir
+            ])),
+            lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, Doomed);
+        {error, Why} ->
+            error_line(Why)
+    end.
+
+%%--------------------------------------------------------------------
+%% Formatting
+%%--------------------------------------------------------------------
+
+%% @doc A byte count for people: `512 B', `12.3 KiB', `4.0 MiB', `1.2 GiB'.
+-spec format_size(non_neg_integer()) -> binary().
+format_size(Bytes) when Bytes < 1024 -> text("~B B", [Bytes]);
+format_size(Bytes) when Bytes < 1024 * 1024 -> text("~.1f KiB", [Bytes / 1024]);
+format_size(Bytes) when Bytes < 1024 * 1024 * 1024 -> text("~.1f MiB", [Bytes / (1024 * 1024)]);
+format_size(Bytes) -> text("~.1f GiB", [Bytes / (1024 * 1024 * 1024)]).
+
+%% @doc A duration in milliseconds for people: `850 ms', `12.3 s', `4 min 5 s'.
+-spec format_ms(non_neg_integer()) -> binary().
+format_ms(Ms) when Ms < 1000 -> text("~B ms", [Ms]);
+format_ms(Ms) when Ms < 60000 -> text("~.1f s", [Ms / 1000]);
+format_ms(Ms) -> text("~B min ~B s", [Ms div 60000, (Ms rem 60000) div 1000]).
+
+error_line(Why) ->
+    line(text("Error: ~ts", [Why])).
+
+line(IoData) ->
+    emqx_guard_emqx:print("~ts~n", [iolist_to_binary(IoData)]).
+
+text(Fmt, Args) ->
+    unicode:characters_to_binary(io_lib:format(Fmt, Args)).
+
+to_bin(B) when is_binary(B) -> B;
+to_bin(L) when is_list(L) ->
+    case unicode:characters_to_binary(L) of
+        B when is_binary(B) -> B;
+        _ -> <<>>
+    end;
+to_bin(A) when is_atom(A) -> atom_to_binary(A, utf8);
+to_bin(_) -> <<>>.

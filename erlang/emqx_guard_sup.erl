@@ -1,0 +1,25 @@
+%% @doc The plugin's top supervisor: one child, the backup scheduler.
+-module(emqx_guard_sup).
+
+-behaviour(supervisor).
+
+-export([start_link/0]).
+-export([init/1]).
+
+%% @doc Starts the supervisor, registered as `emqx_guard_sup'.
+-spec start_link() -> supervisor:startlink_ret().
+start_link() ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+%% @private
+init([]) ->
+    SupFlags = #{strategy => one_for_one, intensity => 5, period => 30},
+    Scheduler = #{
+        id => emqx_guard_scheduler,
+        start => {emqx_guard_scheduler, start_link, []},
+        restart => permanent,
+        shutdown => 5000,
+        type => worker,
+        modules => [emqx_guard_scheduler]
+    },
+    {ok, {SupFlags, [Scheduler]}}.

@@ -1,1 +1,707 @@
-//! (being written)
+//! Which files in EMQX's backup directory are exports, and pruning them to the newest N.
+//!
+//! Only regular files directly in the directory whose names are EMQX export names
+//! (`emqx-export-YYYY-MM-DD-HH-MM-SS.mmm.tar.gz`, see [`is_export_name`]) exist for retention.
+//! Uploads, hand-named files, temporary files, subdirectories and symlinks (whatever their names) are
+//! invisible: never listed, never counted, never deleted. The directory itself may be a symlink (it
+//! is resolved once); entries inside it never are.
+
+use std::cmp::Ordering;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use chrono::NaiveDate;
+
+/// One export file in the backup directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// File name, an export name.
+    pub name: String,
+    /// `dir` joined with `name`.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, Unix milliseconds.
+    pub mtime_ms: i64,
+}
+
+/// What [`prune`] did, each list oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Files deleted (on a dry run: the files that would be deleted).
+    pub deleted: Vec<Backup>,
+    /// Files that could not be deleted, with a one-line reason; the other deletions went ahead.
+    pub failed: Vec<(Backup, String)>,
+}
+
+/// Why listing or pruning could not start. [`RetentionError::reason`] is a stable short name;
+/// `Display` is one line for a person.
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    /// `keep` was 0.
+    #[error(
+        "keep must be at least 1 (got {keep}): set the number of backups to keep to 1 or more"
+    )]
+    BadKeep { keep: usize },
+    /// The backup directory is missing or not a directory.
+    #[error("{}: {}: check the backup directory setting", shown(.dir), .detail)]
+    NotADirectory { dir: PathBuf, detail: String },
+    /// Reading the directory failed.
+    #[error("{}: cannot read the backup directory: {}", shown(.dir), .source)]
+    Io {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl RetentionError {
+    /// Stable short name of the failure, used as the Erlang error atom.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RetentionError::BadKeep { .. } => "bad_keep",
+            RetentionError::NotADirectory { .. } => "not_a_directory",
+            RetentionError::Io { .. } => "io",
+        }
+    }
+}
+
+fn shown(path: &Path) -> String {
+    path.to_string_lossy().escape_default().to_string()
+}
+
+const PREFIX: &str = "emqx-export-";
+const SUFFIX: &str = ".tar.gz";
+
+/// The time written in an export name, as comparable digits (`YYYYMMDDHHMMSSmmm`).
+fn name_time(name: &str) -> Option<u64> {
+    let stamp = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?.as_bytes();
+    // YYYY-MM-DD-HH-MM-SS.mmm
+    const SHAPE: &[u8; 23] = b"dddd-dd-dd-dd-dd-dd.ddd";
+    if stamp.len() != SHAPE.len() {
+        return None;
+    }
+    for (c, want) in stamp.iter().zip(SHAPE) {
+        let ok = match want {
+            b'd' => c.is_ascii_digit(),
+            other => c == other,
+        };
+        if !ok {
+            return None;
+        }
+    }
+    let num = |from: usize, len: usize| {
+        stamp[from..from + len]
+            .iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+    };
+    let (year, month, day) = (num(0, 4), num(5, 2), num(8, 2));
+    let (hour, minute, second, milli) = (num(11, 2), num(14, 2), num(17, 2), num(20, 3));
+    let year_i32 = i32::try_from(year).ok()?;
+    if year < 1970 || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(year_i32, month, day)?;
+    let digits = [year, month, day, hour, minute, second]
+        .iter()
+        .fold(u64::from(0u8), |acc, v| acc * 100 + u64::from(*v));
+    Some(digits * 1000 + u64::from(milli))
+}
+
+/// True when `name` is exactly an EMQX export name: `emqx-export-YYYY-MM-DD-HH-MM-SS.mmm.tar.gz`
+/// with ASCII digits, a real calendar date from 1970 on, hour 0-23, minute and second 0-59.
+pub fn is_export_name(name: &str) -> bool {
+    name_time(name).is_some()
+}
+
+/// Newest first: by the time in the name, then by mtime, then by name.
+fn newest_first(a: &Backup, b: &Backup) -> Ordering {
+    let key = |x: &Backup| (name_time(&x.name), x.mtime_ms);
+    key(b).cmp(&key(a)).then_with(|| b.name.cmp(&a.name))
+}
+
+fn mtime_ms(meta: &fs::Metadata) -> i64 {
+    match meta.modified() {
+        Ok(t) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_millis())
+                .map(|ms| -ms)
+                .unwrap_or(i64::MIN),
+        },
+        Err(_) => 0,
+    }
+}
+
+/// Checks that `dir` is a directory (following a symlink for `dir` itself only).
+fn check_dir(dir: &Path) -> Result<(), RetentionError> {
+    let not_a_dir = |detail: &str| RetentionError::NotADirectory {
+        dir: dir.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(not_a_dir("not a directory")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(not_a_dir("no such directory")),
+        Err(e) => Err(RetentionError::Io {
+            dir: dir.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// The export files directly in `dir`, newest first by the time in their names (mtime, then name,
+/// break ties). Only regular files count: symlinks and directories are skipped without being
+/// followed, as is every file whose name is not an export name. A file that disappears while
+/// listing is skipped.
+pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
+    check_dir(dir)?;
+    let io_err = |source: io::Error| RetentionError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err)? {
+        let entry = entry.map_err(io_err)?;
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            continue;
+        };
+        if !is_export_name(name) {
+            continue;
+        }
+        let path = dir.join(name);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err(e)),
+        };
+        if !meta.file_type().is_file() {
+            continue;
+        }
+        found.push(Backup {
+            name: name.to_string(),
+            path,
+            size: meta.len(),
+            mtime_ms: mtime_ms(&meta),
+        });
+    }
+    found.sort_by(newest_first);
+    Ok(found)
+}
+
+/// Deletes all but the newest `keep` exports in `dir`; returns what was deleted (or, when
+/// `dry_run`, what would be), oldest first.
+///
+/// - `keep` must be at least 1 (`bad_keep` otherwise).
+/// - `protect` (the backup just made) is never deleted, whatever its name, and counts as one of the
+///   `keep` when it is a regular file in `dir`. It is matched by file name: the name it was given
+///   with (whatever its directory, to stay on the safe side) and the name of its canonical path when
+///   that lies directly in `dir`.
+/// - Each candidate is checked again with `symlink_metadata` right before removal and must still be
+///   a regular file; only `dir/<export name>` is ever removed, so nothing outside `dir` is touched
+///   and no symlink is followed.
+/// - A delete that fails is reported in `failed` and the others go ahead. A candidate that vanished
+///   meanwhile (someone else deleted it) appears in neither list.
+pub fn prune(
+    dir: &Path,
+    keep: usize,
+    protect: Option<&Path>,
+    dry_run: bool,
+) -> Result<PruneReport, RetentionError> {
+    prune_with_hook(dir, keep, protect, dry_run, &mut |_, _| {})
+}
+
+/// The point of a removal at which [`prune_with_hook`] calls its hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Before the candidate is checked again.
+    BeforeCheck,
+    /// After the check, right before `remove_file`.
+    BeforeRemove,
+}
+
+/// [`prune`], calling `hook` at each [`Step`] of each removal (tests use it to change the
+/// directory at the worst moment).
+fn prune_with_hook(
+    dir: &Path,
+    keep: usize,
+    protect: Option<&Path>,
+    dry_run: bool,
+    hook: &mut dyn FnMut(Step, &Path),
+) -> Result<PruneReport, RetentionError> {
+    if keep == 0 {
+        return Err(RetentionError::BadKeep { keep });
+    }
+    let backups = list_backups(dir)?;
+    let protection = Protection::new(dir, protect);
+
+    let (protected, rest): (Vec<Backup>, Vec<Backup>) =
+        backups.into_iter().partition(|b| protection.covers(b));
+    let kept_already = if protected.is_empty() {
+        usize::from(protection.is_odd_file_in_dir())
+    } else {
+        protected.len()
+    };
+    let slots = keep.saturating_sub(kept_already);
+
+    let mut report = PruneReport::default();
+    for backup in rest.into_iter().skip(slots).rev() {
+        if dry_run {
+            report.deleted.push(backup);
+            continue;
+        }
+        // Only ever `dir/<export name>`: the name was checked when listing, it has no separator.
+        let target = dir.join(&backup.name);
+        hook(Step::BeforeCheck, &target);
+        match fs::symlink_metadata(&target) {
+            Ok(meta) if meta.file_type().is_file() => {}
+            Ok(meta) => {
+                let what = if meta.file_type().is_symlink() {
+                    "a symlink"
+                } else if meta.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file"
+                };
+                report
+                    .failed
+                    .push((backup, format!("it is now {what}, so it was left alone")));
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                report.failed.push((backup, e.to_string()));
+                continue;
+            }
+        }
+        hook(Step::BeforeRemove, &target);
+        match fs::remove_file(&target) {
+            Ok(()) => report.deleted.push(backup),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => report.failed.push((backup, e.to_string())),
+        }
+    }
+    Ok(report)
+}
+
+/// The protected file, matched by file name: the name `protect` was given with, and the name of its
+/// canonical path when that lies directly in `dir` (so a relative or symlinked `protect` works too).
+struct Protection {
+    names: Vec<String>,
+    /// The canonical protected file is a regular file directly in `dir` with a name that is not an
+    /// export name, so listing did not see it.
+    odd_file_in_dir: bool,
+}
+
+impl Protection {
+    fn new(dir: &Path, protect: Option<&Path>) -> Self {
+        let mut names = Vec::new();
+        let mut odd_file_in_dir = false;
+        let name_of = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_string);
+        if let Some(protect) = protect {
+            names.extend(name_of(protect));
+            let canonical = fs::canonicalize(protect).ok();
+            let canonical_dir = fs::canonicalize(dir).ok();
+            if let (Some(file), Some(dir)) = (canonical, canonical_dir) {
+                if file.parent() == Some(dir.as_path()) {
+                    if let Some(name) = name_of(&file) {
+                        let is_file =
+                            fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_file());
+                        odd_file_in_dir = is_file && !is_export_name(&name);
+                        names.push(name);
+                    }
+                }
+            }
+        }
+        Protection {
+            names,
+            odd_file_in_dir,
+        }
+    }
+
+    fn covers(&self, backup: &Backup) -> bool {
+        self.names.contains(&backup.name)
+    }
+
+    fn is_odd_file_in_dir(&self) -> bool {
+        self.odd_file_in_dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::time::{Duration, SystemTime};
+    use tempfile::TempDir;
+
+    /// Export names in increasing time order.
+    const NAMES: [&str; 6] = [
+        "emqx-export-2023-12-31-23-59-59.999.tar.gz",
+        "emqx-export-2024-01-25-10-41-48.962.tar.gz",
+        "emqx-export-2024-01-25-10-41-48.963.tar.gz",
+        "emqx-export-2024-02-29-00-00-00.000.tar.gz",
+        "emqx-export-2024-10-01-09-05-00.500.tar.gz",
+        "emqx-export-2025-01-01-00-00-00.000.tar.gz",
+    ];
+
+    fn file(dir: &Path, name: &str, mtime_ms: u64) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, name.as_bytes()).unwrap();
+        let f = fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_millis(mtime_ms))
+            .unwrap();
+        path
+    }
+
+    /// A directory holding all of NAMES, with mtimes in the same order as the names.
+    fn six() -> TempDir {
+        let dir = TempDir::new().unwrap();
+        for (i, name) in NAMES.iter().enumerate() {
+            file(dir.path(), name, 1_700_000_000_000 + i as u64 * 1000);
+        }
+        dir
+    }
+
+    fn names(backups: &[Backup]) -> Vec<&str> {
+        backups.iter().map(|b| b.name.as_str()).collect()
+    }
+
+    fn on_disk(dir: &Path) -> Vec<String> {
+        let mut all: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn export_names() {
+        for good in NAMES {
+            assert!(is_export_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "emqx-export-.tar.gz",
+            "emqx-export-2024-01-25-10-41-48.tar.gz",
+            "emqx-export-2024-01-25-10-41-48.96.tar.gz",
+            "emqx-export-2024-01-25-10-41-48.9620.tar.gz",
+            "emqx-export-2024-01-25-10-41-48.962.tar.gz.tmp",
+            "emqx-export-2024-01-25-10-41-48.962.tgz",
+            "EMQX-export-2024-01-25-10-41-48.962.tar.gz",
+            "emqx-export-2024-01-25-10-41-48.962.TAR.GZ",
+            " emqx-export-2024-01-25-10-41-48.962.tar.gz",
+            ".emqx-export-2024-01-25-10-41-48.962.tar.gz",
+            "emqx-export-2024-01-25-10-41-48.962.tar.gz/",
+            "x/emqx-export-2024-01-25-10-41-48.962.tar.gz",
+            "emqx-export-2024-01-25_10-41-48.962.tar.gz",
+            "emqx-export-2024-13-25-10-41-48.962.tar.gz",
+            "emqx-export-2024-00-25-10-41-48.962.tar.gz",
+            "emqx-export-2024-01-32-10-41-48.962.tar.gz",
+            "emqx-export-2024-02-30-10-41-48.962.tar.gz",
+            "emqx-export-2023-02-29-10-41-48.962.tar.gz",
+            "emqx-export-2024-01-25-24-41-48.962.tar.gz",
+            "emqx-export-2024-01-25-10-60-48.962.tar.gz",
+            "emqx-export-2024-01-25-10-41-60.962.tar.gz",
+            "emqx-export-0999-01-25-10-41-48.962.tar.gz",
+            "emqx-export-2024-01-25-10-41-4٨.962.tar.gz",
+            "emqx-export-+024-01-25-10-41-48.962.tar.gz",
+            "emqx-export-manual.tar.gz",
+            "upload.tar.gz",
+        ] {
+            assert!(!is_export_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lists_only_regular_export_files_newest_first() {
+        let dir = TempDir::new().unwrap();
+        let outside = TempDir::new().unwrap();
+        let d = dir.path();
+        file(d, NAMES[1], 5_000);
+        file(d, NAMES[3], 6_000);
+        file(d, NAMES[0], 7_000);
+        for other in [
+            "my-upload.tar.gz",
+            "emqx-export-manual.tar.gz",
+            "emqx-export-2024-02-29-00-00-00.000.tar.gz.tmp",
+            ".emqx-export-2024-02-29-00-00-00.000.tar.gz",
+            "notes.txt",
+        ] {
+            file(d, other, 1_000);
+        }
+        fs::create_dir(d.join(NAMES[5])).unwrap();
+        fs::write(d.join(NAMES[5]).join("META.hocon"), "x").unwrap();
+        let target = file(outside.path(), NAMES[4], 1_000);
+        symlink(&target, d.join(NAMES[4])).unwrap();
+        symlink(d.join(NAMES[1]), d.join(NAMES[2])).unwrap();
+
+        let listed = list_backups(d).unwrap();
+        assert_eq!(names(&listed), [NAMES[3], NAMES[1], NAMES[0]]);
+        let first = &listed[0];
+        assert_eq!(first.path, d.join(NAMES[3]));
+        assert_eq!(first.size, NAMES[3].len() as u64);
+        assert_eq!(first.mtime_ms, 6_000);
+    }
+
+    #[test]
+    fn name_time_wins_over_mtime() {
+        let dir = TempDir::new().unwrap();
+        // mtimes in the opposite order of the names (e.g. files copied back from elsewhere).
+        for (i, name) in NAMES.iter().enumerate() {
+            file(dir.path(), name, 9_000_000 - i as u64 * 1000);
+        }
+        let listed = list_backups(dir.path()).unwrap();
+        let mut expected = NAMES.to_vec();
+        expected.reverse();
+        assert_eq!(names(&listed), expected);
+    }
+
+    #[test]
+    fn mtime_then_name_break_ties() {
+        // Equal name times only happen for equal names, e.g. the same export seen in two places.
+        let backup = |dir: &str, mtime_ms| Backup {
+            name: NAMES[2].to_string(),
+            path: Path::new(dir).join(NAMES[2]),
+            size: 1,
+            mtime_ms,
+        };
+        let mut list = [backup("/a", 10), backup("/b", 30), backup("/c", 20)];
+        list.sort_by(newest_first);
+        let mtimes: Vec<i64> = list.iter().map(|b| b.mtime_ms).collect();
+        assert_eq!(mtimes, [30, 20, 10]);
+        let older = Backup {
+            name: NAMES[1].to_string(),
+            mtime_ms: 99,
+            ..backup("/a", 0)
+        };
+        assert_eq!(newest_first(&backup("/a", 0), &older), Ordering::Less);
+    }
+
+    #[test]
+    fn list_refuses_a_missing_dir_or_a_file() {
+        let dir = TempDir::new().unwrap();
+        let missing = dir.path().join("nope");
+        let err = list_backups(&missing).unwrap_err();
+        assert_eq!(err.reason(), "not_a_directory");
+        assert!(err.to_string().contains("no such directory"), "{err}");
+        let f = file(dir.path(), "plain", 0);
+        assert_eq!(list_backups(&f).unwrap_err().reason(), "not_a_directory");
+        assert_eq!(
+            prune(&f, 1, None, false).unwrap_err().reason(),
+            "not_a_directory"
+        );
+    }
+
+    #[test]
+    fn keep_one() {
+        let dir = six();
+        let report = prune(dir.path(), 1, None, false).unwrap();
+        assert_eq!(names(&report.deleted), &NAMES[..5]);
+        assert!(report.failed.is_empty());
+        assert_eq!(on_disk(dir.path()), [NAMES[5]]);
+    }
+
+    #[test]
+    fn keep_five() {
+        let dir = six();
+        let report = prune(dir.path(), 5, None, false).unwrap();
+        assert_eq!(names(&report.deleted), [NAMES[0]]);
+        assert_eq!(on_disk(dir.path()), &NAMES[1..]);
+    }
+
+    #[test]
+    fn keep_more_than_present_deletes_nothing() {
+        let dir = six();
+        let report = prune(dir.path(), 7, None, false).unwrap();
+        assert_eq!(report, PruneReport::default());
+        assert_eq!(on_disk(dir.path()), NAMES);
+    }
+
+    #[test]
+    fn keep_zero_is_refused_and_deletes_nothing() {
+        let dir = six();
+        let err = prune(dir.path(), 0, None, false).unwrap_err();
+        assert_eq!(err.reason(), "bad_keep");
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        assert_eq!(on_disk(dir.path()), NAMES);
+    }
+
+    #[test]
+    fn dry_run_reports_and_deletes_nothing() {
+        let dir = six();
+        let dry = prune(dir.path(), 2, None, true).unwrap();
+        assert_eq!(names(&dry.deleted), &NAMES[..4]);
+        assert_eq!(on_disk(dir.path()), NAMES);
+        let real = prune(dir.path(), 2, None, false).unwrap();
+        assert_eq!(real, dry);
+        assert_eq!(on_disk(dir.path()), &NAMES[4..]);
+    }
+
+    #[test]
+    fn other_files_are_never_deleted() {
+        let dir = six();
+        let d = dir.path();
+        file(d, "upload.tar.gz", 0);
+        file(d, "emqx-export-2020-01-01-00-00-00.000.tar.gz.part", 0);
+        let report = prune(d, 1, None, false).unwrap();
+        assert_eq!(report.deleted.len(), 5);
+        assert_eq!(
+            on_disk(d),
+            [
+                "emqx-export-2020-01-01-00-00-00.000.tar.gz.part",
+                NAMES[5],
+                "upload.tar.gz"
+            ]
+        );
+    }
+
+    #[test]
+    fn protected_file_with_an_odd_name_is_kept_and_counts() {
+        let dir = six();
+        let d = dir.path();
+        let just_made = file(d, "manual backup.tar.gz", 0);
+        let report = prune(d, 3, Some(&just_made), false).unwrap();
+        // The protected file takes one of the 3 places: 2 exports stay.
+        assert_eq!(names(&report.deleted), &NAMES[..4]);
+        assert_eq!(on_disk(d), [NAMES[4], NAMES[5], "manual backup.tar.gz"]);
+    }
+
+    #[test]
+    fn protected_old_export_is_kept_and_counts() {
+        let dir = six();
+        let d = dir.path();
+        let report = prune(d, 2, Some(&d.join(NAMES[0])), false).unwrap();
+        assert_eq!(names(&report.deleted), &NAMES[1..5]);
+        assert_eq!(on_disk(d), [NAMES[0], NAMES[5]]);
+        // Keep 1 with the protected file being old: only the protected file stays.
+        let report = prune(d, 1, Some(&d.join(NAMES[0])), false).unwrap();
+        assert_eq!(names(&report.deleted), [NAMES[5]]);
+        assert_eq!(on_disk(d), [NAMES[0]]);
+    }
+
+    #[test]
+    fn protect_given_by_another_path_still_protects() {
+        let dir = six();
+        let d = dir.path();
+        let other = TempDir::new().unwrap();
+        let link_to_dir = other.path().join("backup-link");
+        symlink(d, &link_to_dir).unwrap();
+        // Through a symlinked directory and a `.` component.
+        let protect = link_to_dir.join(".").join(NAMES[1]);
+        let report = prune(d, 1, Some(&protect), false).unwrap();
+        assert_eq!(
+            names(&report.deleted),
+            [NAMES[0], NAMES[2], NAMES[3], NAMES[4], NAMES[5]]
+        );
+        assert_eq!(on_disk(d), [NAMES[1]]);
+
+        // Through a symlink with another name ("latest"): matched by its canonical path.
+        let dir = six();
+        let d = dir.path();
+        let latest = other.path().join("latest");
+        symlink(d.join(NAMES[2]), &latest).unwrap();
+        let report = prune(d, 2, Some(&latest), false).unwrap();
+        assert_eq!(
+            names(&report.deleted),
+            [NAMES[0], NAMES[1], NAMES[3], NAMES[4]]
+        );
+        assert_eq!(on_disk(d), [NAMES[2], NAMES[5]]);
+    }
+
+    #[test]
+    fn protect_elsewhere_with_another_name_counts_nothing() {
+        let dir = six();
+        let other = TempDir::new().unwrap();
+        let elsewhere = file(other.path(), "x.tar.gz", 0);
+        let report = prune(dir.path(), 2, Some(&elsewhere), false).unwrap();
+        assert_eq!(names(&report.deleted), &NAMES[..4]);
+        assert!(elsewhere.exists());
+    }
+
+    #[test]
+    fn symlinks_and_their_targets_are_untouched() {
+        let dir = six();
+        let d = dir.path();
+        let outside = TempDir::new().unwrap();
+        let oldest_name = "emqx-export-2000-01-01-00-00-00.000.tar.gz";
+        let target = file(outside.path(), oldest_name, 0);
+        symlink(&target, d.join(oldest_name)).unwrap();
+        let report = prune(d, 1, None, false).unwrap();
+        assert_eq!(names(&report.deleted), &NAMES[..5]);
+        assert!(fs::symlink_metadata(d.join(oldest_name))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&target).unwrap(), oldest_name.as_bytes());
+    }
+
+    #[test]
+    fn a_failed_delete_is_reported_and_the_rest_go_ahead() {
+        let dir = six();
+        let d = dir.path();
+        // Right before NAMES[1] is removed, something puts a non-empty directory in its place:
+        // unlink fails (even as root) and the other deletions still happen.
+        let victim = d.join(NAMES[1]);
+        let mut hook = |step: Step, target: &Path| {
+            if step == Step::BeforeRemove && target == victim {
+                fs::remove_file(target).unwrap();
+                fs::create_dir(target).unwrap();
+                fs::write(target.join("inside"), "x").unwrap();
+            }
+        };
+        let report = prune_with_hook(d, 2, None, false, &mut hook).unwrap();
+        assert_eq!(names(&report.deleted), [NAMES[0], NAMES[2], NAMES[3]]);
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].0.name, NAMES[1]);
+        assert!(!report.failed[0].1.is_empty());
+        assert!(victim.join("inside").exists());
+        assert_eq!(on_disk(d), [NAMES[1], NAMES[4], NAMES[5]]);
+    }
+
+    #[test]
+    fn a_candidate_swapped_for_a_symlink_is_left_alone() {
+        let dir = six();
+        let d = dir.path();
+        let outside = TempDir::new().unwrap();
+        let precious = file(outside.path(), "precious", 0);
+        let victim = d.join(NAMES[0]);
+        let mut hook = |step: Step, target: &Path| {
+            if step == Step::BeforeCheck && target == victim {
+                fs::remove_file(target).unwrap();
+                symlink(&precious, target).unwrap();
+            }
+        };
+        let report = prune_with_hook(d, 4, None, false, &mut hook).unwrap();
+        assert_eq!(names(&report.deleted), [NAMES[1]]);
+        assert_eq!(report.failed.len(), 1);
+        assert!(
+            report.failed[0].1.contains("symlink"),
+            "{:?}",
+            report.failed
+        );
+        assert!(fs::symlink_metadata(&victim)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&precious).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn a_candidate_that_vanished_is_in_neither_list() {
+        let dir = six();
+        let d = dir.path();
+        let victim = d.join(NAMES[0]);
+        let mut hook = |step: Step, target: &Path| {
+            if step == Step::BeforeCheck && target == victim {
+                fs::remove_file(target).unwrap();
+            }
+        };
+        let report = prune_with_hook(d, 4, None, false, &mut hook).unwrap();
+        assert_eq!(names(&report.deleted), [NAMES[1]]);
+        assert!(report.failed.is_empty());
+    }
+}

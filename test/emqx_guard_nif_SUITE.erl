@@ -1,0 +1,571 @@
+%% Common Test suite for emqx_guard_nif: the NIF's Erlang face against real files and tarballs,
+%% reloading the library in a running node, panics, and a missing or broken library.
+-module(emqx_guard_nif_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include_lib("kernel/include/file.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
+-export([
+    validate_normalizes/1,
+    validate_errors/1,
+    non_binary_arguments_are_badarg/1,
+    next_fires_utc_and_zone/1,
+    next_fires_errors/1,
+    never_firing_and_feb_29_return/1,
+    describe_english/1,
+    resolve_zone_names/1,
+    utc_offset_seconds/1,
+    list_backups_newest_first/1,
+    list_backups_errors/1,
+    prune_keeps_newest/1,
+    prune_dry_run_and_protect/1,
+    prune_reports_failed_delete/1,
+    prune_errors/1,
+    verify_good_export/1,
+    verify_real_fixture/1,
+    verify_errors/1,
+    reload_ten_times/1,
+    panic_becomes_error/1,
+    broken_or_missing_library/1
+]).
+
+-define(FIXTURE_DIR, "/work/shared/fixtures/emqx-5.3.2").
+-define(FIXTURE_NAME, "emqx-export-2026-11-27-18-58-45.951.tar.gz").
+-define(META, <<"edition = ce\nversion = \"5.3.2\"\n">>).
+
+all() ->
+    [
+        validate_normalizes,
+        validate_errors,
+        non_binary_arguments_are_badarg,
+        next_fires_utc_and_zone,
+        next_fires_errors,
+        never_firing_and_feb_29_return,
+        describe_english,
+        resolve_zone_names,
+        utc_offset_seconds,
+        list_backups_newest_first,
+        list_backups_errors,
+        prune_keeps_newest,
+        prune_dry_run_and_protect,
+        prune_reports_failed_delete,
+        prune_errors,
+        verify_good_export,
+        verify_real_fixture,
+        verify_errors,
+        reload_ten_times,
+        panic_becomes_error,
+        broken_or_missing_library
+    ].
+
+init_per_suite(Config) ->
+    {module, emqx_guard_nif} = code:ensure_loaded(emqx_guard_nif),
+    %% Fail early and clearly when the library did not load (e.g. `make nif` not run).
+    {ok, _} = emqx_guard_nif:validate(<<"* * * * *">>),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_testcase(Case, Config) ->
+    Dir = filename:join(?config(priv_dir, Config), atom_to_list(Case)),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    [{dir, Dir} | Config].
+
+end_per_testcase(_Case, _Config) ->
+    ok.
+
+%%--------------------------------------------------------------------------------------------
+%% Schedules
+%%--------------------------------------------------------------------------------------------
+
+validate_normalizes(_Config) ->
+    ?assertEqual({ok, <<"0 1 * * 0">>}, emqx_guard_nif:validate(<<"  0   1 *\t* 0 ">>)),
+    ?assertEqual({ok, <<"*/15 9-17 * * mon-fri">>}, emqx_guard_nif:validate(<<"*/15 9-17 * * mon-fri">>)),
+    ?assertMatch({ok, <<"@daily">>}, emqx_guard_nif:validate(<<"@daily">>)).
+
+validate_errors(_Config) ->
+    Cases = [
+        {<<"">>, empty},
+        {<<"   ">>, empty},
+        {<<"0 0 1 * * *">>, field_count},
+        {<<"0 1 * *">>, field_count},
+        {<<"@reboot">>, unsupported_macro},
+        {<<"60 * * * *">>, out_of_range},
+        {<<"0 5-1 * * *">>, reversed_range},
+        {<<"*/0 * * * *">>, zero_step},
+        {<<"0 0 ? * *">>, quartz_syntax},
+        {<<"0 0 L * *">>, quartz_syntax},
+        {<<"0 0 * * 1#2">>, quartz_syntax},
+        {<<"0 0 30 2 *">>, never_fires},
+        {<<"0 0 31 4,6,9,11 *">>, never_fires},
+        {<<"0 0 1 * %">>, bad_char},
+        {<<16#ff, " * * * *">>, bad_char}
+    ],
+    lists:foreach(
+        fun({Expr, Reason}) ->
+            Result = emqx_guard_nif:validate(Expr),
+            ?assertMatch({{error, {Reason, _}}, _}, {Result, Expr}),
+            {error, {_, Detail}} = Result,
+            assert_one_line(Detail)
+        end,
+        Cases
+    ),
+    %% The detail names what is wrong.
+    {error, {field_count, D6}} = emqx_guard_nif:validate(<<"0 0 1 * * *">>),
+    ?assertNotEqual(nomatch, string:find(string:lowercase(D6), <<"minute">>)).
+
+non_binary_arguments_are_badarg(_Config) ->
+    ?assertError(badarg, emqx_guard_nif:validate("* * * * *")),
+    ?assertError(badarg, emqx_guard_nif:next_fires(<<"* * * * *">>, <<"UTC">>, 1.5, 1)),
+    ?assertError(badarg, emqx_guard_nif:list_backups(dir)),
+    ?assertError(badarg, emqx_guard_nif:prune(<<"/tmp">>, 1, nothing, false)),
+    ?assertError(badarg, emqx_guard_nif:prune(<<"/tmp">>, 1, undefined, maybe)),
+    ?assertError(badarg, emqx_guard_nif:verify(42)).
+
+next_fires_utc_and_zone(_Config) ->
+    After = ms("2026-01-01T00:00:00Z"),
+    ?assertEqual(
+        {ok, [ms("2026-01-01T12:00:00Z"), ms("2026-01-02T12:00:00Z"), ms("2026-01-03T12:00:00Z")]},
+        emqx_guard_nif:next_fires(<<"0 12 * * *">>, <<"UTC">>, After, 3)
+    ),
+    %% Berlin is UTC+1 in January, UTC+2 in July.
+    ?assertEqual(
+        {ok, [ms("2026-01-01T11:00:00Z")]},
+        emqx_guard_nif:next_fires(<<"0 12 * * *">>, <<"Europe/Berlin">>, After, 1)
+    ),
+    ?assertEqual(
+        {ok, [ms("2026-07-01T10:00:00Z")]},
+        emqx_guard_nif:next_fires(<<"0 12 * * *">>, <<"Europe/Berlin">>, ms("2026-07-01T00:00:00Z"), 1)
+    ),
+    %% Strictly after: a fire time equal to AfterUnixMs is not returned.
+    At = ms("2026-01-01T12:00:00Z"),
+    ?assertEqual(
+        {ok, [ms("2026-01-02T12:00:00Z")]},
+        emqx_guard_nif:next_fires(<<"0 12 * * *">>, <<"UTC">>, At, 1)
+    ),
+    {ok, Many} = emqx_guard_nif:next_fires(<<"*/7 * * * *">>, <<"Asia/Kolkata">>, After, 50),
+    ?assertEqual(50, length(Many)),
+    ?assert(lists:all(fun(T) -> T > After end, Many)),
+    ?assertEqual(Many, lists:usort(Many)),
+    {ok, Local} = emqx_guard_nif:next_fires(<<"@hourly">>, <<"local">>, After, 2),
+    ?assertEqual(2, length(Local)).
+
+next_fires_errors(_Config) ->
+    After = ms("2026-01-01T00:00:00Z"),
+    ?assertMatch({error, {bad_zone, _}}, emqx_guard_nif:next_fires(<<"* * * * *">>, <<"Mars/Olympus">>, After, 1)),
+    ?assertMatch({error, {bad_zone, _}}, emqx_guard_nif:next_fires(<<"* * * * *">>, <<255, 254>>, After, 1)),
+    ?assertMatch({error, {field_count, _}}, emqx_guard_nif:next_fires(<<"* * * *">>, <<"UTC">>, After, 1)),
+    ?assertMatch({error, {bad_count, _}}, emqx_guard_nif:next_fires(<<"* * * * *">>, <<"UTC">>, After, -1)).
+
+never_firing_and_feb_29_return(_Config) ->
+    After = ms("2026-03-01T00:00:00Z"),
+    ?assertMatch({error, {never_fires, _}}, emqx_guard_nif:next_fires(<<"0 0 30 2 *">>, <<"UTC">>, After, 1)),
+    ?assertMatch(
+        {error, {never_fires, _}},
+        emqx_guard_nif:next_fires(<<"0 0 31 4,6,9,11 *">>, <<"Europe/Berlin">>, After, 3)
+    ),
+    ?assertEqual(
+        {ok, [ms("2028-02-29T00:00:00Z"), ms("2032-02-29T00:00:00Z")]},
+        emqx_guard_nif:next_fires(<<"0 0 29 2 *">>, <<"UTC">>, After, 2)
+    ).
+
+describe_english(_Config) ->
+    ?assertEqual({ok, <<"At 12:00, on Sunday">>}, emqx_guard_nif:describe(<<"0 12 * * 0">>)),
+    {ok, Daily} = emqx_guard_nif:describe(<<"30 2 * * *">>),
+    ?assertNotEqual(nomatch, string:find(Daily, <<"02:30">>)),
+    ?assertMatch({error, {out_of_range, _}}, emqx_guard_nif:describe(<<"0 24 * * *">>)).
+
+resolve_zone_names(_Config) ->
+    ?assertEqual({ok, <<"Europe/Berlin">>}, emqx_guard_nif:resolve_zone(<<"Europe/Berlin">>)),
+    {ok, Local} = emqx_guard_nif:resolve_zone(<<"local">>),
+    ?assertNotEqual(<<"local">>, Local),
+    %% The node's zone is itself a zone name the core accepts.
+    ?assertEqual({ok, Local}, emqx_guard_nif:resolve_zone(Local)),
+    ?assertMatch({error, {bad_zone, _}}, emqx_guard_nif:resolve_zone(<<"Europe/Atlantis">>)).
+
+utc_offset_seconds(_Config) ->
+    ?assertEqual({ok, 3600}, emqx_guard_nif:utc_offset(<<"Europe/Berlin">>, ms("2026-01-15T12:00:00Z"))),
+    ?assertEqual({ok, 7200}, emqx_guard_nif:utc_offset(<<"Europe/Berlin">>, ms("2026-07-15T12:00:00Z"))),
+    ?assertEqual({ok, 19800}, emqx_guard_nif:utc_offset(<<"Asia/Kolkata">>, ms("2026-07-15T12:00:00Z"))),
+    ?assertEqual({ok, -18000}, emqx_guard_nif:utc_offset(<<"America/New_York">>, ms("2026-01-15T12:00:00Z"))),
+    ?assertMatch({error, {bad_zone, _}}, emqx_guard_nif:utc_offset(<<"Nowhere">>, 0)).
+
+%%--------------------------------------------------------------------------------------------
+%% Retention
+%%--------------------------------------------------------------------------------------------
+
+list_backups_newest_first(Config) ->
+    Dir = ?config(dir, Config),
+    Names = [
+        "emqx-export-2026-01-02-10-00-00.000.tar.gz",
+        "emqx-export-2025-12-31-23-59-59.999.tar.gz",
+        "emqx-export-2026-01-02-10-00-00.001.tar.gz",
+        "emqx-export-2026-01-01-00-00-00.000.tar.gz"
+    ],
+    [write(filename:join(Dir, N), binary:copy(<<"x">>, I)) || {I, N} <- lists:enumerate(Names)],
+    %% Invisible to retention: other names, a directory and a symlink with export names.
+    write(filename:join(Dir, "my-upload.tar.gz"), <<"u">>),
+    write(filename:join(Dir, "emqx-export-2026-01-03-00-00-00.000.tar.gz.tmp"), <<"t">>),
+    write(filename:join(Dir, "emqx-export-2026-1-03-00-00-00.000.tar.gz"), <<"t">>),
+    ok = file:make_dir(filename:join(Dir, "emqx-export-2026-01-04-00-00-00.000.tar.gz")),
+    ok = file:make_symlink(
+        filename:join(Dir, hd(Names)), filename:join(Dir, "emqx-export-2026-01-05-00-00-00.000.tar.gz")
+    ),
+    {ok, Backups} = emqx_guard_nif:list_backups(bin(Dir)),
+    ?assertEqual(
+        [
+            <<"emqx-export-2026-01-02-10-00-00.001.tar.gz">>,
+            <<"emqx-export-2026-01-02-10-00-00.000.tar.gz">>,
+            <<"emqx-export-2026-01-01-00-00-00.000.tar.gz">>,
+            <<"emqx-export-2025-12-31-23-59-59.999.tar.gz">>
+        ],
+        [N || #{name := N} <- Backups]
+    ),
+    [First | _] = Backups,
+    FirstPath = filename:join(Dir, "emqx-export-2026-01-02-10-00-00.001.tar.gz"),
+    Mtime = ms("2026-01-02T10:00:01Z") div 1000,
+    ok = file:write_file_info(FirstPath, #file_info{mtime = Mtime}, [{time, posix}]),
+    {ok, [Again | _]} = emqx_guard_nif:list_backups(bin(Dir)),
+    ?assertEqual(First#{mtime := Mtime * 1000}, Again),
+    ?assertEqual(
+        #{
+            name => <<"emqx-export-2026-01-02-10-00-00.001.tar.gz">>,
+            path => bin(FirstPath),
+            size => 3,
+            mtime => Mtime * 1000
+        },
+        Again
+    ),
+    %% An empty directory lists nothing.
+    Empty = filename:join(Dir, "empty"),
+    ok = file:make_dir(Empty),
+    ?assertEqual({ok, []}, emqx_guard_nif:list_backups(bin(Empty))).
+
+list_backups_errors(Config) ->
+    Dir = ?config(dir, Config),
+    File = filename:join(Dir, "plain-file"),
+    write(File, <<"x">>),
+    {error, {R1, D1}} = emqx_guard_nif:list_backups(bin(File)),
+    ?assertEqual(not_a_directory, R1),
+    assert_one_line(D1),
+    ?assertMatch({error, {not_a_directory, _}}, emqx_guard_nif:list_backups(bin(filename:join(Dir, "missing")))).
+
+prune_keeps_newest(Config) ->
+    Dir = ?config(dir, Config),
+    Names = make_backups(Dir, 5),
+    Other = filename:join(Dir, "hand-made.tar.gz"),
+    write(Other, <<"keep me">>),
+    {ok, #{deleted := Deleted, failed := Failed}} = emqx_guard_nif:prune(bin(Dir), 2, undefined, false),
+    ?assertEqual([], Failed),
+    %% The three oldest, oldest first, each with the Backup keys.
+    ?assertEqual([bin(N) || N <- lists:sublist(Names, 3)], [N || #{name := N} <- Deleted]),
+    lists:foreach(
+        fun(#{path := P, size := S, mtime := M}) ->
+            ?assert(is_integer(S) andalso is_integer(M)),
+            ?assertNot(filelib:is_file(P))
+        end,
+        Deleted
+    ),
+    {ok, Left} = emqx_guard_nif:list_backups(bin(Dir)),
+    ?assertEqual([bin(N) || N <- lists:reverse(lists:nthtail(3, Names))], [N || #{name := N} <- Left]),
+    ?assert(filelib:is_regular(Other)),
+    %% Nothing more to do.
+    ?assertEqual({ok, #{deleted => [], failed => []}}, emqx_guard_nif:prune(bin(Dir), 2, undefined, false)).
+
+prune_dry_run_and_protect(Config) ->
+    Dir = ?config(dir, Config),
+    Names = make_backups(Dir, 4),
+    {ok, #{deleted := Would, failed := []}} = emqx_guard_nif:prune(bin(Dir), 1, undefined, true),
+    ?assertEqual([bin(N) || N <- lists:sublist(Names, 3)], [N || #{name := N} <- Would]),
+    {ok, All} = emqx_guard_nif:list_backups(bin(Dir)),
+    ?assertEqual(4, length(All)),
+    %% Protect the oldest: it survives even though only one is kept.
+    Oldest = filename:join(Dir, hd(Names)),
+    {ok, #{deleted := Deleted, failed := []}} = emqx_guard_nif:prune(bin(Dir), 1, bin(Oldest), false),
+    ?assertEqual([bin(N) || N <- lists:sublist(Names, 2, 2)], [N || #{name := N} <- Deleted]),
+    ?assert(filelib:is_regular(Oldest)),
+    ?assert(filelib:is_regular(filename:join(Dir, lists:last(Names)))).
+
+prune_reports_failed_delete(Config) ->
+    Dir = ?config(dir, Config),
+    Names = make_backups(Dir, 3),
+    Stuck = filename:join(Dir, hd(Names)),
+    case make_undeletable(Stuck) of
+        {skip, _} = Skip ->
+            Skip;
+        ok ->
+            try
+                {ok, #{deleted := Deleted, failed := Failed}} =
+                    emqx_guard_nif:prune(bin(Dir), 1, undefined, false),
+                ?assertEqual([bin(lists:nth(2, Names))], [N || #{name := N} <- Deleted]),
+                ?assertMatch([#{name := _, path := _, size := _, mtime := _, error := _}], Failed),
+                [#{name := FailedName, error := Why}] = Failed,
+                ?assertEqual(bin(hd(Names)), FailedName),
+                ?assert(is_binary(Why) andalso byte_size(Why) > 0),
+                assert_one_line(Why)
+            after
+                os:cmd("chattr -i '" ++ Stuck ++ "'")
+            end
+    end.
+
+prune_errors(Config) ->
+    Dir = ?config(dir, Config),
+    _ = make_backups(Dir, 2),
+    {error, {bad_keep, D0}} = emqx_guard_nif:prune(bin(Dir), 0, undefined, false),
+    assert_one_line(D0),
+    ?assertMatch({error, {bad_keep, _}}, emqx_guard_nif:prune(bin(Dir), -3, undefined, true)),
+    {ok, Still} = emqx_guard_nif:list_backups(bin(Dir)),
+    ?assertEqual(2, length(Still)),
+    ?assertMatch(
+        {error, {not_a_directory, _}},
+        emqx_guard_nif:prune(bin(filename:join(Dir, "nope")), 1, undefined, false)
+    ).
+
+%%--------------------------------------------------------------------------------------------
+%% Verification
+%%--------------------------------------------------------------------------------------------
+
+verify_good_export(Config) ->
+    Dir = ?config(dir, Config),
+    Base = "emqx-export-2026-02-03-04-05-06.789",
+    Path = make_export(Dir, Base, good),
+    {ok, Bin} = file:read_file(Path),
+    ?assertEqual(
+        {ok, #{
+            entries => 3,
+            bytes => byte_size(?META) + byte_size(cluster_conf()) + byte_size(admin_table()),
+            version => <<"5.3.2">>,
+            edition => <<"ce">>,
+            sha256 => hex(crypto:hash(sha256, Bin))
+        }},
+        emqx_guard_nif:verify(bin(Path))
+    ).
+
+verify_real_fixture(Config) ->
+    Dir = ?config(dir, Config),
+    Path = filename:join(Dir, ?FIXTURE_NAME),
+    {ok, _} = file:copy(filename:join(?FIXTURE_DIR, ?FIXTURE_NAME), Path),
+    {ok, Bin} = file:read_file(Path),
+    {ok, V} = emqx_guard_nif:verify(bin(Path)),
+    ?assertMatch(#{entries := 9, version := <<"5.3.2">>, edition := <<"ce">>}, V),
+    ?assertEqual(hex(crypto:hash(sha256, Bin)), maps:get(sha256, V)),
+    %% The same bytes under another export name no longer match the top directory.
+    Renamed = filename:join(Dir, "emqx-export-2026-11-27-18-58-46.000.tar.gz"),
+    {ok, _} = file:copy(Path, Renamed),
+    ?assertMatch({error, {wrong_top_dir, _}}, emqx_guard_nif:verify(bin(Renamed))).
+
+verify_errors(Config) ->
+    Dir = ?config(dir, Config),
+    Base = "emqx-export-2026-02-03-04-05-06.789",
+    Good = make_export(Dir, Base, good),
+    {ok, GoodBin} = file:read_file(Good),
+    Size = byte_size(GoodBin),
+    Sub = fun(Name) -> filename:join(Dir, Name) end,
+    %% not_found, empty_file, not_gzip
+    ?assertMatch({error, {not_found, _}}, emqx_guard_nif:verify(bin(Sub("absent.tar.gz")))),
+    write(Sub("empty/" ++ Base ++ ".tar.gz"), <<>>),
+    ?assertMatch({error, {empty_file, _}}, emqx_guard_nif:verify(bin(Sub("empty/" ++ Base ++ ".tar.gz")))),
+    write(Sub("text/" ++ Base ++ ".tar.gz"), <<"this is not a gzip stream\n">>),
+    ?assertMatch({error, {not_gzip, _}}, emqx_guard_nif:verify(bin(Sub("text/" ++ Base ++ ".tar.gz")))),
+    %% truncated at several points
+    lists:foreach(
+        fun(Cut) ->
+            P = Sub("cut" ++ integer_to_list(Cut) ++ "/" ++ Base ++ ".tar.gz"),
+            write(P, binary:part(GoodBin, 0, Cut)),
+            ?assertMatch({{error, {truncated, _}}, Cut}, {emqx_guard_nif:verify(bin(P)), Cut})
+        end,
+        [20, Size div 2, Size - 4]
+    ),
+    %% one flipped byte inside the compressed data or its trailer
+    lists:foreach(
+        fun(At) ->
+            <<Pre:At/binary, B, Post/binary>> = GoodBin,
+            P = Sub("flip" ++ integer_to_list(At) ++ "/" ++ Base ++ ".tar.gz"),
+            write(P, <<Pre/binary, (B bxor 16#ff), Post/binary>>),
+            {error, {Reason, Detail}} = emqx_guard_nif:verify(bin(P)),
+            ?assert(lists:member(Reason, [corrupt, bad_tar, truncated])),
+            assert_one_line(Detail)
+        end,
+        [Size - 6]
+    ),
+    %% wrong top directory, missing META.hocon, missing cluster.hocon, a `..' entry
+    ?assertMatch(
+        {error, {wrong_top_dir, _}},
+        emqx_guard_nif:verify(bin(make_export(Sub("top"), Base, {top, "emqx-export-2020-01-01-00-00-00.000"})))
+    ),
+    ?assertMatch({error, {missing_meta, _}}, emqx_guard_nif:verify(bin(make_export(Sub("nometa"), Base, no_meta)))),
+    ?assertMatch(
+        {error, {missing_cluster_conf, _}},
+        emqx_guard_nif:verify(bin(make_export(Sub("nocluster"), Base, no_cluster)))
+    ),
+    ?assertMatch({error, {unsafe_path, _}}, emqx_guard_nif:verify(bin(make_export(Sub("dotdot"), Base, dotdot)))),
+    %% a directory is not a tarball
+    {error, {DirReason, _}} = emqx_guard_nif:verify(bin(Dir)),
+    ?assert(lists:member(DirReason, [io, not_gzip])).
+
+%%--------------------------------------------------------------------------------------------
+%% Loading, reloading, panics
+%%--------------------------------------------------------------------------------------------
+
+%% EMQX (up to 5.8) purges and reloads every beam of a plugin on restart while the old
+%% instance may still hold the library. Both orders of events must leave a working NIF.
+reload_ten_times(Config) ->
+    Dir = ?config(dir, Config),
+    Base = "emqx-export-2026-02-03-04-05-06.789",
+    Tarball = bin(make_export(Dir, Base, good)),
+    {ok, Before} = emqx_guard_nif:verify(Tarball),
+    {emqx_guard_nif, Beam, BeamFile} = code:get_object_code(emqx_guard_nif),
+    lists:foreach(
+        fun(I) ->
+            true = is_boolean(code:purge(emqx_guard_nif)),
+            case I rem 3 of
+                0 ->
+                    %% What EMQX does: purge, then load over the current instance.
+                    ?assertEqual({module, emqx_guard_nif}, code:load_file(emqx_guard_nif));
+                1 ->
+                    %% The current instance becomes old first.
+                    true = code:delete(emqx_guard_nif),
+                    ?assertEqual({module, emqx_guard_nif}, code:load_file(emqx_guard_nif));
+                2 ->
+                    ?assertEqual({module, emqx_guard_nif}, code:load_binary(emqx_guard_nif, BeamFile, Beam))
+            end,
+            ?assertEqual({I, {ok, <<"0 1 * * 0">>}}, {I, emqx_guard_nif:validate(<<"0 1  * * 0">>)}),
+            ?assertEqual({I, {ok, Before}}, {I, emqx_guard_nif:verify(Tarball)})
+        end,
+        lists:seq(1, 10)
+    ),
+    ?assertEqual(undefined, persistent_term:get({emqx_guard_nif, load_error}, undefined)).
+
+panic_becomes_error(_Config) ->
+    Watcher = spawn(fun() -> receive stop -> ok end end),
+    ?assertError(nif_panicked, emqx_guard_nif:panic_probe()),
+    %% Again from a fresh process, which survives to report its result.
+    Self = self(),
+    {Pid, Ref} = spawn_monitor(fun() ->
+        Self ! {caught, catch emqx_guard_nif:panic_probe()}
+    end),
+    receive
+        {caught, Caught} -> ?assertMatch({'EXIT', {nif_panicked, _}}, Caught)
+    after 5000 -> ct:fail(no_reply_from_panicking_process)
+    end,
+    receive
+        {'DOWN', Ref, process, Pid, Exit} -> ?assertEqual(normal, Exit)
+    after 5000 -> ct:fail(no_down)
+    end,
+    %% The node and the library carry on.
+    ?assert(is_process_alive(Watcher)),
+    ?assertEqual({ok, <<"* * * * *">>}, emqx_guard_nif:validate(<<"* * * * *">>)),
+    Watcher ! stop.
+
+%% The module is loaded, from a copy of its beam, in a separate node (so this node's instance
+%% is untouched) whose ../priv holds a garbage library, and then no library at all.
+broken_or_missing_library(Config) ->
+    Dir = ?config(dir, Config),
+    Ebin = filename:join(Dir, "ebin"),
+    Priv = filename:join(Dir, "priv"),
+    ok = filelib:ensure_dir(filename:join(Ebin, "x")),
+    ok = filelib:ensure_dir(filename:join(Priv, "x")),
+    {ok, _} = file:copy(code:which(emqx_guard_nif), filename:join(Ebin, "emqx_guard_nif.beam")),
+    So = filename:join(Priv, "emqx_guard_nif.so"),
+    write(So, <<"this is not an ELF shared object\n">>),
+    %% ERL_LIBS cleared so that code:priv_dir(emqx_guard) cannot find the real library.
+    {ok, Peer, _Node} = peer:start_link(#{
+        connection => standard_io,
+        args => ["-pa", Ebin],
+        env => [{"ERL_LIBS", ""}]
+    }),
+    try
+        ?assertEqual({module, emqx_guard_nif}, peer:call(Peer, code, ensure_loaded, [emqx_guard_nif])),
+        {error, {nif_not_loaded, Path1, Reason1}} = call_error(Peer, validate, [<<"* * * * *">>]),
+        ?assertEqual(So, Path1),
+        ?assertMatch({load_failed, _}, Reason1),
+        %% The same for a file NIF.
+        ?assertMatch({error, {nif_not_loaded, So, _}}, call_error(Peer, verify, [<<"/tmp/x.tar.gz">>])),
+        %% Now without any library file.
+        ok = file:delete(So),
+        true = is_boolean(peer:call(Peer, code, purge, [emqx_guard_nif])),
+        true = peer:call(Peer, code, delete, [emqx_guard_nif]),
+        {module, emqx_guard_nif} = peer:call(Peer, code, load_file, [emqx_guard_nif]),
+        {error, {nif_not_loaded, Path2, {load_failed, Text2}}} = call_error(Peer, panic_probe, []),
+        ?assertEqual(So, Path2),
+        ?assertNotEqual(nomatch, string:find(Text2, "emqx_guard_nif"))
+    after
+        peer:stop(Peer)
+    end.
+
+%%--------------------------------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------------------------------
+
+call_error(Peer, F, Args) ->
+    try peer:call(Peer, emqx_guard_nif, F, Args) of
+        Result -> {returned, Result}
+    catch
+        error:Reason -> {error, Reason}
+    end.
+
+ms(Rfc3339) ->
+    calendar:rfc3339_to_system_time(Rfc3339, [{unit, millisecond}]).
+
+bin(Path) -> unicode:characters_to_binary(Path).
+
+hex(Bin) -> binary:encode_hex(Bin, lowercase).
+
+write(Path, Bin) ->
+    ok = filelib:ensure_dir(Path),
+    ok = file:write_file(Path, Bin).
+
+assert_one_line(Detail) ->
+    ?assert(is_binary(Detail)),
+    ?assert(byte_size(Detail) > 0),
+    ?assertEqual(nomatch, binary:match(Detail, <<"\n">>)).
+
+%% N empty export files one minute apart; their names, oldest first.
+make_backups(Dir, N) ->
+    Names = [
+        lists:flatten(io_lib:format("emqx-export-2026-03-04-05-~2..0w-00.000.tar.gz", [I]))
+     || I <- lists:seq(1, N)
+    ],
+    [write(filename:join(Dir, Name), <<"backup">>) || Name <- Names],
+    Names.
+
+make_undeletable(Path) ->
+    case os:find_executable("chattr") of
+        false ->
+            {skip, "chattr not available to make a file undeletable"};
+        Chattr ->
+            _ = os:cmd(Chattr ++ " +i '" ++ Path ++ "' 2>&1"),
+            case file:delete(Path) of
+                {error, _} ->
+                    ok;
+                ok ->
+                    write(Path, <<"backup">>),
+                    {skip, "cannot make a file undeletable here (chattr +i not permitted)"}
+            end
+    end.
+
+cluster_conf() -> <<"authorization {\n  no_match = allow\n}\n">>.
+
+admin_table() -> binary:copy(<<"emqx_admin row\n">>, 100).
+
+%% An export tarball in EMQX's layout (files only, no directory entries) at Dir/Base.tar.gz.
+make_export(Dir, Base, Kind) ->
+    Path = filename:join(Dir, Base ++ ".tar.gz"),
+    ok = filelib:ensure_dir(Path),
+    Top =
+        case Kind of
+            {top, Other} -> Other;
+            _ -> Base
+        end,
+    Files =
+        [{Top ++ "/META.hocon", ?META} || Kind =/= no_meta] ++
+            [{Top ++ "/cluster.hocon", cluster_conf()} || Kind =/= no_cluster] ++
+            [{Top ++ "/mnesia/emqx_admin", admin_table()}] ++
+            [{Top ++ "/mnesia/../../evil", <<"x">>} || Kind =:= dotdot],
+    {ok, Tar} = erl_tar:open(Path, [write, compressed]),
+    [ok = erl_tar:add(Tar, Data, Name, []) || {Name, Data} <- Files],
+    ok = erl_tar:close(Tar),
+    Path.

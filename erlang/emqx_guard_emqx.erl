@@ -1,0 +1,383 @@
+%% @doc The ONE module of emqx_guard that calls into EMQX (see EMQX_CONTRACT.md, shared).
+%%
+%% Every function here works on EMQX 5.1 to 6.x and never raises into the caller:
+%% <ul>
+%% <li>A function that is missing in some EMQX version is looked up with `code:ensure_loaded/1'
+%%     + `erlang:function_exported/3' before it is called, never by version number.</li>
+%% <li>Every call is wrapped: an exception (e.g. an EMQX process that is not running) is logged and
+%%     turned into the documented fallback.</li>
+%% </ul>
+%% What each function does without EMQX (or without the EMQX function it needs) is stated in its
+%% doc. The export runs in a separate, linked and monitored process so that a hang can be cut off.
+-module(emqx_guard_emqx).
+
+-include_lib("kernel/include/logger.hrl").
+
+-export([
+    register_command/2,
+    unregister_command/0,
+    print/2,
+    usage/1,
+    data_dir/0,
+    backup_dir/0,
+    export_supported/0,
+    export/1,
+    activate_alarm/2,
+    deactivate_alarm/1,
+    alarm_name/0,
+    node_role/0
+]).
+
+-define(CMD, guard).
+-define(ALARM, emqx_guard_backup_failed).
+
+-type export_error() ::
+    export_unavailable
+    | {export_failed, term()}
+    | {export_crashed, error | exit | throw, term()}
+    | {export_timeout, timeout()}.
+
+-export_type([export_error/0]).
+
+%%--------------------------------------------------------------------
+%% emqx_ctl
+%%--------------------------------------------------------------------
+
+%% @doc Registers `Mod:Fun/1' as the `emqx ctl guard' command. Registering again overwrites.
+%% The registration lives in EMQX's command table (it outlives the caller): call
+%% `unregister_command/0' on stop. Without emqx_ctl it only logs.
+-spec register_command(module(), atom()) -> ok.
+register_command(Mod, Fun) when is_atom(Mod), is_atom(Fun) ->
+    case exported(emqx_ctl, register_command, 3) of
+        true ->
+            guarded(register_command, fun() -> emqx_ctl:register_command(?CMD, {Mod, Fun}, []) end);
+        false ->
+            ?LOG_WARNING(#{msg => emqx_guard_ctl_unavailable, action => register_command}),
+            ok
+    end.
+
+%% @doc Removes the `guard' command (EMQX does it asynchronously).
+-spec unregister_command() -> ok.
+unregister_command() ->
+    case exported(emqx_ctl, unregister_command, 1) of
+        true -> guarded(unregister_command, fun() -> emqx_ctl:unregister_command(?CMD) end);
+        false -> ok
+    end.
+
+%% @doc Prints to the caller's group leader (the `emqx ctl' terminal) through `emqx_ctl:print/2',
+%% or `io:format/2' where it is missing. Fmt must be a constant format: pass every piece of data
+%% through `~ts' / `~tp' in Args, never as part of Fmt. A bad format is logged, not raised.
+-spec print(io:format(), [term()]) -> ok.
+print(Fmt, Args) ->
+    Print =
+        case exported(emqx_ctl, print, 2) of
+            true -> fun() -> emqx_ctl:print(Fmt, Args) end;
+            false -> fun() -> io:format(Fmt, Args) end
+        end,
+    guarded(print, Print).
+
+%% @doc Prints a usage listing the way EMQX does (`emqx_ctl:usage/1': the command column padded,
+%% then `# Description'). emqx_ctl hands the formatted text to io:format/1 as a format, so every
+%% `~' is escaped here first. Without emqx_ctl the same layout is printed with io:format.
+-spec usage([{unicode:chardata(), unicode:chardata()}]) -> ok.
+usage(Lines) ->
+    Plain = [{to_list(Cmd), to_list(Desc)} || {Cmd, Desc} <- Lines],
+    case exported(emqx_ctl, usage, 1) of
+        true ->
+            Escaped = [{escape_tilde(C), escape_tilde(D)} || {C, D} <- Plain],
+            guarded(usage, fun() -> emqx_ctl:usage(Escaped) end);
+        false ->
+            Width = lists:max([0 | [string:length(C) || {C, _} <- Plain]]) + 1,
+            guarded(usage, fun() ->
+                lists:foreach(
+                    fun({C, D}) -> io:format("~ts# ~ts~n", [string:pad(C, Width), D]) end, Plain
+                )
+            end)
+    end.
+
+%%--------------------------------------------------------------------
+%% Directories
+%%--------------------------------------------------------------------
+
+%% @doc EMQX's data directory (`emqx:data_dir()'); without it the `emqx' application's
+%% `data_dir' environment value, else `"data"' (relative to EMQX's working directory).
+-spec data_dir() -> file:filename().
+data_dir() ->
+    FromEmqx =
+        case exported(emqx, data_dir, 0) of
+            true ->
+                try emqx:data_dir() of
+                    EmqxDir -> to_list(EmqxDir)
+                catch
+                    Class:Reason ->
+                        ?LOG_WARNING(#{
+                            msg => emqx_guard_emqx_call_failed,
+                            call => data_dir,
+                            exception => Class,
+                            reason => Reason
+                        }),
+                        undefined
+                end;
+            false ->
+                undefined
+        end,
+    case FromEmqx of
+        [_ | _] ->
+            FromEmqx;
+        _ ->
+            case application:get_env(emqx, data_dir) of
+                {ok, Dir} when is_list(Dir); is_binary(Dir) -> to_list(Dir);
+                _ -> "data"
+            end
+    end.
+
+%% @doc Where EMQX writes its exports: `<data_dir>/backup'.
+-spec backup_dir() -> file:filename().
+backup_dir() ->
+    filename:join(data_dir(), "backup").
+
+%%--------------------------------------------------------------------
+%% Export
+%%--------------------------------------------------------------------
+
+%% @doc True when this EMQX has the data export (`emqx_mgmt_data_backup:export/0', EMQX 5.1+).
+-spec export_supported() -> boolean().
+export_supported() ->
+    exported(emqx_mgmt_data_backup, export, 0).
+
+%% @doc Runs one EMQX data export (`emqx_mgmt_data_backup:export/0') in a separate process that is
+%% linked to the caller (it dies with the caller) and monitored. Outcomes:
+%% <ul>
+%% <li>`{ok, #{filename := FullPath :: binary(), size := Bytes}}' (plus whatever else EMQX
+%%     reported, e.g. `created_at');</li>
+%% <li>`{error, {export_failed, Reason}}' when EMQX returned `{error, Reason}' (or anything that
+%%     is not `{ok, #{filename := _}}': then Reason is `{unexpected_return, Value}');</li>
+%% <li>`{error, {export_crashed, Class, Reason}}' when it raised;</li>
+%% <li>`{error, {export_timeout, TimeoutMs}}' when it did not finish in time: the export process
+%%     is killed (and gone) before this returns;</li>
+%% <li>`{error, export_unavailable}' when this EMQX has no export.</li>
+%% </ul>
+%% The export may leave a partial file behind on any error: cleaning up is the caller's job.
+-spec export(timeout()) ->
+    {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
+    | {error, export_error()}.
+export(TimeoutMs) ->
+    case export_supported() of
+        false ->
+            {error, export_unavailable};
+        true ->
+            Parent = self(),
+            Tag = make_ref(),
+            {Pid, MRef} = spawn_opt(fun() -> Parent ! {Tag, call_export()} end, [link, monitor]),
+            receive
+                {Tag, Result} ->
+                    detach(Pid, MRef),
+                    export_result(Result);
+                {'DOWN', MRef, process, Pid, Why} ->
+                    detach(Pid, MRef),
+                    {error, {export_crashed, exit, Why}}
+            after TimeoutMs ->
+                unlink(Pid),
+                exit(Pid, kill),
+                receive
+                    {'DOWN', MRef, process, Pid, _} -> ok
+                end,
+                detach(Pid, MRef),
+                receive
+                    {Tag, _} -> ok
+                after 0 -> ok
+                end,
+                ?LOG_WARNING(#{msg => emqx_guard_export_killed, timeout_ms => TimeoutMs}),
+                {error, {export_timeout, TimeoutMs}}
+            end
+    end.
+
+%% Runs inside the export process: never raises.
+call_export() ->
+    try emqx_mgmt_data_backup:export() of
+        Value -> {returned, Value}
+    catch
+        Class:Reason:Stack ->
+            ?LOG_WARNING(#{
+                msg => emqx_guard_export_crashed,
+                exception => Class,
+                reason => Reason,
+                stacktrace => Stack
+            }),
+            {raised, Class, Reason}
+    end.
+
+export_result({returned, {ok, #{filename := File} = Info}}) when
+    is_binary(File); is_list(File)
+->
+    Path = unicode:characters_to_binary(File),
+    Size =
+        case Info of
+            #{size := S} when is_integer(S), S >= 0 -> S;
+            _ -> max(filelib:file_size(Path), 0)
+        end,
+    {ok, Info#{filename := Path, size => Size}};
+export_result({returned, {error, Reason}}) ->
+    {error, {export_failed, Reason}};
+export_result({returned, Other}) ->
+    {error, {export_failed, {unexpected_return, Other}}};
+export_result({raised, Class, Reason}) ->
+    {error, {export_crashed, Class, Reason}}.
+
+%% Drops the link and monitor of a finished export process, and any message they left behind
+%% (an 'EXIT' arrives only when the caller traps exits).
+detach(Pid, MRef) ->
+    unlink(Pid),
+    demonitor(MRef, [flush]),
+    receive
+        {'EXIT', Pid, _} -> ok
+    after 0 -> ok
+    end.
+
+%%--------------------------------------------------------------------
+%% Alarm
+%%--------------------------------------------------------------------
+
+%% @doc The name of our EMQX alarm.
+-spec alarm_name() -> atom().
+alarm_name() ->
+    ?ALARM.
+
+%% @doc Raises the alarm `emqx_guard_backup_failed' with Details and Message. EMQX does not update
+%% an alarm that is already active, so an active alarm with other details or message is
+%% deactivated first and raised again; one with the same details and message is left as it is.
+%% Without emqx_alarm (or when it fails) this only logs.
+-spec activate_alarm(map(), binary()) -> ok.
+activate_alarm(Details, Message) when is_map(Details) ->
+    Msg = to_binary(Message),
+    guarded(activate_alarm, fun() ->
+        case alarm_activate(Details, Msg) of
+            {error, already_existed} ->
+                case active_alarm() of
+                    {ok, #{details := Details, message := Msg}} ->
+                        ok;
+                    _ ->
+                        _ = alarm_deactivate(<<"replaced by a newer failure">>),
+                        alarm_activate(Details, Msg)
+                end;
+            Other ->
+                Other
+        end
+    end).
+
+%% @doc Clears the alarm `emqx_guard_backup_failed' with Message (kept in EMQX's alarm history).
+%% Clearing an alarm that is not active is fine.
+-spec deactivate_alarm(binary()) -> ok.
+deactivate_alarm(Message) ->
+    Msg = to_binary(Message),
+    guarded(deactivate_alarm, fun() ->
+        _ = alarm_deactivate(Msg),
+        ok
+    end).
+
+alarm_activate(Details, Msg) ->
+    case exported(emqx_alarm, activate, 3) of
+        true ->
+            emqx_alarm:activate(?ALARM, Details, Msg);
+        false ->
+            case exported(emqx_alarm, activate, 2) of
+                true -> emqx_alarm:activate(?ALARM, Details);
+                false -> {error, alarm_unavailable}
+            end
+    end.
+
+alarm_deactivate(Msg) ->
+    case exported(emqx_alarm, deactivate, 3) of
+        true ->
+            emqx_alarm:deactivate(?ALARM, #{}, Msg);
+        false ->
+            case exported(emqx_alarm, deactivate, 1) of
+                true -> emqx_alarm:deactivate(?ALARM);
+                false -> {error, alarm_unavailable}
+            end
+    end.
+
+active_alarm() ->
+    case exported(emqx_alarm, get_alarms, 1) of
+        true ->
+            case [A || #{name := ?ALARM} = A <- emqx_alarm:get_alarms(activated)] of
+                [Alarm | _] -> {ok, Alarm};
+                [] -> not_found
+            end;
+        false ->
+            unknown
+    end.
+
+%%--------------------------------------------------------------------
+%% Cluster
+%%--------------------------------------------------------------------
+
+%% @doc This node's role, `mria_rlog:role()'; `core' where mria_rlog is missing or fails.
+-spec node_role() -> core | replicant.
+node_role() ->
+    case exported(mria_rlog, role, 0) of
+        true ->
+            try mria_rlog:role() of
+                replicant -> replicant;
+                _ -> core
+            catch
+                _:_ -> core
+            end;
+        false ->
+            core
+    end.
+
+%%--------------------------------------------------------------------
+%% internal
+%%--------------------------------------------------------------------
+
+exported(Mod, Fun, Arity) ->
+    case code:ensure_loaded(Mod) of
+        {module, Mod} -> erlang:function_exported(Mod, Fun, Arity);
+        {error, _} -> false
+    end.
+
+%% Runs F; any exception or non-ok result is logged and becomes ok.
+guarded(Call, F) ->
+    try F() of
+        ok ->
+            ok;
+        Other ->
+            ?LOG_WARNING(#{msg => emqx_guard_emqx_call_failed, call => Call, result => Other}),
+            ok
+    catch
+        Class:Reason ->
+            ?LOG_WARNING(#{
+                msg => emqx_guard_emqx_call_failed,
+                call => Call,
+                exception => Class,
+                reason => Reason
+            }),
+            ok
+    end.
+
+escape_tilde(Str) ->
+    lists:flatmap(
+        fun
+            ($~) -> "~~";
+            (C) -> [C]
+        end,
+        Str
+    ).
+
+to_list(L) when is_list(L) ->
+    case unicode:characters_to_list(L) of
+        S when is_list(S) -> S;
+        _ -> lists:flatten(io_lib:format("~tp", [L]))
+    end;
+to_list(B) when is_binary(B) ->
+    to_list([B]);
+to_list(A) when is_atom(A) ->
+    atom_to_list(A);
+to_list(Other) ->
+    lists:flatten(io_lib:format("~tp", [Other])).
+
+to_binary(B) when is_binary(B) ->
+    B;
+to_binary(Other) ->
+    unicode:characters_to_binary(to_list(Other)).

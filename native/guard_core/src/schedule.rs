@@ -79,10 +79,7 @@ pub fn next_fires(
     let fires = fires::next_fires(&parsed.spec, &tz, after, n).ok_or_else(|| {
         ScheduleError::NeverFires {
             expr: parsed.normalized.clone(),
-            detail: format!(
-                "no fire time found within {} years after {after}",
-                400
-            ),
+            detail: format!("no fire time found within {} years after {after}", 400),
         }
     })?;
     Ok(fires.iter().map(DateTime::timestamp_millis).collect())
@@ -106,7 +103,10 @@ pub fn resolve_zone(zone: &str) -> Result<String, ScheduleError> {
 pub fn utc_offset_seconds(zone: &str, unix_ms: i64) -> Result<i32, ScheduleError> {
     let tz = zone::tz_of(zone)?;
     let at = instant(unix_ms)?;
-    Ok(tz.offset_from_utc_datetime(&at.naive_utc()).fix().local_minus_utc())
+    Ok(tz
+        .offset_from_utc_datetime(&at.naive_utc())
+        .fix()
+        .local_minus_utc())
 }
 
 /// `unix_ms` as a UTC instant, limited to the years 1 to 9999.

@@ -29,7 +29,7 @@ fn even_step(vals: &[u32], lo: u32, period: u32) -> Option<u32> {
     }
     let n = vals[1] - vals[0];
     let regular = vals.windows(2).all(|w| w[1] - w[0] == n);
-    (n > 1 && period % n == 0 && regular && vals.len() as u32 == period / n).then_some(n)
+    (n > 1 && period.is_multiple_of(n) && regular && vals.len() as u32 == period / n).then_some(n)
 }
 
 /// Ascending values grouped into runs: runs of 3 or more read "a through b".
@@ -94,9 +94,13 @@ fn time_part(spec: &Spec) -> (String, bool) {
         min_step.map(|n| format!("Every {n} minutes"))
     };
     if let Some(lead) = minute_lead {
-        return (format!("{lead}{}", hour_phrase(&hours, hour_step)), false);
+        let listed = mins.len() * hours.len() <= MAX_LISTED_TIMES && hours.len() > 1;
+        if !listed {
+            return (format!("{lead}{}", hour_phrase(&hours, hour_step)), false);
+        }
     }
-    if !all_hours && mins.len() * hours.len() <= MAX_LISTED_TIMES {
+    let listable = mins.len() * hours.len() <= MAX_LISTED_TIMES;
+    if !all_hours && listable && (hours.len() > 1 || mins.len() <= 2) {
         let times: Vec<String> = hours
             .iter()
             .flat_map(|h| mins.iter().map(move |m| hhmm(*h, *m)))
@@ -123,16 +127,27 @@ fn time_part(spec: &Spec) -> (String, bool) {
             };
             return (text, false);
         }
-        if is_contiguous(&hours) {
+        if let Some(n) = progression(&hours) {
             let (first, last) = (hours[0], hours[hours.len() - 1]);
+            let every = if n == 1 {
+                "Every hour".to_string()
+            } else {
+                format!("Every {n} hours")
+            };
             return (
-                format!("Every hour from {} to {}", hhmm(first, m), hhmm(last, m)),
+                format!("{every} from {} to {}", hhmm(first, m), hhmm(last, m)),
                 false,
             );
         }
     }
     let minute_text = if let [m] = mins[..] {
         format!("At {} past the hour", plural(m, "minute", "minutes"))
+    } else if is_contiguous(&mins) {
+        format!(
+            "Every minute from {} through {} minutes past the hour",
+            mins[0],
+            mins[mins.len() - 1]
+        )
     } else {
         format!(
             "At {} minutes past the hour",
@@ -143,6 +158,15 @@ fn time_part(spec: &Spec) -> (String, bool) {
         format!("{minute_text}{}", hour_phrase(&hours, hour_step)),
         false,
     )
+}
+
+/// `Some(step)` when `vals` (at least 3 of them) are evenly spaced.
+fn progression(vals: &[u32]) -> Option<u32> {
+    if vals.len() < 3 {
+        return None;
+    }
+    let n = vals[1] - vals[0];
+    vals.windows(2).all(|w| w[1] - w[0] == n).then_some(n)
 }
 
 fn is_contiguous(vals: &[u32]) -> bool {
@@ -240,13 +264,18 @@ pub(crate) fn describe(spec: &Spec) -> String {
     }
     let day = day_part(spec);
     let mut parts = vec![time];
+    let month_text =
+        (months.len() < 12).then(|| format!("in {}", runs_text(&months, &month_name, "and")));
     if !day.is_empty() {
         parts.push(day);
-    } else if specific && months.len() == 12 {
-        parts.push("every day".to_string());
+    } else if specific {
+        // "At 02:30, every day in January" rather than a bare "At 02:30, in January".
+        match &month_text {
+            Some(m) => parts.push(format!("every day {m}")),
+            None => parts.push("every day".to_string()),
+        }
+        return parts.join(", ");
     }
-    if months.len() < 12 {
-        parts.push(format!("in {}", runs_text(&months, &month_name, "and")));
-    }
+    parts.extend(month_text);
     parts.join(", ")
 }

@@ -94,7 +94,9 @@ pub enum ScheduleError {
         hint: String,
     },
     /// `*/0`.
-    #[error("{field} field \"{text}\": a step of 0 never advances, use a step of at least 1 (e.g. */5)")]
+    #[error(
+        "{field} field \"{text}\": a step of 0 never advances, use a step of at least 1 (e.g. */5)"
+    )]
     ZeroStep { field: Field, text: String },
     /// A character or word that crontab(5) does not know.
     #[error("{field} field \"{text}\": {detail}")]

@@ -83,7 +83,11 @@ pub(crate) fn parse(expr: &str) -> Result<Parsed, ScheduleError> {
     }
     match tokens.len() {
         5 => {}
-        6 | 7 => return Err(ScheduleError::SecondsField { count: tokens.len() }),
+        6 | 7 => {
+            return Err(ScheduleError::SecondsField {
+                count: tokens.len(),
+            })
+        }
         count => return Err(ScheduleError::FieldCount { count }),
     }
     let normalized = tokens.join(" ");

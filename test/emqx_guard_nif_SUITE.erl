@@ -90,7 +90,7 @@ validate_errors(_Config) ->
     Cases = [
         {<<"">>, empty},
         {<<"   ">>, empty},
-        {<<"0 0 1 * * *">>, field_count},
+        {<<"0 0 1 * * *">>, seconds_field},
         {<<"0 1 * *">>, field_count},
         {<<"@reboot">>, unsupported_macro},
         {<<"60 * * * *">>, out_of_range},
@@ -114,7 +114,7 @@ validate_errors(_Config) ->
         Cases
     ),
     %% The detail names what is wrong.
-    {error, {field_count, D6}} = emqx_guard_nif:validate(<<"0 0 1 * * *">>),
+    {error, {seconds_field, D6}} = emqx_guard_nif:validate(<<"0 0 1 * * *">>),
     ?assertNotEqual(nomatch, string:find(string:lowercase(D6), <<"minute">>)).
 
 non_binary_arguments_are_badarg(_Config) ->
@@ -282,9 +282,9 @@ prune_dry_run_and_protect(Config) ->
     ?assertEqual([bin(N) || N <- lists:sublist(Names, 3)], [N || #{name := N} <- Would]),
     {ok, All} = emqx_guard_nif:list_backups(bin(Dir)),
     ?assertEqual(4, length(All)),
-    %% Protect the oldest: it survives even though only one is kept.
+    %% Protect the oldest: it survives, and counts as one of the two kept.
     Oldest = filename:join(Dir, hd(Names)),
-    {ok, #{deleted := Deleted, failed := []}} = emqx_guard_nif:prune(bin(Dir), 1, bin(Oldest), false),
+    {ok, #{deleted := Deleted, failed := []}} = emqx_guard_nif:prune(bin(Dir), 2, bin(Oldest), false),
     ?assertEqual([bin(N) || N <- lists:sublist(Names, 2, 2)], [N || #{name := N} <- Deleted]),
     ?assert(filelib:is_regular(Oldest)),
     ?assert(filelib:is_regular(filename:join(Dir, lists:last(Names)))).
@@ -379,17 +379,17 @@ verify_errors(Config) ->
         end,
         [20, Size div 2, Size - 4]
     ),
-    %% one flipped byte inside the compressed data or its trailer
+    %% one flipped byte: in the deflate data, in the middle, in the CRC trailer
     lists:foreach(
         fun(At) ->
             <<Pre:At/binary, B, Post/binary>> = GoodBin,
             P = Sub("flip" ++ integer_to_list(At) ++ "/" ++ Base ++ ".tar.gz"),
             write(P, <<Pre/binary, (B bxor 16#ff), Post/binary>>),
             {error, {Reason, Detail}} = emqx_guard_nif:verify(bin(P)),
-            ?assert(lists:member(Reason, [corrupt, bad_tar, truncated])),
+            ?assertEqual({At, corrupt}, {At, Reason}),
             assert_one_line(Detail)
         end,
-        [Size - 6]
+        [40, Size div 2, Size - 6]
     ),
     %% wrong top directory, missing META.hocon, missing cluster.hocon, a `..' entry
     ?assertMatch(
@@ -403,8 +403,7 @@ verify_errors(Config) ->
     ),
     ?assertMatch({error, {unsafe_path, _}}, emqx_guard_nif:verify(bin(make_export(Sub("dotdot"), Base, dotdot)))),
     %% a directory is not a tarball
-    {error, {DirReason, _}} = emqx_guard_nif:verify(bin(Dir)),
-    ?assert(lists:member(DirReason, [io, not_gzip])).
+    ?assertMatch({error, {io, _}}, emqx_guard_nif:verify(bin(Dir))).
 
 %%--------------------------------------------------------------------------------------------
 %% Loading, reloading, panics
@@ -512,7 +511,7 @@ ms(Rfc3339) ->
 
 bin(Path) -> unicode:characters_to_binary(Path).
 
-hex(Bin) -> binary:encode_hex(Bin, lowercase).
+hex(Bin) -> string:lowercase(binary:encode_hex(Bin)).
 
 write(Path, Bin) ->
     ok = filelib:ensure_dir(Path),

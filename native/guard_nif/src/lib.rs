@@ -135,7 +135,10 @@ fn reply<'a, T, E: NifError>(
 fn utf8<'b>(bin: &'b Binary, reason: &'static str, what: &str) -> Result<&'b str, ArgError> {
     std::str::from_utf8(bin.as_slice()).map_err(|e| ArgError {
         reason,
-        detail: format!("the {what} is not valid UTF-8 (at byte {})", e.valid_up_to()),
+        detail: format!(
+            "the {what} is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ),
     })
 }
 
@@ -239,11 +242,9 @@ fn utc_offset<'a>(env: Env<'a>, zone: Binary, unix_ms: i64) -> NifResult<Term<'a
         Ok(zone) => zone,
         Err(err) => return error(env, &err),
     };
-    reply(
-        env,
-        schedule::utc_offset_seconds(zone, unix_ms),
-        |secs| Ok(secs.encode(env)),
-    )
+    reply(env, schedule::utc_offset_seconds(zone, unix_ms), |secs| {
+        Ok(secs.encode(env))
+    })
 }
 
 /// `list_backups(Dir)` -> `{ok, [Backup]}` newest first. Dirty IO.

@@ -494,6 +494,28 @@ fn lord_howe_half_hour_dst() {
 }
 
 #[test]
+fn samoa_skipped_a_whole_day() {
+    // Pacific/Apia went from 2011-12-29 23:59:59 -10:00 straight to 2011-12-31 00:00 +14:00.
+    let z = "Pacific/Apia";
+    assert_eq!(
+        fires("* * * * *", z, "2011-12-29T23:58:00-10:00", 3),
+        [
+            "2011-12-29T23:59:00-10:00",
+            "2011-12-31T00:00:00+14:00",
+            "2011-12-31T00:01:00+14:00"
+        ]
+    );
+    assert_eq!(
+        fires("0 12 * * *", z, "2011-12-29T00:00:00-10:00", 3),
+        [
+            "2011-12-29T12:00:00-10:00",
+            "2011-12-31T00:00:00+14:00",
+            "2011-12-31T12:00:00+14:00"
+        ]
+    );
+}
+
+#[test]
 fn kolkata_half_hour_offset_no_dst() {
     let z = "Asia/Kolkata";
     assert_eq!(

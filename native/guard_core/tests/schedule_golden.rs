@@ -663,7 +663,27 @@ fn descriptions() {
             "At 06:00, on day 1 of the month, in January, April, July and October",
         ),
     ];
-    for (expr, want) in cases {
+    let more = [
+        ("0 0 29,30 2 *", "At 00:00, on February 29"),
+        (
+            "0 0 1,15,31 2 *",
+            "At 00:00, on days 1 and 15 of the month, in February",
+        ),
+        (
+            "0 0-4,8-12 * * *",
+            "Every hour from 00:00 to 04:00 and from 08:00 to 12:00",
+        ),
+        ("0 0 1-31 * 1", "At 00:00, every day"),
+        ("0 0 */3 * *", "At 00:00, on every 3rd day of the month"),
+        (
+            "*/15 9-17 * * 1-5",
+            "Every 15 minutes, between 09:00 and 17:59, on Monday through Friday",
+        ),
+        ("0 0 * * 6,0", "At 00:00, on Saturday and Sunday"),
+        ("1 * * * *", "At 1 minute past the hour"),
+        ("0,15,40 * * * *", "At 0, 15 and 40 minutes past the hour"),
+    ];
+    for (expr, want) in cases.into_iter().chain(more) {
         assert_eq!(describe(expr).as_deref(), Ok(want), "{expr}");
     }
     assert_eq!(

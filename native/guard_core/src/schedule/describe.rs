@@ -1,7 +1,7 @@
 //! Plain-English descriptions written from the parsed bit sets (not from croner, whose wording
 //! is not meant for end users).
 
-use super::parse::{join_words, Spec, MONTHS_EN};
+use super::parse::{join_words, mask_through, Spec, MAX_DAYS, MONTHS_EN};
 
 const WEEKDAYS_EN: [&str; 7] = [
     "Sunday",
@@ -140,6 +140,20 @@ fn time_part(spec: &Spec) -> (String, bool) {
             );
         }
     }
+    if let [m] = mins[..] {
+        let runs = runs_of(&hours);
+        if runs.iter().all(|(a, b)| b > a) {
+            let spans: Vec<String> = runs
+                .iter()
+                .map(|(a, b)| format!("from {} to {}", hhmm(*a, m), hhmm(*b, m)))
+                .collect();
+            return (format!("Every hour {}", join_words(&spans, "and")), false);
+        }
+        if hours.len() <= 2 * MAX_LISTED_TIMES {
+            let times: Vec<String> = hours.iter().map(|h| hhmm(*h, m)).collect();
+            return (format!("At {}", join_words(&times, "and")), true);
+        }
+    }
     let minute_text = if let [m] = mins[..] {
         format!("At {} past the hour", plural(m, "minute", "minutes"))
     } else if is_contiguous(&mins) {
@@ -158,6 +172,18 @@ fn time_part(spec: &Spec) -> (String, bool) {
         format!("{minute_text}{}", hour_phrase(&hours, hour_step)),
         false,
     )
+}
+
+/// Maximal runs of consecutive values, as (first, last).
+fn runs_of(vals: &[u32]) -> Vec<(u32, u32)> {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for v in vals {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == *v => *last = *v,
+            _ => runs.push((*v, *v)),
+        }
+    }
+    runs
 }
 
 /// `Some(step)` when `vals` (at least 3 of them) are evenly spaced.
@@ -222,10 +248,20 @@ fn weekday_list(dow: u8, last: &str) -> String {
     runs_text(&monday_first, &name, last)
 }
 
+/// The chosen days of the month, less those no chosen month has (31 of `1,15,31` in February).
+fn possible_days(spec: &Spec) -> Vec<u32> {
+    let longest = (1..=12usize)
+        .filter(|m| spec.months & (1 << m) != 0)
+        .map(|m| MAX_DAYS[m - 1])
+        .max()
+        .unwrap_or(31);
+    values(u64::from(spec.dom & mask_through(longest)), 1, 31)
+}
+
 /// The day part ("" when every day matches) following the day rule.
 fn day_part(spec: &Spec) -> String {
-    let days = values(u64::from(spec.dom), 1, 31);
-    let all_dom = days.len() == 31;
+    let all_dom = spec.dom & mask_through(31) == mask_through(31);
+    let days = possible_days(spec);
     let all_dow = spec.dow == 0x7f;
     if spec.day_or_rule() {
         if all_dom || all_dow {
@@ -253,7 +289,7 @@ fn day_part(spec: &Spec) -> String {
 pub(crate) fn describe(spec: &Spec) -> String {
     let (time, specific) = time_part(spec);
     let months = values(u64::from(spec.months), 1, 12);
-    let days = values(u64::from(spec.dom), 1, 31);
+    let days = possible_days(spec);
     let month_name = |m: u32| MONTHS_EN[m as usize - 1].to_string();
     // "on February 29" instead of "on day 29 of the month, in February". Under the OR rule a
     // full day-of-week set matches every day, so this only applies under the AND rule.

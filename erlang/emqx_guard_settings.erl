@@ -362,7 +362,7 @@ merge_stored(Path, Stored) ->
                 error ->
                     Acc#{Key => Default};
                 {ok, Value} ->
-                    case validate(Key, Value) of
+                    case validate_stored(Key, Value) of
                         {ok, Valid} ->
                             Acc#{Key => Valid};
                         {error, Why} ->
@@ -380,6 +380,29 @@ merge_stored(Path, Stored) ->
         #{},
         defaults()
     ).
+
+%% A stored schedule or zone was validated when it was set: when the NIF cannot
+%% be used right now, keep it rather than silently falling back to the default.
+validate_stored(Key, Value) ->
+    case validate(Key, Value) of
+        {ok, _} = Ok ->
+            Ok;
+        {error, _} = Error when (Key =:= backup_cron orelse Key =:= backup_timezone), is_binary(Value) ->
+            case nif_available() of
+                true -> Error;
+                false -> {ok, Value}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+nif_available() ->
+    try emqx_guard_nif:validate(<<"* * * * *">>) of
+        {ok, _} -> true;
+        _ -> false
+    catch
+        _:_ -> false
+    end.
 
 %% @doc Stores the settings atomically.
 -spec save(settings()) -> ok | {error, binary()}.

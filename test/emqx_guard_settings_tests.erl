@@ -1,0 +1,254 @@
+%% EUnit tests for the parts of the settings, schedule formatting and CLI
+%% parsing that do not need the NIF: durations, keep, persistence (atomic
+%% write, damaged files), instant formatting and glob detection.
+-module(emqx_guard_settings_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+%%--------------------------------------------------------------------
+%% Durations
+
+parse_duration_test_() ->
+    [
+        ?_assertEqual({ok, 86400}, emqx_guard_settings:parse_duration(<<"24h">>)),
+        ?_assertEqual({ok, 5400}, emqx_guard_settings:parse_duration("90m")),
+        ?_assertEqual({ok, 5400}, emqx_guard_settings:parse_duration(<<"1h30m">>)),
+        ?_assertEqual({ok, 172800}, emqx_guard_settings:parse_duration(<<"2d">>)),
+        ?_assertEqual({ok, 45}, emqx_guard_settings:parse_duration(<<" 45s ">>)),
+        ?_assertEqual({ok, 0}, emqx_guard_settings:parse_duration(<<"0">>)),
+        ?_assertEqual({ok, 600}, emqx_guard_settings:parse_duration(<<"600">>)),
+        ?_assertEqual({ok, 3600}, emqx_guard_settings:parse_duration(<<"1H">>)),
+        ?_assertMatch({error, <<"must be a duration", _/binary>>}, emqx_guard_settings:parse_duration(<<"">>)),
+        ?_assertMatch({error, _}, emqx_guard_settings:parse_duration(<<"24 hours">>)),
+        ?_assertMatch({error, _}, emqx_guard_settings:parse_duration(<<"h">>)),
+        ?_assertMatch({error, _}, emqx_guard_settings:parse_duration(<<"-5m">>)),
+        ?_assertMatch({error, _}, emqx_guard_settings:parse_duration(<<"1.5h">>))
+    ].
+
+format_duration_test_() ->
+    [
+        ?_assertEqual(<<"0">>, emqx_guard_settings:format_duration(0)),
+        ?_assertEqual(<<"24h">>, emqx_guard_settings:format_duration(86400)),
+        ?_assertEqual(<<"90m">>, emqx_guard_settings:format_duration(5400)),
+        ?_assertEqual(<<"10m">>, emqx_guard_settings:format_duration(600)),
+        ?_assertEqual(<<"45s">>, emqx_guard_settings:format_duration(45)),
+        ?_assertEqual(<<"3601s">>, emqx_guard_settings:format_duration(3601))
+    ].
+
+duration_round_trip_test() ->
+    lists:foreach(
+        fun(S) ->
+            ?assertEqual({ok, S}, emqx_guard_settings:parse_duration(emqx_guard_settings:format_duration(S)))
+        end,
+        [0, 1, 59, 60, 61, 3599, 3600, 5400, 86400, 90061]
+    ).
+
+catchup_and_timeout_limits_test_() ->
+    [
+        ?_assertEqual({ok, 0}, emqx_guard_settings:validate(backup_catchup, <<"0">>)),
+        ?_assertEqual({ok, 86400}, emqx_guard_settings:validate(backup_catchup, "24h")),
+        ?_assertMatch({error, <<"backup_catchup must be at most 366 days">>},
+            emqx_guard_settings:validate(backup_catchup, <<"400d">>)),
+        ?_assertMatch({error, <<"backup_catchup must be a duration", _/binary>>},
+            emqx_guard_settings:validate(backup_catchup, <<"soon">>)),
+        ?_assertMatch({error, <<"export_timeout must be longer than 0">>},
+            emqx_guard_settings:validate(export_timeout, <<"0">>)),
+        ?_assertEqual({ok, 600}, emqx_guard_settings:validate(export_timeout, <<"10m">>))
+    ].
+
+%%--------------------------------------------------------------------
+%% Keep and unknown keys
+
+keep_test_() ->
+    [
+        ?_assertEqual({ok, 1}, emqx_guard_settings:validate(backup_keep, "1")),
+        ?_assertEqual({ok, 1000}, emqx_guard_settings:validate(backup_keep, <<"1000">>)),
+        ?_assertEqual({ok, 7}, emqx_guard_settings:validate(backup_keep, 7)),
+        ?_assertEqual({error, <<"backup_keep must be from 1 to 1000, not 0">>},
+            emqx_guard_settings:validate(backup_keep, "0")),
+        ?_assertEqual({error, <<"backup_keep must be from 1 to 1000, not 1001">>},
+            emqx_guard_settings:validate(backup_keep, 1001)),
+        ?_assertEqual({error, <<"backup_keep must be a whole number from 1 to 1000, not \"five\"">>},
+            emqx_guard_settings:validate(backup_keep, "five")),
+        ?_assertMatch({error, _}, emqx_guard_settings:validate(backup_keep, "5x"))
+    ].
+
+validate_changes_test_() ->
+    [
+        ?_assertEqual({ok, #{backup_keep => 3, backup_catchup => 5400}},
+            emqx_guard_settings:validate_changes(#{<<"backup_keep">> => 3, <<"backup_catchup">> => <<"90m">>})),
+        ?_assertEqual({error, <<"unknown setting backup_kept">>},
+            emqx_guard_settings:validate_changes(#{<<"backup_kept">> => 3})),
+        %% one bad value rejects the whole change
+        ?_assertMatch({error, <<"backup_keep", _/binary>>},
+            emqx_guard_settings:validate_changes(#{<<"backup_keep">> => 0, <<"backup_catchup">> => <<"1h">>})),
+        ?_assertEqual({error, <<"settings must be a map">>}, emqx_guard_settings:validate_changes([]))
+    ].
+
+defaults_test() ->
+    D = emqx_guard_settings:defaults(),
+    ?assertEqual(<<"0 12 * * 0">>, maps:get(backup_cron, D)),
+    ?assertEqual(5, maps:get(backup_keep, D)),
+    ?assertEqual(<<"local">>, maps:get(backup_timezone, D)),
+    ?assertEqual(86400, maps:get(backup_catchup, D)),
+    ?assertEqual(600, maps:get(export_timeout, D)),
+    ?assertEqual(
+        #{
+            <<"backup_cron">> => <<"0 12 * * 0">>,
+            <<"backup_keep">> => 5,
+            <<"backup_timezone">> => <<"local">>,
+            <<"backup_catchup">> => <<"24h">>,
+            <<"export_timeout">> => <<"10m">>
+        },
+        emqx_guard_settings:to_config(D)
+    ).
+
+%%--------------------------------------------------------------------
+%% Persistence (no NIF needed: values below are the defaults or numeric)
+
+with_data_dir(Fun) ->
+    Dir = filename:join(["/tmp", "emqx_guard_eunit_" ++ integer_to_list(erlang:unique_integer([positive]))]),
+    ok = emqx:set_data_dir(Dir),
+    try
+        Fun(Dir)
+    after
+        _ = file:del_dir_r(Dir),
+        emqx:reset()
+    end.
+
+missing_file_gives_defaults_test() ->
+    with_data_dir(fun(_Dir) ->
+        ?assertEqual(emqx_guard_settings:defaults(), emqx_guard_settings:load()),
+        ?assertEqual(emqx_guard_settings:default_state(), emqx_guard_settings:load_state())
+    end).
+
+state_round_trip_test() ->
+    with_data_dir(fun(Dir) ->
+        State = #{
+            last_fired => 1764417600000,
+            last_run => #{started_at => 1764417600000, duration_ms => 1200, result => ok,
+                trigger => scheduled, path => <<"/x/emqx-export-2025-11-29-12-00-00.000.tar.gz">>},
+            counts => #{ok => 3, failed => 1, skipped => 2}
+        },
+        ok = emqx_guard_settings:save_state(State),
+        ?assertEqual(State, emqx_guard_settings:load_state()),
+        %% only the state file is left in the directory: the temporary file was renamed
+        ?assertEqual(["state.eterm"], element(2, file:list_dir(filename:join(Dir, "emqx_guard"))))
+    end).
+
+settings_round_trip_test() ->
+    with_data_dir(fun(_Dir) ->
+        S = (emqx_guard_settings:defaults())#{backup_keep => 9, backup_catchup => 0},
+        ok = emqx_guard_settings:save(S),
+        ?assertEqual(S, emqx_guard_settings:load())
+    end).
+
+damaged_settings_file_gives_defaults_test() ->
+    with_data_dir(fun(_Dir) ->
+        Path = emqx_guard_settings:settings_file(),
+        ok = filelib:ensure_dir(Path),
+        lists:foreach(
+            fun(Garbage) ->
+                ok = file:write_file(Path, Garbage),
+                ?assertEqual(emqx_guard_settings:defaults(), emqx_guard_settings:load())
+            end,
+            [
+                <<"{emqx_guard_settings, 1, #{backup_keep => ">>,
+                <<0, 255, 1, 2, 3>>,
+                <<"not a term at all">>,
+                <<"{other, thing}.">>,
+                <<"{emqx_guard_settings, 1, #{}}. {second, term}.">>,
+                %% no code is executed: a fun is not a term file:consult accepts
+                <<"{emqx_guard_settings, 1, fun() -> os:cmd(\"touch /tmp/pwned\") end}.">>,
+                <<>>
+            ]
+        )
+    end).
+
+damaged_value_falls_back_per_key_test() ->
+    with_data_dir(fun(_Dir) ->
+        Path = emqx_guard_settings:settings_file(),
+        ok = filelib:ensure_dir(Path),
+        ok = file:write_file(Path, <<"{emqx_guard_settings, 1, #{backup_keep => 0, backup_catchup => 60}}.\n">>),
+        Expected = (emqx_guard_settings:defaults())#{backup_catchup => 60},
+        ?assertEqual(Expected, emqx_guard_settings:load())
+    end).
+
+damaged_state_file_gives_fresh_state_test() ->
+    with_data_dir(fun(_Dir) ->
+        Path = emqx_guard_settings:state_file(),
+        ok = filelib:ensure_dir(Path),
+        ok = file:write_file(Path, <<"{emqx_guard_state, 1, #{last_fired => ">>),
+        ?assertEqual(emqx_guard_settings:default_state(), emqx_guard_settings:load_state()),
+        ok = file:write_file(Path, <<"{emqx_guard_state, 1, #{last_fired => soon, counts => #{ok => -1, failed => 2}}}.">>),
+        ?assertEqual(
+            #{last_fired => undefined, last_run => undefined, counts => #{ok => 0, failed => 2, skipped => 0}},
+            emqx_guard_settings:load_state()
+        )
+    end).
+
+write_error_is_a_line_test() ->
+    with_data_dir(fun(Dir) ->
+        %% a plain file where the directory should be
+        ok = file:write_file(Dir, <<"x">>),
+        {error, Line} = emqx_guard_settings:save(emqx_guard_settings:defaults()),
+        ?assertMatch({match, _}, re:run(Line, <<"^cannot write .*settings.eterm: ">>)),
+        ok = file:delete(Dir)
+    end).
+
+%%--------------------------------------------------------------------
+%% Formatting and CLI parsing
+
+format_instant_test_() ->
+    %% 2026-11-29 11:00:00 UTC
+    Ms = 1795950000000,
+    [
+        ?_assertEqual(<<"2026-11-29 12:00:00 +01:00">>, emqx_guard_schedule:format_instant(Ms, 3600)),
+        ?_assertEqual(<<"2026-11-29 11:00:00 +00:00">>, emqx_guard_schedule:format_instant(Ms, 0)),
+        ?_assertEqual(<<"2026-11-29 16:30:00 +05:30">>, emqx_guard_schedule:format_instant(Ms, 19800)),
+        ?_assertEqual(<<"2026-11-29 06:00:00 -05:00">>, emqx_guard_schedule:format_instant(Ms, -18000)),
+        ?_assertEqual(<<"2026-11-28 23:30:00 -11:30">>, emqx_guard_schedule:format_instant(Ms, -41400))
+    ].
+
+glob_detection_test_() ->
+    G = fun emqx_guard_cli:looks_glob_expanded/1,
+    [
+        ?_assertNot(G([<<"0 12 * * 0">>])),
+        ?_assertNot(G([<<"0">>, <<"12">>, <<"*">>, <<"*">>, <<"0">>])),
+        ?_assertNot(G([<<"*/5">>, <<"*">>, <<"*">>, <<"*">>, <<"mon-fri">>])),
+        ?_assertNot(G([<<"0 0-23/2 * jan,jul sun">>])),
+        ?_assertNot(G([<<"@daily">>])),
+        %% `*' expanded to files of the current directory
+        ?_assert(G([<<"0">>, <<"12">>, <<"bin">>, <<"data">>, <<"etc">>, <<"lib">>, <<"log">>, <<"0">>])),
+        ?_assert(G([<<"0">>, <<"12">>, <<"README.md">>, <<"*">>, <<"0">>])),
+        ?_assert(G([<<"0">>, <<"12">>, <<"data/backup">>, <<"*">>, <<"0">>])),
+        ?_assert(G([<<"0">>, <<"12">>, <<"/tmp">>, <<"*">>, <<"0">>])),
+        %% a plain name of the current directory, as `*' produces it
+        ?_assert(G([<<"0">>, <<"12">>, cwd_entry(), <<"*">>, <<"0">>])),
+        %% more than 5 parts is never one unquoted expression
+        ?_assert(G([<<"0">>, <<"0">>, <<"12">>, <<"*">>, <<"*">>, <<"0">>]))
+    ].
+
+%% A name in the current directory without `.' or `/' (so only the
+%% existing-file check can spot it), made if there is none.
+cwd_entry() ->
+    {ok, Names} = file:list_dir("."),
+    case [N || N <- Names, not lists:member($., N), re:run(N, "^[0-9*,/-]+$") =:= nomatch] of
+        [Name | _] -> list_to_binary(Name);
+        [] -> error(no_plain_entry_in_cwd)
+    end.
+
+format_size_test_() ->
+    [
+        ?_assertEqual(<<"512 B">>, emqx_guard_cli:format_size(512)),
+        ?_assertEqual(<<"12.3 KiB">>, emqx_guard_cli:format_size(12595)),
+        ?_assertEqual(<<"4.0 MiB">>, emqx_guard_cli:format_size(4 * 1024 * 1024)),
+        ?_assertEqual(<<"1.5 GiB">>, emqx_guard_cli:format_size(3 * 512 * 1024 * 1024))
+    ].
+
+format_ms_test_() ->
+    [
+        ?_assertEqual(<<"850 ms">>, emqx_guard_cli:format_ms(850)),
+        ?_assertEqual(<<"12.3 s">>, emqx_guard_cli:format_ms(12345)),
+        ?_assertEqual(<<"4 min 5 s">>, emqx_guard_cli:format_ms(245000))
+    ].

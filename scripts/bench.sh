@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# `make bench`: figures for the NIF (benchmarks, not tests: nothing here passes or fails on time).
+#   1. next_fires per call through the NIF from Erlang vs the same calls in pure Rust;
+#   2. verify on a ~1 GiB export tarball vs `gzip -t` on the same file, with peak memory;
+#   3. prune of a directory of 100,000 export files vs `ls | sort | head -n -5 | xargs rm`.
+# Every ratio compares figures measured in this run, on this machine.
+# Knobs: BENCH_VERIFY_MIB (default 1024), BENCH_PRUNE_FILES (default 100000),
+#        BENCH_ITERATIONS (next_fires calls per case, default 20000), BENCH_TMPDIR (default $TMPDIR or /tmp).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VERIFY_MIB=${BENCH_VERIFY_MIB:-1024}
+PRUNE_FILES=${BENCH_PRUNE_FILES:-100000}
+ITERATIONS=${BENCH_ITERATIONS:-20000}
+CARGO=${CARGO:-cargo}
+
+EBIN=$ROOT/_build/default/lib/emqx_guard/ebin
+if [[ ! -f $EBIN/emqx_guard_nif.beam || ! -f $ROOT/priv/emqx_guard_nif.so ]]; then
+  echo "bench: build first (make compile): need $EBIN/emqx_guard_nif.beam and priv/emqx_guard_nif.so" >&2
+  exit 1
+fi
+
+WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/emqx_guard_bench.XXXXXX")
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT INT TERM
+
+echo "==> building the Rust bench examples and the Erlang bench module"
+"$CARGO" build --release --locked -q -p guard_core --example bench_next_fires --example bench_verify
+RUST_NF=$ROOT/target/release/examples/bench_next_fires
+RUST_VERIFY=$ROOT/target/release/examples/bench_verify
+mkdir -p "$WORK/ebin"
+erlc -o "$WORK/ebin" scripts/emqx_guard_bench.erl
+
+# erl_bench ARGS...: run emqx_guard_bench:main/1 in a fresh node with the plugin's ebin.
+erl_bench() {
+  erl -noshell -pa "$EBIN" -pa "$WORK/ebin" -run emqx_guard_bench main "$@" </dev/null
+}
+
+# field NAME LINE: the value of NAME=value in a `key=value ...` line.
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
+
+# ratio A B: A/B with 2 decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+now_ns() { date +%s%N; }
+secs_since() { awk -v s="$1" -v e="$(now_ns)" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'; }
+
+have_time() { [[ -x /usr/bin/time ]]; }
+
+echo
+echo "== 1. next_fires: per call through the NIF from Erlang vs pure Rust ($ITERATIONS calls each)"
+AFTER=1767225600000 # 2026-01-01T00:00:00Z; call i asks for fires after AFTER + i%1000 minutes
+printf '%-18s %-16s %3s %12s %12s %8s  %s\n' expr zone n "erlang ns" "rust ns" ratio result
+while IFS='|' read -r expr zone n; do
+  erl_line=$(erl_bench next_fires "$ITERATIONS" "$expr" "$zone" "$AFTER" "$n")
+  rust_line=$("$RUST_NF" "$ITERATIONS" "$expr" "$zone" "$AFTER" "$n")
+  e_ns=$(field ns_per_call "$erl_line")
+  r_ns=$(field ns_per_call "$rust_line")
+  printf '%-18s %-16s %3s %12s %12s %8s  %s\n' "$expr" "$zone" "$n" "$e_ns" "$r_ns" \
+    "$(ratio "$e_ns" "$r_ns")x" "${erl_line#*result=}"
+done <<'CASES'
+*/15 * * * *|UTC|1
+0 2 * * *|Europe/Berlin|3
+0 22 * * 1-5|America/New_York|10
+0 0 29 2 *|Europe/Berlin|3
+0 0 30 2 *|UTC|1
+CASES
+
+echo
+echo "== 2. verify on a ${VERIFY_MIB} MiB export tarball vs gzip -t"
+BASE=emqx-export-2026-01-01-00-00-00.000
+SRC=$WORK/src
+mkdir -p "$SRC/$BASE/mnesia"
+printf 'edition = ce\nversion = "5.3.2"\n' >"$SRC/$BASE/META.hocon"
+: >"$SRC/$BASE/cluster.hocon"
+echo "   generating (random data, so the gzip is about as large as the content)..."
+head -c "$((VERIFY_MIB * 1024 * 1024))" /dev/urandom >"$SRC/$BASE/mnesia/emqx_blob"
+# Files only, no directory entries: the layout of a real EMQX export.
+tar -C "$SRC" -cf - "$BASE/META.hocon" "$BASE/cluster.hocon" "$BASE/mnesia/emqx_blob" |
+  gzip -1 >"$WORK/$BASE.tar.gz"
+rm -rf "$SRC"
+TARBALL=$WORK/$BASE.tar.gz
+SIZE=$(stat -c %s "$TARBALL")
+echo "   file: $(awk -v s="$SIZE" 'BEGIN { printf "%.1f MiB", s / 1048576 }') compressed"
+cat "$TARBALL" >/dev/null # same (warm) page cache for every reader
+
+if have_time; then
+  gz_out=$( { /usr/bin/time -f 'TIME %e %M' gzip -t "$TARBALL"; } 2>&1)
+  gz_secs=$(awk '/^TIME/ { print $2 }' <<<"$gz_out")
+  gz_kib=$(awk '/^TIME/ { print $3 }' <<<"$gz_out")
+else
+  t0=$(now_ns); gzip -t "$TARBALL"; gz_secs=$(secs_since "$t0"); gz_kib=unknown
+fi
+rust_line=$("$RUST_VERIFY" "$TARBALL")
+rust_secs=$(field seconds "$rust_line")
+rust_kib=$(field peak_rss_kib "$rust_line")
+erl_line=$(erl_bench verify "$TARBALL")
+erl_secs=$(field seconds "$erl_line")
+printf '   %-34s %8s s   peak RSS %s KiB\n' "gzip -t" "$gz_secs" "$gz_kib"
+printf '   %-34s %8s s   peak RSS %s KiB (VmHWM of a process running only verify)\n' \
+  "verify, pure Rust (bench_verify)" "$rust_secs" "$rust_kib"
+printf '   %-34s %8s s\n' "verify, NIF call from Erlang" "$erl_secs"
+echo "   result: ${rust_line#*result=}" | cut -c1-120
+echo "   ratio verify(NIF)/gzip -t: $(ratio "$erl_secs" "$gz_secs")x   verify(Rust)/gzip -t: $(ratio "$rust_secs" "$gz_secs")x"
+echo "   (verify also hashes the file with SHA-256 and walks the tar; gzip -t only inflates and checks the CRC)"
+rm -f "$TARBALL"
+
+echo
+echo "== 3. prune to the newest 5 of $PRUNE_FILES export files vs ls | sort | head -n -5 | xargs rm"
+mkdir -p "$WORK/nif" "$WORK/shell"
+# Distinct export names, one millisecond apart, newest last in name order.
+awk -v n="$PRUNE_FILES" 'BEGIN {
+  for (i = 0; i < n; i++)
+    printf "emqx-export-2026-01-01-%02d-%02d-%02d.%03d.tar.gz\n",
+      int(i / 3600000) % 24, int(i / 60000) % 60, int(i / 1000) % 60, i % 1000
+}' >"$WORK/names"
+(cd "$WORK/nif" && xargs touch <"$WORK/names")
+(cd "$WORK/shell" && xargs touch <"$WORK/names")
+erl_line=$(erl_bench prune "$WORK/nif" 5)
+nif_secs=$(field seconds "$erl_line")
+t0=$(now_ns)
+(cd "$WORK/shell" && ls | sort | head -n -5 | xargs rm)
+sh_secs=$(secs_since "$t0")
+nif_left=$(find "$WORK/nif" -type f | wc -l)
+sh_left=$(find "$WORK/shell" -type f | wc -l)
+printf '   %-34s %8s s   (%s; %s files left)\n' "prune (NIF from Erlang)" "$nif_secs" \
+  "$(field deleted "$erl_line") deleted, $(field failed "$erl_line") failed" "$nif_left"
+printf '   %-34s %8s s   (%s files left)\n' "ls | sort | head -n -5 | xargs rm" "$sh_secs" "$sh_left"
+if [[ $nif_left != "$sh_left" ]] || ! diff -q <(ls "$WORK/nif") <(ls "$WORK/shell") >/dev/null; then
+  echo "   WARNING: the two methods kept different files" >&2
+fi
+echo "   ratio prune(NIF)/shell: $(ratio "$nif_secs" "$sh_secs")x"
+echo "   (prune also checks each name, stats every file, and re-checks each one right before unlinking it)"

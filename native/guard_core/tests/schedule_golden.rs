@@ -1031,3 +1031,52 @@ fn property_wide_range_invariants() {
         }
     }
 }
+
+#[test]
+fn property_random_text_never_panics_and_entry_points_agree() {
+    let digits: Vec<char> = "0123456789*,-/12".chars().collect();
+    let noise: Vec<char> = "0123456789 */,-LW#?@jfmasondtuewhriy\t".chars().collect();
+    let mut rng = Lcg(7);
+    let mut accepted = 0;
+    for _ in 0..20_000 {
+        // Mostly five short fields of cron characters, sometimes free noise.
+        let (pool, fields) = if rng.below(4) == 0 {
+            (&noise, 1)
+        } else {
+            (&digits, 4 + rng.below(3) as usize)
+        };
+        let text: Vec<String> = (0..fields)
+            .map(|_| {
+                if fields > 1 && rng.below(4) != 0 {
+                    return rng
+                        .pick(&["*", "1", "*/2", "1-5", "0,3", "2/3", "7", "12"])
+                        .to_string();
+                }
+                let len = 1 + rng.below(if fields == 1 { 24 } else { 4 }) as usize;
+                (0..len)
+                    .map(|_| pool[rng.below(pool.len() as u64) as usize])
+                    .collect()
+            })
+            .collect();
+        let text = text.join(" ");
+        match validate(&text) {
+            Ok(normalized) => {
+                accepted += 1;
+                assert_eq!(validate(&normalized).as_deref(), Ok(normalized.as_str()));
+                assert!(describe(&text).is_ok(), "{text:?}");
+                let got = next_fires(&text, "Europe/Berlin", 1_767_225_600_000, 5)
+                    .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+                assert_eq!(got.len(), 5);
+            }
+            Err(e) => {
+                assert_eq!(describe(&text), Err(e.clone()));
+                let msg = e.to_string();
+                assert!(!msg.is_empty() && !msg.contains('\n'), "{text:?}: {msg:?}");
+            }
+        }
+    }
+    assert!(
+        accepted > 50,
+        "only {accepted} random expressions were valid"
+    );
+}

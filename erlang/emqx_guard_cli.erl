@@ -176,7 +176,6 @@ numeric_field(Token) ->
 %%--------------------------------------------------------------------
 
 backup_now() ->
-    line("Running a backup..."),
     case emqx_guard_scheduler:run_now() of
         {ok, Run} ->
             line(text("Backup done in ~ts", [format_ms(maps:get(duration_ms, Run))])),

@@ -1,0 +1,471 @@
+%% Common Test suite for the `emqx ctl guard ...' commands, driven through the
+%% emqx_ctl stand-in exactly as the `emqx ctl' shell does (arguments as
+%% charlists, the `usage' atom), with the printed text captured and asserted.
+%% Also: settings persistence across an app restart, a damaged settings file,
+%% the dashboard callbacks, and an EMQX without data export.
+-module(emqx_guard_cli_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include_lib("kernel/include/file.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
+-export([
+    usage_atom_and_help_listing/1,
+    unknown_command_prints_usage/1,
+    show_default_cron/1,
+    show_cron_in_zone_with_offsets/1,
+    set_cron_quoted/1,
+    set_cron_split_by_shell/1,
+    glob_expanded_cron_is_refused/1,
+    invalid_cron_changes_nothing/1,
+    keep_show_set_reject/1,
+    timezone_show_set_reject/1,
+    catchup_show_set_reject/1,
+    backup_now_prints_result/1,
+    backup_now_refused_while_running/1,
+    backup_now_failure_modes/1,
+    backup_list_newest_first/1,
+    prune_dry_run_deletes_nothing/1,
+    status_shows_everything/1,
+    settings_persist_across_restart/1,
+    damaged_settings_file_gives_defaults/1,
+    command_registered_and_unregistered/1,
+    never_crashes/1,
+    on_config_changed_validates_and_applies/1,
+    export_unsupported_still_starts/1
+]).
+
+-import(emqx_guard_ct_helper, [
+    fake_opts/1, start_app/1, stop_app/0, set_now/1, utc/1, ctl/1, wait_until/1, wait_idle/0, backups/0,
+    settings_file_content/0
+]).
+
+-define(ALARM, emqx_guard_backup_failed).
+%% Wednesday 2026-11-25 10:00:00 UTC
+-define(T0, {{2026, 11, 25}, {10, 0, 0}}).
+-define(FIRE_RE, "^  [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:00 [+-][0-9]{2}:[0-9]{2}$").
+
+all() ->
+    [
+        usage_atom_and_help_listing,
+        unknown_command_prints_usage,
+        show_default_cron,
+        show_cron_in_zone_with_offsets,
+        set_cron_quoted,
+        set_cron_split_by_shell,
+        glob_expanded_cron_is_refused,
+        invalid_cron_changes_nothing,
+        keep_show_set_reject,
+        timezone_show_set_reject,
+        catchup_show_set_reject,
+        backup_now_prints_result,
+        backup_now_refused_while_running,
+        backup_now_failure_modes,
+        backup_list_newest_first,
+        prune_dry_run_deletes_nothing,
+        status_shows_everything,
+        settings_persist_across_restart,
+        damaged_settings_file_gives_defaults,
+        command_registered_and_unregistered,
+        never_crashes,
+        on_config_changed_validates_and_applies,
+        export_unsupported_still_starts
+    ].
+
+init_per_suite(Config) ->
+    case catch emqx_guard_nif:validate(<<"* * * * *">>) of
+        {ok, _} ->
+            ok = application:load(emqx_guard),
+            Config;
+        Other ->
+            {skip, {nif_not_usable, Other}}
+    end.
+
+end_per_suite(_Config) ->
+    emqx:reset(),
+    ok.
+
+init_per_testcase(TC, Config) ->
+    Config1 = emqx_guard_ct_helper:init_case(TC, Config),
+    set_now(?T0),
+    case TC of
+        export_unsupported_still_starts -> ok;
+        damaged_settings_file_gives_defaults -> ok;
+        _ -> start_app(fake_opts(#{}))
+    end,
+    Config1.
+
+end_per_testcase(_TC, _Config) ->
+    emqx_guard_ct_helper:end_case().
+
+%%--------------------------------------------------------------------
+
+usage_atom_and_help_listing(_Config) ->
+    {ok, Usage} = emqx_guard_test_io:capture(fun() -> emqx_guard_cli:cmd(usage) end),
+    Lines = string:split(Usage, "\n", all),
+    Commands = [
+        "guard backup_cron", "guard backup_keep", "guard backup_timezone", "guard backup_catchup",
+        "guard backup_now", "guard backup_list", "guard backup_status", "guard backup_prune --dry-run"
+    ],
+    lists:foreach(
+        fun(C) -> ?assert(lists:any(fun(L) -> lists:prefix(C, L) end, Lines), {missing, C, Usage}) end,
+        Commands
+    ),
+    %% padded command column, then `# Description', as emqx_ctl:usage/1 prints it
+    ?assert(lists:all(fun(L) -> L =:= "" orelse string:find(L, " # ") =/= nomatch end, Lines), Usage),
+    %% the help listing of `emqx ctl' calls us with the atom, outside any try
+    {_, Help} = emqx_guard_test_io:capture(fun() -> emqx_ctl:run_command([]) end),
+    ?assertNotEqual(nomatch, string:find(Help, "guard backup_status")),
+    %% `emqx ctl guard' alone prints the same usage
+    ?assertEqual([L || L <- Lines, L =/= ""], ctl([])).
+
+unknown_command_prints_usage(_Config) ->
+    Lines = ctl(["backup_restore_everything"]),
+    ?assert(lists:any(fun(L) -> lists:prefix("guard backup_now", L) end, Lines)),
+    ?assertEqual(Lines, ctl(["backup_prune"])),
+    ?assertEqual(Lines, ctl(["backup_keep", "1", "2"])).
+
+show_default_cron(_Config) ->
+    [First, Zone, Meaning, Next | Fires] = ctl(["backup_cron"]),
+    ?assertEqual("backup_cron = \"0 12 * * 0\"", First),
+    ?assertMatch("zone: local" ++ _, Zone),
+    ?assertEqual("meaning: At 12:00, on Sunday", Meaning),
+    ?assertEqual("next fires:", Next),
+    ?assertEqual(3, length(Fires)),
+    lists:foreach(fun(F) -> ?assertMatch({match, _}, re:run(F, ?FIRE_RE)) end, Fires).
+
+show_cron_in_zone_with_offsets(_Config) ->
+    [_ | _] = ctl(["backup_timezone", "Europe/Berlin"]),
+    ?assertEqual(
+        [
+            "backup_cron = \"0 12 * * 0\"",
+            "zone: Europe/Berlin",
+            "meaning: At 12:00, on Sunday",
+            "next fires:",
+            "  2026-11-29 12:00:00 +01:00",
+            "  2026-12-06 12:00:00 +01:00",
+            "  2026-12-13 12:00:00 +01:00"
+        ],
+        ctl(["backup_cron"])
+    ),
+    %% across the spring DST change the offset changes with the instant
+    set_now({{2027, 3, 20}, {0, 0, 0}}),
+    ?assertEqual(
+        ["  2027-03-21 12:00:00 +01:00", "  2027-03-28 12:00:00 +02:00", "  2027-04-04 12:00:00 +02:00"],
+        lists:nthtail(4, ctl(["backup_cron"]))
+    ).
+
+set_cron_quoted(_Config) ->
+    [_ | _] = ctl(["backup_timezone", "UTC"]),
+    Lines = ctl(["backup_cron", "30 2 * * *"]),
+    ?assertMatch(["backup_cron = \"30 2 * * *\"", "zone: UTC", "meaning: " ++ _ | _], Lines),
+    ?assertEqual("backup_cron = \"30 2 * * *\"", hd(Lines)),
+    ?assertEqual(
+        ["next fires:", "  2026-11-26 02:30:00 +00:00", "  2026-11-27 02:30:00 +00:00", "  2026-11-28 02:30:00 +00:00"],
+        lists:nthtail(3, Lines)
+    ),
+    %% stored, and the scheduler was re-armed at once
+    ?assertEqual(<<"30 2 * * *">>, maps:get(backup_cron, emqx_guard_settings:load())),
+    ?assertEqual(utc({{2026, 11, 26}, {2, 30, 0}}), maps:get(next_fire, emqx_guard_scheduler:status())).
+
+set_cron_split_by_shell(_Config) ->
+    %% unquoted: the shell split it (and `*' matched no file, so it stayed)
+    Lines = ctl(["backup_cron", "0", "3", "*", "*", "mon-fri"]),
+    ?assertEqual("backup_cron = \"0 3 * * mon-fri\"", hd(Lines)),
+    ?assertEqual(<<"0 3 * * mon-fri">>, maps:get(backup_cron, emqx_guard_settings:load())),
+    %% extra blanks inside a quoted argument are normalized
+    ?assertEqual("backup_cron = \"*/15 * * * *\"", hd(ctl(["backup_cron", "  */15   *  * * * "]))).
+
+glob_expanded_cron_is_refused(_Config) ->
+    Before = settings_file_content(),
+    Globbed = ["0", "12", "bin", "data", "etc", "lib", "log", "releases", "0"],
+    [Line] = ctl(["backup_cron" | Globbed]),
+    ?assertMatch("Error: " ++ _, Line),
+    ?assertNotEqual(nomatch, string:find(Line, "single quotes")),
+    [Line2] = ctl(["backup_cron", "0", "12", "README.md", "*", "0"]),
+    ?assertMatch("Error: " ++ _, Line2),
+    ?assertEqual(Before, settings_file_content()),
+    ?assertEqual("backup_cron = \"0 12 * * 0\"", hd(ctl(["backup_cron"]))).
+
+invalid_cron_changes_nothing(_Config) ->
+    [_ | _] = ctl(["backup_cron", "15 4 * * *"]),
+    Before = settings_file_content(),
+    NextBefore = maps:get(next_fire, emqx_guard_scheduler:status()),
+    Bad = ["0 12 * * 0 2026", "61 * * * *", "0 12 ? * MON", "@reboot", "", "0 0 30 2 *", "5-1 * * * *"],
+    lists:foreach(
+        fun(Expr) ->
+            Lines = ctl(["backup_cron", Expr]),
+            ?assertMatch(["Error: " ++ _], Lines, Expr)
+        end,
+        Bad
+    ),
+    ["Error: " ++ Why] = ctl(["backup_cron", "0 12 * * 0 2026"]),
+    ?assertNotEqual(nomatch, string:find(Why, "minute resolution")),
+    ?assertEqual(Before, settings_file_content()),
+    ?assertEqual(NextBefore, maps:get(next_fire, emqx_guard_scheduler:status())),
+    ?assertEqual("backup_cron = \"15 4 * * *\"", hd(ctl(["backup_cron"]))).
+
+keep_show_set_reject(_Config) ->
+    ?assertEqual(["backup_keep = 5"], ctl(["backup_keep"])),
+    ?assertEqual(["backup_keep = 12"], ctl(["backup_keep", "12"])),
+    Before = settings_file_content(),
+    ?assertEqual(["Error: backup_keep must be from 1 to 1000, not 0"], ctl(["backup_keep", "0"])),
+    ?assertEqual(["Error: backup_keep must be from 1 to 1000, not 1001"], ctl(["backup_keep", "1001"])),
+    ?assertMatch(["Error: backup_keep must be a whole number" ++ _], ctl(["backup_keep", "ten"])),
+    ?assertEqual(Before, settings_file_content()),
+    ?assertEqual(["backup_keep = 12"], ctl(["backup_keep"])).
+
+timezone_show_set_reject(_Config) ->
+    [Show | _] = ctl(["backup_timezone"]),
+    ?assertMatch("backup_timezone = \"local\"" ++ _, Show),
+    Lines = ctl(["backup_timezone", "Asia/Kolkata"]),
+    ?assertEqual(
+        [
+            "backup_timezone = \"Asia/Kolkata\"",
+            "next fires:",
+            "  2026-11-29 12:00:00 +05:30",
+            "  2026-12-06 12:00:00 +05:30",
+            "  2026-12-13 12:00:00 +05:30"
+        ],
+        Lines
+    ),
+    ?assertEqual(utc({{2026, 11, 29}, {6, 30, 0}}), maps:get(next_fire, emqx_guard_scheduler:status())),
+    Before = settings_file_content(),
+    ["Error: " ++ Why] = ctl(["backup_timezone", "Mars/Olympus_Mons"]),
+    ?assertNotEqual(nomatch, string:find(Why, "Mars/Olympus_Mons")),
+    ?assertEqual(Before, settings_file_content()).
+
+catchup_show_set_reject(_Config) ->
+    ?assertEqual(["backup_catchup = \"24h\""], ctl(["backup_catchup"])),
+    ?assertEqual(["backup_catchup = \"90m\""], ctl(["backup_catchup", "90m"])),
+    ?assertEqual(5400, maps:get(backup_catchup, emqx_guard_settings:load())),
+    ?assertEqual(["backup_catchup = \"0\" (off: missed backups are not run at start)"], ctl(["backup_catchup", "0"])),
+    Before = settings_file_content(),
+    ?assertMatch(["Error: backup_catchup must be a duration" ++ _], ctl(["backup_catchup", "a while"])),
+    ?assertEqual(Before, settings_file_content()).
+
+backup_now_prints_result(_Config) ->
+    [Done, File, Size, Sha, Pruned] = ctl(["backup_now"]),
+    ?assertMatch("Backup done in " ++ _, Done),
+    [Name] = backups(),
+    Path = filename:join(emqx_guard_emqx:backup_dir(), Name),
+    ?assertEqual("  file: " ++ Path, File),
+    ?assertEqual("  size: " ++ binary_to_list(emqx_guard_cli:format_size(filelib:file_size(Path))), Size),
+    {ok, Bytes} = file:read_file(Path),
+    ?assertEqual("  sha256: " ++ string:lowercase(binary_to_list(binary:encode_hex(crypto:hash(sha256, Bytes)))), Sha),
+    ?assertEqual("  pruned: 0 old backup(s)", Pruned),
+    {ok, #file_info{mode = Mode}} = file:read_file_info(Path),
+    ?assertEqual(8#600, Mode band 8#777).
+
+backup_now_refused_while_running(_Config) ->
+    ok = emqx_mgmt_data_backup:set_mode({hang, 2000}),
+    Self = self(),
+    _ = spawn_link(fun() -> Self ! {first, emqx_guard_test_io:capture(fun() -> emqx_guard_cli:cmd(["backup_now"]) end)} end),
+    wait_until(fun() -> maps:get(running, emqx_guard_scheduler:status()) =/= undefined end),
+    [Refused] = ctl(["backup_now"]),
+    ?assertMatch("Error: a backup is already running (started 2026-11-25 " ++ _, Refused),
+    ?assertNotEqual(nomatch, string:find(Refused, "not starting another one")),
+    receive
+        {first, {ok, Out}} -> ?assertNotEqual(nomatch, string:find(Out, "Backup done in"))
+    after 30000 -> error(first_backup_never_finished)
+    end,
+    ?assertEqual(1, emqx_mgmt_data_backup:export_count()),
+    ?assertEqual(1, length(backups())).
+
+backup_now_failure_modes(_Config) ->
+    ["Backup done in " ++ _ | _] = ctl(["backup_now"]),
+    Good = backups(),
+    {ok, _} = emqx_guard_scheduler:update_settings(#{export_timeout => 1}),
+    Modes = [
+        {{error, econnrefused}, "export failed"},
+        {raise, "export crashed"},
+        {partial, "export failed"},
+        {partial_raise, "export crashed"},
+        {disk_full, "no space left on device"},
+        {{hang, 3000}, "timed out"},
+        {wrong_top_dir, "verification failed"},
+        {empty_file, "verification failed"}
+    ],
+    lists:foreach(
+        fun({Mode, Expect}) ->
+            ok = emqx_mgmt_data_backup:set_mode(Mode),
+            [Error, Kept] = ctl(["backup_now"]),
+            ?assertMatch("Error: backup failed after " ++ _, Error, Mode),
+            ?assertNotEqual(nomatch, string:find(Error, Expect), {Mode, Error}),
+            ?assertEqual("Earlier backups were kept.", Kept),
+            %% the earlier backup is still there, the failed run's file is gone
+            ?assertEqual(Good, backups(), Mode),
+            ?assertMatch([#{name := ?ALARM}], emqx_alarm:active_alarms(), Mode),
+            ?assertMatch({error, _}, emqx_guard_app:on_health_check(#{}))
+        end,
+        Modes
+    ),
+    ok = emqx_mgmt_data_backup:set_mode(ok),
+    ["Backup done in " ++ _ | _] = ctl(["backup_now"]),
+    ?assertEqual([], emqx_alarm:active_alarms()),
+    ?assertEqual(ok, emqx_guard_app:on_health_check(#{})),
+    Status = ctl(["backup_status"]),
+    ?assert(lists:member("runs: 2 ok, 8 failed, 0 skipped", Status), Status).
+
+backup_list_newest_first(_Config) ->
+    ?assertMatch(["No backups in " ++ _], ctl(["backup_list"])),
+    [_ | _] = ctl(["backup_timezone", "UTC"]),
+    lists:foreach(fun(_) -> ["Backup done in " ++ _ | _] = ctl(["backup_now"]) end, [1, 2, 3]),
+    %% an upload with any name is not a backup
+    ok = file:write_file(filename:join(emqx_guard_emqx:backup_dir(), "my-upload.tar.gz"), <<"x">>),
+    [Header | Rows] = ctl(["backup_list"]),
+    ?assertMatch("3 backup(s) in " ++ _, Header),
+    Names = [hd(string:lexemes(R, " ")) || R <- Rows],
+    ?assertEqual(lists:reverse(backups()), Names),
+    lists:foreach(
+        fun(R) ->
+            ?assertMatch({match, _}, re:run(R, "  [0-9.]+ KiB  [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} \\+00:00  verified$"), R)
+        end,
+        Rows
+    ),
+    %% a damaged file shows as not verified
+    Oldest = filename:join(emqx_guard_emqx:backup_dir(), hd(backups())),
+    ok = file:write_file(Oldest, <<"garbage">>),
+    Rows2 = tl(ctl(["backup_list"])),
+    ?assertNotEqual(nomatch, string:find(lists:last(Rows2), "NOT VERIFIED: ")).
+
+prune_dry_run_deletes_nothing(_Config) ->
+    ?assertMatch(["Nothing to delete: retention keeps the newest 5 backup(s) in " ++ _], ctl(["backup_prune", "--dry-run"])),
+    lists:foreach(fun(_) -> ["Backup done in " ++ _ | _] = ctl(["backup_now"]) end, [1, 2, 3]),
+    All = backups(),
+    ["backup_keep = 1"] = ctl(["backup_keep", "1"]),
+    [Header | Rows] = ctl(["backup_prune", "--dry-run"]),
+    ?assertMatch("Retention (keep the newest 1) would delete 2 backup(s) from " ++ _, Header),
+    ?assertEqual(lists:sublist(All, 2), [hd(string:lexemes(R, " ")) || R <- Rows]),
+    ?assertEqual(All, backups()).
+
+status_shows_everything(_Config) ->
+    [_ | _] = ctl(["backup_timezone", "UTC"]),
+    Fresh = ctl(["backup_status"]),
+    ?assertEqual(
+        [
+            "schedule: \"0 12 * * 0\" (At 12:00, on Sunday)",
+            "zone: UTC",
+            "keep: 5 newest, catch-up window: 24h",
+            "next fire: 2026-11-29 12:00:00 +00:00",
+            "state: idle",
+            "last run: none yet",
+            "runs: 0 ok, 0 failed, 0 skipped"
+        ],
+        Fresh
+    ),
+    ok = emqx_mgmt_data_backup:set_mode({error, <<"mnesia is overloaded">>}),
+    ["Error: " ++ _, _] = ctl(["backup_now"]),
+    [_, _, _, _, State, LastRun, ErrorLine, Runs] = ctl(["backup_status"]),
+    ?assertEqual("state: idle", State),
+    ?assertMatch({match, _}, re:run(LastRun, "^last run: 2026-11-25 10:00:00 \\+00:00, took .*, failed \\(manual\\)$"), LastRun),
+    ?assertEqual("  error: export failed: mnesia is overloaded", ErrorLine),
+    ?assertEqual("runs: 0 ok, 1 failed, 0 skipped", Runs),
+    ok = emqx_mgmt_data_backup:set_mode({hang, 1000}),
+    Self = self(),
+    _ = spawn_link(fun() -> Self ! {done, emqx_guard_scheduler:run_now()} end),
+    wait_until(fun() -> maps:get(running, emqx_guard_scheduler:status()) =/= undefined end),
+    %% status answers while the export runs
+    Running = ctl(["backup_status"]),
+    ?assert(lists:member("state: running since 2026-11-25 10:00:00 +00:00 (manual)", Running), Running),
+    receive {done, {ok, _}} -> ok after 30000 -> error(run_never_finished) end,
+    Ok = ctl(["backup_status"]),
+    [Name] = backups(),
+    ?assert(lists:member("  file: " ++ filename:join(emqx_guard_emqx:backup_dir(), Name), Ok), Ok),
+    ?assert(lists:member("runs: 1 ok, 1 failed, 0 skipped", Ok), Ok).
+
+settings_persist_across_restart(_Config) ->
+    [_ | _] = ctl(["backup_cron", "45 23 * * 1-5"]),
+    ["backup_keep = 9"] = ctl(["backup_keep", "9"]),
+    [_ | _] = ctl(["backup_timezone", "America/New_York"]),
+    [_] = ctl(["backup_catchup", "2h"]),
+    stop_app(),
+    start_app(fake_opts(#{})),
+    ?assertEqual("backup_cron = \"45 23 * * 1-5\"", hd(ctl(["backup_cron"]))),
+    ?assertEqual(["backup_keep = 9"], ctl(["backup_keep"])),
+    ?assertEqual("backup_timezone = \"America/New_York\"", hd(ctl(["backup_timezone"]))),
+    ?assertEqual(["backup_catchup = \"2h\""], ctl(["backup_catchup"])),
+    %% Wednesday 10:00 UTC is 05:00 in New York: the next fire is today 23:45 there
+    ?assertEqual(utc({{2026, 11, 26}, {4, 45, 0}}), maps:get(next_fire, emqx_guard_scheduler:status())).
+
+damaged_settings_file_gives_defaults(_Config) ->
+    Path = emqx_guard_settings:settings_file(),
+    ok = filelib:ensure_dir(Path),
+    ok = file:write_file(Path, <<"{emqx_guard_settings, 1, #{backup_cron => <<\"0 3">>),
+    start_app(fake_opts(#{})),
+    ?assertEqual("backup_cron = \"0 12 * * 0\"", hd(ctl(["backup_cron"]))),
+    ?assertEqual(["backup_keep = 5"], ctl(["backup_keep"])),
+    %% and it can be repaired by setting a value
+    ["backup_keep = 6"] = ctl(["backup_keep", "6"]),
+    ?assertMatch(#{backup_keep := 6}, emqx_guard_settings:load()).
+
+command_registered_and_unregistered(_Config) ->
+    ?assertEqual({ok, {emqx_guard_cli, cmd}}, emqx_ctl:lookup_command(guard)),
+    stop_app(),
+    ?assertEqual({error, cmd_not_found}, emqx_ctl:lookup_command(guard)),
+    start_app(fake_opts(#{})),
+    ?assertEqual({ok, {emqx_guard_cli, cmd}}, emqx_ctl:lookup_command(guard)).
+
+never_crashes(_Config) ->
+    %% odd input
+    ?assertEqual(ok, emqx_guard_cli:cmd(not_a_list)),
+    {ok, _} = emqx_guard_test_io:capture(fun() -> emqx_guard_cli:cmd([[16#1F600], "x"]) end),
+    %% a `~' in the data is printed, not taken as a format
+    ["Error: " ++ Tilde] = ctl(["backup_cron", "~p ~s * * *"]),
+    ?assertNotEqual(nomatch, string:find(Tilde, "~")),
+    %% the scheduler is gone: one Error line, still ok
+    ok = supervisor:terminate_child(emqx_guard_sup, emqx_guard_scheduler),
+    ?assertEqual(["Error: the emqx_guard scheduler is not running"], ctl(["backup_status"])),
+    ?assertEqual(["Error: the emqx_guard scheduler is not running"], ctl(["backup_cron", "0 1 * * *"])),
+    ?assertEqual({error, <<"emqx_guard is not running">>}, emqx_guard_app:on_health_check(#{})),
+    {ok, _} = supervisor:restart_child(emqx_guard_sup, emqx_guard_scheduler).
+
+on_config_changed_validates_and_applies(_Config) ->
+    Old = emqx_guard_settings:to_config(emqx_guard_settings:load()),
+    New = Old#{<<"backup_cron">> => <<"0 4 * * *">>, <<"backup_keep">> => 3, <<"backup_catchup">> => <<"6h">>,
+        <<"backup_timezone">> => <<"UTC">>},
+    ?assertEqual(ok, emqx_guard_app:on_config_changed(Old, New)),
+    ?assertEqual("backup_cron = \"0 4 * * *\"", hd(ctl(["backup_cron"]))),
+    ?assertEqual(utc({{2026, 11, 26}, {4, 0, 0}}), maps:get(next_fire, emqx_guard_scheduler:status())),
+    Before = settings_file_content(),
+    {error, Why} = emqx_guard_app:on_config_changed(New, New#{<<"backup_keep">> => 0, <<"backup_cron">> => <<"0 5 * * *">>}),
+    ?assert(is_binary(Why)),
+    {error, _} = emqx_guard_app:on_config_changed(New, New#{<<"backup_cron">> => <<"0 5 * *">>}),
+    {error, _} = emqx_guard_app:on_config_changed(New, New#{<<"colour">> => <<"blue">>}),
+    ?assertEqual(Before, settings_file_content()),
+    %% while the plugin is stopped the change is stored and used at the next start
+    stop_app(),
+    ?assertEqual(ok, emqx_guard_app:on_config_changed(New, New#{<<"backup_keep">> => 4})),
+    start_app(fake_opts(#{})),
+    ?assertEqual(["backup_keep = 4"], ctl(["backup_keep"])).
+
+export_unsupported_still_starts(_Config) ->
+    %% EMQX 5.0: no emqx_mgmt_data_backup (its beam is hidden so it cannot be loaded again)
+    Beam = code:which(emqx_mgmt_data_backup),
+    Hidden = Beam ++ ".hidden",
+    _ = code:purge(emqx_mgmt_data_backup),
+    true = code:delete(emqx_mgmt_data_backup),
+    _ = code:purge(emqx_mgmt_data_backup),
+    ok = file:rename(Beam, Hidden),
+    try
+        {error, nofile} = code:ensure_loaded(emqx_mgmt_data_backup),
+        T0 = erlang:monotonic_time(millisecond),
+        start_app(fake_opts(#{})),
+        ct:log("start took ~b ms", [erlang:monotonic_time(millisecond) - T0]),
+        Status = ctl(["backup_status"]),
+        ?assert(
+            lists:any(fun(L) -> string:find(L, "next fire: none; backups cannot run: this EMQX has no data export") =/= nomatch end, Status),
+            Status
+        ),
+        ?assertMatch([#{name := ?ALARM}], emqx_alarm:active_alarms()),
+        [Refused] = ctl(["backup_now"]),
+        ?assertMatch("Error: backups cannot run" ++ _, Refused),
+        ?assertMatch({error, <<"backups cannot run", _/binary>>}, emqx_guard_app:on_health_check(#{})),
+        %% the settings commands still work
+        ?assertEqual(["backup_keep = 2"], ctl(["backup_keep", "2"])),
+        emqx_guard_ct_helper:no_timer(wake)
+    after
+        ok = file:rename(Hidden, Beam),
+        {module, _} = code:ensure_loaded(emqx_mgmt_data_backup)
+    end.

@@ -388,7 +388,12 @@ fn classify(cfg: &SmtpConfig, err: lettre::transport::smtp::Error) -> NotifyErro
             detail,
         };
     }
-    if err.is_tls() {
+    // A failed handshake (STARTTLS or implicit TLS) surfaces as a network error whose cause is
+    // a rustls error, e.g. "invalid peer certificate: UnknownIssuer".
+    let tls_cause = io_cause(&err)
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if err.is_tls() || tls_cause {
         return NotifyError::Tls {
             server,
             port,

@@ -111,12 +111,18 @@ fn ok<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
 /// `{error, {Reason, Detail}}`, Detail forced onto one line.
 fn error<'a>(env: Env<'a>, err: &dyn NifError) -> NifResult<Term<'a>> {
     let reason = Atom::from_str(env, err.reason())?;
-    let detail = one_line(&err.to_string());
-    Ok((atoms::error(), (reason, detail)).encode(env))
+    let text = err.to_string();
+    let detail = one_line(&text);
+    Ok((atoms::error(), (reason, detail.as_ref())).encode(env))
 }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// `text` with any line breaks (and the white space around them) turned into one space.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(['\n', '\r']) {
+        text.split_whitespace().collect::<Vec<_>>().join(" ").into()
+    } else {
+        text.into()
+    }
 }
 
 /// `{ok, Value}` or `{error, {Reason, Detail}}` from a core result.
@@ -296,7 +302,7 @@ fn prune<'a>(
         let failed = report
             .failed
             .iter()
-            .map(|(b, why)| backup_map(env, b)?.map_put(atoms::error(), one_line(why)))
+            .map(|(b, why)| backup_map(env, b)?.map_put(atoms::error(), one_line(why).as_ref()))
             .collect::<NifResult<Vec<_>>>()?;
         Term::map_from_arrays(
             env,

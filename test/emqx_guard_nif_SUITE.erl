@@ -19,6 +19,7 @@
     utc_offset_seconds/1,
     list_backups_newest_first/1,
     list_backups_errors/1,
+    paths_are_raw_bytes/1,
     prune_keeps_newest/1,
     prune_dry_run_and_protect/1,
     prune_reports_failed_delete/1,
@@ -48,6 +49,7 @@ all() ->
         utc_offset_seconds,
         list_backups_newest_first,
         list_backups_errors,
+        paths_are_raw_bytes,
         prune_keeps_newest,
         prune_dry_run_and_protect,
         prune_reports_failed_delete,
@@ -252,6 +254,24 @@ list_backups_errors(Config) ->
     ?assertEqual(not_a_directory, R1),
     assert_one_line(D1),
     ?assertMatch({error, {not_a_directory, _}}, emqx_guard_nif:list_backups(bin(filename:join(Dir, "missing")))).
+
+%% Paths cross the NIF byte for byte: a directory whose name is not valid UTF-8 works, and the
+%% paths returned are the same bytes.
+paths_are_raw_bytes(Config) ->
+    Dir = bin(?config(dir, Config)),
+    Raw = <<Dir/binary, "/caf", 16#e9, "-backups">>,
+    ok = file:make_dir(Raw),
+    Name = <<"emqx-export-2026-05-06-07-08-09.010.tar.gz">>,
+    ok = file:write_file(<<Raw/binary, "/", Name/binary>>, <<"abc">>),
+    ?assertMatch(
+        {ok, [#{name := Name, path := <<Raw:(byte_size(Raw))/binary, "/", Name/binary>>, size := 3}]},
+        emqx_guard_nif:list_backups(Raw)
+    ),
+    Older = <<"emqx-export-2025-05-06-07-08-09.010.tar.gz">>,
+    ok = file:write_file(<<Raw/binary, "/", Older/binary>>, <<"ab">>),
+    {ok, #{deleted := [#{path := Deleted}]}} = emqx_guard_nif:prune(Raw, 1, <<"/none">>, false),
+    ?assertEqual(<<Raw/binary, "/", Older/binary>>, Deleted),
+    ?assertEqual({error, enoent}, file:read_file_info(Deleted)).
 
 prune_keeps_newest(Config) ->
     Dir = ?config(dir, Config),

@@ -11,7 +11,7 @@ CARGO ?= cargo
 REBAR ?= rebar3
 FUZZ_SECONDS ?= 600
 
-.PHONY: all package toolchain nif compile test rust-test erlang-test lint bench fuzz clean
+.PHONY: all package toolchain nif compile test test-deps rust-test erlang-test lint bench fuzz clean
 
 all: package
 
@@ -39,8 +39,12 @@ rust-test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
+# The notification suite talks to a real SMTP server (Python aiosmtpd) that it starts on 127.0.0.1.
+test-deps:
+	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install aiosmtpd
+
 # The package suite installs the built package, so the package is built first.
-erlang-test: package
+erlang-test: package test-deps
 	$(REBAR) eunit
 	EMQX_GUARD_PACKAGE=$(CURDIR)/_build/plugin/$(APP)-$(VSN).tar.gz $(REBAR) ct
 

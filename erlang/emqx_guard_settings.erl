@@ -47,7 +47,9 @@
     backup_keep := 1..1000,
     backup_timezone := binary(),
     backup_catchup := non_neg_integer(),
-    export_timeout := pos_integer()
+    export_timeout := pos_integer(),
+    %% notification settings: see emqx_guard_notify_config
+    emqx_guard_notify_config:key() => term()
 }.
 %% What the scheduler persists so that catch-up and the counters survive a restart.
 -type run_state() :: #{
@@ -68,18 +70,19 @@
 %% @doc The settings a fresh install uses.
 -spec defaults() -> settings().
 defaults() ->
-    #{
+    maps:merge(emqx_guard_notify_config:defaults(), #{
         backup_cron => <<"0 12 * * 0">>,
         backup_keep => 5,
         backup_timezone => <<"local">>,
         backup_catchup => 24 * 3600,
         export_timeout => 10 * 60
-    }.
+    }).
 
 %% @doc Every setting key, in display order.
--spec keys() -> [key()].
+-spec keys() -> [key() | emqx_guard_notify_config:key()].
 keys() ->
-    [backup_cron, backup_keep, backup_timezone, backup_catchup, export_timeout].
+    [backup_cron, backup_keep, backup_timezone, backup_catchup, export_timeout] ++
+        emqx_guard_notify_config:keys().
 
 %%--------------------------------------------------------------------
 %% Validation
@@ -105,8 +108,11 @@ validate(backup_catchup, Raw) ->
     validate_duration(<<"backup_catchup">>, Raw, 0);
 validate(export_timeout, Raw) ->
     validate_duration(<<"export_timeout">>, Raw, 1);
-validate(Key, _Raw) ->
-    {error, iolist_to_binary(io_lib:format("unknown setting ~tp", [Key]))}.
+validate(Key, Raw) ->
+    case lists:member(Key, emqx_guard_notify_config:keys()) of
+        true -> emqx_guard_notify_config:validate(Key, Raw);
+        false -> {error, iolist_to_binary(io_lib:format("unknown setting ~tp", [Key]))}
+    end.
 
 %% @doc Validates a map of changes; keys are atoms or binaries (as the dashboard
 %% sends them). All values must be valid, or nothing is returned.
@@ -139,21 +145,23 @@ from_config(Config) ->
     end.
 
 %% @doc The settings as a plugin config map with binary keys and text durations.
--spec to_config(settings()) -> #{binary() => binary() | integer()}.
-to_config(#{
-    backup_cron := Cron,
-    backup_keep := Keep,
-    backup_timezone := Zone,
-    backup_catchup := Catchup,
-    export_timeout := Timeout
-}) ->
+-spec to_config(settings()) -> #{binary() => binary() | integer() | boolean()}.
+to_config(
     #{
+        backup_cron := Cron,
+        backup_keep := Keep,
+        backup_timezone := Zone,
+        backup_catchup := Catchup,
+        export_timeout := Timeout
+    } = Settings
+) ->
+    maps:merge(emqx_guard_notify_config:to_config(Settings), #{
         <<"backup_cron">> => Cron,
         <<"backup_keep">> => Keep,
         <<"backup_timezone">> => Zone,
         <<"backup_catchup">> => format_duration(Catchup),
         <<"export_timeout">> => format_duration(Timeout)
-    }.
+    }).
 
 validate_cron(Text) ->
     case nif(fun() -> emqx_guard_nif:validate(Text) end) of

@@ -1,4 +1,4 @@
-%% @doc The plugin's top supervisor: one child, the backup scheduler.
+%% @doc The plugin's top supervisor: the notifier (e-mail, webhook) and the backup scheduler.
 -module(emqx_guard_sup).
 
 -behaviour(supervisor).
@@ -22,4 +22,13 @@ init([]) ->
         type => worker,
         modules => [emqx_guard_scheduler]
     },
-    {ok, {SupFlags, [Scheduler]}}.
+    %% Started first: the scheduler tells it about every finished run.
+    Notify = #{
+        id => emqx_guard_notify,
+        start => {emqx_guard_notify, start_link, []},
+        restart => permanent,
+        shutdown => 5000,
+        type => worker,
+        modules => [emqx_guard_notify]
+    },
+    {ok, {SupFlags, [Notify, Scheduler]}}.

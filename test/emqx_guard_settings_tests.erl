@@ -100,7 +100,11 @@ defaults_test() ->
             <<"backup_catchup">> => <<"24h">>,
             <<"export_timeout">> => <<"10m">>
         },
-        emqx_guard_settings:to_config(D)
+        %% the notification keys are emqx_guard_notify_config's (emqx_guard_notify_config_tests)
+        maps:with(
+            [<<"backup_cron">>, <<"backup_keep">>, <<"backup_timezone">>, <<"backup_catchup">>, <<"export_timeout">>],
+            emqx_guard_settings:to_config(D)
+        )
     ).
 
 %%--------------------------------------------------------------------

@@ -1,0 +1,41 @@
+%% @doc EUnit: the webhook's JSON encoder (emqx_guard_json).
+-module(emqx_guard_json_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+scalars_test_() ->
+    [
+        ?_assertEqual(<<"true">>, emqx_guard_json:encode(true)),
+        ?_assertEqual(<<"false">>, emqx_guard_json:encode(false)),
+        ?_assertEqual(<<"null">>, emqx_guard_json:encode(null)),
+        ?_assertEqual(<<"null">>, emqx_guard_json:encode(undefined)),
+        ?_assertEqual(<<"\"backup_ok\"">>, emqx_guard_json:encode(backup_ok)),
+        ?_assertEqual(<<"-42">>, emqx_guard_json:encode(-42)),
+        ?_assertEqual(<<"2.5">>, emqx_guard_json:encode(2.5)),
+        ?_assertEqual(<<"[]">>, emqx_guard_json:encode([])),
+        ?_assertEqual(<<"{}">>, emqx_guard_json:encode(#{}))
+    ].
+
+escaping_test_() ->
+    [
+        ?_assertEqual(<<"\"a\\\"b\\\\c\"">>, emqx_guard_json:encode(<<"a\"b\\c">>)),
+        ?_assertEqual(<<"\"\\n\\r\\t\\b\\f\"">>, emqx_guard_json:encode(<<"\n\r\t\b\f">>)),
+        ?_assertEqual(<<"\"\\u0001\\u001f\"">>, emqx_guard_json:encode(<<1, 31>>)),
+        %% non-ASCII stays UTF-8; the two JavaScript line terminators are escaped
+        ?_assertEqual(<<"\"Zürich \\u2028\\u2029\""/utf8>>,
+            emqx_guard_json:encode(<<"Zürich "/utf8, 16#2028/utf8, 16#2029/utf8>>)),
+        ?_assertEqual(<<"\"/\"">>, emqx_guard_json:encode(<<"/">>))
+    ].
+
+structures_test() ->
+    ?assertEqual(
+        <<"{\"a\":[1,\"x\",null],\"b\":{\"c\":true},\"d\":\"e\"}">>,
+        emqx_guard_json:encode(#{<<"d">> => <<"e">>, b => #{"c" => true}, a => [1, <<"x">>, undefined]})
+    ).
+
+unencodable_test_() ->
+    [
+        ?_assertError({json_unencodable, _}, emqx_guard_json:encode(self())),
+        ?_assertError({json_unencodable, _}, emqx_guard_json:encode({a, b})),
+        ?_assertError({json_unencodable, _}, emqx_guard_json:encode(<<255, 0>>))
+    ].

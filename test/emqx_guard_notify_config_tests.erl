@@ -1,0 +1,93 @@
+%% @doc EUnit: notification settings (emqx_guard_notify_config).
+-module(emqx_guard_notify_config_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(C, emqx_guard_notify_config).
+
+defaults_send_nothing_test() ->
+    D = ?C:defaults(),
+    ?assertNot(?C:email_enabled(D)),
+    ?assertNot(?C:webhook_enabled(D)),
+    ?assert(?C:wants(backup_failed, D)),
+    ?assertNot(?C:wants(backup_ok, D)),
+    ?assert(?C:wants(dead_man, D)),
+    ?assert(?C:wants(test, D)),
+    ?assertEqual(lists:sort(?C:keys()), lists:sort(maps:keys(D))).
+
+email_needs_server_and_recipient_test() ->
+    D = ?C:defaults(),
+    ?assertNot(?C:email_enabled(D#{notify_smtp_server => <<"smtp.example.com">>})),
+    ?assert(?C:email_enabled(D#{notify_smtp_server => <<"smtp.example.com">>, notify_to => [<<"a@b.c">>]})),
+    ?assert(?C:webhook_enabled(#{notify_webhook_url => <<"https://hooks.example.com/x">>})).
+
+validate_test_() ->
+    V = fun ?C:validate/2,
+    [
+        ?_assertEqual({ok, <<"smtp.example.com">>}, V(notify_smtp_server, " smtp.example.com ")),
+        ?_assertMatch({error, <<"notify_smtp_server must be", _/binary>>}, V(notify_smtp_server, <<"a b">>)),
+        ?_assertEqual({ok, 465}, V(notify_smtp_port, <<"465">>)),
+        ?_assertEqual({ok, 25}, V(notify_smtp_port, 25)),
+        ?_assertMatch({error, _}, V(notify_smtp_port, <<"0">>)),
+        ?_assertMatch({error, _}, V(notify_smtp_port, 70000)),
+        ?_assertEqual({ok, <<"tls">>}, V(notify_smtp_tls, "TLS")),
+        ?_assertEqual({error, <<"notify_smtp_tls must be none, starttls or tls, not \"ssl\"">>}, V(notify_smtp_tls, <<"ssl">>)),
+        ?_assertEqual({ok, <<" pass word ">>}, V(notify_smtp_password, " pass word ")),
+        ?_assertEqual({ok, <<"emqx_guard <guard@example.com>">>}, V(notify_from, <<"emqx_guard <guard@example.com>">>)),
+        ?_assertMatch({error, _}, V(notify_from, <<"guard">>)),
+        ?_assertEqual({ok, [<<"a@b.c">>, <<"d@e.f">>]}, V(notify_to, <<"a@b.c, d@e.f">>)),
+        ?_assertEqual({ok, [<<"a@b.c">>, <<"d@e.f">>]}, V(notify_to, ["a@b.c", "d@e.f"])),
+        ?_assertEqual({ok, []}, V(notify_to, <<"">>)),
+        ?_assertEqual({error, <<"notify_to: \"nobody\" is not an e-mail address">>}, V(notify_to, [<<"a@b.c">>, <<"nobody">>])),
+        ?_assertEqual({ok, <<"https://hooks.example.com/x?y=1">>}, V(notify_webhook_url, <<"https://hooks.example.com/x?y=1">>)),
+        ?_assertMatch({error, <<"notify_webhook_url must start with http:// or https://", _/binary>>},
+            V(notify_webhook_url, <<"ftp://example.com/">>)),
+        ?_assertMatch({error, _}, V(notify_webhook_url, <<"not a url">>)),
+        ?_assertEqual({ok, <<>>}, V(notify_webhook_url, <<>>)),
+        ?_assertEqual({ok, true}, V(notify_on_success, <<"on">>)),
+        ?_assertEqual({ok, false}, V(notify_dead_man, "off")),
+        ?_assertEqual({ok, false}, V(notify_tls_verify, false)),
+        ?_assertMatch({error, <<"notify_on_failure must be on or off", _/binary>>}, V(notify_on_failure, <<"maybe">>))
+    ].
+
+smtp_config_test() ->
+    S = (?C:defaults())#{
+        notify_smtp_server => <<"smtp.example.com">>,
+        notify_smtp_user => <<"ops">>,
+        notify_smtp_password => <<"pw">>,
+        notify_from => <<"g@example.com">>,
+        notify_to => [<<"a@b.c">>]
+    },
+    ?assertEqual(
+        #{
+            server => <<"smtp.example.com">>,
+            port => 587,
+            tls => starttls,
+            tls_verify => true,
+            from => <<"g@example.com">>,
+            to => [<<"a@b.c">>],
+            timeout_ms => 1000,
+            username => <<"ops">>,
+            password => <<"pw">>
+        },
+        ?C:smtp_config(S, 1000)
+    ),
+    %% no user: no AUTH at all (the password is not even passed on)
+    ?assertNot(maps:is_key(password, ?C:smtp_config(S#{notify_smtp_user => <<>>}, 1000))).
+
+redacted_test() ->
+    S = #{notify_smtp_password => <<"s3cret">>, notify_webhook_url => <<"https://bot:tok3n@hooks.example.com/x">>},
+    R = ?C:redacted(S),
+    ?assertEqual(<<"******">>, maps:get(notify_smtp_password, R)),
+    ?assertEqual(nomatch, binary:match(maps:get(notify_webhook_url, R), <<"tok3n">>)),
+    ?assertEqual(#{notify_smtp_password => <<>>}, ?C:redacted(#{notify_smtp_password => <<>>})).
+
+to_config_round_trip_test() ->
+    S = (?C:defaults())#{notify_to => [<<"a@b.c">>, <<"d@e.f">>], notify_on_success => true},
+    Config = ?C:to_config(S),
+    ?assertEqual(<<"a@b.c, d@e.f">>, maps:get(<<"notify_to">>, Config)),
+    Back = maps:from_list([
+        {K, element(2, {ok, _} = ?C:validate(K, maps:get(atom_to_binary(K), Config)))}
+     || K <- ?C:keys()
+    ]),
+    ?assertEqual(S, Back).

@@ -195,7 +195,8 @@ print_run_details(Run) ->
         {size, "  size: ~ts", fun(S) -> [format_size(S)] end},
         {sha256, "  sha256: ~ts", fun(H) -> [H] end},
         {pruned, "  pruned: ~B old backup(s)", fun(N) -> [N] end},
-        {error, "  error: ~ts", fun(E) -> [E] end}
+        {error, "  error: ~ts", fun(E) -> [E] end},
+        {warning, "  warning: ~ts", fun(W) -> [W] end}
     ],
     lists:foreach(
         fun({Key, Fmt, Args}) ->

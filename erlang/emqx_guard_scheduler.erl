@@ -62,7 +62,8 @@
     size => non_neg_integer(),
     sha256 => binary(),
     pruned => non_neg_integer(),
-    error => binary()
+    error => binary(),
+    warning => binary()
 }.
 -type run_now_result() :: {ok, run_record()} | {failed, run_record()} | {refused, binary()}.
 -type status() :: #{
@@ -251,7 +252,11 @@ handle_info({?MODULE, catchup, Token}, St = #st{catchup = {_, Token, Instant}}) 
             ?LOG_INFO(#{msg => emqx_guard_catchup_run, missed_instant => Instant}),
             {noreply, fire_trigger(catchup, Instant, St1)}
     end;
+handle_info({?MODULE, run_done, Pid, Result}, St = #st{run = #{pid := Pid, mref := MRef}}) ->
+    demonitor(MRef, [flush]),
+    {noreply, finish_run({emqx_guard_run_done, Result}, St)};
 handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{run = #{mref := MRef}}) ->
+    %% the worker died without a result
     {noreply, finish_run(Reason, St)};
 handle_info({?MODULE, _Kind, _StaleToken}, St) ->
     %% A timer that was replaced; the current one carries another token.
@@ -419,7 +424,8 @@ start_run(Trigger, Instant, St = #st{settings = S}) ->
         keep => maps:get(backup_keep, S),
         export_timeout => maps:get(export_timeout, S) * 1000
     },
-    {Pid, MRef} = spawn_monitor(fun() -> exit({emqx_guard_run_done, run_backup(Args)}) end),
+    Self = self(),
+    {Pid, MRef} = spawn_monitor(fun() -> Self ! {?MODULE, run_done, self(), run_backup(Args)} end),
     Started = now(St),
     ?LOG_INFO(#{msg => emqx_guard_backup_started, trigger => Trigger, instant => Instant}),
     persist(St#st{run = #{pid => Pid, mref => MRef, started_at => Started, trigger => Trigger, instant => Instant}}).
@@ -477,7 +483,8 @@ run_record(Outcome, Report, Started, Now, Trigger, Instant) ->
         {size, maps:get(size, Report, undefined), fun is_integer/1},
         {sha256, to_bin(maps:get(sha256, Report, undefined)), fun is_binary/1},
         {pruned, pruned_count(maps:get(pruned, Report, undefined)), fun is_integer/1},
-        {error, error_line(Outcome, Report), fun is_binary/1}
+        {error, error_line(Outcome, Report), fun is_binary/1},
+        {warning, warning_line(Report), fun is_binary/1}
     ],
     lists:foldl(
         fun({K, V, Check}, Acc) ->
@@ -504,6 +511,13 @@ error_line(failed, Report) ->
         B when is_binary(B) -> B;
         undefined -> text("~tp", [maps:get(reason, Report, unknown)]);
         Other -> text("~tp", [Other])
+    end.
+
+%% A good backup whose retention or file mode step failed.
+warning_line(Report) ->
+    case [W || K <- [prune_error, mode_error], W <- [maps:get(K, Report, undefined)], is_binary(W)] of
+        [] -> undefined;
+        Warnings -> iolist_to_binary(lists:join(<<"; ">>, Warnings))
     end.
 
 to_bin(B) when is_binary(B) -> B;

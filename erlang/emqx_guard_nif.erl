@@ -7,8 +7,9 @@
 %%     Detail is one line a person understands and Reason is one of the stable atoms listed in
 %%     docs/design.md;</li>
 %% <li>arguments of the wrong Erlang type raise `badarg';</li>
-%% <li>`list_backups/1', `prune/4' and `verify/1' run on dirty IO schedulers, the others return
-%%     quickly on a normal scheduler;</li>
+%% <li>`list_backups/1', `prune/4' and `verify/1' run on dirty IO schedulers, `next_fires/4' for
+%%     more than 50 fire times on a dirty CPU scheduler, the others return quickly (microseconds)
+%%     on a normal scheduler;</li>
 %% <li>a panic in Rust raises the error `nif_panicked' and the node carries on.</li>
 %% </ul>
 %%
@@ -42,6 +43,8 @@
 
 -define(LIB, "emqx_guard_nif").
 -define(LOAD_ERROR_KEY, {?MODULE, load_error}).
+%% next_fires/4 asks a dirty CPU scheduler for more fire times than this.
+-define(NORMAL_SCHEDULER_MAX_FIRES, 50).
 
 -type reason() :: atom().
 -type error() :: {error, {reason(), Detail :: binary()}}.
@@ -136,12 +139,22 @@ not_loaded() ->
 validate(_Expr) ->
     erlang:nif_error(not_loaded()).
 
-%% @doc The next N fire instants of Expr in Zone (an IANA name or `<<"local">>'), in UTC
-%% milliseconds, strictly increasing and all after AfterUnixMs. Bounded: a never-firing
-%% expression is `never_fires', an unknown zone `bad_zone', an unusable N `bad_count'.
+%% @doc The next N (1 to 1000) fire instants of Expr in Zone (an IANA name or `<<"local">>'), in
+%% UTC milliseconds, strictly increasing and all after AfterUnixMs. Bounded: a never-firing
+%% expression is `never_fires', an unknown zone `bad_zone', any other N `bad_count'.
+%% Up to 50 fire times are computed on a normal scheduler (well under a millisecond); more, which
+%% can take a few milliseconds, on a dirty CPU scheduler.
 -spec next_fires(Expr :: binary(), Zone :: binary(), AfterUnixMs :: unix_ms(), N :: integer()) ->
     {ok, [unix_ms()]} | error().
-next_fires(_Expr, _Zone, _AfterUnixMs, _N) ->
+next_fires(Expr, Zone, AfterUnixMs, N) when is_integer(N), N > ?NORMAL_SCHEDULER_MAX_FIRES ->
+    next_fires_dirty_nif(Expr, Zone, AfterUnixMs, N);
+next_fires(Expr, Zone, AfterUnixMs, N) ->
+    next_fires_nif(Expr, Zone, AfterUnixMs, N).
+
+next_fires_nif(_Expr, _Zone, _AfterUnixMs, _N) ->
+    erlang:nif_error(not_loaded()).
+
+next_fires_dirty_nif(_Expr, _Zone, _AfterUnixMs, _N) ->
     erlang:nif_error(not_loaded()).
 
 %% @doc Plain English for a valid expression, e.g. `<<"At 12:00, on Sunday">>'.

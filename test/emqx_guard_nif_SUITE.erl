@@ -13,6 +13,7 @@
     non_binary_arguments_are_badarg/1,
     next_fires_utc_and_zone/1,
     next_fires_errors/1,
+    many_fires/1,
     never_firing_and_feb_29_return/1,
     describe_english/1,
     resolve_zone_names/1,
@@ -43,6 +44,7 @@ all() ->
         non_binary_arguments_are_badarg,
         next_fires_utc_and_zone,
         next_fires_errors,
+        many_fires,
         never_firing_and_feb_29_return,
         describe_english,
         resolve_zone_names,
@@ -160,7 +162,28 @@ next_fires_errors(_Config) ->
     ?assertMatch({error, {bad_zone, _}}, emqx_guard_nif:next_fires(<<"* * * * *">>, <<"Mars/Olympus">>, After, 1)),
     ?assertMatch({error, {bad_zone, _}}, emqx_guard_nif:next_fires(<<"* * * * *">>, <<255, 254>>, After, 1)),
     ?assertMatch({error, {field_count, _}}, emqx_guard_nif:next_fires(<<"* * * *">>, <<"UTC">>, After, 1)),
-    ?assertMatch({error, {bad_count, _}}, emqx_guard_nif:next_fires(<<"* * * * *">>, <<"UTC">>, After, -1)).
+    [
+        ?assertMatch({N, {error, {bad_count, _}}}, {N, emqx_guard_nif:next_fires(<<"* * * * *">>, <<"UTC">>, After, N)})
+     || N <- [-1, 0, 1001]
+    ],
+    ?assertMatch({error, {bad_count, _}}, emqx_guard_nif:next_fires(<<"* * * * *">>, <<"UTC">>, After, 1 bsl 70)),
+    ?assertError(badarg, emqx_guard_nif:next_fires(<<"* * * * *">>, <<"UTC">>, After, 3.0)).
+
+%% Small counts run on a normal scheduler, large ones on a dirty CPU scheduler: same answers.
+many_fires(_Config) ->
+    After = ms("2026-01-01T00:00:00Z"),
+    Expr = <<"0 0 29 2 */7">>,
+    {ok, Fifty} = emqx_guard_nif:next_fires(Expr, <<"UTC">>, After, 50),
+    {ok, FiftyOne} = emqx_guard_nif:next_fires(Expr, <<"UTC">>, After, 51),
+    {ok, Thousand} = emqx_guard_nif:next_fires(Expr, <<"UTC">>, After, 1000),
+    ?assertEqual(Fifty, lists:sublist(FiftyOne, 50)),
+    ?assertEqual(FiftyOne, lists:sublist(Thousand, 51)),
+    ?assertEqual(1000, length(Thousand)),
+    ?assertEqual(Thousand, lists:usort(Thousand)),
+    %% Feb 29 on a Sunday: the first is 2032-02-29.
+    ?assertEqual(ms("2032-02-29T00:00:00Z"), hd(Thousand)),
+    {ok, Minutes} = emqx_guard_nif:next_fires(<<"* * * * *">>, <<"Europe/Berlin">>, After, 1000),
+    ?assertEqual([After + I * 60000 || I <- lists:seq(1, 1000)], Minutes).
 
 never_firing_and_feb_29_return(_Config) ->
     After = ms("2026-03-01T00:00:00Z"),

@@ -9,7 +9,8 @@
 //! - strings are UTF-8 binaries, paths are binaries taken byte for byte (Unix `OsStr`);
 //! - arguments of the wrong Erlang type raise `badarg`;
 //! - the file NIFs (`list_backups`, `prune`, `verify`) and `send_mail` ([`mail`]) run on dirty
-//!   IO schedulers, the rest on normal schedulers (they are bounded by `guard_core`);
+//!   IO schedulers, `next_fires` for many fire times on a dirty CPU scheduler, the rest on normal
+//!   schedulers (they are bounded by `guard_core` and return within microseconds);
 //! - a Rust panic is caught by rustler and raised as the Erlang error `nif_panicked`.
 //!
 //! # Loading the library again
@@ -186,16 +187,24 @@ fn validate<'a>(env: Env<'a>, expr: Binary) -> NifResult<Term<'a>> {
     reply(env, schedule::validate(expr), |s| Ok(s.encode(env)))
 }
 
-/// `next_fires(Expr, Zone, AfterUnixMs, N)` -> `{ok, [UnixMs]}`: N fire instants in UTC
-/// milliseconds, strictly increasing, all after `AfterUnixMs`. A negative N is `bad_count`.
-#[rustler::nif]
-fn next_fires<'a>(
+/// `next_fires(Expr, Zone, AfterUnixMs, N)` -> `{ok, [UnixMs]}`: N (1 to
+/// [`schedule::MAX_FIRES`]) fire instants in UTC milliseconds, strictly increasing, all after
+/// `AfterUnixMs`; any other N is `bad_count`.
+///
+/// Two NIFs run it: `next_fires_nif/4` on a normal scheduler and `next_fires_dirty_nif/4` on a
+/// dirty CPU scheduler. One fire time costs at most a few microseconds (the search is bounded),
+/// so `emqx_guard_nif:next_fires/4` sends small N to the first and large N (up to 1000 sparse
+/// fire times can take a few milliseconds) to the second.
+fn next_fires_impl<'a>(
     env: Env<'a>,
     expr: Binary,
     zone: Binary,
     after_unix_ms: i64,
-    n: i64,
+    n: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    if !n.is_integer() {
+        return Err(rustler::Error::BadArg);
+    }
     let expr = match utf8(&expr, "bad_char", "expression") {
         Ok(expr) => expr,
         Err(err) => return error(env, &err),
@@ -204,12 +213,16 @@ fn next_fires<'a>(
         Ok(zone) => zone,
         Err(err) => return error(env, &err),
     };
-    let n = match usize::try_from(n) {
-        Ok(n) => n,
-        Err(_) => {
+    // Any integer is accepted here; one that does not fit (negative, a bignum) is `bad_count`.
+    let n = match n.decode::<i64>().ok().and_then(|v| usize::try_from(v).ok()) {
+        Some(n) => n,
+        None => {
             let err = ArgError {
                 reason: "bad_count",
-                detail: format!("the number of fire times must not be negative, got {n}"),
+                detail: format!(
+                    "count {n:?} is out of range: ask for 1 to {} fire times",
+                    schedule::MAX_FIRES
+                ),
             };
             return error(env, &err);
         }
@@ -219,6 +232,30 @@ fn next_fires<'a>(
         schedule::next_fires(expr, zone, after_unix_ms, n),
         |fires| Ok(fires.encode(env)),
     )
+}
+
+/// [`next_fires_impl`] on a normal scheduler, for small N.
+#[rustler::nif(name = "next_fires_nif")]
+fn next_fires_normal<'a>(
+    env: Env<'a>,
+    expr: Binary,
+    zone: Binary,
+    after_unix_ms: i64,
+    n: Term<'a>,
+) -> NifResult<Term<'a>> {
+    next_fires_impl(env, expr, zone, after_unix_ms, n)
+}
+
+/// [`next_fires_impl`] on a dirty CPU scheduler, for large N.
+#[rustler::nif(name = "next_fires_dirty_nif", schedule = "DirtyCpu")]
+fn next_fires_dirty<'a>(
+    env: Env<'a>,
+    expr: Binary,
+    zone: Binary,
+    after_unix_ms: i64,
+    n: Term<'a>,
+) -> NifResult<Term<'a>> {
+    next_fires_impl(env, expr, zone, after_unix_ms, n)
 }
 
 /// `describe(Expr)` -> `{ok, English}`, e.g. `<<"At 12:00, on Sunday">>`.

@@ -25,7 +25,9 @@
     activate_alarm/2,
     deactivate_alarm/1,
     alarm_name/0,
-    node_role/0
+    node_role/0,
+    running_nodes/0,
+    running_core_nodes/0
 ]).
 
 -define(CMD, guard).
@@ -325,6 +327,54 @@ node_role() ->
             end;
         false ->
             core
+    end.
+
+%% @doc The running nodes of the cluster, sorted, this node included: `emqx:running_nodes()'.
+%% Without it (or when it fails) only this node.
+-spec running_nodes() -> [node()].
+running_nodes() ->
+    Running =
+        case exported(emqx, running_nodes, 0) of
+            true -> guarded_nodes(running_nodes, fun() -> emqx:running_nodes() end);
+            false -> error
+        end,
+    case Running of
+        error -> [node()];
+        _ -> lists:usort([node() | Running])
+    end.
+
+%% @doc The running CORE nodes, sorted: `emqx:running_nodes()' that are also in
+%% `emqx:cluster_nodes(cores)'. Where `emqx:cluster_nodes/1' is missing (or fails) every running
+%% node counts as a core, except this node when `mria_rlog:role()' says it is a replicant.
+-spec running_core_nodes() -> [node()].
+running_core_nodes() ->
+    Running = running_nodes(),
+    Cores =
+        case exported(emqx, cluster_nodes, 1) of
+            true -> guarded_nodes(cluster_nodes, fun() -> emqx:cluster_nodes(cores) end);
+            false -> error
+        end,
+    case Cores of
+        error ->
+            case node_role() of
+                core -> Running;
+                replicant -> Running -- [node()]
+            end;
+        _ ->
+            [N || N <- Running, lists:member(N, Cores)]
+    end.
+
+guarded_nodes(Call, F) ->
+    try F() of
+        Nodes when is_list(Nodes) ->
+            [N || N <- Nodes, is_atom(N)];
+        Other ->
+            ?LOG_WARNING(#{msg => emqx_guard_emqx_call_failed, call => Call, result => Other}),
+            error
+    catch
+        Class:Reason ->
+            ?LOG_WARNING(#{msg => emqx_guard_emqx_call_failed, call => Call, exception => Class, reason => Reason}),
+            error
     end.
 
 %%--------------------------------------------------------------------

@@ -7,11 +7,15 @@
 %% <ul>
 %% <li>`set_data_dir(Dir)': the directory `data_dir/0' returns (as a charlist). Until it is set,
 %%     `data_dir/0' returns `"data"' (relative, as EMQX run from its install dir).</li>
-%% <li>`set_nodes(#{running => [node()], stopped => [node()], cores => [node()]})': the cluster
-%%     view (any key left out keeps its default: running = cores = [node()], stopped = []);
-%%     `all' is running ++ stopped.</li>
+%% <li>`set_nodes(#{running => [node()], stopped => [node()], cores => [node()]})': a fixed
+%%     cluster view (any key left out keeps its default, see below); `all' is running ++ stopped.</li>
 %% <li>`reset()': back to the defaults.</li>
 %% </ul>
+%% Default cluster view (no `set_nodes/1'), as a real cluster of connected nodes would answer:
+%% running = this node plus every connected node (`nodes()'), sorted; cores = those of them whose
+%% `mria_rlog:role()' (asked on that node, see the `mria_rlog' stand-in) is `core' (a node that
+%% does not answer within a second is left out); stopped = [].  So a test builds a cluster by
+%% connecting nodes and makes a replicant with `mria_rlog:set_role(replicant)' on that node.
 -module(emqx).
 
 -export([data_dir/0, running_nodes/0, cluster_nodes/1]).
@@ -52,7 +56,23 @@ reset() ->
     ok.
 
 cluster_view() ->
-    persistent_term:get(?NODES_KEY, default_nodes()).
+    case persistent_term:get(?NODES_KEY, undefined) of
+        undefined -> connected_view();
+        View -> View
+    end.
 
 default_nodes() ->
-    #{running => [node()], cores => [node()], stopped => []}.
+    connected_view().
+
+connected_view() ->
+    Running = lists:usort([node() | nodes()]),
+    #{running => Running, cores => [N || N <- Running, role(N) =:= core], stopped => []}.
+
+role(Node) when Node =:= node() ->
+    mria_rlog:role();
+role(Node) ->
+    try
+        erpc:call(Node, mria_rlog, role, [], 1000)
+    catch
+        _:_ -> unknown
+    end.

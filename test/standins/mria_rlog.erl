@@ -2,7 +2,8 @@
 %%
 %% EMQX API: `role() -> core | replicant'.
 %% Test-control API (stand-in only): `set_role(core | replicant)' (persistent_term, default `core'),
-%% `reset()'.
+%% `reset()'. The `emqx' stand-in asks every connected node's `role/0' to answer which running
+%% nodes are cores.
 -module(mria_rlog).
 
 -export([role/0, set_role/1, reset/0]).

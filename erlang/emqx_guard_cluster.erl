@@ -1,0 +1,509 @@
+%% @doc The plugin as ONE scheduler for a whole EMQX cluster.
+%%
+%% Every node runs the plugin and its own scheduler; this module makes them agree:
+%% <ul>
+%% <li><b>Who exports.</b> A scheduled (or catch-up) fire is exported only by the responsible
+%%     node, the lowest-sorted running core node (`hd(lists:sort(RunningCores))', as EMQX's own
+%%     once-per-cluster jobs pick it); replicants never export. The others record the fire as
+%%     skipped, naming that node. The responsible node works inside
+%%     `global:trans({{emqx_guard_backup, Instant}, self()}, Fun, CoreNodes, 0)': a contended
+%%     lock is skipped, never waited for. The lock's requester is the calling process: with the
+%%     instant as requester two nodes would share the lock (global grants a lock again to the
+%%     same requester). Inside the lock the instant is checked against the newest instant every
+%%     core node knows to be exported, then recorded here and told to every node before the
+%%     export starts: an instant is never exported twice. If the responsible node is down, the
+%%     next fire is computed with it gone and taken by the next node.</li>
+%% <li><b>Settings.</b> A change made with `emqx ctl guard ...' is applied here, given a
+%%     version (`{UnixMs, Node}', always newer than the one before) and pushed to every other
+%%     running node with `erpc:multicall/5'. A node adopts pushed settings only when their version
+%%     is newer than its own. At start and whenever a node connects, every node asks the others
+%%     for their settings and adopts the newest: a node that joins, or comes back, takes over
+%%     what was set while it was away.</li>
+%% <li><b>Copies.</b> After a verified export the responsible node copies the tarball to every
+%%     other running core node (`emqx_guard_replica'); a core node that starts or sees a node
+%%     connect fetches the newest backups it lacks. The result of the last copy to each node is
+%%     kept here and told to every node, so `guard backup_status' shows the same everywhere.</li>
+%% </ul>
+%% The gen_server only keeps small state (the settings version, the newest exported instant,
+%% the copy results) and answers at once; it never calls another node. Everything that talks to
+%% other nodes runs in the caller's process (the scheduler's run worker, the `emqx ctl'
+%% process) or in a short-lived sync process. Nothing here may block the scheduler or crash.
+%%
+%% Options (app env `cluster', a map): `sync_delay_ms' (default 2000), how long after a node
+%% connects the sync starts (EMQX's membership is updated a moment after the connection).
+-module(emqx_guard_cluster).
+
+-behaviour(gen_server).
+
+-include_lib("kernel/include/logger.hrl").
+
+-export([start_link/0, start_link/1]).
+-export([run/3, responsible/0]).
+-export([update_settings/1, update_local_settings/1, sync/0]).
+-export([status/0, node_report/0, copy_results/0, record_copy/1]).
+%% Called on other nodes through erpc.
+-export([settings_offer/0, adopt_settings/2, last_exported/0, note_exported/1, store_copy/1]).
+-export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-export_type([version/0, copy_result/0, skip_report/0]).
+
+-define(SERVER, ?MODULE).
+-define(FORMAT_VSN, 1).
+-define(RPC_TIMEOUT, 5000).
+-define(SYNC_DELAY_MS, 2000).
+
+-type version() :: {non_neg_integer(), node()}.
+-type copy_result() :: #{
+    to := node(),
+    from := node(),
+    file := binary(),
+    at := integer(),
+    kind := replicate | catch_up,
+    result := ok | {error, binary()}
+}.
+-type skip_report() :: #{
+    reason := not_responsible | no_core_node | lock_held | already_exported,
+    error := binary(),
+    responsible => node(),
+    exported_by => node()
+}.
+
+-record(st, {
+    version :: version(),
+    last_exported :: undefined | integer(),
+    copies = #{} :: #{node() => copy_result()},
+    sync_delay_ms :: non_neg_integer(),
+    syncing = undefined :: undefined | {pid(), reference()},
+    sync_again = false :: boolean()
+}).
+
+%%--------------------------------------------------------------------
+%% API
+%%--------------------------------------------------------------------
+
+%% @doc Starts the cluster server with the options of the `cluster' app env.
+-spec start_link() -> gen_server:start_ret().
+start_link() ->
+    start_link(application:get_env(emqx_guard, cluster, #{})).
+
+%% @doc Starts the cluster server with the given options (see module doc).
+-spec start_link(map()) -> gen_server:start_ret().
+start_link(Opts) when is_map(Opts) ->
+    gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []).
+
+%% @doc One run of the scheduler, called in its worker process. `manual' runs here. A
+%% `scheduled' or `catchup' run of `Instant' runs here only when this node is responsible and
+%% gets the instant's lock; otherwise it is `{skipped, Report}'. After a good export the backup
+%% is copied to the other running core nodes (`copies' in the report).
+-spec run(manual | scheduled | catchup, undefined | integer(), emqx_guard_backup:run_opts()) ->
+    {ok, map()} | {error, map()} | {skipped, skip_report()}.
+run(manual, _Instant, Args) ->
+    backup_and_copy(Args);
+run(_Trigger, Instant, Args) ->
+    case emqx_guard_emqx:running_core_nodes() of
+        [] ->
+            {skipped, #{reason => no_core_node, error => <<"no running core node in the cluster">>}};
+        [Responsible | _] when Responsible =/= node() ->
+            {skipped, #{
+                reason => not_responsible,
+                responsible => Responsible,
+                error => text("~ts exports this one (the lowest running core node)", [Responsible])
+            }};
+        Cores ->
+            LockId = {{emqx_guard_backup, Instant}, self()},
+            case global:trans(LockId, fun() -> exclusive_run(Instant, Cores, Args) end, Cores, 0) of
+                aborted ->
+                    {skipped, #{
+                        reason => lock_held,
+                        responsible => node(),
+                        error => <<"another node holds the lock for this instant">>
+                    }};
+                Result ->
+                    Result
+            end
+    end.
+
+%% @doc The node that exports the next scheduled instant, or `undefined' when no core node runs.
+-spec responsible() -> node() | undefined.
+responsible() ->
+    case emqx_guard_emqx:running_core_nodes() of
+        [N | _] -> N;
+        [] -> undefined
+    end.
+
+%% @doc Applies setting changes here (validated, persisted, rescheduled by the scheduler), gives
+%% them a new version and pushes them to every other running node. Returns the new settings and
+%% the nodes that did not take them (with why). Runs in the caller's process.
+-spec update_settings(map()) ->
+    {ok, emqx_guard_settings:settings(), [{node(), binary()}]} | {error, binary()}.
+update_settings(Changes) ->
+    case update_local_settings(Changes) of
+        {ok, Settings} ->
+            {ok, Settings, push_settings(Settings, settings_offer_version())};
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Applies setting changes here only, with a new version (EMQX's dashboard calls the app on
+%% every node itself).
+-spec update_local_settings(map()) -> {ok, emqx_guard_settings:settings()} | {error, binary()}.
+update_local_settings(Changes) ->
+    gen_server:call(?SERVER, {update_local, Changes}, 30000).
+
+%% @doc Pulls the newest settings from the other running nodes and, on a core node, fetches the
+%% newest backups it lacks. Runs in the caller's process; returns what it did.
+-spec sync() -> #{settings := unchanged | {adopted, node()}, fetched := [{binary(), ok | {error, binary()}}]}.
+sync() ->
+    Others = emqx_guard_emqx:running_nodes() -- [node()],
+    Adopted = pull_settings(Others),
+    Fetched =
+        case emqx_guard_emqx:node_role() of
+            core -> emqx_guard_replica:catch_up(keep());
+            replicant -> []
+        end,
+    #{settings => Adopted, fetched => Fetched}.
+
+%% @doc The cluster view for `guard backup_status': every running node's role, backups and
+%% the last copy to it (also for nodes that are not running now but were copied to), and the node
+%% responsible for the next scheduled instant. Asks the other nodes; runs in the caller.
+-spec status() -> #{responsible := node() | undefined, nodes := [map()]}.
+status() ->
+    Running = emqx_guard_emqx:running_nodes(),
+    Cores = emqx_guard_emqx:running_core_nodes(),
+    Replies = erpc:multicall(Running, ?MODULE, node_report, [], ?RPC_TIMEOUT),
+    Reports = lists:zip(Running, Replies),
+    Copies = lists:foldl(
+        fun
+            ({_, {ok, #{copies := C}}}, Acc) -> merge_copies(C, Acc);
+            (_, Acc) -> Acc
+        end,
+        safe_copy_results(),
+        Reports
+    ),
+    Nodes = [
+        node_view(N, Reply, lists:member(N, Cores), maps:get(N, Copies, undefined))
+     || {N, Reply} <- Reports
+    ],
+    Gone = [
+        #{node => N, running => false, last_copy => C}
+     || {N, C} <- lists:sort(maps:to_list(Copies)), not lists:member(N, Running)
+    ],
+    #{responsible => case Cores of [R | _] -> R; [] -> undefined end, nodes => Nodes ++ Gone}.
+
+node_view(Node, {ok, Report}, _IsCore, LastCopy) ->
+    maps:merge(maps:with([role, backups], Report), #{node => Node, running => true, last_copy => LastCopy});
+node_view(Node, Error, IsCore, LastCopy) ->
+    #{
+        node => Node,
+        running => true,
+        role =>
+            case IsCore of
+                true -> core;
+                false -> replicant
+            end,
+        backups => {error, text("no answer: ~ts", [rpc_error(Error)])},
+        last_copy => LastCopy
+    }.
+
+%% @doc What this node holds: its role, its backups (names, newest first) and the copy results
+%% it knows. Called on every node by `status/0'.
+-spec node_report() -> #{role := core | replicant, backups := [binary()] | {error, binary()}, copies := map()}.
+node_report() ->
+    #{
+        role => emqx_guard_emqx:node_role(),
+        backups => emqx_guard_replica:local_names(),
+        copies => safe_copy_results()
+    }.
+
+%% @doc The newest copy result this node knows per destination node.
+-spec copy_results() -> #{node() => copy_result()}.
+copy_results() ->
+    gen_server:call(?SERVER, copy_results).
+
+%% @doc Records the result of a copy here and tells every other running node (asynchronously).
+-spec record_copy(copy_result()) -> ok.
+record_copy(Result) ->
+    _ = store_copy(Result),
+    erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, store_copy, [Result]).
+
+%%--------------------------------------------------------------------
+%% Called on other nodes
+%%--------------------------------------------------------------------
+
+%% @doc This node's settings and their version.
+-spec settings_offer() -> {version(), emqx_guard_settings:settings()}.
+settings_offer() ->
+    {settings_offer_version(), emqx_guard_scheduler:settings()}.
+
+%% @doc Adopts Settings when Version is newer than this node's; `ok' either way.
+-spec adopt_settings(emqx_guard_settings:settings(), version()) -> ok | {error, binary()}.
+adopt_settings(Settings, Version) ->
+    gen_server:call(?SERVER, {adopt, Settings, Version}, 30000).
+
+%% @doc The newest instant this node knows to be exported by some node.
+-spec last_exported() -> undefined | integer().
+last_exported() ->
+    gen_server:call(?SERVER, last_exported).
+
+%% @doc Records that Instant was (or is being) exported.
+-spec note_exported(integer()) -> ok.
+note_exported(Instant) when is_integer(Instant) ->
+    gen_server:call(?SERVER, {note_exported, Instant}).
+
+%% @doc Keeps a copy result if it is newer than the one known for its destination.
+-spec store_copy(copy_result()) -> ok.
+store_copy(Result = #{to := _, at := _}) ->
+    gen_server:cast(?SERVER, {store_copy, Result}).
+
+%%--------------------------------------------------------------------
+%% gen_server
+%%--------------------------------------------------------------------
+
+%% @private
+init(Opts) ->
+    process_flag(trap_exit, true),
+    ok = net_kernel:monitor_nodes(true),
+    Stored = load(),
+    St = #st{
+        version = maps:get(version, Stored),
+        last_exported = maps:get(last_exported, Stored),
+        sync_delay_ms = maps:get(sync_delay_ms, Opts, ?SYNC_DELAY_MS)
+    },
+    {ok, St, {continue, sync}}.
+
+%% @private
+handle_continue(sync, St) ->
+    {noreply, start_sync(St)}.
+
+%% @private
+handle_call({update_local, Changes}, _From, St) ->
+    case emqx_guard_scheduler:update_settings(Changes) of
+        {ok, Settings} ->
+            St1 = save(St#st{version = next_version(St#st.version)}),
+            {reply, {ok, Settings}, St1};
+        {error, _} = Error ->
+            {reply, Error, St}
+    end;
+handle_call({adopt, Settings, Version}, _From, St = #st{version = Mine}) when Version > Mine ->
+    case emqx_guard_scheduler:update_settings(Settings) of
+        {ok, _} ->
+            ?LOG_INFO(#{msg => emqx_guard_settings_adopted, version => Version, settings => Settings}),
+            {reply, ok, save(St#st{version = Version})};
+        {error, Why} = Error ->
+            ?LOG_WARNING(#{msg => emqx_guard_settings_not_adopted, version => Version, reason => Why}),
+            {reply, Error, St}
+    end;
+handle_call({adopt, _Settings, _Version}, _From, St) ->
+    {reply, ok, St};
+handle_call(version, _From, St) ->
+    {reply, St#st.version, St};
+handle_call(last_exported, _From, St) ->
+    {reply, St#st.last_exported, St};
+handle_call({note_exported, Instant}, _From, St = #st{last_exported = Last}) ->
+    case Last =:= undefined orelse Instant > Last of
+        true -> {reply, ok, save(St#st{last_exported = Instant})};
+        false -> {reply, ok, St}
+    end;
+handle_call(copy_results, _From, St) ->
+    {reply, St#st.copies, St};
+handle_call(Request, _From, St) ->
+    {reply, {error, {unknown_call, Request}}, St}.
+
+%% @private
+handle_cast({store_copy, Result = #{to := To}}, St = #st{copies = Copies}) ->
+    {noreply, St#st{copies = merge_copies(#{To => Result}, Copies)}};
+handle_cast(_Msg, St) ->
+    {noreply, St}.
+
+%% @private
+handle_info({nodeup, Node}, St) ->
+    ?LOG_INFO(#{msg => emqx_guard_node_up, node => Node}),
+    erlang:send_after(St#st.sync_delay_ms, self(), {?MODULE, sync}),
+    {noreply, St};
+handle_info({?MODULE, sync}, St) ->
+    {noreply, start_sync(St)};
+handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{syncing = {_, MRef}}) ->
+    case Reason of
+        normal -> ok;
+        _ -> ?LOG_WARNING(#{msg => emqx_guard_sync_failed, reason => Reason})
+    end,
+    St1 = St#st{syncing = undefined},
+    case St1#st.sync_again of
+        true -> {noreply, start_sync(St1#st{sync_again = false})};
+        false -> {noreply, St1}
+    end;
+handle_info(_Other, St) ->
+    {noreply, St}.
+
+%% @private
+terminate(_Reason, #st{syncing = {Pid, _}}) ->
+    exit(Pid, kill),
+    ok;
+terminate(_Reason, _St) ->
+    ok.
+
+%%--------------------------------------------------------------------
+%% Runs
+%%--------------------------------------------------------------------
+
+%% Inside the instant's lock: skip an instant some core node already knows to be exported,
+%% otherwise record it everywhere first, then export.
+exclusive_run(Instant, Cores, Args) ->
+    Others = Cores -- [node()],
+    Known = [{node(), last_exported()} | lists:zip(Others, erpc:multicall(Others, ?MODULE, last_exported, [], ?RPC_TIMEOUT))],
+    case [N || {N, Last} <- Known, exported_since(Last, Instant)] of
+        [By | _] ->
+            {skipped, #{
+                reason => already_exported,
+                exported_by => By,
+                error => text("this instant was already exported by ~ts", [By])
+            }};
+        [] ->
+            ok = note_exported(Instant),
+            erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, note_exported, [Instant]),
+            backup_and_copy(Args)
+    end.
+
+exported_since(N, Instant) when is_integer(N) -> N >= Instant;
+exported_since({ok, N}, Instant) when is_integer(N) -> N >= Instant;
+exported_since(_, _) -> false.
+
+backup_and_copy(Args) ->
+    case emqx_guard_backup:run(Args) of
+        {ok, Report} ->
+            Targets = emqx_guard_emqx:running_core_nodes() -- [node()],
+            Copies = emqx_guard_replica:replicate(Report, maps:get(keep, Args), Targets),
+            {ok, Report#{copies => Copies}};
+        Other ->
+            Other
+    end.
+
+%%--------------------------------------------------------------------
+%% Settings
+%%--------------------------------------------------------------------
+
+settings_offer_version() ->
+    gen_server:call(?SERVER, version).
+
+push_settings(_Settings, _Version, []) ->
+    [];
+push_settings(Settings, Version, Nodes) ->
+    Replies = erpc:multicall(Nodes, ?MODULE, adopt_settings, [Settings, Version], ?RPC_TIMEOUT),
+    [
+        {N, case R of {ok, {error, Why}} -> Why; _ -> rpc_error(R) end}
+     || {N, R} <- lists:zip(Nodes, Replies), R =/= {ok, ok}
+    ].
+
+push_settings(Settings, Version) ->
+    Unreached = push_settings(Settings, Version, emqx_guard_emqx:running_nodes() -- [node()]),
+    lists:foreach(
+        fun({N, Why}) -> ?LOG_WARNING(#{msg => emqx_guard_settings_not_pushed, node => N, reason => Why}) end,
+        Unreached
+    ),
+    Unreached.
+
+pull_settings([]) ->
+    unchanged;
+pull_settings(Others) ->
+    Offers = [
+        {V, N, S}
+     || {N, {ok, {V, S}}} <- lists:zip(Others, erpc:multicall(Others, ?MODULE, settings_offer, [], ?RPC_TIMEOUT))
+    ],
+    Mine = settings_offer_version(),
+    case lists:reverse(lists:sort(Offers)) of
+        [{V, N, S} | _] when V > Mine ->
+            case adopt_settings(S, V) of
+                ok -> {adopted, N};
+                {error, _} -> unchanged
+            end;
+        _ ->
+            unchanged
+    end.
+
+next_version({Ms, _Node}) ->
+    {max(erlang:system_time(millisecond), Ms + 1), node()}.
+
+keep() ->
+    maps:get(backup_keep, emqx_guard_scheduler:settings()).
+
+%%--------------------------------------------------------------------
+%% Sync process
+%%--------------------------------------------------------------------
+
+start_sync(St = #st{syncing = {_, _}}) ->
+    St#st{sync_again = true};
+start_sync(St) ->
+    {Pid, MRef} = spawn_monitor(fun() ->
+        Result = sync(),
+        ?LOG_INFO(Result#{msg => emqx_guard_cluster_synced})
+    end),
+    St#st{syncing = {Pid, MRef}}.
+
+%%--------------------------------------------------------------------
+%% Copy results
+%%--------------------------------------------------------------------
+
+safe_copy_results() ->
+    try
+        copy_results()
+    catch
+        exit:_ -> #{}
+    end.
+
+merge_copies(New, Old) when is_map(New) ->
+    maps:fold(
+        fun
+            (To, R = #{at := At}, Acc) ->
+                case maps:find(To, Acc) of
+                    {ok, #{at := Known}} when Known >= At -> Acc;
+                    _ -> Acc#{To => R}
+                end;
+            (_, _, Acc) ->
+                Acc
+        end,
+        Old,
+        New
+    );
+merge_copies(_, Old) ->
+    Old.
+
+%%--------------------------------------------------------------------
+%% Persistence: `<data_dir>/emqx_guard/cluster.eterm'
+%%--------------------------------------------------------------------
+
+file() ->
+    filename:join(emqx_guard_settings:dir(), "cluster.eterm").
+
+load() ->
+    Default = #{version => {0, node()}, last_exported => undefined},
+    case emqx_guard_settings:read_term_file(file()) of
+        {ok, {emqx_guard_cluster, ?FORMAT_VSN, #{version := {Ms, N} = V, last_exported := L}}} when
+            is_integer(Ms), is_atom(N), (L =:= undefined orelse is_integer(L))
+        ->
+            #{version => V, last_exported => L};
+        {error, enoent} ->
+            Default;
+        Other ->
+            ?LOG_WARNING(#{msg => emqx_guard_cluster_state_damaged, path => file(), content => Other}),
+            Default
+    end.
+
+save(St = #st{version = V, last_exported = L}) ->
+    case emqx_guard_settings:write_term_file(file(), {emqx_guard_cluster, ?FORMAT_VSN, #{version => V, last_exported => L}}) of
+        ok -> ok;
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_cluster_state_not_saved, reason => Why})
+    end,
+    St.
+
+%%--------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------
+
+rpc_error({error, {erpc, Reason}}) -> text("~tp", [Reason]);
+rpc_error({throw, Reason}) -> text("~0tP", [Reason, 8]);
+rpc_error({exit, Reason}) -> text("~0tP", [Reason, 8]);
+rpc_error({error, Reason}) -> text("~0tP", [Reason, 8]);
+rpc_error(Other) -> text("~0tP", [Other, 8]).
+
+text(Fmt, Args) ->
+    unicode:characters_to_binary(io_lib:format(Fmt, Args)).

@@ -1,0 +1,394 @@
+%% @doc Copies of backups on the other core nodes.
+%%
+%% A copy streams a backup file from the node that holds it to another node's backup directory:
+%% <ol>
+%% <li>The sender asks the receiving node (`erpc') to start a receiver: the name must be an EMQX
+%%     export name; a file of that name already there with the same sha256 is reported as
+%%     present (nothing is sent), one with other content is an error (a backup is never
+%%     overwritten or renamed).</li>
+%% <li>The receiver writes into `<backup dir>/.emqx_guard_incoming/<unique>/<name>' (the same
+%%     name, because verification checks that the tarball's top directory matches its name),
+%%     while the sender sends the file in chunks of `?CHUNK' bytes, at most `?WINDOW' of them
+%%     unacknowledged: never the whole file in one message.</li>
+%% <li>At the end the receiver checks the size, syncs, verifies the file with
+%%     `emqx_guard_nif:verify/1' and compares its sha256 with the sender's, sets mode 0600 and the
+%%     source's mtime, renames it into the backup directory, then runs retention there (keep the
+%%     newest `Keep', never the new file) and answers the sender.</li>
+%% </ol>
+%% Either side gives up when the other dies or stays silent for `?IDLE_MS'; the receiver then
+%% deletes its temporary directory. Every copy's result is recorded through
+%% `emqx_guard_cluster:record_copy/1' on both sides.
+%%
+%% A core node that comes back fetches the newest backups it lacks (`catch_up/1'): it lists
+%% the backups of the other running core nodes and asks a node holding each missing one (among
+%% the cluster's newest `Keep') to push it.
+-module(emqx_guard_replica).
+
+-include_lib("kernel/include/file.hrl").
+-include_lib("kernel/include/logger.hrl").
+
+-export([replicate/3, catch_up/1, local_names/0]).
+%% Called on other nodes through erpc.
+-export([start_receiver/5, push_named/3, list_names/0]).
+
+-define(CHUNK, 256 * 1024).
+-define(WINDOW, 4).
+-define(IDLE_MS, 60000).
+%% Verification of a large file on the receiver takes a while.
+-define(FINISH_MS, 10 * 60000).
+-define(CALL_MS, 15000).
+-define(INCOMING, ".emqx_guard_incoming").
+-define(EXPORT_RE, "^emqx-export-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{2}\\.[0-9]{3}\\.tar\\.gz$").
+
+-type copy_outcome() :: ok | {error, binary()}.
+-type meta() :: #{name := binary(), size := non_neg_integer(), sha256 := binary(), mtime := integer()}.
+
+%%--------------------------------------------------------------------
+%% Sender side
+%%--------------------------------------------------------------------
+
+%% @doc Copies a just verified backup (a report of `emqx_guard_backup:run/1': `path', `file',
+%% `sha256') to each of Targets, one after the other, and records each result. Never raises.
+-spec replicate(map(), pos_integer(), [node()]) -> [{node(), copy_outcome()}].
+replicate(#{path := Path, file := Name, sha256 := Sha}, Keep, Targets) ->
+    [{Node, push(Path, Name, Sha, Node, Keep, replicate)} || Node <- Targets];
+replicate(_Report, _Keep, _Targets) ->
+    [].
+
+%% @doc Called on the node holding `Name': pushes that backup to node `To'. Used by `catch_up/1'.
+-spec push_named(binary(), node(), pos_integer()) -> copy_outcome().
+push_named(Name, To, Keep) ->
+    case valid_name(Name) of
+        false ->
+            {error, <<"not an EMQX export name">>};
+        true ->
+            Path = filename:join(backup_dir(), Name),
+            case verify(Path) of
+                {ok, Sha} -> push(Path, Name, Sha, To, Keep, catch_up);
+                {error, Why} -> {error, <<"the source copy does not verify: ", Why/binary>>}
+            end
+    end.
+
+push(Path, Name, Sha, To, Keep, Kind) ->
+    Outcome =
+        try
+            send(Path, Name, Sha, To, Keep)
+        catch
+            Class:Reason ->
+                {error, text("copy crashed: ~tp:~0tP", [Class, Reason, 10])}
+        end,
+    case Outcome of
+        ok -> ?LOG_INFO(#{msg => emqx_guard_backup_copied, file => Name, to => To, kind => Kind});
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_backup_copy_failed, file => Name, to => To, kind => Kind, reason => Why})
+    end,
+    record(To, node(), Name, Kind, Outcome),
+    Outcome.
+
+send(Path, Name, Sha, To, Keep) ->
+    case file:read_file_info(Path, [{time, posix}]) of
+        {ok, #file_info{size = Size, mtime = MTime}} ->
+            Meta = #{name => bin(Name), size => Size, sha256 => Sha, mtime => MTime},
+            Ref = make_ref(),
+            case erpc_call(To, start_receiver, [Meta, Keep, self(), Ref, node()]) of
+                {ok, {ok, Receiver}} when is_pid(Receiver) ->
+                    stream(Path, Receiver, Ref);
+                {ok, {ok, already_present}} ->
+                    ok;
+                {ok, {error, Why}} ->
+                    {error, Why};
+                {ok, Other} ->
+                    {error, text("unexpected answer: ~0tP", [Other, 8])};
+                {error, Why} ->
+                    {error, Why}
+            end;
+        {error, Posix} ->
+            {error, text("cannot read ~ts: ~ts", [Path, file:format_error(Posix)])}
+    end.
+
+stream(Path, Receiver, Ref) ->
+    MRef = monitor(process, Receiver),
+    Result =
+        case file:open(Path, [read, raw, binary]) of
+            {ok, Fd} ->
+                try
+                    stream_chunks(Fd, Receiver, Ref, MRef, 0, 0)
+                after
+                    _ = file:close(Fd)
+                end;
+            {error, Posix} ->
+                Receiver ! {emqx_guard_copy_abort, Ref},
+                {error, text("cannot read ~ts: ~ts", [Path, file:format_error(Posix)])}
+        end,
+    demonitor(MRef, [flush]),
+    Result.
+
+stream_chunks(Fd, Receiver, Ref, MRef, InFlight, Sent) when InFlight >= ?WINDOW ->
+    case await_ack(Ref, MRef) of
+        ok -> stream_chunks(Fd, Receiver, Ref, MRef, InFlight - 1, Sent);
+        {error, _} = Error -> Error
+    end;
+stream_chunks(Fd, Receiver, Ref, MRef, InFlight, Sent) ->
+    case file:read(Fd, ?CHUNK) of
+        {ok, Data} ->
+            Receiver ! {emqx_guard_copy_chunk, Ref, Data},
+            stream_chunks(Fd, Receiver, Ref, MRef, InFlight + 1, Sent + byte_size(Data));
+        eof ->
+            Receiver ! {emqx_guard_copy_eof, Ref, Sent},
+            await_result(Ref, MRef);
+        {error, Posix} ->
+            Receiver ! {emqx_guard_copy_abort, Ref},
+            {error, text("read error: ~ts", [file:format_error(Posix)])}
+    end.
+
+await_ack(Ref, MRef) ->
+    receive
+        {emqx_guard_copy_ack, Ref} -> ok;
+        {emqx_guard_copy_result, Ref, Result} -> early_result(Result);
+        {'DOWN', MRef, process, _, Why} -> {error, text("the receiver stopped: ~0tP", [Why, 8])}
+    after ?IDLE_MS ->
+        {error, <<"the receiver did not answer in time">>}
+    end.
+
+early_result(ok) -> {error, <<"the receiver finished early">>};
+early_result({error, _} = Error) -> Error.
+
+await_result(Ref, MRef) ->
+    receive
+        {emqx_guard_copy_ack, Ref} -> await_result(Ref, MRef);
+        {emqx_guard_copy_result, Ref, Result} -> Result;
+        {'DOWN', MRef, process, _, Why} -> {error, text("the receiver stopped: ~0tP", [Why, 8])}
+    after ?FINISH_MS ->
+        {error, <<"the receiver did not finish in time">>}
+    end.
+
+%%--------------------------------------------------------------------
+%% Receiver side
+%%--------------------------------------------------------------------
+
+%% @doc Called on the receiving node: prepares a copy of the backup described by Meta from
+%% process Sender. Returns `{ok, ReceiverPid}', `{ok, already_present}' or `{error, Line}'.
+-spec start_receiver(meta(), pos_integer(), pid(), reference(), node()) ->
+    {ok, pid() | already_present} | {error, binary()}.
+start_receiver(Meta = #{name := Name, sha256 := Sha}, Keep, Sender, Ref, From) ->
+    case valid_name(Name) of
+        false ->
+            {error, text("refused: ~ts is not an EMQX export name", [Name])};
+        true ->
+            Dir = backup_dir(),
+            Final = filename:join(Dir, Name),
+            case filelib:is_file(Final) of
+                true ->
+                    case verify(Final) of
+                        {ok, Sha} ->
+                            {ok, already_present};
+                        {ok, _Other} ->
+                            {error, text("~ts already exists on ~ts with other content", [Name, node()])};
+                        {error, _} ->
+                            {error, text("~ts already exists on ~ts and does not verify", [Name, node()])}
+                    end;
+                false ->
+                    TmpDir = filename:join([Dir, ?INCOMING, integer_to_list(erlang:unique_integer([positive]))]),
+                    Tmp = filename:join(TmpDir, Name),
+                    case prepare(Tmp) of
+                        {ok, Fd} ->
+                            Pid = spawn(fun() -> receiver(Meta, Keep, Sender, Ref, From, Fd, Tmp, TmpDir, Final) end),
+                            ok = file:controlling_process(Fd, Pid),
+                            {ok, Pid};
+                        {error, Posix} ->
+                            _ = file:del_dir_r(TmpDir),
+                            {error, text("cannot write in ~ts on ~ts: ~ts", [Dir, node(), file:format_error(Posix)])}
+                    end
+            end
+    end.
+
+prepare(Tmp) ->
+    case filelib:ensure_dir(Tmp) of
+        ok ->
+            _ = file:change_mode(filename:dirname(filename:dirname(Tmp)), 8#700),
+            %% not raw: the file is handed over to the receiver process
+            file:open(Tmp, [write, exclusive, binary]);
+        {error, _} = Error ->
+            Error
+    end.
+
+receiver(Meta, Keep, Sender, Ref, From, Fd, Tmp, TmpDir, Final) ->
+    MRef = monitor(process, Sender),
+    Result =
+        try receive_chunks(Fd, Sender, Ref, MRef, 0) of
+            {ok, Bytes} -> finish(Meta, Keep, Fd, Bytes, Tmp, Final);
+            {error, _} = Error -> Error
+        catch
+            Class:Reason -> {error, text("receiver crashed: ~tp:~0tP", [Class, Reason, 10])}
+        end,
+    _ = file:close(Fd),
+    _ = file:del_dir_r(TmpDir),
+    Sender ! {emqx_guard_copy_result, Ref, Result},
+    record(node(), From, maps:get(name, Meta), replicate, Result).
+
+receive_chunks(Fd, Sender, Ref, MRef, Bytes) ->
+    receive
+        {emqx_guard_copy_chunk, Ref, Data} ->
+            case file:write(Fd, Data) of
+                ok ->
+                    Sender ! {emqx_guard_copy_ack, Ref},
+                    receive_chunks(Fd, Sender, Ref, MRef, Bytes + byte_size(Data));
+                {error, Posix} ->
+                    {error, text("write error on ~ts: ~ts", [node(), file:format_error(Posix)])}
+            end;
+        {emqx_guard_copy_eof, Ref, Sent} when Sent =:= Bytes ->
+            {ok, Bytes};
+        {emqx_guard_copy_eof, Ref, Sent} ->
+            {error, text("sent ~B bytes but ~B arrived", [Sent, Bytes])};
+        {emqx_guard_copy_abort, Ref} ->
+            {error, <<"the sender gave up">>};
+        {'DOWN', MRef, process, _, Why} ->
+            {error, text("the sender stopped: ~0tP", [Why, 8])}
+    after ?IDLE_MS ->
+        {error, <<"the sender went silent">>}
+    end.
+
+finish(#{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep, Fd, Bytes, Tmp, Final) ->
+    Synced = file:sync(Fd),
+    _ = file:close(Fd),
+    case {Synced, Bytes} of
+        {{error, Posix}, _} ->
+            {error, text("cannot sync on ~ts: ~ts", [node(), file:format_error(Posix)])};
+        {ok, Size} ->
+            case verify(Tmp) of
+                {ok, Sha} ->
+                    _ = file:write_file_info(Tmp, #file_info{mtime = MTime}, [{time, posix}]),
+                    case file:change_mode(Tmp, 8#600) of
+                        ok -> install(Name, Tmp, Final, Keep);
+                        {error, Posix} -> {error, text("cannot set mode 0600: ~ts", [file:format_error(Posix)])}
+                    end;
+                {ok, Other} ->
+                    {error, text("sha256 differs after the copy (~ts, expected ~ts)", [Other, Sha])};
+                {error, Why} ->
+                    {error, <<"the copy does not verify: ", Why/binary>>}
+            end;
+        {ok, _} ->
+            {error, text("~B bytes arrived, the backup has ~B", [Bytes, Size])}
+    end.
+
+install(Name, Tmp, Final, Keep) ->
+    case filelib:is_file(Final) of
+        true ->
+            %% arrived meanwhile through another copy; ours is identical (same verified sha256)
+            ok;
+        false ->
+            case file:rename(Tmp, Final) of
+                ok ->
+                    prune(filename:dirname(Final), Keep, Final),
+                    ?LOG_INFO(#{msg => emqx_guard_backup_copy_received, file => Name}),
+                    ok;
+                {error, Posix} ->
+                    {error, text("cannot rename into ~ts: ~ts", [filename:dirname(Final), file:format_error(Posix)])}
+            end
+    end.
+
+prune(Dir, Keep, Protect) ->
+    try emqx_guard_nif:prune(bin(Dir), Keep, bin(Protect), false) of
+        {ok, #{deleted := Deleted}} ->
+            lists:foreach(fun(#{name := N}) -> ?LOG_INFO(#{msg => emqx_guard_backup_pruned, file => N}) end, Deleted);
+        {error, Why} ->
+            ?LOG_WARNING(#{msg => emqx_guard_prune_failed, dir => Dir, reason => Why})
+    catch
+        Class:Reason ->
+            ?LOG_WARNING(#{msg => emqx_guard_prune_failed, dir => Dir, exception => Class, reason => Reason})
+    end.
+
+%%--------------------------------------------------------------------
+%% Catch-up
+%%--------------------------------------------------------------------
+
+%% @doc Fetches, from the other running core nodes, the backups among the cluster's newest Keep
+%% that this node lacks. Returns what it fetched (names, oldest first) with each result.
+-spec catch_up(pos_integer()) -> [{binary(), copy_outcome()}].
+catch_up(Keep) ->
+    Others = emqx_guard_emqx:running_core_nodes() -- [node()],
+    Mine =
+        case local_names() of
+            L when is_list(L) -> L;
+            {error, _} -> []
+        end,
+    Held = [
+        {N, Names}
+     || {N, {ok, Names}} <- lists:zip(Others, erpc:multicall(Others, ?MODULE, list_names, [], ?CALL_MS)),
+        is_list(Names)
+    ],
+    %% export names carry the time in a fixed-width form: sorting names sorts by time
+    Newest = lists:sublist(lists:reverse(lists:usort(Mine ++ lists:append([Ns || {_, Ns} <- Held]))), Keep),
+    Missing = lists:reverse(Newest -- Mine),
+    [{Name, fetch(Name, [N || {N, Ns} <- Held, lists:member(Name, Ns)], Keep)} || Name <- Missing].
+
+fetch(_Name, [], _Keep) ->
+    {error, <<"no node holds it any more">>};
+fetch(Name, [Source | More], Keep) ->
+    case erpc_call(Source, push_named, [Name, node(), Keep], ?FINISH_MS + ?IDLE_MS) of
+        {ok, ok} -> ok;
+        _ when More =/= [] -> fetch(Name, More, Keep);
+        {ok, {error, _} = Error} -> Error;
+        {ok, Other} -> {error, text("unexpected answer: ~0tP", [Other, 8])};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc The export names in this node's backup directory, newest first.
+-spec local_names() -> [binary()] | {error, binary()}.
+local_names() ->
+    case file:list_dir(backup_dir()) of
+        {ok, Names} -> lists:reverse(lists:sort([bin(N) || N <- Names, valid_name(N)]));
+        {error, enoent} -> [];
+        {error, Posix} -> {error, text("cannot list ~ts: ~ts", [backup_dir(), file:format_error(Posix)])}
+    end.
+
+%% @doc Called on other nodes: `local_names/0'.
+-spec list_names() -> [binary()] | {error, binary()}.
+list_names() ->
+    local_names().
+
+%%--------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------
+
+record(To, From, Name, Kind, Outcome) ->
+    Result = #{to => To, from => From, file => bin(Name), at => now_ms(), kind => Kind, result => Outcome},
+    try
+        emqx_guard_cluster:record_copy(Result)
+    catch
+        Class:Reason -> ?LOG_WARNING(#{msg => emqx_guard_copy_not_recorded, exception => Class, reason => Reason})
+    end.
+
+erpc_call(Node, Fun, Args) ->
+    erpc_call(Node, Fun, Args, ?CALL_MS).
+
+erpc_call(Node, Fun, Args, Timeout) ->
+    try
+        {ok, erpc:call(Node, ?MODULE, Fun, Args, Timeout)}
+    catch
+        error:{erpc, Reason} -> {error, text("~ts cannot be reached: ~0tP", [Node, Reason, 6])};
+        Class:Reason -> {error, text("~ts failed: ~tp:~0tP", [Node, Class, Reason, 8])}
+    end.
+
+verify(Path) ->
+    try emqx_guard_nif:verify(bin(Path)) of
+        {ok, #{sha256 := Sha}} -> {ok, Sha};
+        {error, {_Reason, Detail}} -> {error, bin(Detail)};
+        {error, Other} -> {error, text("~0tP", [Other, 8])}
+    catch
+        Class:Reason -> {error, text("the verifier is not usable: ~tp:~0tP", [Class, Reason, 8])}
+    end.
+
+valid_name(Name) ->
+    re:run(Name, ?EXPORT_RE, [{capture, none}, unicode]) =:= match.
+
+backup_dir() ->
+    emqx_guard_emqx:backup_dir().
+
+now_ms() ->
+    erlang:system_time(millisecond).
+
+text(Fmt, Args) ->
+    unicode:characters_to_binary(io_lib:format(Fmt, Args)).
+
+bin(B) when is_binary(B) -> B;
+bin(L) -> unicode:characters_to_binary(L).

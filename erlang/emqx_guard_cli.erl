@@ -41,7 +41,7 @@ usage_lines() ->
         {"guard backup_list", "List the backups, newest first, with size, time and verification"},
         {"guard backup_status", "Show the schedule, next fire, last run and run counts"},
         {"guard backup_prune --dry-run", "Show what retention would delete now"}
-    ].
+    ] ++ emqx_guard_notify_cli:usage_lines().
 
 %%--------------------------------------------------------------------
 %% Dispatch
@@ -63,7 +63,12 @@ dispatch(Args) when is_list(Args) ->
         [<<"backup_list">>] -> backup_list();
         [<<"backup_status">>] -> backup_status();
         [<<"backup_prune">>, <<"--dry-run">>] -> prune_dry_run();
-        _ -> usage()
+        Other ->
+            %% guard notify* (emqx_guard_notify_cli)
+            case emqx_guard_notify_cli:cmd(Other) of
+                not_mine -> usage();
+                _ -> ok
+            end
     end;
 dispatch(_) ->
     usage().
@@ -263,7 +268,9 @@ backup_status() ->
     end,
     print_last_run(maps:get(last_run, Status), Zone),
     #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
-    line(text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])).
+    line(text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])),
+    %% the last e-mail / webhook delivery, for each configured channel
+    lists:foreach(fun line/1, emqx_guard_notify:status_lines()).
 
 print_next_fire(#{supported := false, unsupported_reason := Why}, _Zone) ->
     line(text("next fire: none; ~ts", [Why]));

@@ -174,13 +174,15 @@ status() ->
             }
     end.
 
-%% @doc Lines for `guard backup_status': per channel, configured or not, and the last delivery.
+%% @doc Lines for `guard backup_status': for each configured channel, its last delivery
+%% (nothing when no channel is configured).
 -spec status_lines() -> [binary()].
 status_lines() ->
     S = status(),
     [
-        channel_line(email, maps:get(email_enabled, S), maps:get(email, S)),
-        channel_line(webhook, maps:get(webhook_enabled, S), maps:get(webhook, S))
+        channel_line(C, maps:get(C, S))
+     || {C, Enabled} <- [{email, email_enabled}, {webhook, webhook_enabled}],
+        maps:get(Enabled, S)
     ].
 
 %% @doc Runs the dead-man check now (normally timer driven). Returns when it is done.
@@ -627,11 +629,9 @@ current_settings(Fun) ->
             #{}
     end.
 
-channel_line(Channel, false, _) ->
-    iolist_to_binary(["notify ", atom_to_binary(Channel), ": not configured"]);
-channel_line(Channel, true, undefined) ->
+channel_line(Channel, undefined) ->
     iolist_to_binary(["notify ", atom_to_binary(Channel), ": configured, nothing sent yet"]);
-channel_line(Channel, true, D) ->
+channel_line(Channel, D) ->
     #{event := Event, state := State, attempts := N, at := At} = D,
     When = emqx_guard_notify_format:local_time(At, 0, <<" ">>),
     What =

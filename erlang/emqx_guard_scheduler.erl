@@ -461,6 +461,8 @@ finish_run(DownReason, St = #st{run = Run, saved = Saved}) ->
         end,
     Saved1 = Saved#{last_run := Record, counts := Counts#{Key := maps:get(Key, Counts) + 1}},
     report(Outcome, Record),
+    %% e-mail / webhook: a cast, never blocks or delays the run (emqx_guard_notify)
+    ok = emqx_guard_notify:run_finished(Record),
     Result =
         case Outcome of
             ok -> {ok, Record};

@@ -58,7 +58,13 @@ apply_config(New) when is_map(New) ->
                     Error
             end;
         _Pid ->
-            case emqx_guard_scheduler:update_settings(New) of
+            %% through the cluster server, which gives the settings a new version
+            Update =
+                case whereis(emqx_guard_cluster) of
+                    undefined -> fun emqx_guard_scheduler:update_settings/1;
+                    _ -> fun emqx_guard_cluster:update_local_settings/1
+                end,
+            case Update(New) of
                 {ok, _} -> ok;
                 {error, _} = Error -> Error
             end

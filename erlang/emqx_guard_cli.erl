@@ -120,11 +120,18 @@ show_catchup() ->
     end.
 
 %% Stores the change through the scheduler (which validates, persists and
-%% reschedules), then shows the new value.
+%% reschedules) and pushes it to the other running nodes (emqx_guard_cluster),
+%% then shows the new value and any node that did not take it.
 set(Changes, Show) ->
-    case emqx_guard_scheduler:update_settings(Changes) of
-        {ok, _New} -> Show();
-        {error, Why} -> error_line(Why)
+    case emqx_guard_cluster:update_settings(Changes) of
+        {ok, _New, Unreached} ->
+            Show(),
+            lists:foreach(
+                fun({Node, Why}) -> line(text("Warning: not applied on ~ts yet (it takes it over when it syncs): ~ts", [Node, Why])) end,
+                Unreached
+            );
+        {error, Why} ->
+            error_line(Why)
     end.
 
 print_preview() ->

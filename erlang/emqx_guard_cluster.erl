@@ -277,7 +277,7 @@ handle_continue(sync, St) ->
 
 %% @private
 handle_call({update_local, Changes}, _From, St) ->
-    case emqx_guard_scheduler:update_settings(Changes) of
+    case scheduler_update(Changes) of
         {ok, Settings} ->
             St1 = save(St#st{version = next_version(St#st.version)}),
             {reply, {ok, Settings}, St1};
@@ -285,7 +285,7 @@ handle_call({update_local, Changes}, _From, St) ->
             {reply, Error, St}
     end;
 handle_call({adopt, Settings, Version}, _From, St = #st{version = Mine}) when Version > Mine ->
-    case emqx_guard_scheduler:update_settings(Settings) of
+    case scheduler_update(Settings) of
         {ok, _} ->
             ?LOG_INFO(#{msg => emqx_guard_settings_adopted, version => Version, settings => Settings}),
             {reply, ok, save(St#st{version = Version})};
@@ -418,6 +418,15 @@ pull_settings(Others) ->
             end;
         _ ->
             unchanged
+    end.
+
+%% The scheduler validates, persists and reschedules; it never calls this server.
+scheduler_update(Changes) ->
+    try
+        emqx_guard_scheduler:update_settings(Changes)
+    catch
+        exit:{noproc, _} -> {error, <<"the emqx_guard scheduler is not running">>};
+        exit:{timeout, _} -> {error, <<"the emqx_guard scheduler did not answer in time">>}
     end.
 
 next_version({Ms, _Node}) ->

@@ -16,6 +16,9 @@
 %% <li>On start, one catch-up run is started `catchup_delay_ms' after start if a
 %%     scheduled instant was missed since the last recorded run and lies within
 %%     `backup_catchup'. Never a backlog.</li>
+%% <li>In a cluster a scheduled or catch-up fire is exported only by the responsible node
+%%     (`emqx_guard_cluster:run/3', in the worker); on the other nodes it is recorded as
+%%     skipped (`last_skip' in the status names the responsible node).</li>
 %% </ul>
 %%
 %% The clock and the timer are injectable for tests through the `scheduler'
@@ -65,6 +68,15 @@
     error => binary(),
     warning => binary()
 }.
+%% A fire another node of the cluster exports (see emqx_guard_cluster).
+-type skip_record() :: #{
+    at := integer(),
+    trigger := trigger(),
+    instant := integer() | undefined,
+    reason := atom(),
+    error := binary(),
+    responsible => node()
+}.
 -type run_now_result() :: {ok, run_record()} | {failed, run_record()} | {refused, binary()}.
 -type status() :: #{
     now := integer(),
@@ -77,6 +89,7 @@
     catchup := undefined | #{instant := integer()},
     last_fired := undefined | integer(),
     last_run := undefined | run_record(),
+    last_skip := undefined | skip_record(),
     counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
 }.
 
@@ -97,7 +110,8 @@
     %% {TimerRef, Token, MissedInstant} of the pending catch-up run.
     catchup = undefined :: undefined | {term(), reference(), integer()},
     run = undefined :: undefined | map(),
-    waiters = [] :: [gen_server:from()]
+    waiters = [] :: [gen_server:from()],
+    last_skip = undefined :: undefined | skip_record()
 }).
 
 %%--------------------------------------------------------------------
@@ -425,15 +439,16 @@ start_run(Trigger, Instant, St = #st{settings = S}) ->
         export_timeout => maps:get(export_timeout, S) * 1000
     },
     Self = self(),
-    {Pid, MRef} = spawn_monitor(fun() -> Self ! {?MODULE, run_done, self(), run_backup(Args)} end),
+    {Pid, MRef} = spawn_monitor(fun() -> Self ! {?MODULE, run_done, self(), run_backup(Trigger, Instant, Args)} end),
     Started = now(St),
     ?LOG_INFO(#{msg => emqx_guard_backup_started, trigger => Trigger, instant => Instant}),
     persist(St#st{run = #{pid => Pid, mref => MRef, started_at => Started, trigger => Trigger, instant => Instant}}).
 
-%% Runs in the worker. Anything the backup module throws is a failure report.
-run_backup(Args) ->
+%% Runs in the worker. In a cluster only the responsible node exports a scheduled instant
+%% (emqx_guard_cluster). Anything the backup module throws is a failure report.
+run_backup(Trigger, Instant, Args) ->
     try
-        emqx_guard_backup:run(Args)
+        emqx_guard_cluster:run(Trigger, Instant, Args)
     catch
         Class:Reason:Stack ->
             {error, #{
@@ -442,6 +457,23 @@ run_backup(Args) ->
             }}
     end.
 
+finish_run({emqx_guard_run_done, {skipped, R}}, St = #st{run = Run, saved = Saved}) when is_map(R) ->
+    %% another node of the cluster exports this instant
+    #{trigger := Trigger, instant := Instant} = Run,
+    Skip = maps:merge(
+        maps:with([responsible], R),
+        #{at => now(St), trigger => Trigger, instant => Instant, reason => maps:get(reason, R, skipped),
+          error => maps:get(error, R, <<"skipped">>)}
+    ),
+    ?LOG_INFO(Skip#{msg => emqx_guard_backup_skipped}),
+    Counts = maps:get(counts, Saved),
+    lists:foreach(fun(From) -> gen_server:reply(From, {refused, maps:get(error, Skip)}) end, St#st.waiters),
+    persist(St#st{
+        run = undefined,
+        waiters = [],
+        last_skip = Skip,
+        saved = Saved#{counts := Counts#{skipped := maps:get(skipped, Counts) + 1}}
+    });
 finish_run(DownReason, St = #st{run = Run, saved = Saved}) ->
     #{started_at := Started, trigger := Trigger, instant := Instant} = Run,
     Now = now(St),
@@ -578,6 +610,7 @@ build_status(St = #st{saved = Saved}) ->
             end,
         last_fired => maps:get(last_fired, Saved),
         last_run => maps:get(last_run, Saved),
+        last_skip => St#st.last_skip,
         counts => maps:get(counts, Saved)
     }.
 

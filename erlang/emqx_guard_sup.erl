@@ -1,4 +1,5 @@
-%% @doc The plugin's top supervisor: the notifier (e-mail, webhook) and the backup scheduler.
+%% @doc The plugin's top supervisor: the notifier (e-mail, webhook), the backup scheduler and the
+%% cluster coordinator (emqx_guard_cluster).
 -module(emqx_guard_sup).
 
 -behaviour(supervisor).
@@ -31,4 +32,13 @@ init([]) ->
         type => worker,
         modules => [emqx_guard_notify]
     },
-    {ok, {SupFlags, [Notify, Scheduler]}}.
+    %% Started after the scheduler: it adopts settings from other nodes through it.
+    Cluster = #{
+        id => emqx_guard_cluster,
+        start => {emqx_guard_cluster, start_link, []},
+        restart => permanent,
+        shutdown => 5000,
+        type => worker,
+        modules => [emqx_guard_cluster]
+    },
+    {ok, {SupFlags, [Notify, Scheduler, Cluster]}}.

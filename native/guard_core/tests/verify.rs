@@ -168,6 +168,30 @@ fn directory_entries_and_dot_slash_paths_are_accepted() {
 }
 
 #[test]
+fn pax_global_header_is_not_an_entry() {
+    let dir = TempDir::new().unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    let record = b"18 comment=hello\n";
+    let mut global = raw_header(b"pax_global_header", record.len() as u64);
+    global.set_entry_type(tar::EntryType::XGlobalHeader);
+    global.set_cksum();
+    builder.append(&global, &record[..]).unwrap();
+    for (path, data) in export_files(BASE) {
+        builder
+            .append(
+                &raw_header(path.as_bytes(), data.len() as u64),
+                data.as_slice(),
+            )
+            .unwrap();
+    }
+    let path = write(&dir, NAME, &gzip(&builder.into_inner().unwrap()));
+    assert_eq!(
+        verify(&path).unwrap().entries,
+        export_files(BASE).len() as u64
+    );
+}
+
+#[test]
 fn any_file_name_sets_the_expected_top_dir() {
     let dir = TempDir::new().unwrap();
     let path = write(

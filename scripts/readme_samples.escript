@@ -1,0 +1,95 @@
+#!/usr/bin/env escript
+%% -*- erlang -*-
+%%! -noshell
+%%
+%% Refreshes the sample output in README.md. Runs the built plugin (_build/default) in this node
+%% against the EMQX test stand-ins (_build/test: run `rebar3 as test compile` first) with a fresh
+%% data directory, types the commands below into the emqx_ctl stand-in, and writes each command
+%% line and what it printed between the `<!-- BEGIN SAMPLES -->' and `<!-- END SAMPLES -->'
+%% markers of README.md. The temporary data directory is shown as /opt/emqx/data (the docker
+%% image's); nothing else in the output is edited.
+%%
+%% Usage (from the project root): escript scripts/readme_samples.escript
+-mode(compile).
+
+%% {Show, Args}: Args exactly as emqx_ctl:run_command/1 receives them from the shell.
+commands() ->
+    [
+        {show, ["guard"]},
+        {show, ["guard", "backup_cron"]},
+        {show, ["guard", "backup_cron", "0 1 * * 0"]},
+        %% unquoted in /opt/emqx: the shell replaced each * by the file names there
+        {show, ["guard", "backup_cron", "0", "1" | glob() ++ glob() ++ ["0"]]},
+        {show, ["guard", "backup_cron", "0 1 * * * *"]},
+        {show, ["guard", "backup_keep"]},
+        {show, ["guard", "backup_keep", "3"]},
+        {show, ["guard", "backup_timezone"]},
+        {show, ["guard", "backup_timezone", "Europe/Berlin"]},
+        {show, ["guard", "backup_catchup"]},
+        {show, ["guard", "backup_catchup", "6h"]},
+        {show, ["guard", "backup_now"]},
+        {hide, ["guard", "backup_now"]},
+        {hide, ["guard", "backup_now"]},
+        {show, ["guard", "backup_list"]},
+        {show, ["guard", "backup_status"]},
+        {show, ["guard", "backup_keep", "2"]},
+        {show, ["guard", "backup_prune", "--dry-run"]},
+        {show, ["guard", "notify"]},
+        {show, ["guard", "notify_to", "ops@example.com"]},
+        {show, ["guard", "notify_on", "success=on"]}
+    ].
+
+glob() -> ["bin", "data", "etc", "lib", "log", "releases"].
+
+main(_) ->
+    Root = filename:dirname(filename:dirname(filename:absname(escript:script_name()))),
+    ok = file:set_cwd(Root),
+    [Standins | _] =
+        [filename:dirname(F) || F <- filelib:wildcard("_build/test/lib/emqx_guard/**/emqx_ctl.beam")] ++
+            [missing],
+    Standins =/= missing orelse fail("run `rebar3 as test compile` first"),
+    true = code:add_patha(filename:absname("_build/default/lib/emqx_guard/ebin")),
+    true = code:add_patha(filename:absname(Standins)),
+    Data = string:trim(os:cmd("mktemp -d /tmp/emqx_guard_samples.XXXXXX")),
+    try
+        emqx:set_data_dir(Data),
+        {ok, _} = emqx_ctl:start(),
+        {ok, _} = application:ensure_all_started(emqx_guard),
+        Blocks = [run(Show, Args, Data) || {Show, Args} <- commands()],
+        ok = application:stop(emqx_guard),
+        write_readme(lists:append(Blocks))
+    after
+        os:cmd("rm -rf " ++ Data)
+    end.
+
+run(Show, Args, Data) ->
+    {_, Out} = emqx_guard_test_io:capture(fun() -> emqx_ctl:run_command(Args) end),
+    case Show of
+        hide ->
+            [];
+        show ->
+            Text = string:replace(Out, Data, "/opt/emqx/data", all),
+            ["$ emqx ctl ", lists:join(" ", [quote(A) || A <- Args]), "\n", Text, "\n"]
+    end.
+
+quote(A) ->
+    case A =:= "" orelse lists:any(fun(C) -> lists:member(C, " *?$\"'") end, A) of
+        true -> [$', A, $'];
+        false -> A
+    end.
+
+write_readme(Samples) ->
+    {ok, Readme} = file:read_file("README.md"),
+    case re:run(Readme, "(?s)^(.*<!-- BEGIN SAMPLES -->\n).*(<!-- END SAMPLES -->.*)$", [{capture, all_but_first, binary}]) of
+        {match, [Before, After]} ->
+            Text = string:trim(unicode:characters_to_binary(Samples), trailing),
+            Body = unicode:characters_to_binary(["```text\n", Text, "\n```\n"]),
+            ok = file:write_file("README.md", [Before, Body, After]),
+            io:format("README.md: samples refreshed~n");
+        nomatch ->
+            fail("README.md has no <!-- BEGIN SAMPLES --> / <!-- END SAMPLES --> markers")
+    end.
+
+fail(Msg) ->
+    io:format(standard_error, "readme_samples: ~ts~n", [Msg]),
+    halt(1).

@@ -277,7 +277,9 @@ backup_status() ->
     #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
     line(text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])),
     %% the last e-mail / webhook delivery, for each configured channel
-    lists:foreach(fun line/1, emqx_guard_notify:status_lines()).
+    lists:foreach(fun line/1, emqx_guard_notify:status_lines()),
+    %% in a cluster: who exports, and each node's backups and last copy
+    lists:foreach(fun line/1, emqx_guard_cluster_view:status_lines(Status)).
 
 print_next_fire(#{supported := false, unsupported_reason := Why}, _Zone) ->
     line(text("next fire: none; ~ts", [Why]));

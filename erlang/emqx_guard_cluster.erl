@@ -484,7 +484,8 @@ file() ->
     filename:join(emqx_guard_settings:dir(), "cluster.eterm").
 
 load() ->
-    Default = #{version => {0, node()}, last_exported => undefined},
+    %% the same everywhere: a node never adopts defaults from another one
+    Default = #{version => {0, none}, last_exported => undefined},
     case emqx_guard_settings:read_term_file(file()) of
         {ok, {emqx_guard_cluster, ?FORMAT_VSN, #{version := {Ms, N} = V, last_exported := L}}} when
             is_integer(Ms), is_atom(N), (L =:= undefined orelse is_integer(L))

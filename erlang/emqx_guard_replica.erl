@@ -189,14 +189,26 @@ start_receiver(Meta = #{name := Name, sha256 := Sha}, Keep, Sender, Ref, From) -
                 false ->
                     TmpDir = filename:join([Dir, ?INCOMING, integer_to_list(erlang:unique_integer([positive]))]),
                     Tmp = filename:join(TmpDir, Name),
-                    case prepare(Tmp) of
-                        {ok, Fd} ->
-                            Pid = spawn(fun() -> receiver(Meta, Keep, Sender, Ref, From, Fd, Tmp, TmpDir, Final) end),
-                            ok = file:controlling_process(Fd, Pid),
+                    %% the receiver opens the file itself (it owns it) and says whether it could
+                    Starter = self(),
+                    {Pid, MRef} = spawn_monitor(fun() ->
+                        case prepare(Tmp) of
+                            {ok, Fd} ->
+                                Starter ! {self(), opened},
+                                receiver(Meta, Keep, Sender, Ref, From, Fd, Tmp, TmpDir, Final);
+                            {error, Posix} ->
+                                _ = file:del_dir_r(TmpDir),
+                                exit({cannot_open, Posix})
+                        end
+                    end),
+                    receive
+                        {Pid, opened} ->
+                            demonitor(MRef, [flush]),
                             {ok, Pid};
-                        {error, Posix} ->
-                            _ = file:del_dir_r(TmpDir),
-                            {error, text("cannot write in ~ts on ~ts: ~ts", [Dir, node(), file:format_error(Posix)])}
+                        {'DOWN', MRef, process, Pid, {cannot_open, Posix}} ->
+                            {error, text("cannot write in ~ts on ~ts: ~ts", [Dir, node(), file:format_error(Posix)])};
+                        {'DOWN', MRef, process, Pid, Why} ->
+                            {error, text("the receiver on ~ts failed: ~0tP", [node(), Why, 8])}
                     end
             end
     end.
@@ -205,8 +217,7 @@ prepare(Tmp) ->
     case filelib:ensure_dir(Tmp) of
         ok ->
             _ = file:change_mode(filename:dirname(filename:dirname(Tmp)), 8#700),
-            %% not raw: the file is handed over to the receiver process
-            file:open(Tmp, [write, exclusive, binary]);
+            file:open(Tmp, [write, exclusive, raw, binary]);
         {error, _} = Error ->
             Error
     end.

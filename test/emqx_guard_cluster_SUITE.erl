@@ -1,0 +1,356 @@
+%% Common Test suite for the plugin in a cluster: three real Erlang nodes started with OTP's
+%% `peer' module (two core nodes, one replicant), each running the plugin against the stand-ins
+%% with its own data dir. Cluster membership comes from the `emqx' stand-in (connected nodes,
+%% each node's `mria_rlog' role).
+%%
+%% The peers are controlled over their standard I/O (not the distribution), so the test node is
+%% not part of their cluster and need not be distributed itself. Every node's scheduler runs on
+%% an injected clock: the functions marked "run inside a peer" below keep "now" and the armed
+%% timer in persistent_term; `fire/2' sets the clock of every node to the instant and hands
+%% each scheduler its armed timer message, as the timer would.
+-module(emqx_guard_cluster_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include_lib("kernel/include/file.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1]).
+-export([one_scheduler_for_the_cluster/1, contended_instant_is_skipped/1]).
+%% Run inside a peer.
+-export([
+    peer_now/0,
+    peer_send_after/3,
+    peer_cancel/1,
+    peer_setup/3,
+    peer_fire/1,
+    peer_idle/0,
+    peer_backups/0,
+    peer_ctl/1,
+    peer_hold_lock/2
+]).
+
+%% Saturday 2026-11-28 00:00:00 UTC; the schedule fires every minute.
+-define(T0, 1795824000000).
+-define(MINUTE, 60000).
+-define(COOKIE, "emqx_guard_cluster_suite").
+
+all() ->
+    [one_scheduler_for_the_cluster, contended_instant_is_skipped].
+
+init_per_suite(Config) ->
+    case catch emqx_guard_nif:validate(<<"* * * * *">>) of
+        {ok, _} -> Config;
+        Other -> {skip, {nif_not_usable, Other}}
+    end.
+
+end_per_suite(_Config) ->
+    ok.
+
+%%--------------------------------------------------------------------
+%% Cases
+%%--------------------------------------------------------------------
+
+%% 50 fires give exactly one export each, on the lowest running core node; stopping it moves
+%% later fires to the other core; settings changed on one node reach the others and a node that
+%% comes back; every backup ends up on both cores with equal sha256, none on the replicant.
+one_scheduler_for_the_cluster(Config) ->
+    [A, B, R] = names(["core_a", "core_b", "replicant"]),
+    #{A := PA, B := PB, R := PR} = start_cluster([{A, core}, {B, core}, {R, replicant}], Config),
+    try
+        NA = peer_node(A),
+        NB = peer_node(B),
+        ?assertEqual([NA, NB], peer:call(PR, emqx_guard_emqx, running_core_nodes, [])),
+
+        %% a setting changed on the core that does not export reaches every node at once
+        Out = ctl(PB, ["backup_keep", "60"]),
+        ?assertEqual(["backup_keep = 60"], Out),
+        [?assertEqual(60, keep(P)) || P <- [PA, PB, PR]],
+
+        %% fires 1..20: core_a (lowest core) exports each, the others skip naming it
+        fires(1, 20, [PA, PB, PR]),
+        ?assertEqual([20, 0, 0], export_counts([PA, PB, PR])),
+        #{counts := #{ok := 20, skipped := 0}} = status(PA),
+        #{counts := #{ok := 0, skipped := 20}, last_skip := #{responsible := NA}} = status(PB),
+        #{counts := #{ok := 0, skipped := 20}, last_skip := #{responsible := NA}} = status(PR),
+        same_backups(PA, PB, 20),
+        ?assertEqual(#{}, peer_call(PR, ?MODULE, peer_backups, [])),
+
+        %% status on the replicant shows every node's backups and the last copy to each
+        Status = ctl(PR, ["backup_status"]),
+        ct:pal("backup_status on the replicant:~n~ts", [lists:join("\n", Status)]),
+        ?assert(lists:member(
+            "cluster: 3 running node(s); scheduled backups are exported by " ++ atom_to_list(NA) ++
+                " (the lowest running core node)",
+            Status
+        ), Status),
+        ?assert(lists:member("node " ++ atom_to_list(NA) ++ " (core): 20 backup(s), newest first:", Status), Status),
+        ?assert(lists:member("node " ++ atom_to_list(NB) ++ " (core): 20 backup(s), newest first:", Status), Status),
+        ?assert(lists:member("node " ++ atom_to_list(peer_node(R)) ++ " (replicant, this node): no backups", Status), Status),
+        Newest = lists:max(maps:keys(peer_call(PB, ?MODULE, peer_backups, []))),
+        ?assert(lists:any(
+            fun(L) -> lists:prefix("  last copy to it: ok, " ++ Newest ++ " from " ++ atom_to_list(NA), L) end, Status
+        ), Status),
+
+        %% the exporting core goes away: later fires are exported by core_b
+        ok = peer:stop(PA),
+        wait_until(fun() -> peer:call(PB, emqx_guard_emqx, running_core_nodes, []) =:= [NB] end),
+        wait_until(fun() -> peer:call(PR, emqx_guard_emqx, running_core_nodes, []) =:= [NB] end),
+        fires(21, 35, [PB, PR]),
+        ?assertEqual([15, 0], export_counts([PB, PR])),
+        #{last_skip := #{responsible := NB}} = status(PR),
+        %% a setting changed while core_a is away
+        ?assertMatch(["backup_timezone = \"Europe/Berlin\"" | _], ctl(PR, ["backup_timezone", "Europe/Berlin"])),
+
+        %% core_a comes back: it takes over the newer settings and receives the backups it lacks
+        #{A := PA2} = start_cluster([{A, core}], Config, ?T0 + 35 * ?MINUTE, [NB, peer_node(R)]),
+        wait_until(fun() -> maps:get(backup_timezone, settings(PA2)) =:= <<"Europe/Berlin">> end),
+        ?assertEqual(60, keep(PA2)),
+        wait_until(fun() -> map_size(peer_call(PA2, ?MODULE, peer_backups, [])) =:= 35 end),
+        same_backups(PA2, PB, 35),
+
+        %% it is the lowest core again, so fires 36..50 are its own
+        fires(36, 50, [PA2, PB, PR]),
+        ?assertEqual([15, 15, 0], export_counts([PA2, PB, PR])),
+        %% 20 + 15 + 15: exactly one export per fire (fires/3 checks each fire on its own)
+        same_backups(PA2, PB, 50),
+        ?assertEqual(#{}, peer_call(PR, ?MODULE, peer_backups, []))
+    after
+        stop_started()
+    end.
+
+%% A fire whose instant's lock is held elsewhere is skipped, not waited for and not doubled.
+contended_instant_is_skipped(Config) ->
+    [A, B] = names(["lock_a", "lock_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        NA = peer_node(A),
+        NB = peer_node(B),
+        Instant = ?T0 + ?MINUTE,
+        Holder = peer_call(PB, ?MODULE, peer_hold_lock, [{emqx_guard_backup, Instant}, [NA, NB]]),
+        ?assert(is_pid(Holder)),
+        fire_one(Instant, [PA, PB]),
+        ?assertEqual([0, 0], export_counts([PA, PB])),
+        #{last_skip := #{reason := lock_held}, counts := #{skipped := 1}} = status(PA),
+        true = peer:call(PB, erlang, exit, [Holder, kill]),
+        %% the next instant is exported as usual
+        fire_one(Instant + ?MINUTE, [PA, PB]),
+        ?assertEqual([1, 0], export_counts([PA, PB])),
+        same_backups(PA, PB, 1)
+    after
+        stop_started()
+    end.
+
+%%--------------------------------------------------------------------
+%% Helpers (test node)
+%%--------------------------------------------------------------------
+
+names(Bases) ->
+    Suffix = "_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])),
+    ["guard_" ++ B ++ Suffix || B <- Bases].
+
+peer_node(Name) ->
+    {ok, Host} = inet:gethostname(),
+    list_to_atom(Name ++ "@" ++ Host).
+
+start_cluster(Specs, Config) ->
+    start_cluster(Specs, Config, ?T0, []).
+
+%% Starts a peer per {Name, Role}, connects it to the others and to Join, then starts the
+%% plugin on each. Returns #{Name => Peer}.
+start_cluster(Specs, Config, Now, Join) ->
+    CodePath = lists:usort([
+        filename:dirname(code:which(emqx_guard_app)),
+        filename:dirname(code:which(emqx)),
+        filename:dirname(code:which(?MODULE))
+    ]),
+    Peers = maps:from_list([
+        {Name, start_peer(Name, CodePath)}
+     || {Name, _Role} <- Specs
+    ]),
+    All = [peer_node(N) || {N, _} <- Specs] ++ Join,
+    maps:foreach(
+        fun(_Name, Peer) -> [true = peer:call(Peer, net_kernel, connect_node, [N]) || N <- All] end,
+        Peers
+    ),
+    lists:foreach(
+        fun({Name, Role}) ->
+            DataDir = filename:join(?config(priv_dir, Config), Name),
+            ok = peer_call(maps:get(Name, Peers), ?MODULE, peer_setup, [DataDir, Role, Now])
+        end,
+        Specs
+    ),
+    Peers.
+
+%% Linked to the test case: a peer never outlives it.
+start_peer(Name, CodePath) ->
+    Args = lists:append([["-pa", D] || D <- CodePath]) ++ ["-setcookie", ?COOKIE],
+    {ok, Peer, _Node} = peer:start_link(#{name => Name, connection => standard_io, args => Args}),
+    put({?MODULE, peers}, [Peer | get_peers()]),
+    Peer.
+
+get_peers() ->
+    case get({?MODULE, peers}) of
+        undefined -> [];
+        Peers -> Peers
+    end.
+
+stop_started() ->
+    lists:foreach(fun(P) -> catch peer:stop(P) end, get_peers()),
+    erase({?MODULE, peers}),
+    ok.
+
+peer_call(Peer, M, F, A) ->
+    peer:call(Peer, M, F, A, 60000).
+
+%% Fires instants First..Last (minutes after T0) on every peer; after each, exactly one export
+%% happened in the whole cluster.
+fires(First, Last, Peers) ->
+    lists:foreach(
+        fun(I) ->
+            Before = lists:sum(export_counts(Peers)),
+            fire_one(?T0 + I * ?MINUTE, Peers),
+            ?assertEqual(Before + 1, lists:sum(export_counts(Peers)), {fire, I})
+        end,
+        lists:seq(First, Last)
+    ).
+
+fire_one(Instant, Peers) ->
+    [ok = peer_call(P, ?MODULE, peer_fire, [Instant]) || P <- Peers],
+    [wait_until(fun() -> peer_call(P, ?MODULE, peer_idle, []) end) || P <- Peers],
+    ok.
+
+export_counts(Peers) ->
+    [peer_call(P, emqx_mgmt_data_backup, export_count, []) || P <- Peers].
+
+status(Peer) ->
+    peer_call(Peer, emqx_guard_scheduler, status, []).
+
+settings(Peer) ->
+    peer_call(Peer, emqx_guard_scheduler, settings, []).
+
+keep(Peer) ->
+    maps:get(backup_keep, settings(Peer)).
+
+ctl(Peer, Args) ->
+    peer_call(Peer, ?MODULE, peer_ctl, [Args]).
+
+%% Both nodes hold the same N backups, byte for byte, private to the owner.
+same_backups(P1, P2, N) ->
+    B1 = peer_call(P1, ?MODULE, peer_backups, []),
+    B2 = peer_call(P2, ?MODULE, peer_backups, []),
+    ?assertEqual(N, map_size(B1)),
+    ?assertEqual(B1, B2),
+    ?assertEqual([8#600], lists:usort([Mode || {_Sha, Mode} <- maps:values(B1)])).
+
+wait_until(Fun) ->
+    wait_until(Fun, 1000).
+
+wait_until(Fun, 0) ->
+    error({condition_never_true, erlang:fun_info(Fun, name)});
+wait_until(Fun, N) ->
+    case Fun() of
+        true ->
+            ok;
+        false ->
+            timer:sleep(20),
+            wait_until(Fun, N - 1)
+    end.
+
+%%--------------------------------------------------------------------
+%% Run inside a peer
+%%--------------------------------------------------------------------
+
+-spec peer_now() -> integer().
+peer_now() ->
+    persistent_term:get({?MODULE, now}).
+
+-spec peer_send_after(non_neg_integer(), pid(), term()) -> reference().
+peer_send_after(_Delay, _Pid, {emqx_guard_scheduler, Kind, _} = Msg) ->
+    persistent_term:put({?MODULE, Kind}, Msg),
+    make_ref().
+
+-spec peer_cancel(term()) -> false.
+peer_cancel(_Ref) ->
+    false.
+
+%% The stand-ins, the fake clock, settings for a schedule every minute in UTC, then the plugin.
+-spec peer_setup(file:filename(), core | replicant, integer()) -> ok.
+peer_setup(DataDir, Role, Now) ->
+    ok = filelib:ensure_dir(filename:join(DataDir, "x")),
+    ok = emqx:set_data_dir(DataDir),
+    ok = mria_rlog:set_role(Role),
+    {ok, _} = emqx_ctl:start(),
+    ok = emqx_alarm:reset(),
+    ok = emqx_mgmt_data_backup:reset(),
+    persistent_term:put({?MODULE, now}, Now),
+    ok = application:load(emqx_guard),
+    ok = application:set_env(emqx_guard, scheduler, #{
+        now => fun ?MODULE:peer_now/0,
+        send_after => fun ?MODULE:peer_send_after/3,
+        cancel_timer => fun ?MODULE:peer_cancel/1
+    }),
+    ok = application:set_env(emqx_guard, cluster, #{sync_delay_ms => 100}),
+    case filelib:is_file(emqx_guard_settings:settings_file()) of
+        true ->
+            ok;
+        false ->
+            ok = emqx_guard_settings:save(
+                maps:merge(emqx_guard_settings:defaults(), #{backup_cron => <<"* * * * *">>, backup_timezone => <<"UTC">>})
+            )
+    end,
+    {ok, _} = application:ensure_all_started(emqx_guard),
+    ok.
+
+%% Sets the clock to Instant and hands the scheduler its armed timer, as the timer would.
+-spec peer_fire(integer()) -> ok.
+peer_fire(Instant) ->
+    {emqx_guard_scheduler, wake, _} = Msg = persistent_term:get({?MODULE, wake}),
+    persistent_term:put({?MODULE, now}, Instant),
+    #{next_fire := Instant} = emqx_guard_scheduler:status(),
+    emqx_guard_scheduler ! Msg,
+    _ = emqx_guard_scheduler:status(),
+    ok.
+
+-spec peer_idle() -> boolean().
+peer_idle() ->
+    maps:get(running, emqx_guard_scheduler:status()) =:= undefined.
+
+%% The export files in this node's backup dir: name => {sha256 of the bytes, permission bits}.
+-spec peer_backups() -> #{string() => {binary(), non_neg_integer()}}.
+peer_backups() ->
+    Dir = emqx_guard_emqx:backup_dir(),
+    case file:list_dir(Dir) of
+        {ok, Names} ->
+            maps:from_list([
+                {N, backup_fact(filename:join(Dir, N))}
+             || N <- Names, lists:prefix("emqx-export-", N), lists:suffix(".tar.gz", N)
+            ]);
+        {error, enoent} ->
+            #{}
+    end.
+
+backup_fact(Path) ->
+    {ok, Bin} = file:read_file(Path),
+    {ok, #file_info{mode = Mode}} = file:read_file_info(Path),
+    {crypto:hash(sha256, Bin), Mode band 8#777}.
+
+-spec peer_ctl([string()]) -> [string()].
+peer_ctl(Args) ->
+    {ok, Out} = emqx_guard_test_io:capture(fun() -> emqx_ctl:run_command(["guard" | Args]) end),
+    [L || L <- string:split(Out, "\n", all), L =/= ""].
+
+%% Holds the global lock on Resource over Nodes from a process of its own, until killed.
+-spec peer_hold_lock(term(), [node()]) -> pid().
+peer_hold_lock(Resource, Nodes) ->
+    Parent = self(),
+    Pid = spawn(fun() ->
+        true = global:set_lock({Resource, self()}, Nodes, 0),
+        Parent ! {locked, self()},
+        receive
+            never -> ok
+        end
+    end),
+    receive
+        {locked, Pid} -> Pid
+    after 10000 -> error(lock_not_taken)
+    end.

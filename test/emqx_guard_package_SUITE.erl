@@ -20,6 +20,7 @@
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([
     package_layout/1,
+    calls_into_emqx_only_through_the_boundary/1,
     release_json_fields/1,
     sha256_file/1,
     install_start_stop_like_emqx/1
@@ -48,6 +49,7 @@ all() ->
     [
         json_reader_self_check,
         package_layout,
+        calls_into_emqx_only_through_the_boundary,
         release_json_fields,
         sha256_file,
         install_start_stop_like_emqx
@@ -124,6 +126,48 @@ package_layout(Config) ->
         [[AppDir, "priv", F] || F <- Priv],
     ?assertEqual([], [P || {P, _} <- Rel] -- Known),
     ok.
+
+%% @doc The packaged code calls EMQX (modules `emqx', `emqx_*' other than ours, `mria*', `ekka*')
+%% only from emqx_guard_emqx, the one module that checks what the running EMQX has; every other
+%% call goes to the package itself or to an OTP application EMQX ships (no test-only module,
+%% no library missing from the package).
+-spec calls_into_emqx_only_through_the_boundary(list()) -> ok.
+calls_into_emqx_only_through_the_boundary(Config) ->
+    Beams = [{N, B} || {N, B} <- files(Config), filename:extension(N) =:= ".beam"],
+    Imports = lists:usort([
+        {M, I}
+     || {_, B} <- Beams,
+        {ok, {M, [{imports, Is}]}} <- [beam_lib:chunks(B, [imports])],
+        {I, _, _} <- Is
+    ]),
+    Own = lists:usort([M || {M, _} <- Imports]),
+    ?assert(lists:member(emqx_guard_emqx, Own)),
+    ?assertEqual([], [{M, I} || {M, I} <- Imports, emqx_module(I), M =/= emqx_guard_emqx]),
+    OtpLib = code:lib_dir(),
+    TestApps = [D || A <- [common_test, eunit], D <- [code:lib_dir(A)], is_list(D)],
+    Foreign = [
+        {M, I}
+     || {M, I} <- Imports,
+        not emqx_module(I),
+        not lists:member(I, Own),
+        not is_otp_module(I, OtpLib, TestApps)
+    ],
+    ?assertEqual([], Foreign),
+    ok.
+
+emqx_module(emqx) -> true;
+emqx_module(M) ->
+    Name = atom_to_list(M),
+    (lists:prefix("emqx_", Name) andalso not lists:prefix("emqx_guard", Name)) orelse
+        lists:prefix("mria", Name) orelse lists:prefix("ekka", Name).
+
+is_otp_module(M, OtpLib, TestApps) ->
+    case code:which(M) of
+        preloaded -> true;
+        Path when is_list(Path) ->
+            lists:prefix(OtpLib, Path) andalso not lists:any(fun(D) -> lists:prefix(D, Path) end, TestApps);
+        _ -> false
+    end.
 
 %% @doc release.json carries every field the EMQX dashboard shows, with the right types.
 -spec release_json_fields(list()) -> ok.

@@ -44,6 +44,11 @@ if [[ -f $FIXTURE && ! -e $FUZZ/corpus/verify_bytes/emqx-5.3.2-export ]]; then
   cp "$FIXTURE" "$FUZZ/corpus/verify_bytes/emqx-5.3.2-export"
 fi
 
+# verify_bytes writes every input to a file: keep those in memory when possible, and clean up.
+GUARD_FUZZ_SCRATCH=$(mktemp -d -p /dev/shm guard_fuzz.XXXXXX 2>/dev/null || mktemp -d -t guard_fuzz.XXXXXX)
+export GUARD_FUZZ_SCRATCH
+trap 'rm -rf "$GUARD_FUZZ_SCRATCH"' EXIT
+
 cd "$CRATE"
 failed=()
 for target in $TARGETS; do

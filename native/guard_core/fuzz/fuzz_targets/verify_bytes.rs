@@ -11,16 +11,17 @@ use libfuzzer_sys::fuzz_target;
 /// Same name as the EMQX 5.3.2 fixture, so that file is a valid seed.
 const NAME: &str = "emqx-export-2026-11-27-18-58-45.951.tar.gz";
 
-/// One scratch directory per fuzzing process, in memory (/dev/shm) when the system has it: a file
-/// is written for every input, which on disk would be the bottleneck.
+/// One scratch directory per fuzzing process, under `$GUARD_FUZZ_SCRATCH` (scripts/fuzz.sh sets it
+/// and removes it afterwards), else in memory (/dev/shm) when the system has it: a file is written
+/// for every input, which on disk would be the bottleneck.
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let shm = PathBuf::from("/dev/shm");
-        let base = if shm.is_dir() {
-            shm
-        } else {
-            std::env::temp_dir()
+        let base = match std::env::var_os("GUARD_FUZZ_SCRATCH") {
+            Some(dir) => PathBuf::from(dir),
+            None if shm.is_dir() => shm,
+            None => std::env::temp_dir(),
         };
         let dir = base.join(format!("guard_fuzz_verify_{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the scratch directory");

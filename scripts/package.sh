@@ -49,8 +49,10 @@ else
   EPOCH=${SOURCE_DATE_EPOCH:-$(date +%s)}
   REPO=
 fi
-# git@host:owner/name.git -> https://host/owner/name
+# The repo URL shown on the dashboard: EMQX_GUARD_REPO, else origin when it is a web-reachable
+# URL (git@host:owner/name.git becomes https://host/owner/name; a local clone's path is not used).
 if [[ $REPO =~ ^git@([^:]+):(.+)$ ]]; then REPO="https://${BASH_REMATCH[1]}/${BASH_REMATCH[2]}"; fi
+[[ $REPO =~ ^https?:// ]] || REPO=
 REPO=${EMQX_GUARD_REPO:-${REPO%.git}}
 [[ -n $REPO ]] || REPO=unknown
 

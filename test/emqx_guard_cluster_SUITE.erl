@@ -15,7 +15,12 @@
 -include_lib("kernel/include/file.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
--export([one_scheduler_for_the_cluster/1, contended_instant_is_skipped/1]).
+-export([
+    one_scheduler_for_the_cluster/1,
+    contended_instant_is_skipped/1,
+    responsible_dies_during_its_run/1,
+    copies_stream_verify_and_clean_up/1
+]).
 %% Run inside a peer.
 -export([
     peer_now/0,
@@ -35,7 +40,12 @@
 -define(COOKIE, "emqx_guard_cluster_suite").
 
 all() ->
-    [one_scheduler_for_the_cluster, contended_instant_is_skipped].
+    [
+        one_scheduler_for_the_cluster,
+        contended_instant_is_skipped,
+        responsible_dies_during_its_run,
+        copies_stream_verify_and_clean_up
+    ].
 
 init_per_suite(Config) ->
     case catch emqx_guard_nif:validate(<<"* * * * *">>) of
@@ -135,10 +145,91 @@ contended_instant_is_skipped(Config) ->
         %% the next instant is exported as usual
         fire_one(Instant + ?MINUTE, [PA, PB]),
         ?assertEqual([1, 0], export_counts([PA, PB])),
-        same_backups(PA, PB, 1)
+        same_backups(PA, PB, 1),
+        %% an instant some core node already knows to be exported is not exported again
+        Third = Instant + 2 * ?MINUTE,
+        ok = peer_call(PB, emqx_guard_cluster, note_exported, [Third]),
+        fire_one(Third, [PA, PB]),
+        ?assertEqual([1, 0], export_counts([PA, PB])),
+        #{last_skip := #{reason := already_exported}} = status(PA)
     after
         stop_started()
     end.
+
+%% The responsible node dies while it exports: that instant is not exported again elsewhere, the
+%% next fire is exported by the other core.
+responsible_dies_during_its_run(Config) ->
+    [A, B] = names(["dying_a", "dying_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        NB = peer_node(B),
+        ok = peer_call(PA, emqx_mgmt_data_backup, set_mode, [{hang, 600000}]),
+        First = ?T0 + ?MINUTE,
+        [ok = peer_call(P, ?MODULE, peer_fire, [First]) || P <- [PA, PB]],
+        wait_until(fun() -> peer_call(PA, emqx_mgmt_data_backup, export_count, []) =:= 1 end),
+        wait_until(fun() -> peer_call(PB, ?MODULE, peer_idle, []) end),
+        ok = peer:stop(PA),
+        wait_until(fun() -> peer:call(PB, emqx_guard_emqx, running_core_nodes, []) =:= [NB] end),
+        #{counts := #{skipped := 1, ok := 0}} = status(PB),
+        fire_one(First + ?MINUTE, [PB]),
+        ?assertEqual([1], export_counts([PB])),
+        #{last_run := #{result := ok, instant := Second}} = status(PB),
+        ?assertEqual(First + ?MINUTE, Second),
+        ?assertEqual(1, map_size(peer_call(PB, ?MODULE, peer_backups, [])))
+    after
+        stop_started()
+    end.
+
+%% A backup larger than many chunks is streamed to the other node, verified there, made private
+%% and renamed into place; a copy that does not match the sender's sha256 leaves nothing behind.
+copies_stream_verify_and_clean_up(Config) ->
+    [A, B] = names(["copy_a", "copy_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        NB = peer_node(B),
+        Base = "emqx-export-2026-11-27-23-59-00.000",
+        Dir = filename:join([?config(priv_dir, Config), A, "backup"]),
+        Path = list_to_binary(filename:join(Dir, Base ++ ".tar.gz")),
+        %% 3 MiB of random bytes: incompressible, so the tarball spans many chunks
+        ok = big_export(Path, Base, 3 * 1024 * 1024),
+        {ok, #{sha256 := Sha}} = peer_call(PA, emqx_guard_nif, verify, [Path]),
+        Report = #{path => Path, file => list_to_binary(Base ++ ".tar.gz"), sha256 => Sha},
+        ?assertEqual([{NB, ok}], peer_call(PA, emqx_guard_replica, replicate, [Report, 5, [NB]])),
+        same_backups_bytes(PA, PB, Base ++ ".tar.gz"),
+        %% again: the same file is already there, nothing is sent
+        ?assertEqual([{NB, ok}], peer_call(PA, emqx_guard_replica, replicate, [Report, 5, [NB]])),
+        #{NB := #{result := ok, file := File}} = peer_call(PA, emqx_guard_cluster, copy_results, []),
+        ?assertEqual(list_to_binary(Base ++ ".tar.gz"), File),
+
+        %% the same name with a sha256 the copy cannot match: refused, nothing left behind
+        Other = "emqx-export-2026-11-27-23-58-00.000",
+        OtherPath = list_to_binary(filename:join(Dir, Other ++ ".tar.gz")),
+        ok = big_export(OtherPath, Other, 300 * 1024),
+        Wrong = Report#{path => OtherPath, file => list_to_binary(Other ++ ".tar.gz"), sha256 => binary:copy(<<"0">>, 64)},
+        [{NB, {error, Why}}] = peer_call(PA, emqx_guard_replica, replicate, [Wrong, 5, [NB]]),
+        ?assertMatch({match, _}, re:run(Why, "sha256 differs"), Why),
+        ?assertEqual([Base ++ ".tar.gz"], maps:keys(peer_call(PB, ?MODULE, peer_backups, []))),
+        Incoming = filename:join([?config(priv_dir, Config), B, "backup", ".emqx_guard_incoming"]),
+        ?assertEqual({ok, []}, file:list_dir(Incoming)),
+        #{NB := #{result := {error, _}}} = peer_call(PA, emqx_guard_cluster, copy_results, [])
+    after
+        stop_started()
+    end.
+
+%% An export in EMQX's layout (files only, one top directory named as the file) with a big table.
+big_export(Path, Base, Bytes) ->
+    ok = filelib:ensure_dir(Path),
+    {ok, Tar} = erl_tar:open(binary_to_list(Path), [write, compressed]),
+    ok = erl_tar:add(Tar, <<"edition = ce\nversion = \"5.3.2\"\n">>, Base ++ "/META.hocon", []),
+    ok = erl_tar:add(Tar, <<>>, Base ++ "/cluster.hocon", []),
+    ok = erl_tar:add(Tar, crypto:strong_rand_bytes(Bytes), Base ++ "/mnesia/emqx_admin", []),
+    erl_tar:close(Tar).
+
+same_backups_bytes(P1, P2, Name) ->
+    #{Name := Fact1} = peer_call(P1, ?MODULE, peer_backups, []),
+    #{Name := {_, Mode} = Fact2} = peer_call(P2, ?MODULE, peer_backups, []),
+    ?assertEqual(element(1, Fact1), element(1, Fact2)),
+    ?assertEqual(8#600, Mode).
 
 %%--------------------------------------------------------------------
 %% Helpers (test node)

@@ -420,9 +420,9 @@ profile() ->
         _ -> ?PROFILE
     end.
 
+%% inets and ssl are in the app's `applications' (started before us): starting them from here
+%% would deadlock, as this runs inside the application controller's start of emqx_guard.
 start_httpc() ->
-    _ = application:ensure_all_started(inets),
-    _ = application:ensure_all_started(ssl),
     case inets:start(httpc, [{profile, ?PROFILE}]) of
         {ok, _} -> ok;
         {error, {already_started, _}} -> ok;

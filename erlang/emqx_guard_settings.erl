@@ -528,6 +528,8 @@ write_term_file(Path, Term) ->
 write_synced(Tmp, Content) ->
     case file:open(Tmp, [write, raw, binary]) of
         {ok, Fd} ->
+            %% owner only, before any byte is written: the settings hold the SMTP password
+            _ = file:change_mode(Tmp, 8#600),
             Result =
                 case file:write(Fd, Content) of
                     ok -> file:sync(Fd);

@@ -6,6 +6,7 @@
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
+-include_lib("kernel/include/file.hrl").
 
 -export([log/2]).
 -export([suite/0]).
@@ -432,6 +433,9 @@ cli_settings_test_message_and_persistence(Config) ->
     Status = Ctl(["backup_status"]),
     [?assertEqual(nomatch, string:find(L, "pw-Secret-42"), L) || L <- All ++ Status ++ Shown],
     ?assert(lists:any(fun(L) -> lists:prefix("notify email: ", L) end, Status), Status),
+    %% the file holds the password: readable by the owner only
+    {ok, #file_info{mode = Mode}} = file:read_file_info(emqx_guard_settings:settings_file()),
+    ?assertEqual(8#600, Mode band 8#777),
     {ok, SettingsFile} = file:read_file(emqx_guard_settings:settings_file()),
     ?assertNotEqual(nomatch, string:find(SettingsFile, <<"127.0.0.1">>)),
     port_close(P).

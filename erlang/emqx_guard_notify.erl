@@ -146,7 +146,7 @@ send_test() ->
     ],
     case whereis(?SERVER) of
         undefined -> ok;
-        Pid -> [gen_server:cast(Pid, {tested, C, R}) || {C, R} <- Results]
+        Pid -> lists:foreach(fun({C, R}) -> gen_server:cast(Pid, {tested, C, R}) end, Results)
     end,
     [{C, simple(R)} || {C, R} <- Results].
 

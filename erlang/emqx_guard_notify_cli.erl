@@ -162,9 +162,16 @@ set(Changes, ShowKeys) ->
     ),
     case Checked of
         {ok, Valid} ->
-            case emqx_guard_scheduler:update_settings(Valid) of
-                {ok, _} -> show(ShowKeys);
-                {error, Line} -> error_line(Line)
+            %% through emqx_guard_cluster: stored here and pushed to every running node
+            case emqx_guard_cluster:update_settings(Valid) of
+                {ok, _, Unreached} ->
+                    show(ShowKeys),
+                    lists:foreach(
+                        fun({N, Why}) -> line(["Warning: not applied on ", atom_to_binary(N, utf8), " yet: ", Why]) end,
+                        Unreached
+                    );
+                {error, Line} ->
+                    error_line(Line)
             end;
         {error, Line} ->
             error_line(Line)

@@ -362,7 +362,12 @@ deliver(webhook, Event, Facts, Settings, Opts) ->
                 true -> {error, Answer}
             end;
         {error, Why} ->
-            {retry, iolist_to_binary(io_lib:format("HTTP request failed: ~0p", [Why]))}
+            Line = iolist_to_binary(io_lib:format("HTTP request failed: ~0p", [Why])),
+            %% a refused certificate stays refused: an operator has to fix it, no retry
+            case binary:match(Line, <<"tls_alert">>) of
+                nomatch -> {retry, Line};
+                _ -> {error, Line}
+            end
     catch
         Class:Err ->
             {error, iolist_to_binary(io_lib:format("HTTP request failed: ~p:~0p", [Class, Err]))}
@@ -385,6 +390,9 @@ ssl_opts(Url, S) ->
             []
     end.
 
+%% The certificate must name the URL's host (httpc passes it on: SNI for names); for a DNS
+%% name the https match fun also accepts wildcard certificates, as browsers do. An IP address
+%% is matched against the certificate's IP entries by the default check.
 tls_options(Host, S) ->
     case maps:get(notify_tls_verify, S) of
         false ->
@@ -393,10 +401,29 @@ tls_options(Host, S) ->
             [
                 {verify, verify_peer},
                 {cacerts, system_cacerts() ++ file_cacerts(maps:get(notify_ca_file, S))},
-                {server_name_indication, binary_to_list(Host)},
-                {customize_hostname_check, [{match_fun, public_key:pkix_verify_hostname_match_fun(https)}]},
                 {depth, 10}
-            ]
+            ] ++ hostname_check(Host)
+    end.
+
+hostname_check(Host) ->
+    case inet:parse_address(binary_to_list(Host)) of
+        {ok, Ip} ->
+            %% httpc hands the address to ssl as a DNS name, which never matches an IP entry
+            [{customize_hostname_check, [{match_fun, ip_match_fun(Ip)}]}];
+        {error, _} ->
+            [{customize_hostname_check, [{match_fun, public_key:pkix_verify_hostname_match_fun(https)}]}]
+    end.
+
+ip_match_fun(Ip) ->
+    Bytes =
+        case Ip of
+            {_, _, _, _} -> tuple_to_list(Ip);
+            _ -> binary_to_list(<<<<W:16>> || W <- tuple_to_list(Ip)>>)
+        end,
+    fun
+        (_Ref, {iPAddress, Presented}) when is_list(Presented) -> Presented =:= Bytes;
+        (_Ref, {iPAddress, Presented}) when is_binary(Presented) -> Presented =:= list_to_binary(Bytes);
+        (_Ref, _Presented) -> false
     end.
 
 system_cacerts() ->

@@ -20,6 +20,7 @@
     email_dead_server_gives_up_after_retries/1,
     nothing_sent_unless_wanted/1,
     webhook_json_after_retry/1,
+    webhook_https_checks_the_certificate/1,
     dead_man_warns_once/1,
     cli_settings_test_message_and_persistence/1,
     dead_server_changes_nothing_about_the_backup/1
@@ -41,6 +42,7 @@ all() ->
         email_dead_server_gives_up_after_retries,
         nothing_sent_unless_wanted,
         webhook_json_after_retry,
+        webhook_https_checks_the_certificate,
         dead_man_warns_once,
         cli_settings_test_message_and_persistence,
         dead_server_changes_nothing_about_the_backup
@@ -364,6 +366,58 @@ webhook_json_after_retry(Config) ->
     ?assert(is_integer(maps:get(<<"next_fire_ms">>, Doc))),
     ?assert(contains(maps:get(<<"summary">>, Doc), <<"[emqx_guard] backup OK on ">>)),
     ?assert(contains(maps:get(<<"text">>, Doc), <<"Backups now kept (1):">>)).
+
+webhook_https_checks_the_certificate(Config) ->
+    {ok, _} = application:ensure_all_started(ssl),
+    {ok, L} = ssl:listen(0, [binary, {ip, {127, 0, 0, 1}}, {active, false}, {reuseaddr, true},
+        {certfile, ?config(cert_file, Config)}, {keyfile, ?config(key_file, Config)}]),
+    {ok, {_, Port}} = ssl:sockname(L),
+    Test = self(),
+    Pid = spawn_link(fun() -> https_loop(L, Test) end),
+    ok = ssl:controlling_process(L, Pid),
+    Url = iolist_to_binary(["https://127.0.0.1:", integer_to_list(Port), "/hook"]),
+    Base = maps:merge(base_settings(), #{notify_webhook_url => Url}),
+    %% the test CA is not a system root: refused, and not retried
+    start_notify(Base, #{}),
+    ok = emqx_guard_notify:notify(backup_failed, #{reason => <<"boom">>}),
+    #{state := failed, attempts := 1} = final(webhook),
+    stop_notify(),
+    %% with the CA file it goes through, certificate and host checked
+    start_notify(Base#{notify_ca_file => list_to_binary(?config(ca_file, Config))}, #{}),
+    ok = emqx_guard_notify:notify(backup_failed, #{reason => <<"boom">>}),
+    #{state := sent, attempts := 1, answer := <<"HTTP 200 OK", _/binary>>} = final(webhook),
+    Body = receive {https_body, Pid, B} -> B after 20000 -> error(no_https_request) end,
+    ?assertEqual(<<"backup_failed">>, maps:get(<<"event">>, json_decode(Body))),
+    unlink(Pid),
+    exit(Pid, kill).
+
+https_loop(L, Test) ->
+    {ok, T} = ssl:transport_accept(L),
+    case ssl:handshake(T, 10000) of
+        {ok, S} ->
+            ok = ssl:setopts(S, [{packet, http_bin}]),
+            Req = https_read(S, #{}),
+            Test ! {https_body, self(), maps:get(body, Req)},
+            _ = ssl:send(S, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"),
+            _ = ssl:close(S);
+        {error, _} ->
+            ok
+    end,
+    https_loop(L, Test).
+
+https_read(S, Req) ->
+    case ssl:recv(S, 0, 10000) of
+        {ok, {http_request, _, _, _}} ->
+            https_read(S, Req);
+        {ok, {http_header, _, 'Content-Length', _, V}} ->
+            https_read(S, Req#{len => binary_to_integer(V)});
+        {ok, {http_header, _, _, _, _}} ->
+            https_read(S, Req);
+        {ok, http_eoh} ->
+            ok = ssl:setopts(S, [{packet, raw}]),
+            {ok, Body} = ssl:recv(S, maps:get(len, Req), 10000),
+            Req#{body => Body}
+    end.
 
 %%--------------------------------------------------------------------------------------------
 %% Dead-man warning

@@ -383,8 +383,7 @@ erpc_call(Node, Fun, Args, Timeout) ->
 verify(Path) ->
     try emqx_guard_nif:verify(bin(Path)) of
         {ok, #{sha256 := Sha}} -> {ok, Sha};
-        {error, {_Reason, Detail}} -> {error, bin(Detail)};
-        {error, Other} -> {error, text("~0tP", [Other, 8])}
+        {error, {_Reason, Detail}} -> {error, bin(Detail)}
     catch
         Class:Reason -> {error, text("the verifier is not usable: ~tp:~0tP", [Class, Reason, 8])}
     end.

@@ -91,6 +91,8 @@ end_per_testcase(_TC, _Config) ->
     {module, _} = code:ensure_loaded(emqx_mgmt_data_backup),
     ok = emqx_mgmt_data_backup:reset(),
     ok = emqx_ctl:unregister_command(guard),
+    %% a replicant role left behind would make later suites' node skip every scheduled fire
+    ok = mria_rlog:reset(),
     ok.
 
 %%--------------------------------------------------------------------

@@ -275,7 +275,7 @@ start_cluster(Specs, Config, Now, Join) ->
 %% Linked to the test case: a peer never outlives it.
 start_peer(Name, CodePath) ->
     Args = lists:append([["-pa", D] || D <- CodePath]) ++ ["-setcookie", ?COOKIE],
-    {ok, Peer, _Node} = peer:start_link(#{name => Name, connection => standard_io, args => Args}),
+    {ok, Peer, _Node} = peer:start_link(#{name => Name, longnames => false, connection => standard_io, args => Args}),
     put({?MODULE, peers}, [Peer | get_peers()]),
     Peer.
 
@@ -390,6 +390,8 @@ peer_setup(DataDir, Role, Now) ->
             )
     end,
     {ok, _} = application:ensure_all_started(emqx_guard),
+    %% the scheduler has armed its timer once it answers
+    _ = emqx_guard_scheduler:status(),
     ok.
 
 %% Sets the clock to Instant and hands the scheduler its armed timer, as the timer would.

@@ -38,7 +38,7 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([start_link/0, start_link/1]).
--export([run/3, responsible/0]).
+-export([run/3]).
 -export([update_settings/1, update_local_settings/1, sync/0]).
 -export([status/0, node_report/0, copy_results/0, record_copy/1]).
 %% Called on other nodes through erpc.
@@ -121,14 +121,6 @@ run(_Trigger, Instant, Args) ->
                 Result ->
                     Result
             end
-    end.
-
-%% @doc The node that exports the next scheduled instant, or `undefined' when no core node runs.
--spec responsible() -> node() | undefined.
-responsible() ->
-    case emqx_guard_emqx:running_core_nodes() of
-        [N | _] -> N;
-        [] -> undefined
     end.
 
 %% @doc Applies setting changes here (validated, persisted, rescheduled by the scheduler), gives

@@ -64,7 +64,7 @@ end_per_suite(_Config) ->
 %% later fires to the other core; settings changed on one node reach the others and a node that
 %% comes back; every backup ends up on both cores with equal sha256, none on the replicant.
 one_scheduler_for_the_cluster(Config) ->
-    [A, B, R] = names(["core_a", "core_b", "replicant"]),
+    [A, B, R, Late] = names(["core_a", "core_b", "replicant", "replicant_late"]),
     #{A := PA, B := PB, R := PR} = start_cluster([{A, core}, {B, core}, {R, replicant}], Config),
     try
         NA = peer_node(A),
@@ -118,9 +118,15 @@ one_scheduler_for_the_cluster(Config) ->
         wait_until(fun() -> map_size(peer_call(PA2, ?MODULE, peer_backups, [])) =:= 35 end),
         same_backups(PA2, PB, 35),
 
-        %% it is the lowest core again, so fires 36..50 are its own
-        fires(36, 50, [PA2, PB, PR]),
-        ?assertEqual([15, 15, 0], export_counts([PA2, PB, PR])),
+        %% a node that joins for the first time takes over the settings too, and holds no backups
+        #{Late := PL} = start_cluster([{Late, replicant}], Config, ?T0 + 35 * ?MINUTE, [peer_node(A), NB, peer_node(R)]),
+        wait_until(fun() -> settings(PL) =:= settings(PB) end),
+        ?assertEqual(<<"Europe/Berlin">>, maps:get(backup_timezone, settings(PL))),
+
+        %% core_a is the lowest core again, so fires 36..50 are its own
+        fires(36, 50, [PA2, PB, PR, PL]),
+        ?assertEqual([15, 15, 0, 0], export_counts([PA2, PB, PR, PL])),
+        ?assertEqual(#{}, peer_call(PL, ?MODULE, peer_backups, [])),
         %% 20 + 15 + 15: exactly one export per fire (fires/3 checks each fire on its own)
         same_backups(PA2, PB, 50),
         ?assertEqual(#{}, peer_call(PR, ?MODULE, peer_backups, []))

@@ -303,6 +303,7 @@ handle_call(Request, _From, St) ->
 
 %% @private
 handle_cast({store_copy, Result = #{to := To}}, St = #st{copies = Copies}) ->
+    _ = note_fresh_backup(Result),
     {noreply, St#st{copies = merge_copies(#{To => Result}, Copies)}};
 handle_cast(_Msg, St) ->
     {noreply, St}.
@@ -500,6 +501,13 @@ save(St = #st{version = V, last_exported = L}) ->
 %%--------------------------------------------------------------------
 %% Helpers
 %%--------------------------------------------------------------------
+
+%% A fresh backup verified on this node counts as a success for the dead-man watch here, so
+%% a node that takes over exporting knows when the cluster last had a good backup.
+note_fresh_backup(#{to := To, kind := replicate, result := ok, at := At}) when To =:= node() ->
+    emqx_guard_notify:backup_seen(At);
+note_fresh_backup(_) ->
+    ok.
 
 rpc_error({error, {erpc, Reason}}) -> text("~tp", [Reason]);
 rpc_error({throw, Reason}) -> text("~0tP", [Reason, 8]);

@@ -13,7 +13,10 @@
 %% settings) and checks, at least hourly and at the computed deadline, whether the second
 %% scheduled fire after it has passed (plus a grace of the export timeout and a minute) without
 %% a new success. Then it sends one `dead_man' message for that silence; the next success
-%% re-arms it.
+%% re-arms it. In a cluster only the node that exports scheduled backups (the lowest running
+%% core node, see emqx_guard_cluster) warns, and a verified copy received from the exporting
+%% node counts as a success (`backup_seen/1'), so a node that never exports itself neither
+%% raises false warnings nor misses a silence after it takes over.
 %%
 %% The webhook uses an httpc profile of its own (`emqx_guard_notify'), started here and stopped
 %% when this server stops.
@@ -34,6 +37,7 @@
     start_link/1,
     notify/2,
     run_finished/1,
+    backup_seen/1,
     send_test/0,
     status/0,
     status_lines/0,
@@ -185,6 +189,12 @@ status_lines() ->
         maps:get(Enabled, S)
     ].
 
+%% @doc Tells the dead-man watch that a backup made elsewhere in the cluster succeeded at
+%% `AtMs' (a verified copy of it arrived here). Sends nothing.
+-spec backup_seen(integer()) -> ok.
+backup_seen(AtMs) when is_integer(AtMs) ->
+    gen_server:cast(?SERVER, {backup_seen, AtMs}).
+
 %% @doc Runs the dead-man check now (normally timer driven). Returns when it is done.
 -spec check_dead_man() -> ok.
 check_dead_man() ->
@@ -234,6 +244,10 @@ handle_cast({notify, Event, Facts}, St0) ->
                 St0
         end,
     {noreply, dispatch(Event, Facts, St)};
+handle_cast({backup_seen, At}, St = #st{last_success = Last}) when At > Last ->
+    {noreply, arm(save_watch(St#st{last_success = At, warned_for = undefined}))};
+handle_cast({backup_seen, _At}, St) ->
+    {noreply, St};
 handle_cast({tested, Channel, Result}, St) ->
     D = #{event => test, attempts => 1, at => now_ms()},
     {noreply, St#st{last = (St#st.last)#{Channel => finished(D, Result)}}};
@@ -541,7 +555,9 @@ dead_man_check(St) ->
     Deadline = deadline(St#st.last_success, Settings, St#st.opts),
     St1 = St#st{deadline = Deadline},
     Now = now_ms(),
-    Due = is_integer(Deadline) andalso Now >= Deadline andalso St#st.warned_for =/= St#st.last_success,
+    Due =
+        is_integer(Deadline) andalso Now >= Deadline andalso
+            St#st.warned_for =/= St#st.last_success andalso exports_here(),
     case Due of
         false ->
             St1;
@@ -550,6 +566,14 @@ dead_man_check(St) ->
                 deadline => Deadline}),
             Facts = #{time => Now, last_success => St#st.last_success, deadline => Deadline},
             save_watch(dispatch(dead_man, Facts, St1#st{warned_for = St#st.last_success}))
+    end.
+
+%% Whether this node exports the scheduled backups: the lowest running core node. The other
+%% nodes stay silent, or every node of a cluster would report the same silence.
+exports_here() ->
+    case emqx_guard_emqx:running_core_nodes() of
+        [Exporter | _] -> Exporter =:= node();
+        [] -> false
     end.
 
 %% The second scheduled fire after the last success, plus the grace.

@@ -77,6 +77,7 @@ one_scheduler_for_the_cluster(Config) ->
         [?assertEqual(60, keep(P)) || P <- [PA, PB, PR]],
 
         %% fires 1..20: core_a (lowest core) exports each, the others skip naming it
+        BeforeFires = erlang:system_time(millisecond),
         fires(1, 20, [PA, PB, PR]),
         ?assertEqual([20, 0, 0], export_counts([PA, PB, PR])),
         #{counts := #{ok := 20, skipped := 0}} = status(PA),
@@ -84,6 +85,10 @@ one_scheduler_for_the_cluster(Config) ->
         #{counts := #{ok := 0, skipped := 20}, last_skip := #{responsible := NA}} = status(PR),
         same_backups(PA, PB, 20),
         ?assertEqual(#{}, peer_call(PR, ?MODULE, peer_backups, [])),
+        %% the copies core_b received count as fresh backups for its dead-man watch (it takes
+        %% over exporting if core_a goes away), so it would not warn of a silence
+        #{last_success := SeenOnB} = peer:call(PB, emqx_guard_notify, status, []),
+        ?assert(SeenOnB >= BeforeFires),
 
         %% status on the replicant shows every node's backups and the last copy to each
         Status = ctl(PR, ["backup_status"]),

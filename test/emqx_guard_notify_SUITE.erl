@@ -22,6 +22,7 @@
     webhook_json_after_retry/1,
     webhook_https_checks_the_certificate/1,
     dead_man_warns_once/1,
+    dead_man_silent_where_backups_are_not_exported/1,
     cli_settings_test_message_and_persistence/1,
     dead_server_changes_nothing_about_the_backup/1
 ]).
@@ -44,6 +45,7 @@ all() ->
         webhook_json_after_retry,
         webhook_https_checks_the_certificate,
         dead_man_warns_once,
+        dead_man_silent_where_backups_are_not_exported,
         cli_settings_test_message_and_persistence,
         dead_server_changes_nothing_about_the_backup
     ].
@@ -452,6 +454,38 @@ dead_man_warns_once(Config) ->
     ?assert(Deadline > Now),
     ?assertMatch({ok, #{last_success := Now}}, emqx_guard_settings:read_term_file(StateFile)),
     port_close(P).
+
+%% In a cluster only the exporting node (the lowest running core) watches for silence, and a
+%% verified copy received from it counts as a success.
+dead_man_silent_where_backups_are_not_exported(Config) ->
+    {P, Port, Out} = start_smtp(Config, ["--mode", "none"]),
+    StateFile = filename:join(?config(data_dir, Config), "notify_state_replicant"),
+    LastSuccess = erlang:system_time(millisecond) - 10 * 60000,
+    ok = emqx_guard_settings:write_term_file(StateFile, #{last_success => LastSuccess, warned_for => undefined}),
+    start_notify(
+        smtp_settings(Port, <<"none">>, #{backup_cron => <<"* * * * *">>, backup_timezone => <<"UTC">>}),
+        #{state_file => StateFile, dead_man_grace_ms => 0}
+    ),
+    try
+        ok = mria_rlog:set_role(replicant),
+        ok = emqx_guard_notify:check_dead_man(),
+        %% a copy of a fresh backup arrived from the exporting node
+        Now = erlang:system_time(millisecond),
+        ok = emqx_guard_notify:backup_seen(Now),
+        #{last_success := Now} = emqx_guard_notify:status(),
+        %% this node now exports, and the cluster's last backup is fresh: still nothing to say
+        ok = mria_rlog:set_role(core),
+        ok = emqx_guard_notify:check_dead_man(),
+        %% an older copy does not move the last success back
+        ok = emqx_guard_notify:backup_seen(LastSuccess),
+        #{last_success := Now} = emqx_guard_notify:status(),
+        %% no delivery was even started (a dispatch records one at once), and none arrived
+        ?assertEqual(undefined, maps:get(email, emqx_guard_notify:status())),
+        ?assertEqual(0, messages(Out))
+    after
+        mria_rlog:set_role(core),
+        port_close(P)
+    end.
 
 %%--------------------------------------------------------------------------------------------
 %% Through the plugin: CLI, persistence, and a backup with a dead mail server

@@ -234,13 +234,15 @@ backup_list() ->
     end.
 
 backup_line(Zone, B = #{name := Name, size := Size, mtime := MTime}) ->
+    Columns = [Name, format_size(Size), emqx_guard_schedule:format_in_zone(Zone, MTime)],
+    %% the dry-run listing of prune has no verification column
     Verified =
         case maps:get(verified, B, undefined) of
-            ok -> <<"verified">>;
-            {error, Why} -> text("NOT VERIFIED: ~ts", [Why]);
-            undefined -> <<"">>
+            ok -> [<<"verified">>];
+            {error, Why} -> [text("NOT VERIFIED: ~ts", [Why])];
+            undefined -> []
         end,
-    text("  ~ts  ~ts  ~ts  ~ts", [Name, format_size(Size), emqx_guard_schedule:format_in_zone(Zone, MTime), Verified]).
+    iolist_to_binary(["  ", lists:join("  ", Columns ++ Verified)]).
 
 backup_status() ->
     Status = emqx_guard_scheduler:status(),

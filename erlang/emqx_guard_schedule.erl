@@ -7,6 +7,7 @@
 -module(emqx_guard_schedule).
 
 -export([
+    validate/1,
     next_fire/3,
     preview/4,
     catchup_instant/5,
@@ -20,6 +21,11 @@
 
 %% An instant and the zone's UTC offset (seconds) at that instant.
 -type fire() :: {UnixMs :: integer(), OffsetSeconds :: integer()}.
+
+%% @doc Checks a cron expression; returns it normalized (trimmed, single-spaced).
+-spec validate(binary()) -> {ok, binary()} | {error, binary()}.
+validate(Cron) ->
+    nif(fun() -> emqx_guard_nif:validate(Cron) end).
 
 %% @doc The first fire strictly after AfterMs.
 -spec next_fire(binary(), binary(), integer()) -> {ok, integer()} | {error, binary()}.

@@ -164,11 +164,7 @@ to_config(
     }).
 
 validate_cron(Text) ->
-    case nif(fun() -> emqx_guard_nif:validate(Text) end) of
-        {ok, Normalized} -> {ok, Normalized};
-        {error, {_Reason, Detail}} -> {error, Detail};
-        {error, Detail} -> {error, Detail}
-    end.
+    emqx_guard_schedule:validate(Text).
 
 validate_keep(N) when is_integer(N), N >= 1, N =< ?MAX_KEEP ->
     {ok, N};
@@ -181,10 +177,9 @@ validate_zone(Text) ->
         <<>> ->
             {error, <<"backup_timezone must be an IANA zone name such as Europe/Berlin, or local">>};
         _ ->
-            case nif(fun() -> emqx_guard_nif:resolve_zone(Zone) end) of
+            case emqx_guard_schedule:zone_name(Zone) of
                 {ok, _Iana} -> {ok, Zone};
-                {error, {_Reason, Detail}} -> {error, Detail};
-                {error, Detail} -> {error, Detail}
+                {error, _} = Error -> Error
             end
     end.
 
@@ -254,17 +249,6 @@ key_text(K) ->
     case to_text(K) of
         {ok, T} -> T;
         error -> iolist_to_binary(io_lib:format("~tp", [K]))
-    end.
-
-%% Calls the NIF; a NIF that is not loaded becomes an error line, not a crash.
-nif(Fun) ->
-    try
-        Fun()
-    catch
-        error:{nif_not_loaded, _Path, Reason} ->
-            {error, iolist_to_binary(io_lib:format("the emqx_guard NIF is not loaded: ~tp", [Reason]))};
-        error:undef ->
-            {error, <<"the emqx_guard NIF module is missing">>}
     end.
 
 %%--------------------------------------------------------------------

@@ -65,7 +65,7 @@ init_per_suite(Config) ->
             end,
             Config;
         Other ->
-            {skip, {nif_not_usable, Other}}
+            ct:fail({nif_not_usable, Other})
     end.
 
 end_per_suite(_Config) ->

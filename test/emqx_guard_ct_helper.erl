@@ -13,6 +13,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([
+    init_suite/1,
     init_case/2,
     end_case/0,
     fake_opts/1,
@@ -31,6 +32,21 @@
 ]).
 
 -define(NOW_KEY, {?MODULE, now}).
+
+%% @doc For init_per_suite: the NIF must answer (or every case is meaningless, so the suite
+%% fails) and the app is loaded, so its environment can be set per case.
+-spec init_suite(list()) -> list().
+init_suite(Config) ->
+    case catch emqx_guard_nif:validate(<<"* * * * *">>) of
+        {ok, _} ->
+            case application:load(emqx_guard) of
+                ok -> ok;
+                {error, {already_loaded, emqx_guard}} -> ok
+            end,
+            Config;
+        Other ->
+            ct:fail({nif_not_usable, Other})
+    end.
 
 %% @doc A fresh data dir for the test case, stand-ins reset, nothing running.
 -spec init_case(atom(), list()) -> list().

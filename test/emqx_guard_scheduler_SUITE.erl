@@ -57,16 +57,7 @@ groups() ->
     ].
 
 init_per_suite(Config) ->
-    case catch emqx_guard_nif:validate(<<"* * * * *">>) of
-        {ok, _} ->
-            case application:load(emqx_guard) of
-                ok -> ok;
-                {error, {already_loaded, emqx_guard}} -> ok
-            end,
-            Config;
-        Other ->
-            ct:fail({nif_not_usable, Other})
-    end.
+    emqx_guard_ct_helper:init_suite(Config).
 
 end_per_suite(_Config) ->
     emqx:reset(),

@@ -39,9 +39,15 @@ rust-test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-# The notification suite talks to a real SMTP server (Python aiosmtpd) that it starts on 127.0.0.1.
+# The notification suite talks to a real SMTP server (Python aiosmtpd) that it starts on 127.0.0.1,
+# with a test CA made by openssl. pip first (a pyenv or venv python3); Debian's own python3 refuses
+# pip installs (externally managed), so there it comes from apt.
 test-deps:
-	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install aiosmtpd
+	@command -v openssl >/dev/null || { apt-get install -y openssl || { apt-get update && apt-get install -y openssl; }; }
+	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install aiosmtpd || \
+	  { export DEBIAN_FRONTEND=noninteractive; apt-get install -y python3-aiosmtpd || \
+	    { apt-get update && apt-get install -y python3-aiosmtpd; }; }
+	@python3 -c 'import aiosmtpd'
 
 # The package suite installs the built package, so the package is built first.
 erlang-test: package test-deps

@@ -17,7 +17,7 @@ CRATE=$ROOT/native/guard_core
 FUZZ=$CRATE/fuzz
 TOOLCHAIN=${FUZZ_TOOLCHAIN:-nightly}
 TARGETS=${FUZZ_TARGETS:-cron_parse verify_bytes}
-FIXTURE=${FUZZ_FIXTURE:-/work/shared/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz}
+FIXTURE=${FUZZ_FIXTURE:-$ROOT/test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz}
 
 if ! cargo "+$TOOLCHAIN" --version >/dev/null 2>&1; then
   echo "==> installing the $TOOLCHAIN toolchain"

@@ -33,7 +33,8 @@
     broken_or_missing_library/1
 ]).
 
--define(FIXTURE_DIR, "/work/shared/fixtures/emqx-5.3.2").
+%% A real export made by EMQX 5.3.2 (kept under its own name: verification depends on it).
+-define(FIXTURE_DIR, filename:join([filename:dirname(?FILE), "fixtures", "emqx-5.3.2"])).
 -define(FIXTURE_NAME, "emqx-export-2026-11-27-18-58-45.951.tar.gz").
 -define(META, <<"edition = ce\nversion = \"5.3.2\"\n">>).
 

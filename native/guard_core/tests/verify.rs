@@ -11,7 +11,10 @@ use guard_core::verify::{verify, VerifyError};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-const FIXTURE: &str = "/work/shared/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz";
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz"
+);
 const NAME: &str = "emqx-export-2024-01-25-10-41-48.962.tar.gz";
 const BASE: &str = "emqx-export-2024-01-25-10-41-48.962";
 

@@ -255,6 +255,8 @@ store_copy(Result = #{to := _, at := _}) ->
 init(Opts) ->
     process_flag(trap_exit, true),
     ok = net_kernel:monitor_nodes(true),
+    %% a copy cut short when this node went down left a partial tarball there
+    ok = emqx_guard_replica:clear_incoming(),
     Stored = load(),
     St = #st{
         version = maps:get(version, Stored),

@@ -27,7 +27,7 @@
 -include_lib("kernel/include/file.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--export([replicate/3, catch_up/1, local_names/0]).
+-export([replicate/3, catch_up/1, local_names/0, clear_incoming/0]).
 %% Called on other nodes through erpc.
 -export([start_receiver/5, push_named/3, list_names/0]).
 
@@ -341,6 +341,21 @@ fetch(Name, [Source | More], Keep) ->
         {ok, {error, _} = Error} -> Error;
         {ok, Other} -> {error, text("unexpected answer: ~0tP", [Other, 8])};
         {error, _} = Error -> Error
+    end.
+
+%% @doc Deletes `<backup dir>/.emqx_guard_incoming' and everything in it: what a receiver left
+%% there when its node died mid-copy (a partial tarball, secret data). Called when the cluster
+%% server starts, before any copy to this node can begin. Never raises.
+-spec clear_incoming() -> ok.
+clear_incoming() ->
+    Dir = filename:join(backup_dir(), ?INCOMING),
+    case file:del_dir_r(Dir) of
+        ok ->
+            ?LOG_INFO(#{msg => emqx_guard_incoming_cleared, dir => Dir});
+        {error, enoent} ->
+            ok;
+        {error, Posix} ->
+            ?LOG_WARNING(#{msg => emqx_guard_incoming_not_cleared, dir => Dir, reason => Posix})
     end.
 
 %% @doc The export names in this node's backup directory, newest first.

@@ -19,7 +19,8 @@
     one_scheduler_for_the_cluster/1,
     contended_instant_is_skipped/1,
     responsible_dies_during_its_run/1,
-    copies_stream_verify_and_clean_up/1
+    copies_stream_verify_and_clean_up/1,
+    partial_copy_is_cleared_at_start/1
 ]).
 %% Run inside a peer.
 -export([
@@ -44,7 +45,8 @@ all() ->
         one_scheduler_for_the_cluster,
         contended_instant_is_skipped,
         responsible_dies_during_its_run,
-        copies_stream_verify_and_clean_up
+        copies_stream_verify_and_clean_up,
+        partial_copy_is_cleared_at_start
     ].
 
 init_per_suite(Config) ->
@@ -223,6 +225,23 @@ copies_stream_verify_and_clean_up(Config) ->
         Incoming = filename:join([?config(priv_dir, Config), B, "backup", ".emqx_guard_incoming"]),
         ?assertEqual({ok, []}, file:list_dir(Incoming)),
         #{NB := #{result := {error, _}}} = peer_call(PA, emqx_guard_cluster, copy_results, [])
+    after
+        stop_started()
+    end.
+
+%% A node that died mid-copy left a partial tarball in its incoming directory: it is deleted when
+%% the plugin starts there again.
+partial_copy_is_cleared_at_start(Config) ->
+    [A] = names(["partial_a"]),
+    Incoming = filename:join([?config(priv_dir, Config), A, "backup", ".emqx_guard_incoming"]),
+    Partial = filename:join([Incoming, "17", "emqx-export-2026-11-27-23-59-00.000.tar.gz"]),
+    ok = filelib:ensure_dir(Partial),
+    ok = file:write_file(Partial, crypto:strong_rand_bytes(1000)),
+    #{A := PA} = start_cluster([{A, core}], Config),
+    try
+        ?assertNot(filelib:is_file(Partial)),
+        ?assertNot(filelib:is_dir(Incoming)),
+        ?assertEqual(#{}, peer_call(PA, ?MODULE, peer_backups, []))
     after
         stop_started()
     end.

@@ -177,7 +177,7 @@ health() ->
 init(Opts) ->
     process_flag(trap_exit, true),
     St = #st{
-        now = maps:get(now, Opts, fun() -> erlang:system_time(millisecond) end),
+        now = maps:get(now, Opts, fun wall_clock_ms/0),
         send_after = maps:get(send_after, Opts, fun erlang:send_after/3),
         cancel_timer = maps:get(cancel_timer, Opts, fun default_cancel/1),
         catchup_delay_ms = maps:get(catchup_delay_ms, Opts, ?CATCHUP_DELAY_MS),
@@ -578,6 +578,12 @@ restore_alarm(_) ->
 
 alarm(Message, Details) ->
     safe(fun() -> emqx_guard_emqx:activate_alarm(Details, Message) end, ok).
+
+%% The OS wall clock, read afresh: erlang:system_time/1 does not follow a clock that is set
+%% back or forward unless the node runs with time warp, and a cron schedule is wall-clock time.
+%% (Timers themselves run on monotonic time; every wake compares against this clock.)
+wall_clock_ms() ->
+    os:system_time(millisecond).
 
 persist(St = #st{saved = Saved}) ->
     case emqx_guard_settings:save_state(Saved) of

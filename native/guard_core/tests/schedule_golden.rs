@@ -692,6 +692,81 @@ fn descriptions() {
     );
 }
 
+/// What a description must never look like: an empty list leaves a double space, a space
+/// before a comma, or a dangling word at the end.
+fn assert_well_formed(expr: &str, text: &str) {
+    let bad = text.contains("  ")
+        || text.contains(" ,")
+        || text.contains(",,")
+        || text.starts_with(' ')
+        || text.ends_with([' ', ','])
+        || text.contains("days of")
+        || text.ends_with(" on")
+        || text.ends_with(" in");
+    assert!(!bad, "{expr:?} is described as {text:?}");
+}
+
+#[test]
+fn descriptions_when_no_chosen_day_of_month_exists_in_the_chosen_months() {
+    // Under the OR rule such a schedule fires on the weekdays only: say just that.
+    let cases = [
+        ("0 0 31 2 mon", "At 00:00, on Monday, in February"),
+        ("0 0 30 2 mon", "At 00:00, on Monday, in February"),
+        (
+            "0 0 30,31 feb 1-5",
+            "At 00:00, on Monday through Friday, in February",
+        ),
+        ("0 0 31 4,6 1", "At 00:00, on Monday, in April and June"),
+        (
+            "0 0 31 4,6,9,11 sat,sun",
+            "At 00:00, on Saturday and Sunday, in April, June, September and November",
+        ),
+        // Days that cover every day of the chosen months match every day.
+        ("0 0 1-29 2 mon", "At 00:00, every day in February"),
+        (
+            "0 0 1-30 2,4 mon",
+            "At 00:00, every day in February and April",
+        ),
+        // A step over the days February has reads as a step.
+        (
+            "0 0 1-31/2 2 mon",
+            "At 00:00, on every 2nd day of the month or on Monday, in February",
+        ),
+        // Some chosen days exist: only those are named.
+        (
+            "0 0 15,31 2 mon",
+            "At 00:00, on day 15 of the month or on Monday, in February",
+        ),
+    ];
+    for (expr, want) in cases {
+        assert_eq!(describe(expr).as_deref(), Ok(want), "{expr}");
+    }
+}
+
+#[test]
+fn descriptions_are_well_formed_for_every_day_and_month_combination() {
+    let doms = [
+        "1", "15", "29", "30", "31", "30,31", "29-31", "1-29", "1-30", "1-31", "*/2", "1-31/2",
+        "2-30/7", "*",
+    ];
+    let months = ["*", "2", "4", "2,4", "4,6,9,11", "1-3", "*/2"];
+    let dows = ["*", "1", "1-5", "0,6", "*/2", "0-7"];
+    let times = ["0 0", "*/15 *", "0 9-17", "30 2,14"];
+    for dom in doms {
+        for month in months {
+            for dow in dows {
+                for time in times {
+                    let expr = format!("{time} {dom} {month} {dow}");
+                    match describe(&expr) {
+                        Ok(text) => assert_well_formed(&expr, &text),
+                        Err(e) => assert_eq!(e.reason(), "never_fires", "{expr}: {e}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- zones
 
 #[test]
@@ -1063,7 +1138,8 @@ fn property_random_text_never_panics_and_entry_points_agree() {
             Ok(normalized) => {
                 accepted += 1;
                 assert_eq!(validate(&normalized).as_deref(), Ok(normalized.as_str()));
-                assert!(describe(&text).is_ok(), "{text:?}");
+                let described = describe(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+                assert_well_formed(&text, &described);
                 let got = next_fires(&text, "Europe/Berlin", 1_767_225_600_000, 5)
                     .unwrap_or_else(|e| panic!("{text:?}: {e}"));
                 assert_eq!(got.len(), 5);

@@ -32,6 +32,21 @@ fuzz_target!(|data: &[u8]| {
             "{expr:?}"
         );
     }
+    if let Ok(text) = &described {
+        // No empty list or stray separator left in the English: an empty list phrase shows up
+        // as a double space, a space before a comma, or a dangling word or comma at the end.
+        assert!(
+            !(text.contains("  ")
+                || text.contains(" ,")
+                || text.contains(",,")
+                || text.contains("days of")
+                || text.starts_with(' ')
+                || text.ends_with([' ', ','])
+                || text.ends_with(" on")
+                || text.ends_with(" in")),
+            "{expr:?} is described as {text:?}"
+        );
+    }
     if let Ok(fires) = &fires {
         assert_eq!(fires.len(), 3, "{expr:?}");
         assert!(fires[0] > 0, "{expr:?}: {fires:?}");

@@ -217,14 +217,16 @@ fn hour_phrase(hours: &[u32], step: Option<u32>) -> String {
 }
 
 /// "on day 1 of the month", "on days 1 and 15 of the month", "on every 2nd day of the month".
-fn dom_phrase(days: &[u32]) -> String {
+/// `days` is not empty; `longest` is the most days a chosen month has (a step that runs past
+/// it reads as "every nth day").
+fn dom_phrase(days: &[u32], longest: u32) -> String {
     if let [d] = days[..] {
         return format!("on day {d} of the month");
     }
     if days.len() >= 3 {
         let n = days[1] - days[0];
         let regular = days.windows(2).all(|w| w[1] - w[0] == n);
-        if n > 1 && regular && days[days.len() - 1] + n > 31 {
+        if n > 1 && regular && days[days.len() - 1] + n > longest {
             return if days[0] == 1 {
                 format!("on every {} day of the month", ordinal(n))
             } else {
@@ -248,38 +250,56 @@ fn weekday_list(dow: u8, last: &str) -> String {
     runs_text(&monday_first, &name, last)
 }
 
-/// The chosen days of the month, less those no chosen month has (31 of `1,15,31` in February).
-fn possible_days(spec: &Spec) -> Vec<u32> {
-    let longest = (1..=12usize)
+/// The most days any chosen month can have (29 for February alone).
+fn longest_month(spec: &Spec) -> u32 {
+    (1..=12usize)
         .filter(|m| spec.months & (1 << m) != 0)
         .map(|m| MAX_DAYS[m - 1])
         .max()
-        .unwrap_or(31);
-    values(u64::from(spec.dom & mask_through(longest)), 1, 31)
+        .unwrap_or(31)
+}
+
+/// The chosen days of the month, less those no chosen month has (31 of `1,15,31` in February).
+fn possible_days(spec: &Spec) -> Vec<u32> {
+    values(
+        u64::from(spec.dom & mask_through(longest_month(spec))),
+        1,
+        31,
+    )
 }
 
 /// The day part ("" when every day matches) following the day rule.
+///
+/// A day-of-month field is treated by what it can match in the chosen months: one that covers
+/// every day they have (`1-29` in February) matches every day, and one that matches none of
+/// them (`31` in February; only possible under the OR rule, the parser refuses it under the
+/// AND rule) leaves the weekdays alone: `0 0 31 2 mon` is "on Monday, in February".
 fn day_part(spec: &Spec) -> String {
-    let all_dom = spec.dom & mask_through(31) == mask_through(31);
+    let longest = longest_month(spec);
+    let every_day = mask_through(longest);
+    let all_dom = spec.dom & every_day == every_day;
     let days = possible_days(spec);
     let all_dow = spec.dow == 0x7f;
     if spec.day_or_rule() {
         if all_dom || all_dow {
             return String::new();
         }
+        if days.is_empty() {
+            return format!("on {}", weekday_list(spec.dow, "and"));
+        }
         return format!(
             "{} or on {}",
-            dom_phrase(&days),
+            dom_phrase(&days, longest),
             weekday_list(spec.dow, "and")
         );
     }
     match (all_dom, all_dow) {
         (true, true) => String::new(),
         (true, false) => format!("on {}", weekday_list(spec.dow, "and")),
-        (false, true) => dom_phrase(&days),
+        (false, true) => dom_phrase(&days, longest),
         (false, false) => format!(
             "{} if it is a {}",
-            dom_phrase(&days),
+            dom_phrase(&days, longest),
             weekday_list(spec.dow, "or")
         ),
     }

@@ -95,8 +95,16 @@ set_cron(Parts) ->
             ));
         false ->
             Expr = iolist_to_binary(lists:join(<<" ">>, [string:trim(P) || P <- Parts])),
-            set(#{backup_cron => Expr}, fun show_cron/0)
+            set(#{backup_cron => Expr}, fun show_cron/0, quote_hint(Parts))
     end.
+
+%% Several arguments mean the shell split an unquoted expression, and it may have replaced a
+%% `*' by a file name that looks like a cron field: a failure says how to avoid that.
+quote_hint([_]) ->
+    <<>>;
+quote_hint(_Parts) ->
+    <<" (the shell split the expression into several arguments: put it in single quotes, "
+      "e.g. emqx ctl guard backup_cron '0 12 * * 0')">>.
 
 show_keep() ->
     #{backup_keep := Keep} = emqx_guard_scheduler:settings(),
@@ -123,6 +131,9 @@ show_catchup() ->
 %% reschedules) and pushes it to the other running nodes (emqx_guard_cluster),
 %% then shows the new value and any node that did not take it.
 set(Changes, Show) ->
+    set(Changes, Show, <<>>).
+
+set(Changes, Show, ErrorHint) ->
     case emqx_guard_cluster:update_settings(Changes) of
         {ok, _New, Unreached} ->
             Show(),
@@ -131,7 +142,7 @@ set(Changes, Show) ->
                 Unreached
             );
         {error, Why} ->
-            error_line(Why)
+            error_line(<<Why/binary, ErrorHint/binary>>)
     end.
 
 print_preview() ->

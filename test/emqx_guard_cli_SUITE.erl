@@ -179,6 +179,14 @@ glob_expanded_cron_is_refused(_Config) ->
     ?assertNotEqual(nomatch, string:find(Line, "single quotes")),
     [Line2] = ctl(["backup_cron", "0", "12", "README.md", "*", "0"]),
     ?assertMatch("Error: " ++ _, Line2),
+    %% five parts where one `*' became a plain file name that passes for a cron value: the
+    %% field error still says to quote the expression
+    [Line3] = ctl(["backup_cron", "0", "12", "x", "*", "0"]),
+    ?assertMatch("Error: " ++ _, Line3),
+    ?assertNotEqual(nomatch, string:find(Line3, "single quotes"), Line3),
+    %% one (quoted) argument: the error is about the expression alone
+    [Line4] = ctl(["backup_cron", "0 12 x * 0"]),
+    ?assertEqual(nomatch, string:find(Line4, "single quotes"), Line4),
     ?assertEqual(Before, settings_file_content()),
     ?assertEqual("backup_cron = \"0 12 * * 0\"", hd(ctl(["backup_cron"]))).
 

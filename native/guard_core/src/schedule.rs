@@ -48,7 +48,7 @@ mod zone;
 use chrono::{DateTime, Datelike, Offset, TimeZone, Utc};
 
 pub use error::{Field, ScheduleError};
-pub use zone::local_zone_name;
+pub use zone::{local_zone, local_zone_name};
 
 /// Most fire times one [`next_fires`] call returns.
 pub const MAX_FIRES: usize = 1000;
@@ -60,7 +60,7 @@ pub fn validate(expr: &str) -> Result<String, ScheduleError> {
 }
 
 /// The first `n` (1 to [`MAX_FIRES`]) fire instants of `expr` in `zone` (an IANA name or
-/// `local`) strictly after `after_unix_ms`, as UTC Unix milliseconds, strictly increasing.
+/// `local`, see [`local_zone`]) strictly after `after_unix_ms`, as UTC Unix milliseconds, strictly increasing.
 pub fn next_fires(
     expr: &str,
     zone: &str,
@@ -92,8 +92,8 @@ pub fn describe(expr: &str) -> Result<String, ScheduleError> {
 }
 
 /// The IANA name `zone` stands for: an IANA name is checked (case-sensitive, as chrono-tz
-/// spells it; `UTC` is accepted) and returned as is; `local` becomes the node's zone, see
-/// [`local_zone_name`].
+/// spells it; `UTC` is accepted) and returned as is; `local` becomes the node's zone, resolved
+/// once per OS process (see [`local_zone`]).
 pub fn resolve_zone(zone: &str) -> Result<String, ScheduleError> {
     zone::tz_of(zone).map(|tz| tz.name().to_string())
 }

@@ -22,7 +22,8 @@
 //! empty and cannot be told otherwise, so this crate builds its own `ErlNifEntry` (see
 //! [`nif_init`]) from the same inventory of `#[rustler::nif]` functions that `rustler::init!`
 //! would use, with an `upgrade` callback. The library keeps no private data and defines no
-//! resource types, so both callbacks have nothing to carry over and simply accept.
+//! resource types, so both callbacks have nothing to carry over; both resolve the `local` time
+//! zone once (see [`on_load`]) and accept.
 
 use std::ffi::OsStr;
 use std::fmt::Display;
@@ -386,23 +387,36 @@ fn panic_probe() -> Atom {
 /// The Erlang module this library belongs to (must match the calling module).
 const MODULE: &std::ffi::CStr = c"emqx_guard_nif";
 
-/// Initial load: nothing to set up.
+/// Resolves the zone `local` stands for ([`schedule::local_zone`], which reads `TZ`,
+/// `/etc/timezone` and `/etc/localtime` once per OS process). Done here because load and
+/// upgrade callbacks run while the code is loaded, not on a scheduler that serves Erlang
+/// processes: the schedule NIFs, which run on normal schedulers, then never touch a file.
+/// `local_zone` cannot fail or panic (it falls back to UTC).
+fn resolve_local_zone() {
+    let _ = schedule::local_zone();
+}
+
+/// Initial load: resolves the `local` zone; no private data.
 unsafe extern "C" fn on_load(
     _env: *mut ErlNifEnv,
     _priv_data: *mut *mut c_void,
     _load_info: ErlNifTerm,
 ) -> c_int {
+    resolve_local_zone();
     0
 }
 
 /// Load into a new instance of `emqx_guard_nif` while an older instance still holds the
-/// library (EMQX reloading the plugin's beams). There is no private data to carry over.
+/// library (EMQX reloading the plugin's beams). There is no private data to carry over; the
+/// `local` zone is resolved here too (a no-op when the library was already loaded in this OS
+/// process, whose resolution stays cached).
 unsafe extern "C" fn on_upgrade(
     _env: *mut ErlNifEnv,
     _priv_data: *mut *mut c_void,
     _old_priv_data: *mut *mut c_void,
     _load_info: ErlNifTerm,
 ) -> c_int {
+    resolve_local_zone();
     0
 }
 

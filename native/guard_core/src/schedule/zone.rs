@@ -1,7 +1,11 @@
 //! Time zone names: IANA names checked against chrono-tz, and `local` resolved to the node's
 //! IANA name (never `chrono::Local`, which cannot tell the two passes of a repeated hour apart).
+//!
+//! `local` is resolved once per OS process (see [`local_zone`]) so that the schedule functions
+//! never touch a file after the first resolution: the NIF calls them on normal schedulers.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use chrono_tz::Tz;
 
@@ -16,19 +20,34 @@ fn parse_iana(name: &str) -> Option<Tz> {
     name.parse::<Tz>().ok()
 }
 
-/// `zone` as a chrono-tz zone: an IANA name, or `local` for the node's zone.
+/// `zone` as a chrono-tz zone: an IANA name, or `local` for the node's zone ([`local_zone`]).
 pub(crate) fn tz_of(zone: &str) -> Result<Tz, ScheduleError> {
     if zone == "local" {
+        return Ok(local_zone());
+    }
+    parse_iana(zone).ok_or_else(|| ScheduleError::BadZone {
+        zone: zone.to_string(),
+    })
+}
+
+/// The node's zone, resolved by [`local_zone_name`] from `TZ`, `/etc/timezone` and
+/// `/etc/localtime` on the first call in this OS process and cached for its lifetime; later
+/// calls touch no file.
+///
+/// Like libc's `tzset`, which reads the system zone once, a node picks up a change of the
+/// system zone (or of `TZ`) only when it restarts. The NIF library calls this from its load
+/// and upgrade callbacks, so the files are read while the code is loaded and never by a NIF
+/// running on a normal scheduler.
+pub fn local_zone() -> Tz {
+    static LOCAL: OnceLock<Tz> = OnceLock::new();
+    *LOCAL.get_or_init(|| {
         let name = local_zone_name(
             std::env::var("TZ").ok().as_deref(),
             Path::new(ETC_TIMEZONE),
             Path::new(ETC_LOCALTIME),
         );
         // `local_zone_name` only returns names that parse; UTC is the documented fallback.
-        return Ok(parse_iana(&name).unwrap_or(Tz::UTC));
-    }
-    parse_iana(zone).ok_or_else(|| ScheduleError::BadZone {
-        zone: zone.to_string(),
+        parse_iana(&name).unwrap_or(Tz::UTC)
     })
 }
 
@@ -48,7 +67,9 @@ fn name_after_zoneinfo(path: &str) -> Option<Tz> {
 /// first line of `etc_timezone`, the target of the `etc_localtime` symlink after
 /// `.../zoneinfo/`; `UTC` when none of them names a zone chrono-tz knows.
 ///
-/// Takes the environment value and the paths so tests can point it at their own files.
+/// Takes the environment value and the paths so tests can point it at their own files; it
+/// reads them on every call (the cached resolution the schedule functions use is
+/// [`local_zone`]).
 pub fn local_zone_name(tz_env: Option<&str>, etc_timezone: &Path, etc_localtime: &Path) -> String {
     if let Some(value) = tz_env {
         let value = value.trim();
@@ -68,4 +89,35 @@ pub fn local_zone_name(tz_env: Option<&str>, etc_timezone: &Path, etc_localtime:
         }
     }
     Tz::UTC.name().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test in this binary that resolves `local` or sets `TZ`: the cache is per
+    /// process, so a second such test would see this one's zone.
+    #[test]
+    fn local_is_resolved_once_per_process() {
+        std::env::set_var("TZ", "Asia/Kolkata");
+        assert_eq!(local_zone(), Tz::Asia__Kolkata);
+        // A later change of the system zone is not seen until the process restarts.
+        std::env::set_var("TZ", "America/Santiago");
+        assert_eq!(tz_of("local"), Ok(Tz::Asia__Kolkata));
+        assert_eq!(
+            crate::schedule::resolve_zone("local").as_deref(),
+            Ok("Asia/Kolkata")
+        );
+        assert_eq!(
+            crate::schedule::utc_offset_seconds("local", 0),
+            Ok(5 * 3600 + 1800)
+        );
+        // The uncached resolver does see it.
+        let none = Path::new("/nonexistent");
+        assert_eq!(
+            local_zone_name(std::env::var("TZ").ok().as_deref(), none, none),
+            "America/Santiago"
+        );
+        std::env::remove_var("TZ");
+    }
 }

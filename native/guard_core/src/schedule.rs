@@ -2,7 +2,8 @@
 //! time zone.
 //!
 //! # The language
-//! Exactly 5 fields, separated by white space: `minute hour day-of-month month day-of-week`.
+//! Exactly 5 fields, separated by spaces or tabs (as in crontab; other white space such as a
+//! no-break space is refused as a stray character): `minute hour day-of-month month day-of-week`.
 //!
 //! | field        | values | names |
 //! |--------------|--------|-------|
@@ -53,14 +54,16 @@ pub use zone::{local_zone, local_zone_name};
 /// Most fire times one [`next_fires`] call returns.
 pub const MAX_FIRES: usize = 1000;
 
-/// Checks `expr` and returns it normalized: trimmed, fields separated by one space, a macro in
-/// lower case (`" @Daily "` gives `"@daily"`). Field text is otherwise kept as written.
+/// Checks `expr` and returns it normalized: ASCII white space trimmed, fields separated by one
+/// space, a macro in lower case (`" @Daily "` gives `"@daily"`). Field text is otherwise kept
+/// as written.
 pub fn validate(expr: &str) -> Result<String, ScheduleError> {
     parse::parse(expr).map(|p| p.normalized)
 }
 
 /// The first `n` (1 to [`MAX_FIRES`]) fire instants of `expr` in `zone` (an IANA name or
-/// `local`, see [`local_zone`]) strictly after `after_unix_ms`, as UTC Unix milliseconds, strictly increasing.
+/// `local`, see [`local_zone`]) strictly after `after_unix_ms`, as UTC Unix milliseconds,
+/// strictly increasing.
 pub fn next_fires(
     expr: &str,
     zone: &str,

@@ -306,6 +306,41 @@ fn validate_normalizes_white_space_only() {
     assert_eq!(validate("*/5 * * * *").as_deref(), Ok("*/5 * * * *"));
 }
 
+#[test]
+fn only_spaces_and_tabs_separate_fields() {
+    // Other white space (no-break space, em space, ideographic space, a line break inside the
+    // expression) is a stray character of the field it sits in, as in crontab.
+    let cases = [
+        ("0\u{a0}0 * * *", "minute field", "'\\u{a0}'"),
+        ("0 0 * * *\u{2003}", "day-of-week field", "'\\u{2003}'"),
+        ("0 0 * *\u{3000}*", "month field", "'\\u{3000}'"),
+        ("0 0 * *\n*", "month field", "'\\u{a}'"),
+        ("0 0 1\u{85}* * *", "day-of-month field", "'\\u{85}'"),
+        ("\u{a0}", "minute field", "'\\u{a0}'"),
+    ];
+    for (expr, field, shown) in cases {
+        let e = err(expr);
+        let msg = e.to_string();
+        assert_eq!(e.reason(), "bad_char", "{expr:?}: {msg}");
+        assert!(
+            msg.starts_with(field),
+            "{expr:?}: {msg:?} does not name the {field}"
+        );
+        assert!(
+            msg.contains(shown),
+            "{expr:?}: {msg:?} does not show {shown}"
+        );
+        assert!(msg.contains("spaces or tabs"), "{expr:?}: {msg:?}");
+        assert_eq!(describe(expr).unwrap_err(), e);
+    }
+    assert_eq!(err("@daily\u{a0}").reason(), "unsupported_macro");
+    // Spaces and tabs, and ASCII white space at either end, are fine.
+    assert_eq!(validate("0\t0 *  *\t\t*").as_deref(), Ok("0 0 * * *"));
+    assert_eq!(validate("\r\n 0 0 * * * \r\n").as_deref(), Ok("0 0 * * *"));
+    assert_eq!(validate("\t@weekly\n").as_deref(), Ok("@weekly"));
+    assert_eq!(err(" \t\r\n").reason(), "empty");
+}
+
 // ---------------------------------------------------------------- DST: Europe/Berlin
 
 #[test]

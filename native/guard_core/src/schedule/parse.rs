@@ -71,15 +71,40 @@ pub(crate) struct Parsed {
     pub spec: Spec,
 }
 
+/// crontab(5) separates fields with spaces and tabs, nothing else.
+fn is_separator(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
 /// Parses and checks `expr`, including the analytic never-fires check.
+///
+/// ASCII white space at either end is trimmed and fields are split on spaces and tabs only;
+/// any other white space (U+00A0, U+2003, a line break inside the expression, ...) is a
+/// `bad_char` of the field it sits in.
 pub(crate) fn parse(expr: &str) -> Result<Parsed, ScheduleError> {
-    let tokens: Vec<&str> = expr.split_whitespace().collect();
+    let tokens: Vec<&str> = expr
+        .trim_matches(|c: char| c.is_ascii_whitespace())
+        .split(is_separator)
+        .filter(|t| !t.is_empty())
+        .collect();
     let first = match tokens.first() {
         None => return Err(ScheduleError::Empty),
         Some(first) => *first,
     };
     if first.starts_with('@') {
         return parse_macro(first, tokens.len());
+    }
+    for (field, text) in Field::ALL.iter().zip(&tokens) {
+        if let Some(c) = text.chars().find(|c| c.is_whitespace()) {
+            return Err(bad(
+                *field,
+                text,
+                format!(
+                    "unexpected character '{}' (white space other than a space or tab): separate fields with spaces or tabs only",
+                    c.escape_unicode()
+                ),
+            ));
+        }
     }
     match tokens.len() {
         5 => {}

@@ -3,7 +3,8 @@
 %% is written for people (`2026-11-29 12:00:00 +01:00').
 %%
 %% All instants are UTC milliseconds. Every NIF error, including a NIF that is
-%% not loaded, comes back as `{error, Line}' with one human line.
+%% not loaded and arguments it refuses (badarg), comes back as `{error, Line}'
+%% with one human line.
 -module(emqx_guard_schedule).
 
 -export([
@@ -143,5 +144,8 @@ nif(Fun) ->
         error:{nif_not_loaded, _Path, Reason} ->
             {error, iolist_to_binary(io_lib:format("the emqx_guard NIF is not loaded: ~tp", [Reason]))};
         error:undef ->
-            {error, <<"the emqx_guard NIF module is missing">>}
+            {error, <<"the emqx_guard NIF module is missing">>};
+        error:badarg ->
+            %% e.g. an instant outside what the NIF takes (a damaged stored state)
+            {error, <<"the schedule cannot be computed for these arguments (an instant out of range?)">>}
     end.

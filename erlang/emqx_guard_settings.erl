@@ -62,6 +62,12 @@
 -define(MAX_KEEP, 1000).
 %% A catch-up window or export timeout longer than a year is certainly a typo.
 -define(MAX_DURATION_S, 366 * 86400).
+%% 9999-12-31 23:59:59.999 UTC in Unix milliseconds: the latest instant a stored state may hold.
+-define(MAX_INSTANT_MS, 253402300799999).
+%% The fields of a last run record (emqx_guard_scheduler's run_record type).
+-define(RUN_FIELDS, [
+    started_at, duration_ms, trigger, result, instant, file, path, size, sha256, pruned, error, warning
+]).
 
 %%--------------------------------------------------------------------
 %% Defaults and keys
@@ -439,13 +445,29 @@ check_state(Path, Stored) ->
     Default = default_state(),
     LastFired =
         case maps:get(last_fired, Stored, undefined) of
-            T when is_integer(T) -> T;
-            _ -> undefined
+            undefined ->
+                undefined;
+            T ->
+                case is_instant(T) of
+                    true ->
+                        T;
+                    false ->
+                        state_damaged(Path, last_fired, T),
+                        undefined
+                end
         end,
     LastRun =
         case maps:get(last_run, Stored, undefined) of
-            #{started_at := S} = Run when is_integer(S) -> Run;
-            _ -> undefined
+            undefined ->
+                undefined;
+            Run ->
+                case check_run(Run) of
+                    {ok, Checked} ->
+                        Checked;
+                    error ->
+                        state_damaged(Path, last_run, Run),
+                        undefined
+                end
         end,
     Counts0 = maps:get(counts, Stored, #{}),
     Counts =
@@ -455,16 +477,65 @@ check_state(Path, Stored) ->
                     fun(K, Zero) ->
                         case maps:get(K, Counts0, Zero) of
                             N when is_integer(N), N >= 0 -> N;
-                            _ -> Zero
+                            Bad ->
+                                state_damaged(Path, {counts, K}, Bad),
+                                Zero
                         end
                     end,
                     maps:get(counts, Default)
                 );
             false ->
-                ?LOG_WARNING(#{msg => emqx_guard_state_damaged, path => Path, key => counts}),
+                state_damaged(Path, counts, Counts0),
                 maps:get(counts, Default)
         end,
     #{last_fired => LastFired, last_run => LastRun, counts => Counts}.
+
+state_damaged(Path, Key, Value) ->
+    ?LOG_WARNING(#{
+        msg => emqx_guard_state_damaged,
+        path => Path,
+        key => Key,
+        content => Value,
+        action => dropped
+    }).
+
+%% An instant the plugin can compute with: Unix milliseconds from 1970 to the end of year 9999.
+is_instant(T) ->
+    is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.
+
+%% A last run record as the scheduler writes it (see its run_record type): the required fields
+%% and every known optional field of the right type, `error' present when the run failed; fields
+%% this version does not know are dropped. A record with any damaged field is dropped whole, so
+%% that the alarm, the health check and `guard backup_status' never see a damaged record.
+check_run(#{started_at := S, duration_ms := D, trigger := T, result := R} = Run) ->
+    Known = maps:with(?RUN_FIELDS, Run),
+    Ok =
+        is_instant(S) andalso
+            is_integer(D) andalso D >= 0 andalso
+            lists:member(T, [scheduled, catchup, manual]) andalso
+            lists:member(R, [ok, failed]) andalso
+            (R =:= ok orelse maps:is_key(error, Known)) andalso
+            lists:all(
+                fun({K, V}) -> run_field_ok(K, V) end,
+                maps:to_list(maps:without([started_at, duration_ms, trigger, result], Known))
+            ),
+    case Ok of
+        true -> {ok, Known};
+        false -> error
+    end;
+check_run(_) ->
+    error.
+
+run_field_ok(instant, V) -> is_instant(V);
+run_field_ok(size, V) -> is_integer(V) andalso V >= 0;
+run_field_ok(pruned, V) -> is_integer(V) andalso V >= 0;
+run_field_ok(_Text, V) -> is_binary(V) andalso is_text(V).
+
+is_text(B) ->
+    case unicode:characters_to_binary(B) of
+        B -> true;
+        _ -> false
+    end.
 
 %% @doc Stores the run state atomically.
 -spec save_state(run_state()) -> ok | {error, binary()}.

@@ -191,6 +191,82 @@ damaged_state_file_gives_fresh_state_test() ->
         )
     end).
 
+%% Each damaged shape the audit of issue 3 found, and its neighbours: a record the alarm, the NIF
+%% or backup_status cannot use is dropped on load (never handed to the scheduler): each case
+%% loads as a fresh state.
+damaged_state_values_are_dropped_test_() ->
+    Good = #{started_at => 1764417600000, duration_ms => 1200, result => failed, trigger => manual,
+        error => <<"export failed: disk full">>},
+    Fresh = emqx_guard_settings:default_state(),
+    DroppedRun = fun(Run) -> #{last_run => Run} end,
+    Cases = [
+        %% error is not a binary: the scheduler's restore_alarm would raise badarg
+        DroppedRun(Good#{error => oops}),
+        DroppedRun(Good#{error => "a charlist"}),
+        %% a failed run with no error at all
+        DroppedRun(maps:remove(error, Good)),
+        %% no duration: backup_status would fail with "internal error"
+        DroppedRun(maps:remove(duration_ms, Good)),
+        DroppedRun(Good#{duration_ms => -5}),
+        DroppedRun(Good#{duration_ms => 1.5}),
+        DroppedRun(maps:remove(trigger, Good)),
+        DroppedRun(Good#{trigger => cron}),
+        DroppedRun(Good#{result => maybe}),
+        DroppedRun(Good#{started_at => 99999999999999999999}),
+        DroppedRun(Good#{started_at => -1}),
+        DroppedRun(Good#{instant => 99999999999999999999}),
+        DroppedRun(Good#{file => 'x.tar.gz'}),
+        DroppedRun(Good#{path => <<255, 254>>}),
+        DroppedRun(Good#{size => -1}),
+        DroppedRun(Good#{sha256 => 42}),
+        DroppedRun(Good#{pruned => many}),
+        DroppedRun(Good#{warning => [1, 2]}),
+        DroppedRun(#{started_at => 1}),
+        DroppedRun([started_at, 1]),
+        %% last_fired out of range: the NIF would raise badarg on it
+        #{last_fired => 99999999999999999999},
+        #{last_fired => 253402300800000},
+        #{last_fired => -1},
+        #{last_fired => 1.0e12},
+        #{counts => #{ok => 1.5, failed => -2, skipped => x}}
+    ],
+    [
+        ?_test(with_data_dir(fun(_Dir) ->
+            Path = emqx_guard_settings:state_file(),
+            ok = filelib:ensure_dir(Path),
+            ok = file:write_file(Path, io_lib:format("~tp.~n", [{emqx_guard_state, 1, Stored}])),
+            ?assertEqual(Fresh, emqx_guard_settings:load_state())
+        end))
+     || Stored <- Cases
+    ].
+
+%% The edges of what is kept: the year 9999, zero, a successful run without error, and a field
+%% a later version may add (dropped, the rest of the record kept).
+sane_state_values_are_kept_test() ->
+    with_data_dir(fun(_Dir) ->
+        Max = 253402300799999,
+        Run = #{started_at => Max, duration_ms => 0, result => ok, trigger => catchup, instant => 0,
+            file => <<"emqx-export-2025-11-29-12-00-00.000.tar.gz">>, size => 0, pruned => 0,
+            sha256 => <<"ab">>, warning => <<"could not make it private"/utf8>>},
+        Path = emqx_guard_settings:state_file(),
+        ok = filelib:ensure_dir(Path),
+        Stored = #{last_fired => Max, last_run => Run#{node => 'n@h'}, counts => #{ok => 0, failed => 7, skipped => 1}},
+        ok = file:write_file(Path, io_lib:format("~tp.~n", [{emqx_guard_state, 1, Stored}])),
+        ?assertEqual(Stored#{last_run := Run}, emqx_guard_settings:load_state())
+    end).
+
+%% An instant the NIF refuses (badarg) is an error line, not an exception in the caller.
+schedule_out_of_range_instant_is_an_error_test_() ->
+    Huge = 99999999999999999999,
+    [
+        ?_assertMatch({error, <<_/binary>>}, emqx_guard_schedule:next_fire(<<"* * * * *">>, <<"UTC">>, Huge)),
+        ?_assertMatch({error, <<_/binary>>},
+            emqx_guard_schedule:catchup_instant(<<"* * * * *">>, <<"UTC">>, Huge, Huge, 3600)),
+        ?_assertMatch({error, <<_/binary>>}, emqx_guard_schedule:preview(<<"* * * * *">>, <<"UTC">>, Huge, 3)),
+        %% the NIF itself is usable: the same call in range answers
+        ?_assertEqual({ok, 60000}, emqx_guard_schedule:next_fire(<<"* * * * *">>, <<"UTC">>, 0))
+    ].
+
 write_error_is_a_line_test() ->
     with_data_dir(fun(Dir) ->
         %% a plain file where the directory should be

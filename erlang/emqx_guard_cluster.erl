@@ -43,7 +43,7 @@
 -export([status/0, node_report/0, copy_results/0, record_copy/1]).
 %% Called on other nodes through erpc.
 -export([settings_offer/0, adopt_settings/2, last_exported/0, note_exported/1, store_copy/1]).
--export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+-export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
 
 -export_type([version/0, copy_result/0, skip_report/0]).
 
@@ -279,9 +279,11 @@ handle_call({update_local, Changes}, _From, St) ->
             {reply, Error, St}
     end;
 handle_call({adopt, Settings, Version}, _From, St = #st{version = Mine}) when Version > Mine ->
+    Before = scheduler_settings(),
     case scheduler_update(Settings) of
         {ok, _} ->
-            ?LOG_INFO(#{msg => emqx_guard_settings_adopted, version => Version, settings => Settings}),
+            %% only what changed, and never the password
+            ?LOG_INFO(#{msg => emqx_guard_settings_adopted, version => Version, changed => changed(Before, Settings)}),
             {reply, ok, save(St#st{version = Version})};
         {error, Why} = Error ->
             ?LOG_WARNING(#{msg => emqx_guard_settings_not_adopted, version => Version, reason => Why}),
@@ -329,6 +331,20 @@ handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{syncing = {_, MRef}}
     end;
 handle_info(_Other, St) ->
     {noreply, St}.
+
+%% @private
+%% Crash reports and `sys:get_status/1' show the settings carried by a message (or kept in the
+%% state) with the password and the webhook credentials replaced.
+format_status(Status) ->
+    maps:map(
+        fun
+            (message, Msg) -> redact_message(Msg);
+            (state, State) -> redact_term(State);
+            (log, Log) when is_list(Log) -> [redact_term(E) || E <- Log];
+            (_, V) -> V
+        end,
+        Status
+    ).
 
 %% @private
 terminate(_Reason, #st{syncing = {Pid, _}}) ->
@@ -503,6 +519,33 @@ save(St = #st{version = V, last_exported = L}) ->
 %%--------------------------------------------------------------------
 %% Helpers
 %%--------------------------------------------------------------------
+
+scheduler_settings() ->
+    try
+        emqx_guard_scheduler:settings()
+    catch
+        exit:_ -> #{}
+    end.
+
+%% The settings of New that differ from Old, safe to log.
+changed(Old, New) ->
+    emqx_guard_notify_config:redacted(maps:filter(fun(K, V) -> maps:get(K, Old, undefined) =/= V end, New)).
+
+redact_message({'$gen_call', From, Request}) -> {'$gen_call', From, redact_message(Request)};
+redact_message({'$gen_cast', Request}) -> {'$gen_cast', redact_message(Request)};
+redact_message({adopt, Settings, Version}) -> {adopt, redact_term(Settings), Version};
+redact_message({update_local, Changes}) -> {update_local, redact_term(Changes)};
+redact_message(Other) -> redact_term(Other).
+
+%% Any settings map found inside Term (tuples, lists, maps), redacted.
+redact_term(M) when is_map(M) ->
+    maps:map(fun(_, V) -> redact_term(V) end, emqx_guard_notify_config:redacted(M));
+redact_term(T) when is_tuple(T) ->
+    list_to_tuple(redact_term(tuple_to_list(T)));
+redact_term([H | T]) ->
+    [redact_term(H) | redact_term(T)];
+redact_term(Other) ->
+    Other.
 
 %% A fresh backup verified on this node counts as a success for the dead-man watch here, so
 %% a node that takes over exporting knows when the cluster last had a good backup.

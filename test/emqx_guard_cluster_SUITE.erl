@@ -20,7 +20,8 @@
     contended_instant_is_skipped/1,
     responsible_dies_during_its_run/1,
     copies_stream_verify_and_clean_up/1,
-    partial_copy_is_cleared_at_start/1
+    partial_copy_is_cleared_at_start/1,
+    pushed_password_is_never_logged/1
 ]).
 %% Run inside a peer.
 -export([
@@ -32,7 +33,10 @@
     peer_idle/0,
     peer_backups/0,
     peer_ctl/1,
-    peer_hold_lock/2
+    peer_hold_lock/2,
+    peer_capture_logs/0,
+    peer_captured_logs/0,
+    log/2
 ]).
 
 %% Saturday 2026-11-28 00:00:00 UTC; the schedule fires every minute.
@@ -46,7 +50,8 @@ all() ->
         contended_instant_is_skipped,
         responsible_dies_during_its_run,
         copies_stream_verify_and_clean_up,
-        partial_copy_is_cleared_at_start
+        partial_copy_is_cleared_at_start,
+        pushed_password_is_never_logged
     ].
 
 init_per_suite(Config) ->
@@ -242,6 +247,32 @@ partial_copy_is_cleared_at_start(Config) ->
         ?assertNot(filelib:is_file(Partial)),
         ?assertNot(filelib:is_dir(Incoming)),
         ?assertEqual(#{}, peer_call(PA, ?MODULE, peer_backups, []))
+    after
+        stop_started()
+    end.
+
+%% A node adopting pushed settings logs only what changed, with the SMTP password hidden; the
+%% cluster server's crash reports and status hide it too.
+pushed_password_is_never_logged(Config) ->
+    [A, B] = names(["secret_a", "secret_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        ok = peer_call(PB, ?MODULE, peer_capture_logs, []),
+        Secret = <<"s3cret-Pa55word">>,
+        {ok, _, []} = peer_call(PA, emqx_guard_cluster, update_settings, [#{notify_smtp_password => Secret}]),
+        ?assertEqual(Secret, maps:get(notify_smtp_password, settings(PB))),
+        Events = peer_call(PB, ?MODULE, peer_captured_logs, []),
+        [Adopted] = [R || #{msg := {report, R = #{msg := emqx_guard_settings_adopted}}} <- Events],
+        ?assertEqual(#{notify_smtp_password => <<"******">>}, maps:get(changed, Adopted)),
+        ?assertEqual(nomatch, string:find(io_lib:format("~tp", [Events]), Secret)),
+
+        %% what a crash report would show of the last message, and sys:get_status
+        Msg = {'$gen_call', {self(), make_ref()}, {adopt, (settings(PB))#{notify_smtp_password => Secret}, {1, node()}}},
+        Shown = emqx_guard_cluster:format_status(#{message => Msg, reason => crash, log => [{in, Msg}]}),
+        ?assertEqual(nomatch, string:find(io_lib:format("~tp", [Shown]), Secret)),
+        {'$gen_call', _, {adopt, #{notify_smtp_password := <<"******">>}, {1, _}}} = maps:get(message, Shown),
+        StatusText = io_lib:format("~tp", [peer_call(PB, sys, get_status, [emqx_guard_cluster])]),
+        ?assertEqual(nomatch, string:find(StatusText, Secret))
     after
         stop_started()
     end.
@@ -461,6 +492,35 @@ backup_fact(Path) ->
 peer_ctl(Args) ->
     {ok, Out} = emqx_guard_test_io:capture(fun() -> emqx_ctl:run_command(["guard" | Args]) end),
     [L || L <- string:split(Out, "\n", all), L =/= ""].
+
+%% Keeps every log event of this node from now on (see `peer_captured_logs/0').
+-spec peer_capture_logs() -> ok.
+peer_capture_logs() ->
+    Collector = spawn(fun() -> collect([]) end),
+    true = register(guard_log_collector, Collector),
+    _ = logger:set_handler_config(default, level, notice),
+    ok = logger:set_primary_config(level, all),
+    logger:add_handler(guard_capture, ?MODULE, #{level => all}).
+
+-spec peer_captured_logs() -> [logger:log_event()].
+peer_captured_logs() ->
+    guard_log_collector ! {get, self()},
+    receive
+        {events, Events} -> Events
+    after 5000 -> error(no_collector)
+    end.
+
+collect(Acc) ->
+    receive
+        {event, E} -> collect([E | Acc]);
+        {get, From} -> From ! {events, lists:reverse(Acc)}, collect(Acc)
+    end.
+
+%% logger handler callback
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(Event, _Config) ->
+    guard_log_collector ! {event, Event},
+    ok.
 
 %% Holds the global lock on Resource over Nodes from a process of its own, until killed.
 -spec peer_hold_lock(term(), [node()]) -> pid().

@@ -31,12 +31,14 @@ stop(_State) ->
     _ = emqx_guard_emqx:unregister_command(),
     ok.
 
-%% @doc Validates the config the dashboard saved (binary keys) and applies it.
-%% May be called while the plugin is stopped: then it is only persisted, and
-%% read at the next start.
+%% @doc Validates the config the dashboard saved (binary keys) and applies the keys whose value
+%% differs between Old and New. The dashboard's copy never sees changes made with
+%% `emqx ctl guard', so applying all of New would write its stale values back; all of New is
+%% still validated, so a bad value is refused. May be called while the plugin is stopped: then
+%% it is only persisted, and read at the next start.
 -spec on_config_changed(map(), map()) -> ok | {error, binary()}.
-on_config_changed(_Old, New) ->
-    try apply_config(New) of
+on_config_changed(Old, New) ->
+    try apply_config(Old, New) of
         ok ->
             ok;
         {error, Why} = Error ->
@@ -48,10 +50,28 @@ on_config_changed(_Old, New) ->
             {error, iolist_to_binary(io_lib:format("cannot apply the config: ~tp", [Reason]))}
     end.
 
-apply_config(New) when is_map(New) ->
+apply_config(Old, New) when is_map(New) ->
+    case emqx_guard_settings:validate_changes(New) of
+        {ok, _} ->
+            apply_changed(changed(Old, New));
+        {error, _} = Error ->
+            Error
+    end;
+apply_config(_Old, _New) ->
+    {error, <<"the plugin config must be a map">>}.
+
+%% The entries of New whose value is not the same in Old (a missing or non-map Old: all of New).
+changed(Old, New) when is_map(Old) ->
+    maps:filter(fun(Key, Value) -> maps:find(Key, Old) =/= {ok, Value} end, New);
+changed(_Old, New) ->
+    New.
+
+apply_changed(Changed) when map_size(Changed) =:= 0 ->
+    ok;
+apply_changed(Changed) ->
     case whereis(emqx_guard_scheduler) of
         undefined ->
-            case emqx_guard_settings:validate_changes(New) of
+            case emqx_guard_settings:validate_changes(Changed) of
                 {ok, Valid} ->
                     emqx_guard_settings:save(maps:merge(emqx_guard_settings:load(), Valid));
                 {error, _} = Error ->
@@ -64,13 +84,11 @@ apply_config(New) when is_map(New) ->
                     undefined -> fun emqx_guard_scheduler:update_settings/1;
                     _ -> fun emqx_guard_cluster:update_local_settings/1
                 end,
-            case Update(New) of
+            case Update(Changed) of
                 {ok, _} -> ok;
                 {error, _} = Error -> Error
             end
-    end;
-apply_config(_) ->
-    {error, <<"the plugin config must be a map">>}.
+    end.
 
 %% @doc `ok' while backups work; `{error, Line}' while the last run failed,
 %% the export is unsupported, or the schedule cannot be computed.

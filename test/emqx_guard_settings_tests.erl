@@ -267,6 +267,28 @@ schedule_out_of_range_instant_is_an_error_test_() ->
         ?_assertEqual({ok, 60000}, emqx_guard_schedule:next_fire(<<"* * * * *">>, <<"UTC">>, 0))
     ].
 
+%% The dashboard's copy of the config never saw a change made with `emqx ctl guard': saving an
+%% unrelated field there must not write its stale backup_cron back (plugin stopped: the change is
+%% persisted for the next start).
+dashboard_save_keeps_cli_changes_test() ->
+    with_data_dir(fun(_Dir) ->
+        Old = emqx_guard_settings:to_config(emqx_guard_settings:defaults()),
+        {ok, Cron} = emqx_guard_settings:validate(backup_cron, <<"15 3 * * *">>),
+        ok = emqx_guard_settings:save((emqx_guard_settings:load())#{backup_cron => Cron}),
+        ?assertEqual(ok, emqx_guard_app:on_config_changed(Old, Old#{<<"notify_on_success">> => true})),
+        Loaded = emqx_guard_settings:load(),
+        ?assertEqual(<<"15 3 * * *">>, maps:get(backup_cron, Loaded)),
+        ?assertEqual(true, maps:get(notify_on_success, Loaded)),
+        %% a bad value anywhere in New is refused, even in a field that did not change
+        Bad = Old#{<<"backup_keep">> => 0},
+        ?assertMatch({error, <<"backup_keep", _/binary>>},
+            emqx_guard_app:on_config_changed(Bad, Bad#{<<"notify_on_success">> => false})),
+        ?assertEqual(Loaded, emqx_guard_settings:load()),
+        %% a field the dashboard did change is applied
+        ?assertEqual(ok, emqx_guard_app:on_config_changed(Old, Old#{<<"backup_cron">> => <<"0 1 * * *">>})),
+        ?assertEqual(<<"0 1 * * *">>, maps:get(backup_cron, emqx_guard_settings:load()))
+    end).
+
 write_error_is_a_line_test() ->
     with_data_dir(fun(Dir) ->
         %% a plain file where the directory should be

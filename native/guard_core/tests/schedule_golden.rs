@@ -950,6 +950,49 @@ fn rejections_carry_reason_and_one_line_message() {
 }
 
 #[test]
+fn error_messages_escape_control_and_invisible_characters() {
+    // (input, what the message must show instead of the raw character)
+    let cases = [
+        ("0 0 * * 1\u{0}", "day-of-week field \"1\\0\""),
+        ("0 0 * * \u{1b}[2J", "day-of-week field \"\\u{1b}[2J\""),
+        ("0 \u{7f}5 * * *", "hour field \"\\u{7f}5\""),
+        ("0 0 ?\u{7} * *", "day-of-month field \"?\\u{7}\""),
+        ("0 0 #\u{1b} * *", "day-of-month field \"#\\u{1b}\""),
+        ("0 0 * \u{202e}jan *", "month field \"\\u{202e}jan\""),
+        ("0 0 * * \"x\"", "day-of-week field \"\\\"x\\\"\""),
+        ("@dai\u{1b}ly", "unknown macro \"@dai\\u{1b}ly\""),
+    ];
+    for (expr, want) in cases {
+        let msg = err(expr).to_string();
+        assert!(msg.contains(want), "{expr:?}: {msg:?} lacks {want:?}");
+        assert!(
+            !msg.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{expr:?}: {msg:?}"
+        );
+    }
+    let e = next_fires("* * * * *", "Europe/\u{1b}]0;pwned\u{7}", 0, 1).unwrap_err();
+    assert_eq!(e.reason(), "bad_zone");
+    assert!(
+        e.to_string()
+            .starts_with("time zone \"Europe/\\u{1b}]0;pwned\\u{7}\" is unknown"),
+        "{e}"
+    );
+    // The error value keeps the text as given; only the message escapes it.
+    match err("0 0 * * 1\u{0}") {
+        ScheduleError::BadChar { text, .. } => assert_eq!(text, "1\u{0}"),
+        other => panic!("{other:?}"),
+    }
+    // Printable Unicode is kept, an overlong field is cut.
+    assert!(err("0 0 * * lundé").to_string().contains("\"lundé\""));
+    let long = format!("0 0 * * {}", "1,".repeat(300));
+    let msg = err(&long).to_string();
+    assert!(
+        msg.contains(&format!("\"{}...\"", "1,".repeat(100))),
+        "{msg}"
+    );
+}
+
+#[test]
 fn counts_and_instants_out_of_range() {
     for n in [0, 1001] {
         let e = next_fires("* * * * *", "UTC", 0, n).unwrap_err();

@@ -59,10 +59,34 @@ impl fmt::Display for Field {
     }
 }
 
+/// User text (a field, an expression, a zone name, a macro) as quoted in an error message: one
+/// line of printable characters, at most 200 characters (then `...`). Control characters,
+/// white space other than a space, invisible and bidi-control characters, `"` and `\` are
+/// escaped as Rust's `char::escape_debug` does (`\0`, `\u{1b}`, `\u{a0}`, `\"`), so a NUL or
+/// an ESC sequence in the input never reaches an operator's terminal; printable Unicode such
+/// as `é` stays.
+pub(crate) fn shown(text: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c == '\'' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_debug());
+        }
+    }
+    out
+}
+
 /// Why a schedule, zone or request was refused.
 ///
 /// `Display` is one line that names the field (or input) at fault, what is wrong with it and
-/// what to write instead; [`ScheduleError::reason`] is a stable atom-like tag for programs.
+/// what to write instead; the user's text in it is escaped (see `shown`), the fields of the
+/// variant keep it as given; [`ScheduleError::reason`] is a stable atom-like tag for programs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
     /// Nothing but white space was given.
@@ -78,14 +102,17 @@ pub enum ScheduleError {
     #[error("{detail}")]
     UnsupportedMacro { detail: String },
     /// A value (or step) outside the field's range.
-    #[error("{field} field \"{text}\": {detail}")]
+    #[error("{field} field \"{}\": {detail}", shown(text))]
     OutOfRange {
         field: Field,
         text: String,
         detail: String,
     },
     /// `a-b` with `a > b`.
-    #[error("{field} field \"{text}\": range {lo}-{hi} runs backwards; {hint}")]
+    #[error(
+        "{field} field \"{}\": range {lo}-{hi} runs backwards; {hint}",
+        shown(text)
+    )]
     ReversedRange {
         field: Field,
         text: String,
@@ -95,28 +122,29 @@ pub enum ScheduleError {
     },
     /// `*/0`.
     #[error(
-        "{field} field \"{text}\": a step of 0 never advances, use a step of at least 1 (e.g. */5)"
+        "{field} field \"{}\": a step of 0 never advances, use a step of at least 1 (e.g. */5)",
+        shown(text)
     )]
     ZeroStep { field: Field, text: String },
     /// A character or word that crontab(5) does not know.
-    #[error("{field} field \"{text}\": {detail}")]
+    #[error("{field} field \"{}\": {detail}", shown(text))]
     BadChar {
         field: Field,
         text: String,
         detail: String,
     },
     /// `?`, `L`, `W` or `#`: Quartz/croner extensions that crontab(5) lacks.
-    #[error("{field} field \"{text}\": {detail}")]
+    #[error("{field} field \"{}\": {detail}", shown(text))]
     QuartzSyntax {
         field: Field,
         text: String,
         detail: String,
     },
     /// A well-formed schedule that matches no date at all.
-    #[error("\"{expr}\" can never fire: {detail}")]
+    #[error("\"{}\" can never fire: {detail}", shown(expr))]
     NeverFires { expr: String, detail: String },
     /// Not an IANA zone name known to chrono-tz, nor `local`.
-    #[error("time zone \"{zone}\" is unknown: use an IANA name such as Europe/Berlin, America/New_York or UTC (case matters), or \"local\"")]
+    #[error("time zone \"{}\" is unknown: use an IANA name such as Europe/Berlin, America/New_York or UTC (case matters), or \"local\"", shown(zone))]
     BadZone { zone: String },
     /// `n` outside 1..=1000.
     #[error("count {count} is out of range: ask for 1 to {max} fire times")]

@@ -1,6 +1,6 @@
 //! The strict crontab(5) parser: text to [`Spec`] (one bit set per field).
 
-use super::error::{Field, ScheduleError};
+use super::error::{shown, Field, ScheduleError};
 
 /// The macros crontab(5) knows, with the 5 fields each stands for. `@reboot` is absent on purpose.
 const MACROS: [(&str, &str); 7] = [
@@ -128,7 +128,7 @@ fn parse_macro(word: &str, token_count: usize) -> Result<Parsed, ScheduleError> 
         let detail = if lower == "@reboot" {
             "\"@reboot\" is not supported: a backup schedule needs clock times; use a 5-field schedule or @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly".to_string()
         } else {
-            format!("unknown macro \"{word}\": use a 5-field schedule or @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly")
+            format!("unknown macro \"{}\": use a 5-field schedule or @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly", shown(word))
         };
         return Err(ScheduleError::UnsupportedMacro { detail });
     };

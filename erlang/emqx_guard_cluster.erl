@@ -9,8 +9,10 @@
 %%     `global:trans({{emqx_guard_backup, Instant}, self()}, Fun, CoreNodes, 0)': a contended
 %%     lock is skipped, never waited for. The lock's requester is the calling process: with the
 %%     instant as requester two nodes would share the lock (global grants a lock again to the
-%%     same requester). Inside the lock the instant is checked against the newest instant every
-%%     core node knows to be exported, then recorded here and told to every node before the
+%%     same requester). Inside the lock the instant is looked up in the set of instants every
+%%     core node knows to be exported (each keeps the 64 it recorded last; a set, not a
+%%     high-water mark, so an instant recorded by a node with a fast clock blocks nothing else),
+%%     then recorded here and told to every node before the
 %%     export starts: an instant is never exported twice. If the responsible node is down, the
 %%     next fire is computed with it gone and taken by the next node.</li>
 %% <li><b>Settings.</b> A change made with `emqx ctl guard ...' is applied here, given a
@@ -24,7 +26,7 @@
 %%     connect fetches the newest backups it lacks. The result of the last copy to each node is
 %%     kept here and told to every node, so `guard backup_status' shows the same everywhere.</li>
 %% </ul>
-%% The gen_server only keeps small state (the settings version, the newest exported instant,
+%% The gen_server only keeps small state (the settings version, the exported instants,
 %% the copy results) and answers at once; it never calls another node. Everything that talks to
 %% other nodes runs in the caller's process (the scheduler's run worker, the `emqx ctl'
 %% process) or in a short-lived sync process. Nothing here may block the scheduler or crash.
@@ -42,13 +44,15 @@
 -export([update_settings/1, update_local_settings/1, sync/0]).
 -export([status/0, node_report/0, copy_results/0, record_copy/1]).
 %% Called on other nodes through erpc.
--export([settings_offer/0, adopt_settings/2, last_exported/0, note_exported/1, store_copy/1]).
+-export([settings_offer/0, adopt_settings/2, was_exported/1, note_exported/1, store_copy/1]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
 
 -export_type([version/0, copy_result/0, skip_report/0]).
 
 -define(SERVER, ?MODULE).
--define(FORMAT_VSN, 1).
+-define(FORMAT_VSN, 2).
+%% How many exported instants each node remembers (the newest recorded).
+-define(EXPORTED_MAX, 64).
 -define(RPC_TIMEOUT, 5000).
 -define(SYNC_DELAY_MS, 2000).
 
@@ -70,7 +74,8 @@
 
 -record(st, {
     version :: version(),
-    last_exported :: undefined | integer(),
+    %% the instants recorded as exported, most recently recorded first, at most ?EXPORTED_MAX
+    exported = [] :: [integer()],
     copies = #{} :: #{node() => copy_result()},
     sync_delay_ms :: non_neg_integer(),
     syncing = undefined :: undefined | {pid(), reference()},
@@ -232,10 +237,10 @@ settings_offer() ->
 adopt_settings(Settings, Version) ->
     gen_server:call(?SERVER, {adopt, Settings, Version}, 30000).
 
-%% @doc The newest instant this node knows to be exported by some node.
--spec last_exported() -> undefined | integer().
-last_exported() ->
-    gen_server:call(?SERVER, last_exported).
+%% @doc Whether this node knows Instant to be exported (or being exported) by some node.
+-spec was_exported(integer()) -> boolean().
+was_exported(Instant) when is_integer(Instant) ->
+    gen_server:call(?SERVER, {was_exported, Instant}).
 
 %% @doc Records that Instant was (or is being) exported.
 -spec note_exported(integer()) -> ok.
@@ -260,7 +265,7 @@ init(Opts) ->
     Stored = load(),
     St = #st{
         version = maps:get(version, Stored),
-        last_exported = maps:get(last_exported, Stored),
+        exported = maps:get(exported, Stored),
         sync_delay_ms = maps:get(sync_delay_ms, Opts, ?SYNC_DELAY_MS)
     },
     {ok, St, {continue, sync}}.
@@ -293,12 +298,14 @@ handle_call({adopt, _Settings, _Version}, _From, St) ->
     {reply, ok, St};
 handle_call(version, _From, St) ->
     {reply, St#st.version, St};
-handle_call(last_exported, _From, St) ->
-    {reply, St#st.last_exported, St};
-handle_call({note_exported, Instant}, _From, St = #st{last_exported = Last}) ->
-    case Last =:= undefined orelse Instant > Last of
-        true -> {reply, ok, save(St#st{last_exported = Instant})};
-        false -> {reply, ok, St}
+handle_call({was_exported, Instant}, _From, St) ->
+    {reply, lists:member(Instant, St#st.exported), St};
+handle_call({note_exported, Instant}, _From, St = #st{exported = Known}) ->
+    %% a set, not a high-water mark: an instant in the future (a node with a fast clock) must
+    %% not make every earlier one look exported
+    case lists:member(Instant, Known) of
+        true -> {reply, ok, St};
+        false -> {reply, ok, save(St#st{exported = lists:sublist([Instant | Known], ?EXPORTED_MAX)})}
     end;
 handle_call(copy_results, _From, St) ->
     {reply, St#st.copies, St};
@@ -361,8 +368,11 @@ terminate(_Reason, _St) ->
 %% otherwise record it everywhere first, then export.
 exclusive_run(Instant, Cores, Args) ->
     Others = Cores -- [node()],
-    Known = [{node(), last_exported()} | lists:zip(Others, erpc:multicall(Others, ?MODULE, last_exported, [], ?RPC_TIMEOUT))],
-    case [N || {N, Last} <- Known, exported_since(Last, Instant)] of
+    Known = [
+        {node(), {ok, was_exported(Instant)}}
+        | lists:zip(Others, erpc:multicall(Others, ?MODULE, was_exported, [Instant], ?RPC_TIMEOUT))
+    ],
+    case [N || {N, {ok, true}} <- Known] of
         [By | _] ->
             {skipped, #{
                 reason => already_exported,
@@ -374,10 +384,6 @@ exclusive_run(Instant, Cores, Args) ->
             erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, note_exported, [Instant]),
             backup_and_copy(Args)
     end.
-
-exported_since(N, Instant) when is_integer(N) -> N >= Instant;
-exported_since({ok, N}, Instant) when is_integer(N) -> N >= Instant;
-exported_since(_, _) -> false.
 
 backup_and_copy(Args) ->
     case emqx_guard_backup:run(Args) of
@@ -496,12 +502,17 @@ file() ->
 
 load() ->
     %% the same everywhere: a node never adopts defaults from another one
-    Default = #{version => {0, none}, last_exported => undefined},
+    Default = #{version => {0, none}, exported => []},
     case emqx_guard_settings:read_term_file(file()) of
-        {ok, {emqx_guard_cluster, ?FORMAT_VSN, #{version := {Ms, N} = V, last_exported := L}}} when
-            is_integer(Ms), is_atom(N), (L =:= undefined orelse is_integer(L))
+        {ok, {emqx_guard_cluster, ?FORMAT_VSN, #{version := {Ms, N} = V, exported := E}}} when
+            is_integer(Ms), is_atom(N), is_list(E)
         ->
-            #{version => V, last_exported => L};
+            #{version => V, exported => lists:sublist([I || I <- E, is_integer(I)], ?EXPORTED_MAX)};
+        {ok, {emqx_guard_cluster, 1, #{version := {Ms, N} = V, last_exported := L}}} when
+            is_integer(Ms), is_atom(N)
+        ->
+            %% the format before the set: its one instant is still known as exported
+            #{version => V, exported => [L || is_integer(L)]};
         {error, enoent} ->
             Default;
         Other ->
@@ -509,8 +520,8 @@ load() ->
             Default
     end.
 
-save(St = #st{version = V, last_exported = L}) ->
-    case emqx_guard_settings:write_term_file(file(), {emqx_guard_cluster, ?FORMAT_VSN, #{version => V, last_exported => L}}) of
+save(St = #st{version = V, exported = E}) ->
+    case emqx_guard_settings:write_term_file(file(), {emqx_guard_cluster, ?FORMAT_VSN, #{version => V, exported => E}}) of
         ok -> ok;
         {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_cluster_state_not_saved, reason => Why})
     end,

@@ -169,7 +169,19 @@ contended_instant_is_skipped(Config) ->
         ok = peer_call(PB, emqx_guard_cluster, note_exported, [Third]),
         fire_one(Third, [PA, PB]),
         ?assertEqual([1, 0], export_counts([PA, PB])),
-        #{last_skip := #{reason := already_exported}} = status(PA)
+        #{last_skip := #{reason := already_exported}} = status(PA),
+        %% an instant far in the future recorded as exported (a core with a fast clock) blocks
+        %% no earlier one, also after the cluster server restarts
+        Future = Instant + 365 * 24 * 60 * ?MINUTE,
+        ok = peer_call(PB, emqx_guard_cluster, note_exported, [Future]),
+        ok = peer_call(PA, emqx_guard_cluster, note_exported, [Future]),
+        [restart_cluster_server(P) || P <- [PA, PB]],
+        ?assert(peer_call(PB, emqx_guard_cluster, was_exported, [Third])),
+        ?assert(peer_call(PA, emqx_guard_cluster, was_exported, [Future])),
+        fire_one(Third + ?MINUTE, [PA, PB]),
+        ?assertEqual([2, 0], export_counts([PA, PB])),
+        #{last_run := #{result := ok, instant := Fourth}} = status(PA),
+        ?assertEqual(Third + ?MINUTE, Fourth)
     after
         stop_started()
     end.
@@ -353,6 +365,11 @@ stop_started() ->
 
 peer_call(Peer, M, F, A) ->
     peer:call(Peer, M, F, A, 60000).
+
+restart_cluster_server(Peer) ->
+    ok = peer_call(Peer, supervisor, terminate_child, [emqx_guard_sup, emqx_guard_cluster]),
+    {ok, _} = peer_call(Peer, supervisor, restart_child, [emqx_guard_sup, emqx_guard_cluster]),
+    ok.
 
 %% Fires instants First..Last (minutes after T0) on every peer; after each, exactly one export
 %% happened in the whole cluster.

@@ -29,6 +29,7 @@
     alarm_without_emqx_alarm/1,
     command_register_run_unregister/1,
     command_usage_listing/1,
+    usage_tilde_printed_literally/1,
     print_and_usage_without_emqx_ctl/1,
     dirs_and_role/1
 ]).
@@ -63,6 +64,7 @@ groups() ->
             alarm_without_emqx_alarm,
             command_register_run_unregister,
             command_usage_listing,
+            usage_tilde_printed_literally,
             print_and_usage_without_emqx_ctl,
             dirs_and_role
         ]}
@@ -413,6 +415,13 @@ print_and_usage_without_emqx_ctl(_Config) ->
     end),
     ?assertEqual("a ~ b\n", PrintWithCtl),
     ?assertEqual(ok, emqx_guard_emqx:print("~b~n", [not_a_number])).
+
+%% emqx_ctl:usage/1 uses the text as a format: a `~p' in a description must still print as is.
+usage_tilde_printed_literally(_Config) ->
+    {ok, Out} = emqx_guard_test_io:capture(fun() ->
+        emqx_guard_emqx:usage([{"guard x", "Show ~p and ~~ and 100% ~"}])
+    end),
+    ?assertEqual("guard x # Show ~p and ~~ and 100% ~\n", Out).
 
 dirs_and_role(Config) ->
     DataDir = ?config(data_dir, Config),

@@ -16,9 +16,12 @@
 %%     export starts: an instant is never exported twice. If the responsible node is down, the
 %%     next fire is computed with it gone and taken by the next node.</li>
 %% <li><b>Settings.</b> A change made with `emqx ctl guard ...' is applied here, given a
-%%     version (`{UnixMs, Node}', always newer than the one before) and pushed to every other
-%%     running node with `erpc:multicall/5'. A node adopts pushed settings only when their version
-%%     is newer than its own. At start and whenever a node connects, every node asks the others
+%%     version and pushed to every other running node with `erpc:multicall/5'. A version is
+%%     `{Counter, Node}', compared as a tuple; a change first asks the running nodes for their
+%%     versions and takes `max(highest counter known, this node's clock in ms) + 1', so it is
+%%     newer than every change the cluster has seen, whatever the nodes' clocks say. A node
+%%     adopts pushed settings only when their version is newer than its own; it answers
+%%     `{error, stale}' when it holds other settings of a newer version (the sender reports it). At start and whenever a node connects, every node asks the others
 %%     for their settings and adopts the newest: a node that joins, or comes back, takes over
 %%     what was set while it was away.</li>
 %% <li><b>Copies.</b> After a verified export the responsible node copies the tarball to every
@@ -32,7 +35,8 @@
 %% process) or in a short-lived sync process. Nothing here may block the scheduler or crash.
 %%
 %% Options (app env `cluster', a map): `sync_delay_ms' (default 2000), how long after a node
-%% connects the sync starts (EMQX's membership is updated a moment after the connection).
+%% connects the sync starts (EMQX's membership is updated a moment after the connection);
+%% `now' (default the OS clock), a fun returning this node's time in ms for new versions.
 -module(emqx_guard_cluster).
 
 -behaviour(gen_server).
@@ -44,7 +48,7 @@
 -export([update_settings/1, update_local_settings/1, sync/0]).
 -export([status/0, node_report/0, copy_results/0, record_copy/1]).
 %% Called on other nodes through erpc.
--export([settings_offer/0, adopt_settings/2, was_exported/1, note_exported/1, store_copy/1]).
+-export([settings_offer/0, version/0, adopt_settings/2, was_exported/1, note_exported/1, store_copy/1]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
 
 -export_type([version/0, copy_result/0, skip_report/0]).
@@ -78,6 +82,7 @@
     exported = [] :: [integer()],
     copies = #{} :: #{node() => copy_result()},
     sync_delay_ms :: non_neg_integer(),
+    now :: fun(() -> integer()),
     syncing = undefined :: undefined | {pid(), reference()},
     sync_again = false :: boolean()
 }).
@@ -141,11 +146,11 @@ update_settings(Changes) ->
             Error
     end.
 
-%% @doc Applies setting changes here only, with a new version (EMQX's dashboard calls the app on
-%% every node itself).
+%% @doc Applies setting changes here only, with a new version newer than every running node's
+%% (EMQX's dashboard calls the app on every node itself).
 -spec update_local_settings(map()) -> {ok, emqx_guard_settings:settings()} | {error, binary()}.
 update_local_settings(Changes) ->
-    gen_server:call(?SERVER, {update_local, Changes}, 30000).
+    gen_server:call(?SERVER, {update_local, Changes, highest_running_version()}, 30000).
 
 %% @doc Pulls the newest settings from the other running nodes and, on a core node, fetches the
 %% newest backups it lacks. Runs in the caller's process; returns what it did.
@@ -232,8 +237,14 @@ record_copy(Result) ->
 settings_offer() ->
     {settings_offer_version(), emqx_guard_scheduler:settings()}.
 
-%% @doc Adopts Settings when Version is newer than this node's; `ok' either way.
--spec adopt_settings(emqx_guard_settings:settings(), version()) -> ok | {error, binary()}.
+%% @doc This node's settings version.
+-spec version() -> version().
+version() ->
+    settings_offer_version().
+
+%% @doc Adopts Settings when Version is newer than this node's. `{error, stale}' when this node
+%% holds other settings of a newer version; `ok' when it holds these settings already.
+-spec adopt_settings(emqx_guard_settings:settings(), version()) -> ok | {error, stale | binary()}.
 adopt_settings(Settings, Version) ->
     gen_server:call(?SERVER, {adopt, Settings, Version}, 30000).
 
@@ -266,7 +277,8 @@ init(Opts) ->
     St = #st{
         version = maps:get(version, Stored),
         exported = maps:get(exported, Stored),
-        sync_delay_ms = maps:get(sync_delay_ms, Opts, ?SYNC_DELAY_MS)
+        sync_delay_ms = maps:get(sync_delay_ms, Opts, ?SYNC_DELAY_MS),
+        now = maps:get(now, Opts, fun() -> os:system_time(millisecond) end)
     },
     {ok, St, {continue, sync}}.
 
@@ -275,10 +287,10 @@ handle_continue(sync, St) ->
     {noreply, start_sync(St)}.
 
 %% @private
-handle_call({update_local, Changes}, _From, St) ->
+handle_call({update_local, Changes, Floor}, _From, St) ->
     case scheduler_update(Changes) of
         {ok, Settings} ->
-            St1 = save(St#st{version = next_version(St#st.version)}),
+            St1 = save(St#st{version = next_version(St#st.version, Floor, (St#st.now)())}),
             {reply, {ok, Settings}, St1};
         {error, _} = Error ->
             {reply, Error, St}
@@ -294,8 +306,17 @@ handle_call({adopt, Settings, Version}, _From, St = #st{version = Mine}) when Ve
             ?LOG_WARNING(#{msg => emqx_guard_settings_not_adopted, version => Version, reason => Why}),
             {reply, Error, St}
     end;
-handle_call({adopt, _Settings, _Version}, _From, St) ->
+handle_call({adopt, _Settings, Version}, _From, St = #st{version = Version}) ->
     {reply, ok, St};
+handle_call({adopt, Settings, Version}, _From, St) ->
+    %% this node changed its settings later: the sender's change lost, and must hear it
+    case scheduler_settings() of
+        Settings ->
+            {reply, ok, St};
+        _ ->
+            ?LOG_WARNING(#{msg => emqx_guard_settings_stale, version => Version, mine => St#st.version}),
+            {reply, {error, stale}, St}
+    end;
 handle_call(version, _From, St) ->
     {reply, St#st.version, St};
 handle_call({was_exported, Instant}, _From, St) ->
@@ -407,7 +428,12 @@ push_settings(_Settings, _Version, []) ->
 push_settings(Settings, Version, Nodes) ->
     Replies = erpc:multicall(Nodes, ?MODULE, adopt_settings, [Settings, Version], ?RPC_TIMEOUT),
     [
-        {N, case R of {ok, {error, Why}} -> Why; _ -> rpc_error(R) end}
+        {N, case R of
+            {ok, {error, stale}} -> <<"refused: it holds settings from a later change, which replace this one "
+                                      "on every node when the nodes sync; repeat the change to apply it">>;
+            {ok, {error, Why}} when is_binary(Why) -> Why;
+            _ -> rpc_error(R)
+        end}
      || {N, R} <- lists:zip(Nodes, Replies), R =/= {ok, ok}
     ].
 
@@ -446,8 +472,24 @@ scheduler_update(Changes) ->
         exit:{timeout, _} -> {error, <<"the emqx_guard scheduler did not answer in time">>}
     end.
 
-next_version({Ms, _Node}) ->
-    {max(erlang:system_time(millisecond), Ms + 1), node()}.
+%% Newer than this node's version, than the highest the running nodes told (Floor), and not
+%% behind this node's clock (so versions stay comparable with the clock-based ones of old).
+next_version({Mine, _}, Floor, Now) ->
+    Highest =
+        case Floor of
+            {F, _} when is_integer(F) -> max(Mine, F);
+            _ -> Mine
+        end,
+    {max(Highest, Now) + 1, node()}.
+
+%% The highest settings version among the other running nodes (undefined when none answers).
+highest_running_version() ->
+    Others = emqx_guard_emqx:running_nodes() -- [node()],
+    Versions = [V || {ok, {C, N} = V} <- erpc:multicall(Others, ?MODULE, version, [], ?RPC_TIMEOUT), is_integer(C), is_atom(N)],
+    case Versions of
+        [] -> undefined;
+        _ -> lists:max(Versions)
+    end.
 
 keep() ->
     maps:get(backup_keep, emqx_guard_scheduler:settings()).
@@ -545,7 +587,7 @@ changed(Old, New) ->
 redact_message({'$gen_call', From, Request}) -> {'$gen_call', From, redact_message(Request)};
 redact_message({'$gen_cast', Request}) -> {'$gen_cast', redact_message(Request)};
 redact_message({adopt, Settings, Version}) -> {adopt, redact_term(Settings), Version};
-redact_message({update_local, Changes}) -> {update_local, redact_term(Changes)};
+redact_message({update_local, Changes, Floor}) -> {update_local, redact_term(Changes), Floor};
 redact_message(Other) -> redact_term(Other).
 
 %% Any settings map found inside Term (tuples, lists, maps), redacted.

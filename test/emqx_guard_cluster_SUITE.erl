@@ -21,11 +21,13 @@
     responsible_dies_during_its_run/1,
     copies_stream_verify_and_clean_up/1,
     partial_copy_is_cleared_at_start/1,
-    pushed_password_is_never_logged/1
+    pushed_password_is_never_logged/1,
+    settings_survive_clock_skew/1
 ]).
 %% Run inside a peer.
 -export([
     peer_now/0,
+    peer_cluster_now/0,
     peer_send_after/3,
     peer_cancel/1,
     peer_setup/3,
@@ -51,7 +53,8 @@ all() ->
         responsible_dies_during_its_run,
         copies_stream_verify_and_clean_up,
         partial_copy_is_cleared_at_start,
-        pushed_password_is_never_logged
+        pushed_password_is_never_logged,
+        settings_survive_clock_skew
     ].
 
 init_per_suite(Config) ->
@@ -289,6 +292,32 @@ pushed_password_is_never_logged(Config) ->
         stop_started()
     end.
 
+%% core_b's clock is an hour behind. A dashboard change (applied on every node by EMQX) leaves the
+%% same settings everywhere; a later change typed on core_b reaches core_a and is not undone
+%% when the nodes sync. A node holding newer, other settings refuses an older push (stale).
+settings_survive_clock_skew(Config) ->
+    [A, B] = names(["skew_a", "skew_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        NB = peer_node(B),
+        ok = peer_call(PB, persistent_term, put, [{?MODULE, cluster_offset}, -3600000]),
+        %% the dashboard: every node applies the same change itself
+        [{ok, _} = peer_call(P, emqx_guard_cluster, update_local_settings, [#{backup_keep => 7}]) || P <- [PA, PB]],
+        ?assertEqual([7, 7], [keep(P) || P <- [PA, PB]]),
+        %% later, on the node whose clock is behind
+        ?assertEqual(["backup_keep = 9"], ctl(PB, ["backup_keep", "9"])),
+        ?assertEqual([9, 9], [keep(P) || P <- [PA, PB]]),
+        [_ = peer_call(P, emqx_guard_cluster, sync, []) || P <- [PA, PB]],
+        ?assertEqual([9, 9], [keep(P) || P <- [PA, PB]]),
+        %% a push older than what a node holds: refused, and said so; the same settings: fine
+        Old = (settings(PA))#{backup_keep => 3},
+        ?assertEqual({error, stale}, peer_call(PA, emqx_guard_cluster, adopt_settings, [Old, {1, NB}])),
+        ?assertEqual(ok, peer_call(PA, emqx_guard_cluster, adopt_settings, [settings(PA), {1, NB}])),
+        ?assertEqual(9, keep(PA))
+    after
+        stop_started()
+    end.
+
 %% An export in EMQX's layout (files only, one top directory named as the file) with a big table.
 big_export(Path, Base, Bytes) ->
     ok = filelib:ensure_dir(Path),
@@ -433,6 +462,11 @@ wait_until(Fun, N) ->
 peer_now() ->
     persistent_term:get({?MODULE, now}).
 
+%% The cluster server's clock: the OS clock moved by the offset a test sets on this node.
+-spec peer_cluster_now() -> integer().
+peer_cluster_now() ->
+    os:system_time(millisecond) + persistent_term:get({?MODULE, cluster_offset}, 0).
+
 -spec peer_send_after(non_neg_integer(), pid(), term()) -> reference().
 peer_send_after(_Delay, _Pid, {emqx_guard_scheduler, Kind, _} = Msg) ->
     persistent_term:put({?MODULE, Kind}, Msg),
@@ -458,7 +492,7 @@ peer_setup(DataDir, Role, Now) ->
         send_after => fun ?MODULE:peer_send_after/3,
         cancel_timer => fun ?MODULE:peer_cancel/1
     }),
-    ok = application:set_env(emqx_guard, cluster, #{sync_delay_ms => 100}),
+    ok = application:set_env(emqx_guard, cluster, #{sync_delay_ms => 100, now => fun ?MODULE:peer_cluster_now/0}),
     case filelib:is_file(emqx_guard_settings:settings_file()) of
         true ->
             ok;

@@ -4,10 +4,11 @@
 %% <ol>
 %% <li>EMQX's export, through `emqx_guard_emqx:export/1' (error tuple, exception and a hang past
 %%     the timeout are all failures);</li>
+%% <li>the new file's mode becomes 0600 at once (backups hold password hashes and API keys);</li>
 %% <li>`emqx_guard_nif:verify/1' of the new file;</li>
-%% <li>only if it verified: prune to the newest `keep' exports, never the new file;</li>
-%% <li>the new file's mode becomes 0600 (backups hold password hashes and API keys).</li>
+%% <li>only if it verified: prune to the newest `keep' exports, never the new file.</li>
 %% </ol>
+%% The new file is made private (mode 0600) as soon as the export returns, before it is verified.
 %% A failed run deletes only what it made itself: the unverified file the export returned, or,
 %% when the export failed without naming a file, the export-named files and staging directories
 %% that appeared in the backup directory during this run (names present before are never
@@ -116,20 +117,12 @@ do_run(Keep, Timeout) ->
 
 check(Path, Size, Keep, Dir, Before) ->
     Name = filename:basename(Path),
+    %% private at once: not world-readable while it is verified and pruned, nor when it is kept
+    %% unverified
+    ModeFields = make_private(Path, Name),
     case nif(fun() -> emqx_guard_nif:verify(Path) end) of
         {ok, #{sha256 := Sha, version := Version}} ->
             {Pruned, PruneFields} = prune(filename:dirname(Path), Keep, Path),
-            ModeFields =
-                case file:change_mode(Path, 8#600) of
-                    ok ->
-                        #{};
-                    {error, Posix} ->
-                        ModeError = text("could not make ~ts private (mode 0600): ~ts", [
-                            Name, file:format_error(Posix)
-                        ]),
-                        ?LOG_WARNING(#{msg => backup_mode_not_set, file => Name, reason => Posix}),
-                        #{mode_error => ModeError}
-                end,
             {ok,
                 maps:merge(
                     maps:merge(PruneFields, ModeFields),
@@ -144,7 +137,7 @@ check(Path, Size, Keep, Dir, Before) ->
                 )};
         {error, {nif_error, _} = Why} ->
             %% The verifier could not run at all: keep the file, it may well be good.
-            {error, #{reason => {verify_unavailable, Why}, file => Name}};
+            {error, maps:merge(ModeFields, #{reason => {verify_unavailable, Why}, file => Name})};
         {error, Why} ->
             Removed =
                 case file:delete(Path) of
@@ -159,6 +152,16 @@ check(Path, Size, Keep, Dir, Before) ->
                 file => Name,
                 removed => lists:usort(Removed ++ remove_new(Dir, Before))
             }}
+    end.
+
+make_private(Path, Name) ->
+    case file:change_mode(Path, 8#600) of
+        ok ->
+            #{};
+        {error, Posix} ->
+            ModeError = text("could not make ~ts private (mode 0600): ~ts", [Name, file:format_error(Posix)]),
+            ?LOG_WARNING(#{msg => backup_mode_not_set, file => Name, reason => Posix}),
+            #{mode_error => ModeError}
     end.
 
 prune(Dir, Keep, Protect) ->

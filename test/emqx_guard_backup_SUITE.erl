@@ -22,6 +22,7 @@
     export_empty_file/1,
     export_module_absent/1,
     no_stray_messages_in_trapping_caller/1,
+    new_file_private_before_verify/1,
     list_real_fixture_verified/1,
     list_and_preview_views/1,
     format_error_lines/1,
@@ -56,7 +57,8 @@ groups() ->
             export_wrong_top_dir_not_kept_no_prune,
             export_empty_file,
             export_module_absent,
-            no_stray_messages_in_trapping_caller
+            no_stray_messages_in_trapping_caller,
+            new_file_private_before_verify
         ]},
         {views, [], [list_real_fixture_verified, list_and_preview_views, format_error_lines]},
         {boundary, [], [
@@ -275,6 +277,31 @@ no_stray_messages_in_trapping_caller(_Config) ->
     ?assertEqual({error, []}, Check({hang, 60000}, 200)),
     ?assertEqual({error, []}, Check(raise, 30000)).
 
+%% The new file is private (0600) while it is verified, and stays private when it is kept
+%% unverified because the verifier cannot run.
+new_file_private_before_verify(Config) ->
+    Dir = ?config(backup_dir, Config),
+    Old = earlier_backups(Dir),
+    Self = self(),
+    R = with_unavailable_verifier(
+        fun(Path) ->
+            {ok, #file_info{mode = Mode}} = file:read_file_info(Path),
+            Self ! {mode_at_verify, Mode band 8#777}
+        end,
+        fun() -> emqx_guard_backup:run(#{keep => 1, export_timeout => 30000}) end
+    ),
+    ?assertMatch({error, #{reason := {verify_unavailable, _}}}, R),
+    {error, #{file := File, error := Error}} = R,
+    ?assertMatch(<<"could not verify the new backup, kept it unverified: ", _/binary>>, Error),
+    receive
+        {mode_at_verify, AtVerify} -> ?assertEqual(8#600, AtVerify)
+    after 0 -> ct:fail(verify_not_called)
+    end,
+    %% kept, private, and nothing earlier pruned (keep 1)
+    ?assertEqual(lists:sort([binary_to_list(File) | Old]), ls(Dir)),
+    {ok, #file_info{mode = Mode}} = file:read_file_info(filename:join(Dir, File)),
+    ?assertEqual(8#600, Mode band 8#777).
+
 %%--------------------------------------------------------------------
 %% Views
 %%--------------------------------------------------------------------
@@ -469,6 +496,42 @@ without_module(Mod, F) ->
     after
         ok = file:rename(Hidden, Beam),
         {module, Mod} = code:ensure_loaded(Mod)
+    end.
+
+%% Runs F while emqx_guard_nif:verify/1 cannot run: a stand-in module takes the NIF module's
+%% place (verify/1 calls OnVerify(Path), then raises as an unloaded NIF does); the real module
+%% (and its library) is loaded again afterwards.
+with_unavailable_verifier(OnVerify, F) ->
+    persistent_term:put({?MODULE, on_verify}, OnVerify),
+    Forms = [
+        {attribute, 1, module, emqx_guard_nif},
+        {attribute, 2, export, [{verify, 1}]},
+        {function, 3, verify, 1, [
+            {clause, 3, [{var, 3, 'Path'}], [], [
+                {call, 3, {remote, 3, {atom, 3, erlang}, {atom, 3, apply}}, [
+                    {call, 3, {remote, 3, {atom, 3, persistent_term}, {atom, 3, get}}, [
+                        {tuple, 3, [{atom, 3, ?MODULE}, {atom, 3, on_verify}]}
+                    ]},
+                    {cons, 3, {var, 3, 'Path'}, {nil, 3}}
+                ]},
+                {call, 3, {remote, 3, {atom, 3, erlang}, {atom, 3, error}}, [
+                    {tuple, 3, [{atom, 3, nif_not_loaded}, {string, 3, "stand-in"}, {atom, 3, enoent}]}
+                ]}
+            ]}
+        ]}
+    ],
+    {ok, emqx_guard_nif, Bin} = compile:forms(Forms, []),
+    _ = code:purge(emqx_guard_nif),
+    {module, emqx_guard_nif} = code:load_binary(emqx_guard_nif, "stand-in", Bin),
+    try
+        F()
+    after
+        _ = code:purge(emqx_guard_nif),
+        true = code:delete(emqx_guard_nif),
+        _ = code:purge(emqx_guard_nif),
+        {module, emqx_guard_nif} = code:ensure_loaded(emqx_guard_nif),
+        {ok, _} = emqx_guard_nif:list_backups(<<"/">>),
+        persistent_term:erase({?MODULE, on_verify})
     end.
 
 %% A valid export in EMQX's layout, as if made on 2025-01-Day, named as EMQX names it.

@@ -11,8 +11,9 @@
 %% The new file is made private (mode 0600) as soon as the export returns, before it is verified.
 %% A failed run deletes only what it made itself: the unverified file the export returned, or,
 %% when the export failed without naming a file, the export-named files and staging directories
-%% that appeared in the backup directory during this run (names present before are never
-%% touched). Every earlier backup is kept. If the verifier itself cannot run, the new file is
+%% that appeared in the backup directory during this run and are named from the run's start
+%% (node local time, less a second) on (names present before, and an export someone else started
+%% earlier, are never touched). Every earlier backup is kept. If the verifier itself cannot run, the new file is
 %% kept (unverified) and the run fails. Raising and clearing the EMQX alarm is the caller's job
 %% (the scheduler); the run only logs.
 %%
@@ -76,7 +77,7 @@ run(#{keep := Keep, export_timeout := Timeout}) when is_integer(Keep), Keep >= 1
     T0 = erlang:monotonic_time(millisecond),
     Outcome =
         try
-            do_run(Keep, Timeout)
+            do_run(Keep, Timeout, StartedAt)
         catch
             Class:Reason:Stack ->
                 ?LOG_ERROR(#{
@@ -104,18 +105,20 @@ run(#{keep := Keep, export_timeout := Timeout}) when is_integer(Keep), Keep >= 1
             {error, Report}
     end.
 
-do_run(Keep, Timeout) ->
+do_run(Keep, Timeout, StartedAt) ->
     Dir = emqx_guard_emqx:backup_dir(),
     Before = export_entries(Dir),
+    %% what this run may have made: export names timed (node local time) from its start on
+    Since = StartedAt - 1000,
     case emqx_guard_emqx:export(Timeout) of
         {ok, #{filename := Path, size := Size}} ->
-            check(Path, Size, Keep, Dir, Before);
+            check(Path, Size, Keep, Dir, {Before, Since});
         {error, Reason} ->
-            Removed = remove_new(Dir, Before),
+            Removed = remove_new(Dir, Before, Since),
             {error, #{reason => Reason, removed => Removed}}
     end.
 
-check(Path, Size, Keep, Dir, Before) ->
+check(Path, Size, Keep, Dir, {Before, Since}) ->
     Name = filename:basename(Path),
     %% private at once: not world-readable while it is verified and pruned, nor when it is kept
     %% unverified
@@ -150,7 +153,7 @@ check(Path, Size, Keep, Dir, Before) ->
             {error, #{
                 reason => {verify_failed, Why},
                 file => Name,
-                removed => lists:usort(Removed ++ remove_new(Dir, Before))
+                removed => lists:usort(Removed ++ remove_new(Dir, Before, Since))
             }}
     end.
 
@@ -191,19 +194,32 @@ export_entries(Dir) ->
 is_export_entry(Name) ->
     re:run(Name, ?EXPORT_RE, [{capture, none}, unicode]) =:= match.
 
-%% Removes what appeared in Dir since Before: export-named regular files and export-named
-%% staging directories. Symlinks and anything else are left alone.
-remove_new(_Dir, unknown) ->
+%% Removes what appeared in Dir since Before and is named from Since (Unix ms) on, in the node's
+%% local time as EMQX names exports: export-named regular files and export-named staging
+%% directories. An export someone else started earlier (an older name), symlinks and anything
+%% else are left alone.
+remove_new(_Dir, unknown, _Since) ->
     [];
-remove_new(Dir, {ok, Before}) ->
+remove_new(Dir, {ok, Before}, Since) ->
     case export_entries(Dir) of
         {ok, After} ->
-            lists:sort(
-                lists:filtermap(fun(Name) -> remove_entry(Dir, Name) end, After -- Before)
-            );
+            From = local_stamp(Since),
+            Ours = [N || N <- After -- Before, name_stamp(N) >= From],
+            lists:sort(lists:filtermap(fun(Name) -> remove_entry(Dir, Name) end, Ours));
         unknown ->
             []
     end.
+
+%% `YYYY-MM-DD-HH-MM-SS.mmm' of an export name (the names are fixed-width, so these compare in
+%% time order as strings).
+name_stamp("emqx-export-" ++ Rest) ->
+    lists:sublist(Rest, 23).
+
+local_stamp(Ms) ->
+    {{Y, Mo, D}, {H, Mi, S}} = calendar:system_time_to_local_time(Ms div 1000, second),
+    lists:flatten(
+        io_lib:format("~4..0b-~2..0b-~2..0b-~2..0b-~2..0b-~2..0b.~3..0b", [Y, Mo, D, H, Mi, S, Ms rem 1000])
+    ).
 
 remove_entry(Dir, Name) ->
     Path = filename:join(Dir, Name),

@@ -23,6 +23,7 @@
     export_module_absent/1,
     no_stray_messages_in_trapping_caller/1,
     new_file_private_before_verify/1,
+    failed_run_keeps_an_export_someone_else_started/1,
     list_real_fixture_verified/1,
     list_and_preview_views/1,
     format_error_lines/1,
@@ -58,7 +59,8 @@ groups() ->
             export_empty_file,
             export_module_absent,
             no_stray_messages_in_trapping_caller,
-            new_file_private_before_verify
+            new_file_private_before_verify,
+            failed_run_keeps_an_export_someone_else_started
         ]},
         {views, [], [list_real_fixture_verified, list_and_preview_views, format_error_lines]},
         {boundary, [], [
@@ -302,6 +304,34 @@ new_file_private_before_verify(Config) ->
     {ok, #file_info{mode = Mode}} = file:read_file_info(filename:join(Dir, File)),
     ?assertEqual(8#600, Mode band 8#777).
 
+%% A failed run removes what it made itself, not an export someone else started earlier that
+%% appeared in the directory while this run was going (its name is older than this run).
+failed_run_keeps_an_export_someone_else_started(Config) ->
+    Dir = ?config(backup_dir, Config),
+    Old = earlier_backups(Dir),
+    ok = emqx_mgmt_data_backup:set_mode({hang, 60000}),
+    Self = self(),
+    Runner = spawn_link(fun() ->
+        Self ! {self(), emqx_guard_backup:run(#{keep => 1, export_timeout => 3000})}
+    end),
+    %% our export has started (its staging dir or tarball is there)
+    ok = poll(fun() -> ls(Dir) -- Old =/= [] end),
+    Ours = ls(Dir) -- Old,
+    %% someone else's export, named (node local time) a minute before this run started
+    {{Y, Mo, D}, {H, Mi, S}} = calendar:system_time_to_local_time(erlang:system_time(second) - 60, second),
+    Theirs = lists:flatten(
+        io_lib:format("emqx-export-~4..0b-~2..0b-~2..0b-~2..0b-~2..0b-~2..0b.123", [Y, Mo, D, H, Mi, S])
+    ),
+    write_export(Dir, Theirs),
+    {error, R} =
+        receive
+            {Runner, Result} -> Result
+        end,
+    ?assertEqual({export_timeout, 3000}, maps:get(reason, R)),
+    Removed = [binary_to_list(N) || N <- maps:get(removed, R)],
+    ?assertEqual(lists:sort(Ours), lists:sort(Removed)),
+    ?assertEqual(lists:sort([Theirs ++ ".tar.gz" | Old]), ls(Dir)).
+
 %%--------------------------------------------------------------------
 %% Views
 %%--------------------------------------------------------------------
@@ -532,6 +562,20 @@ with_unavailable_verifier(OnVerify, F) ->
         {module, emqx_guard_nif} = code:ensure_loaded(emqx_guard_nif),
         {ok, _} = emqx_guard_nif:list_backups(<<"/">>),
         persistent_term:erase({?MODULE, on_verify})
+    end.
+
+poll(Fun) ->
+    poll(Fun, 500).
+
+poll(_Fun, 0) ->
+    {error, timeout};
+poll(Fun, N) ->
+    case Fun() of
+        true ->
+            ok;
+        false ->
+            timer:sleep(10),
+            poll(Fun, N - 1)
     end.
 
 %% A valid export in EMQX's layout, as if made on 2025-01-Day, named as EMQX names it.

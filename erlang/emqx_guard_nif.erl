@@ -205,7 +205,9 @@ verify(_Path) ->
 %% answered to it, e.g. `<<"250 2.0.0 Ok: queued as 4Xk2">>'. Config keys: `server', `port',
 %% `tls' (`none' | `starttls' | `tls'), `from', `to' (a non-empty list) are required;
 %% `tls_verify' (default true), `ca_file', `username' + `password', `timeout_ms' (default 30000,
-%% bounds the connect and each read or write) are optional. A missing or malformed key is
+%% bounds the connect and each read or write), `deadline_ms' (default 120000, bounds the whole
+%% session: the call returns `{error, {timeout, _}}' by then however slowly the server answers)
+%% are optional. A missing or malformed key is
 %% `bad_config'; delivery errors are `connect', `timeout', `tls', `auth', `rejected' (5xx),
 %% `transient' (4xx) or `smtp'. The password never appears in an error.
 -spec send_mail(Config :: map(), Subject :: binary(), Body :: binary()) ->

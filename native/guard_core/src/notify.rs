@@ -3,8 +3,18 @@
 //! The Erlang side formats the subject and the body (one place for the wording, shared with the
 //! webhook); this module only validates the settings, builds a plain-text UTF-8 message and hands
 //! it to an SMTP server with [`lettre`]'s blocking transport. Every network step is bounded by
-//! [`SmtpConfig::timeout`], so a call returns within a few multiples of it even against a server
-//! that accepts the connection and then says nothing.
+//! [`SmtpConfig::timeout`], and the whole session by [`SmtpConfig::deadline`].
+//!
+//! # Deadline contract
+//! lettre's timeout is per socket operation: a server that trickles one byte at a time resets it
+//! on every byte and could hold a session for hours. [`send_mail`] therefore runs the session on
+//! a thread of its own and waits for it at most [`SmtpConfig::deadline`] (measured from the
+//! call; validation and message building come first and touch no network). When the deadline
+//! passes, [`send_mail`] returns [`NotifyError::Timeout`] (reason `timeout`, retryable) at once,
+//! so a dirty IO scheduler calling it is free again by then. The abandoned session thread is
+//! not killed (lettre does not expose its socket): it ends on its own when the server closes,
+//! stops sending for one [`SmtpConfig::timeout`], or answers; its result is dropped. The
+//! message may therefore still be delivered after a `timeout` was reported.
 //!
 //! TLS is rustls with the `ring` provider (no C toolchain beyond `cc`, no OpenSSL). Server
 //! certificates are checked against the system's roots (`/etc/ssl/certs`) plus an optional CA file,
@@ -15,6 +25,8 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
@@ -76,6 +88,9 @@ pub struct SmtpConfig {
     pub to: Vec<String>,
     /// Bound on connecting and on each read or write.
     pub timeout: Duration,
+    /// Bound on the whole session, from the call of [`send_mail`] to its return (see the
+    /// module's deadline contract). Must be positive.
+    pub deadline: Duration,
 }
 
 impl fmt::Debug for SmtpConfig {
@@ -91,6 +106,7 @@ impl fmt::Debug for SmtpConfig {
             .field("from", &self.from)
             .field("to", &self.to)
             .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -150,7 +166,7 @@ pub enum NotifyError {
         /// The system's error.
         detail: String,
     },
-    /// The server did not answer within the timeout.
+    /// The server did not answer within the timeout, or the session passed its deadline.
     #[error("no answer from {server}:{port} within {secs} s: {detail}")]
     Timeout {
         /// Server as configured.
@@ -259,6 +275,9 @@ fn checked_parts(cfg: &SmtpConfig) -> Result<Parts, NotifyError> {
     }
     if cfg.timeout.is_zero() {
         return Err(NotifyError::BadConfig("timeout must be positive".into()));
+    }
+    if cfg.deadline.is_zero() {
+        return Err(NotifyError::BadConfig("deadline must be positive".into()));
     }
     match (&cfg.username, &cfg.password) {
         (Some(_), None) => {
@@ -441,21 +460,46 @@ fn classify(cfg: &SmtpConfig, err: lettre::transport::smtp::Error) -> NotifyErro
 
 /// Sends one plain-text message to every recipient and returns the server's answer to it.
 ///
-/// Blocks the calling thread for the whole SMTP session (call it from a dirty IO scheduler).
+/// Blocks the calling thread for the SMTP session, but never longer than
+/// [`SmtpConfig::deadline`] (call it from a dirty IO scheduler); see the module's deadline
+/// contract for what happens to a session that passes it.
 ///
 /// # Errors
 /// Config errors as [`validate`] (nothing sent), or the delivery error; see
-/// [`NotifyError::is_retryable`] for which are worth another try.
+/// [`NotifyError::is_retryable`] for which are worth another try. A session that passes the
+/// deadline is [`NotifyError::Timeout`].
 pub fn send_mail(cfg: &SmtpConfig, subject: &str, body: &str) -> Result<Sent, NotifyError> {
     let parts = checked_parts(cfg)?;
     let message = build_from_parts(&parts, subject, body)?;
     let mailer = transport(cfg, parts.roots)?;
-    match mailer.send(&message) {
-        Ok(resp) => Ok(Sent {
-            code: resp.code().into(),
-            message: resp.message().collect::<Vec<_>>().join(" "),
+    // Capacity 1: the session thread never blocks on sending its result, even when nobody
+    // waits for it any more.
+    let (tx, rx) = mpsc::sync_channel(1);
+    let session_cfg = cfg.clone();
+    thread::Builder::new()
+        .name("emqx_guard_smtp".into())
+        .spawn(move || {
+            let result = match mailer.send(&message) {
+                Ok(resp) => Ok(Sent {
+                    code: resp.code().into(),
+                    message: resp.message().collect::<Vec<_>>().join(" "),
+                }),
+                Err(e) => Err(classify(&session_cfg, e)),
+            };
+            let _ = tx.send(result);
+        })
+        .map_err(|e| NotifyError::Smtp(format!("cannot start the SMTP session: {e}")))?;
+    match rx.recv_timeout(cfg.deadline) {
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(NotifyError::Timeout {
+            server: cfg.server.trim().to_string(),
+            port: cfg.port,
+            secs: cfg.deadline.as_secs().max(1),
+            detail: "the session passed its overall deadline".into(),
         }),
-        Err(e) => Err(classify(cfg, e)),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(NotifyError::Smtp(
+            "the SMTP session ended without a result".into(),
+        )),
     }
 }
 
@@ -481,6 +525,7 @@ mod tests {
                 "Second <second@example.org>".into(),
             ],
             timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(60),
         }
     }
 
@@ -688,5 +733,50 @@ mod tests {
         assert_eq!(e.reason(), "timeout", "{e}");
         assert!(e.is_retryable());
         drop(h);
+    }
+
+    #[test]
+    fn trickling_server_hits_the_overall_deadline() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let server_stop = Arc::clone(&stop);
+        // A greeting line that never ends: one byte every 100 ms, each well within the
+        // per-operation timeout.
+        let server = thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let _ = s.write_all(b"220-");
+            while !server_stop.load(Ordering::Relaxed) {
+                if s.write_all(b"x").is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let mut c = cfg(port);
+        c.timeout = Duration::from_millis(500);
+        c.deadline = Duration::from_secs(2);
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(send_mail(&c, "s", "b"));
+        });
+        // Safety net only: the call must come back at all; 30 s is far beyond the deadline.
+        let result = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("send_mail did not return");
+        stop.store(true, Ordering::Relaxed);
+        let e = result.unwrap_err();
+        assert_eq!(e.reason(), "timeout", "{e}");
+        assert!(e.is_retryable());
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn zero_deadline_is_a_config_error() {
+        let mut c = cfg(25);
+        c.deadline = Duration::ZERO;
+        assert_eq!(validate(&c).unwrap_err().reason(), "bad_config");
     }
 }

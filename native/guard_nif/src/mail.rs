@@ -13,11 +13,13 @@
 //! | `from` | binary | required |
 //! | `to` | `[binary]`, at least one | required |
 //! | `timeout_ms` | positive integer | `30000` |
+//! | `deadline_ms` | positive integer: bound on the whole session | `120000` |
 //!
 //! A missing or mistyped key is `{error, {bad_config, Detail}}` naming the key (not `badarg`:
 //! the settings come from an operator, who should read what is wrong). A non-map is `badarg`.
 //! Success is `{ok, ServerAnswer :: binary()}`, e.g. `<<"250 2.0.0 Ok: queued as 4Xk2">>`.
-//! Runs on a dirty IO scheduler: the SMTP session blocks for up to a few `timeout_ms`.
+//! Runs on a dirty IO scheduler and returns within `deadline_ms` (then `{error, {timeout, _}}`),
+//! however slowly the server answers; see `guard_core::notify`'s deadline contract.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +37,9 @@ impl NifError for NotifyError {
 
 /// Default bound on connecting and on each read or write.
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+
+/// Default bound on the whole SMTP session.
+const DEFAULT_DEADLINE_MS: u64 = 120_000;
 
 fn bad(detail: String) -> NotifyError {
     NotifyError::BadConfig(detail)
@@ -119,6 +124,14 @@ fn config<'a>(env: Env<'a>, map: Term<'a>) -> Result<SmtpConfig, NotifyError> {
             .filter(|ms| *ms > 0)
             .ok_or_else(|| bad("timeout_ms must be a positive integer".into()))?,
     };
+    let deadline_ms = match get(env, map, "deadline_ms")? {
+        None => DEFAULT_DEADLINE_MS,
+        Some(t) => t
+            .decode::<u64>()
+            .ok()
+            .filter(|ms| *ms > 0)
+            .ok_or_else(|| bad("deadline_ms must be a positive integer".into()))?,
+    };
     Ok(SmtpConfig {
         server,
         port,
@@ -130,6 +143,7 @@ fn config<'a>(env: Env<'a>, map: Term<'a>) -> Result<SmtpConfig, NotifyError> {
         from,
         to,
         timeout: Duration::from_millis(timeout_ms),
+        deadline: Duration::from_millis(deadline_ms),
     })
 }
 

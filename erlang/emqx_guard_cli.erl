@@ -24,10 +24,22 @@ cmd(Args) ->
         exit:{timeout, _} ->
             line("Error: the emqx_guard scheduler did not answer in time");
         Class:Reason:Stack ->
-            ?LOG_ERROR(#{msg => emqx_guard_cli_crash, args => Args, class => Class, reason => Reason, stacktrace => Stack}),
-            line(text("Error: internal error: ~tp", [Reason]))
+            %% arguments may hold a password or a webhook URL with its secret: redacted, also
+            %% where the stack trace carries them
+            ?LOG_ERROR(#{
+                msg => emqx_guard_cli_crash,
+                args => emqx_guard_notify_config:redacted_args(Args),
+                class => Class,
+                reason => emqx_guard_notify_config:redacted_term(Reason),
+                stacktrace => [arity_only(F) || F <- Stack]
+            }),
+            line(text("Error: internal error: ~tp", [emqx_guard_notify_config:redacted_term(Reason)]))
     end,
     ok.
+
+%% A stack frame with its argument list (present after a function_clause) replaced by the arity.
+arity_only({M, F, Args, Loc}) when is_list(Args) -> {M, F, length(Args), Loc};
+arity_only(Frame) -> Frame.
 
 %% @doc The usage list in `emqx_ctl:usage/1' format.
 -spec usage_lines() -> [{string(), string()}].

@@ -140,10 +140,7 @@ split_pair(Pair) ->
     end.
 
 hide_password(Pair) ->
-    case string:prefix(string:lowercase(Pair), "password") of
-        nomatch -> Pair;
-        _ -> <<"password...">>
-    end.
+    hd(emqx_guard_notify_config:redacted_args([Pair])).
 
 %% Validates here first (messages name our keys), then stores through the scheduler.
 set(Changes, ShowKeys) ->

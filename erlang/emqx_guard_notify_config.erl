@@ -12,7 +12,11 @@
 %%     PEM file, empty = system roots only), both for SMTP and the webhook;</li>
 %% <li>`notify_on_failure' (true), `notify_on_success' (false), `notify_dead_man' (true).</li>
 %% </ul>
-%% The password is never shown: `redacted/1' replaces it before anything is printed or logged.
+%% The password is never shown: `redacted/1' replaces it before anything is printed or logged,
+%% and a webhook URL is shown as scheme, host and port only (its path or query often is the
+%% secret: Slack's path, DingTalk's `access_token='). This module is the one place for that:
+%% `redacted/1' for a settings map, `redacted_term/1' for any term holding settings maps (process
+%% state, messages), `redacted_args/1' for command-line arguments.
 -module(emqx_guard_notify_config).
 
 -export([
@@ -26,6 +30,9 @@
     wants/2,
     smtp_config/2,
     redacted/1,
+    redacted_term/1,
+    redacted_args/1,
+    redacted_url/1,
     parse_bool/1
 ]).
 
@@ -47,6 +54,8 @@
 -export_type([key/0, settings/0]).
 
 -define(REDACTED, <<"******">>).
+%% U+2026 HORIZONTAL ELLIPSIS: stands for the hidden part of a URL.
+-define(ELLIPSIS, 16#2026).
 
 %% @doc Every notification key, in display order.
 -spec keys() -> [key()].
@@ -133,16 +142,16 @@ check(notify_smtp_password, Raw) ->
         error -> invalid("notify_smtp_password must be text")
     end;
 check(notify_from, Raw) ->
-    T = trimmed(Raw, notify_from),
+    T = no_control(trimmed(Raw, notify_from), notify_from),
     case T =:= <<>> orelse looks_like_address(T) of
         true -> {ok, T};
         false -> invalid(["notify_from must be an e-mail address like guard@example.com, not \"", T, "\""])
     end;
 check(notify_to, L) when is_list(L), L =/= [], not is_integer(hd(L)) ->
-    addresses([trimmed(A, notify_to) || A <- L]);
+    addresses([no_control(trimmed(A, notify_to), notify_to) || A <- L]);
 check(notify_to, Raw) ->
-    T = trimmed(Raw, notify_to),
-    addresses(string:lexemes(T, ", ;\t\n"));
+    T = no_control(trimmed(Raw, notify_to), notify_to),
+    addresses(string:lexemes(T, ", ;"));
 check(notify_webhook_url, Raw) ->
     T = trimmed(Raw, notify_webhook_url),
     case T of
@@ -267,8 +276,8 @@ smtp_config(Settings, TimeoutMs) ->
         maps:merge(Auth, CaFile)
     ).
 
-%% @doc The settings with the password replaced by `******' (or left empty when unset), and any
-%% `user:password@' in the webhook URL hidden: safe to print and to log.
+%% @doc The settings with the password replaced by `******' (or left empty when unset), and the
+%% webhook URL cut to `scheme://host[:port]/…' (`redacted_url/1'): safe to print and to log.
 -spec redacted(map()) -> map().
 redacted(Settings) ->
     S1 =
@@ -277,16 +286,73 @@ redacted(Settings) ->
             _ -> Settings#{notify_smtp_password => ?REDACTED}
         end,
     case maps:get(notify_webhook_url, S1, <<>>) of
-        <<>> ->
-            S1;
-        Url ->
-            S1#{notify_webhook_url => redact_url(Url)}
+        <<>> -> S1;
+        Url -> S1#{notify_webhook_url => redacted_url(Url)}
     end.
 
-redact_url(Url) ->
+%% @doc Term with `redacted/1' applied to every map inside it (records, tuples, lists, map
+%% values): for a process state or a message in a status or crash report.
+-spec redacted_term(term()) -> term().
+redacted_term(M) when is_map(M) ->
+    redacted(maps:map(fun(_K, V) -> redacted_term(V) end, M));
+redacted_term(T) when is_tuple(T) ->
+    list_to_tuple(redacted_term(tuple_to_list(T)));
+redacted_term([H | T]) ->
+    [redacted_term(H) | redacted_term(T)];
+redacted_term(Other) ->
+    Other.
+
+%% @doc Command-line arguments with secrets hidden: `password=...' becomes `password=******',
+%% a URL is cut as `redacted_url/1' does. Other arguments stay as they are.
+-spec redacted_args(term()) -> term().
+redacted_args(Args) when is_list(Args) ->
+    [redacted_arg(A) || A <- Args];
+redacted_args(Other) ->
+    Other.
+
+redacted_arg(A) when is_binary(A); is_list(A) ->
+    Text =
+        try
+            to_bin(A)
+        catch
+            error:badarg -> error
+        end,
+    case Text of
+        {ok, B} ->
+            case string:prefix(string:lowercase(B), <<"password">>) of
+                nomatch ->
+                    case binary:match(B, <<"://">>) of
+                        nomatch -> A;
+                        _ -> redacted_url(B)
+                    end;
+                _ ->
+                    <<"password=", ?REDACTED/binary>>
+            end;
+        error ->
+            A
+    end;
+redacted_arg(A) ->
+    A.
+
+%% @doc `scheme://host[:port]/…': the URL without user info, path, query or fragment (where
+%% webhook receivers put their secret). Text that is not a URL becomes `…'.
+-spec redacted_url(binary()) -> binary().
+redacted_url(Url) ->
     case uri_string:parse(Url) of
-        #{userinfo := _} = U -> uri_string:recompose(U#{userinfo => ?REDACTED});
-        _ -> Url
+        #{scheme := Scheme, host := Host} = U when Host =/= <<>> ->
+            HostText =
+                case binary:match(Host, <<":">>) of
+                    nomatch -> Host;
+                    _ -> <<"[", Host/binary, "]">>
+                end,
+            Port =
+                case U of
+                    #{port := P} when is_integer(P) -> [":", integer_to_binary(P)];
+                    _ -> []
+                end,
+            unicode:characters_to_binary([Scheme, "://", HostText, Port, "/", ?ELLIPSIS]);
+        _ ->
+            unicode:characters_to_binary([?ELLIPSIS])
     end.
 
 %%--------------------------------------------------------------------------------------------
@@ -306,6 +372,13 @@ to_bin(L) when is_list(L) ->
     end;
 to_bin(_) ->
     error.
+
+%% Line breaks and other control characters would let a value add header lines to the e-mail.
+no_control(T, Key) ->
+    case re:run(T, "\\p{Cc}", [unicode, ucp]) of
+        nomatch -> T;
+        _ -> invalid([atom_to_binary(Key), " must not contain line breaks, tabs or other control characters"])
+    end.
 
 no_space(T) ->
     re:run(T, "[\\s]", [unicode]) =:= nomatch.

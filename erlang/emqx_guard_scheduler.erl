@@ -43,7 +43,7 @@
     health/0
 ]).
 
--export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+-export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
 
 -export_type([run_record/0, run_now_result/0, status/0]).
 
@@ -216,7 +216,7 @@ handle_call({update_settings, Changes}, _From, St = #st{settings = Old}) ->
             New = maps:merge(Old, Valid),
             case emqx_guard_settings:save(New) of
                 ok ->
-                    ?LOG_INFO(#{msg => emqx_guard_settings_changed, old => Old, new => New}),
+                    log_changes(Old, New),
                     St1 = arm(St#st{settings = New}),
                     log_schedule(St1),
                     {reply, {ok, New}, St1};
@@ -293,6 +293,30 @@ terminate(_Reason, St) ->
             ok
     end,
     ok.
+
+%% @private
+%% Status and crash reports show the settings (state, last message, sys log) redacted: the
+%% SMTP password never reaches a report.
+-spec format_status(map()) -> map().
+format_status(Status) ->
+    maps:map(
+        fun
+            (K, V) when K =:= state; K =:= message; K =:= log; K =:= reason ->
+                emqx_guard_notify_config:redacted_term(V);
+            (_K, V) ->
+                V
+        end,
+        Status
+    ).
+
+%% Logs only the keys that changed, old and new value, secrets redacted.
+log_changes(Old, New) ->
+    Changed = [K || {K, V} <- maps:to_list(New), maps:get(K, Old, undefined) =/= V],
+    ?LOG_INFO(#{
+        msg => emqx_guard_settings_changed,
+        old => emqx_guard_notify_config:redacted(maps:with(Changed, Old)),
+        new => emqx_guard_notify_config:redacted(maps:with(Changed, New))
+    }).
 
 %%--------------------------------------------------------------------
 %% Scheduling

@@ -82,6 +82,42 @@ redacted_test() ->
     ?assertEqual(nomatch, binary:match(maps:get(notify_webhook_url, R), <<"tok3n">>)),
     ?assertEqual(#{notify_smtp_password => <<>>}, ?C:redacted(#{notify_smtp_password => <<>>})).
 
+%% The path and query of a webhook URL (Slack's path, DingTalk's access_token) never show.
+webhook_url_shown_without_path_or_query_test() ->
+    Shown = fun(Url) -> maps:get(notify_webhook_url, ?C:redacted(#{notify_webhook_url => Url})) end,
+    ?assertEqual(<<"https://hooks.slack.com/"/utf8, 16#2026/utf8>>,
+        Shown(<<"https://hooks.slack.com/services/T000/B000/XXXXSECRET">>)),
+    ?assertEqual(<<"https://oapi.dingtalk.com/"/utf8, 16#2026/utf8>>,
+        Shown(<<"https://oapi.dingtalk.com/robot/send?access_token=abc123">>)),
+    ?assertEqual(<<"http://[::1]:8080/"/utf8, 16#2026/utf8>>, Shown(<<"http://user:pw@[::1]:8080/x#frag">>)),
+    ?assertEqual(<<>>, Shown(<<>>)).
+
+redacted_args_test() ->
+    ?assertEqual(
+        ["notify_smtp", <<"password=******">>, "user=ops", <<"https://hooks.example.com/"/utf8, 16#2026/utf8>>],
+        ?C:redacted_args(["notify_smtp", "PASSWORD=pw-1", "user=ops", "https://hooks.example.com/T/secret"])
+    ),
+    %% not text at all: left as it is, no crash
+    ?assertEqual([[not_text]], ?C:redacted_args([[not_text]])).
+
+redacted_term_test() ->
+    St = {st, #{notify_smtp_password => <<"pw-9">>, backup_keep => 5}, [{update, #{notify_smtp_password => <<"pw-9">>}}]},
+    ?assertEqual(nomatch, string:find(io_lib:format("~p", [?C:redacted_term(St)]), "pw-9")).
+
+%% CR, LF and other control characters in an address could add header lines to the e-mail.
+control_characters_in_addresses_refused_test_() ->
+    V = fun ?C:validate/2,
+    Line = <<"notify_from must not contain line breaks, tabs or other control characters">>,
+    [
+        ?_assertEqual({error, Line}, V(notify_from, <<"guard@example.com\r\nBcc: evil@example.net">>)),
+        ?_assertEqual({error, Line}, V(notify_from, "guard@exa\tmple.com")),
+        ?_assertMatch({error, <<"notify_to must not contain", _/binary>>}, V(notify_to, <<"a@b.c\nBcc: x@y.z">>)),
+        ?_assertMatch({error, <<"notify_to must not contain", _/binary>>}, V(notify_to, [<<"a@b.c">>, <<"d@e\r.f">>, <<"x">>])),
+        ?_assertMatch({error, <<"notify_to must not contain", _/binary>>}, V(notify_to, [<<"a@b.c\rX: y">>])),
+        %% surrounding blanks are trimmed as before
+        ?_assertEqual({ok, <<"guard@example.com">>}, V(notify_from, <<" guard@example.com\n">>))
+    ].
+
 to_config_round_trip_test() ->
     S = (?C:defaults())#{notify_to => [<<"a@b.c">>, <<"d@e.f">>], notify_on_success => true},
     Config = ?C:to_config(S),

@@ -2,12 +2,21 @@
 %%
 %% A gen_server under the plugin's supervisor. Callers only cast to it (`notify/2',
 %% `run_finished/1'), so a slow or dead mail server never blocks or delays a backup. Each
-%% delivery runs in its own monitored process, one per channel: it gathers the facts (kept
-%% backups, next fire, zone offsets), sends, and on a retryable failure (connection refused,
-%% timeout, 4xx, HTTP 5xx/429) waits and tries again, `backoff_ms' giving the waits (so
-%% `length(backoff_ms) + 1' attempts). Every attempt is bounded by `timeout_ms'. The outcome is
-%% logged (a failure as a warning; the password never, the webhook URL without its user info)
-%% and kept for `guard backup_status' (`status/0', `status_lines/0').
+%% delivery runs in its own monitored process: it gathers the facts (kept backups, next fire,
+%% zone offsets), sends, and on a retryable failure (connection refused, timeout, 4xx, HTTP
+%% 5xx/429) waits and tries again, `backoff_ms' giving the waits (so `length(backoff_ms) + 1'
+%% attempts). Every network step of an attempt is bounded by `timeout_ms', a whole SMTP session
+%% by `deadline_ms' (the NIF returns by then, freeing its dirty IO scheduler). The outcome is
+%% logged (a failure as a warning; the password never, the webhook URL only as scheme, host and
+%% port) and kept for `guard backup_status' (`status/0', `status_lines/0').
+%%
+%% At most one delivery is in flight per channel, so a stalling server holds at most one dirty
+%% IO scheduler (file I/O of the backups needs them too) however many events come. Events that
+%% arrive meanwhile wait in a per-channel queue of at most two: the newest alert (`backup_failed'
+%% or `dead_man') and the newest `backup_ok'. A newer event replaces a waiting one of its own
+%% kind only (logged as `emqx_guard_notify_superseded'), so a failure notice is never lost in
+%% favour of a success notice, and the operator still learns about the latest of each. The
+%% waiting ones go out in the order they arrived, each with the settings of its start.
 %%
 %% Dead-man warning: the server remembers the last successful backup (persisted next to the
 %% settings) and checks, at least hourly and at the computed deadline, whether the second
@@ -22,7 +31,8 @@
 %% when this server stops.
 %%
 %% Options (a map in the `notify' application environment of `emqx_guard', or the argument of
-%% `start_link/1'): `backoff_ms' ([5000, 30000, 120000]), `timeout_ms' (30000),
+%% `start_link/1'): `backoff_ms' ([5000, 30000, 120000]), `timeout_ms' (30000), `deadline_ms'
+%% (120000),
 %% `dead_man_grace_ms' (undefined: export timeout + 60 s), `check_interval_ms' (3600000),
 %% `settings' (a fun returning the settings map; default `emqx_guard_settings:load/0'),
 %% `state_file' (default `<settings dir>/notify_state').
@@ -44,7 +54,7 @@
     check_dead_man/0,
     facts_of_run/1
 ]).
--export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
 
 %% Exported for tests: one delivery attempt, synchronously, in the caller.
 -export([deliver/5]).
@@ -53,6 +63,7 @@
 -define(PROFILE, emqx_guard_notify).
 -define(DEFAULT_BACKOFF, [5000, 30000, 120000]).
 -define(DEFAULT_TIMEOUT, 30000).
+-define(DEFAULT_DEADLINE, 120000).
 -define(DEFAULT_CHECK, 3600000).
 
 -type channel() :: email | webhook.
@@ -70,6 +81,8 @@
     opts :: map(),
     settings :: fun(() -> map()),
     workers = #{} :: #{pid() => {channel(), reference()}},
+    %% events waiting for the channel's delivery in flight, oldest first (see the module doc)
+    queued = #{} :: #{channel() => [{emqx_guard_notify_format:event(), emqx_guard_notify_format:facts()}]},
     last = #{} :: #{channel() => delivery()},
     last_success :: integer(),
     warned_for = undefined :: undefined | integer(),
@@ -160,6 +173,7 @@ send_test() ->
     webhook_enabled := boolean(),
     email := delivery() | undefined,
     webhook := delivery() | undefined,
+    queued := #{channel() => [emqx_guard_notify_format:event()]},
     last_success := integer() | undefined,
     dead_man_deadline := integer() | undefined
 }.
@@ -173,6 +187,7 @@ status() ->
                 webhook_enabled => false,
                 email => undefined,
                 webhook => undefined,
+                queued => #{},
                 last_success => undefined,
                 dead_man_deadline => undefined
             }
@@ -221,6 +236,7 @@ handle_call(status, _From, St) ->
             webhook_enabled => emqx_guard_notify_config:webhook_enabled(Settings),
             email => maps:get(email, St#st.last, undefined),
             webhook => maps:get(webhook, St#st.last, undefined),
+            queued => maps:map(fun(_C, Q) -> [E || {E, _} <- Q] end, St#st.queued),
             last_success => St#st.last_success,
             dead_man_deadline => St#st.deadline
         },
@@ -275,7 +291,7 @@ handle_info({'DOWN', Mon, process, Pid, Why}, St) ->
                         ?LOG_ERROR(#{msg => emqx_guard_notify_crashed, channel => Channel, reason => Why}),
                         D#{state => failed, error => <<"the sender crashed">>}
                 end,
-            {noreply, St#st{workers = Workers, last = (St#st.last)#{Channel => Last}}};
+            {noreply, next_queued(Channel, St#st{workers = Workers, last = (St#st.last)#{Channel => Last}})};
         error ->
             {noreply, St}
     end;
@@ -283,6 +299,20 @@ handle_info({check_dead_man, Ref}, #st{timer = {_, Ref}} = St) ->
     {noreply, arm(dead_man_check(St#st{timer = undefined}))};
 handle_info(_Other, St) ->
     {noreply, St}.
+
+%% @private
+%% Status and crash reports show any settings in the state or the last message redacted.
+-spec format_status(map()) -> map().
+format_status(Status) ->
+    maps:map(
+        fun
+            (K, V) when K =:= state; K =:= message; K =:= log; K =:= reason ->
+                emqx_guard_notify_config:redacted_term(V);
+            (_K, V) ->
+                V
+        end,
+        Status
+    ).
 
 %% @private
 terminate(_Reason, St) ->
@@ -301,10 +331,50 @@ dispatch(Event, Facts, St) ->
             St;
         true ->
             lists:foldl(
-                fun(Channel, Acc) -> start_worker(Channel, Event, Facts, Settings, Acc) end,
+                fun(Channel, Acc) -> dispatch(Channel, Event, Facts, Settings, Acc) end,
                 St,
                 channels(Settings)
             )
+    end.
+
+%% Starts the delivery now when the channel is idle, else queues it (see the module doc).
+dispatch(Channel, Event, Facts, Settings, St) ->
+    case busy(Channel, St) of
+        false ->
+            start_worker(Channel, Event, Facts, Settings, St);
+        true ->
+            Queue0 = maps:get(Channel, St#st.queued, []),
+            Kind = kind(Event),
+            {Superseded, Kept} = lists:partition(fun({E, _}) -> kind(E) =:= Kind end, Queue0),
+            [
+                ?LOG_INFO(#{msg => emqx_guard_notify_superseded, channel => Channel, event => Old, by => Event})
+             || {Old, _} <- Superseded
+            ],
+            St#st{queued = (St#st.queued)#{Channel => Kept ++ [{Event, Facts}]}}
+    end.
+
+busy(Channel, St) ->
+    lists:any(fun({C, _Mon}) -> C =:= Channel end, maps:values(St#st.workers)).
+
+kind(backup_ok) -> ok;
+kind(_) -> alert.
+
+%% The channel's delivery finished: starts the oldest waiting event, with the current settings
+%% (dropped when the channel is no longer configured or no longer wants it).
+next_queued(Channel, St) ->
+    case maps:get(Channel, St#st.queued, []) of
+        [] ->
+            St;
+        [{Event, Facts} | Rest] ->
+            St1 = St#st{queued = (St#st.queued)#{Channel => Rest}},
+            Settings = current_settings(St1#st.settings),
+            case
+                lists:member(Channel, channels(Settings)) andalso
+                    emqx_guard_notify_config:wants(Event, Settings)
+            of
+                true -> start_worker(Channel, Event, Facts, Settings, St1);
+                false -> next_queued(Channel, St1)
+            end
     end.
 
 start_worker(Channel, Event, Facts, Settings, St) ->
@@ -342,7 +412,8 @@ attempt(Server, Channel, Event, Facts, Settings, Opts, N, Backoff) ->
 -spec deliver(channel(), emqx_guard_notify_format:event(), map(), map(), map()) ->
     {ok, binary()} | {retry, binary()} | {error, binary()}.
 deliver(email, Event, Facts, Settings, Opts) ->
-    Config = emqx_guard_notify_config:smtp_config(Settings, maps:get(timeout_ms, Opts)),
+    Config0 = emqx_guard_notify_config:smtp_config(Settings, maps:get(timeout_ms, Opts)),
+    Config = Config0#{deadline_ms => maps:get(deadline_ms, Opts, ?DEFAULT_DEADLINE)},
     Subject = emqx_guard_notify_format:subject(Event, Facts),
     Body = emqx_guard_notify_format:body(Event, Facts),
     try emqx_guard_nif:send_mail(Config, Subject, Body) of
@@ -662,6 +733,7 @@ opts(Given) ->
         #{
             backoff_ms => ?DEFAULT_BACKOFF,
             timeout_ms => ?DEFAULT_TIMEOUT,
+            deadline_ms => ?DEFAULT_DEADLINE,
             dead_man_grace_ms => undefined,
             check_interval_ms => ?DEFAULT_CHECK,
             settings => fun emqx_guard_settings:load/0,

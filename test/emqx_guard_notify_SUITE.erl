@@ -24,7 +24,10 @@
     dead_man_warns_once/1,
     dead_man_silent_where_backups_are_not_exported/1,
     cli_settings_test_message_and_persistence/1,
-    dead_server_changes_nothing_about_the_backup/1
+    dead_server_changes_nothing_about_the_backup/1,
+    secrets_never_logged_nor_in_status/1,
+    one_sender_per_channel_against_a_stalled_server/1,
+    webhook_failure_log_shows_no_path/1
 ]).
 
 -define(SETTINGS_KEY, {?MODULE, settings}).
@@ -47,7 +50,10 @@ all() ->
         dead_man_warns_once,
         dead_man_silent_where_backups_are_not_exported,
         cli_settings_test_message_and_persistence,
-        dead_server_changes_nothing_about_the_backup
+        dead_server_changes_nothing_about_the_backup,
+        secrets_never_logged_nor_in_status,
+        one_sender_per_channel_against_a_stalled_server,
+        webhook_failure_log_shows_no_path
     ].
 
 %%--------------------------------------------------------------------------------------------
@@ -560,6 +566,138 @@ dead_server_changes_nothing_about_the_backup(_Config) ->
     unlink(Acceptor),
     exit(Acceptor, kill).
 
+%% The password set through the CLI appears in no log event (settings change, a crashing
+%% command holding it in its arguments) and in no sys:get_status report (the state; with
+%% sys:log on, OTP returns the raw debug log as well, which no callback can redact); the webhook URL's path
+%% and query (its secret) neither, and `guard notify_webhook' shows only scheme, host and port.
+secrets_never_logged_nor_in_status(_Config) ->
+    ok = emqx_guard_ct_helper:start_app(real),
+    Ctl = fun emqx_guard_ct_helper:ctl/1,
+    Hook = "https://hooks.example.com:8443/services/T0/HookSecret-77?access_token=Tok-55",
+    %% the settings change is logged at info: let it through while this case runs
+    #{level := Level} = logger:get_primary_config(),
+    ok = logger:set_primary_config(level, all),
+    {ok, Id} = capture_logs(),
+    Shown = Ctl(["notify_smtp", "server=127.0.0.1", "port=2525", "tls=none", "user=ops",
+        "password=TopSecret-99", "from=guard@example.com"]),
+    ?assertEqual(["notify_webhook_url = \"https://hooks.example.com:8443/…\""], Ctl(["notify_webhook", Hook])),
+    ["backup_keep = 7" ++ _ | _] = Ctl(["backup_keep", "7"]),
+    %% a command that crashes inside, with the password among its arguments
+    {ok, Crash} = emqx_guard_test_io:capture(fun() ->
+        emqx_guard_cli:cmd(["notify_smtp", "password=TopSecret-99", Hook, [not_text]])
+    end),
+    ?assertMatch("Error: internal error" ++ _, Crash),
+    Logs = logged(Id),
+    ok = logger:set_primary_config(level, Level),
+    %% the events we look through are there
+    ?assert(contains(Logs, <<"emqx_guard_settings_changed">>), Logs),
+    ?assert(contains(Logs, <<"emqx_guard_cli_crash">>), Logs),
+    ?assert(contains(Logs, <<"backup_keep">>), Logs),
+    Status = iolist_to_binary(io_lib:format("~tp~n~tp", [
+        sys:get_status(emqx_guard_scheduler), sys:get_status(emqx_guard_notify)
+    ])),
+    ?assert(contains(Status, <<"******">>), Status),
+    Printed = unicode:characters_to_binary(lists:join("\n", Shown ++ Ctl(["notify"]) ++ Ctl(["backup_status"]))),
+    All = iolist_to_binary([Logs, Status, Printed]),
+    [?assertNot(contains(All, Secret), Secret) || Secret <- [<<"TopSecret-99">>, <<"HookSecret-77">>, <<"Tok-55">>]].
+
+%% Several events while the mail server accepts and never answers: one connection (one sender,
+%% one dirty IO scheduler) at a time; the waiting events keep the newest failure and the newest
+%% success, and go out in turn once the server lets go of the one before.
+one_sender_per_channel_against_a_stalled_server(Config) ->
+    {ok, L} = gen_tcp:listen(0, [binary, {ip, {127, 0, 0, 1}}, {active, false}]),
+    {ok, Port} = inet:port(L),
+    Test = self(),
+    Holder = spawn_link(fun() -> holder(Test, []) end),
+    Acceptor = spawn_link(fun() -> hand_over(L, Holder) end),
+    ok = gen_tcp:controlling_process(L, Acceptor),
+    start_notify(
+        smtp_settings(Port, <<"none">>, #{notify_on_success => true}),
+        #{backoff_ms => [], timeout_ms => 60000, deadline_ms => 120000}
+    ),
+    Failed = (ok_facts(Config))#{reason => <<"export failed">>},
+    ok = emqx_guard_notify:notify(backup_failed, Failed),
+    ok = emqx_guard_notify:notify(backup_ok, ok_facts(Config)),
+    ok = emqx_guard_notify:notify(backup_failed, Failed#{reason => <<"disk full">>}),
+    ok = emqx_guard_notify:notify(backup_ok, ok_facts(Config)),
+    ?assertMatch(
+        #{email := #{event := backup_failed, state := sending}, queued := #{email := [backup_failed, backup_ok]}},
+        emqx_guard_notify:status()
+    ),
+    %% connection I+1 may appear only after connection I was closed (the holder counts the open ones)
+    Open = [
+        receive
+            {held, Holder, OpenBefore} -> OpenBefore
+        after 20000 -> error({no_connection, I})
+        end
+     || I <- [1, 2, 3], ok =:= release_previous(Holder, I)
+    ],
+    Holder ! {release, self()},
+    emqx_guard_ct_helper:wait_until(fun() ->
+        case emqx_guard_notify:status() of
+            #{email := #{event := backup_ok, state := failed}, queued := #{email := []}} -> true;
+            _ -> false
+        end
+    end),
+    ?assertEqual([0, 0, 0], Open),
+    %% no fourth connection: the first backup_ok was replaced by the second one
+    Holder ! {count, self()},
+    receive
+        {count, Holder, N} -> ?assertEqual(3, N)
+    after 5000 -> error(holder_silent)
+    end,
+    unlink(Acceptor),
+    exit(Acceptor, kill),
+    unlink(Holder),
+    exit(Holder, kill).
+
+release_previous(_Holder, 1) -> ok;
+release_previous(Holder, _) -> Holder ! {release, self()}, ok.
+
+hand_over(L, Holder) ->
+    {ok, S} = gen_tcp:accept(L),
+    ok = gen_tcp:controlling_process(S, Holder),
+    Holder ! {accepted, S},
+    hand_over(L, Holder).
+
+%% Keeps the accepted connections open (never answering) until told to close them; tells the
+%% test how many were still open when each new one arrived.
+holder(Test, Open) ->
+    holder(Test, Open, 0).
+
+holder(Test, Open, Count) ->
+    receive
+        {accepted, S} ->
+            Test ! {held, self(), length(Open)},
+            holder(Test, [S | Open], Count + 1);
+        {release, Test} ->
+            [gen_tcp:close(S) || S <- Open],
+            holder(Test, [], Count);
+        {count, Test} ->
+            Test ! {count, self(), Count},
+            holder(Test, Open, Count)
+    end.
+
+%% A webhook the receiver refuses: the warning names the target by scheme, host and port only.
+webhook_failure_log_shows_no_path(Config) ->
+    {Url, _Listener} = start_http([400]),
+    start_notify(
+        maps:merge(base_settings(), #{notify_webhook_url => Url, notify_on_success => true}),
+        #{backoff_ms => []}
+    ),
+    {ok, Id} = capture_logs(),
+    ok = emqx_guard_notify:notify(backup_ok, ok_facts(Config)),
+    #{state := failed} = final(webhook),
+    _ = emqx_guard_notify:status(),
+    ok = logger:remove_handler(Id),
+    Reports = collect_reports([]),
+    Logs = iolist_to_binary([io_lib:format("~tp~n", [R]) || R <- Reports]),
+    #{port := Port} = uri_string:parse(Url),
+    Shown = unicode:characters_to_binary(["http://127.0.0.1:", integer_to_list(Port), "/…"]),
+    ?assertMatch([#{target := Shown}], [R || #{msg := emqx_guard_notify_failed} = R <- Reports]),
+    ?assertNot(contains(Logs, <<"token=abc">>), Logs),
+    ?assertNot(contains(Logs, <<"/hook">>), Logs).
+
 blackhole(L, Test, Held) ->
     {ok, S} = gen_tcp:accept(L),
     Test ! {blackhole_accepted, self()},
@@ -649,6 +787,13 @@ logged(Id) ->
     _ = emqx_guard_notify:status(),
     ok = logger:remove_handler(Id),
     iolist_to_binary(collect_logs([])).
+
+collect_reports(Acc) ->
+    receive
+        {logged, #{msg := {report, R}}} when is_map(R) -> collect_reports([R | Acc]);
+        {logged, _} -> collect_reports(Acc)
+    after 0 -> lists:reverse(Acc)
+    end.
 
 collect_logs(Acc) ->
     receive

@@ -25,14 +25,18 @@
 %%     for their settings and adopts the newest: a node that joins, or comes back, takes over
 %%     what was set while it was away.</li>
 %% <li><b>Copies.</b> After a verified export the responsible node copies the tarball to every
-%%     other running core node (`emqx_guard_replica'); a core node that starts or sees a node
+%%     other running core node (`emqx_guard_replica'). The copies run in a job process of this
+%%     server, after the scheduler's run has finished (its result and notification never wait
+%%     for a copy): one job at a time; a backup that arrives while one runs waits, and only the
+%%     newest waits (a superseded one is fetched by the other nodes' catch-up, which they are
+%%     asked to run when the jobs are done); a core node that starts or sees a node
 %%     connect fetches the newest backups it lacks. The result of the last copy to each node is
 %%     kept here and told to every node, so `guard backup_status' shows the same everywhere.</li>
 %% </ul>
 %% The gen_server only keeps small state (the settings version, the exported instants,
 %% the copy results) and answers at once; it never calls another node. Everything that talks to
 %% other nodes runs in the caller's process (the scheduler's run worker, the `emqx ctl'
-%% process) or in a short-lived sync process. Nothing here may block the scheduler or crash.
+%% process) or in a process of this server (the sync, the copy job). Nothing here may block the scheduler or crash.
 %%
 %% Options (app env `cluster', a map): `sync_delay_ms' (default 2000), how long after a node
 %% connects the sync starts (EMQX's membership is updated a moment after the connection);
@@ -46,9 +50,9 @@
 -export([start_link/0, start_link/1]).
 -export([run/3]).
 -export([update_settings/1, update_local_settings/1, sync/0]).
--export([status/0, node_report/0, copy_results/0, record_copy/1]).
+-export([status/0, node_report/0, copy_results/0, record_copy/1, replicating/0]).
 %% Called on other nodes through erpc.
--export([settings_offer/0, version/0, adopt_settings/2, was_exported/1, note_exported/1, store_copy/1]).
+-export([request_sync/0, settings_offer/0, version/0, adopt_settings/2, was_exported/1, note_exported/1, store_copy/1]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
 
 -export_type([version/0, copy_result/0, skip_report/0]).
@@ -84,6 +88,10 @@
     sync_delay_ms :: non_neg_integer(),
     now :: fun(() -> integer()),
     syncing = undefined :: undefined | {pid(), reference()},
+    %% the copy job running, the newest backup waiting for it, whether one was dropped
+    replicating = undefined :: undefined | {pid(), reference()},
+    pending = undefined :: undefined | {map(), pos_integer()},
+    superseded = false :: boolean(),
     sync_again = false :: boolean()
 }).
 
@@ -104,7 +112,8 @@ start_link(Opts) when is_map(Opts) ->
 %% @doc One run of the scheduler, called in its worker process. `manual' runs here. A
 %% `scheduled' or `catchup' run of `Instant' runs here only when this node is responsible and
 %% gets the instant's lock; otherwise it is `{skipped, Report}'. After a good export the backup
-%% is copied to the other running core nodes (`copies' in the report).
+%% is handed to this node's copy job, which copies it to the other running core nodes after the
+%% run returned (the results show in `copy_results/0' and `guard backup_status').
 -spec run(manual | scheduled | catchup, undefined | integer(), emqx_guard_backup:run_opts()) ->
     {ok, map()} | {error, map()} | {skipped, skip_report()}.
 run(manual, _Instant, Args) ->
@@ -222,6 +231,11 @@ node_report() ->
 copy_results() ->
     gen_server:call(?SERVER, copy_results).
 
+%% @doc Whether this node's copy job is running or has a backup waiting.
+-spec replicating() -> boolean().
+replicating() ->
+    gen_server:call(?SERVER, replicating).
+
 %% @doc Records the result of a copy here and tells every other running node (asynchronously).
 -spec record_copy(copy_result()) -> ok.
 record_copy(Result) ->
@@ -231,6 +245,14 @@ record_copy(Result) ->
 %%--------------------------------------------------------------------
 %% Called on other nodes
 %%--------------------------------------------------------------------
+
+%% @doc Asks this node's server to sync now (pull settings, fetch the backups it lacks).
+-spec request_sync() -> ok.
+request_sync() ->
+    case whereis(?SERVER) of
+        undefined -> ok;
+        Pid -> Pid ! {?MODULE, sync}, ok
+    end.
 
 %% @doc This node's settings and their version.
 -spec settings_offer() -> {version(), emqx_guard_settings:settings()}.
@@ -328,6 +350,8 @@ handle_call({note_exported, Instant}, _From, St = #st{exported = Known}) ->
         true -> {reply, ok, St};
         false -> {reply, ok, save(St#st{exported = lists:sublist([Instant | Known], ?EXPORTED_MAX)})}
     end;
+handle_call(replicating, _From, St) ->
+    {reply, St#st.replicating =/= undefined orelse St#st.pending =/= undefined, St};
 handle_call(copy_results, _From, St) ->
     {reply, St#st.copies, St};
 handle_call(Request, _From, St) ->
@@ -337,6 +361,11 @@ handle_call(Request, _From, St) ->
 handle_cast({store_copy, Result = #{to := To}}, St = #st{copies = Copies}) ->
     _ = note_fresh_backup(Result),
     {noreply, St#st{copies = merge_copies(#{To => Result}, Copies)}};
+handle_cast({replicate, Report, Keep}, St = #st{replicating = undefined}) ->
+    {noreply, start_replication(Report, Keep, St)};
+handle_cast({replicate, Report, Keep}, St = #st{pending = Pending}) ->
+    %% newest wins: an older backup still waiting is dropped (the catch-up fetches it)
+    {noreply, St#st{pending = {Report, Keep}, superseded = St#st.superseded orelse Pending =/= undefined}};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -357,6 +386,24 @@ handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{syncing = {_, MRef}}
         true -> {noreply, start_sync(St1#st{sync_again = false})};
         false -> {noreply, St1}
     end;
+handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{replicating = {_, MRef}}) ->
+    case Reason of
+        normal -> ok;
+        _ -> ?LOG_WARNING(#{msg => emqx_guard_copy_job_failed, reason => Reason})
+    end,
+    St1 = St#st{replicating = undefined},
+    case St1 of
+        #st{pending = {Report, Keep}} ->
+            {noreply, start_replication(Report, Keep, St1#st{pending = undefined})};
+        #st{superseded = true} ->
+            %% a backup was dropped from the queue: the other core nodes fetch what they lack
+            _ = spawn(fun() ->
+                erpc:multicast(emqx_guard_emqx:running_core_nodes() -- [node()], ?MODULE, request_sync, [])
+            end),
+            {noreply, St1#st{superseded = false}};
+        _ ->
+            {noreply, St1}
+    end;
 handle_info(_Other, St) ->
     {noreply, St}.
 
@@ -375,10 +422,8 @@ format_status(Status) ->
     ).
 
 %% @private
-terminate(_Reason, #st{syncing = {Pid, _}}) ->
-    exit(Pid, kill),
-    ok;
-terminate(_Reason, _St) ->
+terminate(_Reason, St) ->
+    [exit(Pid, kill) || {Pid, _} <- [St#st.syncing, St#st.replicating]],
     ok.
 
 %%--------------------------------------------------------------------
@@ -406,15 +451,24 @@ exclusive_run(Instant, Cores, Args) ->
             backup_and_copy(Args)
     end.
 
+%% The copies are made by this node's copy job, after the run returned.
 backup_and_copy(Args) ->
     case emqx_guard_backup:run(Args) of
         {ok, Report} ->
-            Targets = emqx_guard_emqx:running_core_nodes() -- [node()],
-            Copies = emqx_guard_replica:replicate(Report, maps:get(keep, Args), Targets),
-            {ok, Report#{copies => Copies}};
+            gen_server:cast(?SERVER, {replicate, Report, maps:get(keep, Args)}),
+            {ok, Report};
         Other ->
             Other
     end.
+
+%% The targets are the core nodes running when the job starts.
+start_replication(Report, Keep, St) ->
+    {Pid, MRef} = spawn_monitor(fun() ->
+        Targets = emqx_guard_emqx:running_core_nodes() -- [node()],
+        _ = emqx_guard_replica:replicate(Report, Keep, Targets),
+        ok
+    end),
+    St#st{replicating = {Pid, MRef}}.
 
 %%--------------------------------------------------------------------
 %% Settings

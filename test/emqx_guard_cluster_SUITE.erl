@@ -22,7 +22,8 @@
     copies_stream_verify_and_clean_up/1,
     partial_copy_is_cleared_at_start/1,
     pushed_password_is_never_logged/1,
-    settings_survive_clock_skew/1
+    settings_survive_clock_skew/1,
+    run_finishes_before_its_copies/1
 ]).
 %% Run inside a peer.
 -export([
@@ -33,6 +34,7 @@
     peer_setup/3,
     peer_fire/1,
     peer_idle/0,
+    peer_run_idle/0,
     peer_backups/0,
     peer_ctl/1,
     peer_hold_lock/2,
@@ -54,7 +56,8 @@ all() ->
         copies_stream_verify_and_clean_up,
         partial_copy_is_cleared_at_start,
         pushed_password_is_never_logged,
-        settings_survive_clock_skew
+        settings_survive_clock_skew,
+        run_finishes_before_its_copies
     ].
 
 init_per_suite(Config) ->
@@ -318,6 +321,29 @@ settings_survive_clock_skew(Config) ->
         stop_started()
     end.
 
+%% The run (export, verify, prune) finishes, and reports, while its copy to a core node that
+%% cannot take it yet still waits; the copy completes afterwards and shows in the copy results.
+run_finishes_before_its_copies(Config) ->
+    [A, B] = names(["async_a", "async_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        NB = peer_node(B),
+        %% core_b's file server stops answering: a copy to it cannot even start
+        ok = peer_call(PB, sys, suspend, [file_server_2]),
+        Instant = ?T0 + ?MINUTE,
+        ok = peer_call(PA, ?MODULE, peer_fire, [Instant]),
+        wait_until(fun() -> peer_call(PA, ?MODULE, peer_run_idle, []) end),
+        #{last_run := #{result := ok, instant := Instant}} = status(PA),
+        ?assert(peer_call(PA, emqx_guard_cluster, replicating, [])),
+        ?assertEqual(error, maps:find(NB, peer_call(PA, emqx_guard_cluster, copy_results, []))),
+        ok = peer_call(PB, sys, resume, [file_server_2]),
+        wait_until(fun() -> not peer_call(PA, emqx_guard_cluster, replicating, []) end),
+        #{NB := #{result := ok, kind := replicate}} = peer_call(PA, emqx_guard_cluster, copy_results, []),
+        same_backups(PA, PB, 1)
+    after
+        stop_started()
+    end.
+
 %% An export in EMQX's layout (files only, one top directory named as the file) with a big table.
 big_export(Path, Base, Bytes) ->
     ok = filelib:ensure_dir(Path),
@@ -516,8 +542,13 @@ peer_fire(Instant) ->
     _ = emqx_guard_scheduler:status(),
     ok.
 
+%% No run, and no copy made or waiting here.
 -spec peer_idle() -> boolean().
 peer_idle() ->
+    peer_run_idle() andalso not emqx_guard_cluster:replicating().
+
+-spec peer_run_idle() -> boolean().
+peer_run_idle() ->
     maps:get(running, emqx_guard_scheduler:status()) =:= undefined.
 
 %% The export files in this node's backup dir: name => {sha256 of the bytes, permission bits}.

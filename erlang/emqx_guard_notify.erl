@@ -302,7 +302,7 @@ handle_info(_Other, St) ->
 
 %% @private
 %% Status and crash reports show any settings in the state or the last message redacted.
--spec format_status(map()) -> map().
+-spec format_status(gen_server:format_status()) -> gen_server:format_status().
 format_status(Status) ->
     maps:map(
         fun
@@ -346,10 +346,12 @@ dispatch(Channel, Event, Facts, Settings, St) ->
             Queue0 = maps:get(Channel, St#st.queued, []),
             Kind = kind(Event),
             {Superseded, Kept} = lists:partition(fun({E, _}) -> kind(E) =:= Kind end, Queue0),
-            [
-                ?LOG_INFO(#{msg => emqx_guard_notify_superseded, channel => Channel, event => Old, by => Event})
-             || {Old, _} <- Superseded
-            ],
+            lists:foreach(
+                fun({Old, _}) ->
+                    ?LOG_INFO(#{msg => emqx_guard_notify_superseded, channel => Channel, event => Old, by => Event})
+                end,
+                Superseded
+            ),
             St#st{queued = (St#st.queued)#{Channel => Kept ++ [{Event, Facts}]}}
     end.
 

@@ -297,7 +297,7 @@ terminate(_Reason, St) ->
 %% @private
 %% Status and crash reports show the settings (state, last message, sys log) redacted: the
 %% SMTP password never reaches a report.
--spec format_status(map()) -> map().
+-spec format_status(gen_server:format_status()) -> gen_server:format_status().
 format_status(Status) ->
     maps:map(
         fun

@@ -71,6 +71,8 @@
     file := binary(),
     at := integer(),
     kind := replicate | catch_up,
+    %% when the copied backup was made (the start of its run; else its file's mtime)
+    created => integer(),
     result := ok | {error, binary()}
 }.
 -type skip_report() :: #{
@@ -654,10 +656,13 @@ redact_term([H | T]) ->
 redact_term(Other) ->
     Other.
 
-%% A fresh backup verified on this node counts as a success for the dead-man watch here, so
-%% a node that takes over exporting knows when the cluster last had a good backup.
-note_fresh_backup(#{to := To, kind := replicate, result := ok, at := At}) when To =:= node() ->
-    emqx_guard_notify:backup_seen(At);
+%% A fresh backup verified on this node counts as a success for the dead-man watch here, as of
+%% when it was made, so a node that takes over exporting knows when the cluster last had a good
+%% backup. A catch-up copy (an older backup fetched) says nothing about that.
+note_fresh_backup(#{to := To, kind := replicate, result := ok, created := Created}) when
+    To =:= node(), is_integer(Created)
+->
+    emqx_guard_notify:backup_seen(Created);
 note_fresh_backup(_) ->
     ok.
 

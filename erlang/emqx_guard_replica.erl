@@ -17,7 +17,9 @@
 %% </ol>
 %% Either side gives up when the other dies or stays silent for `?IDLE_MS'; the receiver then
 %% deletes its temporary directory. Every copy's result is recorded through
-%% `emqx_guard_cluster:record_copy/1' on both sides.
+%% `emqx_guard_cluster:record_copy/1' on both sides, with its kind (`replicate' for a backup
+%% just exported, `catch_up' for a fetched older one) and the backup's creation time (the start
+%% of the run that exported it, sent with the copy; else the file's mtime).
 %%
 %% A core node that comes back fetches the newest backups it lacks (`catch_up/1'): it lists
 %% the backups of the other running core nodes and asks a node holding each missing one (among
@@ -41,17 +43,31 @@
 -define(EXPORT_RE, "^emqx-export-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{2}\\.[0-9]{3}\\.tar\\.gz$").
 
 -type copy_outcome() :: ok | {error, binary()}.
--type meta() :: #{name := binary(), size := non_neg_integer(), sha256 := binary(), mtime := integer()}.
+-type kind() :: replicate | catch_up.
+-type meta() :: #{
+    name := binary(),
+    size := non_neg_integer(),
+    sha256 := binary(),
+    mtime := integer(),
+    kind => kind(),
+    created_at => integer()
+}.
 
 %%--------------------------------------------------------------------
 %% Sender side
 %%--------------------------------------------------------------------
 
 %% @doc Copies a just verified backup (a report of `emqx_guard_backup:run/1': `path', `file',
-%% `sha256') to each of Targets, one after the other, and records each result. Never raises.
+%% `sha256', `started_at' as its creation time) to each of Targets, one after the other, and
+%% records each result. Never raises.
 -spec replicate(map(), pos_integer(), [node()]) -> [{node(), copy_outcome()}].
-replicate(#{path := Path, file := Name, sha256 := Sha}, Keep, Targets) ->
-    [{Node, push(Path, Name, Sha, Node, Keep, replicate)} || Node <- Targets];
+replicate(#{path := Path, file := Name, sha256 := Sha} = Report, Keep, Targets) ->
+    Created =
+        case Report of
+            #{started_at := T} when is_integer(T) -> T;
+            _ -> undefined
+        end,
+    [{Node, push(Path, Name, Sha, Node, Keep, replicate, Created)} || Node <- Targets];
 replicate(_Report, _Keep, _Targets) ->
     [].
 
@@ -64,15 +80,20 @@ push_named(Name, To, Keep) ->
         true ->
             Path = filename:join(backup_dir(), Name),
             case verify(Path) of
-                {ok, Sha} -> push(Path, Name, Sha, To, Keep, catch_up);
+                {ok, Sha} -> push(Path, Name, Sha, To, Keep, catch_up, undefined);
                 {error, Why} -> {error, <<"the source copy does not verify: ", Why/binary>>}
             end
     end.
 
-push(Path, Name, Sha, To, Keep, Kind) ->
+push(Path, Name, Sha, To, Keep, Kind, Created0) ->
+    Created =
+        case Created0 of
+            undefined -> mtime_ms(Path);
+            _ -> Created0
+        end,
     Outcome =
         try
-            send(Path, Name, Sha, To, Keep)
+            send(Path, #{name => bin(Name), sha256 => Sha, kind => Kind, created_at => Created}, To, Keep)
         catch
             Class:Reason ->
                 {error, text("copy crashed: ~tp:~0tP", [Class, Reason, 10])}
@@ -81,13 +102,13 @@ push(Path, Name, Sha, To, Keep, Kind) ->
         ok -> ?LOG_INFO(#{msg => emqx_guard_backup_copied, file => Name, to => To, kind => Kind});
         {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_backup_copy_failed, file => Name, to => To, kind => Kind, reason => Why})
     end,
-    record(To, node(), Name, Kind, Outcome),
+    record(To, node(), Name, Kind, Created, Outcome),
     Outcome.
 
-send(Path, Name, Sha, To, Keep) ->
+send(Path, Meta0, To, Keep) ->
     case file:read_file_info(Path, [{time, posix}]) of
         {ok, #file_info{size = Size, mtime = MTime}} ->
-            Meta = #{name => bin(Name), size => Size, sha256 => Sha, mtime => MTime},
+            Meta = Meta0#{size => Size, mtime => MTime},
             Ref = make_ref(),
             case erpc_call(To, start_receiver, [Meta, Keep, self(), Ref, node()]) of
                 {ok, {ok, Receiver}} when is_pid(Receiver) ->
@@ -234,7 +255,9 @@ receiver(Meta, Keep, Sender, Ref, From, Fd, Tmp, TmpDir, Final) ->
     _ = file:close(Fd),
     _ = file:del_dir_r(TmpDir),
     Sender ! {emqx_guard_copy_result, Ref, Result},
-    record(node(), From, maps:get(name, Meta), replicate, Result).
+    %% a sender that does not say is treated as a catch-up: it does not count as a fresh backup
+    Created = maps:get(created_at, Meta, maps:get(mtime, Meta) * 1000),
+    record(node(), From, maps:get(name, Meta), maps:get(kind, Meta, catch_up), Created, Result).
 
 receive_chunks(Fd, Sender, Ref, MRef, Bytes) ->
     receive
@@ -376,8 +399,10 @@ list_names() ->
 %% Helpers
 %%--------------------------------------------------------------------
 
-record(To, From, Name, Kind, Outcome) ->
-    Result = #{to => To, from => From, file => bin(Name), at => now_ms(), kind => Kind, result => Outcome},
+record(To, From, Name, Kind, Created, Outcome) ->
+    Result = #{
+        to => To, from => From, file => bin(Name), at => now_ms(), kind => Kind, created => Created, result => Outcome
+    },
     try
         emqx_guard_cluster:record_copy(Result)
     catch
@@ -411,6 +436,13 @@ backup_dir() ->
 
 now_ms() ->
     erlang:system_time(millisecond).
+
+%% The file's mtime in ms, or now when it cannot be read.
+mtime_ms(Path) ->
+    case file:read_file_info(Path, [{time, posix}]) of
+        {ok, #file_info{mtime = MTime}} -> MTime * 1000;
+        {error, _} -> now_ms()
+    end.
 
 text(Fmt, Args) ->
     unicode:characters_to_binary(io_lib:format(Fmt, Args)).

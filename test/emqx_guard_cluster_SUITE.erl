@@ -23,7 +23,8 @@
     partial_copy_is_cleared_at_start/1,
     pushed_password_is_never_logged/1,
     settings_survive_clock_skew/1,
-    run_finishes_before_its_copies/1
+    run_finishes_before_its_copies/1,
+    dead_man_counts_fresh_copies_only/1
 ]).
 %% Run inside a peer.
 -export([
@@ -57,7 +58,8 @@ all() ->
         partial_copy_is_cleared_at_start,
         pushed_password_is_never_logged,
         settings_survive_clock_skew,
-        run_finishes_before_its_copies
+        run_finishes_before_its_copies,
+        dead_man_counts_fresh_copies_only
     ].
 
 init_per_suite(Config) ->
@@ -340,6 +342,44 @@ run_finishes_before_its_copies(Config) ->
         wait_until(fun() -> not peer_call(PA, emqx_guard_cluster, replicating, []) end),
         #{NB := #{result := ok, kind := replicate}} = peer_call(PA, emqx_guard_cluster, copy_results, []),
         same_backups(PA, PB, 1)
+    after
+        stop_started()
+    end.
+
+%% The dead-man watch of a core that receives copies counts a fresh backup as of when it was
+%% made (not when its copy arrived), and not the older backups it fetches when it comes back.
+dead_man_counts_fresh_copies_only(Config) ->
+    [A, B] = names(["deadman_a", "deadman_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        NA = peer_node(A),
+        NB = peer_node(B),
+        %% the export takes 300 ms: its copy arrives at least that long after the run started
+        ok = peer_call(PA, emqx_mgmt_data_backup, set_mode, [{hang, 300}]),
+        fire_one(?T0 + ?MINUTE, [PA, PB]),
+        #{NB := #{kind := replicate, result := ok, created := Created, at := Arrived}} =
+            peer_call(PB, emqx_guard_cluster, copy_results, []),
+        ?assert(Created + 300 =< Arrived, {Created, Arrived}),
+        #{last_success := Seen} = peer_call(PB, emqx_guard_notify, status, []),
+        ?assertEqual(Created, Seen),
+
+        %% core_b is away for two fires, then fetches them: catch-up copies
+        ok = peer_call(PA, emqx_mgmt_data_backup, set_mode, [ok]),
+        ok = peer:stop(PB),
+        wait_until(fun() -> peer:call(PA, emqx_guard_emqx, running_core_nodes, []) =:= [NA] end),
+        fires(2, 3, [PA]),
+        #{B := PB2} = start_cluster([{B, core}], Config, ?T0 + 3 * ?MINUTE, [NA]),
+        wait_until(fun() -> map_size(peer_call(PB2, ?MODULE, peer_backups, [])) =:= 3 end),
+        Newest = list_to_binary(lists:max(maps:keys(peer_call(PA, ?MODULE, peer_backups, [])))),
+        wait_until(fun() ->
+            case peer_call(PB2, emqx_guard_cluster, copy_results, []) of
+                #{NB := #{file := Newest, result := ok}} -> true;
+                _ -> false
+            end
+        end),
+        #{NB := #{kind := catch_up}} = peer_call(PB2, emqx_guard_cluster, copy_results, []),
+        same_backups(PA, PB2, 3),
+        ?assertMatch(#{last_success := Seen}, peer_call(PB2, emqx_guard_notify, status, []))
     after
         stop_started()
     end.

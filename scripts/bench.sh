@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make bench`: figures for the NIF (benchmarks, not tests: nothing here passes or fails on time).
 #   1. next_fires per call through the NIF from Erlang vs the same calls in pure Rust;
-#   2. verify on a ~1 GiB export tarball vs `gzip -t` on the same file, with peak memory;
+#   2. verify on a ~1 GiB export tarball (about 5 GiB of compressible text, like a real export's
+#      mnesia dumps) vs `gzip -t` on the same file, with peak memory;
 #   3. prune of a directory of 100,000 export files vs `ls | sort | head -n -5 | xargs rm`.
 # Every ratio compares figures measured in this run, on this machine.
-# Knobs: BENCH_VERIFY_MIB (default 1024), BENCH_PRUNE_FILES (default 100000),
+# Knobs: BENCH_VERIFY_MIB (approximate compressed size of the verify tarball, default 1024; the
+#        content is 5 times that), BENCH_PRUNE_FILES (default 100000),
 #        BENCH_ITERATIONS (next_fires calls per case, default 20000), BENCH_TMPDIR (default $TMPDIR or /tmp).
 set -euo pipefail
 
@@ -26,9 +28,11 @@ cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
 
 echo "==> building the Rust bench examples and the Erlang bench module"
-"$CARGO" build --release --locked -q -p guard_core --example bench_next_fires --example bench_verify
+"$CARGO" build --release --locked -q -p guard_core --example bench_next_fires --example bench_verify \
+  --example bench_gen_export
 RUST_NF=$ROOT/target/release/examples/bench_next_fires
 RUST_VERIFY=$ROOT/target/release/examples/bench_verify
+RUST_GEN=$ROOT/target/release/examples/bench_gen_export
 mkdir -p "$WORK/ebin"
 erlc -o "$WORK/ebin" scripts/emqx_guard_bench.erl
 
@@ -68,21 +72,33 @@ done <<'CASES'
 CASES
 
 echo
-echo "== 2. verify on a ${VERIFY_MIB} MiB export tarball vs gzip -t"
+# The content: text like a real export's mnesia table dumps (Erlang terms with random ids,
+# topics, numbers and timestamps), which gzip -6 (its default level) compresses
+# about 5 times, so inflating it costs what inflating a real export costs.
+# (/dev/urandom content would be stored, not deflated, and inflating it would be nearly free.)
+PARTS=4
+PART_MIB=$(((VERIFY_MIB * 5 + PARTS - 1) / PARTS))
+echo "== 2. verify on a ~${VERIFY_MIB} MiB export tarball ($((PART_MIB * PARTS)) MiB of text) vs gzip -t"
 BASE=emqx-export-2026-01-01-00-00-00.000
 SRC=$WORK/src
 mkdir -p "$SRC/$BASE/mnesia"
 printf 'edition = ce\nversion = "5.3.2"\n' >"$SRC/$BASE/META.hocon"
-: >"$SRC/$BASE/cluster.hocon"
-echo "   generating (random data, so the gzip is about as large as the content)..."
-head -c "$((VERIFY_MIB * 1024 * 1024))" /dev/urandom >"$SRC/$BASE/mnesia/emqx_blob"
+printf 'node {\n  name = "emqx@127.0.0.1"\n  cookie = "emqxsecretcookie"\n}\n' >"$SRC/$BASE/cluster.hocon"
+echo "   generating $PARTS table dumps of $PART_MIB MiB of text and packing them with gzip -6..."
+members=("$BASE/META.hocon" "$BASE/cluster.hocon")
+for i in $(seq 1 "$PARTS"); do
+  "$RUST_GEN" "$SRC/$BASE/mnesia/emqx_table_$i" "$PART_MIB" "$i"
+  members+=("$BASE/mnesia/emqx_table_$i")
+done
+CONTENT=$(du -cb "$SRC/$BASE"/META.hocon "$SRC/$BASE"/cluster.hocon "$SRC/$BASE"/mnesia/* | awk 'END { print $1 }')
 # Files only, no directory entries: the layout of a real EMQX export.
-tar -C "$SRC" -cf - "$BASE/META.hocon" "$BASE/cluster.hocon" "$BASE/mnesia/emqx_blob" |
-  gzip -1 >"$WORK/$BASE.tar.gz"
+tar -C "$SRC" -cf - "${members[@]}" | gzip -6 >"$WORK/$BASE.tar.gz"
 rm -rf "$SRC"
 TARBALL=$WORK/$BASE.tar.gz
 SIZE=$(stat -c %s "$TARBALL")
-echo "   file: $(awk -v s="$SIZE" 'BEGIN { printf "%.1f MiB", s / 1048576 }') compressed"
+echo "   file: $(awk -v s="$SIZE" 'BEGIN { printf "%.1f MiB", s / 1048576 }') compressed," \
+  "$(awk -v s="$CONTENT" 'BEGIN { printf "%.1f MiB", s / 1048576 }') of content" \
+  "(ratio $(ratio "$CONTENT" "$SIZE"))"
 cat "$TARBALL" >/dev/null # same (warm) page cache for every reader
 
 if have_time; then
@@ -103,8 +119,7 @@ printf '   %-34s %8s s   peak RSS %s KiB (VmHWM of a process running only verify
 printf '   %-34s %8s s\n' "verify, NIF call from Erlang" "$erl_secs"
 echo "   result: ${rust_line#*result=}" | cut -c1-120
 echo "   ratio verify(NIF)/gzip -t: $(ratio "$erl_secs" "$gz_secs")x   verify(Rust)/gzip -t: $(ratio "$rust_secs" "$gz_secs")x"
-echo "   (verify also hashes the file with SHA-256 and walks the tar; gzip -t only inflates and checks the CRC;"
-echo "    random content is stored, not deflated, by gzip, so inflating it is cheap for both)"
+echo "   (verify also hashes the file with SHA-256 and walks the tar; gzip -t only inflates and checks the CRC)"
 rm -f "$TARBALL"
 
 echo
@@ -118,6 +133,18 @@ awk -v n="$PRUNE_FILES" 'BEGIN {
 }' >"$WORK/names"
 (cd "$WORK/nif" && xargs touch <"$WORK/names")
 (cd "$WORK/shell" && xargs touch <"$WORK/names")
+# prune counts only exports that verify toward the 5 it keeps (it verifies newest first and
+# deletes everything older without verifying it): the newest 5 are small real exports, the
+# older ones empty files.
+tail -n 5 "$WORK/names" | while read -r name; do
+  top=${name%.tar.gz}
+  mkdir -p "$WORK/mini/$top"
+  printf 'edition = ce\nversion = "5.3.2"\n' >"$WORK/mini/$top/META.hocon"
+  : >"$WORK/mini/$top/cluster.hocon"
+  tar -C "$WORK/mini" -cf - "$top/META.hocon" "$top/cluster.hocon" | gzip -6 >"$WORK/nif/$name"
+  cp "$WORK/nif/$name" "$WORK/shell/$name"
+done
+rm -rf "$WORK/mini"
 erl_line=$(erl_bench prune "$WORK/nif" 5)
 nif_secs=$(field seconds "$erl_line")
 t0=$(now_ns)
@@ -132,4 +159,5 @@ if [[ $nif_left != "$sh_left" ]] || ! diff -q <(ls "$WORK/nif") <(ls "$WORK/shel
   echo "   WARNING: the two methods kept different files" >&2
 fi
 echo "   ratio prune(NIF)/shell: $(ratio "$nif_secs" "$sh_secs")x"
-echo "   (prune also checks each name, stats every file, and re-checks each one right before unlinking it)"
+echo "   (prune also checks each name, stats every file, verifies the newest until 5 pass, and re-checks each"
+echo "    one right before unlinking it)"

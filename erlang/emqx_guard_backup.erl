@@ -6,7 +6,9 @@
 %%     the timeout are all failures);</li>
 %% <li>the new file's mode becomes 0600 at once (backups hold password hashes and API keys);</li>
 %% <li>`emqx_guard_nif:verify/1' of the new file;</li>
-%% <li>only if it verified: prune to the newest `keep' exports, never the new file.</li>
+%% <li>only if it verified: prune to the newest `keep' exports that verify, never the new file
+%%     (an unverified export newer than the oldest kept one is neither counted nor deleted, and is
+%%     reported in `prune_skipped').</li>
 %% </ol>
 %% The new file is made private (mode 0600) as soon as the export returns, before it is verified.
 %% A failed run deletes only what it made itself: the unverified file the export returned, or,
@@ -23,7 +25,7 @@
 -include_lib("kernel/include/file.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--export([run/1, list/1, prune_preview/2, format_error/1]).
+-export([run/1, list/1, prune_preview/2, prune_plan/2, format_error/1]).
 
 -type backup() :: #{
     name := binary(),
@@ -48,6 +50,7 @@
     version => binary(),
     pruned => [binary()],
     prune_failed => [{binary(), binary()}],
+    prune_skipped => [{binary(), binary()}],
     prune_error => binary(),
     mode_error => binary(),
     removed => [binary()],
@@ -169,17 +172,22 @@ make_private(Path, Name) ->
 
 prune(Dir, Keep, Protect) ->
     case nif(fun() -> emqx_guard_nif:prune(bin(Dir), Keep, bin(Protect), false) end) of
-        {ok, #{deleted := Deleted, failed := Failed}} ->
+        {ok, #{deleted := Deleted, failed := Failed} = Report} ->
             Names = [N || #{name := N} <- Deleted],
             FailedPairs = [{N, E} || #{name := N, error := E} <- Failed],
+            SkippedPairs = [{N, E} || #{name := N, error := E} <- maps:get(skipped_unverified, Report, [])],
             lists:foreach(
                 fun({N, E}) -> ?LOG_WARNING(#{msg => backup_prune_failed, file => N, error => E}) end,
                 FailedPairs
             ),
-            {Names, #{prune_failed => FailedPairs}};
+            lists:foreach(
+                fun({N, E}) -> ?LOG_WARNING(#{msg => backup_unverified_kept, file => N, error => E}) end,
+                SkippedPairs
+            ),
+            {Names, #{prune_failed => FailedPairs, prune_skipped => SkippedPairs}};
         {error, {_Reason, Detail}} ->
             ?LOG_WARNING(#{msg => backup_prune_failed, dir => Dir, error => Detail}),
-            {[], #{prune_failed => [], prune_error => Detail}}
+            {[], #{prune_failed => [], prune_skipped => [], prune_error => Detail}}
     end.
 
 %% The export-named entries (files and EMQX's staging directories) in Dir, or `unknown' when the
@@ -264,16 +272,34 @@ verified(Path) ->
         {error, {_, Detail}} -> {error, Detail}
     end.
 
-%% @doc What retention would delete in Dir now, keeping the newest Keep (oldest first).
-%% Nothing is deleted.
+%% @doc What retention would delete in Dir now, keeping the newest Keep that verify (oldest
+%% first). Nothing is deleted.
 -spec prune_preview(file:filename_all(), pos_integer()) -> {ok, [backup()]} | {error, binary()}.
 prune_preview(Dir, Keep) ->
-    with_dir(Dir, fun() ->
-        case nif(fun() -> emqx_guard_nif:prune(bin(Dir), Keep, undefined, true) end) of
-            {ok, #{deleted := Would}} -> {ok, Would};
-            {error, {_, Detail}} -> {error, Detail}
-        end
-    end).
+    case prune_plan(Dir, Keep) of
+        {ok, #{delete := Would}} -> {ok, Would};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Retention's plan for Dir now (nothing is deleted): `delete', the exports it would delete,
+%% and `skipped_unverified', the exports newer than the oldest kept verified one that do not
+%% verify (neither counted toward Keep nor deleted), each with the verifier's `error' line. Both
+%% lists oldest first.
+-spec prune_plan(file:filename_all(), pos_integer()) ->
+    {ok, #{delete := [backup()], skipped_unverified := [#{name := binary(), error := binary(), _ => _}]}}
+    | {error, binary()}.
+prune_plan(Dir, Keep) ->
+    case file:read_file_info(Dir) of
+        {error, enoent} ->
+            {ok, #{delete => [], skipped_unverified => []}};
+        _ ->
+            case nif(fun() -> emqx_guard_nif:prune(bin(Dir), Keep, undefined, true) end) of
+                {ok, #{deleted := Would} = Report} ->
+                    {ok, #{delete => Would, skipped_unverified => maps:get(skipped_unverified, Report, [])}};
+                {error, {_, Detail}} ->
+                    {error, Detail}
+            end
+    end.
 
 with_dir(Dir, F) ->
     case file:read_file_info(Dir) of

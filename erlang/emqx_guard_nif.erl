@@ -182,11 +182,15 @@ utc_offset(_Zone, _UnixMs) ->
 list_backups(_Dir) ->
     erlang:nif_error(not_loaded()).
 
-%% @doc Delete all but the newest Keep exports in Dir (Keep >= 1, else `bad_keep'), never
-%% Protect (a path, or `undefined'). With DryRun nothing is deleted and the result says what
-%% would be. Both lists are oldest first; a failed delete is reported and the rest continue.
+%% @doc Keep the newest Keep exports in Dir that verify (Keep >= 1, else `bad_keep') and delete
+%% every export older than the oldest of them, never Protect (a path, or `undefined'; it counts as
+%% one verified backup). Exports newer than that which do not verify are neither counted nor
+%% deleted: they are listed in `skipped_unverified' with the verifier's reason; when fewer than
+%% Keep verify nothing is deleted. With DryRun nothing is deleted and the result says what would
+%% be. All lists are oldest first; a failed delete is reported and the rest continue.
 -spec prune(Dir :: binary(), Keep :: integer(), Protect :: binary() | undefined, DryRun :: boolean()) ->
-    {ok, #{deleted := [backup()], failed := [failed_backup()]}} | error().
+    {ok, #{deleted := [backup()], failed := [failed_backup()], skipped_unverified := [failed_backup()]}}
+    | error().
 prune(_Dir, _Keep, _Protect, _DryRun) ->
     erlang:nif_error(not_loaded()).
 

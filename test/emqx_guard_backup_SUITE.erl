@@ -12,6 +12,7 @@
 -export([
     success_path/1,
     retention_keeps_newest_and_foreign_files/1,
+    retention_counts_only_verified_backups/1,
     export_error_tuple/1,
     export_exception/1,
     export_hang_is_killed/1,
@@ -49,6 +50,7 @@ groups() ->
         {backup_run, [], [
             success_path,
             retention_keeps_newest_and_foreign_files,
+            retention_counts_only_verified_backups,
             export_error_tuple,
             export_exception,
             export_hang_is_killed,
@@ -156,6 +158,30 @@ retention_keeps_newest_and_foreign_files(Config) ->
      || #{name := N} <- Listed
     ]),
     ?assertEqual([ok], lists:usort([V || #{verified := V} <- Listed])).
+
+%% Keep 2 with two good backups and junk under a far-future export name: the run keeps both good
+%% ones (the new one and the newer good one count, the junk does not), leaves the junk alone and
+%% says so; the dry run agrees.
+retention_counts_only_verified_backups(Config) ->
+    Dir = ?config(backup_dir, Config),
+    Good = [old_export(Dir, Day) || Day <- [1, 2]],
+    Junk = "emqx-export-2099-01-01-00-00-00.000.tar.gz",
+    ok = file:write_file(filename:join(Dir, Junk), <<"not an export">>),
+    {ok, R} = emqx_guard_backup:run(#{keep => 2, export_timeout => 30000}),
+    New = binary_to_list(maps:get(file, R)),
+    [First, Second] = Good,
+    ?assertEqual([list_to_binary(First)], maps:get(pruned, R)),
+    ?assertMatch([{<<"emqx-export-2099-01-01-00-00-00.000.tar.gz">>, <<_/binary>>}], maps:get(prune_skipped, R)),
+    ?assertEqual(lists:sort([Second, New, Junk]), ls(Dir)),
+    %% nothing more to delete; the plan names the junk
+    {ok, #{delete := [], skipped_unverified := [#{name := JunkName, error := Why}]}} =
+        emqx_guard_backup:prune_plan(Dir, 2),
+    ?assertEqual(list_to_binary(Junk), JunkName),
+    ?assertMatch({match, _}, re:run(Why, "gzip")),
+    ?assertEqual({ok, []}, emqx_guard_backup:prune_preview(Dir, 2)),
+    %% keep 1: the older good one goes, the junk (newer than the kept one) stays
+    {ok, #{delete := [#{name := SecondName}], skipped_unverified := [_]}} = emqx_guard_backup:prune_plan(Dir, 1),
+    ?assertEqual(list_to_binary(Second), SecondName).
 
 export_error_tuple(Config) ->
     Dir = ?config(backup_dir, Config),
@@ -365,9 +391,12 @@ list_and_preview_views(Config) ->
     {error, Why} = maps:get(verified, First),
     ?assert(is_binary(Why) andalso byte_size(Why) > 0),
     ?assertEqual([ok], lists:usort([V || #{verified := V} <- Rest])),
-    %% dry run: the 3 oldest of 8 would go with keep 5, nothing is deleted
+    %% dry run with keep 5: the broken newest one does not count, so the 2 oldest of the 7 good
+    %% ones would go; nothing is deleted
     {ok, Would} = emqx_guard_backup:prune_preview(Dir, 5),
-    ?assertEqual([list_to_binary(N) || N <- lists:sublist(Old, 3)], [N || #{name := N} <- Would]),
+    ?assertEqual([list_to_binary(N) || N <- lists:sublist(Old, 2)], [N || #{name := N} <- Would]),
+    {ok, #{delete := Would, skipped_unverified := [#{name := BrokenName}]}} = emqx_guard_backup:prune_plan(Dir, 5),
+    ?assertEqual(list_to_binary(Broken), BrokenName),
     ?assertEqual(lists:sort([Broken | Old]), ls(Dir)),
     {error, Refused} = emqx_guard_backup:prune_preview(Dir, 0),
     ?assert(is_binary(Refused)).

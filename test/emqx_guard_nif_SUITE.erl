@@ -286,9 +286,12 @@ paths_are_raw_bytes(Config) ->
     Raw = <<Dir/binary, "/caf", 16#e9, "-backups">>,
     ok = file:make_dir(Raw),
     Name = <<"emqx-export-2026-05-06-07-08-09.010.tar.gz">>,
-    ok = file:write_file(<<Raw/binary, "/", Name/binary>>, <<"abc">>),
+    %% a good export (prune verifies what it keeps), made elsewhere and moved in
+    Made = make_export(filename:join(?config(dir, Config), "made"), "emqx-export-2026-05-06-07-08-09.010", ok),
+    ok = file:rename(Made, <<Raw/binary, "/", Name/binary>>),
+    Size = filelib:file_size(<<Raw/binary, "/", Name/binary>>),
     ?assertMatch(
-        {ok, [#{name := Name, path := <<Raw:(byte_size(Raw))/binary, "/", Name/binary>>, size := 3}]},
+        {ok, [#{name := Name, path := <<Raw:(byte_size(Raw))/binary, "/", Name/binary>>, size := Size}]},
         emqx_guard_nif:list_backups(Raw)
     ),
     Older = <<"emqx-export-2025-05-06-07-08-09.010.tar.gz">>,
@@ -317,7 +320,10 @@ prune_keeps_newest(Config) ->
     ?assertEqual([bin(N) || N <- lists:reverse(lists:nthtail(3, Names))], [N || #{name := N} <- Left]),
     ?assert(filelib:is_regular(Other)),
     %% Nothing more to do.
-    ?assertEqual({ok, #{deleted => [], failed => []}}, emqx_guard_nif:prune(bin(Dir), 2, undefined, false)).
+    ?assertEqual(
+        {ok, #{deleted => [], failed => [], skipped_unverified => []}},
+        emqx_guard_nif:prune(bin(Dir), 2, undefined, false)
+    ).
 
 prune_dry_run_and_protect(Config) ->
     Dir = ?config(dir, Config),
@@ -572,7 +578,8 @@ make_backups(Dir, N) ->
         lists:flatten(io_lib:format("emqx-export-2026-03-04-05-~2..0w-00.000.tar.gz", [I]))
      || I <- lists:seq(1, N)
     ],
-    [write(filename:join(Dir, Name), <<"backup">>) || Name <- Names],
+    %% exports that verify: only those count toward Keep
+    [make_export(Dir, filename:basename(Name, ".tar.gz"), ok) || Name <- Names],
     Names.
 
 make_undeletable(Path) ->

@@ -1,4 +1,5 @@
-//! Which files in EMQX's backup directory are exports, and pruning them to the newest N.
+//! Which files in EMQX's backup directory are exports, and pruning them to the newest N that
+//! verify.
 //!
 //! Only regular files directly in the directory whose names are EMQX export names
 //! (`emqx-export-YYYY-MM-DD-HH-MM-SS.mmm.tar.gz`, see [`is_export_name`]) exist for retention.
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use chrono::NaiveDate;
+
+use crate::verify::verify;
 
 /// One export file in the backup directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,9 @@ pub struct PruneReport {
     pub deleted: Vec<Backup>,
     /// Files that could not be deleted, with a one-line reason; the other deletions went ahead.
     pub failed: Vec<(Backup, String)>,
+    /// Export files newer than the oldest kept verified backup that do not verify, with the
+    /// verifier's one-line reason: neither counted toward `keep` nor deleted.
+    pub skipped_unverified: Vec<(Backup, String)>,
 }
 
 /// Why listing or pruning could not start. [`RetentionError::reason`] is a stable short name;
@@ -191,14 +197,21 @@ pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
     Ok(found)
 }
 
-/// Deletes all but the newest `keep` exports in `dir`; returns what was deleted (or, when
-/// `dry_run`, what would be), oldest first.
+/// Keeps the newest `keep` exports in `dir` that verify and deletes every export older than the
+/// oldest of them; returns what was deleted (or, when `dry_run`, what would be), oldest first.
 ///
 /// - `keep` must be at least 1 (`bad_keep` otherwise).
-/// - `protect` (the backup just made) is never deleted, whatever its name, and counts as one of the
-///   `keep` when it is a regular file in `dir`. It is matched by file name: the name it was given
-///   with (whatever its directory, to stay on the safe side) and the name of its canonical path when
-///   that lies directly in `dir`.
+/// - Only backups that pass [`crate::verify::verify`] count toward `keep`. The exports are
+///   verified newest first until `keep` verified ones are found (or none are left). An export
+///   newer than the oldest kept verified one that does not verify is neither counted nor deleted:
+///   it is listed in [`PruneReport::skipped_unverified`]. Every export older than the oldest kept
+///   verified one is deleted, whether it verifies or not (it is not verified at all). When fewer
+///   than `keep` exports verify, nothing is deleted: a verified backup is never deleted to make
+///   room for an unverified one.
+/// - `protect` (the backup just made, which the caller has verified) is never deleted, whatever its
+///   name, and counts as one verified backup of the `keep` when it is a regular file in `dir`. It is
+///   matched by file name: the name it was given with (whatever its directory, to stay on the safe
+///   side) and the name of its canonical path when that lies directly in `dir`.
 /// - Each candidate is checked again with `symlink_metadata` right before removal and must still be
 ///   a regular file; only `dir/<export name>` is ever removed, so nothing outside `dir` is touched
 ///   and no symlink is followed.
@@ -244,10 +257,24 @@ fn prune_with_hook(
     } else {
         protected.len()
     };
-    let slots = keep.saturating_sub(kept_already);
 
     let mut report = PruneReport::default();
-    for backup in rest.into_iter().skip(slots).rev() {
+    // Newest first: verify until `keep` verified backups are kept; all older ones are doomed.
+    let mut verified = kept_already;
+    let mut doomed = Vec::new();
+    for backup in rest {
+        if verified >= keep {
+            doomed.push(backup);
+            continue;
+        }
+        match verify(&backup.path) {
+            Ok(_) => verified += 1,
+            Err(e) => report.skipped_unverified.push((backup, e.to_string())),
+        }
+    }
+    report.skipped_unverified.reverse();
+
+    for backup in doomed.into_iter().rev() {
         if dry_run {
             report.deleted.push(backup);
             continue;
@@ -347,9 +374,39 @@ mod tests {
         "emqx-export-2025-01-01-00-00-00.000.tar.gz",
     ];
 
+    /// A small export that verifies, in EMQX's layout: one top directory named as `name` without
+    /// `.tar.gz`, holding META.hocon and cluster.hocon.
+    fn export_bytes(name: &str) -> Vec<u8> {
+        let base = name.strip_suffix(".tar.gz").unwrap_or(name);
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut builder = tar::Builder::new(gz);
+        let meta: &[u8] = b"edition = ce\nversion = \"5.3.2\"\n";
+        for (path, data) in [
+            (format!("{base}/META.hocon"), meta),
+            (format!("{base}/cluster.hocon"), b"".as_slice()),
+        ] {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    /// A file named `name` that verifies (see [`export_bytes`]), with the given mtime.
     fn file(dir: &Path, name: &str, mtime_ms: u64) -> PathBuf {
+        write_with_mtime(dir, name, &export_bytes(name), mtime_ms)
+    }
+
+    /// A file named `name` that does not verify (not gzip), with the given mtime.
+    fn junk(dir: &Path, name: &str, mtime_ms: u64) -> PathBuf {
+        write_with_mtime(dir, name, b"junk, not an export", mtime_ms)
+    }
+
+    fn write_with_mtime(dir: &Path, name: &str, bytes: &[u8], mtime_ms: u64) -> PathBuf {
         let path = dir.join(name);
-        fs::write(&path, name.as_bytes()).unwrap();
+        fs::write(&path, bytes).unwrap();
         let f = fs::File::options().write(true).open(&path).unwrap();
         f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_millis(mtime_ms))
             .unwrap();
@@ -443,7 +500,7 @@ mod tests {
         assert_eq!(names(&listed), [NAMES[3], NAMES[1], NAMES[0]]);
         let first = &listed[0];
         assert_eq!(first.path, d.join(NAMES[3]));
-        assert_eq!(first.size, NAMES[3].len() as u64);
+        assert_eq!(first.size, export_bytes(NAMES[3]).len() as u64);
         assert_eq!(first.mtime_ms, 6_000);
     }
 
@@ -636,7 +693,7 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
-        assert_eq!(fs::read(&target).unwrap(), oldest_name.as_bytes());
+        assert_eq!(fs::read(&target).unwrap(), export_bytes(oldest_name));
     }
 
     #[test]
@@ -687,7 +744,7 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
-        assert_eq!(fs::read(&precious).unwrap(), b"precious");
+        assert_eq!(fs::read(&precious).unwrap(), export_bytes("precious"));
     }
 
     #[test]
@@ -703,5 +760,65 @@ mod tests {
         let report = prune_with_hook(d, 4, None, false, &mut hook).unwrap();
         assert_eq!(names(&report.deleted), [NAMES[1]]);
         assert!(report.failed.is_empty());
+    }
+
+    fn reasons(skipped: &[(Backup, String)]) -> Vec<&str> {
+        skipped.iter().map(|(b, _)| b.name.as_str()).collect()
+    }
+
+    #[test]
+    fn newer_junk_is_neither_counted_nor_deleted() {
+        // keep 2: two good backups, then junk with a far-future export name; the next run's new
+        // file must not cost the older good backup its place.
+        let dir = TempDir::new().unwrap();
+        let d = dir.path();
+        file(d, NAMES[0], 1_000);
+        file(d, NAMES[1], 2_000);
+        let future = "emqx-export-2099-01-01-00-00-00.000.tar.gz";
+        junk(d, future, 3_000);
+        let new = file(d, NAMES[2], 4_000);
+        let report = prune(d, 2, Some(&new), false).unwrap();
+        assert_eq!(names(&report.deleted), [NAMES[0]]);
+        assert!(report.failed.is_empty());
+        assert_eq!(reasons(&report.skipped_unverified), [future]);
+        assert!(
+            report.skipped_unverified[0].1.contains("gzip"),
+            "{:?}",
+            report.skipped_unverified
+        );
+        assert_eq!(on_disk(d), [NAMES[1], NAMES[2], future]);
+    }
+
+    #[test]
+    fn unverified_older_than_the_kept_ones_are_deleted() {
+        let dir = six();
+        let d = dir.path();
+        junk(d, NAMES[4], 1_700_000_004_000);
+        junk(d, NAMES[1], 1_700_000_001_000);
+        let dry = prune(d, 2, None, true).unwrap();
+        assert_eq!(names(&dry.deleted), [NAMES[0], NAMES[1], NAMES[2]]);
+        assert_eq!(reasons(&dry.skipped_unverified), [NAMES[4]]);
+        assert_eq!(on_disk(d), NAMES);
+        let real = prune(d, 2, None, false).unwrap();
+        assert_eq!(real, dry);
+        assert_eq!(on_disk(d), [NAMES[3], NAMES[4], NAMES[5]]);
+    }
+
+    #[test]
+    fn fewer_verified_than_keep_deletes_nothing() {
+        let dir = TempDir::new().unwrap();
+        let d = dir.path();
+        junk(d, NAMES[0], 1_000);
+        file(d, NAMES[1], 2_000);
+        junk(d, NAMES[2], 3_000);
+        file(d, NAMES[3], 4_000);
+        junk(d, NAMES[4], 5_000);
+        let report = prune(d, 3, None, false).unwrap();
+        assert!(report.deleted.is_empty());
+        assert_eq!(
+            reasons(&report.skipped_unverified),
+            [NAMES[0], NAMES[2], NAMES[4]]
+        );
+        assert_eq!(on_disk(d), &NAMES[..5]);
     }
 }

@@ -50,6 +50,7 @@ mod atoms {
         mtime,
         deleted,
         failed,
+        skipped_unverified,
         entries,
         bytes,
         version,
@@ -304,8 +305,10 @@ fn list_backups<'a>(env: Env<'a>, dir: Binary) -> NifResult<Term<'a>> {
 }
 
 /// `prune(Dir, Keep, Protect, DryRun)` ->
-/// `{ok, #{deleted := [Backup], failed := [Backup#{error := binary()}]}}`, oldest first.
-/// `Protect` is a path binary or `undefined`. A negative Keep is `bad_keep`. Dirty IO.
+/// `{ok, #{deleted := [Backup], failed := [Backup#{error := binary()}],
+/// skipped_unverified := [Backup#{error := binary()}]}}`, each oldest first. Only exports that
+/// verify count toward Keep (see `guard_core::retention::prune`). `Protect` is a path binary or
+/// `undefined`. A negative Keep is `bad_keep`. Dirty IO.
 #[rustler::nif(schedule = "DirtyIo")]
 fn prune<'a>(
     env: Env<'a>,
@@ -337,15 +340,21 @@ fn prune<'a>(
             .iter()
             .map(|b| backup_map(env, b))
             .collect::<NifResult<Vec<_>>>()?;
-        let failed = report
-            .failed
-            .iter()
-            .map(|(b, why)| backup_map(env, b)?.map_put(atoms::error(), one_line(why).as_ref()))
-            .collect::<NifResult<Vec<_>>>()?;
+        let with_error = |list: &[(Backup, String)]| {
+            list.iter()
+                .map(|(b, why)| backup_map(env, b)?.map_put(atoms::error(), one_line(why).as_ref()))
+                .collect::<NifResult<Vec<_>>>()
+        };
+        let failed = with_error(&report.failed)?;
+        let skipped = with_error(&report.skipped_unverified)?;
         Term::map_from_arrays(
             env,
-            &[atoms::deleted(), atoms::failed()],
-            &[deleted, failed],
+            &[
+                atoms::deleted(),
+                atoms::failed(),
+                atoms::skipped_unverified(),
+            ],
+            &[deleted.encode(env), failed.encode(env), skipped.encode(env)],
         )
     })
 }

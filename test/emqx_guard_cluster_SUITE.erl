@@ -24,7 +24,8 @@
     pushed_password_is_never_logged/1,
     settings_survive_clock_skew/1,
     run_finishes_before_its_copies/1,
-    dead_man_counts_fresh_copies_only/1
+    dead_man_counts_fresh_copies_only/1,
+    retention_runs_on_every_core/1
 ]).
 %% Run inside a peer.
 -export([
@@ -59,7 +60,8 @@ all() ->
         pushed_password_is_never_logged,
         settings_survive_clock_skew,
         run_finishes_before_its_copies,
-        dead_man_counts_fresh_copies_only
+        dead_man_counts_fresh_copies_only,
+        retention_runs_on_every_core
     ].
 
 init_per_suite(Config) ->
@@ -380,6 +382,44 @@ dead_man_counts_fresh_copies_only(Config) ->
         #{NB := #{kind := catch_up}} = peer_call(PB2, emqx_guard_cluster, copy_results, []),
         same_backups(PA, PB2, 3),
         ?assertMatch(#{last_success := Seen}, peer_call(PB2, emqx_guard_notify, status, []))
+    after
+        stop_started()
+    end.
+
+%% With fewer backups kept than fires, both cores end with exactly Keep backups, the same newest
+%% ones (retention runs where the copies arrive too); a core that lost its disk fetches only the
+%% cluster's newest Keep.
+retention_runs_on_every_core(Config) ->
+    [A, B] = names(["keep_a", "keep_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        ?assertEqual(["backup_keep = 3"], ctl(PA, ["backup_keep", "3"])),
+        Exported = lists:append([
+            begin
+                fire_one(?T0 + I * ?MINUTE, [PA, PB]),
+                [lists:max(maps:keys(peer_call(PA, ?MODULE, peer_backups, [])))]
+            end
+         || I <- lists:seq(1, 6)
+        ]),
+        ?assertEqual([6, 0], export_counts([PA, PB])),
+        ?assertEqual(6, length(lists:usort(Exported))),
+        same_backups(PA, PB, 3),
+        ?assertEqual(lists:nthtail(3, Exported), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, [])))),
+
+        %% five kept, two more fires: both hold the newest five
+        ?assertEqual(["backup_keep = 5"], ctl(PB, ["backup_keep", "5"])),
+        fire_one(?T0 + 7 * ?MINUTE, [PA, PB]),
+        fire_one(?T0 + 8 * ?MINUTE, [PA, PB]),
+        same_backups(PA, PB, 5),
+        Five = lists:sort(maps:keys(peer_call(PA, ?MODULE, peer_backups, []))),
+
+        %% core_b loses its disk; a catch-up keeping two fetches the newest two only
+        DirB = filename:join([?config(priv_dir, Config), B, "backup"]),
+        [ok = file:delete(filename:join(DirB, N)) || N <- Five],
+        Fetched = peer_call(PB, emqx_guard_replica, catch_up, [2]),
+        Newest2 = [list_to_binary(N) || N <- lists:nthtail(3, Five)],
+        ?assertEqual([{N, ok} || N <- Newest2], Fetched),
+        ?assertEqual(lists:nthtail(3, Five), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, []))))
     after
         stop_started()
     end.

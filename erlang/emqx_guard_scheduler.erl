@@ -51,6 +51,8 @@
 %% The longest delay erlang:send_after/3 accepts.
 -define(MAX_SEND_AFTER_MS, 16#FFFFFFFF).
 -define(CATCHUP_DELAY_MS, 60000).
+%% A last fired instant further ahead than this means the clock was wrong when it ran.
+-define(FUTURE_LAST_FIRED_MS, 86400000).
 -define(ALARM_RECOVERED, <<"emqx_guard: the last backup succeeded">>).
 
 -type trigger() :: scheduled | catchup | manual.
@@ -217,7 +219,7 @@ handle_call({update_settings, Changes}, _From, St = #st{settings = Old}) ->
             case emqx_guard_settings:save(New) of
                 ok ->
                     log_changes(Old, New),
-                    St1 = arm(St#st{settings = New}),
+                    St1 = arm(replan_catchup(St#st{settings = New})),
                     log_schedule(St1),
                     {reply, {ok, New}, St1};
                 {error, _} = Error ->
@@ -361,8 +363,20 @@ wait_for(Target, St) ->
 after_instant(St) ->
     Now = now(St),
     case last_fired(St) of
-        undefined -> Now;
-        Last -> max(Now, Last)
+        undefined ->
+            Now;
+        Last when Last > Now + ?FUTURE_LAST_FIRED_MS ->
+            %% An instant already run never runs again, so scheduled backups wait for it; say so,
+            %% as the clock was probably far ahead when that run happened.
+            ?LOG_WARNING(#{
+                msg => emqx_guard_last_fired_in_future,
+                last_fired => Last,
+                now => Now,
+                hint => <<"scheduled backups resume after this instant; backup_now still works">>
+            }),
+            Last;
+        Last ->
+            max(Now, Last)
     end.
 
 fire(Target, St) ->
@@ -426,6 +440,14 @@ maybe_catchup(St = #st{settings = S, saved = Saved}) ->
             ?LOG_WARNING(#{msg => emqx_guard_catchup_error, reason => Why}),
             St
     end.
+
+%% A planned catch-up follows the settings: a new schedule, zone or window (0 turns it off)
+%% decides again whether a missed instant is worth a run.
+replan_catchup(St = #st{catchup = undefined}) ->
+    St;
+replan_catchup(St = #st{catchup = {TRef, _Token, _Missed}}) ->
+    _ = safe_cancel(TRef, St),
+    maybe_catchup(St#st{catchup = undefined}).
 
 last_run_start(#{last_run := #{started_at := S}}) -> S;
 last_run_start(_) -> undefined.

@@ -18,6 +18,7 @@
     failure_raises_alarm_success_clears_it/1,
     catchup_after_restart_once/1,
     catchup_only_within_window/1,
+    catchup_follows_settings_changes/1,
     no_catchup_on_fresh_install/1,
     state_survives_restart/1,
     settings_change_rearms_at_once/1,
@@ -49,6 +50,7 @@ groups() ->
             failure_raises_alarm_success_clears_it,
             catchup_after_restart_once,
             catchup_only_within_window,
+            catchup_follows_settings_changes,
             no_catchup_on_fresh_install,
             state_survives_restart,
             settings_change_rearms_at_once,
@@ -264,6 +266,40 @@ catchup_after_restart_once(_Config) ->
     ?assertEqual(undefined, maps:get(catchup, emqx_guard_scheduler:status())),
     ?assertEqual(1, emqx_mgmt_data_backup:export_count()),
     _ = Wake.
+
+catchup_follows_settings_changes(_Config) ->
+    daily_noon_utc(),
+    ok = emqx_guard_settings:save_state(
+        (emqx_guard_settings:default_state())#{last_fired => utc({{2026, 11, 24}, {12, 0, 0}})}
+    ),
+    set_now({{2026, 11, 25}, {13, 0, 0}}),
+    start_app(fake_opts(#{catchup_delay_ms => 60000})),
+    Planned = next_timer(catchup),
+    ?assertEqual(#{instant => utc({{2026, 11, 25}, {12, 0, 0}})}, maps:get(catchup, emqx_guard_scheduler:status())),
+    %% turning catch-up off cancels the planned run: its timer message is now stale
+    ["backup_catchup = \"0\"" ++ _] = emqx_guard_ct_helper:ctl(["backup_catchup", "0"]),
+    ?assertEqual(undefined, maps:get(catchup, emqx_guard_scheduler:status())),
+    deliver(Planned),
+    wait_idle(),
+    ?assertEqual(0, emqx_mgmt_data_backup:export_count()),
+    %% catch-up is decided at start: turning it back on later plans nothing
+    ["backup_catchup = \"24h\""] = emqx_guard_ct_helper:ctl(["backup_catchup", "24h"]),
+    ?assertEqual(undefined, maps:get(catchup, emqx_guard_scheduler:status())),
+    stop_app(),
+    %% a new schedule while a catch-up is planned decides again which instant was missed
+    start_app(fake_opts(#{catchup_delay_ms => 60000})),
+    Old = next_timer(catchup),
+    ?assertEqual(#{instant => utc({{2026, 11, 25}, {12, 0, 0}})}, maps:get(catchup, emqx_guard_scheduler:status())),
+    ["backup_cron = \"0 9 * * *\"" | _] = emqx_guard_ct_helper:ctl(["backup_cron", "0 9 * * *"]),
+    ?assertEqual(#{instant => utc({{2026, 11, 25}, {9, 0, 0}})}, maps:get(catchup, emqx_guard_scheduler:status())),
+    New = next_timer(catchup),
+    deliver(Old),
+    deliver(New),
+    wait_idle(),
+    %% one run, for the instant of the new schedule
+    ?assertEqual(1, emqx_mgmt_data_backup:export_count()),
+    ?assertMatch(#{trigger := catchup}, maps:get(last_run, emqx_guard_scheduler:status())),
+    ?assertEqual(utc({{2026, 11, 25}, {9, 0, 0}}), maps:get(last_fired, emqx_guard_scheduler:status())).
 
 catchup_only_within_window(_Config) ->
     %% missed 12:00, now 13:00: outside a 30 minute window

@@ -329,17 +329,29 @@ print_last_run(Run = #{started_at := Started, duration_ms := Duration, result :=
 prune_dry_run() ->
     Dir = emqx_guard_emqx:backup_dir(),
     #{backup_keep := Keep, backup_timezone := Zone} = emqx_guard_scheduler:settings(),
-    case emqx_guard_backup:prune_preview(Dir, Keep) of
-        {ok, []} ->
-            line(text("Nothing to delete: retention keeps the newest ~B backup(s) in ~ts", [Keep, Dir]));
-        {ok, Doomed} ->
-            line(text("Retention (keep the newest ~B) would delete ~B backup(s) from ~ts (dry run, nothing deleted):", [
-                Keep, length(Doomed), Dir
-            ])),
-            lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, Doomed);
+    case emqx_guard_backup:prune_plan(Dir, Keep) of
+        {ok, #{delete := Doomed, skipped_unverified := Broken}} ->
+            case Doomed of
+                [] ->
+                    line(text("Nothing to delete: retention keeps the newest ~B backup(s) in ~ts", [Keep, Dir]));
+                _ ->
+                    line(text(
+                        "Retention (keep the newest ~B) would delete ~B backup(s) from ~ts (dry run, nothing deleted):",
+                        [Keep, length(Doomed), Dir]
+                    )),
+                    lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, Doomed)
+            end,
+            print_unverified(Zone, Broken);
         {error, Why} ->
             error_line(Why)
     end.
+
+%% Newer exports that do not verify: retention neither counts nor deletes them.
+print_unverified(_Zone, []) ->
+    ok;
+print_unverified(Zone, Broken) ->
+    line(text("Not counted as backups and left in place (~B do not verify):", [length(Broken)])),
+    lists:foreach(fun(B = #{error := Why}) -> line(backup_line(Zone, B#{verified => {error, Why}})) end, Broken).
 
 %%--------------------------------------------------------------------
 %% Formatting

@@ -342,7 +342,16 @@ prune_dry_run_deletes_nothing(_Config) ->
     ?assertEqual(lists:sublist(All, 2), [hd(string:lexemes(R, " ")) || R <- Rows]),
     %% name, size and time; no empty verification column left dangling
     [?assertEqual(string:trim(R, trailing), R) || R <- Rows],
-    ?assertEqual(All, backups()).
+    %% a newer export-named file that does not verify is neither counted nor deleted, and said so
+    Junk = "emqx-export-2099-01-01-00-00-00.000.tar.gz",
+    ok = file:write_file(filename:join(emqx_guard_emqx:backup_dir(), Junk), <<"not a tarball">>),
+    [Header2 | Rows2] = ctl(["backup_prune", "--dry-run"]),
+    ?assertEqual(Header, Header2),
+    ?assertEqual(Rows, lists:sublist(Rows2, length(Rows))),
+    ["Not counted as backups and left in place (1 do not verify):", JunkRow] = lists:nthtail(length(Rows), Rows2),
+    ?assertNotEqual(nomatch, string:prefix(JunkRow, "  " ++ Junk ++ "  ")),
+    ?assertNotEqual(nomatch, string:find(JunkRow, "NOT VERIFIED: ")),
+    ?assertEqual(lists:sort([Junk | All]), backups()).
 
 status_shows_everything(_Config) ->
     [_ | _] = ctl(["backup_timezone", "UTC"]),

@@ -12,6 +12,9 @@
 %% Usage (from the project root): escript scripts/readme_samples.escript
 -mode(compile).
 
+%% The port of the aiosmtpd server that stands for the operator's mail relay.
+-define(SMTP_PORT, 2525).
+
 %% {Show, Args}: Args exactly as emqx_ctl:run_command/1 receives them from the shell.
 commands() ->
     [
@@ -28,15 +31,21 @@ commands() ->
         {show, ["guard", "backup_catchup"]},
         {show, ["guard", "backup_catchup", "6h"]},
         {show, ["guard", "backup_now"]},
-        {hide, ["guard", "backup_now"]},
-        {hide, ["guard", "backup_now"]},
+        {show, ["guard", "backup_now"]},
+        {show, ["guard", "backup_now"]},
         {show, ["guard", "backup_list"]},
         {show, ["guard", "backup_status"]},
         {show, ["guard", "backup_keep", "2"]},
         {show, ["guard", "backup_prune", "--dry-run"]},
         {show, ["guard", "notify"]},
+        %% a relay on the node itself: the aiosmtpd server main/1 starts on ?SMTP_PORT
+        {show, ["guard", "notify_smtp", "server=127.0.0.1", "port=" ++ integer_to_list(?SMTP_PORT), "tls=none",
+            "from=emqx-guard@example.com"]},
         {show, ["guard", "notify_to", "ops@example.com"]},
-        {show, ["guard", "notify_on", "success=on"]}
+        {show, ["guard", "notify_on", "success=on"]},
+        {show, ["guard", "notify_test"]},
+        {show, ["guard", "notify_webhook", "https://hooks.example.com/services/T000/B000/XXXXXXXX"]},
+        {show, ["guard", "notify_webhook", "off"]}
     ].
 
 glob() -> ["bin", "data", "etc", "lib", "log", "releases"].
@@ -51,6 +60,7 @@ main(_) ->
     true = code:add_patha(filename:absname("_build/default/lib/emqx_guard/ebin")),
     true = code:add_patha(filename:absname(Standins)),
     Data = string:trim(os:cmd("mktemp -d /tmp/emqx_guard_samples.XXXXXX")),
+    Smtp = start_smtp(),
     try
         emqx:set_data_dir(Data),
         {ok, _} = emqx_ctl:start(),
@@ -59,7 +69,35 @@ main(_) ->
         ok = application:stop(emqx_guard),
         write_readme(lists:append(Blocks))
     after
+        stop_smtp(Smtp),
         os:cmd("rm -rf " ++ Data)
+    end.
+
+%% aiosmtpd's own command line server (it prints what it receives): `guard notify_test' then
+%% shows what a real server answered.
+start_smtp() ->
+    Port = open_port(
+        {spawn, "python3 -m aiosmtpd -n -l 127.0.0.1:" ++ integer_to_list(?SMTP_PORT)},
+        [exit_status, stderr_to_stdout]
+    ),
+    wait_for_smtp(50),
+    Port.
+
+wait_for_smtp(0) ->
+    fail("the aiosmtpd server did not start (python3 -m pip install aiosmtpd)");
+wait_for_smtp(N) ->
+    case gen_tcp:connect("127.0.0.1", ?SMTP_PORT, [], 200) of
+        {ok, S} ->
+            gen_tcp:close(S);
+        {error, _} ->
+            timer:sleep(100),
+            wait_for_smtp(N - 1)
+    end.
+
+stop_smtp(Port) ->
+    case erlang:port_info(Port, os_pid) of
+        {os_pid, Pid} -> os:cmd("kill " ++ integer_to_list(Pid));
+        undefined -> ok
     end.
 
 run(Show, Args, Data) ->

@@ -150,7 +150,7 @@ set(Changes, Show, ErrorHint) ->
         {ok, _New, Unreached} ->
             Show(),
             lists:foreach(
-                fun({Node, Why}) -> line(text("Warning: not applied on ~ts yet (it takes it over when it syncs): ~ts", [Node, Why])) end,
+                fun({Node, Why}) -> line(text("Warning: not applied on ~ts: ~ts", [Node, Why])) end,
                 Unreached
             );
         {error, Why} ->

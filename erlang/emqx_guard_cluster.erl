@@ -488,7 +488,7 @@ push_settings(Settings, Version, Nodes) ->
             {ok, {error, stale}} -> <<"refused: it holds settings from a later change, which replace this one "
                                       "on every node when the nodes sync; repeat the change to apply it">>;
             {ok, {error, Why}} when is_binary(Why) -> Why;
-            _ -> rpc_error(R)
+            _ -> <<(rpc_error(R))/binary, "; it takes the change over when it syncs with the cluster">>
         end}
      || {N, R} <- lists:zip(Nodes, Replies), R =/= {ok, ok}
     ].

@@ -164,7 +164,7 @@ set(Changes, ShowKeys) ->
                 {ok, _, Unreached} ->
                     show(ShowKeys),
                     lists:foreach(
-                        fun({N, Why}) -> line(["Warning: not applied on ", atom_to_binary(N, utf8), " yet: ", Why]) end,
+                        fun({N, Why}) -> line(["Warning: not applied on ", atom_to_binary(N, utf8), ": ", Why]) end,
                         Unreached
                     );
                 {error, Line} ->

@@ -342,7 +342,10 @@ run_finishes_before_its_copies(Config) ->
         ?assertEqual(error, maps:find(NB, peer_call(PA, emqx_guard_cluster, copy_results, []))),
         ok = peer_call(PB, sys, resume, [file_server_2]),
         wait_until(fun() -> not peer_call(PA, emqx_guard_cluster, replicating, []) end),
-        #{NB := #{result := ok, kind := replicate}} = peer_call(PA, emqx_guard_cluster, copy_results, []),
+        %% the waiting copy, or core_b's own catch-up when it syncs first after resuming: either
+        %% way the backup reached it (the replicate path itself is covered by the other cases)
+        #{NB := #{result := ok, kind := Kind}} = peer_call(PA, emqx_guard_cluster, copy_results, []),
+        ?assert(lists:member(Kind, [replicate, catch_up]), Kind),
         same_backups(PA, PB, 1)
     after
         stop_started()

@@ -53,18 +53,12 @@ on_config_changed(Old, New) ->
 apply_config(Old, New) when is_map(New) ->
     case emqx_guard_settings:validate_changes(New) of
         {ok, _} ->
-            apply_changed(changed(Old, New));
+            apply_changed(emqx_guard_settings:changed(Old, New));
         {error, _} = Error ->
             Error
     end;
 apply_config(_Old, _New) ->
     {error, <<"the plugin config must be a map">>}.
-
-%% The entries of New whose value is not the same in Old (a missing or non-map Old: all of New).
-changed(Old, New) when is_map(Old) ->
-    maps:filter(fun(Key, Value) -> maps:find(Key, Old) =/= {ok, Value} end, New);
-changed(_Old, New) ->
-    New.
 
 apply_changed(Changed) when map_size(Changed) =:= 0 ->
     ok;

@@ -412,16 +412,9 @@ handle_info(_Other, St) ->
 %% @private
 %% Crash reports and `sys:get_status/1' show the settings carried by a message (or kept in the
 %% state) with the password and the webhook credentials replaced.
+-spec format_status(gen_server:format_status()) -> gen_server:format_status().
 format_status(Status) ->
-    maps:map(
-        fun
-            (message, Msg) -> redact_message(Msg);
-            (state, State) -> redact_term(State);
-            (log, Log) when is_list(Log) -> [redact_term(E) || E <- Log];
-            (_, V) -> V
-        end,
-        Status
-    ).
+    emqx_guard_notify_config:redacted_status(Status).
 
 %% @private
 terminate(_Reason, St) ->
@@ -638,23 +631,7 @@ scheduler_settings() ->
 
 %% The settings of New that differ from Old, safe to log.
 changed(Old, New) ->
-    emqx_guard_notify_config:redacted(maps:filter(fun(K, V) -> maps:get(K, Old, undefined) =/= V end, New)).
-
-redact_message({'$gen_call', From, Request}) -> {'$gen_call', From, redact_message(Request)};
-redact_message({'$gen_cast', Request}) -> {'$gen_cast', redact_message(Request)};
-redact_message({adopt, Settings, Version}) -> {adopt, redact_term(Settings), Version};
-redact_message({update_local, Changes, Floor}) -> {update_local, redact_term(Changes), Floor};
-redact_message(Other) -> redact_term(Other).
-
-%% Any settings map found inside Term (tuples, lists, maps), redacted.
-redact_term(M) when is_map(M) ->
-    maps:map(fun(_, V) -> redact_term(V) end, emqx_guard_notify_config:redacted(M));
-redact_term(T) when is_tuple(T) ->
-    list_to_tuple(redact_term(tuple_to_list(T)));
-redact_term([H | T]) ->
-    [redact_term(H) | redact_term(T)];
-redact_term(Other) ->
-    Other.
+    emqx_guard_notify_config:redacted(emqx_guard_settings:changed(Old, New)).
 
 %% A fresh backup verified on this node counts as a success for the dead-man watch here, as of
 %% when it was made, so a node that takes over exporting knows when the cluster last had a good

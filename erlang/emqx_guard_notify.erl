@@ -304,15 +304,7 @@ handle_info(_Other, St) ->
 %% Status and crash reports show any settings in the state or the last message redacted.
 -spec format_status(gen_server:format_status()) -> gen_server:format_status().
 format_status(Status) ->
-    maps:map(
-        fun
-            (K, V) when K =:= state; K =:= message; K =:= log; K =:= reason ->
-                emqx_guard_notify_config:redacted_term(V);
-            (_K, V) ->
-                V
-        end,
-        Status
-    ).
+    emqx_guard_notify_config:redacted_status(Status).
 
 %% @private
 terminate(_Reason, St) ->

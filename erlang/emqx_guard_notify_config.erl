@@ -31,6 +31,7 @@
     smtp_config/2,
     redacted/1,
     redacted_term/1,
+    redacted_status/1,
     redacted_args/1,
     redacted_url/1,
     parse_bool/1
@@ -301,6 +302,19 @@ redacted_term([H | T]) ->
     [redacted_term(H) | redacted_term(T)];
 redacted_term(Other) ->
     Other.
+
+%% @doc For a gen_server's `format_status/1': the state, the last message, the sys log and the
+%% crash reason with every settings map in them redacted, so neither `sys:get_status/1' nor a
+%% crash report shows the password.
+-spec redacted_status(gen_server:format_status()) -> gen_server:format_status().
+redacted_status(Status) ->
+    maps:map(
+        fun
+            (K, V) when K =:= state; K =:= message; K =:= log; K =:= reason -> redacted_term(V);
+            (_K, V) -> V
+        end,
+        Status
+    ).
 
 %% @doc Command-line arguments with secrets hidden: `password=...' becomes `password=******',
 %% a URL is cut as `redacted_url/1' does. Other arguments stay as they are.

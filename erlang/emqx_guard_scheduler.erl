@@ -301,19 +301,11 @@ terminate(_Reason, St) ->
 %% SMTP password never reaches a report.
 -spec format_status(gen_server:format_status()) -> gen_server:format_status().
 format_status(Status) ->
-    maps:map(
-        fun
-            (K, V) when K =:= state; K =:= message; K =:= log; K =:= reason ->
-                emqx_guard_notify_config:redacted_term(V);
-            (_K, V) ->
-                V
-        end,
-        Status
-    ).
+    emqx_guard_notify_config:redacted_status(Status).
 
 %% Logs only the keys that changed, old and new value, secrets redacted.
 log_changes(Old, New) ->
-    Changed = [K || {K, V} <- maps:to_list(New), maps:get(K, Old, undefined) =/= V],
+    Changed = maps:keys(emqx_guard_settings:changed(Old, New)),
     ?LOG_INFO(#{
         msg => emqx_guard_settings_changed,
         old => emqx_guard_notify_config:redacted(maps:with(Changed, Old)),

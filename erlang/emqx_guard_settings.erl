@@ -23,6 +23,7 @@
     keys/0,
     validate/2,
     validate_changes/1,
+    changed/2,
     from_config/1,
     to_config/1,
     parse_duration/1,
@@ -140,6 +141,14 @@ validate_changes([{RawKey, Raw} | Rest], Acc) ->
         error ->
             {error, iolist_to_binary(io_lib:format("unknown setting ~ts", [key_text(RawKey)]))}
     end.
+
+%% @doc The entries of New whose value differs from Old (all of New when Old is not a map):
+%% what a change really changes, for applying a dashboard save and for logging.
+-spec changed(map() | term(), map()) -> map().
+changed(Old, New) when is_map(Old) ->
+    maps:filter(fun(Key, Value) -> maps:find(Key, Old) =/= {ok, Value} end, New);
+changed(_Old, New) ->
+    New.
 
 %% @doc Builds complete settings from a plugin config map (binary keys, as in
 %% `priv/config.hocon'); missing keys take their defaults.

@@ -550,18 +550,7 @@ same_backups(P1, P2, N) ->
     ?assertEqual([8#600], lists:usort([Mode || {_Sha, Mode} <- maps:values(B1)])).
 
 wait_until(Fun) ->
-    wait_until(Fun, 1000).
-
-wait_until(Fun, 0) ->
-    error({condition_never_true, erlang:fun_info(Fun, name)});
-wait_until(Fun, N) ->
-    case Fun() of
-        true ->
-            ok;
-        false ->
-            timer:sleep(20),
-            wait_until(Fun, N - 1)
-    end.
+    emqx_guard_ct_helper:wait_until(Fun).
 
 %%--------------------------------------------------------------------
 %% Run inside a peer

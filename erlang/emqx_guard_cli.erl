@@ -10,6 +10,9 @@
 
 -export([cmd/1, usage_lines/0, looks_glob_expanded/1, format_size/1, format_ms/1]).
 
+%% How recently a file that does not verify must have been written to count as the one a running
+%% backup is still writing.
+-define(WRITING_WINDOW_MS, 60000).
 -define(PREVIEW_FIRES, 3).
 
 %% @doc The callback registered with emqx_ctl: `Args' is the list of charlists
@@ -251,10 +254,25 @@ backup_list() ->
             line(text("No backups in ~ts", [Dir]));
         {ok, Backups} ->
             line(text("~B backup(s) in ~ts, newest first:", [length(Backups), Dir])),
-            lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, Backups);
+            Running = maps:get(running, emqx_guard_scheduler:status()),
+            lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, mark_in_progress(Running, Backups));
         {error, Why} ->
             error_line(Why)
     end.
+
+%% While a backup runs, an export that does not verify yet and was written to within the last
+%% minute is the one EMQX is still writing: not a fault, and not worth an alarming line.
+mark_in_progress(undefined, Backups) ->
+    Backups;
+mark_in_progress(#{started_at := _}, Backups) ->
+    Recent = os:system_time(millisecond) - ?WRITING_WINDOW_MS,
+    [
+        case B of
+            #{verified := {error, _}, mtime := MTime} when MTime >= Recent -> B#{verified => in_progress};
+            _ -> B
+        end
+     || B <- Backups
+    ].
 
 backup_line(Zone, B = #{name := Name, size := Size, mtime := MTime}) ->
     Columns = [Name, format_size(Size), emqx_guard_schedule:format_in_zone(Zone, MTime)],
@@ -263,6 +281,7 @@ backup_line(Zone, B = #{name := Name, size := Size, mtime := MTime}) ->
         case maps:get(verified, B, undefined) of
             ok -> [<<"verified">>];
             {error, Why} -> [text("NOT VERIFIED: ~ts", [Why])];
+            in_progress -> [<<"being written by the running backup">>];
             undefined -> []
         end,
     iolist_to_binary(["  ", lists:join("  ", Columns ++ Verified)]).

@@ -268,6 +268,16 @@ backup_now_refused_while_running(_Config) ->
     [Refused] = ctl(["backup_now"]),
     ?assertMatch("Error: a backup is already running (started 2026-11-25 " ++ _, Refused),
     ?assertNotEqual(nomatch, string:find(Refused, "not starting another one")),
+    %% the export still being written while the run goes on is listed as such, while a broken
+    %% file that nothing writes to any more is still shown as not verified
+    Broken = filename:join(emqx_guard_emqx:backup_dir(), "emqx-export-2026-01-01-00-00-00.000.tar.gz"),
+    ok = file:write_file(Broken, <<31, 139, 8, 0>>),
+    ok = file:change_time(Broken, calendar:system_time_to_local_time(erlang:system_time(second) - 3600, second)),
+    wait_until(fun() -> length([N || N <- backups(), lists:suffix(".tar.gz", N)]) =:= 2 end),
+    ["2 backup(s) in " ++ _, WritingLine, BrokenLine] = ctl(["backup_list"]),
+    ?assertNotEqual(nomatch, string:find(WritingLine, "being written by the running backup"), WritingLine),
+    ?assertNotEqual(nomatch, string:find(BrokenLine, "NOT VERIFIED: "), BrokenLine),
+    ok = file:delete(Broken),
     receive
         {first, {ok, Out}} -> ?assertNotEqual(nomatch, string:find(Out, "Backup done in"))
     after 30000 -> error(first_backup_never_finished)

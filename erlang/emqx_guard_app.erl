@@ -17,6 +17,8 @@
 %% @doc Starts the supervision tree and registers the `guard' command.
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_Type, _Args) ->
+    %% the settings file may have changed while the plugin was stopped
+    ok = emqx_guard_settings:forget(),
     case emqx_guard_sup:start_link() of
         {ok, Sup} ->
             ok = emqx_guard_emqx:register_command(emqx_guard_cli, cmd),
@@ -29,7 +31,7 @@ start(_Type, _Args) ->
 -spec stop(term()) -> ok.
 stop(_State) ->
     _ = emqx_guard_emqx:unregister_command(),
-    ok.
+    emqx_guard_settings:forget().
 
 %% @doc Validates the config the dashboard saved (binary keys) and applies the keys whose value
 %% differs between Old and New. The dashboard's copy never sees changes made with

@@ -33,6 +33,7 @@
     prune/4,
     verify/1,
     send_mail/3,
+    is_export_name/1,
     panic_probe/0
 ]).
 
@@ -217,6 +218,12 @@ verify(_Path) ->
 -spec send_mail(Config :: map(), Subject :: binary(), Body :: binary()) ->
     {ok, ServerAnswer :: binary()} | error().
 send_mail(_Config, _Subject, _Body) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc Whether Name is exactly an EMQX export name (`emqx-export-YYYY-MM-DD-HH-MM-SS.mmm.tar.gz',
+%% a real date): the one rule for which files retention, listing and copies may touch.
+-spec is_export_name(Name :: binary()) -> boolean().
+is_export_name(_Name) ->
     erlang:nif_error(not_loaded()).
 
 %% @doc Always panics inside Rust; the call raises `error(nif_panicked)'. For tests.

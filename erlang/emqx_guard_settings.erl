@@ -19,6 +19,8 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([
+    get/0,
+    forget/0,
     defaults/0,
     keys/0,
     validate/2,
@@ -69,6 +71,32 @@
 -define(RUN_FIELDS, [
     started_at, duration_ms, trigger, result, instant, file, path, size, sha256, pruned, error, warning
 ]).
+
+%% The settings in use, kept in memory (read from the file once, replaced on every save).
+-define(CACHE, {?MODULE, settings}).
+
+%%--------------------------------------------------------------------
+%% The settings in use
+%%--------------------------------------------------------------------
+
+%% @doc The settings in use: read from the settings file the first time, then from memory;
+%% `save/1' replaces them. The one way the plugin's modules read their settings.
+-spec get() -> settings().
+get() ->
+    case persistent_term:get(?CACHE, undefined) of
+        undefined ->
+            Settings = load(),
+            persistent_term:put(?CACHE, Settings),
+            Settings;
+        Settings ->
+            Settings
+    end.
+
+%% @doc Drops the settings kept in memory (the plugin stops; the next `get/0' reads the file).
+-spec forget() -> ok.
+forget() ->
+    _ = persistent_term:erase(?CACHE),
+    ok.
 
 %%--------------------------------------------------------------------
 %% Defaults and keys
@@ -414,7 +442,13 @@ nif_available() ->
 %% @doc Stores the settings atomically.
 -spec save(settings()) -> ok | {error, binary()}.
 save(Settings) ->
-    write_term_file(settings_file(), {emqx_guard_settings, ?FORMAT_VSN, Settings}).
+    case write_term_file(settings_file(), {emqx_guard_settings, ?FORMAT_VSN, Settings}) of
+        ok ->
+            persistent_term:put(?CACHE, Settings),
+            ok;
+        {error, _} = Error ->
+            Error
+    end.
 
 %% @doc The run state of a fresh install.
 -spec default_state() -> run_state().

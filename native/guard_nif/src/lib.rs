@@ -383,6 +383,14 @@ fn verify<'a>(env: Env<'a>, path: Binary) -> NifResult<Term<'a>> {
     })
 }
 
+/// `is_export_name(Name)` -> `true | false`: whether Name is exactly an EMQX export name
+/// (`emqx-export-YYYY-MM-DD-HH-MM-SS.mmm.tar.gz`, a real date), the one rule for which files
+/// retention, listing and copies may touch ([`retention::is_export_name`]). Not UTF-8 is `false`.
+#[rustler::nif]
+fn is_export_name(name: Binary) -> bool {
+    std::str::from_utf8(name.as_slice()).is_ok_and(retention::is_export_name)
+}
+
 /// `panic_probe()`: always panics, so that tests prove a panic becomes the Erlang error
 /// `nif_panicked` and the node carries on.
 #[rustler::nif]

@@ -1,0 +1,115 @@
+%% @doc The Rust core as the rest of the plugin calls it: `emqx_guard_nif' with every failure
+%% kept as a tagged term, never an exception.
+%%
+%% Each function has the signature of its `emqx_guard_nif' namesake (see the contract table in
+%% docs/design.md) and returns what the NIF returns, `{ok, Value}' or
+%% `{error, {Reason, Detail}}' with the NIF's stable reason atom and its one-line Detail. What
+%% the NIF raises becomes an error of the same shape:
+%% <ul>
+%% <li>`nif_not_loaded': the library could not be loaded (Detail says which file and why);</li>
+%% <li>`nif_panicked': a Rust panic;</li>
+%% <li>`badarg': an argument the NIF refuses (e.g. an instant out of range from a damaged file);</li>
+%% <li>`nif_failed': anything else.</li>
+%% </ul>
+%% Callers match on the reason atoms; the Detail is the text a person reads.
+-module(emqx_guard_core).
+
+-include_lib("kernel/include/logger.hrl").
+
+-export([
+    validate/1,
+    next_fires/4,
+    describe/1,
+    resolve_zone/1,
+    utc_offset/2,
+    list_backups/1,
+    prune/4,
+    verify/1,
+    send_mail/3,
+    is_export_name/1,
+    usable/0
+]).
+
+-type error() :: {error, {Reason :: atom(), Detail :: binary()}}.
+-export_type([error/0]).
+
+%% @doc `emqx_guard_nif:validate/1'.
+-spec validate(binary()) -> {ok, binary()} | error().
+validate(Expr) -> guarded(fun() -> emqx_guard_nif:validate(Expr) end).
+
+%% @doc `emqx_guard_nif:next_fires/4'.
+-spec next_fires(binary(), binary(), integer(), integer()) -> {ok, [integer()]} | error().
+next_fires(Expr, Zone, After, N) -> guarded(fun() -> emqx_guard_nif:next_fires(Expr, Zone, After, N) end).
+
+%% @doc `emqx_guard_nif:describe/1'.
+-spec describe(binary()) -> {ok, binary()} | error().
+describe(Expr) -> guarded(fun() -> emqx_guard_nif:describe(Expr) end).
+
+%% @doc `emqx_guard_nif:resolve_zone/1'.
+-spec resolve_zone(binary()) -> {ok, binary()} | error().
+resolve_zone(Zone) -> guarded(fun() -> emqx_guard_nif:resolve_zone(Zone) end).
+
+%% @doc `emqx_guard_nif:utc_offset/2'.
+-spec utc_offset(binary(), integer()) -> {ok, integer()} | error().
+utc_offset(Zone, Ms) -> guarded(fun() -> emqx_guard_nif:utc_offset(Zone, Ms) end).
+
+%% @doc `emqx_guard_nif:list_backups/1'.
+-spec list_backups(file:filename_all()) -> {ok, [emqx_guard_nif:backup()]} | error().
+list_backups(Dir) -> guarded(fun() -> emqx_guard_nif:list_backups(bin(Dir)) end).
+
+%% @doc `emqx_guard_nif:prune/4'.
+-spec prune(file:filename_all(), integer(), file:filename_all() | undefined, boolean()) -> {ok, map()} | error().
+prune(Dir, Keep, Protect, DryRun) ->
+    guarded(fun() -> emqx_guard_nif:prune(bin(Dir), Keep, bin(Protect), DryRun) end).
+
+%% @doc `emqx_guard_nif:verify/1'.
+-spec verify(file:filename_all()) -> {ok, emqx_guard_nif:verified()} | error().
+verify(Path) -> guarded(fun() -> emqx_guard_nif:verify(bin(Path)) end).
+
+%% @doc `emqx_guard_nif:send_mail/3'.
+-spec send_mail(map(), binary(), binary()) -> {ok, binary()} | error().
+send_mail(Config, Subject, Body) -> guarded(fun() -> emqx_guard_nif:send_mail(Config, Subject, Body) end).
+
+%% @doc Whether Name is an EMQX export name (`emqx_guard_nif:is_export_name/1'); `false' when the
+%% core cannot answer (then no file is treated as a backup).
+-spec is_export_name(file:filename_all()) -> boolean().
+is_export_name(Name) ->
+    case guarded(fun() -> {ok, emqx_guard_nif:is_export_name(bin(Name))} end) of
+        {ok, true} -> true;
+        _ -> false
+    end.
+
+%% @doc Whether the core answers at all (its library is loaded and works).
+-spec usable() -> boolean().
+usable() ->
+    element(1, validate(<<"* * * * *">>)) =:= ok.
+
+%%--------------------------------------------------------------------------------------------
+
+guarded(Call) ->
+    try Call() of
+        {ok, _} = Ok ->
+            Ok;
+        {error, {Reason, Detail}} = Error when is_atom(Reason), is_binary(Detail) ->
+            Error;
+        Other ->
+            {error, {nif_failed, text("unexpected answer from the emqx_guard core: ~0tP", [Other, 10])}}
+    catch
+        error:{nif_not_loaded, Path, Why} ->
+            {error, {nif_not_loaded, text("the emqx_guard core (~ts) is not loaded: ~0tp", [Path, Why])}};
+        error:nif_panicked ->
+            ?LOG_ERROR(#{msg => emqx_guard_core_panicked}),
+            {error, {nif_panicked, <<"the emqx_guard core failed (a panic in the native code)">>}};
+        error:badarg ->
+            {error, {badarg, <<"the emqx_guard core refused these arguments (a value out of range?)">>}};
+        Class:Reason ->
+            ?LOG_ERROR(#{msg => emqx_guard_core_call_failed, exception => Class, reason => Reason}),
+            {error, {nif_failed, text("the emqx_guard core is not usable: ~0tP", [Reason, 10])}}
+    end.
+
+bin(undefined) -> undefined;
+bin(B) when is_binary(B) -> B;
+bin(L) -> unicode:characters_to_binary(L).
+
+text(Fmt, Args) ->
+    unicode:characters_to_binary(io_lib:format(Fmt, Args)).

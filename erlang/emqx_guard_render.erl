@@ -1,0 +1,91 @@
+%% @doc How emqx_guard writes times, sizes and durations for people: the one home for these
+%% formats, used by the command line, the notifications and the logs.
+%%
+%% <ul>
+%% <li>An instant: `2026-11-29 12:00:00 +01:00' (`instant/2', `in_zone/2'), and for machines
+%%     (the webhook's JSON) ISO 8601 `2026-11-29T12:00:00+01:00' (`iso8601/2').</li>
+%% <li>A size in binary units, one decimal from KiB on: `512 B', `1.5 MiB' (`size/1').</li>
+%% <li>A run's duration: `850 ms', `12.3 s', `4 min 5 s' (`duration_ms/1').</li>
+%% <li>A setting's duration, the shortest exact text: `24h', `90m', `45s', `0'
+%%     (`duration_s/1'; `emqx_guard_settings:parse_duration/1' reads it back).</li>
+%% </ul>
+-module(emqx_guard_render).
+
+-export([instant/2, in_zone/2, iso8601/2, size/1, duration_ms/1, duration_s/1]).
+
+%% Seconds from year 0 (the calendar module's epoch) to 1970-01-01.
+-define(UNIX_EPOCH_S, 62167219200).
+
+%% @doc UnixMs shifted by OffsetSeconds, written `YYYY-MM-DD HH:MM:SS +HH:MM'.
+-spec instant(integer(), integer()) -> binary().
+instant(Ms, OffsetSeconds) ->
+    {Date, Time} = local(Ms, OffsetSeconds),
+    fmt("~ts ~ts ~ts", [date_text(Date), time_text(Time), offset_text(OffsetSeconds)]).
+
+%% @doc UnixMs in Zone (an IANA name or `local') with the zone's offset at that instant, e.g.
+%% `2026-11-29 12:00:00 +01:00'. When the zone cannot be used the instant is written in UTC.
+-spec in_zone(binary(), integer()) -> binary().
+in_zone(Zone, Ms) ->
+    instant(Ms, offset(Zone, Ms)).
+
+%% @doc UnixMs shifted by OffsetSeconds as ISO 8601 with seconds: `2026-11-29T12:00:00+01:00'.
+-spec iso8601(integer(), integer()) -> binary().
+iso8601(Ms, OffsetSeconds) ->
+    {Date, Time} = local(Ms, OffsetSeconds),
+    fmt("~tsT~ts~ts", [date_text(Date), time_text(Time), offset_text(OffsetSeconds)]).
+
+%% @doc Bytes in binary units, one decimal from KiB on: `512 B', `12.3 KiB', `1.5 MiB'.
+-spec size(non_neg_integer()) -> binary().
+size(Bytes) when Bytes < 1024 ->
+    fmt("~B B", [Bytes]);
+size(Bytes) ->
+    scaled(Bytes / 1024, ["KiB", "MiB", "GiB", "TiB"]).
+
+scaled(X, [Unit]) ->
+    fmt("~.1f ~ts", [X, Unit]);
+scaled(X, [Unit | _]) when X < 1024 ->
+    fmt("~.1f ~ts", [X, Unit]);
+scaled(X, [_ | Units]) ->
+    scaled(X / 1024, Units).
+
+%% @doc A duration in milliseconds: `850 ms', `12.3 s', `4 min 5 s'.
+-spec duration_ms(non_neg_integer()) -> binary().
+duration_ms(Ms) when Ms < 1000 -> fmt("~B ms", [Ms]);
+duration_ms(Ms) when Ms < 60000 -> fmt("~.1f s", [Ms / 1000]);
+duration_ms(Ms) -> fmt("~B min ~B s", [Ms div 60000, (Ms rem 60000) div 1000]).
+
+%% @doc Seconds as the shortest exact duration text: `24h', `90m', `45s', `0'.
+-spec duration_s(non_neg_integer()) -> binary().
+duration_s(0) -> <<"0">>;
+duration_s(S) when S rem 3600 =:= 0 -> <<(integer_to_binary(S div 3600))/binary, "h">>;
+duration_s(S) when S rem 60 =:= 0 -> <<(integer_to_binary(S div 60))/binary, "m">>;
+duration_s(S) -> <<(integer_to_binary(S))/binary, "s">>.
+
+%%--------------------------------------------------------------------------------------------
+
+local(Ms, OffsetSeconds) ->
+    calendar:gregorian_seconds_to_datetime(Ms div 1000 + OffsetSeconds + ?UNIX_EPOCH_S).
+
+date_text({Y, Mo, D}) ->
+    fmt("~4..0B-~2..0B-~2..0B", [Y, Mo, D]).
+
+time_text({H, Mi, S}) ->
+    fmt("~2..0B:~2..0B:~2..0B", [H, Mi, S]).
+
+offset_text(OffsetSeconds) ->
+    Sign =
+        case OffsetSeconds < 0 of
+            true -> $-;
+            false -> $+
+        end,
+    Abs = abs(OffsetSeconds),
+    fmt("~c~2..0B:~2..0B", [Sign, Abs div 3600, (Abs rem 3600) div 60]).
+
+offset(Zone, Ms) ->
+    case emqx_guard_core:utc_offset(Zone, Ms) of
+        {ok, Offset} -> Offset;
+        {error, _} -> 0
+    end.
+
+fmt(Format, Args) ->
+    unicode:characters_to_binary(io_lib:format(Format, Args)).

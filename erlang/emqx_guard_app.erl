@@ -65,25 +65,16 @@ apply_config(_Old, _New) ->
 apply_changed(Changed) when map_size(Changed) =:= 0 ->
     ok;
 apply_changed(Changed) ->
-    case whereis(emqx_guard_scheduler) of
-        undefined ->
-            case emqx_guard_settings:validate_changes(Changed) of
-                {ok, Valid} ->
-                    emqx_guard_settings:save(maps:merge(emqx_guard_settings:load(), Valid));
-                {error, _} = Error ->
-                    Error
-            end;
-        _Pid ->
-            %% through the cluster server, which gives the settings a new version
-            Update =
-                case whereis(emqx_guard_cluster) of
-                    undefined -> fun emqx_guard_scheduler:update_settings/1;
-                    _ -> fun emqx_guard_cluster:update_local_settings/1
-                end,
-            case Update(Changed) of
-                {ok, _} -> ok;
-                {error, _} = Error -> Error
-            end
+    Result =
+        case whereis(emqx_guard_settings_sync) of
+            %% stopped: only saved, read at the next start
+            undefined -> emqx_guard_settings:change(Changed);
+            %% running: a new version (EMQX calls every node itself), the scheduler re-arms
+            _Pid -> emqx_guard_settings_sync:update_local(Changed)
+        end,
+    case Result of
+        {error, _} = Error -> Error;
+        _ -> ok
     end.
 
 %% @doc `ok' while backups work; `{error, Line}' while the last run failed,

@@ -8,7 +8,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([cmd/1, usage_lines/0, looks_glob_expanded/1, format_size/1, format_ms/1]).
+-export([cmd/1, usage_lines/0, looks_glob_expanded/1]).
 
 %% How recently a file that does not verify must have been written to count as the one a running
 %% backup is still writing.
@@ -96,7 +96,7 @@ usage() ->
 %%--------------------------------------------------------------------
 
 show_cron() ->
-    #{backup_cron := Cron} = emqx_guard_scheduler:settings(),
+    #{backup_cron := Cron} = emqx_guard_settings:get(),
     line(text("backup_cron = \"~ts\"", [Cron])),
     print_preview().
 
@@ -122,12 +122,12 @@ quote_hint(_Parts) ->
       "e.g. emqx ctl guard backup_cron '0 12 * * 0')">>.
 
 show_keep() ->
-    #{backup_keep := Keep} = emqx_guard_scheduler:settings(),
+    #{backup_keep := Keep} = emqx_guard_settings:get(),
     line(text("backup_keep = ~B", [Keep])).
 
 show_timezone() ->
-    #{backup_timezone := Zone} = emqx_guard_scheduler:settings(),
-    case emqx_guard_schedule:zone_name(Zone) of
+    #{backup_timezone := Zone} = emqx_guard_settings:get(),
+    case emqx_guard_cron:zone_name(Zone) of
         {ok, Zone} -> line(text("backup_timezone = \"~ts\"", [Zone]));
         {ok, Iana} -> line(text("backup_timezone = \"~ts\" (~ts)", [Zone, Iana]));
         {error, _} -> line(text("backup_timezone = \"~ts\"", [Zone]))
@@ -135,21 +135,21 @@ show_timezone() ->
     print_fires().
 
 show_catchup() ->
-    #{backup_catchup := Seconds} = emqx_guard_scheduler:settings(),
-    Text = emqx_guard_settings:format_duration(Seconds),
+    #{backup_catchup := Seconds} = emqx_guard_settings:get(),
+    Text = emqx_guard_render:duration_s(Seconds),
     case Seconds of
         0 -> line(text("backup_catchup = \"~ts\" (off: missed backups are not run at start)", [Text]));
         _ -> line(text("backup_catchup = \"~ts\"", [Text]))
     end.
 
-%% Stores the change through the scheduler (which validates, persists and
-%% reschedules) and pushes it to the other running nodes (emqx_guard_cluster),
-%% then shows the new value and any node that did not take it.
+%% Stores the change (validated, saved, the scheduler re-armed) and pushes it to the other
+%% running nodes (emqx_guard_settings_sync), then shows the new value and any node that did not
+%% take it.
 set(Changes, Show) ->
     set(Changes, Show, <<>>).
 
 set(Changes, Show, ErrorHint) ->
-    case emqx_guard_cluster:update_settings(Changes) of
+    case emqx_guard_settings_sync:update(Changes) of
         {ok, _New, Unreached} ->
             Show(),
             lists:foreach(
@@ -163,7 +163,7 @@ set(Changes, Show, ErrorHint) ->
 print_preview() ->
     case emqx_guard_scheduler:preview(?PREVIEW_FIRES) of
         {ok, #{zone_name := ZoneName, description := Description, fires := Fires}} ->
-            #{backup_timezone := Zone} = emqx_guard_scheduler:settings(),
+            #{backup_timezone := Zone} = emqx_guard_settings:get(),
             line(text("zone: ~ts", [zone_text(Zone, ZoneName)])),
             line(text("meaning: ~ts", [Description])),
             print_fire_list(Fires);
@@ -179,7 +179,7 @@ print_fires() ->
 
 print_fire_list(Fires) ->
     line("next fires:"),
-    lists:foreach(fun({Ms, Offset}) -> line(["  ", emqx_guard_schedule:format_instant(Ms, Offset)]) end, Fires).
+    lists:foreach(fun({Ms, Offset}) -> line(["  ", emqx_guard_render:instant(Ms, Offset)]) end, Fires).
 
 zone_text(Zone, Zone) -> Zone;
 zone_text(Zone, ZoneName) -> text("~ts (~ts)", [Zone, ZoneName]).
@@ -216,30 +216,31 @@ numeric_field(Token) ->
 backup_now() ->
     case emqx_guard_scheduler:run_now() of
         {ok, Run} ->
-            line(text("Backup done in ~ts", [format_ms(maps:get(duration_ms, Run))])),
+            line(text("Backup done in ~ts", [emqx_guard_render:duration_ms(maps:get(duration_ms, Run))])),
             print_run_details(Run);
         {failed, Run} ->
             line(text("Error: backup failed after ~ts: ~ts", [
-                format_ms(maps:get(duration_ms, Run)), maps:get(error, Run, <<"unknown error">>)
+                emqx_guard_render:duration_ms(maps:get(duration_ms, Run)), maps:get(error, Run, <<"unknown error">>)
             ])),
             line("Earlier backups were kept.");
         {refused, Why} ->
             error_line(Why)
     end.
 
+%% The lines of a run's outcome that it has: file, size, sha256, pruned count, error, warnings.
 print_run_details(Run) ->
     Fields = [
-        {path, "  file: ~ts", fun(P) -> [P] end},
-        {size, "  size: ~ts", fun(S) -> [format_size(S)] end},
-        {sha256, "  sha256: ~ts", fun(H) -> [H] end},
-        {pruned, "  pruned: ~B old backup(s)", fun(N) -> [N] end},
-        {error, "  error: ~ts", fun(E) -> [E] end},
-        {warning, "  warning: ~ts", fun(W) -> [W] end}
+        {path, fun(P) -> [text("  file: ~ts", [P])] end},
+        {size, fun(S) -> [text("  size: ~ts", [emqx_guard_render:size(S)])] end},
+        {sha256, fun(H) -> [text("  sha256: ~ts", [H])] end},
+        {pruned, fun(Names) -> [text("  pruned: ~B old backup(s)", [length(Names)])] end},
+        {error, fun(E) -> [text("  error: ~ts", [E])] end},
+        {warnings, fun(Ws) -> [text("  warning: ~ts", [W]) || W <- Ws] end}
     ],
     lists:foreach(
-        fun({Key, Fmt, Args}) ->
+        fun({Key, Lines}) ->
             case maps:find(Key, Run) of
-                {ok, V} -> line(text(Fmt, Args(V)));
+                {ok, V} -> lists:foreach(fun line/1, Lines(V));
                 error -> ok
             end
         end,
@@ -248,8 +249,8 @@ print_run_details(Run) ->
 
 backup_list() ->
     Dir = emqx_guard_emqx:backup_dir(),
-    #{backup_timezone := Zone} = emqx_guard_scheduler:settings(),
-    case emqx_guard_backup:list(Dir) of
+    #{backup_timezone := Zone} = emqx_guard_settings:get(),
+    case emqx_guard_backups:list(Dir) of
         {ok, []} ->
             line(text("No backups in ~ts", [Dir]));
         {ok, Backups} ->
@@ -275,7 +276,7 @@ mark_in_progress(#{started_at := _}, Backups) ->
     ].
 
 backup_line(Zone, B = #{name := Name, size := Size, mtime := MTime}) ->
-    Columns = [Name, format_size(Size), emqx_guard_schedule:format_in_zone(Zone, MTime)],
+    Columns = [Name, emqx_guard_render:size(Size), emqx_guard_render:in_zone(Zone, MTime)],
     %% the dry-run listing of prune has no verification column
     Verified =
         case maps:get(verified, B, undefined) of
@@ -290,24 +291,24 @@ backup_status() ->
     Status = emqx_guard_scheduler:status(),
     #{settings := S = #{backup_cron := Cron, backup_timezone := Zone}} = Status,
     Description =
-        case emqx_guard_schedule:describe(Cron) of
+        case emqx_guard_cron:describe(Cron) of
             {ok, D} -> D;
             {error, _} -> <<"?">>
         end,
     ZoneName =
-        case emqx_guard_schedule:zone_name(Zone) of
+        case emqx_guard_cron:zone_name(Zone) of
             {ok, Z} -> Z;
             {error, _} -> Zone
         end,
     line(text("schedule: \"~ts\" (~ts)", [Cron, Description])),
     line(text("zone: ~ts", [zone_text(Zone, ZoneName)])),
     line(text("keep: ~B newest, catch-up window: ~ts", [
-        maps:get(backup_keep, S), emqx_guard_settings:format_duration(maps:get(backup_catchup, S))
+        maps:get(backup_keep, S), emqx_guard_render:duration_s(maps:get(backup_catchup, S))
     ])),
     print_next_fire(Status, Zone),
     case maps:get(catchup, Status) of
         #{instant := Missed} ->
-            line(text("catch-up: a run for the missed ~ts starts shortly", [emqx_guard_schedule:format_in_zone(Zone, Missed)]));
+            line(text("catch-up: a run for the missed ~ts starts shortly", [emqx_guard_render:in_zone(Zone, Missed)]));
         undefined ->
             ok
     end,
@@ -315,7 +316,7 @@ backup_status() ->
         undefined ->
             line("state: idle");
         #{started_at := Started, trigger := Trigger} ->
-            line(text("state: running since ~ts (~ts)", [emqx_guard_schedule:format_in_zone(Zone, Started), Trigger]))
+            line(text("state: running since ~ts (~ts)", [emqx_guard_render:in_zone(Zone, Started), Trigger]))
     end,
     print_last_run(maps:get(last_run, Status), Zone),
     #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
@@ -330,7 +331,7 @@ print_next_fire(#{supported := false, unsupported_reason := Why}, _Zone) ->
 print_next_fire(#{schedule_error := Why}, _Zone) when is_binary(Why) ->
     line(text("next fire: none; the schedule cannot be computed: ~ts", [Why]));
 print_next_fire(#{next_fire := Next}, Zone) when is_integer(Next) ->
-    line(text("next fire: ~ts", [emqx_guard_schedule:format_in_zone(Zone, Next)]));
+    line(text("next fire: ~ts", [emqx_guard_render:in_zone(Zone, Next)]));
 print_next_fire(_, _Zone) ->
     line("next fire: none").
 
@@ -338,8 +339,8 @@ print_last_run(undefined, _Zone) ->
     line("last run: none yet");
 print_last_run(Run = #{started_at := Started, duration_ms := Duration, result := Result}, Zone) ->
     line(text("last run: ~ts, took ~ts, ~ts (~ts)", [
-        emqx_guard_schedule:format_in_zone(Zone, Started),
-        format_ms(Duration),
+        emqx_guard_render:in_zone(Zone, Started),
+        emqx_guard_render:duration_ms(Duration),
         Result,
         maps:get(trigger, Run, scheduled)
     ])),
@@ -347,8 +348,8 @@ print_last_run(Run = #{started_at := Started, duration_ms := Duration, result :=
 
 prune_dry_run() ->
     Dir = emqx_guard_emqx:backup_dir(),
-    #{backup_keep := Keep, backup_timezone := Zone} = emqx_guard_scheduler:settings(),
-    case emqx_guard_backup:prune_plan(Dir, Keep) of
+    #{backup_keep := Keep, backup_timezone := Zone} = emqx_guard_settings:get(),
+    case emqx_guard_backups:plan(Dir, Keep) of
         {ok, #{delete := Doomed, skipped_unverified := Broken}} ->
             case Doomed of
                 [] ->
@@ -371,23 +372,6 @@ print_unverified(_Zone, []) ->
 print_unverified(Zone, Broken) ->
     line(text("Not counted as backups and left in place (~B do not verify):", [length(Broken)])),
     lists:foreach(fun(B = #{error := Why}) -> line(backup_line(Zone, B#{verified => {error, Why}})) end, Broken).
-
-%%--------------------------------------------------------------------
-%% Formatting
-%%--------------------------------------------------------------------
-
-%% @doc A byte count for people: `512 B', `12.3 KiB', `4.0 MiB', `1.2 GiB'.
--spec format_size(non_neg_integer()) -> binary().
-format_size(Bytes) when Bytes < 1024 -> text("~B B", [Bytes]);
-format_size(Bytes) when Bytes < 1024 * 1024 -> text("~.1f KiB", [Bytes / 1024]);
-format_size(Bytes) when Bytes < 1024 * 1024 * 1024 -> text("~.1f MiB", [Bytes / (1024 * 1024)]);
-format_size(Bytes) -> text("~.1f GiB", [Bytes / (1024 * 1024 * 1024)]).
-
-%% @doc A duration in milliseconds for people: `850 ms', `12.3 s', `4 min 5 s'.
--spec format_ms(non_neg_integer()) -> binary().
-format_ms(Ms) when Ms < 1000 -> text("~B ms", [Ms]);
-format_ms(Ms) when Ms < 60000 -> text("~.1f s", [Ms / 1000]);
-format_ms(Ms) -> text("~B min ~B s", [Ms div 60000, (Ms rem 60000) div 1000]).
 
 error_line(Why) ->
     line(text("Error: ~ts", [Why])).

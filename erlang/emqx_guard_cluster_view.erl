@@ -1,10 +1,14 @@
 %% @doc The cluster part of `emqx ctl guard backup_status': which node exports the scheduled
 %% backups, the last fire this node skipped (and who took it), and for every node the backups it
-%% holds and the result of the last copy to it. Only text; the facts come from
-%% `emqx_guard_cluster:status/0'.
+%% holds and the result of the last copy to it. Asks every running node (`node_report/0',
+%% through erpc) from the caller's process.
 -module(emqx_guard_cluster_view).
 
--export([status_lines/1]).
+-export([status_lines/1, status/0]).
+%% Called on other nodes through erpc.
+-export([node_report/0]).
+
+-define(RPC_TIMEOUT, 5000).
 
 %% @doc The lines to print after the scheduler's status (`emqx_guard_scheduler:status/0').
 %% Nothing for a node that is alone and never skipped a fire, so a single node's status is as
@@ -17,7 +21,7 @@ status_lines(Status = #{settings := #{backup_timezone := Zone}}) ->
         [_] when Skip =:= undefined ->
             [];
         _ ->
-            #{responsible := Responsible, nodes := Nodes} = emqx_guard_cluster:status(),
+            #{responsible := Responsible, nodes := Nodes} = status(),
             [cluster_line(length(Running), Responsible)] ++ skip_lines(Skip, Zone) ++
                 lists:append([node_lines(N, Zone) || N <- Nodes])
     end;
@@ -33,13 +37,9 @@ cluster_line(Count, Responsible) ->
 
 skip_lines(undefined, _Zone) ->
     [];
-skip_lines(#{at := At, error := Why} = Skip, Zone) ->
-    Instant =
-        case maps:get(instant, Skip, undefined) of
-            I when is_integer(I) -> I;
-            _ -> At
-        end,
-    [text("last skipped fire here: ~ts; ~ts", [emqx_guard_schedule:format_in_zone(Zone, Instant), Why])].
+skip_lines(#{started_at := At, error := Why} = Skip, Zone) ->
+    Instant = maps:get(instant, Skip, At),
+    [text("last skipped fire here: ~ts; ~ts", [emqx_guard_render:in_zone(Zone, Instant), Why])].
 
 node_lines(#{node := Node, running := false, last_copy := Copy}, Zone) ->
     [text("node ~ts (not running)", [Node]), copy_line(Copy, Zone)];
@@ -65,11 +65,54 @@ node_lines(#{node := Node, role := Role, backups := Backups, last_copy := Copy},
 copy_line(undefined, _Zone) ->
     <<"  last copy to it: none">>;
 copy_line(#{file := File, from := From, at := At, result := ok}, Zone) ->
-    text("  last copy to it: ok, ~ts from ~ts at ~ts", [File, From, emqx_guard_schedule:format_in_zone(Zone, At)]);
+    text("  last copy to it: ok, ~ts from ~ts at ~ts", [File, From, emqx_guard_render:in_zone(Zone, At)]);
 copy_line(#{file := File, from := From, at := At, result := {error, Why}}, Zone) ->
     text("  last copy to it: FAILED, ~ts from ~ts at ~ts: ~ts", [
-        File, From, emqx_guard_schedule:format_in_zone(Zone, At), Why
+        File, From, emqx_guard_render:in_zone(Zone, At), Why
     ]).
+
+%% @doc Every running node's role, backups and the last copy to it (also for nodes that are not
+%% running now but were copied to), and the node responsible for the next scheduled instant.
+-spec status() -> #{responsible := node() | undefined, nodes := [map()]}.
+status() ->
+    Running = emqx_guard_emqx:running_nodes(),
+    Cores = emqx_guard_emqx:running_core_nodes(),
+    Reports = lists:zip(Running, erpc:multicall(Running, ?MODULE, node_report, [], ?RPC_TIMEOUT)),
+    Copies = lists:foldl(
+        fun
+            ({_, {ok, #{copies := C}}}, Acc) -> emqx_guard_copies:newest(C, Acc);
+            (_, Acc) -> Acc
+        end,
+        emqx_guard_copies:results(),
+        Reports
+    ),
+    Nodes = [node_view(N, Reply, lists:member(N, Cores), maps:get(N, Copies, undefined)) || {N, Reply} <- Reports],
+    Gone = [
+        #{node => N, running => false, last_copy => C}
+     || {N, C} <- lists:sort(maps:to_list(Copies)), not lists:member(N, Running)
+    ],
+    #{responsible => emqx_guard_election:responsible(), nodes => Nodes ++ Gone}.
+
+node_view(Node, {ok, Report}, _IsCore, LastCopy) ->
+    maps:merge(maps:with([role, backups], Report), #{node => Node, running => true, last_copy => LastCopy});
+node_view(Node, Error, IsCore, LastCopy) ->
+    Role =
+        case IsCore of
+            true -> core;
+            false -> replicant
+        end,
+    Backups = {error, text("no answer: ~0tP", [Error, 8])},
+    #{node => Node, running => true, role => Role, backups => Backups, last_copy => LastCopy}.
+
+%% @doc What this node holds: its role, its backups (names, newest first) and the copy results
+%% it knows. Called on every node by `status/0'.
+-spec node_report() -> #{role := core | replicant, backups := [binary()] | {error, binary()}, copies := map()}.
+node_report() ->
+    #{
+        role => emqx_guard_emqx:node_role(),
+        backups => emqx_guard_backups:names(),
+        copies => emqx_guard_copies:results()
+    }.
 
 text(Fmt, Args) ->
     unicode:characters_to_binary(io_lib:format(Fmt, Args)).

@@ -681,7 +681,7 @@ arm(St) ->
 load_watch(St) ->
     File = state_file(St#st.opts),
     Saved =
-        try emqx_guard_settings:read_term_file(File) of
+        try emqx_guard_store:read(File) of
             {ok, #{last_success := LS} = M} when is_integer(LS) -> {LS, maps:get(warned_for, M, undefined)};
             _ -> from_last_run()
         catch
@@ -694,7 +694,7 @@ load_watch(St) ->
 
 %% Without our own record: the scheduler's last run if it succeeded, else start counting now.
 from_last_run() ->
-    try emqx_guard_settings:load_state() of
+    try emqx_guard_run_state:load() of
         #{last_run := #{result := ok, started_at := T}} when is_integer(T) -> {T, undefined};
         _ -> none
     catch
@@ -704,7 +704,7 @@ from_last_run() ->
 save_watch(St) ->
     Term = #{last_success => St#st.last_success, warned_for => St#st.warned_for},
     _ =
-        try emqx_guard_settings:write_term_file(state_file(St#st.opts), Term) of
+        try emqx_guard_store:write(state_file(St#st.opts), Term) of
             ok -> ok;
             {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_notify_state_not_saved, reason => Why})
         catch
@@ -714,7 +714,7 @@ save_watch(St) ->
 
 state_file(Opts) ->
     case maps:get(state_file, Opts) of
-        undefined -> filename:join(emqx_guard_settings:dir(), "notify_state");
+        undefined -> emqx_guard_store:path("notify_state");
         F -> F
     end.
 
@@ -730,7 +730,7 @@ opts(Given) ->
             deadline_ms => ?DEFAULT_DEADLINE,
             dead_man_grace_ms => undefined,
             check_interval_ms => ?DEFAULT_CHECK,
-            settings => fun emqx_guard_settings:load/0,
+            settings => fun emqx_guard_settings:get/0,
             state_file => undefined
         },
         Given

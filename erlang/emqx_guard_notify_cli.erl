@@ -72,7 +72,7 @@ usage_lines() ->
 -spec show_lines([emqx_guard_notify_config:key()]) -> [binary()].
 show_lines(Keys) ->
     S = emqx_guard_notify_config:redacted(
-        emqx_guard_notify_config:of_settings(emqx_guard_scheduler:settings())
+        emqx_guard_notify_config:of_settings(emqx_guard_settings:get())
     ),
     [iolist_to_binary([atom_to_binary(K), " = ", value_text(maps:get(K, S))]) || K <- Keys].
 
@@ -159,8 +159,8 @@ set(Changes, ShowKeys) ->
     ),
     case Checked of
         {ok, Valid} ->
-            %% through emqx_guard_cluster: stored here and pushed to every running node
-            case emqx_guard_cluster:update_settings(Valid) of
+            %% stored here and pushed to every running node
+            case emqx_guard_settings_sync:update(Valid) of
                 {ok, _, Unreached} ->
                     show(ShowKeys),
                     lists:foreach(

@@ -11,25 +11,24 @@
 %%     while the sender sends the file in chunks of `?CHUNK' bytes, at most `?WINDOW' of them
 %%     unacknowledged: never the whole file in one message.</li>
 %% <li>At the end the receiver checks the size, syncs, verifies the file with
-%%     `emqx_guard_nif:verify/1' and compares its sha256 with the sender's, sets mode 0600 and the
+%%     `emqx_guard_core:verify/1' and compares its sha256 with the sender's, sets mode 0600 and the
 %%     source's mtime, renames it into the backup directory, then runs retention there (keep the
 %%     newest `Keep', never the new file) and answers the sender.</li>
 %% </ol>
 %% Either side gives up when the other dies or stays silent for `?IDLE_MS'; the receiver then
 %% deletes its temporary directory. Every copy's result is recorded through
-%% `emqx_guard_cluster:record_copy/1' on both sides, with its kind (`replicate' for a backup
+%% `emqx_guard_copies:record/1' on both sides, with its kind (`replicate' for a backup
 %% just exported, `catch_up' for a fetched older one) and the backup's creation time (the start
 %% of the run that exported it, sent with the copy; else the file's mtime).
 %%
-%% A core node that comes back fetches the newest backups it lacks (`catch_up/1'): it lists
-%% the backups of the other running core nodes and asks a node holding each missing one (among
-%% the cluster's newest `Keep') to push it.
+%% A core node that comes back fetches the newest backups it lacks
+%% (`emqx_guard_copies:catch_up/1'), asking a node that holds each to push it (`push_named/3').
 -module(emqx_guard_replica).
 
 -include_lib("kernel/include/file.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--export([replicate/3, catch_up/1, local_names/0, clear_incoming/0]).
+-export([replicate/3, fetch/3, clear_incoming/0]).
 %% Called on other nodes through erpc.
 -export([start_receiver/5, push_named/3, list_names/0]).
 
@@ -40,7 +39,6 @@
 -define(FINISH_MS, 10 * 60000).
 -define(CALL_MS, 15000).
 -define(INCOMING, ".emqx_guard_incoming").
--define(EXPORT_RE, "^emqx-export-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{2}\\.[0-9]{3}\\.tar\\.gz$").
 
 -type copy_outcome() :: ok | {error, binary()}.
 -type kind() :: replicate | catch_up.
@@ -57,10 +55,10 @@
 %% Sender side
 %%--------------------------------------------------------------------
 
-%% @doc Copies a just verified backup (a report of `emqx_guard_backup:run/1': `path', `file',
-%% `sha256', `started_at' as its creation time) to each of Targets, one after the other, and
+%% @doc Copies a just verified backup (the outcome of its run: `path', `file', `sha256',
+%% `started_at' as its creation time) to each of Targets, one after the other, and
 %% records each result. Never raises.
--spec replicate(map(), pos_integer(), [node()]) -> [{node(), copy_outcome()}].
+-spec replicate(emqx_guard_outcome:outcome(), pos_integer(), [node()]) -> [{node(), copy_outcome()}].
 replicate(#{path := Path, file := Name, sha256 := Sha} = Report, Keep, Targets) ->
     Created =
         case Report of
@@ -71,14 +69,14 @@ replicate(#{path := Path, file := Name, sha256 := Sha} = Report, Keep, Targets) 
 replicate(_Report, _Keep, _Targets) ->
     [].
 
-%% @doc Called on the node holding `Name': pushes that backup to node `To'. Used by `catch_up/1'.
+%% @doc Called on the node holding `Name': pushes that backup to node `To' (the catch-up).
 -spec push_named(binary(), node(), pos_integer()) -> copy_outcome().
 push_named(Name, To, Keep) ->
-    case valid_name(Name) of
+    case emqx_guard_core:is_export_name(Name) of
         false ->
             {error, <<"not an EMQX export name">>};
         true ->
-            Path = filename:join(backup_dir(), Name),
+            Path = filename:join(emqx_guard_emqx:backup_dir(), Name),
             case verify(Path) of
                 {ok, Sha} -> push(Path, Name, Sha, To, Keep, catch_up, undefined);
                 {error, Why} -> {error, <<"the source copy does not verify: ", Why/binary>>}
@@ -191,11 +189,11 @@ await_result(Ref, MRef) ->
 -spec start_receiver(meta(), pos_integer(), pid(), reference(), node()) ->
     {ok, pid() | already_present} | {error, binary()}.
 start_receiver(Meta = #{name := Name, sha256 := Sha}, Keep, Sender, Ref, From) ->
-    case valid_name(Name) of
+    case emqx_guard_core:is_export_name(Name) of
         false ->
             {error, text("refused: ~ts is not an EMQX export name", [Name])};
         true ->
-            Dir = backup_dir(),
+            Dir = emqx_guard_emqx:backup_dir(),
             Final = filename:join(Dir, Name),
             case filelib:is_file(Final) of
                 true ->
@@ -312,7 +310,7 @@ install(Name, Tmp, Final, Keep) ->
         false ->
             case file:rename(Tmp, Final) of
                 ok ->
-                    prune(filename:dirname(Final), Keep, Final),
+                    _ = emqx_guard_backups:prune(filename:dirname(Final), Keep, Final),
                     ?LOG_INFO(#{msg => emqx_guard_backup_copy_received, file => Name}),
                     ok;
                 {error, Posix} ->
@@ -320,41 +318,13 @@ install(Name, Tmp, Final, Keep) ->
             end
     end.
 
-prune(Dir, Keep, Protect) ->
-    try emqx_guard_nif:prune(bin(Dir), Keep, bin(Protect), false) of
-        {ok, #{deleted := Deleted}} ->
-            lists:foreach(fun(#{name := N}) -> ?LOG_INFO(#{msg => emqx_guard_backup_pruned, file => N}) end, Deleted);
-        {error, Why} ->
-            ?LOG_WARNING(#{msg => emqx_guard_prune_failed, dir => Dir, reason => Why})
-    catch
-        Class:Reason ->
-            ?LOG_WARNING(#{msg => emqx_guard_prune_failed, dir => Dir, exception => Class, reason => Reason})
-    end.
-
 %%--------------------------------------------------------------------
-%% Catch-up
+%% Fetching and leftovers
 %%--------------------------------------------------------------------
 
-%% @doc Fetches, from the other running core nodes, the backups among the cluster's newest Keep
-%% that this node lacks. Returns what it fetched (names, oldest first) with each result.
--spec catch_up(pos_integer()) -> [{binary(), copy_outcome()}].
-catch_up(Keep) ->
-    Others = emqx_guard_emqx:running_core_nodes() -- [node()],
-    Mine =
-        case local_names() of
-            L when is_list(L) -> L;
-            {error, _} -> []
-        end,
-    Held = [
-        {N, Names}
-     || {N, {ok, Names}} <- lists:zip(Others, erpc:multicall(Others, ?MODULE, list_names, [], ?CALL_MS)),
-        is_list(Names)
-    ],
-    %% export names carry the time in a fixed-width form: sorting names sorts by time
-    Newest = lists:sublist(lists:reverse(lists:usort(Mine ++ lists:append([Ns || {_, Ns} <- Held]))), Keep),
-    Missing = lists:reverse(Newest -- Mine),
-    [{Name, fetch(Name, [N || {N, Ns} <- Held, lists:member(Name, Ns)], Keep)} || Name <- Missing].
-
+%% @doc Fetches backup Name to this node from the first of Sources (nodes holding it) that can
+%% push it (`push_named/3'). Never raises.
+-spec fetch(binary(), [node()], pos_integer()) -> copy_outcome().
 fetch(_Name, [], _Keep) ->
     {error, <<"no node holds it any more">>};
 fetch(Name, [Source | More], Keep) ->
@@ -371,7 +341,7 @@ fetch(Name, [Source | More], Keep) ->
 %% server starts, before any copy to this node can begin. Never raises.
 -spec clear_incoming() -> ok.
 clear_incoming() ->
-    Dir = filename:join(backup_dir(), ?INCOMING),
+    Dir = filename:join(emqx_guard_emqx:backup_dir(), ?INCOMING),
     case file:del_dir_r(Dir) of
         ok ->
             ?LOG_INFO(#{msg => emqx_guard_incoming_cleared, dir => Dir});
@@ -381,19 +351,11 @@ clear_incoming() ->
             ?LOG_WARNING(#{msg => emqx_guard_incoming_not_cleared, dir => Dir, reason => Posix})
     end.
 
-%% @doc The export names in this node's backup directory, newest first.
--spec local_names() -> [binary()] | {error, binary()}.
-local_names() ->
-    case file:list_dir(backup_dir()) of
-        {ok, Names} -> lists:reverse(lists:sort([bin(N) || N <- Names, valid_name(N)]));
-        {error, enoent} -> [];
-        {error, Posix} -> {error, text("cannot list ~ts: ~ts", [backup_dir(), file:format_error(Posix)])}
-    end.
-
-%% @doc Called on other nodes: `local_names/0'.
+%% @doc Called on other nodes by the catch-up (`emqx_guard_copies:catch_up/1'): this node's
+%% backups, `emqx_guard_backups:names/0'.
 -spec list_names() -> [binary()] | {error, binary()}.
 list_names() ->
-    local_names().
+    emqx_guard_backups:names().
 
 %%--------------------------------------------------------------------
 %% Helpers
@@ -404,7 +366,7 @@ record(To, From, Name, Kind, Created, Outcome) ->
         to => To, from => From, file => bin(Name), at => now_ms(), kind => Kind, created => Created, result => Outcome
     },
     try
-        emqx_guard_cluster:record_copy(Result)
+        emqx_guard_copies:record(Result)
     catch
         Class:Reason -> ?LOG_WARNING(#{msg => emqx_guard_copy_not_recorded, exception => Class, reason => Reason})
     end.
@@ -421,18 +383,10 @@ erpc_call(Node, Fun, Args, Timeout) ->
     end.
 
 verify(Path) ->
-    try emqx_guard_nif:verify(bin(Path)) of
+    case emqx_guard_core:verify(Path) of
         {ok, #{sha256 := Sha}} -> {ok, Sha};
-        {error, {_Reason, Detail}} -> {error, bin(Detail)}
-    catch
-        Class:Reason -> {error, text("the verifier is not usable: ~tp:~0tP", [Class, Reason, 8])}
+        {error, {_Reason, Detail}} -> {error, Detail}
     end.
-
-valid_name(Name) ->
-    re:run(Name, ?EXPORT_RE, [{capture, none}, unicode]) =:= match.
-
-backup_dir() ->
-    emqx_guard_emqx:backup_dir().
 
 now_ms() ->
     erlang:system_time(millisecond).

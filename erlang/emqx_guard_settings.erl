@@ -9,12 +9,15 @@
 %% <li>`export_timeout' (seconds, more than 0; written as a duration like `10m')</li>
 %% </ul>
 %% Validation returns `{error, Line}' where Line is one sentence a person
-%% understands. Settings and the scheduler's run state are stored as Erlang
-%% terms under `<data_dir>/emqx_guard/', written to a temporary file in the
-%% same directory, synced and renamed. Reading never executes code
-%% (`file:consult/1' only parses terms) and a damaged file gives the defaults
-%% plus a warning in the log, never a crash.
+%% understands. The settings in use are read once from
+%% `<data_dir>/emqx_guard/settings.eterm' (`emqx_guard_store') and kept in memory (`get/0');
+%% `change/1' validates, saves and replaces them. A damaged file gives the defaults for what is
+%% damaged plus a warning in the log, never a crash. Changes made while the plugin runs go
+%% through `emqx_guard_settings_sync', which versions them for the cluster.
 -module(emqx_guard_settings).
+
+%% get/0 is the settings in use, not the process dictionary.
+-compile({no_auto_import, [get/0]}).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -25,24 +28,15 @@
     keys/0,
     validate/2,
     validate_changes/1,
+    change/1,
     changed/2,
-    from_config/1,
-    to_config/1,
     parse_duration/1,
-    format_duration/1,
-    dir/0,
     settings_file/0,
-    state_file/0,
     load/0,
-    save/1,
-    load_state/0,
-    save_state/1,
-    default_state/0,
-    read_term_file/1,
-    write_term_file/2
+    save/1
 ]).
 
--export_type([settings/0, key/0, run_state/0]).
+-export_type([settings/0, key/0]).
 
 -type key() :: backup_cron | backup_keep | backup_timezone | backup_catchup | export_timeout.
 -type settings() :: #{
@@ -54,23 +48,10 @@
     %% notification settings: see emqx_guard_notify_config
     emqx_guard_notify_config:key() => term()
 }.
-%% What the scheduler persists so that catch-up and the counters survive a restart.
--type run_state() :: #{
-    last_fired := undefined | integer(),
-    last_run := undefined | map(),
-    counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
-}.
-
 -define(FORMAT_VSN, 1).
 -define(MAX_KEEP, 1000).
 %% A catch-up window or export timeout longer than a year is certainly a typo.
 -define(MAX_DURATION_S, 366 * 86400).
-%% 9999-12-31 23:59:59.999 UTC in Unix milliseconds: the latest instant a stored state may hold.
--define(MAX_INSTANT_MS, 253402300799999).
-%% The fields of a last run record (emqx_guard_scheduler's run_record type).
--define(RUN_FIELDS, [
-    started_at, duration_ms, trigger, result, instant, file, path, size, sha256, pruned, error, warning
-]).
 
 %% The settings in use, kept in memory (read from the file once, replaced on every save).
 -define(CACHE, {?MODULE, settings}).
@@ -178,36 +159,24 @@ changed(Old, New) when is_map(Old) ->
 changed(_Old, New) ->
     New.
 
-%% @doc Builds complete settings from a plugin config map (binary keys, as in
-%% `priv/config.hocon'); missing keys take their defaults.
--spec from_config(map()) -> {ok, settings()} | {error, binary()}.
-from_config(Config) ->
-    case validate_changes(Config) of
-        {ok, Changes} -> {ok, maps:merge(defaults(), Changes)};
-        {error, _} = Error -> Error
+%% @doc Validates Changes (as `validate_changes/1'), merges them into the settings in use and
+%% saves the result. Returns the settings before and after; on any error nothing changes.
+-spec change(map()) -> {ok, Old :: settings(), New :: settings()} | {error, binary()}.
+change(Changes) ->
+    case validate_changes(Changes) of
+        {ok, Valid} ->
+            Old = get(),
+            New = maps:merge(Old, Valid),
+            case save(New) of
+                ok -> {ok, Old, New};
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error ->
+            Error
     end.
 
-%% @doc The settings as a plugin config map with binary keys and text durations.
--spec to_config(settings()) -> #{binary() => binary() | integer() | boolean()}.
-to_config(
-    #{
-        backup_cron := Cron,
-        backup_keep := Keep,
-        backup_timezone := Zone,
-        backup_catchup := Catchup,
-        export_timeout := Timeout
-    } = Settings
-) ->
-    maps:merge(emqx_guard_notify_config:to_config(Settings), #{
-        <<"backup_cron">> => Cron,
-        <<"backup_keep">> => Keep,
-        <<"backup_timezone">> => Zone,
-        <<"backup_catchup">> => format_duration(Catchup),
-        <<"export_timeout">> => format_duration(Timeout)
-    }).
-
 validate_cron(Text) ->
-    emqx_guard_schedule:validate(Text).
+    emqx_guard_cron:validate(Text).
 
 validate_keep(N) when is_integer(N), N >= 1, N =< ?MAX_KEEP ->
     {ok, N};
@@ -220,7 +189,7 @@ validate_zone(Text) ->
         <<>> ->
             {error, <<"backup_timezone must be an IANA zone name such as Europe/Berlin, or local">>};
         _ ->
-            case emqx_guard_schedule:zone_name(Zone) of
+            case emqx_guard_cron:zone_name(Zone) of
                 {ok, _Iana} -> {ok, Zone};
                 {error, _} = Error -> Error
             end
@@ -335,38 +304,21 @@ unit_seconds(<<"h">>) -> 3600;
 unit_seconds(<<"m">>) -> 60;
 unit_seconds(<<"s">>) -> 1.
 
-%% @doc Formats seconds as the shortest exact duration text: `24h', `90m', `45s', `0'.
--spec format_duration(non_neg_integer()) -> binary().
-format_duration(0) -> <<"0">>;
-format_duration(S) when S rem 3600 =:= 0 -> <<(integer_to_binary(S div 3600))/binary, "h">>;
-format_duration(S) when S rem 60 =:= 0 -> <<(integer_to_binary(S div 60))/binary, "m">>;
-format_duration(S) -> <<(integer_to_binary(S))/binary, "s">>.
-
 %%--------------------------------------------------------------------
 %% Persistence
 %%--------------------------------------------------------------------
 
-%% @doc The directory holding the plugin's files under EMQX's data dir.
--spec dir() -> file:filename_all().
-dir() ->
-    filename:join([emqx_guard_emqx:data_dir(), "emqx_guard"]).
-
 %% @doc The settings file.
 -spec settings_file() -> file:filename_all().
 settings_file() ->
-    filename:join(dir(), "settings.eterm").
-
-%% @doc The scheduler's run state file (last fired instant, last run, counters).
--spec state_file() -> file:filename_all().
-state_file() ->
-    filename:join(dir(), "state.eterm").
+    emqx_guard_store:path("settings.eterm").
 
 %% @doc Reads the stored settings. A missing file gives the defaults; a damaged
 %% file or a damaged value gives the defaults for what is damaged, plus a warning.
 -spec load() -> settings().
 load() ->
     Path = settings_file(),
-    case read_term_file(Path) of
+    case emqx_guard_store:read(Path) of
         {ok, {emqx_guard_settings, ?FORMAT_VSN, Stored}} when is_map(Stored) ->
             merge_stored(Path, Stored);
         {ok, Other} ->
@@ -423,7 +375,7 @@ validate_stored(Key, Value) ->
         {ok, _} = Ok ->
             Ok;
         {error, _} = Error when (Key =:= backup_cron orelse Key =:= backup_timezone), is_binary(Value) ->
-            case nif_available() of
+            case emqx_guard_core:usable() of
                 true -> Error;
                 false -> {ok, Value}
             end;
@@ -431,216 +383,13 @@ validate_stored(Key, Value) ->
             Error
     end.
 
-nif_available() ->
-    try emqx_guard_nif:validate(<<"* * * * *">>) of
-        {ok, _} -> true;
-        _ -> false
-    catch
-        _:_ -> false
-    end.
-
 %% @doc Stores the settings atomically.
 -spec save(settings()) -> ok | {error, binary()}.
 save(Settings) ->
-    case write_term_file(settings_file(), {emqx_guard_settings, ?FORMAT_VSN, Settings}) of
+    case emqx_guard_store:write(settings_file(), {emqx_guard_settings, ?FORMAT_VSN, Settings}) of
         ok ->
             persistent_term:put(?CACHE, Settings),
             ok;
         {error, _} = Error ->
             Error
     end.
-
-%% @doc The run state of a fresh install.
--spec default_state() -> run_state().
-default_state() ->
-    #{last_fired => undefined, last_run => undefined, counts => #{ok => 0, failed => 0, skipped => 0}}.
-
-%% @doc Reads the stored run state; missing or damaged gives a fresh state
-%% (damaged also logs a warning).
--spec load_state() -> run_state().
-load_state() ->
-    Path = state_file(),
-    case read_term_file(Path) of
-        {ok, {emqx_guard_state, ?FORMAT_VSN, Stored}} when is_map(Stored) ->
-            check_state(Path, Stored);
-        {ok, Other} ->
-            ?LOG_WARNING(#{
-                msg => emqx_guard_state_damaged,
-                path => Path,
-                reason => unexpected_content,
-                content => Other,
-                action => starting_fresh
-            }),
-            default_state();
-        {error, enoent} ->
-            default_state();
-        {error, Reason} ->
-            ?LOG_WARNING(#{
-                msg => emqx_guard_state_unreadable,
-                path => Path,
-                reason => Reason,
-                action => starting_fresh
-            }),
-            default_state()
-    end.
-
-check_state(Path, Stored) ->
-    Default = default_state(),
-    LastFired =
-        case maps:get(last_fired, Stored, undefined) of
-            undefined ->
-                undefined;
-            T ->
-                case is_instant(T) of
-                    true ->
-                        T;
-                    false ->
-                        state_damaged(Path, last_fired, T),
-                        undefined
-                end
-        end,
-    LastRun =
-        case maps:get(last_run, Stored, undefined) of
-            undefined ->
-                undefined;
-            Run ->
-                case check_run(Run) of
-                    {ok, Checked} ->
-                        Checked;
-                    error ->
-                        state_damaged(Path, last_run, Run),
-                        undefined
-                end
-        end,
-    Counts0 = maps:get(counts, Stored, #{}),
-    Counts =
-        case is_map(Counts0) of
-            true ->
-                maps:map(
-                    fun(K, Zero) ->
-                        case maps:get(K, Counts0, Zero) of
-                            N when is_integer(N), N >= 0 -> N;
-                            Bad ->
-                                state_damaged(Path, {counts, K}, Bad),
-                                Zero
-                        end
-                    end,
-                    maps:get(counts, Default)
-                );
-            false ->
-                state_damaged(Path, counts, Counts0),
-                maps:get(counts, Default)
-        end,
-    #{last_fired => LastFired, last_run => LastRun, counts => Counts}.
-
-state_damaged(Path, Key, Value) ->
-    ?LOG_WARNING(#{
-        msg => emqx_guard_state_damaged,
-        path => Path,
-        key => Key,
-        content => Value,
-        action => dropped
-    }).
-
-%% An instant the plugin can compute with: Unix milliseconds from 1970 to the end of year 9999.
-is_instant(T) ->
-    is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.
-
-%% A last run record as the scheduler writes it (see its run_record type): the required fields
-%% and every known optional field of the right type, `error' present when the run failed; fields
-%% this version does not know are dropped. A record with any damaged field is dropped whole, so
-%% that the alarm, the health check and `guard backup_status' never see a damaged record.
-check_run(#{started_at := S, duration_ms := D, trigger := T, result := R} = Run) ->
-    Known = maps:with(?RUN_FIELDS, Run),
-    Ok =
-        is_instant(S) andalso
-            is_integer(D) andalso D >= 0 andalso
-            lists:member(T, [scheduled, catchup, manual]) andalso
-            lists:member(R, [ok, failed]) andalso
-            (R =:= ok orelse maps:is_key(error, Known)) andalso
-            lists:all(
-                fun({K, V}) -> run_field_ok(K, V) end,
-                maps:to_list(maps:without([started_at, duration_ms, trigger, result], Known))
-            ),
-    case Ok of
-        true -> {ok, Known};
-        false -> error
-    end;
-check_run(_) ->
-    error.
-
-run_field_ok(instant, V) -> is_instant(V);
-run_field_ok(size, V) -> is_integer(V) andalso V >= 0;
-run_field_ok(pruned, V) -> is_integer(V) andalso V >= 0;
-run_field_ok(_Text, V) -> is_binary(V) andalso is_text(V).
-
-is_text(B) ->
-    case unicode:characters_to_binary(B) of
-        B -> true;
-        _ -> false
-    end.
-
-%% @doc Stores the run state atomically.
--spec save_state(run_state()) -> ok | {error, binary()}.
-save_state(State) ->
-    write_term_file(state_file(), {emqx_guard_state, ?FORMAT_VSN, State}).
-
-%% @doc Reads a file holding exactly one Erlang term. Only parses, never evaluates.
--spec read_term_file(file:filename_all()) -> {ok, term()} | {error, term()}.
-read_term_file(Path) ->
-    case file:consult(Path) of
-        {ok, [Term]} -> {ok, Term};
-        {ok, Terms} -> {error, {expected_one_term, length(Terms)}};
-        {error, _} = Error -> Error
-    end.
-
-%% @doc Writes one term to Path atomically: a temporary file in the same
-%% directory, synced, then renamed over Path.
--spec write_term_file(file:filename_all(), term()) -> ok | {error, binary()}.
-write_term_file(Path, Term) ->
-    Dir = filename:dirname(Path),
-    Tmp = filename:join(Dir, [".", filename:basename(Path), ".tmp.", os:getpid(), ".",
-        integer_to_list(erlang:unique_integer([positive]))]),
-    Content = unicode:characters_to_binary(
-        io_lib:format("%% -*- coding: utf-8 -*-~n%% Written by emqx_guard; edit with `emqx ctl guard`.~n~tp.~n", [Term])
-    ),
-    Result =
-        case filelib:ensure_dir(Path) of
-            ok -> write_synced(Tmp, Content);
-            {error, _} = E -> E
-        end,
-    case Result of
-        ok ->
-            case file:rename(Tmp, Path) of
-                ok ->
-                    ok;
-                {error, Reason} ->
-                    _ = file:delete(Tmp),
-                    write_error(Path, Reason)
-            end;
-        {error, Reason} ->
-            _ = file:delete(Tmp),
-            write_error(Path, Reason)
-    end.
-
-write_synced(Tmp, Content) ->
-    case file:open(Tmp, [write, raw, binary]) of
-        {ok, Fd} ->
-            %% owner only, before any byte is written: the settings hold the SMTP password
-            _ = file:change_mode(Tmp, 8#600),
-            Result =
-                case file:write(Fd, Content) of
-                    ok -> file:sync(Fd);
-                    {error, _} = E -> E
-                end,
-            _ = file:close(Fd),
-            Result;
-        {error, _} = E ->
-            E
-    end.
-
-write_error(Path, Reason) ->
-    {error,
-        iolist_to_binary(
-            io_lib:format("cannot write ~ts: ~ts", [Path, file:format_error(Reason)])
-        )}.

@@ -1,5 +1,12 @@
-%% @doc The plugin's top supervisor: the notifier (e-mail, webhook), the backup scheduler and the
-%% cluster coordinator (emqx_guard_cluster).
+%% @doc The plugin's top supervisor. Children, in start order (each may call the ones before it):
+%% <ol>
+%% <li>`emqx_guard_notify': e-mail and webhook deliveries, the dead-man watch;</li>
+%% <li>`emqx_guard_election': this node's set of exported instants;</li>
+%% <li>`emqx_guard_copies': the copy jobs to the other core nodes and their results;</li>
+%% <li>`emqx_guard_scheduler': the timer and the runs;</li>
+%% <li>`emqx_guard_settings_sync': settings changes and their versions across the cluster
+%%     (it tells the scheduler about every change).</li>
+%% </ol>
 -module(emqx_guard_sup).
 
 -behaviour(supervisor).
@@ -15,30 +22,21 @@ start_link() ->
 %% @private
 init([]) ->
     SupFlags = #{strategy => one_for_one, intensity => 5, period => 30},
-    Scheduler = #{
-        id => emqx_guard_scheduler,
-        start => {emqx_guard_scheduler, start_link, []},
+    Children = [
+        worker(emqx_guard_notify),
+        worker(emqx_guard_election),
+        worker(emqx_guard_copies),
+        worker(emqx_guard_scheduler),
+        worker(emqx_guard_settings_sync)
+    ],
+    {ok, {SupFlags, Children}}.
+
+worker(Module) ->
+    #{
+        id => Module,
+        start => {Module, start_link, []},
         restart => permanent,
         shutdown => 5000,
         type => worker,
-        modules => [emqx_guard_scheduler]
-    },
-    %% Started first: the scheduler tells it about every finished run.
-    Notify = #{
-        id => emqx_guard_notify,
-        start => {emqx_guard_notify, start_link, []},
-        restart => permanent,
-        shutdown => 5000,
-        type => worker,
-        modules => [emqx_guard_notify]
-    },
-    %% Started after the scheduler: it adopts settings from other nodes through it.
-    Cluster = #{
-        id => emqx_guard_cluster,
-        start => {emqx_guard_cluster, start_link, []},
-        restart => permanent,
-        shutdown => 5000,
-        type => worker,
-        modules => [emqx_guard_cluster]
-    },
-    {ok, {SupFlags, [Notify, Scheduler, Cluster]}}.
+        modules => [Module]
+    }.

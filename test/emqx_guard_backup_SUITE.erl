@@ -111,7 +111,7 @@ end_per_testcase(_TC, _Config) ->
 success_path(Config) ->
     Dir = ?config(backup_dir, Config),
     Before = erlang:system_time(millisecond),
-    {ok, R} = emqx_guard_backup:run(#{keep => 5, export_timeout => 30000}),
+    {ok, R} = run_backup(#{keep => 5, export_timeout => 30000}),
     After = erlang:system_time(millisecond),
     #{file := File, path := Path, size := Size, sha256 := Sha, version := Version} = R,
     ?assertMatch(match, re:run(File, ?EXPORT_RE, [{capture, none}])),
@@ -134,7 +134,7 @@ success_path(Config) ->
     ?assertEqual([Top], lists:usort([hd(filename:split(N)) || N <- Names])),
     %% EMQX's staging directory is gone, nothing else appeared
     ?assertEqual([binary_to_list(File)], ls(Dir)),
-    {ok, [Listed]} = emqx_guard_backup:list(Dir),
+    {ok, [Listed]} = emqx_guard_backups:list(Dir),
     ?assertMatch(#{name := File, verified := ok}, Listed).
 
 retention_keeps_newest_and_foreign_files(Config) ->
@@ -142,7 +142,7 @@ retention_keeps_newest_and_foreign_files(Config) ->
     Old = [old_export(Dir, Day) || Day <- lists:seq(1, 7)],
     ok = file:write_file(filename:join(Dir, "my-upload.tar.gz"), <<"uploaded through the API">>),
     ok = file:write_file(filename:join(Dir, "before-upgrade.tar.gz"), <<"named by hand">>),
-    {ok, R} = emqx_guard_backup:run(#{keep => 5, export_timeout => 30000}),
+    {ok, R} = run_backup(#{keep => 5, export_timeout => 30000}),
     New = binary_to_list(maps:get(file, R)),
     %% the 3 oldest went, oldest first
     ?assertEqual([list_to_binary(N) || N <- lists:sublist(Old, 3)], maps:get(pruned, R)),
@@ -152,7 +152,7 @@ retention_keeps_newest_and_foreign_files(Config) ->
     ),
     ?assertEqual({ok, <<"uploaded through the API">>}, file:read_file(filename:join(Dir, "my-upload.tar.gz"))),
     ?assertEqual({ok, <<"named by hand">>}, file:read_file(filename:join(Dir, "before-upgrade.tar.gz"))),
-    {ok, Listed} = emqx_guard_backup:list(Dir),
+    {ok, Listed} = emqx_guard_backups:list(Dir),
     ?assertEqual([list_to_binary(N) || N <- [New | lists:reverse(lists:nthtail(3, Old))]], [
         N
      || #{name := N} <- Listed
@@ -167,7 +167,7 @@ retention_counts_only_verified_backups(Config) ->
     Good = [old_export(Dir, Day) || Day <- [1, 2]],
     Junk = "emqx-export-2099-01-01-00-00-00.000.tar.gz",
     ok = file:write_file(filename:join(Dir, Junk), <<"not an export">>),
-    {ok, R} = emqx_guard_backup:run(#{keep => 2, export_timeout => 30000}),
+    {ok, R} = run_backup(#{keep => 2, export_timeout => 30000}),
     New = binary_to_list(maps:get(file, R)),
     [First, Second] = Good,
     ?assertEqual([list_to_binary(First)], maps:get(pruned, R)),
@@ -175,19 +175,19 @@ retention_counts_only_verified_backups(Config) ->
     ?assertEqual(lists:sort([Second, New, Junk]), ls(Dir)),
     %% nothing more to delete; the plan names the junk
     {ok, #{delete := [], skipped_unverified := [#{name := JunkName, error := Why}]}} =
-        emqx_guard_backup:prune_plan(Dir, 2),
+        emqx_guard_backups:plan(Dir, 2),
     ?assertEqual(list_to_binary(Junk), JunkName),
     ?assertMatch({match, _}, re:run(Why, "gzip")),
-    ?assertEqual({ok, []}, emqx_guard_backup:prune_preview(Dir, 2)),
+    ?assertMatch({ok, #{delete := []}}, emqx_guard_backups:plan(Dir, 2)),
     %% keep 1: the older good one goes, the junk (newer than the kept one) stays
-    {ok, #{delete := [#{name := SecondName}], skipped_unverified := [_]}} = emqx_guard_backup:prune_plan(Dir, 1),
+    {ok, #{delete := [#{name := SecondName}], skipped_unverified := [_]}} = emqx_guard_backups:plan(Dir, 1),
     ?assertEqual(list_to_binary(Second), SecondName).
 
 export_error_tuple(Config) ->
     Dir = ?config(backup_dir, Config),
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode({error, table_busy}),
-    {error, R} = emqx_guard_backup:run(#{keep => 1, export_timeout => 30000}),
+    {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
     ?assertEqual({export_failed, table_busy}, maps:get(reason, R)),
     ?assertEqual(<<"export failed: table_busy">>, maps:get(error, R)),
     ?assertEqual([], maps:get(removed, R)),
@@ -197,7 +197,7 @@ export_exception(Config) ->
     Dir = ?config(backup_dir, Config),
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode(raise),
-    {error, R} = emqx_guard_backup:run(#{keep => 1, export_timeout => 30000}),
+    {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
     ?assertEqual({export_crashed, error, {badmatch, {error, eacces}}}, maps:get(reason, R)),
     ?assertEqual(<<"export crashed (error): permission denied">>, maps:get(error, R)),
     ?assertEqual(Old, ls(Dir)).
@@ -206,7 +206,7 @@ export_hang_is_killed(Config) ->
     Dir = ?config(backup_dir, Config),
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode({hang, 60000}),
-    {error, R} = emqx_guard_backup:run(#{keep => 1, export_timeout => 300}),
+    {error, R} = run_backup(#{keep => 1, export_timeout => 300}),
     ?assertEqual({export_timeout, 300}, maps:get(reason, R)),
     ?assertEqual(<<"export timed out after 300 ms">>, maps:get(error, R)),
     %% the export process is gone, so nothing will appear later
@@ -216,13 +216,13 @@ export_hang_is_killed(Config) ->
     %% whatever it had started (partial tarball, staging dir) was removed; earlier ones kept
     ?assertEqual(Old, ls(Dir)),
     [?assertNot(lists:member(binary_to_list(N), Old)) || N <- maps:get(removed, R)],
-    ?assertEqual(<<"export timed out after 600 s">>, emqx_guard_backup:format_error({export_timeout, 600000})).
+    ?assertEqual(<<"export timed out after 600 s">>, emqx_guard_outcome:format_error({export_timeout, 600000})).
 
 export_partial_file_removed(Config) ->
     Dir = ?config(backup_dir, Config),
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode(partial),
-    {error, R} = emqx_guard_backup:run(#{keep => 1, export_timeout => 30000}),
+    {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
     ?assertEqual({export_failed, {badmatch, {error, "i/o error"}}}, maps:get(reason, R)),
     ?assertEqual(<<"export failed: i/o error">>, maps:get(error, R)),
     [Removed] = maps:get(removed, R),
@@ -233,7 +233,7 @@ export_partial_then_raise(Config) ->
     Dir = ?config(backup_dir, Config),
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode(partial_raise),
-    {error, R} = emqx_guard_backup:run(#{keep => 1, export_timeout => 30000}),
+    {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
     ?assertMatch({export_crashed, error, {badmatch, _}}, maps:get(reason, R)),
     ?assertMatch([_], maps:get(removed, R)),
     ?assertEqual(Old, ls(Dir)).
@@ -242,7 +242,7 @@ export_disk_full(Config) ->
     Dir = ?config(backup_dir, Config),
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode(disk_full),
-    {error, R} = emqx_guard_backup:run(#{keep => 1, export_timeout => 30000}),
+    {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
     Error = maps:get(error, R),
     ?assertMatch(<<"export failed: emqx-export-", _/binary>>, Error),
     ?assertMatch({match, _}, re:run(Error, ": no space left on device$")),
@@ -253,7 +253,7 @@ export_wrong_top_dir_not_kept_no_prune(Config) ->
     Dir = ?config(backup_dir, Config),
     Old = [old_export(Dir, Day) || Day <- lists:seq(1, 7)],
     ok = emqx_mgmt_data_backup:set_mode(wrong_top_dir),
-    {error, R} = emqx_guard_backup:run(#{keep => 5, export_timeout => 30000}),
+    {error, R} = run_backup(#{keep => 5, export_timeout => 30000}),
     ?assertMatch({verify_failed, {wrong_top_dir, _}}, maps:get(reason, R)),
     ?assertMatch(<<"verification failed: ", _/binary>>, maps:get(error, R)),
     File = maps:get(file, R),
@@ -265,7 +265,7 @@ export_empty_file(Config) ->
     Dir = ?config(backup_dir, Config),
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode(empty_file),
-    {error, R} = emqx_guard_backup:run(#{keep => 1, export_timeout => 30000}),
+    {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
     ?assertMatch({verify_failed, {empty_file, _}}, maps:get(reason, R)),
     ?assertEqual(Old, ls(Dir)).
 
@@ -275,7 +275,7 @@ export_module_absent(Config) ->
     without_module(emqx_mgmt_data_backup, fun() ->
         ?assertNot(emqx_guard_emqx:export_supported()),
         ?assertEqual({error, export_unavailable}, emqx_guard_emqx:export(1000)),
-        {error, R} = emqx_guard_backup:run(#{keep => 1, export_timeout => 30000}),
+        {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
         ?assertEqual(export_unavailable, maps:get(reason, R)),
         ?assertMatch({match, _}, re:run(maps:get(error, R), "no data export.*EMQX 5\\.1 or newer"))
     end),
@@ -289,7 +289,7 @@ no_stray_messages_in_trapping_caller(_Config) ->
         ok = emqx_mgmt_data_backup:set_mode(Mode),
         {Pid, MRef} = spawn_monitor(fun() ->
             process_flag(trap_exit, true),
-            Result = emqx_guard_backup:run(#{keep => 5, export_timeout => Timeout}),
+            Result = run_backup(#{keep => 5, export_timeout => Timeout}),
             {messages, Left} = process_info(self(), messages),
             Self ! {self(), element(1, Result), Left}
         end),
@@ -316,7 +316,7 @@ new_file_private_before_verify(Config) ->
             {ok, #file_info{mode = Mode}} = file:read_file_info(Path),
             Self ! {mode_at_verify, Mode band 8#777}
         end,
-        fun() -> emqx_guard_backup:run(#{keep => 1, export_timeout => 30000}) end
+        fun() -> run_backup(#{keep => 1, export_timeout => 30000}) end
     ),
     ?assertMatch({error, #{reason := {verify_unavailable, _}}}, R),
     {error, #{file := File, error := Error}} = R,
@@ -338,7 +338,7 @@ failed_run_keeps_an_export_someone_else_started(Config) ->
     ok = emqx_mgmt_data_backup:set_mode({hang, 60000}),
     Self = self(),
     Runner = spawn_link(fun() ->
-        Self ! {self(), emqx_guard_backup:run(#{keep => 1, export_timeout => 3000})}
+        Self ! {self(), run_backup(#{keep => 1, export_timeout => 3000})}
     end),
     %% our export has started (its staging dir or tarball is there)
     ok = poll(fun() -> ls(Dir) -- Old =/= [] end),
@@ -365,27 +365,27 @@ failed_run_keeps_an_export_someone_else_started(Config) ->
 list_real_fixture_verified(Config) ->
     Dir = ?config(backup_dir, Config),
     {ok, _} = file:copy(filename:join(?FIXTURE_DIR, ?FIXTURE), filename:join(Dir, ?FIXTURE)),
-    {ok, [Fixture]} = emqx_guard_backup:list(Dir),
+    {ok, [Fixture]} = emqx_guard_backups:list(Dir),
     ?assertMatch(#{name := <<?FIXTURE>>, verified := ok, size := 1331}, Fixture),
     {ok, #{version := <<"5.3.2">>}} = emqx_guard_nif:verify(maps:get(path, Fixture)),
     %% a run next to it keeps it (keep 5) and lists newest first, both verified
-    {ok, R} = emqx_guard_backup:run(#{keep => 5, export_timeout => 30000}),
-    {ok, Listed} = emqx_guard_backup:list(Dir),
+    {ok, R} = run_backup(#{keep => 5, export_timeout => 30000}),
+    {ok, Listed} = emqx_guard_backups:list(Dir),
     ?assertEqual([maps:get(file, R), <<?FIXTURE>>], [N || #{name := N} <- Listed]),
     ?assertEqual([ok, ok], [V || #{verified := V} <- Listed]).
 
 list_and_preview_views(Config) ->
     Dir = ?config(backup_dir, Config),
     %% no backup dir yet: nothing, not an error
-    ?assertEqual({ok, []}, emqx_guard_backup:list(filename:join(Dir, "missing"))),
-    ?assertEqual({ok, []}, emqx_guard_backup:prune_preview(filename:join(Dir, "missing"), 5)),
+    ?assertEqual({ok, []}, emqx_guard_backups:list(filename:join(Dir, "missing"))),
+    ?assertEqual({ok, #{delete => [], skipped_unverified => []}}, emqx_guard_backups:plan(filename:join(Dir, "missing"), 5)),
     Old = [old_export(Dir, Day) || Day <- lists:seq(1, 7)],
     %% a truncated copy of a good export under its own export name fails verification
     Good = filename:join(Dir, lists:last(Old)),
     {ok, Bin} = file:read_file(Good),
     Broken = "emqx-export-2025-02-01-00-00-00.000.tar.gz",
     ok = file:write_file(filename:join(Dir, Broken), binary:part(Bin, 0, byte_size(Bin) div 2)),
-    {ok, Listed} = emqx_guard_backup:list(Dir),
+    {ok, Listed} = emqx_guard_backups:list(Dir),
     [First | Rest] = Listed,
     ?assertMatch(#{name := <<"emqx-export-2025-02-01-00-00-00.000.tar.gz">>, verified := {error, _}}, First),
     {error, Why} = maps:get(verified, First),
@@ -393,17 +393,17 @@ list_and_preview_views(Config) ->
     ?assertEqual([ok], lists:usort([V || #{verified := V} <- Rest])),
     %% dry run with keep 5: the broken newest one does not count, so the 2 oldest of the 7 good
     %% ones would go; nothing is deleted
-    {ok, Would} = emqx_guard_backup:prune_preview(Dir, 5),
+    {ok, #{delete := Would}} = emqx_guard_backups:plan(Dir, 5),
     ?assertEqual([list_to_binary(N) || N <- lists:sublist(Old, 2)], [N || #{name := N} <- Would]),
-    {ok, #{delete := Would, skipped_unverified := [#{name := BrokenName}]}} = emqx_guard_backup:prune_plan(Dir, 5),
+    {ok, #{delete := Would, skipped_unverified := [#{name := BrokenName}]}} = emqx_guard_backups:plan(Dir, 5),
     ?assertEqual(list_to_binary(Broken), BrokenName),
     ?assertEqual(lists:sort([Broken | Old]), ls(Dir)),
-    {error, Refused} = emqx_guard_backup:prune_preview(Dir, 0),
+    {error, Refused} = emqx_guard_backups:plan(Dir, 0),
     ?assert(is_binary(Refused)).
 
 format_error_lines(_Config) ->
     Lines = [
-        emqx_guard_backup:format_error(R)
+        emqx_guard_outcome:format_error(R)
      || R <- [
             export_unavailable,
             {export_timeout, 600000},
@@ -560,6 +560,14 @@ without_module(Mod, F) ->
 %% Runs F while emqx_guard_nif:verify/1 cannot run: a stand-in module takes the NIF module's
 %% place (verify/1 calls OnVerify(Path), then raises as an unloaded NIF does); the real module
 %% (and its library) is loaded again afterwards.
+%% One manual run with the real steps and no scheduler behind it: `{ok, Outcome}' for a good
+%% backup, `{error, Outcome}' for a failed one.
+run_backup(Request) ->
+    case emqx_guard_run:run(Request#{trigger => manual}, #{}) of
+        #{result := ok} = Outcome -> {ok, Outcome};
+        Outcome -> {error, Outcome}
+    end.
+
 with_unavailable_verifier(OnVerify, F) ->
     persistent_term:put({?MODULE, on_verify}, OnVerify),
     Forms = [

@@ -253,7 +253,7 @@ backup_now_prints_result(_Config) ->
     [Name] = backups(),
     Path = filename:join(emqx_guard_emqx:backup_dir(), Name),
     ?assertEqual("  file: " ++ Path, File),
-    ?assertEqual("  size: " ++ binary_to_list(emqx_guard_cli:format_size(filelib:file_size(Path))), Size),
+    ?assertEqual("  size: " ++ binary_to_list(emqx_guard_render:size(filelib:file_size(Path))), Size),
     {ok, Bytes} = file:read_file(Path),
     ?assertEqual("  sha256: " ++ string:lowercase(binary_to_list(binary:encode_hex(crypto:hash(sha256, Bytes)))), Sha),
     ?assertEqual("  pruned: 0 old backup(s)", Pruned),
@@ -288,7 +288,7 @@ backup_now_refused_while_running(_Config) ->
 backup_now_failure_modes(_Config) ->
     ["Backup done in " ++ _ | _] = ctl(["backup_now"]),
     Good = backups(),
-    {ok, _} = emqx_guard_scheduler:update_settings(#{export_timeout => 1}),
+    {ok, _} = emqx_guard_settings_sync:update_local(#{export_timeout => 1}),
     Modes = [
         {{error, econnrefused}, "export failed"},
         {raise, "export crashed"},
@@ -445,7 +445,7 @@ never_crashes(_Config) ->
     {ok, _} = supervisor:restart_child(emqx_guard_sup, emqx_guard_scheduler).
 
 on_config_changed_validates_and_applies(_Config) ->
-    Old = emqx_guard_settings:to_config(emqx_guard_settings:load()),
+    Old = emqx_guard_test_config:of_settings(emqx_guard_settings:load()),
     New = Old#{<<"backup_cron">> => <<"0 4 * * *">>, <<"backup_keep">> => 3, <<"backup_catchup">> => <<"6h">>,
         <<"backup_timezone">> => <<"UTC">>},
     ?assertEqual(ok, emqx_guard_app:on_config_changed(Old, New)),

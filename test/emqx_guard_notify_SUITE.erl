@@ -435,7 +435,7 @@ dead_man_warns_once(Config) ->
     {P, Port, Out} = start_smtp(Config, ["--mode", "none"]),
     StateFile = filename:join(?config(data_dir, Config), "notify_state"),
     LastSuccess = erlang:system_time(millisecond) - 10 * 60000,
-    ok = emqx_guard_settings:write_term_file(StateFile, #{last_success => LastSuccess, warned_for => undefined}),
+    ok = emqx_guard_store:write(StateFile, #{last_success => LastSuccess, warned_for => undefined}),
     %% every minute: the second fire after the last success was about 8 minutes ago
     start_notify(
         smtp_settings(Port, <<"none">>, #{backup_cron => <<"* * * * *">>, backup_timezone => <<"UTC">>}),
@@ -458,7 +458,7 @@ dead_man_warns_once(Config) ->
     ok = emqx_guard_notify:notify(backup_ok, (ok_facts(Config))#{time => Now}),
     #{last_success := Now, dead_man_deadline := Deadline} = emqx_guard_notify:status(),
     ?assert(Deadline > Now),
-    ?assertMatch({ok, #{last_success := Now}}, emqx_guard_settings:read_term_file(StateFile)),
+    ?assertMatch({ok, #{last_success := Now}}, emqx_guard_store:read(StateFile)),
     port_close(P).
 
 %% In a cluster only the exporting node (the lowest running core) watches for silence, and a
@@ -467,7 +467,7 @@ dead_man_silent_where_backups_are_not_exported(Config) ->
     {P, Port, Out} = start_smtp(Config, ["--mode", "none"]),
     StateFile = filename:join(?config(data_dir, Config), "notify_state_replicant"),
     LastSuccess = erlang:system_time(millisecond) - 10 * 60000,
-    ok = emqx_guard_settings:write_term_file(StateFile, #{last_success => LastSuccess, warned_for => undefined}),
+    ok = emqx_guard_store:write(StateFile, #{last_success => LastSuccess, warned_for => undefined}),
     start_notify(
         smtp_settings(Port, <<"none">>, #{backup_cron => <<"* * * * *">>, backup_timezone => <<"UTC">>}),
         #{state_file => StateFile, dead_man_grace_ms => 0}
@@ -544,7 +544,7 @@ dead_server_changes_nothing_about_the_backup(_Config) ->
     ok = gen_tcp:controlling_process(Hole, Acceptor),
     application:set_env(emqx_guard, notify, #{timeout_ms => 60000, backoff_ms => [60000]}),
     ok = emqx_guard_ct_helper:start_app(real),
-    {ok, _} = emqx_guard_scheduler:update_settings(maps:merge(
+    {ok, _} = emqx_guard_settings_sync:update_local(maps:merge(
         #{notify_smtp_server => <<"127.0.0.1">>, notify_smtp_port => Port, notify_smtp_tls => <<"none">>,
             notify_from => <<"guard@example.com">>, notify_to => [<<"ops@example.com">>]},
         #{notify_on_success => true}

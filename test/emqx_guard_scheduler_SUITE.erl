@@ -142,7 +142,7 @@ instant_never_runs_twice(_Config) ->
     _ = next_timer(wake),
     %% the clock goes back before noon: rescheduling must not aim at today's noon again
     set_now({{2026, 11, 25}, {11, 59, 0}}),
-    ok = emqx_guard_scheduler:reschedule(),
+    ok = emqx_guard_scheduler:settings_changed(),
     {Delay, _, _} = Timer2 = next_timer(wake),
     ?assertEqual(utc({{2026, 11, 26}, {12, 0, 0}}), maps:get(next_fire, emqx_guard_scheduler:status())),
     ?assertEqual(utc({{2026, 11, 26}, {12, 0, 0}}) - utc({{2026, 11, 25}, {11, 59, 0}}), Delay),
@@ -239,8 +239,8 @@ failure_raises_alarm_success_clears_it(_Config) ->
 catchup_after_restart_once(_Config) ->
     daily_noon_utc(),
     %% the node ran the fire of 2026-11-20 12:00, then was down for five days
-    ok = emqx_guard_settings:save_state(
-        (emqx_guard_settings:default_state())#{last_fired => utc({{2026, 11, 20}, {12, 0, 0}})}
+    ok = emqx_guard_run_state:save(
+        (emqx_guard_run_state:fresh())#{last_fired => utc({{2026, 11, 20}, {12, 0, 0}})}
     ),
     set_now({{2026, 11, 25}, {13, 0, 0}}),
     start_app(fake_opts(#{catchup_delay_ms => 60000})),
@@ -269,8 +269,8 @@ catchup_after_restart_once(_Config) ->
 
 catchup_follows_settings_changes(_Config) ->
     daily_noon_utc(),
-    ok = emqx_guard_settings:save_state(
-        (emqx_guard_settings:default_state())#{last_fired => utc({{2026, 11, 24}, {12, 0, 0}})}
+    ok = emqx_guard_run_state:save(
+        (emqx_guard_run_state:fresh())#{last_fired => utc({{2026, 11, 24}, {12, 0, 0}})}
     ),
     set_now({{2026, 11, 25}, {13, 0, 0}}),
     start_app(fake_opts(#{catchup_delay_ms => 60000})),
@@ -304,8 +304,8 @@ catchup_follows_settings_changes(_Config) ->
 catchup_only_within_window(_Config) ->
     %% missed 12:00, now 13:00: outside a 30 minute window
     preset(#{backup_cron => <<"0 12 * * *">>, backup_timezone => <<"UTC">>, backup_catchup => 1800}),
-    ok = emqx_guard_settings:save_state(
-        (emqx_guard_settings:default_state())#{last_fired => utc({{2026, 11, 24}, {12, 0, 0}})}
+    ok = emqx_guard_run_state:save(
+        (emqx_guard_run_state:fresh())#{last_fired => utc({{2026, 11, 24}, {12, 0, 0}})}
     ),
     set_now({{2026, 11, 25}, {13, 0, 0}}),
     start_app(fake_opts(#{})),
@@ -323,8 +323,8 @@ catchup_only_within_window(_Config) ->
     stop_app(),
     %% a manual backup after the missed instant counts as the backup: nothing to catch up
     ok = emqx_guard_settings:save((emqx_guard_settings:load())#{backup_catchup => 86400}),
-    ok = emqx_guard_settings:save_state(
-        (emqx_guard_settings:default_state())#{
+    ok = emqx_guard_run_state:save(
+        (emqx_guard_run_state:fresh())#{
             last_fired => utc({{2026, 11, 24}, {12, 0, 0}}),
             last_run => #{started_at => utc({{2026, 11, 25}, {12, 30, 0}}), duration_ms => 10,
                 result => ok, trigger => manual}
@@ -360,11 +360,11 @@ settings_change_rearms_at_once(_Config) ->
     set_now(?T0),
     start_app(fake_opts(#{})),
     _ = next_timer(wake),
-    {ok, _} = emqx_guard_scheduler:update_settings(#{backup_cron => <<"30 10 * * *">>}),
+    {ok, _} = emqx_guard_settings_sync:update_local(#{backup_cron => <<"30 10 * * *">>}),
     {Delay, _, _} = next_timer(wake),
     ?assertEqual(30 * 60 * 1000, Delay),
     %% a rejected change re-arms nothing and changes nothing
-    {error, _} = emqx_guard_scheduler:update_settings(#{backup_cron => <<"61 10 * * *">>}),
+    {error, _} = emqx_guard_settings_sync:update_local(#{backup_cron => <<"61 10 * * *">>}),
     no_timer(wake),
     ?assertEqual(<<"30 10 * * *">>, maps:get(backup_cron, emqx_guard_settings:load())).
 
@@ -392,7 +392,7 @@ real_timer_end_to_end(_Config) ->
     start_app(real),
     ?assertEqual([], backups()),
     #{next_fire := Next} = emqx_guard_scheduler:status(),
-    ct:log("waiting for the fire at ~ts", [emqx_guard_schedule:format_instant(Next, 0)]),
+    ct:log("waiting for the fire at ~ts", [emqx_guard_render:instant(Next, 0)]),
     wait_until_fired(70),
     wait_idle(),
     [Name] = backups(),

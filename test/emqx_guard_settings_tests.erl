@@ -27,18 +27,18 @@ parse_duration_test_() ->
 
 format_duration_test_() ->
     [
-        ?_assertEqual(<<"0">>, emqx_guard_settings:format_duration(0)),
-        ?_assertEqual(<<"24h">>, emqx_guard_settings:format_duration(86400)),
-        ?_assertEqual(<<"90m">>, emqx_guard_settings:format_duration(5400)),
-        ?_assertEqual(<<"10m">>, emqx_guard_settings:format_duration(600)),
-        ?_assertEqual(<<"45s">>, emqx_guard_settings:format_duration(45)),
-        ?_assertEqual(<<"3601s">>, emqx_guard_settings:format_duration(3601))
+        ?_assertEqual(<<"0">>, emqx_guard_render:duration_s(0)),
+        ?_assertEqual(<<"24h">>, emqx_guard_render:duration_s(86400)),
+        ?_assertEqual(<<"90m">>, emqx_guard_render:duration_s(5400)),
+        ?_assertEqual(<<"10m">>, emqx_guard_render:duration_s(600)),
+        ?_assertEqual(<<"45s">>, emqx_guard_render:duration_s(45)),
+        ?_assertEqual(<<"3601s">>, emqx_guard_render:duration_s(3601))
     ].
 
 duration_round_trip_test() ->
     lists:foreach(
         fun(S) ->
-            ?assertEqual({ok, S}, emqx_guard_settings:parse_duration(emqx_guard_settings:format_duration(S)))
+            ?assertEqual({ok, S}, emqx_guard_settings:parse_duration(emqx_guard_render:duration_s(S)))
         end,
         [0, 1, 59, 60, 61, 3599, 3600, 5400, 86400, 90061]
     ).
@@ -91,21 +91,7 @@ defaults_test() ->
     ?assertEqual(5, maps:get(backup_keep, D)),
     ?assertEqual(<<"local">>, maps:get(backup_timezone, D)),
     ?assertEqual(86400, maps:get(backup_catchup, D)),
-    ?assertEqual(600, maps:get(export_timeout, D)),
-    ?assertEqual(
-        #{
-            <<"backup_cron">> => <<"0 12 * * 0">>,
-            <<"backup_keep">> => 5,
-            <<"backup_timezone">> => <<"local">>,
-            <<"backup_catchup">> => <<"24h">>,
-            <<"export_timeout">> => <<"10m">>
-        },
-        %% the notification keys are emqx_guard_notify_config's (emqx_guard_notify_config_tests)
-        maps:with(
-            [<<"backup_cron">>, <<"backup_keep">>, <<"backup_timezone">>, <<"backup_catchup">>, <<"export_timeout">>],
-            emqx_guard_settings:to_config(D)
-        )
-    ).
+    ?assertEqual(600, maps:get(export_timeout, D)).
 
 %%--------------------------------------------------------------------
 %% Persistence (no NIF needed: values below are the defaults or numeric)
@@ -123,7 +109,7 @@ with_data_dir(Fun) ->
 missing_file_gives_defaults_test() ->
     with_data_dir(fun(_Dir) ->
         ?assertEqual(emqx_guard_settings:defaults(), emqx_guard_settings:load()),
-        ?assertEqual(emqx_guard_settings:default_state(), emqx_guard_settings:load_state())
+        ?assertEqual(emqx_guard_run_state:fresh(), emqx_guard_run_state:load())
     end).
 
 state_round_trip_test() ->
@@ -134,8 +120,10 @@ state_round_trip_test() ->
                 trigger => scheduled, path => <<"/x/emqx-export-2025-11-29-12-00-00.000.tar.gz">>},
             counts => #{ok => 3, failed => 1, skipped => 2}
         },
-        ok = emqx_guard_settings:save_state(State),
-        ?assertEqual(State, emqx_guard_settings:load_state()),
+        ok = emqx_guard_run_state:save(State),
+        %% read back as an outcome: the node it ran on (this one) and no warnings
+        #{last_run := Run} = State,
+        ?assertEqual(State#{last_run := Run#{node => node(), warnings => []}}, emqx_guard_run_state:load()),
         %% only the state file is left in the directory: the temporary file was renamed
         ?assertEqual(["state.eterm"], element(2, file:list_dir(filename:join(Dir, "emqx_guard"))))
     end).
@@ -180,14 +168,14 @@ damaged_value_falls_back_per_key_test() ->
 
 damaged_state_file_gives_fresh_state_test() ->
     with_data_dir(fun(_Dir) ->
-        Path = emqx_guard_settings:state_file(),
+        Path = emqx_guard_run_state:path(),
         ok = filelib:ensure_dir(Path),
         ok = file:write_file(Path, <<"{emqx_guard_state, 1, #{last_fired => ">>),
-        ?assertEqual(emqx_guard_settings:default_state(), emqx_guard_settings:load_state()),
+        ?assertEqual(emqx_guard_run_state:fresh(), emqx_guard_run_state:load()),
         ok = file:write_file(Path, <<"{emqx_guard_state, 1, #{last_fired => soon, counts => #{ok => -1, failed => 2}}}.">>),
         ?assertEqual(
             #{last_fired => undefined, last_run => undefined, counts => #{ok => 0, failed => 2, skipped => 0}},
-            emqx_guard_settings:load_state()
+            emqx_guard_run_state:load()
         )
     end).
 
@@ -197,7 +185,7 @@ damaged_state_file_gives_fresh_state_test() ->
 damaged_state_values_are_dropped_test_() ->
     Good = #{started_at => 1764417600000, duration_ms => 1200, result => failed, trigger => manual,
         error => <<"export failed: disk full">>},
-    Fresh = emqx_guard_settings:default_state(),
+    Fresh = emqx_guard_run_state:fresh(),
     DroppedRun = fun(Run) -> #{last_run => Run} end,
     Cases = [
         %% error is not a binary: the scheduler's restore_alarm would raise badarg
@@ -232,39 +220,42 @@ damaged_state_values_are_dropped_test_() ->
     ],
     [
         ?_test(with_data_dir(fun(_Dir) ->
-            Path = emqx_guard_settings:state_file(),
+            Path = emqx_guard_run_state:path(),
             ok = filelib:ensure_dir(Path),
             ok = file:write_file(Path, io_lib:format("~tp.~n", [{emqx_guard_state, 1, Stored}])),
-            ?assertEqual(Fresh, emqx_guard_settings:load_state())
+            ?assertEqual(Fresh, emqx_guard_run_state:load())
         end))
      || Stored <- Cases
     ].
 
-%% The edges of what is kept: the year 9999, zero, a successful run without error, and a field
-%% a later version may add (dropped, the rest of the record kept).
+%% The edges of what is kept: the year 9999, zero, a successful run without error, and the
+%% fields of a file written by an earlier version.
 sane_state_values_are_kept_test() ->
     with_data_dir(fun(_Dir) ->
         Max = 253402300799999,
         Run = #{started_at => Max, duration_ms => 0, result => ok, trigger => catchup, instant => 0,
             file => <<"emqx-export-2025-11-29-12-00-00.000.tar.gz">>, size => 0, pruned => 0,
             sha256 => <<"ab">>, warning => <<"could not make it private"/utf8>>},
-        Path = emqx_guard_settings:state_file(),
+        Path = emqx_guard_run_state:path(),
         ok = filelib:ensure_dir(Path),
         Stored = #{last_fired => Max, last_run => Run#{node => 'n@h'}, counts => #{ok => 0, failed => 7, skipped => 1}},
         ok = file:write_file(Path, io_lib:format("~tp.~n", [{emqx_guard_state, 1, Stored}])),
-        ?assertEqual(Stored#{last_run := Run}, emqx_guard_settings:load_state())
+        %% written before the outcome had one shape: the pruned count is dropped, the one
+        %% warning line becomes the list of warnings
+        Outcome = (maps:without([pruned, warning], Run))#{node => 'n@h', warnings => [maps:get(warning, Run)]},
+        ?assertEqual(Stored#{last_run := Outcome}, emqx_guard_run_state:load())
     end).
 
 %% An instant the NIF refuses (badarg) is an error line, not an exception in the caller.
 schedule_out_of_range_instant_is_an_error_test_() ->
     Huge = 99999999999999999999,
     [
-        ?_assertMatch({error, <<_/binary>>}, emqx_guard_schedule:next_fire(<<"* * * * *">>, <<"UTC">>, Huge)),
+        ?_assertMatch({error, <<_/binary>>}, emqx_guard_cron:next_fire(<<"* * * * *">>, <<"UTC">>, Huge)),
         ?_assertMatch({error, <<_/binary>>},
-            emqx_guard_schedule:catchup_instant(<<"* * * * *">>, <<"UTC">>, Huge, Huge, 3600)),
-        ?_assertMatch({error, <<_/binary>>}, emqx_guard_schedule:preview(<<"* * * * *">>, <<"UTC">>, Huge, 3)),
+            emqx_guard_cron:catchup_instant(<<"* * * * *">>, <<"UTC">>, Huge, Huge, 3600)),
+        ?_assertMatch({error, <<_/binary>>}, emqx_guard_cron:preview(<<"* * * * *">>, <<"UTC">>, Huge, 3)),
         %% the NIF itself is usable: the same call in range answers
-        ?_assertEqual({ok, 60000}, emqx_guard_schedule:next_fire(<<"* * * * *">>, <<"UTC">>, 0))
+        ?_assertEqual({ok, 60000}, emqx_guard_cron:next_fire(<<"* * * * *">>, <<"UTC">>, 0))
     ].
 
 %% The dashboard's copy of the config never saw a change made with `emqx ctl guard': saving an
@@ -272,7 +263,7 @@ schedule_out_of_range_instant_is_an_error_test_() ->
 %% persisted for the next start).
 dashboard_save_keeps_cli_changes_test() ->
     with_data_dir(fun(_Dir) ->
-        Old = emqx_guard_settings:to_config(emqx_guard_settings:defaults()),
+        Old = emqx_guard_test_config:of_settings(emqx_guard_settings:defaults()),
         {ok, Cron} = emqx_guard_settings:validate(backup_cron, <<"15 3 * * *">>),
         ok = emqx_guard_settings:save((emqx_guard_settings:load())#{backup_cron => Cron}),
         ?assertEqual(ok, emqx_guard_app:on_config_changed(Old, Old#{<<"notify_on_success">> => true})),
@@ -305,11 +296,11 @@ format_instant_test_() ->
     %% 2026-11-29 11:00:00 UTC
     Ms = 1795950000000,
     [
-        ?_assertEqual(<<"2026-11-29 12:00:00 +01:00">>, emqx_guard_schedule:format_instant(Ms, 3600)),
-        ?_assertEqual(<<"2026-11-29 11:00:00 +00:00">>, emqx_guard_schedule:format_instant(Ms, 0)),
-        ?_assertEqual(<<"2026-11-29 16:30:00 +05:30">>, emqx_guard_schedule:format_instant(Ms, 19800)),
-        ?_assertEqual(<<"2026-11-29 06:00:00 -05:00">>, emqx_guard_schedule:format_instant(Ms, -18000)),
-        ?_assertEqual(<<"2026-11-28 23:30:00 -11:30">>, emqx_guard_schedule:format_instant(Ms, -41400))
+        ?_assertEqual(<<"2026-11-29 12:00:00 +01:00">>, emqx_guard_render:instant(Ms, 3600)),
+        ?_assertEqual(<<"2026-11-29 11:00:00 +00:00">>, emqx_guard_render:instant(Ms, 0)),
+        ?_assertEqual(<<"2026-11-29 16:30:00 +05:30">>, emqx_guard_render:instant(Ms, 19800)),
+        ?_assertEqual(<<"2026-11-29 06:00:00 -05:00">>, emqx_guard_render:instant(Ms, -18000)),
+        ?_assertEqual(<<"2026-11-28 23:30:00 -11:30">>, emqx_guard_render:instant(Ms, -41400))
     ].
 
 glob_detection_test_() ->
@@ -342,15 +333,15 @@ cwd_entry() ->
 
 format_size_test_() ->
     [
-        ?_assertEqual(<<"512 B">>, emqx_guard_cli:format_size(512)),
-        ?_assertEqual(<<"12.3 KiB">>, emqx_guard_cli:format_size(12595)),
-        ?_assertEqual(<<"4.0 MiB">>, emqx_guard_cli:format_size(4 * 1024 * 1024)),
-        ?_assertEqual(<<"1.5 GiB">>, emqx_guard_cli:format_size(3 * 512 * 1024 * 1024))
+        ?_assertEqual(<<"512 B">>, emqx_guard_render:size(512)),
+        ?_assertEqual(<<"12.3 KiB">>, emqx_guard_render:size(12595)),
+        ?_assertEqual(<<"4.0 MiB">>, emqx_guard_render:size(4 * 1024 * 1024)),
+        ?_assertEqual(<<"1.5 GiB">>, emqx_guard_render:size(3 * 512 * 1024 * 1024))
     ].
 
 format_ms_test_() ->
     [
-        ?_assertEqual(<<"850 ms">>, emqx_guard_cli:format_ms(850)),
-        ?_assertEqual(<<"12.3 s">>, emqx_guard_cli:format_ms(12345)),
-        ?_assertEqual(<<"4 min 5 s">>, emqx_guard_cli:format_ms(245000))
+        ?_assertEqual(<<"850 ms">>, emqx_guard_render:duration_ms(850)),
+        ?_assertEqual(<<"12.3 s">>, emqx_guard_render:duration_ms(12345)),
+        ?_assertEqual(<<"4 min 5 s">>, emqx_guard_render:duration_ms(245000))
     ].

@@ -1,21 +1,20 @@
-%% @doc Schedule arithmetic on top of the NIF: the next fire, a preview of the
-%% next fires with their UTC offsets, the catch-up decision, and how an instant
-%% is written for people (`2026-11-29 12:00:00 +01:00').
+%% @doc Cron arithmetic on top of the Rust core (`emqx_guard_core'): validation, the next fire,
+%% a preview of the next fires with their UTC offsets, and the catch-up decision.
 %%
-%% All instants are UTC milliseconds. Every NIF error, including a NIF that is
-%% not loaded and arguments it refuses (badarg), comes back as `{error, Line}'
-%% with one human line.
--module(emqx_guard_schedule).
+%% All instants are UTC milliseconds. Every core error, including a library that is not loaded
+%% and arguments it refuses, comes back as `{error, Line}' with one human line.
+-module(emqx_guard_cron).
+
+-include_lib("kernel/include/logger.hrl").
 
 -export([
     validate/1,
     next_fire/3,
+    search_from/2,
     preview/4,
     catchup_instant/5,
     describe/1,
-    zone_name/1,
-    format_instant/2,
-    format_in_zone/2
+    zone_name/1
 ]).
 
 -export_type([fire/0]).
@@ -23,19 +22,39 @@
 %% An instant and the zone's UTC offset (seconds) at that instant.
 -type fire() :: {UnixMs :: integer(), OffsetSeconds :: integer()}.
 
+%% A last fired instant further ahead than this means the clock was wrong when it ran.
+-define(FUTURE_LAST_FIRED_MS, 86400000).
+
 %% @doc Checks a cron expression; returns it normalized (trimmed, single-spaced).
 -spec validate(binary()) -> {ok, binary()} | {error, binary()}.
 validate(Cron) ->
-    nif(fun() -> emqx_guard_nif:validate(Cron) end).
+    line(emqx_guard_core:validate(Cron)).
 
 %% @doc The first fire strictly after AfterMs.
 -spec next_fire(binary(), binary(), integer()) -> {ok, integer()} | {error, binary()}.
 next_fire(Cron, Zone, AfterMs) ->
-    case nif(fun() -> emqx_guard_nif:next_fires(Cron, Zone, AfterMs, 1) end) of
+    case line(emqx_guard_core:next_fires(Cron, Zone, AfterMs, 1)) of
         {ok, [Next | _]} -> {ok, Next};
         {ok, []} -> {error, <<"the schedule never fires">>};
         {error, _} = Error -> Error
     end.
+
+%% @doc The instant the next fire is searched after: now, or the last fired instant when that
+%% is later (an instant already run never runs again). A last fired instant more than a day
+%% ahead is logged: the clock was probably far ahead when that run happened.
+-spec search_from(integer() | undefined, integer()) -> integer().
+search_from(undefined, Now) ->
+    Now;
+search_from(LastFired, Now) when LastFired > Now + ?FUTURE_LAST_FIRED_MS ->
+    ?LOG_WARNING(#{
+        msg => emqx_guard_last_fired_in_future,
+        last_fired => LastFired,
+        now => Now,
+        hint => <<"scheduled backups resume after this instant; backup_now still works">>
+    }),
+    LastFired;
+search_from(LastFired, Now) ->
+    max(Now, LastFired).
 
 %% @doc The zone's IANA name, the schedule in English and the next N fires
 %% after AfterMs with the zone's offset at each.
@@ -45,7 +64,7 @@ preview(Cron, Zone, AfterMs, N) ->
     maybe_all([
         fun() -> zone_name(Zone) end,
         fun() -> describe(Cron) end,
-        fun() -> nif(fun() -> emqx_guard_nif:next_fires(Cron, Zone, AfterMs, N) end) end
+        fun() -> line(emqx_guard_core:next_fires(Cron, Zone, AfterMs, N)) end
     ], fun([ZoneName, Description, Fires]) ->
         WithOffsets = [{Ms, offset(Zone, Ms)} || Ms <- Fires],
         {ok, #{zone_name => ZoneName, description => Description, fires => WithOffsets}}
@@ -73,7 +92,7 @@ catchup_instant(Cron, Zone, Ref, Now, WindowS) ->
 
 %% Walks forward in bounded batches to the last instant at or before Now.
 latest_missed(Cron, Zone, Last, Now) ->
-    case nif(fun() -> emqx_guard_nif:next_fires(Cron, Zone, Last, 64) end) of
+    case line(emqx_guard_core:next_fires(Cron, Zone, Last, 64)) of
         {ok, Fires} ->
             case [F || F <- Fires, F =< Now] of
                 [] -> Last;
@@ -87,41 +106,17 @@ latest_missed(Cron, Zone, Last, Now) ->
 %% @doc The schedule in plain English.
 -spec describe(binary()) -> {ok, binary()} | {error, binary()}.
 describe(Cron) ->
-    nif(fun() -> emqx_guard_nif:describe(Cron) end).
+    line(emqx_guard_core:describe(Cron)).
 
 %% @doc The IANA name of a zone (`local' becomes the node's zone).
 -spec zone_name(binary()) -> {ok, binary()} | {error, binary()}.
 zone_name(Zone) ->
-    nif(fun() -> emqx_guard_nif:resolve_zone(Zone) end).
-
-%% @doc An instant written in the given zone with its offset, e.g.
-%% `2026-11-29 12:00:00 +01:00'. When the zone cannot be used the instant is
-%% written in UTC (`+00:00').
--spec format_in_zone(binary(), integer()) -> binary().
-format_in_zone(Zone, Ms) ->
-    format_instant(Ms, offset(Zone, Ms)).
-
-%% @doc Writes UnixMs shifted by OffsetSeconds as `YYYY-MM-DD HH:MM:SS +HH:MM'.
--spec format_instant(integer(), integer()) -> binary().
-format_instant(Ms, OffsetSeconds) ->
-    LocalSeconds = Ms div 1000 + OffsetSeconds,
-    {{Y, Mo, D}, {H, Mi, S}} = calendar:system_time_to_universal_time(LocalSeconds, second),
-    Sign =
-        case OffsetSeconds < 0 of
-            true -> $-;
-            false -> $+
-        end,
-    Abs = abs(OffsetSeconds),
-    iolist_to_binary(
-        io_lib:format("~4..0B-~2..0B-~2..0B ~2..0B:~2..0B:~2..0B ~c~2..0B:~2..0B", [
-            Y, Mo, D, H, Mi, S, Sign, Abs div 3600, (Abs rem 3600) div 60
-        ])
-    ).
+    line(emqx_guard_core:resolve_zone(Zone)).
 
 offset(Zone, Ms) ->
-    case nif(fun() -> emqx_guard_nif:utc_offset(Zone, Ms) end) of
-        {ok, Offset} when is_integer(Offset) -> Offset;
-        _ -> 0
+    case emqx_guard_core:utc_offset(Zone, Ms) of
+        {ok, Offset} -> Offset;
+        {error, _} -> 0
     end.
 
 maybe_all(Steps, Done) ->
@@ -135,17 +130,13 @@ maybe_all([Step | Rest], Acc, Done) ->
         {error, _} = Error -> Error
     end.
 
-nif(Fun) ->
-    try Fun() of
-        {ok, _} = Ok -> Ok;
-        {error, {_Reason, Detail}} when is_binary(Detail) -> {error, Detail};
-        {error, Other} -> {error, iolist_to_binary(io_lib:format("~tp", [Other]))}
-    catch
-        error:{nif_not_loaded, _Path, Reason} ->
-            {error, iolist_to_binary(io_lib:format("the emqx_guard NIF is not loaded: ~tp", [Reason]))};
-        error:undef ->
-            {error, <<"the emqx_guard NIF module is missing">>};
-        error:badarg ->
-            %% e.g. an instant outside what the NIF takes (a damaged stored state)
-            {error, <<"the schedule cannot be computed for these arguments (an instant out of range?)">>}
-    end.
+%% The core's answer with its error as the line a person reads.
+line({ok, _} = Ok) ->
+    Ok;
+line({error, {nif_not_loaded, Detail}}) ->
+    {error, Detail};
+line({error, {badarg, _}}) ->
+    %% e.g. an instant outside what the core takes (a damaged stored state)
+    {error, <<"the schedule cannot be computed for these arguments (an instant out of range?)">>};
+line({error, {_Reason, Detail}}) ->
+    {error, Detail}.

@@ -1,0 +1,234 @@
+%% @doc The outcome of one backup run: the one value that the run builds step by step and that
+%% every later consumer reads as it is (`guard backup_now' and `backup_status', the alarm, the
+%% notifications, the persisted run state, the cluster view), and its persisted form.
+%%
+%% An outcome is a map:
+%% <ul>
+%% <li>always: `trigger' (`scheduled' | `catchup' | `manual'), `started_at' (Unix ms),
+%%     `duration_ms', `node', `result' (`ok' | `failed' | `skipped'); `instant' for a scheduled
+%%     or catch-up run (the instant it stands for);</li>
+%% <li>what the steps found: `file' (the export's name), `path' (absolute), `size', `sha256',
+%%     `version', `pruned' (names deleted by retention, oldest first), `prune_failed' and
+%%     `prune_skipped' (`[{Name, Why}]'), `removed' (what a failed run deleted of its own);</li>
+%% <li>`warnings': lines for a good backup whose side step failed (file mode, retention);</li>
+%% <li>a failed or skipped run: `reason' (a tagged term, never persisted) and `error', its one
+%%     line for people, made by `format_error/1', the one place where a run's reasons become
+%%     text; a skipped run also names the `responsible' node or the node that `exported_by'.</li>
+%% </ul>
+-module(emqx_guard_outcome).
+
+-export([new/3, fail/2, skip/2, warn/2, finish/2, format_error/1, stored/1, from_stored/1]).
+
+-export_type([outcome/0, trigger/0]).
+
+-type trigger() :: scheduled | catchup | manual.
+-type outcome() :: #{
+    trigger := trigger(),
+    started_at := integer(),
+    node := node(),
+    result := running | ok | failed | skipped,
+    duration_ms => non_neg_integer(),
+    instant => integer(),
+    file => binary(),
+    path => binary(),
+    size => non_neg_integer(),
+    sha256 => binary(),
+    version => binary(),
+    pruned => [binary()],
+    prune_failed => [{binary(), binary()}],
+    prune_skipped => [{binary(), binary()}],
+    removed => [binary()],
+    warnings => [binary()],
+    reason => term(),
+    error => binary(),
+    responsible => node(),
+    exported_by => node()
+}.
+
+%% The fields kept in the run state file, and their checks on load.
+-define(STORED, [
+    trigger, started_at, node, result, duration_ms, instant, file, path, size, sha256, version, pruned,
+    removed, warnings, error
+]).
+%% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant a stored outcome may hold.
+-define(MAX_INSTANT_MS, 253402300799999).
+
+%% @doc A run that starts now: `result' is `running' until `finish/2'.
+-spec new(trigger(), integer() | undefined, integer()) -> outcome().
+new(Trigger, Instant, StartedAt) ->
+    O = #{trigger => Trigger, started_at => StartedAt, node => node(), result => running, warnings => []},
+    case Instant of
+        undefined -> O;
+        _ -> O#{instant => Instant}
+    end.
+
+%% @doc The run failed for Reason.
+-spec fail(outcome(), term()) -> outcome().
+fail(O, Reason) ->
+    O#{result => failed, reason => Reason, error => format_error(Reason)}.
+
+%% @doc Another node exports this instant (see `emqx_guard_election').
+-spec skip(outcome(), emqx_guard_election:skip()) -> outcome().
+skip(O, {Reason, Node} = Skip) when is_atom(Node) ->
+    Key =
+        case Reason of
+            already_exported -> exported_by;
+            _ -> responsible
+        end,
+    O#{result => skipped, reason => Reason, Key => Node, error => format_error(Skip)};
+skip(O, Reason) ->
+    O#{result => skipped, reason => Reason, error => format_error(Reason)}.
+
+%% @doc Adds a warning line: the backup is good, a side step failed.
+-spec warn(outcome(), binary()) -> outcome().
+warn(O = #{warnings := Ws}, Line) ->
+    O#{warnings => Ws ++ [Line]}.
+
+%% @doc Closes a run that took DurationMs: `ok' unless it failed or was skipped.
+-spec finish(outcome(), non_neg_integer()) -> outcome().
+finish(O = #{result := running}, DurationMs) ->
+    O#{result => ok, duration_ms => DurationMs};
+finish(O, DurationMs) ->
+    O#{duration_ms => DurationMs}.
+
+%%--------------------------------------------------------------------------------------------
+%% Reasons as text
+%%--------------------------------------------------------------------------------------------
+
+%% @doc One line a person understands for the reason a run failed or was skipped.
+-spec format_error(term()) -> binary().
+format_error(export_unavailable) ->
+    <<"this EMQX has no data export (emqx_mgmt_data_backup is missing; EMQX 5.1 or newer is needed)">>;
+format_error({export_timeout, Ms}) when is_integer(Ms), Ms rem 1000 =:= 0 ->
+    text("export timed out after ~b s", [Ms div 1000]);
+format_error({export_timeout, Ms}) ->
+    text("export timed out after ~tp ms", [Ms]);
+format_error({export_failed, Reason}) ->
+    text("export failed: ~ts", [describe(Reason)]);
+format_error({export_crashed, Class, Reason}) ->
+    text("export crashed (~ts): ~ts", [Class, describe(Reason)]);
+format_error({verify_failed, {_Reason, Detail}}) ->
+    text("verification failed: ~ts", [describe(Detail)]);
+format_error({verify_unavailable, {_Reason, Detail}}) ->
+    text("could not verify the new backup, kept it unverified: ~ts", [describe(Detail)]);
+format_error({crashed, Class, Reason}) ->
+    text("the backup run crashed (~ts): ~ts", [Class, describe(Reason)]);
+format_error({worker_died, Reason}) ->
+    text("the backup process died: ~ts", [describe(Reason)]);
+format_error(no_core_node) ->
+    <<"no running core node in the cluster">>;
+format_error({not_responsible, Node}) ->
+    text("~ts exports this one (the lowest running core node)", [Node]);
+format_error({lock_held, _Node}) ->
+    <<"another node holds the lock for this instant">>;
+format_error({already_exported, Node}) ->
+    text("this instant was already exported by ~ts", [Node]);
+format_error({previous_run_still_running, _Since}) ->
+    <<"the previous backup was still running">>;
+format_error(Reason) ->
+    describe(Reason).
+
+%% Text for a reason of unknown shape: strings as they are, POSIX atoms in words, terms printed
+%% short; always one line.
+describe(Reason) ->
+    Text =
+        case printable(Reason) of
+            {true, Str} ->
+                Str;
+            false ->
+                case Reason of
+                    {badmatch, {error, Inner}} ->
+                        describe(Inner);
+                    {error, Inner} ->
+                        describe(Inner);
+                    A when is_atom(A) ->
+                        case file:format_error(A) of
+                            "unknown POSIX error" ++ _ -> atom_to_list(A);
+                            Posix -> Posix
+                        end;
+                    _ ->
+                        io_lib:format("~0tP", [Reason, 12])
+                end
+        end,
+    one_line(Text).
+
+printable(B) when is_binary(B) ->
+    case unicode:characters_to_list(B) of
+        L when is_list(L) -> printable(L);
+        _ -> false
+    end;
+printable(L) when is_list(L), L =/= [] ->
+    case io_lib:printable_unicode_list(L) of
+        true -> {true, L};
+        false -> false
+    end;
+printable(_) ->
+    false.
+
+one_line(Text) ->
+    Flat = unicode:characters_to_binary(Text),
+    Line = re:replace(Flat, "\\s*[\\r\\n]+\\s*", " ", [global, unicode, {return, binary}]),
+    string:trim(Line).
+
+%%--------------------------------------------------------------------------------------------
+%% Persisted form
+%%--------------------------------------------------------------------------------------------
+
+%% @doc What the run state file keeps of an outcome: everything but the reason term (its line is
+%% kept) and the details of retention's side lists.
+-spec stored(outcome()) -> map().
+stored(O) ->
+    maps:with(?STORED, O).
+
+%% @doc An outcome read back from the run state file, or `error' when any field is damaged (then
+%% the whole record is dropped, so the alarm, the health check and `guard backup_status' never
+%% see a damaged one). Fields this version does not know are dropped. Files written before the
+%% outcome had one shape hold `pruned' as a count and one `warning' line: the count is dropped,
+%% the line becomes `warnings'.
+-spec from_stored(term()) -> {ok, outcome()} | error.
+from_stored(#{started_at := S, duration_ms := D, trigger := T, result := R} = Stored) ->
+    Known = maps:with(?STORED, upgrade(Stored)),
+    Ok =
+        is_instant(S) andalso
+            is_integer(D) andalso D >= 0 andalso
+            lists:member(T, [scheduled, catchup, manual]) andalso
+            lists:member(R, [ok, failed]) andalso
+            (R =:= ok orelse maps:is_key(error, Known)) andalso
+            lists:all(fun({K, V}) -> field_ok(K, V) end, maps:to_list(maps:without([started_at, duration_ms, trigger, result], Known))),
+    case Ok of
+        true -> {ok, maps:merge(#{node => node(), warnings => []}, Known)};
+        false -> error
+    end;
+from_stored(_) ->
+    error.
+
+upgrade(Stored) ->
+    Counted =
+        case Stored of
+            #{pruned := N} when is_integer(N) -> maps:remove(pruned, Stored);
+            _ -> Stored
+        end,
+    case Counted of
+        #{warning := W} -> maps:put(warnings, [W], maps:remove(warning, Counted));
+        _ -> Counted
+    end.
+
+field_ok(instant, V) -> is_instant(V);
+field_ok(size, V) -> is_integer(V) andalso V >= 0;
+field_ok(node, V) -> is_atom(V);
+field_ok(K, V) when K =:= pruned; K =:= removed; K =:= warnings -> is_list(V) andalso lists:all(fun is_text/1, V);
+field_ok(_Text, V) -> is_text(V).
+
+is_instant(T) ->
+    is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.
+
+is_text(B) when is_binary(B) ->
+    case unicode:characters_to_binary(B) of
+        B -> true;
+        _ -> false
+    end;
+is_text(_) ->
+    false.
+
+text(Fmt, Args) ->
+    unicode:characters_to_binary(io_lib:format(Fmt, Args)).

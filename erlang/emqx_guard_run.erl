@@ -1,0 +1,193 @@
+%% @doc One backup run, top to bottom. `run/2' is the whole job:
+%% <ol>
+%% <li><b>elect</b>: a scheduled or catch-up fire is exported by one node of the cluster only
+%%     (`emqx_guard_election:run/3' wraps the steps below; on other nodes the run is skipped);</li>
+%% <li><b>export</b>: EMQX's own data export (`emqx_guard_emqx:export/1'; an error tuple, an
+%%     exception and a hang past `export_timeout' are all failures, and what the failed export
+%%     left behind is removed: `emqx_guard_backups:remove_partial/3');</li>
+%% <li><b>protect</b>: the new file becomes mode 0600 at once (`emqx_guard_backups:make_private/1');
+%%     backups hold password hashes and API keys;</li>
+%% <li><b>verify</b>: the new file is read back in full (`emqx_guard_core:verify/1'); a file that
+%%     fails is deleted, one the verifier could not read at all is kept unverified;</li>
+%% <li><b>prune</b>: only after a verified backup, retention keeps the newest `keep' that verify
+%%     (`emqx_guard_backups:prune/3'); a failed prune is a warning, the backup is good;</li>
+%% <li><b>copy</b>: the backup is handed to the copy jobs (`emqx_guard_copies:enqueue/2'), which
+%%     copy it to the other core nodes after the run;</li>
+%% <li><b>record</b>: the EMQX alarm is raised or cleared (`emqx_guard_alarm:update/1'), then the
+%%     scheduler keeps the outcome (status, counts, the run state file) and answers whoever
+%%     waits for the run (`guard backup_now'), which so sees alarm and status up to date;</li>
+%% <li><b>notify</b>: the notifications go out (`emqx_guard_notify:run_finished/1', never
+%%     blocking).</li>
+%% </ol>
+%% Every step adds to one value, the outcome (`emqx_guard_outcome'), that every consumer reads
+%% as it is. Errors stay tagged terms; `emqx_guard_outcome:format_error/1' makes their text.
+%% The run never raises: a crash in a step is a failed outcome. Side effects come in through
+%% the `Deps' map (defaults: the real ones), so that tests can replace them.
+%%
+%% Only one run may go at a time (EMQX's export has no lock): the scheduler makes sure of that.
+-module(emqx_guard_run).
+
+-include_lib("kernel/include/logger.hrl").
+
+-export([run/2, finish/2]).
+
+-export_type([request/0, deps/0]).
+
+-type request() :: #{
+    trigger := emqx_guard_outcome:trigger(),
+    instant => integer(),
+    keep := pos_integer(),
+    export_timeout := timeout(),
+    started_at => integer()
+}.
+-type deps() :: #{
+    elect => fun((emqx_guard_outcome:trigger(), integer() | undefined, fun()) -> term()),
+    export => fun((timeout()) -> {ok, map()} | {error, term()}),
+    copy => fun((emqx_guard_outcome:outcome(), pos_integer()) -> ok),
+    record => fun((emqx_guard_outcome:outcome()) -> ok),
+    alarm => fun((emqx_guard_outcome:outcome()) -> ok),
+    notify => fun((emqx_guard_outcome:outcome()) -> ok)
+}.
+
+%% @doc Runs one backup (see the module doc) and returns its outcome, after it was recorded
+%% and notified.
+-spec run(request(), deps()) -> emqx_guard_outcome:outcome().
+run(Request = #{trigger := Trigger}, Deps0) ->
+    Deps = maps:merge(default_deps(), Deps0),
+    StartedAt = maps:get(started_at, Request, erlang:system_time(millisecond)),
+    T0 = erlang:monotonic_time(millisecond),
+    New = emqx_guard_outcome:new(Trigger, maps:get(instant, Request, undefined), StartedAt),
+    Outcome =
+        try elect(New, Request, Deps) of
+            O -> O
+        catch
+            Class:Reason:Stack ->
+                ?LOG_ERROR(#{msg => emqx_guard_backup_crashed, exception => Class, reason => Reason, stacktrace => Stack}),
+                emqx_guard_outcome:fail(New, {crashed, Class, Reason})
+        end,
+    finish(emqx_guard_outcome:finish(Outcome, erlang:monotonic_time(millisecond) - T0), Deps).
+
+%% @doc The last steps of every run, also for a run whose process died before it got there:
+%% log, alarm, record, notify. Returns the outcome.
+-spec finish(emqx_guard_outcome:outcome(), deps()) -> emqx_guard_outcome:outcome().
+finish(Outcome, Deps0) ->
+    Deps = maps:merge(default_deps(), Deps0),
+    log(Outcome),
+    ok = step(alarm, Outcome, Deps),
+    ok = step(record, Outcome, Deps),
+    ok = step(notify, Outcome, Deps),
+    Outcome.
+
+default_deps() ->
+    #{
+        elect => fun emqx_guard_election:run/3,
+        export => fun emqx_guard_emqx:export/1,
+        copy => fun emqx_guard_copies:enqueue/2,
+        record => fun(_Outcome) -> ok end,
+        alarm => fun emqx_guard_alarm:update/1,
+        notify => fun emqx_guard_notify:run_finished/1
+    }.
+
+%%--------------------------------------------------------------------------------------------
+%% Steps
+%%--------------------------------------------------------------------------------------------
+
+elect(New = #{trigger := Trigger}, Request, #{elect := Elect} = Deps) ->
+    case Elect(Trigger, maps:get(instant, Request, undefined), fun() -> backup(New, Request, Deps) end) of
+        {skip, Skip} -> emqx_guard_outcome:skip(New, Skip);
+        Outcome -> Outcome
+    end.
+
+%% export, protect, verify, prune, copy: each step returns `{ok, Outcome}' or
+%% `{error, Reason, Outcome}', which ends the run as failed.
+backup(New, Request, Deps) ->
+    Steps = [fun export/3, fun protect/3, fun verify/3, fun prune/3, fun copy/3],
+    Dir = emqx_guard_emqx:backup_dir(),
+    %% what a failed run may remove: export names that appear from now on, timed (node local
+    %% time) from its start on
+    Context = Request#{dir => Dir, before => emqx_guard_backups:snapshot(Dir)},
+    Done = lists:foldl(
+        fun
+            (Step, {ok, O}) -> Step(O, Context, Deps);
+            (_Step, Failed) -> Failed
+        end,
+        {ok, New},
+        Steps
+    ),
+    case Done of
+        {ok, Outcome} -> Outcome;
+        {error, Reason, Outcome} -> emqx_guard_outcome:fail(Outcome, Reason)
+    end.
+
+export(O, Context = #{export_timeout := Timeout}, #{export := Export}) ->
+    case Export(Timeout) of
+        {ok, #{filename := Path, size := Size}} ->
+            {ok, O#{file => filename:basename(Path), path => Path, size => Size}};
+        {error, Reason} ->
+            failed(O#{removed => remove_partial(O, Context)}, Reason)
+    end.
+
+protect(O = #{path := Path}, _Context, _Deps) ->
+    case emqx_guard_backups:make_private(Path) of
+        ok -> {ok, O};
+        {error, Line} -> {ok, emqx_guard_outcome:warn(O, Line)}
+    end.
+
+verify(O = #{path := Path, file := Name}, Context, _Deps) ->
+    case emqx_guard_core:verify(Path) of
+        {ok, #{sha256 := Sha, version := Version}} ->
+            {ok, O#{sha256 => Sha, version => Version}};
+        {error, {Unusable, _} = Why} when
+            Unusable =:= nif_not_loaded; Unusable =:= nif_panicked; Unusable =:= nif_failed
+        ->
+            %% the verifier could not run at all: keep the file, it may well be good
+            failed(O, {verify_unavailable, Why});
+        {error, Why} ->
+            Removed =
+                case file:delete(Path) of
+                    ok -> [Name];
+                    {error, enoent} -> [];
+                    {error, Posix} ->
+                        ?LOG_WARNING(#{msg => emqx_guard_backup_not_removed, file => Name, reason => Posix}),
+                        []
+                end,
+            failed(O#{removed => lists:usort(Removed ++ remove_partial(O, Context))}, {verify_failed, Why})
+    end.
+
+prune(O = #{path := Path}, #{dir := Dir, keep := Keep}, _Deps) ->
+    case emqx_guard_backups:prune(Dir, Keep, Path) of
+        {ok, Pruned} -> {ok, maps:merge(O, Pruned)};
+        {error, Line} -> {ok, emqx_guard_outcome:warn(O#{pruned => []}, Line)}
+    end.
+
+copy(O, #{keep := Keep}, #{copy := Copy}) ->
+    ok = Copy(O, Keep),
+    {ok, O}.
+
+failed(O, Reason) ->
+    {error, Reason, O}.
+
+%% What the failed export left behind (a second before the run's start, as names are in ms).
+remove_partial(#{started_at := StartedAt}, #{dir := Dir, before := Before}) ->
+    emqx_guard_backups:remove_partial(Dir, Before, StartedAt - 1000).
+
+%%--------------------------------------------------------------------------------------------
+
+%% A side effect after the run (record, alarm, notify): one that fails is logged and the others
+%% still happen.
+step(Name, Outcome, Deps) ->
+    Fun = maps:get(Name, Deps),
+    try Fun(Outcome) of
+        _ -> ok
+    catch
+        Class:Reason ->
+            ?LOG_ERROR(#{msg => emqx_guard_run_step_failed, step => Name, exception => Class, reason => Reason}),
+            ok
+    end.
+
+log(O = #{result := ok}) ->
+    ?LOG_INFO(maps:with([file, size, duration_ms, pruned, warnings, trigger, instant], O#{msg => emqx_guard_backup_done}));
+log(O = #{result := failed}) ->
+    ?LOG_ERROR(maps:with([file, removed, error, duration_ms, trigger, instant], O#{msg => emqx_guard_backup_failed}));
+log(O = #{result := skipped}) ->
+    ?LOG_INFO(maps:with([error, trigger, instant, responsible, exported_by], O#{msg => emqx_guard_backup_skipped})).

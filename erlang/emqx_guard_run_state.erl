@@ -1,0 +1,122 @@
+%% @doc What the scheduler keeps across restarts, in `<data_dir>/emqx_guard/state.eterm': the
+%% last fired instant (an instant is never run twice, and catch-up starts from it), the last
+%% run's outcome (its persisted form, `emqx_guard_outcome:stored/1') and the run counts.
+%%
+%% A missing file is a fresh install; a damaged file, or a damaged field, gives the fresh value
+%% for what is damaged plus a warning in the log, never a crash.
+-module(emqx_guard_run_state).
+
+-include_lib("kernel/include/logger.hrl").
+
+-export([fresh/0, load/0, save/1, path/0, fired/2, record/2, catchup_ref/1]).
+
+-export_type([run_state/0]).
+
+-type run_state() :: #{
+    last_fired := undefined | integer(),
+    last_run := undefined | emqx_guard_outcome:outcome(),
+    counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
+}.
+
+-define(FORMAT_VSN, 1).
+%% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant the state may hold.
+-define(MAX_INSTANT_MS, 253402300799999).
+
+%% @doc The state of a fresh install.
+-spec fresh() -> run_state().
+fresh() ->
+    #{last_fired => undefined, last_run => undefined, counts => #{ok => 0, failed => 0, skipped => 0}}.
+
+%% @doc Instant was fired (it never runs again).
+-spec fired(integer(), run_state()) -> run_state().
+fired(Instant, State) ->
+    State#{last_fired := Instant}.
+
+%% @doc A run's outcome counted, and kept as the last run unless it was skipped (a fire that
+%% another node exports, or one that came while a run was going).
+-spec record(emqx_guard_outcome:outcome() | skipped, run_state()) -> run_state().
+record(skipped, State = #{counts := Counts = #{skipped := N}}) ->
+    State#{counts := Counts#{skipped := N + 1}};
+record(#{result := skipped}, State) ->
+    record(skipped, State);
+record(Outcome = #{result := Result}, State = #{counts := Counts}) ->
+    State#{last_run := Outcome, counts := Counts#{Result := maps:get(Result, Counts) + 1}}.
+
+%% @doc The last instant acted upon: the last fire or the last run's start, whichever is later
+%% (a manual backup after a missed instant counts as that backup); `undefined' on a fresh install.
+-spec catchup_ref(run_state()) -> integer() | undefined.
+catchup_ref(#{last_fired := LastFired, last_run := LastRun}) ->
+    Started =
+        case LastRun of
+            #{started_at := S} -> S;
+            undefined -> undefined
+        end,
+    case [T || T <- [LastFired, Started], is_integer(T)] of
+        [] -> undefined;
+        Instants -> lists:max(Instants)
+    end.
+
+%% @doc The state file.
+-spec path() -> file:filename().
+path() ->
+    emqx_guard_store:path("state.eterm").
+
+%% @doc Stores the state atomically.
+-spec save(run_state()) -> ok | {error, binary()}.
+save(State = #{last_run := LastRun}) ->
+    Stored =
+        case LastRun of
+            undefined -> State;
+            _ -> State#{last_run := emqx_guard_outcome:stored(LastRun)}
+        end,
+    emqx_guard_store:write(path(), {emqx_guard_state, ?FORMAT_VSN, Stored}).
+
+%% @doc Reads the stored state (see the module doc).
+-spec load() -> run_state().
+load() ->
+    Path = path(),
+    case emqx_guard_store:read(Path) of
+        {ok, {emqx_guard_state, ?FORMAT_VSN, Stored}} when is_map(Stored) ->
+            checked(Path, Stored);
+        {error, enoent} ->
+            fresh();
+        Other ->
+            ?LOG_WARNING(#{msg => emqx_guard_state_damaged, path => Path, content => Other, action => starting_fresh}),
+            fresh()
+    end.
+
+checked(Path, Stored) ->
+    Fresh = fresh(),
+    LastFired = field(Path, last_fired, Stored, fun(T) -> is_instant(T) andalso {ok, T} end),
+    LastRun = field(Path, last_run, Stored, fun emqx_guard_outcome:from_stored/1),
+    Counts = maps:map(
+        fun(K, Zero) ->
+            case maps:get(counts, Stored, #{}) of
+                #{K := N} when is_integer(N), N >= 0 -> N;
+                #{K := Bad} -> damaged(Path, {counts, K}, Bad, Zero);
+                Map when is_map(Map) -> Zero;
+                Bad -> damaged(Path, counts, Bad, Zero)
+            end
+        end,
+        maps:get(counts, Fresh)
+    ),
+    #{last_fired => LastFired, last_run => LastRun, counts => Counts}.
+
+%% A stored value that Check accepts (`{ok, Value}'), else `undefined' and a warning.
+field(Path, Key, Stored, Check) ->
+    case maps:get(Key, Stored, undefined) of
+        undefined ->
+            undefined;
+        Value ->
+            case Check(Value) of
+                {ok, Checked} -> Checked;
+                _ -> damaged(Path, Key, Value, undefined)
+            end
+    end.
+
+damaged(Path, Key, Value, Default) ->
+    ?LOG_WARNING(#{msg => emqx_guard_state_damaged, path => Path, key => Key, content => Value, action => dropped}),
+    Default.
+
+is_instant(T) ->
+    is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.

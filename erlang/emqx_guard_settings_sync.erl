@@ -1,0 +1,318 @@
+%% @doc One set of settings for the whole cluster: every change goes through here, is given a
+%% version and reaches every running node.
+%%
+%% <ul>
+%% <li>A change made with `emqx ctl guard ...' (`update/1') is applied here, given a version and
+%%     pushed to every other running node with `erpc:multicall/5'. A version is
+%%     `{Counter, Node}', compared as a tuple; a change first asks the running nodes for their
+%%     versions and takes `max(highest counter known, this node's clock in ms) + 1', so it is
+%%     newer than every change the cluster has seen whatever the nodes' clocks say.</li>
+%% <li>A node adopts pushed settings only when their version is newer than its own; it answers
+%%     `{error, stale}' when it holds other settings of a newer version (the sender warns).</li>
+%% <li>At start and whenever a node connects, every node asks the others for their settings and
+%%     adopts the newest, and a core node fetches the newest backups it lacks
+%%     (`emqx_guard_copies:catch_up/1'): a node that joins, or comes back, catches up.</li>
+%% <li>Dashboard changes (EMQX calls every node itself) take `update_local/1': a new version,
+%%     no push.</li>
+%% </ul>
+%% The server serialises the changes (`emqx_guard_settings:change/1' validates and saves them;
+%% this server logs the changed keys, secrets redacted), then tells the scheduler (`emqx_guard_scheduler:settings_changed/0'). It never calls
+%% another node itself: pushes and pulls run in the caller or in its sync process. The version
+%% persists in `<data_dir>/emqx_guard/cluster.eterm'.
+%%
+%% Options (app env `cluster', a map): `sync_delay_ms' (2000), how long after a node connects the
+%% sync starts (EMQX's membership is updated a moment after the connection); `now' (the OS
+%% clock), a fun returning this node's time in ms for new versions.
+-module(emqx_guard_settings_sync).
+
+-behaviour(gen_server).
+
+-include_lib("kernel/include/logger.hrl").
+
+-export([start_link/0, start_link/1, update/1, update_local/1, sync/0]).
+%% Called on other nodes through erpc.
+-export([request_sync/0, settings_offer/0, version/0, adopt/2]).
+-export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
+
+-export_type([version/0]).
+
+-define(SERVER, ?MODULE).
+-define(STATE_FILE, "cluster.eterm").
+-define(FORMAT_VSN, 3).
+-define(RPC_TIMEOUT, 5000).
+-define(SYNC_DELAY_MS, 2000).
+
+-type version() :: {non_neg_integer(), node() | none}.
+
+-record(st, {
+    version :: version(),
+    sync_delay_ms :: non_neg_integer(),
+    now :: fun(() -> integer()),
+    syncing = undefined :: undefined | {pid(), reference()},
+    sync_again = false :: boolean()
+}).
+
+%%--------------------------------------------------------------------------------------------
+%% API
+%%--------------------------------------------------------------------------------------------
+
+%% @doc Starts the server with the options of the `cluster' app env.
+-spec start_link() -> gen_server:start_ret().
+start_link() ->
+    start_link(application:get_env(emqx_guard, cluster, #{})).
+
+%% @doc Starts the server with the given options (see the module doc).
+-spec start_link(map()) -> gen_server:start_ret().
+start_link(Opts) when is_map(Opts) ->
+    gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []).
+
+%% @doc Applies setting changes here, gives them a new version and pushes them to every other
+%% running node. Returns the new settings and the nodes that did not take them (with why). Runs
+%% in the caller's process (the `emqx ctl' command).
+-spec update(map()) -> {ok, emqx_guard_settings:settings(), [{node(), binary()}]} | {error, binary()}.
+update(Changes) ->
+    case update_local(Changes) of
+        {ok, Settings} ->
+            {ok, Settings, push(Settings, version())};
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Applies setting changes here only, with a version newer than every running node's.
+-spec update_local(map()) -> {ok, emqx_guard_settings:settings()} | {error, binary()}.
+update_local(Changes) ->
+    gen_server:call(?SERVER, {update_local, Changes, highest_running_version()}, 30000).
+
+%% @doc Pulls the newest settings from the other running nodes and, on a core node, fetches the
+%% newest backups it lacks. Runs in the caller's process; returns what it did.
+-spec sync() -> #{settings := unchanged | {adopted, node()}, fetched := [{binary(), ok | {error, binary()}}]}.
+sync() ->
+    Adopted = pull(emqx_guard_emqx:running_nodes() -- [node()]),
+    Fetched =
+        case emqx_guard_emqx:node_role() of
+            core -> emqx_guard_copies:catch_up(maps:get(backup_keep, emqx_guard_settings:get()));
+            replicant -> []
+        end,
+    #{settings => Adopted, fetched => Fetched}.
+
+%% @doc Asks this node's server to sync now (pull settings, fetch the backups it lacks).
+-spec request_sync() -> ok.
+request_sync() ->
+    case whereis(?SERVER) of
+        undefined -> ok;
+        Pid -> Pid ! {?MODULE, sync}, ok
+    end.
+
+%% @doc This node's settings and their version.
+-spec settings_offer() -> {version(), emqx_guard_settings:settings()}.
+settings_offer() ->
+    {version(), emqx_guard_settings:get()}.
+
+%% @doc This node's settings version.
+-spec version() -> version().
+version() ->
+    gen_server:call(?SERVER, version).
+
+%% @doc Adopts Settings when Version is newer than this node's. `{error, stale}' when this node
+%% holds other settings of a newer version; `ok' when it holds these settings already.
+-spec adopt(emqx_guard_settings:settings(), version()) -> ok | {error, stale | binary()}.
+adopt(Settings, Version) ->
+    gen_server:call(?SERVER, {adopt, Settings, Version}, 30000).
+
+%%--------------------------------------------------------------------------------------------
+%% gen_server
+%%--------------------------------------------------------------------------------------------
+
+%% @private
+init(Opts) ->
+    process_flag(trap_exit, true),
+    ok = net_kernel:monitor_nodes(true),
+    St = #st{
+        version = load(),
+        sync_delay_ms = maps:get(sync_delay_ms, Opts, ?SYNC_DELAY_MS),
+        now = maps:get(now, Opts, fun() -> os:system_time(millisecond) end)
+    },
+    {ok, St, {continue, sync}}.
+
+%% @private
+handle_continue(sync, St) ->
+    {noreply, start_sync(St)}.
+
+%% @private
+handle_call({update_local, Changes, Floor}, _From, St) ->
+    case apply_changes(Changes) of
+        {ok, Old, Settings} ->
+            ?LOG_INFO(#{
+                msg => emqx_guard_settings_changed, old => redacted_changes(Settings, Old), new => redacted_changes(Old, Settings)
+            }),
+            {reply, {ok, Settings}, save(St#st{version = next_version(St#st.version, Floor, (St#st.now)())})};
+        {error, _} = Error ->
+            {reply, Error, St}
+    end;
+handle_call({adopt, Settings, Version}, _From, St = #st{version = Mine}) when Version > Mine ->
+    case apply_changes(Settings) of
+        {ok, Old, New} ->
+            %% only what changed, and never a secret
+            ?LOG_INFO(#{msg => emqx_guard_settings_adopted, version => Version, changed => redacted_changes(Old, New)}),
+            {reply, ok, save(St#st{version = Version})};
+        {error, Why} = Error ->
+            ?LOG_WARNING(#{msg => emqx_guard_settings_not_adopted, version => Version, reason => Why}),
+            {reply, Error, St}
+    end;
+handle_call({adopt, _Settings, Version}, _From, St = #st{version = Version}) ->
+    {reply, ok, St};
+handle_call({adopt, Settings, Version}, _From, St) ->
+    %% this node changed its settings later: the sender's change lost, and must hear it
+    case emqx_guard_settings:get() of
+        Settings ->
+            {reply, ok, St};
+        _ ->
+            ?LOG_WARNING(#{msg => emqx_guard_settings_stale, version => Version, mine => St#st.version}),
+            {reply, {error, stale}, St}
+    end;
+handle_call(version, _From, St) ->
+    {reply, St#st.version, St};
+handle_call(Request, _From, St) ->
+    {reply, {error, {unknown_call, Request}}, St}.
+
+%% @private
+handle_cast(_Msg, St) ->
+    {noreply, St}.
+
+%% @private
+handle_info({nodeup, Node}, St) ->
+    ?LOG_INFO(#{msg => emqx_guard_node_up, node => Node}),
+    erlang:send_after(St#st.sync_delay_ms, self(), {?MODULE, sync}),
+    {noreply, St};
+handle_info({?MODULE, sync}, St) ->
+    {noreply, start_sync(St)};
+handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{syncing = {_, MRef}}) ->
+    case Reason of
+        normal -> ok;
+        _ -> ?LOG_WARNING(#{msg => emqx_guard_sync_failed, reason => Reason})
+    end,
+    case St#st.sync_again of
+        true -> {noreply, start_sync(St#st{syncing = undefined, sync_again = false})};
+        false -> {noreply, St#st{syncing = undefined}}
+    end;
+handle_info(_Other, St) ->
+    {noreply, St}.
+
+%% @private
+%% Crash reports and `sys:get_status/1' show settings carried by a message redacted.
+-spec format_status(gen_server:format_status()) -> gen_server:format_status().
+format_status(Status) ->
+    emqx_guard_notify_config:redacted_status(Status).
+
+%% @private
+terminate(_Reason, #st{syncing = Syncing}) ->
+    [exit(Pid, kill) || {Pid, _} <- [Syncing]],
+    ok.
+
+%%--------------------------------------------------------------------------------------------
+
+%% Validated and saved by emqx_guard_settings; the scheduler re-arms its timer. Without a
+%% running scheduler nothing changes (it would miss the change until it restarts).
+apply_changes(Changes) ->
+    case whereis(emqx_guard_scheduler) =/= undefined andalso emqx_guard_settings:change(Changes) of
+        false ->
+            {error, <<"the emqx_guard scheduler is not running">>};
+        {ok, _Old, _New} = Changed ->
+            emqx_guard_scheduler:settings_changed(),
+            Changed;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% The entries of New that differ from Old, safe to log.
+redacted_changes(Old, New) ->
+    emqx_guard_notify_config:redacted(emqx_guard_settings:changed(Old, New)).
+
+push(Settings, Version) ->
+    Nodes = emqx_guard_emqx:running_nodes() -- [node()],
+    Replies = erpc:multicall(Nodes, ?MODULE, adopt, [Settings, Version], ?RPC_TIMEOUT),
+    Unreached = [{N, refusal(R)} || {N, R} <- lists:zip(Nodes, Replies), R =/= {ok, ok}],
+    lists:foreach(
+        fun({N, Why}) -> ?LOG_WARNING(#{msg => emqx_guard_settings_not_pushed, node => N, reason => Why}) end, Unreached
+    ),
+    Unreached.
+
+refusal({ok, {error, stale}}) ->
+    <<"refused: it holds settings from a later change, which replace this one on every node when the nodes "
+      "sync; repeat the change to apply it">>;
+refusal({ok, {error, Why}}) when is_binary(Why) ->
+    Why;
+refusal(Reply) ->
+    <<(rpc_error(Reply))/binary, "; it takes the change over when it syncs with the cluster">>.
+
+pull([]) ->
+    unchanged;
+pull(Others) ->
+    Replies = erpc:multicall(Others, ?MODULE, settings_offer, [], ?RPC_TIMEOUT),
+    Offers = [{V, N, S} || {N, {ok, {V, S}}} <- lists:zip(Others, Replies)],
+    Mine = version(),
+    case lists:reverse(lists:sort(Offers)) of
+        [{V, N, S} | _] when V > Mine ->
+            case adopt(S, V) of
+                ok -> {adopted, N};
+                {error, _} -> unchanged
+            end;
+        _ ->
+            unchanged
+    end.
+
+%% Newer than this node's version, than the highest the running nodes told (Floor), and not
+%% behind this node's clock (so versions stay comparable with the clock-based ones of old).
+next_version({Mine, _}, Floor, Now) ->
+    Highest =
+        case Floor of
+            {F, _} when is_integer(F) -> max(Mine, F);
+            _ -> Mine
+        end,
+    {max(Highest, Now) + 1, node()}.
+
+%% The highest settings version among the other running nodes (undefined when none answers).
+highest_running_version() ->
+    Others = emqx_guard_emqx:running_nodes() -- [node()],
+    Replies = erpc:multicall(Others, ?MODULE, version, [], ?RPC_TIMEOUT),
+    case [V || {ok, {C, N} = V} <- Replies, is_integer(C), is_atom(N)] of
+        [] -> undefined;
+        Versions -> lists:max(Versions)
+    end.
+
+start_sync(St = #st{syncing = {_, _}}) ->
+    St#st{sync_again = true};
+start_sync(St) ->
+    {Pid, MRef} = spawn_monitor(fun() ->
+        %% not inside the macro: a log level that drops info would skip the sync
+        Result = sync(),
+        ?LOG_INFO(Result#{msg => emqx_guard_cluster_synced})
+    end),
+    St#st{syncing = {Pid, MRef}}.
+
+%% The same everywhere: a node never adopts defaults from another one.
+load() ->
+    Path = emqx_guard_store:path(?STATE_FILE),
+    case emqx_guard_store:read(Path) of
+        {ok, {emqx_guard_cluster, Vsn, #{version := {Ms, N} = V}}} when Vsn >= 1, Vsn =< ?FORMAT_VSN, is_integer(Ms), is_atom(N) ->
+            V;
+        {error, enoent} ->
+            {0, none};
+        Other ->
+            ?LOG_WARNING(#{msg => emqx_guard_cluster_state_damaged, path => Path, content => Other}),
+            {0, none}
+    end.
+
+save(St = #st{version = V}) ->
+    case emqx_guard_store:write(emqx_guard_store:path(?STATE_FILE), {emqx_guard_cluster, ?FORMAT_VSN, #{version => V}}) of
+        ok -> ok;
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_cluster_state_not_saved, reason => Why})
+    end,
+    St.
+
+rpc_error({error, {erpc, Reason}}) -> text("~tp", [Reason]);
+rpc_error({Class, Reason}) when Class =:= throw; Class =:= exit; Class =:= error -> text("~0tP", [Reason, 8]);
+rpc_error(Other) -> text("~0tP", [Other, 8]).
+
+text(Fmt, Args) ->
+    unicode:characters_to_binary(io_lib:format(Fmt, Args)).

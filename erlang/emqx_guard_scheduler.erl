@@ -13,9 +13,8 @@
 %% <li>The last fired instant is remembered (and persisted): an instant at or
 %%     before it never runs again.</li>
 %% <li>A fire while a run is going is recorded as skipped (Kubernetes' Forbid).</li>
-%% <li>On start, one catch-up run is started `catchup_delay_ms' after start if a
-%%     scheduled instant was missed since the last recorded run and lies within
-%%     `backup_catchup'. Never a backlog.</li>
+%% <li>On start, one catch-up run (`emqx_guard_catchup') is started `catchup_delay_ms' after
+%%     start if a scheduled instant was missed and lies within `backup_catchup'.</li>
 %% <li>In a cluster a scheduled or catch-up fire is exported only by the responsible node
 %%     (`emqx_guard_election', inside the run); on the other nodes the run is recorded as
 %%     skipped (`last_skip' in the status names the responsible node).</li>
@@ -82,7 +81,7 @@
     target = undefined :: undefined | integer(),
     schedule_error = undefined :: undefined | binary(),
     %% {TimerRef, Token, MissedInstant} of the pending catch-up run.
-    catchup = undefined :: undefined | {term(), reference(), integer()},
+    catchup = undefined :: emqx_guard_catchup:plan(),
     run = undefined :: undefined | map(),
     waiters = [] :: [gen_server:from()],
     last_skip = undefined :: undefined | outcome()
@@ -232,10 +231,7 @@ handle_info(_Other, St) ->
 %% @private
 terminate(_Reason, St) ->
     _ = cancel(St#st.timer, St),
-    case St#st.catchup of
-        {TRef, _, _} -> emqx_guard_clock:cancel(St#st.clock, TRef);
-        undefined -> ok
-    end,
+    _ = emqx_guard_catchup:cancel(St#st.clock, St#st.catchup),
     case St#st.run of
         #{pid := Pid} ->
             ?LOG_WARNING(#{msg => emqx_guard_backup_interrupted, reason => plugin_stopping}),
@@ -325,41 +321,18 @@ already_fired(Instant, St) ->
 last_fired(#st{saved = Saved}) ->
     maps:get(last_fired, Saved).
 
+%% A catch-up (emqx_guard_catchup) for an instant missed while the node was down.
 maybe_catchup(St = #st{supported = false}) ->
     St;
-maybe_catchup(St = #st{settings = S, saved = Saved}) ->
-    Ref = emqx_guard_run_state:catchup_ref(Saved),
-    Now = now(St),
-    case
-        emqx_guard_cron:catchup_instant(
-            maps:get(backup_cron, S), maps:get(backup_timezone, S), Ref, Now, maps:get(backup_catchup, S)
-        )
-    of
-        {ok, Missed} ->
-            Token = make_ref(),
-            Delay = St#st.catchup_delay_ms,
-            TRef = emqx_guard_clock:send_after(St#st.clock, Delay, {?MODULE, catchup, Token}),
-            ?LOG_INFO(#{
-                msg => emqx_guard_catchup_planned,
-                missed_instant => Missed,
-                last_recorded => Ref,
-                delay_ms => Delay
-            }),
-            St#st{catchup = {TRef, Token, Missed}};
-        none ->
-            St;
-        {error, Why} ->
-            ?LOG_WARNING(#{msg => emqx_guard_catchup_error, reason => Why}),
-            St
-    end.
+maybe_catchup(St = #st{clock = Clock, settings = S, saved = Saved}) ->
+    St#st{catchup = emqx_guard_catchup:plan(Clock, S, Saved, St#st.catchup_delay_ms, ?MODULE)}.
 
 %% A planned catch-up follows the settings: a new schedule, zone or window (0 turns it off)
 %% decides again whether a missed instant is worth a run.
 replan_catchup(St = #st{catchup = undefined}) ->
     St;
-replan_catchup(St = #st{catchup = {TRef, _Token, _Missed}}) ->
-    emqx_guard_clock:cancel(St#st.clock, TRef),
-    maybe_catchup(St#st{catchup = undefined}).
+replan_catchup(St = #st{clock = Clock, catchup = Plan}) ->
+    maybe_catchup(St#st{catchup = emqx_guard_catchup:cancel(Clock, Plan)}).
 
 cancel(undefined, _St) ->
     undefined;

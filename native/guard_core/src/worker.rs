@@ -175,6 +175,16 @@ where
     D: FnOnce(Result<T, Panicked>) + Send + 'static,
 {
     let cancel: CancelFlag = Arc::new(AtomicBool::new(false));
+    spawn_with(cancel.clone(), work, deliver)?;
+    Ok(cancel)
+}
+
+/// [`spawn`] with a cancel flag the caller made (e.g. one an Erlang term refers to already).
+pub fn spawn_with<T, W, D>(cancel: CancelFlag, work: W, deliver: D) -> Result<(), SpawnError>
+where
+    W: FnOnce(&CancelFlag) -> T + Send + 'static,
+    D: FnOnce(Result<T, Panicked>) + Send + 'static,
+{
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     {
         let mut jobs = running();
@@ -194,7 +204,7 @@ where
             let _ = catch_unwind(AssertUnwindSafe(|| deliver(result)));
         });
     match started {
-        Ok(_detached) => Ok(cancel),
+        Ok(_detached) => Ok(()),
         // The closure (and with it `registered`) was dropped: the job is unregistered already.
         Err(e) => Err(SpawnError::Thread {
             detail: e.to_string(),

@@ -37,6 +37,19 @@
     panic_probe/0
 ]).
 
+%% Verification records and background jobs (issue 13).
+-export([
+    prune/5,
+    list_verified/2,
+    verify_async/2,
+    hash_async/2,
+    prune_async/6,
+    list_verified_async/3,
+    cancel/1,
+    cancel_all/0,
+    running_jobs/0
+]).
+
 %% Exported for diagnostics and tests: where the library is looked for.
 -export([library_path/0]).
 
@@ -71,7 +84,48 @@
     sha256 := binary()
 }.
 
+%% A verification's verdict tied to the identity of the file it read (name, size, mtime in
+%% nanoseconds, inode, device). Retention trusts it while all five match the file on disk.
+%% Passed back in, only the identity keys and `result' are read; other keys are ignored.
+-type record() :: #{
+    name := binary(),
+    size := non_neg_integer(),
+    mtime_ns := integer(),
+    inode := non_neg_integer(),
+    dev := non_neg_integer(),
+    verified_at := unix_ms(),
+    result := ok | error(),
+    sha256 := binary() | undefined,
+    version := binary() | undefined,
+    edition := binary() | undefined,
+    entries := non_neg_integer() | undefined,
+    bytes := non_neg_integer() | undefined
+}.
+%% io_limit: bytes per second read at most (default infinity).
+-type opts() :: #{io_limit => pos_integer() | infinity}.
+%% Opaque; the message `{emqx_guard_job, Job, Result}' carries a term equal to it.
+-type job() :: reference().
+-type prune_report() :: #{
+    deleted := [backup()],
+    failed := [failed_backup()],
+    skipped_unverified := [failed_backup()],
+    verified := [record()],
+    bytes_read := non_neg_integer()
+}.
+-type listing() :: #{
+    backups := [#{
+        name := binary(),
+        path := binary(),
+        size := non_neg_integer(),
+        mtime := unix_ms(),
+        verification := record() | error()
+    }],
+    verified := [record()],
+    bytes_read := non_neg_integer()
+}.
+
 -export_type([error/0, unix_ms/0, backup/0, failed_backup/0, verified/0]).
+-export_type([record/0, opts/0, job/0, prune_report/0, listing/0]).
 
 %%--------------------------------------------------------------------------------------------
 %% Loading
@@ -229,4 +283,77 @@ is_export_name(_Name) ->
 %% @doc Always panics inside Rust; the call raises `error(nif_panicked)'. For tests.
 -spec panic_probe() -> no_return().
 panic_probe() ->
+    erlang:nif_error(not_loaded()).
+
+%%--------------------------------------------------------------------------------------------
+%% Verification records (dirty IO schedulers)
+%%--------------------------------------------------------------------------------------------
+
+%% @doc prune/4 trusting Records: an export whose identity matches a record is not read (it
+%% counts toward Keep when its record's result is ok, it is in `skipped_unverified' with the
+%% record's detail when not); every other export needed is verified now and its record returned
+%% in `verified' (good and bad; none for a check that reached no verdict, e.g. a read error).
+%% `bytes_read' is what this call read. A malformed record is `bad_record'.
+-spec prune(Dir :: binary(), Keep :: integer(), Protect :: binary() | undefined, DryRun :: boolean(),
+            Records :: [record()]) ->
+    {ok, prune_report()} | error().
+prune(_Dir, _Keep, _Protect, _DryRun, _Records) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc list_backups/1, each export with its `verification': the caller's own record term when
+%% one matches its identity, else a record made now (also in `verified'), or
+%% `{error, {Reason, Detail}}' when checking reached no verdict (`not_found', `io', `changed').
+-spec list_verified(Dir :: binary(), Records :: [record()]) -> {ok, listing()} | error().
+list_verified(_Dir, _Records) ->
+    erlang:nif_error(not_loaded()).
+
+%%--------------------------------------------------------------------------------------------
+%% Background jobs: one OS thread per job at SCHED_IDLE / nice 19, result by message
+%%--------------------------------------------------------------------------------------------
+
+%% @doc Verify Path on a background thread. Returns `{ok, Job}' at once; the caller then gets
+%% `{emqx_guard_job, Job, {ok, record()}}' when the check reached a verdict (see the record's
+%% `result'), or `{emqx_guard_job, Job, {error, {Reason, Detail}}}' when it did not: `not_found',
+%% `io', `cancelled', `changed' (the file changed while read), `panicked'. The job is cancelled
+%% when the calling process exits. At once: `{error, {bad_opts | busy | thread, Detail}}'.
+-spec verify_async(Path :: binary(), Opts :: opts()) -> {ok, job()} | error().
+verify_async(_Path, _Opts) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc SHA-256 of a file on a background thread: later
+%% `{emqx_guard_job, Job, {ok, #{sha256 := binary(), size := non_neg_integer()}} | error()}'
+%% (`not_found', `io', `cancelled', `panicked').
+-spec hash_async(Path :: binary(), Opts :: opts()) -> {ok, job()} | error().
+hash_async(_Path, _Opts) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc prune/5 on a background thread: later `{emqx_guard_job, Job, Result}' with Result as
+%% prune/5 returns it (`cancelled': nothing was deleted). `bad_keep', `bad_record', `bad_opts'
+%% are returned at once.
+-spec prune_async(Dir :: binary(), Keep :: integer(), Protect :: binary() | undefined,
+                  DryRun :: boolean(), Records :: [record()], Opts :: opts()) ->
+    {ok, job()} | error().
+prune_async(_Dir, _Keep, _Protect, _DryRun, _Records, _Opts) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc list_verified/2 on a background thread: later `{emqx_guard_job, Job, Result}'.
+-spec list_verified_async(Dir :: binary(), Records :: [record()], Opts :: opts()) ->
+    {ok, job()} | error().
+list_verified_async(_Dir, _Records, _Opts) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc Cancel a job: it stops at its next read and sends `{error, {cancelled, _}}'. A finished
+%% job is left alone. Always `ok'.
+-spec cancel(Job :: job()) -> ok.
+cancel(_Job) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc Cancel every running job (the plugin stopping); returns how many there were.
+-spec cancel_all() -> non_neg_integer().
+cancel_all() ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc The number of jobs whose thread has not finished.
+-spec running_jobs() -> non_neg_integer().
+running_jobs() ->
     erlang:nif_error(not_loaded()).

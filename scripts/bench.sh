@@ -120,6 +120,14 @@ printf '   %-34s %8s s\n' "verify, NIF call from Erlang" "$erl_secs"
 echo "   result: ${rust_line#*result=}" | cut -c1-120
 echo "   ratio verify(NIF)/gzip -t: $(ratio "$erl_secs" "$gz_secs")x   verify(Rust)/gzip -t: $(ratio "$rust_secs" "$gz_secs")x"
 echo "   (verify also hashes the file with SHA-256 and walks the tar; gzip -t only inflates and checks the CRC)"
+
+echo
+echo "== 2b. broker impact: lateness of a process waking every 1 ms on a normal scheduler"
+echo "   idle (5 s), while verify/1 runs on a dirty IO scheduler (old), while verify_async/2 runs on a"
+echo "   SCHED_IDLE / nice 19 thread (new); same file, same node, one run. Target: new p99 <= 1.2x idle p99."
+impact=$(erl_bench impact "$TARBALL")
+grep '^phase=' <<<"$impact" | sed 's/^/   /'
+grep '^p99_' <<<"$impact" | sed 's/^/   /'
 rm -f "$TARBALL"
 
 echo
@@ -159,5 +167,9 @@ if [[ $nif_left != "$sh_left" ]] || ! diff -q <(ls "$WORK/nif") <(ls "$WORK/shel
   echo "   WARNING: the two methods kept different files" >&2
 fi
 echo "   ratio prune(NIF)/shell: $(ratio "$nif_secs" "$sh_secs")x"
+
+echo
+echo "== 3b. bytes retention reads with keep 5: without verification records, then trusting them"
+echo "   $(erl_bench retention "$WORK/nif" 5)"
 echo "   (prune also checks each name, stats every file, verifies the newest until 5 pass, and re-checks each"
 echo "    one right before unlinking it)"

@@ -10,7 +10,10 @@
 
 %% @doc `main(["next_fires", Iters, Expr, Zone, After, N])' prints `ns_per_call=F result=R';
 %% `main(["verify", Path])' prints `seconds=F result=...';
-%% `main(["prune", Dir, Keep])' prints `seconds=F deleted=D failed=E'.
+%% `main(["prune", Dir, Keep])' prints `seconds=F deleted=D failed=E';
+%% `main(["impact", Path])' prints the 1 ms probe's lateness idle, during verify/1 (dirty IO) and
+%% during verify_async/2 (low-priority thread), one `phase=...' line each, then the ratios;
+%% `main(["retention", Dir, Keep])' prints the bytes prune/5 reads without and with records.
 -spec main([string()]) -> no_return().
 main(Args) ->
     try
@@ -50,6 +53,30 @@ run(["verify", Path]) ->
             {error, {Reason, Detail}} -> io_lib:format("error ~s: ~ts", [Reason, Detail])
         end,
     io:format("seconds=~.3f result=~ts~n", [Micros / 1.0e6, Shown]);
+run(["impact", Path0]) ->
+    Path = unicode:characters_to_binary(Path0),
+    Idle = probe_while(fun() -> timer:sleep(5000) end),
+    Old = probe_while(fun() -> {ok, _} = emqx_guard_nif:verify(Path) end),
+    New = probe_while(fun() ->
+        {ok, Job} = emqx_guard_nif:verify_async(Path, #{}),
+        receive
+            {emqx_guard_job, Job, {ok, #{result := ok}}} -> ok;
+            {emqx_guard_job, Job, Other} -> error({verify_async, Other})
+        end
+    end),
+    [print_phase(Name, P) || {Name, P} <- [{idle, Idle}, {old_dirty_io, Old}, {new_async_idle_prio, New}]],
+    R = fun(A, B) -> maps:get(p99, A) / max(1, maps:get(p99, B)) end,
+    io:format("p99_new_over_idle=~.2f p99_new_over_old=~.2f p99_old_over_idle=~.2f~n", [
+        R(New, Idle), R(New, Old), R(Old, Idle)
+    ]);
+run(["retention", Dir0, KeepS]) ->
+    Dir = unicode:characters_to_binary(Dir0),
+    Keep = list_to_integer(KeepS),
+    {ok, #{bytes_read := Before, verified := Records}} = emqx_guard_nif:prune(Dir, Keep, undefined, true, []),
+    {ok, #{bytes_read := After}} = emqx_guard_nif:prune(Dir, Keep, undefined, true, Records),
+    io:format("bytes_read_without_records=~b bytes_read_with_records=~b records=~b~n", [
+        Before, After, length(Records)
+    ]);
 run(["prune", Dir, KeepS]) ->
     Keep = list_to_integer(KeepS),
     {Micros, Result} = timer:tc(emqx_guard_nif, prune, [
@@ -70,3 +97,31 @@ next_fires_loop(_E, _Z, _After, _N, I, I) ->
 next_fires_loop(E, Z, After, N, I, Iters) ->
     _ = emqx_guard_nif:next_fires(E, Z, After + (I rem 1000) * 60000, N),
     next_fires_loop(E, Z, After, N, I + 1, Iters).
+
+%% Runs Work while a probe process on a normal scheduler sleeps 1 ms at a time and records how
+%% late it wakes (microseconds); returns the lateness percentiles and Work's duration.
+probe_while(Work) ->
+    Self = self(),
+    Probe = spawn_link(fun() -> probe_loop(Self, []) end),
+    T0 = erlang:monotonic_time(microsecond),
+    Work(),
+    Secs = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
+    Probe ! {stop, Self},
+    Samples = receive {samples, S} -> lists:sort(S) end,
+    N = length(Samples),
+    At = fun(Q) -> lists:nth(max(1, min(N, round(Q * N))), Samples) end,
+    #{n => N, p50 => At(0.50), p99 => At(0.99), max => lists:last(Samples), seconds => Secs}.
+
+probe_loop(Parent, Acc) ->
+    T0 = erlang:monotonic_time(microsecond),
+    receive
+        {stop, Parent} -> Parent ! {samples, Acc}
+    after 1 ->
+        Late = erlang:monotonic_time(microsecond) - T0 - 1000,
+        probe_loop(Parent, [Late | Acc])
+    end.
+
+print_phase(Name, #{n := N, p50 := P50, p99 := P99, max := Max, seconds := Secs}) ->
+    io:format("phase=~s samples=~b p50_us=~b p99_us=~b max_us=~b seconds=~.2f~n", [
+        Name, N, P50, P99, Max, Secs
+    ]).

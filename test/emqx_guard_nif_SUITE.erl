@@ -32,6 +32,15 @@
     panic_becomes_error/1,
     broken_or_missing_library/1
 ]).
+-export([
+    recorded_verification_is_trusted/1,
+    changed_file_is_verified_again/1,
+    list_verified_trusts_records/1,
+    verify_async_delivers_a_record/1,
+    cancel_leaves_no_thread/1,
+    caller_exit_cancels_the_job/1,
+    async_argument_errors/1
+]).
 
 %% A real export made by EMQX 5.3.2 (kept under its own name: verification depends on it).
 -define(FIXTURE_DIR, filename:join([filename:dirname(?FILE), "fixtures", "emqx-5.3.2"])).
@@ -62,7 +71,14 @@ all() ->
         verify_errors,
         reload_ten_times,
         panic_becomes_error,
-        broken_or_missing_library
+        broken_or_missing_library,
+        recorded_verification_is_trusted,
+        changed_file_is_verified_again,
+        list_verified_trusts_records,
+        verify_async_delivers_a_record,
+        cancel_leaves_no_thread,
+        caller_exit_cancels_the_job,
+        async_argument_errors
     ].
 
 init_per_suite(Config) ->
@@ -544,6 +560,189 @@ broken_or_missing_library(Config) ->
     after
         peer:stop(Peer)
     end.
+
+%%--------------------------------------------------------------------------------------------
+%% Verification records and background jobs (issue 13)
+%%--------------------------------------------------------------------------------------------
+
+recorded_verification_is_trusted(Config) ->
+    Dir = ?config(dir, Config),
+    Names = make_backups(Dir, 4),
+    {ok, First} = emqx_guard_nif:prune(bin(Dir), 3, undefined, true, []),
+    #{verified := Records, bytes_read := Read1, deleted := [#{name := Oldest}]} = First,
+    ?assertEqual(bin(hd(Names)), Oldest),
+    ?assertEqual(lists:reverse([bin(N) || N <- tl(Names)]), [N || #{name := N} <- Records]),
+    ?assert(Read1 > 0),
+    [?assertMatch(#{result := ok, sha256 := <<_:64/binary>>, version := <<"5.3.2">>}, R) || R <- Records],
+    %% Trusted: nothing is read, nothing new is recorded, the same decision.
+    {ok, Second} = emqx_guard_nif:prune(bin(Dir), 3, undefined, false, Records),
+    ?assertMatch(#{verified := [], bytes_read := 0, deleted := [#{name := Oldest}]}, Second),
+    %% prune/4 keeps its shape.
+    ?assertEqual(
+        {ok, #{deleted => [], failed => [], skipped_unverified => []}},
+        emqx_guard_nif:prune(bin(Dir), 3, undefined, false)
+    ).
+
+%% Touched (same bytes, new mtime): read again, still good. Truncated, and replaced by a damaged
+%% file of the same size: read again, bad, not counted (the next older one takes its place).
+changed_file_is_verified_again(Config) ->
+    Dir = ?config(dir, Config),
+    lists:foreach(
+        fun(Change) ->
+            Sub = filename:join(Dir, atom_to_list(Change)),
+            Names = make_backups(Sub, 4),
+            {ok, #{verified := Records}} = emqx_guard_nif:prune(bin(Sub), 2, undefined, true, []),
+            Victim = filename:join(Sub, lists:nth(4, Names)),
+            {ok, Bin} = file:read_file(Victim),
+            case Change of
+                touched ->
+                    timer:sleep(10),
+                    ok = file:change_time(Victim, calendar:local_time());
+                truncated ->
+                    write(Victim, binary:part(Bin, 0, byte_size(Bin) div 2));
+                replaced_same_size ->
+                    Half = byte_size(Bin) div 2,
+                    <<Pre:Half/binary, B, Post/binary>> = Bin,
+                    Tmp = Victim ++ ".tmp",
+                    write(Tmp, <<Pre/binary, (B bxor 16#ff), Post/binary>>),
+                    ok = file:rename(Tmp, Victim)
+            end,
+            {ok, Again} = emqx_guard_nif:prune(bin(Sub), 2, undefined, true, Records),
+            #{verified := Now, skipped_unverified := Skipped, deleted := Deleted} = Again,
+            [#{name := Re, result := Result} | _] = Now,
+            ?assertEqual({Change, bin(lists:nth(4, Names))}, {Change, Re}),
+            case Change of
+                touched ->
+                    ?assertEqual({Change, ok}, {Change, Result}),
+                    ?assertEqual({Change, [bin(N) || N <- lists:sublist(Names, 2)]}, {Change, [N || #{name := N} <- Deleted]});
+                _ ->
+                    ?assertMatch({_, {error, {_, _}}}, {Change, Result}),
+                    ?assertEqual({Change, [bin(lists:nth(4, Names))]}, {Change, [N || #{name := N} <- Skipped]}),
+                    ?assertEqual({Change, [bin(hd(Names))]}, {Change, [N || #{name := N} <- Deleted]})
+            end
+        end,
+        [touched, truncated, replaced_same_size]
+    ).
+
+list_verified_trusts_records(Config) ->
+    Dir = ?config(dir, Config),
+    _ = make_backups(Dir, 3),
+    {ok, #{backups := Backups, verified := Records, bytes_read := Read}} =
+        emqx_guard_nif:list_verified(bin(Dir), []),
+    ?assertEqual(3, length(Backups)),
+    ?assertEqual(3, length(Records)),
+    ?assert(Read > 0),
+    Mine = [R#{note => mine} || R <- Records],
+    {ok, #{backups := Again, verified := [], bytes_read := 0}} = emqx_guard_nif:list_verified(bin(Dir), Mine),
+    ?assertEqual(Mine, [V || #{verification := V} <- Again]),
+    ?assertMatch({error, {bad_record, _}}, emqx_guard_nif:list_verified(bin(Dir), [#{name => <<"x">>}])).
+
+verify_async_delivers_a_record(Config) ->
+    Dir = ?config(dir, Config),
+    Path = bin(make_export(Dir, "emqx-export-2026-02-03-04-05-06.789", good)),
+    {ok, Sync} = emqx_guard_nif:verify(Path),
+    {ok, Job} = emqx_guard_nif:verify_async(Path, #{io_limit => 10000000}),
+    Record = receive_job(Job),
+    ?assertMatch({ok, #{result := ok, name := <<"emqx-export-2026-02-03-04-05-06.789.tar.gz">>}}, Record),
+    {ok, #{sha256 := Sha, size := Size, inode := Inode}} = Record,
+    ?assertEqual(maps:get(sha256, Sync), Sha),
+    {ok, Info} = file:read_file_info(Path),
+    ?assertEqual({Info#file_info.size, Info#file_info.inode}, {Size, Inode}),
+    %% A bad file is a verdict too; a missing one is not.
+    Bad = filename:join(Dir, "emqx-export-2026-02-03-04-05-07.000.tar.gz"),
+    write(Bad, <<"not gzip">>),
+    {ok, J2} = emqx_guard_nif:verify_async(bin(Bad), #{}),
+    ?assertMatch({ok, #{result := {error, {not_gzip, _}}, sha256 := undefined}}, receive_job(J2)),
+    {ok, J3} = emqx_guard_nif:verify_async(bin(filename:join(Dir, "absent.tar.gz")), #{}),
+    ?assertMatch({error, {not_found, _}}, receive_job(J3)),
+    {ok, J4} = emqx_guard_nif:hash_async(Path, #{}),
+    {ok, Whole} = file:read_file(Path),
+    ?assertEqual({ok, #{sha256 => hex(crypto:hash(sha256, Whole)), size => byte_size(Whole)}}, receive_job(J4)),
+    wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 0 end).
+
+%% A job reading a 16 MiB file at 1 MiB/s is cancelled: it says so at once and its thread ends.
+cancel_leaves_no_thread(Config) ->
+    Dir = ?config(dir, Config),
+    Path = bin(big_file(Dir, 16)),
+    wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 0 end),
+    Before = os_threads(),
+    {ok, Job} = emqx_guard_nif:hash_async(Path, #{io_limit => 1048576}),
+    timer:sleep(200),
+    ?assertEqual(Before + 1, os_threads()),
+    ?assertEqual(1, emqx_guard_nif:running_jobs()),
+    T0 = erlang:monotonic_time(millisecond),
+    ok = emqx_guard_nif:cancel(Job),
+    ?assertMatch({error, {cancelled, _}}, receive_job(Job)),
+    ?assert(erlang:monotonic_time(millisecond) - T0 < 1000),
+    wait_until(fun() -> os_threads() =:= Before andalso emqx_guard_nif:running_jobs() =:= 0 end),
+    %% Cancelling a finished job is fine.
+    ok = emqx_guard_nif:cancel(Job),
+    %% cancel_all too.
+    {ok, J1} = emqx_guard_nif:hash_async(Path, #{io_limit => 1048576}),
+    {ok, J2} = emqx_guard_nif:verify_async(Path, #{io_limit => 1048576}),
+    ?assertEqual(2, emqx_guard_nif:cancel_all()),
+    ?assertMatch({error, {cancelled, _}}, receive_job(J1)),
+    ?assertMatch({error, {cancelled, _}}, receive_job(J2)),
+    wait_until(fun() -> os_threads() =:= Before andalso emqx_guard_nif:running_jobs() =:= 0 end).
+
+%% The process that started a job exits (the plugin stopping kills its run worker): the job is
+%% cancelled and no thread is left.
+caller_exit_cancels_the_job(Config) ->
+    Dir = ?config(dir, Config),
+    Path = bin(big_file(Dir, 16)),
+    wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 0 end),
+    Before = os_threads(),
+    Self = self(),
+    Pid = spawn(fun() ->
+        {ok, _Job} = emqx_guard_nif:hash_async(Path, #{io_limit => 1048576}),
+        Self ! started,
+        receive never -> ok end
+    end),
+    receive started -> ok after 5000 -> ct:fail(not_started) end,
+    ?assertEqual(1, emqx_guard_nif:running_jobs()),
+    exit(Pid, kill),
+    wait_until(fun() -> os_threads() =:= Before andalso emqx_guard_nif:running_jobs() =:= 0 end).
+
+async_argument_errors(Config) ->
+    Dir = ?config(dir, Config),
+    ?assertMatch({error, {bad_opts, _}}, emqx_guard_nif:verify_async(<<"/x">>, #{io_limit => 0})),
+    ?assertMatch({error, {bad_opts, _}}, emqx_guard_nif:verify_async(<<"/x">>, #{limit => 1})),
+    ?assertError(badarg, emqx_guard_nif:verify_async(<<"/x">>, [])),
+    ?assertError(badarg, emqx_guard_nif:cancel(make_ref())),
+    ?assertMatch({error, {bad_keep, _}}, emqx_guard_nif:prune_async(bin(Dir), -1, undefined, true, [], #{})),
+    {ok, J} = emqx_guard_nif:prune_async(bin(filename:join(Dir, "nope")), 1, undefined, true, [], #{}),
+    ?assertMatch({error, {not_a_directory, _}}, receive_job(J)),
+    _ = make_backups(Dir, 2),
+    {ok, J2} = emqx_guard_nif:prune_async(bin(Dir), 1, undefined, true, [], #{}),
+    ?assertMatch({ok, #{deleted := [_], verified := [_], bytes_read := _}}, receive_job(J2)),
+    {ok, J3} = emqx_guard_nif:list_verified_async(bin(Dir), [], #{io_limit => infinity}),
+    ?assertMatch({ok, #{backups := [_, _], verified := [_, _]}}, receive_job(J3)),
+    wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 0 end).
+
+receive_job(Job) ->
+    receive
+        {emqx_guard_job, Job, Result} -> Result
+    after 10000 -> ct:fail({no_message_from_job, Job})
+    end.
+
+os_threads() ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    length(Tasks).
+
+wait_until(Fun) -> wait_until(Fun, 500).
+
+wait_until(Fun, 0) ->
+    ?assert(Fun());
+wait_until(Fun, N) ->
+    case Fun() of
+        true -> ok;
+        false -> timer:sleep(10), wait_until(Fun, N - 1)
+    end.
+
+big_file(Dir, MiB) ->
+    Path = filename:join(Dir, "emqx-export-2026-05-05-05-05-05.000.tar.gz"),
+    write(Path, binary:copy(<<0:8192>>, MiB * 1024)),
+    Path.
 
 %%--------------------------------------------------------------------------------------------
 %% Helpers

@@ -4,8 +4,14 @@
 //! - [`retention`]: which files in EMQX's backup directory are exports, and pruning them to the newest N.
 //! - [`verify`]: a streaming, constant-memory check that an export tarball is complete and importable.
 //! - [`notify`]: sending the backup report by e-mail (SMTP via lettre).
+//! - [`reading`]: reads that can be cancelled, rate limited and counted; hashing a file.
+//! - [`record`]: verification records (a verdict tied to the file's identity), trusted while it matches.
+//! - [`worker`]: background jobs on their own low-priority (`SCHED_IDLE`, nice 19) threads.
 
 pub mod notify;
+pub mod reading;
+pub mod record;
 pub mod retention;
 pub mod schedule;
 pub mod verify;
+pub mod worker;

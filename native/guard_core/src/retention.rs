@@ -6,16 +6,23 @@
 //! Uploads, hand-named files, temporary files, subdirectories and symlinks (whatever their names) are
 //! invisible: never listed, never counted, never deleted. The directory itself may be a symlink (it
 //! is resolved once); entries inside it never are.
+//!
+//! Verification records ([`crate::record`]): [`prune_with_records`] and [`list_verified`] take
+//! the records the caller kept from earlier verifications and verify only the exports that no
+//! record's identity matches (new, unknown or changed files); they return the records of what
+//! they verified, for the caller to keep.
 
 use std::cmp::Ordering;
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use chrono::NaiveDate;
 
-use crate::verify::verify;
+use crate::reading::ReadControl;
+use crate::record::{self, FileId, Record, Trusted};
 
 /// One export file in the backup directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +35,25 @@ pub struct Backup {
     pub size: u64,
     /// Modification time, Unix milliseconds.
     pub mtime_ms: i64,
+    /// Modification time, Unix nanoseconds (part of the file's identity).
+    pub mtime_ns: i64,
+    /// Inode number (part of the file's identity).
+    pub inode: u64,
+    /// Device number (part of the file's identity).
+    pub dev: u64,
+}
+
+impl Backup {
+    /// The identity a verification record of this file must match ([`crate::record`]).
+    pub fn id(&self) -> FileId {
+        FileId {
+            name: self.name.clone(),
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            inode: self.inode,
+            dev: self.dev,
+        }
+    }
 }
 
 /// What [`prune`] did, each list oldest first.
@@ -40,6 +66,11 @@ pub struct PruneReport {
     /// Export files newer than the oldest kept verified backup that do not verify, with the
     /// verifier's one-line reason: neither counted toward `keep` nor deleted.
     pub skipped_unverified: Vec<(Backup, String)>,
+    /// The records of the exports verified in this call (good and bad, newest first); exports
+    /// trusted from a record are not in it.
+    pub verified_now: Vec<Record>,
+    /// Bytes read from the backup directory's files by this call's verifications.
+    pub bytes_read: u64,
 }
 
 /// Why listing or pruning could not start. [`RetentionError::reason`] is a stable short name;
@@ -61,6 +92,9 @@ pub enum RetentionError {
         #[source]
         source: io::Error,
     },
+    /// The work was cancelled before it finished: nothing was deleted.
+    #[error("{}: retention cancelled before it finished (the plugin stopped or the job was cancelled); nothing was deleted", shown(.dir))]
+    Cancelled { dir: PathBuf },
 }
 
 impl RetentionError {
@@ -70,6 +104,7 @@ impl RetentionError {
             RetentionError::BadKeep { .. } => "bad_keep",
             RetentionError::NotADirectory { .. } => "not_a_directory",
             RetentionError::Io { .. } => "io",
+            RetentionError::Cancelled { .. } => "cancelled",
         }
     }
 }
@@ -186,11 +221,15 @@ pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
         if !meta.file_type().is_file() {
             continue;
         }
+        let id = FileId::from_metadata(name, &meta);
         found.push(Backup {
             name: name.to_string(),
             path,
             size: meta.len(),
             mtime_ms: mtime_ms(&meta),
+            mtime_ns: id.mtime_ns,
+            inode: meta.ino(),
+            dev: meta.dev(),
         });
     }
     found.sort_by(newest_first);
@@ -223,7 +262,115 @@ pub fn prune(
     protect: Option<&Path>,
     dry_run: bool,
 ) -> Result<PruneReport, RetentionError> {
-    prune_with_hook(dir, keep, protect, dry_run, &mut |_, _| {})
+    prune_with_records(
+        dir,
+        keep,
+        protect,
+        dry_run,
+        &[],
+        &mut ReadControl::unlimited(),
+    )
+}
+
+/// [`prune`], trusting earlier verifications: an export whose identity (name, size, mtime in
+/// nanoseconds, inode, device) matches one of `trusted` is not read; it counts toward `keep`
+/// when its record says it verified, and is reported in `skipped_unverified` (with the record's
+/// reason) when it did not. Every other export considered is verified through `control` (rate
+/// limited, cancellable, counted in [`PruneReport::bytes_read`]) and its record returned in
+/// [`PruneReport::verified_now`] (no record when the check reached no verdict, e.g. a read
+/// error: such a file is skipped, as before, and checked again next time).
+///
+/// When `control`'s job is cancelled while verifying, nothing is deleted and the result is
+/// [`RetentionError::Cancelled`].
+pub fn prune_with_records(
+    dir: &Path,
+    keep: usize,
+    protect: Option<&Path>,
+    dry_run: bool,
+    trusted: &[Trusted],
+    control: &mut ReadControl,
+) -> Result<PruneReport, RetentionError> {
+    prune_with_hook(
+        dir,
+        keep,
+        protect,
+        dry_run,
+        trusted,
+        control,
+        &mut |_, _| {},
+    )
+}
+
+/// How [`list_verified`] knows whether a listed export verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// From the caller's record at this index of `trusted` (its identity matched).
+    Trusted(usize),
+    /// Verified by this call (good or bad).
+    Now(Record),
+    /// Checking failed without a verdict (`not_found`, `io`): the reason atom's name and a line.
+    Failed { reason: String, detail: String },
+}
+
+/// One export of [`list_verified`] and how it was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub backup: Backup,
+    pub check: Check,
+}
+
+/// What [`list_verified`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Every export in the directory, newest first (as [`list_backups`]).
+    pub backups: Vec<Listed>,
+    /// Bytes read by this call's verifications.
+    pub bytes_read: u64,
+}
+
+/// [`list_backups`], each export with its verification: the caller's record when one of
+/// `trusted` matches the export's identity, else a verification done now through `control`.
+/// When `control`'s job is cancelled the result is [`RetentionError::Cancelled`].
+pub fn list_verified(
+    dir: &Path,
+    trusted: &[Trusted],
+    control: &mut ReadControl,
+) -> Result<Listing, RetentionError> {
+    let start = control.bytes_read();
+    let mut backups = Vec::new();
+    for backup in list_backups(dir)? {
+        let check = match record::find(trusted, &backup.id()) {
+            Some((index, _)) => Check::Trusted(index),
+            None => {
+                let (result, record) = record::verify_recorded(&backup.path, control);
+                if control.is_cancelled() {
+                    return Err(RetentionError::Cancelled {
+                        dir: dir.to_path_buf(),
+                    });
+                }
+                match (record, result) {
+                    (Some(record), _) => Check::Now(record),
+                    (None, Err(e)) => Check::Failed {
+                        reason: e.reason().to_string(),
+                        detail: e.to_string(),
+                    },
+                    // Verified, but the file changed meanwhile: no verdict about what is there now.
+                    (None, Ok(_)) => Check::Failed {
+                        reason: "changed".to_string(),
+                        detail: format!(
+                            "{}: the file changed while it was verified; list again",
+                            shown(&backup.path)
+                        ),
+                    },
+                }
+            }
+        };
+        backups.push(Listed { backup, check });
+    }
+    Ok(Listing {
+        backups,
+        bytes_read: control.bytes_read() - start,
+    })
 }
 
 /// The point of a removal at which [`prune_with_hook`] calls its hook.
@@ -242,8 +389,11 @@ fn prune_with_hook(
     keep: usize,
     protect: Option<&Path>,
     dry_run: bool,
+    trusted: &[Trusted],
+    control: &mut ReadControl,
     hook: &mut dyn FnMut(Step, &Path),
 ) -> Result<PruneReport, RetentionError> {
+    let start = control.bytes_read();
     if keep == 0 {
         return Err(RetentionError::BadKeep { keep });
     }
@@ -267,12 +417,27 @@ fn prune_with_hook(
             doomed.push(backup);
             continue;
         }
-        match verify(&backup.path) {
+        if let Some((_, known)) = record::find(trusted, &backup.id()) {
+            match &known.failure {
+                None => verified += 1,
+                Some(detail) => report.skipped_unverified.push((backup, detail.clone())),
+            }
+            continue;
+        }
+        let (result, record) = record::verify_recorded(&backup.path, control);
+        if control.is_cancelled() {
+            return Err(RetentionError::Cancelled {
+                dir: dir.to_path_buf(),
+            });
+        }
+        report.verified_now.extend(record);
+        match result {
             Ok(_) => verified += 1,
             Err(e) => report.skipped_unverified.push((backup, e.to_string())),
         }
     }
     report.skipped_unverified.reverse();
+    report.bytes_read = control.bytes_read() - start;
 
     for backup in doomed.into_iter().rev() {
         if dry_run {
@@ -361,7 +526,7 @@ impl Protection {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
-    use std::time::{Duration, SystemTime};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
     use tempfile::TempDir;
 
     /// Export names in increasing time order.
@@ -420,6 +585,16 @@ mod tests {
             file(dir.path(), name, 1_700_000_000_000 + i as u64 * 1000);
         }
         dir
+    }
+
+    /// What a report decided, without the records and byte count (which differ between runs).
+    type Decisions = (Vec<Backup>, Vec<(Backup, String)>, Vec<(Backup, String)>);
+    fn decisions(report: &PruneReport) -> Decisions {
+        (
+            report.deleted.clone(),
+            report.failed.clone(),
+            report.skipped_unverified.clone(),
+        )
     }
 
     fn names(backups: &[Backup]) -> Vec<&str> {
@@ -525,6 +700,9 @@ mod tests {
             path: Path::new(dir).join(NAMES[2]),
             size: 1,
             mtime_ms,
+            mtime_ns: mtime_ms * 1_000_000,
+            inode: 1,
+            dev: 1,
         };
         let mut list = [backup("/a", 10), backup("/b", 30), backup("/c", 20)];
         list.sort_by(newest_first);
@@ -574,7 +752,9 @@ mod tests {
     fn keep_more_than_present_deletes_nothing() {
         let dir = six();
         let report = prune(dir.path(), 7, None, false).unwrap();
-        assert_eq!(report, PruneReport::default());
+        assert_eq!(decisions(&report), decisions(&PruneReport::default()));
+        // All six were verified to find that fewer than 7 verify.
+        assert_eq!(report.verified_now.len(), 6);
         assert_eq!(on_disk(dir.path()), NAMES);
     }
 
@@ -594,7 +774,7 @@ mod tests {
         assert_eq!(names(&dry.deleted), &NAMES[..4]);
         assert_eq!(on_disk(dir.path()), NAMES);
         let real = prune(dir.path(), 2, None, false).unwrap();
-        assert_eq!(real, dry);
+        assert_eq!(decisions(&real), decisions(&dry));
         assert_eq!(on_disk(dir.path()), &NAMES[4..]);
     }
 
@@ -710,7 +890,16 @@ mod tests {
                 fs::write(target.join("inside"), "x").unwrap();
             }
         };
-        let report = prune_with_hook(d, 2, None, false, &mut hook).unwrap();
+        let report = prune_with_hook(
+            d,
+            2,
+            None,
+            false,
+            &[],
+            &mut ReadControl::unlimited(),
+            &mut hook,
+        )
+        .unwrap();
         assert_eq!(names(&report.deleted), [NAMES[0], NAMES[2], NAMES[3]]);
         assert_eq!(report.failed.len(), 1);
         assert_eq!(report.failed[0].0.name, NAMES[1]);
@@ -732,7 +921,16 @@ mod tests {
                 symlink(&precious, target).unwrap();
             }
         };
-        let report = prune_with_hook(d, 4, None, false, &mut hook).unwrap();
+        let report = prune_with_hook(
+            d,
+            4,
+            None,
+            false,
+            &[],
+            &mut ReadControl::unlimited(),
+            &mut hook,
+        )
+        .unwrap();
         assert_eq!(names(&report.deleted), [NAMES[1]]);
         assert_eq!(report.failed.len(), 1);
         assert!(
@@ -757,7 +955,16 @@ mod tests {
                 fs::remove_file(target).unwrap();
             }
         };
-        let report = prune_with_hook(d, 4, None, false, &mut hook).unwrap();
+        let report = prune_with_hook(
+            d,
+            4,
+            None,
+            false,
+            &[],
+            &mut ReadControl::unlimited(),
+            &mut hook,
+        )
+        .unwrap();
         assert_eq!(names(&report.deleted), [NAMES[1]]);
         assert!(report.failed.is_empty());
     }
@@ -800,7 +1007,7 @@ mod tests {
         assert_eq!(reasons(&dry.skipped_unverified), [NAMES[4]]);
         assert_eq!(on_disk(d), NAMES);
         let real = prune(d, 2, None, false).unwrap();
-        assert_eq!(real, dry);
+        assert_eq!(decisions(&real), decisions(&dry));
         assert_eq!(on_disk(d), [NAMES[3], NAMES[4], NAMES[5]]);
     }
 
@@ -820,5 +1027,215 @@ mod tests {
             [NAMES[0], NAMES[2], NAMES[4]]
         );
         assert_eq!(on_disk(d), &NAMES[..5]);
+    }
+
+    // ---- verification records -------------------------------------------------------------
+
+    fn trusted_of(records: &[Record]) -> Vec<Trusted> {
+        records.iter().map(Trusted::from).collect()
+    }
+
+    fn prune_trusting(dir: &Path, keep: usize, trusted: &[Trusted]) -> PruneReport {
+        prune_with_records(
+            dir,
+            keep,
+            None,
+            false,
+            trusted,
+            &mut ReadControl::unlimited(),
+        )
+        .unwrap()
+    }
+
+    fn record_names(records: &[Record]) -> Vec<&str> {
+        records.iter().map(|r| r.id.name.as_str()).collect()
+    }
+
+    #[test]
+    fn recorded_verifications_are_trusted_and_nothing_is_read() {
+        let dir = six();
+        let d = dir.path();
+        let first =
+            prune_with_records(d, 5, None, true, &[], &mut ReadControl::unlimited()).unwrap();
+        assert_eq!(names(&first.deleted), [NAMES[0]]);
+        // Newest first, the five that were needed; each one good, with the file's identity.
+        let mut expected: Vec<&str> = NAMES[1..].to_vec();
+        expected.reverse();
+        assert_eq!(record_names(&first.verified_now), expected);
+        let total: u64 = NAMES[1..]
+            .iter()
+            .map(|n| fs::metadata(d.join(n)).unwrap().len())
+            .sum();
+        assert_eq!(first.bytes_read, total);
+        for record in &first.verified_now {
+            assert!(record.is_good());
+            assert_eq!(
+                record.id,
+                FileId::of_path(&d.join(&record.id.name)).unwrap()
+            );
+            let sha = &record.outcome.as_ref().unwrap().sha256;
+            assert_eq!(sha.len(), 64);
+        }
+
+        let trusted = trusted_of(&first.verified_now);
+        let second = prune_trusting(d, 5, &trusted);
+        assert_eq!(second.bytes_read, 0);
+        assert!(second.verified_now.is_empty());
+        assert_eq!(names(&second.deleted), [NAMES[0]]);
+        assert_eq!(on_disk(d), &NAMES[1..]);
+    }
+
+    #[test]
+    fn a_changed_file_is_verified_again_and_if_bad_not_counted() {
+        // For each way of changing NAMES[4] after it was verified: the record no longer matches,
+        // the file is read again, and (bad) it does not count, so NAMES[2] keeps its place.
+        type Change = fn(&Path, &Record);
+        let touched: Change = |p, r| {
+            let f = fs::File::options().write(true).open(p).unwrap();
+            let later = UNIX_EPOCH + Duration::from_nanos(r.id.mtime_ns as u64 + 1_000_000);
+            f.set_modified(later).unwrap();
+        };
+        let truncated: Change = |p, _| {
+            let f = fs::File::options().write(true).open(p).unwrap();
+            f.set_len(f.metadata().unwrap().len() / 2).unwrap();
+        };
+        let replaced_same_size: Change = |p, r| {
+            // A damaged copy of the same size renamed over it, given the old mtime (as `cp -p`
+            // would): only the inode tells.
+            let mut bytes = fs::read(p).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            let tmp = p.with_extension("tmp");
+            fs::write(&tmp, &bytes).unwrap();
+            let f = fs::File::options().write(true).open(&tmp).unwrap();
+            f.set_modified(UNIX_EPOCH + Duration::from_nanos(r.id.mtime_ns as u64))
+                .unwrap();
+            drop(f);
+            fs::rename(&tmp, p).unwrap();
+        };
+        let rewritten_in_place: Change = |p, _| {
+            let mut bytes = fs::read(p).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::thread::sleep(Duration::from_millis(5));
+            fs::write(p, &bytes).unwrap();
+        };
+        for (what, change, still_good) in [
+            ("touched", touched, true),
+            ("truncated", truncated, false),
+            ("replaced with the same size", replaced_same_size, false),
+            ("rewritten in place", rewritten_in_place, false),
+        ] {
+            let dir = six();
+            let d = dir.path();
+            let first =
+                prune_with_records(d, 3, None, true, &[], &mut ReadControl::unlimited()).unwrap();
+            let victim = d.join(NAMES[4]);
+            let record = first
+                .verified_now
+                .iter()
+                .find(|r| r.id.name == NAMES[4])
+                .unwrap();
+            change(&victim, record);
+            assert_ne!(FileId::of_path(&victim).unwrap(), record.id, "{what}");
+
+            let second = prune_trusting(d, 3, &trusted_of(&first.verified_now));
+            let again = &second.verified_now[0];
+            assert_eq!(again.id, FileId::of_path(&victim).unwrap(), "{what}");
+            assert_eq!(again.is_good(), still_good, "{what}");
+            // The changed file is read again; NAMES[5] and NAMES[3] are not. When it is bad,
+            // NAMES[2] (never verified so far) is needed and read too.
+            let read_now: Vec<&str> = if still_good {
+                vec![NAMES[4]]
+            } else {
+                vec![NAMES[4], NAMES[2]]
+            };
+            assert_eq!(record_names(&second.verified_now), read_now, "{what}");
+            let sizes: u64 = second.verified_now.iter().map(|r| r.id.size).sum();
+            assert_eq!(second.bytes_read, sizes, "{what}");
+            if still_good {
+                assert_eq!(names(&second.deleted), &NAMES[..3], "{what}");
+                assert!(second.skipped_unverified.is_empty(), "{what}");
+            } else {
+                // NAMES[5], NAMES[3] and NAMES[2] are the three kept; NAMES[4] is skipped.
+                assert_eq!(reasons(&second.skipped_unverified), [NAMES[4]], "{what}");
+                assert_eq!(names(&second.deleted), &NAMES[..2], "{what}");
+                assert_eq!(on_disk(d), &NAMES[2..], "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_recorded_bad_verdict_is_trusted_too() {
+        let dir = six();
+        let d = dir.path();
+        junk(d, NAMES[4], 1_700_000_004_000);
+        let first =
+            prune_with_records(d, 2, None, true, &[], &mut ReadControl::unlimited()).unwrap();
+        let bad = first
+            .verified_now
+            .iter()
+            .find(|r| r.id.name == NAMES[4])
+            .unwrap();
+        assert_eq!(bad.outcome.as_ref().unwrap_err().reason, "not_gzip");
+        let second = prune_trusting(d, 2, &trusted_of(&first.verified_now));
+        assert_eq!(second.bytes_read, 0);
+        assert_eq!(reasons(&second.skipped_unverified), [NAMES[4]]);
+        assert!(second.skipped_unverified[0].1.contains("gzip"));
+        assert_eq!(names(&second.deleted), &NAMES[..3]);
+    }
+
+    #[test]
+    fn a_record_of_another_file_with_the_same_name_is_not_trusted() {
+        let dir = six();
+        let d = dir.path();
+        let mut forged = trusted_of(
+            &prune_with_records(d, 6, None, true, &[], &mut ReadControl::unlimited())
+                .unwrap()
+                .verified_now,
+        );
+        for t in &mut forged {
+            t.id.inode += 1;
+        }
+        let again = prune_trusting(d, 6, &forged);
+        assert_eq!(again.verified_now.len(), 6);
+    }
+
+    #[test]
+    fn cancelled_prune_deletes_nothing() {
+        let dir = six();
+        let d = dir.path();
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut control = ReadControl::new(cancel, None);
+        let err = prune_with_records(d, 1, None, false, &[], &mut control).unwrap_err();
+        assert_eq!(err.reason(), "cancelled");
+        assert_eq!(on_disk(d), NAMES);
+    }
+
+    #[test]
+    fn list_verified_trusts_records_and_checks_the_rest() {
+        let dir = six();
+        let d = dir.path();
+        junk(d, NAMES[0], 1_700_000_000_000);
+        let first = list_verified(d, &[], &mut ReadControl::unlimited()).unwrap();
+        assert_eq!(first.backups.len(), 6);
+        let records: Vec<Record> = first
+            .backups
+            .iter()
+            .map(|l| match &l.check {
+                Check::Now(r) => r.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(!records[5].is_good());
+        assert!(records[..5].iter().all(Record::is_good));
+        // Trust all but the newest: only it is read.
+        let trusted = trusted_of(&records[1..]);
+        let second = list_verified(d, &trusted, &mut ReadControl::unlimited()).unwrap();
+        assert_eq!(second.bytes_read, records[0].id.size);
+        assert!(matches!(second.backups[0].check, Check::Now(_)));
+        for (i, listed) in second.backups.iter().enumerate().skip(1) {
+            assert_eq!(listed.check, Check::Trusted(i - 1));
+        }
     }
 }

@@ -29,6 +29,8 @@ use std::path::{Component, Path, PathBuf};
 use flate2::bufread::GzDecoder;
 use sha2::{Digest, Sha256};
 
+use crate::reading::ReadControl;
+
 /// How much of `META.hocon` is read; the rest of an oversized file is skipped.
 const META_LIMIT: u64 = 64 * 1024;
 /// Read buffer for the raw file.
@@ -90,6 +92,9 @@ pub enum VerifyError {
     /// Any other I/O error while reading the file.
     #[error("{}: cannot read the file: {}", shown(.path), one_line(.detail))]
     Io { path: PathBuf, detail: String },
+    /// The check was cancelled before it finished (see [`verify_controlled`]): no verdict.
+    #[error("{}: verification cancelled before it finished (the plugin stopped or the job was cancelled): no verdict; verify it again", shown(.path))]
+    Cancelled { path: PathBuf },
 }
 
 impl VerifyError {
@@ -107,7 +112,18 @@ impl VerifyError {
             VerifyError::MissingClusterConf { .. } => "missing_cluster_conf",
             VerifyError::UnsafePath { .. } => "unsafe_path",
             VerifyError::Io { .. } => "io",
+            VerifyError::Cancelled { .. } => "cancelled",
         }
+    }
+
+    /// True when the error says something about the file's content (a verdict: the file is not a
+    /// usable export), false when the check could not reach a verdict (`not_found`, `io`,
+    /// `cancelled`: the file may be fine; check it again later).
+    pub fn is_verdict(&self) -> bool {
+        !matches!(
+            self,
+            VerifyError::NotFound { .. } | VerifyError::Io { .. } | VerifyError::Cancelled { .. }
+        )
     }
 }
 
@@ -116,6 +132,23 @@ impl VerifyError {
 /// Reads the file exactly once, in constant memory. The expected top directory is the file name
 /// without `.tar.gz` (the whole file name if it does not end so, as EMQX's import does).
 pub fn verify(path: &Path) -> Result<Verified, VerifyError> {
+    verify_controlled(path, &mut ReadControl::unlimited())
+}
+
+/// [`verify`], reading the file through `control`: its reads are counted, rate limited when
+/// `control` has a limit, and stop once `control`'s job is cancelled, in which case the result
+/// is [`VerifyError::Cancelled`] whatever else went wrong.
+pub fn verify_controlled(path: &Path, control: &mut ReadControl) -> Result<Verified, VerifyError> {
+    let result = verify_inner(path, control);
+    match result {
+        Err(_) if control.is_cancelled() => Err(VerifyError::Cancelled {
+            path: path.to_path_buf(),
+        }),
+        other => other,
+    }
+}
+
+fn verify_inner(path: &Path, control: &mut ReadControl) -> Result<Verified, VerifyError> {
     let io_err = |e: io::Error| io_error(path, e);
     let meta = std::fs::metadata(path).map_err(io_err)?;
     if meta.is_dir() {
@@ -134,7 +167,7 @@ pub fn verify(path: &Path) -> Result<Verified, VerifyError> {
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
 
     let top = expected_top_dir(path);
-    let raw = BufReader::with_capacity(READ_BUFFER, Hashing::new(file));
+    let raw = BufReader::with_capacity(READ_BUFFER, Hashing::new(control.reader(file)));
     let mut archive = tar::Archive::new(Inflated::new(GzDecoder::new(raw)));
     let mut scan = Scan::new(&top);
     let walked = scan.walk(&mut archive);
@@ -162,7 +195,7 @@ pub fn verify(path: &Path) -> Result<Verified, VerifyError> {
             ),
         });
     }
-    let sha256 = hex(&inflated.gz.into_inner().into_inner().hasher.finalize());
+    let sha256 = crate::reading::hex(&inflated.gz.into_inner().into_inner().hasher.finalize());
 
     walked.map_err(|p| p.into_error(path, &top))?;
     if !tail.saw_end_marker {
@@ -294,14 +327,6 @@ fn gzip_error(path: &Path, size: u64, failure: GzFailure) -> VerifyError {
             detail,
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// Counts (and hashes) whatever raw bytes remain after the gzip member ended.

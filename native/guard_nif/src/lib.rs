@@ -37,6 +37,8 @@ use guard_core::verify::{self, VerifyError};
 use rustler::codegen_runtime::{c_int, c_void, ErlNifEntry, ErlNifEnv, ErlNifFunc, ErlNifTerm};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, NifResult, Term};
 
+mod background;
+mod jobs;
 mod mail;
 
 mod atoms {
@@ -60,11 +62,23 @@ mod atoms {
         bad_zone,
         bad_count,
         bad_keep,
+        emqx_guard_job,
+        mtime_ns,
+        inode,
+        dev,
+        verified_at,
+        result,
+        verified,
+        bytes_read,
+        backups,
+        verification,
+        io_limit,
+        infinity,
     }
 }
 
 /// An error that crosses into Erlang as `{error, {Reason, Detail}}`.
-trait NifError: Display {
+pub(crate) trait NifError: Display {
     /// The stable reason atom's name.
     fn reason(&self) -> &'static str;
 }
@@ -87,11 +101,29 @@ impl NifError for VerifyError {
     }
 }
 
+impl NifError for guard_core::reading::ReadError {
+    fn reason(&self) -> &'static str {
+        guard_core::reading::ReadError::reason(self)
+    }
+}
+
+impl NifError for guard_core::worker::SpawnError {
+    fn reason(&self) -> &'static str {
+        guard_core::worker::SpawnError::reason(self)
+    }
+}
+
+impl NifError for guard_core::worker::Panicked {
+    fn reason(&self) -> &'static str {
+        guard_core::worker::Panicked::reason(self)
+    }
+}
+
 /// An error detected here, before `guard_core` is called (an argument outside the domain
 /// that the core's Rust signature can express, such as a negative count).
-struct ArgError {
-    reason: &'static str,
-    detail: String,
+pub(crate) struct ArgError {
+    pub(crate) reason: &'static str,
+    pub(crate) detail: String,
 }
 
 impl Display for ArgError {
@@ -107,20 +139,26 @@ impl NifError for ArgError {
 }
 
 /// `{ok, Value}`.
-fn ok<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
+pub(crate) fn ok<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
     (atoms::ok(), value).encode(env)
 }
 
 /// `{error, {Reason, Detail}}`, Detail forced onto one line.
-fn error<'a>(env: Env<'a>, err: &dyn NifError) -> NifResult<Term<'a>> {
-    let reason = Atom::from_str(env, err.reason())?;
+pub(crate) fn error<'a>(env: Env<'a>, err: &dyn NifError) -> NifResult<Term<'a>> {
+    Ok(error_term(env, err))
+}
+
+/// `{error, {Reason, Detail}}` as a term (the reason atoms are short: making one cannot fail;
+/// should it, the reason is `error`).
+pub(crate) fn error_term<'a>(env: Env<'a>, err: &dyn NifError) -> Term<'a> {
+    let reason = Atom::from_str(env, err.reason()).unwrap_or_else(|_| atoms::error());
     let text = err.to_string();
     let detail = one_line(&text);
-    Ok((atoms::error(), (reason, detail.as_ref())).encode(env))
+    (atoms::error(), (reason, detail.as_ref())).encode(env)
 }
 
 /// `text` with any line breaks (and the white space around them) turned into one space.
-fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains(['\n', '\r']) {
         text.split_whitespace().collect::<Vec<_>>().join(" ").into()
     } else {
@@ -152,7 +190,7 @@ fn utf8<'b>(bin: &'b Binary, reason: &'static str, what: &str) -> Result<&'b str
 }
 
 /// A path argument, byte for byte.
-fn path_arg<'b>(bin: &'b Binary) -> &'b Path {
+pub(crate) fn path_arg<'b>(bin: &'b Binary) -> &'b Path {
     Path::new(OsStr::from_bytes(bin.as_slice()))
 }
 
@@ -161,7 +199,7 @@ fn path_term<'a>(env: Env<'a>, path: &Path) -> Term<'a> {
     NewBinary::from_slice(env, path.as_os_str().as_bytes()).into()
 }
 
-fn backup_map<'a>(env: Env<'a>, backup: &Backup) -> NifResult<Term<'a>> {
+pub(crate) fn backup_map<'a>(env: Env<'a>, backup: &Backup) -> NifResult<Term<'a>> {
     Term::map_from_term_arrays(
         env,
         &[
@@ -317,24 +355,42 @@ fn prune<'a>(
     protect: Term<'a>,
     dry_run: bool,
 ) -> NifResult<Term<'a>> {
+    let (keep, protect_bin) = match prune_args(env, keep, protect)? {
+        Ok(args) => args,
+        Err(err) => return error(env, &err),
+    };
+    let protect_path = protect_bin.as_ref().map(path_arg);
+    let result = retention::prune(path_arg(&dir), keep, protect_path, dry_run);
+    reply(env, result, |report| prune_report_map(env, &report))
+}
+
+/// `Keep` and `Protect` (`undefined` or a path binary) of the prune NIFs: `bad_keep` for a
+/// negative Keep, `badarg` for a Protect of another type.
+pub(crate) fn prune_args<'a>(
+    env: Env<'a>,
+    keep: i64,
+    protect: Term<'a>,
+) -> NifResult<Result<(usize, Option<Binary<'a>>), ArgError>> {
     let protect_bin = if protect == atoms::undefined().encode(env) {
         None
     } else {
         Some(protect.decode::<Binary>()?)
     };
-    let keep = match usize::try_from(keep) {
-        Ok(keep) => keep,
-        Err(_) => {
-            let err = ArgError {
-                reason: "bad_keep",
-                detail: format!("keep must be at least 1, got {keep}"),
-            };
-            return error(env, &err);
-        }
-    };
-    let protect_path = protect_bin.as_ref().map(path_arg);
-    let result = retention::prune(path_arg(&dir), keep, protect_path, dry_run);
-    reply(env, result, |report| {
+    Ok(match usize::try_from(keep) {
+        Ok(keep) => Ok((keep, protect_bin)),
+        Err(_) => Err(ArgError {
+            reason: "bad_keep",
+            detail: format!("keep must be at least 1, got {keep}"),
+        }),
+    })
+}
+
+/// `#{deleted, failed, skipped_unverified}` of a prune report.
+pub(crate) fn prune_report_map<'a>(
+    env: Env<'a>,
+    report: &retention::PruneReport,
+) -> NifResult<Term<'a>> {
+    {
         let deleted = report
             .deleted
             .iter()
@@ -356,7 +412,7 @@ fn prune<'a>(
             ],
             &[deleted.encode(env), failed.encode(env), skipped.encode(env)],
         )
-    })
+    }
 }
 
 /// `verify(Path)` -> `{ok, #{entries, bytes, version, edition, sha256}}`. Dirty IO.
@@ -415,12 +471,16 @@ fn resolve_local_zone() {
 
 /// Initial load: resolves the `local` zone; no private data.
 unsafe extern "C" fn on_load(
-    _env: *mut ErlNifEnv,
+    env: *mut ErlNifEnv,
     _priv_data: *mut *mut c_void,
     _load_info: ErlNifTerm,
 ) -> c_int {
     resolve_local_zone();
-    0
+    if jobs::open_type(env, false) {
+        0
+    } else {
+        1
+    }
 }
 
 /// Load into a new instance of `emqx_guard_nif` while an older instance still holds the
@@ -428,13 +488,17 @@ unsafe extern "C" fn on_load(
 /// `local` zone is resolved here too (a no-op when the library was already loaded in this OS
 /// process, whose resolution stays cached).
 unsafe extern "C" fn on_upgrade(
-    _env: *mut ErlNifEnv,
+    env: *mut ErlNifEnv,
     _priv_data: *mut *mut c_void,
     _old_priv_data: *mut *mut c_void,
     _load_info: ErlNifTerm,
 ) -> c_int {
     resolve_local_zone();
-    0
+    if jobs::open_type(env, true) {
+        0
+    } else {
+        1
+    }
 }
 
 /// The entry handed to the BEAM; it copies what it needs, the functions table stays ours.

@@ -1,0 +1,187 @@
+//! Background jobs seen from Erlang: a job is started by a NIF (`verify_async/2`, ...), runs on
+//! its own low-priority thread ([`guard_core::worker`]) and ends by sending
+//! `{emqx_guard_job, Job, Result}` to the process that started it.
+//!
+//! `Job` is a resource term of the type `emqx_guard_job` (opaque to Erlang; the same job's terms
+//! compare equal, so a `receive` can match it). The resource holds the job's cancel flag:
+//! - `cancel(Job)` sets it;
+//! - the resource monitors the starting process: when that process exits (e.g. the plugin's run
+//!   worker killed because the plugin stops) the job is cancelled, so no thread outlives its
+//!   caller by more than one read;
+//! - `cancel_all()` cancels every running job.
+//!
+//! The resource type is opened by hand (not with rustler's resource registry) because this
+//! library supports the BEAM's `upgrade` callback, where the type already exists and must be
+//! taken over (`ERL_NIF_RT_TAKEOVER`); rustler 0.39 registers resource types with
+//! `ERL_NIF_RT_CREATE` only.
+
+use std::ffi::CStr;
+use std::mem::size_of;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::Arc;
+
+use guard_core::reading::CancelFlag;
+use guard_core::worker::{self, Panicked};
+use rustler::env::OwnedEnv;
+use rustler::sys::{
+    enif_alloc_resource, enif_get_resource, enif_init_resource_type, enif_make_resource,
+    enif_monitor_process, enif_release_resource, ErlNifEnv, ErlNifMonitor, ErlNifPid,
+    ErlNifResourceDown, ErlNifResourceDtor, ErlNifResourceFlags, ErlNifResourceType,
+    ErlNifResourceTypeInit,
+};
+use rustler::{Encoder, Env, LocalPid, NifResult, Term};
+
+const TYPE_NAME: &CStr = c"emqx_guard_job";
+
+/// The resource type, set by [`open_type`] when the library is loaded or upgraded.
+static JOB_TYPE: AtomicPtr<ErlNifResourceType> = AtomicPtr::new(ptr::null_mut());
+
+/// What a job resource points to: `Arc::into_raw` of this, stored in the resource's memory.
+struct Shared {
+    cancel: CancelFlag,
+}
+
+/// Opens the `emqx_guard_job` resource type: creates it on the first load, takes it over from
+/// the previous module instance on an upgrade. False when the BEAM refuses (the load fails).
+///
+/// # Safety
+///
+/// `env` is the environment of a load or upgrade callback.
+pub unsafe fn open_type(env: *mut ErlNifEnv, upgrade: bool) -> bool {
+    let init = ErlNifResourceTypeInit {
+        dtor: job_dtor as *const ErlNifResourceDtor,
+        stop: ptr::null(),
+        down: job_down as *const ErlNifResourceDown,
+        members: 3,
+        dyncall: ptr::null(),
+    };
+    let open =
+        |flags| enif_init_resource_type(env, TYPE_NAME.as_ptr(), &init, flags, ptr::null_mut());
+    let mut ty = ptr::null();
+    if upgrade {
+        ty = open(ErlNifResourceFlags::ERL_NIF_RT_TAKEOVER);
+    }
+    if ty.is_null() {
+        ty = open(ErlNifResourceFlags::ERL_NIF_RT_CREATE);
+    }
+    if ty.is_null() {
+        return false;
+    }
+    JOB_TYPE.store(ty as *mut _, Ordering::Release);
+    true
+}
+
+/// The `Shared` behind a resource object.
+///
+/// # Safety
+///
+/// `obj` is a live object of the job type.
+unsafe fn shared<'o>(obj: *const std::ffi::c_void) -> &'o Shared {
+    &*(*(obj as *const *const Shared))
+}
+
+unsafe extern "C" fn job_dtor(_env: *mut ErlNifEnv, obj: *mut std::ffi::c_void) {
+    let raw = *(obj as *const *const Shared);
+    if !raw.is_null() {
+        drop(Arc::from_raw(raw));
+    }
+}
+
+unsafe extern "C" fn job_down(
+    _env: *mut ErlNifEnv,
+    obj: *mut std::ffi::c_void,
+    _pid: *const ErlNifPid,
+    _mon: *const ErlNifMonitor,
+) {
+    shared(obj).cancel.store(true, Ordering::Relaxed);
+}
+
+/// A reference to a job resource object held by the job's thread (released on drop, also after
+/// a panic).
+struct Held(*const std::ffi::c_void);
+
+// SAFETY: resource objects may be referenced from any thread; enif_make_resource and
+// enif_release_resource are thread-safe.
+unsafe impl Send for Held {}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference (from enif_alloc_resource).
+        unsafe { enif_release_resource(self.0) };
+    }
+}
+
+/// The cancel flag of the job `term` refers to; `badarg` when it is not a job.
+pub fn cancel_flag(term: Term) -> NifResult<CancelFlag> {
+    let ty = JOB_TYPE.load(Ordering::Acquire);
+    if ty.is_null() {
+        return Err(rustler::Error::BadArg);
+    }
+    let mut obj: *const std::ffi::c_void = ptr::null();
+    // SAFETY: the term belongs to the caller's env; obj is only read while the term lives.
+    let found =
+        unsafe { enif_get_resource(term.get_env().as_c_arg(), term.as_c_arg(), ty, &mut obj) };
+    if found == 0 || obj.is_null() {
+        return Err(rustler::Error::BadArg);
+    }
+    // SAFETY: obj is a live job object.
+    Ok(unsafe { shared(obj) }.cancel.clone())
+}
+
+/// A job's final message: the Erlang terms are built by `encode` on the job's thread, in the
+/// job's own environment (where any terms saved from the caller live).
+pub type Encode<T> = Box<dyn for<'a> FnOnce(Env<'a>, Result<T, Panicked>) -> Term<'a> + Send>;
+
+/// Starts `work` on a low-priority thread; when it ends, `{emqx_guard_job, Job, encode(result)}`
+/// is sent to the calling process. `owned` is the environment `encode` runs in (terms the caller
+/// passed may be saved in it beforehand). Returns `{ok, Job}`, or `{error, {busy | thread,
+/// Detail}}` when no thread could be started.
+pub fn start<'a, T, W>(
+    env: Env<'a>,
+    mut owned: OwnedEnv,
+    work: W,
+    encode: Encode<T>,
+) -> NifResult<Term<'a>>
+where
+    T: Send + 'static,
+    W: FnOnce(&CancelFlag) -> T + Send + 'static,
+{
+    let ty = JOB_TYPE.load(Ordering::Acquire);
+    if ty.is_null() {
+        return Err(rustler::Error::RaiseAtom("job_type_not_loaded"));
+    }
+    let cancel: CancelFlag = Arc::new(AtomicBool::new(false));
+    let pid: LocalPid = env.pid();
+    // SAFETY: the object is initialised before any term refers to it; the reference we get from
+    // enif_alloc_resource goes to `Held`, which releases it.
+    let (held, term) = unsafe {
+        let obj = enif_alloc_resource(ty, size_of::<*const Shared>());
+        if obj.is_null() {
+            return Err(rustler::Error::RaiseAtom("enomem"));
+        }
+        let raw = Arc::into_raw(Arc::new(Shared {
+            cancel: cancel.clone(),
+        }));
+        ptr::write(obj as *mut *const Shared, raw);
+        let held = Held(obj);
+        let term = Term::new(env, enif_make_resource(env.as_c_arg(), obj));
+        // Cancels the job when the caller exits; failure means the caller is exiting already.
+        if enif_monitor_process(env.as_c_arg(), obj, pid.as_c_arg(), ptr::null_mut()) != 0 {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        (held, term)
+    };
+    let spawned = worker::spawn_with(cancel, work, move |result| {
+        let held = held;
+        let _ = owned.send_and_clear(&pid, |env| {
+            // SAFETY: `held` keeps the object alive.
+            let job = unsafe { Term::new(env, enif_make_resource(env.as_c_arg(), held.0)) };
+            (crate::atoms::emqx_guard_job(), job, encode(env, result)).encode(env)
+        });
+    });
+    match spawned {
+        Ok(()) => Ok(crate::ok(env, term)),
+        Err(err) => crate::error(env, &err),
+    }
+}

@@ -185,9 +185,10 @@ step(Name, Outcome, Deps) ->
             ok
     end.
 
+%% The one log line of a run.
 log(O = #{result := ok}) ->
-    ?LOG_INFO(maps:with([file, size, duration_ms, pruned, warnings, trigger, instant], O#{msg => emqx_guard_backup_done}));
+    ?LOG_INFO((maps:with([file, size, duration_ms, pruned, warnings, trigger, instant], O))#{msg => emqx_guard_backup_done});
 log(O = #{result := failed}) ->
-    ?LOG_ERROR(maps:with([file, removed, error, duration_ms, trigger, instant], O#{msg => emqx_guard_backup_failed}));
+    ?LOG_ERROR((maps:with([file, removed, error, duration_ms, trigger, instant], O))#{msg => emqx_guard_backup_failed});
 log(O = #{result := skipped}) ->
-    ?LOG_INFO(maps:with([error, trigger, instant, responsible, exported_by], O#{msg => emqx_guard_backup_skipped})).
+    ?LOG_INFO((maps:with([error, trigger, instant, responsible, exported_by], O))#{msg => emqx_guard_backup_skipped}).

@@ -9,7 +9,10 @@
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1]).
 -export([init_per_testcase/2, end_per_testcase/2]).
 -export([ctl_callback/1]).
+%% logger handler: forwards the plugin's reports to the test case
+-export([log/2]).
 -export([
+    a_run_logs_one_report/1,
     success_path/1,
     retention_keeps_newest_and_foreign_files/1,
     retention_counts_only_verified_backups/1,
@@ -49,6 +52,7 @@ groups() ->
     [
         {backup_run, [], [
             success_path,
+            a_run_logs_one_report,
             retention_keeps_newest_and_foreign_files,
             retention_counts_only_verified_backups,
             export_error_tuple,
@@ -136,6 +140,44 @@ success_path(Config) ->
     ?assertEqual([binary_to_list(File)], ls(Dir)),
     {ok, [Listed]} = emqx_guard_backups:list(Dir),
     ?assertMatch(#{name := File, verified := ok}, Listed).
+
+%% Each run is logged once, under one name, with what an operator looks for.
+a_run_logs_one_report(_Config) ->
+    {ok, Level} = {ok, maps:get(level, logger:get_primary_config())},
+    ok = logger:set_primary_config(level, info),
+    ok = logger:add_handler(?MODULE, ?MODULE, #{config => #{pid => self()}}),
+    try
+        {ok, #{file := File}} = run_backup(#{keep => 5, export_timeout => 30000}),
+        ok = emqx_mgmt_data_backup:set_mode({error, table_busy}),
+        {error, #{error := Error}} = run_backup(#{keep => 5, export_timeout => 30000}),
+        Reports = runs_logged(),
+        ?assertMatch(
+            [#{msg := emqx_guard_backup_done, file := File, trigger := manual},
+             #{msg := emqx_guard_backup_failed, error := Error, trigger := manual}],
+            Reports
+        )
+    after
+        _ = logger:remove_handler(?MODULE),
+        logger:set_primary_config(level, Level)
+    end.
+
+log(#{msg := {report, Report = #{msg := Msg}}}, #{config := #{pid := Pid}}) ->
+    case atom_to_list(Msg) of
+        "emqx_guard_backup_" ++ _ -> Pid ! {logged, Report};
+        _ -> ok
+    end;
+log(_Event, _Config) ->
+    ok.
+
+runs_logged() ->
+    receive
+        {logged, R = #{msg := M}} when M =:= emqx_guard_backup_done; M =:= emqx_guard_backup_failed ->
+            [R | runs_logged()];
+        {logged, _Other} ->
+            runs_logged()
+    after 0 ->
+        []
+    end.
 
 retention_keeps_newest_and_foreign_files(Config) ->
     Dir = ?config(backup_dir, Config),

@@ -63,12 +63,12 @@ cmd([<<"notify_test">>]) ->
 cmd([<<"notify_test">>, Name]) ->
     case emqx_guard_channel:parse_kind(Name) of
         {ok, Kind} -> notify_test(Kind);
-        error -> error_line(["unknown channel \"", Name, "\" (use ", kind_list(emqx_guard_channel:kinds()), ")"])
+        error -> error_line(["unknown channel \"", Name, "\" (use ", kind_list(emqx_guard_channel:kinds(), ""), ")"])
     end;
 cmd([<<"notify_", Name/binary>> | Args]) ->
     case emqx_guard_channel:parse_kind(Name) of
         {ok, Kind} -> chat(Kind, Args);
-        error -> not_mine
+        error -> error_line(["unknown channel \"", Name, "\" (use notify_smtp, ", kind_list([K || K <- emqx_guard_channel:kinds(), K =/= email], "notify_"), ")"])
     end;
 cmd(_) ->
     not_mine.
@@ -124,10 +124,12 @@ chat(Kind, []) ->
 chat(Kind, [Off]) when Off =:= <<"off">>; Off =:= <<"none">> ->
     Defaults = emqx_guard_notify_config:defaults(),
     set(maps:with(channel_keys(Kind), Defaults), channel_keys(Kind));
-chat(Kind, [Url]) when Url =/= <<>> ->
-    case binary:match(Url, <<"=">>) of
-        nomatch -> with_changes(Kind, [<<"url=", Url/binary>>], channel_keys(Kind));
-        _ -> with_changes(Kind, [Url], channel_keys(Kind))
+chat(Kind, [Arg]) ->
+    %% a bare URL stands for url=URL (its query may hold a `=' too)
+    case {binary:match(Arg, <<"://">>), binary:match(Arg, <<"=">>)} of
+        {{At, _}, {Eq, _}} when At < Eq -> with_changes(Kind, [<<"url=", Arg/binary>>], channel_keys(Kind));
+        {{_, _}, nomatch} -> with_changes(Kind, [<<"url=", Arg/binary>>], channel_keys(Kind));
+        _ -> with_changes(Kind, [Arg], channel_keys(Kind))
     end;
 chat(Kind, Pairs) ->
     with_changes(Kind, Pairs, channel_keys(Kind)).
@@ -158,7 +160,7 @@ changes([Pair | Rest], Names, Acc) ->
                     changes(Rest, Names, Acc#{Key => Value});
                 false ->
                     Known = lists:join(", ", [N || {N, _} <- Names]),
-                    {error, ["unknown key \"", Name, "\" (use ", Known, ")"]}
+                    {error, ["unknown key \"", hd(emqx_guard_notify_config:redacted_args([Name])), "\" (use ", Known, ")"]}
             end;
         error ->
             {error, ["expected key=value, got \"", hd(emqx_guard_notify_config:redacted_args([Pair])), "\""]}
@@ -263,8 +265,8 @@ notify_test(Which) ->
 cli_name(email) -> <<"smtp">>;
 cli_name(K) -> atom_to_binary(K).
 
-kind_list(Kinds) ->
-    lists:join(", ", [atom_to_binary(K) || K <- Kinds]).
+kind_list(Kinds, Prefix) ->
+    lists:join(", ", [[Prefix, atom_to_binary(K)] || K <- Kinds]).
 
 value_text(L) when is_list(L) ->
     ["[", lists:join(", ", [["\"", A, "\""] || A <- L]), "]"];

@@ -18,7 +18,7 @@
 %% wording comes from `emqx_guard_notify_format'.
 -module(emqx_guard_channel).
 
--export([kinds/0, module/1, parse_kind/1, enabled/1, post_json/4, post_json/5, post/5, service_answer/3, coded_answer/4, fit/3, snippet/1]).
+-export([kinds/0, module/1, parse_kind/1, enabled/1, setting/2, url_target/2, post_json/4, post_json/5, post/5, service_answer/3, coded_answer/4, fit/3, snippet/1]).
 
 -type kind() :: email | webhook | slack | teams | feishu | dingtalk | wecom.
 -type result() :: {ok, binary()} | {retry, binary()} | {retry, binary(), pos_integer()} | {error, binary()}.
@@ -64,6 +64,16 @@ parse_kind(Text) ->
 -spec enabled(map()) -> [kind()].
 enabled(Settings) ->
     [K || K <- kinds(), (module(K)):enabled(Settings)].
+
+%% @doc The value of a `notify_*' setting (its default when the settings do not have it).
+-spec setting(atom(), map()) -> term().
+setting(Key, Settings) ->
+    maps:get(Key, emqx_guard_notify_config:of_settings(Settings)).
+
+%% @doc The target of a channel that posts to the URL in setting Key: `scheme://host[:port]/…'.
+-spec url_target(atom(), map()) -> binary().
+url_target(Key, Settings) ->
+    emqx_guard_notify_config:redacted_url(setting(Key, Settings)).
 
 %% @doc POSTs the JSON document Doc to Url for a chat channel: refused without sending when the
 %% URL is plain http to a host not allowed for it (`emqx_guard_notify_config:url_allowed/2').

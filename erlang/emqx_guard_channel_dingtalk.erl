@@ -33,12 +33,12 @@ cli_names() ->
 %% @doc Set up when the URL is set.
 -spec enabled(map()) -> boolean().
 enabled(Settings) ->
-    maps:get(notify_dingtalk_url, emqx_guard_notify_config:of_settings(Settings)) =/= <<>>.
+    emqx_guard_channel:setting(notify_dingtalk_url, Settings) =/= <<>>.
 
 %% @doc `scheme://host/…'.
 -spec target(map()) -> binary().
 target(Settings) ->
-    emqx_guard_notify_config:redacted_url(maps:get(notify_dingtalk_url, emqx_guard_notify_config:of_settings(Settings))).
+    emqx_guard_channel:url_target(notify_dingtalk_url, Settings).
 
 %% @doc One POST of the markdown message, to the signed URL when a secret is set.
 -spec deliver(emqx_guard_notify_format:event(), emqx_guard_notify_format:facts(), map(), map()) ->

@@ -32,12 +32,12 @@ cli_names() ->
 %% @doc Set up when the URL is set.
 -spec enabled(map()) -> boolean().
 enabled(Settings) ->
-    maps:get(notify_feishu_url, emqx_guard_notify_config:of_settings(Settings)) =/= <<>>.
+    emqx_guard_channel:setting(notify_feishu_url, Settings) =/= <<>>.
 
 %% @doc `scheme://host/…'.
 -spec target(map()) -> binary().
 target(Settings) ->
-    emqx_guard_notify_config:redacted_url(maps:get(notify_feishu_url, emqx_guard_notify_config:of_settings(Settings))).
+    emqx_guard_channel:url_target(notify_feishu_url, Settings).
 
 %% @doc One POST of the (signed) text message.
 -spec deliver(emqx_guard_notify_format:event(), emqx_guard_notify_format:facts(), map(), map()) ->

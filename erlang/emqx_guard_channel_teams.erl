@@ -29,12 +29,12 @@ cli_names() ->
 %% @doc Set up when the URL is set.
 -spec enabled(map()) -> boolean().
 enabled(Settings) ->
-    url(Settings) =/= <<>>.
+    emqx_guard_channel:setting(notify_teams_url, Settings) =/= <<>>.
 
 %% @doc `scheme://host/…'.
 -spec target(map()) -> binary().
 target(Settings) ->
-    emqx_guard_notify_config:redacted_url(url(Settings)).
+    emqx_guard_channel:url_target(notify_teams_url, Settings).
 
 %% @doc One POST of the card.
 -spec deliver(emqx_guard_notify_format:event(), emqx_guard_notify_format:facts(), map(), map()) ->
@@ -42,7 +42,8 @@ target(Settings) ->
 deliver(Event, Facts, Settings, Opts) ->
     Error = iolist_to_binary(maps:get(error, Facts, <<>>)),
     Doc = emqx_guard_channel:fit(fun(E) -> message(Event, Facts, E) end, Error, ?MAX_BYTES),
-    emqx_guard_channel:service_answer(emqx_guard_channel:post_json(url(Settings), Doc, Settings, Opts),
+    Url = emqx_guard_channel:setting(notify_teams_url, Settings),
+    emqx_guard_channel:service_answer(emqx_guard_channel:post_json(Url, Doc, Settings, Opts),
         fun answer/1, <<"Teams">>).
 
 %% @doc The message document: one Adaptive Card attachment, with Error as the error text.
@@ -88,8 +89,6 @@ message(Event, Facts0, Error) ->
 
 %%--------------------------------------------------------------------------------------------
 
-url(Settings) ->
-    maps:get(notify_teams_url, emqx_guard_notify_config:of_settings(Settings)).
 
 color(backup_failed) -> <<"Attention">>;
 color(dead_man) -> <<"Warning">>;

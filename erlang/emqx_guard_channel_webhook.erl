@@ -28,12 +28,12 @@ cli_names() ->
 %% @doc The webhook is called when its URL is set.
 -spec enabled(map()) -> boolean().
 enabled(Settings) ->
-    maps:get(notify_webhook_url, emqx_guard_notify_config:of_settings(Settings)) =/= <<>>.
+    emqx_guard_channel:setting(notify_webhook_url, Settings) =/= <<>>.
 
 %% @doc `scheme://host[:port]/…'.
 -spec target(map()) -> binary().
 target(Settings) ->
-    emqx_guard_notify_config:redacted_url(maps:get(notify_webhook_url, emqx_guard_notify_config:of_settings(Settings))).
+    emqx_guard_channel:url_target(notify_webhook_url, Settings).
 
 %% @doc One POST of the JSON document.
 -spec deliver(emqx_guard_notify_format:event(), emqx_guard_notify_format:facts(), map(), map()) ->

@@ -29,12 +29,12 @@ cli_names() ->
 %% @doc Set up when the URL is set.
 -spec enabled(map()) -> boolean().
 enabled(Settings) ->
-    url(Settings) =/= <<>>.
+    emqx_guard_channel:setting(notify_wecom_url, Settings) =/= <<>>.
 
 %% @doc `scheme://host/…'.
 -spec target(map()) -> binary().
 target(Settings) ->
-    emqx_guard_notify_config:redacted_url(url(Settings)).
+    emqx_guard_channel:url_target(notify_wecom_url, Settings).
 
 %% @doc One POST of the markdown message.
 -spec deliver(emqx_guard_notify_format:event(), emqx_guard_notify_format:facts(), map(), map()) ->
@@ -42,7 +42,8 @@ target(Settings) ->
 deliver(Event, Facts, Settings, Opts) ->
     Content = emqx_guard_notify_format:cut(text(Event, Facts), ?MAX_CONTENT),
     Doc = #{msgtype => <<"markdown">>, markdown => #{content => Content}},
-    emqx_guard_channel:service_answer(emqx_guard_channel:post_json(url(Settings), Doc, Settings, Opts),
+    Url = emqx_guard_channel:setting(notify_wecom_url, Settings),
+    emqx_guard_channel:service_answer(emqx_guard_channel:post_json(Url, Doc, Settings, Opts),
         fun(B) -> emqx_guard_channel:coded_answer(B, <<"errcode">>, <<"errmsg">>, ?RETRY_CODES) end, <<"WeCom">>).
 
 %% @doc The markdown content: the title in bold (orange for a failure or a missing backup), a
@@ -63,5 +64,3 @@ text(Event, Facts) ->
         end,
     iolist_to_binary([Head, Lines, Restore]).
 
-url(Settings) ->
-    maps:get(notify_wecom_url, emqx_guard_notify_config:of_settings(Settings)).

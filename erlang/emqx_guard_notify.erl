@@ -285,7 +285,7 @@ dispatch(Kind, Event, Facts, Settings, St) ->
         true ->
             Queue0 = maps:get(Kind, St#st.queued, []),
             {Superseded, Kept} = lists:partition(fun({E, _}) -> class(E) =:= class(Event) end, Queue0),
-            [
+            _ = [
                 ?LOG_INFO(#{msg => emqx_guard_notify_superseded, channel => Kind, event => Old, by => Event})
              || {Old, _} <- Superseded
             ],

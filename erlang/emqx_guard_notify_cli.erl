@@ -213,7 +213,7 @@ store(Valid, ShowKeys) ->
     case emqx_guard_cluster:update_settings(Valid) of
         {ok, _, Unreached} ->
             show(ShowKeys),
-            [line(["Warning: not applied on ", atom_to_binary(N, utf8), ": ", Why]) || {N, Why} <- Unreached],
+            _ = [line(["Warning: not applied on ", atom_to_binary(N, utf8), ": ", Why]) || {N, Why} <- Unreached],
             ok;
         {error, Line} ->
             error_line(Line)

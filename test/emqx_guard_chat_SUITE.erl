@@ -10,7 +10,6 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([log/2]).
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([
     every_event_on_every_channel/1,
@@ -413,21 +412,8 @@ cli_settings_notify_test_and_redaction(Config) ->
 %%--------------------------------------------------------------------------------------------
 
 capture_logs() ->
-    Id = list_to_atom("chat_capture_" ++ integer_to_list(erlang:unique_integer([positive]))),
-    ok = logger:add_handler(Id, ?MODULE, #{level => all, config => #{test => self()}}),
-    {ok, Id}.
-
-%% logger handler callback: forward every event to the test process.
-log(Event, #{config := #{test := Test}}) ->
-    Test ! {logged, Event}.
+    emqx_guard_test_logs:start().
 
 logged(Id) ->
     _ = emqx_guard_notify:status(),
-    ok = logger:remove_handler(Id),
-    iolist_to_binary(collect_logs([])).
-
-collect_logs(Acc) ->
-    receive
-        {logged, #{msg := Msg}} -> collect_logs([io_lib:format("~tp~n", [Msg]) | Acc])
-    after 0 -> lists:reverse(Acc)
-    end.
+    emqx_guard_test_logs:text(emqx_guard_test_logs:stop(Id)).

@@ -8,7 +8,6 @@
 -include_lib("stdlib/include/assert.hrl").
 -include_lib("kernel/include/file.hrl").
 
--export([log/2]).
 -export([suite/0]).
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([
@@ -690,8 +689,7 @@ webhook_failure_log_shows_no_path(Config) ->
     ok = emqx_guard_notify:notify(backup_ok, ok_facts(Config)),
     #{state := failed} = final(webhook),
     _ = emqx_guard_notify:status(),
-    ok = logger:remove_handler(Id),
-    Reports = collect_reports([]),
+    Reports = emqx_guard_test_logs:reports(emqx_guard_test_logs:stop(Id)),
     Logs = iolist_to_binary([io_lib:format("~tp~n", [R]) || R <- Reports]),
     #{port := Port} = uri_string:parse(Url),
     Shown = unicode:characters_to_binary(["http://127.0.0.1:", integer_to_list(Port), "/…"]),
@@ -775,102 +773,16 @@ http_requests(Pid, N) ->
 %%--------------------------------------------------------------------------------------------
 
 capture_logs() ->
-    Id = list_to_atom("notify_capture_" ++ integer_to_list(erlang:unique_integer([positive]))),
-    Test = self(),
-    ok = logger:add_handler(Id, ?MODULE, #{level => all, config => #{test => Test}}),
-    {ok, Id}.
-
-%% logger handler callback: forward every event to the test process.
-log(Event, #{config := #{test := Test}}) ->
-    Test ! {logged, Event}.
+    emqx_guard_test_logs:start().
 
 logged(Id) ->
     _ = emqx_guard_notify:status(),
-    ok = logger:remove_handler(Id),
-    iolist_to_binary(collect_logs([])).
-
-collect_reports(Acc) ->
-    receive
-        {logged, #{msg := {report, R}}} when is_map(R) -> collect_reports([R | Acc]);
-        {logged, _} -> collect_reports(Acc)
-    after 0 -> lists:reverse(Acc)
-    end.
-
-collect_logs(Acc) ->
-    receive
-        {logged, #{msg := Msg}} -> collect_logs([io_lib:format("~tp~n", [Msg]) | Acc])
-    after 0 -> lists:reverse(Acc)
-    end.
+    emqx_guard_test_logs:text(emqx_guard_test_logs:stop(Id)).
 
 %%--------------------------------------------------------------------------------------------
-%% JSON decoding (tests only: enough of RFC 8259 for what the servers record)
+%% JSON decoding of what the servers recorded: emqx_guard_json's decoder (EUnit-tested on its own)
 %%--------------------------------------------------------------------------------------------
 
 json_decode(Bin) ->
-    {V, Rest} = jv(ws(Bin)),
-    <<>> = ws(Rest),
+    {ok, V} = emqx_guard_json:decode(Bin),
     V.
-
-ws(<<C, R/binary>>) when C =:= $\s; C =:= $\t; C =:= $\n; C =:= $\r -> ws(R);
-ws(B) -> B.
-
-jv(<<"{", R/binary>>) -> jobj(ws(R), #{});
-jv(<<"[", R/binary>>) -> jarr(ws(R), []);
-jv(<<"\"", R/binary>>) -> jstr(R, []);
-jv(<<"true", R/binary>>) -> {true, R};
-jv(<<"false", R/binary>>) -> {false, R};
-jv(<<"null", R/binary>>) -> {null, R};
-jv(B) -> jnum(B, []).
-
-jobj(<<"}", R/binary>>, M) -> {M, R};
-jobj(<<"\"", R/binary>>, M) ->
-    {K, R1} = jstr(R, []),
-    <<":", R2/binary>> = ws(R1),
-    {V, R3} = jv(ws(R2)),
-    case ws(R3) of
-        <<",", R4/binary>> -> jobj(ws(R4), M#{K => V});
-        <<"}", R4/binary>> -> {M#{K => V}, R4}
-    end.
-
-jarr(<<"]", R/binary>>, []) -> {[], R};
-jarr(B, Acc) ->
-    {V, R1} = jv(B),
-    case ws(R1) of
-        <<",", R2/binary>> -> jarr(ws(R2), [V | Acc]);
-        <<"]", R2/binary>> -> {lists:reverse([V | Acc]), R2}
-    end.
-
-jstr(<<"\"", R/binary>>, Acc) -> {unicode:characters_to_binary(lists:reverse(Acc)), R};
-jstr(<<"\\u", H:4/binary, R/binary>>, Acc) ->
-    C = binary_to_integer(H, 16),
-    case {C >= 16#D800 andalso C =< 16#DBFF, R} of
-        {true, <<"\\u", L:4/binary, R2/binary>>} ->
-            Lo = binary_to_integer(L, 16),
-            jstr(R2, [16#10000 + ((C - 16#D800) bsl 10) + (Lo - 16#DC00) | Acc]);
-        _ ->
-            jstr(R, [C | Acc])
-    end;
-jstr(<<"\\", E, R/binary>>, Acc) ->
-    C =
-        case E of
-            $n -> $\n;
-            $r -> $\r;
-            $t -> $\t;
-            $b -> $\b;
-            $f -> $\f;
-            _ -> E
-        end,
-    jstr(R, [C | Acc]);
-jstr(<<C/utf8, R/binary>>, Acc) ->
-    jstr(R, [C | Acc]).
-
-jnum(<<C, R/binary>>, Acc) when (C >= $0 andalso C =< $9); C =:= $-; C =:= $+; C =:= $.; C =:= $e; C =:= $E ->
-    jnum(R, [C | Acc]);
-jnum(R, Acc) ->
-    S = lists:reverse(Acc),
-    V =
-        case lists:any(fun(C) -> lists:member(C, ".eE") end, S) of
-            true -> list_to_float(S);
-            false -> list_to_integer(S)
-        end,
-    {V, R}.

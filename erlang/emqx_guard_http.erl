@@ -52,8 +52,8 @@ post(Url, {CType, Body}, Headers, Opts) ->
         {ok, {{_, Code, Phrase}, RespHeaders, RespBody}} ->
             {ok, #{status => Code, phrase => unicode:characters_to_binary(Phrase), headers => RespHeaders, body => RespBody}};
         {error, Why} ->
-            Line = iolist_to_binary(io_lib:format("HTTP request to ~ts failed: ~0tp",
-                [emqx_guard_notify_config:redacted_url(Url), Why])),
+            Line = scrub(unicode:characters_to_binary(io_lib:format("HTTP request to ~ts failed: ~0tp",
+                [emqx_guard_notify_config:redacted_url(Url), Why])), Url),
             %% a refused certificate stays refused: an operator has to fix it, no retry
             case binary:match(Line, <<"tls_alert">>) of
                 nomatch -> {error, {retry, Line}};
@@ -61,7 +61,7 @@ post(Url, {CType, Body}, Headers, Opts) ->
             end
     catch
         Class:Err ->
-            {error, {fatal, iolist_to_binary(io_lib:format("HTTP request failed: ~p:~0tP", [Class, Err, 8]))}}
+            {error, {fatal, scrub(unicode:characters_to_binary(io_lib:format("HTTP request failed: ~p:~0tP", [Class, Err, 8])), Url)}}
     end.
 
 %% @doc What an HTTP answer means for a delivery, Text being the line to show for it:
@@ -103,6 +103,17 @@ retry_after_ms(#{headers := Headers}) ->
     end.
 
 %%--------------------------------------------------------------------------------------------
+
+%% An error term may quote the URL (httpc's malformed_url does): its path and query, where a
+%% webhook's secret is, never reach a status line or a log.
+scrub(Line, Url) ->
+    Secret =
+        case uri_string:parse(Url) of
+            #{} = U -> [V || K <- [path, query], V <- [maps:get(K, U, <<>>)], byte_size(V) > 1];
+            _ -> []
+        end,
+    lists:foldl(fun(S, Acc) -> binary:replace(Acc, S, <<"…"/utf8>>, [global]) end,
+        binary:replace(Line, Url, emqx_guard_notify_config:redacted_url(Url), [global]), Secret).
 
 ssl_opts(Url, Tls) ->
     case uri_string:parse(Url) of

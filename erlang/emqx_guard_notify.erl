@@ -18,8 +18,7 @@
 %% notice. The waiting ones go out in the order they arrived, each with the settings of its
 %% start.
 %%
-%% The dead-man watch (`emqx_guard_dead_man') is checked at least every `check_interval_ms' and
-%% at its deadline; a `backup_ok' re-arms it.
+%% The dead-man watch (`emqx_guard_dead_man') is checked every `check_interval_ms' and at its deadline.
 %%
 %% Options (a map in the `notify' application environment of `emqx_guard', or the argument of
 %% `start_link/1'): `backoff_ms' ([5000, 30000, 120000]), `timeout_ms' (30000), `deadline_ms'
@@ -206,8 +205,7 @@ handle_call(_Other, _From, St) ->
 %% @private
 handle_cast({notify, backup_ok, Facts}, St) ->
     At = maps:get(started_at, Facts, maps:get(time, Facts, now_ms())),
-    St1 = arm(St#st{watch = emqx_guard_dead_man:succeeded(At, St#st.watch)}),
-    {noreply, dispatch(backup_ok, Facts, St1)};
+    {noreply, dispatch(backup_ok, Facts, arm(St#st{watch = emqx_guard_dead_man:succeeded(At, St#st.watch)}))};
 handle_cast({notify, Event, Facts}, St) ->
     {noreply, dispatch(Event, Facts, St)};
 handle_cast({backup_seen, At}, St) ->

@@ -1,41 +1,31 @@
-%% @doc Backup notifications: the e-mail (SMTP, through the NIF) and the webhook (httpc).
+%% @doc The notification server: takes events, sends each on every channel that wants it, one
+%% sender per channel, with retries; holds the dead-man watch.
 %%
 %% A gen_server under the plugin's supervisor. Callers only cast to it (`notify/2',
-%% `run_finished/1'), so a slow or dead mail server never blocks or delays a backup. Each
-%% delivery runs in its own monitored process: it gathers the facts (kept backups, next fire,
-%% zone offsets), sends, and on a retryable failure (connection refused, timeout, 4xx, HTTP
-%% 5xx/429) waits and tries again, `backoff_ms' giving the waits (so `length(backoff_ms) + 1'
-%% attempts). Every network step of an attempt is bounded by `timeout_ms', a whole SMTP session
-%% by `deadline_ms' (the NIF returns by then, freeing its dirty IO scheduler). The outcome is
-%% logged (a failure as a warning; the password never, the webhook URL only as scheme, host and
-%% port) and kept for `guard backup_status' (`status/0', `status_lines/0').
+%% `run_finished/1'), so a slow or dead server never blocks or delays a backup. Each delivery
+%% runs in its own monitored process: it gathers the facts (`emqx_guard_notify_facts'), calls
+%% the channel (`emqx_guard_channel'), and on a retryable failure waits and tries again,
+%% `backoff_ms' giving the waits (so `length(backoff_ms) + 1' attempts; a wait the service asks
+%% for, HTTP 429 `Retry-After', is honoured). Every network step of an attempt is bounded by
+%% `timeout_ms', a whole SMTP session by `deadline_ms'. The outcome is logged (a failure as a
+%% warning, the target redacted) and kept for `guard backup_status' (`status_lines/0').
 %%
 %% At most one delivery is in flight per channel, so a stalling server holds at most one dirty
-%% IO scheduler (file I/O of the backups needs them too) however many events come. Events that
-%% arrive meanwhile wait in a per-channel queue of at most two: the newest alert (`backup_failed'
-%% or `dead_man') and the newest `backup_ok'. A newer event replaces a waiting one of its own
-%% kind only (logged as `emqx_guard_notify_superseded'), so a failure notice is never lost in
-%% favour of a success notice, and the operator still learns about the latest of each. The
-%% waiting ones go out in the order they arrived, each with the settings of its start.
+%% IO scheduler or connection however many events come. Events that arrive meanwhile wait in
+%% a per-channel queue of at most two: the newest alert (`backup_failed' or `dead_man') and the
+%% newest `backup_ok'. A newer event replaces a waiting one of its own kind only (logged as
+%% `emqx_guard_notify_superseded'), so a failure notice is never lost in favour of a success
+%% notice. The waiting ones go out in the order they arrived, each with the settings of its
+%% start.
 %%
-%% Dead-man warning: the server remembers the last successful backup (persisted next to the
-%% settings) and checks, at least hourly and at the computed deadline, whether the second
-%% scheduled fire after it has passed (plus a grace of the export timeout and a minute) without
-%% a new success. Then it sends one `dead_man' message for that silence; the next success
-%% re-arms it. In a cluster only the node that exports scheduled backups (the lowest running
-%% core node, see emqx_guard_cluster) warns, and a verified copy received from the exporting
-%% node counts as a success (`backup_seen/1'), so a node that never exports itself neither
-%% raises false warnings nor misses a silence after it takes over.
-%%
-%% The webhook uses an httpc profile of its own (`emqx_guard_notify'), started here and stopped
-%% when this server stops.
+%% The dead-man watch (`emqx_guard_dead_man') is checked every `check_interval_ms' and at its deadline.
 %%
 %% Options (a map in the `notify' application environment of `emqx_guard', or the argument of
 %% `start_link/1'): `backoff_ms' ([5000, 30000, 120000]), `timeout_ms' (30000), `deadline_ms'
-%% (120000),
-%% `dead_man_grace_ms' (undefined: export timeout + 60 s), `check_interval_ms' (3600000),
-%% `settings' (a fun returning the settings map; default `emqx_guard_settings:load/0'),
-%% `state_file' (default `<settings dir>/notify_state').
+%% (120000), `dead_man_grace_ms' (undefined: export timeout + 60 s), `check_interval_ms'
+%% (3600000), `settings' (a fun returning the settings map; default `emqx_guard_settings:get/0'),
+%% `state_file' (default: the store's `notify_state'), `slack_api_url' (Slack's
+%% chat.postMessage endpoint).
 -module(emqx_guard_notify).
 
 -behaviour(gen_server).
@@ -49,24 +39,24 @@
     run_finished/1,
     backup_seen/1,
     send_test/0,
+    send_test/1,
     status/0,
     status_lines/0,
-    check_dead_man/0,
-    facts_of_run/1
+    check_dead_man/0
 ]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
 
-%% Exported for tests: one delivery attempt, synchronously, in the caller.
--export([deliver/5]).
-
 -define(SERVER, ?MODULE).
--define(PROFILE, emqx_guard_notify).
--define(DEFAULT_BACKOFF, [5000, 30000, 120000]).
--define(DEFAULT_TIMEOUT, 30000).
--define(DEFAULT_DEADLINE, 120000).
--define(DEFAULT_CHECK, 3600000).
+-define(DEFAULTS, #{
+    backoff_ms => [5000, 30000, 120000],
+    timeout_ms => 30000,
+    deadline_ms => 120000,
+    dead_man_grace_ms => undefined,
+    check_interval_ms => 3600000,
+    settings => fun emqx_guard_settings:get/0,
+    state_file => undefined
+}).
 
--type channel() :: email | webhook.
 -type delivery() :: #{
     event := emqx_guard_notify_format:event(),
     state := sending | retrying | sent | failed,
@@ -75,18 +65,15 @@
     answer => binary(),
     error => binary()
 }.
--export_type([channel/0, delivery/0]).
+-type queued() :: [{emqx_guard_notify_format:event(), emqx_guard_notify_format:facts()}].
+-export_type([delivery/0]).
 
 -record(st, {
     opts :: map(),
-    settings :: fun(() -> map()),
-    workers = #{} :: #{pid() => {channel(), reference()}},
-    %% events waiting for the channel's delivery in flight, oldest first (see the module doc)
-    queued = #{} :: #{channel() => [{emqx_guard_notify_format:event(), emqx_guard_notify_format:facts()}]},
-    last = #{} :: #{channel() => delivery()},
-    last_success :: integer(),
-    warned_for = undefined :: undefined | integer(),
-    deadline = undefined :: undefined | integer(),
+    workers = #{} :: #{pid() => {emqx_guard_channel:kind(), reference()}},
+    queued = #{} :: #{emqx_guard_channel:kind() => queued()},
+    last = #{} :: #{emqx_guard_channel:kind() => delivery()},
+    watch :: emqx_guard_dead_man:watch(),
     timer = undefined :: undefined | {reference(), reference()}
 }).
 
@@ -104,8 +91,8 @@ start_link() ->
 start_link(Opts) when is_map(Opts) ->
     gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []).
 
-%% @doc Sends Event with Facts on every configured channel that wants it. Never blocks and
-%% never fails: without the server the event is only logged.
+%% @doc Sends Event with Facts on every configured channel. Never blocks and never fails:
+%% without the server the event is only logged.
 -spec notify(emqx_guard_notify_format:event(), emqx_guard_notify_format:facts()) -> ok.
 notify(Event, Facts) when is_map(Facts) ->
     case whereis(?SERVER) of
@@ -116,39 +103,22 @@ notify(Event, Facts) when is_map(Facts) ->
             gen_server:cast(Pid, {notify, Event, Facts})
     end.
 
-%% @doc Tells about a finished backup run (a scheduler run record): `backup_ok' or
-%% `backup_failed'. Never blocks.
+%% @doc Tells about a finished backup run (its outcome, `result := ok | failed'):
+%% `backup_ok' or `backup_failed' with the outcome as facts. Never blocks.
 -spec run_finished(map()) -> ok.
-run_finished(Run) when is_map(Run) ->
-    {Event, Facts} = facts_of_run(Run),
-    notify(Event, Facts).
+run_finished(Outcome) when is_map(Outcome) ->
+    notify(emqx_guard_notify_facts:event_of(Outcome), Outcome).
 
-%% @doc The event and facts of a scheduler run record.
--spec facts_of_run(map()) -> {backup_ok | backup_failed, emqx_guard_notify_format:facts()}.
-facts_of_run(Run) ->
-    Event =
-        case maps:get(result, Run, failed) of
-            ok -> backup_ok;
-            _ -> backup_failed
-        end,
-    Facts0 = maps:with([file, path, size, sha256, duration_ms, trigger], Run),
-    Facts1 =
-        case maps:find(started_at, Run) of
-            {ok, T} -> Facts0#{time => T};
-            error -> Facts0
-        end,
-    Facts =
-        case {Event, maps:find(error, Run)} of
-            {backup_failed, {ok, Why}} -> Facts1#{reason => Why};
-            {backup_failed, error} -> Facts1#{reason => <<"unknown">>};
-            _ -> Facts1
-        end,
-    {Event, Facts}.
-
-%% @doc Sends a test message now on every configured channel, once (no retries), in the
-%% calling process, and returns what each server answered. For `guard notify_test'.
--spec send_test() -> [{channel(), {ok, binary()} | {error, binary()}}].
+%% @doc `send_test(all)'.
+-spec send_test() -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, binary()}}].
 send_test() ->
+    send_test(all).
+
+%% @doc Sends a test message now on one configured channel or on all of them, once (no
+%% retries), in the calling process, and returns what each service answered. A channel
+%% asked for by name that is not configured gives `{error, <<"not configured">>}'.
+-spec send_test(emqx_guard_channel:kind() | all) -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, binary()}}].
+send_test(Which) ->
     Opts =
         try
             gen_server:call(?SERVER, opts, 5000)
@@ -156,53 +126,40 @@ send_test() ->
             exit:_ -> opts(application:get_env(emqx_guard, notify, #{}))
         end,
     Settings = current_settings(maps:get(settings, Opts)),
-    Facts = enrich(#{}, Settings),
+    Facts = emqx_guard_notify_facts:enrich(#{}, Settings),
+    Enabled = emqx_guard_channel:enabled(Settings),
     Results = [
-        {C, deliver(C, test, Facts, Settings, Opts)}
-     || C <- channels(Settings)
+        case lists:member(K, Enabled) of
+            true -> {K, simple((emqx_guard_channel:module(K)):deliver(test, Facts, Settings, Opts))};
+            false -> {K, {error, <<"not configured">>}}
+        end
+     || K <- case Which of
+            all -> Enabled;
+            _ -> [Which]
+        end
     ],
-    case whereis(?SERVER) of
-        undefined -> ok;
-        Pid -> lists:foreach(fun({C, R}) -> gen_server:cast(Pid, {tested, C, R}) end, Results)
-    end,
-    [{C, simple(R)} || {C, R} <- Results].
+    _ = [gen_server:cast(?SERVER, {tested, K, R}) || {K, R} <- Results, lists:member(K, Enabled)],
+    Results.
 
-%% @doc The last delivery on each channel and the dead-man watch.
--spec status() -> #{
-    email_enabled := boolean(),
-    webhook_enabled := boolean(),
-    email := delivery() | undefined,
-    webhook := delivery() | undefined,
-    queued := #{channel() => [emqx_guard_notify_format:event()]},
-    last_success := integer() | undefined,
-    dead_man_deadline := integer() | undefined
-}.
+%% @doc The last delivery on each channel, the waiting events and the dead-man watch.
+-spec status() -> #{atom() => term()}.
 status() ->
     try
         gen_server:call(?SERVER, status, 5000)
     catch
         exit:_ ->
-            #{
-                email_enabled => false,
-                webhook_enabled => false,
-                email => undefined,
-                webhook => undefined,
-                queued => #{},
-                last_success => undefined,
-                dead_man_deadline => undefined
-            }
+            maps:merge(
+                maps:from_list([{K, undefined} || K <- emqx_guard_channel:kinds()]),
+                #{enabled => [], queued => #{}, last_success => undefined, dead_man_deadline => undefined}
+            )
     end.
 
-%% @doc Lines for `guard backup_status': for each configured channel, its last delivery
-%% (nothing when no channel is configured).
+%% @doc Lines for `guard backup_status' and `guard notify': for each configured channel, its
+%% last delivery (nothing when no channel is configured).
 -spec status_lines() -> [binary()].
 status_lines() ->
     S = status(),
-    [
-        channel_line(C, maps:get(C, S))
-     || {C, Enabled} <- [{email, email_enabled}, {webhook, webhook_enabled}],
-        maps:get(Enabled, S)
-    ].
+    [emqx_guard_notify_cli:delivery_line(K, maps:get(K, S)) || K <- maps:get(enabled, S)].
 
 %% @doc Tells the dead-man watch that a backup made elsewhere in the cluster succeeded at
 %% `AtMs' (a verified copy of it arrived here). Sends nothing.
@@ -223,22 +180,19 @@ check_dead_man() ->
 init(Opts0) ->
     process_flag(trap_exit, true),
     Opts = opts(Opts0),
-    start_httpc(),
-    St0 = #st{opts = Opts, settings = maps:get(settings, Opts), last_success = now_ms()},
-    {ok, arm(load_watch(St0))}.
+    ok = emqx_guard_http:start(),
+    {ok, arm(#st{opts = Opts, watch = emqx_guard_dead_man:load(Opts)})}.
 
 %% @private
 handle_call(status, _From, St) ->
-    Settings = current_settings(St#st.settings),
+    Settings = settings(St),
+    Deliveries = maps:from_list([{K, maps:get(K, St#st.last, undefined)} || K <- emqx_guard_channel:kinds()]),
     {reply,
-        #{
-            email_enabled => emqx_guard_notify_config:email_enabled(Settings),
-            webhook_enabled => emqx_guard_notify_config:webhook_enabled(Settings),
-            email => maps:get(email, St#st.last, undefined),
-            webhook => maps:get(webhook, St#st.last, undefined),
-            queued => maps:map(fun(_C, Q) -> [E || {E, _} <- Q] end, St#st.queued),
-            last_success => St#st.last_success,
-            dead_man_deadline => St#st.deadline
+        Deliveries#{
+            enabled => emqx_guard_channel:enabled(Settings),
+            queued => maps:map(fun(_K, Q) -> [E || {E, _} <- Q] end, St#st.queued),
+            last_success => emqx_guard_dead_man:last_success(St#st.watch),
+            dead_man_deadline => emqx_guard_dead_man:deadline(St#st.watch)
         },
         St};
 handle_call(opts, _From, St) ->
@@ -249,49 +203,42 @@ handle_call(_Other, _From, St) ->
     {reply, {error, unknown_call}, St}.
 
 %% @private
-handle_cast({notify, Event, Facts}, St0) ->
-    St =
-        case Event of
-            backup_ok ->
-                arm(save_watch(St0#st{
-                    last_success = maps:get(time, Facts, now_ms()), warned_for = undefined
-                }));
-            _ ->
-                St0
-        end,
+handle_cast({notify, backup_ok, Facts}, St) ->
+    At = maps:get(started_at, Facts, maps:get(time, Facts, now_ms())),
+    {noreply, dispatch(backup_ok, Facts, arm(St#st{watch = emqx_guard_dead_man:succeeded(At, St#st.watch)}))};
+handle_cast({notify, Event, Facts}, St) ->
     {noreply, dispatch(Event, Facts, St)};
-handle_cast({backup_seen, At}, St = #st{last_success = Last}) when At > Last ->
-    {noreply, arm(save_watch(St#st{last_success = At, warned_for = undefined}))};
-handle_cast({backup_seen, _At}, St) ->
-    {noreply, St};
-handle_cast({tested, Channel, Result}, St) ->
-    D = #{event => test, attempts => 1, at => now_ms()},
-    {noreply, St#st{last = (St#st.last)#{Channel => finished(D, Result)}}};
+handle_cast({backup_seen, At}, St) ->
+    {noreply, arm(St#st{watch = emqx_guard_dead_man:seen(At, St#st.watch)})};
+handle_cast({tested, Kind, Result}, St) ->
+    D = finished(#{event => test, attempts => 1, at => now_ms()}, Result),
+    {noreply, St#st{last = (St#st.last)#{Kind => D}}};
 handle_cast(_Other, St) ->
     {noreply, St}.
 
 %% @private
 handle_info({attempt, Pid, Attempt, Result}, St) ->
     case maps:find(Pid, St#st.workers) of
-        {ok, {Channel, _Mon}} ->
-            Prev = maps:get(Channel, St#st.last),
+        {ok, {Kind, _Mon}} ->
+            Prev = maps:get(Kind, St#st.last),
             D = finished(Prev#{attempts => Attempt, at => now_ms()}, Result),
-            {noreply, St#st{last = (St#st.last)#{Channel => D}}};
+            {noreply, St#st{last = (St#st.last)#{Kind => D}}};
         error ->
             {noreply, St}
     end;
 handle_info({'DOWN', Mon, process, Pid, Why}, St) ->
     case maps:take(Pid, St#st.workers) of
-        {{Channel, Mon}, Workers} ->
-            Last =
-                case {Why, maps:get(Channel, St#st.last)} of
-                    {normal, D} ->
-                        D;
-                    {_, D} ->
-                        ?LOG_ERROR(#{msg => emqx_guard_notify_crashed, channel => Channel, reason => Why}),
-                        D#{state => failed, error => <<"the sender crashed">>}
+        {{Kind, Mon}, Workers} ->
+            D0 = maps:get(Kind, St#st.last),
+            D =
+                case Why of
+                    normal ->
+                        D0;
+                    _ ->
+                        ?LOG_ERROR(#{msg => emqx_guard_notify_crashed, channel => Kind, reason => Why}),
+                        D0#{state => failed, error => <<"the sender crashed">>}
                 end,
-            {noreply, next_queued(Channel, St#st{workers = Workers, last = (St#st.last)#{Channel => Last}})};
+            {noreply, next_queued(Kind, St#st{workers = Workers, last = (St#st.last)#{Kind => D}})};
         error ->
             {noreply, St}
     end;
@@ -309,241 +256,95 @@ format_status(Status) ->
 %% @private
 terminate(_Reason, St) ->
     [exit(Pid, kill) || Pid <- maps:keys(St#st.workers)],
-    _ = inets:stop(httpc, ?PROFILE),
-    ok.
+    emqx_guard_http:stop().
 
 %%--------------------------------------------------------------------------------------------
 %% Deliveries
 %%--------------------------------------------------------------------------------------------
 
 dispatch(Event, Facts, St) ->
-    Settings = current_settings(St#st.settings),
+    Settings = settings(St),
     case emqx_guard_notify_config:wants(Event, Settings) of
         false ->
             St;
         true ->
             lists:foldl(
-                fun(Channel, Acc) -> dispatch(Channel, Event, Facts, Settings, Acc) end,
+                fun(Kind, Acc) -> dispatch(Kind, Event, Facts, Settings, Acc) end,
                 St,
-                channels(Settings)
+                emqx_guard_channel:enabled(Settings)
             )
     end.
 
 %% Starts the delivery now when the channel is idle, else queues it (see the module doc).
-dispatch(Channel, Event, Facts, Settings, St) ->
-    case busy(Channel, St) of
+dispatch(Kind, Event, Facts, Settings, St) ->
+    case lists:keymember(Kind, 1, maps:values(St#st.workers)) of
         false ->
-            start_worker(Channel, Event, Facts, Settings, St);
+            start_worker(Kind, Event, Facts, Settings, St);
         true ->
-            Queue0 = maps:get(Channel, St#st.queued, []),
-            Kind = kind(Event),
-            {Superseded, Kept} = lists:partition(fun({E, _}) -> kind(E) =:= Kind end, Queue0),
-            lists:foreach(
-                fun({Old, _}) ->
-                    ?LOG_INFO(#{msg => emqx_guard_notify_superseded, channel => Channel, event => Old, by => Event})
-                end,
-                Superseded
-            ),
-            St#st{queued = (St#st.queued)#{Channel => Kept ++ [{Event, Facts}]}}
+            Queue0 = maps:get(Kind, St#st.queued, []),
+            {Superseded, Kept} = lists:partition(fun({E, _}) -> class(E) =:= class(Event) end, Queue0),
+            _ = [
+                ?LOG_INFO(#{msg => emqx_guard_notify_superseded, channel => Kind, event => Old, by => Event})
+             || {Old, _} <- Superseded
+            ],
+            St#st{queued = (St#st.queued)#{Kind => Kept ++ [{Event, Facts}]}}
     end.
 
-busy(Channel, St) ->
-    lists:any(fun({C, _Mon}) -> C =:= Channel end, maps:values(St#st.workers)).
-
-kind(backup_ok) -> ok;
-kind(_) -> alert.
+class(backup_ok) -> ok;
+class(_) -> alert.
 
 %% The channel's delivery finished: starts the oldest waiting event, with the current settings
 %% (dropped when the channel is no longer configured or no longer wants it).
-next_queued(Channel, St) ->
-    case maps:get(Channel, St#st.queued, []) of
+next_queued(Kind, St) ->
+    case maps:get(Kind, St#st.queued, []) of
         [] ->
             St;
         [{Event, Facts} | Rest] ->
-            St1 = St#st{queued = (St#st.queued)#{Channel => Rest}},
-            Settings = current_settings(St1#st.settings),
+            St1 = St#st{queued = (St#st.queued)#{Kind => Rest}},
+            Settings = settings(St1),
             case
-                lists:member(Channel, channels(Settings)) andalso
+                lists:member(Kind, emqx_guard_channel:enabled(Settings)) andalso
                     emqx_guard_notify_config:wants(Event, Settings)
             of
-                true -> start_worker(Channel, Event, Facts, Settings, St1);
-                false -> next_queued(Channel, St1)
+                true -> start_worker(Kind, Event, Facts, Settings, St1);
+                false -> next_queued(Kind, St1)
             end
     end.
 
-start_worker(Channel, Event, Facts, Settings, St) ->
+start_worker(Kind, Event, Facts, Settings, St) ->
     Server = self(),
     Opts = St#st.opts,
-    {Pid, Mon} = spawn_monitor(fun() -> worker(Server, Channel, Event, Facts, Settings, Opts) end),
+    {Pid, Mon} = spawn_monitor(fun() ->
+        attempt(Server, Kind, Event, emqx_guard_notify_facts:enrich(Facts, Settings), Settings, Opts, 1,
+            maps:get(backoff_ms, Opts))
+    end),
     D = #{event => Event, state => sending, attempts => 1, at => now_ms()},
-    St#st{workers = (St#st.workers)#{Pid => {Channel, Mon}}, last = (St#st.last)#{Channel => D}}.
+    St#st{workers = (St#st.workers)#{Pid => {Kind, Mon}}, last = (St#st.last)#{Kind => D}}.
 
-worker(Server, Channel, Event, Facts0, Settings, Opts) ->
-    Facts = enrich(Facts0, Settings),
-    attempt(Server, Channel, Event, Facts, Settings, Opts, 1, maps:get(backoff_ms, Opts)).
-
-attempt(Server, Channel, Event, Facts, Settings, Opts, N, Backoff) ->
-    Result = deliver(Channel, Event, Facts, Settings, Opts),
+attempt(Server, Kind, Event, Facts, Settings, Opts, N, Backoff) ->
+    Mod = emqx_guard_channel:module(Kind),
+    Result = Mod:deliver(Event, Facts, Settings, Opts),
+    Log = #{channel => Kind, event => Event},
     case {Result, Backoff} of
         {{ok, Answer}, _} ->
-            ?LOG_INFO(#{msg => emqx_guard_notify_sent, channel => Channel, event => Event,
-                attempts => N, answer => Answer}),
+            ?LOG_INFO(Log#{msg => emqx_guard_notify_sent, attempts => N, answer => Answer}),
             Server ! {attempt, self(), N, Result};
         {{retry, Why}, [Wait | Rest]} ->
-            ?LOG_WARNING(#{msg => emqx_guard_notify_retrying, channel => Channel, event => Event,
-                attempt => N, error => Why, retry_in_ms => Wait}),
-            Server ! {attempt, self(), N, {retrying, Why}},
-            timer:sleep(Wait),
-            attempt(Server, Channel, Event, Facts, Settings, Opts, N + 1, Rest);
-        {{_, Why}, _} ->
-            ?LOG_WARNING(#{msg => emqx_guard_notify_failed, channel => Channel, event => Event,
-                attempts => N, error => Why, target => target(Channel, Settings)}),
+            retry(Server, Log, N, Why, Wait),
+            attempt(Server, Kind, Event, Facts, Settings, Opts, N + 1, Rest);
+        {{retry, Why, AskedMs}, [Wait | Rest]} ->
+            retry(Server, Log, N, Why, max(Wait, AskedMs)),
+            attempt(Server, Kind, Event, Facts, Settings, Opts, N + 1, Rest);
+        _ ->
+            Why = element(2, Result),
+            ?LOG_WARNING(Log#{msg => emqx_guard_notify_failed, attempts => N, error => Why, target => Mod:target(Settings)}),
             Server ! {attempt, self(), N, {error, Why}}
     end.
 
-%% @doc One delivery attempt of Event on Channel: `{ok, ServerAnswer}', `{retry, Why}' for a
-%% failure worth another try, or `{error, Why}' for one the operator has to fix.
--spec deliver(channel(), emqx_guard_notify_format:event(), map(), map(), map()) ->
-    {ok, binary()} | {retry, binary()} | {error, binary()}.
-deliver(email, Event, Facts, Settings, Opts) ->
-    Config0 = emqx_guard_notify_config:smtp_config(Settings, maps:get(timeout_ms, Opts)),
-    Config = Config0#{deadline_ms => maps:get(deadline_ms, Opts, ?DEFAULT_DEADLINE)},
-    Subject = emqx_guard_notify_format:subject(Event, Facts),
-    Body = emqx_guard_notify_format:body(Event, Facts),
-    try emqx_guard_nif:send_mail(Config, Subject, Body) of
-        {ok, Answer} ->
-            {ok, Answer};
-        {error, {Reason, Detail}} ->
-            Line = <<(atom_to_binary(Reason))/binary, ": ", Detail/binary>>,
-            case lists:member(Reason, [connect, timeout, transient, smtp]) of
-                true -> {retry, Line};
-                false -> {error, Line}
-            end
-    catch
-        Class:Err ->
-            {retry, iolist_to_binary(io_lib:format("the mail library failed: ~p:~0p", [Class, Err]))}
-    end;
-deliver(webhook, Event, Facts, Settings, Opts) ->
-    S = emqx_guard_notify_config:of_settings(Settings),
-    Url = maps:get(notify_webhook_url, S),
-    Json = emqx_guard_notify_format:webhook(Event, Facts),
-    Timeout = maps:get(timeout_ms, Opts),
-    HttpOpts = [{timeout, Timeout}, {connect_timeout, Timeout}, {autoredirect, false}] ++ ssl_opts(Url, S),
-    Request = {binary_to_list(Url), [{"user-agent", "emqx_guard"}], "application/json", Json},
-    try httpc:request(post, Request, HttpOpts, [{body_format, binary}], profile()) of
-        {ok, {{_, Code, Phrase}, _Headers, RespBody}} ->
-            Answer = iolist_to_binary([
-                "HTTP ", integer_to_binary(Code), " ", Phrase, answer_body(RespBody)
-            ]),
-            if
-                Code >= 200, Code < 300 -> {ok, Answer};
-                Code >= 500; Code =:= 429; Code =:= 408 -> {retry, Answer};
-                true -> {error, Answer}
-            end;
-        {error, Why} ->
-            Line = iolist_to_binary(io_lib:format("HTTP request failed: ~0p", [Why])),
-            %% a refused certificate stays refused: an operator has to fix it, no retry
-            case binary:match(Line, <<"tls_alert">>) of
-                nomatch -> {retry, Line};
-                _ -> {error, Line}
-            end
-    catch
-        Class:Err ->
-            {error, iolist_to_binary(io_lib:format("HTTP request failed: ~p:~0p", [Class, Err]))}
-    end.
-
-answer_body(<<>>) ->
-    <<>>;
-answer_body(B) ->
-    Text = string:trim(binary:part(B, 0, min(byte_size(B), 200))),
-    <<": ", Text/binary>>.
-
-ssl_opts(Url, S) ->
-    case uri_string:parse(Url) of
-        #{scheme := Scheme, host := Host} ->
-            case string:lowercase(Scheme) of
-                <<"https">> -> [{ssl, tls_options(Host, S)}];
-                _ -> []
-            end;
-        _ ->
-            []
-    end.
-
-%% The certificate must name the URL's host (httpc passes it on: SNI for names); for a DNS
-%% name the https match fun also accepts wildcard certificates, as browsers do. An IP address
-%% is matched against the certificate's IP entries by the default check.
-tls_options(Host, S) ->
-    case maps:get(notify_tls_verify, S) of
-        false ->
-            [{verify, verify_none}];
-        true ->
-            [
-                {verify, verify_peer},
-                {cacerts, system_cacerts() ++ file_cacerts(maps:get(notify_ca_file, S))},
-                {depth, 10}
-            ] ++ hostname_check(Host)
-    end.
-
-hostname_check(Host) ->
-    case inet:parse_address(binary_to_list(Host)) of
-        {ok, Ip} ->
-            %% httpc hands the address to ssl as a DNS name, which never matches an IP entry
-            [{customize_hostname_check, [{match_fun, ip_match_fun(Ip)}]}];
-        {error, _} ->
-            [{customize_hostname_check, [{match_fun, public_key:pkix_verify_hostname_match_fun(https)}]}]
-    end.
-
-ip_match_fun(Ip) ->
-    Bytes =
-        case Ip of
-            {_, _, _, _} -> tuple_to_list(Ip);
-            _ -> binary_to_list(<<<<W:16>> || W <- tuple_to_list(Ip)>>)
-        end,
-    fun
-        (_Ref, {iPAddress, Presented}) when is_list(Presented) -> Presented =:= Bytes;
-        (_Ref, {iPAddress, Presented}) when is_binary(Presented) -> Presented =:= list_to_binary(Bytes);
-        (_Ref, _Presented) -> false
-    end.
-
-system_cacerts() ->
-    try
-        public_key:cacerts_get()
-    catch
-        _:_ -> []
-    end.
-
-file_cacerts(<<>>) ->
-    [];
-file_cacerts(Path) ->
-    case file:read_file(Path) of
-        {ok, Pem} -> [Der || {'Certificate', Der, not_encrypted} <- public_key:pem_decode(Pem)];
-        {error, _} -> []
-    end.
-
-profile() ->
-    case whereis(httpc:profile_name(?PROFILE)) of
-        undefined -> default;
-        _ -> ?PROFILE
-    end.
-
-%% inets and ssl are in the app's `applications' (started before us): starting them from here
-%% would deadlock, as this runs inside the application controller's start of emqx_guard.
-start_httpc() ->
-    case inets:start(httpc, [{profile, ?PROFILE}]) of
-        {ok, _} -> ok;
-        {error, {already_started, _}} -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_notify_httpc_not_started, reason => Why})
-    end.
-
-channels(Settings) ->
-    [email || emqx_guard_notify_config:email_enabled(Settings)] ++
-        [webhook || emqx_guard_notify_config:webhook_enabled(Settings)].
-
-target(email, Settings) ->
-    S = emqx_guard_notify_config:of_settings(Settings),
-    iolist_to_binary([maps:get(notify_smtp_server, S), ":", integer_to_binary(maps:get(notify_smtp_port, S))]);
-target(webhook, Settings) ->
-    maps:get(notify_webhook_url, emqx_guard_notify_config:redacted(emqx_guard_notify_config:of_settings(Settings))).
+retry(Server, Log, N, Why, Wait) ->
+    ?LOG_WARNING(Log#{msg => emqx_guard_notify_retrying, attempt => N, error => Why, retry_in_ms => Wait}),
+    Server ! {attempt, self(), N, {retrying, Why}},
+    timer:sleep(Wait).
 
 finished(D, {ok, Answer}) ->
     maps:remove(error, D#{state => sent, answer => Answer});
@@ -553,106 +354,16 @@ finished(D, {_, Why}) ->
     D#{state => failed, error => Why}.
 
 simple({ok, A}) -> {ok, A};
-simple({_, Why}) -> {error, Why}.
-
-%%--------------------------------------------------------------------------------------------
-%% Facts
-%%--------------------------------------------------------------------------------------------
-
-%% Adds what the caller does not know: node, zone, next fire, kept backups, zone offsets.
-enrich(Facts0, Settings) ->
-    Now = now_ms(),
-    Facts1 = maps:merge(#{node => node(), time => Now}, Facts0),
-    Zone = nif_ok(fun() -> emqx_guard_nif:resolve_zone(zone_setting(Settings)) end, undefined),
-    Cron = maps:get(backup_cron, Settings, undefined),
-    Next =
-        case {Cron, Zone} of
-            {undefined, _} -> undefined;
-            {_, undefined} -> undefined;
-            _ -> nif_ok(fun() -> first(emqx_guard_nif:next_fires(Cron, Zone, Now, 1)) end, undefined)
-        end,
-    Kept = nif_ok(
-        fun() ->
-            case emqx_guard_nif:list_backups(unicode:characters_to_binary(emqx_guard_emqx:backup_dir())) of
-                {ok, L} -> {ok, [maps:with([name, size, mtime], B) || B <- L]};
-                Other -> Other
-            end
-        end,
-        undefined
-    ),
-    Facts2 = maps:merge(
-        maps:filter(fun(_, V) -> V =/= undefined end, #{zone => Zone, next_fire => Next, kept => Kept}),
-        Facts1
-    ),
-    Offsets = maps:from_list([
-        {K, Off}
-     || Zone =/= undefined,
-        K <- [time, next_fire, last_success, deadline],
-        is_integer(maps:get(K, Facts2, undefined)),
-        Off <- [nif_ok(fun() -> emqx_guard_nif:utc_offset(Zone, maps:get(K, Facts2)) end, 0)]
-    ]),
-    Facts2#{offsets => Offsets}.
-
-first({ok, [X | _]}) -> {ok, X};
-first({ok, []}) -> {ok, undefined};
-first(Other) -> Other.
-
-zone_setting(Settings) ->
-    case maps:get(backup_timezone, Settings, <<"local">>) of
-        Z when is_binary(Z) -> Z;
-        Z -> unicode:characters_to_binary(Z)
-    end.
-
-nif_ok(Fun, Default) ->
-    try Fun() of
-        {ok, V} -> V;
-        _ -> Default
-    catch
-        _:_ -> Default
-    end.
+simple(R) -> {error, element(2, R)}.
 
 %%--------------------------------------------------------------------------------------------
 %% Dead-man watch
 %%--------------------------------------------------------------------------------------------
 
 dead_man_check(St) ->
-    Settings = current_settings(St#st.settings),
-    Deadline = deadline(St#st.last_success, Settings, St#st.opts),
-    St1 = St#st{deadline = Deadline},
-    Now = now_ms(),
-    Due =
-        is_integer(Deadline) andalso Now >= Deadline andalso
-            St#st.warned_for =/= St#st.last_success andalso exports_here(),
-    case Due of
-        false ->
-            St1;
-        true ->
-            ?LOG_WARNING(#{msg => emqx_guard_no_recent_backup, last_success => St#st.last_success,
-                deadline => Deadline}),
-            Facts = #{time => Now, last_success => St#st.last_success, deadline => Deadline},
-            save_watch(dispatch(dead_man, Facts, St1#st{warned_for = St#st.last_success}))
-    end.
-
-%% Whether this node exports the scheduled backups: the lowest running core node. The other
-%% nodes stay silent, or every node of a cluster would report the same silence.
-exports_here() ->
-    case emqx_guard_emqx:running_core_nodes() of
-        [Exporter | _] -> Exporter =:= node();
-        [] -> false
-    end.
-
-%% The second scheduled fire after the last success, plus the grace.
-deadline(LastSuccess, Settings, Opts) ->
-    Cron = maps:get(backup_cron, Settings, undefined),
-    Zone = zone_setting(Settings),
-    Grace =
-        case maps:get(dead_man_grace_ms, Opts) of
-            undefined -> maps:get(export_timeout, Settings, 600) * 1000 + 60000;
-            G -> G
-        end,
-    case Cron =/= undefined andalso nif_ok(fun() -> emqx_guard_nif:next_fires(Cron, Zone, LastSuccess, 2) end, []) of
-        [_, Second] -> Second + Grace;
-        _ -> undefined
+    case emqx_guard_dead_man:check(settings(St), now_ms(), St#st.watch) of
+        {quiet, W} -> St#st{watch = W};
+        {warn, Facts, W} -> dispatch(dead_man, Facts, St#st{watch = W})
     end.
 
 arm(St) ->
@@ -661,80 +372,18 @@ arm(St) ->
             {Old, _} -> erlang:cancel_timer(Old);
             undefined -> ok
         end,
-    St1 =
-        case St#st.deadline of
-            undefined -> St#st{deadline = deadline(St#st.last_success, current_settings(St#st.settings), St#st.opts)};
-            _ -> St
-        end,
-    Interval = maps:get(check_interval_ms, St#st.opts),
-    Wait =
-        case St1#st.deadline of
-            D when is_integer(D), St1#st.warned_for =/= St1#st.last_success ->
-                max(1000, min(Interval, D - now_ms()));
-            _ ->
-                Interval
-        end,
+    {Wait, W} = emqx_guard_dead_man:arm(settings(St), maps:get(check_interval_ms, St#st.opts), St#st.watch),
     Ref = make_ref(),
     TRef = erlang:send_after(Wait, self(), {check_dead_man, Ref}),
-    St1#st{timer = {TRef, Ref}}.
+    St#st{watch = W, timer = {TRef, Ref}}.
 
-load_watch(St) ->
-    File = state_file(St#st.opts),
-    Saved =
-        try emqx_guard_store:read(File) of
-            {ok, #{last_success := LS} = M} when is_integer(LS) -> {LS, maps:get(warned_for, M, undefined)};
-            _ -> from_last_run()
-        catch
-            _:_ -> from_last_run()
-        end,
-    case Saved of
-        {LS1, Warned} -> St#st{last_success = LS1, warned_for = Warned};
-        none -> save_watch(St)
-    end.
-
-%% Without our own record: the scheduler's last run if it succeeded, else start counting now.
-from_last_run() ->
-    try emqx_guard_run_state:load() of
-        #{last_run := #{result := ok, started_at := T}} when is_integer(T) -> {T, undefined};
-        _ -> none
-    catch
-        _:_ -> none
-    end.
-
-save_watch(St) ->
-    Term = #{last_success => St#st.last_success, warned_for => St#st.warned_for},
-    _ =
-        try emqx_guard_store:write(state_file(St#st.opts), Term) of
-            ok -> ok;
-            {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_notify_state_not_saved, reason => Why})
-        catch
-            C:E -> ?LOG_WARNING(#{msg => emqx_guard_notify_state_not_saved, reason => {C, E}})
-        end,
-    St#st{deadline = undefined}.
-
-state_file(Opts) ->
-    case maps:get(state_file, Opts) of
-        undefined -> emqx_guard_store:path("notify_state");
-        F -> F
-    end.
-
-%%--------------------------------------------------------------------------------------------
-%% Helpers
 %%--------------------------------------------------------------------------------------------
 
 opts(Given) ->
-    maps:merge(
-        #{
-            backoff_ms => ?DEFAULT_BACKOFF,
-            timeout_ms => ?DEFAULT_TIMEOUT,
-            deadline_ms => ?DEFAULT_DEADLINE,
-            dead_man_grace_ms => undefined,
-            check_interval_ms => ?DEFAULT_CHECK,
-            settings => fun emqx_guard_settings:get/0,
-            state_file => undefined
-        },
-        Given
-    ).
+    maps:merge(?DEFAULTS, Given).
+
+settings(#st{opts = #{settings := Fun}}) ->
+    current_settings(Fun).
 
 current_settings(Fun) ->
     try Fun() of
@@ -745,21 +394,6 @@ current_settings(Fun) ->
             ?LOG_WARNING(#{msg => emqx_guard_notify_settings_unreadable, reason => {C, E}}),
             #{}
     end.
-
-channel_line(Channel, undefined) ->
-    iolist_to_binary(["notify ", atom_to_binary(Channel), ": configured, nothing sent yet"]);
-channel_line(Channel, D) ->
-    #{event := Event, state := State, attempts := N, at := At} = D,
-    When = emqx_guard_notify_format:local_time(At, 0, <<" ">>),
-    What =
-        case State of
-            sent -> ["sent (", maps:get(answer, D, <<>>), ")"];
-            sending -> ["sending"];
-            retrying -> ["retrying after attempt ", integer_to_binary(N), ": ", maps:get(error, D, <<>>)];
-            failed -> ["FAILED after ", integer_to_binary(N), " attempt(s): ", maps:get(error, D, <<>>)]
-        end,
-    iolist_to_binary(["notify ", atom_to_binary(Channel), ": last ", atom_to_binary(Event), " at ", When,
-        " UTC: ", What]).
 
 now_ms() ->
     erlang:system_time(millisecond).

@@ -1,6 +1,7 @@
 %% @doc The `emqx ctl guard notify*' commands: show and set the notification settings, and send
 %% a test message. `emqx_guard_cli' hands these arguments over; every failure prints one line
-%% starting with `Error:'. The SMTP password is never printed (`******' when set).
+%% starting with `Error:' and changes nothing. Secrets are never printed (`******' when set,
+%% URLs as `scheme://host/…').
 %%
 %% <ul>
 %% <li>`guard notify': every notification setting and the last delivery on each channel;</li>
@@ -9,13 +10,18 @@
 %%     `guard notify_smtp off' turns e-mail off (clears the server);</li>
 %% <li>`guard notify_to [addr ...]': the recipients; `none' clears them;</li>
 %% <li>`guard notify_webhook [url]': the webhook; `off' clears it;</li>
+%% <li>`guard notify_slack|notify_teams|notify_feishu|notify_dingtalk|notify_wecom
+%%     [key=value ...]' (a bare URL stands for `url=URL'); `off' clears the channel;</li>
+%% <li>`guard notify_http_hosts [host ...]': hosts a chat channel may reach over plain http;</li>
 %% <li>`guard notify_on [failure=on|off] [success=on|off] [dead_man=on|off]';</li>
-%% <li>`guard notify_test': sends a test message on every configured channel and prints what
-%%     each server answered.</li>
+%% <li>`guard notify_test [channel]': sends a test message on one or every configured channel
+%%     and prints, per channel, what the service answered.</li>
 %% </ul>
 -module(emqx_guard_notify_cli).
 
--export([cmd/1, usage_lines/0, show_lines/1]).
+-export([cmd/1, usage_lines/0, show_lines/1, delivery_line/2]).
+
+-define(CHAT, [slack, teams, feishu, dingtalk, wecom]).
 
 %% @doc Handles `Args' (binaries, the first one the command) if it is a notify command.
 -spec cmd([binary()]) -> ok | not_mine.
@@ -26,10 +32,7 @@ cmd([<<"notify_smtp">>]) ->
 cmd([<<"notify_smtp">>, <<"off">>]) ->
     set(#{notify_smtp_server => <<>>}, smtp_keys());
 cmd([<<"notify_smtp">> | Pairs]) ->
-    case smtp_changes(Pairs, #{}) of
-        {ok, Changes} -> set(Changes, smtp_keys());
-        {error, Line} -> error_line(Line)
-    end;
+    with_changes(email, Pairs, smtp_keys());
 cmd([<<"notify_to">>]) ->
     show([notify_to]);
 cmd([<<"notify_to">>, None]) when None =:= <<"none">>; None =:= <<"off">> ->
@@ -42,6 +45,12 @@ cmd([<<"notify_webhook">>, Off]) when Off =:= <<"off">>; Off =:= <<"none">> ->
     set(#{notify_webhook_url => <<>>}, [notify_webhook_url]);
 cmd([<<"notify_webhook">>, Url]) ->
     set(#{notify_webhook_url => Url}, [notify_webhook_url]);
+cmd([<<"notify_http_hosts">>]) ->
+    show([notify_http_hosts]);
+cmd([<<"notify_http_hosts">>, None]) when None =:= <<"none">>; None =:= <<"off">> ->
+    set(#{notify_http_hosts => []}, [notify_http_hosts]);
+cmd([<<"notify_http_hosts">> | Hosts]) ->
+    set(#{notify_http_hosts => Hosts}, [notify_http_hosts]);
 cmd([<<"notify_on">>]) ->
     show(on_keys());
 cmd([<<"notify_on">> | Pairs]) ->
@@ -50,7 +59,17 @@ cmd([<<"notify_on">> | Pairs]) ->
         {error, Line} -> error_line(Line)
     end;
 cmd([<<"notify_test">>]) ->
-    notify_test();
+    notify_test(all);
+cmd([<<"notify_test">>, Name]) ->
+    case emqx_guard_channel:parse_kind(Name) of
+        {ok, Kind} -> notify_test(Kind);
+        error -> error_line(["unknown channel \"", Name, "\" (use ", kind_list(emqx_guard_channel:kinds(), ""), ")"])
+    end;
+cmd([<<"notify_", Name/binary>> | Args]) ->
+    case emqx_guard_channel:parse_kind(Name) of
+        {ok, Kind} -> chat(Kind, Args);
+        error -> error_line(["unknown channel \"", Name, "\" (use notify_smtp, ", kind_list([K || K <- emqx_guard_channel:kinds(), K =/= email], "notify_"), ")"])
+    end;
 cmd(_) ->
     not_mine.
 
@@ -63,64 +82,88 @@ usage_lines() ->
             "Show or set e-mail: server port tls=none|starttls|tls user password from verify=on|off ca_file; 'off' disables"},
         {"guard notify_to [<addr> ...]", "Show or set the e-mail recipients ('none' clears)"},
         {"guard notify_webhook [<url>]", "Show or set the webhook URL (HTTP(S) POST of JSON; 'off' clears)"},
+        {"guard notify_slack [url=<url>] [token=<xoxb-..> channel=<id>]",
+            "Show or set Slack: an incoming-webhook URL, or a bot token and channel; 'off' clears"},
+        {"guard notify_teams [url=<url>]", "Show or set the Microsoft Teams Workflows webhook URL; 'off' clears"},
+        {"guard notify_feishu [url=<url>] [secret=<secret>]", "Show or set the Feishu/Lark bot webhook and signing secret; 'off' clears"},
+        {"guard notify_dingtalk [url=<url>] [secret=<secret>] [at_mobiles=<n,..>]",
+            "Show or set the DingTalk robot webhook, signing secret and people to @; 'off' clears"},
+        {"guard notify_wecom [url=<url>]", "Show or set the WeCom group robot webhook URL; 'off' clears"},
+        {"guard notify_http_hosts [<host> ...]", "Show or set hosts chat channels may reach over plain http ('none' clears)"},
         {"guard notify_on [failure=on|off] [success=on|off] [dead_man=on|off]",
             "Show or set when to notify (default: failure and dead_man on, success off)"},
-        {"guard notify_test", "Send a test message now and print what the servers answered"}
+        {"guard notify_test [<channel>]", "Send a test message now and print what each service answered"}
     ].
 
-%% @doc `key = value' lines for the given keys, the password hidden.
+%% @doc `key = value' lines for the given keys, secrets hidden.
 -spec show_lines([emqx_guard_notify_config:key()]) -> [binary()].
 show_lines(Keys) ->
-    S = emqx_guard_notify_config:redacted(
-        emqx_guard_notify_config:of_settings(emqx_guard_settings:get())
-    ),
+    S = emqx_guard_notify_config:redacted(emqx_guard_notify_config:of_settings(emqx_guard_settings:get())),
     [iolist_to_binary([atom_to_binary(K), " = ", value_text(maps:get(K, S))]) || K <- Keys].
+
+%% @doc The status line of a channel's last delivery.
+-spec delivery_line(emqx_guard_channel:kind(), emqx_guard_notify:delivery() | undefined) -> binary().
+delivery_line(Kind, undefined) ->
+    iolist_to_binary(["notify ", atom_to_binary(Kind), ": configured, nothing sent yet"]);
+delivery_line(Kind, D) ->
+    #{event := Event, state := State, attempts := N, at := At} = D,
+    What =
+        case State of
+            sent -> ["sent (", maps:get(answer, D, <<>>), ")"];
+            sending -> ["sending"];
+            retrying -> ["retrying after attempt ", integer_to_binary(N), ": ", maps:get(error, D, <<>>)];
+            failed -> ["FAILED after ", integer_to_binary(N), " attempt(s): ", maps:get(error, D, <<>>)]
+        end,
+    iolist_to_binary(["notify ", atom_to_binary(Kind), ": last ", atom_to_binary(Event), " at ",
+        emqx_guard_render:instant(At, 0), ": ", What]).
 
 %%--------------------------------------------------------------------------------------------
 
+chat(Kind, []) ->
+    show(channel_keys(Kind));
+chat(Kind, [Off]) when Off =:= <<"off">>; Off =:= <<"none">> ->
+    Defaults = emqx_guard_notify_config:defaults(),
+    set(maps:with(channel_keys(Kind), Defaults), channel_keys(Kind));
+chat(Kind, [Arg]) ->
+    %% a bare URL stands for url=URL (its query may hold a `=' too)
+    case {binary:match(Arg, <<"://">>), binary:match(Arg, <<"=">>)} of
+        {{At, _}, {Eq, _}} when At < Eq -> with_changes(Kind, [<<"url=", Arg/binary>>], channel_keys(Kind));
+        {{_, _}, nomatch} -> with_changes(Kind, [<<"url=", Arg/binary>>], channel_keys(Kind));
+        _ -> with_changes(Kind, [Arg], channel_keys(Kind))
+    end;
+chat(Kind, Pairs) ->
+    with_changes(Kind, Pairs, channel_keys(Kind)).
+
+channel_keys(Kind) ->
+    [K || {K, _, _} <- (emqx_guard_channel:module(Kind)):settings()].
+
 smtp_keys() ->
-    [
-        notify_smtp_server,
-        notify_smtp_port,
-        notify_smtp_tls,
-        notify_smtp_user,
-        notify_smtp_password,
-        notify_from,
-        notify_tls_verify,
-        notify_ca_file
-    ].
+    channel_keys(email) -- [notify_to] ++ [notify_tls_verify, notify_ca_file].
 
 on_keys() ->
     [notify_on_failure, notify_on_success, notify_dead_man].
 
-smtp_changes([], Acc) ->
+with_changes(Kind, Pairs, ShowKeys) ->
+    Names = (emqx_guard_channel:module(Kind)):cli_names(),
+    case changes(Pairs, Names, #{}) of
+        {ok, Changes} -> set(Changes, ShowKeys);
+        {error, Line} -> error_line(Line)
+    end.
+
+changes([], _Names, Acc) ->
     {ok, Acc};
-smtp_changes([Pair | Rest], Acc) ->
+changes([Pair | Rest], Names, Acc) ->
     case split_pair(Pair) of
         {ok, Name, Value} ->
-            Key =
-                case Name of
-                    <<"server">> -> notify_smtp_server;
-                    <<"host">> -> notify_smtp_server;
-                    <<"port">> -> notify_smtp_port;
-                    <<"tls">> -> notify_smtp_tls;
-                    <<"user">> -> notify_smtp_user;
-                    <<"password">> -> notify_smtp_password;
-                    <<"from">> -> notify_from;
-                    <<"verify">> -> notify_tls_verify;
-                    <<"ca_file">> -> notify_ca_file;
-                    _ -> unknown
-                end,
-            case Key of
-                unknown ->
-                    {error, [
-                        "unknown key \"", Name, "\" (use server, port, tls, user, password, from, verify, ca_file)"
-                    ]};
-                _ ->
-                    smtp_changes(Rest, Acc#{Key => Value})
+            case lists:keyfind(Name, 1, Names) of
+                {Name, Key} ->
+                    changes(Rest, Names, Acc#{Key => Value});
+                false ->
+                    Known = lists:join(", ", [N || {N, _} <- Names]),
+                    {error, ["unknown key \"", hd(emqx_guard_notify_config:redacted_args([Name])), "\" (use ", Known, ")"]}
             end;
         error ->
-            {error, ["expected key=value, got \"", hide_password(Pair), "\""]}
+            {error, ["expected key=value, got \"", hd(emqx_guard_notify_config:redacted_args([Pair])), "\""]}
     end.
 
 on_changes([], Acc) ->
@@ -139,10 +182,8 @@ split_pair(Pair) ->
         _ -> error
     end.
 
-hide_password(Pair) ->
-    hd(emqx_guard_notify_config:redacted_args([Pair])).
-
-%% Validates here first (messages name our keys), then stores through the scheduler.
+%% Validates here first (messages name our keys, and the rules between keys hold for the
+%% settings as they would be), then stores through the cluster.
 set(Changes, ShowKeys) ->
     Checked = maps:fold(
         fun
@@ -158,18 +199,17 @@ set(Changes, ShowKeys) ->
         Changes
     ),
     case Checked of
-        {ok, Valid} ->
-            %% stored here and pushed to every running node
-            case emqx_guard_settings_sync:update(Valid) of
-                {ok, _, Unreached} ->
-                    show(ShowKeys),
-                    lists:foreach(
-                        fun({N, Why}) -> line(["Warning: not applied on ", atom_to_binary(N, utf8), ": ", Why]) end,
-                        Unreached
-                    );
-                {error, Line} ->
-                    error_line(Line)
-            end;
+        {ok, Valid} -> store(Valid, ShowKeys);
+        {error, Line} -> error_line(Line)
+    end.
+
+store(Valid, ShowKeys) ->
+    %% stored here and pushed to every running node
+    case emqx_guard_settings_sync:update(Valid) of
+        {ok, _, Unreached} ->
+            show(ShowKeys),
+            _ = [line(["Warning: not applied on ", atom_to_binary(N, utf8), ": ", Why]) || {N, Why} <- Unreached],
+            ok;
         {error, Line} ->
             error_line(Line)
     end.
@@ -177,27 +217,51 @@ set(Changes, ShowKeys) ->
 show(Keys) ->
     lists:foreach(fun line/1, show_lines(Keys)).
 
+%% The e-mail, webhook and shared keys always; a chat channel's keys when it is set up, else
+%% one line saying it is off.
 show_all() ->
-    show(emqx_guard_notify_config:keys()),
+    Settings = emqx_guard_settings:get(),
+    Enabled = emqx_guard_channel:enabled(Settings),
+    Chat = lists:append([channel_keys(K) || K <- ?CHAT]),
+    show(emqx_guard_notify_config:keys() -- [notify_http_hosts | Chat]),
+    lists:foreach(
+        fun(K) ->
+            case lists:member(K, Enabled) of
+                true -> show(channel_keys(K));
+                false -> line(["notify_", atom_to_binary(K), " = off"])
+            end
+        end,
+        ?CHAT
+    ),
+    show([notify_http_hosts]),
     lists:foreach(fun line/1, emqx_guard_notify:status_lines()).
 
-notify_test() ->
-    case emqx_guard_notify:send_test() of
+notify_test(Which) ->
+    case emqx_guard_notify:send_test(Which) of
         [] ->
             error_line(
-                "nothing to send to: set a server and recipients (guard notify_smtp, guard notify_to) or a webhook (guard notify_webhook)"
+                "nothing to send to: set up a channel first (guard notify_smtp and notify_to, notify_webhook, notify_slack, ...)"
             );
         Results ->
             lists:foreach(
                 fun
-                    ({Channel, {ok, Answer}}) ->
-                        line(["notify_test ", atom_to_binary(Channel), ": sent; the server answered: ", Answer]);
-                    ({Channel, {error, Why}}) ->
-                        line(["Error: notify_test ", atom_to_binary(Channel), " failed: ", Why])
+                    ({Kind, {ok, Answer}}) ->
+                        line(["notify_test ", atom_to_binary(Kind), ": sent; the server answered: ", Answer]);
+                    ({Kind, {error, <<"not configured">>}}) ->
+                        error_line(["notify_test ", atom_to_binary(Kind), ": not configured (guard notify_",
+                            cli_name(Kind), ")"]);
+                    ({Kind, {error, Why}}) ->
+                        error_line(["notify_test ", atom_to_binary(Kind), " failed: ", Why])
                 end,
                 Results
             )
     end.
+
+cli_name(email) -> <<"smtp">>;
+cli_name(K) -> atom_to_binary(K).
+
+kind_list(Kinds, Prefix) ->
+    lists:join(", ", [[Prefix, atom_to_binary(K)] || K <- Kinds]).
 
 value_text(L) when is_list(L) ->
     ["[", lists:join(", ", [["\"", A, "\""] || A <- L]), "]"];

@@ -1,34 +1,31 @@
-%% @doc Notification settings: keys, defaults, validation, and what they mean for a send.
+%% @doc Notification settings: every `notify_*' key, its type, default and validation, when to
+%% send, and the redaction of secrets (the one place for it).
 %%
 %% The keys live in the plugin's settings map next to the backup settings (and are persisted
-%% with them by `emqx_guard_settings'):
-%% <ul>
-%% <li>`notify_smtp_server' (binary; empty = no e-mail), `notify_smtp_port' (1..65535, 587),
-%%     `notify_smtp_tls' (`<<"none">>' | `<<"starttls">>' | `<<"tls">>', starttls),
-%%     `notify_smtp_user', `notify_smtp_password' (binaries, empty = no AUTH),
-%%     `notify_from' (sender address), `notify_to' (list of recipient addresses);</li>
-%% <li>`notify_webhook_url' (http or https URL; empty = no webhook);</li>
-%% <li>`notify_tls_verify' (check server certificates, true), `notify_ca_file' (extra trusted CA
-%%     PEM file, empty = system roots only), both for SMTP and the webhook;</li>
-%% <li>`notify_on_failure' (true), `notify_on_success' (false), `notify_dead_man' (true).</li>
-%% </ul>
-%% The password is never shown: `redacted/1' replaces it before anything is printed or logged,
-%% and a webhook URL is shown as scheme, host and port only (its path or query often is the
-%% secret: Slack's path, DingTalk's `access_token='). This module is the one place for that:
-%% `redacted/1' for a settings map, `redacted_term/1' for any term holding settings maps (process
-%% state, messages), `redacted_args/1' for command-line arguments.
+%% with them by `emqx_guard_settings'). Each channel declares its own keys with a type
+%% (`emqx_guard_channel:settings/0'); the shared ones are declared here: `notify_tls_verify'
+%% (check server certificates, true) and `notify_ca_file' (extra trusted CA PEM file) for SMTP
+%% and every https channel, `notify_on_failure' (true), `notify_on_success' (false),
+%% `notify_dead_man' (true), and `notify_http_hosts' (hosts a chat channel may reach over
+%% plain http besides 127.0.0.1 and ::1; empty by default).
+%%
+%% Secrets are never shown: `redacted/1' replaces passwords, tokens and signing secrets by
+%% `******' and cuts every webhook URL to `scheme://host[:port]/…' (its path or query is the
+%% secret: Slack's path, DingTalk's `access_token=', WeCom's `key='), before anything is printed
+%% or logged. `redacted_term/1' does it for any term holding settings maps (process state,
+%% messages), `redacted_args/1' for command-line arguments.
 -module(emqx_guard_notify_config).
 
 -export([
     keys/0,
     defaults/0,
+    specs/0,
     of_settings/1,
     validate/2,
+    check/1,
+    url_allowed/2,
     to_config/1,
-    email_enabled/1,
-    webhook_enabled/1,
     wants/2,
-    smtp_config/2,
     redacted/1,
     redacted_term/1,
     redacted_status/1,
@@ -37,64 +34,40 @@
     parse_bool/1
 ]).
 
--type key() ::
-    notify_smtp_server
-    | notify_smtp_port
-    | notify_smtp_tls
-    | notify_smtp_user
-    | notify_smtp_password
-    | notify_from
-    | notify_to
-    | notify_webhook_url
-    | notify_tls_verify
-    | notify_ca_file
-    | notify_on_failure
-    | notify_on_success
-    | notify_dead_man.
+-type key() :: atom().
 -type settings() :: #{key() => term()}.
 -export_type([key/0, settings/0]).
 
 -define(REDACTED, <<"******">>).
 %% U+2026 HORIZONTAL ELLIPSIS: stands for the hidden part of a URL.
 -define(ELLIPSIS, 16#2026).
+%% Names of command-line `name=value' arguments whose value is a secret.
+-define(SECRET_ARGS, [<<"password">>, <<"token">>, <<"secret">>]).
 
 %% @doc Every notification key, in display order.
 -spec keys() -> [key()].
 keys() ->
-    [
-        notify_smtp_server,
-        notify_smtp_port,
-        notify_smtp_tls,
-        notify_smtp_user,
-        notify_smtp_password,
-        notify_from,
-        notify_to,
-        notify_webhook_url,
-        notify_tls_verify,
-        notify_ca_file,
-        notify_on_failure,
-        notify_on_success,
-        notify_dead_man
-    ].
+    [K || {K, _, _} <- specs()].
 
-%% @doc The defaults: nothing is sent until a server and a recipient (or a webhook) are set.
+%% @doc The defaults: nothing is sent until a channel is set up.
 -spec defaults() -> settings().
 defaults() ->
-    #{
-        notify_smtp_server => <<>>,
-        notify_smtp_port => 587,
-        notify_smtp_tls => <<"starttls">>,
-        notify_smtp_user => <<>>,
-        notify_smtp_password => <<>>,
-        notify_from => <<>>,
-        notify_to => [],
-        notify_webhook_url => <<>>,
-        notify_tls_verify => true,
-        notify_ca_file => <<>>,
-        notify_on_failure => true,
-        notify_on_success => false,
-        notify_dead_man => true
-    }.
+    maps:from_list([{K, D} || {K, _, D} <- specs()]).
+
+%% @doc Every key with its type and default: e-mail, webhook, the shared keys, the chat channels.
+-spec specs() -> [emqx_guard_channel:setting()].
+specs() ->
+    Channel = fun(Kind) -> (emqx_guard_channel:module(Kind)):settings() end,
+    Channel(email) ++ Channel(webhook) ++
+        [
+            {notify_tls_verify, bool, true},
+            {notify_ca_file, path, <<>>},
+            {notify_on_failure, bool, true},
+            {notify_on_success, bool, false},
+            {notify_dead_man, bool, true}
+        ] ++
+        lists:append([Channel(K) || K <- emqx_guard_channel:kinds(), K =/= email, K =/= webhook]) ++
+        [{notify_http_hosts, hosts, []}].
 
 %% @doc The notification settings found in a (possibly older) settings map, defaults for the rest.
 -spec of_settings(map()) -> settings().
@@ -102,77 +75,126 @@ of_settings(Settings) when is_map(Settings) ->
     maps:merge(defaults(), maps:with(keys(), Settings)).
 
 %% @doc Validates one setting given as text (binary or charlist), or as its stored type.
-%% Returns the stored value or one sentence saying what is wrong.
+%% Returns the stored value or one sentence saying what is wrong (never the secret itself).
 -spec validate(key(), term()) -> {ok, term()} | {error, binary()}.
 validate(Key, Raw) ->
-    try
-        check(Key, Raw)
-    catch
-        throw:{invalid, Line} -> {error, Line}
+    case lists:keyfind(Key, 1, specs()) of
+        {Key, Type, _} ->
+            try
+                check(Type, atom_to_binary(Key), Raw)
+            catch
+                throw:{invalid, Line} -> {error, Line}
+            end;
+        false ->
+            {error, unicode:characters_to_binary(io_lib:format("unknown setting ~tp", [Key]))}
     end.
 
-check(notify_smtp_server, Raw) ->
-    T = trimmed(Raw, notify_smtp_server),
-    case T =:= <<>> orelse no_space(T) of
+%% @doc The rules between keys, for complete settings: a chat webhook over plain http only to
+%% an allowed host (`url_allowed/2'), and Slack's bot token together with a channel.
+-spec check(map()) -> ok | {error, binary()}.
+check(Settings) ->
+    S = of_settings(Settings),
+    Urls = [maps:get(K, S) || {K, url, _} <- specs(), maps:get(K, S) =/= <<>>],
+    case [Line || U <- Urls, {error, Line} <- [url_allowed(U, S)]] of
+        [Line | _] ->
+            {error, Line};
+        [] ->
+            case {maps:get(notify_slack_token, S), maps:get(notify_slack_channel, S)} of
+                {<<>>, C} when C =/= <<>> -> {error, <<"notify_slack_channel needs notify_slack_token (token=xoxb-...)">>};
+                {T, <<>>} when T =/= <<>> -> {error, <<"notify_slack_token needs notify_slack_channel (channel=C...)">>};
+                _ -> ok
+            end
+    end.
+
+%% @doc Whether a chat channel may POST to Url: https always; plain http only to 127.0.0.1, ::1
+%% and the hosts the operator listed in `notify_http_hosts'.
+-spec url_allowed(binary(), map()) -> ok | {error, binary()}.
+url_allowed(Url, Settings) ->
+    case uri_string:parse(Url) of
+        #{scheme := Scheme, host := Host} ->
+            Allowed = [string:lowercase(H) || H <- maps:get(notify_http_hosts, of_settings(Settings))],
+            case {string:lowercase(Scheme), string:lowercase(Host)} of
+                {<<"https">>, _} -> ok;
+                {<<"http">>, H} when H =:= <<"127.0.0.1">>; H =:= <<"::1">> -> ok;
+                {<<"http">>, H} ->
+                    case lists:member(H, Allowed) of
+                        true -> ok;
+                        false -> {error, <<(redacted_url(Url))/binary, " is plain http: use https, or list the host in notify_http_hosts">>}
+                    end;
+                _ ->
+                    {error, <<(redacted_url(Url))/binary, " is not an https URL">>}
+            end;
+        _ ->
+            {error, <<"not a URL">>}
+    end.
+
+check(host, Key, Raw) ->
+    T = trimmed(Raw, Key),
+    case T =:= <<>> orelse re:run(T, "\\s", [unicode]) =:= nomatch of
         true -> {ok, T};
-        false -> invalid("notify_smtp_server must be a host name or address without spaces")
+        false -> invalid([Key, " must be a host name or address without spaces"])
     end;
-check(notify_smtp_port, P) when is_integer(P), P >= 1, P =< 65535 ->
+check(port, _Key, P) when is_integer(P), P >= 1, P =< 65535 ->
     {ok, P};
-check(notify_smtp_port, Raw) when not is_integer(Raw) ->
-    T = trimmed(Raw, notify_smtp_port),
+check(port, Key, Raw) when not is_integer(Raw) ->
+    T = trimmed(Raw, Key),
     case string:to_integer(T) of
-        {P, <<>>} when is_integer(P) -> check(notify_smtp_port, P);
-        _ -> invalid(["notify_smtp_port must be a number from 1 to 65535, not \"", T, "\""])
+        {P, <<>>} when is_integer(P) -> check(port, Key, P);
+        _ -> invalid([Key, " must be a number from 1 to 65535, not \"", T, "\""])
     end;
-check(notify_smtp_port, P) ->
-    invalid(io_lib:format("notify_smtp_port must be a number from 1 to 65535, not ~p", [P]));
-check(notify_smtp_tls, A) when is_atom(A) ->
-    check(notify_smtp_tls, atom_to_binary(A));
-check(notify_smtp_tls, Raw) ->
-    case string:lowercase(trimmed(Raw, notify_smtp_tls)) of
+check(port, Key, P) ->
+    invalid(io_lib:format("~ts must be a number from 1 to 65535, not ~p", [Key, P]));
+check(smtp_tls, Key, A) when is_atom(A) ->
+    check(smtp_tls, Key, atom_to_binary(A));
+check(smtp_tls, Key, Raw) ->
+    case string:lowercase(trimmed(Raw, Key)) of
         M when M =:= <<"none">>; M =:= <<"starttls">>; M =:= <<"tls">> -> {ok, M};
-        M -> invalid(["notify_smtp_tls must be none, starttls or tls, not \"", M, "\""])
+        M -> invalid([Key, " must be none, starttls or tls, not \"", M, "\""])
     end;
-check(notify_smtp_user, Raw) ->
-    {ok, trimmed(Raw, notify_smtp_user)};
-check(notify_smtp_password, Raw) ->
+check(Type, Key, Raw) when Type =:= text; Type =:= path ->
+    {ok, trimmed(Raw, Key)};
+check(password, Key, Raw) ->
     %% Not trimmed: a password may start or end with a space. Never echoed in an error.
     case to_bin(Raw) of
         {ok, B} -> {ok, B};
-        error -> invalid("notify_smtp_password must be text")
+        error -> invalid([Key, " must be text"])
     end;
-check(notify_from, Raw) ->
-    T = no_control(trimmed(Raw, notify_from), notify_from),
+check(secret, Key, Raw) ->
+    {ok, no_control(trimmed(Raw, Key), Key)};
+check(address, Key, Raw) ->
+    T = no_control(trimmed(Raw, Key), Key),
     case T =:= <<>> orelse looks_like_address(T) of
         true -> {ok, T};
-        false -> invalid(["notify_from must be an e-mail address like guard@example.com, not \"", T, "\""])
+        false -> invalid([Key, " must be an e-mail address like guard@example.com, not \"", T, "\""])
     end;
-check(notify_to, L) when is_list(L), L =/= [], not is_integer(hd(L)) ->
-    addresses([no_control(trimmed(A, notify_to), notify_to) || A <- L]);
-check(notify_to, Raw) ->
-    T = no_control(trimmed(Raw, notify_to), notify_to),
-    addresses(string:lexemes(T, ", ;"));
-check(notify_webhook_url, Raw) ->
-    T = trimmed(Raw, notify_webhook_url),
-    case T of
-        <<>> -> {ok, T};
-        _ -> check_url(T)
+check(addresses, Key, Raw) ->
+    case [A || A <- items(Raw, Key), not looks_like_address(A)] of
+        [] -> {ok, items(Raw, Key)};
+        [Bad | _] -> invalid([Key, ": \"", Bad, "\" is not an e-mail address"])
     end;
-check(notify_ca_file, Raw) ->
-    {ok, trimmed(Raw, notify_ca_file)};
-check(Key, Raw) when
-    Key =:= notify_tls_verify;
-    Key =:= notify_on_failure;
-    Key =:= notify_on_success;
-    Key =:= notify_dead_man
-->
+check(mobiles, Key, Raw) ->
+    case [M || M <- items(Raw, Key), re:run(M, "^\\+?[0-9][0-9-]{2,24}$") =:= nomatch] of
+        [] -> {ok, items(Raw, Key)};
+        [Bad | _] -> invalid([Key, ": \"", Bad, "\" is not a mobile number"])
+    end;
+check(hosts, Key, Raw) ->
+    {ok, [string:lowercase(H) || H <- items(Raw, Key)]};
+check(channel_id, Key, Raw) ->
+    T = no_control(trimmed(Raw, Key), Key),
+    case T =:= <<>> orelse re:run(T, "^[#A-Za-z0-9._-]+$") =/= nomatch of
+        true -> {ok, T};
+        false -> invalid([Key, " must be a channel ID like C0123ABCDEF"])
+    end;
+check(Type, Key, Raw) when Type =:= any_url; Type =:= url ->
+    case no_control(trimmed(Raw, Key), Key) of
+        <<>> -> {ok, <<>>};
+        T -> check_url(Type, Key, T)
+    end;
+check(bool, Key, Raw) ->
     case parse_bool(Raw) of
         {ok, B} -> {ok, B};
-        error -> invalid([atom_to_binary(Key), " must be on or off (true or false)"])
-    end;
-check(Key, _Raw) ->
-    invalid(io_lib:format("unknown setting ~tp", [Key])).
+        error -> invalid([Key, " must be on or off (true or false)"])
+    end.
 
 %% @doc `on'/`off', `true'/`false', `yes'/`no', `1'/`0' (any case) or a boolean.
 -spec parse_bool(term()) -> {ok, boolean()} | error.
@@ -189,11 +211,11 @@ parse_bool(Raw) ->
             error
     end.
 
-addresses(List) ->
-    case [A || A <- List, not looks_like_address(A)] of
-        [] -> {ok, List};
-        [Bad | _] -> invalid(["notify_to: \"", Bad, "\" is not an e-mail address"])
-    end.
+%% A list given as a list of texts, or as one text separated by commas, semicolons or blanks.
+items(L, Key) when is_list(L), L =/= [], not is_integer(hd(L)) ->
+    [no_control(trimmed(A, Key), Key) || A <- L];
+items(Raw, Key) ->
+    string:lexemes(no_control(trimmed(Raw, Key), Key), ", ;").
 
 %% A light check (the full one happens in lettre when sending): something@something, no spaces
 %% or control characters outside a display name.
@@ -205,39 +227,27 @@ looks_like_address(T) ->
         end,
     re:run(Addr, "^[^@\\s<>,;]+@[^@\\s<>,;]+$", [unicode]) =/= nomatch.
 
-check_url(T) ->
+check_url(Type, Key, T) ->
     case uri_string:parse(T) of
         #{scheme := S, host := H} when H =/= <<>> ->
-            case string:lowercase(S) of
-                Ok when Ok =:= <<"http">>; Ok =:= <<"https">> -> {ok, T};
-                _ -> invalid(["notify_webhook_url must start with http:// or https://, not \"", T, "\""])
+            case {Type, string:lowercase(S)} of
+                {_, <<"https">>} -> {ok, T};
+                {_, <<"http">>} -> {ok, T};
+                {any_url, _} -> invalid([Key, " must start with http:// or https://, not \"", redacted_url(T), "\""]);
+                {url, _} -> invalid([Key, " must be an https:// URL, not \"", redacted_url(T), "\""])
             end;
         _ ->
-            invalid(["notify_webhook_url is not a URL: \"", T, "\""])
+            invalid([Key, " is not a URL"])
     end.
 
-%% @doc The notification settings as plugin config (binary keys; recipients comma-separated).
+%% @doc The notification settings as plugin config (binary keys; lists comma-separated).
 -spec to_config(map()) -> #{binary() => binary() | integer() | boolean()}.
 to_config(Settings) ->
     S = of_settings(Settings),
-    maps:from_list([
-        {atom_to_binary(K), config_value(K, maps:get(K, S))}
-     || K <- keys()
-    ]).
+    maps:from_list([{atom_to_binary(K), config_value(maps:get(K, S))} || K <- keys()]).
 
-config_value(notify_to, L) -> iolist_to_binary(lists:join(<<", ">>, L));
-config_value(_, V) -> V.
-
-%% @doc E-mail goes out when a server and at least one recipient are set.
--spec email_enabled(map()) -> boolean().
-email_enabled(Settings) ->
-    #{notify_smtp_server := Server, notify_to := To} = of_settings(Settings),
-    Server =/= <<>> andalso To =/= [].
-
-%% @doc The webhook is called when its URL is set.
--spec webhook_enabled(map()) -> boolean().
-webhook_enabled(Settings) ->
-    maps:get(notify_webhook_url, of_settings(Settings)) =/= <<>>.
+config_value(L) when is_list(L) -> iolist_to_binary(lists:join(<<", ">>, L));
+config_value(V) -> V.
 
 %% @doc Whether Event is to be sent at all under these settings (a test always is).
 -spec wants(emqx_guard_notify_format:event(), map()) -> boolean().
@@ -250,46 +260,29 @@ wants(Event, Settings) ->
         test -> true
     end.
 
-%% @doc The config map `emqx_guard_nif:send_mail/3' takes.
--spec smtp_config(map(), pos_integer()) -> map().
-smtp_config(Settings, TimeoutMs) ->
-    S = of_settings(Settings),
-    Auth =
-        case maps:get(notify_smtp_user, S) of
-            <<>> -> #{};
-            User -> #{username => User, password => maps:get(notify_smtp_password, S)}
-        end,
-    CaFile =
-        case maps:get(notify_ca_file, S) of
-            <<>> -> #{};
-            Path -> #{ca_file => Path}
-        end,
-    maps:merge(
-        #{
-            server => maps:get(notify_smtp_server, S),
-            port => maps:get(notify_smtp_port, S),
-            tls => binary_to_atom(maps:get(notify_smtp_tls, S)),
-            tls_verify => maps:get(notify_tls_verify, S),
-            from => maps:get(notify_from, S),
-            to => maps:get(notify_to, S),
-            timeout_ms => TimeoutMs
-        },
-        maps:merge(Auth, CaFile)
-    ).
-
-%% @doc The settings with the password replaced by `******' (or left empty when unset), and the
-%% webhook URL cut to `scheme://host[:port]/…' (`redacted_url/1'): safe to print and to log.
+%% @doc The settings with every password, token and signing secret replaced by `******' (left
+%% empty when unset), and every URL cut to `scheme://host[:port]/…' (`redacted_url/1'): safe to
+%% print and to log.
 -spec redacted(map()) -> map().
 redacted(Settings) ->
-    S1 =
-        case maps:get(notify_smtp_password, Settings, <<>>) of
-            <<>> -> Settings;
-            _ -> Settings#{notify_smtp_password => ?REDACTED}
+    lists:foldl(
+        fun
+            ({K, Type, _}, S) when Type =:= password; Type =:= secret ->
+                case maps:get(K, S, <<>>) of
+                    <<>> -> S;
+                    _ -> S#{K => ?REDACTED}
+                end;
+            ({K, Type, _}, S) when Type =:= url; Type =:= any_url ->
+                case maps:get(K, S, <<>>) of
+                    Url when is_binary(Url), Url =/= <<>> -> S#{K => redacted_url(Url)};
+                    _ -> S
+                end;
+            (_, S) ->
+                S
         end,
-    case maps:get(notify_webhook_url, S1, <<>>) of
-        <<>> -> S1;
-        Url -> S1#{notify_webhook_url => redacted_url(Url)}
-    end.
+        Settings,
+        specs()
+    ).
 
 %% @doc Term with `redacted/1' applied to every map inside it (records, tuples, lists, map
 %% values): for a process state or a message in a status or crash report.
@@ -305,7 +298,7 @@ redacted_term(Other) ->
 
 %% @doc For a gen_server's `format_status/1': the state, the last message, the sys log and the
 %% crash reason with every settings map in them redacted, so neither `sys:get_status/1' nor a
-%% crash report shows the password.
+%% crash report shows a secret.
 -spec redacted_status(gen_server:format_status()) -> gen_server:format_status().
 redacted_status(Status) ->
     maps:map(
@@ -316,8 +309,9 @@ redacted_status(Status) ->
         Status
     ).
 
-%% @doc Command-line arguments with secrets hidden: `password=...' becomes `password=******',
-%% a URL is cut as `redacted_url/1' does. Other arguments stay as they are.
+%% @doc Command-line arguments with secrets hidden: `password=...', `token=...' and
+%% `secret=...' become `name=******', a URL (alone or as `name=URL') is cut as
+%% `redacted_url/1' does. Other arguments stay as they are.
 -spec redacted_args(term()) -> term().
 redacted_args(Args) when is_list(Args) ->
     [redacted_arg(A) || A <- Args];
@@ -333,14 +327,18 @@ redacted_arg(A) when is_binary(A); is_list(A) ->
         end,
     case Text of
         {ok, B} ->
-            case string:prefix(string:lowercase(B), <<"password">>) of
-                nomatch ->
-                    case binary:match(B, <<"://">>) of
-                        nomatch -> A;
-                        _ -> redacted_url(B)
-                    end;
-                _ ->
-                    <<"password=", ?REDACTED/binary>>
+            {Name, Value} =
+                case binary:split(B, <<"=">>) of
+                    [N, V] -> {string:lowercase(N), V};
+                    [_] -> {<<>>, B}
+                end,
+            case {lists:member(Name, ?SECRET_ARGS), binary:match(Name, <<"://">>), binary:match(Value, <<"://">>)} of
+                {true, _, _} -> <<Name/binary, "=", ?REDACTED/binary>>;
+                %% a URL whose query has a `=' in it
+                {false, {_, _}, _} -> redacted_url(B);
+                {false, nomatch, nomatch} -> A;
+                {false, nomatch, _} when Name =:= <<>> -> redacted_url(Value);
+                {false, nomatch, _} -> <<Name/binary, "=", (redacted_url(Value))/binary>>
             end;
         error ->
             A
@@ -374,7 +372,7 @@ redacted_url(Url) ->
 trimmed(Raw, Key) ->
     case to_bin(Raw) of
         {ok, B} -> string:trim(B);
-        error -> invalid([atom_to_binary(Key), " must be text"])
+        error -> invalid([Key, " must be text"])
     end.
 
 to_bin(B) when is_binary(B) -> {ok, B};
@@ -387,15 +385,13 @@ to_bin(L) when is_list(L) ->
 to_bin(_) ->
     error.
 
-%% Line breaks and other control characters would let a value add header lines to the e-mail.
+%% Line breaks and other control characters would let a value add header lines to an e-mail
+%% or break a request.
 no_control(T, Key) ->
     case re:run(T, "\\p{Cc}", [unicode, ucp]) of
         nomatch -> T;
-        _ -> invalid([atom_to_binary(Key), " must not contain line breaks, tabs or other control characters"])
+        _ -> invalid([Key, " must not contain line breaks, tabs or other control characters"])
     end.
-
-no_space(T) ->
-    re:run(T, "[\\s]", [unicode]) =:= nomatch.
 
 -spec invalid(iodata()) -> no_return().
 invalid(Line) ->

@@ -1,20 +1,22 @@
-%% @doc The wording of every notification: e-mail subject and body, and the webhook's JSON.
-%% Pure: everything it shows comes from the facts map.
+%% @doc The wording of every notification: the e-mail's subject and body, the webhook's JSON,
+%% and the title, fact lines and restore command the chat channels lay out in their own markup.
+%% Pure: everything it shows comes from the facts map. Times, sizes and durations are written
+%% by `emqx_guard_render'.
 %%
 %% Events: `backup_ok', `backup_failed', `dead_man' (no backup succeeded for more than two
 %% schedule periods) and `test'. Facts (all optional; what is missing is left out):
 %% <ul>
 %% <li>`node' (atom or binary), `zone' (IANA name), `trigger' (atom);</li>
-%% <li>instants in UTC milliseconds: `time' (the run's start, or when the message was made),
-%%     `next_fire', `last_success', `deadline'; `offsets' maps each of these keys to the zone's
-%%     UTC offset in seconds at that instant (missing means UTC);</li>
+%% <li>instants in UTC milliseconds: `started_at' (the run's start), `time' (when a `dead_man'
+%%     or `test' message was made), `next_fire', `last_success', `deadline'; `offsets' maps each
+%%     of these keys to the zone's UTC offset in seconds at that instant (missing means UTC);</li>
 %% <li>`file' (the export's name), `path' (its full path), `size' (bytes), `sha256',
-%%     `duration_ms', `reason' (why it failed, one line);</li>
+%%     `duration_ms', `error' (why the run failed, one line);</li>
 %% <li>`kept': the backups now kept, `[#{name, size, mtime}]' newest first.</li>
 %% </ul>
 -module(emqx_guard_notify_format).
 
--export([subject/2, body/2, webhook/2, human_size/1, local_time/3, restore_command/1]).
+-export([subject/2, title/2, body/2, lines/2, restore/2, webhook/2, restore_command/1, cut/2]).
 
 -type event() :: backup_ok | backup_failed | dead_man | test.
 -type facts() :: #{atom() => term()}.
@@ -22,82 +24,94 @@
 
 -define(TAG, "[emqx_guard] ").
 -define(MAX_REASON, 160).
+%% What replaces the end of a text cut to a service's limit.
+-define(CUT_MARK, <<"\n… (cut: too long for this channel)"/utf8>>).
 
-%% @doc The subject line, e.g. `[emqx_guard] backup OK on emqx@host: emqx-export-...tar.gz (1.5 MiB)'.
+%% @doc The e-mail subject: `[emqx_guard] ' and the title.
 -spec subject(event(), facts()) -> binary().
-subject(backup_ok, F) ->
-    fmt(?TAG "backup OK on ~ts: ~ts (~ts)", [node_text(F), get_text(file, F, <<"?">>), size_text(F)]);
-subject(backup_failed, F) ->
-    fmt(?TAG "backup FAILED on ~ts: ~ts", [node_text(F), short_reason(F)]);
-subject(dead_man, F) ->
+subject(Event, F) ->
+    <<?TAG, (title(Event, F))/binary>>.
+
+%% @doc One line saying what happened, e.g. `backup OK on emqx@host: emqx-export-...tar.gz (1.5 MiB)'.
+-spec title(event(), facts()) -> binary().
+title(backup_ok, F) ->
+    fmt("backup OK on ~ts: ~ts (~ts)", [node_text(F), get_text(file, F, <<"?">>), size_text(F)]);
+title(backup_failed, F) ->
+    fmt("backup FAILED on ~ts: ~ts", [node_text(F), short_reason(F)]);
+title(dead_man, F) ->
     Since =
         case maps:get(last_success, F, undefined) of
             undefined -> <<"(none recorded)">>;
             _ -> when_text(last_success, F)
         end,
-    fmt(?TAG "backup MISSING on ~ts: none succeeded since ~ts", [node_text(F), Since]);
-subject(test, F) ->
-    fmt(?TAG "test message from ~ts", [node_text(F)]).
+    fmt("backup MISSING on ~ts: none succeeded since ~ts", [node_text(F), Since]);
+title(test, F) ->
+    fmt("test message from ~ts", [node_text(F)]).
 
 %% @doc The plain-text body: one fact a line, then the kept backups and the restore command.
 -spec body(event(), facts()) -> binary().
 body(Event, F) ->
-    Head =
-        case Event of
-            backup_ok -> "emqx_guard: the backup succeeded.";
-            backup_failed -> "emqx_guard: the backup FAILED. Earlier backups are kept.";
-            dead_man -> "emqx_guard: no backup has succeeded for more than two schedule periods.";
-            test -> "emqx_guard: this is a test message; notifications reach you."
-        end,
-    Lines =
-        [line("Node", node_text(F))] ++
-            opt_line("Time", time, F, fun(_) -> when_text(time, F) end) ++
-            opt_line("Trigger", trigger, F, fun text/1) ++
-            opt_line("Error", reason, F, fun indented/1) ++
-            opt_line("File", path, F, fun text/1, opt_line("File", file, F, fun text/1)) ++
-            opt_line("Size", size, F, fun(S) -> fmt("~ts (~b bytes)", [human_size(S), S]) end) ++
-            opt_line("SHA-256", sha256, F, fun text/1) ++
-            opt_line("Duration", duration_ms, F, fun duration_text/1) ++
-            opt_line("Last success", last_success, F, fun(_) -> when_text(last_success, F) end) ++
-            opt_line("Expected by", deadline, F, fun(_) -> when_text(deadline, F) end) ++
-            opt_line("Next backup", next_fire, F, fun(_) -> when_text(next_fire, F) end),
+    Lines = [fmt("~-13ts ~ts~n", [<<Label/binary, ":">>, indented(Value)]) || {Label, Value} <- lines(Event, F)],
     Kept =
         case maps:get(kept, F, undefined) of
             L when is_list(L) ->
-                [
-                    "\n",
-                    fmt("Backups now kept (~b):~n", [length(L)]),
-                    [kept_line(B, F) || B <- L]
-                ];
+                ["\n", fmt("Backups now kept (~b):~n", [length(L)]), [kept_line(B, F) || B <- L]];
             _ ->
                 []
         end,
     Restore =
-        case {Event, maps:get(path, F, maps:get(file, F, undefined))} of
-            {backup_ok, P} when P =/= undefined ->
-                [
-                    "\nTo restore this backup, run on ",
-                    node_text(F),
-                    " (the file is on that node's disk):\n  ",
-                    restore_command(P),
-                    "\n"
-                ];
-            _ ->
-                []
+        case restore(Event, F) of
+            undefined ->
+                [];
+            Command ->
+                ["\nTo restore this backup, run on ", node_text(F), " (the file is on that node's disk):\n  ",
+                    Command, "\n"]
         end,
-    iolist_to_binary([Head, "\n\n", Lines, Kept, Restore]).
+    iolist_to_binary([head(Event), "\n\n", Lines, Kept, Restore]).
+
+%% @doc The facts as `{Label, Value}' text pairs, in the order every channel shows them.
+-spec lines(event(), facts()) -> [{binary(), binary()}].
+lines(_Event, F) ->
+    Instant =
+        case maps:is_key(started_at, F) of
+            true -> started_at;
+            false -> time
+        end,
+    [{<<"Node">>, node_text(F)}] ++
+        opt(<<"Time">>, Instant, F, fun(_) -> when_text(Instant, F) end) ++
+        opt(<<"Trigger">>, trigger, F, fun text/1) ++
+        opt(<<"Error">>, error, F, fun text/1) ++
+        case opt(<<"File">>, path, F, fun text/1) of
+            [] -> opt(<<"File">>, file, F, fun text/1);
+            Path -> Path
+        end ++
+        opt(<<"Size">>, size, F, fun(S) -> fmt("~ts (~b bytes)", [emqx_guard_render:size(S), S]) end) ++
+        opt(<<"SHA-256">>, sha256, F, fun text/1) ++
+        opt(<<"Duration">>, duration_ms, F, fun emqx_guard_render:duration_ms/1) ++
+        opt(<<"Last success">>, last_success, F, fun(_) -> when_text(last_success, F) end) ++
+        opt(<<"Expected by">>, deadline, F, fun(_) -> when_text(deadline, F) end) ++
+        opt(<<"Next backup">>, next_fire, F, fun(_) -> when_text(next_fire, F) end).
+
+%% @doc The command that restores the backup of a `backup_ok', else `undefined'.
+-spec restore(event(), facts()) -> binary() | undefined.
+restore(backup_ok, F) ->
+    case maps:get(path, F, maps:get(file, F, undefined)) of
+        undefined -> undefined;
+        P -> restore_command(P)
+    end;
+restore(_, _) ->
+    undefined.
 
 %% @doc The webhook's JSON document: `event', `summary' (the subject, for chat receivers that
 %% show one text field), `text' (the body) and every fact, instants both as UTC milliseconds
-%% (`*_ms') and as local ISO 8601 text with offset.
+%% (`*_ms') and as ISO 8601 text with the zone's offset. The run's start is `time', its error
+%% `reason' (the names this document always had).
 -spec webhook(event(), facts()) -> binary().
-webhook(Event, F) ->
+webhook(Event, F0) ->
+    F = json_names(F0),
     Times = maps:from_list(
         lists:append([
-            [
-                {atom_to_binary(K), local_time(V, offset(K, F), <<"T">>)},
-                {<<(atom_to_binary(K))/binary, "_ms">>, V}
-            ]
+            [{atom_to_binary(K), emqx_guard_render:iso8601(V, offset(K, F))}, {<<(atom_to_binary(K))/binary, "_ms">>, V}]
          || K <- [time, next_fire, last_success, deadline],
             V <- [maps:get(K, F, undefined)],
             is_integer(V)
@@ -106,29 +120,23 @@ webhook(Event, F) ->
     Plain = maps:from_list([
         {atom_to_binary(K), json_value(maps:get(K, F))}
      || K <- [file, path, size, sha256, duration_ms, reason, zone, trigger],
-        maps:is_key(K, F),
-        maps:get(K, F) =/= undefined
+        maps:get(K, F, undefined) =/= undefined
     ]),
     Kept =
         case maps:get(kept, F, undefined) of
             L when is_list(L) ->
-                #{
-                    <<"kept">> => [
-                        #{
-                            <<"name">> => maps:get(name, B, null),
-                            <<"size">> => maps:get(size, B, null),
-                            <<"mtime_ms">> => maps:get(mtime, B, null)
-                        }
-                     || B <- L
-                    ]
-                };
+                #{<<"kept">> => [
+                    #{<<"name">> => maps:get(name, B, null), <<"size">> => maps:get(size, B, null),
+                        <<"mtime_ms">> => maps:get(mtime, B, null)}
+                 || B <- L
+                ]};
             _ ->
                 #{}
         end,
     Restore =
-        case {Event, maps:get(path, F, maps:get(file, F, undefined))} of
-            {backup_ok, P} when P =/= undefined -> #{<<"restore_command">> => restore_command(P)};
-            _ -> #{}
+        case restore(Event, F) of
+            undefined -> #{};
+            Command -> #{<<"restore_command">> => Command}
         end,
     Doc = lists:foldl(fun maps:merge/2, #{}, [
         Plain,
@@ -139,8 +147,8 @@ webhook(Event, F) ->
             <<"source">> => <<"emqx_guard">>,
             <<"event">> => atom_to_binary(Event),
             <<"node">> => node_text(F),
-            <<"summary">> => subject(Event, F),
-            <<"text">> => body(Event, F)
+            <<"summary">> => subject(Event, F0),
+            <<"text">> => body(Event, F0)
         }
     ]),
     emqx_guard_json:encode(Doc).
@@ -150,40 +158,50 @@ webhook(Event, F) ->
 restore_command(Path) ->
     iolist_to_binary(["emqx_ctl data import ", text(Path)]).
 
-%% @doc Bytes in binary units, one decimal from KiB on: `512 B', `1.5 MiB'.
--spec human_size(non_neg_integer()) -> binary().
-human_size(N) when N < 1024 ->
-    fmt("~b B", [N]);
-human_size(N) ->
-    human_size(N / 1024, ["KiB", "MiB", "GiB", "TiB"]).
-
-human_size(X, [U]) ->
-    fmt("~.1f ~ts", [X, U]);
-human_size(X, [U | _]) when X < 1024 ->
-    fmt("~.1f ~ts", [X, U]);
-human_size(X, [_ | Us]) ->
-    human_size(X / 1024, Us).
-
-%% @doc An instant as local ISO 8601 text with the offset, seconds precision:
-%% `2024-05-05 12:00:03+02:00' (Sep `<<" ">>') or `2024-05-05T12:00:03+02:00' (Sep `<<"T">>').
--spec local_time(integer(), integer(), binary()) -> binary().
-local_time(UnixMs, OffsetSecs, Sep) ->
-    Secs = UnixMs div 1000 + OffsetSecs,
-    {{Y, Mo, D}, {H, Mi, S}} = calendar:gregorian_seconds_to_datetime(Secs + 62167219200),
-    Sign =
-        case OffsetSecs < 0 of
-            true -> $-;
-            false -> $+
-        end,
-    Abs = abs(OffsetSecs),
-    fmt("~4..0b-~2..0b-~2..0b~ts~2..0b:~2..0b:~2..0b~c~2..0b:~2..0b", [
-        Y, Mo, D, Sep, H, Mi, S, Sign, Abs div 3600, (Abs rem 3600) div 60
-    ]).
+%% @doc Text cut to at most MaxBytes of UTF-8 (never inside a character), its end replaced by a
+%% marker saying so; text that fits is returned as it is.
+-spec cut(binary(), pos_integer()) -> binary().
+cut(Text, MaxBytes) when byte_size(Text) =< MaxBytes ->
+    Text;
+cut(Text, MaxBytes) ->
+    Keep = max(0, MaxBytes - byte_size(?CUT_MARK)),
+    <<(whole_chars(binary:part(Text, 0, Keep)))/binary, ?CUT_MARK/binary>>.
 
 %%--------------------------------------------------------------------------------------------
 
+head(backup_ok) -> "emqx_guard: the backup succeeded.";
+head(backup_failed) -> "emqx_guard: the backup FAILED. Earlier backups are kept.";
+head(dead_man) -> "emqx_guard: no backup has succeeded for more than two schedule periods.";
+head(test) -> "emqx_guard: this is a test message; notifications reach you.".
+
+%% The outcome's names as the webhook document has always called them.
+json_names(F) ->
+    F1 =
+        case maps:take(started_at, F) of
+            {T, Rest} -> Rest#{time => T, offsets => rename(started_at, time, maps:get(offsets, F, #{}))};
+            error -> F
+        end,
+    case maps:take(error, F1) of
+        {E, Rest1} -> Rest1#{reason => E};
+        error -> F1
+    end.
+
+rename(From, To, M) ->
+    case maps:take(From, M) of
+        {V, Rest} -> Rest#{To => V};
+        error -> M
+    end.
+
+%% Drops a trailing partial UTF-8 sequence.
+whole_chars(B) ->
+    case unicode:characters_to_binary(B) of
+        Good when is_binary(Good) -> Good;
+        {incomplete, Good, _} -> Good;
+        {error, Good, _} -> Good
+    end.
+
 when_text(Key, F) ->
-    T = local_time(maps:get(Key, F), offset(Key, F), <<" ">>),
+    T = emqx_guard_render:instant(maps:get(Key, F), offset(Key, F)),
     case maps:get(zone, F, undefined) of
         undefined -> T;
         Zone -> fmt("~ts (~ts)", [T, text(Zone)])
@@ -196,7 +214,7 @@ kept_line(B, F) ->
     Name = text(maps:get(name, B, <<"?">>)),
     Size =
         case maps:get(size, B, undefined) of
-            S when is_integer(S) -> human_size(S);
+            S when is_integer(S) -> emqx_guard_render:size(S);
             _ -> <<"?">>
         end,
     Mark =
@@ -211,36 +229,26 @@ node_text(F) ->
 
 size_text(F) ->
     case maps:get(size, F, undefined) of
-        S when is_integer(S) -> human_size(S);
+        S when is_integer(S) -> emqx_guard_render:size(S);
         _ -> <<"size unknown">>
     end.
 
 short_reason(F) ->
-    R = text(maps:get(reason, F, <<"unknown reason">>)),
+    R = text(maps:get(error, F, <<"unknown reason">>)),
     One = iolist_to_binary(lists:join(<<" ">>, string:lexemes(R, "\r\n"))),
     case string:length(One) > ?MAX_REASON of
         true -> <<(string:slice(One, 0, ?MAX_REASON - 3))/binary, "...">>;
         false -> One
     end.
 
-duration_text(Ms) when Ms < 1000 -> fmt("~b ms", [Ms]);
-duration_text(Ms) when Ms < 60000 -> fmt("~.1f s", [Ms / 1000]);
-duration_text(Ms) -> fmt("~b min ~b s", [Ms div 60000, (Ms rem 60000) div 1000]).
-
 %% Continuation lines of a multi-line value line up under its first line.
 indented(V) ->
-    iolist_to_binary(lists:join(<<"\n              ">>, string:split(text(V), "\n", all))).
+    iolist_to_binary(lists:join(<<"\n              ">>, string:split(V, "\n", all))).
 
-line(Label, Value) ->
-    fmt("~-13ts ~ts~n", [Label ++ ":", Value]).
-
-opt_line(Label, Key, F, Show) ->
-    opt_line(Label, Key, F, Show, []).
-
-opt_line(Label, Key, F, Show, Otherwise) ->
+opt(Label, Key, F, Show) ->
     case maps:get(Key, F, undefined) of
-        undefined -> Otherwise;
-        V -> [line(Label, Show(V))]
+        undefined -> [];
+        V -> [{Label, Show(V)}]
     end.
 
 json_value(V) when is_binary(V); is_integer(V); is_atom(V) -> V;

@@ -159,20 +159,28 @@ changed(Old, New) when is_map(Old) ->
 changed(_Old, New) ->
     New.
 
-%% @doc Validates Changes (as `validate_changes/1'), merges them into the settings in use and
-%% saves the result. Returns the settings before and after; on any error nothing changes.
+%% @doc Validates Changes (as `validate_changes/1'), merges them into the settings in use, checks
+%% the rules between keys (`emqx_guard_notify_config:check/1') and saves the result. Returns the
+%% settings before and after; on any error nothing changes. Every change (command line,
+%% dashboard, another node) comes through here.
 -spec change(map()) -> {ok, Old :: settings(), New :: settings()} | {error, binary()}.
 change(Changes) ->
     case validate_changes(Changes) of
         {ok, Valid} ->
             Old = get(),
             New = maps:merge(Old, Valid),
-            case save(New) of
-                ok -> {ok, Old, New};
+            case emqx_guard_notify_config:check(New) of
+                ok -> saved(Old, New);
                 {error, _} = Error -> Error
             end;
         {error, _} = Error ->
             Error
+    end.
+
+saved(Old, New) ->
+    case save(New) of
+        ok -> {ok, Old, New};
+        {error, _} = Error -> Error
     end.
 
 validate_cron(Text) ->

@@ -45,7 +45,11 @@ commands() ->
         {show, ["guard", "notify_on", "success=on"]},
         {show, ["guard", "notify_test"]},
         {show, ["guard", "notify_webhook", "https://hooks.example.com/services/T000/B000/XXXXXXXX"]},
-        {show, ["guard", "notify_webhook", "off"]}
+        {show, ["guard", "notify_webhook", "off"]},
+        {show, ["guard", "notify_slack", "url=https://hooks.slack.com/services/T000/B000/XXXXXXXX"]},
+        {show, ["guard", "notify_wecom", "url=http://wecom-relay.internal/cgi-bin/webhook/send?key=XXXXXXXX"]},
+        {show, ["guard", "notify_test", "matrix"]},
+        {show, ["guard", "notify_slack", "off"]}
     ].
 
 glob() -> ["bin", "data", "etc", "lib", "log", "releases"].

@@ -39,3 +39,19 @@ unencodable_test_() ->
         ?_assertError({json_unencodable, _}, emqx_guard_json:encode({a, b})),
         ?_assertError({json_unencodable, _}, emqx_guard_json:encode(<<255, 0>>))
     ].
+
+decode_test_() ->
+    D = fun emqx_guard_json:decode/1,
+    [
+        ?_assertEqual({ok, #{<<"errcode">> => 0, <<"errmsg">> => <<"ok">>}}, D(<<"{\"errcode\":0,\"errmsg\":\"ok\"}">>)),
+        ?_assertEqual({ok, #{<<"ok">> => false, <<"error">> => <<"channel_not_found">>}},
+            D(<<" {\"ok\": false, \"error\": \"channel_not_found\"} ">>)),
+        ?_assertEqual({ok, [1, -2.5, null, true, <<"a\"\n\x{e9}"/utf8>>, #{}]}, D(<<"[1,-2.5,null,true,\"a\\\"\\n\\u00e9\",{}]">>)),
+        ?_assertEqual({ok, <<"😀"/utf8>>}, D(<<"\"\\ud83d\\ude00\"">>)),
+        ?_assertEqual(error, D(<<"ok">>)),
+        ?_assertEqual(error, D(<<"{\"a\":1">>)),
+        ?_assertEqual(error, D(<<"{} x">>)),
+        %% what encode writes, decode reads back
+        ?_assertEqual({ok, #{<<"a">> => [1, <<"x">>, null], <<"b">> => #{<<"c">> => true}}},
+            D(emqx_guard_json:encode(#{a => [1, <<"x">>, undefined], b => #{c => true}})))
+    ].

@@ -8,7 +8,6 @@
 -include_lib("stdlib/include/assert.hrl").
 -include_lib("kernel/include/file.hrl").
 
--export([log/2]).
 -export([suite/0]).
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([
@@ -175,7 +174,8 @@ smtp_settings(Port, Tls, Extra) ->
 ok_facts(Config) ->
     Path = ?config(backup_path, Config),
     #{
-        time => 1767319445678,
+        result => ok,
+        started_at => 1767319445678,
         file => ?BACKUP_NAME,
         path => Path,
         size => 1536,
@@ -241,13 +241,13 @@ email_starttls_auth_backup_ok(Config) ->
      || Want <- [
             <<"Node:         ", Node/binary>>,
             %% 2026-01-02 02:04:05.678 UTC is 03:04:05 in Berlin (CET, +01:00)
-            <<"Time:         2026-01-02 03:04:05+01:00 (Europe/Berlin)">>,
+            <<"Time:         2026-01-02 03:04:05 +01:00 (Europe/Berlin)">>,
             <<"File:         ", Path/binary>>,
             <<"Size:         1.5 KiB (1536 bytes)">>,
             <<"SHA-256:      ", (maps:get(sha256, Facts))/binary>>,
             <<"Duration:     2.5 s">>,
             <<"Next backup:  ">>,
-            <<"12:00:00+0">>,
+            <<"12:00:00 +0">>,
             <<"Backups now kept (1):">>,
             <<"  ", ?BACKUP_NAME/binary, "  1.5 KiB  (this run)">>,
             <<"emqx_ctl data import ", Path/binary>>
@@ -262,10 +262,10 @@ email_implicit_tls_backup_failed(Config) ->
     %% no CA file: only a server certificate check that is switched off lets this through
     start_notify(smtp_settings(Port, <<"tls">>, #{notify_tls_verify => false}), #{}),
     ok = emqx_guard_notify:notify(backup_failed, #{
-        time => 1767319445678,
+        started_at => 1767319445678,
         duration_ms => 600000,
         trigger => scheduled,
-        reason => <<"export timed out after 10 min">>
+        error => <<"export timed out after 10 min">>
     }),
     M = message(Out, 1),
     Node = atom_to_binary(node()),
@@ -282,7 +282,7 @@ email_implicit_tls_backup_failed(Config) ->
 email_retries_after_deferral(Config) ->
     {P, Port, Out} = start_smtp(Config, ["--mode", "none", "--defer", "2"]),
     start_notify(smtp_settings(Port, <<"none">>, #{}), #{backoff_ms => [10, 10, 10]}),
-    ok = emqx_guard_notify:notify(backup_failed, #{reason => <<"disk full">>}),
+    ok = emqx_guard_notify:notify(backup_failed, #{error => <<"disk full">>}),
     M = message(Out, 1),
     ?assert(contains(maps:get(<<"subject">>, M), <<": disk full">>)),
     #{state := sent, attempts := 3} = final(email),
@@ -300,7 +300,7 @@ email_wrong_password_not_retried_and_never_shown(Config) ->
         #{}
     ),
     {ok, Handler} = capture_logs(),
-    ok = emqx_guard_notify:notify(backup_failed, #{reason => <<"boom">>}),
+    ok = emqx_guard_notify:notify(backup_failed, #{error => <<"boom">>}),
     #{state := failed, attempts := 1, error := Error} = final(email),
     ?assertMatch(<<"auth: ", _/binary>>, Error),
     ?assertEqual(0, messages(Out)),
@@ -315,7 +315,7 @@ email_untrusted_certificate_refused(Config) ->
     {P, Port, Out} = start_smtp(Config, ["--mode", "starttls"] ++ tls_args(Config)),
     %% verify on, and the test CA is not among the system's roots
     start_notify(smtp_settings(Port, <<"starttls">>, #{}), #{}),
-    ok = emqx_guard_notify:notify(backup_failed, #{reason => <<"boom">>}),
+    ok = emqx_guard_notify:notify(backup_failed, #{error => <<"boom">>}),
     #{state := failed, attempts := 1, error := Error} = final(email),
     ?assertMatch(<<"tls: ", _/binary>>, Error),
     ?assertEqual(0, messages(Out)),
@@ -324,7 +324,7 @@ email_untrusted_certificate_refused(Config) ->
 email_dead_server_gives_up_after_retries(_Config) ->
     Port = closed_port(),
     start_notify(smtp_settings(Port, <<"none">>, #{}), #{backoff_ms => [10, 10, 10]}),
-    ok = emqx_guard_notify:notify(backup_failed, #{reason => <<"boom">>}),
+    ok = emqx_guard_notify:notify(backup_failed, #{error => <<"boom">>}),
     #{state := failed, attempts := 4, error := Error} = final(email),
     ?assertMatch(<<"connect: ", _/binary>>, Error).
 
@@ -333,7 +333,7 @@ nothing_sent_unless_wanted(Config) ->
     %% notify_on_success is off by default: a success is not mailed, a failure is
     start_notify(smtp_settings(Port, <<"none">>, #{}), #{}),
     ok = emqx_guard_notify:notify(backup_ok, ok_facts(Config)),
-    ok = emqx_guard_notify:notify(backup_failed, #{reason => <<"second">>}),
+    ok = emqx_guard_notify:notify(backup_failed, #{error => <<"second">>}),
     M = message(Out, 1),
     ?assert(contains(maps:get(<<"subject">>, M), <<"FAILED">>)),
     #{event := backup_failed, state := sent} = final(email),
@@ -387,12 +387,12 @@ webhook_https_checks_the_certificate(Config) ->
     Base = maps:merge(base_settings(), #{notify_webhook_url => Url}),
     %% the test CA is not a system root: refused, and not retried
     start_notify(Base, #{}),
-    ok = emqx_guard_notify:notify(backup_failed, #{reason => <<"boom">>}),
+    ok = emqx_guard_notify:notify(backup_failed, #{error => <<"boom">>}),
     #{state := failed, attempts := 1} = final(webhook),
     stop_notify(),
     %% with the CA file it goes through, certificate and host checked
     start_notify(Base#{notify_ca_file => list_to_binary(?config(ca_file, Config))}, #{}),
-    ok = emqx_guard_notify:notify(backup_failed, #{reason => <<"boom">>}),
+    ok = emqx_guard_notify:notify(backup_failed, #{error => <<"boom">>}),
     #{state := sent, attempts := 1, answer := <<"HTTP 200 OK", _/binary>>} = final(webhook),
     Body = receive {https_body, Pid, B} -> B after 20000 -> error(no_https_request) end,
     ?assertEqual(<<"backup_failed">>, maps:get(<<"event">>, json_decode(Body))),
@@ -455,7 +455,7 @@ dead_man_warns_once(Config) ->
     ?assertEqual(1, messages(Out)),
     %% a success re-arms the watch and is persisted
     Now = erlang:system_time(millisecond),
-    ok = emqx_guard_notify:notify(backup_ok, (ok_facts(Config))#{time => Now}),
+    ok = emqx_guard_notify:notify(backup_ok, (ok_facts(Config))#{started_at => Now}),
     #{last_success := Now, dead_man_deadline := Deadline} = emqx_guard_notify:status(),
     ?assert(Deadline > Now),
     ?assertMatch({ok, #{last_success := Now}}, emqx_guard_store:read(StateFile)),
@@ -615,10 +615,10 @@ one_sender_per_channel_against_a_stalled_server(Config) ->
         smtp_settings(Port, <<"none">>, #{notify_on_success => true}),
         #{backoff_ms => [], timeout_ms => 60000, deadline_ms => 120000}
     ),
-    Failed = (ok_facts(Config))#{reason => <<"export failed">>},
+    Failed = (ok_facts(Config))#{error => <<"export failed">>},
     ok = emqx_guard_notify:notify(backup_failed, Failed),
     ok = emqx_guard_notify:notify(backup_ok, ok_facts(Config)),
-    ok = emqx_guard_notify:notify(backup_failed, Failed#{reason => <<"disk full">>}),
+    ok = emqx_guard_notify:notify(backup_failed, Failed#{error => <<"disk full">>}),
     ok = emqx_guard_notify:notify(backup_ok, ok_facts(Config)),
     ?assertMatch(
         #{email := #{event := backup_failed, state := sending}, queued := #{email := [backup_failed, backup_ok]}},
@@ -689,8 +689,7 @@ webhook_failure_log_shows_no_path(Config) ->
     ok = emqx_guard_notify:notify(backup_ok, ok_facts(Config)),
     #{state := failed} = final(webhook),
     _ = emqx_guard_notify:status(),
-    ok = logger:remove_handler(Id),
-    Reports = collect_reports([]),
+    Reports = emqx_guard_test_logs:reports(emqx_guard_test_logs:stop(Id)),
     Logs = iolist_to_binary([io_lib:format("~tp~n", [R]) || R <- Reports]),
     #{port := Port} = uri_string:parse(Url),
     Shown = unicode:characters_to_binary(["http://127.0.0.1:", integer_to_list(Port), "/…"]),
@@ -774,102 +773,16 @@ http_requests(Pid, N) ->
 %%--------------------------------------------------------------------------------------------
 
 capture_logs() ->
-    Id = list_to_atom("notify_capture_" ++ integer_to_list(erlang:unique_integer([positive]))),
-    Test = self(),
-    ok = logger:add_handler(Id, ?MODULE, #{level => all, config => #{test => Test}}),
-    {ok, Id}.
-
-%% logger handler callback: forward every event to the test process.
-log(Event, #{config := #{test := Test}}) ->
-    Test ! {logged, Event}.
+    emqx_guard_test_logs:start().
 
 logged(Id) ->
     _ = emqx_guard_notify:status(),
-    ok = logger:remove_handler(Id),
-    iolist_to_binary(collect_logs([])).
-
-collect_reports(Acc) ->
-    receive
-        {logged, #{msg := {report, R}}} when is_map(R) -> collect_reports([R | Acc]);
-        {logged, _} -> collect_reports(Acc)
-    after 0 -> lists:reverse(Acc)
-    end.
-
-collect_logs(Acc) ->
-    receive
-        {logged, #{msg := Msg}} -> collect_logs([io_lib:format("~tp~n", [Msg]) | Acc])
-    after 0 -> lists:reverse(Acc)
-    end.
+    emqx_guard_test_logs:text(emqx_guard_test_logs:stop(Id)).
 
 %%--------------------------------------------------------------------------------------------
-%% JSON decoding (tests only: enough of RFC 8259 for what the servers record)
+%% JSON decoding of what the servers recorded: emqx_guard_json's decoder (EUnit-tested on its own)
 %%--------------------------------------------------------------------------------------------
 
 json_decode(Bin) ->
-    {V, Rest} = jv(ws(Bin)),
-    <<>> = ws(Rest),
+    {ok, V} = emqx_guard_json:decode(Bin),
     V.
-
-ws(<<C, R/binary>>) when C =:= $\s; C =:= $\t; C =:= $\n; C =:= $\r -> ws(R);
-ws(B) -> B.
-
-jv(<<"{", R/binary>>) -> jobj(ws(R), #{});
-jv(<<"[", R/binary>>) -> jarr(ws(R), []);
-jv(<<"\"", R/binary>>) -> jstr(R, []);
-jv(<<"true", R/binary>>) -> {true, R};
-jv(<<"false", R/binary>>) -> {false, R};
-jv(<<"null", R/binary>>) -> {null, R};
-jv(B) -> jnum(B, []).
-
-jobj(<<"}", R/binary>>, M) -> {M, R};
-jobj(<<"\"", R/binary>>, M) ->
-    {K, R1} = jstr(R, []),
-    <<":", R2/binary>> = ws(R1),
-    {V, R3} = jv(ws(R2)),
-    case ws(R3) of
-        <<",", R4/binary>> -> jobj(ws(R4), M#{K => V});
-        <<"}", R4/binary>> -> {M#{K => V}, R4}
-    end.
-
-jarr(<<"]", R/binary>>, []) -> {[], R};
-jarr(B, Acc) ->
-    {V, R1} = jv(B),
-    case ws(R1) of
-        <<",", R2/binary>> -> jarr(ws(R2), [V | Acc]);
-        <<"]", R2/binary>> -> {lists:reverse([V | Acc]), R2}
-    end.
-
-jstr(<<"\"", R/binary>>, Acc) -> {unicode:characters_to_binary(lists:reverse(Acc)), R};
-jstr(<<"\\u", H:4/binary, R/binary>>, Acc) ->
-    C = binary_to_integer(H, 16),
-    case {C >= 16#D800 andalso C =< 16#DBFF, R} of
-        {true, <<"\\u", L:4/binary, R2/binary>>} ->
-            Lo = binary_to_integer(L, 16),
-            jstr(R2, [16#10000 + ((C - 16#D800) bsl 10) + (Lo - 16#DC00) | Acc]);
-        _ ->
-            jstr(R, [C | Acc])
-    end;
-jstr(<<"\\", E, R/binary>>, Acc) ->
-    C =
-        case E of
-            $n -> $\n;
-            $r -> $\r;
-            $t -> $\t;
-            $b -> $\b;
-            $f -> $\f;
-            _ -> E
-        end,
-    jstr(R, [C | Acc]);
-jstr(<<C/utf8, R/binary>>, Acc) ->
-    jstr(R, [C | Acc]).
-
-jnum(<<C, R/binary>>, Acc) when (C >= $0 andalso C =< $9); C =:= $-; C =:= $+; C =:= $.; C =:= $e; C =:= $E ->
-    jnum(R, [C | Acc]);
-jnum(R, Acc) ->
-    S = lists:reverse(Acc),
-    V =
-        case lists:any(fun(C) -> lists:member(C, ".eE") end, S) of
-            true -> list_to_float(S);
-            false -> list_to_integer(S)
-        end,
-    {V, R}.

@@ -7,8 +7,8 @@
 
 defaults_send_nothing_test() ->
     D = ?C:defaults(),
-    ?assertNot(?C:email_enabled(D)),
-    ?assertNot(?C:webhook_enabled(D)),
+    ?assertNot(emqx_guard_channel_email:enabled(D)),
+    ?assertNot(emqx_guard_channel_webhook:enabled(D)),
     ?assert(?C:wants(backup_failed, D)),
     ?assertNot(?C:wants(backup_ok, D)),
     ?assert(?C:wants(dead_man, D)),
@@ -17,9 +17,9 @@ defaults_send_nothing_test() ->
 
 email_needs_server_and_recipient_test() ->
     D = ?C:defaults(),
-    ?assertNot(?C:email_enabled(D#{notify_smtp_server => <<"smtp.example.com">>})),
-    ?assert(?C:email_enabled(D#{notify_smtp_server => <<"smtp.example.com">>, notify_to => [<<"a@b.c">>]})),
-    ?assert(?C:webhook_enabled(#{notify_webhook_url => <<"https://hooks.example.com/x">>})).
+    ?assertNot(emqx_guard_channel_email:enabled(D#{notify_smtp_server => <<"smtp.example.com">>})),
+    ?assert(emqx_guard_channel_email:enabled(D#{notify_smtp_server => <<"smtp.example.com">>, notify_to => [<<"a@b.c">>]})),
+    ?assert(emqx_guard_channel_webhook:enabled(#{notify_webhook_url => <<"https://hooks.example.com/x">>})).
 
 validate_test_() ->
     V = fun ?C:validate/2,
@@ -70,10 +70,10 @@ smtp_config_test() ->
             username => <<"ops">>,
             password => <<"pw">>
         },
-        ?C:smtp_config(S, 1000)
+        emqx_guard_channel_email:smtp_config(S, 1000)
     ),
     %% no user: no AUTH at all (the password is not even passed on)
-    ?assertNot(maps:is_key(password, ?C:smtp_config(S#{notify_smtp_user => <<>>}, 1000))).
+    ?assertNot(maps:is_key(password, emqx_guard_channel_email:smtp_config(S#{notify_smtp_user => <<>>}, 1000))).
 
 redacted_test() ->
     S = #{notify_smtp_password => <<"s3cret">>, notify_webhook_url => <<"https://bot:tok3n@hooks.example.com/x">>},
@@ -127,3 +127,52 @@ to_config_round_trip_test() ->
      || K <- ?C:keys()
     ]),
     ?assertEqual(S, Back).
+
+%% Every secret of the chat channels is hidden: tokens, signing secrets, URL paths and queries.
+chat_secrets_redacted_test() ->
+    S = (?C:defaults())#{
+        notify_slack_url => <<"https://hooks.slack.com/services/T1/B2/SlackHook-1">>,
+        notify_slack_token => <<"xoxb-Token-2">>,
+        notify_teams_url => <<"https://prod.westeurope.logic.azure.com/workflows/Teams-3?sig=Sig-4">>,
+        notify_feishu_url => <<"https://open.feishu.cn/open-apis/bot/v2/hook/Feishu-5">>,
+        notify_feishu_secret => <<"FeishuSecret-6">>,
+        notify_dingtalk_url => <<"https://oapi.dingtalk.com/robot/send?access_token=Ding-7">>,
+        notify_dingtalk_secret => <<"SECDing-8">>,
+        notify_wecom_url => <<"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=WeCom-9">>
+    },
+    Shown = io_lib:format("~tp~n~tp", [?C:redacted(S), ?C:redacted_term({st, [S]})]),
+    [?assertEqual(nomatch, string:find(Shown, Secret), Secret) || Secret <- ["SlackHook-1", "Token-2", "Teams-3", "Sig-4",
+        "Feishu-5", "FeishuSecret-6", "Ding-7", "SECDing-8", "WeCom-9"]],
+    ?assertEqual(<<"******">>, maps:get(notify_slack_token, ?C:redacted(S))),
+    ?assertEqual(<<"https://qyapi.weixin.qq.com/"/utf8, 16#2026/utf8>>, maps:get(notify_wecom_url, ?C:redacted(S))),
+    ?assertEqual(
+        [<<"token=******">>, <<"secret=******">>, <<"url=https://oapi.dingtalk.com/"/utf8, 16#2026/utf8>>,
+            <<"https://h.example.com/"/utf8, 16#2026/utf8>>, "channel=C1"],
+        ?C:redacted_args([<<"token=xoxb-1">>, <<"SECRET=s">>, <<"url=https://oapi.dingtalk.com/robot/send?access_token=x">>,
+            <<"https://h.example.com/p/Secret?access_token=y">>, "channel=C1"])
+    ).
+
+%% Chat URLs: https; plain http only to 127.0.0.1, ::1 or a host the operator listed.
+chat_url_rules_test_() ->
+    V = fun ?C:validate/2,
+    D = ?C:defaults(),
+    [
+        ?_assertEqual({ok, <<"https://oapi.dingtalk.com/robot/send?access_token=x">>},
+            V(notify_dingtalk_url, <<" https://oapi.dingtalk.com/robot/send?access_token=x ">>)),
+        ?_assertMatch({error, <<"notify_teams_url must be an https:// URL", _/binary>>}, V(notify_teams_url, <<"ftp://x.example/y">>)),
+        ?_assertEqual(ok, ?C:check(D#{notify_wecom_url => <<"http://127.0.0.1:8080/cgi-bin/webhook/send?key=k">>})),
+        ?_assertEqual(ok, ?C:check(D#{notify_wecom_url => <<"http://[::1]:8080/x">>})),
+        ?_assertEqual({error, <<"http://relay.internal/"/utf8, 16#2026/utf8,
+                " is plain http: use https, or list the host in notify_http_hosts">>},
+            ?C:check(D#{notify_wecom_url => <<"http://relay.internal/cgi-bin/webhook/send?key=k">>})),
+        ?_assertEqual(ok, ?C:check(D#{notify_wecom_url => <<"http://relay.internal/x">>, notify_http_hosts => [<<"relay.internal">>]})),
+        %% the generic webhook keeps accepting plain http anywhere, as it always did
+        ?_assertEqual(ok, ?C:check(D#{notify_webhook_url => <<"http://hooks.example.com/x">>})),
+        ?_assertMatch({error, <<"notify_slack_token needs notify_slack_channel", _/binary>>},
+            ?C:check(D#{notify_slack_token => <<"xoxb-1">>})),
+        ?_assertEqual({error, <<"notify_feishu_secret must not contain line breaks, tabs or other control characters">>},
+            V(notify_feishu_secret, <<"abc\ndef">>)),
+        ?_assertEqual({ok, [<<"13800000000">>, <<"+86-139">>]}, V(notify_dingtalk_at_mobiles, <<"13800000000, +86-139">>)),
+        ?_assertMatch({error, <<"notify_dingtalk_at_mobiles: \"bob\" is not a mobile number">>}, V(notify_dingtalk_at_mobiles, <<"bob">>)),
+        ?_assertMatch({error, <<"unknown setting notify_matrix_url">>}, V(notify_matrix_url, <<"https://x">>))
+    ].

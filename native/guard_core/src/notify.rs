@@ -219,18 +219,6 @@ impl NotifyError {
             NotifyError::Smtp(_) => "smtp",
         }
     }
-
-    /// True when trying again later can succeed (network trouble, timeouts, 4xx answers);
-    /// false for settings the operator has to fix.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            NotifyError::Connect { .. }
-                | NotifyError::Timeout { .. }
-                | NotifyError::Transient(_)
-                | NotifyError::Smtp(_)
-        )
-    }
 }
 
 /// Parses one address, `a@b.c` or `Name <a@b.c>`.
@@ -465,9 +453,10 @@ fn classify(cfg: &SmtpConfig, err: lettre::transport::smtp::Error) -> NotifyErro
 /// contract for what happens to a session that passes it.
 ///
 /// # Errors
-/// Config errors as [`validate`] (nothing sent), or the delivery error; see
-/// [`NotifyError::is_retryable`] for which are worth another try. A session that passes the
-/// deadline is [`NotifyError::Timeout`].
+/// Config errors as [`validate`] (nothing sent), or the delivery error, named by
+/// [`NotifyError::reason`]; which reasons are worth another try is the Erlang side's decision
+/// (`emqx_guard_channel_email:retryable/1`). A session that passes the deadline is
+/// [`NotifyError::Timeout`].
 pub fn send_mail(cfg: &SmtpConfig, subject: &str, body: &str) -> Result<Sent, NotifyError> {
     let parts = checked_parts(cfg)?;
     let message = build_from_parts(&parts, subject, body)?;
@@ -620,7 +609,6 @@ mod tests {
         };
         let e = send_mail(&cfg(port), "s", "b").unwrap_err();
         assert_eq!(e.reason(), "connect", "{e}");
-        assert!(e.is_retryable());
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
     }
 
@@ -695,14 +683,12 @@ mod tests {
         let (port, h) = scripted_server("451 4.3.0 try again later\r\n");
         let e = send_mail(&cfg(port), "s", "b").unwrap_err();
         assert_eq!(e.reason(), "transient", "{e}");
-        assert!(e.is_retryable());
         assert!(e.to_string().contains("try again later"), "{e}");
         drop(h);
 
         let (port, h) = scripted_server("554 5.7.1 no thanks\r\n");
         let e = send_mail(&cfg(port), "s", "b").unwrap_err();
         assert_eq!(e.reason(), "rejected", "{e}");
-        assert!(!e.is_retryable());
         drop(h);
     }
 
@@ -731,7 +717,6 @@ mod tests {
         c.timeout = Duration::from_millis(300);
         let e = send_mail(&c, "s", "b").unwrap_err();
         assert_eq!(e.reason(), "timeout", "{e}");
-        assert!(e.is_retryable());
         drop(h);
     }
 
@@ -769,7 +754,6 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         let e = result.unwrap_err();
         assert_eq!(e.reason(), "timeout", "{e}");
-        assert!(e.is_retryable());
         server.join().unwrap();
     }
 

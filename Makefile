@@ -1,17 +1,26 @@
 # emqx_guard build. `make` builds the plugin package, `make test` runs every test.
-# Both install the Erlang toolchain with apt when it is missing (they run as root on Debian 12).
+# Both install the Erlang toolchain with apt when it is missing (they run as root on Debian 12), and
+# the NIF's cross toolchain (cargo-zigbuild and zig from PyPI, the rustup target) with pip/rustup.
 
 SHELL := /bin/bash
 APP := emqx_guard
 # The version lives in one place: the vsn of erlang/emqx_guard.app.src.
 VSN := $(shell sed -n 's/.*{vsn, *"\([^"]*\)"}.*/\1/p' erlang/$(APP).app.src)
-NIF := priv/emqx_guard_nif.so
+# The NIF is built for every architecture EMQX ships packages for, against a glibc 2.17 baseline (EL7),
+# with cargo-zigbuild; priv/<arch>/emqx_guard_nif.so, <arch> as in erlang:system_info(system_architecture).
+NIF_ARCHS := x86_64 aarch64
+NIF_GLIBC := 2.17
+NIF_TARGETS := $(NIF_ARCHS:%=%-unknown-linux-gnu)
+NIFS := $(NIF_ARCHS:%=priv/%/emqx_guard_nif.so)
+ZIGLANG_VERSION := 0.17.1
+CARGO_ZIGBUILD_VERSION := 0.24.1
 ERLANG_PKGS := erlang-nox erlang-dev erlang-eunit erlang-common-test erlang-dialyzer rebar3
 CARGO ?= cargo
 REBAR ?= rebar3
 FUZZ_SECONDS ?= 600
 
-.PHONY: all package toolchain nif compile test test-deps rust-test erlang-test lint bench fuzz clean
+.PHONY: all package toolchain cross-toolchain nif compile test test-deps rust-test erlang-test test-arm64 \
+	arm64-root compat lint bench fuzz clean
 
 all: package
 
@@ -23,16 +32,25 @@ toolchain:
 	  apt-get install -y $(ERLANG_PKGS) || { apt-get update && apt-get install -y $(ERLANG_PKGS); }; \
 	fi
 
-nif:
-	$(CARGO) build --release --locked -p guard_nif
-	@mkdir -p priv
-	install -m 0644 target/release/libemqx_guard_nif.so $(NIF)
+# pip first (a pyenv or venv python3); Debian's own python3 needs --break-system-packages.
+cross-toolchain:
+	@python3 -c 'import ziglang' 2>/dev/null && command -v cargo-zigbuild >/dev/null || \
+	  python3 -m pip install ziglang==$(ZIGLANG_VERSION) cargo-zigbuild==$(CARGO_ZIGBUILD_VERSION) || \
+	  python3 -m pip install --break-system-packages ziglang==$(ZIGLANG_VERSION) cargo-zigbuild==$(CARGO_ZIGBUILD_VERSION)
+	@installed=$$(rustup target list --installed); for t in $(NIF_TARGETS); do \
+	  grep -qx "$$t" <<<"$$installed" || rustup target add "$$t"; done
+
+nif: cross-toolchain
+	$(CARGO) zigbuild --release --locked -p guard_nif $(NIF_TARGETS:%=--target %.$(NIF_GLIBC))
+	@rm -f priv/emqx_guard_nif.so
+	@for a in $(NIF_ARCHS); do \
+	  install -D -m 0644 target/$$a-unknown-linux-gnu/release/libemqx_guard_nif.so priv/$$a/emqx_guard_nif.so; done
 
 compile: toolchain nif
 	$(REBAR) compile
 
 package: compile
-	./scripts/package.sh $(VSN)
+	NIF_ARCHS="$(NIF_ARCHS)" NIF_GLIBC=$(NIF_GLIBC) ./scripts/package.sh $(VSN)
 
 rust-test:
 	$(CARGO) test --locked --workspace
@@ -49,12 +67,29 @@ test-deps:
 	    { apt-get update && apt-get install -y python3-aiosmtpd; }; }
 	@python3 -c 'import aiosmtpd'
 
-# The package suite installs the built package, so the package is built first.
-erlang-test: package test-deps
+# An arm64 Debian 12 root (erlang-nox from apt, run under qemu-user-static) for the arm64 NIF check;
+# cached outside the repo, so only the first run downloads it.
+ARM64_ROOT ?= /var/cache/emqx_guard/arm64-bookworm
+arm64-root:
+	./scripts/arm64_root.sh $(ARM64_ROOT)
+
+# The package suite installs the built package, so the package is built first; the ELF suite reads
+# its libraries, the arm64 suite runs its arm64 library in the arm64 Erlang.
+erlang-test: package test-deps arm64-root
 	$(REBAR) eunit
-	EMQX_GUARD_PACKAGE=$(CURDIR)/_build/plugin/$(APP)-$(VSN).tar.gz $(REBAR) ct
+	EMQX_GUARD_PACKAGE=$(CURDIR)/_build/plugin/$(APP)-$(VSN).tar.gz EMQX_GUARD_ARM64_ROOT=$(ARM64_ROOT) $(REBAR) ct
 
 test: toolchain rust-test erlang-test
+
+# Only the arm64 check (and the static checks of the shipped libraries).
+test-arm64: package arm64-root
+	EMQX_GUARD_PACKAGE=$(CURDIR)/_build/plugin/$(APP)-$(VSN).tar.gz EMQX_GUARD_ARM64_ROOT=$(ARM64_ROOT) \
+	  $(REBAR) ct --suite test/emqx_guard_arm64_SUITE,test/emqx_guard_elf_SUITE
+
+# EUnit and Common Test with the package's own (OTP 25-built) beams on other OTP installations:
+#   make compat OTP_ROOTS="/opt/otp-26 /opt/otp-27"   (see docs/compat.md; not part of CI)
+compat: package test-deps
+	./scripts/compat.sh $(CURDIR)/_build/plugin/$(APP)-$(VSN).tar.gz $(OTP_ROOTS)
 
 lint: compile
 	$(REBAR) xref
@@ -68,4 +103,4 @@ fuzz:
 
 clean:
 	$(CARGO) clean
-	rm -rf _build $(NIF)
+	rm -rf _build priv/emqx_guard_nif.so $(NIFS)

@@ -102,7 +102,9 @@ usage(Lines) ->
 %%--------------------------------------------------------------------
 
 %% @doc EMQX's data directory (`emqx:data_dir()'); without it the `emqx' application's
-%% `data_dir' environment value, else `"data"' (relative to EMQX's working directory).
+%% `data_dir' environment value, else `"data"'. Always absolute: a relative one (a tarball
+%% install has `"data"') is resolved against EMQX's working directory, so every path the plugin
+%% shows or sends is one an operator can use anywhere.
 -spec data_dir() -> file:filename().
 data_dir() ->
     FromEmqx =
@@ -123,15 +125,17 @@ data_dir() ->
             false ->
                 undefined
         end,
-    case FromEmqx of
-        [_ | _] ->
-            FromEmqx;
-        _ ->
-            case application:get_env(emqx, data_dir) of
-                {ok, Dir} when is_list(Dir); is_binary(Dir) -> to_list(Dir);
-                _ -> "data"
-            end
-    end.
+    Dir =
+        case FromEmqx of
+            [_ | _] ->
+                FromEmqx;
+            _ ->
+                case application:get_env(emqx, data_dir) of
+                    {ok, EnvDir} when is_list(EnvDir); is_binary(EnvDir) -> to_list(EnvDir);
+                    _ -> "data"
+                end
+        end,
+    filename:absname(Dir).
 
 %% @doc Where EMQX writes its exports: `<data_dir>/backup'.
 -spec backup_dir() -> file:filename().
@@ -151,7 +155,8 @@ export_supported() ->
 %% linked to the caller (it dies with the caller) and monitored. Outcomes:
 %% <ul>
 %% <li>`{ok, #{filename := FullPath :: binary(), size := Bytes}}' (plus whatever else EMQX
-%%     reported, e.g. `created_at');</li>
+%%     reported, e.g. `created_at'); FullPath is absolute: a relative name (EMQX 5.3 with the
+%%     relative data_dir `"data"') is resolved against EMQX's working directory;</li>
 %% <li>`{error, {export_failed, Reason}}' when EMQX returned `{error, Reason}' (or anything that
 %%     is not `{ok, #{filename := _}}': then Reason is `{unexpected_return, Value}');</li>
 %% <li>`{error, {export_crashed, Class, Reason}}' when it raised;</li>
@@ -212,7 +217,7 @@ call_export() ->
 export_result({returned, {ok, #{filename := File} = Info}}) when
     is_binary(File); is_list(File)
 ->
-    Path = unicode:characters_to_binary(File),
+    Path = unicode:characters_to_binary(filename:absname(File)),
     Size =
         case Info of
             #{size := S} when is_integer(S), S >= 0 -> S;

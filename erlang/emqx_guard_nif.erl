@@ -1,4 +1,4 @@
-%% @doc Erlang face of the Rust core (`native/guard_nif`, built to `priv/emqx_guard_nif.so').
+%% @doc Erlang face of the Rust core (`native/guard_nif`, built to `priv/<Arch>/emqx_guard_nif.so').
 %%
 %% The contract is the table in docs/design.md:
 %% <ul>
@@ -13,10 +13,13 @@
 %% <li>a panic in Rust raises the error `nif_panicked' and the node carries on.</li>
 %% </ul>
 %%
-%% Loading: the library is looked for in `code:priv_dir(emqx_guard)' and then in `../priv' next to
-%% this module's beam (EMQX loads a plugin by adding its ebin to the code path). If it cannot be
-%% loaded the module still loads, and every function raises
-%% `error({nif_not_loaded, Path, Reason})' naming the file and the loader's reason.
+%% Loading: the package ships one library per architecture, `priv/<Arch>/emqx_guard_nif.so' with
+%% Arch the first part of `erlang:system_info(system_architecture)' (`x86_64', `aarch64'). It is
+%% looked for in `code:priv_dir(emqx_guard)' and then in `../priv' next to this module's beam (EMQX
+%% loads a plugin by adding its ebin to the code path). If it cannot be loaded (none for this
+%% architecture, or a broken one) the module still loads, and every function raises
+%% `error({nif_not_loaded, Path, Reason})' naming the file (so the architecture looked for) and
+%% the loader's reason.
 %% The library supports the BEAM's upgrade callback, so the module can be purged and reloaded
 %% in a running node (EMQX up to 5.8 reloads every beam of a plugin on restart).
 -module(emqx_guard_nif).
@@ -51,7 +54,7 @@
 ]).
 
 %% Exported for diagnostics and tests: where the library is looked for.
--export([library_path/0]).
+-export([library_path/0, architecture/0]).
 
 -on_load(init/0).
 
@@ -143,21 +146,30 @@ init() ->
         {error, Error} ->
             Reason = load_reason(Error),
             persistent_term:put(?LOAD_ERROR_KEY, {Path, Reason}),
-            ?LOG_ERROR(#{msg => emqx_guard_nif_not_loaded, path => Path, reason => Reason}),
+            ?LOG_ERROR(#{
+                msg => emqx_guard_nif_not_loaded, path => Path, architecture => architecture(), reason => Reason
+            }),
             ok
     end.
 
-%% @doc The file the library is loaded from: `emqx_guard_nif.so' in the first of
-%% `code:priv_dir(emqx_guard)' and `../priv' next to this module's beam that holds it, else in
-%% the first of them that exists at all.
+%% @doc The file the library is loaded from: `<Arch>/emqx_guard_nif.so' (see `architecture/0') in
+%% the first of `code:priv_dir(emqx_guard)' and `../priv' next to this module's beam that holds
+%% it, else in the first of them that exists at all.
 -spec library_path() -> file:filename().
 library_path() ->
-    Candidates = [filename:join(Dir, ?LIB ++ ".so") || Dir <- priv_dirs()],
+    Arch = architecture(),
+    Candidates = [filename:join([Dir, Arch, ?LIB ++ ".so"]) || Dir <- priv_dirs()],
     case [P || P <- Candidates, filelib:is_regular(P)] of
         [Found | _] -> Found;
         [] when Candidates =/= [] -> hd(Candidates);
-        [] -> filename:join("priv", ?LIB ++ ".so")
+        [] -> filename:join(["priv", Arch, ?LIB ++ ".so"])
     end.
+
+%% @doc The architecture the library is picked for: the part of
+%% `erlang:system_info(system_architecture)' before the first `-', e.g. `"x86_64"' or `"aarch64"'.
+-spec architecture() -> string().
+architecture() ->
+    hd(string:split(erlang:system_info(system_architecture), "-")).
 
 priv_dirs() ->
     AppPriv =

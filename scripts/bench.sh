@@ -18,8 +18,9 @@ ITERATIONS=${BENCH_ITERATIONS:-20000}
 CARGO=${CARGO:-cargo}
 
 EBIN=$ROOT/_build/default/lib/emqx_guard/ebin
-if [[ ! -f $EBIN/emqx_guard_nif.beam || ! -f $ROOT/priv/emqx_guard_nif.so ]]; then
-  echo "bench: build first (make compile): need $EBIN/emqx_guard_nif.beam and priv/emqx_guard_nif.so" >&2
+NIF_SO=$ROOT/priv/$(uname -m)/emqx_guard_nif.so
+if [[ ! -f $EBIN/emqx_guard_nif.beam || ! -f $NIF_SO ]]; then
+  echo "bench: build first (make compile): need $EBIN/emqx_guard_nif.beam and $NIF_SO" >&2
   exit 1
 fi
 

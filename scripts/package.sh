@@ -11,12 +11,17 @@
 #   emqx_guard-<vsn>/release.json
 #   emqx_guard-<vsn>/README.md
 #   emqx_guard-<vsn>/emqx_guard-<appvsn>/ebin/*.beam, emqx_guard.app
-#   emqx_guard-<vsn>/emqx_guard-<appvsn>/priv/emqx_guard_nif.so and the plugin config files
+#   emqx_guard-<vsn>/emqx_guard-<appvsn>/priv/<arch>/emqx_guard_nif.so for each of NIF_ARCHS
+#                                                (x86_64 aarch64), and the plugin config files
+#
+# Also _build/plugin/build_info.eterm: the OTP release and compiler version of the erl that built
+# it (the tests compare release.json and the packaged beams with it; not part of the package).
 #
 # The archive is reproducible: entries sorted by name, owner/group 0, modes normalized, mtimes set to
 # the last commit's time (or SOURCE_DATE_EPOCH), gzip without a name or time stamp.
 #
 # Usage: scripts/package.sh VSN   (VSN is the vsn of erlang/emqx_guard.app.src)
+# Environment: NIF_ARCHS (default "x86_64 aarch64"), NIF_GLIBC (default 2.17; written to release.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +38,11 @@ NAME_VSN=$APP-$VSN
 
 [[ -f $EBIN/$APP.app ]] || die "$EBIN/$APP.app not found: run rebar3 compile first"
 [[ -d $PRIV ]] || PRIV=priv
-[[ -f $PRIV/emqx_guard_nif.so ]] || die "$PRIV/emqx_guard_nif.so not found: run make nif first"
+NIF_ARCHS=${NIF_ARCHS:-x86_64 aarch64}
+NIF_GLIBC=${NIF_GLIBC:-2.17}
+for arch in $NIF_ARCHS; do
+  [[ -f $PRIV/$arch/emqx_guard_nif.so ]] || die "$PRIV/$arch/emqx_guard_nif.so not found: run make nif first"
+done
 APPVSN=$(sed -n 's/.*{vsn, *"\([^"]*\)"}.*/\1/p' "$EBIN/$APP.app")
 [[ $APPVSN == "$VSN" ]] || die "version $VSN differs from $EBIN/$APP.app's vsn '$APPVSN' (stale build?)"
 [[ $APP != *-* ]] || die "the plugin name must not contain '-' (EMQX splits name and version there)"
@@ -64,10 +73,14 @@ APPDIR=$TOP/$APP-$APPVSN
 mkdir -p "$APPDIR/ebin" "$APPDIR/priv"
 
 cp "$EBIN"/*.beam "$EBIN/$APP.app" "$APPDIR/ebin/"
-cp -RL "$PRIV"/. "$APPDIR/priv/"
+# priv/: the plugin's files and the libraries of NIF_ARCHS (nothing else, e.g. no stale library)
+find -L "$PRIV" -maxdepth 1 -type f ! -name '*.so' -exec cp -L {} "$APPDIR/priv/" \;
+for arch in $NIF_ARCHS; do
+  install -D -m 0644 "$PRIV/$arch/emqx_guard_nif.so" "$APPDIR/priv/$arch/emqx_guard_nif.so"
+done
 [[ -f README.md ]] && cp README.md "$TOP/README.md"
 escript scripts/release_json.escript "$TOP/release.json" "$EBIN/$APP.app" "$VSN" "$APPDIR/priv" \
-  "$GIT_REF" "$DATE" "$REPO"
+  "$GIT_REF" "$DATE" "$REPO" "$NIF_GLIBC" "$OUT/build_info.eterm"
 
 bad=$(find "$TOP" ! -type f ! -type d)
 [[ -z $bad ]] || die "not a plain file or directory: $bad"

@@ -5,7 +5,7 @@
 %% Writes the release.json of the emqx_guard plugin package (the file EMQX's plugin
 %% manager and dashboard read), with the fields emqx_plugrel 0.5 writes (metadata_vsn 0.2.0).
 %%
-%% Usage: release_json.escript OUT_FILE APP_FILE REL_VSN PRIV_DIR GIT_REF DATE REPO
+%% Usage: release_json.escript OUT_FILE APP_FILE REL_VSN PRIV_DIR GIT_REF DATE REPO GLIBC BUILD_INFO
 %%   OUT_FILE  where to write release.json
 %%   APP_FILE  the compiled .app (its vsn and description are used)
 %%   REL_VSN   the package version (must equal the app's vsn: the version lives in one place)
@@ -13,7 +13,11 @@
 %%   GIT_REF   `git rev-parse HEAD`, or "unknown" outside git
 %%   DATE      the commit date (YYYY-MM-DD) or, outside git, the build date
 %%   REPO      the project's repository URL
+%%   GLIBC     the oldest glibc the NIF libraries load on (their build baseline, e.g. 2.17)
+%%   BUILD_INFO  where to write the build's OTP release and compiler version (an Erlang term file)
 %% built_on_otp_release is the OTP release of the erl running this script (the build's OTP).
+%% compatibility names EMQX, and the OS, architectures (one per PRIV_DIR/<arch>/emqx_guard_nif.so)
+%% and glibc the native library needs.
 %% Keys are written in a fixed order, so the same inputs give the same bytes.
 -mode(compile).
 
@@ -25,9 +29,14 @@
 -define(COMPATIBILITY, <<">= 5.1.0">>).
 -define(METADATA_VSN, <<"0.2.0">>).
 
-main([OutFile, AppFile, RelVsn, PrivDir, GitRef, Date, Repo]) ->
+main([OutFile, AppFile, RelVsn, PrivDir, GitRef, Date, Repo, Glibc, BuildInfo]) ->
     try
         {App, AppVsn, Description} = read_app(AppFile),
+        Archs = lists:sort([
+            filename:basename(filename:dirname(F))
+         || F <- filelib:wildcard(filename:join([PrivDir, "*", "emqx_guard_nif.so"]))
+        ]),
+        Archs =/= [] orelse fail("no ~ts/<arch>/emqx_guard_nif.so", [PrivDir]),
         RelVsn =:= AppVsn orelse
             fail("package version ~s differs from the compiled app's vsn ~s (stale build?)",
                  [RelVsn, AppVsn]),
@@ -40,14 +49,24 @@ main([OutFile, AppFile, RelVsn, PrivDir, GitRef, Date, Repo]) ->
             {builder, [{name, ?BUILDER_NAME}, {contact, ?BUILDER_CONTACT}, {website, bin(Repo)}]},
             {repo, bin(Repo)},
             {functionality, ?FUNCTIONALITY},
-            {compatibility, [{emqx, ?COMPATIBILITY}]},
+            {compatibility, [
+                {emqx, ?COMPATIBILITY},
+                {os, <<"linux">>},
+                {arch, bin(lists:join(", ", Archs))},
+                {glibc, bin([">= ", Glibc])}
+            ]},
             {git_ref, bin(GitRef)},
             {git_commit_or_build_date, bin(Date)},
             {metadata_vsn, ?METADATA_VSN},
             {built_on_otp_release, bin(erlang:system_info(otp_release))},
             {with_config_schema, filelib:is_regular(filename:join(PrivDir, "config_schema.avsc"))}
         ],
-        ok = file:write_file(OutFile, [encode(Info, 0), $\n])
+        ok = file:write_file(OutFile, [encode(Info, 0), $\n]),
+        ok = application:load(compiler),
+        {ok, CompilerVsn} = application:get_key(compiler, vsn),
+        ok = file:write_file(BuildInfo, io_lib:format("~p.~n~p.~n", [
+            {otp_release, erlang:system_info(otp_release)}, {compiler_vsn, CompilerVsn}
+        ]))
     catch
         throw:{fail, Msg} ->
             io:format(standard_error, "release_json: ~ts~n", [Msg]),
@@ -55,7 +74,7 @@ main([OutFile, AppFile, RelVsn, PrivDir, GitRef, Date, Repo]) ->
     end;
 main(_) ->
     io:format(standard_error,
-              "usage: release_json.escript OUT_FILE APP_FILE REL_VSN PRIV_DIR GIT_REF DATE REPO~n", []),
+              "usage: release_json.escript OUT_FILE APP_FILE REL_VSN PRIV_DIR GIT_REF DATE REPO GLIBC BUILD_INFO~n", []),
     halt(2).
 
 read_app(AppFile) ->

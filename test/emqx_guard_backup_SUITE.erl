@@ -82,7 +82,7 @@ groups() ->
 
 init_per_suite(Config) ->
     %% the NIF must answer, or every case here is meaningless
-    case catch emqx_guard_nif:list_backups(list_to_binary(?config(priv_dir, Config))) of
+    case try emqx_guard_nif:list_backups(list_to_binary(?config(priv_dir, Config))) catch C:R -> {C, R} end of
         {ok, _} -> Config;
         Other -> ct:fail({nif_not_usable, Other})
     end.

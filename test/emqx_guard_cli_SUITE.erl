@@ -23,6 +23,7 @@
     timezone_show_set_reject/1,
     catchup_show_set_reject/1,
     backup_now_prints_result/1,
+    relative_data_dir_shows_absolute_paths/1,
     backup_now_refused_while_running/1,
     backup_now_failure_modes/1,
     backup_list_newest_first/1,
@@ -60,6 +61,7 @@ all() ->
         timezone_show_set_reject,
         catchup_show_set_reject,
         backup_now_prints_result,
+        relative_data_dir_shows_absolute_paths,
         backup_now_refused_while_running,
         backup_now_failure_modes,
         backup_list_newest_first,
@@ -80,6 +82,16 @@ end_per_suite(_Config) ->
     emqx:reset(),
     ok.
 
+init_per_testcase(relative_data_dir_shows_absolute_paths = TC, Config) ->
+    %% as EMQX 5.3.2 run from its tarball install: data_dir is the relative "data", resolved
+    %% against the node's working directory
+    Config1 = emqx_guard_ct_helper:init_case(TC, Config),
+    {ok, Cwd} = file:get_cwd(),
+    ok = file:set_cwd(?config(data_dir, Config1)),
+    ok = emqx:set_data_dir("data"),
+    set_now(?T0),
+    start_app(fake_opts(#{})),
+    [{old_cwd, Cwd} | Config1];
 init_per_testcase(TC, Config) ->
     Config1 = emqx_guard_ct_helper:init_case(TC, Config),
     set_now(?T0),
@@ -90,7 +102,11 @@ init_per_testcase(TC, Config) ->
     end,
     Config1.
 
-end_per_testcase(_TC, _Config) ->
+end_per_testcase(_TC, Config) ->
+    case ?config(old_cwd, Config) of
+        undefined -> ok;
+        Cwd -> ok = file:set_cwd(Cwd)
+    end,
     emqx_guard_ct_helper:end_case().
 
 %%--------------------------------------------------------------------
@@ -259,6 +275,27 @@ backup_now_prints_result(_Config) ->
     ?assertEqual("  pruned: 0 old backup(s)", Pruned),
     {ok, #file_info{mode = Mode}} = file:read_file_info(Path),
     ?assertEqual(8#600, Mode band 8#777).
+
+%% The stand-ins answer as the real 5.3.2 node: a relative data_dir and a relative export name.
+%% What `guard backup_now' and `guard backup_status' print is the absolute path.
+relative_data_dir_shows_absolute_paths(Config) ->
+    ?assertEqual("data", emqx:data_dir()),
+    {ok, #{filename := RelName}} = emqx_mgmt_data_backup:export(),
+    ?assertEqual(relative, filename:pathtype(RelName)),
+    ok = file:delete(RelName),
+    Abs = filename:join(?config(data_dir, Config), "data"),
+    ?assertEqual(Abs, emqx_guard_emqx:data_dir()),
+    [Done, File | _] = ctl(["backup_now"]),
+    ?assertMatch("Backup done in " ++ _, Done),
+    [Name] = backups(),
+    Path = filename:join([Abs, "backup", Name]),
+    ?assert(filelib:is_regular(Path)),
+    ?assertEqual("  file: " ++ Path, File),
+    Status = ctl(["backup_status"]),
+    ct:pal("~p", [Status]),
+    ?assert(lists:any(fun(L) -> string:find(L, Path) =/= nomatch end, Status), Status),
+    %% no line shows a relative path
+    ?assertEqual([], [L || L <- Status ++ [File], string:find(L, " data/") =/= nomatch]).
 
 backup_now_refused_while_running(_Config) ->
     ok = emqx_mgmt_data_backup:set_mode({hang, 2000}),

@@ -143,7 +143,7 @@ non_binary_arguments_are_badarg(_Config) ->
     ?assertError(badarg, emqx_guard_nif:next_fires(<<"* * * * *">>, <<"UTC">>, 1.5, 1)),
     ?assertError(badarg, emqx_guard_nif:list_backups(dir)),
     ?assertError(badarg, emqx_guard_nif:prune(<<"/tmp">>, 1, nothing, false)),
-    ?assertError(badarg, emqx_guard_nif:prune(<<"/tmp">>, 1, undefined, maybe)),
+    ?assertError(badarg, emqx_guard_nif:prune(<<"/tmp">>, 1, undefined, 'maybe')),
     ?assertError(badarg, emqx_guard_nif:verify(42)).
 
 next_fires_utc_and_zone(_Config) ->
@@ -510,7 +510,7 @@ panic_becomes_error(_Config) ->
     %% Again from a fresh process, which survives to report its result.
     Self = self(),
     {Pid, Ref} = spawn_monitor(fun() ->
-        Self ! {caught, catch emqx_guard_nif:panic_probe()}
+        Self ! {caught, try emqx_guard_nif:panic_probe() catch error:R:St -> {'EXIT', {R, St}} end}
     end),
     receive
         {caught, Caught} -> ?assertMatch({'EXIT', {nif_panicked, _}}, Caught)
@@ -526,15 +526,21 @@ panic_becomes_error(_Config) ->
     Watcher ! stop.
 
 %% The module is loaded, from a copy of its beam, in a separate node (so this node's instance
-%% is untouched) whose ../priv holds a garbage library, and then no library at all.
+%% is untouched) whose ../priv/<arch> holds a garbage library, and then no library for this
+%% node's architecture at all (only one for another architecture).
 broken_or_missing_library(Config) ->
     Dir = ?config(dir, Config),
     Ebin = filename:join(Dir, "ebin"),
     Priv = filename:join(Dir, "priv"),
+    Arch = hd(string:split(erlang:system_info(system_architecture), "-")),
     ok = filelib:ensure_dir(filename:join(Ebin, "x")),
-    ok = filelib:ensure_dir(filename:join(Priv, "x")),
+    ok = filelib:ensure_dir(filename:join([Priv, Arch, "x"])),
     {ok, _} = file:copy(code:which(emqx_guard_nif), filename:join(Ebin, "emqx_guard_nif.beam")),
-    So = filename:join(Priv, "emqx_guard_nif.so"),
+    So = filename:join([Priv, Arch, "emqx_guard_nif.so"]),
+    %% a working library, but for another architecture, is never picked
+    Other = filename:join([Priv, "other-arch", "emqx_guard_nif.so"]),
+    ok = filelib:ensure_dir(Other),
+    {ok, _} = file:copy(emqx_guard_nif:library_path(), Other),
     write(So, <<"this is not an ELF shared object\n">>),
     %% ERL_LIBS cleared so that code:priv_dir(emqx_guard) cannot find the real library.
     {ok, Peer, _Node} = peer:start_link(#{
@@ -544,6 +550,8 @@ broken_or_missing_library(Config) ->
     }),
     try
         ?assertEqual({module, emqx_guard_nif}, peer:call(Peer, code, ensure_loaded, [emqx_guard_nif])),
+        ?assertEqual(Arch, peer:call(Peer, emqx_guard_nif, architecture, [])),
+        ?assertEqual(So, peer:call(Peer, emqx_guard_nif, library_path, [])),
         {error, {nif_not_loaded, Path1, Reason1}} = call_error(Peer, validate, [<<"* * * * *">>]),
         ?assertEqual(So, Path1),
         ?assertMatch({load_failed, _}, Reason1),
@@ -555,8 +563,10 @@ broken_or_missing_library(Config) ->
         true = peer:call(Peer, code, delete, [emqx_guard_nif]),
         {module, emqx_guard_nif} = peer:call(Peer, code, load_file, [emqx_guard_nif]),
         {error, {nif_not_loaded, Path2, {load_failed, Text2}}} = call_error(Peer, panic_probe, []),
+        %% the error names the file looked for, so the architecture
         ?assertEqual(So, Path2),
-        ?assertNotEqual(nomatch, string:find(Text2, "emqx_guard_nif"))
+        ?assertEqual(Arch, filename:basename(filename:dirname(Path2))),
+        ?assertNotEqual(nomatch, string:find(Text2, filename:join(Arch, "emqx_guard_nif")))
     after
         peer:stop(Peer)
     end.

@@ -43,6 +43,8 @@
 -define(START_LIMIT_MS, 10000).
 -define(RESTARTS, 10).
 -define(PROBE_CRON, <<"0 12 * * 0">>).
+%% The architectures the package ships a NIF for (priv/<arch>/emqx_guard_nif.so).
+-define(NIF_ARCHS, ["aarch64", "x86_64"]).
 
 -spec all() -> [atom()].
 all() ->
@@ -113,17 +115,19 @@ package_layout(Config) ->
         ?assertMatch({ok, {M, _}}, beam_lib:chunks(file_in(Rel, [AppDir, "ebin", atom_to_list(M) ++ ".beam"]), [exports]))
      || M <- Modules
     ],
-    %% priv: the NIF (an ELF shared object) and the plugin config files EMQX 5.7+ reads
-    Priv = lists:sort([F || {[D, "priv", F], _} <- Rel, D =:= AppDir]),
+    %% priv: the NIF for each architecture (an ELF shared object in priv/<arch>/) and the plugin
+    %% config files EMQX 5.7+ reads
+    Priv = lists:sort([filename:join(F) || {[D, "priv" | F], _} <- Rel, D =:= AppDir]),
     ct:pal("priv: ~p", [Priv]),
-    Required = ["config.hocon", "config_i18n.json", "config_schema.avsc", "emqx_guard_nif.so"],
+    Nifs = [filename:join(A, "emqx_guard_nif.so") || A <- ?NIF_ARCHS],
+    Required = ["config.hocon", "config_i18n.json", "config_schema.avsc" | Nifs],
     ?assertEqual([], Required -- Priv),
-    ?assertMatch(<<16#7f, "ELF", _/binary>>, file_in(Rel, [AppDir, "priv", "emqx_guard_nif.so"])),
+    [?assertMatch(<<16#7f, "ELF", _/binary>>, file_in(Rel, [AppDir, "priv" | filename:split(N)])) || N <- Nifs],
     ?assertMatch(#{}, json_decode(file_in(Rel, [AppDir, "priv", "config_i18n.json"]))),
     ?assertMatch(#{<<"type">> := _}, json_decode(file_in(Rel, [AppDir, "priv", "config_schema.avsc"]))),
     %% nothing else anywhere
     Known = [["release.json"], ["README.md"]] ++ [[AppDir, "ebin", F] || F <- Ebin] ++
-        [[AppDir, "priv", F] || F <- Priv],
+        [[AppDir, "priv" | filename:split(F)] || F <- Priv],
     ?assertEqual([], [P || {P, _} <- Rel] -- Known),
     ok.
 
@@ -182,10 +186,19 @@ release_json_fields(Config) ->
             <<"name">> := <<"emqx_guard">>,
             <<"rel_vsn">> := Vsn,
             <<"metadata_vsn">> := <<"0.2.0">>,
-            <<"compatibility">> := #{<<"emqx">> := <<">= 5.1.0">>}
+            <<"compatibility">> := #{
+                <<"emqx">> := <<">= 5.1.0">>,
+                <<"os">> := <<"linux">>,
+                <<"glibc">> := <<">= 2.17">>
+            }
         },
         Info
     ),
+    %% the architectures named are those with a library in the package
+    Shipped = lists:usort([A || {[_, "priv", A, "emqx_guard_nif.so"], _} <- Rel]),
+    ?assertEqual(?NIF_ARCHS, Shipped),
+    #{<<"compatibility">> := #{<<"arch">> := ArchText}} = Info,
+    ?assertEqual(Shipped, lists:sort(string:lexemes(binary_to_list(ArchText), ", "))),
     ?assertEqual([<<"emqx_guard-", AppVsn/binary>>], maps:get(<<"rel_apps">>, Info)),
     %% EMQX splits NAME-VSN at the first "-"
     ?assertEqual(nomatch, binary:match(maps:get(<<"name">>, Info), <<"-">>)),
@@ -202,10 +215,20 @@ release_json_fields(Config) ->
     ?assertMatch(
         {match, _}, re:run(maps:get(<<"git_commit_or_build_date">>, Info), "^\\d{4}-\\d{2}-\\d{2}$")
     ),
-    %% built on this machine's OTP (make test builds the package it tests)
-    ?assertEqual(
-        list_to_binary(erlang:system_info(otp_release)), maps:get(<<"built_on_otp_release">>, Info)
-    ),
+    %% the OTP the package was built on (not the one running this test: a compatibility run tests
+    %% the package on a newer OTP), as the build recorded it next to the package, whose compiler
+    %% is the one the packaged beams were compiled with
+    {ok, BuildInfo} = file:consult(filename:join(filename:dirname(?config(package, Config)), "build_info.eterm")),
+    {otp_release, BuiltOn} = lists:keyfind(otp_release, 1, BuildInfo),
+    {compiler_vsn, BuildCompiler} = lists:keyfind(compiler_vsn, 1, BuildInfo),
+    ?assertEqual(list_to_binary(BuiltOn), maps:get(<<"built_on_otp_release">>, Info)),
+    BeamCompilers = lists:usort([
+        proplists:get_value(version, CInfo)
+     || {N, B} <- files(Config),
+        filename:extension(N) =:= ".beam",
+        {ok, {_, [{compile_info, CInfo}]}} <- [beam_lib:chunks(B, [compile_info])]
+    ]),
+    ?assertEqual([BuildCompiler], BeamCompilers),
     HasSchema = lists:keymember(
         [binary_to_list(<<"emqx_guard-", AppVsn/binary>>), "priv", "config_schema.avsc"], 1, Rel
     ),
@@ -236,10 +259,15 @@ install_start_stop_like_emqx(Config) ->
     install(package_bin(Config), PluginsDir),
     AppDir = filename:join([PluginsDir, "emqx_guard-" ++ Vsn, "emqx_guard-" ++ AppVsn]),
     Ebin = filename:join(AppDir, "ebin"),
-    %% the NIF is a plain 0644 file, as EMQX leaves it
-    {ok, #file_info{type = regular, mode = NifMode}} =
-        file:read_link_info(filename:join([AppDir, "priv", "emqx_guard_nif.so"])),
-    ?assertEqual(0, NifMode band 8#111),
+    %% each NIF is a plain 0644 file, as EMQX leaves it
+    lists:foreach(
+        fun(Arch) ->
+            {ok, #file_info{type = regular, mode = NifMode}} =
+                file:read_link_info(filename:join([AppDir, "priv", Arch, "emqx_guard_nif.so"])),
+            ?assertEqual(0, NifMode band 8#111)
+        end,
+        ?NIF_ARCHS
+    ),
 
     StandinDir = filename:dirname(code:which(emqx_ctl)),
     Beams = lists:sort(filelib:wildcard(filename:join(Ebin, "*.beam"))),

@@ -374,7 +374,7 @@ stop_leaves_no_worker(_Config) ->
     ok = emqx_mgmt_data_backup:set_mode({hang, 60000}),
     start_app(fake_opts(#{})),
     Self = self(),
-    _ = spawn(fun() -> Self ! {run_now, catch emqx_guard_scheduler:run_now()} end),
+    _ = spawn(fun() -> Self ! {run_now, try emqx_guard_scheduler:run_now() catch C:R -> {'EXIT', {C, R}} end} end),
     wait_until(fun() -> maps:get(running, emqx_guard_scheduler:status()) =/= undefined end),
     wait_until(fun() -> emqx_mgmt_data_backup:last_export_pid() =/= undefined end),
     ExportPid = emqx_mgmt_data_backup:last_export_pid(),

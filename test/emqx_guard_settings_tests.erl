@@ -199,7 +199,7 @@ damaged_state_values_are_dropped_test_() ->
         DroppedRun(Good#{duration_ms => 1.5}),
         DroppedRun(maps:remove(trigger, Good)),
         DroppedRun(Good#{trigger => cron}),
-        DroppedRun(Good#{result => maybe}),
+        DroppedRun(Good#{result => 'maybe'}),
         DroppedRun(Good#{started_at => 99999999999999999999}),
         DroppedRun(Good#{started_at => -1}),
         DroppedRun(Good#{instant => 99999999999999999999}),

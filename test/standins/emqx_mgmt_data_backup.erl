@@ -148,7 +148,7 @@ run(Mode, Opts) ->
                 ok = erl_tar:close(Fd),
                 finish(Mode, Tar, Base)
             after
-                _ = (catch erl_tar:close(Fd)),
+                _ = try erl_tar:close(Fd) catch _:_ -> ok end,
                 _ = file:del_dir_r(Staging)
             end
     end.

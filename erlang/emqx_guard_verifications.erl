@@ -45,10 +45,8 @@ records() ->
     end.
 
 %% @doc Keeps Records (replacing older ones of the same names), drops the records of files that
-%% are gone, and saves the result.
+%% are gone (also when Records is empty), and saves what changed.
 -spec add([emqx_guard_nif:record()]) -> ok.
-add([]) ->
-    ok;
 add(Records) when is_list(Records) ->
     try
         gen_server:call(?SERVER, {add, Records}, ?CALL_TIMEOUT)

@@ -202,7 +202,7 @@ step(Name, Outcome, Deps) ->
     end.
 
 log(O = #{result := ok}) ->
-    ?LOG_INFO(maps:with([file, size, duration_ms, pruned, retention_read, warnings, trigger, instant], O#{msg => emqx_guard_backup_done}));
+    ?LOG_INFO((maps:with([file, size, duration_ms, pruned, retention_read, warnings, trigger, instant], O))#{msg => emqx_guard_backup_done});
 log(O = #{result := failed}) ->
     ?LOG_ERROR(maps:with([file, removed, error, duration_ms, trigger, instant], O#{msg => emqx_guard_backup_failed}));
 log(O = #{result := skipped}) ->

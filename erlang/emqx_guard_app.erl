@@ -2,7 +2,9 @@
 %%
 %% `start/2' starts the supervisor and registers the `guard' command; it does
 %% nothing slow (EMQX gives it 10 s). `stop/1' unregisters the command (the
-%% registration lives in emqx_ctl's table and would outlive us).
+%% registration lives in emqx_ctl's table and would outlive us) and cancels every background
+%% job of the core still running (e.g. a `guard backup_verify' typed just before the stop), so
+%% no thread of ours outlives the plugin.
 %%
 %% EMQX 5.7+ also calls, on every node, `on_config_changed/2' when the
 %% dashboard saves the plugin config, and (5.9+) `on_health_check/1'.
@@ -27,10 +29,15 @@ start(_Type, _Args) ->
             Error
     end.
 
-%% @doc Unregisters the `guard' command.
+%% @doc Unregisters the `guard' command and cancels the background jobs still running.
 -spec stop(term()) -> ok.
 stop(_State) ->
     _ = emqx_guard_emqx:unregister_command(),
+    case emqx_guard_core:cancel_all() of
+        {ok, 0} -> ok;
+        {ok, N} -> ?LOG_WARNING(#{msg => emqx_guard_jobs_cancelled, count => N, reason => plugin_stopping});
+        {error, _} -> ok
+    end,
     emqx_guard_settings:forget().
 
 %% @doc Validates the config the dashboard saved (binary keys) and applies the keys whose value

@@ -1,5 +1,12 @@
 %% @doc The backups on this node's disk (`<data_dir>/backup'): listing, making a new one
-%% private, removing what a failed export left behind, and retention.
+%% private, removing what a failed export left behind, checking them, and retention.
+%%
+%% Reading a backup (verification, hashing) runs as a background job of the core: a thread at
+%% the lowest OS priority, reading at most `backup_io_limit' bytes per second, that reports by
+%% message to the process that started it (which waits, `emqx_guard_core:await/2'). Retention,
+%% the listing and the plan trust the verification records (`emqx_guard_verifications') of files
+%% that did not change, read the others, and hand the new records back; `verify_all/2' reads every
+%% file regardless.
 %%
 %% Only files with EMQX export names (`emqx_guard_core:is_export_name/1', the rule kept in Rust)
 %% are ever touched; files uploaded through EMQX's API under other names, symlinks and
@@ -9,23 +16,33 @@
 -include_lib("kernel/include/file.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--export([names/0, list/1, make_private/1, snapshot/1, remove_partial/3, prune/3, plan/2]).
+-export([names/0, list/1, make_private/1, snapshot/1, remove_partial/3, prune/3, prune/5, plan/2]).
+-export([check/1, check/3, verify_all/2]).
 
--export_type([listed/0, snapshot/0, pruned/0]).
+-export_type([listed/0, snapshot/0, pruned/0, limit/0]).
+
+%% How long a job may take beyond reading at the limit (twice over): a bound, not an expectation.
+-define(BASE_MS, 600000).
 
 -type listed() :: #{
     name := binary(),
     path := binary(),
     size := non_neg_integer(),
     mtime := integer(),
-    verified := ok | {error, binary()}
+    verified := ok | {error, binary()},
+    %% when the verdict was reached (Unix ms); absent when no check reached one
+    checked_at => integer()
 }.
+%% Bytes per second a job reads at most (`backup_io_limit').
+-type limit() :: off | pos_integer().
 %% The export-named entries of the directory before an export, or `unknown'.
 -opaque snapshot() :: {ok, [string()]} | unknown.
 -type pruned() :: #{
     pruned := [binary()],
     prune_failed := [{binary(), binary()}],
-    prune_skipped := [{binary(), binary()}]
+    prune_skipped := [{binary(), binary()}],
+    %% bytes retention read (files it verified; trusted ones are not read)
+    retention_read := non_neg_integer()
 }.
 
 %% @doc The names of the exports in this node's backup directory, newest first (no check of
@@ -39,21 +56,70 @@ names() ->
         {error, Posix} -> {error, text("cannot list ~ts: ~ts", [Dir, file:format_error(Posix)])}
     end.
 
-%% @doc The exports in Dir, newest first, each verified. A directory that does not exist (no
-%% export has run yet) has none.
+%% @doc The exports in Dir, newest first, each with its verdict: from its record when the file did
+%% not change since, else verified now (and recorded). A directory that does not exist (no export
+%% has run yet) has none.
 -spec list(file:filename_all()) -> {ok, [listed()]} | {error, binary()}.
 list(Dir) ->
-    case unless_missing(Dir, fun() -> emqx_guard_core:list_backups(Dir) end, []) of
-        {ok, Backups} ->
-            {ok, [B#{verified => verified(Path)} || #{path := Path} = B <- Backups]};
+    Limit = limit(),
+    Listing = unless_missing(
+        Dir,
+        fun() -> job(fun(Opts) -> emqx_guard_core:list_verified_async(Dir, records(), Opts) end, Limit, bound(Dir, Limit, ?BASE_MS)) end,
+        #{backups => [], verified => []}
+    ),
+    case Listing of
+        {ok, #{backups := Backups, verified := New}} ->
+            ok = emqx_guard_verifications:add(New),
+            {ok, [listed(B) || B <- Backups]};
         {error, {_, Detail}} ->
             {error, Detail}
     end.
 
-verified(Path) ->
-    case emqx_guard_core:verify(Path) of
-        {ok, _} -> ok;
-        {error, {_, Detail}} -> {error, Detail}
+listed(B = #{verification := #{result := Result, verified_at := At}}) ->
+    (maps:without([verification], B))#{verified => verdict(Result), checked_at => At};
+listed(B = #{verification := {error, {_, Detail}}}) ->
+    (maps:without([verification], B))#{verified => {error, Detail}}.
+
+verdict(ok) -> ok;
+verdict({error, {_, Detail}}) -> {error, Detail}.
+
+%% @doc `check/3' with the `backup_io_limit' setting.
+-spec check(file:filename_all()) -> {ok, emqx_guard_nif:record()} | emqx_guard_core:error().
+check(Path) ->
+    check(Path, limit(), ?BASE_MS).
+
+%% @doc Reads Path in full (a background job at Limit, waiting BaseMs plus twice the time the
+%% limit needs): `{ok, Record}' with the verdict, good or bad (see its `result'), or
+%% `{error, {Reason, Detail}}' when the check reached none (the file is gone, cannot be read,
+%% changed while read, the core is not usable, no result in time). Records nothing.
+-spec check(file:filename_all(), limit(), pos_integer()) -> {ok, emqx_guard_nif:record()} | emqx_guard_core:error().
+check(Path, Limit, BaseMs) ->
+    Bytes = filelib:file_size(Path),
+    job(fun(Opts) -> emqx_guard_core:verify_async(Path, Opts) end, Limit, BaseMs + read_ms(Bytes, Limit)).
+
+%% @doc `guard backup_verify': reads every export in Dir (`all') or the one named, records
+%% ignored, and records what it found. Returns each file's name and verdict, newest first;
+%% `{error, not_found}' for a name that is not an export in Dir.
+-spec verify_all(file:filename_all(), all | binary()) ->
+    {ok, [{binary(), ok | {error, binary()}}]} | {error, not_found | binary()}.
+verify_all(Dir, Which) ->
+    case unless_missing(Dir, fun() -> emqx_guard_core:list_backups(Dir) end, []) of
+        {ok, Backups} ->
+            case [B || B = #{name := N} <- Backups, Which =:= all orelse N =:= Which] of
+                [] when Which =/= all -> {error, not_found};
+                Chosen -> {ok, [verify_one(B) || B <- Chosen]}
+            end;
+        {error, {_, Detail}} ->
+            {error, Detail}
+    end.
+
+verify_one(#{name := Name, path := Path}) ->
+    case check(Path, limit(), ?BASE_MS) of
+        {ok, Record = #{result := Result}} ->
+            ok = emqx_guard_verifications:add([Record]),
+            {Name, verdict(Result)};
+        {error, {_, Detail}} ->
+            {Name, {error, Detail}}
     end.
 
 %% @doc Makes a new backup readable by EMQX's user only (mode 0600): backups hold password hashes
@@ -133,14 +199,25 @@ remove_entry(Dir, Name) ->
             false
     end.
 
-%% @doc Retention: keeps the newest Keep exports in Dir that verify, never Protect (the new
-%% backup, counted as one of them), and deletes every export older than the oldest kept one.
-%% Newer exports that do not verify are neither counted nor deleted (`prune_skipped'). Failed
-%% deletes and skipped files are logged. `{error, Line}' when the directory cannot be pruned.
+%% @doc Retention with the `backup_io_limit' setting: `prune/5'.
 -spec prune(file:filename_all(), pos_integer(), binary() | undefined) -> {ok, pruned()} | {error, binary()}.
 prune(Dir, Keep, Protect) ->
-    case emqx_guard_core:prune(Dir, Keep, Protect, false) of
-        {ok, #{deleted := Deleted, failed := Failed, skipped_unverified := Skipped}} ->
+    prune(Dir, Keep, Protect, limit(), ?BASE_MS).
+
+%% @doc Retention: keeps the newest Keep exports in Dir that verify, never Protect (the new
+%% backup, counted as one of them), and deletes every export older than the oldest kept one.
+%% Newer exports that do not verify are neither counted nor deleted (`prune_skipped'). A file
+%% with a record that still matches it is not read; the others are verified (a background job
+%% at Limit, bounded by BaseMs plus twice the time the limit needs) and recorded. Failed deletes
+%% and skipped files are logged. `{error, Line}' when the directory cannot be pruned (then
+%% nothing was deleted).
+-spec prune(file:filename_all(), pos_integer(), binary() | undefined, limit(), pos_integer()) ->
+    {ok, pruned()} | {error, binary()}.
+prune(Dir, Keep, Protect, Limit, BaseMs) ->
+    Start = fun(Opts) -> emqx_guard_core:prune_async(Dir, Keep, Protect, false, records(), Opts) end,
+    case job(Start, Limit, bound(Dir, Limit, BaseMs)) of
+        {ok, #{deleted := Deleted, failed := Failed, skipped_unverified := Skipped, verified := New, bytes_read := Read}} ->
+            ok = emqx_guard_verifications:add(New),
             FailedPairs = [{N, E} || #{name := N, error := E} <- Failed],
             SkippedPairs = [{N, E} || #{name := N, error := E} <- Skipped],
             lists:foreach(fun(#{name := N}) -> ?LOG_INFO(#{msg => emqx_guard_backup_pruned, file => N}) end, Deleted),
@@ -152,7 +229,12 @@ prune(Dir, Keep, Protect) ->
                 fun({N, E}) -> ?LOG_WARNING(#{msg => emqx_guard_backup_unverified_kept, file => N, error => E}) end,
                 SkippedPairs
             ),
-            {ok, #{pruned => [N || #{name := N} <- Deleted], prune_failed => FailedPairs, prune_skipped => SkippedPairs}};
+            {ok, #{
+                pruned => [N || #{name := N} <- Deleted],
+                prune_failed => FailedPairs,
+                prune_skipped => SkippedPairs,
+                retention_read => Read
+            }};
         {error, {_Reason, Detail}} ->
             ?LOG_WARNING(#{msg => emqx_guard_backup_prune_failed, dir => bin(Dir), error => Detail}),
             {error, Detail}
@@ -165,13 +247,52 @@ prune(Dir, Keep, Protect) ->
     {ok, #{delete := [emqx_guard_nif:backup()], skipped_unverified := [emqx_guard_nif:failed_backup()]}}
     | {error, binary()}.
 plan(Dir, Keep) ->
-    Nothing = #{deleted => [], skipped_unverified => []},
-    case unless_missing(Dir, fun() -> emqx_guard_core:prune(Dir, Keep, undefined, true) end, Nothing) of
-        {ok, #{deleted := Would, skipped_unverified := Skipped}} ->
+    Nothing = #{deleted => [], skipped_unverified => [], verified => []},
+    Limit = limit(),
+    Start = fun(Opts) -> emqx_guard_core:prune_async(Dir, Keep, undefined, true, records(), Opts) end,
+    case unless_missing(Dir, fun() -> job(Start, Limit, bound(Dir, Limit, ?BASE_MS)) end, Nothing) of
+        {ok, #{deleted := Would, skipped_unverified := Skipped, verified := New}} ->
+            ok = emqx_guard_verifications:add(New),
             {ok, #{delete => Would, skipped_unverified => Skipped}};
         {error, {_, Detail}} ->
             {error, Detail}
     end.
+
+%%--------------------------------------------------------------------------------------------
+%% Background jobs
+%%--------------------------------------------------------------------------------------------
+
+%% Starts a job with the limit and waits for its result at most TimeoutMs.
+job(Start, Limit, TimeoutMs) ->
+    Opts =
+        case Limit of
+            off -> #{};
+            Bps -> #{io_limit => Bps}
+        end,
+    case Start(Opts) of
+        {ok, Job} -> emqx_guard_core:await(Job, TimeoutMs);
+        {error, _} = Error -> Error
+    end.
+
+%% BaseMs plus twice the time reading every export in Dir takes at Limit.
+bound(_Dir, off, BaseMs) ->
+    BaseMs;
+bound(Dir, Limit, BaseMs) ->
+    Bytes =
+        case emqx_guard_core:list_backups(Dir) of
+            {ok, Backups} -> lists:sum([S || #{size := S} <- Backups]);
+            {error, _} -> 0
+        end,
+    BaseMs + read_ms(Bytes, Limit).
+
+read_ms(_Bytes, off) -> 0;
+read_ms(Bytes, Limit) -> 2 * Bytes * 1000 div Limit.
+
+limit() ->
+    maps:get(backup_io_limit, emqx_guard_settings:get(), off).
+
+records() ->
+    emqx_guard_verifications:records().
 
 %% A backup directory that does not exist yet (no export ran) holds nothing.
 unless_missing(Dir, Call, Empty) ->

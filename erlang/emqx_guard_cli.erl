@@ -10,9 +10,6 @@
 
 -export([cmd/1, usage_lines/0, looks_glob_expanded/1]).
 
-%% How recently a file that does not verify must have been written to count as the one a running
-%% backup is still writing.
--define(WRITING_WINDOW_MS, 60000).
 -define(PREVIEW_FIRES, 3).
 
 %% @doc The callback registered with emqx_ctl: `Args' is the list of charlists
@@ -52,11 +49,11 @@ usage_lines() ->
         {"guard backup_keep [<n>]", "Show or set how many backups to keep (1-1000, default 5)"},
         {"guard backup_timezone [<zone>]", "Show or set the schedule's time zone (IANA name or local)"},
         {"guard backup_catchup [<duration>]", "Show or set how late a missed backup may still run at start (24h; 0 = off)"},
-        {"guard backup_now", "Run one backup now and print the result"},
-        {"guard backup_list", "List the backups, newest first, with size, time and verification"},
-        {"guard backup_status", "Show the schedule, next fire, last run and run counts"},
-        {"guard backup_prune --dry-run", "Show what retention would delete now"}
-    ] ++ emqx_guard_notify_cli:usage_lines().
+        {"guard backup_io_limit [<rate>]", "Show or set how fast backups are read back (e.g. 50MB/s; default off)"},
+        {"guard backup_now", "Run one backup now and print the result"}
+    ] ++ emqx_guard_backups_cli:usage_lines() ++
+        [{"guard backup_status", "Show the schedule, next fire, last run and run counts"}] ++
+        emqx_guard_notify_cli:usage_lines().
 
 %%--------------------------------------------------------------------
 %% Dispatch
@@ -74,15 +71,21 @@ dispatch(Args) when is_list(Args) ->
         [<<"backup_timezone">>, Zone] -> set(#{backup_timezone => Zone}, fun show_timezone/0);
         [<<"backup_catchup">>] -> show_catchup();
         [<<"backup_catchup">>, D] -> set(#{backup_catchup => D}, fun show_catchup/0);
+        [<<"backup_io_limit">>] -> show_io_limit();
+        [<<"backup_io_limit">>, Rate] -> set(#{backup_io_limit => Rate}, fun show_io_limit/0);
         [<<"backup_now">>] -> backup_now();
-        [<<"backup_list">>] -> backup_list();
         [<<"backup_status">>] -> backup_status();
-        [<<"backup_prune">>, <<"--dry-run">>] -> prune_dry_run();
         Other ->
-            %% guard notify* (emqx_guard_notify_cli)
-            case emqx_guard_notify_cli:cmd(Other) of
-                not_mine -> usage();
-                _ -> ok
+            %% guard backup_list|backup_verify|backup_prune (emqx_guard_backups_cli), notify*
+            %% (emqx_guard_notify_cli)
+            case emqx_guard_backups_cli:cmd(Other) of
+                not_mine ->
+                    case emqx_guard_notify_cli:cmd(Other) of
+                        not_mine -> usage();
+                        _ -> ok
+                    end;
+                _ ->
+                    ok
             end
     end;
 dispatch(_) ->
@@ -140,6 +143,12 @@ show_catchup() ->
     case Seconds of
         0 -> line(text("backup_catchup = \"~ts\" (off: missed backups are not run at start)", [Text]));
         _ -> line(text("backup_catchup = \"~ts\"", [Text]))
+    end.
+
+show_io_limit() ->
+    case maps:get(backup_io_limit, emqx_guard_settings:get()) of
+        off -> line("backup_io_limit = \"off\" (verification reads at full speed, at the lowest CPU priority)");
+        Rate -> line(text("backup_io_limit = \"~ts\"", [emqx_guard_render:rate(Rate)]))
     end.
 
 %% Stores the change (validated, saved, the scheduler re-armed) and pushes it to the other
@@ -247,46 +256,6 @@ print_run_details(Run) ->
         Fields
     ).
 
-backup_list() ->
-    Dir = emqx_guard_emqx:backup_dir(),
-    #{backup_timezone := Zone} = emqx_guard_settings:get(),
-    case emqx_guard_backups:list(Dir) of
-        {ok, []} ->
-            line(text("No backups in ~ts", [Dir]));
-        {ok, Backups} ->
-            line(text("~B backup(s) in ~ts, newest first:", [length(Backups), Dir])),
-            Running = maps:get(running, emqx_guard_scheduler:status()),
-            lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, mark_in_progress(Running, Backups));
-        {error, Why} ->
-            error_line(Why)
-    end.
-
-%% While a backup runs, an export that does not verify yet and was written to within the last
-%% minute is the one EMQX is still writing: not a fault, and not worth an alarming line.
-mark_in_progress(undefined, Backups) ->
-    Backups;
-mark_in_progress(#{started_at := _}, Backups) ->
-    Recent = os:system_time(millisecond) - ?WRITING_WINDOW_MS,
-    [
-        case B of
-            #{verified := {error, _}, mtime := MTime} when MTime >= Recent -> B#{verified => in_progress};
-            _ -> B
-        end
-     || B <- Backups
-    ].
-
-backup_line(Zone, B = #{name := Name, size := Size, mtime := MTime}) ->
-    Columns = [Name, emqx_guard_render:size(Size), emqx_guard_render:in_zone(Zone, MTime)],
-    %% the dry-run listing of prune has no verification column
-    Verified =
-        case maps:get(verified, B, undefined) of
-            ok -> [<<"verified">>];
-            {error, Why} -> [text("NOT VERIFIED: ~ts", [Why])];
-            in_progress -> [<<"being written by the running backup">>];
-            undefined -> []
-        end,
-    iolist_to_binary(["  ", lists:join("  ", Columns ++ Verified)]).
-
 backup_status() ->
     Status = emqx_guard_scheduler:status(),
     #{settings := S = #{backup_cron := Cron, backup_timezone := Zone}} = Status,
@@ -345,33 +314,6 @@ print_last_run(Run = #{started_at := Started, duration_ms := Duration, result :=
         maps:get(trigger, Run, scheduled)
     ])),
     print_run_details(maps:without([sha256, pruned], Run)).
-
-prune_dry_run() ->
-    Dir = emqx_guard_emqx:backup_dir(),
-    #{backup_keep := Keep, backup_timezone := Zone} = emqx_guard_settings:get(),
-    case emqx_guard_backups:plan(Dir, Keep) of
-        {ok, #{delete := Doomed, skipped_unverified := Broken}} ->
-            case Doomed of
-                [] ->
-                    line(text("Nothing to delete: retention keeps the newest ~B backup(s) in ~ts", [Keep, Dir]));
-                _ ->
-                    line(text(
-                        "Retention (keep the newest ~B) would delete ~B backup(s) from ~ts (dry run, nothing deleted):",
-                        [Keep, length(Doomed), Dir]
-                    )),
-                    lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, Doomed)
-            end,
-            print_unverified(Zone, Broken);
-        {error, Why} ->
-            error_line(Why)
-    end.
-
-%% Newer exports that do not verify: retention neither counts nor deletes them.
-print_unverified(_Zone, []) ->
-    ok;
-print_unverified(Zone, Broken) ->
-    line(text("Not counted as backups and left in place (~B do not verify):", [length(Broken)])),
-    lists:foreach(fun(B = #{error := Why}) -> line(backup_line(Zone, B#{verified => {error, Why}})) end, Broken).
 
 error_line(Why) ->
     line(text("Error: ~ts", [Why])).

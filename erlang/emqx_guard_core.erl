@@ -30,6 +30,20 @@
     usable/0
 ]).
 
+%% Verification records and background jobs (see the contract table in docs/design.md).
+-export([
+    prune/5,
+    list_verified/2,
+    verify_async/2,
+    hash_async/2,
+    prune_async/6,
+    list_verified_async/3,
+    cancel/1,
+    cancel_all/0,
+    running_jobs/0,
+    await/2
+]).
+
 -type error() :: {error, {Reason :: atom(), Detail :: binary()}}.
 -export_type([error/0]).
 
@@ -69,6 +83,77 @@ verify(Path) -> guarded(fun() -> emqx_guard_nif:verify(bin(Path)) end).
 %% @doc `emqx_guard_nif:send_mail/3'.
 -spec send_mail(map(), binary(), binary()) -> {ok, binary()} | error().
 send_mail(Config, Subject, Body) -> guarded(fun() -> emqx_guard_nif:send_mail(Config, Subject, Body) end).
+
+%% @doc `emqx_guard_nif:prune/5'.
+-spec prune(file:filename_all(), integer(), file:filename_all() | undefined, boolean(), [emqx_guard_nif:record()]) ->
+    {ok, emqx_guard_nif:prune_report()} | error().
+prune(Dir, Keep, Protect, DryRun, Records) ->
+    guarded(fun() -> emqx_guard_nif:prune(bin(Dir), Keep, bin(Protect), DryRun, Records) end).
+
+%% @doc `emqx_guard_nif:list_verified/2'.
+-spec list_verified(file:filename_all(), [emqx_guard_nif:record()]) -> {ok, emqx_guard_nif:listing()} | error().
+list_verified(Dir, Records) -> guarded(fun() -> emqx_guard_nif:list_verified(bin(Dir), Records) end).
+
+%% @doc `emqx_guard_nif:verify_async/2': `{ok, Job}', then a message for `await/2'.
+-spec verify_async(file:filename_all(), emqx_guard_nif:opts()) -> {ok, emqx_guard_nif:job()} | error().
+verify_async(Path, Opts) -> guarded(fun() -> emqx_guard_nif:verify_async(bin(Path), Opts) end).
+
+%% @doc `emqx_guard_nif:hash_async/2'.
+-spec hash_async(file:filename_all(), emqx_guard_nif:opts()) -> {ok, emqx_guard_nif:job()} | error().
+hash_async(Path, Opts) -> guarded(fun() -> emqx_guard_nif:hash_async(bin(Path), Opts) end).
+
+%% @doc `emqx_guard_nif:prune_async/6'.
+-spec prune_async(file:filename_all(), integer(), file:filename_all() | undefined, boolean(),
+                  [emqx_guard_nif:record()], emqx_guard_nif:opts()) ->
+    {ok, emqx_guard_nif:job()} | error().
+prune_async(Dir, Keep, Protect, DryRun, Records, Opts) ->
+    guarded(fun() -> emqx_guard_nif:prune_async(bin(Dir), Keep, bin(Protect), DryRun, Records, Opts) end).
+
+%% @doc `emqx_guard_nif:list_verified_async/3'.
+-spec list_verified_async(file:filename_all(), [emqx_guard_nif:record()], emqx_guard_nif:opts()) ->
+    {ok, emqx_guard_nif:job()} | error().
+list_verified_async(Dir, Records, Opts) ->
+    guarded(fun() -> emqx_guard_nif:list_verified_async(bin(Dir), Records, Opts) end).
+
+%% @doc `emqx_guard_nif:cancel/1': `ok' (also for a finished job).
+-spec cancel(emqx_guard_nif:job()) -> ok | error().
+cancel(Job) ->
+    case guarded(fun() -> {ok, emqx_guard_nif:cancel(Job)} end) of
+        {ok, ok} -> ok;
+        {ok, Other} -> {error, {nif_failed, text("unexpected answer from cancel: ~0tP", [Other, 5])}};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc `emqx_guard_nif:cancel_all/0': how many jobs were cancelled.
+-spec cancel_all() -> {ok, non_neg_integer()} | error().
+cancel_all() -> guarded(fun() -> {ok, emqx_guard_nif:cancel_all()} end).
+
+%% @doc `emqx_guard_nif:running_jobs/0'.
+-spec running_jobs() -> {ok, non_neg_integer()} | error().
+running_jobs() -> guarded(fun() -> {ok, emqx_guard_nif:running_jobs()} end).
+
+%% @doc Waits up to TimeoutMs for the result of a job the calling process started: its
+%% `{ok, _}' or `{error, {Reason, Detail}}' as the NIF sends it. A job still running then is
+%% cancelled and its (cancelled) message taken, so none is left behind; the result is then
+%% `{error, {timeout, Detail}}'.
+-spec await(emqx_guard_nif:job(), timeout()) -> {ok, term()} | error().
+await(Job, TimeoutMs) ->
+    receive
+        {emqx_guard_job, Job, Result} -> job_result(Result)
+    after TimeoutMs ->
+        _ = cancel(Job),
+        receive
+            {emqx_guard_job, Job, _} -> ok
+        after 5000 ->
+            %% the job did not stop at its next read: leave its message to the mailbox
+            ?LOG_WARNING(#{msg => emqx_guard_job_not_stopped, timeout_ms => TimeoutMs})
+        end,
+        {error, {timeout, text("no result within ~ts", [emqx_guard_render:duration_ms(TimeoutMs)])}}
+    end.
+
+job_result({ok, _} = Ok) -> Ok;
+job_result({error, {Reason, Detail}} = Error) when is_atom(Reason), is_binary(Detail) -> Error;
+job_result(Other) -> {error, {nif_failed, text("unexpected job result: ~0tP", [Other, 10])}}.
 
 %% @doc Whether Name is an EMQX export name (`emqx_guard_nif:is_export_name/1'); `false' when the
 %% core cannot answer (then no file is treated as a backup).

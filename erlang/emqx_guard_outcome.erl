@@ -9,7 +9,9 @@
 %%     or catch-up run (the instant it stands for);</li>
 %% <li>what the steps found: `file' (the export's name), `path' (absolute), `size', `sha256',
 %%     `version', `pruned' (names deleted by retention, oldest first), `prune_failed' and
-%%     `prune_skipped' (`[{Name, Why}]'), `removed' (what a failed run deleted of its own);</li>
+%%     `prune_skipped' (`[{Name, Why}]'), `retention_read' (bytes retention read: the files it
+%%     verified; those with a matching verification record are not read), `removed' (what a
+%%     failed run deleted of its own);</li>
 %% <li>`warnings': lines for a good backup whose side step failed (file mode, retention);</li>
 %% <li>a failed or skipped run: `reason' (a tagged term, never persisted) and `error', its one
 %%     line for people, made by `format_error/1', the one place where a run's reasons become
@@ -37,6 +39,7 @@
     pruned => [binary()],
     prune_failed => [{binary(), binary()}],
     prune_skipped => [{binary(), binary()}],
+    retention_read => non_neg_integer(),
     removed => [binary()],
     warnings => [binary()],
     reason => term(),
@@ -113,6 +116,8 @@ format_error({verify_unavailable, {_Reason, Detail}}) ->
     text("could not verify the new backup, kept it unverified: ~ts", [describe(Detail)]);
 format_error({crashed, Class, Reason}) ->
     text("the backup run crashed (~ts): ~ts", [Class, describe(Reason)]);
+format_error(plugin_stopped) ->
+    <<"interrupted: the plugin stopped while the backup ran">>;
 format_error({worker_died, Reason}) ->
     text("the backup process died: ~ts", [describe(Reason)]);
 format_error(no_core_node) ->

@@ -8,10 +8,12 @@
 %% <li>A run's duration: `850 ms', `12.3 s', `4 min 5 s' (`duration_ms/1').</li>
 %% <li>A setting's duration, the shortest exact text: `24h', `90m', `45s', `0'
 %%     (`duration_s/1'; `emqx_guard_settings:parse_duration/1' reads it back).</li>
+%% <li>A read rate setting, the shortest exact text: `50MB/s', `512KiB/s', `off' (`rate/1';
+%%     `emqx_guard_settings:parse_rate/1' reads it back).</li>
 %% </ul>
 -module(emqx_guard_render).
 
--export([instant/2, in_zone/2, iso8601/2, size/1, duration_ms/1, duration_s/1]).
+-export([instant/2, in_zone/2, iso8601/2, size/1, duration_ms/1, duration_s/1, rate/1]).
 
 %% Seconds from year 0 (the calendar module's epoch) to 1970-01-01.
 -define(UNIX_EPOCH_S, 62167219200).
@@ -60,6 +62,18 @@ duration_s(0) -> <<"0">>;
 duration_s(S) when S rem 3600 =:= 0 -> <<(integer_to_binary(S div 3600))/binary, "h">>;
 duration_s(S) when S rem 60 =:= 0 -> <<(integer_to_binary(S div 60))/binary, "m">>;
 duration_s(S) -> <<(integer_to_binary(S))/binary, "s">>.
+
+%% @doc Bytes per second (or `off') as the shortest exact rate text: `50MB/s', `512KiB/s',
+%% `1500000B/s', `off'.
+-spec rate(off | pos_integer()) -> binary().
+rate(off) ->
+    <<"off">>;
+rate(Bps) ->
+    Units = [{1000000000, "GB"}, {1073741824, "GiB"}, {1000000, "MB"}, {1048576, "MiB"}, {1000, "kB"}, {1024, "KiB"}],
+    case [{Bps div F, U} || {F, U} <- Units, Bps rem F =:= 0] of
+        [{N, Unit} | _] -> fmt("~B~ts/s", [N, Unit]);
+        [] -> fmt("~BB/s", [Bps])
+    end.
 
 %%--------------------------------------------------------------------------------------------
 

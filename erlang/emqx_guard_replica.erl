@@ -77,7 +77,7 @@ push_named(Name, To, Keep) ->
             {error, <<"not an EMQX export name">>};
         true ->
             Path = filename:join(emqx_guard_emqx:backup_dir(), Name),
-            case verify(Path) of
+            case verify_kept(Path) of
                 {ok, Sha} -> push(Path, Name, Sha, To, Keep, catch_up, undefined);
                 {error, Why} -> {error, <<"the source copy does not verify: ", Why/binary>>}
             end
@@ -197,7 +197,7 @@ start_receiver(Meta = #{name := Name, sha256 := Sha}, Keep, Sender, Ref, From) -
             Final = filename:join(Dir, Name),
             case filelib:is_file(Final) of
                 true ->
-                    case verify(Final) of
+                    case verify_kept(Final) of
                         {ok, Sha} ->
                             {ok, already_present};
                         {ok, _Other} ->
@@ -286,23 +286,25 @@ finish(#{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep, Fd, B
         {{error, Posix}, _} ->
             {error, text("cannot sync on ~ts: ~ts", [node(), file:format_error(Posix)])};
         {ok, Size} ->
-            case verify(Tmp) of
-                {ok, Sha} ->
-                    _ = file:write_file_info(Tmp, #file_info{mtime = MTime}, [{time, posix}]),
-                    case file:change_mode(Tmp, 8#600) of
-                        ok -> install(Name, Tmp, Final, Keep);
-                        {error, Posix} -> {error, text("cannot set mode 0600: ~ts", [file:format_error(Posix)])}
-                    end;
-                {ok, Other} ->
+            %% verified as it stays (mtime, mode), so that its record holds after the rename
+            _ = file:write_file_info(Tmp, #file_info{mtime = MTime}, [{time, posix}]),
+            Private = file:change_mode(Tmp, 8#600),
+            case Private =:= ok andalso verify(Tmp) of
+                false ->
+                    {error, Posix} = Private,
+                    {error, text("cannot set mode 0600: ~ts", [file:format_error(Posix)])};
+                {{ok, Sha}, Record} ->
+                    install(Name, Tmp, Final, Keep, Record);
+                {{ok, Other}, _} ->
                     {error, text("sha256 differs after the copy (~ts, expected ~ts)", [Other, Sha])};
-                {error, Why} ->
+                {{error, Why}, _} ->
                     {error, <<"the copy does not verify: ", Why/binary>>}
             end;
         {ok, _} ->
             {error, text("~B bytes arrived, the backup has ~B", [Bytes, Size])}
     end.
 
-install(Name, Tmp, Final, Keep) ->
+install(Name, Tmp, Final, Keep, Record) ->
     case filelib:is_file(Final) of
         true ->
             %% arrived meanwhile through another copy; ours is identical (same verified sha256)
@@ -310,6 +312,7 @@ install(Name, Tmp, Final, Keep) ->
         false ->
             case file:rename(Tmp, Final) of
                 ok ->
+                    ok = emqx_guard_verifications:add([Record]),
                     _ = emqx_guard_backups:prune(filename:dirname(Final), Keep, Final),
                     ?LOG_INFO(#{msg => emqx_guard_backup_copy_received, file => Name}),
                     ok;
@@ -382,11 +385,20 @@ erpc_call(Node, Fun, Args, Timeout) ->
         Class:Reason -> {error, text("~ts failed: ~tp:~0tP", [Node, Class, Reason, 8])}
     end.
 
+%% Reads Path in full (a background job, `emqx_guard_backups:check/1'): `{ok, Sha256}' or
+%% `{error, Line}', with the record of the verdict (`none' when no check reached one).
 verify(Path) ->
-    case emqx_guard_core:verify(Path) of
-        {ok, #{sha256 := Sha}} -> {ok, Sha};
-        {error, {_Reason, Detail}} -> {error, Detail}
+    case emqx_guard_backups:check(Path) of
+        {ok, R = #{result := ok, sha256 := Sha}} -> {{ok, Sha}, R};
+        {ok, R = #{result := {error, {_, Detail}}}} -> {{error, Detail}, R};
+        {error, {_, Detail}} -> {{error, Detail}, none}
     end.
+
+%% verify/1 of a file in the backup directory, its verdict recorded.
+verify_kept(Path) ->
+    {Result, Record} = verify(Path),
+    ok = emqx_guard_verifications:add([R || R <- [Record], R =/= none]),
+    Result.
 
 now_ms() ->
     erlang:system_time(millisecond).

@@ -7,10 +7,14 @@
 %%     left behind is removed: `emqx_guard_backups:remove_partial/3');</li>
 %% <li><b>protect</b>: the new file becomes mode 0600 at once (`emqx_guard_backups:make_private/1');
 %%     backups hold password hashes and API keys;</li>
-%% <li><b>verify</b>: the new file is read back in full (`emqx_guard_core:verify/1'); a file that
-%%     fails is deleted, one the verifier could not read at all is kept unverified;</li>
+%% <li><b>verify</b>: the new file is read back in full (`emqx_guard_backups:check/3': a background
+%%     job at the lowest OS priority, reading at most `io_limit', waited for at most
+%%     `export_timeout' plus twice the time the limit needs; it is cancelled if this process
+%%     dies) and the verdict recorded (`emqx_guard_verifications'); a file that fails is deleted,
+%%     one the verifier could not read at all or in time is kept unverified;</li>
 %% <li><b>prune</b>: only after a verified backup, retention keeps the newest `keep' that verify
-%%     (`emqx_guard_backups:prune/3'); a failed prune is a warning, the backup is good;</li>
+%%     (`emqx_guard_backups:prune/5', a background job too); files it has records for and that
+%%     did not change are not read again; a failed prune is a warning, the backup is good;</li>
 %% <li><b>copy</b>: the backup is handed to the copy jobs (`emqx_guard_copies:enqueue/2'), which
 %%     copy it to the other core nodes after the run;</li>
 %% <li><b>record</b>: the EMQX alarm is raised or cleared (`emqx_guard_alarm:update/1'), then the
@@ -38,6 +42,8 @@
     instant => integer(),
     keep := pos_integer(),
     export_timeout := timeout(),
+    %% bytes per second verification reads at most (default off)
+    io_limit => emqx_guard_backups:limit(),
     started_at => integer()
 }.
 -type deps() :: #{
@@ -133,29 +139,35 @@ protect(O = #{path := Path}, _Context, _Deps) ->
         {error, Line} -> {ok, emqx_guard_outcome:warn(O, Line)}
     end.
 
-verify(O = #{path := Path, file := Name}, Context, _Deps) ->
-    case emqx_guard_core:verify(Path) of
-        {ok, #{sha256 := Sha, version := Version}} ->
+verify(O = #{path := Path}, Context, _Deps) ->
+    case emqx_guard_backups:check(Path, maps:get(io_limit, Context, off), job_base_ms(Context)) of
+        {ok, Record = #{result := ok, sha256 := Sha, version := Version}} ->
+            ok = emqx_guard_verifications:add([Record]),
             {ok, O#{sha256 => Sha, version => Version}};
-        {error, {Unusable, _} = Why} when
-            Unusable =:= nif_not_loaded; Unusable =:= nif_panicked; Unusable =:= nif_failed
-        ->
-            %% the verifier could not run at all: keep the file, it may well be good
-            failed(O, {verify_unavailable, Why});
+        {ok, #{result := {error, Why}}} ->
+            bad_file(O, Context, Why);
+        {error, {not_found, _} = Why} ->
+            failed(O#{removed => remove_partial(O, Context)}, {verify_failed, Why});
         {error, Why} ->
-            Removed =
-                case file:delete(Path) of
-                    ok -> [Name];
-                    {error, enoent} -> [];
-                    {error, Posix} ->
-                        ?LOG_WARNING(#{msg => emqx_guard_backup_not_removed, file => Name, reason => Posix}),
-                        []
-                end,
-            failed(O#{removed => lists:usort(Removed ++ remove_partial(O, Context))}, {verify_failed, Why})
+            %% no verdict (the verifier could not run, read the file, or finish in time):
+            %% keep the file, it may well be good
+            failed(O, {verify_unavailable, Why})
     end.
 
-prune(O = #{path := Path}, #{dir := Dir, keep := Keep}, _Deps) ->
-    case emqx_guard_backups:prune(Dir, Keep, Path) of
+%% A new file that does not verify is deleted, with whatever else the export left.
+bad_file(O = #{path := Path, file := Name}, Context, Why) ->
+    Removed =
+        case file:delete(Path) of
+            ok -> [Name];
+            {error, enoent} -> [];
+            {error, Posix} ->
+                ?LOG_WARNING(#{msg => emqx_guard_backup_not_removed, file => Name, reason => Posix}),
+                []
+        end,
+    failed(O#{removed => lists:usort(Removed ++ remove_partial(O, Context))}, {verify_failed, Why}).
+
+prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
+    case emqx_guard_backups:prune(Dir, Keep, Path, maps:get(io_limit, Context, off), job_base_ms(Context)) of
         {ok, Pruned} -> {ok, maps:merge(O, Pruned)};
         {error, Line} -> {ok, emqx_guard_outcome:warn(O#{pruned => []}, Line)}
     end.
@@ -166,6 +178,10 @@ copy(O, #{keep := Keep}, #{copy := Copy}) ->
 
 failed(O, Reason) ->
     {error, Reason, O}.
+
+%% A background job of the run may take the export's timeout (plus what its read limit needs).
+job_base_ms(#{export_timeout := infinity}) -> 24 * 3600 * 1000;
+job_base_ms(#{export_timeout := Ms}) -> max(Ms, 1000).
 
 %% What the failed export left behind (a second before the run's start, as names are in ms).
 remove_partial(#{started_at := StartedAt}, #{dir := Dir, before := Before}) ->
@@ -187,7 +203,7 @@ step(Name, Outcome, Deps) ->
 
 %% The one log line of a run.
 log(O = #{result := ok}) ->
-    ?LOG_INFO((maps:with([file, size, duration_ms, pruned, warnings, trigger, instant], O))#{msg => emqx_guard_backup_done});
+    ?LOG_INFO((maps:with([file, size, duration_ms, pruned, retention_read, warnings, trigger, instant], O))#{msg => emqx_guard_backup_done});
 log(O = #{result := failed}) ->
     ?LOG_ERROR((maps:with([file, removed, error, duration_ms, trigger, instant], O))#{msg => emqx_guard_backup_failed});
 log(O = #{result := skipped}) ->

@@ -216,12 +216,9 @@ handle_info({?MODULE, catchup, Token}, St = #st{catchup = {_, Token, Instant}}) 
             ?LOG_INFO(#{msg => emqx_guard_catchup_run, missed_instant => Instant}),
             {noreply, fire_trigger(catchup, Instant, St1)}
     end;
-handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{run = #{mref := MRef} = Run}) ->
+handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{run = #{mref := MRef}}) ->
     %% the worker died before it recorded an outcome
-    #{started_at := Started, trigger := Trigger, instant := Instant} = Run,
-    Died = emqx_guard_outcome:fail(emqx_guard_outcome:new(Trigger, Instant, Started), {worker_died, Reason}),
-    Outcome = emqx_guard_run:finish(emqx_guard_outcome:finish(Died, max(now(St) - Started, 0)), #{}),
-    {noreply, recorded(Outcome, St)};
+    {noreply, ended_without_outcome({worker_died, Reason}, St)};
 handle_info({?MODULE, _Kind, _StaleToken}, St) ->
     %% A timer that was replaced; the current one carries another token.
     {noreply, St};
@@ -234,12 +231,15 @@ terminate(_Reason, St) ->
     _ = emqx_guard_catchup:cancel(St#st.clock, St#st.catchup),
     case St#st.run of
         #{pid := Pid} ->
+            %% its background job (a verify, a prune) is cancelled as the process goes; the run
+            %% is recorded as failed and whoever waits for it is answered
             ?LOG_WARNING(#{msg => emqx_guard_backup_interrupted, reason => plugin_stopping}),
-            exit(Pid, kill);
+            exit(Pid, kill),
+            _ = ended_without_outcome(plugin_stopped, St),
+            ok;
         undefined ->
             ok
-    end,
-    ok.
+    end.
 
 %% @private
 %% Status and crash reports show the settings (state, last message, sys log) redacted: the
@@ -354,13 +354,19 @@ start_run(Trigger, Instant, St = #st{settings = S}) ->
         instant => Instant,
         started_at => Started,
         keep => maps:get(backup_keep, S),
-        export_timeout => maps:get(export_timeout, S) * 1000
+        export_timeout => maps:get(export_timeout, S) * 1000,
+        io_limit => maps:get(backup_io_limit, S, off)
     },
     Self = self(),
     Record = fun(Outcome) -> gen_server:call(Self, {record, self(), Outcome}, infinity) end,
     {Pid, MRef} = spawn_monitor(fun() -> emqx_guard_run:run(Request, #{record => Record}) end),
     ?LOG_INFO(#{msg => emqx_guard_backup_started, trigger => Trigger, instant => Instant}),
     persist(St#st{run = #{pid => Pid, mref => MRef, started_at => Started, trigger => Trigger, instant => Instant}}).
+
+%% The run's worker ended (died, or was stopped) before it recorded an outcome: a failed run.
+ended_without_outcome(Reason, St = #st{run = #{started_at := Started, trigger := Trigger, instant := Instant}}) ->
+    Died = emqx_guard_outcome:fail(emqx_guard_outcome:new(Trigger, Instant, Started), Reason),
+    recorded(emqx_guard_run:finish(emqx_guard_outcome:finish(Died, max(now(St) - Started, 0)), #{}), St).
 
 %% The run's outcome: kept (skipped runs only in memory), counted, persisted, and the answer to
 %% whoever waits for it (`run_now/0').

@@ -7,6 +7,8 @@
 %% <li>`backup_timezone' (binary: an IANA zone name or `local')</li>
 %% <li>`backup_catchup' (seconds, 0 = off; written as a duration like `24h')</li>
 %% <li>`export_timeout' (seconds, more than 0; written as a duration like `10m')</li>
+%% <li>`backup_io_limit' (bytes per second that verification reads at most, or `off'; written as
+%%     a rate like `50MB/s', `emqx_guard_render:rate/1')</li>
 %% </ul>
 %% Validation returns `{error, Line}' where Line is one sentence a person
 %% understands. The settings in use are read once from
@@ -31,6 +33,7 @@
     change/1,
     changed/2,
     parse_duration/1,
+    parse_rate/1,
     settings_file/0,
     load/0,
     save/1
@@ -38,13 +41,14 @@
 
 -export_type([settings/0, key/0]).
 
--type key() :: backup_cron | backup_keep | backup_timezone | backup_catchup | export_timeout.
+-type key() :: backup_cron | backup_keep | backup_timezone | backup_catchup | export_timeout | backup_io_limit.
 -type settings() :: #{
     backup_cron := binary(),
     backup_keep := 1..1000,
     backup_timezone := binary(),
     backup_catchup := non_neg_integer(),
     export_timeout := pos_integer(),
+    backup_io_limit := off | pos_integer(),
     %% notification settings: see emqx_guard_notify_config
     emqx_guard_notify_config:key() => term()
 }.
@@ -52,6 +56,8 @@
 -define(MAX_KEEP, 1000).
 %% A catch-up window or export timeout longer than a year is certainly a typo.
 -define(MAX_DURATION_S, 366 * 86400).
+%% A read limit below 1 MB/s would make a backup of a few GB take hours.
+-define(MIN_RATE, 1000000).
 
 %% The settings in use, kept in memory (read from the file once, replaced on every save).
 -define(CACHE, {?MODULE, settings}).
@@ -91,13 +97,14 @@ defaults() ->
         backup_keep => 5,
         backup_timezone => <<"local">>,
         backup_catchup => 24 * 3600,
-        export_timeout => 10 * 60
+        export_timeout => 10 * 60,
+        backup_io_limit => off
     }).
 
 %% @doc Every setting key, in display order.
 -spec keys() -> [key() | emqx_guard_notify_config:key()].
 keys() ->
-    [backup_cron, backup_keep, backup_timezone, backup_catchup, export_timeout] ++
+    [backup_cron, backup_keep, backup_timezone, backup_catchup, export_timeout, backup_io_limit] ++
         emqx_guard_notify_config:keys().
 
 %%--------------------------------------------------------------------
@@ -124,6 +131,8 @@ validate(backup_catchup, Raw) ->
     validate_duration(<<"backup_catchup">>, Raw, 0);
 validate(export_timeout, Raw) ->
     validate_duration(<<"export_timeout">>, Raw, 1);
+validate(backup_io_limit, Raw) ->
+    with_text(Raw, <<"backup_io_limit">>, fun parse_rate/1);
 validate(Key, Raw) ->
     case lists:member(Key, emqx_guard_notify_config:keys()) of
         true -> emqx_guard_notify_config:validate(Key, Raw);
@@ -311,6 +320,26 @@ unit_seconds(<<"d">>) -> 86400;
 unit_seconds(<<"h">>) -> 3600;
 unit_seconds(<<"m">>) -> 60;
 unit_seconds(<<"s">>) -> 1.
+
+%% @doc Parses a read rate: `off' (or `0'), or a whole number of bytes per second with an
+%% optional decimal (kB, MB, GB) or binary (KiB, MiB, GiB) unit and `/s': `50MB/s', `1GiB'.
+%% At least 1 MB/s.
+-spec parse_rate(binary()) -> {ok, off | pos_integer()} | {error, binary()}.
+parse_rate(Text) ->
+    T = string:lowercase(string:trim(Text)),
+    Units = #{<<>> => 1, <<"b">> => 1, <<"kb">> => 1000, <<"mb">> => 1000000, <<"gb">> => 1000000000,
+              <<"kib">> => 1024, <<"mib">> => 1048576, <<"gib">> => 1073741824},
+    case re:run(T, <<"^([0-9]+) *([a-z]*)(/s)?$">>, [{capture, [1, 2], binary}]) of
+        _ when T =:= <<"off">>; T =:= <<"0">> -> {ok, off};
+        {match, [N, U]} when is_map_key(U, Units) -> check_rate(binary_to_integer(N) * maps:get(U, Units));
+        _ ->
+            {error, <<"backup_io_limit must be a read rate such as 50MB/s, or off, not \"",
+                      (string:trim(Text))/binary, "\"">>}
+    end.
+
+check_rate(Rate) when Rate < ?MIN_RATE -> {error, <<"backup_io_limit must be at least 1MB/s (or off)">>};
+check_rate(Rate) when Rate > 1000 * 1000000000 -> {error, <<"backup_io_limit must be at most 1000GB/s">>};
+check_rate(Rate) -> {ok, Rate}.
 
 %%--------------------------------------------------------------------
 %% Persistence

@@ -1,6 +1,7 @@
 %% @doc The plugin's top supervisor. Children, in start order (each may call the ones before it):
 %% <ol>
 %% <li>`emqx_guard_notify': e-mail and webhook deliveries, the dead-man watch;</li>
+%% <li>`emqx_guard_verifications': the verification records of this node's backups;</li>
 %% <li>`emqx_guard_election': this node's set of exported instants;</li>
 %% <li>`emqx_guard_copies': the copy jobs to the other core nodes and their results;</li>
 %% <li>`emqx_guard_scheduler': the timer and the runs;</li>
@@ -24,6 +25,7 @@ init([]) ->
     SupFlags = #{strategy => one_for_one, intensity => 5, period => 30},
     Children = [
         worker(emqx_guard_notify),
+        worker(emqx_guard_verifications),
         worker(emqx_guard_election),
         worker(emqx_guard_copies),
         worker(emqx_guard_scheduler),

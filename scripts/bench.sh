@@ -7,7 +7,11 @@
 # Every ratio compares figures measured in this run, on this machine.
 # Knobs: BENCH_VERIFY_MIB (approximate compressed size of the verify tarball, default 1024; the
 #        content is 5 times that), BENCH_PRUNE_FILES (default 100000),
-#        BENCH_ITERATIONS (next_fires calls per case, default 20000), BENCH_TMPDIR (default $TMPDIR or /tmp).
+#        BENCH_ITERATIONS (next_fires calls per case, default 20000), BENCH_TMPDIR (default $TMPDIR or /tmp),
+#        BENCH_IMPACT_REPS (rounds of the broker-impact phases, default 3), BENCH_IO_LIMIT_MB (the
+#        io_limit of its limited phase, default 50), BENCH_ERL_FLAGS (VM flags for a second impact
+#        run printed beside the first, e.g. "+sbwt none +sbwtdcpu none +sbwtdio none"; EMQX's own
+#        vm.args sets none of these).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -15,6 +19,8 @@ ROOT=$PWD
 VERIFY_MIB=${BENCH_VERIFY_MIB:-1024}
 PRUNE_FILES=${BENCH_PRUNE_FILES:-100000}
 ITERATIONS=${BENCH_ITERATIONS:-20000}
+IMPACT_REPS=${BENCH_IMPACT_REPS:-3}
+IMPACT_LIMIT_MB=${BENCH_IO_LIMIT_MB:-50}
 CARGO=${CARGO:-cargo}
 
 EBIN=$ROOT/_build/default/lib/emqx_guard/ebin
@@ -124,11 +130,19 @@ echo "   (verify also hashes the file with SHA-256 and walks the tar; gzip -t on
 
 echo
 echo "== 2b. broker impact: lateness of a process waking every 1 ms on a normal scheduler"
-echo "   idle (5 s), while verify/1 runs on a dirty IO scheduler (old), while verify_async/2 runs on a"
-echo "   SCHED_IDLE / nice 19 thread (new); same file, same node, one run. Target: new p99 <= 1.2x idle p99."
-impact=$(erl_bench impact "$TARBALL")
+echo "   while verify/1 runs on a dirty IO scheduler (old), while verify_async/2 runs on a SCHED_IDLE /"
+echo "   nice 19 thread (new), idle (as long as new, at least 5 s), and new with io_limit ${IMPACT_LIMIT_MB}MB/s;"
+echo "   interleaved, $IMPACT_REPS rounds, median of the p99s. Same file, same node, one run; the VM runs with"
+echo "   ERTS defaults as EMQX's vm.args leaves them (no +sbwt flags). Target: new p99 <= 1.2x idle p99."
+echo "   machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) (other work on it shows in every phase)"
+impact=$(erl_bench impact "$TARBALL" "$IMPACT_REPS" $((IMPACT_LIMIT_MB * 1000000)))
 grep '^phase=' <<<"$impact" | sed 's/^/   /'
 grep '^p99_' <<<"$impact" | sed 's/^/   /'
+if [[ -n ${BENCH_ERL_FLAGS:-} ]]; then
+  echo "   the same with BENCH_ERL_FLAGS=$BENCH_ERL_FLAGS (not EMQX's defaults):"
+  impact=$(ERL_FLAGS="$BENCH_ERL_FLAGS" erl_bench impact "$TARBALL" "$IMPACT_REPS" $((IMPACT_LIMIT_MB * 1000000)))
+  grep '^p99_' <<<"$impact" | sed 's/^/   /'
+fi
 rm -f "$TARBALL"
 
 echo

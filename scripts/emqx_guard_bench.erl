@@ -11,8 +11,9 @@
 %% @doc `main(["next_fires", Iters, Expr, Zone, After, N])' prints `ns_per_call=F result=R';
 %% `main(["verify", Path])' prints `seconds=F result=...';
 %% `main(["prune", Dir, Keep])' prints `seconds=F deleted=D failed=E';
-%% `main(["impact", Path])' prints the 1 ms probe's lateness idle, during verify/1 (dirty IO) and
-%% during verify_async/2 (low-priority thread), one `phase=...' line each, then the ratios;
+%% `main(["impact", Path, Reps, IoLimit])' prints the 1 ms probe's lateness idle, during verify/1
+%% (dirty IO), during verify_async/2 (low-priority thread) and during verify_async/2 reading at
+%% IoLimit bytes/s, one `phase=...' line each per round, then the median p99s and their ratios;
 %% `main(["retention", Dir, Keep])' prints the bytes prune/5 reads without and with records.
 -spec main([string()]) -> no_return().
 main(Args) ->
@@ -53,21 +54,36 @@ run(["verify", Path]) ->
             {error, {Reason, Detail}} -> io_lib:format("error ~s: ~ts", [Reason, Detail])
         end,
     io:format("seconds=~.3f result=~ts~n", [Micros / 1.0e6, Shown]);
-run(["impact", Path0]) ->
+run(["impact", Path0, RepsS, LimitS]) ->
     Path = unicode:characters_to_binary(Path0),
-    Idle = probe_while(fun() -> timer:sleep(5000) end),
-    Old = probe_while(fun() -> {ok, _} = emqx_guard_nif:verify(Path) end),
-    New = probe_while(fun() ->
-        {ok, Job} = emqx_guard_nif:verify_async(Path, #{}),
-        receive
-            {emqx_guard_job, Job, {ok, #{result := ok}}} -> ok;
-            {emqx_guard_job, Job, Other} -> error({verify_async, Other})
+    Limit = list_to_integer(LimitS),
+    Old = fun() -> {ok, _} = emqx_guard_nif:verify(Path) end,
+    New = fun() -> verify_async(Path, #{}) end,
+    Limited = fun() -> verify_async(Path, #{io_limit => Limit}) end,
+    %% Phases interleaved, Reps times over, so that a burst of load from elsewhere on the machine
+    %% hits every phase alike; each idle phase lasts as long as the new-way phase before it (at
+    %% least 5 s), so idle and new get as many samples.
+    Rounds = [
+        begin
+            O = probe_while(Old),
+            N = probe_while(New),
+            I = probe_while(fun() -> timer:sleep(max(5000, round(maps:get(seconds, N) * 1000))) end),
+            L = probe_while(Limited),
+            #{idle => I, old_dirty_io => O, new_async_idle_prio => N, new_async_io_limit => L}
         end
-    end),
-    [print_phase(Name, P) || {Name, P} <- [{idle, Idle}, {old_dirty_io, Old}, {new_async_idle_prio, New}]],
-    R = fun(A, B) -> maps:get(p99, A) / max(1, maps:get(p99, B)) end,
-    io:format("p99_new_over_idle=~.2f p99_new_over_old=~.2f p99_old_over_idle=~.2f~n", [
-        R(New, Idle), R(New, Old), R(Old, Idle)
+     || _ <- lists:seq(1, list_to_integer(RepsS))
+    ],
+    Phases = [idle, old_dirty_io, new_async_idle_prio, new_async_io_limit],
+    [[print_phase(Name, maps:get(Name, Round)) || Name <- Phases] || Round <- Rounds],
+    Median = maps:from_list([{Name, median([maps:get(p99, maps:get(Name, R)) || R <- Rounds])} || Name <- Phases]),
+    io:format("p99_median_us idle=~b old_dirty_io=~b new_async_idle_prio=~b new_async_io_limit=~b (of ~b rounds)~n", [
+        maps:get(idle, Median), maps:get(old_dirty_io, Median), maps:get(new_async_idle_prio, Median),
+        maps:get(new_async_io_limit, Median), length(Rounds)
+    ]),
+    R = fun(A, B) -> maps:get(A, Median) / max(1, maps:get(B, Median)) end,
+    io:format("p99_new_over_idle=~.2f p99_new_over_old=~.2f p99_old_over_idle=~.2f p99_limited_over_idle=~.2f~n", [
+        R(new_async_idle_prio, idle), R(new_async_idle_prio, old_dirty_io), R(old_dirty_io, idle),
+        R(new_async_io_limit, idle)
     ]);
 run(["retention", Dir0, KeepS]) ->
     Dir = unicode:characters_to_binary(Dir0),
@@ -90,6 +106,16 @@ run(["prune", Dir, KeepS]) ->
 warm_up() ->
     {ok, <<"@daily">>} = emqx_guard_nif:validate(<<"@daily">>),
     ok.
+
+verify_async(Path, Opts) ->
+    {ok, Job} = emqx_guard_nif:verify_async(Path, Opts),
+    receive
+        {emqx_guard_job, Job, {ok, #{result := ok}}} -> ok;
+        {emqx_guard_job, Job, Other} -> error({verify_async, Other})
+    end.
+
+median(Xs) ->
+    lists:nth((length(Xs) + 1) div 2, lists:sort(Xs)).
 
 %% Call i asks for fire times after After + (i rem 1000) minutes, as bench_next_fires.rs does.
 next_fires_loop(_E, _Z, _After, _N, I, I) ->

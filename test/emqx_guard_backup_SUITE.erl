@@ -599,9 +599,9 @@ without_module(Mod, F) ->
         {module, Mod} = code:ensure_loaded(Mod)
     end.
 
-%% Runs F while emqx_guard_nif:verify/1 cannot run: a stand-in module takes the NIF module's
-%% place (verify/1 calls OnVerify(Path), then raises as an unloaded NIF does); the real module
-%% (and its library) is loaded again afterwards.
+%% Runs F while emqx_guard_nif:verify/1 and verify_async/2 cannot run: a stand-in module takes
+%% the NIF module's place (each calls OnVerify(Path), then raises as an unloaded NIF does); the
+%% real module (and its library) is loaded again afterwards.
 %% One manual run with the real steps and no scheduler behind it: `{ok, Outcome}' for a good
 %% backup, `{error, Outcome}' for a failed one.
 run_backup(Request) ->
@@ -612,22 +612,22 @@ run_backup(Request) ->
 
 with_unavailable_verifier(OnVerify, F) ->
     persistent_term:put({?MODULE, on_verify}, OnVerify),
+    Unloaded = [
+        {call, 3, {remote, 3, {atom, 3, erlang}, {atom, 3, apply}}, [
+            {call, 3, {remote, 3, {atom, 3, persistent_term}, {atom, 3, get}}, [
+                {tuple, 3, [{atom, 3, ?MODULE}, {atom, 3, on_verify}]}
+            ]},
+            {cons, 3, {var, 3, 'Path'}, {nil, 3}}
+        ]},
+        {call, 3, {remote, 3, {atom, 3, erlang}, {atom, 3, error}}, [
+            {tuple, 3, [{atom, 3, nif_not_loaded}, {string, 3, "stand-in"}, {atom, 3, enoent}]}
+        ]}
+    ],
     Forms = [
         {attribute, 1, module, emqx_guard_nif},
-        {attribute, 2, export, [{verify, 1}]},
-        {function, 3, verify, 1, [
-            {clause, 3, [{var, 3, 'Path'}], [], [
-                {call, 3, {remote, 3, {atom, 3, erlang}, {atom, 3, apply}}, [
-                    {call, 3, {remote, 3, {atom, 3, persistent_term}, {atom, 3, get}}, [
-                        {tuple, 3, [{atom, 3, ?MODULE}, {atom, 3, on_verify}]}
-                    ]},
-                    {cons, 3, {var, 3, 'Path'}, {nil, 3}}
-                ]},
-                {call, 3, {remote, 3, {atom, 3, erlang}, {atom, 3, error}}, [
-                    {tuple, 3, [{atom, 3, nif_not_loaded}, {string, 3, "stand-in"}, {atom, 3, enoent}]}
-                ]}
-            ]}
-        ]}
+        {attribute, 2, export, [{verify, 1}, {verify_async, 2}]},
+        {function, 3, verify, 1, [{clause, 3, [{var, 3, 'Path'}], [], Unloaded}]},
+        {function, 4, verify_async, 2, [{clause, 4, [{var, 4, 'Path'}, {var, 4, '_Opts'}], [], Unloaded}]}
     ],
     {ok, emqx_guard_nif, Bin} = compile:forms(Forms, []),
     _ = code:purge(emqx_guard_nif),

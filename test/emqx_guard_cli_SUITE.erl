@@ -369,7 +369,12 @@ backup_list_newest_first(_Config) ->
     ?assertEqual(lists:reverse(backups()), Names),
     lists:foreach(
         fun(R) ->
-            ?assertMatch({match, _}, re:run(R, "  [0-9.]+ KiB  [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} \\+00:00  verified$"), R)
+            ?assertMatch(
+                {match, _},
+                re:run(R, "  [0-9.]+ KiB  [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} \\+00:00  verified "
+                          "\\(checked [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} \\+00:00\\)$"),
+                R
+            )
         end,
         Rows
     ),

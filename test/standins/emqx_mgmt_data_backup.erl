@@ -29,6 +29,8 @@
 %%       erl_tar cannot write: `{error, {badmatch, {error, "<entry>: no space left on device"}}}'.</li>
 %%   <li>`wrong_top_dir': returns ok for a complete tarball whose top directory is not its name.</li>
 %%   <li>`empty_file': returns ok for an empty file.</li>
+%%   <li>`{big, Bytes}': a good export with one more table dump of Bytes random bytes (the
+%%       tarball is about that big: random data does not compress).</li>
 %%   </ul></li>
 %% <li>`mode()': the current mode. `export_count()': how many exports were called since
 %%     `reset()'. `last_export_pid()': the process that ran the latest export (or `undefined').</li>
@@ -52,7 +54,8 @@
     | partial_raise
     | disk_full
     | wrong_top_dir
-    | empty_file.
+    | empty_file
+    | {big, pos_integer()}.
 
 -export_type([mode/0]).
 
@@ -176,7 +179,11 @@ write_entries(Mode, Fd, Base, Staging) ->
             ok = file:delete(Dump)
         end,
         ?TABLES
-    ).
+    ),
+    case Mode of
+        {big, Bytes} -> ok = erl_tar:add(Fd, crypto:strong_rand_bytes(Bytes), filename:join([Top, "mnesia", "emqx_big"]), []);
+        _ -> ok
+    end.
 
 table_dump(Tab) ->
     Records = [{Tab, N, crypto:strong_rand_bytes(16)} || N <- lists:seq(1, 8)],

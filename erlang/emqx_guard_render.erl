@@ -7,13 +7,15 @@
 %% <li>A size in binary units, one decimal from KiB on: `512 B', `1.5 MiB' (`size/1').</li>
 %% <li>A run's duration: `850 ms', `12.3 s', `4 min 5 s' (`duration_ms/1').</li>
 %% <li>A setting's duration, the shortest exact text: `24h', `90m', `45s', `0'
-%%     (`duration_s/1'; `emqx_guard_settings:parse_duration/1' reads it back).</li>
+%%     (`duration_s/1'; `parse_duration/1' reads it back).</li>
 %% <li>A read rate setting, the shortest exact text: `50MB/s', `512KiB/s', `off' (`rate/1';
-%%     `emqx_guard_settings:parse_rate/1' reads it back).</li>
+%%     `parse_rate/1' reads it back).</li>
 %% </ul>
 -module(emqx_guard_render).
 
 -export([instant/2, in_zone/2, iso8601/2, size/1, duration_ms/1, duration_s/1, rate/1]).
+%% The settings' texts read back (the same formats, so a value round-trips).
+-export([parse_duration/1, parse_rate/1]).
 
 %% Seconds from year 0 (the calendar module's epoch) to 1970-01-01.
 -define(UNIX_EPOCH_S, 62167219200).
@@ -73,6 +75,56 @@ rate(Bps) ->
     case [{Bps div F, U} || {F, U} <- Units, Bps rem F =:= 0] of
         [{N, Unit} | _] -> fmt("~B~ts/s", [N, Unit]);
         [] -> fmt("~BB/s", [Bps])
+    end.
+
+%% @doc Parses a duration such as `24h', `90m', `1h30m', `45s', `2d' or a bare
+%% number of seconds (`0' turns a feature off). Returns seconds.
+-spec parse_duration(binary() | string()) -> {ok, non_neg_integer()} | {error, binary()}.
+parse_duration(Text) when is_list(Text) ->
+    case unicode:characters_to_binary(Text) of
+        Bin when is_binary(Bin) -> parse_duration(Bin);
+        _ -> {error, <<"must be a duration such as 24h, 90m or 0">>}
+    end;
+parse_duration(Text) when is_binary(Text) ->
+    case string:lowercase(string:trim(Text)) of
+        <<>> ->
+            {error, <<"must be a duration such as 24h, 90m or 0">>};
+        Trimmed ->
+            case re:run(Trimmed, <<"^[0-9]+$">>, [{capture, none}]) of
+                match ->
+                    {ok, binary_to_integer(Trimmed)};
+                nomatch ->
+                    parse_units(Trimmed, Text)
+            end
+    end.
+
+parse_units(Trimmed, Original) ->
+    case re:run(Trimmed, <<"^(?:[0-9]+(?:d|h|m|s))+$">>, [{capture, none}]) of
+        match ->
+            {match, Parts} = re:run(Trimmed, <<"([0-9]+)(d|h|m|s)">>, [global, {capture, all_but_first, binary}]),
+            {ok, lists:sum([binary_to_integer(N) * unit_seconds(U) || [N, U] <- Parts])};
+        nomatch ->
+            {error,
+                <<"must be a duration such as 24h, 90m, 1h30m or 0, not \"", (string:trim(Original))/binary,
+                    "\"">>}
+    end.
+
+unit_seconds(<<"d">>) -> 86400;
+unit_seconds(<<"h">>) -> 3600;
+unit_seconds(<<"m">>) -> 60;
+unit_seconds(<<"s">>) -> 1.
+
+%% @doc Parses a read rate: `off' (or `0'), or a whole number of bytes per second with an
+%% optional decimal (kB, MB, GB) or binary (KiB, MiB, GiB) unit and `/s': `50MB/s', `1GiB'.
+-spec parse_rate(binary()) -> {ok, off | non_neg_integer()} | {error, binary()}.
+parse_rate(Text) ->
+    T = string:lowercase(string:trim(Text)),
+    Units = #{<<>> => 1, <<"b">> => 1, <<"kb">> => 1000, <<"mb">> => 1000000, <<"gb">> => 1000000000,
+              <<"kib">> => 1024, <<"mib">> => 1048576, <<"gib">> => 1073741824},
+    case re:run(T, <<"^([0-9]+) *([a-z]*)(/s)?$">>, [{capture, [1, 2], binary}]) of
+        _ when T =:= <<"off">>; T =:= <<"0">> -> {ok, off};
+        {match, [N, U]} when is_map_key(U, Units) -> {ok, binary_to_integer(N) * maps:get(U, Units)};
+        _ -> {error, <<"must be a read rate such as 50MB/s, or off, not \"", (string:trim(Text))/binary, "\"">>}
     end.
 
 %%--------------------------------------------------------------------------------------------

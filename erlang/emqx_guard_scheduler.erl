@@ -219,10 +219,8 @@ handle_info({?MODULE, catchup, Token}, St = #st{catchup = {_, Token, Instant}}) 
 handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{run = #{mref := MRef}}) ->
     %% the worker died before it recorded an outcome
     {noreply, ended_without_outcome({worker_died, Reason}, St)};
-handle_info({?MODULE, _Kind, _StaleToken}, St) ->
-    %% A timer that was replaced; the current one carries another token.
-    {noreply, St};
-handle_info(_Other, St) ->
+handle_info(_StaleTimerOrOther, St) ->
+    %% e.g. a timer that was replaced: the current one carries another token
     {noreply, St}.
 
 %% @private

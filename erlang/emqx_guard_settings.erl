@@ -32,8 +32,6 @@
     validate_changes/1,
     change/1,
     changed/2,
-    parse_duration/1,
-    parse_rate/1,
     settings_file/0,
     load/0,
     save/1
@@ -132,7 +130,13 @@ validate(backup_catchup, Raw) ->
 validate(export_timeout, Raw) ->
     validate_duration(<<"export_timeout">>, Raw, 1);
 validate(backup_io_limit, Raw) ->
-    with_text(Raw, <<"backup_io_limit">>, fun parse_rate/1);
+    with_text(Raw, <<"backup_io_limit">>, fun(Text) ->
+        case emqx_guard_render:parse_rate(Text) of
+            {ok, off} -> {ok, off};
+            {ok, Rate} -> check_rate(Rate);
+            {error, Why} -> {error, <<"backup_io_limit ", Why/binary>>}
+        end
+    end);
 validate(Key, Raw) ->
     case lists:member(Key, emqx_guard_notify_config:keys()) of
         true -> emqx_guard_notify_config:validate(Key, Raw);
@@ -216,7 +220,7 @@ validate_duration(Name, N, Min) when is_integer(N) ->
     check_duration(Name, N, Min);
 validate_duration(Name, Raw, Min) ->
     with_text(Raw, Name, fun(Text) ->
-        case parse_duration(Text) of
+        case emqx_guard_render:parse_duration(Text) of
             {ok, Seconds} ->
                 check_duration(Name, Seconds, Min);
             {error, Why} ->
@@ -278,63 +282,6 @@ key_text(K) ->
     case to_text(K) of
         {ok, T} -> T;
         error -> iolist_to_binary(io_lib:format("~tp", [K]))
-    end.
-
-%%--------------------------------------------------------------------
-%% Durations
-%%--------------------------------------------------------------------
-
-%% @doc Parses a duration such as `24h', `90m', `1h30m', `45s', `2d' or a bare
-%% number of seconds (`0' turns a feature off). Returns seconds.
--spec parse_duration(binary() | string()) -> {ok, non_neg_integer()} | {error, binary()}.
-parse_duration(Text) when is_list(Text) ->
-    case to_text(Text) of
-        {ok, Bin} -> parse_duration(Bin);
-        error -> {error, <<"must be a duration such as 24h, 90m or 0">>}
-    end;
-parse_duration(Text) when is_binary(Text) ->
-    case string:lowercase(string:trim(Text)) of
-        <<>> ->
-            {error, <<"must be a duration such as 24h, 90m or 0">>};
-        Trimmed ->
-            case re:run(Trimmed, <<"^[0-9]+$">>, [{capture, none}]) of
-                match ->
-                    {ok, binary_to_integer(Trimmed)};
-                nomatch ->
-                    parse_units(Trimmed, Text)
-            end
-    end.
-
-parse_units(Trimmed, Original) ->
-    case re:run(Trimmed, <<"^(?:[0-9]+(?:d|h|m|s))+$">>, [{capture, none}]) of
-        match ->
-            {match, Parts} = re:run(Trimmed, <<"([0-9]+)(d|h|m|s)">>, [global, {capture, all_but_first, binary}]),
-            {ok, lists:sum([binary_to_integer(N) * unit_seconds(U) || [N, U] <- Parts])};
-        nomatch ->
-            {error,
-                <<"must be a duration such as 24h, 90m, 1h30m or 0, not \"", (string:trim(Original))/binary,
-                    "\"">>}
-    end.
-
-unit_seconds(<<"d">>) -> 86400;
-unit_seconds(<<"h">>) -> 3600;
-unit_seconds(<<"m">>) -> 60;
-unit_seconds(<<"s">>) -> 1.
-
-%% @doc Parses a read rate: `off' (or `0'), or a whole number of bytes per second with an
-%% optional decimal (kB, MB, GB) or binary (KiB, MiB, GiB) unit and `/s': `50MB/s', `1GiB'.
-%% At least 1 MB/s.
--spec parse_rate(binary()) -> {ok, off | pos_integer()} | {error, binary()}.
-parse_rate(Text) ->
-    T = string:lowercase(string:trim(Text)),
-    Units = #{<<>> => 1, <<"b">> => 1, <<"kb">> => 1000, <<"mb">> => 1000000, <<"gb">> => 1000000000,
-              <<"kib">> => 1024, <<"mib">> => 1048576, <<"gib">> => 1073741824},
-    case re:run(T, <<"^([0-9]+) *([a-z]*)(/s)?$">>, [{capture, [1, 2], binary}]) of
-        _ when T =:= <<"off">>; T =:= <<"0">> -> {ok, off};
-        {match, [N, U]} when is_map_key(U, Units) -> check_rate(binary_to_integer(N) * maps:get(U, Units));
-        _ ->
-            {error, <<"backup_io_limit must be a read rate such as 50MB/s, or off, not \"",
-                      (string:trim(Text))/binary, "\"">>}
     end.
 
 check_rate(Rate) when Rate < ?MIN_RATE -> {error, <<"backup_io_limit must be at least 1MB/s (or off)">>};

@@ -10,19 +10,19 @@
 
 parse_duration_test_() ->
     [
-        ?_assertEqual({ok, 86400}, emqx_guard_settings:parse_duration(<<"24h">>)),
-        ?_assertEqual({ok, 5400}, emqx_guard_settings:parse_duration("90m")),
-        ?_assertEqual({ok, 5400}, emqx_guard_settings:parse_duration(<<"1h30m">>)),
-        ?_assertEqual({ok, 172800}, emqx_guard_settings:parse_duration(<<"2d">>)),
-        ?_assertEqual({ok, 45}, emqx_guard_settings:parse_duration(<<" 45s ">>)),
-        ?_assertEqual({ok, 0}, emqx_guard_settings:parse_duration(<<"0">>)),
-        ?_assertEqual({ok, 600}, emqx_guard_settings:parse_duration(<<"600">>)),
-        ?_assertEqual({ok, 3600}, emqx_guard_settings:parse_duration(<<"1H">>)),
-        ?_assertMatch({error, <<"must be a duration", _/binary>>}, emqx_guard_settings:parse_duration(<<"">>)),
-        ?_assertMatch({error, _}, emqx_guard_settings:parse_duration(<<"24 hours">>)),
-        ?_assertMatch({error, _}, emqx_guard_settings:parse_duration(<<"h">>)),
-        ?_assertMatch({error, _}, emqx_guard_settings:parse_duration(<<"-5m">>)),
-        ?_assertMatch({error, _}, emqx_guard_settings:parse_duration(<<"1.5h">>))
+        ?_assertEqual({ok, 86400}, emqx_guard_render:parse_duration(<<"24h">>)),
+        ?_assertEqual({ok, 5400}, emqx_guard_render:parse_duration("90m")),
+        ?_assertEqual({ok, 5400}, emqx_guard_render:parse_duration(<<"1h30m">>)),
+        ?_assertEqual({ok, 172800}, emqx_guard_render:parse_duration(<<"2d">>)),
+        ?_assertEqual({ok, 45}, emqx_guard_render:parse_duration(<<" 45s ">>)),
+        ?_assertEqual({ok, 0}, emqx_guard_render:parse_duration(<<"0">>)),
+        ?_assertEqual({ok, 600}, emqx_guard_render:parse_duration(<<"600">>)),
+        ?_assertEqual({ok, 3600}, emqx_guard_render:parse_duration(<<"1H">>)),
+        ?_assertMatch({error, <<"must be a duration", _/binary>>}, emqx_guard_render:parse_duration(<<"">>)),
+        ?_assertMatch({error, _}, emqx_guard_render:parse_duration(<<"24 hours">>)),
+        ?_assertMatch({error, _}, emqx_guard_render:parse_duration(<<"h">>)),
+        ?_assertMatch({error, _}, emqx_guard_render:parse_duration(<<"-5m">>)),
+        ?_assertMatch({error, _}, emqx_guard_render:parse_duration(<<"1.5h">>))
     ].
 
 format_duration_test_() ->
@@ -38,7 +38,7 @@ format_duration_test_() ->
 duration_round_trip_test() ->
     lists:foreach(
         fun(S) ->
-            ?assertEqual({ok, S}, emqx_guard_settings:parse_duration(emqx_guard_render:duration_s(S)))
+            ?assertEqual({ok, S}, emqx_guard_render:parse_duration(emqx_guard_render:duration_s(S)))
         end,
         [0, 1, 59, 60, 61, 3599, 3600, 5400, 86400, 90061]
     ).

@@ -3,6 +3,8 @@
 %% does the work); called by `emqx_guard_cli', which catches and reports any crash.
 -module(emqx_guard_backups_cli).
 
+-import(emqx_guard_cli, [line/1, error_line/1]).
+
 -export([cmd/1, usage_lines/0]).
 
 %% How recently a file that does not verify must have been written to count as the one a running
@@ -127,11 +129,6 @@ print_unverified(Zone, Broken) ->
     line(text("Not counted as backups and left in place (~B do not verify):", [length(Broken)])),
     lists:foreach(fun(B = #{error := Why}) -> line(backup_line(Zone, B#{verified => {error, Why}})) end, Broken).
 
-error_line(Why) ->
-    line(text("Error: ~ts", [Why])).
-
-line(IoData) ->
-    emqx_guard_emqx:print("~ts~n", [iolist_to_binary(IoData)]).
 
 text(Fmt, Args) ->
     unicode:characters_to_binary(io_lib:format(Fmt, Args)).

@@ -9,6 +9,8 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([cmd/1, usage_lines/0, looks_glob_expanded/1]).
+%% For the other `guard' command modules: how a line and an error line are printed.
+-export([line/1, error_line/1]).
 
 -define(PREVIEW_FIRES, 3).
 
@@ -315,9 +317,13 @@ print_last_run(Run = #{started_at := Started, duration_ms := Duration, result :=
     ])),
     print_run_details(maps:without([sha256, pruned], Run)).
 
+%% @doc Prints `Error: Why' as one line of the command's output.
+-spec error_line(unicode:chardata()) -> ok.
 error_line(Why) ->
-    line(text("Error: ~ts", [Why])).
+    line(["Error: ", Why]).
 
+%% @doc Prints one line of the command's output (the data never becomes part of a format).
+-spec line(unicode:chardata()) -> ok.
 line(IoData) ->
     emqx_guard_emqx:print("~ts~n", [iolist_to_binary(IoData)]).
 

@@ -19,6 +19,8 @@
 %% </ul>
 -module(emqx_guard_notify_cli).
 
+-import(emqx_guard_cli, [line/1, error_line/1]).
+
 -export([cmd/1, usage_lines/0, show_lines/1, delivery_line/2]).
 
 -define(CHAT, [slack, teams, feishu, dingtalk, wecom]).
@@ -215,7 +217,7 @@ store(Valid, ShowKeys) ->
     end.
 
 show(Keys) ->
-    lists:foreach(fun line/1, show_lines(Keys)).
+    lists:foreach(fun emqx_guard_cli:line/1, show_lines(Keys)).
 
 %% The e-mail, webhook and shared keys always; a chat channel's keys when it is set up, else
 %% one line saying it is off.
@@ -234,7 +236,7 @@ show_all() ->
         ?CHAT
     ),
     show([notify_http_hosts]),
-    lists:foreach(fun line/1, emqx_guard_notify:status_lines()).
+    lists:foreach(fun emqx_guard_cli:line/1, emqx_guard_notify:status_lines()).
 
 notify_test(Which) ->
     case emqx_guard_notify:send_test(Which) of
@@ -274,8 +276,3 @@ value_text(false) ->
 value_text(I) when is_integer(I) ->
     integer_to_binary(I).
 
-error_line(Line) ->
-    line(["Error: ", Line]).
-
-line(IoData) ->
-    emqx_guard_emqx:print("~ts~n", [iolist_to_binary(IoData)]).

@@ -75,7 +75,7 @@ init_per_testcase(TC, Config0) ->
 end_per_testcase(_TC, _Config) ->
     case whereis(emqx_guard_notify) of
         undefined -> ok;
-        _ -> catch gen_server:stop(emqx_guard_notify)
+        _ -> try gen_server:stop(emqx_guard_notify) catch exit:_ -> ok end
     end,
     emqx_guard_ct_helper:end_case(),
     application:unset_env(emqx_guard, notify),

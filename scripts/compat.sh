@@ -28,7 +28,10 @@ for OTP in "$@"; do
   EBIN=$(ls -d "$W"/plugins/*/emqx_guard-*/ebin)
   # the test tree (suites need their data dirs and fixtures beside them), compiled by this OTP
   cp -R test/. "$W/test/"
-  ( cd "$W/test" &&
+  # compiled from a directory beside test/: erlc writes ?FILE relative to its working directory
+  # when the file lies below it, and the suites find their fixtures next to ?FILE whatever
+  # directory Common Test runs a case in
+  ( cd "$W/logs" &&
     "$OTP/bin/erlc" +debug_info +warnings_as_errors +nowarn_export_all -DTEST -pa "$EBIN" -o "$W/test" \
       "$W"/test/*.erl "$W"/test/standins/*.erl ) || { status=1; summary+=("OTP $REL: test sources do not compile"); continue; }
   EUNIT_MODS=$(cd "$W/test" && ls ./*_tests.erl | sed 's|^\./||; s|\.erl$||' | paste -sd, -)

@@ -291,6 +291,7 @@ backup_status() ->
         #{started_at := Started, trigger := Trigger} ->
             line(text("state: running since ~ts (~ts)", [emqx_guard_render:in_zone(Zone, Started), Trigger]))
     end,
+    lists:foreach(fun line/1, emqx_guard_offsite_cli:status_lines()),
     print_last_run(maps:get(last_run, Status), Zone),
     #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
     line(text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])),

@@ -6,7 +6,7 @@
 
 -import(emqx_guard_cli, [line/1, error_line/1]).
 
--export([cmd/1, usage_lines/0, prune_dry_run/0]).
+-export([cmd/1, usage_lines/0, prune_dry_run/0, status_lines/0]).
 
 %% A listing, a dry run or a fetch: the NIF bounds every request; this bounds the whole.
 -define(AWAIT_MS, 6 * 3600 * 1000).
@@ -143,6 +143,23 @@ prune_dry_run() ->
                 {error, {_, Detail}} ->
                     error_line(["off-site: ", Detail])
             end
+    end.
+
+%% @doc The off-site line of `guard backup_status': where copies go (the last run's result is in
+%% its details); none while no remote destination is set.
+-spec status_lines() -> [binary()].
+status_lines() ->
+    S = emqx_guard_settings:get(),
+    case emqx_guard_offsite_config:to_nif(S) of
+        off ->
+            [];
+        {ok, Config} ->
+            Enc =
+                case maps:get(backup_remote_recipient, S) of
+                    <<>> -> <<"not encrypted">>;
+                    _ -> <<"encrypted with age">>
+                end,
+            [text("off-site: ~ts (~ts)", [where(Config), Enc])]
     end.
 
 remote_line(Zone, #{name := Name, size := Size, mtime := MTime, encrypted := Encrypted}) ->

@@ -90,6 +90,7 @@ seven_runs_keep_five_remote(Config) ->
     ?assertNotEqual(nomatch, string:find(hd(Rows), lists:last(Names))),
     Status = ctl(["backup_status"]),
     ?assert(lists:any(fun(L) -> string:find(L, "off-site: uploaded " ++ lists:last(Names)) =/= nomatch end, Status), Status),
+    ?assert(lists:member("off-site: s3://backups/ct (encrypted with age)", Status), Status),
     %% with keep 3, a dry run shows the two oldest remote ones (and deletes nothing)
     ctl(["backup_keep", "3"]),
     Dry = ctl(["backup_prune", "--dry-run"]),
@@ -112,6 +113,12 @@ wrong_secret_key_warns_and_alarms(Config) ->
     ?assertEqual([], emqx_guard_s3_helper:objects(S3)),
     [#{name := ?ALARM, message := Msg}] = emqx_alarm:active_alarms(),
     ?assertMatch(<<"emqx_guard: off-site copy failed: upload of ", _/binary>>, Msg),
+    %% alarms live in memory: a restarted plugin raises it again from the recorded last run
+    emqx_guard_ct_helper:stop_app(),
+    ok = emqx_alarm:reset(),
+    start_app(fake_opts(#{})),
+    ?assertMatch([#{name := ?ALARM, message := Msg}], emqx_alarm:active_alarms()),
+    ?assert(lists:member("off-site: s3://backups/ct (not encrypted)", ctl(["backup_status"]))),
     set_remote(Config, []),
     Second = run_ok(),
     ?assertEqual([First, Second], emqx_guard_s3_helper:objects(S3)),

@@ -19,8 +19,8 @@ CARGO ?= cargo
 REBAR ?= rebar3
 FUZZ_SECONDS ?= 600
 
-.PHONY: all package toolchain cross-toolchain nif compile test test-deps rust-test erlang-test test-arm64 \
-	arm64-root compat lint bench fuzz clean
+.PHONY: all package toolchain cross-toolchain nif compile test test-deps s3-server rust-test erlang-test \
+	test-arm64 arm64-root compat lint bench fuzz clean
 
 all: package
 
@@ -52,7 +52,15 @@ compile: toolchain nif
 package: compile
 	NIF_ARCHS="$(NIF_ARCHS)" NIF_GLIBC=$(NIF_GLIBC) ./scripts/package.sh $(VSN)
 
-rust-test:
+# The off-site tests (Rust and Common Test) and `make bench` run a real S3 server, s3s-fs from
+# crates.io, on 127.0.0.1. Built once with cargo (0.14.1: the newest release for this Rust;
+# about 3 minutes on 2 cores), reused while it is installed.
+S3S_FS_VERSION := 0.14.1
+s3-server:
+	@command -v s3s-fs >/dev/null || test -x "$${CARGO_HOME:-$$HOME/.cargo}/bin/s3s-fs" || \
+	  $(CARGO) install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked
+
+rust-test: s3-server
 	$(CARGO) test --locked --workspace
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
@@ -60,7 +68,7 @@ rust-test:
 # The notification suite talks to a real SMTP server (Python aiosmtpd) that it starts on 127.0.0.1,
 # with a test CA made by openssl. pip first (a pyenv or venv python3); Debian's own python3 refuses
 # pip installs (externally managed), so there it comes from apt.
-test-deps:
+test-deps: s3-server
 	@command -v openssl >/dev/null || { apt-get install -y openssl || { apt-get update && apt-get install -y openssl; }; }
 	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install aiosmtpd || \
 	  { export DEBIAN_FRONTEND=noninteractive; apt-get install -y python3-aiosmtpd || \
@@ -95,7 +103,7 @@ lint: compile
 	$(REBAR) xref
 	$(REBAR) dialyzer
 
-bench: compile
+bench: compile s3-server
 	./scripts/bench.sh
 
 fuzz:

@@ -1,5 +1,5 @@
 %% @doc The `emqx ctl guard' commands about the backup files on this node: `backup_list',
-%% `backup_verify' and `backup_prune --dry-run'. Parses and prints only (`emqx_guard_backups'
+%% `backup_verify' and `backup_prune --dry-run' (its remote part: `emqx_guard_offsite_cli'). Parses and prints only (`emqx_guard_backups'
 %% does the work); called by `emqx_guard_cli', which catches and reports any crash.
 -module(emqx_guard_backups_cli).
 
@@ -17,7 +17,7 @@ usage_lines() ->
     [
         {"guard backup_list", "List the backups, newest first, with size, time, verification and when checked"},
         {"guard backup_verify [<name>|--all]", "Read every backup (or the one named) in full now and record the result"},
-        {"guard backup_prune --dry-run", "Show what retention would delete now"}
+        {"guard backup_prune --dry-run", "Show what retention would delete now (here and off-site)"}
     ].
 
 %% @doc Runs one of these commands (Args after `guard', as binaries); `not_mine' for any other.
@@ -26,7 +26,10 @@ cmd([<<"backup_list">>]) -> backup_list();
 cmd([<<"backup_verify">>]) -> backup_verify(all);
 cmd([<<"backup_verify">>, <<"--all">>]) -> backup_verify(all);
 cmd([<<"backup_verify">>, Name]) -> backup_verify(Name);
-cmd([<<"backup_prune">>, <<"--dry-run">>]) -> prune_dry_run();
+cmd([<<"backup_prune">>, <<"--dry-run">>]) ->
+    prune_dry_run(),
+    %% what remote retention would delete, when a remote destination is set
+    emqx_guard_offsite_cli:prune_dry_run();
 cmd(_) -> not_mine.
 
 %%--------------------------------------------------------------------

@@ -53,7 +53,7 @@ usage_lines() ->
         {"guard backup_catchup [<duration>]", "Show or set how late a missed backup may still run at start (24h; 0 = off)"},
         {"guard backup_io_limit [<rate>]", "Show or set how fast backups are read back (e.g. 50MB/s; default off)"},
         {"guard backup_now", "Run one backup now and print the result"}
-    ] ++ emqx_guard_backups_cli:usage_lines() ++
+    ] ++ emqx_guard_backups_cli:usage_lines() ++ emqx_guard_offsite_cli:usage_lines() ++
         [{"guard backup_status", "Show the schedule, next fire, last run and run counts"}] ++
         emqx_guard_notify_cli:usage_lines().
 
@@ -78,16 +78,13 @@ dispatch(Args) when is_list(Args) ->
         [<<"backup_now">>] -> backup_now();
         [<<"backup_status">>] -> backup_status();
         Other ->
-            %% guard backup_list|backup_verify|backup_prune (emqx_guard_backups_cli), notify*
+            %% guard backup_list|backup_verify|backup_prune (emqx_guard_backups_cli),
+            %% backup_remote|backup_list --remote|backup_fetch (emqx_guard_offsite_cli), notify*
             %% (emqx_guard_notify_cli)
-            case emqx_guard_backups_cli:cmd(Other) of
-                not_mine ->
-                    case emqx_guard_notify_cli:cmd(Other) of
-                        not_mine -> usage();
-                        _ -> ok
-                    end;
-                _ ->
-                    ok
+            Mods = [emqx_guard_backups_cli, emqx_guard_offsite_cli, emqx_guard_notify_cli],
+            case lists:dropwhile(fun(M) -> M:cmd(Other) =:= not_mine end, Mods) of
+                [] -> usage();
+                _ -> ok
             end
     end;
 dispatch(_) ->
@@ -245,6 +242,11 @@ print_run_details(Run) ->
         {size, fun(S) -> [text("  size: ~ts", [emqx_guard_render:size(S)])] end},
         {sha256, fun(H) -> [text("  sha256: ~ts", [H])] end},
         {pruned, fun(Names) -> [text("  pruned: ~B old backup(s)", [length(Names)])] end},
+        %% a failed copy is among the warnings
+        {offsite, fun
+            (#{result := ok} = R) -> [text("  off-site: ~ts", [emqx_guard_offsite:summary(R)])];
+            (_) -> []
+        end},
         {error, fun(E) -> [text("  error: ~ts", [E])] end},
         {warnings, fun(Ws) -> [text("  warning: ~ts", [W]) || W <- Ws] end}
     ],
@@ -289,6 +291,7 @@ backup_status() ->
         #{started_at := Started, trigger := Trigger} ->
             line(text("state: running since ~ts (~ts)", [emqx_guard_render:in_zone(Zone, Started), Trigger]))
     end,
+    lists:foreach(fun line/1, emqx_guard_offsite_cli:status_lines()),
     print_last_run(maps:get(last_run, Status), Zone),
     #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
     line(text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])),

@@ -41,7 +41,11 @@
     cancel/1,
     cancel_all/0,
     running_jobs/0,
-    await/2
+    await/2,
+    offsite_upload_async/3,
+    offsite_list_async/2,
+    offsite_prune_async/4,
+    offsite_fetch_async/5
 ]).
 
 -type error() :: {error, {Reason :: atom(), Detail :: binary()}}.
@@ -168,6 +172,34 @@ is_export_name(Name) ->
 -spec usable() -> boolean().
 usable() ->
     element(1, validate(<<"* * * * *">>)) =:= ok.
+
+%% @doc `emqx_guard_nif:offsite_upload_async/3': `{ok, Job}', the result comes as
+%% `{emqx_guard_job, Job, Result}'.
+-spec offsite_upload_async(emqx_guard_nif:offsite_config(), file:filename_all(), emqx_guard_nif:opts()) ->
+    {ok, emqx_guard_nif:job()} | error().
+offsite_upload_async(Config, Path, Opts) ->
+    guarded(fun() -> emqx_guard_nif:offsite_upload_async(Config, bin(Path), Opts) end).
+
+%% @doc `emqx_guard_nif:offsite_list_async/2'.
+-spec offsite_list_async(emqx_guard_nif:offsite_config(), emqx_guard_nif:opts()) ->
+    {ok, emqx_guard_nif:job()} | error().
+offsite_list_async(Config, Opts) ->
+    guarded(fun() -> emqx_guard_nif:offsite_list_async(Config, Opts) end).
+
+%% @doc `emqx_guard_nif:offsite_prune_async/4'.
+-spec offsite_prune_async(emqx_guard_nif:offsite_config(), integer(), boolean(), emqx_guard_nif:opts()) ->
+    {ok, emqx_guard_nif:job()} | error().
+offsite_prune_async(Config, Keep, DryRun, Opts) ->
+    guarded(fun() -> emqx_guard_nif:offsite_prune_async(Config, Keep, DryRun, Opts) end).
+
+%% @doc `emqx_guard_nif:offsite_fetch_async/5'.
+-spec offsite_fetch_async(emqx_guard_nif:offsite_config(), binary(), file:filename_all() | undefined,
+                          file:filename_all(), emqx_guard_nif:opts()) ->
+    {ok, emqx_guard_nif:job()} | error().
+offsite_fetch_async(Config, Name, IdentityPath, DestDir, Opts) ->
+    guarded(fun() ->
+        emqx_guard_nif:offsite_fetch_async(Config, bin(Name), bin(IdentityPath), bin(DestDir), Opts)
+    end).
 
 %%--------------------------------------------------------------------------------------------
 

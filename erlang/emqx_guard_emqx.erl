@@ -23,7 +23,9 @@
     export_supported/0,
     export/1,
     activate_alarm/2,
+    activate_alarm/3,
     deactivate_alarm/1,
+    deactivate_alarm/2,
     alarm_name/0,
     node_role/0,
     running_nodes/0,
@@ -32,6 +34,8 @@
 
 -define(CMD, guard).
 -define(ALARM, emqx_guard_backup_failed).
+%% The plugin's alarms: a failed backup, a failed off-site copy.
+-define(IS_ALARM(Name), (Name =:= ?ALARM orelse Name =:= emqx_guard_offsite_failed)).
 
 -type export_error() ::
     export_unavailable
@@ -255,17 +259,23 @@ alarm_name() ->
 %% deactivated first and raised again; one with the same details and message is left as it is.
 %% Without emqx_alarm (or when it fails) this only logs.
 -spec activate_alarm(map(), binary()) -> ok.
-activate_alarm(Details, Message) when is_map(Details) ->
+activate_alarm(Details, Message) ->
+    activate_alarm(?ALARM, Details, Message).
+
+%% @doc `activate_alarm/2' for the alarm Name: `emqx_guard_backup_failed' or
+%% `emqx_guard_offsite_failed'.
+-spec activate_alarm(atom(), map(), binary()) -> ok.
+activate_alarm(Name, Details, Message) when ?IS_ALARM(Name), is_map(Details) ->
     Msg = to_binary(Message),
     guarded(activate_alarm, fun() ->
-        case alarm_activate(Details, Msg) of
+        case alarm_activate(Name, Details, Msg) of
             {error, already_existed} ->
-                case active_alarm() of
+                case active_alarm(Name) of
                     {ok, #{details := Details, message := Msg}} ->
                         ok;
                     _ ->
-                        _ = alarm_deactivate(<<"replaced by a newer failure">>),
-                        alarm_activate(Details, Msg)
+                        _ = alarm_deactivate(Name, <<"replaced by a newer failure">>),
+                        alarm_activate(Name, Details, Msg)
                 end;
             Other ->
                 Other
@@ -276,38 +286,43 @@ activate_alarm(Details, Message) when is_map(Details) ->
 %% Clearing an alarm that is not active is fine.
 -spec deactivate_alarm(binary()) -> ok.
 deactivate_alarm(Message) ->
+    deactivate_alarm(?ALARM, Message).
+
+%% @doc `deactivate_alarm/1' for the alarm Name (as `activate_alarm/3').
+-spec deactivate_alarm(atom(), binary()) -> ok.
+deactivate_alarm(Name, Message) when ?IS_ALARM(Name) ->
     Msg = to_binary(Message),
     guarded(deactivate_alarm, fun() ->
-        _ = alarm_deactivate(Msg),
+        _ = alarm_deactivate(Name, Msg),
         ok
     end).
 
-alarm_activate(Details, Msg) ->
+alarm_activate(Name, Details, Msg) ->
     case exported(emqx_alarm, activate, 3) of
         true ->
-            emqx_alarm:activate(?ALARM, Details, Msg);
+            emqx_alarm:activate(Name, Details, Msg);
         false ->
             case exported(emqx_alarm, activate, 2) of
-                true -> emqx_alarm:activate(?ALARM, Details);
+                true -> emqx_alarm:activate(Name, Details);
                 false -> {error, alarm_unavailable}
             end
     end.
 
-alarm_deactivate(Msg) ->
+alarm_deactivate(Name, Msg) ->
     case exported(emqx_alarm, deactivate, 3) of
         true ->
-            emqx_alarm:deactivate(?ALARM, #{}, Msg);
+            emqx_alarm:deactivate(Name, #{}, Msg);
         false ->
             case exported(emqx_alarm, deactivate, 1) of
-                true -> emqx_alarm:deactivate(?ALARM);
+                true -> emqx_alarm:deactivate(Name);
                 false -> {error, alarm_unavailable}
             end
     end.
 
-active_alarm() ->
+active_alarm(Name) ->
     case exported(emqx_alarm, get_alarms, 1) of
         true ->
-            case [A || #{name := ?ALARM} = A <- emqx_alarm:get_alarms(activated)] of
+            case [A || #{name := N} = A <- emqx_alarm:get_alarms(activated), N =:= Name] of
                 [Alarm | _] -> {ok, Alarm};
                 [] -> not_found
             end;

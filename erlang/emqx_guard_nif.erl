@@ -53,6 +53,14 @@
     running_jobs/0
 ]).
 
+%% Off-site copies on S3-compatible object storage (issue 12): background jobs.
+-export([
+    offsite_upload_async/3,
+    offsite_list_async/2,
+    offsite_prune_async/4,
+    offsite_fetch_async/5
+]).
+
 %% Exported for diagnostics and tests: where the library is looked for.
 -export([library_path/0, architecture/0]).
 
@@ -129,6 +137,57 @@
 
 -export_type([error/0, unix_ms/0, backup/0, failed_backup/0, verified/0]).
 -export_type([record/0, opts/0, job/0, prune_report/0, listing/0]).
+-export_type([offsite_config/0, remote_backup/0, offsite_uploaded/0, offsite_prune_report/0,
+              offsite_fetched/0]).
+
+%% Off-site configuration: atom keys, strings as binaries; a missing key or `undefined' takes the
+%% default (see native/guard_nif/src/offsite.rs). The secret key never appears in any Detail.
+-type offsite_config() :: #{
+    bucket := binary(),
+    access_key := binary(),
+    secret_key := binary(),
+    prefix => binary(),
+    region => binary(),
+    endpoint => binary() | undefined,
+    path_style => boolean() | binary(),
+    tls_verify => boolean() | binary(),
+    ca_file => binary() | undefined,
+    recipient => binary() | undefined,
+    part_size => pos_integer(),
+    connect_timeout_ms => pos_integer(),
+    timeout_ms => pos_integer(),
+    max_retries => non_neg_integer()
+}.
+-type remote_backup() :: #{
+    name := binary(),
+    export_name := binary(),
+    key := binary(),
+    size := non_neg_integer(),
+    mtime := unix_ms(),
+    encrypted := boolean()
+}.
+-type offsite_uploaded() :: #{
+    name := binary(),
+    key := binary(),
+    size := non_neg_integer(),
+    source_size := non_neg_integer(),
+    sha256 := binary(),
+    encrypted := boolean(),
+    parts := non_neg_integer()
+}.
+-type offsite_prune_report() :: #{
+    kept := [remote_backup()],
+    deleted := [remote_backup()],
+    failed := [#{error := binary(), _ => _}]
+}.
+-type offsite_fetched() :: #{
+    name := binary(),
+    path := binary(),
+    size := non_neg_integer(),
+    object_size := non_neg_integer(),
+    encrypted := boolean(),
+    verified := verified()
+}.
 
 %%--------------------------------------------------------------------------------------------
 %% Loading
@@ -368,4 +427,49 @@ cancel_all() ->
 %% @doc The number of jobs whose thread has not finished.
 -spec running_jobs() -> non_neg_integer().
 running_jobs() ->
+    erlang:nif_error(not_loaded()).
+
+%%--------------------------------------------------------------------------------------------
+%% Off-site copies (issue 12): background jobs, result by message
+%%--------------------------------------------------------------------------------------------
+
+%% @doc Upload the export at Path (its file name must be an export name) to the off-site
+%% bucket, encrypted with age when Config has a `recipient' (object `<name>.age'), then check the
+%% object (size; the export's SHA-256 stored as metadata reads back). At once: `{ok, Job}' or
+%% `{error, {bad_config | bad_name | bad_opts | busy | thread, Detail}}'. Later
+%% `{emqx_guard_job, Job, {ok, offsite_uploaded()}}' or `{emqx_guard_job, Job, {error, {Reason,
+%% Detail}}}' with Reason one of `auth', `not_found', `connect', `timeout', `tls', `remote',
+%% `integrity', `io', `cancelled', `panicked'. A failed upload leaves no object of that name.
+-spec offsite_upload_async(Config :: offsite_config(), Path :: binary(), Opts :: opts()) ->
+    {ok, job()} | error().
+offsite_upload_async(_Config, _Path, _Opts) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc List the off-site backups directly under the prefix (only export names, with or without
+%% `.age'), newest first: later `{emqx_guard_job, Job, {ok, [remote_backup()]} | error()}'.
+-spec offsite_list_async(Config :: offsite_config(), Opts :: opts()) -> {ok, job()} | error().
+offsite_list_async(_Config, _Opts) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc Remote retention: keep the Keep newest exports (by the time in the name), delete older
+%% backup objects (DryRun: only report them); nothing else in the bucket is touched. `bad_keep'
+%% at once for Keep < 1; later `{emqx_guard_job, Job, {ok, offsite_prune_report()} | error()}'.
+-spec offsite_prune_async(Config :: offsite_config(), Keep :: integer(), DryRun :: boolean(),
+                          Opts :: opts()) ->
+    {ok, job()} | error().
+offsite_prune_async(_Config, _Keep, _DryRun, _Opts) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc Download the off-site backup Name (an export name, with or without `.age'), decrypt it
+%% with the age identity file IdentityPath when it is encrypted, compare it with its metadata,
+%% verify it and put it into DestDir under its export name (never over an existing file). Later
+%% `{emqx_guard_job, Job, {ok, offsite_fetched()}}' or an error: `not_found', `decrypt' (wrong or
+%% missing identity), `identity' (unusable identity file), `integrity' (altered object),
+%% `verify' (not a usable export), `exists', `io', `cancelled', and the network reasons of
+%% offsite_upload_async/3. On any error nothing is left in DestDir.
+-spec offsite_fetch_async(Config :: offsite_config(), Name :: binary(),
+                          IdentityPath :: binary() | undefined, DestDir :: binary(),
+                          Opts :: opts()) ->
+    {ok, job()} | error().
+offsite_fetch_async(_Config, _Name, _IdentityPath, _DestDir, _Opts) ->
     erlang:nif_error(not_loaded()).

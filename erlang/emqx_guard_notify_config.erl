@@ -31,7 +31,8 @@
     redacted_status/1,
     redacted_args/1,
     redacted_url/1,
-    parse_bool/1
+    parse_bool/1,
+    check_value/3
 ]).
 
 -type key() :: atom().
@@ -42,7 +43,7 @@
 %% U+2026 HORIZONTAL ELLIPSIS: stands for the hidden part of a URL.
 -define(ELLIPSIS, 16#2026).
 %% Names of command-line `name=value' arguments whose value is a secret.
--define(SECRET_ARGS, [<<"password">>, <<"token">>, <<"secret">>]).
+-define(SECRET_ARGS, [<<"password">>, <<"token">>, <<"secret">>, <<"secret_key">>]).
 
 %% @doc Every notification key, in display order.
 -spec keys() -> [key()].
@@ -87,6 +88,16 @@ validate(Key, Raw) ->
             end;
         false ->
             {error, unicode:characters_to_binary(io_lib:format("unknown setting ~tp", [Key]))}
+    end.
+
+%% @doc Validates Raw as a value of Type (a type of `specs/0': text, path, secret, bool, ...) for the
+%% setting named Key: the checks other settings modules share (`emqx_guard_offsite_config').
+-spec check_value(atom(), binary(), term()) -> {ok, term()} | {error, binary()}.
+check_value(Type, Key, Raw) ->
+    try
+        check(Type, Key, Raw)
+    catch
+        throw:{invalid, Line} -> {error, Line}
     end.
 
 %% @doc The rules between keys, for complete settings: a chat webhook over plain http only to
@@ -281,7 +292,8 @@ redacted(Settings) ->
                 S
         end,
         Settings,
-        specs()
+        %% the off-site secret key too: the one redaction of every secret setting
+        specs() ++ emqx_guard_offsite_config:specs()
     ).
 
 %% @doc Term with `redacted/1' applied to every map inside it (records, tuples, lists, map

@@ -11,7 +11,8 @@
 %%     or `test' message was made), `next_fire', `last_success', `deadline'; `offsets' maps each
 %%     of these keys to the zone's UTC offset in seconds at that instant (missing means UTC);</li>
 %% <li>`file' (the export's name), `path' (its full path), `size' (bytes), `sha256',
-%%     `duration_ms', `error' (why the run failed, one line);</li>
+%%     `duration_ms', `error' (why the run failed, one line), `offsite' (the off-site copy's
+%%     result, `emqx_guard_offsite:result()', shown as one line);</li>
 %% <li>`kept': the backups now kept, `[#{name, size, mtime}]' newest first.</li>
 %% </ul>
 -module(emqx_guard_notify_format).
@@ -87,6 +88,7 @@ lines(_Event, F) ->
         end ++
         opt(<<"Size">>, size, F, fun(S) -> fmt("~ts (~b bytes)", [emqx_guard_render:size(S), S]) end) ++
         opt(<<"SHA-256">>, sha256, F, fun text/1) ++
+        opt(<<"Off-site">>, offsite, F, fun emqx_guard_offsite:summary/1) ++
         opt(<<"Duration">>, duration_ms, F, fun emqx_guard_render:duration_ms/1) ++
         opt(<<"Last success">>, last_success, F, fun(_) -> when_text(last_success, F) end) ++
         opt(<<"Expected by">>, deadline, F, fun(_) -> when_text(deadline, F) end) ++
@@ -121,7 +123,7 @@ webhook(Event, F0) ->
         {atom_to_binary(K), json_value(maps:get(K, F))}
      || K <- [file, path, size, sha256, duration_ms, reason, zone, trigger],
         maps:get(K, F, undefined) =/= undefined
-    ]),
+    ] ++ [{<<"offsite">>, emqx_guard_offsite:summary(O)} || O <- [maps:get(offsite, F, undefined)], is_map(O)]),
     Kept =
         case maps:get(kept, F, undefined) of
             L when is_list(L) ->

@@ -12,7 +12,10 @@
 %%     `prune_skipped' (`[{Name, Why}]'), `retention_read' (bytes retention read: the files it
 %%     verified; those with a matching verification record are not read), `removed' (what a
 %%     failed run deleted of its own);</li>
-%% <li>`warnings': lines for a good backup whose side step failed (file mode, retention);</li>
+%% <li>`warnings': lines for a good backup whose side step failed (file mode, retention, the
+%%     off-site copy);</li>
+%% <li>`offsite': what the off-site step did (`emqx_guard_offsite:result()': uploaded and pruned
+%%     names, or the error line); absent when no remote destination is set;</li>
 %% <li>a failed or skipped run: `reason' (a tagged term, never persisted) and `error', its one
 %%     line for people, made by `format_error/1', the one place where a run's reasons become
 %%     text; a skipped run also names the `responsible' node or the node that `exported_by'.</li>
@@ -42,6 +45,7 @@
     retention_read => non_neg_integer(),
     removed => [binary()],
     warnings => [binary()],
+    offsite => emqx_guard_offsite:result(),
     reason => term(),
     error => binary(),
     responsible => node(),
@@ -51,7 +55,7 @@
 %% The fields kept in the run state file, and their checks on load.
 -define(STORED, [
     trigger, started_at, node, result, duration_ms, instant, file, path, size, sha256, version, pruned,
-    removed, warnings, error
+    removed, warnings, error, offsite
 ]).
 %% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant a stored outcome may hold.
 -define(MAX_INSTANT_MS, 253402300799999).
@@ -128,6 +132,16 @@ format_error({lock_held, _Node}) ->
     <<"another node holds the lock for this instant">>;
 format_error({already_exported, Node}) ->
     text("this instant was already exported by ~ts", [Node]);
+format_error({offsite_upload_failed, File, {_Reason, Detail}}) ->
+    text("upload of ~ts failed: ~ts", [File, describe(Detail)]);
+format_error({offsite_crashed, Class, Reason}) ->
+    text("the off-site step crashed (~ts): ~ts", [Class, describe(Reason)]);
+format_error({offsite_list_failed, {_Reason, Detail}}) ->
+    text("cannot list the remote backups: ~ts", [describe(Detail)]);
+format_error({offsite_local_list_failed, Line}) ->
+    text("cannot list the local backups: ~ts", [describe(Line)]);
+format_error({offsite_prune_failed, {_Reason, Detail}}) ->
+    text("remote retention failed: ~ts", [describe(Detail)]);
 format_error({previous_run_still_running, _Since}) ->
     <<"the previous backup was still running">>;
 format_error(Reason) ->
@@ -221,8 +235,15 @@ upgrade(Stored) ->
 field_ok(instant, V) -> is_instant(V);
 field_ok(size, V) -> is_integer(V) andalso V >= 0;
 field_ok(node, V) -> is_atom(V);
-field_ok(K, V) when K =:= pruned; K =:= removed; K =:= warnings -> is_list(V) andalso lists:all(fun is_text/1, V);
+field_ok(K, V) when K =:= pruned; K =:= removed; K =:= warnings -> is_texts(V);
+field_ok(offsite, #{result := R, uploaded := U, pruned := P} = V) ->
+    (R =:= ok orelse R =:= failed) andalso is_texts(U) andalso is_texts(P) andalso
+        is_text(maps:get(error, V, <<>>)) andalso (R =:= ok orelse maps:is_key(error, V));
+field_ok(offsite, _) -> false;
 field_ok(_Text, V) -> is_text(V).
+
+is_texts(V) ->
+    is_list(V) andalso lists:all(fun is_text/1, V).
 
 is_instant(T) ->
     is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.

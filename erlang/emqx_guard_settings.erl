@@ -47,8 +47,8 @@
     backup_catchup := non_neg_integer(),
     export_timeout := pos_integer(),
     backup_io_limit := off | pos_integer(),
-    %% notification settings: see emqx_guard_notify_config
-    emqx_guard_notify_config:key() => term()
+    %% notification and off-site settings: see emqx_guard_notify_config, emqx_guard_offsite_config
+    emqx_guard_notify_config:key() | emqx_guard_offsite_config:key() => term()
 }.
 -define(FORMAT_VSN, 1).
 -define(MAX_KEEP, 1000).
@@ -90,7 +90,7 @@ forget() ->
 %% @doc The settings a fresh install uses.
 -spec defaults() -> settings().
 defaults() ->
-    maps:merge(emqx_guard_notify_config:defaults(), #{
+    maps:merge(maps:merge(emqx_guard_notify_config:defaults(), emqx_guard_offsite_config:defaults()), #{
         backup_cron => <<"0 12 * * 0">>,
         backup_keep => 5,
         backup_timezone => <<"local">>,
@@ -100,10 +100,10 @@ defaults() ->
     }).
 
 %% @doc Every setting key, in display order.
--spec keys() -> [key() | emqx_guard_notify_config:key()].
+-spec keys() -> [key() | emqx_guard_notify_config:key() | emqx_guard_offsite_config:key()].
 keys() ->
     [backup_cron, backup_keep, backup_timezone, backup_catchup, export_timeout, backup_io_limit] ++
-        emqx_guard_notify_config:keys().
+        emqx_guard_offsite_config:keys() ++ emqx_guard_notify_config:keys().
 
 %%--------------------------------------------------------------------
 %% Validation
@@ -138,9 +138,10 @@ validate(backup_io_limit, Raw) ->
         end
     end);
 validate(Key, Raw) ->
-    case lists:member(Key, emqx_guard_notify_config:keys()) of
-        true -> emqx_guard_notify_config:validate(Key, Raw);
-        false -> {error, iolist_to_binary(io_lib:format("unknown setting ~tp", [Key]))}
+    case {lists:member(Key, emqx_guard_notify_config:keys()), lists:member(Key, emqx_guard_offsite_config:keys())} of
+        {true, _} -> emqx_guard_notify_config:validate(Key, Raw);
+        {_, true} -> emqx_guard_offsite_config:validate(Key, Raw);
+        _ -> {error, iolist_to_binary(io_lib:format("unknown setting ~tp", [Key]))}
     end.
 
 %% @doc Validates a map of changes; keys are atoms or binaries (as the dashboard
@@ -173,7 +174,7 @@ changed(_Old, New) ->
     New.
 
 %% @doc Validates Changes (as `validate_changes/1'), merges them into the settings in use, checks
-%% the rules between keys (`emqx_guard_notify_config:check/1') and saves the result. Returns the
+%% the rules between keys (`emqx_guard_notify_config:check/1', `emqx_guard_offsite_config:check/1') and saves the result. Returns the
 %% settings before and after; on any error nothing changes. Every change (command line,
 %% dashboard, another node) comes through here.
 -spec change(map()) -> {ok, Old :: settings(), New :: settings()} | {error, binary()}.
@@ -182,9 +183,10 @@ change(Changes) ->
         {ok, Valid} ->
             Old = get(),
             New = maps:merge(Old, Valid),
-            case emqx_guard_notify_config:check(New) of
-                ok -> saved(Old, New);
-                {error, _} = Error -> Error
+            case {emqx_guard_notify_config:check(New), emqx_guard_offsite_config:check(New)} of
+                {ok, ok} -> saved(Old, New);
+                {{error, _} = Error, _} -> Error;
+                {_, Error} -> Error
             end;
         {error, _} = Error ->
             Error

@@ -3,7 +3,9 @@
 #   1. next_fires per call through the NIF from Erlang vs the same calls in pure Rust;
 #   2. verify on a ~1 GiB export tarball (about 5 GiB of compressible text, like a real export's
 #      mnesia dumps) vs `gzip -t` on the same file, with peak memory;
-#   3. prune of a directory of 100,000 export files vs `ls | sort | head -n -5 | xargs rm`.
+#   3. prune of a directory of 100,000 export files vs `ls | sort | head -n -5 | xargs rm`;
+#   4. off-site upload to a local S3 server (s3s-fs on 127.0.0.1, `make test-deps` installs it),
+#      plain and age-encrypted, vs `cp` of the same file.
 # Every ratio compares figures measured in this run, on this machine.
 # Knobs: BENCH_VERIFY_MIB (approximate compressed size of the verify tarball, default 1024; the
 #        content is 5 times that), BENCH_PRUNE_FILES (default 100000),
@@ -11,7 +13,8 @@
 #        BENCH_IMPACT_REPS (rounds of the broker-impact phases, default 3), BENCH_IO_LIMIT_MB (the
 #        io_limit of its limited phase, default 50), BENCH_ERL_FLAGS (VM flags for a second impact
 #        run printed beside the first, e.g. "+sbwt none +sbwtdcpu none +sbwtdio none"; EMQX's own
-#        vm.args sets none of these).
+#        vm.args sets none of these),
+#        BENCH_OFFSITE_MIB (size of the uploaded file, default 300).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -31,15 +34,18 @@ if [[ ! -f $EBIN/emqx_guard_nif.beam || ! -f $NIF_SO ]]; then
 fi
 
 WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/emqx_guard_bench.XXXXXX")
-cleanup() { rm -rf "$WORK"; }
+S3_PID=
+cleanup() { [[ -n $S3_PID ]] && kill "$S3_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
 
 echo "==> building the Rust bench examples and the Erlang bench module"
 "$CARGO" build --release --locked -q -p guard_core --example bench_next_fires --example bench_verify \
-  --example bench_gen_export
+  --example bench_gen_export --example bench_offsite_upload
 RUST_NF=$ROOT/target/release/examples/bench_next_fires
 RUST_VERIFY=$ROOT/target/release/examples/bench_verify
 RUST_GEN=$ROOT/target/release/examples/bench_gen_export
+RUST_UPLOAD=$ROOT/target/release/examples/bench_offsite_upload
+OFFSITE_MIB=${BENCH_OFFSITE_MIB:-300}
 mkdir -p "$WORK/ebin"
 erlc -o "$WORK/ebin" scripts/emqx_guard_bench.erl
 
@@ -188,3 +194,35 @@ echo "== 3b. bytes retention reads with keep 5: without verification records, th
 echo "   $(erl_bench retention "$WORK/nif" 5)"
 echo "   (prune also checks each name, stats every file, verifies the newest until 5 pass, and re-checks each"
 echo "    one right before unlinking it)"
+
+echo
+echo "== 4. off-site upload of a ${OFFSITE_MIB} MiB export-like file to s3s-fs on 127.0.0.1 vs cp"
+S3S=${S3S_FS:-$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")}
+if [[ ! -x $S3S ]]; then
+  echo "   skipped: s3s-fs is not installed (make test-deps installs it)"
+else
+  NAME=emqx-export-2026-01-01-00-00-00.000.tar.gz
+  mkdir -p "$WORK/up" "$WORK/s3/bench" "$WORK/cp"
+  "$RUST_GEN" "$WORK/up/$NAME" "$OFFSITE_MIB" 11
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$S3S" --host 127.0.0.1 --port "$PORT" --access-key bench-ak --secret-key bench-sk "$WORK/s3" >/dev/null 2>&1 &
+  S3_PID=$!
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+  cat "$WORK/up/$NAME" >/dev/null # warm page cache for every reader
+  t0=$(now_ns); cp "$WORK/up/$NAME" "$WORK/cp/$NAME"; cp_secs=$(secs_since "$t0")
+  rm -f "$WORK/cp/$NAME"
+  plain=$("$RUST_UPLOAD" "http://127.0.0.1:$PORT" bench bench-ak bench-sk "$WORK/up/$NAME")
+  rm -rf "$WORK/s3/bench/"*
+  # The test suite's recipient (the object is never read back here).
+  RECIP=$(tr -d '[:space:]' <test/emqx_guard_nif_SUITE_data/offsite_recipient.txt)
+  enc=$("$RUST_UPLOAD" "http://127.0.0.1:$PORT" bench bench-ak bench-sk "$WORK/up/$NAME" "$RECIP")
+  kill "$S3_PID" 2>/dev/null; wait "$S3_PID" 2>/dev/null || true; S3_PID=
+  p_secs=$(field seconds "$plain"); e_secs=$(field seconds "$enc")
+  printf '   %-34s %8s s\n' "cp" "$cp_secs"
+  printf '   %-34s %8s s   (%s MiB/s, %s parts; hashes the file first, SHA-256 per request, HEAD check)\n' \
+    "upload, plain" "$p_secs" "$(field mib_per_s "$plain")" "$(field parts "$plain")"
+  printf '   %-34s %8s s   (%s MiB/s, %s parts)\n' "upload, age-encrypted" "$e_secs" \
+    "$(field mib_per_s "$enc")" "$(field parts "$enc")"
+  echo "   ratio upload/cp: plain $(ratio "$p_secs" "$cp_secs")x, encrypted $(ratio "$e_secs" "$cp_secs")x"
+  echo "   (the server writes every part to disk and then concatenates the parts: it does about 2 copies itself)"
+fi

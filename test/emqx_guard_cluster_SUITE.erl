@@ -294,7 +294,20 @@ pushed_password_is_never_logged(Config) ->
         ?assertEqual(nomatch, string:find(io_lib:format("~tp", [Shown]), Secret)),
         {'$gen_call', _, {adopt, #{notify_smtp_password := <<"******">>}, {1, _}}} = maps:get(message, Shown),
         StatusText = io_lib:format("~tp", [peer_call(PB, sys, get_status, [emqx_guard_settings_sync])]),
-        ?assertEqual(nomatch, string:find(StatusText, Secret))
+        ?assertEqual(nomatch, string:find(StatusText, Secret)),
+
+        %% the off-site destination set on core_a reaches core_b, its secret key hidden there too
+        RemoteSecret = "s3-Remote/Secret+key",
+        ?assertMatch(["backup_remote = s3" | _],
+                     ctl(PA, ["backup_remote", "s3", "bucket=b", "access_key=a", "secret_key=" ++ RemoteSecret,
+                              "endpoint=http://127.0.0.1:9", "path_style=on"])),
+        ?assertEqual(list_to_binary(RemoteSecret), maps:get(backup_remote_secret_key, settings(PB))),
+        ?assertEqual(<<"b">>, maps:get(backup_remote_bucket, settings(PB))),
+        Events2 = peer_call(PB, ?MODULE, peer_captured_logs, []),
+        [Adopted2 | _] = lists:reverse([R || #{msg := {report, R = #{msg := emqx_guard_settings_adopted}}} <- Events2]),
+        ?assertMatch(#{backup_remote_secret_key := <<"******">>, backup_remote_type := <<"s3">>}, maps:get(changed, Adopted2)),
+        ?assertEqual(nomatch, string:find(io_lib:format("~tp", [Events2]), RemoteSecret)),
+        ?assert(lists:member("  secret_key = \"******\"", ctl(PB, ["backup_remote"])))
     after
         stop_started()
     end.

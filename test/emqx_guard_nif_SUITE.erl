@@ -41,6 +41,11 @@
     caller_exit_cancels_the_job/1,
     async_argument_errors/1
 ]).
+-export([
+    offsite_upload_list_fetch_prune/1,
+    offsite_errors_are_clear_and_leave_nothing/1,
+    offsite_argument_errors/1
+]).
 
 %% A real export made by EMQX 5.3.2 (kept under its own name: verification depends on it).
 -define(FIXTURE_DIR, filename:join([filename:dirname(?FILE), "fixtures", "emqx-5.3.2"])).
@@ -78,7 +83,10 @@ all() ->
         verify_async_delivers_a_record,
         cancel_leaves_no_thread,
         caller_exit_cancels_the_job,
-        async_argument_errors
+        async_argument_errors,
+        offsite_upload_list_fetch_prune,
+        offsite_errors_are_clear_and_leave_nothing,
+        offsite_argument_errors
     ].
 
 init_per_suite(Config) ->
@@ -93,7 +101,11 @@ end_per_suite(_Config) ->
 init_per_testcase(Case, Config) ->
     Dir = filename:join(?config(priv_dir, Config), atom_to_list(Case)),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    [{dir, Dir} | Config].
+    NeedsS3 = lists:member(Case, [offsite_upload_list_fetch_prune, offsite_errors_are_clear_and_leave_nothing]),
+    case NeedsS3 andalso s3_binary() =:= false andalso os:getenv("EMQX_GUARD_SKIP_S3") =:= "1" of
+        true -> {skip, "s3s-fs is not installed and EMQX_GUARD_SKIP_S3=1"};
+        false -> [{dir, Dir} | Config]
+    end.
 
 end_per_testcase(_Case, _Config) ->
     ok.
@@ -728,6 +740,195 @@ async_argument_errors(Config) ->
     {ok, J3} = emqx_guard_nif:list_verified_async(bin(Dir), [], #{io_limit => infinity}),
     ?assertMatch({ok, #{backups := [_, _], verified := [_, _]}}, receive_job(J3)),
     wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 0 end).
+
+%%--------------------------------------------------------------------------------------------
+%% Off-site copies against a real S3 server (s3s-fs, SigV4 on; `make test-deps' installs it)
+%%--------------------------------------------------------------------------------------------
+
+-define(S3_ACCESS, <<"guard-ct-access">>).
+-define(S3_SECRET, <<"guard-ct-SECRET/key+0123456789">>).
+
+%% The fixture goes up encrypted through upload_async, is listed by list_async, comes back
+%% byte-identical (and verified) through fetch_async, and prune_async keeps the newest.
+offsite_upload_list_fetch_prune(Config) ->
+    Dir = ?config(dir, Config),
+    S3 = s3_start(Config),
+    try
+        Cfg = s3_config(S3, #{recipient => recipient(Config)}),
+        Src = filename:join(Dir, "src"),
+        Dest = filename:join(Dir, "dest"),
+        ok = filelib:ensure_dir(filename:join(Src, "x")),
+        ok = filelib:ensure_dir(filename:join(Dest, "x")),
+        Fixture = filename:join(?FIXTURE_DIR, ?FIXTURE_NAME),
+        {ok, _} = file:copy(Fixture, filename:join(Src, ?FIXTURE_NAME)),
+        Other = bin(make_export(Src, "emqx-export-2026-01-01-00-00-00.000", good)),
+        {ok, J1} = emqx_guard_core:offsite_upload_async(Cfg, filename:join(Src, ?FIXTURE_NAME), #{}),
+        Name = <<?FIXTURE_NAME, ".age">>,
+        {ok, Up} = receive_job(J1),
+        ?assertMatch(#{name := Name, key := <<"ct/", Name/binary>>, encrypted := true, parts := 0}, Up),
+        {ok, Whole} = file:read_file(Fixture),
+        ?assertEqual(hex(crypto:hash(sha256, Whole)), maps:get(sha256, Up)),
+        ?assertEqual(byte_size(Whole), maps:get(source_size, Up)),
+        %% The bucket holds ciphertext only.
+        {ok, Stored} = file:read_file(s3_object_file(S3, maps:get(key, Up))),
+        ?assertMatch(<<"age-encryption.org/v1\n", _/binary>>, Stored),
+        {ok, J2} = emqx_guard_nif:offsite_upload_async(Cfg, Other, #{io_limit => 50000000}),
+        ?assertMatch({ok, #{encrypted := true}}, receive_job(J2)),
+        {ok, J3} = emqx_guard_nif:offsite_list_async(Cfg, #{}),
+        {ok, Listed} = receive_job(J3),
+        ?assertMatch(
+            [#{name := Name, export_name := <<?FIXTURE_NAME>>, encrypted := true},
+             #{name := <<"emqx-export-2026-01-01-00-00-00.000.tar.gz.age">>}],
+            Listed),
+        [#{size := Size, mtime := Mtime} | _] = Listed,
+        ?assertEqual(byte_size(Stored), Size),
+        ?assert(erlang:system_time(millisecond) - Mtime < 600000),
+        Identity = bin(filename:join(?config(data_dir, Config), "offsite_identity.txt")),
+        {ok, J4} = emqx_guard_core:offsite_fetch_async(Cfg, <<?FIXTURE_NAME>>, Identity, Dest, #{}),
+        {ok, Got} = receive_job(J4),
+        Path = bin(filename:join(Dest, ?FIXTURE_NAME)),
+        ?assertMatch(#{name := <<?FIXTURE_NAME>>, path := Path, encrypted := true,
+                       verified := #{version := <<"5.3.2">>}}, Got),
+        ?assertEqual({ok, Whole}, file:read_file(Path)),
+        {ok, Info} = file:read_file_info(Path),
+        ?assertEqual(8#600, Info#file_info.mode band 8#777),
+        ?assertEqual({ok, [?FIXTURE_NAME]}, file:list_dir(Dest)),
+        %% Remote retention: a dry run reports, a real one deletes the older export only.
+        {ok, J5} = emqx_guard_nif:offsite_prune_async(Cfg, 1, true, #{}),
+        ?assertMatch({ok, #{kept := [#{name := Name}],
+                            deleted := [#{name := <<"emqx-export-2026-01-01-00-00-00.000.tar.gz.age">>}],
+                            failed := []}}, receive_job(J5)),
+        {ok, J6} = emqx_guard_nif:offsite_prune_async(Cfg, 1, false, #{}),
+        ?assertMatch({ok, #{deleted := [_]}}, receive_job(J6)),
+        {ok, J7} = emqx_guard_nif:offsite_list_async(Cfg, #{}),
+        ?assertMatch({ok, [#{name := Name}]}, receive_job(J7)),
+        wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 0 end)
+    after
+        s3_stop(S3)
+    end.
+
+%% A wrong secret key is `auth' and the Detail never holds it; a wrong identity is `decrypt'
+%% and nothing is written; a tampered object is refused.
+offsite_errors_are_clear_and_leave_nothing(Config) ->
+    Dir = ?config(dir, Config),
+    S3 = s3_start(Config),
+    try
+        Cfg = s3_config(S3, #{recipient => recipient(Config)}),
+        Export = bin(make_export(Dir, "emqx-export-2026-01-02-00-00-00.000", good)),
+        Wrong = <<"WRONG-secret-value-9876543210">>,
+        {ok, J1} = emqx_guard_nif:offsite_upload_async(Cfg#{secret_key => Wrong}, Export, #{}),
+        {error, {auth, Detail}} = receive_job(J1),
+        assert_one_line(Detail),
+        ?assertEqual(nomatch, binary:match(Detail, [Wrong, ?S3_SECRET])),
+        {ok, J2} = emqx_guard_nif:offsite_upload_async(Cfg, Export, #{}),
+        {ok, #{name := Name, key := Key}} = receive_job(J2),
+        Dest = filename:join(Dir, "dest"),
+        ok = filelib:ensure_dir(filename:join(Dest, "x")),
+        WrongId = bin(filename:join(?config(data_dir, Config), "offsite_wrong_identity.txt")),
+        {ok, J3} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, WrongId, bin(Dest), #{}),
+        ?assertMatch({error, {decrypt, _}}, receive_job(J3)),
+        ?assertEqual({ok, []}, file:list_dir(Dest)),
+        {ok, J4} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, undefined, bin(Dest), #{}),
+        ?assertMatch({error, {decrypt, _}}, receive_job(J4)),
+        %% One byte of the stored object flipped.
+        ObjFile = s3_object_file(S3, Key),
+        {ok, Stored} = file:read_file(ObjFile),
+        Mid = byte_size(Stored) div 2,
+        <<A:Mid/binary, B, C/binary>> = Stored,
+        ok = file:write_file(ObjFile, <<A/binary, (B bxor 16#40), C/binary>>),
+        Identity = bin(filename:join(?config(data_dir, Config), "offsite_identity.txt")),
+        {ok, J5} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Identity, bin(Dest), #{}),
+        {error, {Why, _}} = receive_job(J5),
+        ?assert(lists:member(Why, [integrity, verify])),
+        ?assertEqual({ok, []}, file:list_dir(Dest)),
+        %% Nothing listens: `connect'.
+        s3_stop(S3),
+        {ok, J6} = emqx_guard_nif:offsite_list_async(Cfg#{max_retries => 0}, #{}),
+        ?assertMatch({error, {connect, _}}, receive_job(J6))
+    after
+        s3_stop(S3)
+    end.
+
+%% Argument errors come at once; the secret key is never in a Detail.
+offsite_argument_errors(_Config) ->
+    Cfg = #{bucket => <<"b">>, access_key => <<"a">>, secret_key => ?S3_SECRET,
+            endpoint => <<"http://127.0.0.1:1">>, path_style => true},
+    Export = <<"/tmp/emqx-export-2026-01-02-00-00-00.000.tar.gz">>,
+    {error, {bad_config, D1}} = emqx_guard_nif:offsite_upload_async(maps:remove(bucket, Cfg), Export, #{}),
+    ?assertNotEqual(nomatch, binary:match(D1, <<"bucket">>)),
+    {error, {bad_config, D2}} = emqx_guard_nif:offsite_list_async(Cfg#{recipient => <<"age1nope">>}, #{}),
+    {error, {bad_config, D3}} = emqx_guard_nif:offsite_list_async(Cfg#{part_size => 1024}, #{}),
+    {error, {bad_config, D4}} = emqx_guard_nif:offsite_list_async(Cfg#{tls_verify => maybe}, #{}),
+    [?assertEqual(nomatch, binary:match(D, ?S3_SECRET)) || D <- [D1, D2, D3, D4]],
+    ?assertMatch({error, {bad_name, _}}, emqx_guard_nif:offsite_upload_async(Cfg, <<"/etc/hostname">>, #{})),
+    ?assertMatch({error, {bad_name, _}},
+                 emqx_guard_nif:offsite_fetch_async(Cfg, <<"../x">>, undefined, <<"/tmp">>, #{})),
+    ?assertMatch({error, {bad_keep, _}}, emqx_guard_nif:offsite_prune_async(Cfg, 0, true, #{})),
+    ?assertMatch({error, {bad_opts, _}}, emqx_guard_nif:offsite_list_async(Cfg, #{io_limit => 0})),
+    ?assertError(badarg, emqx_guard_nif:offsite_list_async([], #{})),
+    ?assertMatch({error, {badarg, _}}, emqx_guard_core:offsite_list_async(Cfg, not_a_map)).
+
+recipient(Config) ->
+    {ok, R} = file:read_file(filename:join(?config(data_dir, Config), "offsite_recipient.txt")),
+    string:trim(R).
+
+s3_config(#{port := Port}, Extra) ->
+    maps:merge(#{bucket => <<"backups">>, prefix => <<"ct">>, region => <<"us-east-1">>,
+                 endpoint => iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port)]),
+                 access_key => ?S3_ACCESS, secret_key => ?S3_SECRET, path_style => true,
+                 max_retries => 1, connect_timeout_ms => 2000, timeout_ms => 20000}, Extra).
+
+s3_object_file(#{root := Root}, Key) ->
+    filename:join([Root, "backups", Key]).
+
+s3_binary() ->
+    Home = os:getenv("HOME", "/root"),
+    Cands = [os:getenv("S3S_FS", ""),
+             filename:join([os:getenv("CARGO_HOME", filename:join(Home, ".cargo")), "bin", "s3s-fs"]),
+             filename:join([Home, ".cargo", "bin", "s3s-fs"])],
+    case [C || C <- Cands, C =/= "", filelib:is_regular(C)] of
+        [Bin | _] -> Bin;
+        [] -> os:find_executable("s3s-fs")
+    end.
+
+%% Starts s3s-fs on 127.0.0.1, a free port, a fresh root with the bucket `backups'. Fails when the
+%% server is not installed (init_per_testcase skips instead only with EMQX_GUARD_SKIP_S3=1).
+s3_start(Config) ->
+    Bin = case s3_binary() of
+        false -> ct:fail("s3s-fs (the S3 server of the off-site tests) is not installed: run make test-deps");
+        Found -> Found
+    end,
+    Root = filename:join(?config(dir, Config), "s3"),
+    ok = filelib:ensure_dir(filename:join([Root, "backups", "x"])),
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Port} = inet:port(L),
+    ok = gen_tcp:close(L),
+    P = open_port({spawn_executable, Bin},
+                  [{args, ["--host", "127.0.0.1", "--port", integer_to_list(Port),
+                           "--access-key", binary_to_list(?S3_ACCESS),
+                           "--secret-key", binary_to_list(?S3_SECRET), Root]},
+                   exit_status, stderr_to_stdout]),
+    {os_pid, OsPid} = erlang:port_info(P, os_pid),
+    S3 = #{port => Port, root => Root, port_ref => P, os_pid => OsPid},
+    wait_until(fun() ->
+        case gen_tcp:connect({127, 0, 0, 1}, Port, [], 100) of
+            {ok, S} -> gen_tcp:close(S), true;
+            _ -> false
+        end
+    end),
+    S3.
+
+s3_stop(#{os_pid := OsPid, port_ref := P}) ->
+    _ = os:cmd("kill " ++ integer_to_list(OsPid) ++ " 2>/dev/null"),
+    catch_port_close(P),
+    ok.
+
+catch_port_close(P) ->
+    try port_close(P) of
+        _ -> ok
+    catch
+        error:badarg -> ok
+    end.
 
 receive_job(Job) ->
     receive

@@ -92,3 +92,13 @@ cut_test_() ->
         ?_assertNotEqual(nomatch, binary:match(?F:cut(Long, 81), <<"(cut: too long for this channel)">>)),
         ?_assert(is_binary(unicode:characters_to_binary(?F:cut(Long, 81))))
     ].
+
+%% The off-site result is one fact line (and a webhook field), failed or not.
+offsite_fact_test() ->
+    Failed = #{result => failed, uploaded => [], pruned => [], error => <<"upload of x failed: denied">>},
+    ?assert(lists:member({<<"Off-site">>, <<"FAILED: upload of x failed: denied">>}, ?F:lines(backup_ok, (facts())#{offsite => Failed}))),
+    Ok = #{result => ok, uploaded => [<<"a.tar.gz.age">>], pruned => [<<"b.tar.gz.age">>]},
+    ?assert(lists:member({<<"Off-site">>, <<"uploaded a.tar.gz.age; 1 older remote backup(s) pruned">>},
+                         ?F:lines(backup_ok, (facts())#{offsite => Ok}))),
+    J = ?F:webhook(backup_ok, (facts())#{offsite => Ok}),
+    ?assertNotEqual(nomatch, binary:match(J, <<"\"offsite\":\"uploaded a.tar.gz.age">>)).

@@ -6,9 +6,11 @@
 //! - [`notify`]: sending the backup report by e-mail (SMTP via lettre).
 //! - [`reading`]: reads that can be cancelled, rate limited and counted; hashing a file.
 //! - [`record`]: verification records (a verdict tied to the file's identity), trusted while it matches.
+//! - [`offsite`]: off-site copies on S3-compatible object storage, encrypted with age.
 //! - [`worker`]: background jobs on their own low-priority (`SCHED_IDLE`, nice 19) threads.
 
 pub mod notify;
+pub mod offsite;
 pub mod reading;
 pub mod record;
 pub mod retention;

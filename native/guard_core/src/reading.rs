@@ -110,6 +110,12 @@ impl ReadControl {
         self.cancel.load(Ordering::Relaxed)
     }
 
+    /// The job's cancel flag (for work that also waits on something other than reads, such as
+    /// a network request, and must stop promptly too).
+    pub fn cancel_flag(&self) -> CancelFlag {
+        self.cancel.clone()
+    }
+
     /// Bytes read through this control so far (by every reader that used it).
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read

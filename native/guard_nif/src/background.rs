@@ -27,7 +27,7 @@ use crate::{
 
 /// Decodes `Opts`: the io limit (`None`: no limit). Not a map: `badarg`; an unknown key or a
 /// bad value: `bad_opts`.
-fn decode_opts(term: Term) -> NifResult<Result<Option<NonZeroU64>, ArgError>> {
+pub(crate) fn decode_opts(term: Term) -> NifResult<Result<Option<NonZeroU64>, ArgError>> {
     let Some(iter) = MapIterator::new(term) else {
         return Err(rustler::Error::BadArg);
     };

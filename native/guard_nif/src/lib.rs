@@ -40,6 +40,7 @@ use rustler::{Atom, Binary, Encoder, Env, NewBinary, NifResult, Term};
 mod background;
 mod jobs;
 mod mail;
+mod offsite;
 
 mod atoms {
     rustler::atoms! {
@@ -195,7 +196,7 @@ pub(crate) fn path_arg<'b>(bin: &'b Binary) -> &'b Path {
 }
 
 /// A path as a binary, byte for byte.
-fn path_term<'a>(env: Env<'a>, path: &Path) -> Term<'a> {
+pub(crate) fn path_term<'a>(env: Env<'a>, path: &Path) -> Term<'a> {
     NewBinary::from_slice(env, path.as_os_str().as_bytes()).into()
 }
 

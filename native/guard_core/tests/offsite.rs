@@ -1,0 +1,566 @@
+//! Off-site copies against a real S3 server: `s3s-fs` (crates.io, `binary` feature), started
+//! here on 127.0.0.1 on a free port with a temporary root and SigV4 authentication on, stopped
+//! when the test ends. `make test-deps` installs it (`cargo install s3s-fs --version 0.14.1
+//! --features binary --locked`); the binary is looked for in `$S3S_FS`, `$CARGO_HOME/bin`,
+//! `~/.cargo/bin` and `PATH`. Without it the tests FAIL (saying how to install it), unless
+//! `EMQX_GUARD_SKIP_S3=1` is set, in which case each prints that it was skipped.
+//!
+//! s3s-fs keeps an object `key` of bucket `b` as the file `<root>/b/key`: the tests plant foreign
+//! keys and tamper with objects through the file system.
+
+use std::fs;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use age::secrecy::ExposeSecret;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use guard_core::offsite::{self, OffsiteConfig, Secret, MIN_PART_SIZE};
+use guard_core::reading::{CancelFlag, ReadControl};
+use guard_core::verify::verify;
+use tempfile::TempDir;
+
+const AK: &str = "guard-test-access";
+const SK: &str = "guard-test-SECRET/key+0123456789";
+const BUCKET: &str = "backups";
+const PREFIX: &str = "emqx/prod";
+const FIXTURE: &str = "../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz";
+
+fn s3s_binary() -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("S3S_FS") {
+        candidates.push(PathBuf::from(p));
+    }
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        candidates.push(PathBuf::from(home).join("bin/s3s-fs"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(home).join(".cargo/bin/s3s-fs"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("s3s-fs")));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// The server binary, or `None` when the tests are allowed to skip (then a line says so).
+fn binary_or_skip(test: &str) -> Option<PathBuf> {
+    match s3s_binary() {
+        Some(b) => Some(b),
+        None if std::env::var("EMQX_GUARD_SKIP_S3").as_deref() == Ok("1") => {
+            eprintln!("SKIPPED {test}: s3s-fs is not installed and EMQX_GUARD_SKIP_S3=1");
+            None
+        }
+        None => panic!(
+            "s3s-fs (the S3 server these tests run against) is not installed: run `make test-deps` \
+             or `cargo install s3s-fs --version 0.14.1 --features binary --locked` \
+             (or set EMQX_GUARD_SKIP_S3=1 to skip these tests)"
+        ),
+    }
+}
+
+/// A running s3s-fs; killed on drop.
+struct Server {
+    binary: PathBuf,
+    root: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    _dir: Arc<TempDir>,
+}
+
+impl Server {
+    fn start(binary: PathBuf) -> Server {
+        let dir = Arc::new(TempDir::new().unwrap());
+        let root = dir.path().join("s3");
+        fs::create_dir_all(root.join(BUCKET)).unwrap();
+        let mut server = Server {
+            binary,
+            root,
+            port: 0,
+            child: None,
+            _dir: dir,
+        };
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.run() {
+                return server;
+            }
+        }
+        panic!("s3s-fs did not start");
+    }
+
+    /// Starts the server on `self.port`; false when it did not listen within 10 s.
+    fn run(&mut self) -> bool {
+        let child = Command::new(&self.binary)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", AK, "--secret-key", SK])
+            .arg(&self.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run s3s-fs");
+        self.child = Some(child);
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
+        false
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        assert!(self.run(), "s3s-fs did not restart on port {}", self.port);
+    }
+
+    fn config(&self) -> OffsiteConfig {
+        let mut c = OffsiteConfig::new(BUCKET, AK, Secret::new(SK));
+        c.endpoint = Some(format!("http://127.0.0.1:{}", self.port));
+        c.path_style = true;
+        c.prefix = PREFIX.to_string();
+        c.max_retries = 1;
+        c.connect_timeout = Duration::from_secs(2);
+        c.request_timeout = Duration::from_secs(20);
+        c
+    }
+
+    /// The file that holds object `key`.
+    fn object_file(&self, key: &str) -> PathBuf {
+        self.root.join(BUCKET).join(key)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn no_cancel() -> CancelFlag {
+    Arc::new(AtomicBool::new(false))
+}
+
+/// An export named `emqx-export-<stamp>.tar.gz` in EMQX's layout with `mib` MiB of
+/// incompressible table data (gzip level 0, so the file is about that large).
+fn export(dir: &Path, stamp: &str, mib: usize) -> PathBuf {
+    let base = format!("emqx-export-{stamp}");
+    let path = dir.join(format!("{base}.tar.gz"));
+    let gz = GzEncoder::new(fs::File::create(&path).unwrap(), Compression::none());
+    let mut builder = tar::Builder::new(gz);
+    let mut table = vec![0u8; mib * 1024 * 1024 + 777];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ stamp.len() as u64;
+    for b in table.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    for (name, data) in [
+        (
+            "META.hocon",
+            b"edition = ce\nversion = \"5.3.2\"\n".as_slice(),
+        ),
+        ("cluster.hocon", b"".as_slice()),
+        ("mnesia/emqx_retainer_message", table.as_slice()),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, format!("{base}/{name}"), data)
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap();
+    verify(&path).expect("the generated export verifies");
+    path
+}
+
+fn upload(cfg: &OffsiteConfig, path: &Path) -> Result<offsite::Uploaded, offsite::OffsiteError> {
+    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+    offsite::upload(cfg, path, &name, &mut ReadControl::unlimited())
+}
+
+fn fetch(
+    cfg: &OffsiteConfig,
+    name: &str,
+    identity: Option<&Path>,
+    dest: &Path,
+) -> Result<offsite::Fetched, offsite::OffsiteError> {
+    offsite::fetch(cfg, name, identity, dest, &mut ReadControl::unlimited())
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A fresh age key pair: (identity file, recipient).
+fn age_key(dir: &Path, file: &str) -> (PathBuf, String) {
+    let identity = age::x25519::Identity::generate();
+    let path = dir.join(file);
+    let mut f = fs::File::create(&path).unwrap();
+    writeln!(f, "# created: test").unwrap();
+    writeln!(f, "{}", identity.to_string().expose_secret()).unwrap();
+    (path, identity.to_public().to_string())
+}
+
+macro_rules! server_or_skip {
+    ($name:expr) => {
+        match binary_or_skip($name) {
+            Some(b) => Server::start(b),
+            None => return,
+        }
+    };
+}
+
+#[test]
+fn seven_uploads_with_remote_retention_keep_five_and_touch_nothing_else() {
+    let server = server_or_skip!("seven_uploads_with_remote_retention");
+    let cfg = server.config();
+    let work = TempDir::new().unwrap();
+    // Keys that are not backups under the prefix, a backup-named key in a sub-"folder", and one
+    // outside the prefix: never listed, never deleted.
+    let foreign = [
+        "notes.txt",
+        "emqx/prod/README",
+        "emqx/prod/emqx-export-2020-01-01-00-00-00.000.tar.gz.partial",
+        "emqx/prod/old/emqx-export-2020-01-01-00-00-00.000.tar.gz",
+        "emqx/staging/emqx-export-2020-01-01-00-00-00.000.tar.gz",
+    ];
+    for key in foreign {
+        let file = server.object_file(key);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, b"not mine").unwrap();
+    }
+    let cancel = no_cancel();
+    for day in 1..=7 {
+        let path = export(work.path(), &format!("2026-03-0{day}-02-00-00.000"), 0);
+        let up = upload(&cfg, &path).unwrap();
+        assert_eq!(up.parts, 0);
+        assert!(!up.encrypted);
+        assert_eq!(up.key, format!("{PREFIX}/{}", up.name));
+        assert_eq!(up.size, fs::metadata(&path).unwrap().len());
+        let report = offsite::prune(&cfg, 5, false, &cancel).unwrap();
+        assert!(report.failed.is_empty());
+        assert_eq!(report.kept.len(), day.min(5));
+    }
+    let listed = offsite::list(&cfg, &cancel).unwrap();
+    let names: Vec<&str> = listed.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(
+        names,
+        (3..=7)
+            .rev()
+            .map(|d| format!("emqx-export-2026-03-0{d}-02-00-00.000.tar.gz"))
+            .collect::<Vec<_>>()
+    );
+    assert!(listed
+        .iter()
+        .all(|b| !b.encrypted && b.size > 0 && b.last_modified_ms > 0));
+    for key in foreign {
+        assert_eq!(
+            fs::read(server.object_file(key)).unwrap(),
+            b"not mine",
+            "{key}"
+        );
+    }
+    // A dry run with keep 2 reports the three oldest and deletes nothing.
+    let dry = offsite::prune(&cfg, 2, true, &cancel).unwrap();
+    let doomed: Vec<&str> = dry.deleted.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(
+        doomed,
+        [3, 4, 5]
+            .map(|d| format!("emqx-export-2026-03-0{d}-02-00-00.000.tar.gz"))
+            .to_vec()
+    );
+    assert_eq!(offsite::list(&cfg, &cancel).unwrap().len(), 5);
+}
+
+#[test]
+fn a_wrong_secret_key_is_auth_and_never_shown() {
+    let server = server_or_skip!("a_wrong_secret_key_is_auth");
+    let work = TempDir::new().unwrap();
+    let path = export(work.path(), "2026-03-01-02-00-00.000", 0);
+    let mut cfg = server.config();
+    let wrong = "WRONG-secret-value-9876543210";
+    cfg.secret_key = Secret::new(wrong);
+    let err = upload(&cfg, &path).unwrap_err();
+    assert_eq!(err.reason(), "auth", "{err}");
+    let text = format!("{err} {err:?} {cfg:?}");
+    assert!(!text.contains(wrong) && !text.contains(SK), "{text}");
+    let err = offsite::list(&cfg, &no_cancel()).unwrap_err();
+    assert_eq!(err.reason(), "auth", "{err}");
+    assert!(offsite::list(&server.config(), &no_cancel())
+        .unwrap()
+        .is_empty());
+    assert!(path.exists(), "the local backup is untouched");
+}
+
+#[test]
+fn a_server_stopped_mid_upload_leaves_no_object_and_a_later_upload_succeeds() {
+    let mut server = server_or_skip!("a_server_stopped_mid_upload");
+    let mut cfg = server.config();
+    cfg.part_size = MIN_PART_SIZE;
+    cfg.max_retries = 0;
+    let work = TempDir::new().unwrap();
+    let path = export(work.path(), "2026-03-01-02-00-00.000", 24);
+    // 8 MiB/s: hashing takes about 3 s, sending about 3 s more.
+    let uploading = {
+        let cfg = cfg.clone();
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            let mut control = ReadControl::new(no_cancel(), NonZeroU64::new(8 << 20));
+            offsite::upload(&cfg, &path, &name, &mut control)
+        })
+    };
+    // Kill it once the first part is on the server (s3s-fs keeps parts as `.upload_id-*` files).
+    let until = Instant::now() + Duration::from_secs(30);
+    while !fs::read_dir(&server.root).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".upload_id-")
+    }) {
+        assert!(Instant::now() < until, "the multipart upload never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.stop();
+    let err = uploading.join().unwrap().unwrap_err();
+    eprintln!("server stopped: {}: {err}", err.reason());
+    assert!(
+        ["connect", "remote", "timeout"].contains(&err.reason()),
+        "{}: {err}",
+        err.reason()
+    );
+    server.restart();
+    assert!(
+        !err.to_string().contains("?uploads"),
+        "failed before the first part: {err}"
+    );
+    assert!(offsite::list(&cfg, &no_cancel()).unwrap().is_empty());
+    let up = upload(&cfg, &path).unwrap();
+    assert!(up.parts >= 4, "{up:?}");
+    let listed = offsite::list(&cfg, &no_cancel()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].size, fs::metadata(&path).unwrap().len());
+}
+
+#[test]
+fn a_file_over_the_part_size_goes_multipart_and_comes_back_identical() {
+    let server = server_or_skip!("multipart");
+    let mut cfg = server.config();
+    cfg.part_size = MIN_PART_SIZE;
+    let work = TempDir::new().unwrap();
+    let path = export(work.path(), "2026-03-01-02-00-00.000", 12);
+    let up = upload(&cfg, &path).unwrap();
+    assert_eq!(up.parts, 3, "{up:?}");
+    assert_eq!(up.size, fs::metadata(&path).unwrap().len());
+    let dest = TempDir::new().unwrap();
+    let got = fetch(&cfg, &up.name, None, dest.path()).unwrap();
+    assert_eq!(fs::read(&got.path).unwrap(), fs::read(&path).unwrap());
+    assert_eq!(entries(dest.path()), vec![up.name.clone()]);
+    // Fetching it again refuses to overwrite.
+    let err = fetch(&cfg, &up.name, None, dest.path()).unwrap_err();
+    assert_eq!(err.reason(), "exists", "{err}");
+    assert_eq!(entries(dest.path()), vec![up.name]);
+}
+
+#[test]
+fn encryption_round_trip_gives_the_identical_export() {
+    let server = server_or_skip!("encryption_round_trip");
+    let keys = TempDir::new().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "key.txt");
+    let mut cfg = server.config();
+    cfg.recipient = Some(recipient);
+    cfg.part_size = MIN_PART_SIZE;
+    let work = TempDir::new().unwrap();
+    let generated = export(work.path(), "2026-03-02-02-00-00.000", 11);
+    let fixture = PathBuf::from(FIXTURE);
+    for (path, multipart) in [(fixture.as_path(), false), (generated.as_path(), true)] {
+        let up = upload(&cfg, path).unwrap();
+        assert!(up.encrypted);
+        assert_eq!(up.parts > 0, multipart, "{up:?}");
+        let export_name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(up.name, format!("{export_name}.age"));
+        // The bucket holds ciphertext only.
+        let stored = fs::read(server.object_file(&up.key)).unwrap();
+        assert!(stored.starts_with(b"age-encryption.org/v1\n"));
+        assert_eq!(stored.len() as u64, up.size);
+        let dest = TempDir::new().unwrap();
+        // Fetch by the export name finds the .age object.
+        let got = fetch(&cfg, export_name, Some(&identity), dest.path()).unwrap();
+        assert!(got.encrypted);
+        assert_eq!(got.name, export_name);
+        assert_eq!(fs::read(&got.path).unwrap(), fs::read(path).unwrap());
+        assert_eq!(got.verified, verify(path).unwrap());
+        assert_eq!(entries(dest.path()), vec![export_name.to_string()]);
+        // Without an identity: a clear error, nothing written.
+        let dest2 = TempDir::new().unwrap();
+        let err = fetch(&cfg, &up.name, None, dest2.path()).unwrap_err();
+        assert_eq!(err.reason(), "decrypt", "{err}");
+        assert!(entries(dest2.path()).is_empty());
+    }
+    let listed = offsite::list(&cfg, &no_cancel()).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed
+        .iter()
+        .all(|b| b.encrypted && b.name.ends_with(".age")));
+    assert_eq!(
+        listed[0].export_name,
+        "emqx-export-2026-11-27-18-58-45.951.tar.gz"
+    );
+}
+
+#[test]
+fn fetch_with_the_wrong_identity_is_decrypt_and_writes_nothing() {
+    let server = server_or_skip!("fetch_with_the_wrong_identity");
+    let keys = TempDir::new().unwrap();
+    let (_right, recipient) = age_key(keys.path(), "right.txt");
+    let (wrong, _) = age_key(keys.path(), "wrong.txt");
+    let mut cfg = server.config();
+    cfg.recipient = Some(recipient);
+    let up = upload(&cfg, Path::new(FIXTURE)).unwrap();
+    let dest = TempDir::new().unwrap();
+    let err = fetch(&cfg, &up.name, Some(&wrong), dest.path()).unwrap_err();
+    assert_eq!(err.reason(), "decrypt", "{err}");
+    assert!(
+        entries(dest.path()).is_empty(),
+        "{:?}",
+        entries(dest.path())
+    );
+    let secret_line = fs::read_to_string(&wrong).unwrap();
+    let secret = secret_line.lines().nth(1).unwrap();
+    assert!(!format!("{err} {err:?}").contains(secret));
+    // Not an identity file at all: `identity`, and its content is not quoted.
+    let junk = keys.path().join("junk.txt");
+    fs::write(&junk, "AGE-SECRET-KEY-1NOTAKEY-but-looks-secret\n").unwrap();
+    let err = fetch(&cfg, &up.name, Some(&junk), dest.path()).unwrap_err();
+    assert_eq!(err.reason(), "identity", "{err}");
+    assert!(!err.to_string().contains("looks-secret"), "{err}");
+    assert!(entries(dest.path()).is_empty());
+}
+
+#[test]
+fn a_tampered_object_is_refused_and_nothing_is_written() {
+    let server = server_or_skip!("a_tampered_object_is_refused");
+    let keys = TempDir::new().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "key.txt");
+    let plain_cfg = server.config();
+    let mut enc_cfg = server.config();
+    enc_cfg.recipient = Some(recipient);
+    let work = TempDir::new().unwrap();
+    let a = export(work.path(), "2026-03-01-02-00-00.000", 1);
+    let b = export(work.path(), "2026-03-02-02-00-00.000", 1);
+    let plain = upload(&plain_cfg, &a).unwrap();
+    let enc = upload(&enc_cfg, &b).unwrap();
+    for (cfg, up, id) in [
+        (&plain_cfg, &plain, None),
+        (&enc_cfg, &enc, Some(identity.as_path())),
+    ] {
+        let file = server.object_file(&up.key);
+        let mut bytes = fs::read(&file).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        fs::write(&file, &bytes).unwrap();
+        let dest = TempDir::new().unwrap();
+        let err = fetch(cfg, &up.name, id, dest.path()).unwrap_err();
+        eprintln!("tampered {}: {}: {err}", up.name, err.reason());
+        assert!(
+            ["integrity", "verify"].contains(&err.reason()),
+            "{}: {err}",
+            err.reason()
+        );
+        assert!(
+            entries(dest.path()).is_empty(),
+            "{:?}",
+            entries(dest.path())
+        );
+    }
+    // An object replaced by something that is not an export (its metadata gone with it):
+    // verification refuses it.
+    let file = server.object_file(&plain.key);
+    fs::write(&file, b"\x1f\x8b definitely not an export").unwrap();
+    let dest = TempDir::new().unwrap();
+    let err = fetch(&plain_cfg, &plain.name, None, dest.path()).unwrap_err();
+    assert!(
+        ["integrity", "verify"].contains(&err.reason()),
+        "{}: {err}",
+        err.reason()
+    );
+    assert!(entries(dest.path()).is_empty());
+}
+
+#[test]
+fn missing_names_and_bad_names() {
+    let server = server_or_skip!("missing_names_and_bad_names");
+    let cfg = server.config();
+    let dest = TempDir::new().unwrap();
+    let err = fetch(
+        &cfg,
+        "emqx-export-2026-03-01-02-00-00.000.tar.gz",
+        None,
+        dest.path(),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "not_found", "{err}");
+    let err = fetch(&cfg, "../etc/passwd", None, dest.path()).unwrap_err();
+    assert_eq!(err.reason(), "bad_name", "{err}");
+    let err = upload(&cfg, Path::new("/etc/hostname")).unwrap_err();
+    assert_eq!(err.reason(), "bad_name", "{err}");
+    assert!(entries(dest.path()).is_empty());
+}
+
+#[test]
+fn a_cancelled_upload_stores_nothing() {
+    let server = server_or_skip!("a_cancelled_upload_stores_nothing");
+    let mut cfg = server.config();
+    cfg.part_size = MIN_PART_SIZE;
+    let work = TempDir::new().unwrap();
+    let path = export(work.path(), "2026-03-01-02-00-00.000", 16);
+    let cancel = no_cancel();
+    let uploading = {
+        let (cfg, path, cancel) = (cfg.clone(), path.clone(), cancel.clone());
+        std::thread::spawn(move || {
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            let mut control = ReadControl::new(cancel, NonZeroU64::new(8 << 20));
+            offsite::upload(&cfg, &path, &name, &mut control)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(900));
+    cancel.store(true, Ordering::Relaxed);
+    let err = uploading.join().unwrap().unwrap_err();
+    assert_eq!(err.reason(), "cancelled", "{err}");
+    assert!(offsite::list(&cfg, &no_cancel()).unwrap().is_empty());
+}

@@ -1,0 +1,46 @@
+%% EUnit tests of the off-site settings (emqx_guard_offsite_config) and their redaction.
+-module(emqx_guard_offsite_config_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(C, emqx_guard_offsite_config).
+-define(R, "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p").
+
+defaults_are_off_test() ->
+    D = ?C:defaults(),
+    ?assertEqual(lists:sort(?C:keys()), lists:sort(maps:keys(D))),
+    ?assertNot(?C:enabled(D)),
+    ?assertEqual(off, ?C:to_nif(D)),
+    ?assertEqual(ok, ?C:check(D)).
+
+validate_test() ->
+    ?assertEqual({ok, <<"s3">>}, ?C:validate(backup_remote_type, "S3")),
+    ?assertMatch({error, _}, ?C:validate(backup_remote_type, "gcs")),
+    ?assertEqual({ok, <<"a/b">>}, ?C:validate(backup_remote_prefix, <<"/a/b/">>)),
+    ?assertMatch({error, _}, ?C:validate(backup_remote_bucket, <<"a b">>)),
+    ?assertEqual({ok, <<"http://127.0.0.1:9000">>}, ?C:validate(backup_remote_endpoint, <<"http://127.0.0.1:9000">>)),
+    ?assertMatch({error, _}, ?C:validate(backup_remote_endpoint, <<"ftp://x">>)),
+    ?assertMatch({error, _}, ?C:validate(backup_remote_endpoint, <<"https://x/path">>)),
+    ?assertEqual({ok, <<?R>>}, ?C:validate(backup_remote_recipient, <<?R>>)),
+    ?assertEqual({ok, <<>>}, ?C:validate(backup_remote_recipient, <<>>)),
+    ?assertMatch({error, _}, ?C:validate(backup_remote_recipient, <<"age1nope">>)),
+    ?assertEqual({ok, true}, ?C:validate(backup_remote_path_style, <<"on">>)),
+    {error, Why} = ?C:validate(backup_remote_secret_key, <<"s3kr1t\nX">>),
+    ?assertEqual(nomatch, binary:match(Why, <<"s3kr1t">>)),
+    ?assertMatch({error, _}, ?C:validate(backup_remote_colour, <<"x">>)).
+
+check_and_nif_config_test() ->
+    S = maps:merge(?C:defaults(), #{backup_remote_type => <<"s3">>, backup_remote_bucket => <<"b">>}),
+    {error, Line} = ?C:check(S),
+    ?assertEqual(<<"backup_remote s3 needs access_key=..., secret_key=...">>, Line),
+    Full = S#{backup_remote_access_key => <<"a">>, backup_remote_secret_key => <<"s">>, backup_remote_recipient => <<?R>>},
+    ?assertEqual(ok, ?C:check(Full)),
+    {ok, Config} = ?C:to_nif(Full),
+    ?assertMatch(#{bucket := <<"b">>, access_key := <<"a">>, secret_key := <<"s">>, prefix := <<>>,
+                   region := <<"us-east-1">>, endpoint := undefined, path_style := false, tls_verify := true,
+                   ca_file := undefined, recipient := <<?R>>}, Config).
+
+secret_key_redacted_test() ->
+    S = maps:merge(emqx_guard_settings:defaults(), #{backup_remote_secret_key => <<"top-secret">>}),
+    ?assertEqual(<<"******">>, maps:get(backup_remote_secret_key, emqx_guard_notify_config:redacted(S))),
+    ?assertEqual([<<"secret_key=******">>], emqx_guard_notify_config:redacted_args([<<"secret_key=top-secret">>])).

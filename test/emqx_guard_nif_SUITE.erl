@@ -858,7 +858,7 @@ offsite_argument_errors(_Config) ->
     ?assertNotEqual(nomatch, binary:match(D1, <<"bucket">>)),
     {error, {bad_config, D2}} = emqx_guard_nif:offsite_list_async(Cfg#{recipient => <<"age1nope">>}, #{}),
     {error, {bad_config, D3}} = emqx_guard_nif:offsite_list_async(Cfg#{part_size => 1024}, #{}),
-    {error, {bad_config, D4}} = emqx_guard_nif:offsite_list_async(Cfg#{tls_verify => maybe}, #{}),
+    {error, {bad_config, D4}} = emqx_guard_nif:offsite_list_async(Cfg#{tls_verify => 'maybe'}, #{}),
     [?assertEqual(nomatch, binary:match(D, ?S3_SECRET)) || D <- [D1, D2, D3, D4]],
     ?assertMatch({error, {bad_name, _}}, emqx_guard_nif:offsite_upload_async(Cfg, <<"/etc/hostname">>, #{})),
     ?assertMatch({error, {bad_name, _}},

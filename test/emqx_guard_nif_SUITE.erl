@@ -102,7 +102,7 @@ init_per_testcase(Case, Config) ->
     Dir = filename:join(?config(priv_dir, Config), atom_to_list(Case)),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
     NeedsS3 = lists:member(Case, [offsite_upload_list_fetch_prune, offsite_errors_are_clear_and_leave_nothing]),
-    case NeedsS3 andalso s3_binary() =:= false andalso os:getenv("EMQX_GUARD_SKIP_S3") =:= "1" of
+    case NeedsS3 andalso emqx_guard_s3_helper:binary() =:= false andalso os:getenv("EMQX_GUARD_SKIP_S3") =:= "1" of
         true -> {skip, "s3s-fs is not installed and EMQX_GUARD_SKIP_S3=1"};
         false -> [{dir, Dir} | Config]
     end.
@@ -745,14 +745,13 @@ async_argument_errors(Config) ->
 %% Off-site copies against a real S3 server (s3s-fs, SigV4 on; `make test-deps' installs it)
 %%--------------------------------------------------------------------------------------------
 
--define(S3_ACCESS, <<"guard-ct-access">>).
--define(S3_SECRET, <<"guard-ct-SECRET/key+0123456789">>).
+-define(S3_SECRET, (emqx_guard_s3_helper:secret_key())).
 
 %% The fixture goes up encrypted through upload_async, is listed by list_async, comes back
 %% byte-identical (and verified) through fetch_async, and prune_async keeps the newest.
 offsite_upload_list_fetch_prune(Config) ->
     Dir = ?config(dir, Config),
-    S3 = s3_start(Config),
+    S3 = emqx_guard_s3_helper:start(?config(dir, Config)),
     try
         Cfg = s3_config(S3, #{recipient => recipient(Config)}),
         Src = filename:join(Dir, "src"),
@@ -770,7 +769,7 @@ offsite_upload_list_fetch_prune(Config) ->
         ?assertEqual(hex(crypto:hash(sha256, Whole)), maps:get(sha256, Up)),
         ?assertEqual(byte_size(Whole), maps:get(source_size, Up)),
         %% The bucket holds ciphertext only.
-        {ok, Stored} = file:read_file(s3_object_file(S3, maps:get(key, Up))),
+        {ok, Stored} = file:read_file(emqx_guard_s3_helper:object_file(S3, maps:get(key, Up))),
         ?assertMatch(<<"age-encryption.org/v1\n", _/binary>>, Stored),
         {ok, J2} = emqx_guard_nif:offsite_upload_async(Cfg, Other, #{io_limit => 50000000}),
         ?assertMatch({ok, #{encrypted := true}}, receive_job(J2)),
@@ -804,14 +803,14 @@ offsite_upload_list_fetch_prune(Config) ->
         ?assertMatch({ok, [#{name := Name}]}, receive_job(J7)),
         wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 0 end)
     after
-        s3_stop(S3)
+        emqx_guard_s3_helper:stop(S3)
     end.
 
 %% A wrong secret key is `auth' and the Detail never holds it; a wrong identity is `decrypt'
 %% and nothing is written; a tampered object is refused.
 offsite_errors_are_clear_and_leave_nothing(Config) ->
     Dir = ?config(dir, Config),
-    S3 = s3_start(Config),
+    S3 = emqx_guard_s3_helper:start(?config(dir, Config)),
     try
         Cfg = s3_config(S3, #{recipient => recipient(Config)}),
         Export = bin(make_export(Dir, "emqx-export-2026-01-02-00-00-00.000", good)),
@@ -831,22 +830,22 @@ offsite_errors_are_clear_and_leave_nothing(Config) ->
         {ok, J4} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, undefined, bin(Dest), #{}),
         ?assertMatch({error, {decrypt, _}}, receive_job(J4)),
         %% One byte of the stored object flipped.
-        ObjFile = s3_object_file(S3, Key),
+        ObjFile = emqx_guard_s3_helper:object_file(S3, Key),
         {ok, Stored} = file:read_file(ObjFile),
         Mid = byte_size(Stored) div 2,
         <<A:Mid/binary, B, C/binary>> = Stored,
         ok = file:write_file(ObjFile, <<A/binary, (B bxor 16#40), C/binary>>),
         Identity = bin(filename:join(?config(data_dir, Config), "offsite_identity.txt")),
         {ok, J5} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Identity, bin(Dest), #{}),
-        {error, {Why, _}} = receive_job(J5),
-        ?assert(lists:member(Why, [integrity, verify])),
+        {error, {Why, WhyDetail}} = receive_job(J5),
+        ?assert(lists:member(Why, [integrity, verify]), {Why, WhyDetail}),
         ?assertEqual({ok, []}, file:list_dir(Dest)),
         %% Nothing listens: `connect'.
-        s3_stop(S3),
+        emqx_guard_s3_helper:stop(S3),
         {ok, J6} = emqx_guard_nif:offsite_list_async(Cfg#{max_retries => 0}, #{}),
         ?assertMatch({error, {connect, _}}, receive_job(J6))
     after
-        s3_stop(S3)
+        emqx_guard_s3_helper:stop(S3)
     end.
 
 %% Argument errors come at once; the secret key is never in a Detail.
@@ -872,63 +871,9 @@ recipient(Config) ->
     {ok, R} = file:read_file(filename:join(?config(data_dir, Config), "offsite_recipient.txt")),
     string:trim(R).
 
-s3_config(#{port := Port}, Extra) ->
-    maps:merge(#{bucket => <<"backups">>, prefix => <<"ct">>, region => <<"us-east-1">>,
-                 endpoint => iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port)]),
-                 access_key => ?S3_ACCESS, secret_key => ?S3_SECRET, path_style => true,
-                 max_retries => 1, connect_timeout_ms => 2000, timeout_ms => 20000}, Extra).
-
-s3_object_file(#{root := Root}, Key) ->
-    filename:join([Root, "backups", Key]).
-
-s3_binary() ->
-    Home = os:getenv("HOME", "/root"),
-    Cands = [os:getenv("S3S_FS", ""),
-             filename:join([os:getenv("CARGO_HOME", filename:join(Home, ".cargo")), "bin", "s3s-fs"]),
-             filename:join([Home, ".cargo", "bin", "s3s-fs"])],
-    case [C || C <- Cands, C =/= "", filelib:is_regular(C)] of
-        [Bin | _] -> Bin;
-        [] -> os:find_executable("s3s-fs")
-    end.
-
-%% Starts s3s-fs on 127.0.0.1, a free port, a fresh root with the bucket `backups'. Fails when the
-%% server is not installed (init_per_testcase skips instead only with EMQX_GUARD_SKIP_S3=1).
-s3_start(Config) ->
-    Bin = case s3_binary() of
-        false -> ct:fail("s3s-fs (the S3 server of the off-site tests) is not installed: run make test-deps");
-        Found -> Found
-    end,
-    Root = filename:join(?config(dir, Config), "s3"),
-    ok = filelib:ensure_dir(filename:join([Root, "backups", "x"])),
-    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
-    {ok, Port} = inet:port(L),
-    ok = gen_tcp:close(L),
-    P = open_port({spawn_executable, Bin},
-                  [{args, ["--host", "127.0.0.1", "--port", integer_to_list(Port),
-                           "--access-key", binary_to_list(?S3_ACCESS),
-                           "--secret-key", binary_to_list(?S3_SECRET), Root]},
-                   exit_status, stderr_to_stdout]),
-    {os_pid, OsPid} = erlang:port_info(P, os_pid),
-    S3 = #{port => Port, root => Root, port_ref => P, os_pid => OsPid},
-    wait_until(fun() ->
-        case gen_tcp:connect({127, 0, 0, 1}, Port, [], 100) of
-            {ok, S} -> gen_tcp:close(S), true;
-            _ -> false
-        end
-    end),
-    S3.
-
-s3_stop(#{os_pid := OsPid, port_ref := P}) ->
-    _ = os:cmd("kill " ++ integer_to_list(OsPid) ++ " 2>/dev/null"),
-    catch_port_close(P),
-    ok.
-
-catch_port_close(P) ->
-    try port_close(P) of
-        _ -> ok
-    catch
-        error:badarg -> ok
-    end.
+%% The NIF Config for the test server, one retry per request.
+s3_config(S3, Extra) ->
+    maps:merge(maps:merge(emqx_guard_s3_helper:config(S3), #{max_retries => 1}), Extra).
 
 receive_job(Job) ->
     receive

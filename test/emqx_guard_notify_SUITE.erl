@@ -69,9 +69,9 @@ init_per_suite(Config) ->
     ?assertMatch({ok, _}, emqx_guard_nif:list_backups(list_to_binary(?config(priv_dir, Config)))),
     Certs = make_certs(filename:join(?config(priv_dir, Config), "certs")),
     {ok, _} = application:ensure_all_started(inets),
-    Script = filename:join(?config(data_dir, Config), "smtp_server.py"),
+    Script = emqx_guard_receivers:smtp_script(),
     ?assert(filelib:is_regular(Script), Script),
-    [{smtp_script, Script} | Certs] ++ Config.
+    Certs ++ Config.
 
 end_per_suite(_Config) ->
     emqx:reset(),
@@ -112,23 +112,10 @@ run_checked(Cmd) ->
     Out = os:cmd(Cmd ++ " 2>&1; echo \"exit=$?\""),
     ?assertNotEqual(nomatch, string:find(Out, "exit=0"), Out).
 
-%% Starts smtp_server.py; returns {Port, OutDir} after it printed its TCP port.
+%% Starts smtp_server.py (`emqx_guard_receivers'); returns {PortHandle, TcpPort, OutDir} after it
+%% printed its TCP port.
 start_smtp(Config, Args) ->
-    OutDir = filename:join(?config(data_dir, Config), "smtp_out_" ++ integer_to_list(erlang:unique_integer([positive]))),
-    ok = filelib:ensure_dir(filename:join(OutDir, "x")),
-    Script = ?config(smtp_script, Config),
-    P = open_port({spawn_executable, os:find_executable("python3")}, [
-        {args, [Script, "--out", OutDir | Args]},
-        {line, 1024},
-        use_stdio,
-        binary,
-        exit_status
-    ]),
-    receive
-        {P, {data, {eol, <<"PORT ", N/binary>>}}} -> {P, binary_to_integer(N), OutDir};
-        {P, {exit_status, S}} -> error({smtp_server_exited, S})
-    after 20000 -> error(smtp_server_did_not_start)
-    end.
+    emqx_guard_receivers:start_smtp(?config(data_dir, Config), Args).
 
 tls_args(Config) ->
     ["--cert", ?config(cert_file, Config), "--key", ?config(key_file, Config)].

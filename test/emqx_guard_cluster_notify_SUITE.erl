@@ -14,7 +14,9 @@
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
 -export([
-    fires_notify_only_from_the_exporter/1
+    fires_notify_only_from_the_exporter/1,
+    stopped_plugin_is_not_elected/1,
+    unloaded_nif_is_not_elected/1
 ]).
 
 -define(H, emqx_guard_cluster_helper).
@@ -31,7 +33,9 @@ suite() ->
 
 all() ->
     [
-        fires_notify_only_from_the_exporter
+        fires_notify_only_from_the_exporter,
+        stopped_plugin_is_not_elected,
+        unloaded_nif_is_not_elected
     ].
 
 init_per_suite(Config) ->
@@ -129,6 +133,24 @@ fires_notify_only_from_the_exporter(Config) ->
         [catch port_close(P) || P <- Ports]
     end.
 
+%% Issue 19, defect 2: the lowest core node has the plugin installed but not running. The next
+%% core exports every fire and the status on every node says who exports and why; while no node
+%% has exported for a day, exactly one dead-man warning goes out, from the healthy core.
+stopped_plugin_is_not_elected(Config) ->
+    [A, B, R] = names(["stopped_a", "stopped_b", "stopped_r"]),
+    {SmtpPort, _MailOut, HookUrl, HookOut, Ports} = receivers(Config),
+    T0 = t0(),
+    Opts = #{
+        %% no backup for a day: the dead-man watch is due at once
+        last_success => T0 - 86400000,
+        settings => channel_settings(SmtpPort, HookUrl)
+    },
+    #{B := PB, R := PR} = ?H:start_cluster([{A, core, #{plugin => stopped}}, {B, core}, {R, replicant}], Config, T0, [], Opts),
+    try
+        NA = peer_node(A),
+        NB = peer_node(B),
+        ?assertEqual([NA, NB], peer_call(PR, emqx_guard_emqx, running_core_nodes, [])),
+
         %% one dead-man warning in the cluster, from the healthy core; checking again on every
         %% node sends nothing more
         wait_until(fun() -> length(hooks(HookOut)) >= 1 end),
@@ -152,6 +174,28 @@ fires_notify_only_from_the_exporter(Config) ->
     after
         stop_started(),
         [catch port_close(P) || P <- Ports]
+    end.
+
+%% Issue 19, defect 2: the lowest core node runs the plugin but its NIF library cannot be loaded
+%% (no library in its priv directory): the next core exports, and the status says why.
+unloaded_nif_is_not_elected(Config) ->
+    [A, B] = names(["nonif_a", "nonif_b"]),
+    T0 = t0(),
+    #{A := PA, B := PB} = ?H:start_cluster([{A, core, #{nif => unloadable}}, {B, core}], Config, T0, []),
+    try
+        NA = peer_node(A),
+        NB = peer_node(B),
+        ?assertMatch({error, {nif_not_loaded, _}}, peer_call(PA, emqx_guard_core, validate, [<<"* * * * *">>])),
+        ?assertMatch(#{schedule_error := Line} when is_binary(Line), status(PA)),
+        ?H:fires(T0, 1, 2, [PB]),
+        ?assertEqual([0, 2], export_counts([PA, PB])),
+        Status = ctl(PB, ["backup_status"]),
+        ct:pal("backup_status:~n~ts", [lists:join("\n", Status)]),
+        Head = "cluster: 2 running node(s); " ++ atom_to_list(NB) ++ " exports scheduled backups (" ++
+            atom_to_list(NA) ++ ": the NIF library is not loaded: ",
+        ?assert(lists:any(fun(L) -> lists:prefix(Head, L) end, Status), Status)
+    after
+        stop_started()
     end.
 
         %% core_a goes away; core_b exports the next fire

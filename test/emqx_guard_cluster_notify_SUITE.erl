@@ -16,7 +16,8 @@
 -export([
     fires_notify_only_from_the_exporter/1,
     stopped_plugin_is_not_elected/1,
-    unloaded_nif_is_not_elected/1
+    unloaded_nif_is_not_elected/1,
+    alarm_and_health_follow_the_cluster/1
 ]).
 
 -define(H, emqx_guard_cluster_helper).
@@ -35,7 +36,8 @@ all() ->
     [
         fires_notify_only_from_the_exporter,
         stopped_plugin_is_not_elected,
-        unloaded_nif_is_not_elected
+        unloaded_nif_is_not_elected,
+        alarm_and_health_follow_the_cluster
     ].
 
 init_per_suite(Config) ->
@@ -197,6 +199,27 @@ unloaded_nif_is_not_elected(Config) ->
     after
         stop_started()
     end.
+
+%% Issue 19, defect 6: the backup alarm and health follow the cluster's last result. core_a's
+%% export fails: the alarm is raised, and health is bad, on every node. core_a goes away, core_b
+%% exports the next fire: cleared and healthy everywhere, also on core_a when it comes back
+%% (its own last run is still the failed one).
+alarm_and_health_follow_the_cluster(Config) ->
+    [A, B, R] = names(["alarm_a", "alarm_b", "alarm_r"]),
+    T0 = t0(),
+    #{A := PA, B := PB, R := PR} = ?H:start_cluster([{A, core}, {B, core}, {R, replicant}], Config, T0, []),
+    try
+        NA = peer_node(A),
+        NB = peer_node(B),
+        NR = peer_node(R),
+        ok = peer_call(PA, emqx_mgmt_data_backup, set_mode, [{error, disk_full}]),
+        ?H:fires(T0, 1, 1, [PA, PB, PR]),
+        #{last_run := #{result := failed}} = status(PA),
+        [wait_until(fun() -> alarm_active(P) end) || P <- [PA, PB, PR]],
+        [#{message := Message}] = alarms(PB),
+        ?assertNotEqual(nomatch, string:find(Message, atom_to_binary(NA)), Message),
+        ?assertNotEqual(nomatch, string:find(Message, <<"disk_full">>), Message),
+        [?assertMatch({error, <<"the last backup failed", _/binary>>}, health(P)) || P <- [PA, PB, PR]],
 
         %% core_a goes away; core_b exports the next fire
         ok = peer:stop(PA),

@@ -1,6 +1,7 @@
 %% @doc The cluster part of `emqx ctl guard backup_status': which node exports the scheduled
-%% backups, the last fire this node skipped (and who took it), and for every node the backups it
-%% holds and the result of the last copy to it. Asks every running node (`node_report/0',
+%% backups, the newest backup result known in the cluster (which node, when, ok or the error),
+%% the last fire this node skipped (and which node exported it, with its result), and for every
+%% node the backups it holds and the result of the last copy to it. Asks every running node (`node_report/0',
 %% through erpc) from the caller's process.
 -module(emqx_guard_cluster_view).
 
@@ -16,13 +17,14 @@
 -spec status_lines(map()) -> [binary()].
 status_lines(Status = #{settings := #{backup_timezone := Zone}}) ->
     Skip = maps:get(last_skip, Status, undefined),
+    Last = maps:get(cluster_run, Status, undefined),
     Running = emqx_guard_emqx:running_nodes(),
     case Running of
         [_] when Skip =:= undefined ->
             [];
         _ ->
             #{responsible := Responsible, nodes := Nodes} = status(),
-            [cluster_line(length(Running), Responsible)] ++ skip_lines(Skip, Zone) ++
+            [cluster_line(length(Running), Responsible)] ++ last_lines(Last, Zone) ++ skip_lines(Skip, Last, Zone) ++
                 lists:append([node_lines(N, Zone) || N <- Nodes])
     end;
 status_lines(_) ->
@@ -35,11 +37,32 @@ cluster_line(Count, Responsible) ->
         Count, Responsible
     ]).
 
-skip_lines(undefined, _Zone) ->
+%% The newest backup result known in the cluster.
+last_lines(undefined, _Zone) ->
     [];
-skip_lines(#{started_at := At, error := Why} = Skip, Zone) ->
+last_lines(#{started_at := At, node := Node} = Last, Zone) ->
+    [text("last backup in the cluster: ~ts on ~ts: ~ts", [emqx_guard_render:in_zone(Zone, At), Node, result_text(Last)])].
+
+%% A skipped fire, and who exported it when the cluster's newest result is that fire's.
+skip_lines(undefined, _Last, _Zone) ->
+    [];
+skip_lines(#{started_at := At, error := Why} = Skip, Last, Zone) ->
     Instant = maps:get(instant, Skip, At),
-    [text("last skipped fire here: ~ts; ~ts", [emqx_guard_render:in_zone(Zone, Instant), Why])].
+    What =
+        case Last of
+            #{instant := Instant, node := By} when By =/= node() -> text("exported by ~ts: ~ts", [By, result_text(Last)]);
+            _ -> Why
+        end,
+    [text("last skipped fire here: ~ts; ~ts", [emqx_guard_render:in_zone(Zone, Instant), What])].
+
+result_text(#{result := ok} = R) ->
+    case R of
+        #{file := File, size := Size} -> text("ok, ~ts (~ts)", [File, emqx_guard_render:size(Size)]);
+        #{file := File} -> text("ok, ~ts", [File]);
+        _ -> <<"ok">>
+    end;
+result_text(#{result := failed} = R) ->
+    text("FAILED: ~ts", [maps:get(error, R, <<"unknown error">>)]).
 
 node_lines(#{node := Node, running := false, last_copy := Copy}, Zone) ->
     [text("node ~ts (not running)", [Node]), copy_line(Copy, Zone)];

@@ -18,16 +18,22 @@
 %% Any other outcome is a skip, `{Reason, Node}' or `no_core_node', which the run records.
 %% A `manual' run (`guard backup_now') runs where it is typed.
 %%
+%% The node that made (or failed) a backup tells every other running node its result
+%% (`announce_result/1', `emqx_guard_outcome:summary/1'), so that every node knows who exported a
+%% fire and how it went (`emqx_guard_scheduler:cluster_result/1').
+%%
 %% The gen_server only keeps the set of exported instants; the election runs in the caller.
+%% Every call to another node's plugin made for these goes through the functions under
+%% "Remote calls" below.
 -module(emqx_guard_election).
 
 -behaviour(gen_server).
 
 -include_lib("kernel/include/logger.hrl").
 
--export([start_link/0, responsible/0, run/3]).
+-export([start_link/0, responsible/0, run/3, announce_result/1]).
 %% Called on other nodes through erpc.
--export([was_exported/1, note_exported/1]).
+-export([was_exported/1, note_exported/1, result_seen/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 -export_type([skip/0]).
@@ -92,6 +98,18 @@ once(Instant, Cores, Run) ->
             erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, note_exported, [Instant]),
             Run()
     end.
+
+%% @doc Tells every other running node the result of a backup made (or failed) here (its
+%% `emqx_guard_outcome:summary/1'). Never blocks: the nodes are told from a process of its own.
+-spec announce_result(emqx_guard_outcome:outcome()) -> ok.
+announce_result(Summary) ->
+    _ = spawn(fun() -> erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, result_seen, [Summary]) end),
+    ok.
+
+%% @doc Another node's backup result (`announce_result/1'), handed to this node's scheduler.
+-spec result_seen(emqx_guard_outcome:outcome()) -> ok.
+result_seen(Summary) when is_map(Summary) ->
+    emqx_guard_scheduler:cluster_result(Summary).
 
 %% @doc Whether this node knows Instant to be exported (or being exported) by some node.
 -spec was_exported(integer()) -> boolean().

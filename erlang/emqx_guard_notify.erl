@@ -103,11 +103,14 @@ notify(Event, Facts) when is_map(Facts) ->
             gen_server:cast(Pid, {notify, Event, Facts})
     end.
 
-%% @doc Tells about a finished backup run (its outcome, `result := ok | failed'):
-%% `backup_ok' or `backup_failed' with the outcome as facts. Never blocks.
+%% @doc Tells about a finished backup run: `backup_ok' or `backup_failed' with the outcome as
+%% facts; a skipped run sends nothing (`emqx_guard_notify_facts:event_of/1'). Never blocks.
 -spec run_finished(map()) -> ok.
 run_finished(Outcome) when is_map(Outcome) ->
-    notify(emqx_guard_notify_facts:event_of(Outcome), Outcome).
+    case emqx_guard_notify_facts:event_of(Outcome) of
+        none -> ok;
+        Event -> notify(Event, Outcome)
+    end.
 
 %% @doc `send_test(all)'.
 -spec send_test() -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, binary()}}].

@@ -20,9 +20,11 @@
 %%     line for people, made by `format_error/1', the one place where a run's reasons become
 %%     text; a skipped run also names the `responsible' node or the node that `exported_by'.</li>
 %% </ul>
+%% What the other nodes of the cluster learn of a backup made (or failed) on one node is its
+%% `summary/1': result, node, trigger, times, file, size and error line.
 -module(emqx_guard_outcome).
 
--export([new/3, fail/2, skip/2, warn/2, finish/2, format_error/1, stored/1, from_stored/1]).
+-export([new/3, fail/2, skip/2, warn/2, finish/2, format_error/1, stored/1, from_stored/1, summary/1, newer/2]).
 
 -export_type([outcome/0, trigger/0]).
 
@@ -57,6 +59,8 @@
     trigger, started_at, node, result, duration_ms, instant, file, path, size, sha256, version, pruned,
     removed, warnings, error, offsite
 ]).
+%% The fields of a backup's outcome every node of the cluster learns (`summary/1').
+-define(SUMMARY, [trigger, started_at, duration_ms, node, result, instant, file, size, error]).
 %% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant a stored outcome may hold.
 -define(MAX_INSTANT_MS, 253402300799999).
 
@@ -97,6 +101,21 @@ finish(O = #{result := running}, DurationMs) ->
     O#{result => ok, duration_ms => DurationMs};
 finish(O, DurationMs) ->
     O#{duration_ms => DurationMs}.
+
+%% @doc The outcome of a backup (`ok' or `failed') as every node of the cluster learns it: which
+%% node, when, the trigger and instant, the file and size, the error line. An outcome itself,
+%% persisted like one (`stored/1', `from_stored/1').
+-spec summary(outcome()) -> outcome().
+summary(O) ->
+    maps:with(?SUMMARY, O).
+
+%% @doc Whether backup outcome A is newer than B (`undefined': none known): the later start,
+%% the node name deciding between equal starts. The same outcome is not newer than itself.
+-spec newer(outcome(), outcome() | undefined) -> boolean().
+newer(#{started_at := _}, undefined) ->
+    true;
+newer(#{started_at := SA, node := NA}, #{started_at := SB, node := NB}) ->
+    {SA, NA} > {SB, NB}.
 
 %%--------------------------------------------------------------------------------------------
 %% Reasons as text

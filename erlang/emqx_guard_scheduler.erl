@@ -17,7 +17,12 @@
 %%     start if a scheduled instant was missed and lies within `backup_catchup'.</li>
 %% <li>In a cluster a scheduled or catch-up fire is exported only by the responsible node
 %%     (`emqx_guard_election', inside the run); on the other nodes the run is recorded as
-%%     skipped (`last_skip' in the status names the responsible node).</li>
+%%     skipped (`last_skip' in the status names the responsible node). A skip is never
+%%     notified.</li>
+%% <li>The result of every backup made here is told to every other node
+%%     (`emqx_guard_election:announce_result/1'); the newest result known in the cluster, this
+%%     node's or another's (`cluster_result/1'), is kept as `cluster_run' (status, state
+%%     file).</li>
 %% <li>The settings are `emqx_guard_settings:get/0'; after a change `settings_changed/0'
 %%     re-arms the timer and decides a planned catch-up again.</li>
 %% </ul>
@@ -38,7 +43,8 @@
     run_now/0,
     settings_changed/0,
     preview/1,
-    health/0
+    health/0,
+    cluster_result/1
 ]).
 
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
@@ -65,6 +71,7 @@
     last_fired := undefined | integer(),
     last_run := undefined | outcome(),
     last_skip := undefined | outcome(),
+    cluster_run := undefined | outcome(),
     counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
 }.
 
@@ -137,6 +144,13 @@ preview(N) ->
 health() ->
     gen_server:call(?SERVER, health).
 
+%% @doc The result of a backup made on another node (`emqx_guard_outcome:summary/1', told by
+%% `emqx_guard_election:announce_result/1'): kept as the cluster's newest result when it is newer
+%% than the one known. Never blocks; without a running scheduler nothing happens.
+-spec cluster_result(outcome()) -> ok.
+cluster_result(Result) when is_map(Result) ->
+    gen_server:cast(?SERVER, {cluster_result, Result}).
+
 %%--------------------------------------------------------------------
 %% gen_server
 %%--------------------------------------------------------------------
@@ -192,6 +206,10 @@ handle_call(Request, _From, St) ->
     {reply, {error, {unknown_call, Request}}, St}.
 
 %% @private
+handle_cast({cluster_result, Result = #{result := R, node := Node, started_at := At}}, St) when
+    (R =:= ok orelse R =:= failed), is_atom(Node), is_integer(At)
+->
+    {noreply, cluster_result(Result, St)};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -307,7 +325,10 @@ fire_trigger(Trigger, Instant, St0 = #st{saved = Saved}) ->
                 reason => previous_run_still_running,
                 running_since => Started
             }),
-            persist(St#st{saved = emqx_guard_run_state:record(skipped, St#st.saved)})
+            %% a skip like any other: counted, shown as the last skip, never notified
+            New = emqx_guard_outcome:new(Trigger, Instant, now(St)),
+            Skip = emqx_guard_outcome:finish(emqx_guard_outcome:skip(New, {previous_run_still_running, Started}), 0),
+            persist(St#st{saved = emqx_guard_run_state:record(Skip, St#st.saved), last_skip = Skip})
     end.
 
 already_fired(Instant, St) ->
@@ -383,7 +404,22 @@ recorded(Outcome = #{result := Result}, St = #st{run = #{mref := MRef}, saved = 
             _ -> St#st.last_skip
         end,
     Saved1 = emqx_guard_run_state:record(Outcome, Saved),
+    ok =
+        case Result of
+            skipped -> ok;
+            _ -> emqx_guard_election:announce_result(emqx_guard_outcome:summary(Outcome))
+        end,
     persist(St#st{run = undefined, waiters = [], saved = Saved1, last_skip = LastSkip}).
+
+%% Another node's backup result: kept when it is the newest known.
+cluster_result(Result, St = #st{saved = Saved}) ->
+    case emqx_guard_run_state:cluster_result(Result, Saved) of
+        {newer, Saved1} ->
+            ?LOG_INFO((maps:with([node, result, file, error, instant], Result))#{msg => emqx_guard_cluster_backup_result}),
+            persist(St#st{saved = Saved1});
+        {known, _} ->
+            St
+    end.
 
 persist(St = #st{saved = Saved}) ->
     case emqx_guard_run_state:save(Saved) of
@@ -417,6 +453,7 @@ build_status(St = #st{saved = Saved}) ->
         last_fired => maps:get(last_fired, Saved),
         last_run => maps:get(last_run, Saved),
         last_skip => St#st.last_skip,
+        cluster_run => emqx_guard_run_state:newest(Saved),
         counts => maps:get(counts, Saved)
     }.
 

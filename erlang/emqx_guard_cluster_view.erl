@@ -1,5 +1,5 @@
 %% @doc The cluster part of `emqx ctl guard backup_status': which node exports the scheduled
-%% backups, the newest backup result known in the cluster (which node, when, ok or the error),
+%% backups and why not the lower core nodes, the newest backup result known in the cluster (which node, when, ok or the error),
 %% the last fire this node skipped (and which node exported it, with its result), and for every
 %% node the backups it holds and the result of the last copy to it. Asks every running node (`node_report/0',
 %% through erpc) from the caller's process.
@@ -23,18 +23,27 @@ status_lines(Status = #{settings := #{backup_timezone := Zone}}) ->
         [_] when Skip =:= undefined ->
             [];
         _ ->
-            #{responsible := Responsible, nodes := Nodes} = status(),
-            [cluster_line(length(Running), Responsible)] ++ last_lines(Last, Zone) ++ skip_lines(Skip, Last, Zone) ++
+            #{election := Election, nodes := Nodes} = status(),
+            [cluster_line(length(Running), Election)] ++ last_lines(Last, Zone) ++ skip_lines(Skip, Last, Zone) ++
                 lists:append([node_lines(N, Zone) || N <- Nodes])
     end;
 status_lines(_) ->
     [].
 
-cluster_line(Count, undefined) ->
+%% Who exports the scheduled backups, and why not the core nodes that cannot.
+cluster_line(Count, #{responsible := undefined, cores := []}) ->
     text("cluster: ~B running node(s); no running core node, so no scheduled backups", [Count]);
-cluster_line(Count, Responsible) ->
-    text("cluster: ~B running node(s); scheduled backups are exported by ~ts (the lowest running core node)", [
+cluster_line(Count, #{responsible := undefined, excluded := Excluded}) ->
+    text("cluster: ~B running node(s); no core node can export scheduled backups (~ts)", [
+        Count, emqx_guard_outcome:format_excluded(Excluded)
+    ]);
+cluster_line(Count, #{responsible := Responsible, excluded := []}) ->
+    text("cluster: ~B running node(s); ~ts exports scheduled backups (the lowest core node where the plugin works)", [
         Count, Responsible
+    ]);
+cluster_line(Count, #{responsible := Responsible, excluded := Excluded}) ->
+    text("cluster: ~B running node(s); ~ts exports scheduled backups (~ts)", [
+        Count, Responsible, emqx_guard_outcome:format_excluded(Excluded)
     ]).
 
 %% The newest backup result known in the cluster.
@@ -95,8 +104,9 @@ copy_line(#{file := File, from := From, at := At, result := {error, Why}}, Zone)
     ]).
 
 %% @doc Every running node's role, backups and the last copy to it (also for nodes that are not
-%% running now but were copied to), and the node responsible for the next scheduled instant.
--spec status() -> #{responsible := node() | undefined, nodes := [map()]}.
+%% running now but were copied to), and the election as it stands (`emqx_guard_election:survey/0':
+%% the node responsible for the next scheduled instant, the cores that cannot export and why).
+-spec status() -> #{election := emqx_guard_election:survey(), nodes := [map()]}.
 status() ->
     Running = emqx_guard_emqx:running_nodes(),
     Cores = emqx_guard_emqx:running_core_nodes(),
@@ -114,7 +124,7 @@ status() ->
         #{node => N, running => false, last_copy => C}
      || {N, C} <- lists:sort(maps:to_list(Copies)), not lists:member(N, Running)
     ],
-    #{responsible => emqx_guard_election:responsible(), nodes => Nodes ++ Gone}.
+    #{election => emqx_guard_election:survey(), nodes => Nodes ++ Gone}.
 
 node_view(Node, {ok, Report}, _IsCore, LastCopy) ->
     maps:merge(maps:with([role, backups], Report), #{node => Node, running => true, last_copy => LastCopy});

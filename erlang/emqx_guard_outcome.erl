@@ -24,7 +24,8 @@
 %% `summary/1': result, node, trigger, times, file, size and error line.
 -module(emqx_guard_outcome).
 
--export([new/3, fail/2, skip/2, warn/2, finish/2, format_error/1, stored/1, from_stored/1, summary/1, newer/2]).
+-export([new/3, fail/2, skip/2, warn/2, finish/2, format_error/1, format_excluded/1, stored/1, from_stored/1, summary/1,
+    newer/2]).
 
 -export_type([outcome/0, trigger/0]).
 
@@ -145,8 +146,22 @@ format_error({worker_died, Reason}) ->
     text("the backup process died: ~ts", [describe(Reason)]);
 format_error(no_core_node) ->
     <<"no running core node in the cluster">>;
+format_error({no_candidate, Excluded}) when is_list(Excluded) ->
+    text("no core node can export scheduled backups (~ts)", [format_excluded(Excluded)]);
 format_error({not_responsible, Node}) ->
-    text("~ts exports this one (the lowest running core node)", [Node]);
+    text("~ts exports this one", [Node]);
+format_error(plugin_not_running) ->
+    <<"plugin not running">>;
+format_error({no_answer, Why}) ->
+    text("no answer (~ts)", [describe(Why)]);
+format_error({nif_not_loaded, Detail}) ->
+    text("the NIF library is not loaded: ~ts", [describe(Detail)]);
+format_error({nif_failed, Detail}) ->
+    text("the NIF library does not work: ~ts", [describe(Detail)]);
+format_error({schedule_error, Line}) ->
+    text("the schedule cannot be computed: ~ts", [describe(Line)]);
+format_error({export_unsupported, Line}) ->
+    describe(Line);
 format_error({lock_held, _Node}) ->
     <<"another node holds the lock for this instant">>;
 format_error({already_exported, Node}) ->
@@ -165,6 +180,12 @@ format_error({previous_run_still_running, _Since}) ->
     <<"the previous backup was still running">>;
 format_error(Reason) ->
     describe(Reason).
+
+%% @doc The core nodes that cannot export, each with why (`emqx_guard_election:survey/0'), as
+%% `node: why; node: why'.
+-spec format_excluded([{node(), term()}]) -> binary().
+format_excluded(Excluded) ->
+    iolist_to_binary(lists:join(<<"; ">>, [text("~ts: ~ts", [N, format_error(Why)]) || {N, Why} <- Excluded])).
 
 %% Text for a reason of unknown shape: strings as they are, POSIX atoms in words, terms printed
 %% short; always one line.

@@ -44,6 +44,7 @@
     settings_changed/0,
     preview/1,
     health/0,
+    candidacy/0,
     cluster_result/1
 ]).
 
@@ -55,6 +56,8 @@
 %% The longest delay erlang:send_after/3 accepts.
 -define(MAX_SEND_AFTER_MS, 16#FFFFFFFF).
 -define(CATCHUP_DELAY_MS, 60000).
+%% How long another node's election waits for this scheduler's candidacy.
+-define(CANDIDACY_MS, 2000).
 
 -type trigger() :: emqx_guard_outcome:trigger().
 -type outcome() :: emqx_guard_outcome:outcome().
@@ -144,6 +147,13 @@ preview(N) ->
 health() ->
     gen_server:call(?SERVER, health).
 
+%% @doc What this node's election answers (`emqx_guard_election:candidacy/0'): whether this
+%% scheduler can export scheduled backups (export supported, schedule computed) and the newest
+%% backup result it knows in the cluster.
+-spec candidacy() -> #{exporter := ok | {error, emqx_guard_election:why_not()}, last_result := undefined | outcome()}.
+candidacy() ->
+    gen_server:call(?SERVER, candidacy, ?CANDIDACY_MS).
+
 %% @doc The result of a backup made on another node (`emqx_guard_outcome:summary/1', told by
 %% `emqx_guard_election:announce_result/1'): kept as the cluster's newest result when it is newer
 %% than the one known. Never blocks; without a running scheduler nothing happens.
@@ -181,6 +191,8 @@ handle_call(status, _From, St) ->
     {reply, build_status(St), St};
 handle_call(health, _From, St) ->
     {reply, build_health(St), St};
+handle_call(candidacy, _From, St) ->
+    {reply, #{exporter => exporter(St), last_result => emqx_guard_run_state:newest(St#st.saved)}, St};
 handle_call({preview, N}, _From, St = #st{settings = S}) ->
     After = after_instant(St),
     {reply, emqx_guard_cron:preview(maps:get(backup_cron, S), maps:get(backup_timezone, S), After, N), St};
@@ -416,6 +428,7 @@ cluster_result(Result, St = #st{saved = Saved}) ->
     case emqx_guard_run_state:cluster_result(Result, Saved) of
         {newer, Saved1} ->
             ?LOG_INFO((maps:with([node, result, file, error, instant], Result))#{msg => emqx_guard_cluster_backup_result}),
+            ok = seen(Result),
             persist(St#st{saved = Saved1});
         {known, _} ->
             St
@@ -427,6 +440,10 @@ persist(St = #st{saved = Saved}) ->
         {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_state_not_saved, reason => Why})
     end,
     St.
+
+%% A good backup made anywhere in the cluster counts for this node's dead-man watch.
+seen(#{result := ok, started_at := At}) -> emqx_guard_notify:backup_seen(At);
+seen(_) -> ok.
 
 %%--------------------------------------------------------------------
 %% Status
@@ -456,6 +473,13 @@ build_status(St = #st{saved = Saved}) ->
         cluster_run => emqx_guard_run_state:newest(Saved),
         counts => maps:get(counts, Saved)
     }.
+
+exporter(#st{supported = false, unsupported_reason = Why}) ->
+    {error, {export_unsupported, Why}};
+exporter(#st{schedule_error = Why}) when is_binary(Why) ->
+    {error, {schedule_error, Why}};
+exporter(_) ->
+    ok.
 
 build_health(#st{supported = false, unsupported_reason = Why}) ->
     {error, Why};

@@ -91,8 +91,8 @@ one_scheduler_for_the_cluster(Config) ->
         Status = ctl(PR, ["backup_status"]),
         ct:pal("backup_status on the replicant:~n~ts", [lists:join("\n", Status)]),
         ?assert(lists:member(
-            "cluster: 3 running node(s); scheduled backups are exported by " ++ atom_to_list(NA) ++
-                " (the lowest running core node)",
+            "cluster: 3 running node(s); " ++ atom_to_list(NA) ++
+                " exports scheduled backups (the lowest core node where the plugin works)",
             Status
         ), Status),
         ?assert(lists:member("node " ++ atom_to_list(NA) ++ " (core): 20 backup(s), newest first:", Status), Status),

@@ -56,6 +56,12 @@
 %% The longest delay erlang:send_after/3 accepts.
 -define(MAX_SEND_AFTER_MS, 16#FFFFFFFF).
 -define(CATCHUP_DELAY_MS, 60000).
+%% A backup result told by another node (`emqx_guard_outcome:summary/1').
+-define(IS_RESULT(R),
+    (is_map(R) andalso is_map_key(result, R) andalso
+        (map_get(result, R) =:= ok orelse map_get(result, R) =:= failed) andalso
+        is_atom(map_get(node, R)) andalso is_integer(map_get(started_at, R)))
+).
 %% How long another node's election waits for this scheduler's candidacy.
 -define(CANDIDACY_MS, 2000).
 
@@ -182,7 +188,7 @@ handle_continue(setup, St0) ->
     St1 = check_support(St0),
     St2 = arm(St1),
     St3 = maybe_catchup(St2),
-    emqx_guard_alarm:restore(maps:get(last_run, St3#st.saved)),
+    ok = restore_alarms(St3),
     log_schedule(St3),
     {noreply, St3}.
 
@@ -218,10 +224,17 @@ handle_call(Request, _From, St) ->
     {reply, {error, {unknown_call, Request}}, St}.
 
 %% @private
-handle_cast({cluster_result, Result = #{result := R, node := Node, started_at := At}}, St) when
-    (R =:= ok orelse R =:= failed), is_atom(Node), is_integer(At)
-->
+handle_cast({cluster_result, Result}, St) when ?IS_RESULT(Result) ->
     {noreply, cluster_result(Result, St)};
+handle_cast({pulled, Newest}, St0) ->
+    %% at start, in a cluster: the newest result the other nodes know decides the alarm
+    St =
+        case ?IS_RESULT(Newest) of
+            true -> element(2, adopt(Newest, St0));
+            false -> St0
+        end,
+    ok = emqx_guard_alarm:restore(restore_view(St#st.saved)),
+    {noreply, St};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -423,15 +436,51 @@ recorded(Outcome = #{result := Result}, St = #st{run = #{mref := MRef}, saved = 
         end,
     persist(St#st{run = undefined, waiters = [], saved = Saved1, last_skip = LastSkip}).
 
-%% Another node's backup result: kept when it is the newest known.
-cluster_result(Result, St = #st{saved = Saved}) ->
+%% Another node's backup result: kept when it is the newest known, and then the backup alarm
+%% follows it (unless this EMQX cannot export: its own alarm says so).
+cluster_result(Result, St0) ->
+    case adopt(Result, St0) of
+        {newer, St = #st{supported = true}} ->
+            ok = emqx_guard_alarm:update(Result),
+            St;
+        {_, St} ->
+            St
+    end.
+
+adopt(Result, St = #st{saved = Saved}) ->
     case emqx_guard_run_state:cluster_result(Result, Saved) of
         {newer, Saved1} ->
             ?LOG_INFO((maps:with([node, result, file, error, instant], Result))#{msg => emqx_guard_cluster_backup_result}),
             ok = seen(Result),
-            persist(St#st{saved = Saved1});
+            {newer, persist(St#st{saved = Saved1})};
         {known, _} ->
-            St
+            {known, St}
+    end.
+
+%% The alarms at start follow the newest backup result known. Alone, that is what this node
+%% recorded; in a cluster the other nodes are asked first (from a process of its own: the
+%% answer comes as `{pulled, Newest}'), so a node that was away does not raise an alarm for a
+%% failure the cluster has already made good.
+restore_alarms(#st{supported = false}) ->
+    ok;
+restore_alarms(#st{saved = Saved}) ->
+    case emqx_guard_emqx:running_nodes() -- [node()] of
+        [] ->
+            emqx_guard_alarm:restore(restore_view(Saved));
+        _Others ->
+            Self = self(),
+            _ = spawn(fun() -> gen_server:cast(Self, {pulled, maps:get(newest_result, emqx_guard_election:survey())}) end),
+            ok
+    end.
+
+%% The newest result as the alarm needs it: this node's own last run in full (its off-site part
+%% too) when it is the newest.
+restore_view(Saved = #{last_run := LastRun}) ->
+    case emqx_guard_run_state:newest(Saved) of
+        #{started_at := At, node := Node} when Node =:= node(), is_map(LastRun), map_get(started_at, LastRun) =:= At ->
+            LastRun;
+        Newest ->
+            Newest
     end.
 
 persist(St = #st{saved = Saved}) ->
@@ -485,10 +534,16 @@ build_health(#st{supported = false, unsupported_reason = Why}) ->
     {error, Why};
 build_health(#st{schedule_error = Why}) when is_binary(Why) ->
     {error, <<"the schedule cannot be computed: ", Why/binary>>};
-build_health(#st{saved = #{last_run := #{result := failed, error := Error}}}) ->
-    {error, <<"the last backup failed: ", Error/binary>>};
-build_health(_) ->
-    ok.
+build_health(#st{saved = Saved}) ->
+    %% the cluster's newest backup, made here or on another node
+    case emqx_guard_run_state:newest(Saved) of
+        #{result := failed, error := Error, node := Node} when Node =/= node() ->
+            {error, <<"the last backup failed on ", (atom_to_binary(Node, utf8))/binary, ": ", Error/binary>>};
+        #{result := failed, error := Error} ->
+            {error, <<"the last backup failed: ", Error/binary>>};
+        _ ->
+            ok
+    end.
 
 log_schedule(#st{target = undefined}) ->
     ok;

@@ -12,16 +12,16 @@
 -define(RPC_TIMEOUT, 5000).
 
 %% @doc The lines to print after the scheduler's status (`emqx_guard_scheduler:status/0').
-%% Nothing for a node that is alone and never skipped a fire, so a single node's status is as
-%% short as before.
+%% For a node that is alone only the last fire it skipped (a run was still going), if any, so a
+%% single node's status is as short as before.
 -spec status_lines(map()) -> [binary()].
 status_lines(Status = #{settings := #{backup_timezone := Zone}}) ->
     Skip = maps:get(last_skip, Status, undefined),
     Last = maps:get(cluster_run, Status, undefined),
     Running = emqx_guard_emqx:running_nodes(),
     case Running of
-        [_] when Skip =:= undefined ->
-            [];
+        [_] ->
+            skip_lines(Skip, Last, Zone);
         _ ->
             #{election := Election, nodes := Nodes} = status(),
             [cluster_line(length(Running), Election)] ++ last_lines(Last, Zone) ++ skip_lines(Skip, Last, Zone) ++

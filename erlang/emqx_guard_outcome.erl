@@ -79,8 +79,9 @@ new(Trigger, Instant, StartedAt) ->
 fail(O, Reason) ->
     O#{result => failed, reason => Reason, error => format_error(Reason)}.
 
-%% @doc Another node exports this instant (see `emqx_guard_election').
--spec skip(outcome(), emqx_guard_election:skip()) -> outcome().
+%% @doc The fire is skipped: another node exports this instant (see `emqx_guard_election'), or
+%% this node's previous run, started at the time given, was still going.
+-spec skip(outcome(), emqx_guard_election:skip() | {previous_run_still_running, integer()}) -> outcome().
 skip(O, {Reason, Node} = Skip) when is_atom(Node) ->
     Key =
         case Reason of

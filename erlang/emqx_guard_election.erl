@@ -46,7 +46,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([start_link/0, responsible/0, survey/0, run/3]).
+-export([start_link/0, survey/0, run/3]).
 %% Remote calls: asking and telling the other nodes.
 -export([ask_candidacies/1, ask_exported/2, announce_exported/1, announce_result/1, announce_warned/1]).
 %% Called on other nodes through erpc (the answering side of the remote calls).
@@ -88,12 +88,6 @@
 -spec start_link() -> gen_server:start_ret().
 start_link() ->
     gen_server:start_link({local, ?SERVER}, ?MODULE, [], []).
-
-%% @doc The node that exports scheduled backups now (see the module doc), or `undefined' when no
-%% running core node can.
--spec responsible() -> node() | undefined.
-responsible() ->
-    maps:get(responsible, survey()).
 
 %% @doc Asks every running node its candidacy (this one directly, the others at once through
 %% `ask_candidacies/1') and decides the responsible node and the warner (see the module doc).

@@ -132,7 +132,7 @@ fires_notify_only_from_the_exporter(Config) ->
         [#{counts := #{ok := 0, failed := 0, skipped := 6}} = status(P) || P <- [PB, PR]]
     after
         stop_started(),
-        [catch port_close(P) || P <- Ports]
+        close_ports(Ports)
     end.
 
 %% Issue 19, defect 2: the lowest core node has the plugin installed but not running. The next
@@ -175,7 +175,7 @@ stopped_plugin_is_not_elected(Config) ->
         ?assertEqual([<<"dead_man">>], [event(H) || H <- hooks(HookOut)])
     after
         stop_started(),
-        [catch port_close(P) || P <- Ports]
+        close_ports(Ports)
     end.
 
 %% Issue 19, defect 2: the lowest core node runs the plugin but its NIF library cannot be loaded
@@ -262,6 +262,9 @@ receivers(Config) ->
     {HP, HookPort, HookOut} = emqx_guard_receivers:start_chat(Base, []),
     HookUrl = iolist_to_binary(["http://127.0.0.1:", integer_to_list(HookPort), "/hook/cluster-truth"]),
     {SmtpPort, MailOut, HookUrl, HookOut, [SP, HP]}.
+
+close_ports(Ports) ->
+    lists:foreach(fun(P) -> try port_close(P) catch error:badarg -> ok end end, Ports).
 
 %% E-mail and webhook set with `guard notify_*' on one node, plus `guard notify_on On'.
 channels(Peer, SmtpPort, HookUrl, On) ->

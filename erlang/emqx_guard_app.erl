@@ -84,8 +84,8 @@ apply_changed(Changed) ->
         _ -> ok
     end.
 
-%% @doc `ok' while backups work; `{error, Line}' while the last run failed,
-%% the export is unsupported, or the schedule cannot be computed.
+%% @doc `ok' while backups work; `{error, Line}' while the cluster's last backup failed (on any
+%% node), the export is unsupported, or the schedule cannot be computed.
 -spec on_health_check(map()) -> ok | {error, binary()}.
 on_health_check(_Opts) ->
     try

@@ -147,8 +147,8 @@ settings_changed() ->
 preview(N) ->
     gen_server:call(?SERVER, {preview, N}).
 
-%% @doc `ok', or one line saying why backups are not healthy: export
-%% unsupported, a schedule that cannot be computed, or a failed last run.
+%% @doc `ok', or one line saying why backups are not healthy: export unsupported, a schedule
+%% that cannot be computed, or the cluster's newest backup (made here or on another node) failed.
 -spec health() -> ok | {error, binary()}.
 health() ->
     gen_server:call(?SERVER, health).

@@ -11,7 +11,9 @@
 %%     a rate like `50MB/s', `emqx_guard_render:rate/1')</li>
 %% </ul>
 %% Validation returns `{error, Line}' where Line is one sentence a person
-%% understands. The settings in use are read once from
+%% understands. Every setting's stored form validates again, to itself (`validate(K, V)' is
+%% `{ok, V}' for a stored V): the settings file is read back, and another node's settings are
+%% adopted, through the same validation as a value typed in. The settings in use are read once from
 %% `<data_dir>/emqx_guard/settings.eterm' (`emqx_guard_store') and kept in memory (`get/0');
 %% `change/1' validates, saves and replaces them. A damaged file gives the defaults for what is
 %% damaged plus a warning in the log, never a crash. Changes made while the plugin runs go
@@ -109,8 +111,9 @@ keys() ->
 %% Validation
 %%--------------------------------------------------------------------
 
-%% @doc Validates one setting given as text (binary or charlist) or, for the
-%% numeric settings, as an integer. Returns the value as it is stored.
+%% @doc Validates one setting given as text (binary or charlist) or as its stored form (an
+%% integer for the numbers, durations and rates, `off' for no rate limit). Returns the value as
+%% it is stored, which validates again to itself.
 -spec validate(key(), term()) -> {ok, term()} | {error, binary()}.
 validate(backup_cron, Raw) ->
     with_text(Raw, <<"backup_cron">>, fun validate_cron/1);
@@ -129,6 +132,9 @@ validate(backup_catchup, Raw) ->
     validate_duration(<<"backup_catchup">>, Raw, 0);
 validate(export_timeout, Raw) ->
     validate_duration(<<"export_timeout">>, Raw, 1);
+validate(backup_io_limit, N) when is_integer(N), N >= 0 ->
+    %% the stored form: bytes per second, read as the bare number it is (0 is off)
+    validate(backup_io_limit, integer_to_binary(N));
 validate(backup_io_limit, Raw) ->
     with_text(Raw, <<"backup_io_limit">>, fun(Text) ->
         case emqx_guard_render:parse_rate(Text) of

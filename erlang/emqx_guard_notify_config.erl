@@ -9,6 +9,10 @@
 %% `notify_dead_man' (true), and `notify_http_hosts' (hosts a chat channel may reach over
 %% plain http besides 127.0.0.1 and ::1; empty by default).
 %%
+%% The rules between keys (`problems/1', `check/1') keep every channel whole: no signing
+%% secret, mobile list, Slack token or channel, or SMTP password without the URL, token or user
+%% it belongs to.
+%%
 %% Secrets are never shown: `redacted/1' replaces passwords, tokens and signing secrets by
 %% `******' and cuts every webhook URL to `scheme://host[:port]/…' (its path or query is the
 %% secret: Slack's path, DingTalk's `access_token=', WeCom's `key='), before anything is printed
@@ -23,6 +27,7 @@
     of_settings/1,
     validate/2,
     check/1,
+    problems/1,
     url_allowed/2,
     to_config/1,
     wants/2,
@@ -100,22 +105,44 @@ check_value(Type, Key, Raw) ->
         throw:{invalid, Line} -> {error, Line}
     end.
 
-%% @doc The rules between keys, for complete settings: a chat webhook over plain http only to
-%% an allowed host (`url_allowed/2'), and Slack's bot token together with a channel.
+%% @doc The rules between keys, for complete settings: the first of `problems/1', or `ok'.
 -spec check(map()) -> ok | {error, binary()}.
 check(Settings) ->
-    S = of_settings(Settings),
-    Urls = [maps:get(K, S) || {K, url, _} <- specs(), maps:get(K, S) =/= <<>>],
-    case [Line || U <- Urls, {error, Line} <- [url_allowed(U, S)]] of
-        [Line | _] ->
-            {error, Line};
-        [] ->
-            case {maps:get(notify_slack_token, S), maps:get(notify_slack_channel, S)} of
-                {<<>>, C} when C =/= <<>> -> {error, <<"notify_slack_channel needs notify_slack_token (token=xoxb-...)">>};
-                {T, <<>>} when T =/= <<>> -> {error, <<"notify_slack_token needs notify_slack_channel (channel=C...)">>};
-                _ -> ok
-            end
+    case problems(Settings) of
+        [{_Keys, Line} | _] -> {error, Line};
+        [] -> ok
     end.
+
+%% @doc Every rule between keys the settings break, each with the keys it is about and the one
+%% line that says it: a chat webhook over plain http only to an allowed host (`url_allowed/2');
+%% and every channel whole: a secret, signing key, mobile list, Slack channel or token, or SMTP
+%% password is refused without the URL, token or user it belongs to (`needs/0'), so no change
+%% leaves half a channel. `emqx_guard_settings:change/1' refuses a change that breaks a rule
+%% about a key it touches.
+-spec problems(map()) -> [{[key()], binary()}].
+problems(Settings) ->
+    S = of_settings(Settings),
+    Urls = [{K, maps:get(K, S)} || {K, url, _} <- specs(), maps:get(K, S) =/= <<>>],
+    [{[K, notify_http_hosts], Line} || {K, U} <- Urls, {error, Line} <- [url_allowed(U, S)]] ++
+        [
+            {[K, Needed], unicode:characters_to_binary([atom_to_binary(K), " needs ", atom_to_binary(Needed), " (", Hint, ")"])}
+         || {K, Needed, Hint} <- needs(), is_set(maps:get(K, S)), not is_set(maps:get(Needed, S))
+        ].
+
+%% What each part of a channel belongs to: a value of the first key is half a channel while the
+%% second is empty (the hint is the `guard notify_<channel>' argument that sets it).
+needs() ->
+    [
+        {notify_smtp_password, notify_smtp_user, "user=..."},
+        {notify_slack_token, notify_slack_channel, "channel=C..."},
+        {notify_slack_channel, notify_slack_token, "token=xoxb-..."},
+        {notify_feishu_secret, notify_feishu_url, "url=https://..."},
+        {notify_dingtalk_secret, notify_dingtalk_url, "url=https://..."},
+        {notify_dingtalk_at_mobiles, notify_dingtalk_url, "url=https://..."}
+    ].
+
+is_set(V) ->
+    V =/= <<>> andalso V =/= [].
 
 %% @doc Whether a chat channel may POST to Url: https always; plain http only to 127.0.0.1, ::1
 %% and the hosts the operator listed in `notify_http_hosts'.

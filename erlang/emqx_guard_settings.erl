@@ -180,23 +180,38 @@ changed(_Old, New) ->
     New.
 
 %% @doc Validates Changes (as `validate_changes/1'), merges them into the settings in use, checks
-%% the rules between keys (`emqx_guard_notify_config:check/1', `emqx_guard_offsite_config:check/1') and saves the result. Returns the
-%% settings before and after; on any error nothing changes. Every change (command line,
-%% dashboard, another node) comes through here.
+%% the rules between keys (`emqx_guard_notify_config:problems/1', `emqx_guard_offsite_config:check/1')
+%% and saves the result. Returns the settings before and after; on any error nothing changes.
+%% Every change (command line, dashboard, another node) comes through here, so each is checked
+%% whole: a change is refused when the result breaks a rule about a key it touches (a secret
+%% without its URL, an s3 destination without its keys); a rule broken in settings an older
+%% version saved, on keys the change leaves alone, does not block it.
 -spec change(map()) -> {ok, Old :: settings(), New :: settings()} | {error, binary()}.
 change(Changes) ->
     case validate_changes(Changes) of
         {ok, Valid} ->
             Old = get(),
             New = maps:merge(Old, Valid),
-            case {emqx_guard_notify_config:check(New), emqx_guard_offsite_config:check(New)} of
-                {ok, ok} -> saved(Old, New);
-                {{error, _} = Error, _} -> Error;
-                {_, Error} -> Error
+            case broken_rules(Old, New) of
+                [] -> saved(Old, New);
+                [Line | _] -> {error, Line}
             end;
         {error, _} = Error ->
             Error
     end.
+
+broken_rules(Old, New) ->
+    Touched = maps:keys(changed(Old, New)),
+    Offsite =
+        case emqx_guard_offsite_config:check(New) of
+            ok -> [];
+            {error, Line} -> [{emqx_guard_offsite_config:keys(), Line}]
+        end,
+    [
+        Line
+     || {Keys, Line} <- emqx_guard_notify_config:problems(New) ++ Offsite,
+        lists:any(fun(K) -> lists:member(K, Touched) end, Keys)
+    ].
 
 saved(Old, New) ->
     case save(New) of

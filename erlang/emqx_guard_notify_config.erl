@@ -1,5 +1,5 @@
-%% @doc Notification settings: every `notify_*' key, its type, default and validation, when to
-%% send, and the redaction of secrets (the one place for it).
+%% @doc Notification settings: every `notify_*' key, its type, default and validation, the rules
+%% between keys, and when to send.
 %%
 %% The keys live in the plugin's settings map next to the backup settings (and are persisted
 %% with them by `emqx_guard_settings'). Each channel declares its own keys with a type
@@ -13,11 +13,8 @@
 %% secret, mobile list, Slack token or channel, or SMTP password without the URL, token or user
 %% it belongs to.
 %%
-%% Secrets are never shown: `redacted/1' replaces passwords, tokens and signing secrets by
-%% `******' and cuts every webhook URL to `scheme://host[:port]/…' (its path or query is the
-%% secret: Slack's path, DingTalk's `access_token=', WeCom's `key='), before anything is printed
-%% or logged. `redacted_term/1' does it for any term holding settings maps (process state,
-%% messages), `redacted_args/1' for command-line arguments.
+%% Secrets are never shown: the types here (`password', `secret', `url', `any_url') are what
+%% `emqx_guard_redact' hides before anything is printed, logged or returned.
 -module(emqx_guard_notify_config).
 
 -export([
@@ -31,11 +28,6 @@
     url_allowed/2,
     to_config/1,
     wants/2,
-    redacted/1,
-    redacted_term/1,
-    redacted_status/1,
-    redacted_args/1,
-    redacted_url/1,
     parse_bool/1,
     check_value/3
 ]).
@@ -44,11 +36,6 @@
 -type settings() :: #{key() => term()}.
 -export_type([key/0, settings/0]).
 
--define(REDACTED, <<"******">>).
-%% U+2026 HORIZONTAL ELLIPSIS: stands for the hidden part of a URL.
--define(ELLIPSIS, 16#2026).
-%% Names of command-line `name=value' arguments whose value is a secret.
--define(SECRET_ARGS, [<<"password">>, <<"token">>, <<"secret">>, <<"secret_key">>]).
 
 %% @doc Every notification key, in display order.
 -spec keys() -> [key()].
@@ -157,10 +144,10 @@ url_allowed(Url, Settings) ->
                 {<<"http">>, H} ->
                     case lists:member(H, Allowed) of
                         true -> ok;
-                        false -> {error, <<(redacted_url(Url))/binary, " is plain http: use https, or list the host in notify_http_hosts">>}
+                        false -> {error, <<(emqx_guard_redact:url(Url))/binary, " is plain http: use https, or list the host in notify_http_hosts">>}
                     end;
                 _ ->
-                    {error, <<(redacted_url(Url))/binary, " is not an https URL">>}
+                    {error, <<(emqx_guard_redact:url(Url))/binary, " is not an https URL">>}
             end;
         _ ->
             {error, <<"not a URL">>}
@@ -271,8 +258,8 @@ check_url(Type, Key, T) ->
             case {Type, string:lowercase(S)} of
                 {_, <<"https">>} -> {ok, T};
                 {_, <<"http">>} -> {ok, T};
-                {any_url, _} -> invalid([Key, " must start with http:// or https://, not \"", redacted_url(T), "\""]);
-                {url, _} -> invalid([Key, " must be an https:// URL, not \"", redacted_url(T), "\""])
+                {any_url, _} -> invalid([Key, " must start with http:// or https://, not \"", emqx_guard_redact:url(T), "\""]);
+                {url, _} -> invalid([Key, " must be an https:// URL, not \"", emqx_guard_redact:url(T), "\""])
             end;
         _ ->
             invalid([Key, " is not a URL"])
@@ -296,114 +283,6 @@ wants(Event, Settings) ->
         backup_failed -> maps:get(notify_on_failure, S);
         dead_man -> maps:get(notify_dead_man, S);
         test -> true
-    end.
-
-%% @doc The settings with every password, token and signing secret replaced by `******' (left
-%% empty when unset), and every URL cut to `scheme://host[:port]/…' (`redacted_url/1'): safe to
-%% print and to log.
--spec redacted(map()) -> map().
-redacted(Settings) ->
-    lists:foldl(
-        fun
-            ({K, Type, _}, S) when Type =:= password; Type =:= secret ->
-                case maps:get(K, S, <<>>) of
-                    <<>> -> S;
-                    _ -> S#{K => ?REDACTED}
-                end;
-            ({K, Type, _}, S) when Type =:= url; Type =:= any_url ->
-                case maps:get(K, S, <<>>) of
-                    Url when is_binary(Url), Url =/= <<>> -> S#{K => redacted_url(Url)};
-                    _ -> S
-                end;
-            (_, S) ->
-                S
-        end,
-        Settings,
-        %% the off-site secret key too: the one redaction of every secret setting
-        specs() ++ emqx_guard_offsite_config:specs()
-    ).
-
-%% @doc Term with `redacted/1' applied to every map inside it (records, tuples, lists, map
-%% values): for a process state or a message in a status or crash report.
--spec redacted_term(term()) -> term().
-redacted_term(M) when is_map(M) ->
-    redacted(maps:map(fun(_K, V) -> redacted_term(V) end, M));
-redacted_term(T) when is_tuple(T) ->
-    list_to_tuple(redacted_term(tuple_to_list(T)));
-redacted_term([H | T]) ->
-    [redacted_term(H) | redacted_term(T)];
-redacted_term(Other) ->
-    Other.
-
-%% @doc For a gen_server's `format_status/1': the state, the last message, the sys log and the
-%% crash reason with every settings map in them redacted, so neither `sys:get_status/1' nor a
-%% crash report shows a secret.
--spec redacted_status(gen_server:format_status()) -> gen_server:format_status().
-redacted_status(Status) ->
-    maps:map(
-        fun
-            (K, V) when K =:= state; K =:= message; K =:= log; K =:= reason -> redacted_term(V);
-            (_K, V) -> V
-        end,
-        Status
-    ).
-
-%% @doc Command-line arguments with secrets hidden: `password=...', `token=...' and
-%% `secret=...' become `name=******', a URL (alone or as `name=URL') is cut as
-%% `redacted_url/1' does. Other arguments stay as they are.
--spec redacted_args(term()) -> term().
-redacted_args(Args) when is_list(Args) ->
-    [redacted_arg(A) || A <- Args];
-redacted_args(Other) ->
-    Other.
-
-redacted_arg(A) when is_binary(A); is_list(A) ->
-    Text =
-        try
-            to_bin(A)
-        catch
-            error:badarg -> error
-        end,
-    case Text of
-        {ok, B} ->
-            {Name, Value} =
-                case binary:split(B, <<"=">>) of
-                    [N, V] -> {string:lowercase(N), V};
-                    [_] -> {<<>>, B}
-                end,
-            case {lists:member(Name, ?SECRET_ARGS), binary:match(Name, <<"://">>), binary:match(Value, <<"://">>)} of
-                {true, _, _} -> <<Name/binary, "=", ?REDACTED/binary>>;
-                %% a URL whose query has a `=' in it
-                {false, {_, _}, _} -> redacted_url(B);
-                {false, nomatch, nomatch} -> A;
-                {false, nomatch, _} when Name =:= <<>> -> redacted_url(Value);
-                {false, nomatch, _} -> <<Name/binary, "=", (redacted_url(Value))/binary>>
-            end;
-        error ->
-            A
-    end;
-redacted_arg(A) ->
-    A.
-
-%% @doc `scheme://host[:port]/…': the URL without user info, path, query or fragment (where
-%% webhook receivers put their secret). Text that is not a URL becomes `…'.
--spec redacted_url(binary()) -> binary().
-redacted_url(Url) ->
-    case uri_string:parse(Url) of
-        #{scheme := Scheme, host := Host} = U when Host =/= <<>> ->
-            HostText =
-                case binary:match(Host, <<":">>) of
-                    nomatch -> Host;
-                    _ -> <<"[", Host/binary, "]">>
-                end,
-            Port =
-                case U of
-                    #{port := P} when is_integer(P) -> [":", integer_to_binary(P)];
-                    _ -> []
-                end,
-            unicode:characters_to_binary([Scheme, "://", HostText, Port, "/", ?ELLIPSIS]);
-        _ ->
-            unicode:characters_to_binary([?ELLIPSIS])
     end.
 
 %%--------------------------------------------------------------------------------------------

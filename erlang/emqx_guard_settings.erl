@@ -333,7 +333,8 @@ load() ->
                 msg => emqx_guard_settings_damaged,
                 path => Path,
                 reason => unexpected_content,
-                content => Other,
+                %% e.g. a newer format: it holds the secrets too
+                content => emqx_guard_redact:term(Other),
                 action => using_defaults
             }),
             defaults();

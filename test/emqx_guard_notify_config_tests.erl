@@ -75,35 +75,6 @@ smtp_config_test() ->
     %% no user: no AUTH at all (the password is not even passed on)
     ?assertNot(maps:is_key(password, emqx_guard_channel_email:smtp_config(S#{notify_smtp_user => <<>>}, 1000))).
 
-redacted_test() ->
-    S = #{notify_smtp_password => <<"s3cret">>, notify_webhook_url => <<"https://bot:tok3n@hooks.example.com/x">>},
-    R = ?C:redacted(S),
-    ?assertEqual(<<"******">>, maps:get(notify_smtp_password, R)),
-    ?assertEqual(nomatch, binary:match(maps:get(notify_webhook_url, R), <<"tok3n">>)),
-    ?assertEqual(#{notify_smtp_password => <<>>}, ?C:redacted(#{notify_smtp_password => <<>>})).
-
-%% The path and query of a webhook URL (Slack's path, DingTalk's access_token) never show.
-webhook_url_shown_without_path_or_query_test() ->
-    Shown = fun(Url) -> maps:get(notify_webhook_url, ?C:redacted(#{notify_webhook_url => Url})) end,
-    ?assertEqual(<<"https://hooks.slack.com/"/utf8, 16#2026/utf8>>,
-        Shown(<<"https://hooks.slack.com/services/T000/B000/XXXXSECRET">>)),
-    ?assertEqual(<<"https://oapi.dingtalk.com/"/utf8, 16#2026/utf8>>,
-        Shown(<<"https://oapi.dingtalk.com/robot/send?access_token=abc123">>)),
-    ?assertEqual(<<"http://[::1]:8080/"/utf8, 16#2026/utf8>>, Shown(<<"http://user:pw@[::1]:8080/x#frag">>)),
-    ?assertEqual(<<>>, Shown(<<>>)).
-
-redacted_args_test() ->
-    ?assertEqual(
-        ["notify_smtp", <<"password=******">>, "user=ops", <<"https://hooks.example.com/"/utf8, 16#2026/utf8>>],
-        ?C:redacted_args(["notify_smtp", "PASSWORD=pw-1", "user=ops", "https://hooks.example.com/T/secret"])
-    ),
-    %% not text at all: left as it is, no crash
-    ?assertEqual([[not_text]], ?C:redacted_args([[not_text]])).
-
-redacted_term_test() ->
-    St = {st, #{notify_smtp_password => <<"pw-9">>, backup_keep => 5}, [{update, #{notify_smtp_password => <<"pw-9">>}}]},
-    ?assertEqual(nomatch, string:find(io_lib:format("~p", [?C:redacted_term(St)]), "pw-9")).
-
 %% CR, LF and other control characters in an address could add header lines to the e-mail.
 control_characters_in_addresses_refused_test_() ->
     V = fun ?C:validate/2,
@@ -127,30 +98,6 @@ to_config_round_trip_test() ->
      || K <- ?C:keys()
     ]),
     ?assertEqual(S, Back).
-
-%% Every secret of the chat channels is hidden: tokens, signing secrets, URL paths and queries.
-chat_secrets_redacted_test() ->
-    S = (?C:defaults())#{
-        notify_slack_url => <<"https://hooks.slack.com/services/T1/B2/SlackHook-1">>,
-        notify_slack_token => <<"xoxb-Token-2">>,
-        notify_teams_url => <<"https://prod.westeurope.logic.azure.com/workflows/Teams-3?sig=Sig-4">>,
-        notify_feishu_url => <<"https://open.feishu.cn/open-apis/bot/v2/hook/Feishu-5">>,
-        notify_feishu_secret => <<"FeishuSecret-6">>,
-        notify_dingtalk_url => <<"https://oapi.dingtalk.com/robot/send?access_token=Ding-7">>,
-        notify_dingtalk_secret => <<"SECDing-8">>,
-        notify_wecom_url => <<"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=WeCom-9">>
-    },
-    Shown = io_lib:format("~tp~n~tp", [?C:redacted(S), ?C:redacted_term({st, [S]})]),
-    [?assertEqual(nomatch, string:find(Shown, Secret), Secret) || Secret <- ["SlackHook-1", "Token-2", "Teams-3", "Sig-4",
-        "Feishu-5", "FeishuSecret-6", "Ding-7", "SECDing-8", "WeCom-9"]],
-    ?assertEqual(<<"******">>, maps:get(notify_slack_token, ?C:redacted(S))),
-    ?assertEqual(<<"https://qyapi.weixin.qq.com/"/utf8, 16#2026/utf8>>, maps:get(notify_wecom_url, ?C:redacted(S))),
-    ?assertEqual(
-        [<<"token=******">>, <<"secret=******">>, <<"url=https://oapi.dingtalk.com/"/utf8, 16#2026/utf8>>,
-            <<"https://h.example.com/"/utf8, 16#2026/utf8>>, "channel=C1"],
-        ?C:redacted_args([<<"token=xoxb-1">>, <<"SECRET=s">>, <<"url=https://oapi.dingtalk.com/robot/send?access_token=x">>,
-            <<"https://h.example.com/p/Secret?access_token=y">>, "channel=C1"])
-    ).
 
 %% Chat URLs: https; plain http only to 127.0.0.1, ::1 or a host the operator listed.
 chat_url_rules_test_() ->

@@ -1238,4 +1238,221 @@ mod tests {
             assert_eq!(listed.check, Check::Trusted(i - 1));
         }
     }
+
+    // ---- protection never displaces a newer backup (issue 19, defect 4) --------------------
+
+    #[test]
+    fn a_copy_of_an_older_backup_never_deletes_a_newer_one() {
+        // Keep 1: a copy of NAMES[2] arrives (protected) while NAMES[5] is the newest export
+        // here. The newest verified backup stays; the copy stays too, being protected.
+        let dir = six();
+        let d = dir.path();
+        let report = prune(d, 1, Some(&d.join(NAMES[2])), false).unwrap();
+        assert_eq!(
+            names(&report.deleted),
+            [NAMES[0], NAMES[1], NAMES[3], NAMES[4]]
+        );
+        assert_eq!(on_disk(d), [NAMES[2], NAMES[5]]);
+    }
+
+    #[test]
+    fn a_late_catch_up_copy_never_pushes_out_a_newer_backup() {
+        // Keep 2: a catch-up copy of the oldest backup arrives: the newest two stay, and so does
+        // the copy (the kept set is one larger this time).
+        let dir = six();
+        let d = dir.path();
+        let report = prune(d, 2, Some(&d.join(NAMES[0])), false).unwrap();
+        assert_eq!(names(&report.deleted), [NAMES[1], NAMES[2], NAMES[3]]);
+        assert_eq!(on_disk(d), [NAMES[0], NAMES[4], NAMES[5]]);
+    }
+
+    #[test]
+    fn a_protected_file_that_does_not_verify_counts_for_nothing() {
+        // Protection stops a deletion, nothing more: a protected file that does not verify is
+        // not one of the kept backups, so the newest good one is still kept.
+        let dir = six();
+        let d = dir.path();
+        let bad = junk(d, NAMES[5], 1_700_000_005_000);
+        let report = prune(d, 1, Some(&bad), false).unwrap();
+        assert_eq!(names(&report.deleted), &NAMES[..4]);
+        assert_eq!(reasons(&report.skipped_unverified), [NAMES[5]]);
+        assert_eq!(on_disk(d), [NAMES[4], NAMES[5]]);
+    }
+
+    /// SplitMix64: the seeded generator of the randomized retention tests (no dependency).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// The export name of hour `index` counted from 2024-01-01 00:00 (index below 24 * 28).
+    fn hourly_name(index: u64) -> String {
+        format!(
+            "emqx-export-2024-01-{:02}-{:02}-00-00.000.tar.gz",
+            1 + index / 24,
+            index % 24
+        )
+    }
+
+    /// One generated export: its name, whether it verifies, whether the caller holds a record of
+    /// it.
+    struct Generated {
+        name: String,
+        good: bool,
+        recorded: bool,
+    }
+
+    /// Whatever is protected, and whatever mix of good, bad, recorded and unrecorded exports the
+    /// directory holds: the newest `keep` verified backups survive, the protected file survives,
+    /// nothing that does not verify pushes out one that does (fewer verified than `keep`:
+    /// nothing is deleted), and every export older than the `keep`-th newest verified one that is
+    /// not protected is deleted. Recorded files are never read.
+    #[test]
+    fn property_newest_verified_survive_whatever_is_protected() {
+        let mut rng = Rng(0x6e65_7765_7374);
+        for case in 0..300 {
+            let dir = TempDir::new().unwrap();
+            let d = dir.path();
+            let count = 1 + rng.below(10) as usize;
+            let keep = 1 + rng.below(6) as usize;
+            let mut hours: Vec<u64> = Vec::new();
+            while hours.len() < count {
+                let h = rng.below(24 * 28);
+                if !hours.contains(&h) {
+                    hours.push(h);
+                }
+            }
+            // Newest first.
+            hours.sort_unstable_by(|a, b| b.cmp(a));
+            let files: Vec<Generated> = hours
+                .iter()
+                .map(|&h| Generated {
+                    name: hourly_name(h),
+                    good: rng.below(10) < 7,
+                    recorded: rng.below(10) < 6,
+                })
+                .collect();
+            let mut trusted = Vec::new();
+            for f in &files {
+                // mtimes in random order: the time in the name decides.
+                let mtime = 1_700_000_000_000 + rng.below(1_000_000);
+                let path = if f.good {
+                    file(d, &f.name, mtime)
+                } else {
+                    junk(d, &f.name, mtime)
+                };
+                if f.recorded {
+                    trusted.push(Trusted {
+                        id: FileId::of_path(&path).unwrap(),
+                        failure: (!f.good).then(|| "recorded as bad".to_string()),
+                    });
+                }
+            }
+            let other = TempDir::new().unwrap();
+            let protected: Option<usize> = match rng.below(10) {
+                0 | 1 => None,
+                _ => Some(rng.below(count as u64) as usize),
+            };
+            let protect_path = match protected {
+                Some(i) => d.join(&files[i].name),
+                // Elsewhere, under a name no file here has (protection matches by name).
+                None => other.path().join(hourly_name(
+                    (0..24 * 28).find(|h| !hours.contains(h)).unwrap_or(0),
+                )),
+            };
+            let protect = (protected.is_some() || rng.below(2) == 0).then_some(&protect_path);
+            let what = format!(
+                "case {case}: keep {keep}, protected {:?}, files (newest first, good, recorded) {:?}",
+                protected.map(|i| &files[i].name),
+                files
+                    .iter()
+                    .map(|f| (&f.name, f.good, f.recorded))
+                    .collect::<Vec<_>>()
+            );
+
+            let report = prune_with_records(
+                d,
+                keep,
+                protect.map(PathBuf::as_path),
+                false,
+                &trusted,
+                &mut ReadControl::unlimited(),
+            )
+            .unwrap();
+
+            // The oracle: the keep-th newest good file is the boundary; everything older that is
+            // not protected goes; fewer good files than keep: nothing goes.
+            let good: Vec<usize> = (0..count).filter(|&i| files[i].good).collect();
+            let boundary = good.get(keep - 1).copied();
+            let doomed = |i: usize| boundary.is_some_and(|b| i > b) && Some(i) != protected;
+            let mut expected_deleted: Vec<&str> = (0..count)
+                .filter(|&i| doomed(i))
+                .map(|i| files[i].name.as_str())
+                .collect();
+            expected_deleted.reverse();
+            let mut expected_skipped: Vec<&str> = (0..count)
+                .filter(|&i| !files[i].good && boundary.is_none_or(|b| i < b))
+                .map(|i| files[i].name.as_str())
+                .collect();
+            expected_skipped.reverse();
+
+            for &i in good.iter().take(keep) {
+                assert!(
+                    d.join(&files[i].name).exists(),
+                    "{what}: good {} was deleted",
+                    files[i].name
+                );
+            }
+            if let Some(i) = protected {
+                assert!(
+                    d.join(&files[i].name).exists(),
+                    "{what}: the protected file was deleted"
+                );
+            }
+            assert_eq!(names(&report.deleted), expected_deleted, "{what}");
+            assert_eq!(
+                reasons(&report.skipped_unverified),
+                expected_skipped,
+                "{what}"
+            );
+            assert!(report.failed.is_empty(), "{what}");
+            let mut left: Vec<String> = (0..count)
+                .filter(|&i| !doomed(i))
+                .map(|i| files[i].name.clone())
+                .collect();
+            left.sort();
+            assert_eq!(on_disk(d), left, "{what}");
+            // Only unrecorded files are read, each at most once, and counted.
+            for record in &report.verified_now {
+                let f = files.iter().find(|f| f.name == record.id.name).unwrap();
+                assert!(!f.recorded, "{what}: {} was read again", f.name);
+                assert_eq!(record.is_good(), f.good, "{what}");
+            }
+            // A good file is read to its end, a bad one may be refused before.
+            let size = |good: bool| -> u64 {
+                report
+                    .verified_now
+                    .iter()
+                    .filter(|r| r.is_good() == good)
+                    .map(|r| r.id.size)
+                    .sum()
+            };
+            assert!(
+                (size(true)..=size(true) + size(false)).contains(&report.bytes_read),
+                "{what}: read {} bytes",
+                report.bytes_read
+            );
+        }
+    }
 }

@@ -204,8 +204,9 @@ remove_entry(Dir, Name) ->
 prune(Dir, Keep, Protect) ->
     prune(Dir, Keep, Protect, limit(), ?BASE_MS).
 
-%% @doc Retention: keeps the newest Keep exports in Dir that verify, never Protect (the new
-%% backup, counted as one of them), and deletes every export older than the oldest kept one.
+%% @doc Retention: keeps the newest Keep exports in Dir that verify (by the time in their names)
+%% and deletes every export older than the oldest kept one, never Protect (the new backup or the
+%% copy just received; it counts only as what it is, so an older Protect is kept besides them).
 %% Newer exports that do not verify are neither counted nor deleted (`prune_skipped'). A file
 %% with a record that still matches it is not read; the others are verified (a background job
 %% at Limit, bounded by BaseMs plus twice the time the limit needs) and recorded. Failed deletes

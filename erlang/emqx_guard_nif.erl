@@ -308,12 +308,15 @@ utc_offset(_Zone, _UnixMs) ->
 list_backups(_Dir) ->
     erlang:nif_error(not_loaded()).
 
-%% @doc Keep the newest Keep exports in Dir that verify (Keep >= 1, else `bad_keep') and delete
-%% every export older than the oldest of them, never Protect (a path, or `undefined'; it counts as
-%% one verified backup). Exports newer than that which do not verify are neither counted nor
-%% deleted: they are listed in `skipped_unverified' with the verifier's reason; when fewer than
-%% Keep verify nothing is deleted. With DryRun nothing is deleted and the result says what would
-%% be. All lists are oldest first; a failed delete is reported and the rest continue.
+%% @doc Keep the newest Keep exports in Dir that verify (Keep >= 1, else `bad_keep'), newest by
+%% the time in their names, and delete every export older than the oldest of them, except
+%% Protect (a path, or `undefined'). Protect is never deleted and that is all: it counts toward
+%% Keep only if it verifies, in its place by time, so it never displaces a newer verified backup
+%% (an older Protect is kept besides the newest Keep). Exports newer than the oldest kept one
+%% that do not verify are neither counted nor deleted: they are listed in `skipped_unverified'
+%% with the verifier's reason; when fewer than Keep verify nothing is deleted. With DryRun
+%% nothing is deleted and the result says what would be. All lists are oldest first; a failed
+%% delete is reported and the rest continue.
 -spec prune(Dir :: binary(), Keep :: integer(), Protect :: binary() | undefined, DryRun :: boolean()) ->
     {ok, #{deleted := [backup()], failed := [failed_backup()], skipped_unverified := [failed_backup()]}}
     | error().

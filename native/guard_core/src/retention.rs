@@ -11,6 +11,11 @@
 //! the records the caller kept from earlier verifications and verify only the exports that no
 //! record's identity matches (new, unknown or changed files); they return the records of what
 //! they verified, for the caller to keep.
+//!
+//! The rule of retention is one pure function, [`decide`] (no clock, no file system): given what
+//! is known of each export, newest first, it says what to delete, what to leave alone, and which
+//! unknown exports must be read before the decision is final. [`prune_with_records`] lists the
+//! directory, reads what [`decide`] asks for (newest first, one at a time) and then deletes.
 
 use std::cmp::Ordering;
 use std::fs;
@@ -247,10 +252,14 @@ pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
 ///   verified one is deleted, whether it verifies or not (it is not verified at all). When fewer
 ///   than `keep` exports verify, nothing is deleted: a verified backup is never deleted to make
 ///   room for an unverified one.
-/// - `protect` (the backup just made, which the caller has verified) is never deleted, whatever its
-///   name, and counts as one verified backup of the `keep` when it is a regular file in `dir`. It is
-///   matched by file name: the name it was given with (whatever its directory, to stay on the safe
-///   side) and the name of its canonical path when that lies directly in `dir`.
+/// - `keep` is counted by time: the newest `keep` verified exports (by the time in their names)
+///   are the ones kept, see [`decide`].
+/// - `protect` (the backup just made or just copied in) is never deleted, and that is all
+///   protection does: it counts toward `keep` only as what it is (a verified export in its place
+///   by time), so it never displaces a newer verified backup. An older protected export is kept
+///   besides the newest `keep` (the kept set is one larger until the next prune). It is matched by
+///   file name: the name it was given with (whatever its directory, to stay on the safe side) and
+///   the name of its canonical path when that lies directly in `dir`.
 /// - Each candidate is checked again with `symlink_metadata` right before removal and must still be
 ///   a regular file; only `dir/<export name>` is ever removed, so nothing outside `dir` is touched
 ///   and no symlink is followed.
@@ -299,6 +308,87 @@ pub fn prune_with_records(
         control,
         &mut |_, _| {},
     )
+}
+
+/// What retention knows of one export when it decides ([`decide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It verifies (read now, or a record whose identity matches says so).
+    Good,
+    /// It does not verify, or its check reached no verdict this time (a read error).
+    Bad,
+    /// Not known yet: no record matches it and it has not been read.
+    Unknown,
+}
+
+/// One export as [`decide`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    pub verdict: Verdict,
+    /// Never to be deleted (the backup just made, or a copy just received).
+    pub protected: bool,
+}
+
+/// What [`decide`] found. Every list holds indices into the candidates, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// To delete: every export older than the `keep`-th newest good one, except the protected.
+    /// While [`Decision::to_read`] is not empty these are the exports doomed whatever the unknown
+    /// ones turn out to be (more may follow).
+    pub delete: Vec<usize>,
+    /// Bad exports newer than the `keep`-th newest good one (all bad ones when fewer than `keep`
+    /// are good): neither counted nor deleted.
+    pub skipped: Vec<usize>,
+    /// Unknown exports whose verdict can change the decision: those newer than the `keep`-th
+    /// newest good one. Empty: the decision is final.
+    pub to_read: Vec<usize>,
+    /// How many of `to_read`, from the front, are needed at least: the decision is final after
+    /// these if each of them turns out good (more are needed for each that does not).
+    pub needed: usize,
+}
+
+/// The rule of retention over `candidates`, given newest first (by the time in their names):
+/// keep the newest `keep` good exports, delete every export older than the oldest of them.
+///
+/// - Only good exports count. A bad one newer than the `keep`-th good one is left in place and
+///   reported ([`Decision::skipped`]); one older than it is deleted like any other. Fewer than
+///   `keep` good exports: nothing is deleted (an unverified file never pushes out a verified one).
+/// - Protection stops a deletion and does nothing else: a protected export counts only for what
+///   its verdict is, in its place by time. So it never displaces a newer good one; a protected
+///   export older than the `keep`-th good one is kept besides them (the kept set is one larger).
+/// - Unknown exports are counted as not good; those that could change the decision are listed in
+///   [`Decision::to_read`] (newest first). Reading the first and deciding again, until none is
+///   left, reads each export at most once and reads none that cannot matter.
+///
+/// A pure function (no clock, no file system), so that other rules can grow from it.
+pub fn decide(candidates: &[Candidate], keep: usize) -> Decision {
+    let mut decision = Decision::default();
+    let mut good = 0;
+    // Good plus unknown so far: the count if every unknown one turned out good.
+    let mut good_at_best = 0;
+    for (i, candidate) in candidates.iter().enumerate() {
+        if good >= keep {
+            if !candidate.protected {
+                decision.delete.push(i);
+            }
+            continue;
+        }
+        match candidate.verdict {
+            Verdict::Good => {
+                good += 1;
+                good_at_best += 1;
+            }
+            Verdict::Bad => decision.skipped.push(i),
+            Verdict::Unknown => {
+                if good_at_best < keep {
+                    decision.needed += 1;
+                }
+                good_at_best += 1;
+                decision.to_read.push(i);
+            }
+        }
+    }
+    decision
 }
 
 /// How [`list_verified`] knows whether a listed export verifies.
@@ -400,44 +490,59 @@ fn prune_with_hook(
     let backups = list_backups(dir)?;
     let protection = Protection::new(dir, protect);
 
-    let (protected, rest): (Vec<Backup>, Vec<Backup>) =
-        backups.into_iter().partition(|b| protection.covers(b));
-    let kept_already = if protected.is_empty() {
-        usize::from(protection.is_odd_file_in_dir())
-    } else {
-        protected.len()
-    };
+    // What is known of each export (newest first), and why the bad ones are bad.
+    let mut reasons: Vec<Option<String>> = vec![None; backups.len()];
+    let mut candidates: Vec<Candidate> = Vec::with_capacity(backups.len());
+    for (i, backup) in backups.iter().enumerate() {
+        let verdict = match record::find(trusted, &backup.id()) {
+            None => Verdict::Unknown,
+            Some((_, known)) => match &known.failure {
+                None => Verdict::Good,
+                Some(detail) => {
+                    reasons[i] = Some(detail.clone());
+                    Verdict::Bad
+                }
+            },
+        };
+        candidates.push(Candidate {
+            verdict,
+            protected: protection.covers(backup),
+        });
+    }
 
     let mut report = PruneReport::default();
-    // Newest first: verify until `keep` verified backups are kept; all older ones are doomed.
-    let mut verified = kept_already;
-    let mut doomed = Vec::new();
-    for backup in rest {
-        if verified >= keep {
-            doomed.push(backup);
-            continue;
-        }
-        if let Some((_, known)) = record::find(trusted, &backup.id()) {
-            match &known.failure {
-                None => verified += 1,
-                Some(detail) => report.skipped_unverified.push((backup, detail.clone())),
-            }
-            continue;
-        }
-        let (result, record) = record::verify_recorded(&backup.path, control);
+    // Read what the decision still depends on, newest first, until it is final.
+    let mut decision = decide(&candidates, keep);
+    while let Some(&next) = decision.to_read.first() {
+        let (result, record) = record::verify_recorded(&backups[next].path, control);
         if control.is_cancelled() {
             return Err(RetentionError::Cancelled {
                 dir: dir.to_path_buf(),
             });
         }
         report.verified_now.extend(record);
-        match result {
-            Ok(_) => verified += 1,
-            Err(e) => report.skipped_unverified.push((backup, e.to_string())),
-        }
+        candidates[next].verdict = match result {
+            Ok(_) => Verdict::Good,
+            // A verdict, or a check without one (a read error): either way it does not count.
+            Err(e) => {
+                reasons[next] = Some(e.to_string());
+                Verdict::Bad
+            }
+        };
+        decision = decide(&candidates, keep);
     }
-    report.skipped_unverified.reverse();
+    report.skipped_unverified = decision
+        .skipped
+        .iter()
+        .rev()
+        .map(|&i| (backups[i].clone(), reasons[i].clone().unwrap_or_default()))
+        .collect();
     report.bytes_read = control.bytes_read() - start;
+    let doomed: Vec<Backup> = decision
+        .delete
+        .iter()
+        .map(|&i| backups[i].clone())
+        .collect();
 
     for backup in doomed.into_iter().rev() {
         if dry_run {
@@ -482,15 +587,11 @@ fn prune_with_hook(
 /// canonical path when that lies directly in `dir` (so a relative or symlinked `protect` works too).
 struct Protection {
     names: Vec<String>,
-    /// The canonical protected file is a regular file directly in `dir` with a name that is not an
-    /// export name, so listing did not see it.
-    odd_file_in_dir: bool,
 }
 
 impl Protection {
     fn new(dir: &Path, protect: Option<&Path>) -> Self {
         let mut names = Vec::new();
-        let mut odd_file_in_dir = false;
         let name_of = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_string);
         if let Some(protect) = protect {
             names.extend(name_of(protect));
@@ -498,27 +599,15 @@ impl Protection {
             let canonical_dir = fs::canonicalize(dir).ok();
             if let (Some(file), Some(dir)) = (canonical, canonical_dir) {
                 if file.parent() == Some(dir.as_path()) {
-                    if let Some(name) = name_of(&file) {
-                        let is_file =
-                            fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_file());
-                        odd_file_in_dir = is_file && !is_export_name(&name);
-                        names.push(name);
-                    }
+                    names.extend(name_of(&file));
                 }
             }
         }
-        Protection {
-            names,
-            odd_file_in_dir,
-        }
+        Protection { names }
     }
 
     fn covers(&self, backup: &Backup) -> bool {
         self.names.contains(&backup.name)
-    }
-
-    fn is_odd_file_in_dir(&self) -> bool {
-        self.odd_file_in_dir
     }
 }
 
@@ -797,27 +886,34 @@ mod tests {
     }
 
     #[test]
-    fn protected_file_with_an_odd_name_is_kept_and_counts() {
+    fn protected_file_with_an_odd_name_is_kept_and_counts_for_nothing() {
+        // Not an export name: not a backup, never deleted anyway; the 3 newest exports stay.
         let dir = six();
         let d = dir.path();
         let just_made = file(d, "manual backup.tar.gz", 0);
         let report = prune(d, 3, Some(&just_made), false).unwrap();
-        // The protected file takes one of the 3 places: 2 exports stay.
-        assert_eq!(names(&report.deleted), &NAMES[..4]);
-        assert_eq!(on_disk(d), [NAMES[4], NAMES[5], "manual backup.tar.gz"]);
+        assert_eq!(names(&report.deleted), &NAMES[..3]);
+        assert_eq!(
+            on_disk(d),
+            [NAMES[3], NAMES[4], NAMES[5], "manual backup.tar.gz"]
+        );
     }
 
     #[test]
-    fn protected_old_export_is_kept_and_counts() {
+    fn protected_old_export_is_kept_besides_the_newest() {
         let dir = six();
         let d = dir.path();
         let report = prune(d, 2, Some(&d.join(NAMES[0])), false).unwrap();
-        assert_eq!(names(&report.deleted), &NAMES[1..5]);
-        assert_eq!(on_disk(d), [NAMES[0], NAMES[5]]);
-        // Keep 1 with the protected file being old: only the protected file stays.
+        assert_eq!(names(&report.deleted), &NAMES[1..4]);
+        assert_eq!(on_disk(d), [NAMES[0], NAMES[4], NAMES[5]]);
+        // Keep 1, the protected file still old: the newest stays with it.
         let report = prune(d, 1, Some(&d.join(NAMES[0])), false).unwrap();
-        assert_eq!(names(&report.deleted), [NAMES[5]]);
-        assert_eq!(on_disk(d), [NAMES[0]]);
+        assert_eq!(names(&report.deleted), [NAMES[4]]);
+        assert_eq!(on_disk(d), [NAMES[0], NAMES[5]]);
+        // Nothing protected any more: the newest only.
+        let report = prune(d, 1, None, false).unwrap();
+        assert_eq!(names(&report.deleted), [NAMES[0]]);
+        assert_eq!(on_disk(d), [NAMES[5]]);
     }
 
     #[test]
@@ -832,9 +928,9 @@ mod tests {
         let report = prune(d, 1, Some(&protect), false).unwrap();
         assert_eq!(
             names(&report.deleted),
-            [NAMES[0], NAMES[2], NAMES[3], NAMES[4], NAMES[5]]
+            [NAMES[0], NAMES[2], NAMES[3], NAMES[4]]
         );
-        assert_eq!(on_disk(d), [NAMES[1]]);
+        assert_eq!(on_disk(d), [NAMES[1], NAMES[5]]);
 
         // Through a symlink with another name ("latest"): matched by its canonical path.
         let dir = six();
@@ -842,11 +938,8 @@ mod tests {
         let latest = other.path().join("latest");
         symlink(d.join(NAMES[2]), &latest).unwrap();
         let report = prune(d, 2, Some(&latest), false).unwrap();
-        assert_eq!(
-            names(&report.deleted),
-            [NAMES[0], NAMES[1], NAMES[3], NAMES[4]]
-        );
-        assert_eq!(on_disk(d), [NAMES[2], NAMES[5]]);
+        assert_eq!(names(&report.deleted), [NAMES[0], NAMES[1], NAMES[3]]);
+        assert_eq!(on_disk(d), [NAMES[2], NAMES[4], NAMES[5]]);
     }
 
     #[test]
@@ -1277,6 +1370,49 @@ mod tests {
         assert_eq!(names(&report.deleted), &NAMES[..4]);
         assert_eq!(reasons(&report.skipped_unverified), [NAMES[5]]);
         assert_eq!(on_disk(d), [NAMES[4], NAMES[5]]);
+    }
+
+    #[test]
+    fn decide_reads_only_what_can_matter() {
+        use Verdict::{Bad, Good, Unknown};
+        let c = |verdict, protected| Candidate { verdict, protected };
+        // Newest first. Keep 2: the unknown newest one is needed; the next two unknown ones only
+        // if something newer turns out bad; the protected good one is the second kept; the bad
+        // one past it is deleted.
+        let candidates = [
+            c(Unknown, false),
+            c(Good, false),
+            c(Unknown, false),
+            c(Unknown, false),
+            c(Good, true),
+            c(Bad, false),
+        ];
+        let decision = decide(&candidates, 2);
+        assert_eq!(
+            decision,
+            Decision {
+                delete: vec![5],
+                skipped: vec![],
+                to_read: vec![0, 2, 3],
+                needed: 1,
+            }
+        );
+        // The newest one read: good. Final: the two newest kept, everything older deleted but
+        // the protected one.
+        let mut read = candidates;
+        read[0].verdict = Good;
+        let decision = decide(&read, 2);
+        assert_eq!(decision.to_read, Vec::<usize>::new());
+        assert_eq!(decision.delete, [2, 3, 5]);
+        // It was bad instead: skipped, and the next unknown one is needed.
+        read[0].verdict = Bad;
+        let decision = decide(&read, 2);
+        assert_eq!((decision.to_read, decision.needed), (vec![2, 3], 1));
+        assert_eq!(decision.skipped, [0]);
+        // Fewer good than keep, however it turns out: nothing deleted.
+        let decision = decide(&[c(Bad, false), c(Good, false), c(Bad, true)], 2);
+        assert!(decision.delete.is_empty() && decision.to_read.is_empty());
+        assert_eq!(decision.skipped, [0, 2]);
     }
 
     /// SplitMix64: the seeded generator of the randomized retention tests (no dependency).

@@ -97,7 +97,8 @@ pub enum RetentionError {
         #[source]
         source: io::Error,
     },
-    /// The work was cancelled before it finished: nothing was deleted.
+    /// The work was cancelled before it finished: nothing was deleted (the verdicts reached
+    /// were reported as they came, see [`prune_reporting`]).
     #[error("{}: retention cancelled before it finished (the plugin stopped or the job was cancelled); nothing was deleted", shown(.dir))]
     Cancelled { dir: PathBuf },
 }
@@ -299,15 +300,47 @@ pub fn prune_with_records(
     trusted: &[Trusted],
     control: &mut ReadControl,
 ) -> Result<PruneReport, RetentionError> {
-    prune_with_hook(
-        dir,
-        keep,
-        protect,
-        dry_run,
-        trusted,
-        control,
-        &mut |_, _| {},
-    )
+    prune_reporting(dir, keep, protect, dry_run, trusted, control, &mut |_| {})
+}
+
+/// How far [`prune_reporting`] has got with reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress<'r> {
+    /// Exports read so far by this call.
+    pub checked: usize,
+    /// Their sizes, as listed.
+    pub checked_bytes: u64,
+    /// Exports still to read at least: the decision is final after these if each verifies
+    /// ([`Decision::needed`]); more when some do not.
+    pub remaining: usize,
+    /// Their sizes, as listed.
+    pub remaining_bytes: u64,
+    /// Bytes read by this call so far (less than `checked_bytes` when a bad file was refused
+    /// before its end).
+    pub bytes_read: u64,
+    /// The record of the export just read, when its check reached a verdict: for the caller to
+    /// keep at once, so that the next call does not read it again even if this one never ends.
+    pub record: Option<&'r Record>,
+}
+
+/// [`prune_with_records`], reporting as it goes: `report` is called once after listing (nothing
+/// checked yet; `remaining` is what is left to read) and once after each export read, with that
+/// export's record. A call cut short (cancelled, or its caller gone) has handed over every
+/// verdict it reached, so the next one resumes where this one stopped.
+pub fn prune_reporting(
+    dir: &Path,
+    keep: usize,
+    protect: Option<&Path>,
+    dry_run: bool,
+    trusted: &[Trusted],
+    control: &mut ReadControl,
+    report: &mut dyn FnMut(&Progress<'_>),
+) -> Result<PruneReport, RetentionError> {
+    let callbacks = Callbacks {
+        progress: report,
+        step: &mut |_, _| {},
+    };
+    prune_with_hook(dir, keep, protect, dry_run, trusted, control, callbacks)
 }
 
 /// What retention knows of one export when it decides ([`decide`]).
@@ -472,8 +505,16 @@ enum Step {
     BeforeRemove,
 }
 
-/// [`prune`], calling `hook` at each [`Step`] of each removal (tests use it to change the
-/// directory at the worst moment).
+/// What [`prune_with_hook`] calls back.
+struct Callbacks<'c> {
+    /// After listing and after each file read (see [`prune_reporting`]).
+    progress: &'c mut dyn FnMut(&Progress<'_>),
+    /// At each [`Step`] of each removal (tests use it to change the directory at the worst
+    /// moment).
+    step: &'c mut dyn FnMut(Step, &Path),
+}
+
+/// [`prune_reporting`], with a hook at each step of each removal.
 fn prune_with_hook(
     dir: &Path,
     keep: usize,
@@ -481,8 +522,12 @@ fn prune_with_hook(
     dry_run: bool,
     trusted: &[Trusted],
     control: &mut ReadControl,
-    hook: &mut dyn FnMut(Step, &Path),
+    callbacks: Callbacks<'_>,
 ) -> Result<PruneReport, RetentionError> {
+    let Callbacks {
+        progress,
+        step: hook,
+    } = callbacks;
     let start = control.bytes_read();
     if keep == 0 {
         return Err(RetentionError::BadKeep { keep });
@@ -511,8 +556,23 @@ fn prune_with_hook(
     }
 
     let mut report = PruneReport::default();
-    // Read what the decision still depends on, newest first, until it is final.
+    // Read what the decision still depends on, newest first, until it is final; say how far it
+    // got after each file.
     let mut decision = decide(&candidates, keep);
+    let (mut checked, mut checked_bytes) = (0, 0);
+    let remaining = |decision: &Decision| {
+        let needed = &decision.to_read[..decision.needed];
+        (needed.len(), needed.iter().map(|&i| backups[i].size).sum())
+    };
+    let (left, left_bytes) = remaining(&decision);
+    progress(&Progress {
+        checked,
+        checked_bytes,
+        remaining: left,
+        remaining_bytes: left_bytes,
+        bytes_read: 0,
+        record: None,
+    });
     while let Some(&next) = decision.to_read.first() {
         let (result, record) = record::verify_recorded(&backups[next].path, control);
         if control.is_cancelled() {
@@ -520,7 +580,6 @@ fn prune_with_hook(
                 dir: dir.to_path_buf(),
             });
         }
-        report.verified_now.extend(record);
         candidates[next].verdict = match result {
             Ok(_) => Verdict::Good,
             // A verdict, or a check without one (a read error): either way it does not count.
@@ -530,6 +589,18 @@ fn prune_with_hook(
             }
         };
         decision = decide(&candidates, keep);
+        checked += 1;
+        checked_bytes += backups[next].size;
+        let (left, left_bytes) = remaining(&decision);
+        progress(&Progress {
+            checked,
+            checked_bytes,
+            remaining: left,
+            remaining_bytes: left_bytes,
+            bytes_read: control.bytes_read() - start,
+            record: record.as_ref(),
+        });
+        report.verified_now.extend(record);
     }
     report.skipped_unverified = decision
         .skipped
@@ -990,7 +1061,10 @@ mod tests {
             false,
             &[],
             &mut ReadControl::unlimited(),
-            &mut hook,
+            Callbacks {
+                progress: &mut |_| {},
+                step: &mut hook,
+            },
         )
         .unwrap();
         assert_eq!(names(&report.deleted), [NAMES[0], NAMES[2], NAMES[3]]);
@@ -1021,7 +1095,10 @@ mod tests {
             false,
             &[],
             &mut ReadControl::unlimited(),
-            &mut hook,
+            Callbacks {
+                progress: &mut |_| {},
+                step: &mut hook,
+            },
         )
         .unwrap();
         assert_eq!(names(&report.deleted), [NAMES[1]]);
@@ -1055,7 +1132,10 @@ mod tests {
             false,
             &[],
             &mut ReadControl::unlimited(),
-            &mut hook,
+            Callbacks {
+                progress: &mut |_| {},
+                step: &mut hook,
+            },
         )
         .unwrap();
         assert_eq!(names(&report.deleted), [NAMES[1]]);
@@ -1413,6 +1493,91 @@ mod tests {
         let decision = decide(&[c(Bad, false), c(Good, false), c(Bad, true)], 2);
         assert!(decision.delete.is_empty() && decision.to_read.is_empty());
         assert_eq!(decision.skipped, [0, 2]);
+    }
+
+    // ---- progress, and resuming where a cut-short call stopped (issue 19, defect 5) ---------
+
+    /// A progress report with the record's name instead of the record.
+    type Seen = (usize, u64, usize, u64, Option<String>);
+
+    fn prune_seen(
+        dir: &Path,
+        keep: usize,
+        trusted: &[Trusted],
+        control: &mut ReadControl,
+        on_record: &mut dyn FnMut(&Record),
+    ) -> (Result<PruneReport, RetentionError>, Vec<Seen>) {
+        let mut seen = Vec::new();
+        let result = prune_reporting(dir, keep, None, false, trusted, control, &mut |p| {
+            if let Some(record) = p.record {
+                on_record(record);
+            }
+            seen.push((
+                p.checked,
+                p.checked_bytes,
+                p.remaining,
+                p.remaining_bytes,
+                p.record.map(|r| r.id.name.clone()),
+            ));
+        });
+        (result, seen)
+    }
+
+    #[test]
+    fn progress_is_reported_after_listing_and_after_each_file() {
+        let dir = six();
+        let d = dir.path();
+        junk(d, NAMES[4], 1_700_000_004_000);
+        let size = |i: usize| fs::metadata(d.join(NAMES[i])).unwrap().len();
+        // Keep 2: NAMES[5] and NAMES[4] are needed; NAMES[4] is bad, so NAMES[3] is needed too.
+        let (result, seen) = prune_seen(d, 2, &[], &mut ReadControl::unlimited(), &mut |_| {});
+        let report = result.unwrap();
+        assert_eq!(
+            seen,
+            [
+                (0, 0, 2, size(5) + size(4), None),
+                (1, size(5), 1, size(4), Some(NAMES[5].to_string())),
+                (2, size(5) + size(4), 1, size(3), Some(NAMES[4].to_string())),
+                (
+                    3,
+                    size(5) + size(4) + size(3),
+                    0,
+                    0,
+                    Some(NAMES[3].to_string())
+                ),
+            ]
+        );
+        assert_eq!(names(&report.deleted), &NAMES[..3]);
+    }
+
+    #[test]
+    fn a_cancelled_prune_has_reported_its_verdicts_and_the_next_one_resumes() {
+        let dir = six();
+        let d = dir.path();
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut control = ReadControl::new(cancel.clone(), None);
+        // Cancelled (the plugin stopping, or retention's time up) once two files are checked.
+        let mut kept: Vec<Record> = Vec::new();
+        let (result, seen) = prune_seen(d, 5, &[], &mut control, &mut |record| {
+            kept.push(record.clone());
+            if kept.len() == 2 {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        assert_eq!(result.unwrap_err().reason(), "cancelled");
+        assert_eq!(record_names(&kept), [NAMES[5], NAMES[4]]);
+        assert_eq!(seen.last().map(|s| (s.0, s.2)), Some((2, 3)));
+        assert_eq!(on_disk(d), NAMES);
+        // The next call trusts what was reported and reads only the three others.
+        let trusted = trusted_of(&kept);
+        let (result, seen) = prune_seen(d, 5, &trusted, &mut ReadControl::unlimited(), &mut |_| {});
+        let report = result.unwrap();
+        assert_eq!(seen[0].2, 3);
+        assert_eq!(
+            record_names(&report.verified_now),
+            [NAMES[3], NAMES[2], NAMES[1]]
+        );
+        assert_eq!(names(&report.deleted), [NAMES[0]]);
     }
 
     /// SplitMix64: the seeded generator of the randomized retention tests (no dependency).

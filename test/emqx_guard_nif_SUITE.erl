@@ -807,20 +807,23 @@ offsite_upload_list_fetch_prune(Config) ->
     end.
 
 %% A wrong secret key is `auth' and the Detail never holds it; a wrong identity is `decrypt'
-%% and nothing is written; a tampered object is refused.
+%% and nothing is written; every altered byte of a stored object, plain or encrypted (header,
+%% body, last chunk, one byte cut, one byte added), is refused by the stored checksum before
+%% anything is decrypted, and nothing is written.
 offsite_errors_are_clear_and_leave_nothing(Config) ->
     Dir = ?config(dir, Config),
     S3 = emqx_guard_s3_helper:start(?config(dir, Config)),
     try
         Cfg = s3_config(S3, #{recipient => recipient(Config)}),
-        Export = bin(make_export(Dir, "emqx-export-2026-01-02-00-00-00.000", good)),
+        Plain = s3_config(S3, #{}),
+        Export = bin(make_export(Dir, "emqx-export-2026-01-02-00-00-00.000", {big, 300000})),
         Wrong = <<"WRONG-secret-value-9876543210">>,
         {ok, J1} = emqx_guard_nif:offsite_upload_async(Cfg#{secret_key => Wrong}, Export, #{}),
         {error, {auth, Detail}} = receive_job(J1),
         assert_one_line(Detail),
         ?assertEqual(nomatch, binary:match(Detail, [Wrong, ?S3_SECRET])),
         {ok, J2} = emqx_guard_nif:offsite_upload_async(Cfg, Export, #{}),
-        {ok, #{name := Name, key := Key}} = receive_job(J2),
+        {ok, #{name := Name} = Encrypted} = receive_job(J2),
         Dest = filename:join(Dir, "dest"),
         ok = filelib:ensure_dir(filename:join(Dest, "x")),
         WrongId = bin(filename:join(?config(data_dir, Config), "offsite_wrong_identity.txt")),
@@ -829,17 +832,11 @@ offsite_errors_are_clear_and_leave_nothing(Config) ->
         ?assertEqual({ok, []}, file:list_dir(Dest)),
         {ok, J4} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, undefined, bin(Dest), #{}),
         ?assertMatch({error, {decrypt, _}}, receive_job(J4)),
-        %% One byte of the stored object flipped.
-        ObjFile = emqx_guard_s3_helper:object_file(S3, Key),
-        {ok, Stored} = file:read_file(ObjFile),
-        Mid = byte_size(Stored) div 2,
-        <<A:Mid/binary, B, C/binary>> = Stored,
-        ok = file:write_file(ObjFile, <<A/binary, (B bxor 16#40), C/binary>>),
         Identity = bin(filename:join(?config(data_dir, Config), "offsite_identity.txt")),
-        {ok, J5} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Identity, bin(Dest), #{}),
-        {error, {Why, WhyDetail}} = receive_job(J5),
-        ?assert(lists:member(Why, [integrity, verify]), {Why, WhyDetail}),
-        ?assertEqual({ok, []}, file:list_dir(Dest)),
+        refused_when_altered(S3, Cfg, Encrypted, Identity, Dest),
+        {ok, J5} = emqx_guard_nif:offsite_upload_async(Plain, Export, #{}),
+        {ok, #{encrypted := false} = PlainUp} = receive_job(J5),
+        refused_when_altered(S3, Plain, PlainUp, undefined, Dest),
         %% Nothing listens: `connect'.
         emqx_guard_s3_helper:stop(S3),
         {ok, J6} = emqx_guard_nif:offsite_list_async(Cfg#{max_retries => 0}, #{}),
@@ -847,6 +844,42 @@ offsite_errors_are_clear_and_leave_nothing(Config) ->
     after
         emqx_guard_s3_helper:stop(S3)
     end.
+
+%% Each change of tamper/3 to the stored object Up: `integrity', decided by the stored SHA-256,
+%% and Dest stays empty; put back, it fetches again.
+refused_when_altered(S3, Cfg, #{name := Name, key := Key, encrypted := Encrypted}, Identity, Dest) ->
+    File = emqx_guard_s3_helper:object_file(S3, Key),
+    {ok, Original} = file:read_file(File),
+    lists:foreach(
+        fun(How) ->
+            ok = file:write_file(File, tamper(Original, How, Encrypted)),
+            {ok, J} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Identity, bin(Dest), #{}),
+            {error, {Reason, Detail}} = receive_job(J),
+            ct:pal("~ts ~p: ~p: ~ts", [Name, How, Reason, Detail]),
+            ?assertEqual({How, integrity}, {How, Reason}),
+            ?assertMatch({How, <<"integrity check failed (stored_sha256): ", _/binary>>}, {How, Detail}),
+            assert_one_line(Detail),
+            ?assertEqual({How, {ok, []}}, {How, file:list_dir(Dest)})
+        end,
+        [header, body, last_chunk, cut_one, add_one]),
+    ok = file:write_file(File, Original),
+    {ok, J} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Identity, bin(Dest), #{}),
+    {ok, #{path := Path}} = receive_job(J),
+    ok = file:delete(Path).
+
+%% The stored bytes with one change: a header byte (the age header's first line; the gzip MTIME,
+%% which no gzip reader checks), the middle byte, a byte of the last age chunk / gzip trailer,
+%% the last byte cut, or a byte added.
+tamper(Bin, header, true) -> flip(Bin, 5);
+tamper(Bin, header, false) -> flip(Bin, 4);
+tamper(Bin, body, _) -> flip(Bin, byte_size(Bin) div 2);
+tamper(Bin, last_chunk, _) -> flip(Bin, byte_size(Bin) - 3);
+tamper(Bin, cut_one, _) -> binary:part(Bin, 0, byte_size(Bin) - 1);
+tamper(Bin, add_one, _) -> <<Bin/binary, "\n">>.
+
+flip(Bin, At) ->
+    <<Before:At/binary, Byte, After/binary>> = Bin,
+    <<Before/binary, (Byte bxor 16#40), After/binary>>.
 
 %% Argument errors come at once; the secret key is never in a Detail.
 offsite_argument_errors(_Config) ->
@@ -969,6 +1002,7 @@ make_export(Dir, Base, Kind) ->
         [{Top ++ "/META.hocon", ?META} || Kind =/= no_meta] ++
             [{Top ++ "/cluster.hocon", cluster_conf()} || Kind =/= no_cluster] ++
             [{Top ++ "/mnesia/emqx_admin", admin_table()}] ++
+            [{Top ++ "/mnesia/emqx_retainer_message", crypto:strong_rand_bytes(N)} || {big, N} <- [Kind]] ++
             [{Top ++ "/mnesia/../../evil", <<"x">>} || Kind =:= dotdot],
     {ok, Tar} = erl_tar:open(Path, [write, compressed]),
     [ok = erl_tar:add(Tar, Data, Name, []) || {Name, Data} <- Files],

@@ -44,6 +44,7 @@
 -export([
     offsite_upload_list_fetch_prune/1,
     offsite_errors_are_clear_and_leave_nothing/1,
+    offsite_without_metadata_age_and_verify_decide/1,
     offsite_argument_errors/1
 ]).
 
@@ -86,6 +87,7 @@ all() ->
         async_argument_errors,
         offsite_upload_list_fetch_prune,
         offsite_errors_are_clear_and_leave_nothing,
+        offsite_without_metadata_age_and_verify_decide,
         offsite_argument_errors
     ].
 
@@ -101,7 +103,8 @@ end_per_suite(_Config) ->
 init_per_testcase(Case, Config) ->
     Dir = filename:join(?config(priv_dir, Config), atom_to_list(Case)),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    NeedsS3 = lists:member(Case, [offsite_upload_list_fetch_prune, offsite_errors_are_clear_and_leave_nothing]),
+    NeedsS3 = lists:member(Case, [offsite_upload_list_fetch_prune, offsite_errors_are_clear_and_leave_nothing,
+                                  offsite_without_metadata_age_and_verify_decide]),
     case NeedsS3 andalso emqx_guard_s3_helper:binary() =:= false andalso os:getenv("EMQX_GUARD_SKIP_S3") =:= "1" of
         true -> {skip, "s3s-fs is not installed and EMQX_GUARD_SKIP_S3=1"};
         false -> [{dir, Dir} | Config]
@@ -764,13 +767,21 @@ offsite_upload_list_fetch_prune(Config) ->
         {ok, J1} = emqx_guard_core:offsite_upload_async(Cfg, filename:join(Src, ?FIXTURE_NAME), #{}),
         Name = <<?FIXTURE_NAME, ".age">>,
         {ok, Up} = receive_job(J1),
-        ?assertMatch(#{name := Name, key := <<"ct/", Name/binary>>, encrypted := true, parts := 0}, Up),
+        ?assertMatch(#{name := Name, key := <<"ct/", Name/binary>>, encrypted := true, parts := 0,
+                       reused := false}, Up),
         {ok, Whole} = file:read_file(Fixture),
         ?assertEqual(hex(crypto:hash(sha256, Whole)), maps:get(sha256, Up)),
         ?assertEqual(byte_size(Whole), maps:get(source_size, Up)),
-        %% The bucket holds ciphertext only.
+        %% The bucket holds ciphertext only; the upload says what it stored.
         {ok, Stored} = file:read_file(emqx_guard_s3_helper:object_file(S3, maps:get(key, Up))),
         ?assertMatch(<<"age-encryption.org/v1\n", _/binary>>, Stored),
+        ?assertEqual(hex(crypto:hash(sha256, Stored)), maps:get(stored_sha256, Up)),
+        ?assertEqual(byte_size(Stored), maps:get(size, Up)),
+        %% The same export again: the object is kept, nothing is sent.
+        {ok, J1b} = emqx_guard_core:offsite_upload_async(Cfg, filename:join(Src, ?FIXTURE_NAME), #{}),
+        {ok, Again} = receive_job(J1b),
+        ?assertEqual(Up#{reused := true}, Again),
+        ?assertEqual({ok, Stored}, file:read_file(emqx_guard_s3_helper:object_file(S3, maps:get(key, Up)))),
         {ok, J2} = emqx_guard_nif:offsite_upload_async(Cfg, Other, #{io_limit => 50000000}),
         ?assertMatch({ok, #{encrypted := true}}, receive_job(J2)),
         {ok, J3} = emqx_guard_nif:offsite_list_async(Cfg, #{}),
@@ -787,7 +798,8 @@ offsite_upload_list_fetch_prune(Config) ->
         {ok, Got} = receive_job(J4),
         Path = bin(filename:join(Dest, ?FIXTURE_NAME)),
         ?assertMatch(#{name := <<?FIXTURE_NAME>>, path := Path, encrypted := true,
-                       verified := #{version := <<"5.3.2">>}}, Got),
+                       verified := #{version := <<"5.3.2">>},
+                       checked_by := [stored_sha256, age, export_sha256, verify]}, Got),
         ?assertEqual({ok, Whole}, file:read_file(Path)),
         {ok, Info} = file:read_file_info(Path),
         ?assertEqual(8#600, Info#file_info.mode band 8#777),
@@ -864,7 +876,7 @@ refused_when_altered(S3, Cfg, #{name := Name, key := Key, encrypted := Encrypted
         [header, body, last_chunk, cut_one, add_one]),
     ok = file:write_file(File, Original),
     {ok, J} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Identity, bin(Dest), #{}),
-    {ok, #{path := Path}} = receive_job(J),
+    {ok, #{path := Path, checked_by := [stored_sha256 | _]}} = receive_job(J),
     ok = file:delete(Path).
 
 %% The stored bytes with one change: a header byte (the age header's first line; the gzip MTIME,
@@ -880,6 +892,61 @@ tamper(Bin, add_one, _) -> <<Bin/binary, "\n">>.
 flip(Bin, At) ->
     <<Before:At/binary, Byte, After/binary>> = Bin,
     <<Before/binary, (Byte bxor 16#40), After/binary>>.
+
+%% An object without the checksum metadata (s3s-fs's metadata file removed, as a server that
+%% drops metadata or another tool would leave it) still fetches, checked by age and
+%% verification, and says so; altered, it is refused by age (encrypted) or verification (plain).
+offsite_without_metadata_age_and_verify_decide(Config) ->
+    Dir = ?config(dir, Config),
+    S3 = emqx_guard_s3_helper:start(Dir),
+    try
+        Identity = bin(filename:join(?config(data_dir, Config), "offsite_identity.txt")),
+        Dest = filename:join(Dir, "dest"),
+        ok = filelib:ensure_dir(filename:join(Dest, "x")),
+        Export = bin(make_export(Dir, "emqx-export-2026-01-03-00-00-00.000", {big, 300000})),
+        Cases = [
+            {s3_config(S3, #{recipient => recipient(Config)}), Identity, [age, verify],
+             integrity, <<"integrity check failed (age): ">>},
+            {s3_config(S3, #{}), undefined, [verify],
+             verify, <<"the fetched export does not verify (check verify: ">>}
+        ],
+        lists:foreach(
+            fun({Cfg, Id, Checks, Refusal, Prefix}) ->
+                {ok, J1} = emqx_guard_nif:offsite_upload_async(Cfg, Export, #{}),
+                {ok, #{name := Name, key := Key}} = receive_job(J1),
+                ok = drop_metadata(S3, Key),
+                {ok, J2} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Id, bin(Dest), #{}),
+                {ok, #{path := Path, checked_by := Checked}} = receive_job(J2),
+                ?assertEqual(Checks, Checked),
+                {ok, Whole} = file:read_file(Export),
+                ?assertEqual({ok, Whole}, file:read_file(Path)),
+                ok = file:delete(Path),
+                File = emqx_guard_s3_helper:object_file(S3, Key),
+                {ok, Original} = file:read_file(File),
+                ok = file:write_file(File, tamper(Original, body, Id =/= undefined)),
+                {ok, J3} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Id, bin(Dest), #{}),
+                {error, {Reason, Detail}} = receive_job(J3),
+                ct:pal("~ts without metadata, altered: ~p: ~ts", [Name, Reason, Detail]),
+                ?assertEqual(Refusal, Reason),
+                ?assertEqual(Prefix, binary:part(Detail, 0, byte_size(Prefix))),
+                assert_one_line(Detail),
+                ?assertEqual({ok, []}, file:list_dir(Dest))
+            end,
+            Cases)
+    after
+        emqx_guard_s3_helper:stop(S3)
+    end.
+
+%% s3s-fs keeps an object's metadata in `<root>/.bucket-<bucket>.object-<key>.metadata.json'
+%% (both base64url without padding); without that file the object has none.
+drop_metadata(#{root := Root}, Key) ->
+    B64 = fun(Bin) ->
+        Std = base64:encode(Bin),
+        Url = binary:replace(binary:replace(Std, <<"+">>, <<"-">>, [global]), <<"/">>, <<"_">>, [global]),
+        string:trim(Url, trailing, "=")
+    end,
+    Name = iolist_to_binary([".bucket-", B64(<<"backups">>), ".object-", B64(Key), ".metadata.json"]),
+    file:delete(filename:join(Root, Name)).
 
 %% Argument errors come at once; the secret key is never in a Detail.
 offsite_argument_errors(_Config) ->

@@ -1,0 +1,196 @@
+%% Common Test suite for the files of an export (issue 19, defects 3, 9 and 10): what a failed or
+%% timed-out export removes (only what it made itself, never an export someone else made in the
+%% meantime), what an export interrupted by a node's death leaves and how the plugin clears it at
+%% start, and a disk error said in words. Against the EMQX stand-ins (as EMQX 5.8.5+, and as EMQX
+%% 5.1-5.8.4: the stand-in compiled with `EMQX_BEFORE_5_8_5'), real files in priv_dir, the real NIF.
+-module(emqx_guard_export_files_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include_lib("kernel/include/file.hrl").
+
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1]).
+-export([init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
+-export([
+    timed_out_export_keeps_exports_made_meanwhile/1
+]).
+
+-define(EXPORT_RE, "^emqx-export-[0-9]{4}(-[0-9]{2}){5}\\.[0-9]{3}\\.tar\\.gz$").
+
+all() ->
+    [{group, emqx_5_8_5}, {group, emqx_5_1}].
+
+%% The same cases against both kinds of EMQX export: with `out_dir' (5.8.5+) and without.
+groups() ->
+    Cases = [timed_out_export_keeps_exports_made_meanwhile],
+    [{emqx_5_8_5, [], Cases}, {emqx_5_1, [], Cases}].
+
+init_per_suite(Config) ->
+    case try emqx_guard_nif:list_backups(list_to_binary(?config(priv_dir, Config))) catch C:R -> {C, R} end of
+        {ok, _} -> Config;
+        Other -> ct:fail({nif_not_usable, Other})
+    end.
+
+end_per_suite(_Config) ->
+    emqx:reset(),
+    ok.
+
+init_per_group(emqx_5_1, Config) ->
+    ok = load_export_before_5_8_5(),
+    Config;
+init_per_group(_, Config) ->
+    Config.
+
+end_per_group(emqx_5_1, _Config) ->
+    ok = load_export_as_built();
+end_per_group(_, _Config) ->
+    ok.
+
+init_per_testcase(TC, Config) ->
+    DataDir = filename:join(?config(priv_dir, Config), atom_to_list(TC) ++ "_" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = filelib:ensure_dir(filename:join([DataDir, "backup", "x"])),
+    emqx:set_data_dir(DataDir),
+    ok = emqx_mgmt_data_backup:reset(),
+    [{data_dir, DataDir}, {backup_dir, filename:join(DataDir, "backup")} | Config].
+
+end_per_testcase(_TC, _Config) ->
+    ok = emqx_mgmt_data_backup:reset(),
+    ok.
+
+%%--------------------------------------------------------------------
+%% Defect 3: a failed export removes only what it made
+%%--------------------------------------------------------------------
+
+%% Our export hangs and times out. While it hangs, an operator runs `emqx ctl data export' (a
+%% second, complete export, named after our run started) and a copy of another node's backup
+%% arrives (renamed into place, named after our run started too). The timed-out run removes its
+%% own partial tarball and staging directory and nothing else: both complete exports stay.
+timed_out_export_keeps_exports_made_meanwhile(Config) ->
+    Dir = ?config(backup_dir, Config),
+    Old = earlier_backups(Dir),
+    ok = emqx_mgmt_data_backup:set_mode({hang, 60000}),
+    Self = self(),
+    Runner = spawn_link(fun() ->
+        Self ! {self(), run_backup(#{keep => 1, export_timeout => 3000})}
+    end),
+    ok = poll(fun emqx_mgmt_data_backup:hanging/0),
+    %% ours: the tarball EMQX opened, wherever the export writes it
+    [Ours] = [N || N <- export_names_below(Dir) -- Old, lists:suffix(".tar.gz", N)],
+    %% the operator's export, complete, while ours hangs
+    ok = emqx_mgmt_data_backup:set_mode(ok),
+    {ok, #{filename := Manual}} = emqx_mgmt_data_backup:export(),
+    ManualName = filename:basename(binary_to_list(Manual)),
+    ?assertEqual(Dir, filename:dirname(binary_to_list(Manual))),
+    %% another node's copy arriving: written elsewhere, renamed into place
+    CopyName = now_export_name(),
+    ok = write_export(filename:join(?config(data_dir, Config), "incoming"), filename:basename(CopyName, ".tar.gz")),
+    ok = file:rename(filename:join([?config(data_dir, Config), "incoming", CopyName]), filename:join(Dir, CopyName)),
+    {error, R} =
+        receive
+            {Runner, Result} -> Result
+        after 60000 -> ct:fail(run_never_finished)
+        end,
+    ?assertEqual({export_timeout, 3000}, maps:get(reason, R)),
+    %% the two complete exports made meanwhile are there and verify
+    ?assertEqual(lists:sort([ManualName, CopyName | Old]), ls(Dir)),
+    [{ok, _} = emqx_guard_nif:verify(list_to_binary(filename:join(Dir, N))) || N <- [ManualName, CopyName]],
+    %% what the run removed is its own tarball, named as EMQX named it
+    ?assertEqual([list_to_binary(filename:basename(Ours))], [N || N <- maps:get(removed, R), lists:suffix(<<".tar.gz">>, N)]),
+    ?assertEqual([], export_names_below(Dir) -- [ManualName, CopyName | Old]).
+
+%%--------------------------------------------------------------------
+%% helpers
+%%--------------------------------------------------------------------
+
+%% One manual run with the real steps and no scheduler behind it: `{ok, Outcome}' for a good
+%% backup, `{error, Outcome}' for a failed one.
+run_backup(Request) ->
+    case emqx_guard_run:run(Request#{trigger => manual}, #{}) of
+        #{result := ok} = Outcome -> {ok, Outcome};
+        Outcome -> {error, Outcome}
+    end.
+
+%% The stand-in as EMQX 5.1-5.8.4 builds it (no out_dir), in place of the one built for the tests.
+load_export_before_5_8_5() ->
+    Src = filename:join([filename:dirname(?FILE), "standins", "emqx_mgmt_data_backup.erl"]),
+    {ok, Mod, Bin} = compile:file(Src, [binary, {d, 'EMQX_BEFORE_5_8_5'}, return_errors]),
+    _ = code:purge(Mod),
+    {module, Mod} = code:load_binary(Mod, Src, Bin),
+    false = erlang:function_exported(Mod, parse_export_request, 1),
+    ok.
+
+load_export_as_built() ->
+    _ = code:purge(emqx_mgmt_data_backup),
+    true = code:delete(emqx_mgmt_data_backup),
+    _ = code:purge(emqx_mgmt_data_backup),
+    {module, _} = code:load_file(emqx_mgmt_data_backup),
+    ok.
+
+%% Every export-named entry (file or directory, `.tar.gz' or not) in Dir and below, by base name.
+export_names_below(Dir) ->
+    lists:usort(walk(Dir)).
+
+walk(Dir) ->
+    case file:list_dir(Dir) of
+        {ok, Names} ->
+            lists:flatmap(
+                fun(N) ->
+                    P = filename:join(Dir, N),
+                    Here = [N || lists:prefix("emqx-export-", N)],
+                    case filelib:is_dir(P) of
+                        true -> Here ++ walk(P);
+                        false -> Here
+                    end
+                end,
+                Names
+            );
+        {error, _} ->
+            []
+    end.
+
+%% An export name for now, in the node's local time, as EMQX makes it.
+now_export_name() ->
+    Ms = erlang:system_time(millisecond),
+    {{Y, Mo, D}, {H, Mi, S}} = calendar:system_time_to_local_time(Ms, millisecond),
+    lists:flatten(
+        io_lib:format("emqx-export-~4..0b-~2..0b-~2..0b-~2..0b-~2..0b-~2..0b.~3..0b.tar.gz", [Y, Mo, D, H, Mi, S, Ms rem 1000])
+    ).
+
+%% A valid export in EMQX's layout, as if made on 2025-01-Day, named as EMQX names it.
+old_export(Dir, Day) ->
+    Base = lists:flatten(io_lib:format("emqx-export-2025-01-~2..0b-10-00-00.000", [Day])),
+    ok = write_export(Dir, Base),
+    Base ++ ".tar.gz".
+
+write_export(Dir, Base) ->
+    Tar = filename:join(Dir, Base ++ ".tar.gz"),
+    ok = filelib:ensure_dir(Tar),
+    {ok, Fd} = erl_tar:open(Tar, [write, compressed]),
+    ok = erl_tar:add(Fd, <<"edition = ce\nversion = \"5.3.2\"\n">>, Base ++ "/META.hocon", []),
+    ok = erl_tar:add(Fd, <<>>, Base ++ "/cluster.hocon", []),
+    ok = erl_tar:add(Fd, term_to_binary({emqx_admin, Base}), Base ++ "/mnesia/emqx_admin", []),
+    erl_tar:close(Fd).
+
+%% Two earlier backups and an upload, the files a failed run must leave alone.
+earlier_backups(Dir) ->
+    Old = [old_export(Dir, Day) || Day <- [1, 2]],
+    ok = file:write_file(filename:join(Dir, "my-upload.tar.gz"), <<"upload">>),
+    lists:sort(["my-upload.tar.gz" | Old]).
+
+ls(Dir) ->
+    {ok, Names} = file:list_dir(Dir),
+    lists:sort(Names).
+
+poll(Fun) ->
+    poll(Fun, 1000).
+
+poll(_Fun, 0) ->
+    {error, timeout};
+poll(Fun, N) ->
+    case Fun() of
+        true ->
+            ok;
+        false ->
+            timer:sleep(10),
+            poll(Fun, N - 1)
+    end.

@@ -10,7 +10,9 @@
 %% <li>Outside any try: the name `emqx-export-YYYY-MM-DD-HH-MM-SS.mmm' from the node's LOCAL
 %%     time; the directory `<emqx:data_dir()>/backup' (created, `ok = filelib:ensure_path/1'),
 %%     or `out_dir' from Opts (EMQX 5.8.5+; NOT created: it must exist, and be a string, as
-%%     EMQX appends `".tar.gz"' with `++'); `erl_tar:open' of `<dir>/<name>.tar.gz' matched
+%%     EMQX appends `".tar.gz"' with `++'); the progress line `"Exporting data to ~p...~n"' with
+%%     the tarball's path to Opts' `print_fun' (as every progress line, when one is given);
+%%     `erl_tar:open' of `<dir>/<name>.tar.gz' matched
 %%     against `{ok, _}' after `erl_tar:format_error/1'. So a failure here RAISES, e.g.
 %%     `error({badmatch, {error, "<path>: permission denied"}})'.</li>
 %% <li>Inside `try ... catch _:Reason -> {error, Reason} after close, del_dir_r(staging)':
@@ -198,7 +200,7 @@ counter() ->
 run(Mode, Opts) ->
     {BackupName, Fd} = prepare(Mode, Opts),
     try
-        do_export(Mode, BackupName, Fd)
+        do_export(Mode, BackupName, Fd, Opts)
     catch
         %% (`partial_raise' is the one mode that gets out, see its doc)
         _Class:Reason when Mode =/= partial_raise ->
@@ -221,6 +223,7 @@ prepare(Mode, Opts) ->
     ),
     BackupName = filename:join(backup_dir(Opts), Base),
     Tar = BackupName ++ ?TAR_SUFFIX,
+    maybe_print("Exporting data to ~p...~n", [Tar], Opts),
     Opened =
         case Mode of
             {disk_error, open, Posix} -> {error, {Tar, Posix}};
@@ -245,7 +248,7 @@ root_backup_dir() ->
     ok = filelib:ensure_path(Dir),
     Dir.
 
-do_export(Mode, BackupName, Fd) ->
+do_export(Mode, BackupName, Fd, Opts) ->
     Base = filename:basename(BackupName),
     Top =
         case Mode of
@@ -254,14 +257,22 @@ do_export(Mode, BackupName, Fd) ->
         end,
     Meta = <<"edition = ce\nversion = \"5.3.2\"\n">>,
     ok = format_tar_error(erl_tar:add(Fd, Meta, filename:join(Top, "META.hocon"), [])),
+    maybe_print("Exporting cluster configuration...~n", [], Opts),
     ok = format_tar_error(erl_tar:add(Fd, <<>>, filename:join(Top, "cluster.hocon"), [])),
+    maybe_print("Exporting built-in database...~n", [], Opts),
     case Mode of
         {hang, _, partial} ->
             ok = format_tar_error(erl_tar:add(Fd, crypto:strong_rand_bytes(1024 * 1024), filename:join([Top, "mnesia", "emqx_big"]), []));
         _ ->
             ok
     end,
-    lists:foreach(fun(Tab) -> export_tab(Mode, Fd, Tab, BackupName, Top) end, ?TABLES),
+    lists:foreach(
+        fun(Tab) ->
+            maybe_print("Exporting ~p database table...~n", [Tab], Opts),
+            export_tab(Mode, Fd, Tab, BackupName, Top)
+        end,
+        ?TABLES
+    ),
     case Mode of
         {big, Bytes} -> ok = format_tar_error(erl_tar:add(Fd, crypto:strong_rand_bytes(Bytes), filename:join([Top, "mnesia", "emqx_big"]), []));
         _ -> ok
@@ -345,6 +356,11 @@ cut_after_disk_error({disk_error, Where, _}, Tar) when Where =/= open ->
     _ = truncate(Tar, 1, 3),
     ok;
 cut_after_disk_error(_Mode, _Tar) ->
+    ok.
+
+maybe_print(Format, Args, #{print_fun := PrintFun}) ->
+    PrintFun(Format, Args);
+maybe_print(_Format, _Args, _Opts) ->
     ok.
 
 format_tar_error({error, Reason}) -> {error, erl_tar:format_error(Reason)};

@@ -120,6 +120,10 @@ format_error({verify_unavailable, {_Reason, Detail}}) ->
     text("could not verify the new backup, kept it unverified: ~ts", [describe(Detail)]);
 format_error({crashed, Class, Reason}) ->
     text("the backup run crashed (~ts): ~ts", [Class, describe(Reason)]);
+format_error({export_not_placed, Name, eexist}) ->
+    text("the new export ~ts could not be moved into the backup directory: a file of that name is already there", [Name]);
+format_error({export_not_placed, Name, Posix}) ->
+    text("the new export ~ts could not be moved into the backup directory: ~ts", [Name, describe(Posix)]);
 format_error(plugin_stopped) ->
     <<"interrupted: the plugin stopped while the backup ran">>;
 format_error({worker_died, Reason}) ->

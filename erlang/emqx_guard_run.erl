@@ -2,9 +2,11 @@
 %% <ol>
 %% <li><b>elect</b>: a scheduled or catch-up fire is exported by one node of the cluster only
 %%     (`emqx_guard_election:run/3' wraps the steps below; on other nodes the run is skipped);</li>
-%% <li><b>export</b>: EMQX's own data export (`emqx_guard_emqx:export/1'; an error tuple, an
-%%     exception and a hang past `export_timeout' are all failures, and what the failed export
-%%     left behind is removed: `emqx_guard_backups:remove_partial/3');</li>
+%% <li><b>export</b>: EMQX's own data export (`emqx_guard_emqx:export/2'), into a staging
+%%     directory of the run's own where EMQX supports `out_dir', the finished file then moved
+%%     into the backup directory under EMQX's name (`emqx_guard_export_files'); an error tuple,
+%%     an exception and a hang past `export_timeout' are all failures, and what the failed
+%%     export made is removed, never anything else (`emqx_guard_export_files:discard/3');</li>
 %% <li><b>protect</b>: the new file becomes mode 0600 at once (`emqx_guard_backups:make_private/1');
 %%     backups hold password hashes and API keys;</li>
 %% <li><b>verify</b>: the new file is read back in full (`emqx_guard_backups:check/3': a background
@@ -52,7 +54,7 @@
 }.
 -type deps() :: #{
     elect => fun((emqx_guard_outcome:trigger(), integer() | undefined, fun()) -> term()),
-    export => fun((timeout()) -> {ok, map()} | {error, term()}),
+    export => fun((timeout(), map()) -> {ok, map()} | {error, term(), map()}),
     copy => fun((emqx_guard_outcome:outcome(), pos_integer()) -> ok),
     offsite => fun((emqx_guard_outcome:outcome(), map()) -> emqx_guard_outcome:outcome()),
     record => fun((emqx_guard_outcome:outcome()) -> ok),
@@ -92,7 +94,7 @@ finish(Outcome, Deps0) ->
 default_deps() ->
     #{
         elect => fun emqx_guard_election:run/3,
-        export => fun emqx_guard_emqx:export/1,
+        export => fun emqx_guard_emqx:export/2,
         copy => fun emqx_guard_copies:enqueue/2,
         offsite => fun emqx_guard_offsite:step/2,
         record => fun(_Outcome) -> ok end,
@@ -115,9 +117,7 @@ elect(New = #{trigger := Trigger}, Request, #{elect := Elect} = Deps) ->
 backup(New, Request, Deps) ->
     Steps = [fun export/3, fun protect/3, fun verify/3, fun prune/3, fun copy/3, fun offsite/3],
     Dir = emqx_guard_emqx:backup_dir(),
-    %% what a failed run may remove: export names that appear from now on, timed (node local
-    %% time) from its start on
-    Context = Request#{dir => Dir, before => emqx_guard_backups:snapshot(Dir)},
+    Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir)},
     Done = lists:foldl(
         fun
             (Step, {ok, O}) -> Step(O, Context, Deps);
@@ -131,12 +131,17 @@ backup(New, Request, Deps) ->
         {error, Reason, Outcome} -> emqx_guard_outcome:fail(Outcome, Reason)
     end.
 
-export(O, Context = #{export_timeout := Timeout}, #{export := Export}) ->
-    case Export(Timeout) of
-        {ok, #{filename := Path, size := Size}} ->
-            {ok, O#{file => filename:basename(Path), path => Path, size => Size}};
-        {error, Reason} ->
-            failed(O#{removed => remove_partial(O, Context)}, Reason)
+export(O, Context = #{export_timeout := Timeout, slot := Slot}, #{export := Export}) ->
+    case Export(Timeout, emqx_guard_export_files:export_opts(Slot)) of
+        {ok, #{filename := Made, size := Size}} ->
+            case emqx_guard_export_files:place(Slot, Made) of
+                {ok, Path} ->
+                    {ok, O#{file => filename:basename(Path), path => Path, size => Size}};
+                {error, Reason} ->
+                    failed(O#{removed => discard(#{tarball => Made}, Context)}, Reason)
+            end;
+        {error, Reason, Made} ->
+            failed(O#{removed => discard(Made, Context)}, Reason)
     end.
 
 protect(O = #{path := Path}, _Context, _Deps) ->
@@ -153,15 +158,16 @@ verify(O = #{path := Path}, Context, _Deps) ->
         {ok, #{result := {error, Why}}} ->
             bad_file(O, Context, Why);
         {error, {not_found, _} = Why} ->
-            failed(O#{removed => remove_partial(O, Context)}, {verify_failed, Why});
+            failed(O#{removed => []}, {verify_failed, Why});
         {error, Why} ->
             %% no verdict (the verifier could not run, read the file, or finish in time):
             %% keep the file, it may well be good
             failed(O, {verify_unavailable, Why})
     end.
 
-%% A new file that does not verify is deleted, with whatever else the export left.
-bad_file(O = #{path := Path, file := Name}, Context, Why) ->
+%% A new file that does not verify is deleted (EMQX removed its staging directory when it
+%% returned).
+bad_file(O = #{path := Path, file := Name}, _Context, Why) ->
     Removed =
         case file:delete(Path) of
             ok -> [Name];
@@ -170,7 +176,7 @@ bad_file(O = #{path := Path, file := Name}, Context, Why) ->
                 ?LOG_WARNING(#{msg => emqx_guard_backup_not_removed, file => Name, reason => Posix}),
                 []
         end,
-    failed(O#{removed => lists:usort(Removed ++ remove_partial(O, Context))}, {verify_failed, Why}).
+    failed(O#{removed => Removed}, {verify_failed, Why}).
 
 prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
     case emqx_guard_backups:prune(Dir, Keep, Path, maps:get(io_limit, Context, off), job_base_ms(Context)) of
@@ -207,9 +213,15 @@ failed(O, Reason) ->
 job_base_ms(#{export_timeout := infinity}) -> 24 * 3600 * 1000;
 job_base_ms(#{export_timeout := Ms}) -> max(Ms, 1000).
 
-%% What the failed export left behind (a second before the run's start, as names are in ms).
-remove_partial(#{started_at := StartedAt}, #{dir := Dir, before := Before}) ->
-    emqx_guard_backups:remove_partial(Dir, Before, StartedAt - 1000).
+%% What the failed export made, and only that: a tarball that verifies is kept.
+discard(Made, Context = #{slot := Slot}) ->
+    Check = fun(Path) ->
+        case emqx_guard_backups:check(Path, maps:get(io_limit, Context, off), job_base_ms(Context)) of
+            {ok, Record = #{result := ok}} -> {complete, Record};
+            _ -> incomplete
+        end
+    end,
+    emqx_guard_export_files:discard(Slot, Made, Check).
 
 %%--------------------------------------------------------------------------------------------
 

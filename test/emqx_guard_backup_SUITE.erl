@@ -382,9 +382,12 @@ failed_run_keeps_an_export_someone_else_started(Config) ->
     Runner = spawn_link(fun() ->
         Self ! {self(), run_backup(#{keep => 1, export_timeout => 3000})}
     end),
-    %% our export has started (its staging dir or tarball is there)
-    ok = poll(fun() -> ls(Dir) -- Old =/= [] end),
-    Ours = ls(Dir) -- Old,
+    %% our export has started: its tarball and EMQX's staging dir are in the run's own staging
+    %% directory (EMQX 5.8.5+ writes where out_dir says)
+    ok = poll(fun emqx_mgmt_data_backup:hanging/0),
+    [Staging] = filelib:wildcard(filename:join([Dir, ".emqx_guard_export", "*"])),
+    Ours = [N ++ "/" || N <- ls(Staging), not lists:suffix(".tar.gz", N)] ++ [N || N <- ls(Staging), lists:suffix(".tar.gz", N)],
+    ?assertEqual(Old, ls(Dir) -- [".emqx_guard_export"]),
     %% someone else's export, named (node local time) a minute before this run started
     {{Y, Mo, D}, {H, Mi, S}} = calendar:system_time_to_local_time(erlang:system_time(second) - 60, second),
     Theirs = lists:flatten(

@@ -36,13 +36,13 @@ end_per_suite(_Config) ->
     ok.
 
 init_per_group(emqx_5_1, Config) ->
-    ok = load_export_before_5_8_5(),
+    ok = emqx_guard_export_standin:as_before_5_8_5(),
     Config;
 init_per_group(_, Config) ->
     Config.
 
 end_per_group(emqx_5_1, _Config) ->
-    ok = load_export_as_built();
+    ok = emqx_guard_export_standin:as_built();
 end_per_group(_, _Config) ->
     ok.
 
@@ -95,7 +95,7 @@ timed_out_export_keeps_exports_made_meanwhile(Config) ->
     ?assertEqual(lists:sort([ManualName, CopyName | Old]), ls(Dir)),
     [{ok, _} = emqx_guard_nif:verify(list_to_binary(filename:join(Dir, N))) || N <- [ManualName, CopyName]],
     %% what the run removed is its own tarball, named as EMQX named it
-    ?assertEqual([list_to_binary(filename:basename(Ours))], [N || N <- maps:get(removed, R), lists:suffix(<<".tar.gz">>, N)]),
+    ?assertEqual([list_to_binary(filename:basename(Ours))], [N || N <- maps:get(removed, R), lists:suffix(".tar.gz", binary_to_list(N))]),
     ?assertEqual([], export_names_below(Dir) -- [ManualName, CopyName | Old]).
 
 %%--------------------------------------------------------------------
@@ -109,22 +109,6 @@ run_backup(Request) ->
         #{result := ok} = Outcome -> {ok, Outcome};
         Outcome -> {error, Outcome}
     end.
-
-%% The stand-in as EMQX 5.1-5.8.4 builds it (no out_dir), in place of the one built for the tests.
-load_export_before_5_8_5() ->
-    Src = filename:join([filename:dirname(?FILE), "standins", "emqx_mgmt_data_backup.erl"]),
-    {ok, Mod, Bin} = compile:file(Src, [binary, {d, 'EMQX_BEFORE_5_8_5'}, return_errors]),
-    _ = code:purge(Mod),
-    {module, Mod} = code:load_binary(Mod, Src, Bin),
-    false = erlang:function_exported(Mod, parse_export_request, 1),
-    ok.
-
-load_export_as_built() ->
-    _ = code:purge(emqx_mgmt_data_backup),
-    true = code:delete(emqx_mgmt_data_backup),
-    _ = code:purge(emqx_mgmt_data_backup),
-    {module, _} = code:load_file(emqx_mgmt_data_backup),
-    ok.
 
 %% Every export-named entry (file or directory, `.tar.gz' or not) in Dir and below, by base name.
 export_names_below(Dir) ->

@@ -12,8 +12,11 @@
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1]).
 -export([init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([
-    timed_out_export_keeps_exports_made_meanwhile/1
+    timed_out_export_keeps_exports_made_meanwhile/1,
+    killed_export_leftovers_cleared_at_start/1
 ]).
+%% Run inside a peer.
+-export([peer_setup/2, peer_backup_now/0, peer_ctl/1, peer_reports/0, log/2]).
 
 -define(EXPORT_RE, "^emqx-export-[0-9]{4}(-[0-9]{2}){5}\\.[0-9]{3}\\.tar\\.gz$").
 
@@ -22,7 +25,7 @@ all() ->
 
 %% The same cases against both kinds of EMQX export: with `out_dir' (5.8.5+) and without.
 groups() ->
-    Cases = [timed_out_export_keeps_exports_made_meanwhile],
+    Cases = [timed_out_export_keeps_exports_made_meanwhile, killed_export_leftovers_cleared_at_start],
     [{emqx_5_8_5, [], Cases}, {emqx_5_1, [], Cases}].
 
 init_per_suite(Config) ->
@@ -37,9 +40,9 @@ end_per_suite(_Config) ->
 
 init_per_group(emqx_5_1, Config) ->
     ok = emqx_guard_export_standin:as_before_5_8_5(),
-    Config;
+    [{emqx, before_5_8_5} | Config];
 init_per_group(_, Config) ->
-    Config.
+    [{emqx, as_built} | Config].
 
 end_per_group(emqx_5_1, _Config) ->
     ok = emqx_guard_export_standin:as_built();
@@ -97,6 +100,68 @@ timed_out_export_keeps_exports_made_meanwhile(Config) ->
     %% what the run removed is its own tarball, named as EMQX named it
     ?assertEqual([list_to_binary(filename:basename(Ours))], [N || N <- maps:get(removed, R), lists:suffix(".tar.gz", binary_to_list(N))]),
     ?assertEqual([], export_names_below(Dir) -- [ManualName, CopyName | Old]).
+
+%%--------------------------------------------------------------------
+%% Defect 9: what an export killed with its node left is cleared at start
+%%--------------------------------------------------------------------
+
+%% A node is killed (SIGKILL) while the stand-in export hangs, at three moments: while a table
+%% is staged (the tarball just opened), mid-write (1 MiB of the tarball on disk), and after the
+%% tarball was closed but before EMQX returned. Each time a node is started again on the same
+%% data dir: what the killed export left (EMQX's staging dir, the cut tarball, the run's own
+%% staging dir) is gone, a complete export is kept (it verifies), each removal is logged, and
+%% `guard backup_status' says what was removed, once. Left alone throughout: the good backup,
+%% an upload under another name, an older broken export, a broken one in `ns/'.
+killed_export_leftovers_cleared_at_start(Config) ->
+    DataDir = filename:join(?config(priv_dir, Config), "killed_" ++ atom_to_list(?config(emqx, Config))),
+    Dir = filename:join(DataDir, "backup"),
+    Variant = ?config(emqx, Config),
+    P0 = start_node(DataDir, Variant),
+    ["Backup done in " ++ _ | _] = peer:call(P0, ?MODULE, peer_backup_now, []),
+    [Good] = export_names_below(Dir),
+    %% files that are never the plugin's to remove
+    ok = file:write_file(filename:join(Dir, "my-upload.tar.gz"), <<31, 139, 8, 0, 0>>),
+    OldBroken = "emqx-export-2025-01-01-10-00-00.000.tar.gz",
+    ok = file:write_file(filename:join(Dir, OldBroken), <<31, 139, 8, 0, 0>>),
+    ok = file:change_time(filename:join(Dir, OldBroken), {{2025, 1, 1}, {10, 0, 0}}),
+    Ns = filename:join([Dir, "ns", "tenant1", "emqx-export-2030-01-01-10-00-00.000.tar.gz"]),
+    ok = filelib:ensure_dir(Ns),
+    ok = file:write_file(Ns, <<31, 139, 8, 0, 0>>),
+    Untouchable = lists:sort([Good, OldBroken, filename:basename(Ns)]),
+    Killed = lists:foldl(
+        fun(Moment, P) ->
+            ok = peer:call(P, emqx_mgmt_data_backup, set_mode, [{hang, 600000, Moment}]),
+            _ = peer:call(P, erlang, spawn, [emqx_guard_scheduler, run_now, []]),
+            ok = poll(fun() -> peer:call(P, emqx_mgmt_data_backup, hanging, []) end),
+            Left = export_names_below(Dir) -- Untouchable,
+            ?assertNotEqual([], Left, Moment),
+            ok = kill_node(P),
+            %% still there after the kill
+            ?assertEqual(Left, export_names_below(Dir) -- Untouchable, Moment),
+            Next = start_node(DataDir, Variant),
+            %% the tarball closed before the kill is a complete export
+            Kept = [N || Moment =:= complete, N <- Left, lists:suffix(".tar.gz", N)],
+            _ = poll(fun() -> export_names_below(Dir) -- Untouchable =:= Kept end),
+            ?assertEqual(Kept, export_names_below(Dir) -- Untouchable, Moment),
+            [{ok, _} = emqx_guard_nif:verify(list_to_binary(filename:join(Dir, N))) || N <- Kept],
+            Removed = Left -- Kept,
+            %% logged, one report per removal, naming it
+            Reports = peer:call(Next, ?MODULE, peer_reports, []),
+            [?assert(lists:any(fun(R) -> mentions(R, N) end, Reports), {Moment, N, Reports}) || N <- Removed],
+            %% shown once
+            Status = peer:call(Next, ?MODULE, peer_ctl, [["backup_status"]]),
+            [?assert(lists:any(fun(L) -> string:find(L, N) =/= nomatch end, Status), {Moment, N, Status}) || N <- Removed],
+            Again = peer:call(Next, ?MODULE, peer_ctl, [["backup_status"]]),
+            [?assertNot(lists:any(fun(L) -> string:find(L, N) =/= nomatch end, Again), {Moment, N, Again}) || N <- Removed],
+            Next
+        end,
+        P0,
+        [staging, partial, complete]
+    ),
+    ok = peer:stop(Killed),
+    ?assert(filelib:is_file(Ns)),
+    ?assert(filelib:is_file(filename:join(Dir, "my-upload.tar.gz"))),
+    ?assert(filelib:is_file(filename:join(Dir, OldBroken))).
 
 %%--------------------------------------------------------------------
 %% helpers
@@ -178,3 +243,90 @@ poll(Fun, N) ->
             timer:sleep(10),
             poll(Fun, N - 1)
     end.
+
+%% A node (a real OS process, controlled over its standard I/O) running the plugin on DataDir,
+%% with the stand-ins playing Variant. Not linked: the test kills it.
+start_node(DataDir, Variant) ->
+    CodePath = lists:usort([
+        filename:dirname(code:which(emqx_guard_app)),
+        filename:dirname(code:which(emqx)),
+        filename:dirname(code:which(?MODULE))
+    ]),
+    Name = "guard_h5_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])),
+    Args = lists:append([["-pa", D] || D <- CodePath]),
+    {ok, Peer, _Node} = peer:start(#{name => Name, longnames => false, connection => standard_io, args => Args}),
+    ok = peer:call(Peer, ?MODULE, peer_setup, [DataDir, Variant], 60000),
+    Peer.
+
+%% SIGKILL, as the OOM killer or a power cut would end it.
+kill_node(Peer) ->
+    OsPid = peer:call(Peer, os, getpid, []),
+    MRef = erlang:monitor(process, Peer),
+    _ = os:cmd("kill -9 " ++ OsPid),
+    receive
+        {'DOWN', MRef, process, Peer, _} -> ok
+    after 30000 -> error(node_not_killed)
+    end.
+
+mentions(Report, Name) ->
+    string:find(io_lib:format("~tp", [Report]), Name) =/= nomatch.
+
+%%--------------------------------------------------------------------
+%% Run inside a peer
+%%--------------------------------------------------------------------
+
+%% The stand-ins as Variant, this node's reports kept, then the plugin.
+-spec peer_setup(file:filename(), as_built | before_5_8_5) -> ok.
+peer_setup(DataDir, Variant) ->
+    ok = filelib:ensure_dir(filename:join(DataDir, "x")),
+    ok = emqx:set_data_dir(DataDir),
+    {ok, _} = emqx_ctl:start(),
+    ok = emqx_alarm:reset(),
+    ok = emqx_mgmt_data_backup:reset(),
+    case Variant of
+        before_5_8_5 -> ok = emqx_guard_export_standin:as_before_5_8_5();
+        as_built -> ok
+    end,
+    Keeper = spawn(fun() -> keep_reports([]) end),
+    true = register(guard_h5_reports, Keeper),
+    ok = logger:set_primary_config(level, all),
+    _ = logger:set_handler_config(default, level, notice),
+    ok = logger:add_handler(guard_h5_capture, ?MODULE, #{level => all}),
+    {ok, _} = application:ensure_all_started(emqx_guard),
+    _ = emqx_guard_scheduler:status(),
+    ok.
+
+-spec peer_backup_now() -> [string()].
+peer_backup_now() ->
+    peer_ctl(["backup_now"]).
+
+-spec peer_ctl([string()]) -> [string()].
+peer_ctl(Args) ->
+    {ok, Out} = emqx_guard_test_io:capture(fun() -> emqx_ctl:run_command(["guard" | Args]) end),
+    [L || L <- string:split(Out, "\n", all), L =/= ""].
+
+%% The plugin's log reports on this node so far.
+-spec peer_reports() -> [map()].
+peer_reports() ->
+    guard_h5_reports ! {get, self()},
+    receive
+        {reports, Reports} -> Reports
+    after 5000 -> error(no_report_keeper)
+    end.
+
+keep_reports(Acc) ->
+    receive
+        {report, R} -> keep_reports([R | Acc]);
+        {get, From} -> From ! {reports, lists:reverse(Acc)}, keep_reports(Acc)
+    end.
+
+%% logger handler callback (in a peer)
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(#{msg := {report, R = #{msg := Msg}}}, _Config) when is_atom(Msg) ->
+    case atom_to_list(Msg) of
+        "emqx_guard_" ++ _ -> guard_h5_reports ! {report, R};
+        _ -> ok
+    end,
+    ok;
+log(_Event, _Config) ->
+    ok.

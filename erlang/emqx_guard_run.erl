@@ -6,7 +6,9 @@
 %%     directory of the run's own where EMQX supports `out_dir', the finished file then moved
 %%     into the backup directory under EMQX's name (`emqx_guard_export_files'); an error tuple,
 %%     an exception and a hang past `export_timeout' are all failures, and what the failed
-%%     export made is removed, never anything else (`emqx_guard_export_files:discard/3');</li>
+%%     export made is removed, never anything else (`emqx_guard_export_files:discard/3');
+%%     before it, what exports interrupted earlier left is removed
+%%     (`emqx_guard_export_files:sweep/1');</li>
 %% <li><b>protect</b>: the new file becomes mode 0600 at once (`emqx_guard_backups:make_private/1');
 %%     backups hold password hashes and API keys;</li>
 %% <li><b>verify</b>: the new file is read back in full (`emqx_guard_backups:check/3': a background
@@ -117,6 +119,8 @@ elect(New = #{trigger := Trigger}, Request, #{elect := Elect} = Deps) ->
 backup(New, Request, Deps) ->
     Steps = [fun export/3, fun protect/3, fun verify/3, fun prune/3, fun copy/3, fun offsite/3],
     Dir = emqx_guard_emqx:backup_dir(),
+    %% what interrupted exports left (no other run is going): removed before this one starts
+    _ = emqx_guard_export_files:sweep(#{at => run, quiet_ms => maps:get(export_timeout, Request)}),
     Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir)},
     Done = lists:foldl(
         fun

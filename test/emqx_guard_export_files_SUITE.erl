@@ -13,10 +13,11 @@
 -export([init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([
     timed_out_export_keeps_exports_made_meanwhile/1,
-    killed_export_leftovers_cleared_at_start/1
+    killed_export_leftovers_cleared_at_start/1,
+    leftovers_of_this_life_cleared_before_a_run/1
 ]).
 %% Run inside a peer.
--export([peer_setup/2, peer_backup_now/0, peer_ctl/1, peer_reports/0, log/2]).
+-export([peer_setup/2, peer_backup_now/0, peer_ctl/1, peer_reports/0, peer_swept/0, log/2]).
 
 -define(EXPORT_RE, "^emqx-export-[0-9]{4}(-[0-9]{2}){5}\\.[0-9]{3}\\.tar\\.gz$").
 
@@ -26,7 +27,7 @@ all() ->
 %% The same cases against both kinds of EMQX export: with `out_dir' (5.8.5+) and without.
 groups() ->
     Cases = [timed_out_export_keeps_exports_made_meanwhile, killed_export_leftovers_cleared_at_start],
-    [{emqx_5_8_5, [], Cases}, {emqx_5_1, [], Cases}].
+    [{emqx_5_8_5, [], Cases ++ [leftovers_of_this_life_cleared_before_a_run]}, {emqx_5_1, [], Cases}].
 
 init_per_suite(Config) ->
     case try emqx_guard_nif:list_backups(list_to_binary(?config(priv_dir, Config))) catch C:R -> {C, R} end of
@@ -141,7 +142,8 @@ killed_export_leftovers_cleared_at_start(Config) ->
             Next = start_node(DataDir, Variant),
             %% the tarball closed before the kill is a complete export
             Kept = [N || Moment =:= complete, N <- Left, lists:suffix(".tar.gz", N)],
-            _ = poll(fun() -> export_names_below(Dir) -- Untouchable =:= Kept end),
+            %% the sweep at start is done once its worker is gone
+            ok = poll(fun() -> peer:call(Next, ?MODULE, peer_swept, []) end),
             ?assertEqual(Kept, export_names_below(Dir) -- Untouchable, Moment),
             [{ok, _} = emqx_guard_nif:verify(list_to_binary(filename:join(Dir, N))) || N <- Kept],
             Removed = Left -- Kept,
@@ -150,6 +152,7 @@ killed_export_leftovers_cleared_at_start(Config) ->
             [?assert(lists:any(fun(R) -> mentions(R, N) end, Reports), {Moment, N, Reports}) || N <- Removed],
             %% shown once
             Status = peer:call(Next, ?MODULE, peer_ctl, [["backup_status"]]),
+            ct:log("~p: ~p", [Moment, Status]),
             [?assert(lists:any(fun(L) -> string:find(L, N) =/= nomatch end, Status), {Moment, N, Status}) || N <- Removed],
             Again = peer:call(Next, ?MODULE, peer_ctl, [["backup_status"]]),
             [?assertNot(lists:any(fun(L) -> string:find(L, N) =/= nomatch end, Again), {Moment, N, Again}) || N <- Removed],
@@ -162,6 +165,37 @@ killed_export_leftovers_cleared_at_start(Config) ->
     ?assert(filelib:is_file(Ns)),
     ?assert(filelib:is_file(filename:join(Dir, "my-upload.tar.gz"))),
     ?assert(filelib:is_file(filename:join(Dir, OldBroken))).
+
+%% A staging directory of the plugin's own made during this node's life (a run killed when the
+%% plugin stopped, say) may belong to a run going on when the plugin starts: the sweep at start
+%% leaves it. The next run removes it before it exports (runs go one at a time), and
+%% `guard backup_status' says so once.
+leftovers_of_this_life_cleared_before_a_run(Config) ->
+    Dir = ?config(backup_dir, Config),
+    Run = filename:join([Dir, ".emqx_guard_export", integer_to_list(erlang:system_time(millisecond)) ++ "-1"]),
+    Base = filename:basename(now_export_name(), ".tar.gz"),
+    ok = write_export(Run, Base),
+    {ok, Whole} = file:read_file(filename:join(Run, Base ++ ".tar.gz")),
+    ok = file:write_file(filename:join(Run, Base ++ ".tar.gz"), binary:part(Whole, 0, byte_size(Whole) div 2)),
+    ok = filelib:ensure_dir(filename:join([Run, Base, "mnesia", "emqx_admin"])),
+    emqx_guard_ct_helper:set_now({{2026, 11, 25}, {10, 0, 0}}),
+    ok = emqx_guard_ct_helper:start_app(emqx_guard_ct_helper:fake_opts(#{})),
+    try
+        ok = poll(fun() -> not lists:keymember(emqx_guard_export_files, 1, supervisor:which_children(emqx_guard_sup)) end),
+        ?assertEqual([Base, Base ++ ".tar.gz"], export_names_below(Dir)),
+        {ok, #{file := New}} = emqx_guard_scheduler:run_now(),
+        ?assertEqual([binary_to_list(New)], export_names_below(Dir)),
+        ?assertEqual([binary_to_list(New)], ls(Dir)),
+        Status = emqx_guard_ct_helper:ctl(["backup_status"]),
+        ct:log("~p", [Status]),
+        ?assert(lists:member("left by interrupted exports:", Status), Status),
+        [_] = [L || L <- Status, string:find(L, Base ++ ".tar.gz: cut short, removed") =/= nomatch],
+        [_] = [L || L <- Status, string:find(L, Base ++ "/: EMQX's staging directory, removed") =/= nomatch],
+        Again = emqx_guard_ct_helper:ctl(["backup_status"]),
+        ?assertEqual([], [L || L <- Again, string:find(L, Base) =/= nomatch])
+    after
+        emqx_guard_ct_helper:end_case()
+    end.
 
 %%--------------------------------------------------------------------
 %% helpers
@@ -295,6 +329,11 @@ peer_setup(DataDir, Variant) ->
     {ok, _} = application:ensure_all_started(emqx_guard),
     _ = emqx_guard_scheduler:status(),
     ok.
+
+%% The sweep at start has finished (its temporary worker is gone from the supervisor).
+-spec peer_swept() -> boolean().
+peer_swept() ->
+    not lists:keymember(emqx_guard_export_files, 1, supervisor:which_children(emqx_guard_sup)).
 
 -spec peer_backup_now() -> [string()].
 peer_backup_now() ->

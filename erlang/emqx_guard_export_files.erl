@@ -46,6 +46,7 @@
 
 -export([prepare/1, export_opts/1, place/2, discard/3]).
 -export([start_link/0, sweep/1, status_lines/0]).
+-export([disk_facts/2]).
 %% proc_lib entry of the sweep at start
 -export([sweep_at_start/1]).
 
@@ -225,6 +226,27 @@ move(Src, Dst) ->
                 {error, _} = Error -> Error
             end
     end.
+
+%% @doc What an export that failed with Posix needs said: the backup directory Dir, and for a full
+%% disk (`enospc', `edquot') the space `available' on its file system now (a NIF `statvfs'; left
+%% out when it cannot be read) and the `last_size' of the newest backup there (left out when
+%% there is none).
+-spec disk_facts(file:filename_all(), atom()) ->
+    #{dir := binary(), available => non_neg_integer(), last_size => non_neg_integer()}.
+disk_facts(Dir, Posix) when Posix =:= enospc; Posix =:= edquot ->
+    Available =
+        case emqx_guard_core:disk_space(Dir) of
+            {ok, #{available := A}} -> #{available => A};
+            {error, _} -> #{}
+        end,
+    Last =
+        case emqx_guard_core:list_backups(Dir) of
+            {ok, [#{size := Size} | _]} -> #{last_size => Size};
+            _ -> #{}
+        end,
+    maps:merge(#{dir => bin(Dir)}, maps:merge(Available, Last));
+disk_facts(Dir, _Posix) ->
+    #{dir => bin(Dir)}.
 
 %%--------------------------------------------------------------------------------------------
 %% Leftovers of interrupted exports

@@ -145,8 +145,22 @@ export(O, Context = #{export_timeout := Timeout, slot := Slot}, #{export := Expo
                     failed(O#{removed => discard(#{tarball => Made}, Context)}, Reason)
             end;
         {error, Reason, Made} ->
-            failed(O#{removed => discard(Made, Context)}, Reason)
+            Removed = discard(Made, Context),
+            failed(O#{removed => Removed}, explain(Reason, Context))
     end.
+
+%% A reason EMQX nested deep (a full disk inside mnesia's or erl_tar's terms, a call that timed
+%% out) becomes one `emqx_guard_outcome:format_error/1' can say in words, with what it needs:
+%% the backup directory, and for a full disk the space free there now and the size of the newest
+%% backup. The raw reason stays inside (it is logged, never shown).
+explain(Reason, #{dir := Dir}) when element(1, Reason) =:= export_failed; element(1, Reason) =:= export_crashed ->
+    case emqx_guard_outcome:export_problem(Reason) of
+        {file, Posix, _Path} -> {export_disk_error, Posix, emqx_guard_export_files:disk_facts(Dir, Posix), Reason};
+        {timeout, Call} -> {export_call_timeout, Call, Reason};
+        none -> Reason
+    end;
+explain(Reason, _Context) ->
+    Reason.
 
 protect(O = #{path := Path}, _Context, _Deps) ->
     case emqx_guard_backups:make_private(Path) of
@@ -241,10 +255,18 @@ step(Name, Outcome, Deps) ->
             ok
     end.
 
+%% An export's reason as EMQX gave it, for the log only (the outcome's `error' is its words).
+raw_reason(#{reason := {export_disk_error, _Posix, _Facts, Raw}}) -> #{reason => Raw};
+raw_reason(#{reason := {export_call_timeout, _Call, Raw}}) -> #{reason => Raw};
+raw_reason(#{reason := Raw = {export_failed, _}}) -> #{reason => Raw};
+raw_reason(#{reason := Raw = {export_crashed, _, _}}) -> #{reason => Raw};
+raw_reason(_) -> #{}.
+
 %% The one log line of a run.
 log(O = #{result := ok}) ->
     ?LOG_INFO((maps:with([file, size, duration_ms, pruned, retention_read, warnings, offsite, trigger, instant], O))#{msg => emqx_guard_backup_done});
 log(O = #{result := failed}) ->
-    ?LOG_ERROR((maps:with([file, removed, error, duration_ms, trigger, instant], O))#{msg => emqx_guard_backup_failed});
+    Report = maps:merge(maps:with([file, removed, error, duration_ms, trigger, instant], O), raw_reason(O)),
+    ?LOG_ERROR(Report#{msg => emqx_guard_backup_failed});
 log(O = #{result := skipped}) ->
     ?LOG_INFO((maps:with([error, trigger, instant, responsible, exported_by], O))#{msg => emqx_guard_backup_skipped}).

@@ -348,7 +348,7 @@ backup_now_failure_modes(_Config) ->
     {ok, _} = emqx_guard_settings_sync:update_local(#{export_timeout => 1}),
     Modes = [
         {{error, econnrefused}, "export failed"},
-        {raise, "export crashed"},
+        {raise, "export failed: permission denied in "},
         {partial, "export failed"},
         {partial_raise, "export crashed"},
         {disk_full, "no space left on device"},

@@ -16,7 +16,8 @@
     killed_export_leftovers_cleared_at_start/1,
     leftovers_of_this_life_cleared_before_a_run/1,
     disk_errors_said_in_words/1,
-    full_tmpfs_said_in_words/1
+    full_tmpfs_said_in_words/1,
+    disk_space_is_what_df_says/1
 ]).
 %% Run inside a peer.
 -export([peer_setup/2, peer_backup_now/0, peer_ctl/1, peer_reports/0, peer_swept/0, log/2]).
@@ -24,7 +25,7 @@
 -define(EXPORT_RE, "^emqx-export-[0-9]{4}(-[0-9]{2}){5}\\.[0-9]{3}\\.tar\\.gz$").
 
 all() ->
-    [{group, emqx_5_8_5}, {group, emqx_5_1}].
+    [disk_space_is_what_df_says, {group, emqx_5_8_5}, {group, emqx_5_1}].
 
 %% The same cases against both kinds of EMQX export: with `out_dir' (5.8.5+) and without.
 groups() ->
@@ -221,12 +222,13 @@ disk_errors_said_in_words(_Config) ->
         ["Backup done in " ++ _ | _] = emqx_guard_ct_helper:ctl(["backup_now"]),
         [Good] = export_names_below(Dir),
         LastSize = binary_to_list(emqx_guard_render:size(filelib:file_size(filename:join(Dir, Good)))),
-        Space = "\\(([0-9.]+ (B|KiB|MiB|GiB|TiB)) free; the last backup took about " ++ re_quote(LastSize) ++ "\\)$",
+        Space = "\\(([0-9.]+ (B|KiB|MiB|GiB|TiB)) free once the failed export was removed; the last backup took about " ++ re_quote(LastSize) ++ "\\)$",
         Cases = [
             {{disk_error, mnesia, enospc}, "no space left on device in " ++ re_quote(Dir) ++ " " ++ Space, "Tab copier iteration failed"},
             {{disk_error, tar, enospc}, "no space left on device in " ++ re_quote(Dir) ++ " " ++ Space, "no space left on device"},
             {{disk_error, close, enospc}, "no space left on device in " ++ re_quote(Dir) ++ " " ++ Space, "enospc"},
-            {{disk_error, tar, edquot}, "disk quota exceeded in " ++ re_quote(Dir) ++ " " ++ Space, "quota"},
+            %% (the file system's free space is not the quota: not said)
+            {{disk_error, tar, edquot}, "disk quota exceeded in " ++ re_quote(Dir) ++ " \\(the last backup took about " ++ re_quote(LastSize) ++ "\\)$", "quota"},
             {{disk_error, open, eacces}, "permission denied in " ++ re_quote(Dir) ++ ": EMQX's user must be able to write there$", "permission denied"},
             {{disk_error, mnesia, erofs}, re_quote(Dir) ++ " is on a read-only file system$", "erofs"},
             {{disk_error, mnesia, eio}, "input/output error in " ++ re_quote(Dir) ++ " \\(the disk may be failing\\)$", "eio"},
@@ -285,7 +287,7 @@ full_tmpfs(Dir) ->
         {match, [Free]} = re:run(
             Error,
             "^Error: backup failed after [0-9]+ ms: export failed: no space left on device in " ++ re_quote(Dir) ++
-                " \\(([0-9.]+ (?:B|KiB|MiB)) free; the last backup took about [0-9.]+ KiB\\)$",
+                " \\(([0-9.]+ (?:B|KiB|MiB)) free once the failed export was removed; the last backup took about [0-9.]+ KiB\\)$",
             [{capture, all_but_first, list}]
         ),
         ?assertNotEqual(nomatch, string:find(Free, "B"), Free),
@@ -294,6 +296,19 @@ full_tmpfs(Dir) ->
     after
         emqx_guard_ct_helper:end_case()
     end.
+
+%% The NIF's statvfs, as `df' reads it: the same size to the byte, about the same space
+%% available (other processes write meanwhile); a missing path is `not_found'.
+disk_space_is_what_df_says(Config) ->
+    Dir = ?config(backup_dir, Config),
+    {ok, #{total := Total, available := Available}} = emqx_guard_core:disk_space(Dir),
+    [DfSize, DfAvail] = [list_to_integer(N) || N <- string:lexemes(lists:last(string:lexemes(os:cmd("df -B1 --output=size,avail " ++ Dir), "\n")), " ")],
+    ?assertEqual(DfSize, Total),
+    ?assert(abs(DfAvail - Available) < 1024 * 1024 * 1024, {DfAvail, Available}),
+    ?assert(Available =< Total),
+    {error, {not_found, Why}} = emqx_guard_core:disk_space(filename:join(Dir, "missing/deeper")),
+    ?assertNotEqual(nomatch, binary:match(Why, <<"missing/deeper">>)),
+    ?assertMatch({error, {badarg, _}}, emqx_guard_core:disk_space(not_a_path)).
 
 %%--------------------------------------------------------------------
 %% helpers

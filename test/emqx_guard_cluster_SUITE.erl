@@ -23,9 +23,11 @@
     partial_copy_is_cleared_at_start/1,
     pushed_password_is_never_logged/1,
     settings_survive_clock_skew/1,
+    rate_setting_reaches_every_node_and_survives_restart/1,
     run_finishes_before_its_copies/1,
     dead_man_counts_fresh_copies_only/1,
-    retention_runs_on_every_core/1
+    retention_runs_on_every_core/1,
+    copies_never_push_out_newer_backups/1
 ]).
 %% Run inside a peer.
 -export([
@@ -59,9 +61,11 @@ all() ->
         partial_copy_is_cleared_at_start,
         pushed_password_is_never_logged,
         settings_survive_clock_skew,
+        rate_setting_reaches_every_node_and_survives_restart,
         run_finishes_before_its_copies,
         dead_man_counts_fresh_copies_only,
-        retention_runs_on_every_core
+        retention_runs_on_every_core,
+        copies_never_push_out_newer_backups
     ].
 
 init_per_suite(Config) ->
@@ -281,11 +285,12 @@ pushed_password_is_never_logged(Config) ->
     try
         ok = peer_call(PB, ?MODULE, peer_capture_logs, []),
         Secret = <<"s3cret-Pa55word">>,
-        {ok, _, []} = peer_call(PA, emqx_guard_settings_sync, update, [#{notify_smtp_password => Secret}]),
+        %% with the user it belongs to (a password alone is half a channel, refused)
+        {ok, _, []} = peer_call(PA, emqx_guard_settings_sync, update, [#{notify_smtp_user => <<"ops">>, notify_smtp_password => Secret}]),
         ?assertEqual(Secret, maps:get(notify_smtp_password, settings(PB))),
         Events = peer_call(PB, ?MODULE, peer_captured_logs, []),
         [Adopted] = [R || #{msg := {report, R = #{msg := emqx_guard_settings_adopted}}} <- Events],
-        ?assertEqual(#{notify_smtp_password => <<"******">>}, maps:get(changed, Adopted)),
+        ?assertEqual(#{notify_smtp_user => <<"ops">>, notify_smtp_password => <<"******">>}, maps:get(changed, Adopted)),
         ?assertEqual(nomatch, string:find(io_lib:format("~tp", [Events]), Secret)),
 
         %% what a crash report would show of the last message, and sys:get_status
@@ -334,6 +339,33 @@ settings_survive_clock_skew(Config) ->
         ?assertEqual({error, stale}, peer_call(PA, emqx_guard_settings_sync, adopt, [Old, {1, NB}])),
         ?assertEqual(ok, peer_call(PA, emqx_guard_settings_sync, adopt, [settings(PA), {1, NB}])),
         ?assertEqual(9, keep(PA))
+    after
+        stop_started()
+    end.
+
+%% A read rate (stored as a number of bytes per second) reaches the other node with the change,
+%% does not stop later changes from reaching it, is taken over by a node that joins, and survives
+%% a restart of the plugin without falling back to its default (issue 19, defect 1).
+rate_setting_reaches_every_node_and_survives_restart(Config) ->
+    [A, B, Late] = names(["rate_a", "rate_b", "rate_late"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        ?assertEqual(["backup_io_limit = \"50MB/s\""], ctl(PA, ["backup_io_limit", "50MB/s"])),
+        ?assertEqual([50000000, 50000000], [maps:get(backup_io_limit, settings(P)) || P <- [PA, PB]]),
+        %% a later change is taken by every node: the settings holding the rate are adopted whole
+        ?assertEqual(["backup_keep = 4"], ctl(PA, ["backup_keep", "4"])),
+        ?assertEqual([4, 4], [keep(P) || P <- [PA, PB]]),
+        %% a node that joins takes the settings over, the rate with them
+        #{Late := PL} = start_cluster([{Late, replicant}], Config, ?T0, [peer_node(A), peer_node(B)]),
+        wait_until(fun() -> settings(PL) =:= settings(PA) end),
+        ?assertEqual(50000000, maps:get(backup_io_limit, settings(PL))),
+        %% the plugin restarts on core_b: the rate is read back from its settings file
+        ok = peer_call(PB, application, stop, [emqx_guard]),
+        ok = peer_call(PB, ?MODULE, peer_capture_logs, []),
+        {ok, _} = peer_call(PB, application, ensure_all_started, [emqx_guard]),
+        ?assertEqual(["backup_io_limit = \"50MB/s\""], ctl(PB, ["backup_io_limit"])),
+        Events = peer_call(PB, ?MODULE, peer_captured_logs, []),
+        ?assertEqual([], [R || #{msg := {report, R = #{msg := emqx_guard_setting_damaged}}} <- Events])
     after
         stop_started()
     end.
@@ -436,6 +468,53 @@ retention_runs_on_every_core(Config) ->
         Newest2 = [list_to_binary(N) || N <- lists:nthtail(3, Five)],
         ?assertEqual([{N, ok} || N <- Newest2], Fetched),
         ?assertEqual(lists:nthtail(3, Five), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, []))))
+    after
+        stop_started()
+    end.
+
+%% A copy of an OLDER backup arriving on a core never costs it a newer backup (issue 19, defect
+%% 4), through the real copy path (`emqx_guard_replica', retention where the copy lands, the real
+%% NIF). Keep 1: core_b exported a backup of its own while core_a copies an older one over: both
+%% stay (the copy is protected, the newer one is the newest verified). Keep 2: a late catch-up copy
+%% of an even older backup arrives: the two newest stay, the copy too (protection makes the kept
+%% set one larger, it never displaces a newer verified backup); the next retention there trims the
+%% set back to the newest two.
+copies_never_push_out_newer_backups(Config) ->
+    [A, B] = names(["older_a", "older_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        NB = peer_node(B),
+        %% the older backups are sent from outside core_a's backup dir (its own retention stays
+        %% out of the way)
+        DirA = filename:join([?config(priv_dir, Config), A, "elsewhere"]),
+        %% core_b's own backup, exported now (its name carries today's date, later than the copies')
+        ?assertEqual(["backup_keep = 1"], ctl(PB, ["backup_keep", "1"])),
+        [_ | _] = ctl(PB, ["backup_now"]),
+        wait_until(fun() -> peer_call(PB, ?MODULE, peer_idle, []) end),
+        [Own] = maps:keys(peer_call(PB, ?MODULE, peer_backups, [])),
+        Copy = fun(Base, Keep) ->
+            Path = list_to_binary(filename:join(DirA, Base ++ ".tar.gz")),
+            ok = big_export(Path, Base, 1024),
+            {ok, #{sha256 := Sha}} = peer_call(PA, emqx_guard_nif, verify, [Path]),
+            Report = #{path => Path, file => filename:basename(Path), sha256 => Sha},
+            ?assertEqual([{NB, ok}], peer_call(PA, emqx_guard_replica, replicate, [Report, Keep, [NB]])),
+            Base ++ ".tar.gz"
+        end,
+        %% keep 1: the older copy lands, core_b's newer backup stays
+        Older = Copy("emqx-export-2026-11-28-00-01-00.000", 1),
+        ?assert(Older < Own, {Older, Own}),
+        ?assertEqual(lists:sort([Own, Older]), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, [])))),
+
+        %% keep 2 on core_b, then a late catch-up copy of an even older backup
+        ?assertEqual(["backup_keep = 2"], ctl(PB, ["backup_keep", "2"])),
+        Oldest = Copy("emqx-export-2026-11-27-00-01-00.000", 2),
+        ?assertEqual(
+            lists:sort([Own, Older, Oldest]),
+            lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, [])))
+        ),
+        %% the next retention there (nothing protected) keeps the newest two
+        ?assertMatch({ok, #{pruned := [_]}}, peer_call(PB, emqx_guard_backups, prune, [filename:join([?config(priv_dir, Config), B, "backup"]), 2, undefined])),
+        ?assertEqual(lists:sort([Own, Older]), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, []))))
     after
         stop_started()
     end.

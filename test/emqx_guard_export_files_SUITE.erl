@@ -233,7 +233,10 @@ disk_errors_said_in_words(_Config) ->
             {{disk_error, mnesia, erofs}, re_quote(Dir) ++ " is on a read-only file system$", "erofs"},
             {{disk_error, mnesia, eio}, "input/output error in " ++ re_quote(Dir) ++ " \\(the disk may be failing\\)$", "eio"},
             {{error, {badmatch, {error, {timeout, {gen_server, call, [mnesia_checkpoint_sup, start_child, 30000]}}}}},
-                "a call inside EMQX timed out \\(gen_server:call\\)$", "mnesia_checkpoint_sup"}
+                "a call inside EMQX timed out \\(gen_server:call\\)$", "mnesia_checkpoint_sup"},
+            %% a reason holding settings: logged, with the secret hidden as in every other log
+            {{error, {enospc, #{<<"backup_remote_secret_key">> => <<"s3cr3t-k3y-in-a-reason">>}}},
+                "no space left on device in " ++ re_quote(Dir), "backup_remote_secret_key"}
         ],
         lists:foreach(
             fun({Mode, Words, InLog}) ->
@@ -251,7 +254,8 @@ disk_errors_said_in_words(_Config) ->
                 ?assertEqual([Good], export_names_below(Dir), Mode),
                 %% the raw term, for whoever debugs it, in the log report of the run
                 [Failed] = [R || R = #{msg := emqx_guard_backup_failed} <- Logged],
-                ?assertNotEqual(nomatch, string:find(io_lib:format("~tp", [Failed]), InLog), {Mode, Failed})
+                ?assertNotEqual(nomatch, string:find(io_lib:format("~tp", [Failed]), InLog), {Mode, Failed}),
+                ?assertEqual(nomatch, string:find(io_lib:format("~tp", [Logged]), "s3cr3t-k3y-in-a-reason"), Mode)
             end,
             Cases
         )

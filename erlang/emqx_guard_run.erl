@@ -267,11 +267,12 @@ step(Name, Outcome, Deps) ->
             ok
     end.
 
-%% An export's reason as EMQX gave it, for the log only (the outcome's `error' is its words).
-raw_reason(#{reason := {export_disk_error, _Posix, _Facts, Raw}}) -> #{reason => Raw};
-raw_reason(#{reason := {export_call_timeout, _Call, Raw}}) -> #{reason => Raw};
-raw_reason(#{reason := Raw = {export_failed, _}}) -> #{reason => Raw};
-raw_reason(#{reason := Raw = {export_crashed, _, _}}) -> #{reason => Raw};
+%% An export's reason as EMQX gave it, for the log only (the outcome's `error' is its words);
+%% redacted like every term the plugin logs.
+raw_reason(#{reason := {export_disk_error, _Posix, _Facts, Raw}}) -> #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(#{reason := {export_call_timeout, _Call, Raw}}) -> #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(#{reason := Raw = {export_failed, _}}) -> #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(#{reason := Raw = {export_crashed, _, _}}) -> #{reason => emqx_guard_redact:term(Raw)};
 raw_reason(_) -> #{}.
 
 %% The one log line of a run.

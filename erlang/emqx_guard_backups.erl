@@ -1,5 +1,6 @@
 %% @doc The backups on this node's disk (`<data_dir>/backup'): listing, making a new one
-%% private, removing what a failed export left behind, checking them, and retention.
+%% private, checking them, and retention. (An export being made, and what a failed one left, is
+%% `emqx_guard_export_files'.)
 %%
 %% Reading a backup (verification, hashing) runs as a background job of the core: a thread at
 %% the lowest OS priority, reading at most `backup_io_limit' bytes per second, that reports by
@@ -19,13 +20,12 @@
 %% subdirectories (EMQX 6.1+ keeps namespaced backups in `ns/') are left alone.
 -module(emqx_guard_backups).
 
--include_lib("kernel/include/file.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--export([names/0, list/1, make_private/1, snapshot/1, remove_partial/3, prune/3, prune/4, prune/5, plan/2]).
+-export([names/0, list/1, make_private/1, prune/3, prune/4, prune/5, plan/2]).
 -export([check/1, check/3, verify_all/2]).
 
--export_type([listed/0, snapshot/0, pruned/0, limit/0, progress/0, retention_error/0]).
+-export_type([listed/0, pruned/0, limit/0, progress/0, retention_error/0]).
 
 %% How long a job may take beyond reading at the limit (twice over): a bound, not an expectation.
 -define(BASE_MS, 600000).
@@ -47,8 +47,6 @@
 }.
 %% Bytes per second a job reads at most (`backup_io_limit').
 -type limit() :: off | pos_integer().
-%% The export-named entries of the directory before an export, or `unknown'.
--opaque snapshot() :: {ok, [string()]} | unknown.
 -type pruned() :: #{
     pruned := [binary()],
     prune_failed := [{binary(), binary()}],
@@ -156,70 +154,6 @@ make_private(Path) ->
             Name = filename:basename(Path),
             ?LOG_WARNING(#{msg => emqx_guard_backup_mode_not_set, file => Name, reason => Posix}),
             {error, text("could not make ~ts private (mode 0600): ~ts", [Name, file:format_error(Posix)])}
-    end.
-
-%% @doc What is in Dir before an export starts, for `remove_partial/3'.
--spec snapshot(file:filename_all()) -> snapshot().
-snapshot(Dir) ->
-    case file:list_dir(Dir) of
-        {ok, Names} -> {ok, [N || N <- Names, is_export_entry(N)]};
-        {error, enoent} -> {ok, []};
-        {error, _} -> unknown
-    end.
-
-%% @doc After a failed export: removes what appeared in Dir since the snapshot and is named from
-%% Since (Unix ms) on, in the node's local time as EMQX names its exports: export-named regular
-%% files and EMQX's export-named staging directories. Names present before, an export someone
-%% else started earlier, symlinks and anything else are left alone. Returns what it removed.
--spec remove_partial(file:filename_all(), snapshot(), integer()) -> [binary()].
-remove_partial(_Dir, unknown, _Since) ->
-    [];
-remove_partial(Dir, {ok, Before}, Since) ->
-    case snapshot(Dir) of
-        {ok, After} ->
-            From = local_stamp(Since),
-            Ours = [N || N <- After -- Before, name_stamp(N) >= From],
-            lists:sort(lists:filtermap(fun(Name) -> remove_entry(Dir, Name) end, Ours));
-        unknown ->
-            []
-    end.
-
-%% An export file, or the staging directory EMQX fills while exporting (the same name without
-%% `.tar.gz').
-is_export_entry(Name) ->
-    case lists:suffix(".tar.gz", Name) of
-        true -> emqx_guard_core:is_export_name(Name);
-        false -> emqx_guard_core:is_export_name(Name ++ ".tar.gz")
-    end.
-
-%% `YYYY-MM-DD-HH-MM-SS.mmm' of an export name (fixed width, so these compare in time order).
-name_stamp("emqx-export-" ++ Rest) ->
-    lists:sublist(Rest, 23).
-
-local_stamp(Ms) ->
-    {{Y, Mo, D}, {H, Mi, S}} = calendar:system_time_to_local_time(Ms div 1000, second),
-    lists:flatten(
-        io_lib:format("~4..0b-~2..0b-~2..0b-~2..0b-~2..0b-~2..0b.~3..0b", [Y, Mo, D, H, Mi, S, Ms rem 1000])
-    ).
-
-remove_entry(Dir, Name) ->
-    Path = filename:join(Dir, Name),
-    IsTar = lists:suffix(".tar.gz", Name),
-    Result =
-        case file:read_link_info(Path) of
-            {ok, #file_info{type = regular}} when IsTar -> file:delete(Path);
-            {ok, #file_info{type = directory}} when not IsTar -> file:del_dir_r(Path);
-            _ -> skip
-        end,
-    case Result of
-        ok ->
-            ?LOG_INFO(#{msg => emqx_guard_backup_partial_removed, file => bin(Name)}),
-            {true, bin(Name)};
-        skip ->
-            false;
-        {error, Posix} ->
-            ?LOG_WARNING(#{msg => emqx_guard_backup_partial_not_removed, file => bin(Name), reason => Posix}),
-            false
     end.
 
 %% @doc Retention with the `backup_io_limit' setting and its usual bound: `prune/5'.

@@ -27,6 +27,7 @@
     verify/1,
     send_mail/3,
     is_export_name/1,
+    disk_space/1,
     usable/0
 ]).
 
@@ -205,6 +206,11 @@ is_export_name(Name) ->
         {ok, true} -> true;
         _ -> false
     end.
+
+%% @doc `emqx_guard_nif:disk_space/1'.
+-spec disk_space(file:filename_all()) ->
+    {ok, #{available := non_neg_integer(), total := non_neg_integer()}} | error().
+disk_space(Path) -> guarded(fun() -> emqx_guard_nif:disk_space(bin(Path)) end).
 
 %% @doc Whether the core answers at all (its library is loaded and works).
 -spec usable() -> boolean().

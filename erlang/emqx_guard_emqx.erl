@@ -21,7 +21,9 @@
     data_dir/0,
     backup_dir/0,
     export_supported/0,
+    export_out_dir_supported/0,
     export/1,
+    export/2,
     activate_alarm/2,
     activate_alarm/3,
     deactivate_alarm/1,
@@ -155,57 +157,135 @@ backup_dir() ->
 export_supported() ->
     exported(emqx_mgmt_data_backup, export, 0).
 
-%% @doc Runs one EMQX data export (`emqx_mgmt_data_backup:export/0') in a separate process that is
-%% linked to the caller (it dies with the caller) and monitored. Outcomes:
-%% <ul>
-%% <li>`{ok, #{filename := FullPath :: binary(), size := Bytes}}' (plus whatever else EMQX
-%%     reported, e.g. `created_at'); FullPath is absolute: a relative name (EMQX 5.3 with the
-%%     relative data_dir `"data"') is resolved against EMQX's working directory;</li>
-%% <li>`{error, {export_failed, Reason}}' when EMQX returned `{error, Reason}' (or anything that
-%%     is not `{ok, #{filename := _}}': then Reason is `{unexpected_return, Value}');</li>
-%% <li>`{error, {export_crashed, Class, Reason}}' when it raised;</li>
-%% <li>`{error, {export_timeout, TimeoutMs}}' when it did not finish in time: the export process
-%%     is killed (and gone) before this returns;</li>
-%% <li>`{error, export_unavailable}' when this EMQX has no export.</li>
-%% </ul>
-%% The export may leave a partial file behind on any error: cleaning up is the caller's job.
+%% @doc True when this EMQX's export writes where the option `out_dir' says (EMQX 5.8.5+;
+%% older ones ignore the option and write into `backup_dir/0'). Told by
+%% `emqx_mgmt_data_backup:parse_export_request/1', which came in the same release.
+-spec export_out_dir_supported() -> boolean().
+export_out_dir_supported() ->
+    exported(emqx_mgmt_data_backup, parse_export_request, 1).
+
+%% @doc `export/2' without options, and without what a failed export made.
 -spec export(timeout()) ->
     {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
     | {error, export_error()}.
 export(TimeoutMs) ->
+    case export(TimeoutMs, #{}) of
+        {ok, _} = Ok -> Ok;
+        {error, Reason, _Made} -> {error, Reason}
+    end.
+
+%% @doc Runs one EMQX data export (`emqx_mgmt_data_backup:export/1') in a separate process that is
+%% linked to the caller (it dies with the caller) and monitored. Opts: `out_dir', a directory that
+%% exists, where an EMQX that supports it (`export_out_dir_supported/0') writes the export instead
+%% of `backup_dir/0'; it is not passed to one that does not. Outcomes:
+%% <ul>
+%% <li>`{ok, #{filename := FullPath :: binary(), size := Bytes}}' (plus whatever else EMQX
+%%     reported, e.g. `created_at'); FullPath is absolute: a relative name (EMQX 5.3 with the
+%%     relative data_dir `"data"') is resolved against EMQX's working directory;</li>
+%% <li>`{error, {export_failed, Reason}, Made}' when EMQX returned `{error, Reason}' (or anything
+%%     that is not `{ok, #{filename := _}}': then Reason is `{unexpected_return, Value}');</li>
+%% <li>`{error, {export_crashed, Class, Reason}, Made}' when it raised;</li>
+%% <li>`{error, {export_timeout, TimeoutMs}, Made}' when it did not finish in time: the export
+%%     process is killed (and gone) before this returns;</li>
+%% <li>`{error, export_unavailable, #{}}' when this EMQX has no export.</li>
+%% </ul>
+%% Made says what the export had started to write: `#{tarball := AbsPath}', the file EMQX named
+%% before opening it (every EMQX from 5.1 hands it to the `print_fun' option first), or `#{}'
+%% when it never got that far. What a failed export left behind (that tarball, cut short, and
+%% EMQX's staging directory next to it, the same name without `.tar.gz') is the caller's to
+%% clean up.
+-spec export(timeout(), #{out_dir => file:filename_all()}) ->
+    {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
+    | {error, export_error(), #{tarball => binary()}}.
+export(TimeoutMs, Opts) ->
     case export_supported() of
         false ->
-            {error, export_unavailable};
+            {error, export_unavailable, #{}};
         true ->
             Parent = self(),
             Tag = make_ref(),
-            {Pid, MRef} = spawn_opt(fun() -> Parent ! {Tag, call_export()} end, [link, monitor]),
-            receive
-                {Tag, Result} ->
-                    detach(Pid, MRef),
-                    export_result(Result);
-                {'DOWN', MRef, process, Pid, Why} ->
-                    detach(Pid, MRef),
-                    {error, {export_crashed, exit, Why}}
-            after TimeoutMs ->
-                unlink(Pid),
-                exit(Pid, kill),
-                receive
-                    {'DOWN', MRef, process, Pid, _} -> ok
+            EmqxOpts = export_opts(Parent, Tag, Opts),
+            {Pid, MRef} = spawn_opt(fun() -> Parent ! {Tag, call_export(EmqxOpts)} end, [link, monitor]),
+            Deadline =
+                case TimeoutMs of
+                    infinity -> infinity;
+                    _ -> erlang:monotonic_time(millisecond) + TimeoutMs
                 end,
-                detach(Pid, MRef),
-                receive
-                    {Tag, _} -> ok
-                after 0 -> ok
-                end,
-                ?LOG_WARNING(#{msg => emqx_guard_export_killed, timeout_ms => TimeoutMs}),
-                {error, {export_timeout, TimeoutMs}}
-            end
+            await_export(Pid, MRef, Tag, TimeoutMs, Deadline, #{})
+    end.
+
+%% EMQX's options: `print_fun' (called in the export process with EMQX's progress lines; the
+%% first names the tarball), and `out_dir' as a string where EMQX supports it (EMQX appends
+%% ".tar.gz" to it with `++').
+export_opts(Parent, Tag, Opts) ->
+    Print = fun(_Fmt, Args) -> announce_tarball(Parent, Tag, Args) end,
+    case {maps:find(out_dir, Opts), export_out_dir_supported()} of
+        {{ok, Dir}, true} -> #{print_fun => Print, out_dir => to_list(Dir)};
+        _ -> #{print_fun => Print}
+    end.
+
+%% Runs inside EMQX's export: never raises, always ok.
+announce_tarball(Parent, Tag, Args) ->
+    try
+        lists:foreach(
+            fun(Arg) ->
+                case is_tarball_path(Arg) of
+                    true -> Parent ! {Tag, {tarball, unicode:characters_to_binary(filename:absname(Arg))}};
+                    false -> ok
+                end
+            end,
+            Args
+        )
+    catch
+        _:_ -> ok
+    end,
+    ok.
+
+is_tarball_path(Arg) when is_list(Arg); is_binary(Arg) ->
+    case unicode:characters_to_list(Arg) of
+        Path when is_list(Path) -> emqx_guard_core:is_export_name(filename:basename(Path));
+        _ -> false
+    end;
+is_tarball_path(_) ->
+    false.
+
+await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made) ->
+    Left =
+        case Deadline of
+            infinity -> infinity;
+            _ -> max(Deadline - erlang:monotonic_time(millisecond), 0)
+        end,
+    receive
+        {Tag, {tarball, Path}} ->
+            await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made#{tarball => Path});
+        {Tag, Result} ->
+            detach(Pid, MRef),
+            export_result(Result, Made);
+        {'DOWN', MRef, process, Pid, Why} ->
+            detach(Pid, MRef),
+            {error, {export_crashed, exit, Why}, announced(Tag, Made)}
+    after Left ->
+        unlink(Pid),
+        exit(Pid, kill),
+        receive
+            {'DOWN', MRef, process, Pid, _} -> ok
+        end,
+        detach(Pid, MRef),
+        ?LOG_WARNING(#{msg => emqx_guard_export_killed, timeout_ms => TimeoutMs}),
+        {error, {export_timeout, TimeoutMs}, announced(Tag, Made)}
+    end.
+
+%% What the (now gone) export process sent and nobody read yet: the tarball it announced.
+announced(Tag, Made) ->
+    receive
+        {Tag, {tarball, Path}} -> announced(Tag, Made#{tarball => Path});
+        {Tag, _Result} -> announced(Tag, Made)
+    after 0 -> Made
     end.
 
 %% Runs inside the export process: never raises.
-call_export() ->
-    try emqx_mgmt_data_backup:export() of
+call_export(Opts) ->
+    try emqx_mgmt_data_backup:export(Opts) of
         Value -> {returned, Value}
     catch
         Class:Reason:Stack ->
@@ -218,7 +298,7 @@ call_export() ->
             {raised, Class, Reason}
     end.
 
-export_result({returned, {ok, #{filename := File} = Info}}) when
+export_result({returned, {ok, #{filename := File} = Info}}, _Made) when
     is_binary(File); is_list(File)
 ->
     Path = unicode:characters_to_binary(filename:absname(File)),
@@ -228,12 +308,12 @@ export_result({returned, {ok, #{filename := File} = Info}}) when
             _ -> max(filelib:file_size(Path), 0)
         end,
     {ok, Info#{filename := Path, size => Size}};
-export_result({returned, {error, Reason}}) ->
-    {error, {export_failed, Reason}};
-export_result({returned, Other}) ->
-    {error, {export_failed, {unexpected_return, Other}}};
-export_result({raised, Class, Reason}) ->
-    {error, {export_crashed, Class, Reason}}.
+export_result({returned, {error, Reason}}, Made) ->
+    {error, {export_failed, Reason}, Made};
+export_result({returned, Other}, Made) ->
+    {error, {export_failed, {unexpected_return, Other}}, Made};
+export_result({raised, Class, Reason}, Made) ->
+    {error, {export_crashed, Class, Reason}, Made}.
 
 %% Drops the link and monitor of a finished export process, and any message they left behind
 %% (an 'EXIT' arrives only when the caller traps exits).

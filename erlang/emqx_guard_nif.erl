@@ -7,7 +7,7 @@
 %%     Detail is one line a person understands and Reason is one of the stable atoms listed in
 %%     docs/design.md;</li>
 %% <li>arguments of the wrong Erlang type raise `badarg';</li>
-%% <li>`list_backups/1', `prune/4' and `verify/1' run on dirty IO schedulers, `next_fires/4' for
+%% <li>`list_backups/1', `prune/4', `verify/1' and `disk_space/1' run on dirty IO schedulers, `next_fires/4' for
 %%     more than 50 fire times on a dirty CPU scheduler, the others return quickly (microseconds)
 %%     on a normal scheduler;</li>
 %% <li>a panic in Rust raises the error `nif_panicked' and the node carries on.</li>
@@ -37,6 +37,7 @@
     verify/1,
     send_mail/3,
     is_export_name/1,
+    disk_space/1,
     panic_probe/0
 ]).
 
@@ -375,6 +376,14 @@ send_mail(_Config, _Subject, _Body) ->
 %% a real date): the one rule for which files retention, listing and copies may touch.
 -spec is_export_name(Name :: binary()) -> boolean().
 is_export_name(_Name) ->
+    erlang:nif_error(not_loaded()).
+
+%% @doc The space on the file system holding Path (a file or directory), in bytes: `available'
+%% to a process without root's reserve (what EMQX can still write) and the `total' size, from
+%% one `statvfs' call. `not_found' when Path does not exist, `io' otherwise. Dirty IO.
+-spec disk_space(Path :: binary()) ->
+    {ok, #{available := non_neg_integer(), total := non_neg_integer()}} | error().
+disk_space(_Path) ->
     erlang:nif_error(not_loaded()).
 
 %% @doc Always panics inside Rust; the call raises `error(nif_panicked)'. For tests.

@@ -26,6 +26,7 @@
 
 -export([new/3, fail/2, skip/2, warn/2, finish/2, format_error/1, format_excluded/1, stored/1, from_stored/1, summary/1,
     newer/2]).
+-export([export_problem/1]).
 
 -export_type([outcome/0, trigger/0]).
 
@@ -62,6 +63,10 @@
 ]).
 %% The fields of a backup's outcome every node of the cluster learns (`summary/1').
 -define(SUMMARY, [trigger, started_at, duration_ms, node, result, instant, file, size, error]).
+%% The POSIX reasons a disk gives that `export_problem/1' looks for inside EMQX's terms.
+-define(DISK_POSIX, [enospc, edquot, eacces, eperm, erofs, eio, enoent, enotdir, emfile, enfile, efbig, enametoolong]).
+%% How deep `export_problem/1' looks into a term.
+-define(MAX_DEPTH, 40).
 %% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant a stored outcome may hold.
 -define(MAX_INSTANT_MS, 253402300799999).
 
@@ -131,6 +136,12 @@ format_error({export_timeout, Ms}) when is_integer(Ms), Ms rem 1000 =:= 0 ->
     text("export timed out after ~b s", [Ms div 1000]);
 format_error({export_timeout, Ms}) ->
     text("export timed out after ~tp ms", [Ms]);
+format_error({export_disk_error, Posix, Facts, _Raw}) ->
+    <<"export failed: ", (disk_words(Posix, Facts))/binary>>;
+format_error({export_call_timeout, {M, F}, _Raw}) ->
+    text("export failed: a call inside EMQX timed out (~ts:~ts)", [M, F]);
+format_error({export_call_timeout, _, _Raw}) ->
+    <<"export failed: something inside EMQX timed out">>;
 format_error({export_failed, Reason}) ->
     text("export failed: ~ts", [describe(Reason)]);
 format_error({export_crashed, Class, Reason}) ->
@@ -141,6 +152,10 @@ format_error({verify_unavailable, {_Reason, Detail}}) ->
     text("could not verify the new backup, kept it unverified: ~ts", [describe(Detail)]);
 format_error({crashed, Class, Reason}) ->
     text("the backup run crashed (~ts): ~ts", [Class, describe(Reason)]);
+format_error({export_not_placed, Name, eexist}) ->
+    text("the new export ~ts could not be moved into the backup directory: a file of that name is already there", [Name]);
+format_error({export_not_placed, Name, Posix}) ->
+    text("the new export ~ts could not be moved into the backup directory: ~ts", [Name, describe(Posix)]);
 format_error(plugin_stopped) ->
     <<"interrupted: the plugin stopped while the backup ran">>;
 format_error({worker_died, Reason}) ->
@@ -193,6 +208,141 @@ format_error(Reason) ->
 -spec format_excluded([{node(), term()}]) -> binary().
 format_excluded(Excluded) ->
     iolist_to_binary(lists:join(<<"; ">>, [text("~ts: ~ts", [N, format_error(Why)]) || {N, Why} <- Excluded])).
+
+%% A disk error in words, with the directory; for a full disk the space free there (measured
+%% after the failed export's own files were removed: what an export has) and about how much the
+%% last backup took.
+disk_words(enospc, Facts = #{dir := Dir}) ->
+    text("no space left on device in ~ts~ts", [Dir, space_words(Facts)]);
+disk_words(edquot, Facts = #{dir := Dir}) ->
+    text("disk quota exceeded in ~ts~ts", [Dir, space_words(maps:remove(available, Facts))]);
+disk_words(Posix, #{dir := Dir}) when Posix =:= eacces; Posix =:= eperm ->
+    text("permission denied in ~ts: EMQX's user must be able to write there", [Dir]);
+disk_words(erofs, #{dir := Dir}) ->
+    text("~ts is on a read-only file system", [Dir]);
+disk_words(eio, #{dir := Dir}) ->
+    text("input/output error in ~ts (the disk may be failing)", [Dir]);
+disk_words(Posix, #{dir := Dir}) when Posix =:= enoent; Posix =:= enotdir ->
+    text("~ts or a directory in it is missing", [Dir]);
+disk_words(Posix, #{dir := Dir}) when Posix =:= emfile; Posix =:= enfile ->
+    text("too many open files (writing in ~ts)", [Dir]);
+disk_words(Posix, #{dir := Dir}) ->
+    text("~ts in ~ts", [describe(Posix), Dir]).
+
+space_words(#{available := Free, last_size := Last}) ->
+    text(" (~ts free once the failed export was removed; the last backup took about ~ts)", [
+        emqx_guard_render:size(Free), emqx_guard_render:size(Last)
+    ]);
+space_words(#{available := Free}) ->
+    text(" (~ts free once the failed export was removed)", [emqx_guard_render:size(Free)]);
+space_words(#{last_size := Last}) ->
+    text(" (the last backup took about ~ts)", [emqx_guard_render:size(Last)]);
+space_words(_) ->
+    <<>>.
+
+%% @doc What a failed export's reason says about the disk, however deep EMQX nested it (mnesia's
+%% `{file_error, Path, Posix}' inside `{'EXIT', ...}', erl_tar's `{Name, Posix}' or the line
+%% `"Name: no space left on device"' it is formatted to, a bare POSIX atom from a badmatch):
+%% `{file, Posix, Path | undefined}' for the first such error; else a call that timed out inside
+%% EMQX (`{timeout, {gen_server, call, _}}' and the like): `{timeout, {Module, Function}}', or
+%% `{timeout, undefined}' for a bare `timeout'; else `none'. Only the POSIX reasons a disk gives
+%% count (`enospc', `edquot', `eacces', `eperm', `erofs', `eio', `enoent', `enotdir', `emfile',
+%% `enfile', `efbig', `enametoolong').
+-spec export_problem(term()) ->
+    {file, atom(), binary() | undefined} | {timeout, {atom(), atom()} | undefined} | none.
+export_problem(Reason) ->
+    case find_file_error(Reason, 0) of
+        none -> find_timeout(Reason, 0);
+        Found -> Found
+    end.
+
+find_file_error(_Term, Depth) when Depth > ?MAX_DEPTH ->
+    none;
+find_file_error({file_error, Path, Posix}, _Depth) when is_atom(Posix) ->
+    {file, Posix, path_text(Path)};
+find_file_error(Posix, _Depth) when is_atom(Posix) ->
+    case lists:member(Posix, ?DISK_POSIX) of
+        true -> {file, Posix, undefined};
+        false -> none
+    end;
+find_file_error(Term, Depth) when is_binary(Term); is_list(Term) ->
+    case printable(Term) of
+        {true, Line} -> posix_line(Line);
+        false when is_list(Term) -> first_file_error(Term, Depth + 1);
+        false -> none
+    end;
+find_file_error({Path, Posix}, Depth) when is_atom(Posix) ->
+    case {lists:member(Posix, ?DISK_POSIX), printable(Path)} of
+        {true, {true, Text}} -> {file, Posix, unicode:characters_to_binary(Text)};
+        _ -> first_file_error([Path, Posix], Depth + 1)
+    end;
+find_file_error(Tuple, Depth) when is_tuple(Tuple) ->
+    first_file_error(tuple_to_list(Tuple), Depth + 1);
+find_file_error(Map, Depth) when is_map(Map) ->
+    first_file_error(maps:values(Map), Depth + 1);
+find_file_error(_Term, _Depth) ->
+    none.
+
+first_file_error([Term | Rest], Depth) ->
+    case find_file_error(Term, Depth) of
+        none -> first_file_error(Rest, Depth);
+        Found -> Found
+    end;
+first_file_error(_NilOrImproperTail, _Depth) ->
+    none.
+
+%% erl_tar's formatted errors: "Name: <the POSIX reason in words>".
+posix_line(Line) ->
+    Flat = unicode:characters_to_list(Line),
+    Match = [
+        {Posix, lists:sublist(Flat, length(Flat) - length(Words))}
+     || Posix <- ?DISK_POSIX,
+        Words <- [file:format_error(Posix)],
+        lists:suffix(Words, Flat)
+    ],
+    case Match of
+        [{Posix, Before} | _] ->
+            Path =
+                case string:split(Before, ": ", trailing) of
+                    [P, ""] when P =/= "" -> unicode:characters_to_binary(P);
+                    _ -> undefined
+                end,
+            {file, Posix, Path};
+        [] ->
+            none
+    end.
+
+path_text(Path) ->
+    case printable(Path) of
+        {true, Text} -> unicode:characters_to_binary(Text);
+        false -> undefined
+    end.
+
+find_timeout(_Term, Depth) when Depth > ?MAX_DEPTH ->
+    none;
+find_timeout(timeout, _Depth) ->
+    {timeout, undefined};
+find_timeout({timeout, {M, F, _Args}}, _Depth) when is_atom(M), is_atom(F) ->
+    {timeout, {M, F}};
+find_timeout(Tuple, Depth) when is_tuple(Tuple) ->
+    first_timeout(tuple_to_list(Tuple), Depth + 1);
+find_timeout(List, Depth) when is_list(List) ->
+    case printable(List) of
+        {true, _} -> none;
+        false -> first_timeout(List, Depth + 1)
+    end;
+find_timeout(Map, Depth) when is_map(Map) ->
+    first_timeout(maps:values(Map), Depth + 1);
+find_timeout(_Term, _Depth) ->
+    none.
+
+first_timeout([Term | Rest], Depth) ->
+    case find_timeout(Term, Depth) of
+        none -> first_timeout(Rest, Depth);
+        Found -> Found
+    end;
+first_timeout(_NilOrImproperTail, _Depth) ->
+    none.
 
 %% Text for a reason of unknown shape: strings as they are, POSIX atoms in words, terms printed
 %% short; always one line.

@@ -2,9 +2,13 @@
 %% <ol>
 %% <li><b>elect</b>: a scheduled or catch-up fire is exported by one node of the cluster only
 %%     (`emqx_guard_election:run/3' wraps the steps below; on other nodes the run is skipped);</li>
-%% <li><b>export</b>: EMQX's own data export (`emqx_guard_emqx:export/1'; an error tuple, an
-%%     exception and a hang past `export_timeout' are all failures, and what the failed export
-%%     left behind is removed: `emqx_guard_backups:remove_partial/3');</li>
+%% <li><b>export</b>: EMQX's own data export (`emqx_guard_emqx:export/2'), into a staging
+%%     directory of the run's own where EMQX supports `out_dir', the finished file then moved
+%%     into the backup directory under EMQX's name (`emqx_guard_export_files'); an error tuple,
+%%     an exception and a hang past `export_timeout' are all failures, and what the failed
+%%     export made is removed, never anything else (`emqx_guard_export_files:discard/3');
+%%     before it, what exports interrupted earlier left is removed
+%%     (`emqx_guard_export_files:sweep/1');</li>
 %% <li><b>protect</b>: the new file becomes mode 0600 at once (`emqx_guard_backups:make_private/1');
 %%     backups hold password hashes and API keys;</li>
 %% <li><b>verify</b>: the new file is read back in full (`emqx_guard_backups:check/3': a background
@@ -56,7 +60,7 @@
 }.
 -type deps() :: #{
     elect => fun((emqx_guard_outcome:trigger(), integer() | undefined, fun()) -> term()),
-    export => fun((timeout()) -> {ok, map()} | {error, term()}),
+    export => fun((timeout(), map()) -> {ok, map()} | {error, term(), map()}),
     copy => fun((emqx_guard_outcome:outcome(), pos_integer()) -> ok),
     offsite => fun((emqx_guard_outcome:outcome(), map()) -> emqx_guard_outcome:outcome()),
     record => fun((emqx_guard_outcome:outcome()) -> ok),
@@ -96,7 +100,7 @@ finish(Outcome, Deps0) ->
 default_deps() ->
     #{
         elect => fun emqx_guard_election:run/3,
-        export => fun emqx_guard_emqx:export/1,
+        export => fun emqx_guard_emqx:export/2,
         copy => fun emqx_guard_copies:enqueue/2,
         offsite => fun emqx_guard_offsite:step/2,
         record => fun(_Outcome) -> ok end,
@@ -119,9 +123,9 @@ elect(New = #{trigger := Trigger}, Request, #{elect := Elect} = Deps) ->
 backup(New, Request, Deps) ->
     Steps = [fun export/3, fun protect/3, fun verify/3, fun prune/3, fun copy/3, fun offsite/3],
     Dir = emqx_guard_emqx:backup_dir(),
-    %% what a failed run may remove: export names that appear from now on, timed (node local
-    %% time) from its start on
-    Context = Request#{dir => Dir, before => emqx_guard_backups:snapshot(Dir)},
+    %% what interrupted exports left (no other run is going): removed before this one starts
+    _ = emqx_guard_export_files:sweep(#{at => run, quiet_ms => maps:get(export_timeout, Request)}),
+    Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir)},
     Done = lists:foldl(
         fun
             (Step, {ok, O}) -> Step(O, Context, Deps);
@@ -135,13 +139,32 @@ backup(New, Request, Deps) ->
         {error, Reason, Outcome} -> emqx_guard_outcome:fail(Outcome, Reason)
     end.
 
-export(O, Context = #{export_timeout := Timeout}, #{export := Export}) ->
-    case Export(Timeout) of
-        {ok, #{filename := Path, size := Size}} ->
-            {ok, O#{file => filename:basename(Path), path => Path, size => Size}};
-        {error, Reason} ->
-            failed(O#{removed => remove_partial(O, Context)}, Reason)
+export(O, Context = #{export_timeout := Timeout, slot := Slot}, #{export := Export}) ->
+    case Export(Timeout, emqx_guard_export_files:export_opts(Slot)) of
+        {ok, #{filename := Made, size := Size}} ->
+            case emqx_guard_export_files:place(Slot, Made) of
+                {ok, Path} ->
+                    {ok, O#{file => filename:basename(Path), path => Path, size => Size}};
+                {error, Reason} ->
+                    failed(O#{removed => discard(#{tarball => Made}, Context)}, Reason)
+            end;
+        {error, Reason, Made} ->
+            Removed = discard(Made, Context),
+            failed(O#{removed => Removed}, explain(Reason, Context))
     end.
+
+%% A reason EMQX nested deep (a full disk inside mnesia's or erl_tar's terms, a call that timed
+%% out) becomes one `emqx_guard_outcome:format_error/1' can say in words, with what it needs:
+%% the backup directory, and for a full disk the space free there now and the size of the newest
+%% backup. The raw reason stays inside (it is logged, never shown).
+explain(Reason, #{dir := Dir}) when element(1, Reason) =:= export_failed; element(1, Reason) =:= export_crashed ->
+    case emqx_guard_outcome:export_problem(Reason) of
+        {file, Posix, _Path} -> {export_disk_error, Posix, emqx_guard_export_files:disk_facts(Dir, Posix), Reason};
+        {timeout, Call} -> {export_call_timeout, Call, Reason};
+        none -> Reason
+    end;
+explain(Reason, _Context) ->
+    Reason.
 
 protect(O = #{path := Path}, _Context, _Deps) ->
     case emqx_guard_backups:make_private(Path) of
@@ -157,15 +180,16 @@ verify(O = #{path := Path}, Context, _Deps) ->
         {ok, #{result := {error, Why}}} ->
             bad_file(O, Context, Why);
         {error, {not_found, _} = Why} ->
-            failed(O#{removed => remove_partial(O, Context)}, {verify_failed, Why});
+            failed(O#{removed => []}, {verify_failed, Why});
         {error, Why} ->
             %% no verdict (the verifier could not run, read the file, or finish in time):
             %% keep the file, it may well be good
             failed(O, {verify_unavailable, Why})
     end.
 
-%% A new file that does not verify is deleted, with whatever else the export left.
-bad_file(O = #{path := Path, file := Name}, Context, Why) ->
+%% A new file that does not verify is deleted (EMQX removed its staging directory when it
+%% returned).
+bad_file(O = #{path := Path, file := Name}, _Context, Why) ->
     Removed =
         case file:delete(Path) of
             ok -> [Name];
@@ -174,7 +198,7 @@ bad_file(O = #{path := Path, file := Name}, Context, Why) ->
                 ?LOG_WARNING(#{msg => emqx_guard_backup_not_removed, file => Name, reason => Posix}),
                 []
         end,
-    failed(O#{removed => lists:usort(Removed ++ remove_partial(O, Context))}, {verify_failed, Why}).
+    failed(O#{removed => Removed}, {verify_failed, Why}).
 
 prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
     Limit = maps:get(io_limit, Context, off),
@@ -219,9 +243,15 @@ failed(O, Reason) ->
 job_base_ms(#{export_timeout := infinity}) -> 24 * 3600 * 1000;
 job_base_ms(#{export_timeout := Ms}) -> max(Ms, 1000).
 
-%% What the failed export left behind (a second before the run's start, as names are in ms).
-remove_partial(#{started_at := StartedAt}, #{dir := Dir, before := Before}) ->
-    emqx_guard_backups:remove_partial(Dir, Before, StartedAt - 1000).
+%% What the failed export made, and only that: a tarball that verifies is kept.
+discard(Made, Context = #{slot := Slot}) ->
+    Check = fun(Path) ->
+        case emqx_guard_backups:check(Path, maps:get(io_limit, Context, off), job_base_ms(Context)) of
+            {ok, Record = #{result := ok}} -> {complete, Record};
+            _ -> incomplete
+        end
+    end,
+    emqx_guard_export_files:discard(Slot, Made, Check).
 
 %%--------------------------------------------------------------------------------------------
 
@@ -237,10 +267,19 @@ step(Name, Outcome, Deps) ->
             ok
     end.
 
+%% An export's reason as EMQX gave it, for the log only (the outcome's `error' is its words);
+%% redacted like every term the plugin logs.
+raw_reason(#{reason := {export_disk_error, _Posix, _Facts, Raw}}) -> #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(#{reason := {export_call_timeout, _Call, Raw}}) -> #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(#{reason := Raw = {export_failed, _}}) -> #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(#{reason := Raw = {export_crashed, _, _}}) -> #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(_) -> #{}.
+
 %% The one log line of a run.
 log(O = #{result := ok}) ->
     ?LOG_INFO((maps:with([file, size, duration_ms, pruned, retention_read, warnings, offsite, trigger, instant], O))#{msg => emqx_guard_backup_done});
 log(O = #{result := failed}) ->
-    ?LOG_ERROR((maps:with([file, removed, error, duration_ms, trigger, instant], O))#{msg => emqx_guard_backup_failed});
+    Report = maps:merge(maps:with([file, removed, error, duration_ms, trigger, instant], O), raw_reason(O)),
+    ?LOG_ERROR(Report#{msg => emqx_guard_backup_failed});
 log(O = #{result := skipped}) ->
     ?LOG_INFO((maps:with([error, trigger, instant, responsible, exported_by], O))#{msg => emqx_guard_backup_skipped}).

@@ -300,6 +300,34 @@ relative_data_dir_shows_absolute_paths(Config) ->
     ?assertEqual([], [L || L <- Status ++ [File], string:find(L, " data/") =/= nomatch]).
 
 backup_now_refused_while_running(_Config) ->
+    %% EMQX 5.8.5+ writes the export into the run's own staging directory: while it is made it is
+    %% not in the backup directory at all, so not listed
+    Broken = filename:join(emqx_guard_emqx:backup_dir(), "emqx-export-2026-01-01-00-00-00.000.tar.gz"),
+    refused_while_running(Broken, fun() ->
+        ["1 backup(s) in " ++ _, BrokenLine] = ctl(["backup_list"]),
+        ?assertNotEqual(nomatch, string:find(BrokenLine, "NOT VERIFIED: "), BrokenLine)
+    end),
+    %% EMQX 5.1-5.8.4 writes it into the backup directory: the export still being written while
+    %% the run goes on is listed as such, while a broken file that nothing writes to any more is
+    %% still shown as not verified
+    ok = emqx_guard_export_standin:as_before_5_8_5(),
+    try
+        refused_while_running(Broken, fun() ->
+            %% the first phase's backup, the broken file, the export being written
+            wait_until(fun() -> length([N || N <- backups(), lists:suffix(".tar.gz", N)]) =:= 3 end),
+            ["3 backup(s) in " ++ _ | Lines] = ctl(["backup_list"]),
+            [WritingLine] = [L || L <- Lines, string:find(L, "being written by the running backup") =/= nomatch],
+            [BrokenLine] = [L || L <- Lines, string:find(L, "NOT VERIFIED: ") =/= nomatch],
+            ?assertNotEqual(nomatch, string:find(BrokenLine, filename:basename(Broken)), BrokenLine),
+            ?assertEqual(nomatch, string:find(WritingLine, filename:basename(Broken)), WritingLine)
+        end)
+    after
+        ok = emqx_guard_export_standin:as_built()
+    end,
+    ?assertEqual(2, emqx_mgmt_data_backup:export_count()),
+    ?assertEqual(2, length(backups())).
+
+refused_while_running(Broken, WhileRunning) ->
     ok = emqx_mgmt_data_backup:set_mode({hang, 2000}),
     Self = self(),
     _ = spawn_link(fun() -> Self ! {first, emqx_guard_test_io:capture(fun() -> emqx_guard_cli:cmd(["backup_now"]) end)} end),
@@ -307,22 +335,14 @@ backup_now_refused_while_running(_Config) ->
     [Refused] = ctl(["backup_now"]),
     ?assertMatch("Error: a backup is already running (started 2026-11-25 " ++ _, Refused),
     ?assertNotEqual(nomatch, string:find(Refused, "not starting another one")),
-    %% the export still being written while the run goes on is listed as such, while a broken
-    %% file that nothing writes to any more is still shown as not verified
-    Broken = filename:join(emqx_guard_emqx:backup_dir(), "emqx-export-2026-01-01-00-00-00.000.tar.gz"),
     ok = file:write_file(Broken, <<31, 139, 8, 0>>),
     ok = file:change_time(Broken, calendar:system_time_to_local_time(erlang:system_time(second) - 3600, second)),
-    wait_until(fun() -> length([N || N <- backups(), lists:suffix(".tar.gz", N)]) =:= 2 end),
-    ["2 backup(s) in " ++ _, WritingLine, BrokenLine] = ctl(["backup_list"]),
-    ?assertNotEqual(nomatch, string:find(WritingLine, "being written by the running backup"), WritingLine),
-    ?assertNotEqual(nomatch, string:find(BrokenLine, "NOT VERIFIED: "), BrokenLine),
+    WhileRunning(),
     ok = file:delete(Broken),
     receive
         {first, {ok, Out}} -> ?assertNotEqual(nomatch, string:find(Out, "Backup done in"))
     after 30000 -> error(first_backup_never_finished)
-    end,
-    ?assertEqual(1, emqx_mgmt_data_backup:export_count()),
-    ?assertEqual(1, length(backups())).
+    end.
 
 backup_now_failure_modes(_Config) ->
     ["Backup done in " ++ _ | _] = ctl(["backup_now"]),
@@ -330,7 +350,7 @@ backup_now_failure_modes(_Config) ->
     {ok, _} = emqx_guard_settings_sync:update_local(#{export_timeout => 1}),
     Modes = [
         {{error, econnrefused}, "export failed"},
-        {raise, "export crashed"},
+        {raise, "export failed: permission denied in "},
         {partial, "export failed"},
         {partial_raise, "export crashed"},
         {disk_full, "no space left on device"},

@@ -8,7 +8,9 @@
 //! - [`record`]: verification records (a verdict tied to the file's identity), trusted while it matches.
 //! - [`offsite`]: off-site copies on S3-compatible object storage, encrypted with age.
 //! - [`worker`]: background jobs on their own low-priority (`SCHED_IDLE`, nice 19) threads.
+//! - [`disk`]: the free space of the file system holding a path (`statvfs`).
 
+pub mod disk;
 pub mod notify;
 pub mod offsite;
 pub mod reading;

@@ -8,7 +8,7 @@
 //!   `Display`;
 //! - strings are UTF-8 binaries, paths are binaries taken byte for byte (Unix `OsStr`);
 //! - arguments of the wrong Erlang type raise `badarg`;
-//! - the file NIFs (`list_backups`, `prune`, `verify`) and `send_mail` ([`mail`]) run on dirty
+//! - the file NIFs (`list_backups`, `prune`, `verify`, `disk_space`) and `send_mail` ([`mail`]) run on dirty
 //!   IO schedulers, `next_fires` for many fire times on a dirty CPU scheduler, the rest on normal
 //!   schedulers (they are bounded by `guard_core` and return within microseconds);
 //! - a Rust panic is caught by rustler and raised as the Erlang error `nif_panicked`.
@@ -75,6 +75,8 @@ mod atoms {
         verification,
         io_limit,
         infinity,
+        available,
+        total,
     }
 }
 
@@ -99,6 +101,12 @@ impl NifError for RetentionError {
 impl NifError for VerifyError {
     fn reason(&self) -> &'static str {
         VerifyError::reason(self)
+    }
+}
+
+impl NifError for guard_core::disk::DiskError {
+    fn reason(&self) -> &'static str {
+        guard_core::disk::DiskError::reason(self)
     }
 }
 
@@ -436,6 +444,20 @@ fn verify<'a>(env: Env<'a>, path: Binary) -> NifResult<Term<'a>> {
                 v.edition.encode(env),
                 v.sha256.encode(env),
             ],
+        )
+    })
+}
+
+/// `disk_space(Path)` -> `{ok, #{available, total}}` in bytes, of the file system holding Path
+/// (`guard_core::disk::space`); `not_found` or `io` otherwise. Dirty IO (a hung network file
+/// system blocks `statvfs`).
+#[rustler::nif(schedule = "DirtyIo")]
+fn disk_space<'a>(env: Env<'a>, path: Binary) -> NifResult<Term<'a>> {
+    reply(env, guard_core::disk::space(path_arg(&path)), |space| {
+        Term::map_from_arrays(
+            env,
+            &[atoms::available(), atoms::total()],
+            &[space.available, space.total],
         )
     })
 }

@@ -15,7 +15,9 @@
     fetch_round_trip/1,
     fetch_wrong_identity_writes_nothing/1,
     secrets_never_shown/1,
-    bad_input_changes_nothing/1
+    bad_input_changes_nothing/1,
+    rebuilt_node_keeps_the_remote_history/1,
+    confirm_lets_retention_trim_the_history/1
 ]).
 
 -import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, backups/0]).
@@ -30,7 +32,9 @@ all() ->
         fetch_round_trip,
         fetch_wrong_identity_writes_nothing,
         secrets_never_shown,
-        bad_input_changes_nothing
+        bad_input_changes_nothing,
+        rebuilt_node_keeps_the_remote_history,
+        confirm_lets_retention_trim_the_history
     ].
 
 init_per_suite(Config) ->
@@ -241,7 +245,78 @@ bad_input_changes_nothing(Config) ->
     _ = set_remote(Config, []),
     ?assertEqual(["backup_remote = off (backups stay on this cluster's disks only)"], ctl(["backup_remote", "off"])).
 
+%% Issue 19 defect 8: a rebuilt node (a fresh data dir, as after the README's restore-from-off-site
+%% steps) finds three months of backups made by an earlier life in the bucket. Its first backup
+%% is uploaded, but remote retention deletes none of them, and `backup_status' says why. Once
+%% the node has uploaded `backup_keep' backups of its own, retention applies as usual.
+rebuilt_node_keeps_the_remote_history(Config) ->
+    S3 = ?config(s3, Config),
+    Old = earlier_life(S3, 12),
+    ["backup_keep = 2"] = ctl(["backup_keep", "2"]),
+    set_remote(Config, []),
+    First = run_ok(),
+    offsite_idle(),
+    ?assertEqual(lists:sort(Old ++ [First]), emqx_guard_s3_helper:objects(S3)),
+    Status = ctl(["backup_status"]),
+    ?assert(lists:any(fun(L) -> lists:prefix("  remote retention: paused", L) end, Status), Status),
+    ?assert(lists:any(fun(L) -> string:find(L, "12 backup(s) in the bucket that this node did not upload") =/= nomatch end,
+                      Status), Status),
+    %% the dry run says the same: nothing would be deleted off-site now
+    Dry = ctl(["backup_prune", "--dry-run"]),
+    ?assert(lists:any(fun(L) -> lists:prefix("Nothing to delete off-site: remote retention is paused", L) end, Dry), Dry),
+    ?assertEqual(lists:sort(Old ++ [First]), emqx_guard_s3_helper:objects(S3)),
+    %% a second backup of its own: the node's history has the length of backup_keep
+    Second = run_ok(),
+    offsite_idle(),
+    ?assertEqual([First, Second], emqx_guard_s3_helper:objects(S3)),
+    After = ctl(["backup_status"]),
+    ?assertNot(lists:any(fun(L) -> lists:prefix("  remote retention: paused", L) end, After), After).
+
+%% The operator may let retention trim the earlier history at once: `backup_remote_prune
+%% --confirm'. The confirmation is kept across a restart of the plugin.
+confirm_lets_retention_trim_the_history(Config) ->
+    S3 = ?config(s3, Config),
+    Old = earlier_life(S3, 12),
+    ["backup_keep = 3"] = ctl(["backup_keep", "3"]),
+    set_remote(Config, []),
+    First = run_ok(),
+    offsite_idle(),
+    ?assertEqual(lists:sort(Old ++ [First]), emqx_guard_s3_helper:objects(S3)),
+    ?assertMatch(["Error: " ++ _], ctl(["backup_remote_prune"])),
+    ?assertMatch(["Error: " ++ _], ctl(["backup_remote_prune", "--yes"])),
+    ?assertEqual(lists:sort(Old ++ [First]), emqx_guard_s3_helper:objects(S3)),
+    [Confirmed | _] = ctl(["backup_remote_prune", "--confirm"]),
+    ?assert(lists:prefix("Remote retention now applies to every backup in s3://backups/ct", Confirmed), Confirmed),
+    offsite_idle(),
+    ?assertEqual(lists:nthtail(10, lists:sort(Old)) ++ [First], emqx_guard_s3_helper:objects(S3)),
+    emqx_guard_ct_helper:stop_app(),
+    start_app(fake_opts(#{})),
+    Second = run_ok(),
+    offsite_idle(),
+    ?assertEqual(lists:nthtail(11, lists:sort(Old)) ++ [First, Second], emqx_guard_s3_helper:objects(S3)).
+
 %%--------------------------------------------------------------------------------------------
+
+%% N weekly backups of an earlier life of this node (its data dir was lost) in the bucket, from
+%% Sunday 2026-01-04 on: names only this node never uploaded.
+earlier_life(S3, N) ->
+    Names = [
+        begin
+            {{Y, Mo, D}, _} = calendar:gregorian_seconds_to_datetime(
+                calendar:datetime_to_gregorian_seconds({{2026, 1, 4}, {12, 0, 0}}) + I * 7 * 86400),
+            lists:flatten(io_lib:format("emqx-export-~4..0b-~2..0b-~2..0b-12-00-00.000.tar.gz", [Y, Mo, D]))
+        end
+     || I <- lists:seq(0, N - 1)
+    ],
+    [ok = write(emqx_guard_s3_helper:object_file(S3, "ct/" ++ Name), <<"made by an earlier life">>) || Name <- Names],
+    ?assertEqual(Names, emqx_guard_s3_helper:objects(S3)),
+    Names.
+
+%% Waits until no off-site upload is going (`backup_status' shows none in flight).
+offsite_idle() ->
+    emqx_guard_ct_helper:wait_until(fun() ->
+        not lists:any(fun(L) -> lists:prefix("  uploads: uploading", L) end, ctl(["backup_status"]))
+    end).
 
 set_remote(Config, Extra) ->
     Out = ctl(["backup_remote" | emqx_guard_s3_helper:settings_args(?config(s3, Config)) ++ Extra]),

@@ -6,8 +6,10 @@
 %% (`emqx_guard_channel:settings/0'); the shared ones are declared here: `notify_tls_verify'
 %% (check server certificates, true) and `notify_ca_file' (extra trusted CA PEM file) for SMTP
 %% and every https channel, `notify_on_failure' (true), `notify_on_success' (false),
-%% `notify_dead_man' (true), and `notify_http_hosts' (hosts a chat channel may reach over
-%% plain http besides 127.0.0.1 and ::1; empty by default).
+%% `notify_dead_man' (true), `notify_on_offsite_failed' (true: an off-site copy failed) and
+%% `notify_on_offsite_ok' (true: off-site copies work again after a failure), and
+%% `notify_http_hosts' (hosts a chat channel may reach over plain http besides 127.0.0.1 and ::1;
+%% empty by default).
 %%
 %% Secrets are never shown: `redacted/1' replaces passwords, tokens and signing secrets by
 %% `******' and cuts every webhook URL to `scheme://host[:port]/…' (its path or query is the
@@ -65,7 +67,9 @@ specs() ->
             {notify_ca_file, path, <<>>},
             {notify_on_failure, bool, true},
             {notify_on_success, bool, false},
-            {notify_dead_man, bool, true}
+            {notify_dead_man, bool, true},
+            {notify_on_offsite_failed, bool, true},
+            {notify_on_offsite_ok, bool, true}
         ] ++
         lists:append([Channel(K) || K <- emqx_guard_channel:kinds(), K =/= email, K =/= webhook]) ++
         [{notify_http_hosts, hosts, []}].
@@ -268,6 +272,8 @@ wants(Event, Settings) ->
         backup_ok -> maps:get(notify_on_success, S);
         backup_failed -> maps:get(notify_on_failure, S);
         dead_man -> maps:get(notify_dead_man, S);
+        offsite_failed -> maps:get(notify_on_offsite_failed, S);
+        offsite_ok -> maps:get(notify_on_offsite_ok, S);
         test -> true
     end.
 

@@ -1,22 +1,22 @@
 %% @doc The EMQX alarms (the dashboard's Alarms page): what raises and clears them.
 %% `emqx_guard_backup_failed': the last backup failed. `emqx_guard_offsite_failed': the last
-%% backup is good but its off-site copy failed (`emqx_guard_offsite'). Alarms are per node and
-%% live in memory, so a node raises them again at start when its recorded last run failed.
+%% off-site job failed (`emqx_guard_offsite_queue' raises and clears it; turning off-site copies
+%% off clears it). Alarms are per node and live in memory, so a node raises them again at start
+%% when its recorded last run (or last off-site job) failed.
 -module(emqx_guard_alarm).
 
--export([update/1, restore/1, unsupported/1]).
+-export([update/1, restore/1, unsupported/1, offsite_failed/2, offsite_cleared/1]).
 
 -define(RECOVERED, <<"emqx_guard: the last backup succeeded">>).
 -define(OFFSITE, emqx_guard_offsite_failed).
 -define(OFFSITE_RECOVERED, <<"emqx_guard: the last off-site copy succeeded">>).
+-define(OFFSITE_OFF, <<"emqx_guard: off-site copies were turned off">>).
 
 %% @doc After a run: a failed run raises the alarm with its error line, a good one clears it,
-%% a skipped one changes nothing. The off-site alarm follows a good run's `offsite' result (a
-%% run without one, e.g. with remote copies off, leaves it as it is).
+%% a skipped one changes nothing.
 -spec update(emqx_guard_outcome:outcome()) -> ok.
-update(#{result := ok} = Outcome) ->
-    ok = emqx_guard_emqx:deactivate_alarm(?RECOVERED),
-    offsite(Outcome);
+update(#{result := ok}) ->
+    emqx_guard_emqx:deactivate_alarm(?RECOVERED);
 update(#{result := failed} = Outcome) ->
     raise(Outcome);
 update(_) ->
@@ -26,8 +26,6 @@ update(_) ->
 -spec restore(undefined | emqx_guard_outcome:outcome()) -> ok.
 restore(#{result := failed} = LastRun) ->
     raise(LastRun);
-restore(#{result := ok, offsite := #{result := failed}} = LastRun) ->
-    offsite(LastRun);
 restore(_) ->
     ok.
 
@@ -41,13 +39,15 @@ raise(#{error := Error} = Outcome) ->
         maps:with([started_at, trigger, error], Outcome), <<"emqx_guard: backup failed: ", Error/binary>>
     ).
 
-offsite(#{offsite := #{result := failed, error := Error}} = Outcome) ->
-    emqx_guard_emqx:activate_alarm(
-        ?OFFSITE,
-        (maps:with([started_at, file], Outcome))#{error => Error},
-        <<"emqx_guard: off-site copy failed: ", Error/binary>>
-    );
-offsite(#{offsite := #{result := ok}}) ->
+%% @doc The last off-site job failed with Error (one line): raises `emqx_guard_offsite_failed'.
+-spec offsite_failed(binary(), map()) -> ok.
+offsite_failed(Error, Details) ->
+    emqx_guard_emqx:activate_alarm(?OFFSITE, Details, <<"emqx_guard: off-site copy failed: ", Error/binary>>).
+
+%% @doc Off-site copies work again (`recovered'), or were turned off (`turned_off'): clears
+%% `emqx_guard_offsite_failed'.
+-spec offsite_cleared(recovered | turned_off) -> ok.
+offsite_cleared(recovered) ->
     emqx_guard_emqx:deactivate_alarm(?OFFSITE, ?OFFSITE_RECOVERED);
-offsite(_) ->
-    ok.
+offsite_cleared(turned_off) ->
+    emqx_guard_emqx:deactivate_alarm(?OFFSITE, ?OFFSITE_OFF).

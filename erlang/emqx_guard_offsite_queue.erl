@@ -56,7 +56,9 @@
     %% what the next job is for: a backup, or a `sync' (fill-in and retention only)
     waiting = undefined :: undefined | sync | backup(),
     retry = undefined :: undefined | {reference(), reference(), integer()},
-    failures = 0 :: non_neg_integer()
+    failures = 0 :: non_neg_integer(),
+    %% the settings changed while the job ran: after a failure the next job goes at once
+    changed = false :: boolean()
 }).
 
 %%--------------------------------------------------------------------------------------------
@@ -174,6 +176,8 @@ handle_cast(settings_changed, St) ->
         {ok, _} when St#st.job =:= undefined, St#st.waiting =/= undefined ->
             %% e.g. a corrected key: the job that waits for its retry goes now
             {noreply, start_job(St#st.waiting, cancel_retry(St))};
+        {ok, _} when St#st.job =/= undefined ->
+            {noreply, St#st{changed = true}};
         {ok, _} ->
             {noreply, St}
     end;
@@ -264,7 +268,7 @@ start_job(What, St = #st{state = State}) ->
             {Pid, MRef} = spawn_monitor(fun() -> run_job(Server, Request) end),
             Job = #{pid => Pid, mref => MRef, backup => Backup, started_at => now_ms(),
                     t0 => erlang:monotonic_time(millisecond), done => []},
-            persist(St#st{job = Job, waiting = undefined})
+            persist(St#st{job = Job, waiting = undefined, changed = false})
     end.
 
 %% The job process: the job, its result sent to the server. A crash is a failed job; only the
@@ -327,7 +331,12 @@ finished(Result, #{backup := Backup, started_at := Started, t0 := T0, done := Do
                     Waiting -> Waiting
                 end,
             Failures = St#st.failures + 1,
-            persist(arm_retry(Failures, St#st{state = Failed, waiting = Again, failures = Failures}))
+            St1 = St#st{state = Failed, waiting = Again, failures = Failures},
+            case St#st.changed of
+                %% it ran with settings that are no longer those in use
+                true -> start_job(Again, St1);
+                false -> persist(arm_retry(Failures, St1))
+            end
     end.
 
 %% No destination any more: what waits is dropped, the job in flight ended, the alarm cleared.

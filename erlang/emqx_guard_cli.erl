@@ -54,7 +54,7 @@ usage_lines() ->
         {"guard backup_io_limit [<rate>]", "Show or set how fast backups are read back (e.g. 50MB/s; default off)"},
         {"guard backup_now", "Run one backup now and print the result"}
     ] ++ emqx_guard_backups_cli:usage_lines() ++ emqx_guard_offsite_cli:usage_lines() ++
-        [{"guard backup_status", "Show the schedule, next fire, last run and run counts"}] ++
+        [{"guard backup_status", "Show the schedule, next fire, last run, run counts and the off-site copies"}] ++
         emqx_guard_notify_cli:usage_lines().
 
 %%--------------------------------------------------------------------

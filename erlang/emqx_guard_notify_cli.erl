@@ -93,8 +93,8 @@ usage_lines() ->
             "Show or set the DingTalk robot webhook, signing secret and people to @; 'off' clears"},
         {"guard notify_wecom [url=<url>]", "Show or set the WeCom group robot webhook URL; 'off' clears"},
         {"guard notify_http_hosts [<host> ...]", "Show or set hosts chat channels may reach over plain http ('none' clears)"},
-        {"guard notify_on [failure=on|off] [success=on|off] [dead_man=on|off] [offsite_failed=on|off] [offsite_ok=on|off]",
-            "Show or set when to notify (default: all on except success)"},
+        {"guard notify_on [<event>=on|off ...]",
+            "Show or set when to notify: failure, success, dead_man, offsite_failed, offsite_ok (default: all on except success)"},
         {"guard notify_test [<channel>]", "Send a test message now and print what each service answered"}
     ].
 

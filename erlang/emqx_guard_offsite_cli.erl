@@ -30,9 +30,9 @@
 -spec usage_lines() -> [{string(), string()}].
 usage_lines() ->
     [
-        {"guard backup_remote [s3 bucket=<b> access_key=<k> secret_key=<s> [prefix=<p>] [region=<r>] [endpoint=<url>] "
-         "[path_style=on] [tls_verify=on|off] [ca_file=<pem>] [recipient=age1...] | off]",
-            "Show or set where every verified backup is also copied (S3-compatible; age-encrypted with a recipient)"},
+        {"guard backup_remote [s3 key=value ... | off]",
+            "Show or set where every verified backup is also copied: s3 bucket= access_key= secret_key= [prefix= region= "
+            "endpoint= path_style=on tls_verify=on|off ca_file= recipient=age1...] (age-encrypted with a recipient)"},
         {"guard backup_list --remote", "List the off-site backups, newest first, with size, time and encryption"},
         {"guard backup_fetch <name> [identity=<file>]",
             "Download an off-site backup into data/backup, decrypt and verify it, ready for 'emqx ctl data import'"},
@@ -165,8 +165,9 @@ prune_dry_run() ->
     end.
 
 %% @doc The off-site lines of `guard backup_status': where copies go, then the queue
-%% (`emqx_guard_offsite_queue:status/0'): what it uploads now and what waits, the last upload
-%% (when, what, how long, how big), the last error, and remote retention when it is paused;
+%% (`emqx_guard_offsite_queue:status/0'): what it uploads now and what waits, the upload of the
+%% newest backup off-site (what, when, how long, how big), the last error, and remote retention
+%% when it is paused;
 %% none while no remote destination is set.
 -spec status_lines() -> [binary()].
 status_lines() ->
@@ -212,7 +213,7 @@ queue_lines(Zone, #{running := Running, waiting := Waiting, retry_at := RetryAt,
             undefined ->
                 [];
             #{at := UAt, name := Name, duration_ms := D, bytes := B, reused := Reused} ->
-                [text("  last upload: ~ts at ~ts, took ~ts, ~ts~ts", [
+                [text("  newest backup off-site: ~ts, uploaded at ~ts, took ~ts, ~ts~ts", [
                     Name, At(UAt), emqx_guard_render:duration_ms(D), emqx_guard_render:size(B),
                     case Reused of
                         true -> <<" (already there with the same SHA-256: not sent again)">>;

@@ -186,10 +186,17 @@ handle_cast(_Msg, St) ->
 
 %% @private
 handle_info({offsite_progress, Pid, {uploaded, Upload = #{file := File}}}, St = #st{job = Job = #{pid := Pid}}) ->
-    State = #{own := Own} = St#st.state,
+    State = #{own := Own, last_upload := Last} = St#st.state,
+    %% what status shows: the upload of the newest backup (export names sort by time), not an
+    %% older one the job filled in after it
+    Newest =
+        case Last of
+            #{file := Known} when Known > File -> Last;
+            _ -> Upload
+        end,
     {noreply, persist(St#st{
         job = Job#{done := [File | maps:get(done, Job)]},
-        state = State#{own := lists:usort([File | Own]), last_upload := Upload}
+        state = State#{own := lists:usort([File | Own]), last_upload := Newest}
     })};
 handle_info({offsite_done, Pid, Result}, St = #st{job = Job = #{pid := Pid, mref := MRef}}) ->
     demonitor(MRef, [flush]),

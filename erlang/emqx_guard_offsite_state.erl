@@ -12,8 +12,9 @@
 %%     operator let remote retention apply to every backup (`guard backup_remote_prune
 %%     --confirm'), or `undefined'.</li>
 %% <li>`failing': the last job failed (the alarm is raised, `offsite_failed' was sent, and
-%%     `offsite_ok' follows the next success); `last_upload', `last_error', `last_job' and
-%%     `retention' (`ok' or why it is paused): what `guard backup_status' shows.</li>
+%%     `offsite_ok' follows the next success); `last_upload' (the upload of the newest backup
+%%     uploaded), `last_error', `last_job' and `retention' (`ok' or why it is paused): what
+%%     `guard backup_status' shows.</li>
 %% </ul>
 %% A missing file is a fresh record (a new life); a damaged file or field gives the fresh value
 %% for what is damaged, and a warning in the log, never a crash. A damaged record is a new life

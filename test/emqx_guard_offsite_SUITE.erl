@@ -100,7 +100,7 @@ seven_runs_keep_five_remote(Config) ->
     [?assertNotEqual(nomatch, string:find(R, "encrypted (age)")) || R <- Rows],
     ?assertNotEqual(nomatch, string:find(hd(Rows), lists:last(Names))),
     Status = ctl(["backup_status"]),
-    ?assert(lists:any(fun(L) -> lists:prefix("  last upload: " ++ lists:last(Names) ++ ".age at ", L) end, Status), Status),
+    ?assert(lists:any(fun(L) -> lists:prefix("  newest backup off-site: " ++ lists:last(Names) ++ ".age, uploaded at ", L) end, Status), Status),
     ?assert(lists:member("off-site: s3://backups/ct (encrypted with age)", Status), Status),
     %% with keep 3, a dry run shows the two oldest remote ones (and deletes nothing)
     ctl(["backup_keep", "3"]),

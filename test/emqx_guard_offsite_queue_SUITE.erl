@@ -135,7 +135,7 @@ backup_answers_while_the_upload_hangs(Config) ->
     ?assertEqual(lists:sort([First, Second, Third]), emqx_guard_s3_helper:objects(S3)),
     wait_until(fun() -> length(events(Hook)) >= 5 end),
     ?assertEqual([backup_ok, backup_ok, offsite_failed, offsite_ok, backup_ok], events(Hook)),
-    ?assert(has_prefix("  last upload: " ++ Third ++ " at ", ctl(["backup_status"]))).
+    ?assert(has_prefix("  newest backup off-site: " ++ Third ++ ", uploaded at ", ctl(["backup_status"]))).
 
 %% `backup_remote off' while an upload hangs (after a failure raised the alarm, and with a newer
 %% backup waiting): the job ends at once (its NIF job cancelled, not timed out), what waited is

@@ -29,7 +29,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([job/2, retention/4, retention_line/1, destination/1, where/1, summary/1]).
+-export([job/2, check/1, retention/4, retention_line/1, destination/1, where/1, summary/1]).
 
 -export_type([request/0, result/0, retention/0]).
 
@@ -85,6 +85,22 @@ job(Request = #{config := Config, backup := Backup, own := Own0}, Report) ->
     Final = Result#{uploaded => [N || #{name := N} <- maps:get(uploads, Result)]},
     log(Backup, Final),
     Final.
+
+%% @doc A look at the bucket that changes nothing: this node's backups still there and whether
+%% remote retention would run (`retention/4'). The queue runs it when a node with no local
+%% backup starts, or gets a new destination (a rebuilt node), so `guard backup_status' says at
+%% once that the history in the bucket is kept.
+-spec check(request()) ->
+    #{result := checked, own := [binary()], retention := retention()} | #{result := check_failed, error := binary()}.
+check(Request = #{config := Config, keep := Keep, own := Own0, confirmed := Confirmed}) ->
+    case list(Config, job_opts(Request)) of
+        {ok, Remote} ->
+            There = [E || #{export_name := E} <- Remote],
+            Own = own(Own0, [], There),
+            #{result => checked, own => Own, retention => retention(There, Own, Keep, Confirmed)};
+        {error, Why} ->
+            #{result => check_failed, error => emqx_guard_outcome:format_error({offsite_list_failed, Why})}
+    end.
 
 %% The backup the job is for; nothing when it is gone (retention removed it meanwhile: the
 %% fill-in copies what is still kept).

@@ -197,6 +197,8 @@ queue_lines(Zone, #{running := Running, waiting := Waiting, retry_at := RetryAt,
         end,
     Now =
         case {Running, RetryAt} of
+            {#{kind := check, started_at := S}, _} ->
+                text("  uploads: looking at the bucket (since ~ts)~ts", [At(S), More]);
             {#{file := undefined, started_at := S}, _} ->
                 text("  uploads: uploading what is missing, then remote retention (since ~ts)~ts", [At(S), More]);
             {#{file := F, started_at := S}, _} ->

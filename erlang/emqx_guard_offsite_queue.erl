@@ -11,12 +11,17 @@
 %% <li>A failed job raises the alarm `emqx_guard_offsite_failed' and sends `offsite_failed' on
 %%     every channel that wants it (once per run of failures); the job is tried again after the
 %%     waits of the `offsite_requeue_ms' application environment (default 1 min, 5 min, 15 min,
-%%     then every hour), at once when a backup arrives or a setting changes. The next job that
-%%     passes clears the alarm and sends `offsite_ok'.</li>
+%%     then every hour), or at once when a backup arrives while no job runs, when a setting
+%%     changes, or when the settings changed while the failed job ran. The next job that passes
+%%     clears the alarm and sends `offsite_ok'.</li>
 %% <li>`guard backup_remote off' (any settings change that leaves no destination, also one
 %%     adopted from another node): what waits is dropped (logged), the job in flight is ended at
 %%     once (its process is killed, so the NIF job is cancelled: a multipart upload is aborted,
 %%     no partial object is left) and the alarm is cleared.</li>
+%% <li>A core node with no local backup that starts, or gets a new destination, looks at the
+%%     bucket first (`emqx_guard_offsite:check/1': nothing is changed; a failure is only logged):
+%%     a rebuilt node's `guard backup_status' then says at once that remote retention keeps the
+%%     history it finds there.</li>
 %% <li>What is still to upload, this node's record of what it uploaded (remote retention's
 %%     guard, `emqx_guard_offsite:retention/4'), the confirmation of `guard backup_remote_prune
 %%     --confirm' and the last results persist in `offsite.eterm' (`emqx_guard_offsite_state'):
@@ -40,9 +45,11 @@
 -define(REQUEUE_MS, [60000, 300000, 900000, 3600000]).
 
 -type backup() :: emqx_guard_offsite_state:backup().
+%% what a job is for: a backup (and the rest), the rest (fill-in and retention), or a look
+-type kind() :: backup | sync | check.
 -type status() :: #{
     enabled := boolean(),
-    running := undefined | #{file := undefined | binary(), started_at := integer()},
+    running := undefined | #{kind := kind(), file := undefined | binary(), started_at := integer()},
     waiting := [binary()],
     retry_at := undefined | integer(),
     state := emqx_guard_offsite_state:state()
@@ -51,10 +58,12 @@
 -record(st, {
     state :: emqx_guard_offsite_state:state(),
     %% the job in flight; `done': the files it uploaded so far
-    job = undefined :: undefined | #{pid := pid(), mref := reference(), backup := undefined | backup(),
+    job = undefined :: undefined | #{pid := pid(), mref := reference(), kind := kind(), backup := undefined | backup(),
                                      started_at := integer(), t0 := integer(), done := [binary()]},
-    %% what the next job is for: a backup, or a `sync' (fill-in and retention only)
-    waiting = undefined :: undefined | sync | backup(),
+    %% what the next job is for: a backup, a `sync' (fill-in and retention only) or a `check'
+    waiting = undefined :: undefined | sync | check | backup(),
+    %% the destination last seen (a new one is looked at, see check/1)
+    dest = undefined :: undefined | binary(),
     retry = undefined :: undefined | {reference(), reference(), integer()},
     failures = 0 :: non_neg_integer(),
     %% the settings changed while the job ran: after a failure the next job goes at once
@@ -125,7 +134,7 @@ init([]) ->
         {#{failing := true, last_error := #{error := Error}}, {ok, _}} -> alarm(Error);
         _ -> ok
     end,
-    {ok, #st{state = State}, {continue, resume}}.
+    {ok, #st{state = State, dest = dest()}, {continue, resume}}.
 
 %% @private
 %% What was still to upload when the node stopped: the newest goes first, the job fills in the
@@ -135,7 +144,7 @@ handle_continue(resume, St = #st{state = #{pending := Pending}}) ->
         {off, _} ->
             {noreply, drop(St)};
         {{ok, _}, []} ->
-            {noreply, St};
+            {noreply, maybe_check(St)};
         {{ok, _}, _} ->
             ?LOG_INFO(#{msg => emqx_guard_offsite_resumed, files => [F || #{file := F} <- Pending]}),
             {noreply, start_job(lists:last(Pending), St)}
@@ -169,15 +178,19 @@ handle_cast({enqueue, Backup}, St) ->
         off -> {noreply, St};
         {ok, _} -> {noreply, next(Backup, St)}
     end;
-handle_cast(settings_changed, St) ->
+handle_cast(settings_changed, St0) ->
+    Dest = dest(),
+    St = St0#st{dest = Dest},
     case config() of
         off ->
             {noreply, drop(St)};
-        {ok, _} when St#st.job =:= undefined, St#st.waiting =/= undefined ->
-            %% e.g. a corrected key: the job that waits for its retry goes now
-            {noreply, start_job(St#st.waiting, cancel_retry(St))};
         {ok, _} when St#st.job =/= undefined ->
             {noreply, St#st{changed = true}};
+        {ok, _} when St#st.waiting =/= undefined ->
+            %% e.g. a corrected key: the job that waits for its retry goes now
+            {noreply, start_job(St#st.waiting, cancel_retry(St))};
+        {ok, _} when Dest =/= St0#st.dest ->
+            {noreply, maybe_check(St)};
         {ok, _} ->
             {noreply, St}
     end;
@@ -218,10 +231,10 @@ handle_info(_Other, St) ->
     {noreply, St}.
 
 %% @private
-%% The job in flight ends with the server; what it was for stays pending and is resumed at the
-%% next start.
+%% The job in flight ends with the server (no timer of ours is left either); what it was for
+%% stays pending and is resumed at the next start.
 terminate(_Reason, St = #st{job = Job}) ->
-    _ = persist(St),
+    _ = persist(cancel_retry(St)),
     [exit(Pid, kill) || #{pid := Pid} <- [Job]],
     ok.
 
@@ -247,8 +260,16 @@ next(What, St = #st{waiting = Waiting}) ->
     end,
     persist(St#st{waiting = merge(Waiting, What)}).
 
-merge(#{} = Waiting, sync) -> Waiting;
+merge(#{} = Waiting, What) when What =:= sync; What =:= check -> Waiting;
+merge(sync, check) -> sync;
 merge(_Waiting, What) -> What.
+
+%% A core node without a local backup looks at the bucket (a rebuilt node: see check/1).
+maybe_check(St) ->
+    case config() =/= off andalso emqx_guard_backups:names() =:= [] andalso emqx_guard_emqx:node_role() =:= core of
+        true -> next(check, St);
+        false -> St
+    end.
 
 start_job(What, St = #st{state = State}) ->
     case config() of
@@ -256,10 +277,11 @@ start_job(What, St = #st{state = State}) ->
             drop(St);
         {ok, Config} ->
             Settings = emqx_guard_settings:get(),
-            Backup =
+            {Kind, Backup} =
                 case What of
-                    sync -> undefined;
-                    B -> B
+                    sync -> {sync, undefined};
+                    check -> {check, undefined};
+                    B -> {backup, B}
                 end,
             #{own := Own, confirmed_for := For} = State,
             Request = #{
@@ -272,19 +294,22 @@ start_job(What, St = #st{state = State}) ->
                 confirmed => For =:= emqx_guard_offsite:destination(Config)
             },
             Server = self(),
-            {Pid, MRef} = spawn_monitor(fun() -> run_job(Server, Request) end),
-            Job = #{pid => Pid, mref => MRef, backup => Backup, started_at => now_ms(),
+            {Pid, MRef} = spawn_monitor(fun() -> run_job(Server, Kind, Request) end),
+            Job = #{pid => Pid, mref => MRef, kind => Kind, backup => Backup, started_at => now_ms(),
                     t0 => erlang:monotonic_time(millisecond), done => []},
             persist(St#st{job = Job, waiting = undefined, changed = false})
     end.
 
 %% The job process: the job, its result sent to the server. A crash is a failed job; only the
 %% reason's tag is logged (its terms may hold the destination's credentials).
-run_job(Server, Request) ->
+run_job(Server, Kind, Request) ->
     Report = fun(Event) -> Server ! {offsite_progress, self(), Event} end,
     Result =
         try
-            emqx_guard_offsite:job(Request, Report)
+            case Kind of
+                check -> emqx_guard_offsite:check(Request);
+                _ -> emqx_guard_offsite:job(Request, Report)
+            end
         catch
             Class:Reason ->
                 ?LOG_ERROR(#{msg => emqx_guard_offsite_crashed, exception => Class, reason => tag(Reason)}),
@@ -294,7 +319,13 @@ run_job(Server, Request) ->
     Server ! {offsite_done, self(), Result}.
 
 %% A job ended: its result recorded, the alarm and the notifications follow it, and the next job
-%% starts (after a failure: when its retry is due).
+%% starts (after a failure: when its retry is due). A look at the bucket changes only what
+%% status shows of it.
+finished(#{result := checked, own := Own, retention := Retention}, _Job, St = #st{state = State}) ->
+    next_waiting(St#st{state = State#{own := Own, retention := Retention}});
+finished(#{result := check_failed, error := Error}, _Job, St) ->
+    ?LOG_WARNING(#{msg => emqx_guard_offsite_check_failed, error => Error}),
+    next_waiting(St);
 finished(Result, #{backup := Backup, started_at := Started, t0 := T0, done := Done}, St = #st{state = State0}) ->
     Now = now_ms(),
     State = State0#{
@@ -312,11 +343,7 @@ finished(Result, #{backup := Backup, started_at := Started, t0 := T0, done := Do
                 false ->
                     ok
             end,
-            St1 = St#st{state = State#{failing := false}, failures = 0},
-            case St1#st.waiting of
-                undefined -> persist(St1);
-                What -> start_job(What, St1)
-            end;
+            next_waiting(St#st{state = State#{failing := false}, failures = 0});
         #{result := failed, error := Error} ->
             Failed = State#{failing := true, last_error := #{at => Now, error => Error}},
             alarm(Error),
@@ -345,6 +372,9 @@ finished(Result, #{backup := Backup, started_at := Started, t0 := T0, done := Do
                 false -> persist(arm_retry(Failures, St1))
             end
     end.
+
+next_waiting(St = #st{waiting = undefined}) -> persist(St);
+next_waiting(St = #st{waiting = What}) -> start_job(What, St).
 
 %% No destination any more: what waits is dropped, the job in flight ended, the alarm cleared.
 drop(St = #st{job = Job, waiting = Waiting, state = State}) ->
@@ -404,7 +434,7 @@ build_status(#st{state = State, job = Job, waiting = Waiting, retry = Retry}) ->
         running =>
             case Job of
                 undefined -> undefined;
-                #{backup := B, started_at := S} -> #{file => file_of(B), started_at => S}
+                #{kind := K, backup := B, started_at := S} -> #{kind => K, file => file_of(B), started_at => S}
             end,
         waiting => [F || #{file := F} <- [Waiting]],
         retry_at =>
@@ -417,6 +447,12 @@ build_status(#st{state = State, job = Job, waiting = Waiting, retry = Retry}) ->
 
 config() ->
     emqx_guard_offsite_config:to_nif(emqx_guard_settings:get()).
+
+dest() ->
+    case config() of
+        {ok, Config} -> emqx_guard_offsite:destination(Config);
+        off -> undefined
+    end.
 
 destination_text() ->
     case config() of

@@ -267,6 +267,13 @@ rebuilt_node_keeps_the_remote_history(Config) ->
     Old = earlier_life(S3, 12),
     ["backup_keep = 2"] = ctl(["backup_keep", "2"]),
     set_remote(Config, []),
+    %% a node without a backup of its own looks at the bucket as soon as it has the destination
+    offsite_idle(),
+    Before = ctl(["backup_status"]),
+    ?assert(lists:member("  remote retention: paused: there are 12 backup(s) in the bucket that this node did not upload "
+                         "(another node's, or its own from before its data/emqx_guard was lost); none is deleted until "
+                         "this node has uploaded 2 of its own (0 so far), or after guard backup_remote_prune --confirm",
+                         Before), Before),
     First = run_ok(),
     offsite_idle(),
     ?assertEqual(lists:sort(Old ++ [First]), emqx_guard_s3_helper:objects(S3)),
@@ -325,10 +332,11 @@ earlier_life(S3, N) ->
     ?assertEqual(Names, emqx_guard_s3_helper:objects(S3)),
     Names.
 
-%% Waits until no off-site upload is going (`backup_status' shows none in flight).
+%% Waits until no off-site job is going (`backup_status' shows none in flight).
 offsite_idle() ->
     emqx_guard_ct_helper:wait_until(fun() ->
-        not lists:any(fun(L) -> lists:prefix("  uploads: uploading", L) end, ctl(["backup_status"]))
+        not lists:any(fun(L) -> lists:prefix("  uploads: uploading", L) orelse lists:prefix("  uploads: looking", L) end,
+                      ctl(["backup_status"]))
     end).
 
 set_remote(Config, Extra) ->

@@ -86,6 +86,9 @@ backup_answers_while_the_upload_hangs(Config) ->
     set_now(?T0),
     start_app(fake_opts(#{})),
     Wake = next_timer(wake),
+    %% a node without a backup looks at the bucket when it starts
+    offsite_idle(),
+    ?assertMatch([{<<"GET">>, <<"/backups?list-type=2", _/binary>>, forward}], emqx_guard_fault_proxy:requests(Proxy)),
     ok = emqx_guard_fault_proxy:set_mode(Proxy, hang),
     Out = ctl(["backup_now"]),
     ?assertMatch("Backup done in " ++ _, hd(Out)),
@@ -146,6 +149,7 @@ remote_off_ends_a_hanging_upload(Config) ->
     preset(Config),
     set_now(?T0),
     start_app(fake_opts(#{})),
+    offsite_idle(),
     ok = emqx_guard_fault_proxy:set_mode(Proxy, {status, 503}),
     First = file_of(ctl(["backup_now"])),
     wait_until(fun() -> [N || #{name := N} <- emqx_alarm:active_alarms()] =:= [?ALARM] end),
@@ -196,8 +200,9 @@ restart_resumes_without_uploading_twice(Config) ->
     Reuses = nif_reuses(S3),
 
     %% (a)
-    ok = emqx_guard_fault_proxy:set_mode(Proxy, swallow),
     P1 = start_node(Name, Dir, Config),
+    wait_until(fun() -> queue_idle(P1) end),
+    ok = emqx_guard_fault_proxy:set_mode(Proxy, swallow),
     First = file_of(peer_call(P1, ?MODULE, peer_ctl, [["backup_now"]])),
     wait_until(fun() -> emqx_guard_s3_helper:objects(S3) =:= [First] end),
     ?assertMatch(#{running := #{file := _}}, peer_call(P1, ?MODULE, peer_queue_status, [])),

@@ -89,6 +89,8 @@ damaged_offsite_state_starts_a_new_record(Config) ->
             ok = file:write_file(File, Content),
             emqx_guard_ct_helper:set_now({{2026, 11, 25}, {10, 0, 0}}),
             ok = emqx_guard_ct_helper:start_app(emqx_guard_ct_helper:fake_opts(#{})),
+            %% (it looks at the bucket first, as a node without backups does: that fails at once)
+            emqx_guard_ct_helper:wait_until(fun() -> maps:get(running, emqx_guard_offsite_queue:status()) =:= undefined end),
             #{running := undefined, waiting := [], state := State} = emqx_guard_offsite_queue:status(),
             ?assertMatch(#{pending := [], own := [], confirmed_for := undefined, failing := false, last_upload := undefined,
                            last_error := undefined, last_job := undefined, retention := undefined}, State, Content),

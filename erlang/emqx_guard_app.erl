@@ -44,19 +44,32 @@ stop(_State) ->
 %% differs between Old and New. The dashboard's copy never sees changes made with
 %% `emqx ctl guard', so applying all of New would write its stale values back; all of New is
 %% still validated, so a bad value is refused. May be called while the plugin is stopped: then
-%% it is only persisted, and read at the next start.
+%% it is only persisted, and read at the next start. While the plugin runs the change goes
+%% through its settings server (a new version, the scheduler re-armed); when that server is
+%% not there, or does not answer in time (`cluster' option `call_timeout_ms'), the answer is an
+%% error line.
+%%
+%% The answer and the log never show a secret: a failure's reason (which may carry Old and New,
+%% binary keys and all) goes through `emqx_guard_redact:term/2' with Old and New as the known
+%% settings, and the dashboard gets one line.
 -spec on_config_changed(map(), map()) -> ok | {error, binary()}.
 on_config_changed(Old, New) ->
     try apply_config(Old, New) of
         ok ->
             ok;
-        {error, Why} = Error ->
-            ?LOG_WARNING(#{msg => emqx_guard_config_rejected, reason => Why}),
-            Error
+        {error, Why} ->
+            Line = emqx_guard_redact:term(Why, [Old, New]),
+            ?LOG_WARNING(#{msg => emqx_guard_config_rejected, reason => Line}),
+            {error, Line}
     catch
-        Class:Reason ->
-            ?LOG_ERROR(#{msg => emqx_guard_config_change_failed, class => Class, reason => Reason}),
-            {error, iolist_to_binary(io_lib:format("cannot apply the config: ~tp", [Reason]))}
+        Class:Reason:Stack ->
+            ?LOG_ERROR(#{
+                msg => emqx_guard_config_change_failed,
+                class => Class,
+                reason => emqx_guard_redact:term(Reason, [Old, New]),
+                stacktrace => emqx_guard_redact:term(Stack, [Old, New])
+            }),
+            {error, failure_line(Class, emqx_guard_redact:term(Reason, [Old, New]))}
     end.
 
 apply_config(Old, New) when is_map(New) ->
@@ -73,16 +86,31 @@ apply_changed(Changed) when map_size(Changed) =:= 0 ->
     ok;
 apply_changed(Changed) ->
     Result =
-        case whereis(emqx_guard_settings_sync) of
+        case whereis(emqx_guard_sup) of
             %% stopped: only saved, read at the next start
             undefined -> emqx_guard_settings:change(Changed);
             %% running: a new version (EMQX calls every node itself), the scheduler re-arms
-            _Pid -> emqx_guard_settings_sync:update_local(Changed)
+            _Sup -> emqx_guard_settings_sync:update_local(Changed)
         end,
     case Result of
         {error, _} = Error -> Error;
         _ -> ok
     end.
+
+%% What the dashboard shows for a change that failed (Reason is redacted): one line.
+failure_line(exit, {timeout, {gen_server, call, _}}) ->
+    <<"emqx_guard did not apply the config in time (its settings server is busy); it may still apply it: "
+      "check with emqx ctl guard">>;
+failure_line(exit, {noproc, {gen_server, call, _}}) ->
+    <<"emqx_guard's settings server is not running (the plugin restarts it); save again in a moment">>;
+failure_line(exit, {Cause, {gen_server, call, [Server | _]}}) ->
+    unicode:characters_to_binary(io_lib:format(
+        "cannot apply the config: ~0tp stopped while applying it (~0tP); the change may be partly applied: "
+        "check with emqx ctl guard",
+        [Server, Cause, 12]
+    ));
+failure_line(Class, Reason) ->
+    unicode:characters_to_binary(io_lib:format("cannot apply the config: ~0tp ~0tP", [Class, Reason, 12])).
 
 %% @doc `ok' while backups work; `{error, Line}' while the last run failed,
 %% the export is unsupported, or the schedule cannot be computed.

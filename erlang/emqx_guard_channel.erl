@@ -7,7 +7,7 @@
 %% <ul>
 %% <li>`kind/0': its name (the `notify_<kind>' command, the status line);</li>
 %% <li>`settings/0': its own settings, `{Key, Type, Default}' (the types are validated and
-%%     redacted by `emqx_guard_notify_config'), and `cli_names/0': the `key=value' names of
+%%     hidden by `emqx_guard_redact'), and `cli_names/0': the `key=value' names of
 %%     `guard notify_<kind>';</li>
 %% <li>`enabled/1': whether the settings make it send;</li>
 %% <li>`target/1': where it sends, safe to print and log (no secret, no URL path);</li>
@@ -73,7 +73,7 @@ setting(Key, Settings) ->
 %% @doc The target of a channel that posts to the URL in setting Key: `scheme://host[:port]/…'.
 -spec url_target(atom(), map()) -> binary().
 url_target(Key, Settings) ->
-    emqx_guard_notify_config:redacted_url(setting(Key, Settings)).
+    emqx_guard_redact:url(setting(Key, Settings)).
 
 %% @doc POSTs the JSON document Doc to Url for a chat channel: refused without sending when the
 %% URL is plain http to a host not allowed for it (`emqx_guard_notify_config:url_allowed/2').

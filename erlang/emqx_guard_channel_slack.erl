@@ -48,7 +48,7 @@ enabled(Settings) ->
 target(Settings) ->
     case mode(Settings) of
         {bot, _Token, Channel} -> <<"chat.postMessage to ", Channel/binary>>;
-        {webhook, Url} -> emqx_guard_notify_config:redacted_url(Url);
+        {webhook, Url} -> emqx_guard_redact:url(Url);
         none -> <<"none">>
     end.
 

@@ -30,12 +30,12 @@ cmd(Args) ->
             %% where the stack trace carries them
             ?LOG_ERROR(#{
                 msg => emqx_guard_cli_crash,
-                args => emqx_guard_notify_config:redacted_args(Args),
+                args => emqx_guard_redact:args(Args),
                 class => Class,
-                reason => emqx_guard_notify_config:redacted_term(Reason),
+                reason => emqx_guard_redact:term(Reason),
                 stacktrace => [arity_only(F) || F <- Stack]
             }),
-            line(text("Error: internal error: ~tp", [emqx_guard_notify_config:redacted_term(Reason)]))
+            line(text("Error: internal error: ~tp", [emqx_guard_redact:term(Reason)]))
     end,
     ok.
 

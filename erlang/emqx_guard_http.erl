@@ -8,7 +8,7 @@
 %% channel to read, 408/429/5xx and network trouble are worth another try (429 and 503 with the
 %% wait the service asks for in `Retry-After'), a refused certificate and every other status are
 %% for the operator to fix. Error texts never hold the URL's path or query (where the secret
-%% of a chat webhook is): requests are named by `emqx_guard_notify_config:redacted_url/1'.
+%% of a chat webhook is): requests are named by `emqx_guard_redact:url/1'.
 -module(emqx_guard_http).
 
 -include_lib("kernel/include/logger.hrl").
@@ -53,7 +53,7 @@ post(Url, {CType, Body}, Headers, Opts) ->
             {ok, #{status => Code, phrase => unicode:characters_to_binary(Phrase), headers => RespHeaders, body => RespBody}};
         {error, Why} ->
             Line = scrub(unicode:characters_to_binary(io_lib:format("HTTP request to ~ts failed: ~0tp",
-                [emqx_guard_notify_config:redacted_url(Url), Why])), Url),
+                [emqx_guard_redact:url(Url), Why])), Url),
             %% a refused certificate stays refused: an operator has to fix it, no retry
             case binary:match(Line, <<"tls_alert">>) of
                 nomatch -> {error, {retry, Line}};
@@ -113,7 +113,7 @@ scrub(Line, Url) ->
             _ -> []
         end,
     lists:foldl(fun(S, Acc) -> binary:replace(Acc, S, <<"…"/utf8>>, [global]) end,
-        binary:replace(Line, Url, emqx_guard_notify_config:redacted_url(Url), [global]), Secret).
+        binary:replace(Line, Url, emqx_guard_redact:url(Url), [global]), Secret).
 
 ssl_opts(Url, Tls) ->
     case uri_string:parse(Url) of

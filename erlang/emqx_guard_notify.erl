@@ -236,7 +236,9 @@ handle_info({'DOWN', Mon, process, Pid, Why}, St) ->
                     normal ->
                         D0;
                     _ ->
-                        ?LOG_ERROR(#{msg => emqx_guard_notify_crashed, channel => Kind, reason => Why}),
+                        %% the sender held the channel's settings: its crash may quote them
+                        ?LOG_ERROR(#{msg => emqx_guard_notify_crashed, channel => Kind,
+                            reason => emqx_guard_redact:term(Why, [settings(St)])}),
                         D0#{state => failed, error => <<"the sender crashed">>}
                 end,
             {noreply, next_queued(Kind, St#st{workers = Workers, last = (St#st.last)#{Kind => D}})};
@@ -252,7 +254,7 @@ handle_info(_Other, St) ->
 %% Status and crash reports show any settings in the state or the last message redacted.
 -spec format_status(gen_server:format_status()) -> gen_server:format_status().
 format_status(Status) ->
-    emqx_guard_notify_config:redacted_status(Status).
+    emqx_guard_redact:status(Status).
 
 %% @private
 terminate(_Reason, St) ->

@@ -101,7 +101,7 @@ usage_lines() ->
 %% @doc `key = value' lines for the given keys, secrets hidden.
 -spec show_lines([emqx_guard_notify_config:key()]) -> [binary()].
 show_lines(Keys) ->
-    S = emqx_guard_notify_config:redacted(emqx_guard_notify_config:of_settings(emqx_guard_settings:get())),
+    S = emqx_guard_redact:settings(emqx_guard_notify_config:of_settings(emqx_guard_settings:get())),
     [iolist_to_binary([atom_to_binary(K), " = ", value_text(maps:get(K, S))]) || K <- Keys].
 
 %% @doc The status line of a channel's last delivery.
@@ -163,10 +163,10 @@ changes([Pair | Rest], Names, Acc) ->
                     changes(Rest, Names, Acc#{Key => Value});
                 false ->
                     Known = lists:join(", ", [N || {N, _} <- Names]),
-                    {error, ["unknown key \"", hd(emqx_guard_notify_config:redacted_args([Name])), "\" (use ", Known, ")"]}
+                    {error, ["unknown key \"", hd(emqx_guard_redact:args([Name])), "\" (use ", Known, ")"]}
             end;
         error ->
-            {error, ["expected key=value, got \"", hd(emqx_guard_notify_config:redacted_args([Pair])), "\""]}
+            {error, ["expected key=value, got \"", hd(emqx_guard_redact:args([Pair])), "\""]}
     end.
 
 on_changes([], Acc) ->

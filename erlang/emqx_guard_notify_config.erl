@@ -1,5 +1,5 @@
-%% @doc Notification settings: every `notify_*' key, its type, default and validation, when to
-%% send, and the redaction of secrets (the one place for it).
+%% @doc Notification settings: every `notify_*' key, its type, default and validation, the rules
+%% between keys, and when to send.
 %%
 %% The keys live in the plugin's settings map next to the backup settings (and are persisted
 %% with them by `emqx_guard_settings'). Each channel declares its own keys with a type
@@ -11,11 +11,12 @@
 %% `notify_http_hosts' (hosts a chat channel may reach over plain http besides 127.0.0.1 and ::1;
 %% empty by default).
 %%
-%% Secrets are never shown: `redacted/1' replaces passwords, tokens and signing secrets by
-%% `******' and cuts every webhook URL to `scheme://host[:port]/…' (its path or query is the
-%% secret: Slack's path, DingTalk's `access_token=', WeCom's `key='), before anything is printed
-%% or logged. `redacted_term/1' does it for any term holding settings maps (process state,
-%% messages), `redacted_args/1' for command-line arguments.
+%% The rules between keys (`problems/1', `check/1') keep every channel whole: no signing
+%% secret, mobile list, Slack token or channel, or SMTP password without the URL, token or user
+%% it belongs to.
+%%
+%% Secrets are never shown: the types here (`password', `secret', `url', `any_url') are what
+%% `emqx_guard_redact' hides before anything is printed, logged or returned.
 -module(emqx_guard_notify_config).
 
 -export([
@@ -25,14 +26,10 @@
     of_settings/1,
     validate/2,
     check/1,
+    problems/1,
     url_allowed/2,
     to_config/1,
     wants/2,
-    redacted/1,
-    redacted_term/1,
-    redacted_status/1,
-    redacted_args/1,
-    redacted_url/1,
     parse_bool/1,
     check_value/3
 ]).
@@ -41,11 +38,6 @@
 -type settings() :: #{key() => term()}.
 -export_type([key/0, settings/0]).
 
--define(REDACTED, <<"******">>).
-%% U+2026 HORIZONTAL ELLIPSIS: stands for the hidden part of a URL.
--define(ELLIPSIS, 16#2026).
-%% Names of command-line `name=value' arguments whose value is a secret.
--define(SECRET_ARGS, [<<"password">>, <<"token">>, <<"secret">>, <<"secret_key">>]).
 
 %% @doc Every notification key, in display order.
 -spec keys() -> [key()].
@@ -104,22 +96,44 @@ check_value(Type, Key, Raw) ->
         throw:{invalid, Line} -> {error, Line}
     end.
 
-%% @doc The rules between keys, for complete settings: a chat webhook over plain http only to
-%% an allowed host (`url_allowed/2'), and Slack's bot token together with a channel.
+%% @doc The rules between keys, for complete settings: the first of `problems/1', or `ok'.
 -spec check(map()) -> ok | {error, binary()}.
 check(Settings) ->
-    S = of_settings(Settings),
-    Urls = [maps:get(K, S) || {K, url, _} <- specs(), maps:get(K, S) =/= <<>>],
-    case [Line || U <- Urls, {error, Line} <- [url_allowed(U, S)]] of
-        [Line | _] ->
-            {error, Line};
-        [] ->
-            case {maps:get(notify_slack_token, S), maps:get(notify_slack_channel, S)} of
-                {<<>>, C} when C =/= <<>> -> {error, <<"notify_slack_channel needs notify_slack_token (token=xoxb-...)">>};
-                {T, <<>>} when T =/= <<>> -> {error, <<"notify_slack_token needs notify_slack_channel (channel=C...)">>};
-                _ -> ok
-            end
+    case problems(Settings) of
+        [{_Keys, Line} | _] -> {error, Line};
+        [] -> ok
     end.
+
+%% @doc Every rule between keys the settings break, each with the keys it is about and the one
+%% line that says it: a chat webhook over plain http only to an allowed host (`url_allowed/2');
+%% and every channel whole: a secret, signing key, mobile list, Slack channel or token, or SMTP
+%% password is refused without the URL, token or user it belongs to (`needs/0'), so no change
+%% leaves half a channel. `emqx_guard_settings:change/1' refuses a change that breaks a rule
+%% about a key it touches.
+-spec problems(map()) -> [{[key()], binary()}].
+problems(Settings) ->
+    S = of_settings(Settings),
+    Urls = [{K, maps:get(K, S)} || {K, url, _} <- specs(), maps:get(K, S) =/= <<>>],
+    [{[K, notify_http_hosts], Line} || {K, U} <- Urls, {error, Line} <- [url_allowed(U, S)]] ++
+        [
+            {[K, Needed], unicode:characters_to_binary([atom_to_binary(K), " needs ", atom_to_binary(Needed), " (", Hint, ")"])}
+         || {K, Needed, Hint} <- needs(), is_set(maps:get(K, S)), not is_set(maps:get(Needed, S))
+        ].
+
+%% What each part of a channel belongs to: a value of the first key is half a channel while the
+%% second is empty (the hint is the `guard notify_<channel>' argument that sets it).
+needs() ->
+    [
+        {notify_smtp_password, notify_smtp_user, "user=..."},
+        {notify_slack_token, notify_slack_channel, "channel=C..."},
+        {notify_slack_channel, notify_slack_token, "token=xoxb-..."},
+        {notify_feishu_secret, notify_feishu_url, "url=https://..."},
+        {notify_dingtalk_secret, notify_dingtalk_url, "url=https://..."},
+        {notify_dingtalk_at_mobiles, notify_dingtalk_url, "url=https://..."}
+    ].
+
+is_set(V) ->
+    V =/= <<>> andalso V =/= [].
 
 %% @doc Whether a chat channel may POST to Url: https always; plain http only to 127.0.0.1, ::1
 %% and the hosts the operator listed in `notify_http_hosts'.
@@ -134,10 +148,10 @@ url_allowed(Url, Settings) ->
                 {<<"http">>, H} ->
                     case lists:member(H, Allowed) of
                         true -> ok;
-                        false -> {error, <<(redacted_url(Url))/binary, " is plain http: use https, or list the host in notify_http_hosts">>}
+                        false -> {error, <<(emqx_guard_redact:url(Url))/binary, " is plain http: use https, or list the host in notify_http_hosts">>}
                     end;
                 _ ->
-                    {error, <<(redacted_url(Url))/binary, " is not an https URL">>}
+                    {error, <<(emqx_guard_redact:url(Url))/binary, " is not an https URL">>}
             end;
         _ ->
             {error, <<"not a URL">>}
@@ -248,8 +262,8 @@ check_url(Type, Key, T) ->
             case {Type, string:lowercase(S)} of
                 {_, <<"https">>} -> {ok, T};
                 {_, <<"http">>} -> {ok, T};
-                {any_url, _} -> invalid([Key, " must start with http:// or https://, not \"", redacted_url(T), "\""]);
-                {url, _} -> invalid([Key, " must be an https:// URL, not \"", redacted_url(T), "\""])
+                {any_url, _} -> invalid([Key, " must start with http:// or https://, not \"", emqx_guard_redact:url(T), "\""]);
+                {url, _} -> invalid([Key, " must be an https:// URL, not \"", emqx_guard_redact:url(T), "\""])
             end;
         _ ->
             invalid([Key, " is not a URL"])
@@ -275,114 +289,6 @@ wants(Event, Settings) ->
         offsite_failed -> maps:get(notify_on_offsite_failed, S);
         offsite_ok -> maps:get(notify_on_offsite_ok, S);
         test -> true
-    end.
-
-%% @doc The settings with every password, token and signing secret replaced by `******' (left
-%% empty when unset), and every URL cut to `scheme://host[:port]/…' (`redacted_url/1'): safe to
-%% print and to log.
--spec redacted(map()) -> map().
-redacted(Settings) ->
-    lists:foldl(
-        fun
-            ({K, Type, _}, S) when Type =:= password; Type =:= secret ->
-                case maps:get(K, S, <<>>) of
-                    <<>> -> S;
-                    _ -> S#{K => ?REDACTED}
-                end;
-            ({K, Type, _}, S) when Type =:= url; Type =:= any_url ->
-                case maps:get(K, S, <<>>) of
-                    Url when is_binary(Url), Url =/= <<>> -> S#{K => redacted_url(Url)};
-                    _ -> S
-                end;
-            (_, S) ->
-                S
-        end,
-        Settings,
-        %% the off-site secret key too: the one redaction of every secret setting
-        specs() ++ emqx_guard_offsite_config:specs()
-    ).
-
-%% @doc Term with `redacted/1' applied to every map inside it (records, tuples, lists, map
-%% values): for a process state or a message in a status or crash report.
--spec redacted_term(term()) -> term().
-redacted_term(M) when is_map(M) ->
-    redacted(maps:map(fun(_K, V) -> redacted_term(V) end, M));
-redacted_term(T) when is_tuple(T) ->
-    list_to_tuple(redacted_term(tuple_to_list(T)));
-redacted_term([H | T]) ->
-    [redacted_term(H) | redacted_term(T)];
-redacted_term(Other) ->
-    Other.
-
-%% @doc For a gen_server's `format_status/1': the state, the last message, the sys log and the
-%% crash reason with every settings map in them redacted, so neither `sys:get_status/1' nor a
-%% crash report shows a secret.
--spec redacted_status(gen_server:format_status()) -> gen_server:format_status().
-redacted_status(Status) ->
-    maps:map(
-        fun
-            (K, V) when K =:= state; K =:= message; K =:= log; K =:= reason -> redacted_term(V);
-            (_K, V) -> V
-        end,
-        Status
-    ).
-
-%% @doc Command-line arguments with secrets hidden: `password=...', `token=...' and
-%% `secret=...' become `name=******', a URL (alone or as `name=URL') is cut as
-%% `redacted_url/1' does. Other arguments stay as they are.
--spec redacted_args(term()) -> term().
-redacted_args(Args) when is_list(Args) ->
-    [redacted_arg(A) || A <- Args];
-redacted_args(Other) ->
-    Other.
-
-redacted_arg(A) when is_binary(A); is_list(A) ->
-    Text =
-        try
-            to_bin(A)
-        catch
-            error:badarg -> error
-        end,
-    case Text of
-        {ok, B} ->
-            {Name, Value} =
-                case binary:split(B, <<"=">>) of
-                    [N, V] -> {string:lowercase(N), V};
-                    [_] -> {<<>>, B}
-                end,
-            case {lists:member(Name, ?SECRET_ARGS), binary:match(Name, <<"://">>), binary:match(Value, <<"://">>)} of
-                {true, _, _} -> <<Name/binary, "=", ?REDACTED/binary>>;
-                %% a URL whose query has a `=' in it
-                {false, {_, _}, _} -> redacted_url(B);
-                {false, nomatch, nomatch} -> A;
-                {false, nomatch, _} when Name =:= <<>> -> redacted_url(Value);
-                {false, nomatch, _} -> <<Name/binary, "=", (redacted_url(Value))/binary>>
-            end;
-        error ->
-            A
-    end;
-redacted_arg(A) ->
-    A.
-
-%% @doc `scheme://host[:port]/…': the URL without user info, path, query or fragment (where
-%% webhook receivers put their secret). Text that is not a URL becomes `…'.
--spec redacted_url(binary()) -> binary().
-redacted_url(Url) ->
-    case uri_string:parse(Url) of
-        #{scheme := Scheme, host := Host} = U when Host =/= <<>> ->
-            HostText =
-                case binary:match(Host, <<":">>) of
-                    nomatch -> Host;
-                    _ -> <<"[", Host/binary, "]">>
-                end,
-            Port =
-                case U of
-                    #{port := P} when is_integer(P) -> [":", integer_to_binary(P)];
-                    _ -> []
-                end,
-            unicode:characters_to_binary([Scheme, "://", HostText, Port, "/", ?ELLIPSIS]);
-        _ ->
-            unicode:characters_to_binary([?ELLIPSIS])
     end.
 
 %%--------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 %% --confirm' (remote retention may delete what this node did not upload), the remote part of
 %% `backup_prune --dry-run' (`prune_dry_run/0', called by `emqx_guard_backups_cli') and the
 %% off-site lines of `backup_status' (`status_lines/0': the queue's state and last results).
-%% Parses and prints only; the secret key is never printed (`emqx_guard_notify_config:redacted/1').
+%% Parses and prints only; the secret key is never printed (`emqx_guard_redact:settings/1').
 -module(emqx_guard_offsite_cli).
 
 -import(emqx_guard_cli, [line/1, error_line/1]).
@@ -63,7 +63,7 @@ cmd(_) -> not_mine.
 %%--------------------------------------------------------------------
 
 show() ->
-    S = emqx_guard_notify_config:redacted(emqx_guard_settings:get()),
+    S = emqx_guard_redact:settings(emqx_guard_settings:get()),
     case emqx_guard_offsite_config:enabled(S) of
         false ->
             line("backup_remote = off (backups stay on this cluster's disks only)");
@@ -100,10 +100,10 @@ changes([Pair | Rest], Acc) ->
                     changes(Rest, Acc#{Key => Value});
                 false ->
                     Known = lists:join(", ", [N || {N, _} <- ?NAMES]),
-                    {error, ["unknown key \"", hd(emqx_guard_notify_config:redacted_args([Name])), "\" (use ", Known, ")"]}
+                    {error, ["unknown key \"", hd(emqx_guard_redact:args([Name])), "\" (use ", Known, ")"]}
             end;
         _ ->
-            {error, ["expected key=value, got \"", hd(emqx_guard_notify_config:redacted_args([Pair])), "\""]}
+            {error, ["expected key=value, got \"", hd(emqx_guard_redact:args([Pair])), "\""]}
     end.
 
 set(Changes) ->

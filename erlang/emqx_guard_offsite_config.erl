@@ -11,8 +11,9 @@
 %%     (false), `backup_remote_tls_verify' (true), `backup_remote_ca_file',
 %%     `backup_remote_recipient' (an age X25519 recipient `age1...'; empty: no encryption).</li>
 %% </ul>
-%% Generic types (text, secret, bool, path) are checked by `emqx_guard_notify_config:check_value/3',
-%% which also redacts the secret key (its type is `secret') wherever settings are shown or logged.
+%% Generic types (text, secret, bool, path) are checked by `emqx_guard_notify_config:check_value/3';
+%% the secret key (its type is `secret') is hidden by `emqx_guard_redact' wherever settings are
+%% shown, logged or returned.
 -module(emqx_guard_offsite_config).
 
 -export([keys/0, defaults/0, specs/0, validate/2, check/1, enabled/1, to_nif/1]).

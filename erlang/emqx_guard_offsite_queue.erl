@@ -241,7 +241,7 @@ terminate(_Reason, St = #st{job = Job}) ->
 %% @private
 -spec format_status(gen_server:format_status()) -> gen_server:format_status().
 format_status(Status) ->
-    emqx_guard_notify_config:redacted_status(Status).
+    emqx_guard_redact:status(Status).
 
 %%--------------------------------------------------------------------------------------------
 %% Jobs

@@ -244,7 +244,7 @@ terminate(_Reason, St) ->
 %% SMTP password never reaches a report.
 -spec format_status(gen_server:format_status()) -> gen_server:format_status().
 format_status(Status) ->
-    emqx_guard_notify_config:redacted_status(Status).
+    emqx_guard_redact:status(Status).
 
 %%--------------------------------------------------------------------
 %% Scheduling

@@ -11,7 +11,9 @@
 %%     a rate like `50MB/s', `emqx_guard_render:rate/1')</li>
 %% </ul>
 %% Validation returns `{error, Line}' where Line is one sentence a person
-%% understands. The settings in use are read once from
+%% understands. Every setting's stored form validates again, to itself (`validate(K, V)' is
+%% `{ok, V}' for a stored V): the settings file is read back, and another node's settings are
+%% adopted, through the same validation as a value typed in. The settings in use are read once from
 %% `<data_dir>/emqx_guard/settings.eterm' (`emqx_guard_store') and kept in memory (`get/0');
 %% `change/1' validates, saves and replaces them. A damaged file gives the defaults for what is
 %% damaged plus a warning in the log, never a crash. Changes made while the plugin runs go
@@ -109,8 +111,9 @@ keys() ->
 %% Validation
 %%--------------------------------------------------------------------
 
-%% @doc Validates one setting given as text (binary or charlist) or, for the
-%% numeric settings, as an integer. Returns the value as it is stored.
+%% @doc Validates one setting given as text (binary or charlist) or as its stored form (an
+%% integer for the numbers, durations and rates, `off' for no rate limit). Returns the value as
+%% it is stored, which validates again to itself.
 -spec validate(key(), term()) -> {ok, term()} | {error, binary()}.
 validate(backup_cron, Raw) ->
     with_text(Raw, <<"backup_cron">>, fun validate_cron/1);
@@ -129,6 +132,9 @@ validate(backup_catchup, Raw) ->
     validate_duration(<<"backup_catchup">>, Raw, 0);
 validate(export_timeout, Raw) ->
     validate_duration(<<"export_timeout">>, Raw, 1);
+validate(backup_io_limit, N) when is_integer(N), N >= 0 ->
+    %% the stored form: bytes per second, read as the bare number it is (0 is off)
+    validate(backup_io_limit, integer_to_binary(N));
 validate(backup_io_limit, Raw) ->
     with_text(Raw, <<"backup_io_limit">>, fun(Text) ->
         case emqx_guard_render:parse_rate(Text) of
@@ -174,23 +180,38 @@ changed(_Old, New) ->
     New.
 
 %% @doc Validates Changes (as `validate_changes/1'), merges them into the settings in use, checks
-%% the rules between keys (`emqx_guard_notify_config:check/1', `emqx_guard_offsite_config:check/1') and saves the result. Returns the
-%% settings before and after; on any error nothing changes. Every change (command line,
-%% dashboard, another node) comes through here.
+%% the rules between keys (`emqx_guard_notify_config:problems/1', `emqx_guard_offsite_config:check/1')
+%% and saves the result. Returns the settings before and after; on any error nothing changes.
+%% Every change (command line, dashboard, another node) comes through here, so each is checked
+%% whole: a change is refused when the result breaks a rule about a key it touches (a secret
+%% without its URL, an s3 destination without its keys); a rule broken in settings an older
+%% version saved, on keys the change leaves alone, does not block it.
 -spec change(map()) -> {ok, Old :: settings(), New :: settings()} | {error, binary()}.
 change(Changes) ->
     case validate_changes(Changes) of
         {ok, Valid} ->
             Old = get(),
             New = maps:merge(Old, Valid),
-            case {emqx_guard_notify_config:check(New), emqx_guard_offsite_config:check(New)} of
-                {ok, ok} -> saved(Old, New);
-                {{error, _} = Error, _} -> Error;
-                {_, Error} -> Error
+            case broken_rules(Old, New) of
+                [] -> saved(Old, New);
+                [Line | _] -> {error, Line}
             end;
         {error, _} = Error ->
             Error
     end.
+
+broken_rules(Old, New) ->
+    Touched = maps:keys(changed(Old, New)),
+    Offsite =
+        case emqx_guard_offsite_config:check(New) of
+            ok -> [];
+            {error, Line} -> [{emqx_guard_offsite_config:keys(), Line}]
+        end,
+    [
+        Line
+     || {Keys, Line} <- emqx_guard_notify_config:problems(New) ++ Offsite,
+        lists:any(fun(K) -> lists:member(K, Touched) end, Keys)
+    ].
 
 saved(Old, New) ->
     case save(New) of
@@ -312,7 +333,8 @@ load() ->
                 msg => emqx_guard_settings_damaged,
                 path => Path,
                 reason => unexpected_content,
-                content => Other,
+                %% e.g. a newer format: it holds the secrets too
+                content => emqx_guard_redact:term(Other),
                 action => using_defaults
             }),
             defaults();

@@ -23,7 +23,12 @@
 %%
 %% Options (app env `cluster', a map): `sync_delay_ms' (2000), how long after a node connects the
 %% sync starts (EMQX's membership is updated a moment after the connection); `now' (the OS
-%% clock), a fun returning this node's time in ms for new versions.
+%% clock), a fun returning this node's time in ms for new versions; `call_timeout_ms' (30000),
+%% how long a caller of `update/1' or `update_local/1' waits for the change to be applied.
+%%
+%% No secret is logged or sent back in a reason: changes are logged as the changed keys,
+%% redacted, and every failure's reason (a crashed sync, a refused push) goes through
+%% `emqx_guard_redact:term/2' first; `format_status/1' redacts settings in crash reports.
 -module(emqx_guard_settings_sync).
 
 -behaviour(gen_server).
@@ -42,6 +47,7 @@
 -define(FORMAT_VSN, 3).
 -define(RPC_TIMEOUT, 5000).
 -define(SYNC_DELAY_MS, 2000).
+-define(CALL_TIMEOUT_MS, 30000).
 
 -type version() :: {non_neg_integer(), node() | none}.
 
@@ -82,7 +88,8 @@ update(Changes) ->
 %% @doc Applies setting changes here only, with a version newer than every running node's.
 -spec update_local(map()) -> {ok, emqx_guard_settings:settings()} | {error, binary()}.
 update_local(Changes) ->
-    gen_server:call(?SERVER, {update_local, Changes, highest_running_version()}, 30000).
+    Opts = application:get_env(emqx_guard, cluster, #{}),
+    gen_server:call(?SERVER, {update_local, Changes, highest_running_version()}, maps:get(call_timeout_ms, Opts, ?CALL_TIMEOUT_MS)).
 
 %% @doc Pulls the newest settings from the other running nodes and, on a core node, fetches the
 %% newest backups it lacks. Runs in the caller's process; returns what it did.
@@ -190,7 +197,8 @@ handle_info({?MODULE, sync}, St) ->
 handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{syncing = {_, MRef}}) ->
     case Reason of
         normal -> ok;
-        _ -> ?LOG_WARNING(#{msg => emqx_guard_sync_failed, reason => Reason})
+        %% a failed adoption's reason may quote the settings it was given
+        _ -> ?LOG_WARNING(#{msg => emqx_guard_sync_failed, reason => emqx_guard_redact:term(Reason)})
     end,
     case St#st.sync_again of
         true -> {noreply, start_sync(St#st{syncing = undefined, sync_again = false})};
@@ -203,7 +211,7 @@ handle_info(_Other, St) ->
 %% Crash reports and `sys:get_status/1' show settings carried by a message redacted.
 -spec format_status(gen_server:format_status()) -> gen_server:format_status().
 format_status(Status) ->
-    emqx_guard_notify_config:redacted_status(Status).
+    emqx_guard_redact:status(Status).
 
 %% @private
 terminate(_Reason, #st{syncing = Syncing}) ->
@@ -229,12 +237,13 @@ apply_changes(Changes) ->
 
 %% The entries of New that differ from Old, safe to log.
 redacted_changes(Old, New) ->
-    emqx_guard_notify_config:redacted(emqx_guard_settings:changed(Old, New)).
+    emqx_guard_redact:settings(emqx_guard_settings:changed(Old, New)).
 
 push(Settings, Version) ->
     Nodes = emqx_guard_emqx:running_nodes() -- [node()],
     Replies = erpc:multicall(Nodes, ?MODULE, adopt, [Settings, Version], ?RPC_TIMEOUT),
-    Unreached = [{N, refusal(R)} || {N, R} <- lists:zip(Nodes, Replies), R =/= {ok, ok}],
+    %% a node's failure may quote the settings it was sent
+    Unreached = [{N, refusal(emqx_guard_redact:term(R, [Settings]))} || {N, R} <- lists:zip(Nodes, Replies), R =/= {ok, ok}],
     lists:foreach(
         fun({N, Why}) -> ?LOG_WARNING(#{msg => emqx_guard_settings_not_pushed, node => N, reason => Why}) end, Unreached
     ),

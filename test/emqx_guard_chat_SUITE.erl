@@ -17,7 +17,8 @@
     wrong_signature_refused_and_not_retried/1,
     retries_on_429_and_5xx_honouring_retry_after/1,
     long_messages_cut_to_each_service_limit/1,
-    cli_settings_notify_test_and_redaction/1
+    cli_settings_notify_test_and_redaction/1,
+    every_channel_command_checked_whole/1
 ]).
 
 -define(SETTINGS_KEY, {?MODULE, settings}).
@@ -45,7 +46,8 @@ all() ->
         wrong_signature_refused_and_not_retried,
         retries_on_429_and_5xx_honouring_retry_after,
         long_messages_cut_to_each_service_limit,
-        cli_settings_notify_test_and_redaction
+        cli_settings_notify_test_and_redaction,
+        every_channel_command_checked_whole
     ].
 
 %%--------------------------------------------------------------------------------------------
@@ -406,6 +408,49 @@ cli_settings_notify_test_and_redaction(Config) ->
     All = unicode:characters_to_binary([Logs, Status, lists:join("\n", Printed ++ Before)]),
     [?assertNot(contains(All, Secret), Secret) || Secret <- ?SECRETS],
     port_close(P).
+
+%% Each channel command is checked as a whole (issue 19, defect 11): a secret, signing key,
+%% mobile list, channel or password without the URL, token or user it belongs to is one Error
+%% line and nothing changes; given together (or after what they need) they are taken.
+every_channel_command_checked_whole(_Config) ->
+    ok = emqx_guard_ct_helper:start_app(real),
+    Ctl = fun(Args) -> emqx_guard_ct_helper:ctl(Args) end,
+    Feishu = "https://open.feishu.cn/open-apis/bot/v2/hook/FeishuHookSecret5",
+    Ding = "https://oapi.dingtalk.com/robot/send?access_token=DingTokenSecret7",
+    Refused = [
+        {["notify_smtp", "password=pw-1"], "Error: notify_smtp_password needs notify_smtp_user (user=...)"},
+        {["notify_slack", "channel=C0GUARD"], "Error: notify_slack_channel needs notify_slack_token (token=xoxb-...)"},
+        {["notify_slack", "token=" ?SLACK_TOKEN], "Error: notify_slack_token needs notify_slack_channel (channel=C...)"},
+        {["notify_feishu", "secret=abc"], "Error: notify_feishu_secret needs notify_feishu_url (url=https://...)"},
+        {["notify_dingtalk", "secret=" ?DING_SECRET], "Error: notify_dingtalk_secret needs notify_dingtalk_url (url=https://...)"},
+        {["notify_dingtalk", "at_mobiles=13800000000"],
+            "Error: notify_dingtalk_at_mobiles needs notify_dingtalk_url (url=https://...)"}
+    ],
+    Before = Ctl(["notify"]),
+    File = emqx_guard_ct_helper:settings_file_content(),
+    [?assertEqual([Want], Ctl(Args), Args) || {Args, Want} <- Refused],
+    ?assertEqual(Before, Ctl(["notify"])),
+    ?assertEqual(File, emqx_guard_ct_helper:settings_file_content()),
+    %% whole: taken
+    ?assertMatch(["notify_smtp_server = \"\"", _, _, "notify_smtp_user = \"ops\"", "notify_smtp_password = \"******\"" | _],
+        Ctl(["notify_smtp", "user=ops", "password=pw-1"])),
+    ?assertMatch([_, "notify_slack_token = \"******\"", "notify_slack_channel = \"C0GUARD\""],
+        Ctl(["notify_slack", "token=" ?SLACK_TOKEN, "channel=C0GUARD"])),
+    ?assertEqual(["notify_feishu_url = \"https://open.feishu.cn/\x{2026}\"", "notify_feishu_secret = \"******\""],
+        Ctl(["notify_feishu", "url=" ++ Feishu, "secret=abc"])),
+    ?assertEqual(["notify_dingtalk_url = \"https://oapi.dingtalk.com/\x{2026}\"", "notify_dingtalk_secret = \"\"",
+        "notify_dingtalk_at_mobiles = []"], Ctl(["notify_dingtalk", Ding])),
+    ?assertMatch([_, "notify_dingtalk_secret = \"******\"", "notify_dingtalk_at_mobiles = [\"13800000000\"]"],
+        Ctl(["notify_dingtalk", "secret=" ?DING_SECRET, "at_mobiles=13800000000"])),
+    %% what a secret needs cannot be taken away from it
+    Whole = Ctl(["notify"]),
+    ?assertEqual(["Error: notify_feishu_secret needs notify_feishu_url (url=https://...)"], Ctl(["notify_feishu", "url="])),
+    ?assertEqual(["Error: notify_smtp_password needs notify_smtp_user (user=...)"], Ctl(["notify_smtp", "user="])),
+    ?assertEqual(Whole, Ctl(["notify"])),
+    %% off clears a channel whole
+    ?assertEqual(["notify_feishu_url = \"\"", "notify_feishu_secret = \"\""], Ctl(["notify_feishu", "off"])),
+    ?assertEqual(["notify_dingtalk_url = \"\"", "notify_dingtalk_secret = \"\"", "notify_dingtalk_at_mobiles = []"],
+        Ctl(["notify_dingtalk", "off"])).
 
 %%--------------------------------------------------------------------------------------------
 %% Logs

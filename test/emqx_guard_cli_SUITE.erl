@@ -34,6 +34,7 @@
     command_registered_and_unregistered/1,
     never_crashes/1,
     on_config_changed_validates_and_applies/1,
+    dashboard_errors_never_show_secrets/1,
     export_unsupported_still_starts/1
 ]).
 
@@ -72,6 +73,7 @@ all() ->
         command_registered_and_unregistered,
         never_crashes,
         on_config_changed_validates_and_applies,
+        dashboard_errors_never_show_secrets,
         export_unsupported_still_starts
     ].
 
@@ -504,6 +506,80 @@ on_config_changed_validates_and_applies(_Config) ->
     ?assertEqual(ok, emqx_guard_app:on_config_changed(New, New#{<<"backup_keep">> => 4})),
     start_app(fake_opts(#{})),
     ?assertEqual(["backup_keep = 4"], ctl(["backup_keep"])).
+
+%% A dashboard save holding every secret the settings have (the keys typed password, secret or
+%% URL in the schema: SMTP password, webhook and chat URLs, chat tokens and signing secrets, the
+%% S3 secret key) goes wrong in every way it can: a value fails validation, a crash inside the
+%% change (the scheduler killed while the settings server waits on it), no answer in time (the
+%% settings server stuck), no settings server (noproc). Each time the dashboard gets one line,
+%% and no secret is in it, in any log event (crash reports included) or in the servers' status
+%% (issue 19, defect 7).
+dashboard_errors_never_show_secrets(_Config) ->
+    Secret = fun(K) -> "Zq" ++ integer_to_list(erlang:phash2(K)) ++ "Secret" end,
+    Types = [{K, T} || {K, T, _} <- emqx_guard_notify_config:specs() ++ emqx_guard_offsite_config:specs(),
+        lists:member(T, [password, secret, url, any_url])],
+    ?assert(length(Types) >= 10, Types),
+    Value = fun
+        (K, T) when T =:= url; T =:= any_url ->
+            list_to_binary("https://hooks.example.com/hook/" ++ Secret(K) ++ "?token=" ++ Secret(K));
+        (K, _) ->
+            list_to_binary("pw-" ++ Secret(K))
+    end,
+    Secrets = [list_to_binary(Secret(K)) || {K, _} <- Types],
+    Old = emqx_guard_test_config:of_settings(emqx_guard_settings:get()),
+    %% every channel whole (and an s3 destination), so only the fault under test refuses it
+    New = maps:merge(Old, maps:from_list(
+        [{atom_to_binary(K), Value(K, T)} || {K, T} <- Types] ++
+            [{<<"notify_smtp_user">>, <<"ops">>}, {<<"notify_slack_channel">>, <<"C0GUARD">>},
+             {<<"backup_remote_type">>, <<"s3">>}, {<<"backup_remote_bucket">>, <<"b">>},
+             {<<"backup_remote_access_key">>, <<"a">>}]
+    )),
+    #{level := Level} = logger:get_primary_config(),
+    ok = logger:set_primary_config(level, all),
+    {ok, Logs} = emqx_guard_test_logs:start(),
+    Answers =
+        try
+            %% validation: a bad value next to the secrets
+            {error, Invalid} = emqx_guard_app:on_config_changed(Old, New#{<<"backup_keep">> => 0}),
+            {error, Rule} = emqx_guard_app:on_config_changed(Old, New#{<<"notify_slack_channel">> => <<>>}),
+            %% a crash inside the change: the settings server calls the scheduler, which is killed
+            Scheduler = whereis(emqx_guard_scheduler),
+            ok = sys:suspend(Scheduler),
+            Self = self(),
+            _ = spawn(fun() -> Self ! {answer, emqx_guard_app:on_config_changed(Old, New)} end),
+            wait_until(fun() -> element(2, process_info(Scheduler, message_queue_len)) > 0 end),
+            true = exit(Scheduler, kill),
+            Crash = receive {answer, A} -> A after 60000 -> error(no_answer) end,
+            wait_until(fun() -> is_pid(whereis(emqx_guard_scheduler)) andalso is_pid(whereis(emqx_guard_settings_sync)) end),
+            %% no answer in time: the settings server is stuck
+            ok = application:set_env(emqx_guard, cluster, #{call_timeout_ms => 300}),
+            Sync = whereis(emqx_guard_settings_sync),
+            ok = sys:suspend(Sync),
+            Timeout = emqx_guard_app:on_config_changed(Old, New),
+            true = exit(Sync, kill),
+            wait_until(fun() -> is_pid(whereis(emqx_guard_settings_sync)) end),
+            %% no settings server while the plugin runs
+            ok = supervisor:terminate_child(emqx_guard_sup, emqx_guard_settings_sync),
+            NoProc = emqx_guard_app:on_config_changed(Old, New),
+            {ok, _} = supervisor:restart_child(emqx_guard_sup, emqx_guard_settings_sync),
+            [{error, Invalid}, {error, Rule}, Crash, Timeout, NoProc]
+        after
+            application:unset_env(emqx_guard, cluster),
+            ok = logger:set_primary_config(level, Level)
+        end,
+    Events = emqx_guard_test_logs:stop(Logs),
+    ct:log("answers:~n~tp", [Answers]),
+    AnswerText = unicode:characters_to_binary(io_lib:format("~tp", [Answers])),
+    [?assertEqual(nomatch, binary:match(AnswerText, S), {answers, S}) || S <- Secrets],
+    LogText = emqx_guard_test_logs:text(Events),
+    [?assertEqual(nomatch, binary:match(LogText, S), {logs, S}) || S <- Secrets],
+    Status = unicode:characters_to_binary(
+        io_lib:format("~tp~n~tp", [sys:get_status(emqx_guard_settings_sync), sys:get_status(emqx_guard_scheduler)])),
+    [?assertEqual(nomatch, binary:match(Status, S), {status, S}) || S <- Secrets],
+    %% each fault is an error line, and the crash was reported (and redacted) by the server
+    [?assertMatch({error, <<_/binary>>}, A) || A <- Answers],
+    [?assertEqual(nomatch, binary:match(Line, <<"\n">>), Line) || {error, Line} <- Answers],
+    ?assert(lists:any(fun(#{msg := {report, #{label := {gen_server, terminate}}}}) -> true; (_) -> false end, Events)).
 
 export_unsupported_still_starts(_Config) ->
     %% EMQX 5.0: no emqx_mgmt_data_backup (its beam is hidden so it cannot be loaded again)

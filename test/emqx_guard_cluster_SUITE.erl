@@ -23,6 +23,7 @@
     partial_copy_is_cleared_at_start/1,
     pushed_password_is_never_logged/1,
     settings_survive_clock_skew/1,
+    rate_setting_reaches_every_node_and_survives_restart/1,
     run_finishes_before_its_copies/1,
     dead_man_counts_fresh_copies_only/1,
     retention_runs_on_every_core/1
@@ -59,6 +60,7 @@ all() ->
         partial_copy_is_cleared_at_start,
         pushed_password_is_never_logged,
         settings_survive_clock_skew,
+        rate_setting_reaches_every_node_and_survives_restart,
         run_finishes_before_its_copies,
         dead_man_counts_fresh_copies_only,
         retention_runs_on_every_core
@@ -281,11 +283,12 @@ pushed_password_is_never_logged(Config) ->
     try
         ok = peer_call(PB, ?MODULE, peer_capture_logs, []),
         Secret = <<"s3cret-Pa55word">>,
-        {ok, _, []} = peer_call(PA, emqx_guard_settings_sync, update, [#{notify_smtp_password => Secret}]),
+        %% with the user it belongs to (a password alone is half a channel, refused)
+        {ok, _, []} = peer_call(PA, emqx_guard_settings_sync, update, [#{notify_smtp_user => <<"ops">>, notify_smtp_password => Secret}]),
         ?assertEqual(Secret, maps:get(notify_smtp_password, settings(PB))),
         Events = peer_call(PB, ?MODULE, peer_captured_logs, []),
         [Adopted] = [R || #{msg := {report, R = #{msg := emqx_guard_settings_adopted}}} <- Events],
-        ?assertEqual(#{notify_smtp_password => <<"******">>}, maps:get(changed, Adopted)),
+        ?assertEqual(#{notify_smtp_user => <<"ops">>, notify_smtp_password => <<"******">>}, maps:get(changed, Adopted)),
         ?assertEqual(nomatch, string:find(io_lib:format("~tp", [Events]), Secret)),
 
         %% what a crash report would show of the last message, and sys:get_status
@@ -334,6 +337,33 @@ settings_survive_clock_skew(Config) ->
         ?assertEqual({error, stale}, peer_call(PA, emqx_guard_settings_sync, adopt, [Old, {1, NB}])),
         ?assertEqual(ok, peer_call(PA, emqx_guard_settings_sync, adopt, [settings(PA), {1, NB}])),
         ?assertEqual(9, keep(PA))
+    after
+        stop_started()
+    end.
+
+%% A read rate (stored as a number of bytes per second) reaches the other node with the change,
+%% does not stop later changes from reaching it, is taken over by a node that joins, and survives
+%% a restart of the plugin without falling back to its default (issue 19, defect 1).
+rate_setting_reaches_every_node_and_survives_restart(Config) ->
+    [A, B, Late] = names(["rate_a", "rate_b", "rate_late"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        ?assertEqual(["backup_io_limit = \"50MB/s\""], ctl(PA, ["backup_io_limit", "50MB/s"])),
+        ?assertEqual([50000000, 50000000], [maps:get(backup_io_limit, settings(P)) || P <- [PA, PB]]),
+        %% a later change is taken by every node: the settings holding the rate are adopted whole
+        ?assertEqual(["backup_keep = 4"], ctl(PA, ["backup_keep", "4"])),
+        ?assertEqual([4, 4], [keep(P) || P <- [PA, PB]]),
+        %% a node that joins takes the settings over, the rate with them
+        #{Late := PL} = start_cluster([{Late, replicant}], Config, ?T0, [peer_node(A), peer_node(B)]),
+        wait_until(fun() -> settings(PL) =:= settings(PA) end),
+        ?assertEqual(50000000, maps:get(backup_io_limit, settings(PL))),
+        %% the plugin restarts on core_b: the rate is read back from its settings file
+        ok = peer_call(PB, application, stop, [emqx_guard]),
+        ok = peer_call(PB, ?MODULE, peer_capture_logs, []),
+        {ok, _} = peer_call(PB, application, ensure_all_started, [emqx_guard]),
+        ?assertEqual(["backup_io_limit = \"50MB/s\""], ctl(PB, ["backup_io_limit"])),
+        Events = peer_call(PB, ?MODULE, peer_captured_logs, []),
+        ?assertEqual([], [R || #{msg := {report, R = #{msg := emqx_guard_setting_damaged}}} <- Events])
     after
         stop_started()
     end.

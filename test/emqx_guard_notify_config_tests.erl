@@ -80,35 +80,6 @@ smtp_config_test() ->
     %% no user: no AUTH at all (the password is not even passed on)
     ?assertNot(maps:is_key(password, emqx_guard_channel_email:smtp_config(S#{notify_smtp_user => <<>>}, 1000))).
 
-redacted_test() ->
-    S = #{notify_smtp_password => <<"s3cret">>, notify_webhook_url => <<"https://bot:tok3n@hooks.example.com/x">>},
-    R = ?C:redacted(S),
-    ?assertEqual(<<"******">>, maps:get(notify_smtp_password, R)),
-    ?assertEqual(nomatch, binary:match(maps:get(notify_webhook_url, R), <<"tok3n">>)),
-    ?assertEqual(#{notify_smtp_password => <<>>}, ?C:redacted(#{notify_smtp_password => <<>>})).
-
-%% The path and query of a webhook URL (Slack's path, DingTalk's access_token) never show.
-webhook_url_shown_without_path_or_query_test() ->
-    Shown = fun(Url) -> maps:get(notify_webhook_url, ?C:redacted(#{notify_webhook_url => Url})) end,
-    ?assertEqual(<<"https://hooks.slack.com/"/utf8, 16#2026/utf8>>,
-        Shown(<<"https://hooks.slack.com/services/T000/B000/XXXXSECRET">>)),
-    ?assertEqual(<<"https://oapi.dingtalk.com/"/utf8, 16#2026/utf8>>,
-        Shown(<<"https://oapi.dingtalk.com/robot/send?access_token=abc123">>)),
-    ?assertEqual(<<"http://[::1]:8080/"/utf8, 16#2026/utf8>>, Shown(<<"http://user:pw@[::1]:8080/x#frag">>)),
-    ?assertEqual(<<>>, Shown(<<>>)).
-
-redacted_args_test() ->
-    ?assertEqual(
-        ["notify_smtp", <<"password=******">>, "user=ops", <<"https://hooks.example.com/"/utf8, 16#2026/utf8>>],
-        ?C:redacted_args(["notify_smtp", "PASSWORD=pw-1", "user=ops", "https://hooks.example.com/T/secret"])
-    ),
-    %% not text at all: left as it is, no crash
-    ?assertEqual([[not_text]], ?C:redacted_args([[not_text]])).
-
-redacted_term_test() ->
-    St = {st, #{notify_smtp_password => <<"pw-9">>, backup_keep => 5}, [{update, #{notify_smtp_password => <<"pw-9">>}}]},
-    ?assertEqual(nomatch, string:find(io_lib:format("~p", [?C:redacted_term(St)]), "pw-9")).
-
 %% CR, LF and other control characters in an address could add header lines to the e-mail.
 control_characters_in_addresses_refused_test_() ->
     V = fun ?C:validate/2,
@@ -132,30 +103,6 @@ to_config_round_trip_test() ->
      || K <- ?C:keys()
     ]),
     ?assertEqual(S, Back).
-
-%% Every secret of the chat channels is hidden: tokens, signing secrets, URL paths and queries.
-chat_secrets_redacted_test() ->
-    S = (?C:defaults())#{
-        notify_slack_url => <<"https://hooks.slack.com/services/T1/B2/SlackHook-1">>,
-        notify_slack_token => <<"xoxb-Token-2">>,
-        notify_teams_url => <<"https://prod.westeurope.logic.azure.com/workflows/Teams-3?sig=Sig-4">>,
-        notify_feishu_url => <<"https://open.feishu.cn/open-apis/bot/v2/hook/Feishu-5">>,
-        notify_feishu_secret => <<"FeishuSecret-6">>,
-        notify_dingtalk_url => <<"https://oapi.dingtalk.com/robot/send?access_token=Ding-7">>,
-        notify_dingtalk_secret => <<"SECDing-8">>,
-        notify_wecom_url => <<"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=WeCom-9">>
-    },
-    Shown = io_lib:format("~tp~n~tp", [?C:redacted(S), ?C:redacted_term({st, [S]})]),
-    [?assertEqual(nomatch, string:find(Shown, Secret), Secret) || Secret <- ["SlackHook-1", "Token-2", "Teams-3", "Sig-4",
-        "Feishu-5", "FeishuSecret-6", "Ding-7", "SECDing-8", "WeCom-9"]],
-    ?assertEqual(<<"******">>, maps:get(notify_slack_token, ?C:redacted(S))),
-    ?assertEqual(<<"https://qyapi.weixin.qq.com/"/utf8, 16#2026/utf8>>, maps:get(notify_wecom_url, ?C:redacted(S))),
-    ?assertEqual(
-        [<<"token=******">>, <<"secret=******">>, <<"url=https://oapi.dingtalk.com/"/utf8, 16#2026/utf8>>,
-            <<"https://h.example.com/"/utf8, 16#2026/utf8>>, "channel=C1"],
-        ?C:redacted_args([<<"token=xoxb-1">>, <<"SECRET=s">>, <<"url=https://oapi.dingtalk.com/robot/send?access_token=x">>,
-            <<"https://h.example.com/p/Secret?access_token=y">>, "channel=C1"])
-    ).
 
 %% Chat URLs: https; plain http only to 127.0.0.1, ::1 or a host the operator listed.
 chat_url_rules_test_() ->
@@ -181,3 +128,141 @@ chat_url_rules_test_() ->
         ?_assertMatch({error, <<"notify_dingtalk_at_mobiles: \"bob\" is not a mobile number">>}, V(notify_dingtalk_at_mobiles, <<"bob">>)),
         ?_assertMatch({error, <<"unknown setting notify_matrix_url">>}, V(notify_matrix_url, <<"https://x">>))
     ].
+
+%%--------------------------------------------------------------------------------------------
+%% Every channel is checked as a whole (issue 19, defect 11): a secret, signing key, mobile list
+%% or channel without the URL or token it belongs to is refused with one line, by the rules
+%% between keys (`check/1') and so on every change path (`emqx_guard_settings:change/1': command
+%% line, dashboard, another node), and nothing changes.
+
+-define(FEISHU_URL, <<"https://open.feishu.cn/open-apis/bot/v2/hook/Hook-1">>).
+-define(DING_URL, <<"https://oapi.dingtalk.com/robot/send?access_token=Ding-2">>).
+
+%% {channel, settings that are half a channel, the line that refuses them, the same channel whole}
+channel_rules() ->
+    [
+        {email, #{notify_smtp_password => <<"pw-1">>},
+            <<"notify_smtp_password needs notify_smtp_user (user=...)">>,
+            #{notify_smtp_password => <<"pw-1">>, notify_smtp_user => <<"ops">>}},
+        {slack, #{notify_slack_token => <<"xoxb-1">>},
+            <<"notify_slack_token needs notify_slack_channel (channel=C...)">>,
+            #{notify_slack_token => <<"xoxb-1">>, notify_slack_channel => <<"C0123">>}},
+        {slack, #{notify_slack_channel => <<"C0123">>, notify_slack_url => <<"https://hooks.slack.com/services/T/B/X">>},
+            <<"notify_slack_channel needs notify_slack_token (token=xoxb-...)">>,
+            #{notify_slack_url => <<"https://hooks.slack.com/services/T/B/X">>}},
+        {feishu, #{notify_feishu_secret => <<"abc">>},
+            <<"notify_feishu_secret needs notify_feishu_url (url=https://...)">>,
+            #{notify_feishu_secret => <<"abc">>, notify_feishu_url => ?FEISHU_URL}},
+        {dingtalk, #{notify_dingtalk_secret => <<"SECabc">>},
+            <<"notify_dingtalk_secret needs notify_dingtalk_url (url=https://...)">>,
+            #{notify_dingtalk_secret => <<"SECabc">>, notify_dingtalk_url => ?DING_URL}},
+        {dingtalk, #{notify_dingtalk_at_mobiles => [<<"13800000000">>]},
+            <<"notify_dingtalk_at_mobiles needs notify_dingtalk_url (url=https://...)">>,
+            #{notify_dingtalk_at_mobiles => [<<"13800000000">>], notify_dingtalk_url => ?DING_URL}},
+        %% the channels that are only a URL: whole once it is set, over https or to an allowed host
+        {webhook, #{notify_webhook_url => <<"ftp://hooks.example.com/x">>},
+            <<"notify_webhook_url must start with http:// or https://, not \"ftp://hooks.example.com/"/utf8, 16#2026/utf8, "\"">>,
+            #{notify_webhook_url => <<"http://hooks.example.com/x">>}},
+        {teams, #{notify_teams_url => <<"http://relay.internal/workflows/x">>},
+            <<"http://relay.internal/"/utf8, 16#2026/utf8, " is plain http: use https, or list the host in notify_http_hosts">>,
+            #{notify_teams_url => <<"http://relay.internal/workflows/x">>, notify_http_hosts => [<<"relay.internal">>]}},
+        {wecom, #{notify_wecom_url => <<"http://relay.internal/cgi-bin/webhook/send?key=k">>},
+            <<"http://relay.internal/"/utf8, 16#2026/utf8, " is plain http: use https, or list the host in notify_http_hosts">>,
+            #{notify_wecom_url => <<"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k">>}}
+    ].
+
+every_channel_checked_whole_test_() ->
+    D = ?C:defaults(),
+    [
+        {atom_to_list(Kind) ++ ": " ++ binary_to_list(unicode:characters_to_binary(Line)),
+            fun() ->
+                Settings = maps:merge(D, Whole),
+                ?assertEqual(ok, ?C:check(Settings)),
+                ?assert(emqx_guard_channel:enabled(Settings) =/= [] orelse Kind =:= email),
+                case maps:keys(Half) of
+                    [_] ->
+                        [K] = maps:keys(Half),
+                        case ?C:validate(K, maps:get(K, Half)) of
+                            {ok, _} -> ?assertEqual({error, Line}, ?C:check(maps:merge(D, Half)));
+                            {error, ValueLine} -> ?assertEqual(Line, ValueLine)
+                        end;
+                    _ ->
+                        ?assertEqual({error, Line}, ?C:check(maps:merge(D, Half)))
+                end
+            end}
+     || {Kind, Half, Line, Whole} <- channel_rules()
+    ].
+
+%% Through emqx_guard_settings:change/1, the path of every change: refused with the line, the
+%% settings in use and the file unchanged; the whole channel is taken; turning a channel off
+%% (its keys back to their defaults) is taken too.
+every_channel_change_checked_whole_test() ->
+    with_data_dir(fun() ->
+        lists:foreach(
+            fun({Kind, Half, Line, Whole}) ->
+                ok = emqx_guard_settings:save(emqx_guard_settings:defaults()),
+                Before = emqx_guard_settings:get(),
+                File = file:read_file(emqx_guard_settings:settings_file()),
+                {error, Refused} = emqx_guard_settings:change(Half),
+                ?assertEqual(Line, Refused, Kind),
+                ?assertEqual(Before, emqx_guard_settings:get()),
+                ?assertEqual(File, file:read_file(emqx_guard_settings:settings_file())),
+                {ok, _, New} = emqx_guard_settings:change(Whole),
+                ?assertEqual(Whole, maps:with(maps:keys(Whole), New)),
+                Off = maps:with(channel_keys(Kind) -- [notify_to], ?C:defaults()),
+                {ok, _, Cleared} = emqx_guard_settings:change(Off),
+                ?assertEqual(Off, maps:with(maps:keys(Off), Cleared))
+            end,
+            channel_rules()
+        )
+    end).
+
+%% A whole channel loses what it needs: refused (clearing the URL while the secret is set).
+clearing_what_a_secret_needs_is_refused_test() ->
+    with_data_dir(fun() ->
+        {ok, _, _} = emqx_guard_settings:change(#{notify_feishu_url => ?FEISHU_URL, notify_feishu_secret => <<"abc">>}),
+        ?assertEqual({error, <<"notify_feishu_secret needs notify_feishu_url (url=https://...)">>},
+            emqx_guard_settings:change(#{notify_feishu_url => <<>>})),
+        {ok, _, _} = emqx_guard_settings:change(#{notify_smtp_user => <<"ops">>, notify_smtp_password => <<"pw">>}),
+        ?assertEqual({error, <<"notify_smtp_password needs notify_smtp_user (user=...)">>},
+            emqx_guard_settings:change(#{notify_smtp_user => <<>>})),
+        ?assertMatch(#{notify_feishu_url := ?FEISHU_URL, notify_smtp_user := <<"ops">>}, emqx_guard_settings:get())
+    end).
+
+%% The dashboard (plugin stopped: only saved) takes the same rule.
+dashboard_half_channel_refused_test() ->
+    with_data_dir(fun() ->
+        Old = emqx_guard_test_config:of_settings(emqx_guard_settings:defaults()),
+        Before = file:read_file(emqx_guard_settings:settings_file()),
+        ?assertEqual({error, <<"notify_dingtalk_secret needs notify_dingtalk_url (url=https://...)">>},
+            emqx_guard_app:on_config_changed(Old, Old#{<<"notify_dingtalk_secret">> => <<"SECabc">>})),
+        ?assertEqual(Before, file:read_file(emqx_guard_settings:settings_file()))
+    end).
+
+%% Settings an older version saved with half a channel: a change that does not touch it is
+%% taken (the operator is not stuck), one that touches it must make it whole.
+older_half_channel_does_not_block_other_changes_test() ->
+    with_data_dir(fun() ->
+        ok = emqx_guard_settings:save((emqx_guard_settings:defaults())#{notify_feishu_secret => <<"abc">>}),
+        ok = emqx_guard_settings:forget(),
+        ?assertMatch({ok, _, #{backup_keep := 3}}, emqx_guard_settings:change(#{backup_keep => 3})),
+        ?assertEqual({error, <<"notify_feishu_secret needs notify_feishu_url (url=https://...)">>},
+            emqx_guard_settings:change(#{notify_feishu_secret => <<"def">>})),
+        ?assertMatch({ok, _, #{notify_feishu_secret := <<"abc">>, notify_feishu_url := ?FEISHU_URL}},
+            emqx_guard_settings:change(#{notify_feishu_url => ?FEISHU_URL}))
+    end).
+
+channel_keys(Kind) ->
+    [K || {K, _, _} <- (emqx_guard_channel:module(Kind)):settings()].
+
+with_data_dir(Fun) ->
+    Dir = filename:join(["/tmp", "emqx_guard_eunit_channels_" ++ integer_to_list(erlang:unique_integer([positive]))]),
+    ok = emqx:set_data_dir(Dir),
+    ok = emqx_guard_settings:forget(),
+    try
+        Fun()
+    after
+        _ = emqx_guard_settings:forget(),
+        _ = file:del_dir_r(Dir),
+        emqx:reset()
+    end.

@@ -39,8 +39,3 @@ check_and_nif_config_test() ->
     ?assertMatch(#{bucket := <<"b">>, access_key := <<"a">>, secret_key := <<"s">>, prefix := <<>>,
                    region := <<"us-east-1">>, endpoint := undefined, path_style := false, tls_verify := true,
                    ca_file := undefined, recipient := <<?R>>}, Config).
-
-secret_key_redacted_test() ->
-    S = maps:merge(emqx_guard_settings:defaults(), #{backup_remote_secret_key => <<"top-secret">>}),
-    ?assertEqual(<<"******">>, maps:get(backup_remote_secret_key, emqx_guard_notify_config:redacted(S))),
-    ?assertEqual([<<"secret_key=******">>], emqx_guard_notify_config:redacted_args([<<"secret_key=top-secret">>])).

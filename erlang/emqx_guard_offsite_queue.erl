@@ -348,7 +348,8 @@ finished(Result, #{backup := Backup, started_at := Started, t0 := T0, done := Do
             Failed = State#{failing := true, last_error := #{at => Now, error => Error}},
             alarm(Error),
             case maps:get(failing, State) of
-                false -> emqx_guard_notify:notify(offsite_failed, with_file(file_of(Backup), Facts#{error => Error}));
+                %% the error is the news (the result's own line would only repeat it)
+                false -> emqx_guard_notify:notify(offsite_failed, with_file(file_of(Backup), (maps:remove(offsite, Facts))#{error => Error}));
                 true -> ok
             end,
             %% tried again: the backup, unless this job uploaded it (then the rest of the job)
@@ -358,11 +359,11 @@ finished(Result, #{backup := Backup, started_at := Started, t0 := T0, done := Do
                     undefined -> false
                 end,
             Again =
-                case St#st.waiting of
-                    undefined when Retried -> Backup;
-                    undefined -> sync;
-                    sync when Retried -> Backup;
-                    Waiting -> Waiting
+                case {St#st.waiting, Retried} of
+                    %% a newer backup waits: its job fills in this one
+                    {#{} = Newer, _} -> Newer;
+                    {Waiting, true} -> merge(Waiting, Backup);
+                    {Waiting, false} -> merge(Waiting, sync)
                 end,
             Failures = St#st.failures + 1,
             St1 = St#st{state = Failed, waiting = Again, failures = Failures},

@@ -8,6 +8,12 @@
 %% that did not change, read the others, and hand the new records back; `verify_all/2' reads every
 %% file regardless.
 %%
+%% Retention (`prune/3,5', `plan/2') records each verdict as soon as the job reports it, and has
+%% a bound of its own: what reading the files it has to read takes at the limit (twice over, at
+%% an assumed slow disk's rate when there is no limit), never more than an hour by default.
+%% Retention that runs out of time deletes nothing, says how far it got
+%% (`{retention_incomplete, Progress}'), and the next one starts where it stopped.
+%%
 %% Only files with EMQX export names (`emqx_guard_core:is_export_name/1', the rule kept in Rust)
 %% are ever touched; files uploaded through EMQX's API under other names, symlinks and
 %% subdirectories (EMQX 6.1+ keeps namespaced backups in `ns/') are left alone.
@@ -16,13 +22,19 @@
 -include_lib("kernel/include/file.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--export([names/0, list/1, make_private/1, snapshot/1, remove_partial/3, prune/3, prune/5, plan/2]).
+-export([names/0, list/1, make_private/1, snapshot/1, remove_partial/3, prune/3, prune/4, prune/5, plan/2]).
 -export([check/1, check/3, verify_all/2]).
 
--export_type([listed/0, snapshot/0, pruned/0, limit/0]).
+-export_type([listed/0, snapshot/0, pruned/0, limit/0, progress/0, retention_error/0]).
 
 %% How long a job may take beyond reading at the limit (twice over): a bound, not an expectation.
 -define(BASE_MS, 600000).
+%% Retention: time to list, decide and delete, beyond reading.
+-define(RETENTION_BASE_MS, 60000).
+%% Retention: the most it takes in one go unless told otherwise; it goes on at the next run.
+-define(RETENTION_MAX_MS, 3600000).
+%% Retention without `backup_io_limit': the read rate assumed to size its bound (a slow disk).
+-define(ASSUMED_RATE, 25000000).
 
 -type listed() :: #{
     name := binary(),
@@ -44,6 +56,17 @@
     %% bytes retention read (files it verified; trusted ones are not read)
     retention_read := non_neg_integer()
 }.
+%% How far retention got: files read and their sizes, files still to read at least and their
+%% sizes, bytes read (`emqx_guard_nif:progress()' without its record).
+-type progress() :: #{
+    checked := non_neg_integer(),
+    checked_bytes := non_neg_integer(),
+    remaining := non_neg_integer(),
+    remaining_bytes := non_neg_integer(),
+    bytes_read := non_neg_integer()
+}.
+%% Why retention deleted nothing: out of time (the verdicts it reached are recorded), or failed.
+-type retention_error() :: {retention_incomplete, progress()} | {retention_failed, {atom(), binary()}}.
 
 %% @doc The names of the exports in this node's backup directory, newest first (no check of
 %% their content): what `guard backup_status' shows per node and what the catch-up compares.
@@ -199,25 +222,33 @@ remove_entry(Dir, Name) ->
             false
     end.
 
-%% @doc Retention with the `backup_io_limit' setting: `prune/5'.
--spec prune(file:filename_all(), pos_integer(), binary() | undefined) -> {ok, pruned()} | {error, binary()}.
+%% @doc Retention with the `backup_io_limit' setting and its usual bound: `prune/5'.
+-spec prune(file:filename_all(), pos_integer(), binary() | undefined) -> {ok, pruned()} | {error, retention_error()}.
 prune(Dir, Keep, Protect) ->
-    prune(Dir, Keep, Protect, limit(), ?BASE_MS).
+    prune(Dir, Keep, Protect, default).
 
-%% @doc Retention: keeps the newest Keep exports in Dir that verify, never Protect (the new
-%% backup, counted as one of them), and deletes every export older than the oldest kept one.
+%% @doc Retention with the `backup_io_limit' setting, taking at most MaxMs: `prune/5'.
+-spec prune(file:filename_all(), pos_integer(), binary() | undefined, pos_integer() | default) ->
+    {ok, pruned()} | {error, retention_error()}.
+prune(Dir, Keep, Protect, MaxMs) ->
+    prune(Dir, Keep, Protect, limit(), MaxMs).
+
+%% @doc Retention: keeps the newest Keep exports in Dir that verify (by the time in their names)
+%% and deletes every export older than the oldest kept one, never Protect (the new backup or the
+%% copy just received; it counts only as what it is, so an older Protect is kept besides them).
 %% Newer exports that do not verify are neither counted nor deleted (`prune_skipped'). A file
 %% with a record that still matches it is not read; the others are verified (a background job
-%% at Limit, bounded by BaseMs plus twice the time the limit needs) and recorded. Failed deletes
-%% and skipped files are logged. `{error, Line}' when the directory cannot be pruned (then
-%% nothing was deleted).
--spec prune(file:filename_all(), pos_integer(), binary() | undefined, limit(), pos_integer()) ->
-    {ok, pruned()} | {error, binary()}.
-prune(Dir, Keep, Protect, Limit, BaseMs) ->
+%% at Limit) and each verdict recorded as soon as it is reached. It may take what reading those
+%% files needs (see the module doc), at most MaxMs (`default': an hour); out of time it deletes
+%% nothing and returns `{error, {retention_incomplete, Progress}}', and the next call reads only
+%% what is still unknown. Failed deletes and skipped files are logged. `{error, {retention_failed,
+%% {Reason, Detail}}}' when the directory cannot be pruned (then nothing was deleted).
+-spec prune(file:filename_all(), pos_integer(), binary() | undefined, limit(), pos_integer() | default) ->
+    {ok, pruned()} | {error, retention_error()}.
+prune(Dir, Keep, Protect, Limit, MaxMs) ->
     Start = fun(Opts) -> emqx_guard_core:prune_async(Dir, Keep, Protect, false, records(), Opts) end,
-    case job(Start, Limit, bound(Dir, Limit, BaseMs)) of
-        {ok, #{deleted := Deleted, failed := Failed, skipped_unverified := Skipped, verified := New, bytes_read := Read}} ->
-            ok = emqx_guard_verifications:add(New),
+    case retention_job(Start, Limit, MaxMs) of
+        {ok, #{deleted := Deleted, failed := Failed, skipped_unverified := Skipped, bytes_read := Read}} ->
             FailedPairs = [{N, E} || #{name := N, error := E} <- Failed],
             SkippedPairs = [{N, E} || #{name := N, error := E} <- Skipped],
             lists:foreach(fun(#{name := N}) -> ?LOG_INFO(#{msg => emqx_guard_backup_pruned, file => N}) end, Deleted),
@@ -235,28 +266,79 @@ prune(Dir, Keep, Protect, Limit, BaseMs) ->
                 prune_skipped => SkippedPairs,
                 retention_read => Read
             }};
-        {error, {_Reason, Detail}} ->
+        {error, {retention_incomplete, Progress}} = Error ->
+            ?LOG_WARNING((maps:without([bytes_read], Progress))#{msg => emqx_guard_retention_incomplete, dir => bin(Dir)}),
+            Error;
+        {error, {retention_failed, {_Reason, Detail}}} = Error ->
             ?LOG_WARNING(#{msg => emqx_guard_backup_prune_failed, dir => bin(Dir), error => Detail}),
-            {error, Detail}
+            Error
     end.
 
 %% @doc Retention's plan for Dir now (nothing is deleted): `delete', the exports it would delete,
 %% and `skipped_unverified', the newer exports that do not verify (neither counted toward Keep nor
-%% deleted), each with the verifier's `error' line; both oldest first.
+%% deleted), each with the verifier's `error' line; both oldest first. The verdicts it reaches
+%% are recorded as retention's are; `{error, Line}' when it cannot say (out of time: how far it
+%% got).
 -spec plan(file:filename_all(), pos_integer()) ->
     {ok, #{delete := [emqx_guard_nif:backup()], skipped_unverified := [emqx_guard_nif:failed_backup()]}}
     | {error, binary()}.
 plan(Dir, Keep) ->
-    Nothing = #{deleted => [], skipped_unverified => [], verified => []},
-    Limit = limit(),
+    Nothing = #{deleted => [], skipped_unverified => []},
     Start = fun(Opts) -> emqx_guard_core:prune_async(Dir, Keep, undefined, true, records(), Opts) end,
-    case unless_missing(Dir, fun() -> job(Start, Limit, bound(Dir, Limit, ?BASE_MS)) end, Nothing) of
-        {ok, #{deleted := Would, skipped_unverified := Skipped, verified := New}} ->
-            ok = emqx_guard_verifications:add(New),
+    case unless_missing(Dir, fun() -> retention_job(Start, limit(), default) end, Nothing) of
+        {ok, #{deleted := Would, skipped_unverified := Skipped}} ->
             {ok, #{delete => Would, skipped_unverified => Skipped}};
-        {error, {_, Detail}} ->
-            {error, Detail}
+        {error, Why} ->
+            {error, emqx_guard_outcome:format_error(Why)}
     end.
+
+%% A retention job (`prune_async/6'), waited for within its bound (`retention_bound/3', asked
+%% again as the job says how much it has to read), each verdict it reports recorded at once.
+retention_job(Start, Limit, MaxMs0) ->
+    MaxMs =
+        case MaxMs0 of
+            default -> ?RETENTION_MAX_MS;
+            Ms -> Ms
+        end,
+    case Start(opts(Limit)) of
+        {ok, Job} ->
+            T0 = erlang:monotonic_time(millisecond),
+            Deadline = fun(Seen) -> T0 + retention_bound(Seen, Limit, MaxMs) end,
+            case emqx_guard_core:await_progress(Job, Deadline, fun seen/2, undefined) of
+                {{ok, Report = #{verified := New}}, _} ->
+                    %% recorded as they came; again in case a report could not be read
+                    ok = emqx_guard_verifications:add(New),
+                    {ok, Report};
+                {{error, {timeout, _}}, Seen} when is_map(Seen) ->
+                    {error, {retention_incomplete, Seen}};
+                {{error, Why}, _} ->
+                    {error, {retention_failed, Why}}
+            end;
+        {error, Why} ->
+            {error, {retention_failed, Why}}
+    end.
+
+%% A progress report of the job: its record (a verdict just reached) is kept at once.
+seen(Progress = #{checked := _, record := Record}, _Seen) ->
+    ok = emqx_guard_verifications:add([Record]),
+    maps:remove(record, Progress);
+seen(Progress = #{checked := _}, _Seen) ->
+    Progress;
+seen(_Unreadable, Seen) ->
+    Seen.
+
+%% How long retention may take: listing, deciding and deleting, plus twice the time reading what
+%% it has read and still has to read takes at Limit (at an assumed slow disk's rate without
+%% one), never more than MaxMs. Before the job says what it has to read, only the first part.
+retention_bound(undefined, _Limit, MaxMs) ->
+    min(MaxMs, ?RETENTION_BASE_MS);
+retention_bound(#{checked_bytes := Done, remaining_bytes := Left}, Limit, MaxMs) ->
+    Rate =
+        case Limit of
+            off -> ?ASSUMED_RATE;
+            Bps -> Bps
+        end,
+    min(MaxMs, ?RETENTION_BASE_MS + read_ms(Done + Left, Rate)).
 
 %%--------------------------------------------------------------------------------------------
 %% Background jobs
@@ -264,12 +346,7 @@ plan(Dir, Keep) ->
 
 %% Starts a job with the limit and waits for its result at most TimeoutMs.
 job(Start, Limit, TimeoutMs) ->
-    Opts =
-        case Limit of
-            off -> #{};
-            Bps -> #{io_limit => Bps}
-        end,
-    case Start(Opts) of
+    case Start(opts(Limit)) of
         {ok, Job} -> emqx_guard_core:await(Job, TimeoutMs);
         {error, _} = Error -> Error
     end.
@@ -287,6 +364,9 @@ bound(Dir, Limit, BaseMs) ->
 
 read_ms(_Bytes, off) -> 0;
 read_ms(Bytes, Limit) -> 2 * Bytes * 1000 div Limit.
+
+opts(off) -> #{};
+opts(Bps) -> #{io_limit => Bps}.
 
 limit() ->
     maps:get(backup_io_limit, emqx_guard_settings:get(), off).

@@ -42,6 +42,7 @@
     cancel_all/0,
     running_jobs/0,
     await/2,
+    await_progress/4,
     offsite_upload_async/3,
     offsite_list_async/2,
     offsite_prune_async/4,
@@ -153,6 +154,43 @@ await(Job, TimeoutMs) ->
             ?LOG_WARNING(#{msg => emqx_guard_job_not_stopped, timeout_ms => TimeoutMs})
         end,
         {error, {timeout, text("no result within ~ts", [emqx_guard_render:duration_ms(TimeoutMs)])}}
+    end.
+
+%% @doc `await/2' for a job that reports progress (`prune_async/6'): each
+%% `{emqx_guard_job_progress, Job, Progress}' that comes before the result is handed to
+%% OnProgress(Progress, Acc), which returns the next Acc, as soon as it arrives. Deadline(Acc)
+%% is the monotonic time (ms) by which the result must have come, asked again after each report.
+%% When it has passed, the job is cancelled and the reports it sends until it stops are still
+%% handed over; the result is then `{error, {timeout, Detail}}', unless the job finished
+%% meanwhile. Returns `{Result, Acc}'.
+-spec await_progress(emqx_guard_nif:job(), fun((Acc) -> integer()), fun((term(), Acc) -> Acc), Acc) ->
+    {{ok, term()} | error(), Acc}.
+await_progress(Job, Deadline, OnProgress, Acc) ->
+    Wait = max(0, Deadline(Acc) - erlang:monotonic_time(millisecond)),
+    receive
+        {emqx_guard_job_progress, Job, Progress} ->
+            await_progress(Job, Deadline, OnProgress, OnProgress(Progress, Acc));
+        {emqx_guard_job, Job, Result} ->
+            {job_result(Result), Acc}
+    after Wait ->
+        _ = cancel(Job),
+        stopping(Job, OnProgress, Acc)
+    end.
+
+%% The reports of a cancelled job until its last message (it stops at its next read).
+stopping(Job, OnProgress, Acc) ->
+    receive
+        {emqx_guard_job_progress, Job, Progress} ->
+            stopping(Job, OnProgress, OnProgress(Progress, Acc));
+        {emqx_guard_job, Job, {ok, _} = Done} ->
+            %% it finished just before the cancel
+            {Done, Acc};
+        {emqx_guard_job, Job, _Cancelled} ->
+            {{error, {timeout, <<"no result in time">>}}, Acc}
+    after 5000 ->
+        %% the job did not stop at its next read: leave its messages to the mailbox
+        ?LOG_WARNING(#{msg => emqx_guard_job_not_stopped}),
+        {{error, {timeout, <<"no result in time">>}}, Acc}
     end.
 
 job_result({ok, _} = Ok) -> Ok;

@@ -123,6 +123,18 @@
     verified := [record()],
     bytes_read := non_neg_integer()
 }.
+%% What prune_async/6 says as it goes, in `{emqx_guard_job_progress, Job, progress()}': exports
+%% read so far and their sizes, exports still to read at least (the decision is final after them
+%% if each verifies) and their sizes, bytes read; `record' when the export just read reached a
+%% verdict.
+-type progress() :: #{
+    checked := non_neg_integer(),
+    checked_bytes := non_neg_integer(),
+    remaining := non_neg_integer(),
+    remaining_bytes := non_neg_integer(),
+    bytes_read := non_neg_integer(),
+    record => record()
+}.
 -type listing() :: #{
     backups := [#{
         name := binary(),
@@ -136,7 +148,7 @@
 }.
 
 -export_type([error/0, unix_ms/0, backup/0, failed_backup/0, verified/0]).
--export_type([record/0, opts/0, job/0, prune_report/0, listing/0]).
+-export_type([record/0, opts/0, job/0, prune_report/0, progress/0, listing/0]).
 -export_type([offsite_config/0, remote_backup/0, offsite_uploaded/0, offsite_prune_report/0,
               offsite_fetched/0]).
 
@@ -308,12 +320,15 @@ utc_offset(_Zone, _UnixMs) ->
 list_backups(_Dir) ->
     erlang:nif_error(not_loaded()).
 
-%% @doc Keep the newest Keep exports in Dir that verify (Keep >= 1, else `bad_keep') and delete
-%% every export older than the oldest of them, never Protect (a path, or `undefined'; it counts as
-%% one verified backup). Exports newer than that which do not verify are neither counted nor
-%% deleted: they are listed in `skipped_unverified' with the verifier's reason; when fewer than
-%% Keep verify nothing is deleted. With DryRun nothing is deleted and the result says what would
-%% be. All lists are oldest first; a failed delete is reported and the rest continue.
+%% @doc Keep the newest Keep exports in Dir that verify (Keep >= 1, else `bad_keep'), newest by
+%% the time in their names, and delete every export older than the oldest of them, except
+%% Protect (a path, or `undefined'). Protect is never deleted and that is all: it counts toward
+%% Keep only if it verifies, in its place by time, so it never displaces a newer verified backup
+%% (an older Protect is kept besides the newest Keep). Exports newer than the oldest kept one
+%% that do not verify are neither counted nor deleted: they are listed in `skipped_unverified'
+%% with the verifier's reason; when fewer than Keep verify nothing is deleted. With DryRun
+%% nothing is deleted and the result says what would be. All lists are oldest first; a failed
+%% delete is reported and the rest continue.
 -spec prune(Dir :: binary(), Keep :: integer(), Protect :: binary() | undefined, DryRun :: boolean()) ->
     {ok, #{deleted := [backup()], failed := [failed_backup()], skipped_unverified := [failed_backup()]}}
     | error().
@@ -398,9 +413,12 @@ verify_async(_Path, _Opts) ->
 hash_async(_Path, _Opts) ->
     erlang:nif_error(not_loaded()).
 
-%% @doc prune/5 on a background thread: later `{emqx_guard_job, Job, Result}' with Result as
-%% prune/5 returns it (`cancelled': nothing was deleted). `bad_keep', `bad_record', `bad_opts'
-%% are returned at once.
+%% @doc prune/5 on a background thread. First `{emqx_guard_job_progress, Job, progress()}' once
+%% after listing (nothing checked yet) and once after each export read, with its record when the
+%% check reached a verdict: every verdict as soon as it is known, so that a caller that keeps
+%% them loses none if the job never ends. Last `{emqx_guard_job, Job, Result}' with Result as
+%% prune/5 returns it (`cancelled': nothing was deleted; the verdicts reached were sent).
+%% `bad_keep', `bad_record', `bad_opts' are returned at once.
 -spec prune_async(Dir :: binary(), Keep :: integer(), Protect :: binary() | undefined,
                   DryRun :: boolean(), Records :: [record()], Opts :: opts()) ->
     {ok, job()} | error().

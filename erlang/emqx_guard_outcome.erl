@@ -140,6 +140,12 @@ format_error({offsite_local_list_failed, Line}) ->
     text("cannot list the local backups: ~ts", [describe(Line)]);
 format_error({offsite_prune_failed, {_Reason, Detail}}) ->
     text("remote retention failed: ~ts", [describe(Detail)]);
+format_error({retention_incomplete, #{checked := Checked, checked_bytes := CheckedBytes, remaining := Left, remaining_bytes := LeftBytes}}) ->
+    text("retention checked ~B of ~B files (~ts of ~ts) before its time ran out; it continues at the next run", [
+        Checked, Checked + Left, emqx_guard_render:size(CheckedBytes), emqx_guard_render:size(CheckedBytes + LeftBytes)
+    ]);
+format_error({retention_failed, {_Reason, Detail}}) ->
+    text("retention failed: ~ts", [describe(Detail)]);
 format_error({previous_run_still_running, _Since}) ->
     <<"the previous backup was still running">>;
 format_error(Reason) ->

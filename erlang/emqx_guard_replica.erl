@@ -37,6 +37,9 @@
 -define(IDLE_MS, 60000).
 %% Verification of a large file on the receiver takes a while.
 -define(FINISH_MS, 10 * 60000).
+%% Retention where a copy lands, within the sender's wait for the answer (what it has not read by
+%% then it reads at the next copy or run: each verdict is kept as it is reached).
+-define(PRUNE_MS, ?FINISH_MS div 2).
 -define(CALL_MS, 15000).
 -define(INCOMING, ".emqx_guard_incoming").
 
@@ -313,7 +316,7 @@ install(Name, Tmp, Final, Keep, Record) ->
             case file:rename(Tmp, Final) of
                 ok ->
                     ok = emqx_guard_verifications:add([Record]),
-                    _ = emqx_guard_backups:prune(filename:dirname(Final), Keep, Final),
+                    _ = emqx_guard_backups:prune(filename:dirname(Final), Keep, Final, ?PRUNE_MS),
                     ?LOG_INFO(#{msg => emqx_guard_backup_copy_received, file => Name}),
                     ok;
                 {error, Posix} ->

@@ -13,8 +13,10 @@
 %%     dies) and the verdict recorded (`emqx_guard_verifications'); a file that fails is deleted,
 %%     one the verifier could not read at all or in time is kept unverified;</li>
 %% <li><b>prune</b>: only after a verified backup, retention keeps the newest `keep' that verify
-%%     (`emqx_guard_backups:prune/5', a background job too); files it has records for and that
-%%     did not change are not read again; a failed prune is a warning, the backup is good;</li>
+%%     (`emqx_guard_backups:prune/5', a background job too, with a bound of its own sized from
+%%     what it has to read); files it has records for and that did not change are not read
+%%     again, and each verdict it reaches is recorded at once; a failed prune, or one out of time
+%%     (it says how far it got and goes on at the next run), is a warning, the backup is good;</li>
 %% <li><b>copy</b>: the backup is handed to the copy jobs (`emqx_guard_copies:enqueue/2'), which
 %%     copy it to the other core nodes after the run;</li>
 %% <li><b>offsite</b>: the backup is handed to the off-site copies
@@ -48,6 +50,8 @@
     export_timeout := timeout(),
     %% bytes per second verification reads at most (default off)
     io_limit => emqx_guard_backups:limit(),
+    %% the most retention may take in this run (default: `emqx_guard_backups'' bound, an hour)
+    retention_max_ms => pos_integer(),
     started_at => integer()
 }.
 -type deps() :: #{
@@ -173,9 +177,17 @@ bad_file(O = #{path := Path, file := Name}, Context, Why) ->
     failed(O#{removed => lists:usort(Removed ++ remove_partial(O, Context))}, {verify_failed, Why}).
 
 prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
-    case emqx_guard_backups:prune(Dir, Keep, Path, maps:get(io_limit, Context, off), job_base_ms(Context)) of
-        {ok, Pruned} -> {ok, maps:merge(O, Pruned)};
-        {error, Line} -> {ok, emqx_guard_outcome:warn(O#{pruned => []}, Line)}
+    Limit = maps:get(io_limit, Context, off),
+    case emqx_guard_backups:prune(Dir, Keep, Path, Limit, maps:get(retention_max_ms, Context, default)) of
+        {ok, Pruned} ->
+            {ok, maps:merge(O, Pruned)};
+        {error, Why} ->
+            Read =
+                case Why of
+                    {retention_incomplete, #{bytes_read := Bytes}} -> Bytes;
+                    _ -> 0
+                end,
+            {ok, emqx_guard_outcome:warn(O#{pruned => [], retention_read => Read}, emqx_guard_outcome:format_error(Why))}
     end.
 
 copy(O, #{keep := Keep}, #{copy := Copy}) ->

@@ -26,7 +26,8 @@
     rate_setting_reaches_every_node_and_survives_restart/1,
     run_finishes_before_its_copies/1,
     dead_man_counts_fresh_copies_only/1,
-    retention_runs_on_every_core/1
+    retention_runs_on_every_core/1,
+    copies_never_push_out_newer_backups/1
 ]).
 %% Run inside a peer.
 -export([
@@ -63,7 +64,8 @@ all() ->
         rate_setting_reaches_every_node_and_survives_restart,
         run_finishes_before_its_copies,
         dead_man_counts_fresh_copies_only,
-        retention_runs_on_every_core
+        retention_runs_on_every_core,
+        copies_never_push_out_newer_backups
     ].
 
 init_per_suite(Config) ->
@@ -466,6 +468,53 @@ retention_runs_on_every_core(Config) ->
         Newest2 = [list_to_binary(N) || N <- lists:nthtail(3, Five)],
         ?assertEqual([{N, ok} || N <- Newest2], Fetched),
         ?assertEqual(lists:nthtail(3, Five), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, []))))
+    after
+        stop_started()
+    end.
+
+%% A copy of an OLDER backup arriving on a core never costs it a newer backup (issue 19, defect
+%% 4), through the real copy path (`emqx_guard_replica', retention where the copy lands, the real
+%% NIF). Keep 1: core_b exported a backup of its own while core_a copies an older one over: both
+%% stay (the copy is protected, the newer one is the newest verified). Keep 2: a late catch-up copy
+%% of an even older backup arrives: the two newest stay, the copy too (protection makes the kept
+%% set one larger, it never displaces a newer verified backup); the next retention there trims the
+%% set back to the newest two.
+copies_never_push_out_newer_backups(Config) ->
+    [A, B] = names(["older_a", "older_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        NB = peer_node(B),
+        %% the older backups are sent from outside core_a's backup dir (its own retention stays
+        %% out of the way)
+        DirA = filename:join([?config(priv_dir, Config), A, "elsewhere"]),
+        %% core_b's own backup, exported now (its name carries today's date, later than the copies')
+        ?assertEqual(["backup_keep = 1"], ctl(PB, ["backup_keep", "1"])),
+        [_ | _] = ctl(PB, ["backup_now"]),
+        wait_until(fun() -> peer_call(PB, ?MODULE, peer_idle, []) end),
+        [Own] = maps:keys(peer_call(PB, ?MODULE, peer_backups, [])),
+        Copy = fun(Base, Keep) ->
+            Path = list_to_binary(filename:join(DirA, Base ++ ".tar.gz")),
+            ok = big_export(Path, Base, 1024),
+            {ok, #{sha256 := Sha}} = peer_call(PA, emqx_guard_nif, verify, [Path]),
+            Report = #{path => Path, file => filename:basename(Path), sha256 => Sha},
+            ?assertEqual([{NB, ok}], peer_call(PA, emqx_guard_replica, replicate, [Report, Keep, [NB]])),
+            Base ++ ".tar.gz"
+        end,
+        %% keep 1: the older copy lands, core_b's newer backup stays
+        Older = Copy("emqx-export-2026-11-28-00-01-00.000", 1),
+        ?assert(Older < Own, {Older, Own}),
+        ?assertEqual(lists:sort([Own, Older]), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, [])))),
+
+        %% keep 2 on core_b, then a late catch-up copy of an even older backup
+        ?assertEqual(["backup_keep = 2"], ctl(PB, ["backup_keep", "2"])),
+        Oldest = Copy("emqx-export-2026-11-27-00-01-00.000", 2),
+        ?assertEqual(
+            lists:sort([Own, Older, Oldest]),
+            lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, [])))
+        ),
+        %% the next retention there (nothing protected) keeps the newest two
+        ?assertMatch({ok, #{pruned := [_]}}, peer_call(PB, emqx_guard_backups, prune, [filename:join([?config(priv_dir, Config), B, "backup"]), 2, undefined])),
+        ?assertEqual(lists:sort([Own, Older]), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, []))))
     after
         stop_started()
     end.

@@ -39,7 +39,8 @@
     verify_async_delivers_a_record/1,
     cancel_leaves_no_thread/1,
     caller_exit_cancels_the_job/1,
-    async_argument_errors/1
+    async_argument_errors/1,
+    prune_async_reports_each_verdict/1
 ]).
 -export([
     offsite_upload_list_fetch_prune/1,
@@ -84,6 +85,7 @@ all() ->
         cancel_leaves_no_thread,
         caller_exit_cancels_the_job,
         async_argument_errors,
+        prune_async_reports_each_verdict,
         offsite_upload_list_fetch_prune,
         offsite_errors_are_clear_and_leave_nothing,
         offsite_argument_errors
@@ -360,12 +362,12 @@ prune_dry_run_and_protect(Config) ->
     ?assertEqual([bin(N) || N <- lists:sublist(Names, 3)], [N || #{name := N} <- Would]),
     {ok, All} = emqx_guard_nif:list_backups(bin(Dir)),
     ?assertEqual(4, length(All)),
-    %% Protect the oldest: it survives, and counts as one of the two kept.
+    %% Protect the oldest: it survives besides the newest two, which it never displaces.
     Oldest = filename:join(Dir, hd(Names)),
     {ok, #{deleted := Deleted, failed := []}} = emqx_guard_nif:prune(bin(Dir), 2, bin(Oldest), false),
-    ?assertEqual([bin(N) || N <- lists:sublist(Names, 2, 2)], [N || #{name := N} <- Deleted]),
+    ?assertEqual([bin(lists:nth(2, Names))], [N || #{name := N} <- Deleted]),
     ?assert(filelib:is_regular(Oldest)),
-    ?assert(filelib:is_regular(filename:join(Dir, lists:last(Names)))).
+    ?assert(lists:all(fun filelib:is_regular/1, [filename:join(Dir, N) || N <- lists:nthtail(2, Names)])).
 
 prune_reports_failed_delete(Config) ->
     Dir = ?config(dir, Config),
@@ -740,6 +742,33 @@ async_argument_errors(Config) ->
     {ok, J3} = emqx_guard_nif:list_verified_async(bin(Dir), [], #{io_limit => infinity}),
     ?assertMatch({ok, #{backups := [_, _], verified := [_, _]}}, receive_job(J3)),
     wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 0 end).
+
+%% prune_async says how far it got, in order and before its result: once after listing (what it
+%% has to read at least), then after each file read, with that file's record (the same records
+%% the result lists in `verified').
+prune_async_reports_each_verdict(Config) ->
+    Dir = ?config(dir, Config),
+    NewestFirst = lists:reverse(make_backups(Dir, 4)),
+    Sizes = [filelib:file_size(filename:join(Dir, N)) || N <- NewestFirst],
+    {ok, Job} = emqx_guard_nif:prune_async(bin(Dir), 3, undefined, false, [], #{}),
+    [{progress, First} | Rest] = job_messages(Job),
+    Needed = lists:sum(lists:sublist(Sizes, 3)),
+    ?assertEqual(#{checked => 0, checked_bytes => 0, remaining => 3, remaining_bytes => Needed, bytes_read => 0}, First),
+    {Reports, [{result, {ok, #{verified := Verified, deleted := [#{name := Oldest}]}}}]} = lists:split(3, Rest),
+    ?assertEqual(bin(lists:last(NewestFirst)), Oldest),
+    ?assertEqual(Verified, [R || {progress, #{record := R}} <- Reports]),
+    ?assertEqual([bin(N) || N <- lists:sublist(NewestFirst, 3)], [N || {progress, #{record := #{name := N}}} <- Reports]),
+    ?assertEqual([{1, 2}, {2, 1}, {3, 0}], [{C, L} || {progress, #{checked := C, remaining := L}} <- Reports]),
+    {progress, #{checked_bytes := Done, bytes_read := Read}} = lists:last(Reports),
+    ?assertEqual({Needed, Needed}, {Done, Read}).
+
+%% The progress reports of Job, then its result: `[{progress, P} | ...] ++ [{result, R}]'.
+job_messages(Job) ->
+    receive
+        {emqx_guard_job_progress, Job, Progress} -> [{progress, Progress} | job_messages(Job)];
+        {emqx_guard_job, Job, Result} -> [{result, Result}]
+    after 10000 -> ct:fail({no_message_from_job, Job})
+    end.
 
 %%--------------------------------------------------------------------------------------------
 %% Off-site copies against a real S3 server (s3s-fs, SigV4 on; `make test-deps' installs it)

@@ -16,7 +16,9 @@
     backup_verify_finds_a_corrupted_kept_file/1,
     plugin_stop_mid_verify_leaves_no_thread/1,
     io_limit_setting/1,
-    damaged_records_file_means_verify_again/1
+    damaged_records_file_means_verify_again/1,
+    slow_retention_continues_where_it_stopped/1,
+    plugin_stop_mid_retention_keeps_its_verdicts/1
 ]).
 
 -import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, stop_app/0, set_now/1, ctl/1, wait_until/1]).
@@ -28,7 +30,9 @@ all() ->
         backup_verify_finds_a_corrupted_kept_file,
         plugin_stop_mid_verify_leaves_no_thread,
         io_limit_setting,
-        damaged_records_file_means_verify_again
+        damaged_records_file_means_verify_again,
+        slow_retention_continues_where_it_stopped,
+        plugin_stop_mid_retention_keeps_its_verdicts
     ].
 
 init_per_suite(Config) ->
@@ -223,6 +227,79 @@ damaged_records_file_means_verify_again(_Config) ->
     ?assertEqual(2, length([R || R <- Rows, string:find(R, "  verified") =/= nomatch])),
     ?assertEqual(2, map_size(records())).
 
+%% Retention that runs out of time (issue 19, defect 5). Eight earlier backups of 1 MiB with no
+%% records (as after a damaged verified.eterm), keep 8, reads at 1 MiB/s and retention given 3 s:
+%% the first run's backup is good, with a warning that says how far retention got and that it
+%% goes on next time; each verdict it reached is recorded. The next run (retention's usual bound)
+%% reads only the rest, nothing twice, and prunes.
+slow_retention_continues_where_it_stopped(_Config) ->
+    Dir = emqx_guard_emqx:backup_dir(),
+    NewestFirst = lists:reverse([old_export(Dir, Day, 1024 * 1024) || Day <- lists:seq(1, 8)]),
+    Request = #{trigger => manual, keep => 8, export_timeout => 30000, io_limit => 1024 * 1024},
+    First = emqx_guard_run:run(Request#{retention_max_ms => 3000}, #{}),
+    #{result := ok, file := New1, pruned := [], warnings := [Warning]} = First,
+    ct:log("first run: ~ts", [Warning]),
+    %% the new backup counts, so 7 of the earlier ones are needed
+    Needed = lists:sublist(NewestFirst, 7),
+    {match, [CheckedText]} = re:run(Warning, "^retention checked ([0-9]+) of 7 files", [{capture, all_but_first, list}]),
+    Checked = list_to_integer(CheckedText),
+    ?assert(Checked >= 1 andalso Checked < 7, Warning),
+    Done = lists:sublist(Needed, Checked),
+    ?assertEqual(
+        iolist_to_binary([
+            "retention checked ", CheckedText, " of 7 files (", emqx_guard_render:size(sizes(Done)), " of ",
+            emqx_guard_render:size(sizes(Needed)), ") before its time ran out; it continues at the next run"
+        ]),
+        Warning
+    ),
+    ?assertEqual(sizes(Done), maps:get(retention_read, First)),
+    %% each verdict reached is recorded, the new backup's too
+    AfterFirst = records(),
+    ?assertEqual(lists:sort(names([New1 | Done])), lists:sort(maps:keys(AfterFirst))),
+    ?assertEqual([ok], lists:usort([R || #{result := R} <- maps:values(AfterFirst)])),
+    ?assertEqual(9, length(emqx_guard_ct_helper:backups())),
+
+    %% the next run: two new backups now, so 6 earlier ones are kept; only those not checked yet
+    %% are read, and the two oldest go
+    Second = emqx_guard_run:run(Request, #{}),
+    #{result := ok, warnings := [], pruned := Pruned, retention_read := Read} = Second,
+    Rest = lists:nthtail(Checked, lists:sublist(NewestFirst, 6)),
+    ?assertEqual(sizes(Rest), Read),
+    ?assertEqual(names(lists:reverse(lists:nthtail(6, NewestFirst))), Pruned),
+    %% the records of the first run stay as they were (not read again)
+    ?assertEqual(maps:with(names([New1 | Done]), AfterFirst), maps:with(names([New1 | Done]), records())),
+    ?assertEqual(8, length(emqx_guard_ct_helper:backups())).
+
+%% The plugin stops while retention reads (1 MB/s, eight unrecorded backups of 1 MiB, keep 8):
+%% the verdicts retention reached before are kept, and the next run goes on from there.
+plugin_stop_mid_retention_keeps_its_verdicts(_Config) ->
+    Dir = emqx_guard_emqx:backup_dir(),
+    NewestFirst = lists:reverse([old_export(Dir, Day, 1024 * 1024) || Day <- lists:seq(1, 8)]),
+    ["backup_keep = 8"] = ctl(["backup_keep", "8"]),
+    ["backup_io_limit = \"1MB/s\""] = ctl(["backup_io_limit", "1MB/s"]),
+    Self = self(),
+    Caller = spawn_link(fun() -> Self ! {self(), ctl(["backup_now"])} end),
+    %% stopped as soon as retention has recorded the verdict of one earlier backup
+    Earlier = fun() -> [N || N <- names(NewestFirst), maps:is_key(N, records())] end,
+    ok = wait_until(fun() -> Earlier() =/= [] end),
+    stop_app(),
+    receive
+        {Caller, _Answer} -> ok
+    after 30000 -> ct:fail(backup_now_not_answered)
+    end,
+    %% what it had read, newest first, is still known after the restart; it had not finished
+    start_app(fake_opts(#{})),
+    Kept = Earlier(),
+    Checked = length(Kept),
+    ?assert(Checked >= 1 andalso Checked < 7, Kept),
+    ?assertEqual(lists:sublist(names(NewestFirst), Checked), Kept),
+    ?assertEqual(9, length(emqx_guard_ct_helper:backups())),
+    %% the next run reads only what is left of the newest 6 earlier ones (two new backups count)
+    {ok, Run} = emqx_guard_scheduler:run_now(),
+    Rest = lists:nthtail(min(Checked, 6), lists:sublist(NewestFirst, 6)),
+    ?assertEqual(sizes(Rest), maps:get(retention_read, Run)),
+    ?assertEqual(names(lists:reverse(lists:nthtail(6, NewestFirst))), maps:get(pruned, Run)).
+
 %%--------------------------------------------------------------------
 %% helpers
 %%--------------------------------------------------------------------
@@ -231,7 +308,7 @@ records() ->
     maps:from_list([{N, R} || R = #{name := N} <- emqx_guard_verifications:records()]).
 
 names(Files) ->
-    [list_to_binary(F) || F <- Files].
+    [iolist_to_binary(F) || F <- Files].
 
 path(Name) ->
     filename:join(emqx_guard_emqx:backup_dir(), Name).
@@ -242,11 +319,23 @@ os_threads() ->
 
 %% A valid export in EMQX's layout, as if made on 2025-01-Day, named as EMQX names it.
 old_export(Dir, Day) ->
+    old_export(Dir, Day, 0).
+
+%% The same with a table of Bytes random bytes (the file is about that much bigger).
+old_export(Dir, Day, Bytes) ->
     Base = lists:flatten(io_lib:format("emqx-export-2025-01-~2..0b-10-00-00.000", [Day])),
     Tar = filename:join(Dir, Base ++ ".tar.gz"),
     {ok, Fd} = erl_tar:open(Tar, [write, compressed]),
     ok = erl_tar:add(Fd, <<"edition = ce\nversion = \"5.3.2\"\n">>, Base ++ "/META.hocon", []),
     ok = erl_tar:add(Fd, <<>>, Base ++ "/cluster.hocon", []),
     ok = erl_tar:add(Fd, term_to_binary({emqx_admin, Base}), Base ++ "/mnesia/emqx_admin", []),
+    case Bytes of
+        0 -> ok;
+        _ -> ok = erl_tar:add(Fd, crypto:strong_rand_bytes(Bytes), Base ++ "/mnesia/emqx_big", [])
+    end,
     ok = erl_tar:close(Fd),
     Base ++ ".tar.gz".
+
+%% The total size of the named exports.
+sizes(Names) ->
+    lists:sum([filelib:file_size(path(N)) || N <- Names]).

@@ -11,6 +11,11 @@
 //! the records the caller kept from earlier verifications and verify only the exports that no
 //! record's identity matches (new, unknown or changed files); they return the records of what
 //! they verified, for the caller to keep.
+//!
+//! The rule of retention is one pure function, [`decide`] (no clock, no file system): given what
+//! is known of each export, newest first, it says what to delete, what to leave alone, and which
+//! unknown exports must be read before the decision is final. [`prune_with_records`] lists the
+//! directory, reads what [`decide`] asks for (newest first, one at a time) and then deletes.
 
 use std::cmp::Ordering;
 use std::fs;
@@ -92,7 +97,8 @@ pub enum RetentionError {
         #[source]
         source: io::Error,
     },
-    /// The work was cancelled before it finished: nothing was deleted.
+    /// The work was cancelled before it finished: nothing was deleted (the verdicts reached
+    /// were reported as they came, see [`prune_reporting`]).
     #[error("{}: retention cancelled before it finished (the plugin stopped or the job was cancelled); nothing was deleted", shown(.dir))]
     Cancelled { dir: PathBuf },
 }
@@ -247,10 +253,14 @@ pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
 ///   verified one is deleted, whether it verifies or not (it is not verified at all). When fewer
 ///   than `keep` exports verify, nothing is deleted: a verified backup is never deleted to make
 ///   room for an unverified one.
-/// - `protect` (the backup just made, which the caller has verified) is never deleted, whatever its
-///   name, and counts as one verified backup of the `keep` when it is a regular file in `dir`. It is
-///   matched by file name: the name it was given with (whatever its directory, to stay on the safe
-///   side) and the name of its canonical path when that lies directly in `dir`.
+/// - `keep` is counted by time: the newest `keep` verified exports (by the time in their names)
+///   are the ones kept, see [`decide`].
+/// - `protect` (the backup just made or just copied in) is never deleted, and that is all
+///   protection does: it counts toward `keep` only as what it is (a verified export in its place
+///   by time), so it never displaces a newer verified backup. An older protected export is kept
+///   besides the newest `keep` (the kept set is one larger until the next prune). It is matched by
+///   file name: the name it was given with (whatever its directory, to stay on the safe side) and
+///   the name of its canonical path when that lies directly in `dir`.
 /// - Each candidate is checked again with `symlink_metadata` right before removal and must still be
 ///   a regular file; only `dir/<export name>` is ever removed, so nothing outside `dir` is touched
 ///   and no symlink is followed.
@@ -290,15 +300,128 @@ pub fn prune_with_records(
     trusted: &[Trusted],
     control: &mut ReadControl,
 ) -> Result<PruneReport, RetentionError> {
-    prune_with_hook(
-        dir,
-        keep,
-        protect,
-        dry_run,
-        trusted,
-        control,
-        &mut |_, _| {},
-    )
+    prune_reporting(dir, keep, protect, dry_run, trusted, control, &mut |_| {})
+}
+
+/// How far [`prune_reporting`] has got with reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress<'r> {
+    /// Exports read so far by this call.
+    pub checked: usize,
+    /// Their sizes, as listed.
+    pub checked_bytes: u64,
+    /// Exports still to read at least: the decision is final after these if each verifies
+    /// ([`Decision::needed`]); more when some do not.
+    pub remaining: usize,
+    /// Their sizes, as listed.
+    pub remaining_bytes: u64,
+    /// Bytes read by this call so far (less than `checked_bytes` when a bad file was refused
+    /// before its end).
+    pub bytes_read: u64,
+    /// The record of the export just read, when its check reached a verdict: for the caller to
+    /// keep at once, so that the next call does not read it again even if this one never ends.
+    pub record: Option<&'r Record>,
+}
+
+/// [`prune_with_records`], reporting as it goes: `report` is called once after listing (nothing
+/// checked yet; `remaining` is what is left to read) and once after each export read, with that
+/// export's record. A call cut short (cancelled, or its caller gone) has handed over every
+/// verdict it reached, so the next one resumes where this one stopped.
+pub fn prune_reporting(
+    dir: &Path,
+    keep: usize,
+    protect: Option<&Path>,
+    dry_run: bool,
+    trusted: &[Trusted],
+    control: &mut ReadControl,
+    report: &mut dyn FnMut(&Progress<'_>),
+) -> Result<PruneReport, RetentionError> {
+    let callbacks = Callbacks {
+        progress: report,
+        step: &mut |_, _| {},
+    };
+    prune_with_hook(dir, keep, protect, dry_run, trusted, control, callbacks)
+}
+
+/// What retention knows of one export when it decides ([`decide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It verifies (read now, or a record whose identity matches says so).
+    Good,
+    /// It does not verify, or its check reached no verdict this time (a read error).
+    Bad,
+    /// Not known yet: no record matches it and it has not been read.
+    Unknown,
+}
+
+/// One export as [`decide`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    pub verdict: Verdict,
+    /// Never to be deleted (the backup just made, or a copy just received).
+    pub protected: bool,
+}
+
+/// What [`decide`] found. Every list holds indices into the candidates, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// To delete: every export older than the `keep`-th newest good one, except the protected.
+    /// While [`Decision::to_read`] is not empty these are the exports doomed whatever the unknown
+    /// ones turn out to be (more may follow).
+    pub delete: Vec<usize>,
+    /// Bad exports newer than the `keep`-th newest good one (all bad ones when fewer than `keep`
+    /// are good): neither counted nor deleted.
+    pub skipped: Vec<usize>,
+    /// Unknown exports whose verdict can change the decision: those newer than the `keep`-th
+    /// newest good one. Empty: the decision is final.
+    pub to_read: Vec<usize>,
+    /// How many of `to_read`, from the front, are needed at least: the decision is final after
+    /// these if each of them turns out good (more are needed for each that does not).
+    pub needed: usize,
+}
+
+/// The rule of retention over `candidates`, given newest first (by the time in their names):
+/// keep the newest `keep` good exports, delete every export older than the oldest of them.
+///
+/// - Only good exports count. A bad one newer than the `keep`-th good one is left in place and
+///   reported ([`Decision::skipped`]); one older than it is deleted like any other. Fewer than
+///   `keep` good exports: nothing is deleted (an unverified file never pushes out a verified one).
+/// - Protection stops a deletion and does nothing else: a protected export counts only for what
+///   its verdict is, in its place by time. So it never displaces a newer good one; a protected
+///   export older than the `keep`-th good one is kept besides them (the kept set is one larger).
+/// - Unknown exports are counted as not good; those that could change the decision are listed in
+///   [`Decision::to_read`] (newest first). Reading the first and deciding again, until none is
+///   left, reads each export at most once and reads none that cannot matter.
+///
+/// A pure function (no clock, no file system), so that other rules can grow from it.
+pub fn decide(candidates: &[Candidate], keep: usize) -> Decision {
+    let mut decision = Decision::default();
+    let mut good = 0;
+    // Good plus unknown so far: the count if every unknown one turned out good.
+    let mut good_at_best = 0;
+    for (i, candidate) in candidates.iter().enumerate() {
+        if good >= keep {
+            if !candidate.protected {
+                decision.delete.push(i);
+            }
+            continue;
+        }
+        match candidate.verdict {
+            Verdict::Good => {
+                good += 1;
+                good_at_best += 1;
+            }
+            Verdict::Bad => decision.skipped.push(i),
+            Verdict::Unknown => {
+                if good_at_best < keep {
+                    decision.needed += 1;
+                }
+                good_at_best += 1;
+                decision.to_read.push(i);
+            }
+        }
+    }
+    decision
 }
 
 /// How [`list_verified`] knows whether a listed export verifies.
@@ -382,8 +505,16 @@ enum Step {
     BeforeRemove,
 }
 
-/// [`prune`], calling `hook` at each [`Step`] of each removal (tests use it to change the
-/// directory at the worst moment).
+/// What [`prune_with_hook`] calls back.
+struct Callbacks<'c> {
+    /// After listing and after each file read (see [`prune_reporting`]).
+    progress: &'c mut dyn FnMut(&Progress<'_>),
+    /// At each [`Step`] of each removal (tests use it to change the directory at the worst
+    /// moment).
+    step: &'c mut dyn FnMut(Step, &Path),
+}
+
+/// [`prune_reporting`], with a hook at each step of each removal.
 fn prune_with_hook(
     dir: &Path,
     keep: usize,
@@ -391,8 +522,12 @@ fn prune_with_hook(
     dry_run: bool,
     trusted: &[Trusted],
     control: &mut ReadControl,
-    hook: &mut dyn FnMut(Step, &Path),
+    callbacks: Callbacks<'_>,
 ) -> Result<PruneReport, RetentionError> {
+    let Callbacks {
+        progress,
+        step: hook,
+    } = callbacks;
     let start = control.bytes_read();
     if keep == 0 {
         return Err(RetentionError::BadKeep { keep });
@@ -400,44 +535,85 @@ fn prune_with_hook(
     let backups = list_backups(dir)?;
     let protection = Protection::new(dir, protect);
 
-    let (protected, rest): (Vec<Backup>, Vec<Backup>) =
-        backups.into_iter().partition(|b| protection.covers(b));
-    let kept_already = if protected.is_empty() {
-        usize::from(protection.is_odd_file_in_dir())
-    } else {
-        protected.len()
-    };
+    // What is known of each export (newest first), and why the bad ones are bad.
+    let mut reasons: Vec<Option<String>> = vec![None; backups.len()];
+    let mut candidates: Vec<Candidate> = Vec::with_capacity(backups.len());
+    for (i, backup) in backups.iter().enumerate() {
+        let verdict = match record::find(trusted, &backup.id()) {
+            None => Verdict::Unknown,
+            Some((_, known)) => match &known.failure {
+                None => Verdict::Good,
+                Some(detail) => {
+                    reasons[i] = Some(detail.clone());
+                    Verdict::Bad
+                }
+            },
+        };
+        candidates.push(Candidate {
+            verdict,
+            protected: protection.covers(backup),
+        });
+    }
 
     let mut report = PruneReport::default();
-    // Newest first: verify until `keep` verified backups are kept; all older ones are doomed.
-    let mut verified = kept_already;
-    let mut doomed = Vec::new();
-    for backup in rest {
-        if verified >= keep {
-            doomed.push(backup);
-            continue;
-        }
-        if let Some((_, known)) = record::find(trusted, &backup.id()) {
-            match &known.failure {
-                None => verified += 1,
-                Some(detail) => report.skipped_unverified.push((backup, detail.clone())),
-            }
-            continue;
-        }
-        let (result, record) = record::verify_recorded(&backup.path, control);
+    // Read what the decision still depends on, newest first, until it is final; say how far it
+    // got after each file.
+    let mut decision = decide(&candidates, keep);
+    let (mut checked, mut checked_bytes) = (0, 0);
+    let remaining = |decision: &Decision| {
+        let needed = &decision.to_read[..decision.needed];
+        (needed.len(), needed.iter().map(|&i| backups[i].size).sum())
+    };
+    let (left, left_bytes) = remaining(&decision);
+    progress(&Progress {
+        checked,
+        checked_bytes,
+        remaining: left,
+        remaining_bytes: left_bytes,
+        bytes_read: 0,
+        record: None,
+    });
+    while let Some(&next) = decision.to_read.first() {
+        let (result, record) = record::verify_recorded(&backups[next].path, control);
         if control.is_cancelled() {
             return Err(RetentionError::Cancelled {
                 dir: dir.to_path_buf(),
             });
         }
+        candidates[next].verdict = match result {
+            Ok(_) => Verdict::Good,
+            // A verdict, or a check without one (a read error): either way it does not count.
+            Err(e) => {
+                reasons[next] = Some(e.to_string());
+                Verdict::Bad
+            }
+        };
+        decision = decide(&candidates, keep);
+        checked += 1;
+        checked_bytes += backups[next].size;
+        let (left, left_bytes) = remaining(&decision);
+        progress(&Progress {
+            checked,
+            checked_bytes,
+            remaining: left,
+            remaining_bytes: left_bytes,
+            bytes_read: control.bytes_read() - start,
+            record: record.as_ref(),
+        });
         report.verified_now.extend(record);
-        match result {
-            Ok(_) => verified += 1,
-            Err(e) => report.skipped_unverified.push((backup, e.to_string())),
-        }
     }
-    report.skipped_unverified.reverse();
+    report.skipped_unverified = decision
+        .skipped
+        .iter()
+        .rev()
+        .map(|&i| (backups[i].clone(), reasons[i].clone().unwrap_or_default()))
+        .collect();
     report.bytes_read = control.bytes_read() - start;
+    let doomed: Vec<Backup> = decision
+        .delete
+        .iter()
+        .map(|&i| backups[i].clone())
+        .collect();
 
     for backup in doomed.into_iter().rev() {
         if dry_run {
@@ -482,15 +658,11 @@ fn prune_with_hook(
 /// canonical path when that lies directly in `dir` (so a relative or symlinked `protect` works too).
 struct Protection {
     names: Vec<String>,
-    /// The canonical protected file is a regular file directly in `dir` with a name that is not an
-    /// export name, so listing did not see it.
-    odd_file_in_dir: bool,
 }
 
 impl Protection {
     fn new(dir: &Path, protect: Option<&Path>) -> Self {
         let mut names = Vec::new();
-        let mut odd_file_in_dir = false;
         let name_of = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_string);
         if let Some(protect) = protect {
             names.extend(name_of(protect));
@@ -498,27 +670,15 @@ impl Protection {
             let canonical_dir = fs::canonicalize(dir).ok();
             if let (Some(file), Some(dir)) = (canonical, canonical_dir) {
                 if file.parent() == Some(dir.as_path()) {
-                    if let Some(name) = name_of(&file) {
-                        let is_file =
-                            fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_file());
-                        odd_file_in_dir = is_file && !is_export_name(&name);
-                        names.push(name);
-                    }
+                    names.extend(name_of(&file));
                 }
             }
         }
-        Protection {
-            names,
-            odd_file_in_dir,
-        }
+        Protection { names }
     }
 
     fn covers(&self, backup: &Backup) -> bool {
         self.names.contains(&backup.name)
-    }
-
-    fn is_odd_file_in_dir(&self) -> bool {
-        self.odd_file_in_dir
     }
 }
 
@@ -797,27 +957,34 @@ mod tests {
     }
 
     #[test]
-    fn protected_file_with_an_odd_name_is_kept_and_counts() {
+    fn protected_file_with_an_odd_name_is_kept_and_counts_for_nothing() {
+        // Not an export name: not a backup, never deleted anyway; the 3 newest exports stay.
         let dir = six();
         let d = dir.path();
         let just_made = file(d, "manual backup.tar.gz", 0);
         let report = prune(d, 3, Some(&just_made), false).unwrap();
-        // The protected file takes one of the 3 places: 2 exports stay.
-        assert_eq!(names(&report.deleted), &NAMES[..4]);
-        assert_eq!(on_disk(d), [NAMES[4], NAMES[5], "manual backup.tar.gz"]);
+        assert_eq!(names(&report.deleted), &NAMES[..3]);
+        assert_eq!(
+            on_disk(d),
+            [NAMES[3], NAMES[4], NAMES[5], "manual backup.tar.gz"]
+        );
     }
 
     #[test]
-    fn protected_old_export_is_kept_and_counts() {
+    fn protected_old_export_is_kept_besides_the_newest() {
         let dir = six();
         let d = dir.path();
         let report = prune(d, 2, Some(&d.join(NAMES[0])), false).unwrap();
-        assert_eq!(names(&report.deleted), &NAMES[1..5]);
-        assert_eq!(on_disk(d), [NAMES[0], NAMES[5]]);
-        // Keep 1 with the protected file being old: only the protected file stays.
+        assert_eq!(names(&report.deleted), &NAMES[1..4]);
+        assert_eq!(on_disk(d), [NAMES[0], NAMES[4], NAMES[5]]);
+        // Keep 1, the protected file still old: the newest stays with it.
         let report = prune(d, 1, Some(&d.join(NAMES[0])), false).unwrap();
-        assert_eq!(names(&report.deleted), [NAMES[5]]);
-        assert_eq!(on_disk(d), [NAMES[0]]);
+        assert_eq!(names(&report.deleted), [NAMES[4]]);
+        assert_eq!(on_disk(d), [NAMES[0], NAMES[5]]);
+        // Nothing protected any more: the newest only.
+        let report = prune(d, 1, None, false).unwrap();
+        assert_eq!(names(&report.deleted), [NAMES[0]]);
+        assert_eq!(on_disk(d), [NAMES[5]]);
     }
 
     #[test]
@@ -832,9 +999,9 @@ mod tests {
         let report = prune(d, 1, Some(&protect), false).unwrap();
         assert_eq!(
             names(&report.deleted),
-            [NAMES[0], NAMES[2], NAMES[3], NAMES[4], NAMES[5]]
+            [NAMES[0], NAMES[2], NAMES[3], NAMES[4]]
         );
-        assert_eq!(on_disk(d), [NAMES[1]]);
+        assert_eq!(on_disk(d), [NAMES[1], NAMES[5]]);
 
         // Through a symlink with another name ("latest"): matched by its canonical path.
         let dir = six();
@@ -842,11 +1009,8 @@ mod tests {
         let latest = other.path().join("latest");
         symlink(d.join(NAMES[2]), &latest).unwrap();
         let report = prune(d, 2, Some(&latest), false).unwrap();
-        assert_eq!(
-            names(&report.deleted),
-            [NAMES[0], NAMES[1], NAMES[3], NAMES[4]]
-        );
-        assert_eq!(on_disk(d), [NAMES[2], NAMES[5]]);
+        assert_eq!(names(&report.deleted), [NAMES[0], NAMES[1], NAMES[3]]);
+        assert_eq!(on_disk(d), [NAMES[2], NAMES[4], NAMES[5]]);
     }
 
     #[test]
@@ -897,7 +1061,10 @@ mod tests {
             false,
             &[],
             &mut ReadControl::unlimited(),
-            &mut hook,
+            Callbacks {
+                progress: &mut |_| {},
+                step: &mut hook,
+            },
         )
         .unwrap();
         assert_eq!(names(&report.deleted), [NAMES[0], NAMES[2], NAMES[3]]);
@@ -928,7 +1095,10 @@ mod tests {
             false,
             &[],
             &mut ReadControl::unlimited(),
-            &mut hook,
+            Callbacks {
+                progress: &mut |_| {},
+                step: &mut hook,
+            },
         )
         .unwrap();
         assert_eq!(names(&report.deleted), [NAMES[1]]);
@@ -962,7 +1132,10 @@ mod tests {
             false,
             &[],
             &mut ReadControl::unlimited(),
-            &mut hook,
+            Callbacks {
+                progress: &mut |_| {},
+                step: &mut hook,
+            },
         )
         .unwrap();
         assert_eq!(names(&report.deleted), [NAMES[1]]);
@@ -1236,6 +1409,351 @@ mod tests {
         assert!(matches!(second.backups[0].check, Check::Now(_)));
         for (i, listed) in second.backups.iter().enumerate().skip(1) {
             assert_eq!(listed.check, Check::Trusted(i - 1));
+        }
+    }
+
+    // ---- protection never displaces a newer backup (issue 19, defect 4) --------------------
+
+    #[test]
+    fn a_copy_of_an_older_backup_never_deletes_a_newer_one() {
+        // Keep 1: a copy of NAMES[2] arrives (protected) while NAMES[5] is the newest export
+        // here. The newest verified backup stays; the copy stays too, being protected.
+        let dir = six();
+        let d = dir.path();
+        let report = prune(d, 1, Some(&d.join(NAMES[2])), false).unwrap();
+        assert_eq!(
+            names(&report.deleted),
+            [NAMES[0], NAMES[1], NAMES[3], NAMES[4]]
+        );
+        assert_eq!(on_disk(d), [NAMES[2], NAMES[5]]);
+    }
+
+    #[test]
+    fn a_late_catch_up_copy_never_pushes_out_a_newer_backup() {
+        // Keep 2: a catch-up copy of the oldest backup arrives: the newest two stay, and so does
+        // the copy (the kept set is one larger this time).
+        let dir = six();
+        let d = dir.path();
+        let report = prune(d, 2, Some(&d.join(NAMES[0])), false).unwrap();
+        assert_eq!(names(&report.deleted), [NAMES[1], NAMES[2], NAMES[3]]);
+        assert_eq!(on_disk(d), [NAMES[0], NAMES[4], NAMES[5]]);
+    }
+
+    #[test]
+    fn a_protected_file_that_does_not_verify_counts_for_nothing() {
+        // Protection stops a deletion, nothing more: a protected file that does not verify is
+        // not one of the kept backups, so the newest good one is still kept.
+        let dir = six();
+        let d = dir.path();
+        let bad = junk(d, NAMES[5], 1_700_000_005_000);
+        let report = prune(d, 1, Some(&bad), false).unwrap();
+        assert_eq!(names(&report.deleted), &NAMES[..4]);
+        assert_eq!(reasons(&report.skipped_unverified), [NAMES[5]]);
+        assert_eq!(on_disk(d), [NAMES[4], NAMES[5]]);
+    }
+
+    #[test]
+    fn decide_reads_only_what_can_matter() {
+        use Verdict::{Bad, Good, Unknown};
+        let c = |verdict, protected| Candidate { verdict, protected };
+        // Newest first. Keep 2: the unknown newest one is needed; the next two unknown ones only
+        // if something newer turns out bad; the protected good one is the second kept; the bad
+        // one past it is deleted.
+        let candidates = [
+            c(Unknown, false),
+            c(Good, false),
+            c(Unknown, false),
+            c(Unknown, false),
+            c(Good, true),
+            c(Bad, false),
+        ];
+        let decision = decide(&candidates, 2);
+        assert_eq!(
+            decision,
+            Decision {
+                delete: vec![5],
+                skipped: vec![],
+                to_read: vec![0, 2, 3],
+                needed: 1,
+            }
+        );
+        // The newest one read: good. Final: the two newest kept, everything older deleted but
+        // the protected one.
+        let mut read = candidates;
+        read[0].verdict = Good;
+        let decision = decide(&read, 2);
+        assert_eq!(decision.to_read, Vec::<usize>::new());
+        assert_eq!(decision.delete, [2, 3, 5]);
+        // It was bad instead: skipped, and the next unknown one is needed.
+        read[0].verdict = Bad;
+        let decision = decide(&read, 2);
+        assert_eq!((decision.to_read, decision.needed), (vec![2, 3], 1));
+        assert_eq!(decision.skipped, [0]);
+        // Fewer good than keep, however it turns out: nothing deleted.
+        let decision = decide(&[c(Bad, false), c(Good, false), c(Bad, true)], 2);
+        assert!(decision.delete.is_empty() && decision.to_read.is_empty());
+        assert_eq!(decision.skipped, [0, 2]);
+    }
+
+    // ---- progress, and resuming where a cut-short call stopped (issue 19, defect 5) ---------
+
+    /// A progress report with the record's name instead of the record.
+    type Seen = (usize, u64, usize, u64, Option<String>);
+
+    fn prune_seen(
+        dir: &Path,
+        keep: usize,
+        trusted: &[Trusted],
+        control: &mut ReadControl,
+        on_record: &mut dyn FnMut(&Record),
+    ) -> (Result<PruneReport, RetentionError>, Vec<Seen>) {
+        let mut seen = Vec::new();
+        let result = prune_reporting(dir, keep, None, false, trusted, control, &mut |p| {
+            if let Some(record) = p.record {
+                on_record(record);
+            }
+            seen.push((
+                p.checked,
+                p.checked_bytes,
+                p.remaining,
+                p.remaining_bytes,
+                p.record.map(|r| r.id.name.clone()),
+            ));
+        });
+        (result, seen)
+    }
+
+    #[test]
+    fn progress_is_reported_after_listing_and_after_each_file() {
+        let dir = six();
+        let d = dir.path();
+        junk(d, NAMES[4], 1_700_000_004_000);
+        let size = |i: usize| fs::metadata(d.join(NAMES[i])).unwrap().len();
+        // Keep 2: NAMES[5] and NAMES[4] are needed; NAMES[4] is bad, so NAMES[3] is needed too.
+        let (result, seen) = prune_seen(d, 2, &[], &mut ReadControl::unlimited(), &mut |_| {});
+        let report = result.unwrap();
+        assert_eq!(
+            seen,
+            [
+                (0, 0, 2, size(5) + size(4), None),
+                (1, size(5), 1, size(4), Some(NAMES[5].to_string())),
+                (2, size(5) + size(4), 1, size(3), Some(NAMES[4].to_string())),
+                (
+                    3,
+                    size(5) + size(4) + size(3),
+                    0,
+                    0,
+                    Some(NAMES[3].to_string())
+                ),
+            ]
+        );
+        assert_eq!(names(&report.deleted), &NAMES[..3]);
+    }
+
+    #[test]
+    fn a_cancelled_prune_has_reported_its_verdicts_and_the_next_one_resumes() {
+        let dir = six();
+        let d = dir.path();
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut control = ReadControl::new(cancel.clone(), None);
+        // Cancelled (the plugin stopping, or retention's time up) once two files are checked.
+        let mut kept: Vec<Record> = Vec::new();
+        let (result, seen) = prune_seen(d, 5, &[], &mut control, &mut |record| {
+            kept.push(record.clone());
+            if kept.len() == 2 {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        assert_eq!(result.unwrap_err().reason(), "cancelled");
+        assert_eq!(record_names(&kept), [NAMES[5], NAMES[4]]);
+        assert_eq!(seen.last().map(|s| (s.0, s.2)), Some((2, 3)));
+        assert_eq!(on_disk(d), NAMES);
+        // The next call trusts what was reported and reads only the three others.
+        let trusted = trusted_of(&kept);
+        let (result, seen) = prune_seen(d, 5, &trusted, &mut ReadControl::unlimited(), &mut |_| {});
+        let report = result.unwrap();
+        assert_eq!(seen[0].2, 3);
+        assert_eq!(
+            record_names(&report.verified_now),
+            [NAMES[3], NAMES[2], NAMES[1]]
+        );
+        assert_eq!(names(&report.deleted), [NAMES[0]]);
+    }
+
+    /// SplitMix64: the seeded generator of the randomized retention tests (no dependency).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// The export name of hour `index` counted from 2024-01-01 00:00 (index below 24 * 28).
+    fn hourly_name(index: u64) -> String {
+        format!(
+            "emqx-export-2024-01-{:02}-{:02}-00-00.000.tar.gz",
+            1 + index / 24,
+            index % 24
+        )
+    }
+
+    /// One generated export: its name, whether it verifies, whether the caller holds a record of
+    /// it.
+    struct Generated {
+        name: String,
+        good: bool,
+        recorded: bool,
+    }
+
+    /// Whatever is protected, and whatever mix of good, bad, recorded and unrecorded exports the
+    /// directory holds: the newest `keep` verified backups survive, the protected file survives,
+    /// nothing that does not verify pushes out one that does (fewer verified than `keep`:
+    /// nothing is deleted), and every export older than the `keep`-th newest verified one that is
+    /// not protected is deleted. Recorded files are never read.
+    #[test]
+    fn property_newest_verified_survive_whatever_is_protected() {
+        let mut rng = Rng(0x6e65_7765_7374);
+        for case in 0..300 {
+            let dir = TempDir::new().unwrap();
+            let d = dir.path();
+            let count = 1 + rng.below(10) as usize;
+            let keep = 1 + rng.below(6) as usize;
+            let mut hours: Vec<u64> = Vec::new();
+            while hours.len() < count {
+                let h = rng.below(24 * 28);
+                if !hours.contains(&h) {
+                    hours.push(h);
+                }
+            }
+            // Newest first.
+            hours.sort_unstable_by(|a, b| b.cmp(a));
+            let files: Vec<Generated> = hours
+                .iter()
+                .map(|&h| Generated {
+                    name: hourly_name(h),
+                    good: rng.below(10) < 7,
+                    recorded: rng.below(10) < 6,
+                })
+                .collect();
+            let mut trusted = Vec::new();
+            for f in &files {
+                // mtimes in random order: the time in the name decides.
+                let mtime = 1_700_000_000_000 + rng.below(1_000_000);
+                let path = if f.good {
+                    file(d, &f.name, mtime)
+                } else {
+                    junk(d, &f.name, mtime)
+                };
+                if f.recorded {
+                    trusted.push(Trusted {
+                        id: FileId::of_path(&path).unwrap(),
+                        failure: (!f.good).then(|| "recorded as bad".to_string()),
+                    });
+                }
+            }
+            let other = TempDir::new().unwrap();
+            let protected: Option<usize> = match rng.below(10) {
+                0 | 1 => None,
+                _ => Some(rng.below(count as u64) as usize),
+            };
+            let protect_path = match protected {
+                Some(i) => d.join(&files[i].name),
+                // Elsewhere, under a name no file here has (protection matches by name).
+                None => other.path().join(hourly_name(
+                    (0..24 * 28).find(|h| !hours.contains(h)).unwrap_or(0),
+                )),
+            };
+            let protect = (protected.is_some() || rng.below(2) == 0).then_some(&protect_path);
+            let what = format!(
+                "case {case}: keep {keep}, protected {:?}, files (newest first, good, recorded) {:?}",
+                protected.map(|i| &files[i].name),
+                files
+                    .iter()
+                    .map(|f| (&f.name, f.good, f.recorded))
+                    .collect::<Vec<_>>()
+            );
+
+            let report = prune_with_records(
+                d,
+                keep,
+                protect.map(PathBuf::as_path),
+                false,
+                &trusted,
+                &mut ReadControl::unlimited(),
+            )
+            .unwrap();
+
+            // The oracle: the keep-th newest good file is the boundary; everything older that is
+            // not protected goes; fewer good files than keep: nothing goes.
+            let good: Vec<usize> = (0..count).filter(|&i| files[i].good).collect();
+            let boundary = good.get(keep - 1).copied();
+            let doomed = |i: usize| boundary.is_some_and(|b| i > b) && Some(i) != protected;
+            let mut expected_deleted: Vec<&str> = (0..count)
+                .filter(|&i| doomed(i))
+                .map(|i| files[i].name.as_str())
+                .collect();
+            expected_deleted.reverse();
+            let mut expected_skipped: Vec<&str> = (0..count)
+                .filter(|&i| !files[i].good && boundary.is_none_or(|b| i < b))
+                .map(|i| files[i].name.as_str())
+                .collect();
+            expected_skipped.reverse();
+
+            for &i in good.iter().take(keep) {
+                assert!(
+                    d.join(&files[i].name).exists(),
+                    "{what}: good {} was deleted",
+                    files[i].name
+                );
+            }
+            if let Some(i) = protected {
+                assert!(
+                    d.join(&files[i].name).exists(),
+                    "{what}: the protected file was deleted"
+                );
+            }
+            assert_eq!(names(&report.deleted), expected_deleted, "{what}");
+            assert_eq!(
+                reasons(&report.skipped_unverified),
+                expected_skipped,
+                "{what}"
+            );
+            assert!(report.failed.is_empty(), "{what}");
+            let mut left: Vec<String> = (0..count)
+                .filter(|&i| !doomed(i))
+                .map(|i| files[i].name.clone())
+                .collect();
+            left.sort();
+            assert_eq!(on_disk(d), left, "{what}");
+            // Only unrecorded files are read, each at most once, and counted.
+            for record in &report.verified_now {
+                let f = files.iter().find(|f| f.name == record.id.name).unwrap();
+                assert!(!f.recorded, "{what}: {} was read again", f.name);
+                assert_eq!(record.is_good(), f.good, "{what}");
+            }
+            // A good file is read to its end, a bad one may be refused before.
+            let size = |good: bool| -> u64 {
+                report
+                    .verified_now
+                    .iter()
+                    .filter(|r| r.is_good() == good)
+                    .map(|r| r.id.size)
+                    .sum()
+            };
+            assert!(
+                (size(true)..=size(true) + size(false)).contains(&report.bytes_read),
+                "{what}: read {} bytes",
+                report.bytes_read
+            );
         }
     }
 }

@@ -6,7 +6,9 @@
 //!   result is an error). Records passed in need only the identity keys and `result`; other
 //!   keys are ignored (the caller may add its own).
 //! - `Opts = #{io_limit => pos_integer() | infinity}` (bytes per second, default `infinity`).
-//! - a job ends with the message `{emqx_guard_job, Job, Result}` to the process that started it.
+//! - a job ends with the message `{emqx_guard_job, Job, Result}` to the process that started it;
+//!   `prune_async` sends `{emqx_guard_job_progress, Job, Progress}` before it (see
+//!   [`progress_map`]), so that every verdict it reaches is kept even if it never ends.
 
 use std::num::NonZeroU64;
 
@@ -20,6 +22,16 @@ use rustler::types::map::MapIterator;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Term};
 
 use crate::jobs;
+
+mod progress_atoms {
+    rustler::atoms! {
+        checked,
+        checked_bytes,
+        remaining,
+        remaining_bytes,
+        record,
+    }
+}
 use crate::{
     atoms, backup_map, error, error_term, ok, path_arg, prune_args, prune_report_map, ArgError,
     NifError,
@@ -304,9 +316,38 @@ fn prune_records<'a>(
     }
 }
 
+/// Retention's progress: `#{checked, checked_bytes, remaining, remaining_bytes, bytes_read}`
+/// plus `record => Record` when the export just read reached a verdict (see
+/// [`retention::Progress`]).
+fn progress_map<'a>(env: Env<'a>, p: &retention::Progress<'_>) -> NifResult<Term<'a>> {
+    let map = Term::map_from_term_arrays(
+        env,
+        &[
+            progress_atoms::checked().encode(env),
+            progress_atoms::checked_bytes().encode(env),
+            progress_atoms::remaining().encode(env),
+            progress_atoms::remaining_bytes().encode(env),
+            atoms::bytes_read().encode(env),
+        ],
+        &[
+            p.checked.encode(env),
+            p.checked_bytes.encode(env),
+            p.remaining.encode(env),
+            p.remaining_bytes.encode(env),
+            p.bytes_read.encode(env),
+        ],
+    )?;
+    match p.record {
+        Some(record) => map.map_put(progress_atoms::record(), record_map(env, record)?),
+        None => Ok(map),
+    }
+}
+
 /// `prune_async(Dir, Keep, Protect, DryRun, Records, Opts)` -> `{ok, Job}` (or a `bad_keep`,
-/// `bad_record`, `bad_opts` error at once); later `{emqx_guard_job, Job, Result}` with Result as
-/// `prune/5` returns it, or `{error, {cancelled | panicked, Detail}}`.
+/// `bad_record`, `bad_opts` error at once); then `{emqx_guard_job_progress, Job, Progress}` once
+/// after listing and once after each export read ([`progress_map`]: each verdict as soon as it
+/// is known), and last `{emqx_guard_job, Job, Result}` with Result as `prune/5` returns it, or
+/// `{error, {cancelled | panicked, Detail}}` (nothing deleted; the verdicts reached were sent).
 #[rustler::nif]
 fn prune_async<'a>(
     env: Env<'a>,
@@ -322,18 +363,24 @@ fn prune_async<'a>(
     let limit = try_arg!(env, decode_opts(opts));
     let dir = path_arg(&dir).to_path_buf();
     let protect = protect_bin.as_ref().map(|b| path_arg(b).to_path_buf());
-    jobs::start(
+    jobs::start_reporting(
         env,
         OwnedEnv::new(),
-        move |cancel| {
+        move |cancel, reporter| {
             let mut control = ReadControl::new(cancel.clone(), limit);
-            retention::prune_with_records(
+            retention::prune_reporting(
                 &dir,
                 keep,
                 protect.as_deref(),
                 dry_run,
                 &trusted,
                 &mut control,
+                &mut |progress| {
+                    reporter.send(|env| {
+                        progress_map(env, progress)
+                            .unwrap_or_else(|_| atoms::undefined().encode(env))
+                    })
+                },
             )
         },
         Box::new(

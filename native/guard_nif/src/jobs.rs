@@ -1,6 +1,8 @@
 //! Background jobs seen from Erlang: a job is started by a NIF (`verify_async/2`, ...), runs on
 //! its own low-priority thread ([`guard_core::worker`]) and ends by sending
-//! `{emqx_guard_job, Job, Result}` to the process that started it.
+//! `{emqx_guard_job, Job, Result}` to the process that started it. A job started with
+//! [`start_reporting`] may send `{emqx_guard_job_progress, Job, Progress}` messages before that
+//! one (in order: all of them arrive before the result).
 //!
 //! `Job` is a resource term of the type `emqx_guard_job` (opaque to Erlang; the same job's terms
 //! compare equal, so a `receive` can match it). The resource holds the job's cancel flag:
@@ -31,6 +33,12 @@ use rustler::sys::{
     ErlNifResourceTypeInit,
 };
 use rustler::{Encoder, Env, LocalPid, NifResult, Term};
+
+mod atoms {
+    rustler::atoms! {
+        emqx_guard_job_progress,
+    }
+}
 
 const TYPE_NAME: &CStr = c"emqx_guard_job";
 
@@ -102,8 +110,41 @@ unsafe extern "C" fn job_down(
 struct Held(*const std::ffi::c_void);
 
 // SAFETY: resource objects may be referenced from any thread; enif_make_resource and
-// enif_release_resource are thread-safe.
+// enif_release_resource are thread-safe. `Held` is only read (the pointer), never written, so
+// sharing it between the job's work and its final delivery (both on the job's thread) is safe.
 unsafe impl Send for Held {}
+unsafe impl Sync for Held {}
+
+impl Held {
+    /// The job's term in `env`.
+    fn term<'a>(&self, env: Env<'a>) -> Term<'a> {
+        // SAFETY: `self` keeps the object alive; enif_make_resource is thread-safe.
+        unsafe { Term::new(env, enif_make_resource(env.as_c_arg(), self.0)) }
+    }
+}
+
+/// What a job's work uses to tell the starting process how far it got:
+/// `{emqx_guard_job_progress, Job, Progress}`, sent at once from the job's thread.
+pub struct Reporter {
+    pid: LocalPid,
+    job: Arc<Held>,
+}
+
+impl Reporter {
+    /// Sends `{emqx_guard_job_progress, Job, make(env)}`. A process that is gone is not an
+    /// error (the job is being cancelled then).
+    pub fn send(&self, make: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
+        let mut owned = OwnedEnv::new();
+        let _ = owned.send_and_clear(&self.pid, |env| {
+            (
+                atoms::emqx_guard_job_progress(),
+                self.job.term(env),
+                make(env),
+            )
+                .encode(env)
+        });
+    }
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -139,13 +180,27 @@ pub type Encode<T> = Box<dyn for<'a> FnOnce(Env<'a>, Result<T, Panicked>) -> Ter
 /// Detail}}` when no thread could be started.
 pub fn start<'a, T, W>(
     env: Env<'a>,
-    mut owned: OwnedEnv,
+    owned: OwnedEnv,
     work: W,
     encode: Encode<T>,
 ) -> NifResult<Term<'a>>
 where
     T: Send + 'static,
     W: FnOnce(&CancelFlag) -> T + Send + 'static,
+{
+    start_reporting(env, owned, move |cancel, _| work(cancel), encode)
+}
+
+/// [`start`] for work that reports progress through the [`Reporter`] it is given.
+pub fn start_reporting<'a, T, W>(
+    env: Env<'a>,
+    mut owned: OwnedEnv,
+    work: W,
+    encode: Encode<T>,
+) -> NifResult<Term<'a>>
+where
+    T: Send + 'static,
+    W: FnOnce(&CancelFlag, &Reporter) -> T + Send + 'static,
 {
     let ty = JOB_TYPE.load(Ordering::Acquire);
     if ty.is_null() {
@@ -170,16 +225,26 @@ where
         if enif_monitor_process(env.as_c_arg(), obj, pid.as_c_arg(), ptr::null_mut()) != 0 {
             cancel.store(true, Ordering::Relaxed);
         }
-        (held, term)
+        (Arc::new(held), term)
     };
-    let spawned = worker::spawn_with(cancel, work, move |result| {
-        let held = held;
-        let _ = owned.send_and_clear(&pid, |env| {
-            // SAFETY: `held` keeps the object alive.
-            let job = unsafe { Term::new(env, enif_make_resource(env.as_c_arg(), held.0)) };
-            (crate::atoms::emqx_guard_job(), job, encode(env, result)).encode(env)
-        });
-    });
+    let reporter = Reporter {
+        pid,
+        job: held.clone(),
+    };
+    let spawned = worker::spawn_with(
+        cancel,
+        move |cancel| work(cancel, &reporter),
+        move |result| {
+            let _ = owned.send_and_clear(&pid, |env| {
+                (
+                    crate::atoms::emqx_guard_job(),
+                    held.term(env),
+                    encode(env, result),
+                )
+                    .encode(env)
+            });
+        },
+    );
     match spawned {
         Ok(()) => Ok(crate::ok(env, term)),
         Err(err) => crate::error(env, &err),

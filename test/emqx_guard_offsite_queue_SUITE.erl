@@ -63,7 +63,7 @@ init_per_testcase(TC, Config) ->
     [{s3, S3}, {proxy, Proxy}, {hook, Hook} | Config1].
 
 end_per_testcase(_TC, Config) ->
-    [catch peer:stop(P) || P <- get_peers()],
+    [try peer:stop(P) catch _:_ -> ok end || P <- get_peers()],
     erase(peers),
     emqx_guard_ct_helper:end_case(),
     emqx_guard_fault_proxy:stop(?config(proxy, Config)),

@@ -1,8 +1,12 @@
 %% @doc The EMQX alarms (the dashboard's Alarms page): what raises and clears them.
-%% `emqx_guard_backup_failed': the last backup failed. `emqx_guard_offsite_failed': the last
-%% off-site job failed (`emqx_guard_offsite_queue' raises and clears it; turning off-site copies
-%% off clears it). Alarms are per node and live in memory, so a node raises them again at start
-%% when its recorded last run (or last off-site job) failed.
+%% `emqx_guard_backup_failed': the cluster's newest backup failed. Alarms are per node in EMQX,
+%% so every node follows the newest backup result it knows in the cluster, its own or one another
+%% node told about (`emqx_guard_scheduler'): a failure raises the alarm on every node (naming the
+%% node whose backup failed when it is another one), the next good backup on any node clears it
+%% on every node. `emqx_guard_offsite_failed': this node's last off-site job failed
+%% (`emqx_guard_offsite_queue' raises and clears it; turning off-site copies off clears it).
+%% Alarms live in memory, so a node restores them at start from what it knows (`restore/1', and
+%% the off-site queue from its own state).
 -module(emqx_guard_alarm).
 
 -export([update/1, restore/1, unsupported/1, offsite_failed/2, offsite_cleared/1]).
@@ -12,8 +16,9 @@
 -define(OFFSITE_RECOVERED, <<"emqx_guard: the last off-site copy succeeded">>).
 -define(OFFSITE_OFF, <<"emqx_guard: off-site copies were turned off">>).
 
-%% @doc After a run: a failed run raises the alarm with its error line, a good one clears it,
-%% a skipped one changes nothing.
+%% @doc After a backup, here or on another node (its `emqx_guard_outcome:summary/1'): a failed one
+%% raises the alarm with its error line, a good one clears it, a skipped run changes nothing (the
+%% node that exported the fire tells its result).
 -spec update(emqx_guard_outcome:outcome()) -> ok.
 update(#{result := ok}) ->
     emqx_guard_emqx:deactivate_alarm(?RECOVERED);
@@ -22,10 +27,15 @@ update(#{result := failed} = Outcome) ->
 update(_) ->
     ok.
 
-%% @doc At start: raises the alarms again when the recorded last run failed.
+%% @doc At start, from the newest backup result known (this node's last run, or another node's
+%% result): raises the backup alarm again when it failed, clears it when it is good (it may still
+%% be active from before the plugin stopped). The off-site alarm is restored by the off-site queue
+%% from its own state.
 -spec restore(undefined | emqx_guard_outcome:outcome()) -> ok.
 restore(#{result := failed} = LastRun) ->
     raise(LastRun);
+restore(#{result := ok}) ->
+    emqx_guard_emqx:deactivate_alarm(?RECOVERED);
 restore(_) ->
     ok.
 
@@ -35,8 +45,13 @@ unsupported(Why) ->
     emqx_guard_emqx:activate_alarm(#{reason => Why}, Why).
 
 raise(#{error := Error} = Outcome) ->
+    On =
+        case maps:get(node, Outcome, node()) of
+            Here when Here =:= node() -> <<>>;
+            Other -> <<" on ", (atom_to_binary(Other, utf8))/binary>>
+        end,
     emqx_guard_emqx:activate_alarm(
-        maps:with([started_at, trigger, error], Outcome), <<"emqx_guard: backup failed: ", Error/binary>>
+        maps:with([started_at, trigger, error, node], Outcome), <<"emqx_guard: backup failed", On/binary, ": ", Error/binary>>
     ).
 
 %% @doc The last off-site job failed with Error (one line): raises `emqx_guard_offsite_failed'.

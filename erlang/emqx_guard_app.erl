@@ -112,8 +112,8 @@ failure_line(exit, {Cause, {gen_server, call, [Server | _]}}) ->
 failure_line(Class, Reason) ->
     unicode:characters_to_binary(io_lib:format("cannot apply the config: ~0tp ~0tP", [Class, Reason, 12])).
 
-%% @doc `ok' while backups work; `{error, Line}' while the last run failed,
-%% the export is unsupported, or the schedule cannot be computed.
+%% @doc `ok' while backups work; `{error, Line}' while the cluster's last backup failed (on any
+%% node), the export is unsupported, or the schedule cannot be computed.
 -spec on_health_check(map()) -> ok | {error, binary()}.
 on_health_check(_Opts) ->
     try

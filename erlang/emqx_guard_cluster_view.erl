@@ -1,6 +1,7 @@
 %% @doc The cluster part of `emqx ctl guard backup_status': which node exports the scheduled
-%% backups, the last fire this node skipped (and who took it), and for every node the backups it
-%% holds and the result of the last copy to it. Asks every running node (`node_report/0',
+%% backups and why not the lower core nodes, the newest backup result known in the cluster (which node, when, ok or the error),
+%% the last fire this node skipped (and which node exported it, with its result), and for every
+%% node the backups it holds and the result of the last copy to it. Asks every running node (`node_report/0',
 %% through erpc) from the caller's process.
 -module(emqx_guard_cluster_view).
 
@@ -11,35 +12,66 @@
 -define(RPC_TIMEOUT, 5000).
 
 %% @doc The lines to print after the scheduler's status (`emqx_guard_scheduler:status/0').
-%% Nothing for a node that is alone and never skipped a fire, so a single node's status is as
-%% short as before.
+%% For a node that is alone only the last fire it skipped (a run was still going), if any, so a
+%% single node's status is as short as before.
 -spec status_lines(map()) -> [binary()].
 status_lines(Status = #{settings := #{backup_timezone := Zone}}) ->
     Skip = maps:get(last_skip, Status, undefined),
+    Last = maps:get(cluster_run, Status, undefined),
     Running = emqx_guard_emqx:running_nodes(),
     case Running of
-        [_] when Skip =:= undefined ->
-            [];
+        [_] ->
+            skip_lines(Skip, Last, Zone);
         _ ->
-            #{responsible := Responsible, nodes := Nodes} = status(),
-            [cluster_line(length(Running), Responsible)] ++ skip_lines(Skip, Zone) ++
+            #{election := Election, nodes := Nodes} = status(),
+            [cluster_line(length(Running), Election)] ++ last_lines(Last, Zone) ++ skip_lines(Skip, Last, Zone) ++
                 lists:append([node_lines(N, Zone) || N <- Nodes])
     end;
 status_lines(_) ->
     [].
 
-cluster_line(Count, undefined) ->
+%% Who exports the scheduled backups, and why not the core nodes that cannot.
+cluster_line(Count, #{responsible := undefined, cores := []}) ->
     text("cluster: ~B running node(s); no running core node, so no scheduled backups", [Count]);
-cluster_line(Count, Responsible) ->
-    text("cluster: ~B running node(s); scheduled backups are exported by ~ts (the lowest running core node)", [
+cluster_line(Count, #{responsible := undefined, excluded := Excluded}) ->
+    text("cluster: ~B running node(s); no core node can export scheduled backups (~ts)", [
+        Count, emqx_guard_outcome:format_excluded(Excluded)
+    ]);
+cluster_line(Count, #{responsible := Responsible, excluded := []}) ->
+    text("cluster: ~B running node(s); ~ts exports scheduled backups (the lowest core node where the plugin works)", [
         Count, Responsible
+    ]);
+cluster_line(Count, #{responsible := Responsible, excluded := Excluded}) ->
+    text("cluster: ~B running node(s); ~ts exports scheduled backups (~ts)", [
+        Count, Responsible, emqx_guard_outcome:format_excluded(Excluded)
     ]).
 
-skip_lines(undefined, _Zone) ->
+%% The newest backup result known in the cluster.
+last_lines(undefined, _Zone) ->
     [];
-skip_lines(#{started_at := At, error := Why} = Skip, Zone) ->
+last_lines(#{started_at := At, node := Node} = Last, Zone) ->
+    [text("last backup in the cluster: ~ts on ~ts: ~ts", [emqx_guard_render:in_zone(Zone, At), Node, result_text(Last)])].
+
+%% A skipped fire, and who exported it when the cluster's newest result is that fire's.
+skip_lines(undefined, _Last, _Zone) ->
+    [];
+skip_lines(#{started_at := At, error := Why} = Skip, Last, Zone) ->
     Instant = maps:get(instant, Skip, At),
-    [text("last skipped fire here: ~ts; ~ts", [emqx_guard_render:in_zone(Zone, Instant), Why])].
+    What =
+        case Last of
+            #{instant := Instant, node := By} when By =/= node() -> text("exported by ~ts: ~ts", [By, result_text(Last)]);
+            _ -> Why
+        end,
+    [text("last skipped fire here: ~ts; ~ts", [emqx_guard_render:in_zone(Zone, Instant), What])].
+
+result_text(#{result := ok} = R) ->
+    case R of
+        #{file := File, size := Size} -> text("ok, ~ts (~ts)", [File, emqx_guard_render:size(Size)]);
+        #{file := File} -> text("ok, ~ts", [File]);
+        _ -> <<"ok">>
+    end;
+result_text(#{result := failed} = R) ->
+    text("FAILED: ~ts", [maps:get(error, R, <<"unknown error">>)]).
 
 node_lines(#{node := Node, running := false, last_copy := Copy}, Zone) ->
     [text("node ~ts (not running)", [Node]), copy_line(Copy, Zone)];
@@ -72,8 +104,9 @@ copy_line(#{file := File, from := From, at := At, result := {error, Why}}, Zone)
     ]).
 
 %% @doc Every running node's role, backups and the last copy to it (also for nodes that are not
-%% running now but were copied to), and the node responsible for the next scheduled instant.
--spec status() -> #{responsible := node() | undefined, nodes := [map()]}.
+%% running now but were copied to), and the election as it stands (`emqx_guard_election:survey/0':
+%% the node responsible for the next scheduled instant, the cores that cannot export and why).
+-spec status() -> #{election := emqx_guard_election:survey(), nodes := [map()]}.
 status() ->
     Running = emqx_guard_emqx:running_nodes(),
     Cores = emqx_guard_emqx:running_core_nodes(),
@@ -91,7 +124,7 @@ status() ->
         #{node => N, running => false, last_copy => C}
      || {N, C} <- lists:sort(maps:to_list(Copies)), not lists:member(N, Running)
     ],
-    #{responsible => emqx_guard_election:responsible(), nodes => Nodes ++ Gone}.
+    #{election => emqx_guard_election:survey(), nodes => Nodes ++ Gone}.
 
 node_view(Node, {ok, Report}, _IsCore, LastCopy) ->
     maps:merge(maps:with([role, backups], Report), #{node => Node, running => true, last_copy => LastCopy});

@@ -212,7 +212,9 @@ usable() ->
     element(1, validate(<<"* * * * *">>)) =:= ok.
 
 %% @doc `emqx_guard_nif:offsite_upload_async/3': `{ok, Job}', the result comes as
-%% `{emqx_guard_job, Job, Result}'.
+%% `{emqx_guard_job, Job, Result}', Result `{ok, emqx_guard_nif:offsite_uploaded()}' (`reused :=
+%% true' when the object already held this export and nothing was sent) or `{error, {Reason,
+%% Detail}}'.
 -spec offsite_upload_async(emqx_guard_nif:offsite_config(), file:filename_all(), emqx_guard_nif:opts()) ->
     {ok, emqx_guard_nif:job()} | error().
 offsite_upload_async(Config, Path, Opts) ->
@@ -230,7 +232,9 @@ offsite_list_async(Config, Opts) ->
 offsite_prune_async(Config, Keep, DryRun, Opts) ->
     guarded(fun() -> emqx_guard_nif:offsite_prune_async(Config, Keep, DryRun, Opts) end).
 
-%% @doc `emqx_guard_nif:offsite_fetch_async/5'.
+%% @doc `emqx_guard_nif:offsite_fetch_async/5': Result `{ok, emqx_guard_nif:offsite_fetched()}'
+%% (`checked_by' lists the checks the backup passed) or `{error, {Reason, Detail}}' (an
+%% `integrity' Detail names the check that refused it).
 -spec offsite_fetch_async(emqx_guard_nif:offsite_config(), binary(), file:filename_all() | undefined,
                           file:filename_all(), emqx_guard_nif:opts()) ->
     {ok, emqx_guard_nif:job()} | error().

@@ -1,11 +1,24 @@
-%% @doc Which node of the cluster exports a scheduled backup, and the guarantee that an instant
-%% is exported once.
+%% @doc Which node of the cluster exports a scheduled backup, the guarantee that an instant is
+%% exported once, and what the nodes tell each other about it.
 %%
-%% Every node runs its own scheduler and fires every scheduled instant; `run/3' wraps the run
-%% of a `scheduled' or `catchup' fire:
+%% <b>Candidates.</b> Every node answers its candidacy (`candidacy/0'): whether it can export
+%% (`exporter': the plugin runs there, its NIF library is loaded, its scheduler can compute the
+%% schedule and this EMQX has a data export) and whether its dead-man watch can run (`watch'),
+%% with the newest backup result it knows. `survey/0' asks every running node at once; a node
+%% that does not answer in time, or answers with an error, is not a candidate. From the answers:
+%% <ul>
+%% <li>the responsible node is the lowest-sorted running core node that can export (as EMQX's own
+%%     once-per-cluster jobs pick the lowest core, but only among nodes where the plugin really
+%%     works); replicants never export; the other cores are `excluded', each with why;</li>
+%% <li>the warner, the one node that sends the dead-man warning (`emqx_guard_dead_man'): the
+%%     responsible node, or when there is none (or its watch cannot run) the lowest-sorted running
+%%     node whose watch runs.</li>
+%% </ul>
+%%
+%% <b>One export per instant.</b> Every node runs its own scheduler and fires every scheduled
+%% instant; `run/3' wraps the run of a `scheduled' or `catchup' fire:
 %% <ol>
-%% <li>Only the responsible node exports: the lowest-sorted running core node
-%%     (`responsible/0', as EMQX's own once-per-cluster jobs pick it); replicants never do.</li>
+%% <li>Only the responsible node exports (the survey is taken at the fire).</li>
 %% <li>It works inside `global:trans({{emqx_guard_backup, Instant}, self()}, Fun, CoreNodes, 0)':
 %%     a contended lock is skipped, never waited for. The requester is the calling process: with
 %%     the instant as requester two nodes would share the lock (global grants a lock again to
@@ -15,24 +28,54 @@
 %%     so an instant recorded by a node whose clock runs fast blocks nothing else), then recorded
 %%     here and told to every node before the export starts.</li>
 %% </ol>
-%% Any other outcome is a skip, `{Reason, Node}' or `no_core_node', which the run records.
+%% Any other outcome is a skip (`skip()'), which the run records and never notifies.
 %% A `manual' run (`guard backup_now') runs where it is typed.
 %%
+%% <b>What the nodes tell each other.</b> The node that made (or failed) a backup tells every
+%% other running node its result (`announce_result/1', `emqx_guard_outcome:summary/1'; the
+%% receiving scheduler keeps the newest, `emqx_guard_scheduler:cluster_result/1'); the node that
+%% sent a dead-man warning tells every node it did (`announce_warned/1'), so that no other node
+%% warns of the same silence.
+%%
 %% The gen_server only keeps the set of exported instants; the election runs in the caller.
+%% Every call this plugin makes to the plugin on another node for these is in the functions
+%% under "Remote calls" (issue 20 moves them into the versioned protocol module).
 -module(emqx_guard_election).
 
 -behaviour(gen_server).
 
 -include_lib("kernel/include/logger.hrl").
 
--export([start_link/0, responsible/0, run/3]).
-%% Called on other nodes through erpc.
--export([was_exported/1, note_exported/1]).
+-export([start_link/0, survey/0, run/3]).
+%% Remote calls: asking and telling the other nodes.
+-export([ask_candidacies/1, ask_exported/2, announce_exported/1, announce_result/1, announce_warned/1]).
+%% Called on other nodes through erpc (the answering side of the remote calls).
+-export([candidacy/0, was_exported/1, note_exported/1, result_seen/1, dead_man_warned/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
--export_type([skip/0]).
+-export_type([skip/0, why_not/0, candidacy/0, survey/0]).
 
--type skip() :: no_core_node | {not_responsible | lock_held | already_exported, node()}.
+%% Why a node is not a candidate (its text: `emqx_guard_outcome:format_error/1').
+-type why_not() ::
+    plugin_not_running
+    | {no_answer, term()}
+    | {nif_not_loaded | nif_failed | schedule_error | export_unsupported, binary()}.
+-type candidacy() :: #{
+    exporter := ok | {error, why_not()},
+    watch := ok | {error, why_not()},
+    last_result := undefined | emqx_guard_outcome:outcome()
+}.
+-type survey() :: #{
+    responsible := node() | undefined,
+    warner := node() | undefined,
+    cores := [node()],
+    excluded := [{node(), why_not()}],
+    newest_result := undefined | emqx_guard_outcome:outcome()
+}.
+-type skip() ::
+    no_core_node
+    | {no_candidate, [{node(), why_not()}]}
+    | {not_responsible | lock_held | already_exported, node()}.
 
 -define(SERVER, ?MODULE).
 -define(STATE_FILE, "exported.eterm").
@@ -46,14 +89,79 @@
 start_link() ->
     gen_server:start_link({local, ?SERVER}, ?MODULE, [], []).
 
-%% @doc The node that exports scheduled backups: the lowest-sorted running core node, or
-%% `undefined' when no core node runs. The one home of this rule.
--spec responsible() -> node() | undefined.
-responsible() ->
-    case emqx_guard_emqx:running_core_nodes() of
-        [Node | _] -> Node;
-        [] -> undefined
+%% @doc Asks every running node its candidacy (this one directly, the others at once through
+%% `ask_candidacies/1') and decides the responsible node and the warner (see the module doc).
+%% `newest_result' is the newest backup result any node knows. The one home of these rules.
+-spec survey() -> survey().
+survey() ->
+    Running = emqx_guard_emqx:running_nodes(),
+    Cores = emqx_guard_emqx:running_core_nodes(),
+    Others = Running -- [node()],
+    Answers = maps:from_list([{node(), candidacy()} | lists:zip(Others, ask_candidacies(Others))]),
+    Answer = fun(N) -> maps:get(N, Answers, not_answered({no_answer, not_running})) end,
+    Exporters = [N || N <- Cores, maps:get(exporter, Answer(N)) =:= ok],
+    Watchers = [N || N <- Running, maps:get(watch, Answer(N)) =:= ok],
+    Responsible = first(Exporters),
+    Warner =
+        case lists:member(Responsible, Watchers) of
+            true -> Responsible;
+            false -> first(Watchers)
+        end,
+    Newest = lists:foldl(
+        fun
+            (#{last_result := R}, Acc) when is_map(R) ->
+                case emqx_guard_outcome:newer(R, Acc) of
+                    true -> R;
+                    false -> Acc
+                end;
+            (_, Acc) ->
+                Acc
+        end,
+        undefined,
+        maps:values(Answers)
+    ),
+    #{
+        responsible => Responsible,
+        warner => Warner,
+        cores => Cores,
+        excluded => [{N, Why} || N <- Cores, {error, Why} <- [maps:get(exporter, Answer(N))]],
+        newest_result => Newest
+    }.
+
+%% @doc This node's candidacy (see the module doc). Never fails: what cannot be asked is the
+%% reason it gives.
+-spec candidacy() -> candidacy().
+candidacy() ->
+    Nif =
+        case emqx_guard_core:validate(<<"* * * * *">>) of
+            {ok, _} -> ok;
+            {error, {nif_not_loaded, Detail}} -> {error, {nif_not_loaded, Detail}};
+            {error, {_, Detail}} -> {error, {nif_failed, Detail}}
+        end,
+    Watch =
+        case whereis(emqx_guard_notify) of
+            undefined -> {error, plugin_not_running};
+            _ -> Nif
+        end,
+    try emqx_guard_scheduler:candidacy() of
+        #{exporter := Exporter, last_result := Last} ->
+            #{exporter => first_error([Nif, Exporter]), watch => Watch, last_result => Last}
+    catch
+        exit:{noproc, _} -> (not_answered(plugin_not_running))#{watch => Watch};
+        exit:{timeout, _} -> (not_answered({no_answer, timeout}))#{watch => Watch}
     end.
+
+not_answered(Why) ->
+    #{exporter => {error, Why}, watch => {error, Why}, last_result => undefined}.
+
+first_error(Checks) ->
+    case [E || {error, _} = E <- Checks] of
+        [First | _] -> First;
+        [] -> ok
+    end.
+
+first([N | _]) -> N;
+first([]) -> undefined.
 
 %% @doc Runs `Run()' when this node is to export this fire (see the module doc), else returns
 %% `{skip, Skip}'. Runs in the caller's process.
@@ -62,17 +170,18 @@ run(manual, _Instant, Run) ->
     Run();
 run(_Trigger, Instant, Run) ->
     Here = node(),
-    case responsible() of
-        undefined ->
-            {skip, no_core_node};
-        Here ->
-            Cores = emqx_guard_emqx:running_core_nodes(),
+    case survey() of
+        #{responsible := Here, cores := Cores} ->
             LockId = {{emqx_guard_backup, Instant}, self()},
             case global:trans(LockId, fun() -> once(Instant, Cores, Run) end, Cores, 0) of
                 aborted -> {skip, {lock_held, Here}};
                 Result -> Result
             end;
-        Responsible ->
+        #{responsible := undefined, cores := []} ->
+            {skip, no_core_node};
+        #{responsible := undefined, excluded := Excluded} ->
+            {skip, {no_candidate, Excluded}};
+        #{responsible := Responsible} ->
             {skip, {not_responsible, Responsible}}
     end.
 
@@ -80,18 +189,78 @@ run(_Trigger, Instant, Run) ->
 %% otherwise record it everywhere first, then run.
 once(Instant, Cores, Run) ->
     Others = Cores -- [node()],
-    Known = [
-        {node(), {ok, was_exported(Instant)}}
-        | lists:zip(Others, erpc:multicall(Others, ?MODULE, was_exported, [Instant], ?RPC_TIMEOUT))
-    ],
-    case [N || {N, {ok, true}} <- Known] of
+    Known = [{node(), was_exported(Instant)} | lists:zip(Others, ask_exported(Others, Instant))],
+    case [N || {N, true} <- Known] of
         [By | _] ->
             {skip, {already_exported, By}};
         [] ->
             ok = note_exported(Instant),
-            erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, note_exported, [Instant]),
+            ok = announce_exported(Instant),
             Run()
     end.
+
+%%--------------------------------------------------------------------------------------------
+%% Remote calls
+%%--------------------------------------------------------------------------------------------
+
+%% @doc Every node's candidacy, in the order of Nodes (all asked at once, `?RPC_TIMEOUT' at
+%% most). A node where the plugin is not loaded answers `plugin_not_running'; one that does not
+%% answer `{no_answer, Why}'.
+-spec ask_candidacies([node()]) -> [candidacy()].
+ask_candidacies([]) ->
+    [];
+ask_candidacies(Nodes) ->
+    [candidacy_answer(R) || R <- erpc:multicall(Nodes, ?MODULE, candidacy, [], ?RPC_TIMEOUT)].
+
+candidacy_answer({ok, #{exporter := E, watch := W} = A}) ->
+    #{exporter => E, watch => W, last_result => maps:get(last_result, A, undefined)};
+candidacy_answer({error, {exception, undef, _}}) ->
+    not_answered(plugin_not_running);
+candidacy_answer({error, {erpc, Why}}) ->
+    not_answered({no_answer, Why});
+candidacy_answer({Class, Reason}) ->
+    not_answered({no_answer, {Class, tag(Reason)}}).
+
+tag(Reason) when is_tuple(Reason), tuple_size(Reason) > 0 -> element(1, Reason);
+tag(Reason) -> Reason.
+
+%% @doc Whether each of Nodes knows Instant to be exported, in the order of Nodes; a node that
+%% does not answer knows nothing.
+-spec ask_exported([node()], integer()) -> [boolean()].
+ask_exported(Nodes, Instant) ->
+    [R =:= {ok, true} || R <- erpc:multicall(Nodes, ?MODULE, was_exported, [Instant], ?RPC_TIMEOUT)].
+
+%% @doc Tells every other running node that Instant is being exported (asynchronously).
+-spec announce_exported(integer()) -> ok.
+announce_exported(Instant) ->
+    erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, note_exported, [Instant]).
+
+%% @doc Tells every other running node the result of a backup made (or failed) here (its
+%% `emqx_guard_outcome:summary/1'). Never blocks: the nodes are told from a process of its own.
+-spec announce_result(emqx_guard_outcome:outcome()) -> ok.
+announce_result(Summary) ->
+    _ = spawn(fun() -> erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, result_seen, [Summary]) end),
+    ok.
+
+%% @doc Tells every other running node that this node sent the dead-man warning for the silence
+%% since LastSuccess. Never blocks.
+-spec announce_warned(integer()) -> ok.
+announce_warned(LastSuccess) ->
+    _ = spawn(fun() ->
+        erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, dead_man_warned, [LastSuccess])
+    end),
+    ok.
+
+%% @doc Another node's backup result (`announce_result/1'), handed to this node's scheduler.
+-spec result_seen(emqx_guard_outcome:outcome()) -> ok.
+result_seen(Summary) when is_map(Summary) ->
+    emqx_guard_scheduler:cluster_result(Summary).
+
+%% @doc Another node sent the dead-man warning for the silence since LastSuccess
+%% (`announce_warned/1'), handed to this node's watch.
+-spec dead_man_warned(integer()) -> ok.
+dead_man_warned(LastSuccess) when is_integer(LastSuccess) ->
+    emqx_guard_notify:dead_man_warned(LastSuccess).
 
 %% @doc Whether this node knows Instant to be exported (or being exported) by some node.
 -spec was_exported(integer()) -> boolean().

@@ -150,7 +150,7 @@
 -export_type([error/0, unix_ms/0, backup/0, failed_backup/0, verified/0]).
 -export_type([record/0, opts/0, job/0, prune_report/0, progress/0, listing/0]).
 -export_type([offsite_config/0, remote_backup/0, offsite_uploaded/0, offsite_prune_report/0,
-              offsite_fetched/0]).
+              offsite_fetched/0, offsite_check/0]).
 
 %% Off-site configuration: atom keys, strings as binaries; a missing key or `undefined' takes the
 %% default (see native/guard_nif/src/offsite.rs). The secret key never appears in any Detail.
@@ -178,27 +178,38 @@
     mtime := unix_ms(),
     encrypted := boolean()
 }.
+%% `sha256'/`source_size': the export's; `stored_sha256'/`size': the object's bytes as stored
+%% (the age ciphertext when encrypted); `reused': the object already held this export, nothing
+%% was sent (`parts' 0).
 -type offsite_uploaded() :: #{
     name := binary(),
     key := binary(),
     size := non_neg_integer(),
     source_size := non_neg_integer(),
     sha256 := binary(),
+    stored_sha256 := binary(),
     encrypted := boolean(),
-    parts := non_neg_integer()
+    parts := non_neg_integer(),
+    reused := boolean()
 }.
 -type offsite_prune_report() :: #{
     kept := [remote_backup()],
     deleted := [remote_backup()],
     failed := [#{error := binary(), _ => _}]
 }.
+%% A check of offsite_fetch_async/5, in the order they are made: the downloaded bytes against the
+%% stored SHA-256 and size recorded at upload (before decrypting), age's authentication, the
+%% export against its recorded SHA-256 and size, and verification. The first and third need
+%% the object's metadata (an object uploaded by another tool has none).
+-type offsite_check() :: stored_sha256 | age | export_sha256 | verify.
 -type offsite_fetched() :: #{
     name := binary(),
     path := binary(),
     size := non_neg_integer(),
     object_size := non_neg_integer(),
     encrypted := boolean(),
-    verified := verified()
+    verified := verified(),
+    checked_by := [offsite_check()]
 }.
 
 %%--------------------------------------------------------------------------------------------
@@ -452,8 +463,12 @@ running_jobs() ->
 %%--------------------------------------------------------------------------------------------
 
 %% @doc Upload the export at Path (its file name must be an export name) to the off-site
-%% bucket, encrypted with age when Config has a `recipient' (object `<name>.age'), then check the
-%% object (size; the export's SHA-256 stored as metadata reads back). At once: `{ok, Job}' or
+%% bucket, encrypted with age when Config has a `recipient' (object `<name>.age'), unless the
+%% object is already there: a HEAD first, and an object whose metadata records this export (its
+%% SHA-256 and size), its stored bytes and the same recipient is kept (`reused := true', nothing
+%% sent). Otherwise the object records the export's SHA-256 and size and those of its stored bytes
+%% (after a multipart upload by a server-side copy onto itself), and is checked (HEAD: size and
+%% every metadata value read back). At once: `{ok, Job}' or
 %% `{error, {bad_config | bad_name | bad_opts | busy | thread, Detail}}'. Later
 %% `{emqx_guard_job, Job, {ok, offsite_uploaded()}}' or `{emqx_guard_job, Job, {error, {Reason,
 %% Detail}}}' with Reason one of `auth', `not_found', `connect', `timeout', `tls', `remote',
@@ -478,13 +493,17 @@ offsite_list_async(_Config, _Opts) ->
 offsite_prune_async(_Config, _Keep, _DryRun, _Opts) ->
     erlang:nif_error(not_loaded()).
 
-%% @doc Download the off-site backup Name (an export name, with or without `.age'), decrypt it
-%% with the age identity file IdentityPath when it is encrypted, compare it with its metadata,
-%% verify it and put it into DestDir under its export name (never over an existing file). Later
-%% `{emqx_guard_job, Job, {ok, offsite_fetched()}}' or an error: `not_found', `decrypt' (wrong or
-%% missing identity), `identity' (unusable identity file), `integrity' (altered object),
-%% `verify' (not a usable export), `exists', `io', `cancelled', and the network reasons of
-%% offsite_upload_async/3. On any error nothing is left in DestDir.
+%% @doc Download the off-site backup Name (an export name, with or without `.age'), check the
+%% downloaded bytes against the stored SHA-256 and size recorded at upload BEFORE decrypting,
+%% decrypt it with the age identity file IdentityPath when it is encrypted (age authenticates
+%% it), compare the export with its recorded SHA-256 and size, verify it and put it into DestDir
+%% under its export name (never over an existing file). Later `{emqx_guard_job, Job, {ok,
+%% offsite_fetched()}}' (`checked_by' lists the checks made: an object without the metadata is
+%% checked by `age' and `verify' only) or an error: `not_found', `decrypt' (wrong or missing
+%% identity), `identity' (unusable identity file), `integrity' (altered object; the Detail
+%% starts `integrity check failed (<check>)'), `verify' (not a usable export), `exists', `io',
+%% `cancelled', and the network reasons of offsite_upload_async/3. On any error nothing is left
+%% in DestDir.
 -spec offsite_fetch_async(Config :: offsite_config(), Name :: binary(),
                           IdentityPath :: binary() | undefined, DestDir :: binary(),
                           Opts :: opts()) ->

@@ -19,7 +19,8 @@
 %% favour of a success notice, nor a backup's in favour of an off-site copy's. The waiting ones
 %% go out in the order they arrived, each with the settings of its start.
 %%
-%% The dead-man watch (`emqx_guard_dead_man') is checked every `check_interval_ms' and at its deadline.
+%% The dead-man watch (`emqx_guard_dead_man') is checked every `check_interval_ms' and at its
+%% deadline; one node of the cluster sends its warning.
 %%
 %% Options (a map in the `notify' application environment of `emqx_guard', or the argument of
 %% `start_link/1'): `backoff_ms' ([5000, 30000, 120000]), `timeout_ms' (30000), `deadline_ms'
@@ -39,6 +40,7 @@
     notify/2,
     run_finished/1,
     backup_seen/1,
+    dead_man_warned/1,
     send_test/0,
     send_test/1,
     status/0,
@@ -104,11 +106,14 @@ notify(Event, Facts) when is_map(Facts) ->
             gen_server:cast(Pid, {notify, Event, Facts})
     end.
 
-%% @doc Tells about a finished backup run (its outcome, `result := ok | failed'):
-%% `backup_ok' or `backup_failed' with the outcome as facts. Never blocks.
+%% @doc Tells about a finished backup run: `backup_ok' or `backup_failed' with the outcome as
+%% facts; a skipped run sends nothing (`emqx_guard_notify_facts:event_of/1'). Never blocks.
 -spec run_finished(map()) -> ok.
 run_finished(Outcome) when is_map(Outcome) ->
-    notify(emqx_guard_notify_facts:event_of(Outcome), Outcome).
+    case emqx_guard_notify_facts:event_of(Outcome) of
+        none -> ok;
+        Event -> notify(Event, Outcome)
+    end.
 
 %% @doc `send_test(all)'.
 -spec send_test() -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, binary()}}].
@@ -168,6 +173,12 @@ status_lines() ->
 backup_seen(AtMs) when is_integer(AtMs) ->
     gen_server:cast(?SERVER, {backup_seen, AtMs}).
 
+%% @doc Tells the dead-man watch that another node sent the warning for the silence since
+%% `LastSuccess' (`emqx_guard_election:announce_warned/1'). Sends nothing.
+-spec dead_man_warned(integer()) -> ok.
+dead_man_warned(LastSuccess) when is_integer(LastSuccess) ->
+    gen_server:cast(?SERVER, {dead_man_warned, LastSuccess}).
+
 %% @doc Runs the dead-man check now (normally timer driven). Returns when it is done.
 -spec check_dead_man() -> ok.
 check_dead_man() ->
@@ -211,6 +222,8 @@ handle_cast({notify, Event, Facts}, St) ->
     {noreply, dispatch(Event, Facts, St)};
 handle_cast({backup_seen, At}, St) ->
     {noreply, arm(St#st{watch = emqx_guard_dead_man:seen(At, St#st.watch)})};
+handle_cast({dead_man_warned, LastSuccess}, St) ->
+    {noreply, arm(St#st{watch = emqx_guard_dead_man:warned_elsewhere(LastSuccess, St#st.watch)})};
 handle_cast({tested, Kind, Result}, St) ->
     D = finished(#{event => test, attempts => 1, at => now_ms()}, Result),
     {noreply, St#st{last = (St#st.last)#{Kind => D}}};

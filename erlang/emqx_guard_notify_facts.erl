@@ -7,17 +7,34 @@
 %% the run knew them `file', `path', `size', `sha256', `version', `pruned', `error',
 %% `warnings'. `dead_man' and `test' have their own small facts (`time', `last_success',
 %% `deadline'). `emqx_guard_notify_format' documents the enriched keys.
+%%
+%% Only a backup that was made or failed here is told: a skipped fire (another node exports it,
+%% or a run was still going) is no event at all (`event_of/1').
 -module(emqx_guard_notify_facts).
+
+-include_lib("kernel/include/logger.hrl").
 
 -export([event_of/1, enrich/2, zone_setting/1]).
 
 %% The instants a notification may show, each with its zone offset in `offsets'.
 -define(INSTANTS, [started_at, time, next_fire, last_success, deadline]).
 
-%% @doc The event of a run outcome: `backup_ok' for `result := ok', else `backup_failed'.
--spec event_of(map()) -> backup_ok | backup_failed.
-event_of(#{result := ok}) -> backup_ok;
-event_of(_) -> backup_failed.
+%% @doc The event of a run outcome, named for every result: `backup_ok' for `result := ok',
+%% `backup_failed' for `result := failed', `none' (nothing is sent) for `result := skipped' (the
+%% node that exported the fire tells about it) and for a run not closed yet. Any other shape is
+%% `none' too, and logged: it is never taken for a failure.
+-spec event_of(map()) -> backup_ok | backup_failed | none.
+event_of(#{result := ok}) ->
+    backup_ok;
+event_of(#{result := failed}) ->
+    backup_failed;
+event_of(#{result := skipped}) ->
+    none;
+event_of(#{result := running}) ->
+    none;
+event_of(Other) ->
+    ?LOG_WARNING(#{msg => emqx_guard_notify_unknown_outcome, result => maps:get(result, Other, undefined)}),
+    none.
 
 %% @doc Facts with node, zone, next fire, kept backups and zone offsets added (what is given
 %% stays; what cannot be found is left out). Without `started_at' the message is dated now

@@ -270,7 +270,7 @@ fetch(Name, Identity) ->
         Dir = emqx_guard_emqx:backup_dir(),
         _ = filelib:ensure_dir(filename:join(Dir, "x")),
         case job(emqx_guard_core:offsite_fetch_async(Config, Name, Identity, Dir, #{})) of
-            {ok, #{name := File, path := Path, size := Size, encrypted := Encrypted, verified := V}} ->
+            {ok, #{name := File, path := Path, size := Size, encrypted := Encrypted, verified := V} = Got} ->
                 line(text("Fetched ~ts from ~ts into ~ts (~ts~ts)", [
                     File, where(Config), Path, emqx_guard_render:size(Size),
                     case Encrypted of
@@ -278,8 +278,10 @@ fetch(Name, Identity) ->
                         false -> <<>>
                     end
                 ])),
-                line(text("  verified: EMQX ~ts ~ts export, ~B entries, sha256 ~ts", [
-                    maps:get(version, V), maps:get(edition, V), maps:get(entries, V), maps:get(sha256, V)
+                %% the checks the backup passed: an object without checksum metadata has fewer
+                line(text("  verified: EMQX ~ts ~ts export, ~B entries, sha256 ~ts (checks: ~ts)", [
+                    maps:get(version, V), maps:get(edition, V), maps:get(entries, V), maps:get(sha256, V),
+                    lists:join(", ", [atom_to_list(C) || C <- maps:get(checked_by, Got, [])])
                 ])),
                 line(["Restore it with: emqx ctl data import ", File]);
             {error, {Reason, Detail}} ->

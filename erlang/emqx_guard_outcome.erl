@@ -17,9 +17,12 @@
 %%     line for people, made by `format_error/1', the one place where a run's reasons become
 %%     text; a skipped run also names the `responsible' node or the node that `exported_by'.</li>
 %% </ul>
+%% What the other nodes of the cluster learn of a backup made (or failed) on one node is its
+%% `summary/1': result, node, trigger, times, file, size and error line.
 -module(emqx_guard_outcome).
 
--export([new/3, fail/2, skip/2, warn/2, finish/2, format_error/1, stored/1, from_stored/1]).
+-export([new/3, fail/2, skip/2, warn/2, finish/2, format_error/1, format_excluded/1, stored/1, from_stored/1, summary/1,
+    newer/2]).
 
 -export_type([outcome/0, trigger/0]).
 
@@ -54,6 +57,8 @@
     trigger, started_at, node, result, duration_ms, instant, file, path, size, sha256, version, pruned,
     removed, warnings, error
 ]).
+%% The fields of a backup's outcome every node of the cluster learns (`summary/1').
+-define(SUMMARY, [trigger, started_at, duration_ms, node, result, instant, file, size, error]).
 %% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant a stored outcome may hold.
 -define(MAX_INSTANT_MS, 253402300799999).
 
@@ -71,8 +76,9 @@ new(Trigger, Instant, StartedAt) ->
 fail(O, Reason) ->
     O#{result => failed, reason => Reason, error => format_error(Reason)}.
 
-%% @doc Another node exports this instant (see `emqx_guard_election').
--spec skip(outcome(), emqx_guard_election:skip()) -> outcome().
+%% @doc The fire is skipped: another node exports this instant (see `emqx_guard_election'), or
+%% this node's previous run, started at the time given, was still going.
+-spec skip(outcome(), emqx_guard_election:skip() | {previous_run_still_running, integer()}) -> outcome().
 skip(O, {Reason, Node} = Skip) when is_atom(Node) ->
     Key =
         case Reason of
@@ -94,6 +100,21 @@ finish(O = #{result := running}, DurationMs) ->
     O#{result => ok, duration_ms => DurationMs};
 finish(O, DurationMs) ->
     O#{duration_ms => DurationMs}.
+
+%% @doc The outcome of a backup (`ok' or `failed') as every node of the cluster learns it: which
+%% node, when, the trigger and instant, the file and size, the error line. An outcome itself,
+%% persisted like one (`stored/1', `from_stored/1').
+-spec summary(outcome()) -> outcome().
+summary(O) ->
+    maps:with(?SUMMARY, O).
+
+%% @doc Whether backup outcome A is newer than B (`undefined': none known): the later start,
+%% the node name deciding between equal starts. The same outcome is not newer than itself.
+-spec newer(outcome(), outcome() | undefined) -> boolean().
+newer(#{started_at := _}, undefined) ->
+    true;
+newer(#{started_at := SA, node := NA}, #{started_at := SB, node := NB}) ->
+    {SA, NA} > {SB, NB}.
 
 %%--------------------------------------------------------------------------------------------
 %% Reasons as text
@@ -124,8 +145,22 @@ format_error({worker_died, Reason}) ->
     text("the backup process died: ~ts", [describe(Reason)]);
 format_error(no_core_node) ->
     <<"no running core node in the cluster">>;
+format_error({no_candidate, Excluded}) when is_list(Excluded) ->
+    text("no core node can export scheduled backups (~ts)", [format_excluded(Excluded)]);
 format_error({not_responsible, Node}) ->
-    text("~ts exports this one (the lowest running core node)", [Node]);
+    text("~ts exports this one", [Node]);
+format_error(plugin_not_running) ->
+    <<"plugin not running">>;
+format_error({no_answer, Why}) ->
+    text("no answer (~ts)", [describe(Why)]);
+format_error({nif_not_loaded, Detail}) ->
+    text("the NIF library is not loaded: ~ts", [describe(Detail)]);
+format_error({nif_failed, Detail}) ->
+    text("the NIF library does not work: ~ts", [describe(Detail)]);
+format_error({schedule_error, Line}) ->
+    text("the schedule cannot be computed: ~ts", [describe(Line)]);
+format_error({export_unsupported, Line}) ->
+    describe(Line);
 format_error({lock_held, _Node}) ->
     <<"another node holds the lock for this instant">>;
 format_error({already_exported, Node}) ->
@@ -150,6 +185,12 @@ format_error({previous_run_still_running, _Since}) ->
     <<"the previous backup was still running">>;
 format_error(Reason) ->
     describe(Reason).
+
+%% @doc The core nodes that cannot export, each with why (`emqx_guard_election:survey/0'), as
+%% `node: why; node: why'.
+-spec format_excluded([{node(), term()}]) -> binary().
+format_excluded(Excluded) ->
+    iolist_to_binary(lists:join(<<"; ">>, [text("~ts: ~ts", [N, format_error(Why)]) || {N, Why} <- Excluded])).
 
 %% Text for a reason of unknown shape: strings as they are, POSIX atoms in words, terms printed
 %% short; always one line.

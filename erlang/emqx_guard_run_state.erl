@@ -1,6 +1,8 @@
 %% @doc What the scheduler keeps across restarts, in `<data_dir>/emqx_guard/state.eterm': the
 %% last fired instant (an instant is never run twice, and catch-up starts from it), the last
-%% run's outcome (its persisted form, `emqx_guard_outcome:stored/1') and the run counts.
+%% run's outcome (its persisted form, `emqx_guard_outcome:stored/1'), the newest backup result
+%% known in the cluster (`cluster_run': this node's last backup or one another node told about,
+%% `emqx_guard_outcome:summary/1'; the alarm and health follow it) and the run counts.
 %%
 %% A missing file is a fresh install; a damaged file, or a damaged field, gives the fresh value
 %% for what is damaged plus a warning in the log, never a crash.
@@ -8,13 +10,15 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([fresh/0, load/0, save/1, path/0, fired/2, record/2, catchup_ref/1]).
+-export([fresh/0, load/0, save/1, path/0, fired/2, record/2, cluster_result/2, newest/1, catchup_ref/1]).
 
 -export_type([run_state/0]).
 
 -type run_state() :: #{
     last_fired := undefined | integer(),
     last_run := undefined | emqx_guard_outcome:outcome(),
+    %% absent until a backup result is known: then this node's last run is the newest known
+    cluster_run => emqx_guard_outcome:outcome(),
     counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
 }.
 
@@ -32,15 +36,37 @@ fresh() ->
 fired(Instant, State) ->
     State#{last_fired := Instant}.
 
-%% @doc A run's outcome counted, and kept as the last run unless it was skipped (a fire that
-%% another node exports, or one that came while a run was going).
+%% @doc A run's outcome counted, and kept as the last run (and the cluster's newest result)
+%% unless it was skipped (a fire that another node exports, or one that came while a run was
+%% going).
 -spec record(emqx_guard_outcome:outcome() | skipped, run_state()) -> run_state().
 record(skipped, State = #{counts := Counts = #{skipped := N}}) ->
     State#{counts := Counts#{skipped := N + 1}};
 record(#{result := skipped}, State) ->
     record(skipped, State);
 record(Outcome = #{result := Result}, State = #{counts := Counts}) ->
-    State#{last_run := Outcome, counts := Counts#{Result := maps:get(Result, Counts) + 1}}.
+    State#{
+        last_run := Outcome,
+        cluster_run => emqx_guard_outcome:summary(Outcome),
+        counts := Counts#{Result := maps:get(Result, Counts) + 1}
+    }.
+
+%% @doc A backup result another node told about (`emqx_guard_outcome:summary/1'): kept as the
+%% cluster's newest result when it is newer than the one known (`newer'), else nothing changes
+%% (`known').
+-spec cluster_result(emqx_guard_outcome:outcome(), run_state()) -> {newer | known, run_state()}.
+cluster_result(Result, State) ->
+    case emqx_guard_outcome:newer(Result, newest(State)) of
+        true -> {newer, State#{cluster_run => Result}};
+        false -> {known, State}
+    end.
+
+%% @doc The newest backup result known in the cluster: the one kept (`cluster_run'), else this
+%% node's last run, else `undefined'.
+-spec newest(run_state()) -> undefined | emqx_guard_outcome:outcome().
+newest(#{cluster_run := Result}) -> Result;
+newest(#{last_run := undefined}) -> undefined;
+newest(#{last_run := LastRun}) -> emqx_guard_outcome:summary(LastRun).
 
 %% @doc The last instant acted upon: the last fire or the last run's start, whichever is later
 %% (a manual backup after a missed instant counts as that backup); `undefined' on a fresh install.
@@ -63,12 +89,16 @@ path() ->
 
 %% @doc Stores the state atomically.
 -spec save(run_state()) -> ok | {error, binary()}.
-save(State = #{last_run := LastRun}) ->
-    Stored =
-        case LastRun of
-            undefined -> State;
-            _ -> State#{last_run := emqx_guard_outcome:stored(LastRun)}
+save(State) ->
+    Stored = maps:map(
+        fun
+            (K, Outcome) when (K =:= last_run orelse K =:= cluster_run), is_map(Outcome) ->
+                emqx_guard_outcome:stored(Outcome);
+            (_K, V) ->
+                V
         end,
+        State
+    ),
     emqx_guard_store:write(path(), {emqx_guard_state, ?FORMAT_VSN, Stored}).
 
 %% @doc Reads the stored state (see the module doc).
@@ -89,6 +119,7 @@ checked(Path, Stored) ->
     Fresh = fresh(),
     LastFired = field(Path, last_fired, Stored, fun(T) -> is_instant(T) andalso {ok, T} end),
     LastRun = field(Path, last_run, Stored, fun emqx_guard_outcome:from_stored/1),
+    ClusterRun = field(Path, cluster_run, Stored, fun(V) -> summary(emqx_guard_outcome:from_stored(V)) end),
     Counts = maps:map(
         fun(K, Zero) ->
             case maps:get(counts, Stored, #{}) of
@@ -100,7 +131,14 @@ checked(Path, Stored) ->
         end,
         maps:get(counts, Fresh)
     ),
-    #{last_fired => LastFired, last_run => LastRun, counts => Counts}.
+    Loaded = #{last_fired => LastFired, last_run => LastRun, counts => Counts},
+    case ClusterRun of
+        undefined -> Loaded;
+        _ -> Loaded#{cluster_run => ClusterRun}
+    end.
+
+summary({ok, Outcome}) -> {ok, emqx_guard_outcome:summary(Outcome)};
+summary(error) -> error.
 
 %% A stored value that Check accepts (`{ok, Value}'), else `undefined' and a warning.
 field(Path, Key, Stored, Check) ->

@@ -17,7 +17,12 @@
 %%     start if a scheduled instant was missed and lies within `backup_catchup'.</li>
 %% <li>In a cluster a scheduled or catch-up fire is exported only by the responsible node
 %%     (`emqx_guard_election', inside the run); on the other nodes the run is recorded as
-%%     skipped (`last_skip' in the status names the responsible node).</li>
+%%     skipped (`last_skip' in the status names the responsible node). A skip is never
+%%     notified.</li>
+%% <li>The result of every backup made here is told to every other node
+%%     (`emqx_guard_election:announce_result/1'); the newest result known in the cluster, this
+%%     node's or another's (`cluster_result/1'), is kept as `cluster_run' (status, state
+%%     file).</li>
 %% <li>The settings are `emqx_guard_settings:get/0'; after a change `settings_changed/0'
 %%     re-arms the timer and decides a planned catch-up again.</li>
 %% </ul>
@@ -38,7 +43,9 @@
     run_now/0,
     settings_changed/0,
     preview/1,
-    health/0
+    health/0,
+    candidacy/0,
+    cluster_result/1
 ]).
 
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
@@ -49,6 +56,14 @@
 %% The longest delay erlang:send_after/3 accepts.
 -define(MAX_SEND_AFTER_MS, 16#FFFFFFFF).
 -define(CATCHUP_DELAY_MS, 60000).
+%% A backup result told by another node (`emqx_guard_outcome:summary/1').
+-define(IS_RESULT(R),
+    (is_map(R) andalso is_map_key(result, R) andalso
+        (map_get(result, R) =:= ok orelse map_get(result, R) =:= failed) andalso
+        is_atom(map_get(node, R)) andalso is_integer(map_get(started_at, R)))
+).
+%% How long another node's election waits for this scheduler's candidacy.
+-define(CANDIDACY_MS, 2000).
 
 -type trigger() :: emqx_guard_outcome:trigger().
 -type outcome() :: emqx_guard_outcome:outcome().
@@ -65,6 +80,7 @@
     last_fired := undefined | integer(),
     last_run := undefined | outcome(),
     last_skip := undefined | outcome(),
+    cluster_run := undefined | outcome(),
     counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
 }.
 
@@ -131,11 +147,25 @@ settings_changed() ->
 preview(N) ->
     gen_server:call(?SERVER, {preview, N}).
 
-%% @doc `ok', or one line saying why backups are not healthy: export
-%% unsupported, a schedule that cannot be computed, or a failed last run.
+%% @doc `ok', or one line saying why backups are not healthy: export unsupported, a schedule
+%% that cannot be computed, or the cluster's newest backup (made here or on another node) failed.
 -spec health() -> ok | {error, binary()}.
 health() ->
     gen_server:call(?SERVER, health).
+
+%% @doc What this node's election answers (`emqx_guard_election:candidacy/0'): whether this
+%% scheduler can export scheduled backups (export supported, schedule computed) and the newest
+%% backup result it knows in the cluster.
+-spec candidacy() -> #{exporter := ok | {error, emqx_guard_election:why_not()}, last_result := undefined | outcome()}.
+candidacy() ->
+    gen_server:call(?SERVER, candidacy, ?CANDIDACY_MS).
+
+%% @doc The result of a backup made on another node (`emqx_guard_outcome:summary/1', told by
+%% `emqx_guard_election:announce_result/1'): kept as the cluster's newest result when it is newer
+%% than the one known. Never blocks; without a running scheduler nothing happens.
+-spec cluster_result(outcome()) -> ok.
+cluster_result(Result) when is_map(Result) ->
+    gen_server:cast(?SERVER, {cluster_result, Result}).
 
 %%--------------------------------------------------------------------
 %% gen_server
@@ -158,7 +188,7 @@ handle_continue(setup, St0) ->
     St1 = check_support(St0),
     St2 = arm(St1),
     St3 = maybe_catchup(St2),
-    emqx_guard_alarm:restore(maps:get(last_run, St3#st.saved)),
+    ok = restore_alarms(St3),
     log_schedule(St3),
     {noreply, St3}.
 
@@ -167,6 +197,8 @@ handle_call(status, _From, St) ->
     {reply, build_status(St), St};
 handle_call(health, _From, St) ->
     {reply, build_health(St), St};
+handle_call(candidacy, _From, St) ->
+    {reply, #{exporter => exporter(St), last_result => emqx_guard_run_state:newest(St#st.saved)}, St};
 handle_call({preview, N}, _From, St = #st{settings = S}) ->
     After = after_instant(St),
     {reply, emqx_guard_cron:preview(maps:get(backup_cron, S), maps:get(backup_timezone, S), After, N), St};
@@ -192,6 +224,17 @@ handle_call(Request, _From, St) ->
     {reply, {error, {unknown_call, Request}}, St}.
 
 %% @private
+handle_cast({cluster_result, Result}, St) when ?IS_RESULT(Result) ->
+    {noreply, cluster_result(Result, St)};
+handle_cast({pulled, Newest}, St0) ->
+    %% at start, in a cluster: the newest result the other nodes know decides the alarm
+    St =
+        case ?IS_RESULT(Newest) of
+            true -> element(2, adopt(Newest, St0));
+            false -> St0
+        end,
+    ok = emqx_guard_alarm:restore(restore_view(St#st.saved)),
+    {noreply, St};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -307,7 +350,10 @@ fire_trigger(Trigger, Instant, St0 = #st{saved = Saved}) ->
                 reason => previous_run_still_running,
                 running_since => Started
             }),
-            persist(St#st{saved = emqx_guard_run_state:record(skipped, St#st.saved)})
+            %% a skip like any other: counted, shown as the last skip, never notified
+            New = emqx_guard_outcome:new(Trigger, Instant, now(St)),
+            Skip = emqx_guard_outcome:finish(emqx_guard_outcome:skip(New, {previous_run_still_running, Started}), 0),
+            persist(St#st{saved = emqx_guard_run_state:record(Skip, St#st.saved), last_skip = Skip})
     end.
 
 already_fired(Instant, St) ->
@@ -383,7 +429,59 @@ recorded(Outcome = #{result := Result}, St = #st{run = #{mref := MRef}, saved = 
             _ -> St#st.last_skip
         end,
     Saved1 = emqx_guard_run_state:record(Outcome, Saved),
+    ok =
+        case Result of
+            skipped -> ok;
+            _ -> emqx_guard_election:announce_result(emqx_guard_outcome:summary(Outcome))
+        end,
     persist(St#st{run = undefined, waiters = [], saved = Saved1, last_skip = LastSkip}).
+
+%% Another node's backup result: kept when it is the newest known, and then the backup alarm
+%% follows it (unless this EMQX cannot export: its own alarm says so).
+cluster_result(Result, St0) ->
+    case adopt(Result, St0) of
+        {newer, St = #st{supported = true}} ->
+            ok = emqx_guard_alarm:update(Result),
+            St;
+        {_, St} ->
+            St
+    end.
+
+adopt(Result, St = #st{saved = Saved}) ->
+    case emqx_guard_run_state:cluster_result(Result, Saved) of
+        {newer, Saved1} ->
+            ?LOG_INFO((maps:with([node, result, file, error, instant], Result))#{msg => emqx_guard_cluster_backup_result}),
+            ok = seen(Result),
+            {newer, persist(St#st{saved = Saved1})};
+        {known, _} ->
+            {known, St}
+    end.
+
+%% The alarms at start follow the newest backup result known. Alone, that is what this node
+%% recorded; in a cluster the other nodes are asked first (from a process of its own: the
+%% answer comes as `{pulled, Newest}'), so a node that was away does not raise an alarm for a
+%% failure the cluster has already made good.
+restore_alarms(#st{supported = false}) ->
+    ok;
+restore_alarms(#st{saved = Saved}) ->
+    case emqx_guard_emqx:running_nodes() -- [node()] of
+        [] ->
+            emqx_guard_alarm:restore(restore_view(Saved));
+        _Others ->
+            Self = self(),
+            _ = spawn(fun() -> gen_server:cast(Self, {pulled, maps:get(newest_result, emqx_guard_election:survey())}) end),
+            ok
+    end.
+
+%% The newest result as the alarm needs it: this node's own last run in full (its off-site part
+%% too) when it is the newest.
+restore_view(Saved = #{last_run := LastRun}) ->
+    case emqx_guard_run_state:newest(Saved) of
+        #{started_at := At, node := Node} when Node =:= node(), is_map(LastRun), map_get(started_at, LastRun) =:= At ->
+            LastRun;
+        Newest ->
+            Newest
+    end.
 
 persist(St = #st{saved = Saved}) ->
     case emqx_guard_run_state:save(Saved) of
@@ -391,6 +489,10 @@ persist(St = #st{saved = Saved}) ->
         {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_state_not_saved, reason => Why})
     end,
     St.
+
+%% A good backup made anywhere in the cluster counts for this node's dead-man watch.
+seen(#{result := ok, started_at := At}) -> emqx_guard_notify:backup_seen(At);
+seen(_) -> ok.
 
 %%--------------------------------------------------------------------
 %% Status
@@ -417,17 +519,31 @@ build_status(St = #st{saved = Saved}) ->
         last_fired => maps:get(last_fired, Saved),
         last_run => maps:get(last_run, Saved),
         last_skip => St#st.last_skip,
+        cluster_run => emqx_guard_run_state:newest(Saved),
         counts => maps:get(counts, Saved)
     }.
+
+exporter(#st{supported = false, unsupported_reason = Why}) ->
+    {error, {export_unsupported, Why}};
+exporter(#st{schedule_error = Why}) when is_binary(Why) ->
+    {error, {schedule_error, Why}};
+exporter(_) ->
+    ok.
 
 build_health(#st{supported = false, unsupported_reason = Why}) ->
     {error, Why};
 build_health(#st{schedule_error = Why}) when is_binary(Why) ->
     {error, <<"the schedule cannot be computed: ", Why/binary>>};
-build_health(#st{saved = #{last_run := #{result := failed, error := Error}}}) ->
-    {error, <<"the last backup failed: ", Error/binary>>};
-build_health(_) ->
-    ok.
+build_health(#st{saved = Saved}) ->
+    %% the cluster's newest backup, made here or on another node
+    case emqx_guard_run_state:newest(Saved) of
+        #{result := failed, error := Error, node := Node} when Node =/= node() ->
+            {error, <<"the last backup failed on ", (atom_to_binary(Node, utf8))/binary, ": ", Error/binary>>};
+        #{result := failed, error := Error} ->
+            {error, <<"the last backup failed: ", Error/binary>>};
+        _ ->
+            ok
+    end.
 
 log_schedule(#st{target = undefined}) ->
     ok;

@@ -219,7 +219,7 @@ else
   kill "$S3_PID" 2>/dev/null; wait "$S3_PID" 2>/dev/null || true; S3_PID=
   p_secs=$(field seconds "$plain"); e_secs=$(field seconds "$enc")
   printf '   %-34s %8s s\n' "cp" "$cp_secs"
-  printf '   %-34s %8s s   (%s MiB/s, %s parts; hashes the file first, SHA-256 per request, HEAD check)\n' \
+  printf '   %-34s %8s s   (%s MiB/s, %s parts; HEAD, hashes the file first, SHA-256 per request,\n      stored-checksum copy onto itself after a multipart upload, HEAD check)\n' \
     "upload, plain" "$p_secs" "$(field mib_per_s "$plain")" "$(field parts "$plain")"
   printf '   %-34s %8s s   (%s MiB/s, %s parts)\n' "upload, age-encrypted" "$e_secs" \
     "$(field mib_per_s "$enc")" "$(field parts "$enc")"

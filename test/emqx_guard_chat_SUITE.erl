@@ -59,9 +59,9 @@ init_per_suite(Config) ->
     ?assertMatch({ok, _}, emqx_guard_nif:list_backups(list_to_binary(?config(priv_dir, Config)))),
     {ok, _} = application:ensure_all_started(inets),
     {ok, _} = application:ensure_all_started(ssl),
-    Script = filename:join(?config(data_dir, Config), "chat_receiver.py"),
+    Script = emqx_guard_receivers:chat_script(),
     ?assert(filelib:is_regular(Script), Script),
-    [{receiver_script, Script} | Config].
+    Config.
 
 end_per_suite(_Config) ->
     emqx:reset(),
@@ -84,20 +84,12 @@ end_per_testcase(_TC, _Config) ->
     _ = persistent_term:erase(?SETTINGS_KEY),
     ok.
 
-%% Starts chat_receiver.py; returns {PortHandle, TcpPort, OutDir}.
+%% Starts chat_receiver.py (`emqx_guard_receivers'); returns {PortHandle, TcpPort, OutDir}.
 start_receiver(Config, Args) ->
-    OutDir = filename:join(?config(data_dir, Config), "chat_out_" ++ integer_to_list(erlang:unique_integer([positive]))),
-    P = open_port({spawn_executable, os:find_executable("python3")}, [
-        {args, [?config(receiver_script, Config), "--out", OutDir,
-            "--slack-token", ?SLACK_TOKEN, "--slack-channel", "C0GUARD",
-            "--dingtalk-token", "DingTokenSecret7", "--wecom-key", "WeComKeySecret9" | Args]},
-        {line, 1024}, use_stdio, binary, exit_status
-    ]),
-    receive
-        {P, {data, {eol, <<"PORT ", N/binary>>}}} -> {P, binary_to_integer(N), OutDir};
-        {P, {exit_status, S}} -> error({chat_receiver_exited, S})
-    after 20000 -> error(chat_receiver_did_not_start)
-    end.
+    emqx_guard_receivers:start_chat(?config(data_dir, Config), [
+        "--slack-token", ?SLACK_TOKEN, "--slack-channel", "C0GUARD",
+        "--dingtalk-token", "DingTokenSecret7", "--wecom-key", "WeComKeySecret9" | Args
+    ]).
 
 signed() ->
     ["--feishu-secret", ?FEISHU_SECRET, "--dingtalk-secret", ?DING_SECRET].

@@ -1,18 +1,10 @@
 %% Common Test suite for the plugin in a cluster: three real Erlang nodes started with OTP's
 %% `peer' module (two core nodes, one replicant), each running the plugin against the stand-ins
-%% with its own data dir. Cluster membership comes from the `emqx' stand-in (connected nodes,
-%% each node's `mria_rlog' role).
-%%
-%% The peers are controlled over their standard I/O (not the distribution), so the test node is
-%% not part of their cluster and need not be distributed itself. Every node's scheduler runs on
-%% an injected clock: the functions marked "run inside a peer" below keep "now" and the armed
-%% timer in persistent_term; `fire/2' sets the clock of every node to the instant and hands
-%% each scheduler its armed timer message, as the timer would.
+%% with its own data dir (`emqx_guard_cluster_helper' starts them and drives their clocks).
 -module(emqx_guard_cluster_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
--include_lib("kernel/include/file.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([
@@ -29,28 +21,16 @@
     retention_runs_on_every_core/1,
     copies_never_push_out_newer_backups/1
 ]).
-%% Run inside a peer.
--export([
-    peer_now/0,
-    peer_cluster_now/0,
-    peer_send_after/3,
-    peer_cancel/1,
-    peer_setup/3,
-    peer_fire/1,
-    peer_idle/0,
-    peer_run_idle/0,
-    peer_backups/0,
-    peer_ctl/1,
-    peer_hold_lock/2,
-    peer_capture_logs/0,
-    peer_captured_logs/0,
-    log/2
-]).
 
 %% Saturday 2026-11-28 00:00:00 UTC; the schedule fires every minute.
 -define(T0, 1795824000000).
 -define(MINUTE, 60000).
--define(COOKIE, "emqx_guard_cluster_suite").
+-define(H, emqx_guard_cluster_helper).
+
+-import(emqx_guard_cluster_helper, [
+    names/1, peer_node/1, stop_started/0, peer_call/4, fire_one/2, export_counts/1, status/1, settings/1,
+    keep/1, ctl/2, same_backups/3, wait_until/1
+]).
 
 all() ->
     [
@@ -104,7 +84,7 @@ one_scheduler_for_the_cluster(Config) ->
         #{counts := #{ok := 0, skipped := 20}, last_skip := #{responsible := NA}} = status(PB),
         #{counts := #{ok := 0, skipped := 20}, last_skip := #{responsible := NA}} = status(PR),
         same_backups(PA, PB, 20),
-        ?assertEqual(#{}, peer_call(PR, ?MODULE, peer_backups, [])),
+        ?assertEqual(#{}, peer_call(PR, ?H, peer_backups, [])),
         %% the copies core_b received count as fresh backups for its dead-man watch (it takes
         %% over exporting if core_a goes away), so it would not warn of a silence: the newest
         %% one, made at the 20th fire (the peers' clock)
@@ -115,14 +95,14 @@ one_scheduler_for_the_cluster(Config) ->
         Status = ctl(PR, ["backup_status"]),
         ct:pal("backup_status on the replicant:~n~ts", [lists:join("\n", Status)]),
         ?assert(lists:member(
-            "cluster: 3 running node(s); scheduled backups are exported by " ++ atom_to_list(NA) ++
-                " (the lowest running core node)",
+            "cluster: 3 running node(s); " ++ atom_to_list(NA) ++
+                " exports scheduled backups (the lowest core node where the plugin works)",
             Status
         ), Status),
         ?assert(lists:member("node " ++ atom_to_list(NA) ++ " (core): 20 backup(s), newest first:", Status), Status),
         ?assert(lists:member("node " ++ atom_to_list(NB) ++ " (core): 20 backup(s), newest first:", Status), Status),
         ?assert(lists:member("node " ++ atom_to_list(peer_node(R)) ++ " (replicant, this node): no backups", Status), Status),
-        Newest = lists:max(maps:keys(peer_call(PB, ?MODULE, peer_backups, []))),
+        Newest = lists:max(maps:keys(peer_call(PB, ?H, peer_backups, []))),
         ?assert(lists:any(
             fun(L) -> lists:prefix("  last copy to it: ok, " ++ Newest ++ " from " ++ atom_to_list(NA), L) end, Status
         ), Status),
@@ -141,7 +121,7 @@ one_scheduler_for_the_cluster(Config) ->
         #{A := PA2} = start_cluster([{A, core}], Config, ?T0 + 35 * ?MINUTE, [NB, peer_node(R)]),
         wait_until(fun() -> maps:get(backup_timezone, settings(PA2)) =:= <<"Europe/Berlin">> end),
         ?assertEqual(60, keep(PA2)),
-        wait_until(fun() -> map_size(peer_call(PA2, ?MODULE, peer_backups, [])) =:= 35 end),
+        wait_until(fun() -> map_size(peer_call(PA2, ?H, peer_backups, [])) =:= 35 end),
         same_backups(PA2, PB, 35),
 
         %% a node that joins for the first time takes over the settings too, and holds no backups
@@ -152,10 +132,10 @@ one_scheduler_for_the_cluster(Config) ->
         %% core_a is the lowest core again, so fires 36..50 are its own
         fires(36, 50, [PA2, PB, PR, PL]),
         ?assertEqual([15, 15, 0, 0], export_counts([PA2, PB, PR, PL])),
-        ?assertEqual(#{}, peer_call(PL, ?MODULE, peer_backups, [])),
+        ?assertEqual(#{}, peer_call(PL, ?H, peer_backups, [])),
         %% 20 + 15 + 15: exactly one export per fire (fires/3 checks each fire on its own)
         same_backups(PA2, PB, 50),
-        ?assertEqual(#{}, peer_call(PR, ?MODULE, peer_backups, []))
+        ?assertEqual(#{}, peer_call(PR, ?H, peer_backups, []))
     after
         stop_started()
     end.
@@ -168,7 +148,7 @@ contended_instant_is_skipped(Config) ->
         NA = peer_node(A),
         NB = peer_node(B),
         Instant = ?T0 + ?MINUTE,
-        Holder = peer_call(PB, ?MODULE, peer_hold_lock, [{emqx_guard_backup, Instant}, [NA, NB]]),
+        Holder = peer_call(PB, ?H, peer_hold_lock, [{emqx_guard_backup, Instant}, [NA, NB]]),
         ?assert(is_pid(Holder)),
         fire_one(Instant, [PA, PB]),
         ?assertEqual([0, 0], export_counts([PA, PB])),
@@ -209,9 +189,9 @@ responsible_dies_during_its_run(Config) ->
         NB = peer_node(B),
         ok = peer_call(PA, emqx_mgmt_data_backup, set_mode, [{hang, 600000}]),
         First = ?T0 + ?MINUTE,
-        [ok = peer_call(P, ?MODULE, peer_fire, [First]) || P <- [PA, PB]],
+        [ok = peer_call(P, ?H, peer_fire, [First]) || P <- [PA, PB]],
         wait_until(fun() -> peer_call(PA, emqx_mgmt_data_backup, export_count, []) =:= 1 end),
-        wait_until(fun() -> peer_call(PB, ?MODULE, peer_idle, []) end),
+        wait_until(fun() -> peer_call(PB, ?H, peer_idle, []) end),
         ok = peer:stop(PA),
         wait_until(fun() -> peer:call(PB, emqx_guard_emqx, running_core_nodes, []) =:= [NB] end),
         #{counts := #{skipped := 1, ok := 0}} = status(PB),
@@ -219,7 +199,7 @@ responsible_dies_during_its_run(Config) ->
         ?assertEqual([1], export_counts([PB])),
         #{last_run := #{result := ok, instant := Second}} = status(PB),
         ?assertEqual(First + ?MINUTE, Second),
-        ?assertEqual(1, map_size(peer_call(PB, ?MODULE, peer_backups, [])))
+        ?assertEqual(1, map_size(peer_call(PB, ?H, peer_backups, [])))
     after
         stop_started()
     end.
@@ -252,7 +232,7 @@ copies_stream_verify_and_clean_up(Config) ->
         Wrong = Report#{path => OtherPath, file => list_to_binary(Other ++ ".tar.gz"), sha256 => binary:copy(<<"0">>, 64)},
         [{NB, {error, Why}}] = peer_call(PA, emqx_guard_replica, replicate, [Wrong, 5, [NB]]),
         ?assertMatch({match, _}, re:run(Why, "sha256 differs"), Why),
-        ?assertEqual([Base ++ ".tar.gz"], maps:keys(peer_call(PB, ?MODULE, peer_backups, []))),
+        ?assertEqual([Base ++ ".tar.gz"], maps:keys(peer_call(PB, ?H, peer_backups, []))),
         Incoming = filename:join([?config(priv_dir, Config), B, "backup", ".emqx_guard_incoming"]),
         ?assertEqual({ok, []}, file:list_dir(Incoming)),
         #{NB := #{result := {error, _}}} = peer_call(PA, emqx_guard_copies, results, [])
@@ -272,7 +252,7 @@ partial_copy_is_cleared_at_start(Config) ->
     try
         ?assertNot(filelib:is_file(Partial)),
         ?assertNot(filelib:is_dir(Incoming)),
-        ?assertEqual(#{}, peer_call(PA, ?MODULE, peer_backups, []))
+        ?assertEqual(#{}, peer_call(PA, ?H, peer_backups, []))
     after
         stop_started()
     end.
@@ -283,12 +263,12 @@ pushed_password_is_never_logged(Config) ->
     [A, B] = names(["secret_a", "secret_b"]),
     #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
     try
-        ok = peer_call(PB, ?MODULE, peer_capture_logs, []),
+        ok = peer_call(PB, ?H, peer_capture_logs, []),
         Secret = <<"s3cret-Pa55word">>,
         %% with the user it belongs to (a password alone is half a channel, refused)
         {ok, _, []} = peer_call(PA, emqx_guard_settings_sync, update, [#{notify_smtp_user => <<"ops">>, notify_smtp_password => Secret}]),
         ?assertEqual(Secret, maps:get(notify_smtp_password, settings(PB))),
-        Events = peer_call(PB, ?MODULE, peer_captured_logs, []),
+        Events = peer_call(PB, ?H, peer_captured_logs, []),
         [Adopted] = [R || #{msg := {report, R = #{msg := emqx_guard_settings_adopted}}} <- Events],
         ?assertEqual(#{notify_smtp_user => <<"ops">>, notify_smtp_password => <<"******">>}, maps:get(changed, Adopted)),
         ?assertEqual(nomatch, string:find(io_lib:format("~tp", [Events]), Secret)),
@@ -308,7 +288,7 @@ pushed_password_is_never_logged(Config) ->
                               "endpoint=http://127.0.0.1:9", "path_style=on"])),
         ?assertEqual(list_to_binary(RemoteSecret), maps:get(backup_remote_secret_key, settings(PB))),
         ?assertEqual(<<"b">>, maps:get(backup_remote_bucket, settings(PB))),
-        Events2 = peer_call(PB, ?MODULE, peer_captured_logs, []),
+        Events2 = peer_call(PB, ?H, peer_captured_logs, []),
         [Adopted2 | _] = lists:reverse([R || #{msg := {report, R = #{msg := emqx_guard_settings_adopted}}} <- Events2]),
         ?assertMatch(#{backup_remote_secret_key := <<"******">>, backup_remote_type := <<"s3">>}, maps:get(changed, Adopted2)),
         ?assertEqual(nomatch, string:find(io_lib:format("~tp", [Events2]), RemoteSecret)),
@@ -325,7 +305,7 @@ settings_survive_clock_skew(Config) ->
     #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
     try
         NB = peer_node(B),
-        ok = peer_call(PB, persistent_term, put, [{?MODULE, cluster_offset}, -3600000]),
+        ok = ?H:set_cluster_offset(PB, -3600000),
         %% the dashboard: every node applies the same change itself
         [{ok, _} = peer_call(P, emqx_guard_settings_sync, update_local, [#{backup_keep => 7}]) || P <- [PA, PB]],
         ?assertEqual([7, 7], [keep(P) || P <- [PA, PB]]),
@@ -361,10 +341,10 @@ rate_setting_reaches_every_node_and_survives_restart(Config) ->
         ?assertEqual(50000000, maps:get(backup_io_limit, settings(PL))),
         %% the plugin restarts on core_b: the rate is read back from its settings file
         ok = peer_call(PB, application, stop, [emqx_guard]),
-        ok = peer_call(PB, ?MODULE, peer_capture_logs, []),
+        ok = peer_call(PB, ?H, peer_capture_logs, []),
         {ok, _} = peer_call(PB, application, ensure_all_started, [emqx_guard]),
         ?assertEqual(["backup_io_limit = \"50MB/s\""], ctl(PB, ["backup_io_limit"])),
-        Events = peer_call(PB, ?MODULE, peer_captured_logs, []),
+        Events = peer_call(PB, ?H, peer_captured_logs, []),
         ?assertEqual([], [R || #{msg := {report, R = #{msg := emqx_guard_setting_damaged}}} <- Events])
     after
         stop_started()
@@ -380,8 +360,8 @@ run_finishes_before_its_copies(Config) ->
         %% core_b's file server stops answering: a copy to it cannot even start
         ok = peer_call(PB, sys, suspend, [file_server_2]),
         Instant = ?T0 + ?MINUTE,
-        ok = peer_call(PA, ?MODULE, peer_fire, [Instant]),
-        wait_until(fun() -> peer_call(PA, ?MODULE, peer_run_idle, []) end),
+        ok = peer_call(PA, ?H, peer_fire, [Instant]),
+        wait_until(fun() -> peer_call(PA, ?H, peer_run_idle, []) end),
         #{last_run := #{result := ok, instant := Instant}} = status(PA),
         ?assert(peer_call(PA, emqx_guard_copies, busy, [])),
         ?assertEqual(error, maps:find(NB, peer_call(PA, emqx_guard_copies, results, []))),
@@ -397,7 +377,8 @@ run_finishes_before_its_copies(Config) ->
     end.
 
 %% The dead-man watch of a core that receives copies counts a fresh backup as of when it was
-%% made (not when its copy arrived), and not the older backups it fetches when it comes back.
+%% made (not when its copy arrived); coming back, it counts the cluster's newest backup as of
+%% when it was made, not the arrival of the older backups it fetches.
 dead_man_counts_fresh_copies_only(Config) ->
     [A, B] = names(["deadman_a", "deadman_b"]),
     #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
@@ -419,8 +400,8 @@ dead_man_counts_fresh_copies_only(Config) ->
         wait_until(fun() -> peer:call(PA, emqx_guard_emqx, running_core_nodes, []) =:= [NA] end),
         fires(2, 3, [PA]),
         #{B := PB2} = start_cluster([{B, core}], Config, ?T0 + 3 * ?MINUTE, [NA]),
-        wait_until(fun() -> map_size(peer_call(PB2, ?MODULE, peer_backups, [])) =:= 3 end),
-        Newest = list_to_binary(lists:max(maps:keys(peer_call(PA, ?MODULE, peer_backups, [])))),
+        wait_until(fun() -> map_size(peer_call(PB2, ?H, peer_backups, [])) =:= 3 end),
+        Newest = list_to_binary(lists:max(maps:keys(peer_call(PA, ?H, peer_backups, [])))),
         wait_until(fun() ->
             case peer_call(PB2, emqx_guard_copies, results, []) of
                 #{NB := #{file := Newest, result := ok}} -> true;
@@ -429,7 +410,11 @@ dead_man_counts_fresh_copies_only(Config) ->
         end),
         #{NB := #{kind := catch_up}} = peer_call(PB2, emqx_guard_copies, results, []),
         same_backups(PA, PB2, 3),
-        ?assertMatch(#{last_success := Seen}, peer_call(PB2, emqx_guard_notify, status, []))
+        %% back, it knows the cluster's newest backup (core_a tells it at its start) as of when
+        %% it was made, not as of when the catch-up copies arrived
+        #{last_run := #{result := ok, started_at := MadeAt}} = status(PA),
+        ?assert(MadeAt > Seen),
+        wait_until(fun() -> maps:get(last_success, peer_call(PB2, emqx_guard_notify, status, [])) =:= MadeAt end)
     after
         stop_started()
     end.
@@ -445,21 +430,21 @@ retention_runs_on_every_core(Config) ->
         Exported = lists:append([
             begin
                 fire_one(?T0 + I * ?MINUTE, [PA, PB]),
-                [lists:max(maps:keys(peer_call(PA, ?MODULE, peer_backups, [])))]
+                [lists:max(maps:keys(peer_call(PA, ?H, peer_backups, [])))]
             end
          || I <- lists:seq(1, 6)
         ]),
         ?assertEqual([6, 0], export_counts([PA, PB])),
         ?assertEqual(6, length(lists:usort(Exported))),
         same_backups(PA, PB, 3),
-        ?assertEqual(lists:nthtail(3, Exported), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, [])))),
+        ?assertEqual(lists:nthtail(3, Exported), lists:sort(maps:keys(peer_call(PB, ?H, peer_backups, [])))),
 
         %% five kept, two more fires: both hold the newest five
         ?assertEqual(["backup_keep = 5"], ctl(PB, ["backup_keep", "5"])),
         fire_one(?T0 + 7 * ?MINUTE, [PA, PB]),
         fire_one(?T0 + 8 * ?MINUTE, [PA, PB]),
         same_backups(PA, PB, 5),
-        Five = lists:sort(maps:keys(peer_call(PA, ?MODULE, peer_backups, []))),
+        Five = lists:sort(maps:keys(peer_call(PA, ?H, peer_backups, []))),
 
         %% core_b loses its disk; a catch-up keeping two fetches the newest two only
         DirB = filename:join([?config(priv_dir, Config), B, "backup"]),
@@ -467,7 +452,7 @@ retention_runs_on_every_core(Config) ->
         Fetched = peer_call(PB, emqx_guard_copies, catch_up, [2]),
         Newest2 = [list_to_binary(N) || N <- lists:nthtail(3, Five)],
         ?assertEqual([{N, ok} || N <- Newest2], Fetched),
-        ?assertEqual(lists:nthtail(3, Five), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, []))))
+        ?assertEqual(lists:nthtail(3, Five), lists:sort(maps:keys(peer_call(PB, ?H, peer_backups, []))))
     after
         stop_started()
     end.
@@ -490,8 +475,8 @@ copies_never_push_out_newer_backups(Config) ->
         %% core_b's own backup, exported now (its name carries today's date, later than the copies')
         ?assertEqual(["backup_keep = 1"], ctl(PB, ["backup_keep", "1"])),
         [_ | _] = ctl(PB, ["backup_now"]),
-        wait_until(fun() -> peer_call(PB, ?MODULE, peer_idle, []) end),
-        [Own] = maps:keys(peer_call(PB, ?MODULE, peer_backups, [])),
+        wait_until(fun() -> peer_call(PB, ?H, peer_idle, []) end),
+        [Own] = maps:keys(peer_call(PB, ?H, peer_backups, [])),
         Copy = fun(Base, Keep) ->
             Path = list_to_binary(filename:join(DirA, Base ++ ".tar.gz")),
             ok = big_export(Path, Base, 1024),
@@ -503,18 +488,18 @@ copies_never_push_out_newer_backups(Config) ->
         %% keep 1: the older copy lands, core_b's newer backup stays
         Older = Copy("emqx-export-2026-11-28-00-01-00.000", 1),
         ?assert(Older < Own, {Older, Own}),
-        ?assertEqual(lists:sort([Own, Older]), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, [])))),
+        ?assertEqual(lists:sort([Own, Older]), lists:sort(maps:keys(peer_call(PB, ?H, peer_backups, [])))),
 
         %% keep 2 on core_b, then a late catch-up copy of an even older backup
         ?assertEqual(["backup_keep = 2"], ctl(PB, ["backup_keep", "2"])),
         Oldest = Copy("emqx-export-2026-11-27-00-01-00.000", 2),
         ?assertEqual(
             lists:sort([Own, Older, Oldest]),
-            lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, [])))
+            lists:sort(maps:keys(peer_call(PB, ?H, peer_backups, [])))
         ),
         %% the next retention there (nothing protected) keeps the newest two
         ?assertMatch({ok, #{pruned := [_]}}, peer_call(PB, emqx_guard_backups, prune, [filename:join([?config(priv_dir, Config), B, "backup"]), 2, undefined])),
-        ?assertEqual(lists:sort([Own, Older]), lists:sort(maps:keys(peer_call(PB, ?MODULE, peer_backups, []))))
+        ?assertEqual(lists:sort([Own, Older]), lists:sort(maps:keys(peer_call(PB, ?H, peer_backups, []))))
     after
         stop_started()
     end.
@@ -529,8 +514,8 @@ big_export(Path, Base, Bytes) ->
     erl_tar:close(Tar).
 
 same_backups_bytes(P1, P2, Name) ->
-    #{Name := Fact1} = peer_call(P1, ?MODULE, peer_backups, []),
-    #{Name := {_, Mode} = Fact2} = peer_call(P2, ?MODULE, peer_backups, []),
+    #{Name := Fact1} = peer_call(P1, ?H, peer_backups, []),
+    #{Name := {_, Mode} = Fact2} = peer_call(P2, ?H, peer_backups, []),
     ?assertEqual(element(1, Fact1), element(1, Fact2)),
     ?assertEqual(8#600, Mode).
 
@@ -538,255 +523,16 @@ same_backups_bytes(P1, P2, Name) ->
 %% Helpers (test node)
 %%--------------------------------------------------------------------
 
-names(Bases) ->
-    Suffix = "_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])),
-    ["guard_" ++ B ++ Suffix || B <- Bases].
-
-peer_node(Name) ->
-    {ok, Host} = inet:gethostname(),
-    list_to_atom(Name ++ "@" ++ Host).
-
 start_cluster(Specs, Config) ->
-    start_cluster(Specs, Config, ?T0, []).
+    ?H:start_cluster(Specs, Config, ?T0, []).
 
-%% Starts a peer per {Name, Role}, connects it to the others and to Join, then starts the
-%% plugin on each. Returns #{Name => Peer}.
 start_cluster(Specs, Config, Now, Join) ->
-    CodePath = lists:usort([
-        filename:dirname(code:which(emqx_guard_app)),
-        filename:dirname(code:which(emqx)),
-        filename:dirname(code:which(?MODULE))
-    ]),
-    Peers = maps:from_list([
-        {Name, start_peer(Name, CodePath)}
-     || {Name, _Role} <- Specs
-    ]),
-    All = [peer_node(N) || {N, _} <- Specs] ++ Join,
-    maps:foreach(
-        fun(_Name, Peer) -> [true = peer:call(Peer, net_kernel, connect_node, [N]) || N <- All] end,
-        Peers
-    ),
-    lists:foreach(
-        fun({Name, Role}) ->
-            DataDir = filename:join(?config(priv_dir, Config), Name),
-            ok = peer_call(maps:get(Name, Peers), ?MODULE, peer_setup, [DataDir, Role, Now])
-        end,
-        Specs
-    ),
-    Peers.
-
-%% Linked to the test case: a peer never outlives it.
-start_peer(Name, CodePath) ->
-    Args = lists:append([["-pa", D] || D <- CodePath]) ++ ["-setcookie", ?COOKIE],
-    {ok, Peer, _Node} = peer:start_link(#{name => Name, longnames => false, connection => standard_io, args => Args}),
-    put({?MODULE, peers}, [Peer | get_peers()]),
-    Peer.
-
-get_peers() ->
-    case get({?MODULE, peers}) of
-        undefined -> [];
-        Peers -> Peers
-    end.
-
-stop_started() ->
-    lists:foreach(fun(P) -> try peer:stop(P) catch _:_ -> ok end end, get_peers()),
-    erase({?MODULE, peers}),
-    ok.
-
-peer_call(Peer, M, F, A) ->
-    peer:call(Peer, M, F, A, 60000).
+    ?H:start_cluster(Specs, Config, Now, Join).
 
 restart_copies_server(Peer) ->
     ok = peer_call(Peer, supervisor, terminate_child, [emqx_guard_sup, emqx_guard_copies]),
     {ok, _} = peer_call(Peer, supervisor, restart_child, [emqx_guard_sup, emqx_guard_copies]),
     ok.
 
-%% Fires instants First..Last (minutes after T0) on every peer; after each, exactly one export
-%% happened in the whole cluster.
 fires(First, Last, Peers) ->
-    lists:foreach(
-        fun(I) ->
-            Before = lists:sum(export_counts(Peers)),
-            fire_one(?T0 + I * ?MINUTE, Peers),
-            ?assertEqual(Before + 1, lists:sum(export_counts(Peers)), {fire, I})
-        end,
-        lists:seq(First, Last)
-    ).
-
-fire_one(Instant, Peers) ->
-    [ok = peer_call(P, ?MODULE, peer_fire, [Instant]) || P <- Peers],
-    [wait_until(fun() -> peer_call(P, ?MODULE, peer_idle, []) end) || P <- Peers],
-    ok.
-
-export_counts(Peers) ->
-    [peer_call(P, emqx_mgmt_data_backup, export_count, []) || P <- Peers].
-
-status(Peer) ->
-    peer_call(Peer, emqx_guard_scheduler, status, []).
-
-settings(Peer) ->
-    peer_call(Peer, emqx_guard_settings, get, []).
-
-keep(Peer) ->
-    maps:get(backup_keep, settings(Peer)).
-
-ctl(Peer, Args) ->
-    peer_call(Peer, ?MODULE, peer_ctl, [Args]).
-
-%% Both nodes hold the same N backups, byte for byte, private to the owner.
-same_backups(P1, P2, N) ->
-    B1 = peer_call(P1, ?MODULE, peer_backups, []),
-    B2 = peer_call(P2, ?MODULE, peer_backups, []),
-    ?assertEqual(N, map_size(B1)),
-    ?assertEqual(B1, B2),
-    ?assertEqual([8#600], lists:usort([Mode || {_Sha, Mode} <- maps:values(B1)])).
-
-wait_until(Fun) ->
-    emqx_guard_ct_helper:wait_until(Fun).
-
-%%--------------------------------------------------------------------
-%% Run inside a peer
-%%--------------------------------------------------------------------
-
--spec peer_now() -> integer().
-peer_now() ->
-    persistent_term:get({?MODULE, now}).
-
-%% The cluster server's clock: the OS clock moved by the offset a test sets on this node.
--spec peer_cluster_now() -> integer().
-peer_cluster_now() ->
-    os:system_time(millisecond) + persistent_term:get({?MODULE, cluster_offset}, 0).
-
--spec peer_send_after(non_neg_integer(), pid(), term()) -> reference().
-peer_send_after(_Delay, _Pid, {emqx_guard_scheduler, Kind, _} = Msg) ->
-    persistent_term:put({?MODULE, Kind}, Msg),
-    make_ref().
-
--spec peer_cancel(term()) -> false.
-peer_cancel(_Ref) ->
-    false.
-
-%% The stand-ins, the fake clock, settings for a schedule every minute in UTC, then the plugin.
--spec peer_setup(file:filename(), core | replicant, integer()) -> ok.
-peer_setup(DataDir, Role, Now) ->
-    ok = filelib:ensure_dir(filename:join(DataDir, "x")),
-    ok = emqx:set_data_dir(DataDir),
-    ok = mria_rlog:set_role(Role),
-    {ok, _} = emqx_ctl:start(),
-    ok = emqx_alarm:reset(),
-    ok = emqx_mgmt_data_backup:reset(),
-    persistent_term:put({?MODULE, now}, Now),
-    ok = application:load(emqx_guard),
-    ok = application:set_env(emqx_guard, scheduler, #{
-        now => fun ?MODULE:peer_now/0,
-        send_after => fun ?MODULE:peer_send_after/3,
-        cancel_timer => fun ?MODULE:peer_cancel/1
-    }),
-    ok = application:set_env(emqx_guard, cluster, #{sync_delay_ms => 100, now => fun ?MODULE:peer_cluster_now/0}),
-    %% the dead-man watch's last success: a day before the fake clock's start (its own clock is
-    %% the OS clock, ahead of the fake one, and a backup made at the fake time must count)
-    NotifyState = emqx_guard_store:path("notify_state"),
-    case filelib:is_file(NotifyState) of
-        true -> ok;
-        false -> ok = emqx_guard_store:write(NotifyState, #{last_success => Now - 86400000, warned_for => undefined})
-    end,
-    case filelib:is_file(emqx_guard_settings:settings_file()) of
-        true ->
-            ok;
-        false ->
-            ok = emqx_guard_settings:save(
-                maps:merge(emqx_guard_settings:defaults(), #{backup_cron => <<"* * * * *">>, backup_timezone => <<"UTC">>})
-            )
-    end,
-    {ok, _} = application:ensure_all_started(emqx_guard),
-    %% the scheduler has armed its timer once it answers
-    _ = emqx_guard_scheduler:status(),
-    ok.
-
-%% Sets the clock to Instant and hands the scheduler its armed timer, as the timer would.
--spec peer_fire(integer()) -> ok.
-peer_fire(Instant) ->
-    {emqx_guard_scheduler, wake, _} = Msg = persistent_term:get({?MODULE, wake}),
-    persistent_term:put({?MODULE, now}, Instant),
-    #{next_fire := Instant} = emqx_guard_scheduler:status(),
-    emqx_guard_scheduler ! Msg,
-    _ = emqx_guard_scheduler:status(),
-    ok.
-
-%% No run, and no copy made or waiting here.
--spec peer_idle() -> boolean().
-peer_idle() ->
-    peer_run_idle() andalso not emqx_guard_copies:busy().
-
--spec peer_run_idle() -> boolean().
-peer_run_idle() ->
-    maps:get(running, emqx_guard_scheduler:status()) =:= undefined.
-
-%% The export files in this node's backup dir: name => {sha256 of the bytes, permission bits}.
--spec peer_backups() -> #{string() => {binary(), non_neg_integer()}}.
-peer_backups() ->
-    Dir = emqx_guard_emqx:backup_dir(),
-    case file:list_dir(Dir) of
-        {ok, Names} ->
-            maps:from_list([
-                {N, backup_fact(filename:join(Dir, N))}
-             || N <- Names, lists:prefix("emqx-export-", N), lists:suffix(".tar.gz", N)
-            ]);
-        {error, enoent} ->
-            #{}
-    end.
-
-backup_fact(Path) ->
-    {ok, Bin} = file:read_file(Path),
-    {ok, #file_info{mode = Mode}} = file:read_file_info(Path),
-    {crypto:hash(sha256, Bin), Mode band 8#777}.
-
--spec peer_ctl([string()]) -> [string()].
-peer_ctl(Args) ->
-    {ok, Out} = emqx_guard_test_io:capture(fun() -> emqx_ctl:run_command(["guard" | Args]) end),
-    [L || L <- string:split(Out, "\n", all), L =/= ""].
-
-%% Keeps every log event of this node from now on (see `peer_captured_logs/0').
--spec peer_capture_logs() -> ok.
-peer_capture_logs() ->
-    Collector = spawn(fun() -> collect([]) end),
-    true = register(guard_log_collector, Collector),
-    _ = logger:set_handler_config(default, level, notice),
-    ok = logger:set_primary_config(level, all),
-    logger:add_handler(guard_capture, ?MODULE, #{level => all}).
-
--spec peer_captured_logs() -> [logger:log_event()].
-peer_captured_logs() ->
-    guard_log_collector ! {get, self()},
-    receive
-        {events, Events} -> Events
-    after 5000 -> error(no_collector)
-    end.
-
-collect(Acc) ->
-    receive
-        {event, E} -> collect([E | Acc]);
-        {get, From} -> From ! {events, lists:reverse(Acc)}, collect(Acc)
-    end.
-
-%% logger handler callback
--spec log(logger:log_event(), logger:handler_config()) -> ok.
-log(Event, _Config) ->
-    guard_log_collector ! {event, Event},
-    ok.
-
-%% Holds the global lock on Resource over Nodes from a process of its own, until killed.
--spec peer_hold_lock(term(), [node()]) -> pid().
-peer_hold_lock(Resource, Nodes) ->
-    Parent = self(),
-    Pid = spawn(fun() ->
-        true = global:set_lock({Resource, self()}, Nodes, 0),
-        Parent ! {locked, self()},
-        receive
-            never -> ok
-        end
-    end),
-    receive
-        {locked, Pid} -> Pid
-    after 10000 -> error(lock_not_taken)
-    end.
+    ?H:fires(?T0, First, Last, Peers).

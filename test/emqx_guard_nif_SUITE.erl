@@ -45,6 +45,7 @@
 -export([
     offsite_upload_list_fetch_prune/1,
     offsite_errors_are_clear_and_leave_nothing/1,
+    offsite_without_metadata_age_and_verify_decide/1,
     offsite_argument_errors/1
 ]).
 
@@ -88,6 +89,7 @@ all() ->
         prune_async_reports_each_verdict,
         offsite_upload_list_fetch_prune,
         offsite_errors_are_clear_and_leave_nothing,
+        offsite_without_metadata_age_and_verify_decide,
         offsite_argument_errors
     ].
 
@@ -103,7 +105,8 @@ end_per_suite(_Config) ->
 init_per_testcase(Case, Config) ->
     Dir = filename:join(?config(priv_dir, Config), atom_to_list(Case)),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    NeedsS3 = lists:member(Case, [offsite_upload_list_fetch_prune, offsite_errors_are_clear_and_leave_nothing]),
+    NeedsS3 = lists:member(Case, [offsite_upload_list_fetch_prune, offsite_errors_are_clear_and_leave_nothing,
+                                  offsite_without_metadata_age_and_verify_decide]),
     case NeedsS3 andalso emqx_guard_s3_helper:binary() =:= false andalso os:getenv("EMQX_GUARD_SKIP_S3") =:= "1" of
         true -> {skip, "s3s-fs is not installed and EMQX_GUARD_SKIP_S3=1"};
         false -> [{dir, Dir} | Config]
@@ -793,13 +796,21 @@ offsite_upload_list_fetch_prune(Config) ->
         {ok, J1} = emqx_guard_core:offsite_upload_async(Cfg, filename:join(Src, ?FIXTURE_NAME), #{}),
         Name = <<?FIXTURE_NAME, ".age">>,
         {ok, Up} = receive_job(J1),
-        ?assertMatch(#{name := Name, key := <<"ct/", Name/binary>>, encrypted := true, parts := 0}, Up),
+        ?assertMatch(#{name := Name, key := <<"ct/", Name/binary>>, encrypted := true, parts := 0,
+                       reused := false}, Up),
         {ok, Whole} = file:read_file(Fixture),
         ?assertEqual(hex(crypto:hash(sha256, Whole)), maps:get(sha256, Up)),
         ?assertEqual(byte_size(Whole), maps:get(source_size, Up)),
-        %% The bucket holds ciphertext only.
+        %% The bucket holds ciphertext only; the upload says what it stored.
         {ok, Stored} = file:read_file(emqx_guard_s3_helper:object_file(S3, maps:get(key, Up))),
         ?assertMatch(<<"age-encryption.org/v1\n", _/binary>>, Stored),
+        ?assertEqual(hex(crypto:hash(sha256, Stored)), maps:get(stored_sha256, Up)),
+        ?assertEqual(byte_size(Stored), maps:get(size, Up)),
+        %% The same export again: the object is kept, nothing is sent.
+        {ok, J1b} = emqx_guard_core:offsite_upload_async(Cfg, filename:join(Src, ?FIXTURE_NAME), #{}),
+        {ok, Again} = receive_job(J1b),
+        ?assertEqual(Up#{reused := true}, Again),
+        ?assertEqual({ok, Stored}, file:read_file(emqx_guard_s3_helper:object_file(S3, maps:get(key, Up)))),
         {ok, J2} = emqx_guard_nif:offsite_upload_async(Cfg, Other, #{io_limit => 50000000}),
         ?assertMatch({ok, #{encrypted := true}}, receive_job(J2)),
         {ok, J3} = emqx_guard_nif:offsite_list_async(Cfg, #{}),
@@ -816,7 +827,8 @@ offsite_upload_list_fetch_prune(Config) ->
         {ok, Got} = receive_job(J4),
         Path = bin(filename:join(Dest, ?FIXTURE_NAME)),
         ?assertMatch(#{name := <<?FIXTURE_NAME>>, path := Path, encrypted := true,
-                       verified := #{version := <<"5.3.2">>}}, Got),
+                       verified := #{version := <<"5.3.2">>},
+                       checked_by := [stored_sha256, age, export_sha256, verify]}, Got),
         ?assertEqual({ok, Whole}, file:read_file(Path)),
         {ok, Info} = file:read_file_info(Path),
         ?assertEqual(8#600, Info#file_info.mode band 8#777),
@@ -836,20 +848,23 @@ offsite_upload_list_fetch_prune(Config) ->
     end.
 
 %% A wrong secret key is `auth' and the Detail never holds it; a wrong identity is `decrypt'
-%% and nothing is written; a tampered object is refused.
+%% and nothing is written; every altered byte of a stored object, plain or encrypted (header,
+%% body, last chunk, one byte cut, one byte added), is refused by the stored checksum before
+%% anything is decrypted, and nothing is written.
 offsite_errors_are_clear_and_leave_nothing(Config) ->
     Dir = ?config(dir, Config),
     S3 = emqx_guard_s3_helper:start(?config(dir, Config)),
     try
         Cfg = s3_config(S3, #{recipient => recipient(Config)}),
-        Export = bin(make_export(Dir, "emqx-export-2026-01-02-00-00-00.000", good)),
+        Plain = s3_config(S3, #{}),
+        Export = bin(make_export(Dir, "emqx-export-2026-01-02-00-00-00.000", {big, 300000})),
         Wrong = <<"WRONG-secret-value-9876543210">>,
         {ok, J1} = emqx_guard_nif:offsite_upload_async(Cfg#{secret_key => Wrong}, Export, #{}),
         {error, {auth, Detail}} = receive_job(J1),
         assert_one_line(Detail),
         ?assertEqual(nomatch, binary:match(Detail, [Wrong, ?S3_SECRET])),
         {ok, J2} = emqx_guard_nif:offsite_upload_async(Cfg, Export, #{}),
-        {ok, #{name := Name, key := Key}} = receive_job(J2),
+        {ok, #{name := Name} = Encrypted} = receive_job(J2),
         Dest = filename:join(Dir, "dest"),
         ok = filelib:ensure_dir(filename:join(Dest, "x")),
         WrongId = bin(filename:join(?config(data_dir, Config), "offsite_wrong_identity.txt")),
@@ -858,17 +873,11 @@ offsite_errors_are_clear_and_leave_nothing(Config) ->
         ?assertEqual({ok, []}, file:list_dir(Dest)),
         {ok, J4} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, undefined, bin(Dest), #{}),
         ?assertMatch({error, {decrypt, _}}, receive_job(J4)),
-        %% One byte of the stored object flipped.
-        ObjFile = emqx_guard_s3_helper:object_file(S3, Key),
-        {ok, Stored} = file:read_file(ObjFile),
-        Mid = byte_size(Stored) div 2,
-        <<A:Mid/binary, B, C/binary>> = Stored,
-        ok = file:write_file(ObjFile, <<A/binary, (B bxor 16#40), C/binary>>),
         Identity = bin(filename:join(?config(data_dir, Config), "offsite_identity.txt")),
-        {ok, J5} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Identity, bin(Dest), #{}),
-        {error, {Why, WhyDetail}} = receive_job(J5),
-        ?assert(lists:member(Why, [integrity, verify]), {Why, WhyDetail}),
-        ?assertEqual({ok, []}, file:list_dir(Dest)),
+        refused_when_altered(S3, Cfg, Encrypted, Identity, Dest),
+        {ok, J5} = emqx_guard_nif:offsite_upload_async(Plain, Export, #{}),
+        {ok, #{encrypted := false} = PlainUp} = receive_job(J5),
+        refused_when_altered(S3, Plain, PlainUp, undefined, Dest),
         %% Nothing listens: `connect'.
         emqx_guard_s3_helper:stop(S3),
         {ok, J6} = emqx_guard_nif:offsite_list_async(Cfg#{max_retries => 0}, #{}),
@@ -876,6 +885,97 @@ offsite_errors_are_clear_and_leave_nothing(Config) ->
     after
         emqx_guard_s3_helper:stop(S3)
     end.
+
+%% Each change of tamper/3 to the stored object Up: `integrity', decided by the stored SHA-256,
+%% and Dest stays empty; put back, it fetches again.
+refused_when_altered(S3, Cfg, #{name := Name, key := Key, encrypted := Encrypted}, Identity, Dest) ->
+    File = emqx_guard_s3_helper:object_file(S3, Key),
+    {ok, Original} = file:read_file(File),
+    lists:foreach(
+        fun(How) ->
+            ok = file:write_file(File, tamper(Original, How, Encrypted)),
+            {ok, J} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Identity, bin(Dest), #{}),
+            {error, {Reason, Detail}} = receive_job(J),
+            ct:pal("~ts ~p: ~p: ~ts", [Name, How, Reason, Detail]),
+            ?assertEqual({How, integrity}, {How, Reason}),
+            ?assertMatch({How, <<"integrity check failed (stored_sha256): ", _/binary>>}, {How, Detail}),
+            assert_one_line(Detail),
+            ?assertEqual({How, {ok, []}}, {How, file:list_dir(Dest)})
+        end,
+        [header, body, last_chunk, cut_one, add_one]),
+    ok = file:write_file(File, Original),
+    {ok, J} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Identity, bin(Dest), #{}),
+    {ok, #{path := Path, checked_by := [stored_sha256 | _]}} = receive_job(J),
+    ok = file:delete(Path).
+
+%% The stored bytes with one change: a header byte (the age header's first line; the gzip MTIME,
+%% which no gzip reader checks), the middle byte, a byte of the last age chunk / gzip trailer,
+%% the last byte cut, or a byte added.
+tamper(Bin, header, true) -> flip(Bin, 5);
+tamper(Bin, header, false) -> flip(Bin, 4);
+tamper(Bin, body, _) -> flip(Bin, byte_size(Bin) div 2);
+tamper(Bin, last_chunk, _) -> flip(Bin, byte_size(Bin) - 3);
+tamper(Bin, cut_one, _) -> binary:part(Bin, 0, byte_size(Bin) - 1);
+tamper(Bin, add_one, _) -> <<Bin/binary, "\n">>.
+
+flip(Bin, At) ->
+    <<Before:At/binary, Byte, After/binary>> = Bin,
+    <<Before/binary, (Byte bxor 16#40), After/binary>>.
+
+%% An object without the checksum metadata (s3s-fs's metadata file removed, as a server that
+%% drops metadata or another tool would leave it) still fetches, checked by age and
+%% verification, and says so; altered, it is refused by age (encrypted) or verification (plain).
+offsite_without_metadata_age_and_verify_decide(Config) ->
+    Dir = ?config(dir, Config),
+    S3 = emqx_guard_s3_helper:start(Dir),
+    try
+        Identity = bin(filename:join(?config(data_dir, Config), "offsite_identity.txt")),
+        Dest = filename:join(Dir, "dest"),
+        ok = filelib:ensure_dir(filename:join(Dest, "x")),
+        Export = bin(make_export(Dir, "emqx-export-2026-01-03-00-00-00.000", {big, 300000})),
+        Cases = [
+            {s3_config(S3, #{recipient => recipient(Config)}), Identity, [age, verify],
+             integrity, <<"integrity check failed (age): ">>},
+            {s3_config(S3, #{}), undefined, [verify],
+             verify, <<"the fetched export does not verify (check verify: ">>}
+        ],
+        lists:foreach(
+            fun({Cfg, Id, Checks, Refusal, Prefix}) ->
+                {ok, J1} = emqx_guard_nif:offsite_upload_async(Cfg, Export, #{}),
+                {ok, #{name := Name, key := Key}} = receive_job(J1),
+                ok = drop_metadata(S3, Key),
+                {ok, J2} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Id, bin(Dest), #{}),
+                {ok, #{path := Path, checked_by := Checked}} = receive_job(J2),
+                ?assertEqual(Checks, Checked),
+                {ok, Whole} = file:read_file(Export),
+                ?assertEqual({ok, Whole}, file:read_file(Path)),
+                ok = file:delete(Path),
+                File = emqx_guard_s3_helper:object_file(S3, Key),
+                {ok, Original} = file:read_file(File),
+                ok = file:write_file(File, tamper(Original, body, Id =/= undefined)),
+                {ok, J3} = emqx_guard_nif:offsite_fetch_async(Cfg, Name, Id, bin(Dest), #{}),
+                {error, {Reason, Detail}} = receive_job(J3),
+                ct:pal("~ts without metadata, altered: ~p: ~ts", [Name, Reason, Detail]),
+                ?assertEqual(Refusal, Reason),
+                ?assertEqual(Prefix, binary:part(Detail, 0, byte_size(Prefix))),
+                assert_one_line(Detail),
+                ?assertEqual({ok, []}, file:list_dir(Dest))
+            end,
+            Cases)
+    after
+        emqx_guard_s3_helper:stop(S3)
+    end.
+
+%% s3s-fs keeps an object's metadata in `<root>/.bucket-<bucket>.object-<key>.metadata.json'
+%% (both base64url without padding); without that file the object has none.
+drop_metadata(#{root := Root}, Key) ->
+    B64 = fun(Bin) ->
+        Std = base64:encode(Bin),
+        Url = binary:replace(binary:replace(Std, <<"+">>, <<"-">>, [global]), <<"/">>, <<"_">>, [global]),
+        string:trim(Url, trailing, "=")
+    end,
+    Name = iolist_to_binary([".bucket-", B64(<<"backups">>), ".object-", B64(Key), ".metadata.json"]),
+    file:delete(filename:join(Root, Name)).
 
 %% Argument errors come at once; the secret key is never in a Detail.
 offsite_argument_errors(_Config) ->
@@ -998,6 +1098,7 @@ make_export(Dir, Base, Kind) ->
         [{Top ++ "/META.hocon", ?META} || Kind =/= no_meta] ++
             [{Top ++ "/cluster.hocon", cluster_conf()} || Kind =/= no_cluster] ++
             [{Top ++ "/mnesia/emqx_admin", admin_table()}] ++
+            [{Top ++ "/mnesia/emqx_retainer_message", crypto:strong_rand_bytes(N)} || {big, N} <- [Kind]] ++
             [{Top ++ "/mnesia/../../evil", <<"x">>} || Kind =:= dotdot],
     {ok, Tar} = erl_tar:open(Path, [write, compressed]),
     [ok = erl_tar:add(Tar, Data, Name, []) || {Name, Data} <- Files],

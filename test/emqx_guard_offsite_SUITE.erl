@@ -180,6 +180,7 @@ fetch_round_trip(Config) ->
     ok = file:delete(Path),
     Out = ctl(["backup_fetch", Name ++ ".age", "identity=" ++ data_file(Config, "offsite_identity.txt")]),
     ?assertMatch(["Fetched " ++ _, "  verified: EMQX 5.3.2 " ++ _, _], Out),
+    ?assert(lists:suffix(" (checks: stored_sha256, age, export_sha256, verify)", lists:nth(2, Out)), Out),
     ?assertEqual("Restore it with: emqx ctl data import " ++ Name, lists:last(Out)),
     ?assertEqual({ok, Original}, file:read_file(Path)),
     ?assertMatch({ok, #{version := <<"5.3.2">>}}, emqx_guard_core:verify(Path)),

@@ -200,6 +200,13 @@ fire_during_run_is_skipped(_Config) ->
     #{counts := Counts, running := Running} = emqx_guard_scheduler:status(),
     ?assertNotEqual(undefined, Running),
     ?assertEqual(#{ok => 0, failed => 0, skipped => 1}, Counts),
+    %% a skip like any other: shown, never notified as a failure
+    ?assertMatch(#{last_skip := #{result := skipped, reason := {previous_run_still_running, _}}},
+        emqx_guard_scheduler:status()),
+    Status = emqx_guard_ct_helper:ctl(["backup_status"]),
+    ?assert(lists:member("last skipped fire here: 2026-11-25 10:02:00 +00:00; the previous backup was still running",
+        Status), Status),
+    ?assertNot(lists:any(fun(L) -> lists:prefix("cluster:", L) end, Status), Status),
     %% a manual run is refused too
     {refused, Why} = emqx_guard_scheduler:run_now(),
     ?assertMatch({match, _}, re:run(Why, "already running")),

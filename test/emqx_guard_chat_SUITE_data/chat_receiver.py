@@ -14,6 +14,8 @@ service is reached under the path its public documentation gives:
   feishu         POST /open-apis/bot/v2/hook/<id>        {"msg_type":"text", ...} (+ signature)
   dingtalk       POST /robot/send?access_token=...       markdown (+ timestamp/sign query)
   wecom          POST /cgi-bin/webhook/send?key=...      markdown, content <= 4096 bytes
+  webhook        POST /hook/<anything>                   emqx_guard's own webhook document
+                                                         ({"source": "emqx_guard", "event": ...})
 
 Every request is checked as the service checks it (method, path, content type, JSON shape,
 token or key, signature recomputed from the secret, timestamp within an hour) and answered as
@@ -149,6 +151,14 @@ def check_wecom(args, path, query, headers, doc):
     return 200, {"errcode": 0, "errmsg": "ok"}
 
 
+def check_webhook(args, path, query, headers, doc):
+    if not isinstance(doc, dict) or doc.get("source") != "emqx_guard":
+        raise Problem(400, {"error": "not an emqx_guard document"}, "not an emqx_guard document")
+    if not isinstance(doc.get("event"), str) or not doc["event"]:
+        raise Problem(400, {"error": "no event"}, "no event")
+    return 200, {"ok": True}
+
+
 def route(path):
     parts = path.split("/")
     if path.startswith("/services/") and len(parts) == 5:
@@ -163,6 +173,8 @@ def route(path):
         return "dingtalk", check_dingtalk
     if path == "/cgi-bin/webhook/send":
         return "wecom", check_wecom
+    if path.startswith("/hook/"):
+        return "webhook", check_webhook
     return None, None
 
 

@@ -2,7 +2,8 @@
 //!
 //! Usage: `bench_offsite_upload ENDPOINT BUCKET ACCESS_KEY SECRET_KEY FILE [RECIPIENT]`. Uploads
 //! FILE (its name must be an export name) path-style to ENDPOINT with the default part size,
-//! encrypted to RECIPIENT when given, and prints `seconds=… bytes=… parts=… mib_per_s=…`.
+//! encrypted to RECIPIENT when given, and prints `seconds=… bytes=… parts=… mib_per_s=… reused=…`
+//! (`reused=true`: the object already held FILE and nothing was sent).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -33,10 +34,11 @@ fn main() -> ExitCode {
         Ok(up) => {
             let secs = start.elapsed().as_secs_f64();
             println!(
-                "seconds={secs:.3} bytes={} parts={} mib_per_s={:.1}",
+                "seconds={secs:.3} bytes={} parts={} mib_per_s={:.1} reused={}",
                 up.size,
                 up.parts,
-                up.source_size as f64 / 1048576.0 / secs
+                up.source_size as f64 / 1048576.0 / secs,
+                up.reused
             );
             ExitCode::SUCCESS
         }

@@ -2,7 +2,9 @@
 //! Garage, R2, GCS's S3 API...), optionally encrypted with age.
 //!
 //! The S3 protocol (SigV4 signing, multipart uploads, request checksums, retries with backoff)
-//! comes from Apache Arrow's `object_store` crate; nothing here signs or frames a request by hand.
+//! comes from Apache Arrow's `object_store` crate. The one request it cannot send, a copy of an
+//! object onto itself that replaces its metadata, is framed in [`restamp`] and signed there with
+//! object_store's own SigV4 signer.
 //! `object_store` is async: every operation here is a plain blocking function that builds a
 //! current-thread tokio runtime on the calling thread (the NIF calls them on its low-priority job
 //! threads, [`crate::worker`]), so no S3 work ever runs on an Erlang scheduler.
@@ -18,19 +20,27 @@
 //! - Every request that carries data (the single PUT of a small object, each part of a multipart
 //!   upload) carries `x-amz-checksum-sha256` of its body: a server that implements S3 checksums
 //!   rejects a body that arrives altered (AWS S3 checks PUTs and parts; s3s checks PUTs).
-//! - The export's own SHA-256 and size are stored as object metadata
-//!   (`x-amz-meta-emqx-guard-sha256`, `x-amz-meta-emqx-guard-size`). They are known before the upload
-//!   starts (the file is hashed first), which is what lets them go into the PUT or the
-//!   `CreateMultipartUpload`; the SHA-256 of the *object* bytes is not, because age encrypts under a
-//!   fresh random key. While uploading the file is hashed again: a file that changed in between is
-//!   not completed (`integrity`).
+//! - Every object records as metadata the export's SHA-256 and size
+//!   (`x-amz-meta-emqx-guard-sha256`, `-size`), the SHA-256 and size of the object's bytes as
+//!   stored (`-stored-sha256`, `-stored-size`: the age ciphertext when encrypted, the export
+//!   itself otherwise) and, when encrypted, the age recipient (`-recipient`, a public key). The
+//!   export's are known before the upload starts (the file is hashed first); the stored bytes'
+//!   only once the last byte went out (age encrypts under a fresh random key). A single PUT
+//!   holds the whole object in memory and sends all of them with it; a multipart upload records
+//!   the stored bytes' afterwards with a server-side copy of the object onto itself that
+//!   replaces its metadata ([`restamp`]; over 5 GiB with UploadPartCopy). While uploading the
+//!   file is hashed again: a file that changed in between is not completed (`integrity`).
 //! - After the upload a HEAD request checks that the object's size is the number of bytes sent and
-//!   that the metadata reads back; a mismatch deletes the object (`integrity`). The bytes are not
-//!   downloaded again: that would double the transfer (and egress cost) of every backup, and the
-//!   request checksums already prove what the server received.
-//! - [`fetch`] compares the plaintext it obtained with the metadata (size and SHA-256), age
-//!   authenticates every 64 KiB of an encrypted object, and the result must pass [`verify`]
-//!   like any local backup.
+//!   that every metadata value reads back; a mismatch deletes the object (`integrity`). The bytes
+//!   are not downloaded again: that would double the transfer (and egress cost) of every backup,
+//!   and the request checksums already prove what the server received.
+//! - [`upload`] first asks for the object (HEAD): one that already records this export, its
+//!   stored bytes and the configured recipient is not sent again ([`Uploaded::reused`]).
+//! - [`fetch`] checks what it downloaded against the stored bytes' metadata before it decrypts
+//!   anything, then lets age authenticate every 64 KiB, compares the export with its metadata and
+//!   verifies it ([`verify`]) like any local backup; an object without the metadata (uploaded by
+//!   another tool, or kept by a server that drops metadata) still gets the last checks. The
+//!   result names the checks made, an error the check that refused ([`Check`]).
 //!
 //! # Failures leave nothing that counts
 //! A single PUT is atomic on S3. A multipart upload makes no object until it is completed; on any
@@ -70,6 +80,9 @@ use crate::reading::{hex, CancelFlag, ReadControl, READ_CHUNK};
 use crate::retention::is_export_name;
 use crate::verify::{verify_controlled, Verified};
 
+mod restamp;
+pub use restamp::COPY_OBJECT_LIMIT;
+
 /// Smallest part of a multipart upload S3 accepts (every part but the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// Largest part S3 accepts.
@@ -90,6 +103,47 @@ pub const AGE_SUFFIX: &str = ".age";
 pub const META_SHA256: &str = "emqx-guard-sha256";
 /// Metadata key of the export's size in bytes.
 pub const META_SIZE: &str = "emqx-guard-size";
+/// Metadata key of the SHA-256 (lowercase hex) of the object's bytes as stored: the age
+/// ciphertext of an encrypted object, the export itself otherwise.
+pub const META_STORED_SHA256: &str = "emqx-guard-stored-sha256";
+/// Metadata key of the object's size as stored.
+pub const META_STORED_SIZE: &str = "emqx-guard-stored-size";
+/// Metadata key of the age recipient an encrypted object was made for (a public key).
+pub const META_RECIPIENT: &str = "emqx-guard-recipient";
+
+/// One check [`fetch`] makes of what it downloaded. `Display` is the stable short name
+/// (the Erlang atom of [`Fetched::checked_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The SHA-256 and size of the downloaded bytes against [`META_STORED_SHA256`] and
+    /// [`META_STORED_SIZE`], before anything is decrypted. Only for objects that carry them.
+    StoredSha256,
+    /// age's authentication of every 64 KiB chunk and of the header (encrypted objects).
+    Age,
+    /// The export's SHA-256 and size against [`META_SHA256`] and [`META_SIZE`]. Only for
+    /// objects that carry them.
+    ExportSha256,
+    /// The export verifies ([`crate::verify`]) like any local backup.
+    Verify,
+}
+
+impl Check {
+    /// The stable short name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::StoredSha256 => "stored_sha256",
+            Check::Age => "age",
+            Check::ExportSha256 => "export_sha256",
+            Check::Verify => "verify",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How often a wait on the network checks the cancel flag.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
@@ -151,6 +205,11 @@ pub struct OffsiteConfig {
     pub request_timeout: Duration,
     /// Retries of a failed request, with exponential backoff (0.2 s doubling, at most 5 s).
     pub max_retries: usize,
+    /// Largest object whose stored-bytes metadata is recorded with one CopyObject (default
+    /// [`COPY_OBJECT_LIMIT`], S3's 5 GiB); a larger multipart upload is re-stamped with
+    /// UploadPartCopy ranges ([`restamp`]). Lower it only for a server with a smaller copy
+    /// limit; the NIF does not expose it.
+    pub copy_object_limit: u64,
 }
 
 impl OffsiteConfig {
@@ -172,6 +231,7 @@ impl OffsiteConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
+            copy_object_limit: COPY_OBJECT_LIMIT,
         }
     }
 
@@ -204,7 +264,8 @@ impl OffsiteConfig {
                 self.prefix
             ));
         }
-        if self.region.is_empty() || self.region.chars().any(|c| c.is_whitespace()) {
+        // Both go into the Authorization header, which takes printable ASCII only.
+        if self.region.is_empty() || !self.region.bytes().all(|b| b.is_ascii_graphic()) {
             return bad(format!("region {:?} is not a region name", self.region));
         }
         if let Some(endpoint) = &self.endpoint {
@@ -222,6 +283,9 @@ impl OffsiteConfig {
         }
         if self.access_key.is_empty() {
             return bad("access_key is empty".to_string());
+        }
+        if !self.access_key.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad("access_key must be printable ASCII without spaces".to_string());
         }
         if self.secret_key.expose().is_empty() {
             return bad("secret_key is empty".to_string());
@@ -296,17 +360,20 @@ pub enum OffsiteError {
     /// Any other answer of the server (5xx, a malformed answer).
     #[error("{where_}: {detail}")]
     Remote { where_: String, detail: String },
-    /// The remote object does not match what was uploaded, or was altered.
+    /// An upload does not match what was sent, or an object changed while it was handled.
     #[error("integrity check failed: {0}")]
     Integrity(String),
+    /// A check of [`fetch`] refused the object: it was altered or damaged. Nothing was written.
+    #[error("integrity check failed ({check}): {detail}; nothing was written")]
+    Refused { check: Check, detail: String },
     /// The encrypted object cannot be decrypted with the identity given (or no identity given).
     #[error("cannot decrypt: {0}")]
     Decrypt(String),
     /// The identity file cannot be read or holds no usable age identity.
     #[error("{}: not a usable age identity file: {}", shown(.path), .detail)]
     Identity { path: PathBuf, detail: String },
-    /// The fetched export does not verify.
-    #[error("the fetched export does not verify ({reason}): {detail}")]
+    /// The fetched export does not verify (the [`Check::Verify`] check). Nothing was written.
+    #[error("the fetched export does not verify (check verify: {reason}): {detail}; nothing was written")]
     Verify {
         reason: &'static str,
         detail: String,
@@ -335,7 +402,7 @@ impl OffsiteError {
             OffsiteError::Timeout { .. } => "timeout",
             OffsiteError::Tls { .. } => "tls",
             OffsiteError::Remote { .. } => "remote",
-            OffsiteError::Integrity(_) => "integrity",
+            OffsiteError::Integrity(_) | OffsiteError::Refused { .. } => "integrity",
             OffsiteError::Decrypt(_) => "decrypt",
             OffsiteError::Identity { .. } => "identity",
             OffsiteError::Verify { .. } => "verify",
@@ -486,9 +553,8 @@ fn client_endpoint(cfg: &OffsiteConfig) -> Option<String> {
     Some(format!("{scheme}://{}.{host}", cfg.bucket))
 }
 
-/// The client for `cfg`.
-fn store(cfg: &OffsiteConfig) -> Result<AmazonS3, OffsiteError> {
-    cfg.validate()?;
+/// The HTTP client options of `cfg` (timeouts, TLS verification, CA file, plain HTTP).
+fn client_options(cfg: &OffsiteConfig) -> Result<ClientOptions, OffsiteError> {
     let mut client = ClientOptions::new()
         .with_connect_timeout(cfg.connect_timeout)
         .with_timeout(cfg.request_timeout)
@@ -517,6 +583,13 @@ fn store(cfg: &OffsiteConfig) -> Result<AmazonS3, OffsiteError> {
     {
         client = client.with_allow_http(true);
     }
+    Ok(client)
+}
+
+/// The client for `cfg`.
+fn store(cfg: &OffsiteConfig) -> Result<AmazonS3, OffsiteError> {
+    cfg.validate()?;
+    let client = client_options(cfg)?;
     let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(200),
@@ -579,7 +652,7 @@ fn object_path(cfg: &OffsiteConfig, name: &str) -> Result<ObjectPath, OffsiteErr
 // ---------------------------------------------------------------------------------------------
 // Upload
 
-/// What [`upload`] stored.
+/// What [`upload`] stored, or found already stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uploaded {
     /// Object name under the prefix: the export name, `.age` appended when encrypted.
@@ -588,19 +661,205 @@ pub struct Uploaded {
     pub key: String,
     /// Object size in bytes (what the server holds).
     pub size: u64,
+    /// SHA-256 of the object's bytes as stored (the age ciphertext when encrypted), lowercase
+    /// hex; also stored as metadata ([`META_STORED_SHA256`]).
+    pub stored_sha256: String,
     /// The export's size.
     pub source_size: u64,
     /// The export's SHA-256, lowercase hex (also stored as metadata).
     pub source_sha256: String,
     /// Encrypted with age.
     pub encrypted: bool,
-    /// Parts of the multipart upload; 0 for a single PUT.
+    /// Parts of the multipart upload; 0 for a single PUT or a reused object.
     pub parts: usize,
+    /// The object already held this export (see [`upload`]): nothing was sent.
+    pub reused: bool,
+}
+
+/// A remote object as HEAD shows it: size, ETag and user metadata (keys in lowercase).
+#[derive(Debug, Clone)]
+struct ObjectInfo {
+    size: u64,
+    e_tag: Option<String>,
+    metadata: Vec<(String, String)>,
+}
+
+impl ObjectInfo {
+    fn from_head(got: &object_store::GetResult) -> Self {
+        let metadata = got
+            .attributes
+            .iter()
+            .filter_map(|(key, value)| match key {
+                Attribute::Metadata(name) => {
+                    Some((name.to_ascii_lowercase(), value.as_ref().to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        ObjectInfo {
+            size: got.meta.size,
+            e_tag: got.meta.e_tag.clone(),
+            metadata,
+        }
+    }
+
+    /// The metadata value of `key`.
+    fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// HEAD of the object `name` under the prefix; `None` when there is none.
+async fn head_object(
+    cfg: &OffsiteConfig,
+    store: &AmazonS3,
+    name: &str,
+    cancel: &CancelFlag,
+) -> Result<Option<ObjectInfo>, OffsiteError> {
+    let path = object_path(cfg, name)?;
+    let opts = GetOptions {
+        head: true,
+        ..GetOptions::default()
+    };
+    match cancellable(cancel, store.get_opts(&path, opts)).await? {
+        Ok(got) => Ok(Some(ObjectInfo::from_head(&got))),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(remote_error(e, cfg)),
+    }
+}
+
+/// Uploads the export at `local` as `export_name` (`<export name>.age` when `cfg.recipient` is
+/// set: encrypted on the way, the bucket never sees plaintext), unless that object already holds
+/// it; records the stored bytes' SHA-256 and size; checks the object (HEAD). See the module
+/// documentation, Integrity.
+///
+/// First a HEAD of the target key: when the object exists and its metadata records this export
+/// (the SHA-256 and size of the file, hashed through `control` as for an upload), a stored size
+/// equal to the object's size, a stored SHA-256, and the configured recipient (none for a plain
+/// object), nothing is sent: the answer is the object with `reused: true`.
+///
+/// Otherwise the file is read twice through `control` (cancel flag, io limit): once to hash it,
+/// once to send it, streaming: at most one part (`cfg.part_size`) is in memory. An object up to
+/// `part_size` (after encryption) goes up as one PUT, a larger one as a multipart upload of
+/// `part_size` parts whose stored-bytes metadata is recorded afterwards by a server-side copy
+/// onto itself ([`restamp`]). Each request carries its SHA-256 (`x-amz-checksum-sha256`). On any
+/// failure or cancellation no object of that name is left (multipart uploads are aborted, an
+/// object whose metadata could not be recorded is deleted); an existing object of the same name
+/// is replaced only by a complete upload.
+pub fn upload(
+    cfg: &OffsiteConfig,
+    local: &FsPath,
+    export_name: &str,
+    control: &mut ReadControl,
+) -> Result<Uploaded, OffsiteError> {
+    cfg.validate()?;
+    if !is_export_name(export_name) {
+        return Err(OffsiteError::BadName(export_name.to_string()));
+    }
+    let store = store(cfg)?;
+    let cancel = control.cancel_flag();
+    let name = match cfg.recipient {
+        Some(_) => format!("{export_name}{AGE_SUFFIX}"),
+        None => export_name.to_string(),
+    };
+    let rt = runtime()?;
+    let existing = rt.block_on(head_object(cfg, &store, &name, &cancel))?;
+    let hashed = crate::reading::hash_file(local, control).map_err(|e| match e.reason() {
+        "cancelled" => OffsiteError::Cancelled,
+        _ => OffsiteError::Io {
+            path: local.to_path_buf(),
+            detail: e.to_string(),
+        },
+    })?;
+    if let Some(reused) = existing.and_then(|found| reusable(cfg, &name, &found, &hashed)) {
+        return Ok(reused);
+    }
+    let sent = rt.block_on(send_object(cfg, &store, &name, local, &hashed, control))?;
+    rt.block_on(seal(cfg, &store, &name, &hashed, &sent, &cancel))
+}
+
+/// The upload `found` stands for when it already holds the export `hashed` (see [`upload`]).
+fn reusable(
+    cfg: &OffsiteConfig,
+    name: &str,
+    found: &ObjectInfo,
+    hashed: &crate::reading::Hashed,
+) -> Option<Uploaded> {
+    let same = found.meta(META_SHA256) == Some(hashed.sha256.as_str())
+        && found.meta(META_SIZE) == Some(hashed.size.to_string().as_str())
+        && found.meta(META_STORED_SIZE) == Some(found.size.to_string().as_str())
+        && found.meta(META_RECIPIENT) == cfg.recipient.as_deref();
+    let stored_sha256 = found.meta(META_STORED_SHA256)?.to_string();
+    same.then(|| Uploaded {
+        name: name.to_string(),
+        key: cfg.key(name),
+        size: found.size,
+        stored_sha256,
+        source_size: hashed.size,
+        source_sha256: hashed.sha256.clone(),
+        encrypted: cfg.recipient.is_some(),
+        parts: 0,
+        reused: true,
+    })
+}
+
+/// The metadata of an object of the export `hashed`: its SHA-256 and size, the recipient of an
+/// encrypted one, and the stored bytes' SHA-256 and size once they are known.
+fn object_metadata(
+    cfg: &OffsiteConfig,
+    hashed: &crate::reading::Hashed,
+    stored: Option<(&str, u64)>,
+) -> Vec<(&'static str, String)> {
+    let mut meta = vec![
+        (META_SHA256, hashed.sha256.clone()),
+        (META_SIZE, hashed.size.to_string()),
+    ];
+    if let Some(recipient) = &cfg.recipient {
+        meta.push((META_RECIPIENT, recipient.clone()));
+    }
+    if let Some((sha256, size)) = stored {
+        meta.push((META_STORED_SHA256, sha256.to_string()));
+        meta.push((META_STORED_SIZE, size.to_string()));
+    }
+    meta
+}
+
+fn content_type(cfg: &OffsiteConfig) -> &'static str {
+    match cfg.recipient {
+        Some(_) => "application/octet-stream",
+        None => "application/gzip",
+    }
+}
+
+fn attributes(cfg: &OffsiteConfig, meta: Vec<(&'static str, String)>) -> Attributes {
+    let mut attributes = Attributes::new();
+    for (key, value) in meta {
+        attributes.insert(Attribute::Metadata(key.into()), value.into());
+    }
+    attributes.insert(Attribute::ContentType, content_type(cfg).into());
+    attributes
 }
 
 /// The upload buffer the (possibly encrypting) writer fills.
 #[derive(Clone, Default)]
 struct Sink(Rc<RefCell<Vec<u8>>>);
+
+impl Sink {
+    fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+
+    /// The first `n` bytes (fewer when there are fewer), removed.
+    fn take(&self, n: usize) -> Vec<u8> {
+        let mut buffer = self.0.borrow_mut();
+        let at = n.min(buffer.len());
+        let rest = buffer.split_off(at);
+        std::mem::replace(&mut *buffer, rest)
+    }
+}
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -618,12 +877,29 @@ enum Encoder {
 }
 
 impl Encoder {
+    fn new(cfg: &OffsiteConfig, sink: &Sink, local: &FsPath) -> Result<Self, OffsiteError> {
+        let Some(r) = &cfg.recipient else {
+            return Ok(Encoder::Plain(sink.clone()));
+        };
+        let recipient = age::x25519::Recipient::from_str(r).map_err(|_| {
+            OffsiteError::BadConfig("recipient is not an age X25519 recipient".into())
+        })?;
+        let encryptor =
+            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .map_err(|e| OffsiteError::BadConfig(format!("recipient: {e}")))?;
+        let writer = encryptor
+            .wrap_output(sink.clone())
+            .map_err(|e| OffsiteError::io(local, &e))?;
+        Ok(Encoder::Age(writer))
+    }
+
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
             Encoder::Plain(s) => s.write_all(data),
             Encoder::Age(w) => w.write_all(data),
         }
     }
+
     fn finish(self) -> io::Result<()> {
         match self {
             Encoder::Plain(_) => Ok(()),
@@ -632,248 +908,289 @@ impl Encoder {
     }
 }
 
-/// Uploads the export at `local` as `export_name` (`<export name>.age` when `cfg.recipient` is
-/// set: encrypted on the way, the bucket never sees plaintext), then checks the object (HEAD:
-/// size and metadata, see the module documentation).
-///
-/// The file is read twice through `control` (cancel flag, io limit): once to hash it, once to
-/// send it, streaming: at most one part (`cfg.part_size`) is in memory. A file up to `part_size`
-/// (after encryption) goes up as one PUT, a larger one as a multipart upload of `part_size` parts.
-/// Each request carries its SHA-256 (`x-amz-checksum-sha256`). On any failure or cancellation no
-/// object of that name is left (multipart uploads are aborted); an existing object of the same
-/// name is replaced only by a complete upload.
-pub fn upload(
-    cfg: &OffsiteConfig,
-    local: &FsPath,
-    export_name: &str,
-    control: &mut ReadControl,
-) -> Result<Uploaded, OffsiteError> {
-    cfg.validate()?;
-    if !is_export_name(export_name) {
-        return Err(OffsiteError::BadName(export_name.to_string()));
-    }
-    let store = store(cfg)?;
-    let cancel = control.cancel_flag();
-    let hashed = crate::reading::hash_file(local, control).map_err(|e| match e.reason() {
-        "cancelled" => OffsiteError::Cancelled,
-        _ => OffsiteError::Io {
-            path: local.to_path_buf(),
-            detail: e.to_string(),
-        },
-    })?;
-    let rt = runtime()?;
-    rt.block_on(upload_inner(
-        cfg,
-        &store,
-        local,
-        export_name,
-        &hashed,
-        control,
-        &cancel,
-    ))
+/// What [`send_object`] sent.
+struct Sent {
+    size: u64,
+    parts: usize,
+    stored_sha256: String,
+    e_tag: Option<String>,
 }
 
-async fn upload_inner(
+/// The requests of one upload: a single PUT of the whole object, or a multipart upload that the
+/// first full part starts. Hashes the stored bytes as they go out.
+struct Sender<'a> {
+    cfg: &'a OffsiteConfig,
+    store: &'a AmazonS3,
+    path: ObjectPath,
+    hashed: &'a crate::reading::Hashed,
+    cancel: CancelFlag,
+    upload: Option<Box<dyn MultipartUpload>>,
+    /// The hash of the encrypted bytes; `None` for a plain object, whose stored bytes are the
+    /// export (its SHA-256 is `hashed`, checked before the PUT or the completion).
+    stored: Option<Sha256>,
+    size: u64,
+    parts: usize,
+}
+
+impl Sender<'_> {
+    /// Sends `part` as the next part of the multipart upload (created before the first).
+    async fn part(&mut self, part: Vec<u8>) -> Result<(), OffsiteError> {
+        self.hash_stored(&part);
+        self.size += part.len() as u64;
+        self.send_part(part).await
+    }
+
+    async fn send_part(&mut self, part: Vec<u8>) -> Result<(), OffsiteError> {
+        if self.upload.is_none() {
+            let opts = PutMultipartOptions {
+                attributes: attributes(self.cfg, object_metadata(self.cfg, self.hashed, None)),
+                ..PutMultipartOptions::default()
+            };
+            let created = cancellable(
+                &self.cancel,
+                self.store.put_multipart_opts(&self.path, opts),
+            );
+            self.upload = Some(created.await?.map_err(|e| remote_error(e, self.cfg))?);
+        }
+        if let Some(up) = self.upload.as_mut() {
+            let sending = up.put_part(PutPayload::from(part));
+            cancellable(&self.cancel, sending)
+                .await?
+                .map_err(|e| remote_error(e, self.cfg))?;
+            self.parts += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends the upload with `rest` (at most one part): the last part and the completion of a
+    /// multipart upload, or the single PUT of the whole object with all its metadata.
+    async fn finish(&mut self, rest: Vec<u8>) -> Result<Sent, OffsiteError> {
+        self.hash_stored(&rest);
+        let mut e_tag = None;
+        if self.upload.is_none() {
+            self.size += rest.len() as u64;
+            let stored = self.stored_sha256();
+            let meta = object_metadata(self.cfg, self.hashed, Some((&stored, self.size)));
+            let opts = PutOptions {
+                attributes: attributes(self.cfg, meta),
+                ..PutOptions::default()
+            };
+            let put = self
+                .store
+                .put_opts(&self.path, PutPayload::from(rest), opts);
+            let done = cancellable(&self.cancel, put).await?;
+            e_tag = done.map_err(|e| remote_error(e, self.cfg))?.e_tag;
+        } else if !rest.is_empty() {
+            self.size += rest.len() as u64;
+            self.send_part(rest).await?;
+        }
+        if let Some(up) = self.upload.as_mut() {
+            let done = cancellable(&self.cancel, up.complete()).await?;
+            e_tag = done.map_err(|e| remote_error(e, self.cfg))?.e_tag;
+        }
+        Ok(Sent {
+            size: self.size,
+            parts: self.parts,
+            stored_sha256: self.stored_sha256(),
+            e_tag,
+        })
+    }
+
+    fn hash_stored(&mut self, bytes: &[u8]) {
+        if let Some(hasher) = self.stored.as_mut() {
+            hasher.update(bytes);
+        }
+    }
+
+    fn stored_sha256(&self) -> String {
+        match &self.stored {
+            Some(hasher) => hex(&hasher.clone().finalize()),
+            None => self.hashed.sha256.clone(),
+        }
+    }
+
+    /// Aborts a multipart upload, best effort: an unreachable server keeps an incomplete
+    /// upload, never an object.
+    async fn abort(&mut self) {
+        if let Some(mut up) = self.upload.take() {
+            let _ = tokio::time::timeout(self.cfg.request_timeout, up.abort()).await;
+        }
+    }
+}
+
+/// Streams the file at `local` through the encoder into the object `name` (see [`upload`]).
+async fn send_object(
     cfg: &OffsiteConfig,
     store: &AmazonS3,
+    name: &str,
     local: &FsPath,
-    export_name: &str,
     hashed: &crate::reading::Hashed,
     control: &mut ReadControl,
-    cancel: &CancelFlag,
-) -> Result<Uploaded, OffsiteError> {
-    let encrypted = cfg.recipient.is_some();
-    let name = if encrypted {
-        format!("{export_name}{AGE_SUFFIX}")
-    } else {
-        export_name.to_string()
-    };
-    let path = object_path(cfg, &name)?;
+) -> Result<Sent, OffsiteError> {
+    let cancel = control.cancel_flag();
     let sink = Sink::default();
-    let mut encoder = match &cfg.recipient {
-        None => Encoder::Plain(sink.clone()),
-        Some(r) => {
-            let recipient = age::x25519::Recipient::from_str(r).map_err(|_| {
-                OffsiteError::BadConfig("recipient is not an age X25519 recipient".into())
-            })?;
-            let encryptor =
-                age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-                    .map_err(|e| OffsiteError::BadConfig(format!("recipient: {e}")))?;
-            Encoder::Age(
-                encryptor
-                    .wrap_output(sink.clone())
-                    .map_err(|e| OffsiteError::io(local, &e))?,
-            )
-        }
+    let mut encoder = Encoder::new(cfg, &sink, local)?;
+    let mut sender = Sender {
+        cfg,
+        store,
+        path: object_path(cfg, name)?,
+        hashed,
+        cancel: cancel.clone(),
+        upload: None,
+        stored: cfg.recipient.as_ref().map(|_| Sha256::new()),
+        size: 0,
+        parts: 0,
     };
-    let mut attributes = Attributes::new();
-    attributes.insert(
-        Attribute::Metadata(META_SHA256.into()),
-        hashed.sha256.clone().into(),
-    );
-    attributes.insert(
-        Attribute::Metadata(META_SIZE.into()),
-        hashed.size.to_string().into(),
-    );
-    attributes.insert(
-        Attribute::ContentType,
-        if encrypted {
-            "application/octet-stream"
-        } else {
-            "application/gzip"
-        }
-        .into(),
-    );
-
     let file = File::open(local).map_err(|e| OffsiteError::io(local, &e))?;
-    let mut upload: Option<Box<dyn MultipartUpload>> = None;
     let result = async {
         let mut source = Sha256::new();
         let mut source_size = 0u64;
-        let mut sent = 0u64;
-        let mut parts = 0usize;
         let mut buf = vec![0u8; READ_CHUNK];
         let mut reader = control.reader(file);
-        let mut eof = false;
-        while !eof {
+        loop {
             let n = match reader.read(&mut buf) {
+                Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) if cancel.load(Ordering::Relaxed) => return Err(OffsiteError::Cancelled),
                 Err(e) => return Err(OffsiteError::io(local, &e)),
             };
-            if n == 0 {
-                eof = true;
-                std::mem::replace(&mut encoder, Encoder::Plain(Sink::default()))
-                    .finish()
-                    .map_err(|e| OffsiteError::io(local, &e))?;
-            } else {
-                source.update(&buf[..n]);
-                source_size += n as u64;
-                encoder
-                    .write_all(&buf[..n])
-                    .map_err(|e| OffsiteError::io(local, &e))?;
-            }
-            // Send full parts; at the end, the rest (as the last part or the only PUT).
-            loop {
-                let pending = sink.0.borrow().len();
-                let full = pending >= cfg.part_size;
-                if !full && !(eof && (pending > 0 || upload.is_none())) {
-                    break;
-                }
-                let part: Vec<u8> = {
-                    let mut b = sink.0.borrow_mut();
-                    let take = pending.min(cfg.part_size);
-                    let rest = b.split_off(take);
-                    std::mem::replace(&mut *b, rest)
-                };
-                let len = part.len() as u64;
-                if eof && upload.is_none() && sink.0.borrow().is_empty() {
-                    // The whole object fits one request: a single PUT, checked after the loop.
-                    if hex(&source.clone().finalize()) != hashed.sha256 {
-                        return Err(changed(local));
-                    }
-                    let opts = PutOptions {
-                        attributes: attributes.clone(),
-                        ..PutOptions::default()
-                    };
-                    cancellable(cancel, store.put_opts(&path, PutPayload::from(part), opts))
-                        .await?
-                        .map_err(|e| remote_error(e, cfg))?;
-                    sent += len;
-                    break;
-                }
-                if upload.is_none() {
-                    let opts = PutMultipartOptions {
-                        attributes: attributes.clone(),
-                        ..PutMultipartOptions::default()
-                    };
-                    let created =
-                        cancellable(cancel, store.put_multipart_opts(&path, opts)).await?;
-                    upload = Some(created.map_err(|e| remote_error(e, cfg))?);
-                }
-                if let Some(up) = upload.as_mut() {
-                    let fut = up.put_part(PutPayload::from(part));
-                    cancellable(cancel, fut)
-                        .await?
-                        .map_err(|e| remote_error(e, cfg))?;
-                    parts += 1;
-                    sent += len;
-                }
-                if sink.0.borrow().is_empty() {
-                    break;
-                }
+            source.update(&buf[..n]);
+            source_size += n as u64;
+            encoder
+                .write_all(&buf[..n])
+                .map_err(|e| OffsiteError::io(local, &e))?;
+            while sink.len() > cfg.part_size {
+                sender.part(sink.take(cfg.part_size)).await?;
             }
         }
-        drop(reader);
+        encoder.finish().map_err(|e| OffsiteError::io(local, &e))?;
+        while sink.len() > cfg.part_size {
+            sender.part(sink.take(cfg.part_size)).await?;
+        }
         if cancel.load(Ordering::Relaxed) {
             return Err(OffsiteError::Cancelled);
         }
+        // Checked before the single PUT or the completion: a changed file stores nothing.
         if source_size != hashed.size || hex(&source.finalize()) != hashed.sha256 {
             return Err(changed(local));
         }
-        if let Some(up) = upload.as_mut() {
-            cancellable(cancel, up.complete())
-                .await?
-                .map_err(|e| remote_error(e, cfg))?;
-        }
-        Ok((sent, parts, source_size))
+        sender.finish(sink.take(cfg.part_size)).await
     }
     .await;
-    let (sent, parts, source_size) = match result {
-        Ok(v) => v,
-        Err(e) => {
-            if let Some(mut up) = upload {
-                // Best effort: an unreachable server keeps an incomplete upload, never an object.
-                let _ = tokio::time::timeout(cfg.request_timeout, up.abort()).await;
-            }
-            return Err(e);
-        }
-    };
+    if result.is_err() {
+        sender.abort().await;
+    }
+    result
+}
 
-    // Check what the server holds.
-    let head = GetOptions {
-        head: true,
-        ..GetOptions::default()
+/// Records the stored bytes' SHA-256 and size on a multipart upload ([`restamp`]), then checks
+/// what the server holds (HEAD: size and metadata). A failure deletes the object.
+async fn seal(
+    cfg: &OffsiteConfig,
+    store: &AmazonS3,
+    name: &str,
+    hashed: &crate::reading::Hashed,
+    sent: &Sent,
+    cancel: &CancelFlag,
+) -> Result<Uploaded, OffsiteError> {
+    let path = object_path(cfg, name)?;
+    let delete = || async {
+        let _ = tokio::time::timeout(cfg.request_timeout, store.delete(&path)).await;
     };
-    let got = cancellable(cancel, store.get_opts(&path, head))
-        .await?
-        .map_err(|e| remote_error(e, cfg))?;
-    let stored_sha = got
-        .attributes
-        .get(&Attribute::Metadata(META_SHA256.into()))
-        .map(|v| v.as_ref().to_string());
-    let problem = if got.meta.size != sent {
-        Some(format!(
+    let meta = object_metadata(cfg, hashed, Some((&sent.stored_sha256, sent.size)));
+    if sent.parts > 0 {
+        let mut headers = vec![("content-type".to_string(), content_type(cfg).to_string())];
+        headers.extend(
+            meta.iter()
+                .map(|(k, v)| (format!("x-amz-meta-{k}"), v.clone())),
+        );
+        let job = restamp::Restamp {
+            name,
+            size: sent.size,
+            parts: sent.parts,
+            e_tag: sent.e_tag.clone(),
+            headers,
+        };
+        if let Err(e) = restamp::restamp(cfg, &job, cancel).await {
+            // 412: another upload replaced the object meanwhile; it is not ours to delete.
+            if !matches!(e, OffsiteError::Integrity(_)) {
+                delete().await;
+            }
+            return Err(recording_failed(e, &cfg.key(name)));
+        }
+    }
+    let found = head_object(cfg, store, name, cancel).await?;
+    let problem = match &found {
+        None => Some(format!("{} is gone right after its upload", cfg.key(name))),
+        Some(f) if f.size != sent.size => Some(format!(
             "the server holds {} bytes for {}, {} were sent",
-            got.meta.size,
-            cfg.key(&name),
-            sent
-        ))
-    } else if stored_sha.as_deref() != Some(hashed.sha256.as_str()) {
-        Some(format!(
-            "the server did not keep the checksum metadata of {} (read back {:?})",
-            cfg.key(&name),
-            stored_sha
-        ))
-    } else {
-        None
+            f.size,
+            cfg.key(name),
+            sent.size
+        )),
+        Some(f) => meta
+            .iter()
+            .find(|(k, v)| f.meta(k) != Some(v.as_str()))
+            .map(|(k, _)| {
+                format!(
+                    "the server did not keep the checksum metadata of {} ({k} reads back as {:?})",
+                    cfg.key(name),
+                    f.meta(k)
+                )
+            }),
     };
     if let Some(problem) = problem {
-        let _ = store.delete(&path).await;
+        delete().await;
         return Err(OffsiteError::Integrity(format!(
             "{problem}; the object was deleted"
         )));
     }
     Ok(Uploaded {
-        key: cfg.key(&name),
-        name,
-        size: sent,
-        source_size,
+        key: cfg.key(name),
+        name: name.to_string(),
+        size: sent.size,
+        stored_sha256: sent.stored_sha256.clone(),
+        source_size: hashed.size,
         source_sha256: hashed.sha256.clone(),
-        encrypted,
-        parts,
+        encrypted: cfg.recipient.is_some(),
+        parts: sent.parts,
+        reused: false,
     })
+}
+
+/// `e`, its detail saying that it happened while the stored bytes' metadata was recorded.
+fn recording_failed(e: OffsiteError, key: &str) -> OffsiteError {
+    let context = |detail: String| {
+        format!("recording the stored SHA-256 of {key} (a server-side copy onto itself) failed, so the upload was deleted: {detail}")
+    };
+    match e {
+        OffsiteError::Auth { where_, detail } => OffsiteError::Auth {
+            where_,
+            detail: context(detail),
+        },
+        OffsiteError::NotFound { where_, detail } => OffsiteError::NotFound {
+            where_,
+            detail: context(detail),
+        },
+        OffsiteError::Connect { where_, detail } => OffsiteError::Connect {
+            where_,
+            detail: context(detail),
+        },
+        OffsiteError::Timeout { where_, detail } => OffsiteError::Timeout {
+            where_,
+            detail: context(detail),
+        },
+        OffsiteError::Tls { where_, detail } => OffsiteError::Tls {
+            where_,
+            detail: context(detail),
+        },
+        OffsiteError::Remote { where_, detail } => OffsiteError::Remote {
+            where_,
+            detail: context(detail),
+        },
+        other => other,
+    }
 }
 
 fn changed(local: &FsPath) -> OffsiteError {
@@ -1056,27 +1373,55 @@ pub struct Fetched {
     pub encrypted: bool,
     /// What [`verify`] found.
     pub verified: Verified,
+    /// The checks the backup passed, in the order they were made: [`Check::StoredSha256`] and
+    /// [`Check::ExportSha256`] only when the object carries their metadata (an object uploaded
+    /// by another tool, or kept by a server that drops metadata, does not), [`Check::Age`] when
+    /// it was encrypted, [`Check::Verify`] always.
+    pub checked_by: Vec<Check>,
 }
 
-/// Removes the private work directory of a fetch unless it was disarmed.
-struct WorkDir(Option<PathBuf>);
+/// The private work directory of a fetch in the destination (`.emqx_guard_fetch-…`, invisible
+/// to retention), removed with everything in it when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create(dest_dir: &FsPath) -> Result<WorkDir, OffsiteError> {
+        let path = dest_dir.join(format!(
+            ".emqx_guard_fetch-{}-{}",
+            std::process::id(),
+            crate::record::now_ms()
+        ));
+        fs::create_dir(&path).map_err(|e| OffsiteError::io(&path, &e))?;
+        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o700));
+        Ok(WorkDir(path))
+    }
+}
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
-            let _ = fs::remove_dir_all(dir);
-        }
+        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
 /// Downloads the off-site backup `name` (an export name, with or without `.age`: without it the
-/// plain object is taken when it exists, else the encrypted one), decrypts it with the age
-/// identities in `identity_file` when it is encrypted, checks it against its metadata (size,
-/// SHA-256), verifies it ([`crate::verify`]) and puts it into `dest_dir` under its export name
-/// (mode 0600). Work happens in a private directory `dest_dir/.emqx_guard_fetch-…` (invisible to
-/// retention) that is removed whatever happens: on any error nothing is left in `dest_dir`.
-/// An existing file of that name is never replaced (`exists`). Downloads go in `part_size`
-/// ranged requests (each bounded by the request timeout), all pinned to the object's ETag.
+/// plain object is taken when it exists, else the encrypted one), checks it and puts it into
+/// `dest_dir` under its export name (mode 0600). The checks, each refusing the backup with the
+/// error that names it ([`Check`]):
+///
+/// 1. `stored_sha256`: the object's size (before downloading) and the SHA-256 of the downloaded
+///    bytes (before decrypting) against the metadata the upload recorded; any changed, cut or
+///    added byte is `integrity`, wherever it is (age header, body, last chunk).
+/// 2. `age`: decryption with the identities in `identity_file` authenticates the header and
+///    every 64 KiB chunk: an altered object is `integrity`; no matching identity is `decrypt`.
+/// 3. `export_sha256`: the export's size and SHA-256 against the recorded ones (`integrity`).
+/// 4. `verify`: the export verifies ([`crate::verify`]) like any local backup (`verify`).
+///
+/// An object without the metadata of 1 and 3 (uploaded by hand, or by a server that drops
+/// metadata) is still protected by 2 and 4; [`Fetched::checked_by`] says which checks were made.
+/// Work happens in a private directory `dest_dir/.emqx_guard_fetch-…` that is removed whatever
+/// happens: on any error nothing is left in `dest_dir`. An existing file of that name is never
+/// replaced (`exists`). Downloads go in `part_size` ranged requests (each bounded by the request
+/// timeout), all pinned to the object's ETag.
 pub fn fetch(
     cfg: &OffsiteConfig,
     name: &str,
@@ -1088,24 +1433,12 @@ pub fn fetch(
     if remote_export_name(name).is_none() {
         return Err(OffsiteError::BadName(name.to_string()));
     }
-    match fs::metadata(dest_dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(OffsiteError::Io {
-                path: dest_dir.to_path_buf(),
-                detail: "not a directory".into(),
-            })
-        }
-        Err(e) => return Err(OffsiteError::io(dest_dir, &e)),
-    }
-    let identities = match identity_file {
-        Some(path) => Some(load_identities(path)?),
-        None => None,
-    };
+    check_dest_dir(dest_dir)?;
+    let identities = identity_file.map(load_identities).transpose()?;
     let store = store(cfg)?;
     let cancel = control.cancel_flag();
     let rt = runtime()?;
-    let (object_name, got) = rt.block_on(find_object(cfg, &store, name, &cancel))?;
+    let (object_name, found) = rt.block_on(find_object(cfg, &store, name, &cancel))?;
     let (export_name, encrypted) = remote_export_name(&object_name)
         .map(|(e, enc)| (e.to_string(), enc))
         .ok_or_else(|| OffsiteError::BadName(object_name.clone()))?;
@@ -1118,40 +1451,117 @@ pub fn fetch(
     if fs::symlink_metadata(&final_path).is_ok() {
         return Err(OffsiteError::Exists(final_path));
     }
-    let work_path = dest_dir.join(format!(
-        ".emqx_guard_fetch-{}-{}",
-        std::process::id(),
-        crate::record::now_ms()
-    ));
-    fs::create_dir(&work_path).map_err(|e| OffsiteError::io(&work_path, &e))?;
-    let work = WorkDir(Some(work_path.clone()));
-    let _ = fs::set_permissions(&work_path, fs::Permissions::from_mode(0o700));
+    let work = WorkDir::create(dest_dir)?;
+    let key = cfg.key(&object_name);
+    let mut checked_by = Vec::new();
 
-    // 1. The object's bytes.
-    let download = work_path.join("object.download");
-    let object_size = rt.block_on(download_object(
-        cfg,
-        &store,
-        &object_name,
-        &got,
-        &download,
-        &cancel,
-    ))?;
+    // 1. The object's bytes, checked against what the upload stored before anything reads them.
+    check_stored(&key, &found, None)?;
+    let download = work.0.join("object.download");
+    let fetching = download_object(cfg, &store, &object_name, &found, &download, &cancel);
+    let stored_sha256 = rt.block_on(fetching)?;
     drop(rt);
-
-    // 2. The export: decrypted, or the download itself.
-    let export_path = work_path.join(&export_name);
-    if let Some(identities) = identities.filter(|_| encrypted) {
-        decrypt_file(&download, &export_path, &identities, control)?;
-        let _ = fs::remove_file(&download);
-    } else {
-        fs::rename(&download, &export_path).map_err(|e| OffsiteError::io(&export_path, &e))?;
+    if check_stored(&key, &found, Some(&stored_sha256))? {
+        checked_by.push(Check::StoredSha256);
+    }
+    // 2. The export: decrypted (age authenticates it), or the download itself.
+    let export_path = work.0.join(&export_name);
+    match identities.filter(|_| encrypted) {
+        Some(ids) => {
+            decrypt_file(&download, &export_path, &ids, &key, control)?;
+            let _ = fs::remove_file(&download);
+            checked_by.push(Check::Age);
+        }
+        None => {
+            fs::rename(&download, &export_path).map_err(|e| OffsiteError::io(&export_path, &e))?
+        }
     }
     fs::set_permissions(&export_path, fs::Permissions::from_mode(0o600))
         .map_err(|e| OffsiteError::io(&export_path, &e))?;
+    // 3 and 4. The export against its recorded checksum, and verified.
+    let (size, verified) = check_export(&key, &found, &export_path, control, &mut checked_by)?;
+    if control.is_cancelled() {
+        return Err(OffsiteError::Cancelled);
+    }
+    // Into place, never over an existing file.
+    fs::hard_link(&export_path, &final_path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => OffsiteError::Exists(final_path.clone()),
+        _ => OffsiteError::io(&final_path, &e),
+    })?;
+    drop(work);
+    Ok(Fetched {
+        name: export_name,
+        path: final_path,
+        size,
+        object_size: found.size,
+        encrypted,
+        verified,
+        checked_by,
+    })
+}
 
-    // 3. Verify (also hashes) and compare with the metadata.
-    let verified = verify_controlled(&export_path, control).map_err(|e| {
+fn check_dest_dir(dest_dir: &FsPath) -> Result<(), OffsiteError> {
+    match fs::metadata(dest_dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(OffsiteError::Io {
+            path: dest_dir.to_path_buf(),
+            detail: "not a directory".into(),
+        }),
+        Err(e) => Err(OffsiteError::io(dest_dir, &e)),
+    }
+}
+
+/// [`Check::StoredSha256`]: the object's size against the recorded one (before downloading),
+/// and with `downloaded`, the SHA-256 of the downloaded bytes against the recorded one (before
+/// decrypting). True when the object records a SHA-256 and it matched.
+fn check_stored(
+    key: &str,
+    found: &ObjectInfo,
+    downloaded: Option<&str>,
+) -> Result<bool, OffsiteError> {
+    let refused = |detail: String| OffsiteError::Refused {
+        check: Check::StoredSha256,
+        detail,
+    };
+    if let Some(want) = found.meta(META_STORED_SIZE) {
+        if want != found.size.to_string() {
+            return Err(refused(format!(
+                "{key} has {} bytes, the upload recorded {want}: the object was cut, extended or replaced",
+                found.size
+            )));
+        }
+    }
+    match (found.meta(META_STORED_SHA256), downloaded) {
+        (Some(want), Some(got)) if want != got => Err(refused(format!(
+            "the SHA-256 of {key} is {got}, the upload recorded {want}: the object was altered"
+        ))),
+        (Some(_), Some(_)) => Ok(true),
+        _ => Ok(false),
+    }
+}
+
+/// [`Check::ExportSha256`] (when the object records the export's checksum) and
+/// [`Check::Verify`] of the export at `path`: its size and what [`verify`] found.
+fn check_export(
+    key: &str,
+    found: &ObjectInfo,
+    path: &FsPath,
+    control: &mut ReadControl,
+    checked_by: &mut Vec<Check>,
+) -> Result<(u64, Verified), OffsiteError> {
+    let refused = |detail: String| OffsiteError::Refused {
+        check: Check::ExportSha256,
+        detail,
+    };
+    let size = fs::metadata(path)
+        .map_err(|e| OffsiteError::io(path, &e))?
+        .len();
+    if let Some(want) = found.meta(META_SIZE).filter(|w| *w != size.to_string()) {
+        return Err(refused(format!(
+            "the export in {key} has {size} bytes, the upload recorded {want}: the object was altered"
+        )));
+    }
+    let verified = verify_controlled(path, control).map_err(|e| {
         if e.reason() == "cancelled" {
             OffsiteError::Cancelled
         } else {
@@ -1161,49 +1571,17 @@ pub fn fetch(
             }
         }
     })?;
-    let size = fs::metadata(&export_path)
-        .map_err(|e| OffsiteError::io(&export_path, &e))?
-        .len();
-    let meta = |key: &str| {
-        got.attributes
-            .get(&Attribute::Metadata(key.to_string().into()))
-            .map(|v| v.as_ref().to_string())
-    };
-    if let Some(want) = meta(META_SHA256) {
+    if let Some(want) = found.meta(META_SHA256) {
         if want != verified.sha256 {
-            return Err(OffsiteError::Integrity(format!(
-                "{object_name}: the export's SHA-256 is {}, the upload recorded {want}: the object was altered",
+            return Err(refused(format!(
+                "the SHA-256 of the export in {key} is {}, the upload recorded {want}: the object was altered",
                 verified.sha256
             )));
         }
+        checked_by.push(Check::ExportSha256);
     }
-    if let Some(want) = meta(META_SIZE) {
-        if want != size.to_string() {
-            return Err(OffsiteError::Integrity(format!(
-                "{object_name}: the export has {size} bytes, the upload recorded {want}: the object was altered"
-            )));
-        }
-    }
-    if control.is_cancelled() {
-        return Err(OffsiteError::Cancelled);
-    }
-    // 4. Into place, never over an existing file.
-    fs::hard_link(&export_path, &final_path).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            OffsiteError::Exists(final_path.clone())
-        } else {
-            OffsiteError::io(&final_path, &e)
-        }
-    })?;
-    drop(work);
-    Ok(Fetched {
-        name: export_name,
-        path: final_path,
-        size,
-        object_size,
-        encrypted,
-        verified,
-    })
+    checked_by.push(Check::Verify);
+    Ok((size, verified))
 }
 
 type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
@@ -1231,63 +1609,56 @@ fn load_identities(path: &FsPath) -> Result<Identities, OffsiteError> {
     Ok(identities)
 }
 
-/// The object `name` refers to, with its HEAD answer (metadata, ETag).
+/// The object `name` refers to, with its HEAD answer (size, ETag, metadata).
 async fn find_object(
     cfg: &OffsiteConfig,
     store: &AmazonS3,
     name: &str,
     cancel: &CancelFlag,
-) -> Result<(String, object_store::GetResult), OffsiteError> {
-    let head = |n: String| async move {
-        let path = object_path(cfg, &n)?;
-        let got = cancellable(
-            cancel,
-            store.get_opts(
-                &path,
-                GetOptions {
-                    head: true,
-                    ..GetOptions::default()
-                },
+) -> Result<(String, ObjectInfo), OffsiteError> {
+    if let Some(found) = head_object(cfg, store, name, cancel).await? {
+        return Ok((name.to_string(), found));
+    }
+    let encrypted = format!("{name}{AGE_SUFFIX}");
+    if name.ends_with(AGE_SUFFIX) {
+        return Err(OffsiteError::NotFound {
+            where_: cfg.where_(),
+            detail: format!("{} does not exist", cfg.key(name)),
+        });
+    }
+    match head_object(cfg, store, &encrypted, cancel).await? {
+        Some(found) => Ok((encrypted, found)),
+        None => Err(OffsiteError::NotFound {
+            where_: cfg.where_(),
+            detail: format!(
+                "neither {} nor {} exists",
+                cfg.key(name),
+                cfg.key(&encrypted)
             ),
-        )
-        .await?;
-        Ok::<_, OffsiteError>((n, got))
-    };
-    let (n, got) = head(name.to_string()).await?;
-    match got {
-        Ok(g) => Ok((n, g)),
-        Err(object_store::Error::NotFound { .. }) if !name.ends_with(AGE_SUFFIX) => {
-            let (n2, got2) = head(format!("{name}{AGE_SUFFIX}")).await?;
-            match got2 {
-                Ok(g) => Ok((n2, g)),
-                Err(object_store::Error::NotFound { .. }) => Err(OffsiteError::NotFound {
-                    where_: cfg.where_(),
-                    detail: format!("neither {} nor {} exists", cfg.key(name), cfg.key(&n2)),
-                }),
-                Err(e) => Err(remote_error(e, cfg)),
-            }
-        }
-        Err(e) => Err(remote_error(e, cfg)),
+        }),
     }
 }
 
+/// Downloads the object `name` into the file `to` in ranged requests pinned to its ETag;
+/// returns the SHA-256 of the bytes, lowercase hex.
 async fn download_object(
     cfg: &OffsiteConfig,
     store: &AmazonS3,
     name: &str,
-    got: &object_store::GetResult,
+    found: &ObjectInfo,
     to: &FsPath,
     cancel: &CancelFlag,
-) -> Result<u64, OffsiteError> {
+) -> Result<String, OffsiteError> {
     let path = object_path(cfg, name)?;
-    let size = got.meta.size;
+    let size = found.size;
     let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
+    let mut hasher = Sha256::new();
     let mut offset = 0u64;
     while offset < size {
         let end = (offset + cfg.part_size as u64).min(size);
         let opts = GetOptions {
             range: Some(GetRange::Bounded(offset..end)),
-            if_match: got.meta.e_tag.clone(),
+            if_match: found.e_tag.clone(),
             ..GetOptions::default()
         };
         let part = cancellable(cancel, async {
@@ -1311,39 +1682,45 @@ async fn download_object(
                 part.len()
             )));
         }
+        hasher.update(&part);
         out.write_all(&part).map_err(|e| OffsiteError::io(to, &e))?;
         offset = end;
     }
     out.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
-    Ok(size)
+    Ok(hex(&hasher.finalize()))
 }
 
+/// Decrypts `from` into `to` ([`Check::Age`]); `key` names the object in errors.
 fn decrypt_file(
     from: &FsPath,
     to: &FsPath,
     identities: &Identities,
+    key: &str,
     control: &mut ReadControl,
 ) -> Result<(), OffsiteError> {
     let file = File::open(from).map_err(|e| OffsiteError::io(from, &e))?;
     let reader = BufReader::with_capacity(READ_CHUNK, control.reader(file));
-    let decryptor = age::Decryptor::new(reader).map_err(|e| decrypt_error(&e))?;
+    let decryptor = age::Decryptor::new(reader).map_err(|e| decrypt_error(&e, key))?;
     let mut plain = decryptor
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-        .map_err(|e| decrypt_error(&e))?;
+        .map_err(|e| decrypt_error(&e, key))?;
     let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        let n =
-            match plain.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.to_string() == "cancelled" => return Err(OffsiteError::Cancelled),
-                Err(_) => return Err(OffsiteError::Integrity(
-                    "the encrypted object is damaged or was altered (its authentication failed)"
-                        .into(),
-                )),
-            };
+        let n = match plain.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.to_string() == "cancelled" => return Err(OffsiteError::Cancelled),
+            Err(_) => {
+                return Err(OffsiteError::Refused {
+                    check: Check::Age,
+                    detail: format!(
+                        "{key} is damaged or was altered (the authentication of its encrypted data failed)"
+                    ),
+                })
+            }
+        };
         out.write_all(&buf[..n])
             .map_err(|e| OffsiteError::io(to, &e))?;
     }
@@ -1351,7 +1728,11 @@ fn decrypt_file(
     Ok(())
 }
 
-fn decrypt_error(e: &age::DecryptError) -> OffsiteError {
+fn decrypt_error(e: &age::DecryptError, key: &str) -> OffsiteError {
+    let refused = |detail: String| OffsiteError::Refused {
+        check: Check::Age,
+        detail,
+    };
     match e {
         age::DecryptError::NoMatchingKeys => OffsiteError::Decrypt(
             "no identity in the identity file matches the object's recipient: use the identity of the recipient it was uploaded with".into(),
@@ -1359,12 +1740,12 @@ fn decrypt_error(e: &age::DecryptError) -> OffsiteError {
         age::DecryptError::Io(io) if io.to_string() == "cancelled" => OffsiteError::Cancelled,
         age::DecryptError::InvalidMac
         | age::DecryptError::DecryptionFailed
-        | age::DecryptError::InvalidHeader => OffsiteError::Integrity(
-            "the encrypted object's header is damaged or was altered".into(),
-        ),
-        age::DecryptError::UnknownFormat => {
-            OffsiteError::Decrypt("the object is not an age file".into())
-        }
+        | age::DecryptError::InvalidHeader => refused(format!(
+            "the age header of {key} is damaged or was altered (its authentication failed)"
+        )),
+        age::DecryptError::UnknownFormat => refused(format!(
+            "{key} is not an age file (its header is damaged, or something else was stored under its name)"
+        )),
         other => OffsiteError::Decrypt(one_line(&other.to_string())),
     }
 }
@@ -1400,6 +1781,8 @@ mod tests {
                 "endpoint",
             ),
             (Box::new(|c| c.access_key = String::new()), "access_key"),
+            (Box::new(|c| c.access_key = "AKIDé".into()), "access_key"),
+            (Box::new(|c| c.region = "eu-zentral-1ö".into()), "region"),
             (Box::new(|c| c.secret_key = Secret::default()), "secret_key"),
             (
                 Box::new(|c| c.recipient = Some("age1nope".into())),

@@ -21,9 +21,11 @@ use std::time::{Duration, Instant};
 use age::secrecy::ExposeSecret;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use guard_core::offsite::{self, OffsiteConfig, Secret, MIN_PART_SIZE};
+use guard_core::offsite::{self, Check, OffsiteConfig, Secret, MIN_PART_SIZE};
 use guard_core::reading::{CancelFlag, ReadControl};
 use guard_core::verify::verify;
+use object_store::ObjectStore;
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 const AK: &str = "guard-test-access";
@@ -472,54 +474,362 @@ fn fetch_with_the_wrong_identity_is_decrypt_and_writes_nothing() {
     assert!(entries(dest.path()).is_empty());
 }
 
+/// One change of a stored object's bytes.
+#[derive(Debug, Clone, Copy)]
+enum Tamper {
+    /// A byte of the header: the age header's first line ("age-encryption.org/v1"), or the
+    /// gzip header's MTIME (which no gzip reader checks).
+    Header,
+    /// A byte in the middle of the body.
+    Body,
+    /// A byte of the last age chunk / the gzip trailer.
+    LastChunk,
+    /// The last byte cut.
+    CutOne,
+    /// One byte added at the end.
+    AddOne,
+}
+
+const TAMPERS: [Tamper; 5] = [
+    Tamper::Header,
+    Tamper::Body,
+    Tamper::LastChunk,
+    Tamper::CutOne,
+    Tamper::AddOne,
+];
+
+fn tampered(original: &[u8], how: Tamper, encrypted: bool) -> Vec<u8> {
+    let mut bytes = original.to_vec();
+    let len = bytes.len();
+    let at = match how {
+        Tamper::Header if encrypted => 5,
+        Tamper::Header => 4,
+        Tamper::Body => len / 2,
+        Tamper::LastChunk => len - 3,
+        Tamper::CutOne => {
+            bytes.pop();
+            return bytes;
+        }
+        Tamper::AddOne => {
+            bytes.push(b'\n');
+            return bytes;
+        }
+    };
+    bytes[at] ^= 0x40;
+    bytes
+}
+
 #[test]
-fn a_tampered_object_is_refused_and_nothing_is_written() {
-    let server = server_or_skip!("a_tampered_object_is_refused");
+fn every_altered_byte_is_refused_by_the_stored_checksum_before_decryption() {
+    let server = server_or_skip!("every_altered_byte_is_refused");
     let keys = TempDir::new().unwrap();
     let (identity, recipient) = age_key(keys.path(), "key.txt");
     let plain_cfg = server.config();
+    // The encrypted one goes multipart (its stored checksum is recorded after the upload).
     let mut enc_cfg = server.config();
     enc_cfg.recipient = Some(recipient);
+    enc_cfg.part_size = MIN_PART_SIZE;
     let work = TempDir::new().unwrap();
     let a = export(work.path(), "2026-03-01-02-00-00.000", 1);
-    let b = export(work.path(), "2026-03-02-02-00-00.000", 1);
+    let b = export(work.path(), "2026-03-02-02-00-00.000", 6);
     let plain = upload(&plain_cfg, &a).unwrap();
     let enc = upload(&enc_cfg, &b).unwrap();
-    for (cfg, up, id) in [
-        (&plain_cfg, &plain, None),
-        (&enc_cfg, &enc, Some(identity.as_path())),
+    assert!(enc.parts >= 2, "{enc:?}");
+    for (cfg, up, id, local) in [
+        (&plain_cfg, &plain, None, &a),
+        (&enc_cfg, &enc, Some(identity.as_path()), &b),
     ] {
         let file = server.object_file(&up.key);
-        let mut bytes = fs::read(&file).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0x40;
-        fs::write(&file, &bytes).unwrap();
+        let original = fs::read(&file).unwrap();
+        for how in TAMPERS {
+            fs::write(&file, tampered(&original, how, up.encrypted)).unwrap();
+            let dest = TempDir::new().unwrap();
+            let err = fetch(cfg, &up.name, id, dest.path()).unwrap_err();
+            eprintln!("{} {how:?}: {}: {err}", up.name, err.reason());
+            assert_eq!(err.reason(), "integrity", "{} {how:?}: {err}", up.name);
+            assert!(
+                err.to_string()
+                    .starts_with("integrity check failed (stored_sha256): "),
+                "{} {how:?}: {err}",
+                up.name
+            );
+            assert!(err.to_string().ends_with("; nothing was written"), "{err}");
+            assert!(
+                entries(dest.path()).is_empty(),
+                "{:?}",
+                entries(dest.path())
+            );
+        }
+        // Put back, it fetches again.
+        fs::write(&file, &original).unwrap();
         let dest = TempDir::new().unwrap();
-        let err = fetch(cfg, &up.name, id, dest.path()).unwrap_err();
-        eprintln!("tampered {}: {}: {err}", up.name, err.reason());
-        assert!(
-            ["integrity", "verify"].contains(&err.reason()),
-            "{}: {err}",
-            err.reason()
-        );
-        assert!(
-            entries(dest.path()).is_empty(),
-            "{:?}",
-            entries(dest.path())
-        );
+        let got = fetch(cfg, &up.name, id, dest.path()).unwrap();
+        assert_eq!(fs::read(&got.path).unwrap(), fs::read(local).unwrap());
     }
-    // An object replaced by something that is not an export (its metadata gone with it):
-    // verification refuses it.
-    let file = server.object_file(&plain.key);
-    fs::write(&file, b"\x1f\x8b definitely not an export").unwrap();
-    let dest = TempDir::new().unwrap();
-    let err = fetch(&plain_cfg, &plain.name, None, dest.path()).unwrap_err();
+}
+
+/// The user metadata of the object `key` as an independent client (object_store, HEAD) reads it.
+fn metadata_of(server: &Server, key: &str) -> Vec<(String, String)> {
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(BUCKET)
+        .with_region("us-east-1")
+        .with_endpoint(format!("http://127.0.0.1:{}", server.port))
+        .with_allow_http(true)
+        .with_access_key_id(AK)
+        .with_secret_access_key(SK)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = object_store::GetOptions {
+        head: true,
+        ..Default::default()
+    };
+    let got = rt
+        .block_on(store.get_opts(&object_store::path::Path::from(key), opts))
+        .unwrap();
+    let mut meta: Vec<(String, String)> = got
+        .attributes
+        .iter()
+        .filter_map(|(k, v)| match k {
+            object_store::Attribute::Metadata(n) => Some((n.to_string(), v.to_string())),
+            _ => None,
+        })
+        .collect();
+    meta.sort();
+    meta
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Files s3s-fs keeps for multipart uploads that were not completed or aborted.
+fn pending_uploads(server: &Server) -> Vec<String> {
+    fs::read_dir(&server.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".upload_id-"))
+        .collect()
+}
+
+#[test]
+fn every_object_records_the_checksum_of_its_stored_bytes() {
+    let server = server_or_skip!("every_object_records_the_checksum_of_its_stored_bytes");
+    let keys = TempDir::new().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "key.txt");
+    let work = TempDir::new().unwrap();
+    let small = export(work.path(), "2026-03-01-02-00-00.000", 1);
+    let large = export(work.path(), "2026-03-02-02-00-00.000", 11);
+    let mut cfg = server.config();
+    cfg.recipient = Some(recipient.clone());
+    cfg.part_size = MIN_PART_SIZE;
+    // Over the part size, the stored checksum comes with a copy of the object onto itself: one
+    // CopyObject, or (copy_object_limit 1 byte, as for an object over 5 GiB) UploadPartCopy
+    // ranges of part_size.
+    let mut by_parts = cfg.clone();
+    by_parts.copy_object_limit = 1;
+    by_parts.prefix = "emqx/parts".into();
+    for (cfg, path, multipart) in [
+        (&cfg, &small, false),
+        (&cfg, &large, true),
+        (&by_parts, &large, true),
+    ] {
+        let up = upload(cfg, path).unwrap();
+        assert_eq!(up.parts > 0, multipart, "{up:?}");
+        assert!(!up.reused);
+        let stored = fs::read(server.object_file(&up.key)).unwrap();
+        assert_eq!(up.stored_sha256, sha256_hex(&stored));
+        assert_eq!(up.size, stored.len() as u64);
+        let local = fs::read(path).unwrap();
+        assert_eq!(
+            metadata_of(&server, &up.key),
+            vec![
+                ("emqx-guard-recipient".to_string(), recipient.clone()),
+                ("emqx-guard-sha256".to_string(), sha256_hex(&local)),
+                ("emqx-guard-size".to_string(), local.len().to_string()),
+                ("emqx-guard-stored-sha256".to_string(), sha256_hex(&stored)),
+                (
+                    "emqx-guard-stored-size".to_string(),
+                    stored.len().to_string()
+                ),
+            ],
+            "{up:?}"
+        );
+        assert!(
+            pending_uploads(&server).is_empty(),
+            "{:?}",
+            pending_uploads(&server)
+        );
+        let dest = TempDir::new().unwrap();
+        let got = fetch(cfg, &up.name, Some(&identity), dest.path()).unwrap();
+        assert_eq!(
+            got.checked_by,
+            [
+                Check::StoredSha256,
+                Check::Age,
+                Check::ExportSha256,
+                Check::Verify
+            ]
+        );
+        assert_eq!(fs::read(&got.path).unwrap(), local);
+    }
+    // A plain object: the stored bytes are the export.
+    let up = upload(&server.config(), &small).unwrap();
+    assert_eq!(up.stored_sha256, up.source_sha256);
+    let meta = metadata_of(&server, &up.key);
     assert!(
-        ["integrity", "verify"].contains(&err.reason()),
-        "{}: {err}",
-        err.reason()
+        !meta.iter().any(|(k, _)| k == "emqx-guard-recipient"),
+        "{meta:?}"
     );
-    assert!(entries(dest.path()).is_empty());
+    let dest = TempDir::new().unwrap();
+    let got = fetch(&server.config(), &up.name, None, dest.path()).unwrap();
+    assert_eq!(
+        got.checked_by,
+        [Check::StoredSha256, Check::ExportSha256, Check::Verify]
+    );
+}
+
+#[test]
+fn an_export_already_stored_is_not_uploaded_again() {
+    let server = server_or_skip!("an_export_already_stored_is_not_uploaded_again");
+    let keys = TempDir::new().unwrap();
+    let (_, first_recipient) = age_key(keys.path(), "first.txt");
+    let (identity, second_recipient) = age_key(keys.path(), "second.txt");
+    let mut cfg = server.config();
+    cfg.recipient = Some(first_recipient);
+    cfg.part_size = MIN_PART_SIZE;
+    let work = TempDir::new().unwrap();
+    let path = export(work.path(), "2026-03-01-02-00-00.000", 6);
+    let first = upload(&cfg, &path).unwrap();
+    assert!(!first.reused && first.parts >= 2, "{first:?}");
+    let object = server.object_file(&first.key);
+    let stored = fs::read(&object).unwrap();
+    let modified = fs::metadata(&object).unwrap().modified().unwrap();
+    // The same export again: nothing is sent, the object stays as it is.
+    let again = upload(&cfg, &path).unwrap();
+    assert!(again.reused, "{again:?}");
+    assert_eq!(
+        (
+            again.parts,
+            again.size,
+            &again.stored_sha256,
+            &again.source_sha256
+        ),
+        (0, first.size, &first.stored_sha256, &first.source_sha256)
+    );
+    assert_eq!(fs::read(&object).unwrap(), stored);
+    assert_eq!(fs::metadata(&object).unwrap().modified().unwrap(), modified);
+    // Another recipient (a new key pair): encrypted again for it.
+    cfg.recipient = Some(second_recipient);
+    let rekeyed = upload(&cfg, &path).unwrap();
+    assert!(!rekeyed.reused, "{rekeyed:?}");
+    assert_ne!(rekeyed.stored_sha256, first.stored_sha256);
+    let dest = TempDir::new().unwrap();
+    fetch(&cfg, &rekeyed.name, Some(&identity), dest.path()).unwrap();
+    // A different file of the same name: uploaded.
+    let other = TempDir::new().unwrap();
+    let changed = export(other.path(), "2026-03-01-02-00-00.000", 2);
+    fs::copy(&changed, &path).unwrap();
+    let replaced = upload(&cfg, &path).unwrap();
+    assert!(!replaced.reused, "{replaced:?}");
+    assert_ne!(replaced.source_sha256, first.source_sha256);
+    // An object whose stored size no longer matches its record is not trusted: uploaded again.
+    let mut bytes = fs::read(&object).unwrap();
+    bytes.pop();
+    fs::write(&object, &bytes).unwrap();
+    let repaired = upload(&cfg, &path).unwrap();
+    assert!(!repaired.reused, "{repaired:?}");
+    assert_eq!(fs::metadata(&object).unwrap().len(), repaired.size);
+    assert!(upload(&cfg, &path).unwrap().reused);
+}
+
+/// The s3s-fs metadata files of every object (`.bucket-….object-….metadata.json`).
+fn drop_all_metadata(server: &Server) {
+    for entry in fs::read_dir(&server.root).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with(".bucket-") && name.ends_with(".metadata.json") {
+            fs::remove_file(server.root.join(name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_object_without_checksum_metadata_is_checked_by_age_and_verify() {
+    let server = server_or_skip!("an_object_without_checksum_metadata");
+    let keys = TempDir::new().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "key.txt");
+    let work = TempDir::new().unwrap();
+    // Placed by hand (another tool): a plain export, and one encrypted here with age.
+    let plain = export(work.path(), "2026-03-01-02-00-00.000", 1);
+    let secret = export(work.path(), "2026-03-02-02-00-00.000", 1);
+    let plain_name = plain.file_name().unwrap().to_str().unwrap().to_string();
+    let secret_name = format!("{}.age", secret.file_name().unwrap().to_str().unwrap());
+    let plain_file = server.object_file(&format!("{PREFIX}/{plain_name}"));
+    let secret_file = server.object_file(&format!("{PREFIX}/{secret_name}"));
+    fs::create_dir_all(plain_file.parent().unwrap()).unwrap();
+    fs::copy(&plain, &plain_file).unwrap();
+    let to: age::x25519::Recipient = recipient.parse().unwrap();
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&to as &dyn age::Recipient)).unwrap();
+    let mut writer = encryptor
+        .wrap_output(fs::File::create(&secret_file).unwrap())
+        .unwrap();
+    writer.write_all(&fs::read(&secret).unwrap()).unwrap();
+    writer.finish().unwrap();
+    let mut cfg = server.config();
+    cfg.recipient = Some(recipient);
+    let cases = [
+        (
+            &plain_name,
+            &plain_file,
+            None,
+            vec![Check::Verify],
+            "verify",
+        ),
+        (
+            &secret_name,
+            &secret_file,
+            Some(identity.as_path()),
+            vec![Check::Age, Check::Verify],
+            "integrity",
+        ),
+    ];
+    for (name, file, id, checks, refused_as) in cases {
+        let dest = TempDir::new().unwrap();
+        let got = fetch(&cfg, name, id, dest.path()).unwrap();
+        assert_eq!(got.checked_by, checks, "{name}");
+        // Altered in its body: refused by age (encrypted) or by verification (plain).
+        let original = fs::read(file).unwrap();
+        fs::write(file, tampered(&original, Tamper::Body, id.is_some())).unwrap();
+        let dest = TempDir::new().unwrap();
+        let err = fetch(&cfg, name, id, dest.path()).unwrap_err();
+        assert_eq!(err.reason(), refused_as, "{name}: {err}");
+        let named = if id.is_some() {
+            "(age)"
+        } else {
+            "(check verify"
+        };
+        assert!(err.to_string().contains(named), "{name}: {err}");
+        assert!(entries(dest.path()).is_empty());
+    }
+    // Uploaded, then its metadata lost (a server that drops it): age and verify still decide.
+    let up = upload(&cfg, &secret).unwrap();
+    drop_all_metadata(&server);
+    assert!(metadata_of(&server, &up.key).is_empty());
+    let dest = TempDir::new().unwrap();
+    let got = fetch(&cfg, &up.name, Some(&identity), dest.path()).unwrap();
+    assert_eq!(got.checked_by, [Check::Age, Check::Verify]);
+    assert_eq!(fs::read(&got.path).unwrap(), fs::read(&secret).unwrap());
+    // Without its record it is not reused: uploaded again, with the metadata.
+    let again = upload(&cfg, &secret).unwrap();
+    assert!(!again.reused, "{again:?}");
+    assert_eq!(metadata_of(&server, &up.key).len(), 5);
 }
 
 #[test]

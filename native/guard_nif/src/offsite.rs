@@ -66,6 +66,9 @@ mod atoms {
         version,
         edition,
         error,
+        stored_sha256,
+        reused,
+        checked_by,
     }
 }
 
@@ -222,6 +225,8 @@ fn uploaded_map<'a>(env: Env<'a>, u: &Uploaded) -> NifResult<Term<'a>> {
             atoms::sha256(),
             atoms::encrypted(),
             atoms::parts(),
+            atoms::stored_sha256(),
+            atoms::reused(),
         ],
         &[
             u.name.encode(env),
@@ -231,6 +236,8 @@ fn uploaded_map<'a>(env: Env<'a>, u: &Uploaded) -> NifResult<Term<'a>> {
             u.source_sha256.encode(env),
             u.encrypted.encode(env),
             u.parts.encode(env),
+            u.stored_sha256.encode(env),
+            u.reused.encode(env),
         ],
     )
 }
@@ -283,6 +290,11 @@ fn prune_map<'a>(env: Env<'a>, r: &RemotePruneReport) -> NifResult<Term<'a>> {
 }
 
 fn fetched_map<'a>(env: Env<'a>, f: &Fetched) -> NifResult<Term<'a>> {
+    let checked_by = f
+        .checked_by
+        .iter()
+        .map(|c| Atom::from_str(env, c.as_str()))
+        .collect::<NifResult<Vec<Atom>>>()?;
     let v = &f.verified;
     let verified = Term::map_from_arrays(
         env,
@@ -310,6 +322,7 @@ fn fetched_map<'a>(env: Env<'a>, f: &Fetched) -> NifResult<Term<'a>> {
             atoms::object_size(),
             atoms::encrypted(),
             atoms::verified(),
+            atoms::checked_by(),
         ],
         &[
             f.name.encode(env),
@@ -318,14 +331,16 @@ fn fetched_map<'a>(env: Env<'a>, f: &Fetched) -> NifResult<Term<'a>> {
             f.object_size.encode(env),
             f.encrypted.encode(env),
             verified,
+            checked_by.encode(env),
         ],
     )
 }
 
 /// `offsite_upload_async(Config, Path, Opts)` -> `{ok, Job}` (`bad_config`, `bad_name`,
 /// `bad_opts`, `busy`, `thread` at once); later `{emqx_guard_job, Job, {ok, #{name, key, size,
-/// source_size, sha256, encrypted, parts}} | {error, {Reason, Detail}}}`. The object is named
-/// after Path's file name, which must be an export name.
+/// source_size, sha256, stored_sha256, encrypted, parts, reused}} | {error, {Reason,
+/// Detail}}}`. The object is named after Path's file name, which must be an export name;
+/// `reused` is true when the object already held this export and nothing was sent.
 #[rustler::nif]
 fn offsite_upload_async<'a>(
     env: Env<'a>,
@@ -402,8 +417,9 @@ fn offsite_prune_async<'a>(
 
 /// `offsite_fetch_async(Config, Name, IdentityPath | undefined, DestDir, Opts)` -> `{ok, Job}`
 /// (`bad_name` at once); later `{emqx_guard_job, Job, {ok, #{name, path, size, object_size,
-/// encrypted, verified := #{entries, bytes, version, edition, sha256}}} | {error, {Reason,
-/// Detail}}}`.
+/// encrypted, verified := #{entries, bytes, version, edition, sha256}, checked_by := [Check]}}
+/// | {error, {Reason, Detail}}}`, Check one of `stored_sha256`, `age`, `export_sha256`,
+/// `verify` in the order they were made; a refusal's Detail names its check.
 #[rustler::nif]
 fn offsite_fetch_async<'a>(
     env: Env<'a>,

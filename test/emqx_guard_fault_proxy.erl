@@ -9,7 +9,8 @@
 %% <li>`{status, Code}': every request is answered at once with Code (e.g. 503 SlowDown) and an
 %%     S3 error document, without reaching the server;</li>
 %% <li>`swallow': the request reaches the server (an upload is stored there) but its answer is
-%%     dropped, as a connection lost after the server did the work.</li>
+%%     dropped, as a connection lost after the server did the work; `{swallow, Method}' does that
+%%     to requests of that method only and forwards the others.</li>
 %% </ul>
 %% Each request is logged with the mode it met (`requests/1'): the tests count, e.g., how many
 %% times an object was really PUT to the server. Requests are read whole (headers, then the body
@@ -18,7 +19,7 @@
 
 -export([start/1, stop/1, port/1, set_mode/2, requests/1]).
 
--type mode() :: forward | hang | {status, 100..599} | swallow.
+-type mode() :: forward | hang | {status, 100..599} | swallow | {swallow, binary()}.
 -type proxy() :: #{pid := pid(), port := inet:port_number(), table := ets:tid()}.
 -export_type([mode/0, proxy/0]).
 
@@ -129,10 +130,16 @@ conn(S, T, UpstreamPort, Up, Buf) ->
                 {status, Code} ->
                     ok = gen_tcp:send(S, status_answer(Method, Code)),
                     conn(S, T, UpstreamPort, Up, Rest);
-                _ when Mode =:= forward; Mode =:= swallow ->
+                _ ->
+                    Pass =
+                        case Mode of
+                            forward -> true;
+                            swallow -> false;
+                            {swallow, M} -> M =/= Method
+                        end,
                     Up1 = upstream(S, UpstreamPort, Up),
                     {Sock, Relay} = Up1,
-                    Relay ! {pass, Mode =:= forward},
+                    Relay ! {pass, Pass},
                     ok = gen_tcp:send(Sock, Raw),
                     conn(S, T, UpstreamPort, Up1, Rest)
             end;

@@ -3,39 +3,37 @@
 %% so every node follows the newest backup result it knows in the cluster, its own or one another
 %% node told about (`emqx_guard_scheduler'): a failure raises the alarm on every node (naming the
 %% node whose backup failed when it is another one), the next good backup on any node clears it
-%% on every node. `emqx_guard_offsite_failed': this node's last backup is good but its off-site
-%% copy failed (`emqx_guard_offsite'). Alarms live in memory, so a node restores them at start
-%% from what it knows (`restore/1').
+%% on every node. `emqx_guard_offsite_failed': this node's last off-site job failed
+%% (`emqx_guard_offsite_queue' raises and clears it; turning off-site copies off clears it).
+%% Alarms live in memory, so a node restores them at start from what it knows (`restore/1', and
+%% the off-site queue from its own state).
 -module(emqx_guard_alarm).
 
--export([update/1, restore/1, unsupported/1]).
+-export([update/1, restore/1, unsupported/1, offsite_failed/2, offsite_cleared/1]).
 
 -define(RECOVERED, <<"emqx_guard: the last backup succeeded">>).
 -define(OFFSITE, emqx_guard_offsite_failed).
 -define(OFFSITE_RECOVERED, <<"emqx_guard: the last off-site copy succeeded">>).
+-define(OFFSITE_OFF, <<"emqx_guard: off-site copies were turned off">>).
 
 %% @doc After a backup, here or on another node (its `emqx_guard_outcome:summary/1'): a failed one
 %% raises the alarm with its error line, a good one clears it, a skipped run changes nothing (the
-%% node that exported the fire tells its result). The off-site alarm follows a good run's
-%% `offsite' result (a run without one, e.g. with remote copies off, leaves it as it is).
+%% node that exported the fire tells its result).
 -spec update(emqx_guard_outcome:outcome()) -> ok.
-update(#{result := ok} = Outcome) ->
-    ok = emqx_guard_emqx:deactivate_alarm(?RECOVERED),
-    offsite(Outcome);
+update(#{result := ok}) ->
+    emqx_guard_emqx:deactivate_alarm(?RECOVERED);
 update(#{result := failed} = Outcome) ->
     raise(Outcome);
 update(_) ->
     ok.
 
 %% @doc At start, from the newest backup result known (this node's last run, or another node's
-%% result): raises the alarms again when it failed, clears the backup alarm when it is good (it
-%% may still be active from before the plugin stopped).
+%% result): raises the backup alarm again when it failed, clears it when it is good (it may still
+%% be active from before the plugin stopped). The off-site alarm is restored by the off-site queue
+%% from its own state.
 -spec restore(undefined | emqx_guard_outcome:outcome()) -> ok.
 restore(#{result := failed} = LastRun) ->
     raise(LastRun);
-restore(#{result := ok, offsite := #{result := failed}} = LastRun) ->
-    ok = emqx_guard_emqx:deactivate_alarm(?RECOVERED),
-    offsite(LastRun);
 restore(#{result := ok}) ->
     emqx_guard_emqx:deactivate_alarm(?RECOVERED);
 restore(_) ->
@@ -56,13 +54,15 @@ raise(#{error := Error} = Outcome) ->
         maps:with([started_at, trigger, error, node], Outcome), <<"emqx_guard: backup failed", On/binary, ": ", Error/binary>>
     ).
 
-offsite(#{offsite := #{result := failed, error := Error}} = Outcome) ->
-    emqx_guard_emqx:activate_alarm(
-        ?OFFSITE,
-        (maps:with([started_at, file], Outcome))#{error => Error},
-        <<"emqx_guard: off-site copy failed: ", Error/binary>>
-    );
-offsite(#{offsite := #{result := ok}}) ->
+%% @doc The last off-site job failed with Error (one line): raises `emqx_guard_offsite_failed'.
+-spec offsite_failed(binary(), map()) -> ok.
+offsite_failed(Error, Details) ->
+    emqx_guard_emqx:activate_alarm(?OFFSITE, Details, <<"emqx_guard: off-site copy failed: ", Error/binary>>).
+
+%% @doc Off-site copies work again (`recovered'), or were turned off (`turned_off'): clears
+%% `emqx_guard_offsite_failed'.
+-spec offsite_cleared(recovered | turned_off) -> ok.
+offsite_cleared(recovered) ->
     emqx_guard_emqx:deactivate_alarm(?OFFSITE, ?OFFSITE_RECOVERED);
-offsite(_) ->
-    ok.
+offsite_cleared(turned_off) ->
+    emqx_guard_emqx:deactivate_alarm(?OFFSITE, ?OFFSITE_OFF).

@@ -91,6 +91,7 @@ message(Event, Facts0, Error) ->
 
 
 color(backup_failed) -> <<"Attention">>;
+color(offsite_failed) -> <<"Attention">>;
 color(dead_man) -> <<"Warning">>;
 color(_) -> <<"Good">>.
 

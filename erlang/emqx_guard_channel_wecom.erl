@@ -53,7 +53,7 @@ text(Event, Facts) ->
     Title = emqx_guard_notify_format:title(Event, Facts),
     Head =
         case Event of
-            E when E =:= backup_failed; E =:= dead_man -> ["**<font color=\"warning\">emqx_guard: ", Title, "</font>**\n"];
+            E when E =:= backup_failed; E =:= dead_man; E =:= offsite_failed -> ["**<font color=\"warning\">emqx_guard: ", Title, "</font>**\n"];
             _ -> ["**emqx_guard: ", Title, "**\n"]
         end,
     Lines = [["> ", L, ": ", V, "\n"] || {L, V} <- emqx_guard_notify_format:lines(Event, Facts)],

@@ -54,7 +54,7 @@ usage_lines() ->
         {"guard backup_io_limit [<rate>]", "Show or set how fast backups are read back (e.g. 50MB/s; default off)"},
         {"guard backup_now", "Run one backup now and print the result"}
     ] ++ emqx_guard_backups_cli:usage_lines() ++ emqx_guard_offsite_cli:usage_lines() ++
-        [{"guard backup_status", "Show the schedule, next fire, last run and run counts"}] ++
+        [{"guard backup_status", "Show the schedule, next fire, last run, run counts and the off-site copies"}] ++
         emqx_guard_notify_cli:usage_lines().
 
 %%--------------------------------------------------------------------
@@ -225,7 +225,14 @@ backup_now() ->
     case emqx_guard_scheduler:run_now() of
         {ok, Run} ->
             line(text("Backup done in ~ts", [emqx_guard_render:duration_ms(maps:get(duration_ms, Run))])),
-            print_run_details(Run);
+            print_run_details(Run),
+            %% the upload follows in its own queue, after the run
+            case emqx_guard_offsite_config:to_nif(emqx_guard_settings:get()) of
+                {ok, Config} ->
+                    line(text("  off-site: queued for upload to ~ts (guard backup_status shows it)", [emqx_guard_offsite:where(Config)]));
+                off ->
+                    ok
+            end;
         {failed, Run} ->
             line(text("Error: backup failed after ~ts: ~ts", [
                 emqx_guard_render:duration_ms(maps:get(duration_ms, Run)), maps:get(error, Run, <<"unknown error">>)
@@ -242,11 +249,6 @@ print_run_details(Run) ->
         {size, fun(S) -> [text("  size: ~ts", [emqx_guard_render:size(S)])] end},
         {sha256, fun(H) -> [text("  sha256: ~ts", [H])] end},
         {pruned, fun(Names) -> [text("  pruned: ~B old backup(s)", [length(Names)])] end},
-        %% a failed copy is among the warnings
-        {offsite, fun
-            (#{result := ok} = R) -> [text("  off-site: ~ts", [emqx_guard_offsite:summary(R)])];
-            (_) -> []
-        end},
         {error, fun(E) -> [text("  error: ~ts", [E])] end},
         {warnings, fun(Ws) -> [text("  warning: ~ts", [W]) || W <- Ws] end}
     ],

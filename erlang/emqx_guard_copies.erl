@@ -10,6 +10,9 @@
 %%
 %% A core node that starts, or sees a node connect, fetches the newest backups it lacks
 %% (`catch_up/1', run by the settings sync).
+%%
+%% The off-site copies (S3) are handed over by the run the same way, to a queue of the same
+%% shape with its own status, alarm and notifications: `emqx_guard_offsite_queue'.
 -module(emqx_guard_copies).
 
 -behaviour(gen_server).

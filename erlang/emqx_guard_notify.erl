@@ -12,11 +12,12 @@
 %%
 %% At most one delivery is in flight per channel, so a stalling server holds at most one dirty
 %% IO scheduler or connection however many events come. Events that arrive meanwhile wait in
-%% a per-channel queue of at most two: the newest alert (`backup_failed' or `dead_man') and the
-%% newest `backup_ok'. A newer event replaces a waiting one of its own kind only (logged as
-%% `emqx_guard_notify_superseded'), so a failure notice is never lost in favour of a success
-%% notice. The waiting ones go out in the order they arrived, each with the settings of its
-%% start.
+%% a per-channel queue of at most four: the newest alert (`backup_failed' or `dead_man'), the
+%% newest `backup_ok', the newest `offsite_failed' and the newest `offsite_ok' (the off-site
+%% copies' own events, `emqx_guard_offsite_queue'). A newer event replaces a waiting one of its
+%% own kind only (logged as `emqx_guard_notify_superseded'), so a failure notice is never lost in
+%% favour of a success notice, nor a backup's in favour of an off-site copy's. The waiting ones
+%% go out in the order they arrived, each with the settings of its start.
 %%
 %% The dead-man watch (`emqx_guard_dead_man') is checked every `check_interval_ms' and at its
 %% deadline; one node of the cluster sends its warning.
@@ -306,6 +307,8 @@ dispatch(Kind, Event, Facts, Settings, St) ->
     end.
 
 class(backup_ok) -> ok;
+class(offsite_failed) -> offsite_failed;
+class(offsite_ok) -> offsite_ok;
 class(_) -> alert.
 
 %% The channel's delivery finished: starts the oldest waiting event, with the current settings

@@ -13,7 +13,8 @@
 %% <li>`guard notify_slack|notify_teams|notify_feishu|notify_dingtalk|notify_wecom
 %%     [key=value ...]' (a bare URL stands for `url=URL'); `off' clears the channel;</li>
 %% <li>`guard notify_http_hosts [host ...]': hosts a chat channel may reach over plain http;</li>
-%% <li>`guard notify_on [failure=on|off] [success=on|off] [dead_man=on|off]';</li>
+%% <li>`guard notify_on [failure=on|off] [success=on|off] [dead_man=on|off]
+%%     [offsite_failed=on|off] [offsite_ok=on|off]';</li>
 %% <li>`guard notify_test [channel]': sends a test message on one or every configured channel
 %%     and prints, per channel, what the service answered.</li>
 %% </ul>
@@ -92,8 +93,8 @@ usage_lines() ->
             "Show or set the DingTalk robot webhook, signing secret and people to @; 'off' clears"},
         {"guard notify_wecom [url=<url>]", "Show or set the WeCom group robot webhook URL; 'off' clears"},
         {"guard notify_http_hosts [<host> ...]", "Show or set hosts chat channels may reach over plain http ('none' clears)"},
-        {"guard notify_on [failure=on|off] [success=on|off] [dead_man=on|off]",
-            "Show or set when to notify (default: failure and dead_man on, success off)"},
+        {"guard notify_on [<event>=on|off ...]",
+            "Show or set when to notify: failure, success, dead_man, offsite_failed, offsite_ok (default: all on except success)"},
         {"guard notify_test [<channel>]", "Send a test message now and print what each service answered"}
     ].
 
@@ -143,7 +144,7 @@ smtp_keys() ->
     channel_keys(email) -- [notify_to] ++ [notify_tls_verify, notify_ca_file].
 
 on_keys() ->
-    [notify_on_failure, notify_on_success, notify_dead_man].
+    [notify_on_failure, notify_on_success, notify_dead_man, notify_on_offsite_failed, notify_on_offsite_ok].
 
 with_changes(Kind, Pairs, ShowKeys) ->
     Names = (emqx_guard_channel:module(Kind)):cli_names(),
@@ -175,7 +176,11 @@ on_changes([Pair | Rest], Acc) ->
         {ok, <<"failure">>, V} -> on_changes(Rest, Acc#{notify_on_failure => V});
         {ok, <<"success">>, V} -> on_changes(Rest, Acc#{notify_on_success => V});
         {ok, <<"dead_man">>, V} -> on_changes(Rest, Acc#{notify_dead_man => V});
-        _ -> {error, ["expected failure=on|off, success=on|off or dead_man=on|off, got \"", Pair, "\""]}
+        {ok, <<"offsite_failed">>, V} -> on_changes(Rest, Acc#{notify_on_offsite_failed => V});
+        {ok, <<"offsite_ok">>, V} -> on_changes(Rest, Acc#{notify_on_offsite_ok => V});
+        _ ->
+            {error, ["expected failure=on|off, success=on|off, dead_man=on|off, offsite_failed=on|off or offsite_ok=on|off, got \"",
+                Pair, "\""]}
     end.
 
 split_pair(Pair) ->

@@ -6,8 +6,10 @@
 %% (`emqx_guard_channel:settings/0'); the shared ones are declared here: `notify_tls_verify'
 %% (check server certificates, true) and `notify_ca_file' (extra trusted CA PEM file) for SMTP
 %% and every https channel, `notify_on_failure' (true), `notify_on_success' (false),
-%% `notify_dead_man' (true), and `notify_http_hosts' (hosts a chat channel may reach over
-%% plain http besides 127.0.0.1 and ::1; empty by default).
+%% `notify_dead_man' (true), `notify_on_offsite_failed' (true: an off-site copy failed) and
+%% `notify_on_offsite_ok' (true: off-site copies work again after a failure), and
+%% `notify_http_hosts' (hosts a chat channel may reach over plain http besides 127.0.0.1 and ::1;
+%% empty by default).
 %%
 %% The rules between keys (`problems/1', `check/1') keep every channel whole: no signing
 %% secret, mobile list, Slack token or channel, or SMTP password without the URL, token or user
@@ -57,7 +59,9 @@ specs() ->
             {notify_ca_file, path, <<>>},
             {notify_on_failure, bool, true},
             {notify_on_success, bool, false},
-            {notify_dead_man, bool, true}
+            {notify_dead_man, bool, true},
+            {notify_on_offsite_failed, bool, true},
+            {notify_on_offsite_ok, bool, true}
         ] ++
         lists:append([Channel(K) || K <- emqx_guard_channel:kinds(), K =/= email, K =/= webhook]) ++
         [{notify_http_hosts, hosts, []}].
@@ -282,6 +286,8 @@ wants(Event, Settings) ->
         backup_ok -> maps:get(notify_on_success, S);
         backup_failed -> maps:get(notify_on_failure, S);
         dead_man -> maps:get(notify_dead_man, S);
+        offsite_failed -> maps:get(notify_on_offsite_failed, S);
+        offsite_ok -> maps:get(notify_on_offsite_ok, S);
         test -> true
     end.
 

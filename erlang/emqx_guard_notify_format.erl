@@ -4,22 +4,25 @@
 %% by `emqx_guard_render'.
 %%
 %% Events: `backup_ok', `backup_failed', `dead_man' (no backup succeeded for more than two
-%% schedule periods) and `test'. Facts (all optional; what is missing is left out):
+%% schedule periods), `offsite_failed' (an off-site job failed; the local backups are fine),
+%% `offsite_ok' (off-site copies work again after a failure) and `test'. Facts (all optional;
+%% what is missing is left out):
 %% <ul>
 %% <li>`node' (atom or binary), `zone' (IANA name), `trigger' (atom);</li>
 %% <li>instants in UTC milliseconds: `started_at' (the run's start), `time' (when a `dead_man'
 %%     or `test' message was made), `next_fire', `last_success', `deadline'; `offsets' maps each
 %%     of these keys to the zone's UTC offset in seconds at that instant (missing means UTC);</li>
 %% <li>`file' (the export's name), `path' (its full path), `size' (bytes), `sha256',
-%%     `duration_ms', `error' (why the run failed, one line), `offsite' (the off-site copy's
-%%     result, `emqx_guard_offsite:result()', shown as one line);</li>
+%%     `duration_ms', `error' (why the run or the off-site job failed, one line), `offsite' (an
+%%     off-site job's result, `emqx_guard_offsite:result()', shown as one line), `destination'
+%%     (where off-site copies go, `s3://bucket/prefix');</li>
 %% <li>`kept': the backups now kept, `[#{name, size, mtime}]' newest first.</li>
 %% </ul>
 -module(emqx_guard_notify_format).
 
 -export([subject/2, title/2, body/2, lines/2, restore/2, webhook/2, restore_command/1, cut/2]).
 
--type event() :: backup_ok | backup_failed | dead_man | test.
+-type event() :: backup_ok | backup_failed | dead_man | offsite_failed | offsite_ok | test.
 -type facts() :: #{atom() => term()}.
 -export_type([event/0, facts/0]).
 
@@ -46,6 +49,15 @@ title(dead_man, F) ->
             _ -> when_text(last_success, F)
         end,
     fmt("backup MISSING on ~ts: none succeeded since ~ts", [node_text(F), Since]);
+title(offsite_failed, F) ->
+    fmt("off-site copy FAILED on ~ts: ~ts", [node_text(F), short_reason(F)]);
+title(offsite_ok, F) ->
+    What =
+        case maps:get(offsite, F, undefined) of
+            #{result := ok} = R -> emqx_guard_offsite:summary(R);
+            _ -> <<"up to date">>
+        end,
+    fmt("off-site copies OK again on ~ts: ~ts", [node_text(F), What]);
 title(test, F) ->
     fmt("test message from ~ts", [node_text(F)]).
 
@@ -88,6 +100,7 @@ lines(_Event, F) ->
         end ++
         opt(<<"Size">>, size, F, fun(S) -> fmt("~ts (~b bytes)", [emqx_guard_render:size(S), S]) end) ++
         opt(<<"SHA-256">>, sha256, F, fun text/1) ++
+        opt(<<"Destination">>, destination, F, fun text/1) ++
         opt(<<"Off-site">>, offsite, F, fun emqx_guard_offsite:summary/1) ++
         opt(<<"Duration">>, duration_ms, F, fun emqx_guard_render:duration_ms/1) ++
         opt(<<"Last success">>, last_success, F, fun(_) -> when_text(last_success, F) end) ++
@@ -121,7 +134,7 @@ webhook(Event, F0) ->
     ),
     Plain = maps:from_list([
         {atom_to_binary(K), json_value(maps:get(K, F))}
-     || K <- [file, path, size, sha256, duration_ms, reason, zone, trigger],
+     || K <- [file, path, size, sha256, duration_ms, reason, zone, trigger, destination],
         maps:get(K, F, undefined) =/= undefined
     ] ++ [{<<"offsite">>, emqx_guard_offsite:summary(O)} || O <- [maps:get(offsite, F, undefined)], is_map(O)]),
     Kept =
@@ -174,6 +187,8 @@ cut(Text, MaxBytes) ->
 head(backup_ok) -> "emqx_guard: the backup succeeded.";
 head(backup_failed) -> "emqx_guard: the backup FAILED. Earlier backups are kept.";
 head(dead_man) -> "emqx_guard: no backup has succeeded for more than two schedule periods.";
+head(offsite_failed) -> "emqx_guard: an off-site copy FAILED. The backups on this node are fine; the copy is tried again.";
+head(offsite_ok) -> "emqx_guard: off-site copies work again.";
 head(test) -> "emqx_guard: this is a test message; notifications reach you.".
 
 %% The outcome's names as the webhook document has always called them.

@@ -1,134 +1,287 @@
-%% @doc The run's `offsite' step: the off-site copy of a verified backup on S3-compatible storage
-%% (only on the node that exported it: only that node runs the run).
-%%
-%% With a remote destination set (`emqx_guard_offsite_config'), the new backup is uploaded
-%% (`emqx_guard_core:offsite_upload_async/3', a background job: hashed, uploaded with per-request
-%% checksums, age-encrypted when a recipient is set, then checked with HEAD); a failed upload is
-%% tried again after each wait of the `offsite_retry_ms' application environment (default 5 s,
-%% then 30 s) unless its reason cannot pass by waiting (`auth', `not_found', `tls', bad settings).
-%% Then every local backup among the newest `keep' that verify and is missing remotely is
-%% uploaded too (so a copy that failed is made at the next run), and remote retention keeps the
-%% newest `keep' there (`offsite_prune_async/4': only export names under the prefix count,
-%% nothing else in the bucket is touched). Remote retention runs only when every upload passed.
-%%
-%% The step never fails the run and never deletes a local backup: the outcome gets `offsite'
-%% (`#{result := ok | failed, uploaded := [Name], pruned := [Name], error => Line}') and, on a
-%% failure, a warning line; `emqx_guard_alarm' raises or clears `emqx_guard_offsite_failed'.
+%% @doc ONE off-site job, top to bottom: the off-site copies of this node's verified backups on
+%% S3-compatible storage. `emqx_guard_offsite_queue' runs one job at a time, in a process of
+%% its own, after the backup run has finished; `job/2' is the whole job:
+%% <ol>
+%% <li><b>upload</b> the backup the job is for, if it is still on disk
+%%     (`emqx_guard_core:offsite_upload_async/3', a background job: hashed, uploaded with
+%%     per-request checksums, age-encrypted when a recipient is set, then checked with HEAD; an
+%%     object of that key whose recorded SHA-256 and size match is not sent again and comes back
+%%     `reused'); a failed upload is tried again after each wait of the `offsite_retry_ms'
+%%     application environment (default 5 s, then 30 s) unless its reason cannot pass by
+%%     waiting (`auth', `not_found', `tls', bad settings);</li>
+%% <li><b>fill in</b>: every local backup among the newest `keep' that verify and has no remote
+%%     object is uploaded too (oldest first), so a copy that failed or was superseded in the
+%%     queue is made now;</li>
+%% <li><b>remote retention</b>, only when every upload passed, and only as `retention/4'
+%%     allows: it never deletes a backup this node did not upload (another node's, or its own
+%%     from before its `data/emqx_guard/' was lost) until this node has uploaded `keep' backups
+%%     of its own that are still there, unless the operator confirmed it for this destination
+%%     (`guard backup_remote_prune --confirm'). Then `offsite_prune_async/4' keeps the newest
+%%     `keep' remotely (only export names directly under the prefix count; nothing else in the
+%%     bucket is touched).</li>
+%% </ol>
+%% Each upload is reported at once (`Report({uploaded, Upload})') so the queue records it even if
+%% the job dies later. The job never touches a local backup. It returns `result()': `ok' or
+%% `failed' with one line (`emqx_guard_outcome:format_error/1'), what it uploaded and pruned,
+%% the export names this node now has in the bucket (`own') and whether retention ran or why it
+%% is paused.
 -module(emqx_guard_offsite).
 
 -include_lib("kernel/include/logger.hrl").
 
--export([step/2, run/3, summary/1]).
+-export([job/2, check/1, retention/4, retention_line/1, destination/1, where/1, summary/1]).
 
--export_type([result/0]).
+-export_type([request/0, result/0, retention/0]).
 
+-type request() :: #{
+    config := emqx_guard_nif:offsite_config(),
+    keep := pos_integer(),
+    dir := file:filename_all(),
+    io_limit := emqx_guard_backups:limit(),
+    backup := undefined | emqx_guard_offsite_state:backup(),
+    own := [binary()],
+    confirmed := boolean()
+}.
+-type retention() :: ok | #{paused := #{foreign := non_neg_integer(), own := non_neg_integer(), keep := pos_integer()}}.
 -type result() :: #{
     result := ok | failed,
+    %% object names uploaded (or found there already, `reused') and pruned by this job
     uploaded := [binary()],
     pruned := [binary()],
+    uploads => [emqx_guard_offsite_state:upload()],
+    own => [binary()],
+    retention => retention(),
     error => binary()
 }.
 
-%% Waiting for one job: the NIF bounds every request (timeout_ms, retries); this bounds the whole.
+%% Waiting for one NIF job: the NIF bounds every request (timeout_ms, retries); this bounds the whole.
 -define(AWAIT_MS, 6 * 3600 * 1000).
 -define(RETRY_MS, [5000, 30000]).
 %% Reasons that waiting does not cure.
 -define(FINAL, [auth, not_found, tls, bad_config, bad_name, bad_keep, bad_opts, nif_not_loaded, identity]).
 
-%% @doc The step as the run calls it: Context has the run's `keep', `dir' and `io_limit'. Without a
-%% remote destination the outcome is returned as it is.
--spec step(emqx_guard_outcome:outcome(), map()) -> emqx_guard_outcome:outcome().
-step(O, Context) ->
-    case emqx_guard_offsite_config:to_nif(emqx_guard_settings:get()) of
-        off -> O;
-        {ok, Config} -> run(O, Config, Context)
-    end.
-
-%% @doc Copies the outcome's backup (and missing recent ones) to the remote Config and prunes it.
--spec run(emqx_guard_outcome:outcome(), emqx_guard_nif:offsite_config(), map()) -> emqx_guard_outcome:outcome().
-run(O = #{path := Path, file := File}, Config, Context = #{keep := Keep, dir := Dir}) ->
-    Opts = job_opts(Context),
-    Result =
-        case upload(Config, Path, Opts) of
-            {ok, #{name := Name}} ->
-                case missing(Config, Dir, Keep, File, Opts) of
-                    {ok, Missing} ->
-                        case upload_all(Config, Missing, Opts, [Name]) of
-                            {ok, Uploaded} -> prune(Config, Keep, Opts, Uploaded);
-                            {error, Uploaded, Why} -> failed(Uploaded, Why)
-                        end;
-                    {error, Why} ->
-                        failed([Name], Why)
-                end;
-            {error, Why} ->
-                failed([], {offsite_upload_failed, File, Why})
+%% @doc Runs one job (see the module doc). Report is called with `{uploaded, Upload}' after each
+%% upload that passed.
+-spec job(request(), fun(({uploaded, emqx_guard_offsite_state:upload()}) -> term())) -> result().
+job(Request = #{config := Config, backup := Backup, own := Own0}, Report) ->
+    Opts = job_opts(Request),
+    Done =
+        case first_upload(Config, Backup, Opts, Report) of
+            {ok, First} -> fill_in(Request, Opts, Report, First);
+            {error, Why} -> {error, Why, [], Own0, undefined}
         end,
-    log(File, Result),
-    case Result of
-        #{result := failed, error := Line} -> emqx_guard_outcome:warn(O#{offsite => Result}, <<"off-site copy failed: ", Line/binary>>);
-        _ -> O#{offsite => Result}
-    end;
-run(O, _Config, _Context) ->
-    O.
+    Result =
+        case Done of
+            {ok, Uploads, Pruned, Own, Retention} ->
+                #{result => ok, uploads => Uploads, pruned => Pruned, own => Own, retention => Retention};
+            {error, Why2, Uploads, Own, Retention} ->
+                R = #{result => failed, uploads => Uploads, pruned => [], own => Own,
+                      error => emqx_guard_outcome:format_error(Why2)},
+                case Retention of
+                    undefined -> R;
+                    _ -> R#{retention => Retention}
+                end
+        end,
+    Final = Result#{uploaded => [N || #{name := N} <- maps:get(uploads, Result)]},
+    log(Backup, Final),
+    Final.
 
-failed(Uploaded, Why) ->
-    #{result => failed, uploaded => Uploaded, pruned => [], error => emqx_guard_outcome:format_error(Why)}.
-
-job_opts(Context) ->
-    case maps:get(io_limit, Context, off) of
-        off -> #{};
-        Limit -> #{io_limit => Limit}
+%% @doc A look at the bucket that changes nothing: this node's backups still there and whether
+%% remote retention would run (`retention/4'). The queue runs it when a node with no local
+%% backup starts, or gets a new destination (a rebuilt node), so `guard backup_status' says at
+%% once that the history in the bucket is kept.
+-spec check(request()) ->
+    #{result := checked, own := [binary()], retention := retention()} | #{result := check_failed, error := binary()}.
+check(Request = #{config := Config, keep := Keep, own := Own0, confirmed := Confirmed}) ->
+    case list(Config, job_opts(Request)) of
+        {ok, Remote} ->
+            There = [E || #{export_name := E} <- Remote],
+            Own = own(Own0, [], There),
+            #{result => checked, own => Own, retention => retention(There, Own, Keep, Confirmed)};
+        {error, Why} ->
+            #{result => check_failed, error => emqx_guard_outcome:format_error({offsite_list_failed, Why})}
     end.
+
+%% The backup the job is for; nothing when it is gone (retention removed it meanwhile: the
+%% fill-in copies what is still kept).
+first_upload(_Config, undefined, _Opts, _Report) ->
+    {ok, []};
+first_upload(Config, #{file := File, path := Path}, Opts, Report) ->
+    case filelib:is_regular(Path) of
+        false ->
+            ?LOG_INFO(#{msg => emqx_guard_offsite_backup_gone, file => File}),
+            {ok, []};
+        true ->
+            case upload(Config, File, Path, Opts) of
+                {ok, Upload} ->
+                    Report({uploaded, Upload}),
+                    {ok, [Upload]};
+                {error, Why} ->
+                    {error, {offsite_upload_failed, File, Why}}
+            end
+    end.
+
+%% The missing recent backups, then retention.
+fill_in(Request = #{config := Config, keep := Keep, dir := Dir, own := Own0}, Opts, Report, First) ->
+    Done = [F || #{file := F} <- First],
+    case list(Config, Opts) of
+        {ok, Remote} ->
+            There = [E || #{export_name := E} <- Remote],
+            case missing(Dir, Keep, There ++ Done) of
+                {ok, Missing} ->
+                    case upload_all(Config, Missing, Opts, Report, First) of
+                        {ok, Uploads} ->
+                            prune(Request, Opts, Uploads, There);
+                        {error, Why, Uploads} ->
+                            {error, Why, Uploads, own(Own0, Uploads, There), undefined}
+                    end;
+                {error, Why} ->
+                    {error, Why, First, own(Own0, First, There), undefined}
+            end;
+        {error, Why} ->
+            {error, {offsite_list_failed, Why}, First, own(Own0, First, undefined), undefined}
+    end.
+
+%% This node's export names in the bucket: what it had there, plus what it uploaded now, less
+%% what is no longer listed (deleted by someone, or another destination). Without a listing,
+%% nothing is forgotten.
+own(Own0, Uploads, There) ->
+    New = [F || #{file := F} <- Uploads],
+    Mine = lists:usort(Own0 ++ New),
+    case There of
+        undefined -> Mine;
+        _ -> [N || N <- Mine, lists:member(N, There) orelse lists:member(N, New)]
+    end.
+
+upload_all(_Config, [], _Opts, _Report, Uploads) ->
+    {ok, Uploads};
+upload_all(Config, [#{path := Path, name := File} | Rest], Opts, Report, Uploads) ->
+    case upload(Config, File, Path, Opts) of
+        {ok, Upload} ->
+            Report({uploaded, Upload}),
+            upload_all(Config, Rest, Opts, Report, Uploads ++ [Upload]);
+        {error, Why} ->
+            {error, {offsite_upload_failed, File, Why}, Uploads}
+    end.
+
+%% The local backups among the newest Keep that verify whose export has no remote object,
+%% oldest first.
+missing(Dir, Keep, There) ->
+    case emqx_guard_backups:list(Dir) of
+        {ok, Local} ->
+            Recent = lists:sublist([B || B = #{verified := ok} <- Local], Keep),
+            {ok, lists:reverse([B || B = #{name := N} <- Recent, not lists:member(N, There)])};
+        {error, Line} ->
+            {error, {offsite_local_list_failed, Line}}
+    end.
+
+prune(#{config := Config, keep := Keep, own := Own0, confirmed := Confirmed}, Opts, Uploads, There0) ->
+    There = lists:usort(There0 ++ [F || #{file := F} <- Uploads]),
+    Own = own(Own0, Uploads, There),
+    case retention(There, Own, Keep, Confirmed) of
+        ok ->
+            Done =
+                case emqx_guard_core:offsite_prune_async(Config, Keep, false, Opts) of
+                    {ok, Job} -> emqx_guard_core:await(Job, ?AWAIT_MS);
+                    {error, _} = Error -> Error
+                end,
+            case Done of
+                {ok, #{deleted := Deleted, failed := Failed}} ->
+                    Gone = [E || #{export_name := E} <- Deleted],
+                    Own1 = Own -- Gone,
+                    case Failed of
+                        [] ->
+                            {ok, Uploads, names(Deleted), Own1, ok};
+                        [#{name := Name, error := Detail} | _] ->
+                            {error, {offsite_prune_failed, {remote, <<Name/binary, ": ", Detail/binary>>}}, Uploads, Own1, ok}
+                    end;
+                {error, Why} ->
+                    {error, {offsite_prune_failed, Why}, Uploads, Own, ok}
+            end;
+        Paused ->
+            ?LOG_INFO(#{msg => emqx_guard_offsite_retention_paused, reason => retention_line(Paused)}),
+            {ok, Uploads, [], Own, Paused}
+    end.
+
+%% @doc Whether remote retention may run on a bucket holding these export names (There), of
+%% which this node uploaded Own: yes (`ok') when every backup there is its own, when it has
+%% uploaded Keep backups of its own that are still there, or when the operator confirmed it
+%% (`guard backup_remote_prune --confirm'); else it is paused and the map says why.
+-spec retention([binary()], [binary()], pos_integer(), boolean()) -> retention().
+retention(There, Own, Keep, Confirmed) ->
+    Mine = [N || N <- lists:usort(There), lists:member(N, Own)],
+    Foreign = lists:usort(There) -- Mine,
+    case Foreign =:= [] orelse length(Mine) >= Keep orelse Confirmed of
+        true -> ok;
+        false -> #{paused => #{foreign => length(Foreign), own => length(Mine), keep => Keep}}
+    end.
+
+%% @doc Why remote retention is paused, for people.
+-spec retention_line(retention()) -> binary().
+retention_line(ok) ->
+    <<"applies: the newest backups are kept as backup_keep says">>;
+retention_line(#{paused := #{foreign := Foreign, own := Own, keep := Keep}}) ->
+    text(
+        "paused: there are ~b backup(s) in the bucket that this node did not upload (another node's, or its own "
+        "from before its data/emqx_guard was lost); none is deleted until this node has uploaded ~b of its own "
+        "(~b so far), or after guard backup_remote_prune --confirm",
+        [Foreign, Keep, Own]
+    ).
+
+%% @doc The destination a Config names, as `endpoint/bucket/prefix' (the default endpoint is
+%% AWS's): what a confirmation of remote retention is tied to.
+-spec destination(emqx_guard_nif:offsite_config()) -> binary().
+destination(Config) ->
+    Endpoint =
+        case maps:get(endpoint, Config, undefined) of
+            undefined -> <<"aws">>;
+            E -> E
+        end,
+    iolist_to_binary([Endpoint, "/", maps:get(bucket, Config), "/", maps:get(prefix, Config, <<>>)]).
+
+%% @doc The destination for people: `s3://bucket[/prefix]'.
+-spec where(emqx_guard_nif:offsite_config()) -> binary().
+where(#{bucket := Bucket} = Config) ->
+    case maps:get(prefix, Config, <<>>) of
+        <<>> -> text("s3://~ts", [Bucket]);
+        Prefix -> text("s3://~ts/~ts", [Bucket, Prefix])
+    end.
+
+job_opts(#{io_limit := off}) -> #{};
+job_opts(#{io_limit := Limit}) -> #{io_limit => Limit}.
 
 %% One upload, tried again after each wait while the reason may pass.
-upload(Config, Path, Opts) ->
-    upload(Config, Path, Opts, application:get_env(emqx_guard, offsite_retry_ms, ?RETRY_MS)).
+upload(Config, File, Path, Opts) ->
+    upload(Config, File, Path, Opts, application:get_env(emqx_guard, offsite_retry_ms, ?RETRY_MS)).
 
-upload(Config, Path, Opts, Waits) ->
+upload(Config, File, Path, Opts, Waits) ->
+    T0 = erlang:monotonic_time(millisecond),
     Result =
         case emqx_guard_core:offsite_upload_async(Config, Path, Opts) of
             {ok, Job} -> emqx_guard_core:await(Job, ?AWAIT_MS);
             {error, _} = Error -> Error
         end,
     case {Result, Waits} of
-        {{ok, _}, _} ->
-            Result;
+        {{ok, R = #{name := Name}}, _} ->
+            {ok, #{
+                at => erlang:system_time(millisecond),
+                file => File,
+                name => Name,
+                bytes => maps:get(size, R, 0),
+                duration_ms => erlang:monotonic_time(millisecond) - T0,
+                reused => maps:get(reused, R, false) =:= true
+            }};
         {{error, {Reason, _}}, [Wait | More]} ->
             case lists:member(Reason, ?FINAL) of
                 true ->
                     Result;
                 false ->
-                    ?LOG_WARNING(#{msg => emqx_guard_offsite_retry, path => Path, reason => Reason, wait_ms => Wait}),
+                    ?LOG_WARNING(#{msg => emqx_guard_offsite_retry, file => File, reason => Reason, wait_ms => Wait}),
                     timer:sleep(Wait),
-                    upload(Config, Path, Opts, More)
+                    upload(Config, File, Path, Opts, More)
             end;
-        {{error, _}, []} ->
+        {{error, _}, _} ->
             Result
-    end.
-
-upload_all(_Config, [], _Opts, Uploaded) ->
-    {ok, Uploaded};
-upload_all(Config, [#{path := Path, name := File} | Rest], Opts, Uploaded) ->
-    case upload(Config, Path, Opts) of
-        {ok, #{name := Name}} -> upload_all(Config, Rest, Opts, Uploaded ++ [Name]);
-        {error, Why} -> {error, Uploaded, {offsite_upload_failed, File, Why}}
-    end.
-
-%% The local backups among the newest Keep that verify, other than the new one, whose export has
-%% no remote object, oldest first.
-missing(Config, Dir, Keep, New, Opts) ->
-    case list(Config, Opts) of
-        {ok, Remote} ->
-            There = [E || #{export_name := E} <- Remote],
-            case emqx_guard_backups:list(Dir) of
-                {ok, Local} ->
-                    Recent = lists:sublist([B || B = #{verified := ok} <- Local], Keep),
-                    {ok, lists:reverse([B || B = #{name := N} <- Recent, N =/= New, not lists:member(N, There)])};
-                {error, Line} ->
-                    {error, {offsite_local_list_failed, Line}}
-            end;
-        {error, Why} ->
-            {error, {offsite_list_failed, Why}}
     end.
 
 list(Config, Opts) ->
@@ -137,40 +290,41 @@ list(Config, Opts) ->
         {error, _} = Error -> Error
     end.
 
-prune(Config, Keep, Opts, Uploaded) ->
-    Done =
-        case emqx_guard_core:offsite_prune_async(Config, Keep, false, Opts) of
-            {ok, Job} -> emqx_guard_core:await(Job, ?AWAIT_MS);
-            {error, _} = Error -> Error
-        end,
-    case Done of
-        {ok, #{deleted := Deleted, failed := []}} ->
-            #{result => ok, uploaded => Uploaded, pruned => names(Deleted)};
-        {ok, #{deleted := Deleted, failed := [#{name := Name, error := Detail} | _]}} ->
-            (failed(Uploaded, {offsite_prune_failed, {remote, <<Name/binary, ": ", Detail/binary>>}}))#{
-                pruned => names(Deleted)
-            };
-        {error, Why} ->
-            failed(Uploaded, {offsite_prune_failed, Why})
-    end.
-
 names(Remote) ->
     [N || #{name := N} <- Remote].
 
-log(File, #{result := ok} = R) ->
-    ?LOG_INFO(#{msg => emqx_guard_offsite_done, file => File, uploaded => maps:get(uploaded, R), pruned => maps:get(pruned, R)});
-log(File, #{error := Line} = R) ->
-    ?LOG_WARNING(#{msg => emqx_guard_offsite_failed, file => File, uploaded => maps:get(uploaded, R), error => Line}).
+log(Backup, #{result := ok} = R) ->
+    ?LOG_INFO(#{
+        msg => emqx_guard_offsite_done,
+        file => file_of(Backup),
+        uploaded => maps:get(uploaded, R),
+        pruned => maps:get(pruned, R)
+    });
+log(Backup, #{error := Line} = R) ->
+    ?LOG_WARNING(#{msg => emqx_guard_offsite_failed, file => file_of(Backup), uploaded => maps:get(uploaded, R), error => Line}).
 
-%% @doc One line for people about a run's off-site result.
+file_of(#{file := F}) -> F;
+file_of(undefined) -> undefined.
+
+%% @doc One line for people about an off-site job's result.
 -spec summary(result()) -> binary().
-summary(#{result := ok, uploaded := Up, pruned := Pruned}) ->
+summary(#{result := ok, uploaded := Up, pruned := Pruned} = R) ->
     unicode:characters_to_binary([
-        "uploaded ", lists:join(", ", Up),
+        case Up of
+            [] -> "nothing to upload";
+            _ -> ["uploaded ", lists:join(", ", Up)]
+        end,
         case Pruned of
             [] -> [];
             _ -> io_lib:format("; ~b older remote backup(s) pruned", [length(Pruned)])
+        end,
+        case maps:get(retention, R, ok) of
+            #{paused := _} -> "; remote retention paused";
+            _ -> []
         end
     ]);
 summary(#{result := failed, error := Line}) ->
     <<"FAILED: ", Line/binary>>.
+
+text(Fmt, Args) ->
+    unicode:characters_to_binary(io_lib:format(Fmt, Args)).

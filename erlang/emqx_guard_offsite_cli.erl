@@ -1,7 +1,9 @@
 %% @doc The `emqx ctl guard' commands about off-site copies: `backup_remote' (show, set, off),
-%% `backup_list --remote', `backup_fetch <name> [identity=<path>]', and the remote part of
-%% `backup_prune --dry-run' (`prune_dry_run/0', called by `emqx_guard_backups_cli'). Parses and
-%% prints only; the secret key is never printed (`emqx_guard_redact:settings/1').
+%% `backup_list --remote', `backup_fetch <name> [identity=<path>]', `backup_remote_prune
+%% --confirm' (remote retention may delete what this node did not upload), the remote part of
+%% `backup_prune --dry-run' (`prune_dry_run/0', called by `emqx_guard_backups_cli') and the
+%% off-site lines of `backup_status' (`status_lines/0': the queue's state and last results).
+%% Parses and prints only; the secret key is never printed (`emqx_guard_redact:settings/1').
 -module(emqx_guard_offsite_cli).
 
 -import(emqx_guard_cli, [line/1, error_line/1]).
@@ -28,12 +30,14 @@
 -spec usage_lines() -> [{string(), string()}].
 usage_lines() ->
     [
-        {"guard backup_remote [s3 bucket=<b> access_key=<k> secret_key=<s> [prefix=<p>] [region=<r>] [endpoint=<url>] "
-         "[path_style=on] [tls_verify=on|off] [ca_file=<pem>] [recipient=age1...] | off]",
-            "Show or set where every verified backup is also copied (S3-compatible; age-encrypted with a recipient)"},
+        {"guard backup_remote [s3 key=value ... | off]",
+            "Show or set where every verified backup is also copied: s3 bucket= access_key= secret_key= [prefix= region= "
+            "endpoint= path_style=on tls_verify=on|off ca_file= recipient=age1...] (age-encrypted with a recipient)"},
         {"guard backup_list --remote", "List the off-site backups, newest first, with size, time and encryption"},
         {"guard backup_fetch <name> [identity=<file>]",
-            "Download an off-site backup into data/backup, decrypt and verify it, ready for 'emqx ctl data import'"}
+            "Download an off-site backup into data/backup, decrypt and verify it, ready for 'emqx ctl data import'"},
+        {"guard backup_remote_prune --confirm",
+            "Let remote retention delete off-site backups this node did not upload (kept after a rebuild until then)"}
     ].
 
 %% @doc Runs one of these commands (Args after `guard', as binaries); `not_mine' for any other.
@@ -46,6 +50,12 @@ cmd([<<"backup_list">>, <<"--remote">>]) -> list_remote();
 cmd([<<"backup_fetch">>, Name]) -> fetch(Name, undefined);
 cmd([<<"backup_fetch">>, Name, <<"identity=", Path/binary>>]) when Path =/= <<>> -> fetch(Name, Path);
 cmd([<<"backup_fetch">> | _]) -> error_line("expected backup_fetch <name> [identity=<age identity file>]");
+cmd([<<"backup_remote_prune">>, <<"--confirm">>]) -> confirm_prune();
+cmd([<<"backup_remote_prune">> | _]) ->
+    error_line(
+        "expected backup_remote_prune --confirm: it lets remote retention delete off-site backups this node did not "
+        "upload (guard backup_prune --dry-run shows which)"
+    );
 cmd(_) -> not_mine.
 
 %%--------------------------------------------------------------------
@@ -136,17 +146,29 @@ prune_dry_run() ->
             case job(emqx_guard_core:offsite_prune_async(Config, Keep, true, #{})) of
                 {ok, #{deleted := []}} ->
                     line(text("Nothing to delete off-site: remote retention keeps the newest ~B in ~ts", [Keep, where(Config)]));
-                {ok, #{deleted := Doomed}} ->
-                    line(text("Remote retention (keep the newest ~B) would delete ~B off-site backup(s) from ~ts (dry run, nothing deleted):",
-                        [Keep, length(Doomed), where(Config)])),
+                {ok, #{deleted := Doomed, kept := Kept}} ->
+                    #{own := Own, confirmed := Confirmed} = emqx_guard_offsite_queue:retention_guard(),
+                    There = [E || #{export_name := E} <- Kept ++ Doomed],
+                    case emqx_guard_offsite:retention(There, Own, Keep, Confirmed) of
+                        ok ->
+                            line(text("Remote retention (keep the newest ~B) would delete ~B off-site backup(s) from ~ts "
+                                      "(dry run, nothing deleted):", [Keep, length(Doomed), where(Config)]));
+                        Paused ->
+                            line(["Nothing to delete off-site: remote retention is ", emqx_guard_offsite:retention_line(Paused)]),
+                            line(text("After guard backup_remote_prune --confirm it would delete ~B off-site backup(s) from ~ts:",
+                                      [length(Doomed), where(Config)]))
+                    end,
                     lists:foreach(fun(R) -> line(remote_line(Zone, R)) end, Doomed);
                 {error, {_, Detail}} ->
                     error_line(["off-site: ", Detail])
             end
     end.
 
-%% @doc The off-site line of `guard backup_status': where copies go (the last run's result is in
-%% its details); none while no remote destination is set.
+%% @doc The off-site lines of `guard backup_status': where copies go, then the queue
+%% (`emqx_guard_offsite_queue:status/0'): what it uploads now and what waits, the upload of the
+%% newest backup off-site (what, when, how long, how big), the last error, and remote retention
+%% when it is paused;
+%% none while no remote destination is set.
 -spec status_lines() -> [binary()].
 status_lines() ->
     S = emqx_guard_settings:get(),
@@ -159,7 +181,73 @@ status_lines() ->
                     <<>> -> <<"not encrypted">>;
                     _ -> <<"encrypted with age">>
                 end,
-            [text("off-site: ~ts (~ts)", [where(Config), Enc])]
+            Head = text("off-site: ~ts (~ts)", [where(Config), Enc]),
+            case emqx_guard_offsite_queue:status() of
+                undefined -> [Head, <<"  uploads: the off-site queue is not running">>];
+                Q -> [Head | queue_lines(maps:get(backup_timezone, S), Q)]
+            end
+    end.
+
+queue_lines(Zone, #{running := Running, waiting := Waiting, retry_at := RetryAt, state := State}) ->
+    At = fun(Ms) -> emqx_guard_render:in_zone(Zone, Ms) end,
+    More =
+        case Waiting of
+            [] -> <<>>;
+            [W] -> text("; waiting: ~ts", [W])
+        end,
+    Now =
+        case {Running, RetryAt} of
+            {#{kind := check, started_at := S}, _} ->
+                text("  uploads: looking at the bucket (since ~ts)~ts", [At(S), More]);
+            {#{file := undefined, started_at := S}, _} ->
+                text("  uploads: uploading what is missing, then remote retention (since ~ts)~ts", [At(S), More]);
+            {#{file := F, started_at := S}, _} ->
+                text("  uploads: uploading ~ts (since ~ts)~ts", [F, At(S), More]);
+            {undefined, undefined} when Waiting =:= [] ->
+                <<"  uploads: none waiting">>;
+            {undefined, undefined} ->
+                text("  uploads: none running~ts", [More]);
+            {undefined, _} ->
+                text("  uploads: tried again at ~ts~ts", [At(RetryAt), More])
+        end,
+    Last =
+        case maps:get(last_upload, State) of
+            undefined ->
+                [];
+            #{at := UAt, name := Name, duration_ms := D, bytes := B, reused := Reused} ->
+                [text("  newest backup off-site: ~ts, uploaded at ~ts, took ~ts, ~ts~ts", [
+                    Name, At(UAt), emqx_guard_render:duration_ms(D), emqx_guard_render:size(B),
+                    case Reused of
+                        true -> <<" (already there with the same SHA-256: not sent again)">>;
+                        false -> <<>>
+                    end
+                ])]
+        end,
+    Error =
+        case {maps:get(last_error, State), maps:get(failing, State)} of
+            {undefined, _} -> [];
+            {#{at := EAt, error := E}, true} -> [text("  last error: ~ts: ~ts", [At(EAt), E])];
+            {#{at := EAt, error := E}, false} -> [text("  last error: ~ts: ~ts (the copies since then succeeded)", [At(EAt), E])]
+        end,
+    Retention =
+        case maps:get(retention, State) of
+            #{paused := _} = Paused -> [<<"  remote retention: ", (emqx_guard_offsite:retention_line(Paused))/binary>>];
+            _ -> []
+        end,
+    [Now] ++ Last ++ Error ++ Retention.
+
+%%--------------------------------------------------------------------
+%% backup_remote_prune --confirm
+%%--------------------------------------------------------------------
+
+confirm_prune() ->
+    case emqx_guard_offsite_queue:confirm_retention() of
+        {ok, Where} ->
+            #{backup_keep := Keep} = emqx_guard_settings:get(),
+            line(text("Remote retention now applies to every backup in ~ts: it keeps the newest ~B there, whoever "
+                      "uploaded them. It runs now, in the background (guard backup_status shows it).", [Where, Keep]));
+        {error, Line} ->
+            error_line(Line)
     end.
 
 remote_line(Zone, #{name := Name, size := Size, mtime := MTime, encrypted := Encrypted}) ->
@@ -170,11 +258,8 @@ remote_line(Zone, #{name := Name, size := Size, mtime := MTime, encrypted := Enc
         end,
     iolist_to_binary(["  ", lists:join("  ", [Name, emqx_guard_render:size(Size), emqx_guard_render:in_zone(Zone, MTime), Enc])]).
 
-where(#{bucket := Bucket, prefix := Prefix}) ->
-    case Prefix of
-        <<>> -> text("s3://~ts", [Bucket]);
-        _ -> text("s3://~ts/~ts", [Bucket, Prefix])
-    end.
+where(Config) ->
+    emqx_guard_offsite:where(Config).
 
 %%--------------------------------------------------------------------
 %% backup_fetch

@@ -12,10 +12,7 @@
 %%     `prune_skipped' (`[{Name, Why}]'), `retention_read' (bytes retention read: the files it
 %%     verified; those with a matching verification record are not read), `removed' (what a
 %%     failed run deleted of its own);</li>
-%% <li>`warnings': lines for a good backup whose side step failed (file mode, retention, the
-%%     off-site copy);</li>
-%% <li>`offsite': what the off-site step did (`emqx_guard_offsite:result()': uploaded and pruned
-%%     names, or the error line); absent when no remote destination is set;</li>
+%% <li>`warnings': lines for a good backup whose side step failed (file mode, retention);</li>
 %% <li>a failed or skipped run: `reason' (a tagged term, never persisted) and `error', its one
 %%     line for people, made by `format_error/1', the one place where a run's reasons become
 %%     text; a skipped run also names the `responsible' node or the node that `exported_by'.</li>
@@ -49,17 +46,17 @@
     retention_read => non_neg_integer(),
     removed => [binary()],
     warnings => [binary()],
-    offsite => emqx_guard_offsite:result(),
     reason => term(),
     error => binary(),
     responsible => node(),
     exported_by => node()
 }.
 
-%% The fields kept in the run state file, and their checks on load.
+%% The fields kept in the run state file, and their checks on load. (Files written while the
+%% off-site copy was a step of the run hold an `offsite' field: dropped, as every unknown one.)
 -define(STORED, [
     trigger, started_at, node, result, duration_ms, instant, file, path, size, sha256, version, pruned,
-    removed, warnings, error, offsite
+    removed, warnings, error
 ]).
 %% The fields of a backup's outcome every node of the cluster learns (`summary/1').
 -define(SUMMARY, [trigger, started_at, duration_ms, node, result, instant, file, size, error]).
@@ -128,7 +125,8 @@ newer(#{started_at := SA, node := NA}, #{started_at := SB, node := NB}) ->
 %% Reasons as text
 %%--------------------------------------------------------------------------------------------
 
-%% @doc One line a person understands for the reason a run failed or was skipped.
+%% @doc One line a person understands for the reason a run failed or was skipped (and an
+%% off-site job failed: `emqx_guard_offsite').
 -spec format_error(term()) -> binary().
 format_error(export_unavailable) ->
     <<"this EMQX has no data export (emqx_mgmt_data_backup is missing; EMQX 5.1 or newer is needed)">>;
@@ -185,7 +183,7 @@ format_error({already_exported, Node}) ->
 format_error({offsite_upload_failed, File, {_Reason, Detail}}) ->
     text("upload of ~ts failed: ~ts", [File, describe(Detail)]);
 format_error({offsite_crashed, Class, Reason}) ->
-    text("the off-site step crashed (~ts): ~ts", [Class, describe(Reason)]);
+    text("the off-site job crashed (~ts): ~ts", [Class, describe(Reason)]);
 format_error({offsite_list_failed, {_Reason, Detail}}) ->
     text("cannot list the remote backups: ~ts", [describe(Detail)]);
 format_error({offsite_local_list_failed, Line}) ->
@@ -433,10 +431,6 @@ field_ok(instant, V) -> is_instant(V);
 field_ok(size, V) -> is_integer(V) andalso V >= 0;
 field_ok(node, V) -> is_atom(V);
 field_ok(K, V) when K =:= pruned; K =:= removed; K =:= warnings -> is_texts(V);
-field_ok(offsite, #{result := R, uploaded := U, pruned := P} = V) ->
-    (R =:= ok orelse R =:= failed) andalso is_texts(U) andalso is_texts(P) andalso
-        is_text(maps:get(error, V, <<>>)) andalso (R =:= ok orelse maps:is_key(error, V));
-field_ok(offsite, _) -> false;
 field_ok(_Text, V) -> is_text(V).
 
 is_texts(V) ->

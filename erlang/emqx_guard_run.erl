@@ -23,10 +23,10 @@
 %%     (it says how far it got and goes on at the next run), is a warning, the backup is good;</li>
 %% <li><b>copy</b>: the backup is handed to the copy jobs (`emqx_guard_copies:enqueue/2'), which
 %%     copy it to the other core nodes after the run;</li>
-%% <li><b>offsite</b>: with a remote destination set, the backup (and any recent one missing
-%%     there) is uploaded to S3-compatible storage, encrypted with age when a recipient is set,
-%%     and remote retention applied (`emqx_guard_offsite:step/2', retried with backoff); a
-%%     failure is a warning and the `offsite' field, never a failed run;</li>
+%% <li><b>offsite</b>: the backup is handed to the off-site copies
+%%     (`emqx_guard_offsite_queue:enqueue/1'): with a remote destination set, that queue
+%%     uploads it to S3-compatible storage after the run, with its own status, alarm and
+%%     notifications. The run never waits on the network;</li>
 %% <li><b>record</b>: the EMQX alarm is raised or cleared (`emqx_guard_alarm:update/1'), then the
 %%     scheduler keeps the outcome (status, counts, the run state file) and answers whoever
 %%     waits for the run (`guard backup_now'), which so sees alarm and status up to date;</li>
@@ -62,7 +62,7 @@
     elect => fun((emqx_guard_outcome:trigger(), integer() | undefined, fun()) -> term()),
     export => fun((timeout(), map()) -> {ok, map()} | {error, term(), map()}),
     copy => fun((emqx_guard_outcome:outcome(), pos_integer()) -> ok),
-    offsite => fun((emqx_guard_outcome:outcome(), map()) -> emqx_guard_outcome:outcome()),
+    offsite => fun((emqx_guard_outcome:outcome()) -> ok),
     record => fun((emqx_guard_outcome:outcome()) -> ok),
     alarm => fun((emqx_guard_outcome:outcome()) -> ok),
     notify => fun((emqx_guard_outcome:outcome()) -> ok)
@@ -102,7 +102,7 @@ default_deps() ->
         elect => fun emqx_guard_election:run/3,
         export => fun emqx_guard_emqx:export/2,
         copy => fun emqx_guard_copies:enqueue/2,
-        offsite => fun emqx_guard_offsite:step/2,
+        offsite => fun emqx_guard_offsite_queue:enqueue/1,
         record => fun(_Outcome) -> ok end,
         alarm => fun emqx_guard_alarm:update/1,
         notify => fun emqx_guard_notify:run_finished/1
@@ -218,23 +218,10 @@ copy(O, #{keep := Keep}, #{copy := Copy}) ->
     ok = Copy(O, Keep),
     {ok, O}.
 
-%% Never fails the run: an off-site failure is a warning and the `offsite' field.
-offsite(O, Context, #{offsite := Offsite}) ->
-    try Offsite(O, Context) of
-        Done -> {ok, Done}
-    catch
-        Class:Reason0 ->
-            %% only the reason's tag: its terms may hold the remote's credentials
-            Reason = tag(Reason0),
-            ?LOG_ERROR(#{msg => emqx_guard_offsite_crashed, exception => Class, reason => Reason}),
-            Why = {offsite_crashed, Class, Reason},
-            Line = emqx_guard_outcome:format_error(Why),
-            Failed = #{result => failed, uploaded => [], pruned => [], error => Line},
-            {ok, emqx_guard_outcome:warn(O#{offsite => Failed}, <<"off-site copy failed: ", Line/binary>>)}
-    end.
-
-tag(Reason) when is_tuple(Reason), tuple_size(Reason) > 0 -> element(1, Reason);
-tag(Reason) -> Reason.
+%% Handed over, like the copies: the upload happens after the run, in its own queue.
+offsite(O, _Context, #{offsite := Offsite}) ->
+    ok = Offsite(O),
+    {ok, O}.
 
 failed(O, Reason) ->
     {error, Reason, O}.
@@ -277,7 +264,7 @@ raw_reason(_) -> #{}.
 
 %% The one log line of a run.
 log(O = #{result := ok}) ->
-    ?LOG_INFO((maps:with([file, size, duration_ms, pruned, retention_read, warnings, offsite, trigger, instant], O))#{msg => emqx_guard_backup_done});
+    ?LOG_INFO((maps:with([file, size, duration_ms, pruned, retention_read, warnings, trigger, instant], O))#{msg => emqx_guard_backup_done});
 log(O = #{result := failed}) ->
     Report = maps:merge(maps:with([file, removed, error, duration_ms, trigger, instant], O), raw_reason(O)),
     ?LOG_ERROR(Report#{msg => emqx_guard_backup_failed});

@@ -16,7 +16,8 @@
 %%     no push.</li>
 %% </ul>
 %% The server serialises the changes (`emqx_guard_settings:change/1' validates and saves them;
-%% this server logs the changed keys, secrets redacted), then tells the scheduler (`emqx_guard_scheduler:settings_changed/0'). It never calls
+%% this server logs the changed keys, secrets redacted), then tells the scheduler (`emqx_guard_scheduler:settings_changed/0')
+%% and the off-site queue (`emqx_guard_offsite_queue:settings_changed/0'). It never calls
 %% another node itself: pushes and pulls run in the caller or in its sync process. The version
 %% persists in `<data_dir>/emqx_guard/cluster.eterm'.
 %%
@@ -227,6 +228,8 @@ apply_changes(Changes) ->
             {error, <<"the emqx_guard scheduler is not running">>};
         {ok, _Old, _New} = Changed ->
             emqx_guard_scheduler:settings_changed(),
+            %% a cast: without a destination the off-site queue drops what waits
+            emqx_guard_offsite_queue:settings_changed(),
             Changed;
         {error, _} = Error ->
             Error

@@ -6,6 +6,8 @@
 %%     death left (a temporary worker that ends when done; the start does not wait for it);</li>
 %% <li>`emqx_guard_election': this node's set of exported instants;</li>
 %% <li>`emqx_guard_copies': the copy jobs to the other core nodes and their results;</li>
+%% <li>`emqx_guard_offsite_queue': the off-site uploads of this node's backups, their state and
+%%     results;</li>
 %% <li>`emqx_guard_scheduler': the timer and the runs;</li>
 %% <li>`emqx_guard_settings_sync': settings changes and their versions across the cluster
 %%     (it tells the scheduler about every change).</li>
@@ -31,6 +33,7 @@ init([]) ->
         (worker(emqx_guard_export_files))#{restart => temporary},
         worker(emqx_guard_election),
         worker(emqx_guard_copies),
+        worker(emqx_guard_offsite_queue),
         worker(emqx_guard_scheduler),
         worker(emqx_guard_settings_sync)
     ],

@@ -7,13 +7,16 @@
 %% data directory, types the commands below into the emqx_ctl stand-in, and writes each command
 %% line and what it printed between the `<!-- BEGIN SAMPLES -->' and `<!-- END SAMPLES -->'
 %% markers of README.md. The temporary data directory is shown as /opt/emqx/data (the docker
-%% image's); nothing else in the output is edited.
+%% image's); nothing else in the output is edited. The off-site samples upload to a real S3 server
+%% (s3s-fs, as in the tests: `make test-deps' installs it) on 127.0.0.1:?S3_PORT.
 %%
 %% Usage (from the project root): escript scripts/readme_samples.escript
 -mode(compile).
 
 %% The port of the aiosmtpd server that stands for the operator's mail relay.
 -define(SMTP_PORT, 2525).
+%% The port of the S3 server (s3s-fs) that stands for the operator's bucket (MinIO's usual port).
+-define(S3_PORT, 9000).
 
 %% {Show, Args}: Args exactly as emqx_ctl:run_command/1 receives them from the shell.
 commands() ->
@@ -37,6 +40,17 @@ commands() ->
         {show, ["guard", "backup_status"]},
         {show, ["guard", "backup_keep", "2"]},
         {show, ["guard", "backup_prune", "--dry-run"]},
+        %% off-site copies: the bucket `backups' of the S3 server main/1 starts on ?S3_PORT
+        {hide, ["guard", "backup_remote", "s3", "bucket=backups", "prefix=emqx/prod",
+            "endpoint=http://127.0.0.1:" ++ integer_to_list(?S3_PORT), "path_style=on",
+            "access_key=" ++ binary_to_list(emqx_guard_s3_helper:access_key()),
+            "secret_key=" ++ binary_to_list(emqx_guard_s3_helper:secret_key())]},
+        {show, ["guard", "backup_remote"]},
+        {show, ["guard", "backup_now"]},
+        {wait, offsite},
+        {show, ["guard", "backup_status"]},
+        {show, ["guard", "backup_list", "--remote"]},
+        {hide, ["guard", "backup_remote", "off"]},
         {show, ["guard", "notify"]},
         %% a relay on the node itself: the aiosmtpd server main/1 starts on ?SMTP_PORT
         {show, ["guard", "notify_smtp", "server=127.0.0.1", "port=" ++ integer_to_list(?SMTP_PORT), "tls=none",
@@ -65,6 +79,8 @@ main(_) ->
     true = code:add_patha(filename:absname(Standins)),
     Data = string:trim(os:cmd("mktemp -d /tmp/emqx_guard_samples.XXXXXX")),
     Smtp = start_smtp(),
+    emqx_guard_s3_helper:binary() =/= false orelse fail("s3s-fs is not installed (make test-deps)"),
+    S3 = emqx_guard_s3_helper:start(filename:join(Data, "s3"), ?S3_PORT),
     try
         emqx:set_data_dir(Data),
         {ok, _} = emqx_ctl:start(),
@@ -74,6 +90,7 @@ main(_) ->
         write_readme(lists:append(Blocks))
     after
         stop_smtp(Smtp),
+        emqx_guard_s3_helper:stop(S3),
         os:cmd("rm -rf " ++ Data)
     end.
 
@@ -104,6 +121,10 @@ stop_smtp(Port) ->
         undefined -> ok
     end.
 
+run(wait, offsite, _Data) ->
+    %% the upload follows the backup: wait until it is done, so the status shows it
+    wait_offsite(500),
+    [];
 run(Show, Args, Data) ->
     {_, Out} = emqx_guard_test_io:capture(fun() -> emqx_ctl:run_command(Args) end),
     case Show of
@@ -112,6 +133,17 @@ run(Show, Args, Data) ->
         show ->
             Text = string:replace(Out, Data, "/opt/emqx/data", all),
             ["$ emqx ctl ", lists:join(" ", [quote(A) || A <- Args]), "\n", Text, "\n"]
+    end.
+
+wait_offsite(0) ->
+    fail("the off-site upload did not finish");
+wait_offsite(N) ->
+    case emqx_guard_offsite_queue:status() of
+        #{running := undefined, waiting := []} ->
+            ok;
+        _ ->
+            timer:sleep(20),
+            wait_offsite(N - 1)
     end.
 
 quote(A) ->

@@ -13,6 +13,11 @@ defaults_send_nothing_test() ->
     ?assertNot(?C:wants(backup_ok, D)),
     ?assert(?C:wants(dead_man, D)),
     ?assert(?C:wants(test, D)),
+    ?assert(?C:wants(offsite_failed, D)),
+    ?assert(?C:wants(offsite_ok, D)),
+    ?assertNot(?C:wants(offsite_failed, D#{notify_on_offsite_failed => false})),
+    ?assertNot(?C:wants(offsite_ok, D#{notify_on_offsite_ok => false})),
+    ?assert(?C:wants(backup_failed, D#{notify_on_offsite_failed => false})),
     ?assertEqual(lists:sort(?C:keys()), lists:sort(maps:keys(D))).
 
 email_needs_server_and_recipient_test() ->

@@ -93,12 +93,31 @@ cut_test_() ->
         ?_assert(is_binary(unicode:characters_to_binary(?F:cut(Long, 81))))
     ].
 
-%% The off-site result is one fact line (and a webhook field), failed or not.
-offsite_fact_test() ->
+%% The off-site events: their own title and head, the error, the destination and the job's result
+%% as one fact line (and webhook fields); no restore command (the backup itself is fine).
+offsite_events_test() ->
+    Base = #{node => 'emqx@n1', time => 1719828000000, destination => <<"s3://acme/emqx">>,
+             file => <<"emqx-export-2024-07-01-12-00-00.000.tar.gz">>},
     Failed = #{result => failed, uploaded => [], pruned => [], error => <<"upload of x failed: denied">>},
-    ?assert(lists:member({<<"Off-site">>, <<"FAILED: upload of x failed: denied">>}, ?F:lines(backup_ok, (facts())#{offsite => Failed}))),
+    F1 = Base#{offsite => Failed, error => <<"upload of x failed: denied">>},
+    ?assertEqual(<<"[emqx_guard] off-site copy FAILED on emqx@n1: upload of x failed: denied">>, ?F:subject(offsite_failed, F1)),
+    L1 = ?F:lines(offsite_failed, F1),
+    ?assert(lists:member({<<"Off-site">>, <<"FAILED: upload of x failed: denied">>}, L1), L1),
+    ?assert(lists:member({<<"Destination">>, <<"s3://acme/emqx">>}, L1), L1),
+    ?assert(lists:member({<<"Error">>, <<"upload of x failed: denied">>}, L1), L1),
+    ?assertEqual(undefined, ?F:restore(offsite_failed, F1)),
+    B1 = ?F:body(offsite_failed, F1),
+    ?assertMatch(<<"emqx_guard: an off-site copy FAILED. The backups on this node are fine", _/binary>>, B1),
     Ok = #{result => ok, uploaded => [<<"a.tar.gz.age">>], pruned => [<<"b.tar.gz.age">>]},
-    ?assert(lists:member({<<"Off-site">>, <<"uploaded a.tar.gz.age; 1 older remote backup(s) pruned">>},
-                         ?F:lines(backup_ok, (facts())#{offsite => Ok}))),
-    J = ?F:webhook(backup_ok, (facts())#{offsite => Ok}),
-    ?assertNotEqual(nomatch, binary:match(J, <<"\"offsite\":\"uploaded a.tar.gz.age">>)).
+    F2 = Base#{offsite => Ok},
+    ?assertEqual(<<"[emqx_guard] off-site copies OK again on emqx@n1: uploaded a.tar.gz.age; 1 older remote backup(s) pruned">>,
+                 ?F:subject(offsite_ok, F2)),
+    ?assert(lists:member({<<"Off-site">>, <<"uploaded a.tar.gz.age; 1 older remote backup(s) pruned">>}, ?F:lines(offsite_ok, F2))),
+    J = ?F:webhook(offsite_ok, F2),
+    ?assertNotEqual(nomatch, binary:match(J, <<"\"event\":\"offsite_ok\"">>)),
+    ?assertNotEqual(nomatch, binary:match(J, <<"\"offsite\":\"uploaded a.tar.gz.age">>)),
+    ?assertNotEqual(nomatch, binary:match(J, <<"\"destination\":\"s3://acme/emqx\"">>)),
+    ?assertEqual(nomatch, binary:match(J, <<"restore_command">>)),
+    %% a paused remote retention is said in the result's line
+    Paused = Ok#{pruned => [], retention => #{paused => #{foreign => 3, own => 1, keep => 5}}},
+    ?assert(lists:member({<<"Off-site">>, <<"uploaded a.tar.gz.age; remote retention paused">>}, ?F:lines(offsite_ok, Base#{offsite => Paused}))).

@@ -1,7 +1,10 @@
-%% Common Test suite for off-site copies (issue 12), end to end through `emqx ctl guard': the run's
-%% `offsite' step, `backup_remote', `backup_list --remote', `backup_fetch', `backup_prune
-%% --dry-run', the alarm, against a real S3 server (s3s-fs, SigV4 on) on 127.0.0.1, real files
-%% and the EMQX stand-ins.
+%% Common Test suite for off-site copies (issue 12), end to end through `emqx ctl guard': the
+%% off-site queue that uploads after each run, `backup_remote', `backup_list --remote',
+%% `backup_fetch', `backup_prune --dry-run', `backup_remote_prune --confirm', the alarm, against a
+%% real S3 server (s3s-fs, SigV4 on) on 127.0.0.1, real files and the EMQX stand-ins. A run hands
+%% its backup over and returns: each case waits for the queue to be idle (`backup_status') before
+%% it looks at the bucket. The queue's behaviour against a hanging or failing server, its
+%% notifications and a node restart are in `emqx_guard_offsite_queue_SUITE'.
 -module(emqx_guard_offsite_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -15,7 +18,9 @@
     fetch_round_trip/1,
     fetch_wrong_identity_writes_nothing/1,
     secrets_never_shown/1,
-    bad_input_changes_nothing/1
+    bad_input_changes_nothing/1,
+    rebuilt_node_keeps_the_remote_history/1,
+    confirm_lets_retention_trim_the_history/1
 ]).
 
 -import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, backups/0]).
@@ -30,13 +35,18 @@ all() ->
         fetch_round_trip,
         fetch_wrong_identity_writes_nothing,
         secrets_never_shown,
-        bad_input_changes_nothing
+        bad_input_changes_nothing,
+        rebuilt_node_keeps_the_remote_history,
+        confirm_lets_retention_trim_the_history
     ].
 
 init_per_suite(Config) ->
     Config1 = emqx_guard_ct_helper:init_suite(Config),
     %% short waits between upload attempts, no retries inside the NIF, short connect timeout
     ok = application:set_env(emqx_guard, offsite_retry_ms, [50, 50]),
+    %% a failed job is not tried again on its own during a case: the next run, or a settings
+    %% change, starts the next one
+    ok = application:set_env(emqx_guard, offsite_requeue_ms, [3600000]),
     ok = application:set_env(emqx_guard, offsite_extra, #{max_retries => 0, connect_timeout_ms => 2000, timeout_ms => 20000}),
     case {emqx_guard_s3_helper:binary(), os:getenv("EMQX_GUARD_SKIP_S3")} of
         {false, "1"} -> {skip, "s3s-fs is not installed and EMQX_GUARD_SKIP_S3=1"};
@@ -46,6 +56,7 @@ init_per_suite(Config) ->
 
 end_per_suite(_Config) ->
     application:unset_env(emqx_guard, offsite_retry_ms),
+    application:unset_env(emqx_guard, offsite_requeue_ms),
     application:unset_env(emqx_guard, offsite_extra),
     emqx:reset(),
     ok.
@@ -89,7 +100,7 @@ seven_runs_keep_five_remote(Config) ->
     [?assertNotEqual(nomatch, string:find(R, "encrypted (age)")) || R <- Rows],
     ?assertNotEqual(nomatch, string:find(hd(Rows), lists:last(Names))),
     Status = ctl(["backup_status"]),
-    ?assert(lists:any(fun(L) -> string:find(L, "off-site: uploaded " ++ lists:last(Names)) =/= nomatch end, Status), Status),
+    ?assert(lists:any(fun(L) -> lists:prefix("  newest backup off-site: " ++ lists:last(Names) ++ ".age, uploaded at ", L) end, Status), Status),
     ?assert(lists:member("off-site: s3://backups/ct (encrypted with age)", Status), Status),
     %% with keep 3, a dry run shows the two oldest remote ones (and deletes nothing)
     ctl(["backup_keep", "3"]),
@@ -99,14 +110,17 @@ seven_runs_keep_five_remote(Config) ->
     ?assertEqual(Expected, emqx_guard_s3_helper:objects(S3)),
     ?assertEqual([], emqx_alarm:active_alarms()).
 
-%% A wrong secret key: the run is ok with a clear warning, the alarm is raised, the local backup
-%% stays. With the right key, the next run uploads the missed backup too and clears the alarm.
+%% A wrong secret key: the run is ok, the off-site status shows a clear error, the alarm is
+%% raised, the local backup stays. With the right key, the upload is made (the missed backup too)
+%% and the alarm cleared.
 wrong_secret_key_warns_and_alarms(Config) ->
     S3 = ?config(s3, Config),
     set_remote(Config, ["secret_key=WRONG-secret-value-9876543210"]),
     {Out, First} = run_lines(),
     ?assertMatch("Backup done in " ++ _, hd(Out)),
-    Warning = [L || L <- Out, string:find(L, "warning: off-site copy failed: upload of " ++ First) =/= nomatch],
+    offsite_idle(),
+    Warning = [L || L <- ctl(["backup_status"]), lists:prefix("  last error: ", L),
+                    string:find(L, ": upload of " ++ First ++ " failed: ") =/= nomatch],
     ?assertMatch([_], Warning, Out),
     ?assertEqual(nomatch, string:find(hd(Warning), "WRONG-secret")),
     ?assertEqual([First], backups()),
@@ -136,13 +150,15 @@ server_stopped_next_run_uploads_missing(Config) ->
     ok = logger:set_primary_config(level, all),
     {ok, Logs} = emqx_guard_test_logs:start(),
     {Out, Second} = run_lines(),
+    offsite_idle(),
     Reports = emqx_guard_test_logs:reports(emqx_guard_test_logs:stop(Logs)),
     ok = logger:set_primary_config(level, Level),
     %% tried three times (the waits of offsite_retry_ms: 50 ms, 50 ms)
     ?assertMatch([#{reason := connect, wait_ms := 50}, #{wait_ms := 50}],
                  [R || R = #{msg := emqx_guard_offsite_retry} <- Reports]),
     ?assertMatch("Backup done in " ++ _, hd(Out)),
-    ?assert(lists:any(fun(L) -> string:find(L, "warning: off-site copy failed") =/= nomatch end, Out), Out),
+    Status = ctl(["backup_status"]),
+    ?assert(lists:any(fun(L) -> lists:prefix("  last error: ", L) end, Status), Status),
     ?assertEqual([First], emqx_guard_s3_helper:objects(S3)),
     ?assertMatch([#{name := ?ALARM}], emqx_alarm:active_alarms()),
     S3b = emqx_guard_s3_helper:start(?config(data_dir, Config), maps:get(port, S3)),
@@ -201,7 +217,8 @@ secrets_never_shown(Config) ->
     _ = ctl(["backup_status"]),
     %% a wrong secret key in an error and a crash-free failure path
     _ = ctl(["backup_remote" | emqx_guard_s3_helper:settings_args(?config(s3, Config)) ++ ["secret_key=x\ty"]]),
-    Statuses = [sys:get_status(P) || P <- [emqx_guard_scheduler, emqx_guard_settings_sync, emqx_guard_notify]],
+    Statuses = [sys:get_status(P) || P <- [emqx_guard_scheduler, emqx_guard_settings_sync, emqx_guard_notify,
+                                           emqx_guard_offsite_queue]],
     Events = emqx_guard_test_logs:stop(Logs),
     ok = logger:set_primary_config(level, Level),
     %% the run and the settings change were logged (and the upload with them)
@@ -242,18 +259,98 @@ bad_input_changes_nothing(Config) ->
     _ = set_remote(Config, []),
     ?assertEqual(["backup_remote = off (backups stay on this cluster's disks only)"], ctl(["backup_remote", "off"])).
 
+%% Issue 19 defect 8: a rebuilt node (a fresh data dir, as after the README's restore-from-off-site
+%% steps) finds three months of backups made by an earlier life in the bucket. Its first backup
+%% is uploaded, but remote retention deletes none of them, and `backup_status' says why. Once
+%% the node has uploaded `backup_keep' backups of its own, retention applies as usual.
+rebuilt_node_keeps_the_remote_history(Config) ->
+    S3 = ?config(s3, Config),
+    Old = earlier_life(S3, 12),
+    ["backup_keep = 2"] = ctl(["backup_keep", "2"]),
+    set_remote(Config, []),
+    %% a node without a backup of its own looks at the bucket as soon as it has the destination
+    offsite_idle(),
+    Before = ctl(["backup_status"]),
+    ?assert(lists:member("  remote retention: paused: there are 12 backup(s) in the bucket that this node did not upload "
+                         "(another node's, or its own from before its data/emqx_guard was lost); none is deleted until "
+                         "this node has uploaded 2 of its own (0 so far), or after guard backup_remote_prune --confirm",
+                         Before), Before),
+    First = run_ok(),
+    offsite_idle(),
+    ?assertEqual(lists:sort(Old ++ [First]), emqx_guard_s3_helper:objects(S3)),
+    Status = ctl(["backup_status"]),
+    ?assert(lists:any(fun(L) -> lists:prefix("  remote retention: paused", L) end, Status), Status),
+    ?assert(lists:any(fun(L) -> string:find(L, "12 backup(s) in the bucket that this node did not upload") =/= nomatch end,
+                      Status), Status),
+    %% the dry run says the same: nothing would be deleted off-site now
+    Dry = ctl(["backup_prune", "--dry-run"]),
+    ?assert(lists:any(fun(L) -> lists:prefix("Nothing to delete off-site: remote retention is paused", L) end, Dry), Dry),
+    ?assertEqual(lists:sort(Old ++ [First]), emqx_guard_s3_helper:objects(S3)),
+    %% a second backup of its own: the node's history has the length of backup_keep
+    Second = run_ok(),
+    offsite_idle(),
+    ?assertEqual([First, Second], emqx_guard_s3_helper:objects(S3)),
+    After = ctl(["backup_status"]),
+    ?assertNot(lists:any(fun(L) -> lists:prefix("  remote retention: paused", L) end, After), After).
+
+%% The operator may let retention trim the earlier history at once: `backup_remote_prune
+%% --confirm'. The confirmation is kept across a restart of the plugin.
+confirm_lets_retention_trim_the_history(Config) ->
+    S3 = ?config(s3, Config),
+    Old = earlier_life(S3, 12),
+    ["backup_keep = 3"] = ctl(["backup_keep", "3"]),
+    set_remote(Config, []),
+    First = run_ok(),
+    offsite_idle(),
+    ?assertEqual(lists:sort(Old ++ [First]), emqx_guard_s3_helper:objects(S3)),
+    ?assertMatch(["Error: " ++ _], ctl(["backup_remote_prune"])),
+    ?assertMatch(["Error: " ++ _], ctl(["backup_remote_prune", "--yes"])),
+    ?assertEqual(lists:sort(Old ++ [First]), emqx_guard_s3_helper:objects(S3)),
+    [Confirmed | _] = ctl(["backup_remote_prune", "--confirm"]),
+    ?assert(lists:prefix("Remote retention now applies to every backup in s3://backups/ct", Confirmed), Confirmed),
+    offsite_idle(),
+    ?assertEqual(lists:nthtail(10, lists:sort(Old)) ++ [First], emqx_guard_s3_helper:objects(S3)),
+    emqx_guard_ct_helper:stop_app(),
+    start_app(fake_opts(#{})),
+    Second = run_ok(),
+    offsite_idle(),
+    ?assertEqual(lists:nthtail(11, lists:sort(Old)) ++ [First, Second], emqx_guard_s3_helper:objects(S3)).
+
 %%--------------------------------------------------------------------------------------------
+
+%% N weekly backups of an earlier life of this node (its data dir was lost) in the bucket, from
+%% Sunday 2026-01-04 on: names only this node never uploaded.
+earlier_life(S3, N) ->
+    Names = [
+        begin
+            {{Y, Mo, D}, _} = calendar:gregorian_seconds_to_datetime(
+                calendar:datetime_to_gregorian_seconds({{2026, 1, 4}, {12, 0, 0}}) + I * 7 * 86400),
+            lists:flatten(io_lib:format("emqx-export-~4..0b-~2..0b-~2..0b-12-00-00.000.tar.gz", [Y, Mo, D]))
+        end
+     || I <- lists:seq(0, N - 1)
+    ],
+    [ok = write(emqx_guard_s3_helper:object_file(S3, "ct/" ++ Name), <<"made by an earlier life">>) || Name <- Names],
+    ?assertEqual(Names, emqx_guard_s3_helper:objects(S3)),
+    Names.
+
+%% Waits until no off-site job is going (`backup_status' shows none in flight).
+offsite_idle() ->
+    emqx_guard_ct_helper:wait_until(fun() ->
+        not lists:any(fun(L) -> lists:prefix("  uploads: uploading", L) orelse lists:prefix("  uploads: looking", L) end,
+                      ctl(["backup_status"]))
+    end).
 
 set_remote(Config, Extra) ->
     Out = ctl(["backup_remote" | emqx_guard_s3_helper:settings_args(?config(s3, Config)) ++ Extra]),
     ?assertEqual("backup_remote = s3", hd(Out), Out),
     Out.
 
-%% One `backup_now' that succeeds: the new backup's name.
+%% One `backup_now' that succeeds, and the off-site job after it: the new backup's name.
 run_ok() ->
     {Out, Name} = run_lines(),
     ?assertMatch("Backup done in " ++ _, hd(Out)),
     ?assertEqual([], [L || L <- Out, string:find(L, "warning") =/= nomatch], Out),
+    offsite_idle(),
     Name.
 
 run_lines() ->

@@ -179,8 +179,9 @@ start_job(Outcome, Keep, St) ->
         %% a node that does not answer is tried (its failure is the copy's result), one with no
         %% version in common is not
         Peers = emqx_guard_proto:negotiate(emqx_guard_emqx:running_core_nodes() -- [node()]),
-        [?LOG_WARNING(#{msg => emqx_guard_copy_skipped, to => N, reason => Why}) || {N, Why} <- emqx_guard_proto:mismatched(Peers)],
-        Targets = lists:sort(maps:keys(Peers)) -- [N || {N, _} <- emqx_guard_proto:mismatched(Peers)],
+        Skipped = emqx_guard_proto:mismatched(Peers),
+        lists:foreach(fun({N, Why}) -> ?LOG_WARNING(#{msg => emqx_guard_copy_skipped, to => N, reason => Why}) end, Skipped),
+        Targets = lists:sort(maps:keys(Peers)) -- [N || {N, _} <- Skipped],
         _ = emqx_guard_replica:replicate(Outcome, Keep, Targets),
         ok
     end),

@@ -77,7 +77,7 @@ push(Path, Name, Sha, To, Keep, Kind, Created0) ->
         end,
     Outcome =
         try
-            send(Path, #{name => bin(Name), sha256 => Sha, kind => Kind, created_at => Created}, To, Keep)
+            send(Path, #{name => unicode:characters_to_binary(Name), sha256 => Sha, kind => Kind, created_at => Created}, To, Keep)
         catch
             Class:Reason ->
                 {error, text("copy crashed: ~tp:~0tP", [Class, Reason, 10])}
@@ -229,6 +229,3 @@ mtime_ms(Path) ->
 
 text(Fmt, Args) ->
     unicode:characters_to_binary(io_lib:format(Fmt, Args)).
-
-bin(B) when is_binary(B) -> B;
-bin(L) -> unicode:characters_to_binary(L).

@@ -35,7 +35,7 @@
     adopt_settings/4
 ]).
 
-%% @doc The plugin version that introduced this protocol version.
+%% @doc The plugin version that introduced protocol version 1: the first release.
 -spec introduced_in() -> string().
 introduced_in() ->
     "0.1.0".

@@ -26,7 +26,7 @@
     adopt_settings/4
 ]).
 
-%% @doc The plugin version that introduced this protocol version.
+%% @doc The plugin version that introduced protocol version 2.
 -spec introduced_in() -> string().
 introduced_in() ->
     "0.2.0".

@@ -68,6 +68,7 @@
 
 %% What the sweep noted and `guard backup_status' has not shown yet.
 -define(NOTICE, "leftovers.eterm").
+-define(NOTICE_FORMAT, #{tag => ?MODULE, version => 1}).
 -define(NOTICE_MAX, 100).
 %% Without an export timeout: how long an export may be silent before it counts as dead.
 -define(DEFAULT_QUIET_MS, 24 * 3600 * 1000).
@@ -300,15 +301,18 @@ sweep(#{at := At, quiet_ms := QuietMs}) ->
 -spec status_lines() -> [binary()].
 status_lines() ->
     Path = emqx_guard_store:path(?NOTICE),
-    case emqx_guard_store:read(Path) of
-        {ok, {?MODULE, 1, Found}} when is_list(Found), Found =/= [] ->
+    case emqx_guard_store:load(Path, ?NOTICE_FORMAT) of
+        {ok, Found} when is_list(Found), Found =/= [] ->
             _ = file:delete(Path),
             Zone = maps:get(backup_timezone, emqx_guard_settings:get(), <<"local">>),
             [<<"left by interrupted exports:">> | [found_line(F, Zone) || F = #{name := _, what := _, at := _} <- Found]];
-        {ok, _} ->
-            _ = file:delete(Path),
+        none ->
             [];
-        {error, _} ->
+        %% a newer plugin's note stays for it (said by the store)
+        newer ->
+            [];
+        _EmptyOrDamaged ->
+            _ = file:delete(Path),
             []
     end.
 
@@ -327,13 +331,13 @@ note([]) ->
 note(Found) ->
     Path = emqx_guard_store:path(?NOTICE),
     Before =
-        case emqx_guard_store:read(Path) of
-            {ok, {?MODULE, 1, Old}} when is_list(Old) -> Old;
+        case emqx_guard_store:load(Path, ?NOTICE_FORMAT) of
+            {ok, Old} when is_list(Old) -> Old;
             _ -> []
         end,
     All = Before ++ Found,
     Kept = lists:nthtail(max(length(All) - ?NOTICE_MAX, 0), All),
-    case emqx_guard_store:write(Path, {?MODULE, 1, Kept}) of
+    case emqx_guard_store:save(Path, ?NOTICE_FORMAT, Kept) of
         ok -> ok;
         {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_leftover_note_not_saved, reason => Why})
     end.

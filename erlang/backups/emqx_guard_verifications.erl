@@ -23,7 +23,8 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(SERVER, ?MODULE).
--define(FORMAT_VSN, 1).
+%% The records file's format (`emqx_guard_store').
+-define(FORMAT, #{tag => ?MODULE, version => 1}).
 -define(CALL_TIMEOUT, 30000).
 
 %%--------------------------------------------------------------------------------------------
@@ -106,8 +107,8 @@ bounded(Held) ->
 
 load() ->
     Path = file(),
-    case emqx_guard_store:read(Path) of
-        {ok, {?MODULE, ?FORMAT_VSN, Records}} when is_list(Records) ->
+    case emqx_guard_store:load(Path, ?FORMAT) of
+        {ok, Records} when is_list(Records) ->
             Good = [R || R <- Records, valid(R)],
             case length(Records) - length(Good) of
                 0 ->
@@ -118,7 +119,10 @@ load() ->
                     })
             end,
             lists:foldl(fun put_newer/2, #{}, Good);
-        {error, enoent} ->
+        none ->
+            #{};
+        %% a newer plugin's file: said by the store
+        newer ->
             #{};
         Other ->
             ?LOG_WARNING(#{
@@ -128,11 +132,11 @@ load() ->
     end.
 
 damage({ok, _}) -> unexpected_content;
-damage({error, Reason}) -> Reason.
+damage({damaged, Reason}) -> Reason.
 
 save(Held) ->
     Records = lists:sort(maps:values(Held)),
-    case emqx_guard_store:write(file(), {?MODULE, ?FORMAT_VSN, Records}) of
+    case emqx_guard_store:save(file(), ?FORMAT, Records) of
         ok -> ok;
         {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_verifications_not_saved, reason => Why})
     end.

@@ -48,7 +48,8 @@
     retention := undefined | emqx_guard_offsite:retention()
 }.
 
--define(FORMAT_VSN, 1).
+%% The state file's format (`emqx_guard_store'): a new key is no new format.
+-define(FORMAT, #{tag => emqx_guard_offsite, version => 1}).
 %% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant the state may hold.
 -define(MAX_INSTANT_MS, 253402300799999).
 
@@ -75,16 +76,19 @@ path() ->
 %% @doc Stores the state atomically.
 -spec save(state()) -> ok | {error, binary()}.
 save(State) ->
-    emqx_guard_store:write(path(), {emqx_guard_offsite, ?FORMAT_VSN, State}).
+    emqx_guard_store:save(path(), ?FORMAT, State).
 
 %% @doc The stored state (see the module doc); a fresh one begun at Now when there is none.
 -spec load(integer()) -> state().
 load(Now) ->
     Path = path(),
-    case emqx_guard_store:read(Path) of
-        {ok, {emqx_guard_offsite, ?FORMAT_VSN, Stored}} when is_map(Stored) ->
+    case emqx_guard_store:load(Path, ?FORMAT) of
+        {ok, Stored} when is_map(Stored) ->
             checked(Path, Stored, fresh(Now));
-        {error, enoent} ->
+        none ->
+            fresh(Now);
+        %% a newer plugin's file: said by the store
+        newer ->
             fresh(Now);
         Other ->
             ?LOG_WARNING(#{msg => emqx_guard_offsite_state_damaged, path => Path, content => Other, action => starting_fresh}),

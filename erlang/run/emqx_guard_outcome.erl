@@ -168,6 +168,10 @@ format_error(plugin_not_running) ->
     <<"plugin not running">>;
 format_error({no_answer, Why}) ->
     text("no answer (~ts)", [describe(Why)]);
+format_error({version_mismatch, Theirs, Ours}) ->
+    text("version mismatch: it speaks protocol version ~ts, this node ~ts", [versions(Theirs), versions(Ours)]);
+format_error({older_plugin, Lowest}) ->
+    text("an older plugin version (protocol 1), which exports only as the lowest core node (~ts)", [Lowest]);
 format_error({nif_not_loaded, Detail}) ->
     text("the NIF library is not loaded: ~ts", [describe(Detail)]);
 format_error({nif_failed, Detail}) ->
@@ -206,6 +210,9 @@ format_error(Reason) ->
 -spec format_excluded([{node(), term()}]) -> binary().
 format_excluded(Excluded) ->
     iolist_to_binary(lists:join(<<"; ">>, [text("~ts: ~ts", [N, format_error(Why)]) || {N, Why} <- Excluded])).
+
+versions([]) -> <<"none">>;
+versions(Vs) -> iolist_to_binary(lists:join(<<", ">>, [integer_to_binary(V) || V <- Vs])).
 
 %% A disk error in words, with the directory; for a full disk the space free there (measured
 %% after the failed export's own files were removed: what an export has) and about how much the

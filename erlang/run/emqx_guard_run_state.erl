@@ -22,7 +22,8 @@
     counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
 }.
 
--define(FORMAT_VSN, 1).
+%% The state file's format (`emqx_guard_store'): a new key is no new format.
+-define(FORMAT, #{tag => emqx_guard_state, version => 1}).
 %% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant the state may hold.
 -define(MAX_INSTANT_MS, 253402300799999).
 
@@ -99,16 +100,19 @@ save(State) ->
         end,
         State
     ),
-    emqx_guard_store:write(path(), {emqx_guard_state, ?FORMAT_VSN, Stored}).
+    emqx_guard_store:save(path(), ?FORMAT, Stored).
 
 %% @doc Reads the stored state (see the module doc).
 -spec load() -> run_state().
 load() ->
     Path = path(),
-    case emqx_guard_store:read(Path) of
-        {ok, {emqx_guard_state, ?FORMAT_VSN, Stored}} when is_map(Stored) ->
+    case emqx_guard_store:load(Path, ?FORMAT) of
+        {ok, Stored} when is_map(Stored) ->
             checked(Path, Stored);
-        {error, enoent} ->
+        none ->
+            fresh();
+        %% a newer plugin's file: said by the store
+        newer ->
             fresh();
         Other ->
             ?LOG_WARNING(#{msg => emqx_guard_state_damaged, path => Path, content => Other, action => starting_fresh}),

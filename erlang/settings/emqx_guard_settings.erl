@@ -52,7 +52,9 @@
     %% notification and off-site settings: see emqx_guard_notify_config, emqx_guard_offsite_config
     emqx_guard_notify_config:key() | emqx_guard_offsite_config:key() => term()
 }.
--define(FORMAT_VSN, 1).
+%% The settings file's format (`emqx_guard_store'): a new key is no new format (older versions
+%% read the keys they know).
+-define(FORMAT, #{tag => emqx_guard_settings, version => 1}).
 -define(MAX_KEEP, 1000).
 %% A catch-up window or export timeout longer than a year is certainly a typo.
 -define(MAX_DURATION_S, 366 * 86400).
@@ -325,28 +327,18 @@ settings_file() ->
 -spec load() -> settings().
 load() ->
     Path = settings_file(),
-    case emqx_guard_store:read(Path) of
-        {ok, {emqx_guard_settings, ?FORMAT_VSN, Stored}} when is_map(Stored) ->
+    case emqx_guard_store:load(Path, ?FORMAT) of
+        {ok, Stored} when is_map(Stored) ->
             merge_stored(Path, Stored);
-        {ok, Other} ->
-            ?LOG_WARNING(#{
-                msg => emqx_guard_settings_damaged,
-                path => Path,
-                reason => unexpected_content,
-                %% e.g. a newer format: it holds the secrets too
-                content => emqx_guard_redact:term(Other),
-                action => using_defaults
-            }),
+        none ->
             defaults();
-        {error, enoent} ->
+        %% a newer plugin's file: said by the store
+        newer ->
             defaults();
-        {error, Reason} ->
-            ?LOG_WARNING(#{
-                msg => emqx_guard_settings_unreadable,
-                path => Path,
-                reason => Reason,
-                action => using_defaults
-            }),
+        Damaged ->
+            %% what it holds may be the secrets too
+            Why = emqx_guard_redact:term(Damaged),
+            ?LOG_WARNING(#{msg => emqx_guard_settings_damaged, path => Path, reason => Why, action => using_defaults}),
             defaults()
     end.
 
@@ -394,7 +386,7 @@ validate_stored(Key, Value) ->
 %% @doc Stores the settings atomically.
 -spec save(settings()) -> ok | {error, binary()}.
 save(Settings) ->
-    case emqx_guard_store:write(settings_file(), {emqx_guard_settings, ?FORMAT_VSN, Settings}) of
+    case emqx_guard_store:save(settings_file(), ?FORMAT, Settings) of
         ok ->
             persistent_term:put(?CACHE, Settings),
             ok;

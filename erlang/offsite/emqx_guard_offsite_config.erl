@@ -11,7 +11,7 @@
 %%     (false), `backup_remote_tls_verify' (true), `backup_remote_ca_file',
 %%     `backup_remote_recipient' (an age X25519 recipient `age1...'; empty: no encryption).</li>
 %% </ul>
-%% Generic types (text, secret, bool, path) are checked by `emqx_guard_notify_config:check_value/3';
+%% Generic types (text, secret, bool, path) are checked by `emqx_guard_value:check/3';
 %% the secret key (its type is `secret') is hidden by `emqx_guard_redact' wherever settings are
 %% shown, logged or returned.
 -module(emqx_guard_offsite_config).
@@ -79,11 +79,11 @@ check(endpoint, Key, Raw) ->
 check(recipient, Key, Raw) ->
     plain(Key, Raw, "^(age1[02-9ac-hj-np-z]{58})?$", " must be an age X25519 recipient (age1 and 58 more characters)");
 check(Type, Key, Raw) ->
-    emqx_guard_notify_config:check_value(Type, Key, Raw).
+    emqx_guard_value:check(Type, Key, Raw).
 
 %% Text without control characters that matches Re (empty always passes the caller's Re).
 plain(Key, Raw, Re, Why) ->
-    case emqx_guard_notify_config:check_value(secret, Key, Raw) of
+    case emqx_guard_value:check(secret, Key, Raw) of
         {ok, T} ->
             case re:run(T, Re, [unicode, {capture, none}]) of
                 match -> {ok, T};
@@ -94,7 +94,7 @@ plain(Key, Raw, Re, Why) ->
     end.
 
 text(Key, Raw) ->
-    emqx_guard_notify_config:check_value(text, Key, Raw).
+    emqx_guard_value:check(text, Key, Raw).
 
 %% @doc The rules between keys, for complete settings: an `s3' destination needs a bucket, an
 %% access key and a secret key.

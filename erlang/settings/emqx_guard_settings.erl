@@ -261,27 +261,10 @@ check_duration(_Name, Seconds, _Min) ->
     {ok, Seconds}.
 
 with_text(Raw, Name, Fun) ->
-    case to_text(Raw) of
+    case emqx_guard_value:text(Raw) of
         {ok, Text} -> Fun(Text);
         error -> {error, <<Name/binary, " must be text">>}
     end.
-
-to_text(B) when is_binary(B) ->
-    case unicode:characters_to_binary(B) of
-        Bin when is_binary(Bin) -> {ok, Bin};
-        _ -> error
-    end;
-to_text(L) when is_list(L) ->
-    try unicode:characters_to_binary(L) of
-        Bin when is_binary(Bin) -> {ok, Bin};
-        _ -> error
-    catch
-        _:_ -> error
-    end;
-to_text(A) when is_atom(A) ->
-    {ok, atom_to_binary(A, utf8)};
-to_text(_) ->
-    error.
 
 to_key(K) when is_atom(K) ->
     case lists:member(K, keys()) of
@@ -289,7 +272,7 @@ to_key(K) when is_atom(K) ->
         false -> error
     end;
 to_key(K) when is_binary(K); is_list(K) ->
-    case to_text(K) of
+    case emqx_guard_value:text(K) of
         {ok, Text} ->
             case [Key || Key <- keys(), atom_to_binary(Key, utf8) =:= Text] of
                 [Key] -> {ok, Key};
@@ -302,7 +285,7 @@ to_key(_) ->
     error.
 
 key_text(K) ->
-    case to_text(K) of
+    case emqx_guard_value:text(K) of
         {ok, T} -> T;
         error -> iolist_to_binary(io_lib:format("~tp", [K]))
     end.

@@ -6,8 +6,8 @@
 %% `dingtalk', `wecom'. Each is a module `emqx_guard_channel_<kind>' that implements:
 %% <ul>
 %% <li>`kind/0': its name (the `notify_<kind>' command, the status line);</li>
-%% <li>`settings/0': its own settings, `{Key, Type, Default}' (the types are validated and
-%%     hidden by `emqx_guard_redact'), and `cli_names/0': the `key=value' names of
+%% <li>`settings/0': its own settings, `{Key, Type, Default}' (the types are
+%%     `emqx_guard_value''s, checked there and hidden by `emqx_guard_redact'), and `cli_names/0': the `key=value' names of
 %%     `guard notify_<kind>';</li>
 %% <li>`enabled/1': whether the settings make it send;</li>
 %% <li>`target/1': where it sends, safe to print and log (no secret, no URL path);</li>
@@ -22,11 +22,8 @@
 
 -type kind() :: email | webhook | slack | teams | feishu | dingtalk | wecom.
 -type result() :: {ok, binary()} | {retry, binary()} | {retry, binary(), pos_integer()} | {error, binary()}.
--type type() ::
-    host | port | smtp_tls | text | password | address | addresses | any_url | url | secret
-    | path | bool | mobiles | hosts | channel_id.
--type setting() :: {atom(), type(), term()}.
--export_type([kind/0, result/0, type/0, setting/0]).
+-type setting() :: {atom(), emqx_guard_value:type(), term()}.
+-export_type([kind/0, result/0, setting/0]).
 
 -callback kind() -> kind().
 -callback settings() -> [setting()].

@@ -24,6 +24,7 @@
 
 -export([names/0, list/1, make_private/1, prune/3, prune/4, prune/5, plan/2]).
 -export([check/1, check/3, verify_all/2]).
+-export([limit/0, job_opts/1]).
 
 -export_type([listed/0, pruned/0, limit/0, progress/0, retention_error/0]).
 
@@ -234,7 +235,7 @@ retention_job(Start, Limit, MaxMs0) ->
             default -> ?RETENTION_MAX_MS;
             Ms -> Ms
         end,
-    case Start(opts(Limit)) of
+    case Start(job_opts(Limit)) of
         {ok, Job} ->
             T0 = erlang:monotonic_time(millisecond),
             Deadline = fun(Seen) -> T0 + retention_bound(Seen, Limit, MaxMs) end,
@@ -280,7 +281,7 @@ retention_bound(#{checked_bytes := Done, remaining_bytes := Left}, Limit, MaxMs)
 
 %% Starts a job with the limit and waits for its result at most TimeoutMs.
 job(Start, Limit, TimeoutMs) ->
-    case Start(opts(Limit)) of
+    case Start(job_opts(Limit)) of
         {ok, Job} -> emqx_guard_core:await(Job, TimeoutMs);
         {error, _} = Error -> Error
     end.
@@ -299,11 +300,15 @@ bound(Dir, Limit, BaseMs) ->
 read_ms(_Bytes, off) -> 0;
 read_ms(Bytes, Limit) -> 2 * Bytes * 1000 div Limit.
 
-opts(off) -> #{};
-opts(Bps) -> #{io_limit => Bps}.
+%% @doc The options of a background job reading at most Limit (`emqx_guard_nif:opts()').
+-spec job_opts(limit()) -> emqx_guard_nif:opts().
+job_opts(off) -> #{};
+job_opts(Bps) -> #{io_limit => Bps}.
 
+%% @doc The read limit in use: the `backup_io_limit' setting.
+-spec limit() -> limit().
 limit() ->
-    maps:get(backup_io_limit, emqx_guard_settings:get(), off).
+    maps:get(backup_io_limit, emqx_guard_settings:get()).
 
 records() ->
     emqx_guard_verifications:records().

@@ -247,8 +247,7 @@ where(#{bucket := Bucket} = Config) ->
         Prefix -> text("s3://~ts/~ts", [Bucket, Prefix])
     end.
 
-job_opts(#{io_limit := off}) -> #{};
-job_opts(#{io_limit := Limit}) -> #{io_limit => Limit}.
+job_opts(#{io_limit := Limit}) -> emqx_guard_backups:job_opts(Limit).
 
 %% One upload, tried again after each wait while the reason may pass.
 upload(Config, File, Path, Opts) ->

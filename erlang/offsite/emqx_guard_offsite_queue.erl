@@ -288,7 +288,7 @@ start_job(What, St = #st{state = State}) ->
                 config => Config,
                 keep => maps:get(backup_keep, Settings),
                 dir => emqx_guard_emqx:backup_dir(),
-                io_limit => maps:get(backup_io_limit, Settings, off),
+                io_limit => maps:get(backup_io_limit, Settings),
                 backup => Backup,
                 own => Own,
                 confirmed => For =:= emqx_guard_offsite:destination(Config)

@@ -52,7 +52,7 @@
     instant => integer(),
     keep := pos_integer(),
     export_timeout := timeout(),
-    %% bytes per second verification reads at most (default off)
+    %% bytes per second the run's checks read at most (default: the `backup_io_limit' setting)
     io_limit => emqx_guard_backups:limit(),
     %% the most retention may take in this run (default: `emqx_guard_backups'' bound, an hour)
     retention_max_ms => pos_integer(),
@@ -125,7 +125,8 @@ backup(New, Request, Deps) ->
     Dir = emqx_guard_emqx:backup_dir(),
     %% what interrupted exports left (no other run is going): removed before this one starts
     _ = emqx_guard_export_files:sweep(#{at => run, quiet_ms => maps:get(export_timeout, Request)}),
-    Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir)},
+    Limit = maps:get(io_limit, Request, emqx_guard_backups:limit()),
+    Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir), io_limit => Limit},
     Done = lists:foldl(
         fun
             (Step, {ok, O}) -> Step(O, Context, Deps);
@@ -173,7 +174,7 @@ protect(O = #{path := Path}, _Context, _Deps) ->
     end.
 
 verify(O = #{path := Path}, Context, _Deps) ->
-    case emqx_guard_backups:check(Path, maps:get(io_limit, Context, off), job_base_ms(Context)) of
+    case emqx_guard_backups:check(Path, maps:get(io_limit, Context), job_base_ms(Context)) of
         {ok, Record = #{result := ok, sha256 := Sha, version := Version}} ->
             ok = emqx_guard_verifications:add([Record]),
             {ok, O#{sha256 => Sha, version => Version}};
@@ -201,7 +202,7 @@ bad_file(O = #{path := Path, file := Name}, _Context, Why) ->
     failed(O#{removed => Removed}, {verify_failed, Why}).
 
 prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
-    Limit = maps:get(io_limit, Context, off),
+    Limit = maps:get(io_limit, Context),
     case emqx_guard_backups:prune(Dir, Keep, Path, Limit, maps:get(retention_max_ms, Context, default)) of
         {ok, Pruned} ->
             {ok, maps:merge(O, Pruned)};
@@ -233,7 +234,7 @@ job_base_ms(#{export_timeout := Ms}) -> max(Ms, 1000).
 %% What the failed export made, and only that: a tarball that verifies is kept.
 discard(Made, Context = #{slot := Slot}) ->
     Check = fun(Path) ->
-        case emqx_guard_backups:check(Path, maps:get(io_limit, Context, off), job_base_ms(Context)) of
+        case emqx_guard_backups:check(Path, maps:get(io_limit, Context), job_base_ms(Context)) of
             {ok, Record = #{result := ok}} -> {complete, Record};
             _ -> incomplete
         end

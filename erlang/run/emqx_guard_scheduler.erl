@@ -399,7 +399,7 @@ start_run(Trigger, Instant, St = #st{settings = S}) ->
         started_at => Started,
         keep => maps:get(backup_keep, S),
         export_timeout => maps:get(export_timeout, S) * 1000,
-        io_limit => maps:get(backup_io_limit, S, off)
+        io_limit => maps:get(backup_io_limit, S)
     },
     Self = self(),
     Record = fun(Outcome) -> gen_server:call(Self, {record, self(), Outcome}, infinity) end,

@@ -7,8 +7,9 @@
 %%     per-request checksums, age-encrypted when a recipient is set, then checked with HEAD; an
 %%     object of that key whose recorded SHA-256 and size match is not sent again and comes back
 %%     `reused'); a failed upload is tried again after each wait of the `offsite_retry_ms'
-%%     application environment (default 5 s, then 30 s) unless its reason cannot pass by
-%%     waiting (`auth', `not_found', `tls', bad settings);</li>
+%%     application environment (default 5 s, then 30 s) while its reason can pass by waiting
+%%     (`emqx_guard_retry''s rule for `upload': not `auth', `not_found', `tls', bad
+%%     settings);</li>
 %% <li><b>fill in</b>: every local backup among the newest `keep' that verify and has no remote
 %%     object is uploaded too (oldest first), so a copy that failed or was superseded in the
 %%     queue is made now;</li>
@@ -57,8 +58,6 @@
 %% Waiting for one NIF job: the NIF bounds every request (timeout_ms, retries); this bounds the whole.
 -define(AWAIT_MS, 6 * 3600 * 1000).
 -define(RETRY_MS, [5000, 30000]).
-%% Reasons that waiting does not cure.
--define(FINAL, [auth, not_found, tls, bad_config, bad_name, bad_keep, bad_opts, nif_not_loaded, identity]).
 
 %% @doc Runs one job (see the module doc). Report is called with `{uploaded, Upload}' after each
 %% upload that passed.
@@ -271,13 +270,13 @@ upload(Config, File, Path, Opts, Waits) ->
                 reused => maps:get(reused, R, false) =:= true
             }};
         {{error, {Reason, _}}, [Wait | More]} ->
-            case lists:member(Reason, ?FINAL) of
+            case emqx_guard_retry:retryable(upload, Reason) of
                 true ->
-                    Result;
-                false ->
                     ?LOG_WARNING(#{msg => emqx_guard_offsite_retry, file => File, reason => Reason, wait_ms => Wait}),
                     timer:sleep(Wait),
-                    upload(Config, File, Path, Opts, More)
+                    upload(Config, File, Path, Opts, More);
+                false ->
+                    Result
             end;
         {{error, _}, _} ->
             Result

@@ -102,7 +102,7 @@ timed_out_export_keeps_exports_made_meanwhile(Config) ->
             {Runner, Result} -> Result
         after 60000 -> ct:fail(run_never_finished)
         end,
-    ?assertEqual({export_timeout, 3000}, maps:get(reason, R)),
+    ?assertEqual({export_timeout, #{timeout_ms => 3000}}, maps:get(reason, R)),
     %% the two complete exports made meanwhile are there and verify
     ?assertEqual(lists:sort([ManualName, CopyName | Old]), ls(Dir)),
     [{ok, _} = emqx_guard_nif:verify(list_to_binary(filename:join(Dir, N))) || N <- [ManualName, CopyName]],

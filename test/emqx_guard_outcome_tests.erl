@@ -68,7 +68,7 @@ export_problem_is_bounded_test() ->
 
 disk_words_test_() ->
     Full = #{dir => ?DIR, available => 12 * 1024 * 1024, last_size => 47 * 1024 * 1024},
-    Line = fun(Posix, Facts) -> emqx_guard_outcome:format_error({export_disk_error, Posix, Facts, mnesia_full()}) end,
+    Line = fun(Posix, Facts) -> emqx_guard_outcome:format_error({export_disk_error, Facts#{posix => Posix, raw => mnesia_full()}}) end,
     [
         ?_assertEqual(
             <<"export failed: no space left on device in /opt/emqx/data/backup (12.0 MiB free once the failed export was removed; "
@@ -90,6 +90,6 @@ disk_words_test_() ->
         ?_assertEqual(<<"export failed: file too large in /opt/emqx/data/backup">>, Line(efbig, #{dir => ?DIR})),
         ?_assertEqual(
             <<"export failed: a call inside EMQX timed out (gen_server:call)">>,
-            emqx_guard_outcome:format_error({export_call_timeout, {gen_server, call}, raw})
+            emqx_guard_outcome:format_error({export_call_timeout, #{call => {gen_server, call}, raw => raw}})
         )
     ].

@@ -103,10 +103,11 @@ export_opts(#{out_dir := undefined}) -> #{};
 export_opts(#{out_dir := Dir}) -> #{out_dir => Dir}.
 
 %% @doc Puts the finished export Path in the backup directory under its own name and removes the
-%% run's staging directory: `{ok, FinalPath}', or `{error, {export_not_placed, Name, Posix}}'
+%% run's staging directory: `{ok, FinalPath}', or `{error, {export_not_placed, #{name, posix}}}'
 %% (`eexist': a file of that name is there already; it is left alone and this run's export is
 %% removed). An export EMQX wrote into the backup directory itself stays where it is.
--spec place(slot(), file:filename_all()) -> {ok, binary()} | {error, {export_not_placed, binary(), atom()}}.
+-spec place(slot(), file:filename_all()) ->
+    {ok, binary()} | {error, {export_not_placed, #{name := binary(), posix := atom()}}}.
 place(Slot = #{dir := Dir, out_dir := Out}, Path0) ->
     Path = to_list(Path0),
     Result =
@@ -117,7 +118,7 @@ place(Slot = #{dir := Dir, out_dir := Out}, Path0) ->
                 Final = filename:join(Dir, filename:basename(Path)),
                 case move(Path, Final) of
                     ok -> {ok, bin(Final)};
-                    {error, Posix} -> {error, {export_not_placed, bin(filename:basename(Path)), Posix}}
+                    {error, Posix} -> {error, {export_not_placed, #{name => bin(filename:basename(Path)), posix => Posix}}}
                 end
         end,
     ok = clear(Slot),
@@ -335,7 +336,7 @@ note(Found) ->
     Kept = lists:nthtail(max(length(All) - ?NOTICE_MAX, 0), All),
     case emqx_guard_store:write(Path, {?MODULE, 1, Kept}) of
         ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_leftover_note_not_saved, reason => Why})
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_leftover_note_not_saved, reason => emqx_guard_outcome:format_error(Why)})
     end.
 
 %% Nobody can still be writing something born (Unix ms) before this node started, or not

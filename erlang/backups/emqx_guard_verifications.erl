@@ -134,7 +134,7 @@ save(Held) ->
     Records = lists:sort(maps:values(Held)),
     case emqx_guard_store:write(file(), {?MODULE, ?FORMAT_VSN, Records}) of
         ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_verifications_not_saved, reason => Why})
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_verifications_not_saved, reason => emqx_guard_outcome:format_error(Why)})
     end.
 
 %% What the NIF reads back from a record (it refuses the whole list for one bad record).

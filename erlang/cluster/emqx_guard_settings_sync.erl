@@ -76,7 +76,7 @@ start_link(Opts) when is_map(Opts) ->
 %% @doc Applies setting changes here, gives them a new version and pushes them to every other
 %% running node. Returns the new settings and the nodes that did not take them (with why). Runs
 %% in the caller's process (the `emqx ctl' command).
--spec update(map()) -> {ok, emqx_guard_settings:settings(), [{node(), binary()}]} | {error, binary()}.
+-spec update(map()) -> {ok, emqx_guard_settings:settings(), [{node(), binary()}]} | {error, term()}.
 update(Changes) ->
     case update_local(Changes) of
         {ok, Settings} ->
@@ -86,7 +86,7 @@ update(Changes) ->
     end.
 
 %% @doc Applies setting changes here only, with a version newer than every running node's.
--spec update_local(map()) -> {ok, emqx_guard_settings:settings()} | {error, binary()}.
+-spec update_local(map()) -> {ok, emqx_guard_settings:settings()} | {error, term()}.
 update_local(Changes) ->
     Opts = application:get_env(emqx_guard, cluster, #{}),
     gen_server:call(?SERVER, {update_local, Changes, highest_running_version()}, maps:get(call_timeout_ms, Opts, ?CALL_TIMEOUT_MS)).
@@ -123,7 +123,7 @@ version() ->
 
 %% @doc Adopts Settings when Version is newer than this node's. `{error, stale}' when this node
 %% holds other settings of a newer version; `ok' when it holds these settings already.
--spec adopt(emqx_guard_settings:settings(), version()) -> ok | {error, stale | binary()}.
+-spec adopt(emqx_guard_settings:settings(), version()) -> ok | {error, term()}.
 adopt(Settings, Version) ->
     gen_server:call(?SERVER, {adopt, Settings, Version}, 30000).
 
@@ -254,6 +254,8 @@ refusal({ok, {error, stale}}) ->
       "sync; repeat the change to apply it">>;
 refusal({ok, {error, Why}}) when is_binary(Why) ->
     Why;
+refusal({ok, {error, {Tag, _} = Why}}) when is_atom(Tag) ->
+    emqx_guard_outcome:format_error(Why);
 refusal(Reply) ->
     <<(rpc_error(Reply))/binary, "; it takes the change over when it syncs with the cluster">>.
 

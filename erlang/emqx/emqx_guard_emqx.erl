@@ -22,7 +22,6 @@
     backup_dir/0,
     export_supported/0,
     export_out_dir_supported/0,
-    export/1,
     export/2,
     activate_alarm/2,
     activate_alarm/3,
@@ -39,11 +38,12 @@
 %% The plugin's alarms: a failed backup, a failed off-site copy.
 -define(IS_ALARM(Name), (Name =:= ?ALARM orelse Name =:= emqx_guard_offsite_failed)).
 
+%% Why an export failed; `tarball': the file EMQX named for it before it failed (see `export/2').
 -type export_error() ::
-    export_unavailable
-    | {export_failed, term()}
-    | {export_crashed, error | exit | throw, term()}
-    | {export_timeout, timeout()}.
+    {export_unavailable, mfa()}
+    | {export_failed, #{reason := term(), tarball => binary()}}
+    | {export_crashed, #{class := error | exit | throw, reason := term(), tarball => binary()}}
+    | {export_timeout, #{timeout_ms := timeout(), tarball => binary()}}.
 
 -export_type([export_error/0]).
 
@@ -164,16 +164,6 @@ export_supported() ->
 export_out_dir_supported() ->
     exported(emqx_mgmt_data_backup, parse_export_request, 1).
 
-%% @doc `export/2' without options, and without what a failed export made.
--spec export(timeout()) ->
-    {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
-    | {error, export_error()}.
-export(TimeoutMs) ->
-    case export(TimeoutMs, #{}) of
-        {ok, _} = Ok -> Ok;
-        {error, Reason, _Made} -> {error, Reason}
-    end.
-
 %% @doc Runs one EMQX data export (`emqx_mgmt_data_backup:export/1') in a separate process that is
 %% linked to the caller (it dies with the caller) and monitored. Opts: `out_dir', a directory that
 %% exists, where an EMQX that supports it (`export_out_dir_supported/0') writes the export instead
@@ -182,25 +172,26 @@ export(TimeoutMs) ->
 %% <li>`{ok, #{filename := FullPath :: binary(), size := Bytes}}' (plus whatever else EMQX
 %%     reported, e.g. `created_at'); FullPath is absolute: a relative name (EMQX 5.3 with the
 %%     relative data_dir `"data"') is resolved against EMQX's working directory;</li>
-%% <li>`{error, {export_failed, Reason}, Made}' when EMQX returned `{error, Reason}' (or anything
-%%     that is not `{ok, #{filename := _}}': then Reason is `{unexpected_return, Value}');</li>
-%% <li>`{error, {export_crashed, Class, Reason}, Made}' when it raised;</li>
-%% <li>`{error, {export_timeout, TimeoutMs}, Made}' when it did not finish in time: the export
-%%     process is killed (and gone) before this returns;</li>
-%% <li>`{error, export_unavailable, #{}}' when this EMQX has no export.</li>
+%% <li>`{error, {export_failed, #{reason := Reason}}}' when EMQX returned `{error, Reason}' (or
+%%     anything that is not `{ok, #{filename := _}}': then Reason is `{unexpected_return, Value}');</li>
+%% <li>`{error, {export_crashed, #{class := Class, reason := Reason}}}' when it raised;</li>
+%% <li>`{error, {export_timeout, #{timeout_ms := TimeoutMs}}}' when it did not finish in time: the
+%%     export process is killed (and gone) before this returns;</li>
+%% <li>`{error, {export_unavailable, {emqx_mgmt_data_backup, export, 0}}}' when this EMQX has no
+%%     export.</li>
 %% </ul>
-%% Made says what the export had started to write: `#{tarball := AbsPath}', the file EMQX named
-%% before opening it (every EMQX from 5.1 hands it to the `print_fun' option first), or `#{}'
-%% when it never got that far. What a failed export left behind (that tarball, cut short, and
-%% EMQX's staging directory next to it, the same name without `.tar.gz') is the caller's to
-%% clean up.
+%% The Detail of a failure also says what the export had started to write: `tarball', the
+%% absolute path of the file EMQX named before opening it (every EMQX from 5.1 hands it to the
+%% `print_fun' option first), absent when it never got that far. What a failed export left
+%% behind (that tarball, cut short, and EMQX's staging directory next to it, the same name
+%% without `.tar.gz') is the caller's to clean up.
 -spec export(timeout(), #{out_dir => file:filename_all()}) ->
     {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
-    | {error, export_error(), #{tarball => binary()}}.
+    | {error, export_error()}.
 export(TimeoutMs, Opts) ->
     case export_supported() of
         false ->
-            {error, export_unavailable, #{}};
+            {error, {export_unavailable, {emqx_mgmt_data_backup, export, 0}}};
         true ->
             Parent = self(),
             Tag = make_ref(),
@@ -263,7 +254,7 @@ await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made) ->
             export_result(Result, Made);
         {'DOWN', MRef, process, Pid, Why} ->
             detach(Pid, MRef),
-            {error, {export_crashed, exit, Why}, announced(Tag, Made)}
+            {error, {export_crashed, maps:merge(#{class => exit, reason => Why}, announced(Tag, Made))}}
     after Left ->
         unlink(Pid),
         exit(Pid, kill),
@@ -272,7 +263,7 @@ await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made) ->
         end,
         detach(Pid, MRef),
         ?LOG_WARNING(#{msg => emqx_guard_export_killed, timeout_ms => TimeoutMs}),
-        {error, {export_timeout, TimeoutMs}, announced(Tag, Made)}
+        {error, {export_timeout, maps:merge(#{timeout_ms => TimeoutMs}, announced(Tag, Made))}}
     end.
 
 %% What the (now gone) export process sent and nobody read yet: the tarball it announced.
@@ -309,11 +300,11 @@ export_result({returned, {ok, #{filename := File} = Info}}, _Made) when
         end,
     {ok, Info#{filename := Path, size => Size}};
 export_result({returned, {error, Reason}}, Made) ->
-    {error, {export_failed, Reason}, Made};
+    {error, {export_failed, Made#{reason => Reason}}};
 export_result({returned, Other}, Made) ->
-    {error, {export_failed, {unexpected_return, Other}}, Made};
+    {error, {export_failed, Made#{reason => {unexpected_return, Other}}}};
 export_result({raised, Class, Reason}, Made) ->
-    {error, {export_crashed, Class, Reason}, Made}.
+    {error, {export_crashed, Made#{class => Class, reason => Reason}}}.
 
 %% Drops the link and monitor of a finished export process, and any message they left behind
 %% (an 'EXIT' arrives only when the caller traps exits).

@@ -78,17 +78,18 @@ rate(Bps) ->
     end.
 
 %% @doc Parses a duration such as `24h', `90m', `1h30m', `45s', `2d' or a bare
-%% number of seconds (`0' turns a feature off). Returns seconds.
--spec parse_duration(binary() | string()) -> {ok, non_neg_integer()} | {error, binary()}.
+%% number of seconds (`0' turns a feature off). Returns seconds, or `{bad_duration, Given}' (the
+%% text trimmed; empty when there was none) for `emqx_guard_outcome:format_error/1' to say.
+-spec parse_duration(binary() | string()) -> {ok, non_neg_integer()} | {error, {bad_duration, binary()}}.
 parse_duration(Text) when is_list(Text) ->
     case unicode:characters_to_binary(Text) of
         Bin when is_binary(Bin) -> parse_duration(Bin);
-        _ -> {error, <<"must be a duration such as 24h, 90m or 0">>}
+        _ -> {error, {bad_duration, <<>>}}
     end;
 parse_duration(Text) when is_binary(Text) ->
     case string:lowercase(string:trim(Text)) of
         <<>> ->
-            {error, <<"must be a duration such as 24h, 90m or 0">>};
+            {error, {bad_duration, <<>>}};
         Trimmed ->
             case re:run(Trimmed, <<"^[0-9]+$">>, [{capture, none}]) of
                 match ->
@@ -104,9 +105,7 @@ parse_units(Trimmed, Original) ->
             {match, Parts} = re:run(Trimmed, <<"([0-9]+)(d|h|m|s)">>, [global, {capture, all_but_first, binary}]),
             {ok, lists:sum([binary_to_integer(N) * unit_seconds(U) || [N, U] <- Parts])};
         nomatch ->
-            {error,
-                <<"must be a duration such as 24h, 90m, 1h30m or 0, not \"", (string:trim(Original))/binary,
-                    "\"">>}
+            {error, {bad_duration, string:trim(Original)}}
     end.
 
 unit_seconds(<<"d">>) -> 86400;
@@ -115,8 +114,9 @@ unit_seconds(<<"m">>) -> 60;
 unit_seconds(<<"s">>) -> 1.
 
 %% @doc Parses a read rate: `off' (or `0'), or a whole number of bytes per second with an
-%% optional decimal (kB, MB, GB) or binary (KiB, MiB, GiB) unit and `/s': `50MB/s', `1GiB'.
--spec parse_rate(binary()) -> {ok, off | non_neg_integer()} | {error, binary()}.
+%% optional decimal (kB, MB, GB) or binary (KiB, MiB, GiB) unit and `/s': `50MB/s', `1GiB'; or
+%% `{bad_rate, Given}'.
+-spec parse_rate(binary()) -> {ok, off | non_neg_integer()} | {error, {bad_rate, binary()}}.
 parse_rate(Text) ->
     T = string:lowercase(string:trim(Text)),
     Units = #{<<>> => 1, <<"b">> => 1, <<"kb">> => 1000, <<"mb">> => 1000000, <<"gb">> => 1000000000,
@@ -124,7 +124,7 @@ parse_rate(Text) ->
     case re:run(T, <<"^([0-9]+) *([a-z]*)(/s)?$">>, [{capture, [1, 2], binary}]) of
         _ when T =:= <<"off">>; T =:= <<"0">> -> {ok, off};
         {match, [N, U]} when is_map_key(U, Units) -> {ok, binary_to_integer(N) * maps:get(U, Units)};
-        _ -> {error, <<"must be a read rate such as 50MB/s, or off, not \"", (string:trim(Text))/binary, "\"">>}
+        _ -> {error, {bad_rate, string:trim(Text)}}
     end.
 
 %%--------------------------------------------------------------------------------------------

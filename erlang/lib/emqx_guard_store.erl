@@ -9,6 +9,11 @@
 
 -export([dir/0, path/1, read/1, write/2]).
 
+-export_type([error/0]).
+
+%% Why a file could not be written (`emqx_guard_outcome:format_error/1' says it).
+-type error() :: {cannot_write, #{path := binary(), posix := term()}}.
+
 %% @doc `<data_dir>/emqx_guard'.
 -spec dir() -> file:filename().
 dir() ->
@@ -29,8 +34,8 @@ read(Path) ->
         {error, _} = Error -> Error
     end.
 
-%% @doc Writes Term to Path atomically; `{error, Line}' says what failed.
--spec write(file:filename_all(), term()) -> ok | {error, binary()}.
+%% @doc Writes Term to Path atomically; `{error, {cannot_write, #{path, posix}}}' says what failed.
+-spec write(file:filename_all(), term()) -> ok | {error, error()}.
 write(Path, Term) ->
     Tmp = filename:join(filename:dirname(Path), [
         ".", filename:basename(Path), ".tmp.", os:getpid(), ".", integer_to_list(erlang:unique_integer([positive]))
@@ -53,7 +58,7 @@ write(Path, Term) ->
             ok;
         {error, Reason} ->
             _ = file:delete(Tmp),
-            {error, unicode:characters_to_binary(io_lib:format("cannot write ~ts: ~ts", [Path, file:format_error(Reason)]))}
+            {error, {cannot_write, #{path => unicode:characters_to_binary(Path), posix => Reason}}}
     end.
 
 write_synced(Tmp, Content) ->

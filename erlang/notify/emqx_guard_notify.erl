@@ -69,7 +69,9 @@
     error => binary()
 }.
 -type queued() :: [{emqx_guard_notify_format:event(), emqx_guard_notify_format:facts()}].
--export_type([delivery/0]).
+%% Why a test message was not sent (`emqx_guard_outcome:format_error/1' says it).
+-type test_error() :: {not_configured, emqx_guard_channel:kind()} | {delivery_failed, binary()}.
+-export_type([delivery/0, test_error/0]).
 
 -record(st, {
     opts :: map(),
@@ -116,14 +118,15 @@ run_finished(Outcome) when is_map(Outcome) ->
     end.
 
 %% @doc `send_test(all)'.
--spec send_test() -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, binary()}}].
+-spec send_test() -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, test_error()}}].
 send_test() ->
     send_test(all).
 
 %% @doc Sends a test message now on one configured channel or on all of them, once (no
-%% retries), in the calling process, and returns what each service answered. A channel
-%% asked for by name that is not configured gives `{error, <<"not configured">>}'.
--spec send_test(emqx_guard_channel:kind() | all) -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, binary()}}].
+%% retries), in the calling process, and returns what each service answered, or
+%% `{error, {delivery_failed, Line}}' with the channel's line. A channel asked for by name that
+%% is not configured gives `{error, {not_configured, Kind}}'.
+-spec send_test(emqx_guard_channel:kind() | all) -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, test_error()}}].
 send_test(Which) ->
     Opts =
         try
@@ -137,7 +140,7 @@ send_test(Which) ->
     Results = [
         case lists:member(K, Enabled) of
             true -> {K, simple((emqx_guard_channel:module(K)):deliver(test, Facts, Settings, Opts))};
-            false -> {K, {error, <<"not configured">>}}
+            false -> {K, {error, {not_configured, K}}}
         end
      || K <- case Which of
             all -> Enabled;
@@ -145,7 +148,7 @@ send_test(Which) ->
         end
     ],
     _ = [gen_server:cast(?SERVER, {tested, K, R}) || {K, R} <- Results, lists:member(K, Enabled)],
-    Results.
+    [{K, test_result(R)} || {K, R} <- Results].
 
 %% @doc The last delivery on each channel, the waiting events and the dead-man watch.
 -spec status() -> #{atom() => term()}.
@@ -373,6 +376,9 @@ finished(D, {_, Why}) ->
 
 simple({ok, A}) -> {ok, A};
 simple(R) -> {error, element(2, R)}.
+
+test_result({error, Line}) when is_binary(Line) -> {error, {delivery_failed, Line}};
+test_result(R) -> R.
 
 %%--------------------------------------------------------------------------------------------
 %% Dead-man watch

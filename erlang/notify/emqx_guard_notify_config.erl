@@ -70,21 +70,21 @@ of_settings(Settings) when is_map(Settings) ->
     maps:merge(defaults(), maps:with(keys(), Settings)).
 
 %% @doc Validates one setting given as text (binary or charlist), or as its stored type.
-%% Returns the stored value or one sentence saying what is wrong (never the secret itself).
--spec validate(key(), term()) -> {ok, term()} | {error, binary()}.
+%% Returns the stored value or why not (`emqx_guard_value:check/3'; never the secret itself).
+-spec validate(key(), term()) -> {ok, term()} | {error, emqx_guard_settings:error()}.
 validate(Key, Raw) ->
     case lists:keyfind(Key, 1, specs()) of
         {Key, Type, _} ->
             emqx_guard_value:check(Type, atom_to_binary(Key), Raw);
         false ->
-            {error, unicode:characters_to_binary(io_lib:format("unknown setting ~tp", [Key]))}
+            {error, {unknown_setting, Key}}
     end.
 
 %% @doc The rules between keys, for complete settings: the first of `problems/1', or `ok'.
--spec check(map()) -> ok | {error, binary()}.
+-spec check(map()) -> ok | {error, {broken_rule, binary()}}.
 check(Settings) ->
     case problems(Settings) of
-        [{_Keys, Line} | _] -> {error, Line};
+        [{_Keys, Line} | _] -> {error, {broken_rule, Line}};
         [] -> ok
     end.
 
@@ -98,7 +98,7 @@ check(Settings) ->
 problems(Settings) ->
     S = of_settings(Settings),
     Urls = [{K, maps:get(K, S)} || {K, url, _} <- specs(), maps:get(K, S) =/= <<>>],
-    [{[K, notify_http_hosts], Line} || {K, U} <- Urls, {error, Line} <- [url_allowed(U, S)]] ++
+    [{[K, notify_http_hosts], Line} || {K, U} <- Urls, {error, {broken_rule, Line}} <- [url_allowed(U, S)]] ++
         [
             {[K, Needed], unicode:characters_to_binary([atom_to_binary(K), " needs ", atom_to_binary(Needed), " (", Hint, ")"])}
          || {K, Needed, Hint} <- needs(), is_set(maps:get(K, S)), not is_set(maps:get(Needed, S))
@@ -121,7 +121,7 @@ is_set(V) ->
 
 %% @doc Whether a chat channel may POST to Url: https always; plain http only to 127.0.0.1, ::1
 %% and the hosts the operator listed in `notify_http_hosts'.
--spec url_allowed(binary(), map()) -> ok | {error, binary()}.
+-spec url_allowed(binary(), map()) -> ok | {error, {broken_rule, binary()}}.
 url_allowed(Url, Settings) ->
     case uri_string:parse(Url) of
         #{scheme := Scheme, host := Host} ->
@@ -132,14 +132,17 @@ url_allowed(Url, Settings) ->
                 {<<"http">>, H} ->
                     case lists:member(H, Allowed) of
                         true -> ok;
-                        false -> {error, <<(emqx_guard_redact:url(Url))/binary, " is plain http: use https, or list the host in notify_http_hosts">>}
+                        false -> rule(<<(emqx_guard_redact:url(Url))/binary, " is plain http: use https, or list the host in notify_http_hosts">>)
                     end;
                 _ ->
-                    {error, <<(emqx_guard_redact:url(Url))/binary, " is not an https URL">>}
+                    rule(<<(emqx_guard_redact:url(Url))/binary, " is not an https URL">>)
             end;
         _ ->
-            {error, <<"not a URL">>}
+            rule(<<"not a URL">>)
     end.
+
+rule(Line) ->
+    {error, {broken_rule, Line}}.
 
 %% @doc The notification settings as plugin config (binary keys; lists comma-separated).
 -spec to_config(map()) -> #{binary() => binary() | integer() | boolean()}.

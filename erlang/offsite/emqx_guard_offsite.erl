@@ -67,13 +67,13 @@ job(Request = #{config := Config, backup := Backup, own := Own0}, Report) ->
     Done =
         case first_upload(Config, Backup, Opts, Report) of
             {ok, First} -> fill_in(Request, Opts, Report, First);
-            {error, Why} -> {error, Why, [], Own0, undefined}
+            {error, Why} -> {failed, Why, [], Own0, undefined}
         end,
     Result =
         case Done of
             {ok, Uploads, Pruned, Own, Retention} ->
                 #{result => ok, uploads => Uploads, pruned => Pruned, own => Own, retention => Retention};
-            {error, Why2, Uploads, Own, Retention} ->
+            {failed, Why2, Uploads, Own, Retention} ->
                 R = #{result => failed, uploads => Uploads, pruned => [], own => Own,
                       error => emqx_guard_outcome:format_error(Why2)},
                 case Retention of
@@ -116,7 +116,7 @@ first_upload(Config, #{file := File, path := Path}, Opts, Report) ->
                     Report({uploaded, Upload}),
                     {ok, [Upload]};
                 {error, Why} ->
-                    {error, {offsite_upload_failed, File, Why}}
+                    {error, {offsite_upload_failed, #{file => File, reason => Why}}}
             end
     end.
 
@@ -131,14 +131,14 @@ fill_in(Request = #{config := Config, keep := Keep, dir := Dir, own := Own0}, Op
                     case upload_all(Config, Missing, Opts, Report, First) of
                         {ok, Uploads} ->
                             prune(Request, Opts, Uploads, There);
-                        {error, Why, Uploads} ->
-                            {error, Why, Uploads, own(Own0, Uploads, There), undefined}
+                        {failed, Why, Uploads} ->
+                            {failed, Why, Uploads, own(Own0, Uploads, There), undefined}
                     end;
                 {error, Why} ->
-                    {error, Why, First, own(Own0, First, There), undefined}
+                    {failed, Why, First, own(Own0, First, There), undefined}
             end;
         {error, Why} ->
-            {error, {offsite_list_failed, Why}, First, own(Own0, First, undefined), undefined}
+            {failed, {offsite_list_failed, Why}, First, own(Own0, First, undefined), undefined}
     end.
 
 %% This node's export names in the bucket: what it had there, plus what it uploaded now, less
@@ -160,7 +160,7 @@ upload_all(Config, [#{path := Path, name := File} | Rest], Opts, Report, Uploads
             Report({uploaded, Upload}),
             upload_all(Config, Rest, Opts, Report, Uploads ++ [Upload]);
         {error, Why} ->
-            {error, {offsite_upload_failed, File, Why}, Uploads}
+            {failed, {offsite_upload_failed, #{file => File, reason => Why}}, Uploads}
     end.
 
 %% The local backups among the newest Keep that verify whose export has no remote object,
@@ -170,8 +170,8 @@ missing(Dir, Keep, There) ->
         {ok, Local} ->
             Recent = lists:sublist([B || B = #{verified := ok} <- Local], Keep),
             {ok, lists:reverse([B || B = #{name := N} <- Recent, not lists:member(N, There)])};
-        {error, Line} ->
-            {error, {offsite_local_list_failed, Line}}
+        {error, Why} ->
+            {error, {offsite_local_list_failed, Why}}
     end.
 
 prune(#{config := Config, keep := Keep, own := Own0, confirmed := Confirmed}, Opts, Uploads, There0) ->
@@ -192,10 +192,10 @@ prune(#{config := Config, keep := Keep, own := Own0, confirmed := Confirmed}, Op
                         [] ->
                             {ok, Uploads, names(Deleted), Own1, ok};
                         [#{name := Name, error := Detail} | _] ->
-                            {error, {offsite_prune_failed, {remote, <<Name/binary, ": ", Detail/binary>>}}, Uploads, Own1, ok}
+                            {failed, {offsite_prune_failed, {remote, <<Name/binary, ": ", Detail/binary>>}}, Uploads, Own1, ok}
                     end;
                 {error, Why} ->
-                    {error, {offsite_prune_failed, Why}, Uploads, Own, ok}
+                    {failed, {offsite_prune_failed, Why}, Uploads, Own, ok}
             end;
         Paused ->
             ?LOG_INFO(#{msg => emqx_guard_offsite_retention_paused, reason => retention_line(Paused)}),

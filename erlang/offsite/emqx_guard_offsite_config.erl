@@ -48,13 +48,13 @@ specs() ->
         {backup_remote_recipient, recipient, <<>>}
     ].
 
-%% @doc Validates one setting given as text (or its stored type). Returns the stored value or one
-%% sentence saying what is wrong (never the secret itself).
--spec validate(key(), term()) -> {ok, term()} | {error, binary()}.
+%% @doc Validates one setting given as text (or its stored type). Returns the stored value or why
+%% not (never the secret itself).
+-spec validate(key(), term()) -> {ok, term()} | {error, emqx_guard_settings:error()}.
 validate(Key, Raw) ->
     case lists:keyfind(Key, 1, specs()) of
         {Key, Type, _} -> check(Type, atom_to_binary(Key), Raw);
-        false -> {error, unicode:characters_to_binary(io_lib:format("unknown setting ~tp", [Key]))}
+        false -> {error, {unknown_setting, Key}}
     end.
 
 check(remote_type, Key, Raw) ->
@@ -62,7 +62,7 @@ check(remote_type, Key, Raw) ->
         {ok, T} ->
             case string:lowercase(T) of
                 V when V =:= <<"s3">>; V =:= <<"off">> -> {ok, V};
-                _ -> {error, <<Key/binary, " must be s3 or off">>}
+                _ -> {error, {invalid_value, <<Key/binary, " must be s3 or off">>}}
             end;
         Error ->
             Error
@@ -87,7 +87,7 @@ plain(Key, Raw, Re, Why) ->
         {ok, T} ->
             case re:run(T, Re, [unicode, {capture, none}]) of
                 match -> {ok, T};
-                nomatch -> {error, unicode:characters_to_binary([Key, Why])}
+                nomatch -> {error, {invalid_value, unicode:characters_to_binary([Key, Why])}}
             end;
         Error ->
             Error
@@ -98,7 +98,7 @@ text(Key, Raw) ->
 
 %% @doc The rules between keys, for complete settings: an `s3' destination needs a bucket, an
 %% access key and a secret key.
--spec check(map()) -> ok | {error, binary()}.
+-spec check(map()) -> ok | {error, {broken_rule, binary()}}.
 check(Settings) ->
     S = maps:merge(defaults(), maps:with(keys(), Settings)),
     case maps:get(backup_remote_type, S) of
@@ -111,7 +111,7 @@ check(Settings) ->
             ],
             case Missing of
                 [] -> ok;
-                _ -> {error, unicode:characters_to_binary(["backup_remote s3 needs ", lists:join(", ", [[N, "=..."] || N <- Missing])])}
+                _ -> {error, {broken_rule, unicode:characters_to_binary(["backup_remote s3 needs ", lists:join(", ", [[N, "=..."] || N <- Missing])])}}
             end;
         _ ->
             ok

@@ -95,8 +95,8 @@ settings_changed() ->
 
 %% @doc The operator's confirmation (`guard backup_remote_prune --confirm'): remote retention
 %% applies to every backup at the current destination, whoever uploaded it; a job applies it
-%% now. `{ok, Where}' (`s3://bucket/prefix'), or `{error, Line}'.
--spec confirm_retention() -> {ok, binary()} | {error, binary()}.
+%% now. `{ok, Where}' (`s3://bucket/prefix'), or `{error, {no_destination, off}}'.
+-spec confirm_retention() -> {ok, binary()} | {error, {no_destination, off}}.
 confirm_retention() ->
     gen_server:call(?SERVER, confirm_retention, 15000).
 
@@ -163,7 +163,7 @@ handle_call(retention_guard, _From, St = #st{state = #{own := Own, confirmed_for
 handle_call(confirm_retention, _From, St = #st{state = State}) ->
     case config() of
         off ->
-            {reply, {error, <<"no off-site destination is set (see guard backup_remote)">>}, St};
+            {reply, {error, {no_destination, off}}, St};
         {ok, Config} ->
             ?LOG_WARNING(#{msg => emqx_guard_offsite_retention_confirmed, destination => emqx_guard_offsite:where(Config)}),
             St1 = persist(St#st{state = State#{confirmed_for := emqx_guard_offsite:destination(Config)}}),
@@ -218,7 +218,7 @@ handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{job = Job = #{mref :
     %% the job process died without a result (it catches what the job raises)
     ?LOG_ERROR(#{msg => emqx_guard_offsite_job_died, reason => tag(Reason)}),
     Result = #{result => failed, uploaded => [], pruned => [],
-               error => emqx_guard_outcome:format_error({offsite_crashed, exit, tag(Reason)})},
+               error => emqx_guard_outcome:format_error({offsite_crashed, #{class => exit, reason => tag(Reason)}})},
     {noreply, finished(Result, Job, St#st{job = undefined})};
 handle_info({retry, Token}, St = #st{retry = {_, Token, _}, job = undefined}) ->
     St1 = St#st{retry = undefined},
@@ -314,7 +314,7 @@ run_job(Server, Kind, Request) ->
             Class:Reason ->
                 ?LOG_ERROR(#{msg => emqx_guard_offsite_crashed, exception => Class, reason => tag(Reason)}),
                 #{result => failed, uploaded => [], pruned => [],
-                  error => emqx_guard_outcome:format_error({offsite_crashed, Class, tag(Reason)})}
+                  error => emqx_guard_outcome:format_error({offsite_crashed, #{class => Class, reason => tag(Reason)}})}
         end,
     Server ! {offsite_done, self(), Result}.
 
@@ -425,7 +425,7 @@ persist(St = #st{state = State, job = Job, waiting = Waiting}) ->
     St1 = St#st{state = State#{pending := Pending}},
     case emqx_guard_offsite_state:save(St1#st.state) of
         ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_offsite_state_not_saved, reason => Why})
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_offsite_state_not_saved, reason => emqx_guard_outcome:format_error(Why)})
     end,
     St1.
 

@@ -73,7 +73,7 @@ path() ->
     emqx_guard_store:path("offsite.eterm").
 
 %% @doc Stores the state atomically.
--spec save(state()) -> ok | {error, binary()}.
+-spec save(state()) -> ok | {error, emqx_guard_store:error()}.
 save(State) ->
     emqx_guard_store:write(path(), {emqx_guard_offsite, ?FORMAT_VSN, State}).
 

@@ -39,10 +39,11 @@ restore(#{result := ok}) ->
 restore(_) ->
     ok.
 
-%% @doc This EMQX cannot export at all: the alarm says why.
--spec unsupported(binary()) -> ok.
+%% @doc This EMQX cannot export at all: the alarm says why (Why's line).
+-spec unsupported(term()) -> ok.
 unsupported(Why) ->
-    emqx_guard_emqx:activate_alarm(#{reason => Why}, Why).
+    Line = emqx_guard_outcome:format_error(Why),
+    emqx_guard_emqx:activate_alarm(#{reason => Line}, Line).
 
 raise(#{error := Error} = Outcome) ->
     On =

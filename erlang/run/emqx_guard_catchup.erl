@@ -30,7 +30,7 @@ plan(Clock, Settings, RunState, DelayMs, Tag) ->
         none ->
             undefined;
         {error, Why} ->
-            ?LOG_WARNING(#{msg => emqx_guard_catchup_error, reason => Why}),
+            ?LOG_WARNING(#{msg => emqx_guard_catchup_error, reason => emqx_guard_outcome:format_error(Why)}),
             undefined
     end.
 

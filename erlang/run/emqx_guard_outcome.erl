@@ -125,39 +125,67 @@ newer(#{started_at := SA, node := NA}, #{started_at := SB, node := NB}) ->
 %% Reasons as text
 %%--------------------------------------------------------------------------------------------
 
-%% @doc One line a person understands for the reason a run failed or was skipped (and an
-%% off-site job failed: `emqx_guard_offsite').
+%% @doc One line a person understands for a reason: the one place where the plugin's reasons
+%% become text, for the command line, the dashboard, the notifications, the alarms and the log.
+%% A reason is the `Reason' of an `{error, Reason}' anywhere in the plugin, `{Tag :: atom(),
+%% Detail}': why a run failed or was skipped, why an off-site job failed, why a setting was
+%% refused, why a listing or a file operation failed. The core's own reasons (the NIF contract,
+%% `{Reason, Detail}' with Detail its one line) are said by their Detail. A binary is a line
+%% already (another node's, or an older version's). Anything else is printed short, on one line.
 -spec format_error(term()) -> binary().
-format_error(export_unavailable) ->
+%% the run: export
+format_error({export_unavailable, _Missing}) ->
     <<"this EMQX has no data export (emqx_mgmt_data_backup is missing; EMQX 5.1 or newer is needed)">>;
-format_error({export_timeout, Ms}) when is_integer(Ms), Ms rem 1000 =:= 0 ->
+format_error({export_timeout, #{timeout_ms := Ms}}) when is_integer(Ms), Ms rem 1000 =:= 0 ->
     text("export timed out after ~b s", [Ms div 1000]);
-format_error({export_timeout, Ms}) ->
+format_error({export_timeout, #{timeout_ms := Ms}}) ->
     text("export timed out after ~tp ms", [Ms]);
-format_error({export_disk_error, Posix, Facts, _Raw}) ->
+format_error({export_disk_error, Facts = #{posix := Posix}}) ->
     <<"export failed: ", (disk_words(Posix, Facts))/binary>>;
-format_error({export_call_timeout, {M, F}, _Raw}) ->
+format_error({export_call_timeout, #{call := {M, F}}}) ->
     text("export failed: a call inside EMQX timed out (~ts:~ts)", [M, F]);
-format_error({export_call_timeout, _, _Raw}) ->
+format_error({export_call_timeout, _}) ->
     <<"export failed: something inside EMQX timed out">>;
-format_error({export_failed, Reason}) ->
+format_error({export_failed, #{reason := Reason}}) ->
     text("export failed: ~ts", [describe(Reason)]);
-format_error({export_crashed, Class, Reason}) ->
+format_error({export_crashed, #{class := Class, reason := Reason}}) ->
     text("export crashed (~ts): ~ts", [Class, describe(Reason)]);
+format_error({export_not_placed, #{name := Name, posix := eexist}}) ->
+    text("the new export ~ts could not be moved into the backup directory: a file of that name is already there", [Name]);
+format_error({export_not_placed, #{name := Name, posix := Posix}}) ->
+    text("the new export ~ts could not be moved into the backup directory: ~ts", [Name, describe(Posix)]);
+%% the run: its other steps, its process
 format_error({verify_failed, {_Reason, Detail}}) ->
     text("verification failed: ~ts", [describe(Detail)]);
 format_error({verify_unavailable, {_Reason, Detail}}) ->
     text("could not verify the new backup, kept it unverified: ~ts", [describe(Detail)]);
-format_error({crashed, Class, Reason}) ->
+format_error({mode_not_set, #{file := Name, posix := Posix}}) ->
+    text("could not make ~ts private (mode 0600): ~ts", [Name, describe(Posix)]);
+format_error({retention_incomplete, #{checked := Checked, checked_bytes := CheckedBytes, remaining := Left, remaining_bytes := LeftBytes}}) ->
+    text("retention checked ~B of ~B files (~ts of ~ts) before its time ran out; it continues at the next run", [
+        Checked, Checked + Left, emqx_guard_render:size(CheckedBytes), emqx_guard_render:size(CheckedBytes + LeftBytes)
+    ]);
+format_error({retention_failed, {_Reason, Detail}}) ->
+    text("retention failed: ~ts", [describe(Detail)]);
+format_error({crashed, #{class := Class, reason := Reason}}) ->
     text("the backup run crashed (~ts): ~ts", [Class, describe(Reason)]);
-format_error({export_not_placed, Name, eexist}) ->
-    text("the new export ~ts could not be moved into the backup directory: a file of that name is already there", [Name]);
-format_error({export_not_placed, Name, Posix}) ->
-    text("the new export ~ts could not be moved into the backup directory: ~ts", [Name, describe(Posix)]);
-format_error(plugin_stopped) ->
+format_error({plugin_stopped, _Why}) ->
     <<"interrupted: the plugin stopped while the backup ran">>;
 format_error({worker_died, Reason}) ->
     text("the backup process died: ~ts", [describe(Reason)]);
+format_error({previous_run_still_running, _Since}) ->
+    <<"the previous backup was still running">>;
+%% the scheduler, the election (why a node does not export)
+format_error({backups_cannot_run, Why}) ->
+    <<"backups cannot run: ", (format_error(Why))/binary>>;
+format_error({schedule_error, Why}) ->
+    text("the schedule cannot be computed: ~ts", [format_error(Why)]);
+format_error({already_running, #{started_at := Started, zone := Zone}}) ->
+    text("a backup is already running (started ~ts); not starting another one", [emqx_guard_render:in_zone(Zone, Started)]);
+format_error({last_backup_failed, #{node := Node, error := Error}}) when Node =/= node() ->
+    text("the last backup failed on ~ts: ~ts", [Node, Error]);
+format_error({last_backup_failed, #{error := Error}}) ->
+    text("the last backup failed: ~ts", [Error]);
 format_error(no_core_node) ->
     <<"no running core node in the cluster">>;
 format_error({no_candidate, Excluded}) when is_list(Excluded) ->
@@ -172,32 +200,66 @@ format_error({nif_not_loaded, Detail}) ->
     text("the NIF library is not loaded: ~ts", [describe(Detail)]);
 format_error({nif_failed, Detail}) ->
     text("the NIF library does not work: ~ts", [describe(Detail)]);
-format_error({schedule_error, Line}) ->
-    text("the schedule cannot be computed: ~ts", [describe(Line)]);
-format_error({export_unsupported, Line}) ->
-    describe(Line);
+format_error({export_unsupported, Why}) ->
+    format_error(Why);
 format_error({lock_held, _Node}) ->
     <<"another node holds the lock for this instant">>;
 format_error({already_exported, Node}) ->
     text("this instant was already exported by ~ts", [Node]);
-format_error({offsite_upload_failed, File, {_Reason, Detail}}) ->
+%% the schedule (emqx_guard_cron)
+format_error({schedule, never_fires}) ->
+    <<"the schedule never fires">>;
+format_error({schedule, {badarg, _}}) ->
+    <<"the schedule cannot be computed for these arguments (an instant out of range?)">>;
+format_error({schedule, {_Reason, Detail}}) ->
+    describe(Detail);
+%% off-site copies
+format_error({offsite_upload_failed, #{file := File, reason := {_Reason, Detail}}}) ->
     text("upload of ~ts failed: ~ts", [File, describe(Detail)]);
-format_error({offsite_crashed, Class, Reason}) ->
+format_error({offsite_crashed, #{class := Class, reason := Reason}}) ->
     text("the off-site job crashed (~ts): ~ts", [Class, describe(Reason)]);
 format_error({offsite_list_failed, {_Reason, Detail}}) ->
     text("cannot list the remote backups: ~ts", [describe(Detail)]);
-format_error({offsite_local_list_failed, Line}) ->
-    text("cannot list the local backups: ~ts", [describe(Line)]);
+format_error({offsite_local_list_failed, Why}) ->
+    text("cannot list the local backups: ~ts", [format_error(Why)]);
 format_error({offsite_prune_failed, {_Reason, Detail}}) ->
     text("remote retention failed: ~ts", [describe(Detail)]);
-format_error({retention_incomplete, #{checked := Checked, checked_bytes := CheckedBytes, remaining := Left, remaining_bytes := LeftBytes}}) ->
-    text("retention checked ~B of ~B files (~ts of ~ts) before its time ran out; it continues at the next run", [
-        Checked, Checked + Left, emqx_guard_render:size(CheckedBytes), emqx_guard_render:size(CheckedBytes + LeftBytes)
-    ]);
-format_error({retention_failed, {_Reason, Detail}}) ->
-    text("retention failed: ~ts", [describe(Detail)]);
-format_error({previous_run_still_running, _Since}) ->
-    <<"the previous backup was still running">>;
+format_error({no_destination, _Type}) ->
+    <<"no off-site destination is set (see guard backup_remote)">>;
+%% the backup files, the plugin's own files
+format_error({list_failed, #{dir := Dir, posix := Posix}}) ->
+    text("cannot list ~ts: ~ts", [Dir, describe(Posix)]);
+format_error({list_failed, {_Reason, Detail}}) ->
+    describe(Detail);
+format_error({no_such_backup, #{name := Name, dir := Dir}}) ->
+    text("no backup named ~ts in ~ts (see guard backup_list)", [Name, Dir]);
+format_error({cannot_write, #{path := Path, posix := Posix}}) ->
+    text("cannot write ~ts: ~ts", [Path, describe(Posix)]);
+%% settings: the line the rule says
+format_error({invalid_value, {Key, Why}}) ->
+    text("~ts ~ts", [Key, format_error(Why)]);
+format_error({invalid_value, Line}) ->
+    describe(Line);
+format_error({broken_rule, Line}) ->
+    describe(Line);
+format_error({unknown_setting, Key}) when is_atom(Key) ->
+    text("unknown setting ~tp", [Key]);
+format_error({unknown_setting, Key}) ->
+    text("unknown setting ~ts", [Key]);
+format_error({bad_duration, <<>>}) ->
+    <<"must be a duration such as 24h, 90m or 0">>;
+format_error({bad_duration, Given}) ->
+    text("must be a duration such as 24h, 90m, 1h30m or 0, not \"~ts\"", [Given]);
+format_error({bad_rate, Given}) ->
+    text("must be a read rate such as 50MB/s, or off, not \"~ts\"", [Given]);
+%% notifications
+format_error({delivery_failed, Line}) ->
+    describe(Line);
+format_error({not_configured, Kind}) ->
+    text("~ts is not configured", [Kind]);
+%% the core's own reasons: the Detail is the line
+format_error({Reason, Detail}) when is_atom(Reason), is_binary(Detail) ->
+    describe(Detail);
 format_error(Reason) ->
     describe(Reason).
 

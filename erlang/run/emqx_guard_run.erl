@@ -60,7 +60,7 @@
 }.
 -type deps() :: #{
     elect => fun((emqx_guard_outcome:trigger(), integer() | undefined, fun()) -> term()),
-    export => fun((timeout(), map()) -> {ok, map()} | {error, term(), map()}),
+    export => fun((timeout(), map()) -> {ok, map()} | {error, emqx_guard_emqx:export_error()}),
     copy => fun((emqx_guard_outcome:outcome(), pos_integer()) -> ok),
     offsite => fun((emqx_guard_outcome:outcome()) -> ok),
     record => fun((emqx_guard_outcome:outcome()) -> ok),
@@ -82,7 +82,7 @@ run(Request = #{trigger := Trigger}, Deps0) ->
         catch
             Class:Reason:Stack ->
                 ?LOG_ERROR(#{msg => emqx_guard_backup_crashed, exception => Class, reason => Reason, stacktrace => Stack}),
-                emqx_guard_outcome:fail(New, {crashed, Class, Reason})
+                emqx_guard_outcome:fail(New, {crashed, #{class => Class, reason => Reason}})
         end,
     finish(emqx_guard_outcome:finish(Outcome, erlang:monotonic_time(millisecond) - T0), Deps).
 
@@ -119,7 +119,7 @@ elect(New = #{trigger := Trigger}, Request, #{elect := Elect} = Deps) ->
     end.
 
 %% export, protect, verify, prune, copy, offsite: each step returns `{ok, Outcome}' or
-%% `{error, Reason, Outcome}', which ends the run as failed.
+%% `{failed, Reason, Outcome}', which ends the run as failed.
 backup(New, Request, Deps) ->
     Steps = [fun export/3, fun protect/3, fun verify/3, fun prune/3, fun copy/3, fun offsite/3],
     Dir = emqx_guard_emqx:backup_dir(),
@@ -137,7 +137,7 @@ backup(New, Request, Deps) ->
     ),
     case Done of
         {ok, Outcome} -> Outcome;
-        {error, Reason, Outcome} -> emqx_guard_outcome:fail(Outcome, Reason)
+        {failed, Reason, Outcome} -> emqx_guard_outcome:fail(Outcome, Reason)
     end.
 
 export(O, Context = #{export_timeout := Timeout, slot := Slot}, #{export := Export}) ->
@@ -149,20 +149,28 @@ export(O, Context = #{export_timeout := Timeout, slot := Slot}, #{export := Expo
                 {error, Reason} ->
                     failed(O#{removed => discard(#{tarball => Made}, Context)}, Reason)
             end;
-        {error, Reason, Made} ->
+        {error, Reason} ->
+            {Made, Why} = made(Reason),
             Removed = discard(Made, Context),
-            failed(O#{removed => Removed}, explain(Reason, Context))
+            failed(O#{removed => Removed}, explain(Why, Context))
     end.
+
+%% What a failed export had started to write (to be removed), and the reason without it.
+made({Kind, Detail = #{tarball := _}}) -> {maps:with([tarball], Detail), {Kind, maps:remove(tarball, Detail)}};
+made(Reason) -> {#{}, Reason}.
 
 %% A reason EMQX nested deep (a full disk inside mnesia's or erl_tar's terms, a call that timed
 %% out) becomes one `emqx_guard_outcome:format_error/1' can say in words, with what it needs:
 %% the backup directory, and for a full disk the space free there now and the size of the newest
 %% backup. The raw reason stays inside (it is logged, never shown).
-explain(Reason, #{dir := Dir}) when element(1, Reason) =:= export_failed; element(1, Reason) =:= export_crashed ->
+explain(Reason = {Kind, _}, #{dir := Dir}) when Kind =:= export_failed; Kind =:= export_crashed ->
     case emqx_guard_outcome:export_problem(Reason) of
-        {file, Posix, _Path} -> {export_disk_error, Posix, emqx_guard_export_files:disk_facts(Dir, Posix), Reason};
-        {timeout, Call} -> {export_call_timeout, Call, Reason};
-        none -> Reason
+        {file, Posix, _Path} ->
+            {export_disk_error, (emqx_guard_export_files:disk_facts(Dir, Posix))#{posix => Posix, raw => Reason}};
+        {timeout, Call} ->
+            {export_call_timeout, #{call => Call, raw => Reason}};
+        none ->
+            Reason
     end;
 explain(Reason, _Context) ->
     Reason.
@@ -170,7 +178,7 @@ explain(Reason, _Context) ->
 protect(O = #{path := Path}, _Context, _Deps) ->
     case emqx_guard_backups:make_private(Path) of
         ok -> {ok, O};
-        {error, Line} -> {ok, emqx_guard_outcome:warn(O, Line)}
+        {error, Why} -> {ok, emqx_guard_outcome:warn(O, emqx_guard_outcome:format_error(Why))}
     end.
 
 verify(O = #{path := Path}, Context, _Deps) ->
@@ -225,7 +233,7 @@ offsite(O, _Context, #{offsite := Offsite}) ->
     {ok, O}.
 
 failed(O, Reason) ->
-    {error, Reason, O}.
+    {failed, Reason, O}.
 
 %% A background job of the run may take the export's timeout (plus what its read limit needs).
 job_base_ms(#{export_timeout := infinity}) -> 24 * 3600 * 1000;
@@ -257,11 +265,12 @@ step(Name, Outcome, Deps) ->
 
 %% An export's reason as EMQX gave it, for the log only (the outcome's `error' is its words);
 %% redacted like every term the plugin logs.
-raw_reason(#{reason := {export_disk_error, _Posix, _Facts, Raw}}) -> #{reason => emqx_guard_redact:term(Raw)};
-raw_reason(#{reason := {export_call_timeout, _Call, Raw}}) -> #{reason => emqx_guard_redact:term(Raw)};
-raw_reason(#{reason := Raw = {export_failed, _}}) -> #{reason => emqx_guard_redact:term(Raw)};
-raw_reason(#{reason := Raw = {export_crashed, _, _}}) -> #{reason => emqx_guard_redact:term(Raw)};
-raw_reason(_) -> #{}.
+raw_reason(#{reason := {Kind, #{raw := Raw}}}) when Kind =:= export_disk_error; Kind =:= export_call_timeout ->
+    #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(#{reason := Raw = {Kind, _}}) when Kind =:= export_failed; Kind =:= export_crashed ->
+    #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(_) ->
+    #{}.
 
 %% The one log line of a run.
 log(O = #{result := ok}) ->

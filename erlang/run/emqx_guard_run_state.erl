@@ -88,7 +88,7 @@ path() ->
     emqx_guard_store:path("state.eterm").
 
 %% @doc Stores the state atomically.
--spec save(run_state()) -> ok | {error, binary()}.
+-spec save(run_state()) -> ok | {error, emqx_guard_store:error()}.
 save(State) ->
     Stored = maps:map(
         fun

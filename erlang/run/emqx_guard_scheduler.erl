@@ -67,14 +67,17 @@
 
 -type trigger() :: emqx_guard_outcome:trigger().
 -type outcome() :: emqx_guard_outcome:outcome().
--type run_now_result() :: {ok, outcome()} | {failed, outcome()} | {refused, binary()}.
+%% Why backups are not healthy, a run is refused, the schedule has no next fire: a reason
+%% (`emqx_guard_outcome:format_error/1' says it).
+-type reason() :: term().
+-type run_now_result() :: {ok, outcome()} | {failed, outcome()} | {refused, reason()}.
 -type status() :: #{
     now := integer(),
     settings := emqx_guard_settings:settings(),
     supported := boolean(),
-    unsupported_reason := undefined | binary(),
+    unsupported_reason := undefined | reason(),
     next_fire := undefined | integer(),
-    schedule_error := undefined | binary(),
+    schedule_error := undefined | reason(),
     running := undefined | #{started_at := integer(), trigger := trigger()},
     catchup := undefined | #{instant := integer()},
     last_fired := undefined | integer(),
@@ -91,11 +94,11 @@
     settings :: emqx_guard_settings:settings(),
     saved :: emqx_guard_run_state:run_state(),
     supported = true :: boolean(),
-    unsupported_reason = undefined :: undefined | binary(),
+    unsupported_reason = undefined :: undefined | reason(),
     %% {TimerRef, Token} of the one schedule timer, and the instant it waits for.
     timer = undefined :: undefined | {term(), reference()},
     target = undefined :: undefined | integer(),
-    schedule_error = undefined :: undefined | binary(),
+    schedule_error = undefined :: undefined | reason(),
     %% {TimerRef, Token, MissedInstant} of the pending catch-up run.
     catchup = undefined :: emqx_guard_catchup:plan(),
     run = undefined :: undefined | map(),
@@ -143,13 +146,13 @@ settings_changed() ->
 %% (with offsets) as the scheduler's clock sees them.
 -spec preview(pos_integer()) ->
     {ok, #{zone_name := binary(), description := binary(), fires := [emqx_guard_cron:fire()]}}
-    | {error, binary()}.
+    | {error, emqx_guard_cron:error()}.
 preview(N) ->
     gen_server:call(?SERVER, {preview, N}).
 
-%% @doc `ok', or one line saying why backups are not healthy: export unsupported, a schedule
-%% that cannot be computed, or the cluster's newest backup (made here or on another node) failed.
--spec health() -> ok | {error, binary()}.
+%% @doc `ok', or why backups are not healthy: export unsupported, a schedule that cannot be
+%% computed, or the cluster's newest backup (made here or on another node) failed.
+-spec health() -> ok | {error, reason()}.
 health() ->
     gen_server:call(?SERVER, health).
 
@@ -210,13 +213,8 @@ handle_call({record, Pid, Outcome}, _From, St = #st{run = #{pid := Pid}}) ->
     {reply, ok, recorded(Outcome, St)};
 handle_call(run_now, _From, St = #st{supported = false, unsupported_reason = Why}) ->
     {reply, {refused, Why}, St};
-handle_call(run_now, _From, St = #st{run = #{started_at := Started}}) ->
-    Line = iolist_to_binary([
-        <<"a backup is already running (started ">>,
-        format_time(St, Started),
-        <<"); not starting another one">>
-    ]),
-    {reply, {refused, Line}, St};
+handle_call(run_now, _From, St = #st{run = #{started_at := Started}, settings = S}) ->
+    {reply, {refused, {already_running, #{started_at => Started, zone => maps:get(backup_timezone, S)}}}, St};
 handle_call(run_now, From, St) ->
     St1 = start_run(manual, undefined, St),
     {noreply, St1#st{waiters = [From]}};
@@ -267,7 +265,7 @@ handle_info(_StaleTimerOrOther, St) ->
     {noreply, St}.
 
 %% @private
-terminate(_Reason, St) ->
+terminate(Reason, St) ->
     _ = cancel(St#st.timer, St),
     _ = emqx_guard_catchup:cancel(St#st.clock, St#st.catchup),
     case St#st.run of
@@ -276,7 +274,7 @@ terminate(_Reason, St) ->
             %% is recorded as failed and whoever waits for it is answered
             ?LOG_WARNING(#{msg => emqx_guard_backup_interrupted, reason => plugin_stopping}),
             exit(Pid, kill),
-            _ = ended_without_outcome(plugin_stopped, St),
+            _ = ended_without_outcome({plugin_stopped, Reason}, St),
             ok;
         undefined ->
             ok
@@ -298,8 +296,8 @@ check_support(St) ->
         true ->
             St#st{supported = true, unsupported_reason = undefined};
         false ->
-            Why = <<"backups cannot run: ", (emqx_guard_outcome:format_error(export_unavailable))/binary>>,
-            ?LOG_WARNING(#{msg => emqx_guard_export_unsupported, reason => Why}),
+            Why = {backups_cannot_run, {export_unavailable, {emqx_mgmt_data_backup, export, 0}}},
+            ?LOG_WARNING(#{msg => emqx_guard_export_unsupported, reason => emqx_guard_outcome:format_error(Why)}),
             emqx_guard_alarm:unsupported(Why),
             St#st{supported = false, unsupported_reason = Why}
     end.
@@ -315,8 +313,9 @@ arm(St0 = #st{settings = S}) ->
         {ok, Next} ->
             wait_for(Next, St#st{schedule_error = undefined});
         {error, Why} ->
-            ?LOG_ERROR(#{msg => emqx_guard_schedule_error, cron => Cron, zone => Zone, reason => Why}),
-            St#st{schedule_error = Why}
+            Error = {schedule_error, Why},
+            ?LOG_ERROR(#{msg => emqx_guard_schedule_error, cron => Cron, zone => Zone, reason => emqx_guard_outcome:format_error(Why)}),
+            St#st{schedule_error = Error}
     end.
 
 %% Arms the one timer for Target, chaining waits longer than max_wait_ms.
@@ -420,6 +419,8 @@ recorded(Outcome = #{result := Result}, St = #st{run = #{mref := MRef}, saved = 
         case Result of
             ok -> {ok, Outcome};
             failed -> {failed, Outcome};
+            %% its line: another node exports it (the skip's reason is a bare tag, see
+            %% emqx_guard_outcome:skip/2)
             skipped -> {refused, maps:get(error, Outcome)}
         end,
     lists:foreach(fun(From) -> gen_server:reply(From, Reply) end, St#st.waiters),
@@ -486,7 +487,7 @@ restore_view(Saved = #{last_run := LastRun}) ->
 persist(St = #st{saved = Saved}) ->
     case emqx_guard_run_state:save(Saved) of
         ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_state_not_saved, reason => Why})
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_state_not_saved, reason => emqx_guard_outcome:format_error(Why)})
     end,
     St.
 
@@ -523,24 +524,24 @@ build_status(St = #st{saved = Saved}) ->
         counts => maps:get(counts, Saved)
     }.
 
+%% The answer another node reads (`emqx_guard_election:why_not()'): lines, whatever version
+%% that node runs.
 exporter(#st{supported = false, unsupported_reason = Why}) ->
-    {error, {export_unsupported, Why}};
-exporter(#st{schedule_error = Why}) when is_binary(Why) ->
-    {error, {schedule_error, Why}};
+    {error, {export_unsupported, emqx_guard_outcome:format_error(Why)}};
+exporter(#st{schedule_error = {schedule_error, Why}}) ->
+    {error, {schedule_error, emqx_guard_outcome:format_error(Why)}};
 exporter(_) ->
     ok.
 
 build_health(#st{supported = false, unsupported_reason = Why}) ->
     {error, Why};
-build_health(#st{schedule_error = Why}) when is_binary(Why) ->
-    {error, <<"the schedule cannot be computed: ", Why/binary>>};
+build_health(#st{schedule_error = Why}) when Why =/= undefined ->
+    {error, Why};
 build_health(#st{saved = Saved}) ->
     %% the cluster's newest backup, made here or on another node
     case emqx_guard_run_state:newest(Saved) of
-        #{result := failed, error := Error, node := Node} when Node =/= node() ->
-            {error, <<"the last backup failed on ", (atom_to_binary(Node, utf8))/binary, ": ", Error/binary>>};
-        #{result := failed, error := Error} ->
-            {error, <<"the last backup failed: ", Error/binary>>};
+        #{result := failed, error := Error} = Newest ->
+            {error, {last_backup_failed, #{node => maps:get(node, Newest, node()), error => Error}}};
         _ ->
             ok
     end.

@@ -10,8 +10,10 @@
 %% <li>`backup_io_limit' (bytes per second that verification reads at most, or `off'; written as
 %%     a rate like `50MB/s', `emqx_guard_render:rate/1')</li>
 %% </ul>
-%% Validation returns `{error, Line}' where Line is one sentence a person
-%% understands. Every setting's stored form validates again, to itself (`validate(K, V)' is
+%% Validation returns `{error, Reason}' (`error()': a value refused, `{invalid_value, _}'; a key
+%% unknown, `{unknown_setting, Key}'; a rule between keys broken, `{broken_rule, Line}'; a
+%% schedule or zone the core refuses, `{schedule, _}'), which `emqx_guard_outcome:format_error/1'
+%% says in one sentence naming the setting. Every setting's stored form validates again, to itself (`validate(K, V)' is
 %% `{ok, V}' for a stored V): the settings file is read back, and another node's settings are
 %% adopted, through the same validation as a value typed in. The settings in use are read once from
 %% `<data_dir>/emqx_guard/settings.eterm' (`emqx_guard_store') and kept in memory (`get/0');
@@ -39,7 +41,7 @@
     save/1
 ]).
 
--export_type([settings/0, key/0]).
+-export_type([settings/0, key/0, error/0]).
 
 -type key() :: backup_cron | backup_keep | backup_timezone | backup_catchup | export_timeout | backup_io_limit.
 -type settings() :: #{
@@ -52,6 +54,13 @@
     %% notification and off-site settings: see emqx_guard_notify_config, emqx_guard_offsite_config
     emqx_guard_notify_config:key() | emqx_guard_offsite_config:key() => term()
 }.
+%% Why a setting or a change is refused (`emqx_guard_outcome:format_error/1' says it).
+-type error() ::
+    {invalid_value, binary() | {binary(), term()}}
+    | {unknown_setting, atom() | binary()}
+    | {broken_rule, binary()}
+    | emqx_guard_cron:error()
+    | emqx_guard_store:error().
 -define(FORMAT_VSN, 1).
 -define(MAX_KEEP, 1000).
 %% A catch-up window or export timeout longer than a year is certainly a typo.
@@ -114,7 +123,7 @@ keys() ->
 %% @doc Validates one setting given as text (binary or charlist) or as its stored form (an
 %% integer for the numbers, durations and rates, `off' for no rate limit). Returns the value as
 %% it is stored, which validates again to itself.
--spec validate(key(), term()) -> {ok, term()} | {error, binary()}.
+-spec validate(key(), term()) -> {ok, term()} | {error, error()}.
 validate(backup_cron, Raw) ->
     with_text(Raw, <<"backup_cron">>, fun validate_cron/1);
 validate(backup_keep, N) when is_integer(N) ->
@@ -123,7 +132,7 @@ validate(backup_keep, Raw) ->
     with_text(Raw, <<"backup_keep">>, fun(Text) ->
         case string:to_integer(string:trim(Text)) of
             {N, <<>>} when is_integer(N) -> validate_keep(N);
-            _ -> {error, <<"backup_keep must be a whole number from 1 to 1000, not \"", Text/binary, "\"">>}
+            _ -> invalid(<<"backup_keep must be a whole number from 1 to 1000, not \"", Text/binary, "\"">>)
         end
     end);
 validate(backup_timezone, Raw) ->
@@ -140,23 +149,23 @@ validate(backup_io_limit, Raw) ->
         case emqx_guard_render:parse_rate(Text) of
             {ok, off} -> {ok, off};
             {ok, Rate} -> check_rate(Rate);
-            {error, Why} -> {error, <<"backup_io_limit ", Why/binary>>}
+            {error, Why} -> {error, {invalid_value, {<<"backup_io_limit">>, Why}}}
         end
     end);
 validate(Key, Raw) ->
     case {lists:member(Key, emqx_guard_notify_config:keys()), lists:member(Key, emqx_guard_offsite_config:keys())} of
         {true, _} -> emqx_guard_notify_config:validate(Key, Raw);
         {_, true} -> emqx_guard_offsite_config:validate(Key, Raw);
-        _ -> {error, iolist_to_binary(io_lib:format("unknown setting ~tp", [Key]))}
+        _ -> {error, {unknown_setting, Key}}
     end.
 
 %% @doc Validates a map of changes; keys are atoms or binaries (as the dashboard
 %% sends them). All values must be valid, or nothing is returned.
--spec validate_changes(map()) -> {ok, #{key() => term()}} | {error, binary()}.
+-spec validate_changes(map()) -> {ok, #{key() => term()}} | {error, error()}.
 validate_changes(Changes) when is_map(Changes) ->
     validate_changes(maps:to_list(Changes), #{});
 validate_changes(_) ->
-    {error, <<"settings must be a map">>}.
+    invalid(<<"settings must be a map">>).
 
 validate_changes([], Acc) ->
     {ok, Acc};
@@ -168,7 +177,7 @@ validate_changes([{RawKey, Raw} | Rest], Acc) ->
                 {error, _} = Error -> Error
             end;
         error ->
-            {error, iolist_to_binary(io_lib:format("unknown setting ~ts", [key_text(RawKey)]))}
+            {error, {unknown_setting, key_text(RawKey)}}
     end.
 
 %% @doc The entries of New whose value differs from Old (all of New when Old is not a map):
@@ -186,7 +195,7 @@ changed(_Old, New) ->
 %% whole: a change is refused when the result breaks a rule about a key it touches (a secret
 %% without its URL, an s3 destination without its keys); a rule broken in settings an older
 %% version saved, on keys the change leaves alone, does not block it.
--spec change(map()) -> {ok, Old :: settings(), New :: settings()} | {error, binary()}.
+-spec change(map()) -> {ok, Old :: settings(), New :: settings()} | {error, error()}.
 change(Changes) ->
     case validate_changes(Changes) of
         {ok, Valid} ->
@@ -194,7 +203,7 @@ change(Changes) ->
             New = maps:merge(Old, Valid),
             case broken_rules(Old, New) of
                 [] -> saved(Old, New);
-                [Line | _] -> {error, Line}
+                [Line | _] -> {error, {broken_rule, Line}}
             end;
         {error, _} = Error ->
             Error
@@ -205,7 +214,7 @@ broken_rules(Old, New) ->
     Offsite =
         case emqx_guard_offsite_config:check(New) of
             ok -> [];
-            {error, Line} -> [{emqx_guard_offsite_config:keys(), Line}]
+            {error, {broken_rule, Line}} -> [{emqx_guard_offsite_config:keys(), Line}]
         end,
     [
         Line
@@ -225,13 +234,13 @@ validate_cron(Text) ->
 validate_keep(N) when is_integer(N), N >= 1, N =< ?MAX_KEEP ->
     {ok, N};
 validate_keep(N) ->
-    {error, iolist_to_binary(io_lib:format("backup_keep must be from 1 to 1000, not ~p", [N]))}.
+    invalid(iolist_to_binary(io_lib:format("backup_keep must be from 1 to 1000, not ~p", [N]))).
 
 validate_zone(Text) ->
     Zone = string:trim(Text),
     case Zone of
         <<>> ->
-            {error, <<"backup_timezone must be an IANA zone name such as Europe/Berlin, or local">>};
+            invalid(<<"backup_timezone must be an IANA zone name such as Europe/Berlin, or local">>);
         _ ->
             case emqx_guard_cron:zone_name(Zone) of
                 {ok, _Iana} -> {ok, Zone};
@@ -247,23 +256,23 @@ validate_duration(Name, Raw, Min) ->
             {ok, Seconds} ->
                 check_duration(Name, Seconds, Min);
             {error, Why} ->
-                {error, <<Name/binary, " ", Why/binary>>}
+                {error, {invalid_value, {Name, Why}}}
         end
     end).
 
 check_duration(Name, Seconds, _Min) when Seconds < 0 ->
-    {error, <<Name/binary, " cannot be negative">>};
+    invalid(<<Name/binary, " cannot be negative">>);
 check_duration(Name, Seconds, Min) when Seconds < Min ->
-    {error, <<Name/binary, " must be longer than 0">>};
+    invalid(<<Name/binary, " must be longer than 0">>);
 check_duration(Name, Seconds, _Min) when Seconds > ?MAX_DURATION_S ->
-    {error, <<Name/binary, " must be at most 366 days">>};
+    invalid(<<Name/binary, " must be at most 366 days">>);
 check_duration(_Name, Seconds, _Min) ->
     {ok, Seconds}.
 
 with_text(Raw, Name, Fun) ->
     case emqx_guard_value:text(Raw) of
         {ok, Text} -> Fun(Text);
-        error -> {error, <<Name/binary, " must be text">>}
+        error -> invalid(<<Name/binary, " must be text">>)
     end.
 
 to_key(K) when is_atom(K) ->
@@ -290,9 +299,12 @@ key_text(K) ->
         error -> iolist_to_binary(io_lib:format("~tp", [K]))
     end.
 
-check_rate(Rate) when Rate < ?MIN_RATE -> {error, <<"backup_io_limit must be at least 1MB/s (or off)">>};
-check_rate(Rate) when Rate > 1000 * 1000000000 -> {error, <<"backup_io_limit must be at most 1000GB/s">>};
+check_rate(Rate) when Rate < ?MIN_RATE -> invalid(<<"backup_io_limit must be at least 1MB/s (or off)">>);
+check_rate(Rate) when Rate > 1000 * 1000000000 -> invalid(<<"backup_io_limit must be at most 1000GB/s">>);
 check_rate(Rate) -> {ok, Rate}.
+
+invalid(Line) ->
+    {error, {invalid_value, Line}}.
 
 %%--------------------------------------------------------------------
 %% Persistence
@@ -375,7 +387,7 @@ validate_stored(Key, Value) ->
     end.
 
 %% @doc Stores the settings atomically.
--spec save(settings()) -> ok | {error, binary()}.
+-spec save(settings()) -> ok | {error, emqx_guard_store:error()}.
 save(Settings) ->
     case emqx_guard_store:write(settings_file(), {emqx_guard_settings, ?FORMAT_VSN, Settings}) of
         ok ->

@@ -18,8 +18,8 @@
 %%     `emqx_guard_notify_config:url_allowed/2' lets it); both may be empty;</li>
 %% <li>`bool': `on'/`off', `true'/`false', `yes'/`no', `1'/`0' (any case) or a boolean.</li>
 %% </ul>
-%% Every stored value checks again to itself. A refused value gets one line naming the setting
-%% and what it must be; a secret is never quoted in it, a URL only as `emqx_guard_redact:url/1'
+%% Every stored value checks again to itself. A refused value gets `{invalid_value, Line}', one
+%% line naming the setting and what it must be; a secret is never quoted in it, a URL only as `emqx_guard_redact:url/1'
 %% writes it. Line breaks and other control characters are refused wherever they could add a
 %% header line to an e-mail or break a request.
 -module(emqx_guard_value).
@@ -32,14 +32,14 @@
     host | port | smtp_tls | text | password | address | addresses | any_url | url | secret
     | path | bool | mobiles | hosts | channel_id.
 
-%% @doc Checks Raw as a value of Type for the setting named Key: the value to store, or the one
-%% line that says what is wrong.
--spec check(type(), binary(), term()) -> {ok, term()} | {error, binary()}.
+%% @doc Checks Raw as a value of Type for the setting named Key: the value to store, or
+%% `{invalid_value, Line}', Line the sentence that says what is wrong.
+-spec check(type(), binary(), term()) -> {ok, term()} | {error, {invalid_value, binary()}}.
 check(Type, Key, Raw) ->
     try
         checked(Type, Key, Raw)
     catch
-        throw:{invalid, Line} -> {error, Line}
+        throw:{invalid, Line} -> {error, {invalid_value, Line}}
     end.
 
 %% @doc `on'/`off', `true'/`false', `yes'/`no', `1'/`0' (any case) or a boolean.

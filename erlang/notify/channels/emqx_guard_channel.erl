@@ -85,7 +85,7 @@ post_json(Url, Doc, Settings, Opts) ->
 post_json(Url, Doc, Settings, Opts, Headers) ->
     case emqx_guard_notify_config:url_allowed(Url, Settings) of
         ok -> post(Url, {<<"application/json; charset=utf-8">>, emqx_guard_json:encode(Doc)}, Headers, Settings, Opts);
-        {error, Line} -> {error, {fatal, Line}}
+        {error, {broken_rule, Line}} -> {error, {fatal, Line}}
     end.
 
 %% @doc POSTs `{ContentType, Body}' to Url with the TLS settings (`notify_tls_verify',

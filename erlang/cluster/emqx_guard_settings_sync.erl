@@ -123,7 +123,7 @@ version() ->
 
 %% @doc Adopts Settings when Version is newer than this node's. `{error, stale}' when this node
 %% holds other settings of a newer version; `ok' when it holds these settings already.
--spec adopt(emqx_guard_settings:settings(), version()) -> ok | {error, term()}.
+-spec adopt(emqx_guard_settings:settings(), version()) -> ok | {error, stale | binary()}.
 adopt(Settings, Version) ->
     gen_server:call(?SERVER, {adopt, Settings, Version}, 30000).
 
@@ -163,9 +163,11 @@ handle_call({adopt, Settings, Version}, _From, St = #st{version = Mine}) when Ve
             %% only what changed, and never a secret
             ?LOG_INFO(#{msg => emqx_guard_settings_adopted, version => Version, changed => redacted_changes(Old, New)}),
             {reply, ok, save(St#st{version = Version})};
-        {error, Why} = Error ->
-            ?LOG_WARNING(#{msg => emqx_guard_settings_not_adopted, version => Version, reason => Why}),
-            {reply, Error, St}
+        {error, Why} ->
+            %% the answer crosses to another node: its line, whatever reasons that node knows
+            Line = emqx_guard_outcome:format_error(Why),
+            ?LOG_WARNING(#{msg => emqx_guard_settings_not_adopted, version => Version, reason => Line}),
+            {reply, {error, Line}, St}
     end;
 handle_call({adopt, _Settings, Version}, _From, St = #st{version = Version}) ->
     {reply, ok, St};
@@ -254,8 +256,6 @@ refusal({ok, {error, stale}}) ->
       "sync; repeat the change to apply it">>;
 refusal({ok, {error, Why}}) when is_binary(Why) ->
     Why;
-refusal({ok, {error, {Tag, _} = Why}}) when is_atom(Tag) ->
-    emqx_guard_outcome:format_error(Why);
 refusal(Reply) ->
     <<(rpc_error(Reply))/binary, "; it takes the change over when it syncs with the cluster">>.
 

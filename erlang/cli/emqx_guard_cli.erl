@@ -296,7 +296,7 @@ backup_status() ->
     lists:foreach(fun line/1, emqx_guard_offsite_cli:status_lines()),
     print_last_run(maps:get(last_run, Status), Zone),
     %% what interrupted exports left and was cleared since the last look (shown once)
-    lists:foreach(fun line/1, emqx_guard_export_files:status_lines()),
+    lists:foreach(fun line/1, emqx_guard_leftovers:status_lines()),
     #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
     line(text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])),
     %% the last e-mail / webhook delivery, for each configured channel

@@ -10,12 +10,15 @@
 %%     (`duration_s/1'; `parse_duration/1' reads it back).</li>
 %% <li>A read rate setting, the shortest exact text: `50MB/s', `512KiB/s', `off' (`rate/1';
 %%     `parse_rate/1' reads it back).</li>
+%% <li>Whether a term is text to show as it is (`printable/1').</li>
 %% </ul>
 -module(emqx_guard_render).
 
 -export([instant/2, in_zone/2, iso8601/2, size/1, duration_ms/1, duration_s/1, rate/1]).
 %% The settings' texts read back (the same formats, so a value round-trips).
 -export([parse_duration/1, parse_rate/1]).
+%% Whether a term is text to show as it is.
+-export([printable/1]).
 
 %% Seconds from year 0 (the calendar module's epoch) to 1970-01-01.
 -define(UNIX_EPOCH_S, 62167219200).
@@ -126,6 +129,22 @@ parse_rate(Text) ->
         {match, [N, U]} when is_map_key(U, Units) -> {ok, binary_to_integer(N) * maps:get(U, Units)};
         _ -> {error, {bad_rate, string:trim(Text)}}
     end.
+
+%% @doc `{true, Chars}' when Term is text a person can read as it is (a non-empty printable
+%% charlist, or a binary holding one in UTF-8); `false' for anything else.
+-spec printable(term()) -> {true, string()} | false.
+printable(B) when is_binary(B) ->
+    case unicode:characters_to_list(B) of
+        L when is_list(L) -> printable(L);
+        _ -> false
+    end;
+printable(L) when is_list(L), L =/= [] ->
+    case io_lib:printable_unicode_list(L) of
+        true -> {true, L};
+        false -> false
+    end;
+printable(_) ->
+    false.
 
 %%--------------------------------------------------------------------------------------------
 

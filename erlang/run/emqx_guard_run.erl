@@ -8,7 +8,7 @@
 %%     an exception and a hang past `export_timeout' are all failures, and what the failed
 %%     export made is removed, never anything else (`emqx_guard_export_files:discard/3');
 %%     before it, what exports interrupted earlier left is removed
-%%     (`emqx_guard_export_files:sweep/1');</li>
+%%     (`emqx_guard_leftovers:sweep/1');</li>
 %% <li><b>protect</b>: the new file becomes mode 0600 at once (`emqx_guard_backups:make_private/1');
 %%     backups hold password hashes and API keys;</li>
 %% <li><b>verify</b>: the new file is read back in full (`emqx_guard_backups:check/3': a background
@@ -124,7 +124,7 @@ backup(New, Request, Deps) ->
     Steps = [fun export/3, fun protect/3, fun verify/3, fun prune/3, fun copy/3, fun offsite/3],
     Dir = emqx_guard_emqx:backup_dir(),
     %% what interrupted exports left (no other run is going): removed before this one starts
-    _ = emqx_guard_export_files:sweep(#{at => run, quiet_ms => maps:get(export_timeout, Request)}),
+    _ = emqx_guard_leftovers:sweep(#{at => run, quiet_ms => maps:get(export_timeout, Request)}),
     Limit = maps:get(io_limit, Request, emqx_guard_backups:limit()),
     Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir), io_limit => Limit},
     Done = lists:foldl(
@@ -164,7 +164,7 @@ made(Reason) -> {#{}, Reason}.
 %% the backup directory, and for a full disk the space free there now and the size of the newest
 %% backup. The raw reason stays inside (it is logged, never shown).
 explain(Reason = {Kind, _}, #{dir := Dir}) when Kind =:= export_failed; Kind =:= export_crashed ->
-    case emqx_guard_outcome:export_problem(Reason) of
+    case emqx_guard_export_problem:find(Reason) of
         {file, Posix, _Path} ->
             {export_disk_error, (emqx_guard_export_files:disk_facts(Dir, Posix))#{posix => Posix, raw => Reason}};
         {timeout, Call} ->

@@ -3,12 +3,10 @@
 %%
 %% A gen_server under the plugin's supervisor. Callers only cast to it (`notify/2',
 %% `run_finished/1'), so a slow or dead server never blocks or delays a backup. Each delivery
-%% runs in its own monitored process: it gathers the facts (`emqx_guard_notify_facts'), calls
-%% the channel (`emqx_guard_channel'), and on a retryable failure waits and tries again,
-%% `backoff_ms' giving the waits (so `length(backoff_ms) + 1' attempts; a wait the service asks
-%% for, HTTP 429 `Retry-After', is honoured). Every network step of an attempt is bounded by
-%% `timeout_ms', a whole SMTP session by `deadline_ms'. The outcome is logged (a failure as a
-%% warning, the target redacted) and kept for `guard backup_status' (`status_lines/0').
+%% runs in its own monitored process with the facts gathered for it (`emqx_guard_notify_facts'):
+%% attempts, waits and retries are `emqx_guard_notify_sender''s. Every network step of an attempt
+%% is bounded by `timeout_ms', a whole SMTP session by `deadline_ms'. The outcome is kept for
+%% `guard backup_status' (`status_lines/0').
 %%
 %% At most one delivery is in flight per channel, so a stalling server holds at most one dirty
 %% IO scheduler or connection however many events come. Events that arrive meanwhile wait in
@@ -336,36 +334,10 @@ start_worker(Kind, Event, Facts, Settings, St) ->
     Server = self(),
     Opts = St#st.opts,
     {Pid, Mon} = spawn_monitor(fun() ->
-        attempt(Server, Kind, Event, emqx_guard_notify_facts:enrich(Facts, Settings), Settings, Opts, 1,
-            maps:get(backoff_ms, Opts))
+        emqx_guard_notify_sender:deliver(Server, Kind, Event, emqx_guard_notify_facts:enrich(Facts, Settings), Settings, Opts)
     end),
     D = #{event => Event, state => sending, attempts => 1, at => now_ms()},
     St#st{workers = (St#st.workers)#{Pid => {Kind, Mon}}, last = (St#st.last)#{Kind => D}}.
-
-attempt(Server, Kind, Event, Facts, Settings, Opts, N, Backoff) ->
-    Mod = emqx_guard_channel:module(Kind),
-    Result = Mod:deliver(Event, Facts, Settings, Opts),
-    Log = #{channel => Kind, event => Event},
-    case {Result, Backoff} of
-        {{ok, Answer}, _} ->
-            ?LOG_INFO(Log#{msg => emqx_guard_notify_sent, attempts => N, answer => Answer}),
-            Server ! {attempt, self(), N, Result};
-        {{retry, Why}, [Wait | Rest]} ->
-            retry(Server, Log, N, Why, Wait),
-            attempt(Server, Kind, Event, Facts, Settings, Opts, N + 1, Rest);
-        {{retry, Why, AskedMs}, [Wait | Rest]} ->
-            retry(Server, Log, N, Why, max(Wait, AskedMs)),
-            attempt(Server, Kind, Event, Facts, Settings, Opts, N + 1, Rest);
-        _ ->
-            Why = element(2, Result),
-            ?LOG_WARNING(Log#{msg => emqx_guard_notify_failed, attempts => N, error => Why, target => Mod:target(Settings)}),
-            Server ! {attempt, self(), N, {error, Why}}
-    end.
-
-retry(Server, Log, N, Why, Wait) ->
-    ?LOG_WARNING(Log#{msg => emqx_guard_notify_retrying, attempt => N, error => Why, retry_in_ms => Wait}),
-    Server ! {attempt, self(), N, {retrying, Why}},
-    timer:sleep(Wait).
 
 finished(D, {ok, Answer}) ->
     maps:remove(error, D#{state => sent, answer => Answer});

@@ -9,7 +9,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([plan/5, cancel/2]).
+-export([plan/5, replan/6, cancel/2]).
 
 -export_type([plan/0]).
 
@@ -33,6 +33,16 @@ plan(Clock, Settings, RunState, DelayMs, Tag) ->
             ?LOG_WARNING(#{msg => emqx_guard_catchup_error, reason => emqx_guard_outcome:format_error(Why)}),
             undefined
     end.
+
+%% @doc A planned catch-up follows the settings: a new schedule, zone or window (0 turns it off)
+%% decides again whether the missed instant is worth a run (`plan/5'). No plan stays none.
+-spec replan(emqx_guard_clock:clock(), plan(), emqx_guard_settings:settings(), emqx_guard_run_state:run_state(),
+    non_neg_integer(), atom()) -> plan().
+replan(_Clock, undefined, _Settings, _RunState, _DelayMs, _Tag) ->
+    undefined;
+replan(Clock, Plan, Settings, RunState, DelayMs, Tag) ->
+    undefined = cancel(Clock, Plan),
+    plan(Clock, Settings, RunState, DelayMs, Tag).
 
 %% @doc Cancels a plan's timer.
 -spec cancel(emqx_guard_clock:clock(), plan()) -> undefined.

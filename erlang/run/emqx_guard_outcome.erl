@@ -21,7 +21,7 @@
 %% `summary/1': result, node, trigger, times, file, size and error line.
 -module(emqx_guard_outcome).
 
--export([new/3, fail/2, skip/2, warn/2, finish/2, format_error/1, format_excluded/1, stored/1, from_stored/1, summary/1,
+-export([new/3, fail/2, skip/2, skipped/4, warn/2, finish/2, format_error/1, format_excluded/1, stored/1, from_stored/1, summary/1,
     newer/2]).
 
 -export_type([outcome/0, trigger/0]).
@@ -88,6 +88,12 @@ skip(O, {Reason, Node} = Skip) when is_atom(Node) ->
     O#{result => skipped, reason => Reason, Key => Node, error => format_error(Skip)};
 skip(O, Reason) ->
     O#{result => skipped, reason => Reason, error => format_error(Reason)}.
+
+%% @doc A fire for Instant skipped at Now for Reason (`skip/2'), closed at once.
+-spec skipped(trigger(), integer(), integer(), emqx_guard_election:skip() | {previous_run_still_running, integer()}) ->
+    outcome().
+skipped(Trigger, Instant, Now, Reason) ->
+    finish(skip(new(Trigger, Instant, Now), Reason), 0).
 
 %% @doc Adds a warning line: the backup is good, a side step failed.
 -spec warn(outcome(), binary()) -> outcome().

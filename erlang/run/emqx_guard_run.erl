@@ -43,13 +43,13 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([run/2, finish/2]).
+-export([run/2, finish/2, request/4, start/2, ended/3]).
 
--export_type([request/0, deps/0]).
+-export_type([request/0, deps/0, running/0]).
 
 -type request() :: #{
     trigger := emqx_guard_outcome:trigger(),
-    instant => integer(),
+    instant => integer() | undefined,
     keep := pos_integer(),
     export_timeout := timeout(),
     %% bytes per second the run's checks read at most (default: the `backup_io_limit' setting)
@@ -57,6 +57,14 @@
     %% the most retention may take in this run (default: `emqx_guard_backups'' bound, an hour)
     retention_max_ms => pos_integer(),
     started_at => integer()
+}.
+%% A run going in its worker process.
+-type running() :: #{
+    pid := pid(),
+    mref := reference(),
+    started_at := integer(),
+    trigger := emqx_guard_outcome:trigger(),
+    instant := integer() | undefined
 }.
 -type deps() :: #{
     elect => fun((emqx_guard_outcome:trigger(), integer() | undefined, fun()) -> term()),
@@ -67,6 +75,35 @@
     alarm => fun((emqx_guard_outcome:outcome()) -> ok),
     notify => fun((emqx_guard_outcome:outcome()) -> ok)
 }.
+
+%% @doc The request of a run started at StartedAt for Trigger (and the scheduled Instant it
+%% stands for, or `undefined'), under Settings.
+-spec request(emqx_guard_outcome:trigger(), integer() | undefined, integer(), emqx_guard_settings:settings()) -> request().
+request(Trigger, Instant, StartedAt, Settings) ->
+    #{
+        trigger => Trigger,
+        instant => Instant,
+        started_at => StartedAt,
+        keep => maps:get(backup_keep, Settings),
+        export_timeout => maps:get(export_timeout, Settings) * 1000,
+        io_limit => maps:get(backup_io_limit, Settings)
+    }.
+
+%% @doc Starts Request's run in a worker process the caller monitors; the worker hands the
+%% outcome to Record (its `record' step) before it ends.
+-spec start(request(), fun((emqx_guard_outcome:outcome()) -> ok)) -> running().
+start(Request = #{trigger := Trigger, started_at := Started}, Record) ->
+    Instant = maps:get(instant, Request, undefined),
+    {Pid, MRef} = spawn_monitor(fun() -> run(Request, #{record => Record}) end),
+    ?LOG_INFO(#{msg => emqx_guard_backup_started, trigger => Trigger, instant => Instant}),
+    #{pid => Pid, mref => MRef, started_at => Started, trigger => Trigger, instant => Instant}.
+
+%% @doc A run whose worker ended before it recorded an outcome (it died, or the plugin stopped):
+%% failed for Reason at Now, and finished as every run is (`finish/2').
+-spec ended(running(), term(), integer()) -> emqx_guard_outcome:outcome().
+ended(#{started_at := Started, trigger := Trigger, instant := Instant}, Reason, Now) ->
+    Died = emqx_guard_outcome:fail(emqx_guard_outcome:new(Trigger, Instant, Started), Reason),
+    finish(emqx_guard_outcome:finish(Died, max(Now - Started, 0)), #{}).
 
 %% @doc Runs one backup (see the module doc) and returns its outcome, after it was recorded
 %% and notified.

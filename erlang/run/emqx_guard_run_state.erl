@@ -10,7 +10,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([fresh/0, load/0, save/1, path/0, fired/2, record/2, cluster_result/2, newest/1, catchup_ref/1]).
+-export([fresh/0, load/0, save/1, path/0, fired/2, already_fired/2, record/2, cluster_result/2, newest/1, catchup_ref/1]).
 
 -export_type([run_state/0]).
 
@@ -35,6 +35,11 @@ fresh() ->
 -spec fired(integer(), run_state()) -> run_state().
 fired(Instant, State) ->
     State#{last_fired := Instant}.
+
+%% @doc Whether Instant is at or before the last fired instant (then it never runs again).
+-spec already_fired(integer(), run_state()) -> boolean().
+already_fired(Instant, #{last_fired := Last}) ->
+    Last =/= undefined andalso Instant =< Last.
 
 %% @doc A run's outcome counted, and kept as the last run (and the cluster's newest result)
 %% unless it was skipped (a fire that another node exports, or one that came while a run was

@@ -31,6 +31,8 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([job/2, check/1, retention/4, retention_line/1, destination/1, where/1, summary/1]).
+%% The job process of `emqx_guard_offsite_queue'.
+-export([request/4, run/3, crashed/2, tag/1, confirmed/2]).
 
 -export_type([request/0, result/0, retention/0]).
 
@@ -58,6 +60,59 @@
 %% Waiting for one NIF job: the NIF bounds every request (timeout_ms, retries); this bounds the whole.
 -define(AWAIT_MS, 6 * 3600 * 1000).
 -define(RETRY_MS, [5000, 30000]).
+
+%% @doc The request of a job for Backup (`undefined': fill-in and retention only, or a look) to
+%% Config's destination, under Settings, with State's record of this node's uploads.
+-spec request(emqx_guard_nif:offsite_config(), emqx_guard_settings:settings(), undefined | emqx_guard_offsite_state:backup(),
+    emqx_guard_offsite_state:state()) -> request().
+request(Config, Settings, Backup, State = #{own := Own}) ->
+    #{
+        config => Config,
+        keep => maps:get(backup_keep, Settings),
+        dir => emqx_guard_emqx:backup_dir(),
+        io_limit => maps:get(backup_io_limit, Settings),
+        backup => Backup,
+        own => Own,
+        confirmed => confirmed(Config, State)
+    }.
+
+%% @doc Whether the operator confirmed remote retention (`guard backup_remote_prune --confirm')
+%% for Config's destination, as State records it.
+-spec confirmed(emqx_guard_nif:offsite_config(), emqx_guard_offsite_state:state()) -> boolean().
+confirmed(Config, #{confirmed_for := For}) ->
+    For =:= destination(Config).
+
+%% @doc The job process: a look at the bucket (`check', `check/1') or a job (`job/2'), each
+%% upload reported to Server as `{offsite_progress, self(), Event}', the result sent as
+%% `{offsite_done, self(), Result}'. A crash is a failed job (`crashed/2').
+-spec run(pid(), backup | sync | check, request()) -> ok.
+run(Server, Kind, Request) ->
+    Report = fun(Event) -> Server ! {offsite_progress, self(), Event} end,
+    Result =
+        try
+            case Kind of
+                check -> check(Request);
+                _ -> job(Request, Report)
+            end
+        catch
+            Class:Reason ->
+                ?LOG_ERROR(#{msg => emqx_guard_offsite_crashed, exception => Class, reason => tag(Reason)}),
+                crashed(Class, Reason)
+        end,
+    Server ! {offsite_done, self(), Result},
+    ok.
+
+%% @doc The result of a job that crashed (or whose process died) with Class and Reason; only the
+%% reason's tag is kept (its terms may hold the destination's credentials).
+-spec crashed(error | exit | throw, term()) -> result().
+crashed(Class, Reason) ->
+    #{result => failed, uploaded => [], pruned => [],
+      error => emqx_guard_outcome:format_error({offsite_crashed, #{class => Class, reason => tag(Reason)}})}.
+
+%% @doc The tag of a reason (its first element), safe to log: the rest may hold credentials.
+-spec tag(term()) -> term().
+tag(Reason) when is_tuple(Reason), tuple_size(Reason) > 0 -> element(1, Reason);
+tag(Reason) -> Reason.
 
 %% @doc Runs one job (see the module doc). Report is called with `{uploaded, Upload}' after each
 %% upload that passed.

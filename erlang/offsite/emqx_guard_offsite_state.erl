@@ -24,6 +24,8 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([fresh/1, load/1, save/1, path/0]).
+%% What a job changes.
+-export([pending/2, uploaded/2, job_ended/4]).
 
 -export_type([state/0, backup/0, upload/0]).
 
@@ -65,6 +67,34 @@ fresh(Now) ->
         last_error => undefined,
         last_job => undefined,
         retention => undefined
+    }.
+
+%% @doc State with Backups as `pending', oldest first (export names sort by time).
+-spec pending([backup()], state()) -> state().
+pending(Backups, State) ->
+    State#{pending := lists:usort(fun(#{file := A}, #{file := B}) -> A =< B end, Backups)}.
+
+%% @doc An upload a job reported: its export is this node's in the bucket, and `last_upload'
+%% the upload of the newest backup (export names sort by time), not of an older one a job filled
+%% in after it.
+-spec uploaded(upload(), state()) -> state().
+uploaded(Upload = #{file := File}, State = #{own := Own, last_upload := Last}) ->
+    Newest =
+        case Last of
+            #{file := Known} when Known > File -> Last;
+            _ -> Upload
+        end,
+    State#{own := lists:usort([File | Own]), last_upload := Newest}.
+
+%% @doc A job that started at Started ended after DurationMs with Result
+%% (`emqx_guard_offsite:result()'): what it found of this node's backups in the bucket and of
+%% remote retention, and the `last_job'.
+-spec job_ended(map(), integer(), non_neg_integer(), state()) -> state().
+job_ended(Result, Started, DurationMs, State) ->
+    State#{
+        own := maps:get(own, Result, maps:get(own, State)),
+        retention := maps:get(retention, Result, maps:get(retention, State)),
+        last_job := #{at => Started, result => maps:get(result, Result), duration_ms => DurationMs}
     }.
 
 %% @doc The state file.

@@ -21,6 +21,8 @@
 %% too, which only makes remote retention more careful.
 -module(emqx_guard_offsite_state).
 
+-import(emqx_guard_value, [is_text/1, is_texts/1, is_instant/1]).
+
 -include_lib("kernel/include/logger.hrl").
 
 -export([fresh/1, load/1, save/1, path/0]).
@@ -51,8 +53,6 @@
 }.
 
 -define(FORMAT_VSN, 1).
-%% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant the state may hold.
--define(MAX_INSTANT_MS, 253402300799999).
 
 %% @doc A fresh record: a new life that began at Now (Unix ms), nothing pending.
 -spec fresh(integer()) -> state().
@@ -162,18 +162,5 @@ valid(_, _) -> false.
 is_backup(#{file := F, path := P}) -> is_text(F) andalso is_text(P);
 is_backup(_) -> false.
 
-is_texts(V) ->
-    is_list(V) andalso lists:all(fun is_text/1, V).
-
-is_text(B) when is_binary(B) ->
-    case unicode:characters_to_binary(B) of
-        B -> true;
-        _ -> false
-    end;
-is_text(_) ->
-    false.
-
 is_count(N) -> is_integer(N) andalso N >= 0.
 
-is_instant(T) ->
-    is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.

@@ -21,6 +21,8 @@
 %% `summary/1': result, node, trigger, times, file, size and error line.
 -module(emqx_guard_outcome).
 
+-import(emqx_guard_value, [is_text/1, is_texts/1, is_instant/1]).
+
 -export([new/3, fail/2, skip/2, skipped/4, warn/2, finish/2, format_error/1, format_excluded/1, stored/1, from_stored/1, summary/1,
     newer/2]).
 
@@ -59,8 +61,6 @@
 ]).
 %% The fields of a backup's outcome every node of the cluster learns (`summary/1').
 -define(SUMMARY, [trigger, started_at, duration_ms, node, result, instant, file, size, error]).
-%% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant a stored outcome may hold.
--define(MAX_INSTANT_MS, 253402300799999).
 
 %% @doc A run that starts now: `result' is `running' until `finish/2'.
 -spec new(trigger(), integer() | undefined, integer()) -> outcome().
@@ -380,19 +380,6 @@ field_ok(node, V) -> is_atom(V);
 field_ok(K, V) when K =:= pruned; K =:= removed; K =:= warnings -> is_texts(V);
 field_ok(_Text, V) -> is_text(V).
 
-is_texts(V) ->
-    is_list(V) andalso lists:all(fun is_text/1, V).
-
-is_instant(T) ->
-    is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.
-
-is_text(B) when is_binary(B) ->
-    case unicode:characters_to_binary(B) of
-        B -> true;
-        _ -> false
-    end;
-is_text(_) ->
-    false.
 
 text(Fmt, Args) ->
     unicode:characters_to_binary(io_lib:format(Fmt, Args)).

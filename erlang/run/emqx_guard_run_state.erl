@@ -8,6 +8,8 @@
 %% for what is damaged plus a warning in the log, never a crash.
 -module(emqx_guard_run_state).
 
+-import(emqx_guard_value, [is_instant/1]).
+
 -include_lib("kernel/include/logger.hrl").
 
 -export([fresh/0, load/0, save/1, path/0, fired/2, already_fired/2, record/2, cluster_result/2, newest/1, catchup_ref/1]).
@@ -23,8 +25,6 @@
 }.
 
 -define(FORMAT_VSN, 1).
-%% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant the state may hold.
--define(MAX_INSTANT_MS, 253402300799999).
 
 %% @doc The state of a fresh install.
 -spec fresh() -> run_state().
@@ -161,5 +161,3 @@ damaged(Path, Key, Value, Default) ->
     ?LOG_WARNING(#{msg => emqx_guard_state_damaged, path => Path, key => Key, content => Value, action => dropped}),
     Default.
 
-is_instant(T) ->
-    is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.

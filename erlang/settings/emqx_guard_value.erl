@@ -19,14 +19,20 @@
 %% <li>`bool': `on'/`off', `true'/`false', `yes'/`no', `1'/`0' (any case) or a boolean.</li>
 %% </ul>
 %% Every stored value checks again to itself. A refused value gets `{invalid_value, Line}', one
-%% line naming the setting and what it must be; a secret is never quoted in it, a URL only as `emqx_guard_redact:url/1'
-%% writes it. Line breaks and other control characters are refused wherever they could add a
-%% header line to an e-mail or break a request.
+%% line naming the setting and what it must be; a secret is never quoted in it, a URL only as
+%% `emqx_guard_redact:url/1' writes it. Line breaks and other control characters are refused
+%% wherever they could add a header line to an e-mail or break a request. The plugin's state
+%% files check the values they read back with `is_text/1', `is_texts/1' and `is_instant/1'.
 -module(emqx_guard_value).
 
 -export([check/3, parse_bool/1, text/1]).
+%% What a value read back from one of the plugin's files may be.
+-export([is_text/1, is_texts/1, is_instant/1]).
 
 -export_type([type/0]).
+
+%% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant a stored value may hold.
+-define(MAX_INSTANT_MS, 253402300799999).
 
 -type type() ::
     host | port | smtp_tls | text | password | address | addresses | any_url | url | secret
@@ -76,6 +82,23 @@ text(A) when is_atom(A) ->
     {ok, atom_to_binary(A)};
 text(_) ->
     error.
+
+%% @doc Whether V is text as the plugin stores it: a UTF-8 binary.
+-spec is_text(term()) -> boolean().
+is_text(V) when is_binary(V) ->
+    unicode:characters_to_binary(V) =:= V;
+is_text(_) ->
+    false.
+
+%% @doc Whether V is a list of texts (`is_text/1').
+-spec is_texts(term()) -> boolean().
+is_texts(V) ->
+    is_list(V) andalso lists:all(fun is_text/1, V).
+
+%% @doc Whether V is an instant the plugin may hold: Unix ms from 1970 to the end of 9999.
+-spec is_instant(term()) -> boolean().
+is_instant(V) ->
+    is_integer(V) andalso V >= 0 andalso V =< ?MAX_INSTANT_MS.
 
 %%--------------------------------------------------------------------------------------------
 

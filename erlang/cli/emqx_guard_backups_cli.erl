@@ -1,6 +1,8 @@
 %% @doc The `emqx ctl guard' commands about the backup files on this node: `backup_list',
-%% `backup_verify' and `backup_prune --dry-run' (its remote part: `emqx_guard_offsite_cli'). Parses and prints only (`emqx_guard_backups'
-%% does the work); called by `emqx_guard_cli', which catches and reports any crash.
+%% `backup_verify' and `backup_prune --dry-run' (its remote part: `emqx_guard_offsite_cli').
+%% Parses and prints only (`emqx_guard_backups' does the work; a failure's line is
+%% `emqx_guard_outcome:format_error/1''s); called by `emqx_guard_cli', which catches and reports
+%% any crash.
 -module(emqx_guard_backups_cli).
 
 -import(emqx_guard_cli, [line/1, error_reason/1]).

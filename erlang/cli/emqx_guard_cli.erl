@@ -3,7 +3,8 @@
 %%
 %% The callback always returns `ok' and never crashes: EMQX hides a crash from
 %% the user, and a crash on the `usage' atom would break `emqx ctl' help for
-%% every command. Every failure prints one line starting with `Error:'.
+%% every command. Every failure prints one line starting with `Error:', the reason's line made
+%% by `emqx_guard_outcome:format_error/1' (`error_reason/1').
 -module(emqx_guard_cli).
 
 -include_lib("kernel/include/logger.hrl").

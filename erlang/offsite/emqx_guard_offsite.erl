@@ -25,7 +25,8 @@
 %% the job dies later. The job never touches a local backup. It returns `result()': `ok' or
 %% `failed' with one line (`emqx_guard_outcome:format_error/1'), what it uploaded and pruned,
 %% the export names this node now has in the bucket (`own') and whether retention ran or why it
-%% is paused.
+%% is paused. The queue's job process is `run/3' (with `request/4'): a crash there is a failed
+%% job (`crashed/2'), its reason's tag only logged.
 -module(emqx_guard_offsite).
 
 -include_lib("kernel/include/logger.hrl").

@@ -18,7 +18,8 @@
 %% </ul>
 %% A missing file is a fresh record (a new life); a damaged file or field gives the fresh value
 %% for what is damaged, and a warning in the log, never a crash. A damaged record is a new life
-%% too, which only makes remote retention more careful.
+%% too, which only makes remote retention more careful. What a job changes of the record is
+%% `uploaded/2', `job_ended/4' and `pending/2'.
 -module(emqx_guard_offsite_state).
 
 -import(emqx_guard_value, [is_text/1, is_texts/1, is_instant/1]).

@@ -4,7 +4,8 @@
 %% run's start, `emqx_guard_run_state:catchup_ref/1'), started a delay after the decision.
 %%
 %% A plan is the armed timer and the instant it stands for; the timer sends
-%% `{Tag, catchup, Token}' to the process that planned it.
+%% `{Tag, catchup, Token}' to the process that planned it. After a settings change a plan is
+%% decided again (`replan/6').
 -module(emqx_guard_catchup).
 
 -include_lib("kernel/include/logger.hrl").

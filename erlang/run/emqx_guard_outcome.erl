@@ -14,11 +14,15 @@
 %%     failed run deleted of its own);</li>
 %% <li>`warnings': lines for a good backup whose side step failed (file mode, retention);</li>
 %% <li>a failed or skipped run: `reason' (a tagged term, never persisted) and `error', its one
-%%     line for people, made by `format_error/1', the one place where a run's reasons become
-%%     text; a skipped run also names the `responsible' node or the node that `exported_by'.</li>
+%%     line for people, made by `format_error/1'; a skipped run also names the `responsible'
+%%     node or the node that `exported_by'.</li>
 %% </ul>
 %% What the other nodes of the cluster learn of a backup made (or failed) on one node is its
 %% `summary/1': result, node, trigger, times, file, size and error line.
+%%
+%% `format_error/1' is the one place where the plugin's reasons become text: a run's, and every
+%% other `{error, {Reason, Detail}}' the plugin returns (settings refused, listings and files,
+%% off-site jobs, the scheduler's refusals and health), at the edge where a person reads it.
 -module(emqx_guard_outcome).
 
 -import(emqx_guard_value, [is_text/1, is_texts/1, is_instant/1]).

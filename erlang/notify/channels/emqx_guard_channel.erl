@@ -7,15 +7,16 @@
 %% <ul>
 %% <li>`kind/0': its name (the `notify_<kind>' command, the status line);</li>
 %% <li>`settings/0': its own settings, `{Key, Type, Default}' (the types are
-%%     `emqx_guard_value''s, checked there and hidden by `emqx_guard_redact'), and `cli_names/0': the `key=value' names of
-%%     `guard notify_<kind>';</li>
+%%     `emqx_guard_value''s, checked there and hidden by `emqx_guard_redact'), and `cli_names/0':
+%%     the `key=value' names of `guard notify_<kind>';</li>
 %% <li>`enabled/1': whether the settings make it send;</li>
 %% <li>`target/1': where it sends, safe to print and log (no secret, no URL path);</li>
 %% <li>`deliver/4': one attempt, `{ok, Answer}', `{retry, Why}', `{retry, Why, AfterMs}'
-%%     (the service asked for that wait) or `{error, Why}' (the operator has to fix something).</li>
+%%     (the service asked for that wait) or `{error, Why}' (the operator has to fix something);
+%%     Answer and Why are the service's own answer as one line.</li>
 %% </ul>
-%% `emqx_guard_notify' runs the attempts (one sender per channel, retries, backoff); the
-%% wording comes from `emqx_guard_notify_format'.
+%% `emqx_guard_notify' holds one sender per channel, `emqx_guard_notify_sender' runs its
+%% attempts (retries, backoff); the wording comes from `emqx_guard_notify_format'.
 -module(emqx_guard_channel).
 
 -export([kinds/0, module/1, parse_kind/1, enabled/1, setting/2, url_target/2, post_json/4, post_json/5, post/5, service_answer/3, coded_answer/4, fit/3, snippet/1]).

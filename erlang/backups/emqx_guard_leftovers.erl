@@ -143,7 +143,8 @@ dead_fun(Now, QuietMs) ->
         end,
     fun(BornAt, ChangedAt) -> BornAt < NodeStart orelse Quiet(ChangedAt) end.
 
-%% When the plugin made a staging directory of its own: its name starts with it (`prepare/1').
+%% When the plugin made a staging directory of its own: its name starts with it
+%% (`emqx_guard_export_files:prepare/1').
 run_born(Run) ->
     case string:to_integer(Run) of
         {Ms, "-" ++ _} when is_integer(Ms) -> Ms;

@@ -5,7 +5,7 @@
 %% (`{retry, Why, AfterMs}', HTTP 429 `Retry-After') is honoured when it is longer. Each attempt's
 %% result is told to the server as `{attempt, Sender, N, Result}' (`{retrying, Why}' before a
 %% wait) and logged: a failure as a warning naming the channel's target, never a secret
-%% (`target/1' is redacted).
+%% (the channel's `target/1' is redacted).
 -module(emqx_guard_notify_sender).
 
 -include_lib("kernel/include/logger.hrl").

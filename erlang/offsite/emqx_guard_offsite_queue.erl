@@ -60,7 +60,7 @@
                                      started_at := integer(), t0 := integer(), done := [binary()]},
     %% what the next job is for: a backup, a `sync' (fill-in and retention only) or a `check'
     waiting = undefined :: undefined | sync | check | backup(),
-    %% the destination last seen (a new one is looked at, see check/1)
+    %% the destination last seen (a new one is looked at, see `emqx_guard_offsite:check/1')
     dest = undefined :: undefined | binary(),
     retry = undefined :: undefined | {reference(), reference(), integer()},
     failures = 0 :: non_neg_integer(),
@@ -249,7 +249,7 @@ merge(#{} = Waiting, What) when What =:= sync; What =:= check -> Waiting;
 merge(sync, check) -> sync;
 merge(_Waiting, What) -> What.
 
-%% A core node without a local backup looks at the bucket (a rebuilt node: see check/1).
+%% A core node without a local backup looks at the bucket (a rebuilt node: `emqx_guard_offsite:check/1').
 maybe_check(St) ->
     case config() =/= off andalso emqx_guard_backups:names() =:= [] andalso emqx_guard_emqx:node_role() =:= core of
         true -> next(check, St);

@@ -77,8 +77,8 @@ handle_call({add, Records}, _From, Held0) ->
         false -> save(Held)
     end,
     {reply, ok, Held};
-handle_call(_Request, _From, Held) ->
-    {reply, {error, unknown_call}, Held}.
+handle_call(Request, _From, Held) ->
+    {reply, {error, {unknown_call, Request}}, Held}.
 
 %% @private
 handle_cast(_Msg, Held) ->

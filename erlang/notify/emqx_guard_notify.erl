@@ -212,8 +212,8 @@ handle_call(opts, _From, St) ->
     {reply, St#st.opts, St};
 handle_call(check_dead_man, _From, St) ->
     {reply, ok, arm(dead_man_check(St))};
-handle_call(_Other, _From, St) ->
-    {reply, {error, unknown_call}, St}.
+handle_call(Request, _From, St) ->
+    {reply, {error, {unknown_call, Request}}, St}.
 
 %% @private
 handle_cast({notify, backup_ok, Facts}, St) ->

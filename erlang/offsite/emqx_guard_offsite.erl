@@ -248,7 +248,7 @@ prune(#{config := Config, keep := Keep, own := Own0, confirmed := Confirmed}, Op
                         [] ->
                             {ok, Uploads, names(Deleted), Own1, ok};
                         [#{name := Name, error := Detail} | _] ->
-                            {failed, {offsite_prune_failed, {remote, <<Name/binary, ": ", Detail/binary>>}}, Uploads, Own1, ok}
+                            {failed, {offsite_prune_failed, #{name => Name, detail => Detail}}, Uploads, Own1, ok}
                     end;
                 {error, Why} ->
                     {failed, {offsite_prune_failed, Why}, Uploads, Own, ok}

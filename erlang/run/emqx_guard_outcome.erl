@@ -227,6 +227,8 @@ format_error({offsite_list_failed, {_Reason, Detail}}) ->
     text("cannot list the remote backups: ~ts", [describe(Detail)]);
 format_error({offsite_local_list_failed, Why}) ->
     text("cannot list the local backups: ~ts", [format_error(Why)]);
+format_error({offsite_prune_failed, #{name := Name, detail := Detail}}) ->
+    text("remote retention failed: ~ts: ~ts", [Name, describe(Detail)]);
 format_error({offsite_prune_failed, {_Reason, Detail}}) ->
     text("remote retention failed: ~ts", [describe(Detail)]);
 format_error({no_destination, _Type}) ->

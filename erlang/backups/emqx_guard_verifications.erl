@@ -4,8 +4,10 @@
 %% A record is the NIF's (`emqx_guard_nif:record()'): the verdict of one full read of a file,
 %% tied to that file's identity (name, size, mtime in ns, inode, device). Retention and the
 %% listing pass the records in (`records/0') and read only files that are unknown or changed;
-%% everything that verifies hands its records back (`add/1'): the run's new export, retention,
-%% the listing, copies received from other nodes, `guard backup_verify'.
+%% everything that verifies hands its records back (`add/1'): the run's new export (and a failed
+%% run's tarball that verifies, `emqx_guard_export_files'), retention, the listing, copies
+%% received from other nodes, what interrupted exports left (`emqx_guard_leftovers'),
+%% `guard backup_verify'.
 %%
 %% One record per file name, the latest check wins. The set is bounded by what is in the backup
 %% directory: records of names no longer there are dropped whenever records are added and at

@@ -1,6 +1,6 @@
 # emqx_guard build. `make` builds the plugin package, `make test` runs every test.
 # Both install the Erlang toolchain with apt when it is missing (they run as root on Debian 12), and
-# the NIF's cross toolchain (cargo-zigbuild and zig from PyPI, the rustup target) with pip/rustup.
+# the NIF's cross toolchain (cargo-zigbuild and zig with pip, the rustup target with rustup).
 
 SHELL := /bin/bash
 APP := emqx_guard
@@ -52,9 +52,9 @@ compile: toolchain nif
 package: compile
 	NIF_ARCHS="$(NIF_ARCHS)" NIF_GLIBC=$(NIF_GLIBC) ./scripts/package.sh $(VSN)
 
-# The off-site tests (Rust and Common Test) and `make bench` run a real S3 server, s3s-fs from
-# crates.io, on 127.0.0.1. Built once with cargo (0.14.1: the newest release for this Rust;
-# about 3 minutes on 2 cores), reused while it is installed.
+# The off-site tests (Rust and Common Test) and `make bench` run a real S3 server, s3s-fs from the
+# Rust crate registry, on 127.0.0.1. Built once with cargo (0.14.1: the newest release for this
+# Rust; about 3 minutes on 2 cores), reused while it is installed.
 S3S_FS_VERSION := 0.14.1
 s3-server:
 	@command -v s3s-fs >/dev/null || test -x "$${CARGO_HOME:-$$HOME/.cargo}/bin/s3s-fs" || \
@@ -110,7 +110,10 @@ test-release-0.1.0: compile cross-toolchain
 compat: package test-deps
 	./scripts/compat.sh $(CURDIR)/_build/plugin/$(APP)-$(VSN).tar.gz $(OTP_ROOTS)
 
+# The size limits (scripts/check_sizes.sh: no Erlang module over 400 lines, and the Rust limits),
+# then xref and dialyzer.
 lint: compile
+	./scripts/check_sizes.sh
 	$(REBAR) xref
 	$(REBAR) dialyzer
 

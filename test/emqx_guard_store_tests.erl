@@ -63,8 +63,9 @@ newer_file_is_kept_or_never_written_test() ->
         ok = emqx_guard_store:write(Path, {thing, 5, #{newer => yes}}),
         ok = file:make_dir(Path ++ ".newer-v5"),
         ?assertEqual(newer, emqx_guard_store:load(Path, ?FORMAT)),
-        {error, Line} = emqx_guard_store:save(Path, ?FORMAT, #{a => 2}),
-        ?assertMatch({match, _}, re:run(Line, "^not writing .* newer format \\(version 5\\)")),
+        {error, Why} = emqx_guard_store:save(Path, ?FORMAT, #{a => 2}),
+        ?assertMatch({newer_format_kept, #{version := 5}}, Why),
+        ?assertMatch({match, _}, re:run(emqx_guard_outcome:format_error(Why), "^not writing .* newer format \\(version 5\\)")),
         ?assertEqual({ok, {thing, 5, #{newer => yes}}}, emqx_guard_store:read(Path)),
         %% the newer plugin wrote it in this format again: writable as before
         ok = file:write_file(Path, <<"{thing, 3, #{a => 3}}.">>),

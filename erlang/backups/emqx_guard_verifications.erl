@@ -4,8 +4,10 @@
 %% A record is the NIF's (`emqx_guard_nif:record()'): the verdict of one full read of a file,
 %% tied to that file's identity (name, size, mtime in ns, inode, device). Retention and the
 %% listing pass the records in (`records/0') and read only files that are unknown or changed;
-%% everything that verifies hands its records back (`add/1'): the run's new export, retention,
-%% the listing, copies received from other nodes, `guard backup_verify'.
+%% everything that verifies hands its records back (`add/1'): the run's new export (and a failed
+%% run's tarball that verifies, `emqx_guard_export_files'), retention, the listing, copies
+%% received from other nodes, what interrupted exports left (`emqx_guard_leftovers'),
+%% `guard backup_verify'.
 %%
 %% One record per file name, the latest check wins. The set is bounded by what is in the backup
 %% directory: records of names no longer there are dropped whenever records are added and at
@@ -78,8 +80,8 @@ handle_call({add, Records}, _From, Held0) ->
         false -> save(Held)
     end,
     {reply, ok, Held};
-handle_call(_Request, _From, Held) ->
-    {reply, {error, unknown_call}, Held}.
+handle_call(Request, _From, Held) ->
+    {reply, {error, {unknown_call, Request}}, Held}.
 
 %% @private
 handle_cast(_Msg, Held) ->
@@ -138,7 +140,7 @@ save(Held) ->
     Records = lists:sort(maps:values(Held)),
     case emqx_guard_store:save(file(), ?FORMAT, Records) of
         ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_verifications_not_saved, reason => Why})
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_verifications_not_saved, reason => emqx_guard_outcome:format_error(Why)})
     end.
 
 %% What the NIF reads back from a record (it refuses the whole list for one bad record).

@@ -163,9 +163,14 @@ node_view(Node, Error, IsCore, LastCopy) ->
 %% it knows. Called on every node by `status/0'.
 -spec node_report() -> #{role := core | replicant, backups := [binary()] | {error, binary()}, copies := map()}.
 node_report() ->
+    Backups =
+        case emqx_guard_backups:names() of
+            {error, Why} -> {error, emqx_guard_outcome:format_error(Why)};
+            Names -> Names
+        end,
     #{
         role => emqx_guard_emqx:node_role(),
-        backups => emqx_guard_backups:names(),
+        backups => Backups,
         copies => emqx_guard_copies:results()
     }.
 

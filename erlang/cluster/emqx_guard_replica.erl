@@ -203,7 +203,7 @@ start_receiver(Meta, Keep, Sender, Ref, From) ->
 
 %% @doc Called on other nodes by the catch-up (`emqx_guard_copies:catch_up/1'): this node's
 %% backups, `emqx_guard_backups:names/0'.
--spec list_names() -> [binary()] | {error, binary()}.
+-spec list_names() -> [binary()] | {error, emqx_guard_backups:list_error()}.
 list_names() ->
     emqx_guard_backups:names().
 

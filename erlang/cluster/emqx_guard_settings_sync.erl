@@ -88,7 +88,7 @@ start_link(Opts) when is_map(Opts) ->
 %% @doc Applies setting changes here, gives them a new version and pushes them to every other
 %% running node. Returns the new settings and the nodes that did not take them (with why). Runs
 %% in the caller's process (the `emqx ctl' command).
--spec update(map()) -> {ok, emqx_guard_settings:settings(), [{node(), binary()}]} | {error, binary()}.
+-spec update(map()) -> {ok, emqx_guard_settings:settings(), [{node(), binary()}]} | {error, term()}.
 update(Changes) ->
     case update_local(Changes) of
         {ok, Settings} ->
@@ -98,7 +98,7 @@ update(Changes) ->
     end.
 
 %% @doc Applies setting changes here only, with a version newer than every running node's.
--spec update_local(map()) -> {ok, emqx_guard_settings:settings()} | {error, binary()}.
+-spec update_local(map()) -> {ok, emqx_guard_settings:settings()} | {error, term()}.
 update_local(Changes) ->
     Opts = application:get_env(emqx_guard, cluster, #{}),
     gen_server:call(?SERVER, {update_local, Changes, highest_running_version()}, maps:get(call_timeout_ms, Opts, ?CALL_TIMEOUT_MS)).
@@ -186,9 +186,11 @@ handle_call({adopt, Settings, Version}, _From, St = #st{version = Mine}) when Ve
             %% only what changed, and never a secret
             ?LOG_INFO(#{msg => emqx_guard_settings_adopted, version => Version, changed => redacted_changes(Old, New)}),
             {reply, ok, save(St#st{version = Version})};
-        {error, Why} = Error ->
-            ?LOG_WARNING(#{msg => emqx_guard_settings_not_adopted, version => Version, reason => Why}),
-            {reply, Error, St}
+        {error, Why} ->
+            %% the answer crosses to another node: its line, whatever reasons that node knows
+            Line = emqx_guard_outcome:format_error(Why),
+            ?LOG_WARNING(#{msg => emqx_guard_settings_not_adopted, version => Version, reason => Line}),
+            {reply, {error, Line}, St}
     end;
 handle_call({adopt, _Settings, Version}, _From, St = #st{version = Version}) ->
     {reply, ok, St};

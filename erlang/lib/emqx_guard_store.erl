@@ -43,6 +43,13 @@
     unversioned => pos_integer()
 }.
 
+-export_type([error/0]).
+
+%% Why a file could not be written (`emqx_guard_outcome:format_error/1' says it).
+-type error() ::
+    {cannot_write, #{path := binary(), posix := term()}}
+    | {newer_format_kept, #{path := binary(), version := pos_integer()}}.
+
 %% @doc `<data_dir>/emqx_guard'.
 -spec dir() -> file:filename().
 dir() ->
@@ -82,7 +89,7 @@ load(Path, Format = #{tag := Tag, version := Current}) ->
     Loaded.
 
 %% @doc Writes Body to the data file at Path in Format's version, atomically.
--spec save(file:filename_all(), format(), term()) -> ok | {error, binary()}.
+-spec save(file:filename_all(), format(), term()) -> ok | {error, error()}.
 save(Path, #{tag := Tag, version := Version}, Body) ->
     write(Path, {Tag, Version, Body}).
 
@@ -97,13 +104,14 @@ read(Path) ->
         {error, _} = Error -> Error
     end.
 
-%% @doc Writes Term to Path atomically; `{error, Line}' says what failed. Refused for a file
-%% that holds a newer format which could not be kept aside (see the module doc).
--spec write(file:filename_all(), term()) -> ok | {error, binary()}.
+%% @doc Writes Term to Path atomically; `{error, {cannot_write, #{path, posix}}}' says what failed.
+%% Refused, `{error, {newer_format_kept, #{path, version}}}', for a file that holds a newer format
+%% which could not be kept aside (see the module doc).
+-spec write(file:filename_all(), term()) -> ok | {error, error()}.
 write(Path, Term) ->
     case persistent_term:get(newer_key(Path), undefined) of
         {Vsn, refused} ->
-            {error, text("not writing ~ts: it holds a newer format (version ~B) that could not be kept aside", [Path, Vsn])};
+            {error, {newer_format_kept, #{path => unicode:characters_to_binary(Path), version => Vsn}}};
         _ ->
             write_file(Path, Term)
     end.
@@ -130,7 +138,7 @@ write_file(Path, Term) ->
             ok;
         {error, Reason} ->
             _ = file:delete(Tmp),
-            {error, text("cannot write ~ts: ~ts", [Path, file:format_error(Reason)])}
+            {error, {cannot_write, #{path => unicode:characters_to_binary(Path), posix => Reason}}}
     end.
 
 write_synced(Tmp, Content) ->

@@ -176,7 +176,7 @@ save(W) ->
     Term = #{last_success => W#watch.last_success, warned_for => W#watch.warned_for},
     case emqx_guard_store:save(W#watch.file, ?FORMAT, Term) of
         ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_notify_state_not_saved, reason => Why})
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_notify_state_not_saved, reason => emqx_guard_outcome:format_error(Why)})
     end,
     W.
 

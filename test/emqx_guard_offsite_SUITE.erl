@@ -99,6 +99,13 @@ seven_runs_keep_five_remote(Config) ->
     ?assertEqual(5, length(Rows)),
     [?assertNotEqual(nomatch, string:find(R, "encrypted (age)")) || R <- Rows],
     ?assertNotEqual(nomatch, string:find(hd(Rows), lists:last(Names))),
+    %% the same facts as one JSON document
+    {ok, Remote} = emqx_guard_json:decode(unicode:characters_to_binary(lists:join("\n", ctl(["backup_list", "--remote", "--json"])))),
+    #{<<"destination">> := <<"s3://backups/ct">>, <<"backups">> := Listed} = Remote,
+    ?assertEqual(lists:reverse([list_to_binary(E) || E <- Expected]), [maps:get(<<"name">>, B) || B <- Listed]),
+    ?assertEqual(lists:reverse([list_to_binary(N) || N <- lists:nthtail(2, Names)]), [maps:get(<<"export_name">>, B) || B <- Listed]),
+    [?assertMatch(#{<<"encrypted">> := true, <<"size">> := Size, <<"mtime_ms">> := M, <<"mtime">> := <<_/binary>>}
+                  when is_integer(Size) andalso is_integer(M), B) || B <- Listed],
     Status = ctl(["backup_status"]),
     ?assert(lists:any(fun(L) -> lists:prefix("  newest backup off-site: " ++ lists:last(Names) ++ ".age, uploaded at ", L) end, Status), Status),
     ?assert(lists:member("off-site: s3://backups/ct (encrypted with age)", Status), Status),
@@ -254,6 +261,9 @@ bad_input_changes_nothing(Config) ->
         end,
         Bad
     ),
+    %% as JSON: one document holding the line
+    ?assertMatch({ok, #{<<"error">> := <<"no off-site destination is set", _/binary>>}},
+                 emqx_guard_json:decode(unicode:characters_to_binary(lists:join("\n", ctl(["backup_list", "--remote", "--json"]))))),
     ?assertEqual(Before, emqx_guard_ct_helper:settings_file_content()),
     ?assertEqual(["backup_remote = off (backups stay on this cluster's disks only)"], ctl(["backup_remote"])),
     _ = set_remote(Config, []),
@@ -354,7 +364,7 @@ run_ok() ->
     Name.
 
 run_lines() ->
-    Out = ctl(["backup_now"]),
+    Out = emqx_guard_ct_helper:result(ctl(["backup_now"])),
     ["  file: " ++ Path] = [L || "  file: " ++ _ = L <- Out],
     {Out, filename:basename(Path)}.
 

@@ -524,134 +524,164 @@ fn prune_with_hook(
     control: &mut ReadControl,
     callbacks: Callbacks<'_>,
 ) -> Result<PruneReport, RetentionError> {
-    let Callbacks {
-        progress,
-        step: hook,
-    } = callbacks;
-    let start = control.bytes_read();
     if keep == 0 {
         return Err(RetentionError::BadKeep { keep });
     }
     let backups = list_backups(dir)?;
-    let protection = Protection::new(dir, protect);
-
-    // What is known of each export (newest first), and why the bad ones are bad.
-    let mut reasons: Vec<Option<String>> = vec![None; backups.len()];
-    let mut candidates: Vec<Candidate> = Vec::with_capacity(backups.len());
-    for (i, backup) in backups.iter().enumerate() {
-        let verdict = match record::find(trusted, &backup.id()) {
-            None => Verdict::Unknown,
-            Some((_, known)) => match &known.failure {
-                None => Verdict::Good,
-                Some(detail) => {
-                    reasons[i] = Some(detail.clone());
-                    Verdict::Bad
-                }
-            },
-        };
-        candidates.push(Candidate {
-            verdict,
-            protected: protection.covers(backup),
-        });
-    }
-
+    let mut known = Known::new(&backups, trusted, &Protection::new(dir, protect));
     let mut report = PruneReport::default();
-    // Read what the decision still depends on, newest first, until it is final; say how far it
-    // got after each file.
-    let mut decision = decide(&candidates, keep);
-    let (mut checked, mut checked_bytes) = (0, 0);
-    let remaining = |decision: &Decision| {
-        let needed = &decision.to_read[..decision.needed];
-        (needed.len(), needed.iter().map(|&i| backups[i].size).sum())
-    };
-    let (left, left_bytes) = remaining(&decision);
-    progress(&Progress {
-        checked,
-        checked_bytes,
-        remaining: left,
-        remaining_bytes: left_bytes,
-        bytes_read: 0,
-        record: None,
-    });
-    while let Some(&next) = decision.to_read.first() {
-        let (result, record) = record::verify_recorded(&backups[next].path, control);
-        if control.is_cancelled() {
-            return Err(RetentionError::Cancelled {
-                dir: dir.to_path_buf(),
-            });
-        }
-        candidates[next].verdict = match result {
-            Ok(_) => Verdict::Good,
-            // A verdict, or a check without one (a read error): either way it does not count.
-            Err(e) => {
-                reasons[next] = Some(e.to_string());
-                Verdict::Bad
-            }
-        };
-        decision = decide(&candidates, keep);
-        checked += 1;
-        checked_bytes += backups[next].size;
-        let (left, left_bytes) = remaining(&decision);
-        progress(&Progress {
-            checked,
-            checked_bytes,
-            remaining: left,
-            remaining_bytes: left_bytes,
-            bytes_read: control.bytes_read() - start,
-            record: record.as_ref(),
-        });
-        report.verified_now.extend(record);
-    }
+    let decision = known.read_until_final(dir, keep, control, callbacks.progress, &mut report)?;
     report.skipped_unverified = decision
         .skipped
         .iter()
         .rev()
-        .map(|&i| (backups[i].clone(), reasons[i].clone().unwrap_or_default()))
+        .map(|&i| {
+            (
+                backups[i].clone(),
+                known.reasons[i].clone().unwrap_or_default(),
+            )
+        })
         .collect();
-    report.bytes_read = control.bytes_read() - start;
-    let doomed: Vec<Backup> = decision
-        .delete
-        .iter()
-        .map(|&i| backups[i].clone())
-        .collect();
-
-    for backup in doomed.into_iter().rev() {
-        if dry_run {
-            report.deleted.push(backup);
-            continue;
-        }
-        // Only ever `dir/<export name>`: the name was checked when listing, it has no separator.
-        let target = dir.join(&backup.name);
-        hook(Step::BeforeCheck, &target);
-        match fs::symlink_metadata(&target) {
-            Ok(meta) if meta.file_type().is_file() => {}
-            Ok(meta) => {
-                let what = if meta.file_type().is_symlink() {
-                    "a symlink"
-                } else if meta.is_dir() {
-                    "a directory"
-                } else {
-                    "not a regular file"
-                };
-                report
-                    .failed
-                    .push((backup, format!("it is now {what}, so it was left alone")));
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                report.failed.push((backup, e.to_string()));
-                continue;
-            }
-        }
-        hook(Step::BeforeRemove, &target);
-        match fs::remove_file(&target) {
-            Ok(()) => report.deleted.push(backup),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => report.failed.push((backup, e.to_string())),
+    let doomed = decision.delete.iter().rev().map(|&i| backups[i].clone());
+    if dry_run {
+        report.deleted.extend(doomed);
+    } else {
+        for backup in doomed {
+            remove(dir, backup, callbacks.step, &mut report);
         }
     }
     Ok(report)
+}
+
+/// What retention knows of each export (newest first), and why the bad ones are bad.
+struct Known<'b> {
+    backups: &'b [Backup],
+    candidates: Vec<Candidate>,
+    reasons: Vec<Option<String>>,
+}
+
+impl<'b> Known<'b> {
+    /// What the records say of `backups` (trusted verdicts, the rest unknown).
+    fn new(backups: &'b [Backup], trusted: &[Trusted], protection: &Protection) -> Self {
+        let mut reasons: Vec<Option<String>> = vec![None; backups.len()];
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(backups.len());
+        for (i, backup) in backups.iter().enumerate() {
+            let verdict = match record::find(trusted, &backup.id()) {
+                None => Verdict::Unknown,
+                Some((_, known)) => match &known.failure {
+                    None => Verdict::Good,
+                    Some(detail) => {
+                        reasons[i] = Some(detail.clone());
+                        Verdict::Bad
+                    }
+                },
+            };
+            candidates.push(Candidate {
+                verdict,
+                protected: protection.covers(backup),
+            });
+        }
+        Known {
+            backups,
+            candidates,
+            reasons,
+        }
+    }
+
+    /// Reads what the decision still depends on, newest first, until it is final, and says how
+    /// far it got after listing and after each file (with that file's record). The records of
+    /// what was read and the bytes read go into `report`.
+    fn read_until_final(
+        &mut self,
+        dir: &Path,
+        keep: usize,
+        control: &mut ReadControl,
+        progress: &mut dyn FnMut(&Progress<'_>),
+        report: &mut PruneReport,
+    ) -> Result<Decision, RetentionError> {
+        let start = control.bytes_read();
+        let mut decision = decide(&self.candidates, keep);
+        let (mut checked, mut checked_bytes) = (0, 0);
+        progress(&self.progress(&decision, checked, checked_bytes, 0, None));
+        while let Some(&next) = decision.to_read.first() {
+            let (result, record) = record::verify_recorded(&self.backups[next].path, control);
+            if control.is_cancelled() {
+                return Err(RetentionError::Cancelled {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            self.candidates[next].verdict = match result {
+                Ok(_) => Verdict::Good,
+                // A verdict, or a check without one (a read error): either way it does not count.
+                Err(e) => {
+                    self.reasons[next] = Some(e.to_string());
+                    Verdict::Bad
+                }
+            };
+            decision = decide(&self.candidates, keep);
+            checked += 1;
+            checked_bytes += self.backups[next].size;
+            let read = control.bytes_read() - start;
+            progress(&self.progress(&decision, checked, checked_bytes, read, record.as_ref()));
+            report.verified_now.extend(record);
+        }
+        report.bytes_read = control.bytes_read() - start;
+        Ok(decision)
+    }
+
+    /// The progress report after `checked` files: what `decision` still needs read at least.
+    fn progress<'r>(
+        &self,
+        decision: &Decision,
+        checked: usize,
+        checked_bytes: u64,
+        bytes_read: u64,
+        record: Option<&'r Record>,
+    ) -> Progress<'r> {
+        let needed = &decision.to_read[..decision.needed];
+        Progress {
+            checked,
+            checked_bytes,
+            remaining: needed.len(),
+            remaining_bytes: needed.iter().map(|&i| self.backups[i].size).sum(),
+            bytes_read,
+            record,
+        }
+    }
+}
+
+/// Removes `dir/<backup's name>` when it is still a regular file, reporting it in `deleted` or
+/// `failed` (a file gone meanwhile is in neither). `hook` is called at each [`Step`].
+fn remove(dir: &Path, backup: Backup, hook: &mut dyn FnMut(Step, &Path), report: &mut PruneReport) {
+    // Only ever `dir/<export name>`: the name was checked when listing, it has no separator.
+    let target = dir.join(&backup.name);
+    hook(Step::BeforeCheck, &target);
+    match fs::symlink_metadata(&target) {
+        Ok(meta) if meta.file_type().is_file() => {}
+        Ok(meta) => {
+            let what = if meta.file_type().is_symlink() {
+                "a symlink"
+            } else if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file"
+            };
+            let why = format!("it is now {what}, so it was left alone");
+            report.failed.push((backup, why));
+            return;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => {
+            report.failed.push((backup, e.to_string()));
+            return;
+        }
+    }
+    hook(Step::BeforeRemove, &target);
+    match fs::remove_file(&target) {
+        Ok(()) => report.deleted.push(backup),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => report.failed.push((backup, e.to_string())),
+    }
 }
 
 /// The protected file, matched by file name: the name `protect` was given with, and the name of its
@@ -1614,6 +1644,87 @@ mod tests {
         recorded: bool,
     }
 
+    /// One generated case of the property below: the exports (newest first), the records the
+    /// caller holds, and what is protected.
+    struct Case {
+        keep: usize,
+        files: Vec<Generated>,
+        trusted: Vec<Trusted>,
+        /// The index of the protected export, if one of them is.
+        protected: Option<usize>,
+        /// What `prune` is given to protect: the protected export, a file elsewhere, or nothing.
+        protect: Option<PathBuf>,
+        /// The case in words, for the assertion messages.
+        what: String,
+    }
+
+    /// Writes a random mix of good, bad, recorded and unrecorded exports into `d`.
+    fn generate(rng: &mut Rng, case: usize, d: &Path, elsewhere: &Path) -> Case {
+        let count = 1 + rng.below(10) as usize;
+        let keep = 1 + rng.below(6) as usize;
+        let mut hours: Vec<u64> = Vec::new();
+        while hours.len() < count {
+            let h = rng.below(24 * 28);
+            if !hours.contains(&h) {
+                hours.push(h);
+            }
+        }
+        // Newest first.
+        hours.sort_unstable_by(|a, b| b.cmp(a));
+        let files: Vec<Generated> = hours
+            .iter()
+            .map(|&h| Generated {
+                name: hourly_name(h),
+                good: rng.below(10) < 7,
+                recorded: rng.below(10) < 6,
+            })
+            .collect();
+        let mut trusted = Vec::new();
+        for f in &files {
+            // mtimes in random order: the time in the name decides.
+            let mtime = 1_700_000_000_000 + rng.below(1_000_000);
+            let path = if f.good {
+                file(d, &f.name, mtime)
+            } else {
+                junk(d, &f.name, mtime)
+            };
+            if f.recorded {
+                trusted.push(Trusted {
+                    id: FileId::of_path(&path).unwrap(),
+                    failure: (!f.good).then(|| "recorded as bad".to_string()),
+                });
+            }
+        }
+        let protected: Option<usize> = match rng.below(10) {
+            0 | 1 => None,
+            _ => Some(rng.below(count as u64) as usize),
+        };
+        let protect_path = match protected {
+            Some(i) => d.join(&files[i].name),
+            // Elsewhere, under a name no file here has (protection matches by name).
+            None => elsewhere.join(hourly_name(
+                (0..24 * 28).find(|h| !hours.contains(h)).unwrap_or(0),
+            )),
+        };
+        let protect = (protected.is_some() || rng.below(2) == 0).then_some(protect_path);
+        let what = format!(
+            "case {case}: keep {keep}, protected {:?}, files (newest first, good, recorded) {:?}",
+            protected.map(|i| &files[i].name),
+            files
+                .iter()
+                .map(|f| (&f.name, f.good, f.recorded))
+                .collect::<Vec<_>>()
+        );
+        Case {
+            keep,
+            files,
+            trusted,
+            protected,
+            protect,
+            what,
+        }
+    }
+
     /// Whatever is protected, and whatever mix of good, bad, recorded and unrecorded exports the
     /// directory holds: the newest `keep` verified backups survive, the protected file survives,
     /// nothing that does not verify pushes out one that does (fewer verified than `keep`:
@@ -1624,136 +1735,78 @@ mod tests {
         let mut rng = Rng(0x6e65_7765_7374);
         for case in 0..300 {
             let dir = TempDir::new().unwrap();
-            let d = dir.path();
-            let count = 1 + rng.below(10) as usize;
-            let keep = 1 + rng.below(6) as usize;
-            let mut hours: Vec<u64> = Vec::new();
-            while hours.len() < count {
-                let h = rng.below(24 * 28);
-                if !hours.contains(&h) {
-                    hours.push(h);
-                }
-            }
-            // Newest first.
-            hours.sort_unstable_by(|a, b| b.cmp(a));
-            let files: Vec<Generated> = hours
-                .iter()
-                .map(|&h| Generated {
-                    name: hourly_name(h),
-                    good: rng.below(10) < 7,
-                    recorded: rng.below(10) < 6,
-                })
-                .collect();
-            let mut trusted = Vec::new();
-            for f in &files {
-                // mtimes in random order: the time in the name decides.
-                let mtime = 1_700_000_000_000 + rng.below(1_000_000);
-                let path = if f.good {
-                    file(d, &f.name, mtime)
-                } else {
-                    junk(d, &f.name, mtime)
-                };
-                if f.recorded {
-                    trusted.push(Trusted {
-                        id: FileId::of_path(&path).unwrap(),
-                        failure: (!f.good).then(|| "recorded as bad".to_string()),
-                    });
-                }
-            }
-            let other = TempDir::new().unwrap();
-            let protected: Option<usize> = match rng.below(10) {
-                0 | 1 => None,
-                _ => Some(rng.below(count as u64) as usize),
-            };
-            let protect_path = match protected {
-                Some(i) => d.join(&files[i].name),
-                // Elsewhere, under a name no file here has (protection matches by name).
-                None => other.path().join(hourly_name(
-                    (0..24 * 28).find(|h| !hours.contains(h)).unwrap_or(0),
-                )),
-            };
-            let protect = (protected.is_some() || rng.below(2) == 0).then_some(&protect_path);
-            let what = format!(
-                "case {case}: keep {keep}, protected {:?}, files (newest first, good, recorded) {:?}",
-                protected.map(|i| &files[i].name),
-                files
-                    .iter()
-                    .map(|f| (&f.name, f.good, f.recorded))
-                    .collect::<Vec<_>>()
-            );
-
+            let elsewhere = TempDir::new().unwrap();
+            let c = generate(&mut rng, case, dir.path(), elsewhere.path());
             let report = prune_with_records(
-                d,
-                keep,
-                protect.map(PathBuf::as_path),
+                dir.path(),
+                c.keep,
+                c.protect.as_deref(),
                 false,
-                &trusted,
+                &c.trusted,
                 &mut ReadControl::unlimited(),
             )
             .unwrap();
+            check_against_the_oracle(&c, dir.path(), &report);
+        }
+    }
 
-            // The oracle: the keep-th newest good file is the boundary; everything older that is
-            // not protected goes; fewer good files than keep: nothing goes.
-            let good: Vec<usize> = (0..count).filter(|&i| files[i].good).collect();
-            let boundary = good.get(keep - 1).copied();
-            let doomed = |i: usize| boundary.is_some_and(|b| i > b) && Some(i) != protected;
-            let mut expected_deleted: Vec<&str> = (0..count)
-                .filter(|&i| doomed(i))
+    /// The oracle: the keep-th newest good file is the boundary; everything older that is not
+    /// protected goes; fewer good files than keep: nothing goes. Only unrecorded files are read,
+    /// each at most once, and counted.
+    fn check_against_the_oracle(c: &Case, d: &Path, report: &PruneReport) {
+        let (files, what) = (&c.files, &c.what);
+        let count = files.len();
+        let good: Vec<usize> = (0..count).filter(|&i| files[i].good).collect();
+        let boundary = good.get(c.keep - 1).copied();
+        let doomed = |i: usize| boundary.is_some_and(|b| i > b) && Some(i) != c.protected;
+        let oldest_first = |keep: &dyn Fn(usize) -> bool| -> Vec<&str> {
+            let mut names: Vec<&str> = (0..count)
+                .filter(|&i| keep(i))
                 .map(|i| files[i].name.as_str())
                 .collect();
-            expected_deleted.reverse();
-            let mut expected_skipped: Vec<&str> = (0..count)
-                .filter(|&i| !files[i].good && boundary.is_none_or(|b| i < b))
-                .map(|i| files[i].name.as_str())
-                .collect();
-            expected_skipped.reverse();
-
-            for &i in good.iter().take(keep) {
-                assert!(
-                    d.join(&files[i].name).exists(),
-                    "{what}: good {} was deleted",
-                    files[i].name
-                );
-            }
-            if let Some(i) = protected {
-                assert!(
-                    d.join(&files[i].name).exists(),
-                    "{what}: the protected file was deleted"
-                );
-            }
-            assert_eq!(names(&report.deleted), expected_deleted, "{what}");
-            assert_eq!(
-                reasons(&report.skipped_unverified),
-                expected_skipped,
-                "{what}"
-            );
-            assert!(report.failed.is_empty(), "{what}");
-            let mut left: Vec<String> = (0..count)
-                .filter(|&i| !doomed(i))
-                .map(|i| files[i].name.clone())
-                .collect();
-            left.sort();
-            assert_eq!(on_disk(d), left, "{what}");
-            // Only unrecorded files are read, each at most once, and counted.
-            for record in &report.verified_now {
-                let f = files.iter().find(|f| f.name == record.id.name).unwrap();
-                assert!(!f.recorded, "{what}: {} was read again", f.name);
-                assert_eq!(record.is_good(), f.good, "{what}");
-            }
-            // A good file is read to its end, a bad one may be refused before.
-            let size = |good: bool| -> u64 {
-                report
-                    .verified_now
-                    .iter()
-                    .filter(|r| r.is_good() == good)
-                    .map(|r| r.id.size)
-                    .sum()
-            };
+            names.reverse();
+            names
+        };
+        let expected_deleted = oldest_first(&doomed);
+        let expected_skipped = oldest_first(&|i| !files[i].good && boundary.is_none_or(|b| i < b));
+        for &i in good.iter().take(c.keep).chain(&c.protected) {
             assert!(
-                (size(true)..=size(true) + size(false)).contains(&report.bytes_read),
-                "{what}: read {} bytes",
-                report.bytes_read
+                d.join(&files[i].name).exists(),
+                "{what}: {} (good or protected) was deleted",
+                files[i].name
             );
         }
+        assert_eq!(names(&report.deleted), expected_deleted, "{what}");
+        assert_eq!(
+            reasons(&report.skipped_unverified),
+            expected_skipped,
+            "{what}"
+        );
+        assert!(report.failed.is_empty(), "{what}");
+        let mut left: Vec<String> = (0..count)
+            .filter(|&i| !doomed(i))
+            .map(|i| files[i].name.clone())
+            .collect();
+        left.sort();
+        assert_eq!(on_disk(d), left, "{what}");
+        for record in &report.verified_now {
+            let f = files.iter().find(|f| f.name == record.id.name).unwrap();
+            assert!(!f.recorded, "{what}: {} was read again", f.name);
+            assert_eq!(record.is_good(), f.good, "{what}");
+        }
+        // A good file is read to its end, a bad one may be refused before.
+        let size = |good: bool| -> u64 {
+            report
+                .verified_now
+                .iter()
+                .filter(|r| r.is_good() == good)
+                .map(|r| r.id.size)
+                .sum()
+        };
+        assert!(
+            (size(true)..=size(true) + size(false)).contains(&report.bytes_read),
+            "{what}: read {} bytes",
+            report.bytes_read
+        );
     }
 }

@@ -416,7 +416,7 @@ list_real_fixture_verified(Config) ->
     {ok, _} = file:copy(filename:join(?FIXTURE_DIR, ?FIXTURE), filename:join(Dir, ?FIXTURE)),
     {ok, [Fixture]} = emqx_guard_backups:list(Dir),
     ?assertMatch(#{name := <<?FIXTURE>>, verified := ok, size := 1331}, Fixture),
-    {ok, #{version := <<"5.3.2">>}} = emqx_guard_nif:verify(maps:get(path, Fixture)),
+    {ok, #{result := ok, version := <<"5.3.2">>}} = emqx_guard_backups:check(maps:get(path, Fixture), off, 60000),
     %% a run next to it keeps it (keep 5) and lists newest first, both verified
     {ok, R} = run_backup(#{keep => 5, export_timeout => 30000}),
     {ok, Listed} = emqx_guard_backups:list(Dir),

@@ -23,8 +23,6 @@
     resolve_zone/1,
     utc_offset/2,
     list_backups/1,
-    prune/4,
-    verify/1,
     send_mail/3,
     is_export_name/1,
     disk_space/1,
@@ -33,15 +31,10 @@
 
 %% Verification records and background jobs (see the contract table in docs/design.md).
 -export([
-    prune/5,
-    list_verified/2,
     verify_async/2,
-    hash_async/2,
     prune_async/6,
     list_verified_async/3,
-    cancel/1,
     cancel_all/0,
-    running_jobs/0,
     await/2,
     await_progress/4,
     offsite_upload_async/3,
@@ -77,36 +70,13 @@ utc_offset(Zone, Ms) -> guarded(fun() -> emqx_guard_nif:utc_offset(Zone, Ms) end
 -spec list_backups(file:filename_all()) -> {ok, [emqx_guard_nif:backup()]} | error().
 list_backups(Dir) -> guarded(fun() -> emqx_guard_nif:list_backups(bin(Dir)) end).
 
-%% @doc `emqx_guard_nif:prune/4'.
--spec prune(file:filename_all(), integer(), file:filename_all() | undefined, boolean()) -> {ok, map()} | error().
-prune(Dir, Keep, Protect, DryRun) ->
-    guarded(fun() -> emqx_guard_nif:prune(bin(Dir), Keep, bin(Protect), DryRun) end).
-
-%% @doc `emqx_guard_nif:verify/1'.
--spec verify(file:filename_all()) -> {ok, emqx_guard_nif:verified()} | error().
-verify(Path) -> guarded(fun() -> emqx_guard_nif:verify(bin(Path)) end).
-
 %% @doc `emqx_guard_nif:send_mail/3'.
 -spec send_mail(map(), binary(), binary()) -> {ok, binary()} | error().
 send_mail(Config, Subject, Body) -> guarded(fun() -> emqx_guard_nif:send_mail(Config, Subject, Body) end).
 
-%% @doc `emqx_guard_nif:prune/5'.
--spec prune(file:filename_all(), integer(), file:filename_all() | undefined, boolean(), [emqx_guard_nif:record()]) ->
-    {ok, emqx_guard_nif:prune_report()} | error().
-prune(Dir, Keep, Protect, DryRun, Records) ->
-    guarded(fun() -> emqx_guard_nif:prune(bin(Dir), Keep, bin(Protect), DryRun, Records) end).
-
-%% @doc `emqx_guard_nif:list_verified/2'.
--spec list_verified(file:filename_all(), [emqx_guard_nif:record()]) -> {ok, emqx_guard_nif:listing()} | error().
-list_verified(Dir, Records) -> guarded(fun() -> emqx_guard_nif:list_verified(bin(Dir), Records) end).
-
 %% @doc `emqx_guard_nif:verify_async/2': `{ok, Job}', then a message for `await/2'.
 -spec verify_async(file:filename_all(), emqx_guard_nif:opts()) -> {ok, emqx_guard_nif:job()} | error().
 verify_async(Path, Opts) -> guarded(fun() -> emqx_guard_nif:verify_async(bin(Path), Opts) end).
-
-%% @doc `emqx_guard_nif:hash_async/2'.
--spec hash_async(file:filename_all(), emqx_guard_nif:opts()) -> {ok, emqx_guard_nif:job()} | error().
-hash_async(Path, Opts) -> guarded(fun() -> emqx_guard_nif:hash_async(bin(Path), Opts) end).
 
 %% @doc `emqx_guard_nif:prune_async/6'.
 -spec prune_async(file:filename_all(), integer(), file:filename_all() | undefined, boolean(),
@@ -121,7 +91,7 @@ prune_async(Dir, Keep, Protect, DryRun, Records, Opts) ->
 list_verified_async(Dir, Records, Opts) ->
     guarded(fun() -> emqx_guard_nif:list_verified_async(bin(Dir), Records, Opts) end).
 
-%% @doc `emqx_guard_nif:cancel/1': `ok' (also for a finished job).
+%% `emqx_guard_nif:cancel/1': `ok' (also for a finished job).
 -spec cancel(emqx_guard_nif:job()) -> ok | error().
 cancel(Job) ->
     case guarded(fun() -> {ok, emqx_guard_nif:cancel(Job)} end) of
@@ -133,10 +103,6 @@ cancel(Job) ->
 %% @doc `emqx_guard_nif:cancel_all/0': how many jobs were cancelled.
 -spec cancel_all() -> {ok, non_neg_integer()} | error().
 cancel_all() -> guarded(fun() -> {ok, emqx_guard_nif:cancel_all()} end).
-
-%% @doc `emqx_guard_nif:running_jobs/0'.
--spec running_jobs() -> {ok, non_neg_integer()} | error().
-running_jobs() -> guarded(fun() -> {ok, emqx_guard_nif:running_jobs()} end).
 
 %% @doc Waits up to TimeoutMs for the result of a job the calling process started: its
 %% `{ok, _}' or `{error, {Reason, Detail}}' as the NIF sends it. A job still running then is

@@ -33,25 +33,24 @@
     resolve_zone/1,
     utc_offset/2,
     list_backups/1,
-    prune/4,
-    verify/1,
     send_mail/3,
     is_export_name/1,
-    disk_space/1,
-    panic_probe/0
+    disk_space/1
 ]).
+
+%% The probe of the panic contract: only a deliberate Rust panic can show that a panic becomes the
+%% error `nif_panicked' and the node carries on, so its callers are the tests that show it. (The
+%% library implements it: the function must exist in every build, and the compiler keeps only
+%% what is exported or called.)
+-export([panic_probe/0]).
 
 %% Verification records and background jobs (issue 13).
 -export([
-    prune/5,
-    list_verified/2,
     verify_async/2,
-    hash_async/2,
     prune_async/6,
     list_verified_async/3,
     cancel/1,
-    cancel_all/0,
-    running_jobs/0
+    cancel_all/0
 ]).
 
 %% Off-site copies on S3-compatible object storage (issue 12): background jobs.
@@ -332,28 +331,6 @@ utc_offset(_Zone, _UnixMs) ->
 list_backups(_Dir) ->
     erlang:nif_error(not_loaded()).
 
-%% @doc Keep the newest Keep exports in Dir that verify (Keep >= 1, else `bad_keep'), newest by
-%% the time in their names, and delete every export older than the oldest of them, except
-%% Protect (a path, or `undefined'). Protect is never deleted and that is all: it counts toward
-%% Keep only if it verifies, in its place by time, so it never displaces a newer verified backup
-%% (an older Protect is kept besides the newest Keep). Exports newer than the oldest kept one
-%% that do not verify are neither counted nor deleted: they are listed in `skipped_unverified'
-%% with the verifier's reason; when fewer than Keep verify nothing is deleted. With DryRun
-%% nothing is deleted and the result says what would be. All lists are oldest first; a failed
-%% delete is reported and the rest continue.
--spec prune(Dir :: binary(), Keep :: integer(), Protect :: binary() | undefined, DryRun :: boolean()) ->
-    {ok, #{deleted := [backup()], failed := [failed_backup()], skipped_unverified := [failed_backup()]}}
-    | error().
-prune(_Dir, _Keep, _Protect, _DryRun) ->
-    erlang:nif_error(not_loaded()).
-
-%% @doc Stream-check an export tarball: complete gzip, well-formed tar, one top directory named
-%% as the file, META.hocon and cluster.hocon present, no unsafe paths. `sha256' is the lowercase
-%% hex digest of the whole file; `version' and `edition' come from META.hocon.
--spec verify(Path :: binary()) -> {ok, verified()} | error().
-verify(_Path) ->
-    erlang:nif_error(not_loaded()).
-
 %%--------------------------------------------------------------------------------------------
 %% Mail (dirty IO scheduler)
 %%--------------------------------------------------------------------------------------------
@@ -392,28 +369,6 @@ panic_probe() ->
     erlang:nif_error(not_loaded()).
 
 %%--------------------------------------------------------------------------------------------
-%% Verification records (dirty IO schedulers)
-%%--------------------------------------------------------------------------------------------
-
-%% @doc prune/4 trusting Records: an export whose identity matches a record is not read (it
-%% counts toward Keep when its record's result is ok, it is in `skipped_unverified' with the
-%% record's detail when not); every other export needed is verified now and its record returned
-%% in `verified' (good and bad; none for a check that reached no verdict, e.g. a read error).
-%% `bytes_read' is what this call read. A malformed record is `bad_record'.
--spec prune(Dir :: binary(), Keep :: integer(), Protect :: binary() | undefined, DryRun :: boolean(),
-            Records :: [record()]) ->
-    {ok, prune_report()} | error().
-prune(_Dir, _Keep, _Protect, _DryRun, _Records) ->
-    erlang:nif_error(not_loaded()).
-
-%% @doc list_backups/1, each export with its `verification': the caller's own record term when
-%% one matches its identity, else a record made now (also in `verified'), or
-%% `{error, {Reason, Detail}}' when checking reached no verdict (`not_found', `io', `changed').
--spec list_verified(Dir :: binary(), Records :: [record()]) -> {ok, listing()} | error().
-list_verified(_Dir, _Records) ->
-    erlang:nif_error(not_loaded()).
-
-%%--------------------------------------------------------------------------------------------
 %% Background jobs: one OS thread per job at SCHED_IDLE / nice 19, result by message
 %%--------------------------------------------------------------------------------------------
 
@@ -424,13 +379,6 @@ list_verified(_Dir, _Records) ->
 %% when the calling process exits. At once: `{error, {bad_opts | busy | thread, Detail}}'.
 -spec verify_async(Path :: binary(), Opts :: opts()) -> {ok, job()} | error().
 verify_async(_Path, _Opts) ->
-    erlang:nif_error(not_loaded()).
-
-%% @doc SHA-256 of a file on a background thread: later
-%% `{emqx_guard_job, Job, {ok, #{sha256 := binary(), size := non_neg_integer()}} | error()}'
-%% (`not_found', `io', `cancelled', `panicked').
--spec hash_async(Path :: binary(), Opts :: opts()) -> {ok, job()} | error().
-hash_async(_Path, _Opts) ->
     erlang:nif_error(not_loaded()).
 
 %% @doc prune/5 on a background thread. First `{emqx_guard_job_progress, Job, progress()}' once
@@ -460,11 +408,6 @@ cancel(_Job) ->
 %% @doc Cancel every running job (the plugin stopping); returns how many there were.
 -spec cancel_all() -> non_neg_integer().
 cancel_all() ->
-    erlang:nif_error(not_loaded()).
-
-%% @doc The number of jobs whose thread has not finished.
--spec running_jobs() -> non_neg_integer().
-running_jobs() ->
     erlang:nif_error(not_loaded()).
 
 %%--------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 
 use std::num::NonZeroU64;
 
-use guard_core::reading::{self, ReadControl};
+use guard_core::reading::ReadControl;
 use guard_core::record::{self, FileId, Record, Trusted};
 use guard_core::retention::{self, Check, Listing};
 use guard_core::verify::{Verified, VerifyError};
@@ -215,7 +215,6 @@ fn verify_result<'a>(
     }
 }
 
-type HashResult = Result<reading::Hashed, reading::ReadError>;
 type PruneResult = Result<retention::PruneReport, retention::RetentionError>;
 type ListResult = Result<Listing, retention::RetentionError>;
 
@@ -246,37 +245,6 @@ fn verify_async<'a>(env: Env<'a>, path: Binary, opts: Term<'a>) -> NifResult<Ter
     )
 }
 
-/// `hash_async(Path, Opts)` -> `{ok, Job}`; later `{emqx_guard_job, Job, {ok, #{sha256, size}} |
-/// {error, {not_found | io | cancelled | panicked, Detail}}}`.
-#[rustler::nif]
-fn hash_async<'a>(env: Env<'a>, path: Binary, opts: Term<'a>) -> NifResult<Term<'a>> {
-    let limit = try_arg!(env, decode_opts(opts));
-    let path = path_arg(&path).to_path_buf();
-    jobs::start(
-        env,
-        OwnedEnv::new(),
-        move |cancel| {
-            let mut control = ReadControl::new(cancel.clone(), limit);
-            reading::hash_file(&path, &mut control)
-        },
-        Box::new(|env, outcome: Result<HashResult, Panicked>| match outcome {
-            Ok(Ok(h)) => {
-                let map = Term::map_from_arrays(
-                    env,
-                    &[atoms::sha256(), atoms::size()],
-                    &[h.sha256.encode(env), h.size.encode(env)],
-                );
-                match map {
-                    Ok(map) => ok(env, map),
-                    Err(_) => error_term(env, &Panicked("cannot encode".to_string())),
-                }
-            }
-            Ok(Err(e)) => error_term(env, &e),
-            Err(p) => error_term(env, &p),
-        }),
-    )
-}
-
 /// `#{deleted, failed, skipped_unverified, verified := [Record], bytes_read}`.
 fn prune_records_map<'a>(env: Env<'a>, report: &retention::PruneReport) -> NifResult<Term<'a>> {
     let verified = report
@@ -287,33 +255,6 @@ fn prune_records_map<'a>(env: Env<'a>, report: &retention::PruneReport) -> NifRe
     prune_report_map(env, report)?
         .map_put(atoms::verified(), verified)?
         .map_put(atoms::bytes_read(), report.bytes_read)
-}
-
-/// `prune(Dir, Keep, Protect, DryRun, Records)` -> `{ok, #{deleted, failed,
-/// skipped_unverified, verified, bytes_read}}`: `prune/4` trusting `Records`. Dirty IO.
-#[rustler::nif(name = "prune", schedule = "DirtyIo")]
-fn prune_records<'a>(
-    env: Env<'a>,
-    dir: Binary,
-    keep: i64,
-    protect: Term<'a>,
-    dry_run: bool,
-    records: Term<'a>,
-) -> NifResult<Term<'a>> {
-    let (keep, protect_bin) = try_arg!(env, prune_args(env, keep, protect));
-    let trusted = try_arg!(env, decode_records(records));
-    let result = retention::prune_with_records(
-        path_arg(&dir),
-        keep,
-        protect_bin.as_ref().map(path_arg),
-        dry_run,
-        &trusted,
-        &mut ReadControl::unlimited(),
-    );
-    match result {
-        Ok(report) => Ok(ok(env, prune_records_map(env, &report)?)),
-        Err(e) => error(env, &e),
-    }
 }
 
 /// Retention's progress: `#{checked, checked_bytes, remaining, remaining_bytes, bytes_read}`
@@ -433,22 +374,6 @@ fn listing_map<'a>(
     )
 }
 
-/// `list_verified(Dir, Records)` -> `{ok, #{backups, verified, bytes_read}}` (see
-/// [`listing_map`]). Dirty IO.
-#[rustler::nif(schedule = "DirtyIo")]
-fn list_verified<'a>(env: Env<'a>, dir: Binary, records: Term<'a>) -> NifResult<Term<'a>> {
-    let trusted = try_arg!(env, decode_records(records));
-    let terms: Vec<Term<'a>> = records.decode()?;
-    let result = retention::list_verified(path_arg(&dir), &trusted, &mut ReadControl::unlimited());
-    match result {
-        Ok(listing) => Ok(ok(
-            env,
-            listing_map(env, &listing, &|i| terms.get(i).copied())?,
-        )),
-        Err(e) => error(env, &e),
-    }
-}
-
 /// `list_verified_async(Dir, Records, Opts)` -> `{ok, Job}`; later `{emqx_guard_job, Job,
 /// Result}` with Result as `list_verified/2` returns it, or `{error, {cancelled | panicked,
 /// Detail}}`.
@@ -503,10 +428,4 @@ fn cancel(job: Term) -> NifResult<Atom> {
 #[rustler::nif]
 fn cancel_all() -> usize {
     worker::cancel_all()
-}
-
-/// `running_jobs()` -> the number of jobs whose thread has not finished yet.
-#[rustler::nif]
-fn running_jobs() -> usize {
-    worker::running_jobs()
 }

@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 
 use guard_core::retention::{self, Backup, RetentionError};
 use guard_core::schedule::{self, ScheduleError};
-use guard_core::verify::{self, VerifyError};
+use guard_core::verify::VerifyError;
 use rustler::codegen_runtime::{c_int, c_void, ErlNifEntry, ErlNifEnv, ErlNifFunc, ErlNifTerm};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, NifResult, Term};
 
@@ -351,28 +351,6 @@ fn list_backups<'a>(env: Env<'a>, dir: Binary) -> NifResult<Term<'a>> {
     })
 }
 
-/// `prune(Dir, Keep, Protect, DryRun)` ->
-/// `{ok, #{deleted := [Backup], failed := [Backup#{error := binary()}],
-/// skipped_unverified := [Backup#{error := binary()}]}}`, each oldest first. Only exports that
-/// verify count toward Keep (see `guard_core::retention::prune`). `Protect` is a path binary or
-/// `undefined`. A negative Keep is `bad_keep`. Dirty IO.
-#[rustler::nif(schedule = "DirtyIo")]
-fn prune<'a>(
-    env: Env<'a>,
-    dir: Binary,
-    keep: i64,
-    protect: Term<'a>,
-    dry_run: bool,
-) -> NifResult<Term<'a>> {
-    let (keep, protect_bin) = match prune_args(env, keep, protect)? {
-        Ok(args) => args,
-        Err(err) => return error(env, &err),
-    };
-    let protect_path = protect_bin.as_ref().map(path_arg);
-    let result = retention::prune(path_arg(&dir), keep, protect_path, dry_run);
-    reply(env, result, |report| prune_report_map(env, &report))
-}
-
 /// `Keep` and `Protect` (`undefined` or a path binary) of the prune NIFs: `bad_keep` for a
 /// negative Keep, `badarg` for a Protect of another type.
 pub(crate) fn prune_args<'a>(
@@ -422,30 +400,6 @@ pub(crate) fn prune_report_map<'a>(
             &[deleted.encode(env), failed.encode(env), skipped.encode(env)],
         )
     }
-}
-
-/// `verify(Path)` -> `{ok, #{entries, bytes, version, edition, sha256}}`. Dirty IO.
-#[rustler::nif(schedule = "DirtyIo")]
-fn verify<'a>(env: Env<'a>, path: Binary) -> NifResult<Term<'a>> {
-    reply(env, verify::verify(path_arg(&path)), |v| {
-        Term::map_from_term_arrays(
-            env,
-            &[
-                atoms::entries().encode(env),
-                atoms::bytes().encode(env),
-                atoms::version().encode(env),
-                atoms::edition().encode(env),
-                atoms::sha256().encode(env),
-            ],
-            &[
-                v.entries.encode(env),
-                v.bytes.encode(env),
-                v.version.encode(env),
-                v.edition.encode(env),
-                v.sha256.encode(env),
-            ],
-        )
-    })
 }
 
 /// `disk_space(Path)` -> `{ok, #{available, total}}` in bytes, of the file system holding Path

@@ -101,6 +101,16 @@ pub const META_RECIPIENT: &str = "emqx-guard-recipient";
 
 /// The name of the object that holds the export `export_name`: the export name itself, or with
 /// [`AGE_SUFFIX`] when it is encrypted.
+///
+/// ```
+/// use guard_core::offsite::{object_name, remote_export_name};
+///
+/// let export = "emqx-export-2026-11-27-18-58-45.951.tar.gz";
+/// assert_eq!(object_name(export, true), "emqx-export-2026-11-27-18-58-45.951.tar.gz.age");
+/// // and back: the export an object holds, and whether it is encrypted
+/// assert_eq!(remote_export_name(&object_name(export, true)), Some((export, true)));
+/// assert_eq!(remote_export_name(&object_name(export, false)), Some((export, false)));
+/// ```
 pub fn object_name(export_name: &str, encrypted: bool) -> String {
     if encrypted {
         format!("{export_name}{AGE_SUFFIX}")
@@ -111,6 +121,15 @@ pub fn object_name(export_name: &str, encrypted: bool) -> String {
 
 /// The export name of an object name under the prefix, and whether it is encrypted; `None`
 /// for anything that is not a backup.
+///
+/// ```
+/// use guard_core::offsite::remote_export_name;
+///
+/// let export = "emqx-export-2026-11-27-18-58-45.951.tar.gz";
+/// assert_eq!(remote_export_name(&format!("{export}.age")), Some((export, true)));
+/// assert_eq!(remote_export_name(&format!("{export}.age.age")), None);
+/// assert_eq!(remote_export_name("notes.txt"), None);
+/// ```
 pub fn remote_export_name(name: &str) -> Option<(&str, bool)> {
     if is_export_name(name) {
         return Some((name, false));

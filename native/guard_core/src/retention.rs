@@ -30,7 +30,9 @@ use crate::reading::ReadControl;
 use crate::record::{self, FileId, Record, Trusted};
 
 mod decide;
+mod listing;
 pub use decide::{decide, Candidate, Decision, Verdict};
+pub use listing::{list_verified, Check, Listed, Listing};
 
 /// One export file in the backup directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +164,15 @@ fn name_time(name: &str) -> Option<u64> {
 
 /// True when `name` is exactly an EMQX export name: `emqx-export-YYYY-MM-DD-HH-MM-SS.mmm.tar.gz`
 /// with ASCII digits, a real calendar date from 1970 on, hour 0-23, minute and second 0-59.
+///
+/// ```
+/// use guard_core::retention::is_export_name;
+///
+/// assert!(is_export_name("emqx-export-2026-11-27-18-58-45.951.tar.gz"));
+/// assert!(!is_export_name("emqx-export-2026-02-30-18-58-45.951.tar.gz")); // no February 30
+/// assert!(!is_export_name("emqx-export-2026-11-27-18-58-45.tar.gz")); // no milliseconds
+/// assert!(!is_export_name("my-upload.tar.gz"));
+/// ```
 pub fn is_export_name(name: &str) -> bool {
     name_time(name).is_some()
 }
@@ -205,6 +216,22 @@ fn check_dir(dir: &Path) -> Result<(), RetentionError> {
 /// break ties). Only regular files count: symlinks and directories are skipped without being
 /// followed, as is every file whose name is not an export name. A file that disappears while
 /// listing is skipped.
+///
+/// ```
+/// use guard_core::retention::list_backups;
+///
+/// # let dir = tempfile::tempdir()?;
+/// for name in ["emqx-export-2026-01-01-00-00-00.000.tar.gz", "my-upload.tar.gz",
+///              "emqx-export-2026-01-02-00-00-00.000.tar.gz"] {
+///     std::fs::write(dir.path().join(name), b"x")?;
+/// }
+/// let names: Vec<String> = list_backups(dir.path())?.into_iter().map(|b| b.name).collect();
+/// assert_eq!(names, ["emqx-export-2026-01-02-00-00-00.000.tar.gz",
+///                    "emqx-export-2026-01-01-00-00-00.000.tar.gz"]);
+/// let missing = list_backups(&dir.path().join("nope")).unwrap_err();
+/// assert_eq!(missing.reason(), "not_a_directory");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
     check_dir(dir)?;
     let io_err = |source: io::Error| RetentionError::Io {
@@ -269,6 +296,28 @@ pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
 ///   and no symlink is followed.
 /// - A delete that fails is reported in `failed` and the others go ahead. A candidate that vanished
 ///   meanwhile (someone else deleted it) appears in neither list.
+///
+/// ```
+/// use guard_core::retention::prune;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let d = dir.path();
+/// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
+/// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// // A real export, an older file and a newer one that is cut short, all with export names:
+/// std::fs::copy(fixture, d.join("emqx-export-2026-11-27-18-58-45.951.tar.gz"))?;
+/// std::fs::write(d.join("emqx-export-2026-01-01-00-00-00.000.tar.gz"), b"old")?;
+/// std::fs::write(d.join("emqx-export-2026-12-01-00-00-00.000.tar.gz"), b"")?;
+///
+/// let report = prune(d, 1, None, false)?;
+/// // The one that verifies is kept; what is older goes; the newer one that does not verify is
+/// // neither counted nor deleted.
+/// assert_eq!(report.deleted[0].name, "emqx-export-2026-01-01-00-00-00.000.tar.gz");
+/// assert_eq!(report.skipped_unverified[0].0.name, "emqx-export-2026-12-01-00-00-00.000.tar.gz");
+/// assert_eq!(std::fs::read_dir(d)?.count(), 2);
+/// assert_eq!(prune(d, 0, None, true).unwrap_err().reason(), "bad_keep");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn prune(
     dir: &Path,
     keep: usize,
@@ -295,6 +344,26 @@ pub fn prune(
 ///
 /// When `control`'s job is cancelled while verifying, nothing is deleted and the result is
 /// [`RetentionError::Cancelled`].
+///
+/// ```
+/// use guard_core::reading::ReadControl;
+/// use guard_core::record::Trusted;
+/// use guard_core::retention::prune_with_records;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let d = dir.path();
+/// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
+/// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// std::fs::copy(fixture, d.join("emqx-export-2026-11-27-18-58-45.951.tar.gz"))?;
+/// let first = prune_with_records(d, 1, None, true, &[], &mut ReadControl::unlimited())?;
+/// assert!(first.verified_now[0].is_good() && first.bytes_read > 0);
+///
+/// // The caller keeps the records; while the file is the same, it is not read again.
+/// let trusted: Vec<Trusted> = first.verified_now.iter().map(Trusted::from).collect();
+/// let again = prune_with_records(d, 1, None, true, &trusted, &mut ReadControl::unlimited())?;
+/// assert_eq!((again.verified_now.len(), again.bytes_read), (0, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn prune_with_records(
     dir: &Path,
     keep: usize,
@@ -330,6 +399,25 @@ pub struct Progress<'r> {
 /// checked yet; `remaining` is what is left to read) and once after each export read, with that
 /// export's record. A call cut short (cancelled, or its caller gone) has handed over every
 /// verdict it reached, so the next one resumes where this one stopped.
+///
+/// ```
+/// use guard_core::reading::ReadControl;
+/// use guard_core::retention::prune_reporting;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let d = dir.path();
+/// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
+/// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// std::fs::copy(fixture, d.join("emqx-export-2026-11-27-18-58-45.951.tar.gz"))?;
+/// let mut reports = Vec::new();
+/// let mut report = |p: &guard_core::retention::Progress<'_>| {
+///     reports.push((p.checked, p.remaining, p.record.map(|r| r.is_good())));
+/// };
+/// prune_reporting(d, 1, None, true, &[], &mut ReadControl::unlimited(), &mut report)?;
+/// // After listing: one file to read; after reading it: its verdict.
+/// assert_eq!(reports, [(0, 1, None), (1, 0, Some(true))]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn prune_reporting(
     dir: &Path,
     keep: usize,
@@ -344,78 +432,6 @@ pub fn prune_reporting(
         step: &mut |_, _| {},
     };
     prune_with_hook(dir, keep, protect, dry_run, trusted, control, callbacks)
-}
-
-/// How [`list_verified`] knows whether a listed export verifies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Check {
-    /// From the caller's record at this index of `trusted` (its identity matched).
-    Trusted(usize),
-    /// Verified by this call (good or bad).
-    Now(Record),
-    /// Checking failed without a verdict (`not_found`, `io`): the reason atom's name and a line.
-    Failed { reason: String, detail: String },
-}
-
-/// One export of [`list_verified`] and how it was checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    pub backup: Backup,
-    pub check: Check,
-}
-
-/// What [`list_verified`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listing {
-    /// Every export in the directory, newest first (as [`list_backups`]).
-    pub backups: Vec<Listed>,
-    /// Bytes read by this call's verifications.
-    pub bytes_read: u64,
-}
-
-/// [`list_backups`], each export with its verification: the caller's record when one of
-/// `trusted` matches the export's identity, else a verification done now through `control`.
-/// When `control`'s job is cancelled the result is [`RetentionError::Cancelled`].
-pub fn list_verified(
-    dir: &Path,
-    trusted: &[Trusted],
-    control: &mut ReadControl,
-) -> Result<Listing, RetentionError> {
-    let start = control.bytes_read();
-    let mut backups = Vec::new();
-    for backup in list_backups(dir)? {
-        let check = match record::find(trusted, &backup.id()) {
-            Some((index, _)) => Check::Trusted(index),
-            None => {
-                let (result, record) = record::verify_recorded(&backup.path, control);
-                if control.is_cancelled() {
-                    return Err(RetentionError::Cancelled {
-                        dir: dir.to_path_buf(),
-                    });
-                }
-                match (record, result) {
-                    (Some(record), _) => Check::Now(record),
-                    (None, Err(e)) => Check::Failed {
-                        reason: e.reason().to_string(),
-                        detail: e.to_string(),
-                    },
-                    // Verified, but the file changed meanwhile: no verdict about what is there now.
-                    (None, Ok(_)) => Check::Failed {
-                        reason: "changed".to_string(),
-                        detail: format!(
-                            "{}: the file changed while it was verified; list again",
-                            shown(&backup.path)
-                        ),
-                    },
-                }
-            }
-        };
-        backups.push(Listed { backup, check });
-    }
-    Ok(Listing {
-        backups,
-        bytes_read: control.bytes_read() - start,
-    })
 }
 
 /// The point of a removal at which [`prune_with_hook`] calls its hook.

@@ -29,6 +29,14 @@ pub struct Secret(String);
 
 impl Secret {
     /// Wraps a secret.
+    ///
+    /// ```
+    /// use guard_core::offsite::Secret;
+    ///
+    /// let secret = Secret::new("wJalrXUtnFEMI/K7MDENG");
+    /// assert_eq!(format!("{secret:?}"), "<redacted>");
+    /// assert_eq!(secret.expose(), "wJalrXUtnFEMI/K7MDENG");
+    /// ```
     pub fn new(secret: impl Into<String>) -> Self {
         Secret(secret.into())
     }
@@ -90,6 +98,16 @@ pub struct OffsiteConfig {
 impl OffsiteConfig {
     /// A configuration with the defaults: no prefix, region `us-east-1`, AWS endpoint,
     /// virtual-hosted style, TLS verified, no encryption, [`DEFAULT_PART_SIZE`], default timeouts.
+    ///
+    /// ```
+    /// use guard_core::offsite::{OffsiteConfig, Secret};
+    ///
+    /// let mut cfg = OffsiteConfig::new("backups", "AKIDEXAMPLE", Secret::new("s3cr3t"));
+    /// cfg.endpoint = Some("http://127.0.0.1:9000".into()); // e.g. MinIO
+    /// cfg.path_style = true;
+    /// assert!(cfg.validate().is_ok());
+    /// assert!(!format!("{cfg:?}").contains("s3cr3t"));
+    /// ```
     pub fn new(bucket: &str, access_key: &str, secret_key: Secret) -> Self {
         OffsiteConfig {
             bucket: bucket.to_string(),
@@ -111,6 +129,16 @@ impl OffsiteConfig {
     }
 
     /// Checks every field; the first problem is `bad_config` naming the field.
+    ///
+    /// ```
+    /// use guard_core::offsite::{OffsiteConfig, Secret, MIN_PART_SIZE};
+    ///
+    /// let mut cfg = OffsiteConfig::new("backups", "AKIDEXAMPLE", Secret::new("s3cr3t"));
+    /// cfg.part_size = MIN_PART_SIZE - 1;
+    /// let err = cfg.validate().unwrap_err();
+    /// assert_eq!(err.reason(), "bad_config");
+    /// assert!(err.to_string().contains("part_size"));
+    /// ```
     pub fn validate(&self) -> Result<(), OffsiteError> {
         let bad = |detail: String| Err(OffsiteError::BadConfig(detail));
         if self.bucket.is_empty()
@@ -186,6 +214,17 @@ impl OffsiteConfig {
     }
 
     /// The object key of `name` (`<prefix>/<name>`).
+    ///
+    /// ```
+    /// use guard_core::offsite::{OffsiteConfig, Secret};
+    ///
+    /// let mut cfg = OffsiteConfig::new("backups", "AKIDEXAMPLE", Secret::new("s3cr3t"));
+    /// assert_eq!(cfg.key("emqx-export-2026-11-27-18-58-45.951.tar.gz"),
+    ///            "emqx-export-2026-11-27-18-58-45.951.tar.gz");
+    /// cfg.prefix = "emqx/prod".into();
+    /// assert_eq!(cfg.key("emqx-export-2026-11-27-18-58-45.951.tar.gz"),
+    ///            "emqx/prod/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+    /// ```
     pub fn key(&self, name: &str) -> String {
         if self.prefix.is_empty() {
             name.to_string()

@@ -40,6 +40,13 @@ pub enum Check {
 
 impl Check {
     /// The stable short name.
+    ///
+    /// ```
+    /// use guard_core::offsite::Check;
+    ///
+    /// assert_eq!(Check::StoredSha256.as_str(), "stored_sha256");
+    /// assert_eq!(Check::Age.to_string(), "age");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Check::StoredSha256 => "stored_sha256",
@@ -120,6 +127,26 @@ impl Drop for WorkDir {
 /// happens: on any error nothing is left in `dest_dir`. An existing file of that name is never
 /// replaced (`exists`). Downloads go in `part_size` ranged requests (each bounded by the request
 /// timeout), all pinned to the object's ETag.
+///
+/// ```
+/// use guard_core::offsite::{fetch, OffsiteConfig, Secret};
+/// use guard_core::reading::ReadControl;
+///
+/// # let mut cfg = OffsiteConfig::new("backups", "AKIDEXAMPLE", Secret::new("s3cr3t"));
+/// # cfg.endpoint = Some("http://127.0.0.1:1".into()); // nothing listens here
+/// # cfg.path_style = true;
+/// # cfg.max_retries = 0;
+/// # let dest = tempfile::tempdir()?;
+/// let name = "emqx-export-2026-11-27-18-58-45.951.tar.gz"; // `.age` found by itself
+/// match fetch(&cfg, name, None, dest.path(), &mut ReadControl::unlimited()) {
+///     Ok(fetched) => println!("{} passed {:?}", fetched.path.display(), fetched.checked_by),
+///     Err(e) => assert_eq!(e.reason(), "connect"),
+/// }
+/// assert_eq!(std::fs::read_dir(dest.path())?.count(), 0); // a failure leaves nothing
+/// let bad = fetch(&cfg, "../x", None, dest.path(), &mut ReadControl::unlimited());
+/// assert_eq!(bad.unwrap_err().reason(), "bad_name");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn fetch(
     cfg: &OffsiteConfig,
     name: &str,

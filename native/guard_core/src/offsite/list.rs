@@ -33,6 +33,20 @@ pub struct RemoteBackup {
 /// The off-site backups directly under the prefix, newest first (by the time in the export
 /// name; an export stored both plain and encrypted lists both, encrypted first). Other keys are
 /// not listed.
+///
+/// ```
+/// use guard_core::offsite::{list, OffsiteConfig, Secret};
+/// use guard_core::reading::CancelFlag;
+///
+/// # let mut cfg = OffsiteConfig::new("backups", "AKIDEXAMPLE", Secret::new("s3cr3t"));
+/// # cfg.endpoint = Some("http://127.0.0.1:1".into()); // nothing listens here
+/// # cfg.path_style = true;
+/// # cfg.max_retries = 0;
+/// match list(&cfg, &CancelFlag::default()) {
+///     Ok(backups) => backups.iter().for_each(|b| println!("{} {} bytes", b.name, b.size)),
+///     Err(e) => assert_eq!(e.reason(), "connect"),
+/// }
+/// ```
 pub fn list(cfg: &OffsiteConfig, cancel: &CancelFlag) -> Result<Vec<RemoteBackup>, OffsiteError> {
     let store = store(cfg)?;
     runtime()?.block_on(list_inner(cfg, &store, cancel))
@@ -104,6 +118,21 @@ pub struct RemotePruneReport {
 /// Remote retention, the local rule: the objects of the `keep` newest exports (by the time in
 /// the name; an export stored plain and encrypted counts once) stay, every older backup object is
 /// deleted (`dry_run`: only reported). Keys that are not backups ([`list`]) are never touched.
+///
+/// ```
+/// use guard_core::offsite::{prune, OffsiteConfig, Secret};
+/// use guard_core::reading::CancelFlag;
+///
+/// # let mut cfg = OffsiteConfig::new("backups", "AKIDEXAMPLE", Secret::new("s3cr3t"));
+/// # cfg.endpoint = Some("http://127.0.0.1:1".into()); // nothing listens here
+/// # cfg.path_style = true;
+/// # cfg.max_retries = 0;
+/// assert_eq!(prune(&cfg, 0, true, &CancelFlag::default()).unwrap_err().reason(), "bad_keep");
+/// match prune(&cfg, 5, true, &CancelFlag::default()) {
+///     Ok(report) => assert!(report.failed.is_empty()), // a dry run deletes nothing
+///     Err(e) => assert_eq!(e.reason(), "connect"),
+/// }
+/// ```
 pub fn prune(
     cfg: &OffsiteConfig,
     keep: usize,

@@ -70,6 +70,26 @@ pub struct Uploaded {
 /// failure or cancellation no object of that name is left (multipart uploads are aborted, an
 /// object whose metadata could not be recorded is deleted); an existing object of the same name
 /// is replaced only by a complete upload.
+///
+/// ```
+/// use guard_core::offsite::{upload, OffsiteConfig, Secret};
+/// use guard_core::reading::ReadControl;
+///
+/// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
+/// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// let mut cfg = OffsiteConfig::new("backups", "AKIDEXAMPLE", Secret::new("s3cr3t"));
+/// cfg.endpoint = Some("http://127.0.0.1:1".into()); // nothing listens here
+/// cfg.path_style = true;
+/// cfg.max_retries = 0;
+/// let name = "emqx-export-2026-11-27-18-58-45.951.tar.gz";
+/// match upload(&cfg, fixture.as_ref(), name, &mut ReadControl::unlimited()) {
+///     Ok(uploaded) => assert_eq!(uploaded.key, name),
+///     Err(e) => assert_eq!(e.reason(), "connect"),
+/// }
+/// // Only exports go up, under their own name:
+/// let other = upload(&cfg, fixture.as_ref(), "notes.txt", &mut ReadControl::unlimited());
+/// assert_eq!(other.unwrap_err().reason(), "bad_name");
+/// ```
 pub fn upload(
     cfg: &OffsiteConfig,
     local: &FsPath,

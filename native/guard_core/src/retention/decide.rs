@@ -53,6 +53,28 @@ pub struct Decision {
 ///   left, reads each export at most once and reads none that cannot matter.
 ///
 /// A pure function (no clock, no file system), so that other rules can grow from it.
+///
+/// ```
+/// use guard_core::retention::{decide, Candidate, Verdict};
+///
+/// let export = |verdict| Candidate { verdict, protected: false };
+/// let (good, bad, unknown) = (Verdict::Good, Verdict::Bad, Verdict::Unknown);
+///
+/// // Newest first; keep 2: the bad one is skipped, the 2nd good one is the boundary.
+/// let d = decide(&[export(good), export(bad), export(good), export(good), export(bad)], 2);
+/// assert_eq!((d.delete, d.skipped), (vec![3, 4], vec![1]));
+///
+/// // Fewer good than `keep`: nothing is deleted.
+/// assert!(decide(&[export(good), export(bad)], 2).delete.is_empty());
+///
+/// // Protection only stops a deletion: the protected one is kept besides the newest good one.
+/// let old = Candidate { verdict: good, protected: true };
+/// assert_eq!(decide(&[export(good), old, export(good)], 1).delete, [2]);
+///
+/// // An unknown export that can change the decision must be read first (then decide again).
+/// let d = decide(&[export(unknown), export(good), export(good)], 1);
+/// assert_eq!((d.to_read, d.needed, d.delete), (vec![0], 1, vec![2]));
+/// ```
 pub fn decide(candidates: &[Candidate], keep: usize) -> Decision {
     let mut decision = Decision::default();
     let mut good = 0;

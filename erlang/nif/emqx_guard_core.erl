@@ -1,10 +1,10 @@
 %% @doc The Rust core as the rest of the plugin calls it: `emqx_guard_nif' with every failure
 %% kept as a tagged term, never an exception.
 %%
-%% Each function has the signature of its `emqx_guard_nif' namesake (see the contract table in
-%% docs/design.md) and returns what the NIF returns, `{ok, Value}' or
-%% `{error, {Reason, Detail}}' with the NIF's stable reason atom and its one-line Detail. What
-%% the NIF raises becomes an error of the same shape:
+%% Each function has the signature of its `emqx_guard_nif' namesake (paths may also be strings
+%% here) and returns what the NIF returns, `{ok, Value}' or `{error, {Reason, Detail}}' with the
+%% NIF's stable reason atom and its one-line Detail: the contract is `emqx_guard_nif''s, stated
+%% there only. What the NIF raises becomes an error of the same shape:
 %% <ul>
 %% <li>`nif_not_loaded': the library could not be loaded (Detail says which file and why);</li>
 %% <li>`nif_panicked': a Rust panic;</li>
@@ -29,7 +29,7 @@
     usable/0
 ]).
 
-%% Verification records and background jobs (see the contract table in docs/design.md).
+%% Background jobs (see `emqx_guard_nif''s module doc) and waiting for them.
 -export([
     verify_async/2,
     prune_async/6,
@@ -183,10 +183,7 @@ disk_space(Path) -> guarded(fun() -> emqx_guard_nif:disk_space(bin(Path)) end).
 usable() ->
     element(1, validate(<<"* * * * *">>)) =:= ok.
 
-%% @doc `emqx_guard_nif:offsite_upload_async/3': `{ok, Job}', the result comes as
-%% `{emqx_guard_job, Job, Result}', Result `{ok, emqx_guard_nif:offsite_uploaded()}' (`reused :=
-%% true' when the object already held this export and nothing was sent) or `{error, {Reason,
-%% Detail}}'.
+%% @doc `emqx_guard_nif:offsite_upload_async/3'.
 -spec offsite_upload_async(emqx_guard_nif:offsite_config(), file:filename_all(), emqx_guard_nif:opts()) ->
     {ok, emqx_guard_nif:job()} | error().
 offsite_upload_async(Config, Path, Opts) ->
@@ -204,9 +201,7 @@ offsite_list_async(Config, Opts) ->
 offsite_prune_async(Config, Keep, DryRun, Opts) ->
     guarded(fun() -> emqx_guard_nif:offsite_prune_async(Config, Keep, DryRun, Opts) end).
 
-%% @doc `emqx_guard_nif:offsite_fetch_async/5': Result `{ok, emqx_guard_nif:offsite_fetched()}'
-%% (`checked_by' lists the checks the backup passed) or `{error, {Reason, Detail}}' (an
-%% `integrity' Detail names the check that refused it).
+%% @doc `emqx_guard_nif:offsite_fetch_async/5'.
 -spec offsite_fetch_async(emqx_guard_nif:offsite_config(), binary(), file:filename_all() | undefined,
                           file:filename_all(), emqx_guard_nif:opts()) ->
     {ok, emqx_guard_nif:job()} | error().

@@ -1,11 +1,12 @@
 //! Background jobs, each on its own OS thread at the lowest CPU priority.
 //!
-//! Heavy file work (inflate + tar walk + SHA-256 of an export, hashing a copy) must not compete
-//! with the threads that serve MQTT clients. [`spawn`] runs a job on a new thread that first
-//! lowers its own priority ([`lower_current_thread`]: `nice` 19 via `setpriority` on its thread
-//! id, then the `SCHED_IDLE` policy, which runs only when no other thread wants the CPU), then
-//! runs the work, then hands the result to a delivery function (the NIF sends it to an Erlang
-//! process), and ends. There is no pool: no thread exists while no job runs.
+//! Heavy work (inflate + tar walk + SHA-256 of an export, retention's reads, an off-site upload
+//! or download) must not compete with the threads that serve MQTT clients. [`spawn`] runs a job
+//! on a new thread, named `emqx_guard_job`, that first lowers its own priority
+//! ([`lower_current_thread`]: `nice` 19 via `setpriority` on its thread id, then the `SCHED_IDLE`
+//! policy, which runs only when no other thread wants the CPU), then runs the work, then hands
+//! the result to a delivery function (the NIF sends it to an Erlang process), and ends. There is
+//! no pool: no thread exists while no job runs.
 //!
 //! - A job is cancelled through its [`CancelFlag`] (the work checks it between reads, see
 //!   [`crate::reading`]); [`cancel_all`] cancels every running job (the plugin stopping).

@@ -27,7 +27,7 @@ mod atoms {
     }
 }
 
-/// A backup file: `#{name, path, size, mtime}`.
+/// A backup file (`emqx_guard_nif_types:backup()`).
 #[derive(NifMap)]
 #[rustler(encode)]
 struct BackupMap {
@@ -48,7 +48,7 @@ impl From<Backup> for BackupMap {
     }
 }
 
-/// A backup with the reason it was not deleted or does not count: `Backup#{error}`.
+/// A backup with the reason it was not deleted or does not count (`failed_backup()`).
 #[derive(NifMap)]
 #[rustler(encode)]
 struct BackupErrorMap {
@@ -71,7 +71,7 @@ impl From<(Backup, String)> for BackupErrorMap {
     }
 }
 
-/// A record's verdict: `ok | {error, {Reason, Detail}}`.
+/// A record's verdict (its `result`).
 #[derive(NifTaggedEnum)]
 #[rustler(encode)]
 enum Verdict {
@@ -79,8 +79,7 @@ enum Verdict {
     Error(Failure),
 }
 
-/// A verification record: the file's identity, when it was verified, the verdict, and what the
-/// verification found (`undefined` when the verdict is an error).
+/// A verification record (`record()`).
 #[derive(NifMap)]
 #[rustler(encode)]
 struct RecordMap {
@@ -125,8 +124,8 @@ impl From<&Record> for RecordMap {
     }
 }
 
-/// A record passed in: only the identity and the verdict are read, other keys are ignored (the
-/// caller may add its own).
+/// A record passed in: the derived decoder reads only the identity and the verdict, so the
+/// caller's own keys are ignored.
 #[derive(NifMap)]
 #[rustler(decode)]
 struct RecordIn<'a> {
@@ -189,8 +188,7 @@ fn decode_records(term: Term) -> NifResult<Result<Vec<Trusted>, ArgError>> {
     Ok(Ok(out))
 }
 
-/// Retention's result: `#{deleted, failed, skipped_unverified, verified := [Record],
-/// bytes_read}`.
+/// Retention's result (`prune_report()`).
 #[derive(NifMap)]
 #[rustler(encode)]
 struct PruneMap {
@@ -217,8 +215,7 @@ impl From<PruneReport> for PruneMap {
     }
 }
 
-/// Retention's progress: `#{checked, checked_bytes, remaining, remaining_bytes, bytes_read}`,
-/// plus `record` when the export just read reached a verdict.
+/// Retention's progress (`progress()`), but its optional `record`.
 #[derive(NifMap)]
 #[rustler(encode)]
 struct ProgressMap {
@@ -250,8 +247,7 @@ fn progress_term<'a>(env: Env<'a>, p: &Progress<'_>) -> Term<'a> {
     }
 }
 
-/// The listing of `list_verified_async/3`: `#{backups := [Backup#{verification}], verified :=
-/// [Record], bytes_read}`.
+/// The listing of `list_verified_async/3` (`listing()`).
 #[derive(NifMap)]
 #[rustler(encode)]
 struct ListingMap<'a> {
@@ -272,7 +268,7 @@ struct ListedMap<'a> {
 }
 
 /// How a listed backup was checked: the caller's own record term (trusted), a record made now,
-/// or `{error, {Reason, Detail}}` when the check reached no verdict.
+/// or why the check reached no verdict.
 #[derive(NifUntaggedEnum)]
 #[rustler(encode)]
 enum Verification<'a> {

@@ -1,8 +1,8 @@
-//! Background jobs seen from Erlang: a job is started by a NIF (`verify_async/2`, ...), runs on
-//! its own low-priority thread ([`guard_core::worker`]) and ends by sending
-//! `{emqx_guard_job, Job, Result}` to the process that started it. A job started with
-//! [`start_reporting`] may send `{emqx_guard_job_progress, Job, Progress}` messages before that
-//! one (in order: all of them arrive before the result). Also here: the jobs' `Opts`
+//! How the jobs of the contract (`emqx_guard_nif`'s module doc) are made. A job is started by a
+//! NIF (`verify_async/2`, ...), runs on its own low-priority thread ([`guard_core::worker`]) and
+//! ends by sending `{emqx_guard_job, Job, Result}` to the process that started it. A job started
+//! with [`start_reporting`] may send `{emqx_guard_job_progress, Job, Progress}` messages before
+//! that one (in order: all of them arrive before the result). Also here: the jobs' `Opts`
 //! ([`decode_opts`]) and the NIFs `cancel/1` and `cancel_all/0`.
 //!
 //! `Job` is a resource term of the type `emqx_guard_job` (opaque to Erlang; the same job's terms
@@ -288,8 +288,8 @@ pub(crate) fn decode_opts(term: Term) -> NifResult<Result<Option<NonZeroU64>, Ar
     Ok(Ok(limit))
 }
 
-/// The job stops at its next read (or wait for the io limit) and sends `{error, {cancelled,
-/// _}}`; a finished job is left as it is. Not a job: `badarg`.
+/// Sets the job's cancel flag; the work checks it before every read and while it waits for the
+/// io limit. Not a job: `badarg`.
 #[rustler::nif]
 fn cancel(job: Term) -> NifResult<Atom> {
     cancel_flag(job)?.store(true, Ordering::Relaxed);

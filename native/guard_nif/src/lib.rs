@@ -124,7 +124,7 @@ fn utc_offset(zone: Binary, unix_ms: i64) -> Reply<i32> {
     Ok(schedule::utc_offset_seconds(zone, unix_ms)?)
 }
 
-/// `#{available, total}` of `disk_space/1`.
+/// The space of `disk_space/1`.
 #[derive(NifMap)]
 #[rustler(encode)]
 struct SpaceMap {

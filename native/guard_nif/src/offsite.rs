@@ -157,7 +157,7 @@ macro_rules! try_arg {
     };
 }
 
-/// What an upload stored, or found already stored.
+/// What an upload stored, or found already stored (`offsite_uploaded()`).
 #[derive(NifMap)]
 #[rustler(encode)]
 struct UploadedMap {
@@ -213,7 +213,7 @@ impl From<RemoteBackup> for RemoteMap {
     }
 }
 
-/// An off-site backup whose deletion failed, and why: `Remote#{error}`.
+/// An off-site backup whose deletion failed, and why.
 #[derive(NifMap)]
 #[rustler(encode)]
 struct RemoteErrorMap {

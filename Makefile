@@ -99,9 +99,12 @@ test-arm64: package arm64-root
 compat: package test-deps
 	./scripts/compat.sh $(CURDIR)/_build/plugin/$(APP)-$(VSN).tar.gz $(OTP_ROOTS)
 
+# xref, dialyzer, and the size rules (scripts/check_sizes.sh: Erlang modules <= 400 lines, Rust files
+# <= 700 lines before their tests; Rust functions <= 80 lines is clippy's, in rust-test).
 lint: compile
 	$(REBAR) xref
 	$(REBAR) dialyzer
+	./scripts/check_sizes.sh
 
 bench: compile s3-server
 	./scripts/bench.sh

@@ -185,7 +185,12 @@ fetch_round_trip(Config) ->
     Path = filename:join(emqx_guard_emqx:backup_dir(), Name),
     {ok, Original} = file:read_file(Path),
     ok = file:delete(Path),
-    Out = ctl(["backup_fetch", Name ++ ".age", "identity=" ++ data_file(Config, "offsite_identity.txt")]),
+    Printed = ctl(["backup_fetch", Name ++ ".age", "identity=" ++ data_file(Config, "offsite_identity.txt")]),
+    %% the download's steps first: the object found, then done
+    ?assertMatch(["download: " ++ _, "download: done in " ++ _], emqx_guard_ct_helper:steps(Printed)),
+    ?assertNotEqual(nomatch, string:find(hd(Printed), Name ++ ".age (")),
+    ?assertNotEqual(nomatch, string:find(hd(Printed), ", encrypted) from s3://backups/ct")),
+    Out = emqx_guard_ct_helper:result(Printed),
     ?assertMatch(["Fetched " ++ _, "  verified: EMQX 5.3.2 " ++ _, _], Out),
     ?assert(lists:suffix(" (checks: stored_sha256, age, export_sha256, verify)", lists:nth(2, Out)), Out),
     ?assertEqual("Restore it with: emqx ctl data import " ++ Name, lists:last(Out)),
@@ -193,7 +198,7 @@ fetch_round_trip(Config) ->
     ?assertMatch({ok, #{result := ok, version := <<"5.3.2">>}}, emqx_guard_backups:check(Path, off, 60000)),
     %% never overwrites
     ?assertMatch(["Error: a backup of that name is already in data/backup" ++ _],
-                 ctl(["backup_fetch", Name, "identity=" ++ data_file(Config, "offsite_identity.txt")])),
+                 emqx_guard_ct_helper:result(ctl(["backup_fetch", Name, "identity=" ++ data_file(Config, "offsite_identity.txt")]))),
     ?assertEqual({ok, Original}, file:read_file(Path)).
 
 %% The wrong identity, or none for an encrypted object: a clear error, nothing in data/backup.
@@ -202,10 +207,11 @@ fetch_wrong_identity_writes_nothing(Config) ->
     Name = run_ok(),
     ok = file:delete(filename:join(emqx_guard_emqx:backup_dir(), Name)),
     ?assertMatch(["Error: cannot decrypt" ++ _],
-                 ctl(["backup_fetch", Name, "identity=" ++ data_file(Config, "offsite_wrong_identity.txt")])),
-    ?assertMatch(["Error: cannot decrypt" ++ _], ctl(["backup_fetch", Name])),
+                 emqx_guard_ct_helper:result(ctl(["backup_fetch", Name, "identity=" ++ data_file(Config, "offsite_wrong_identity.txt")]))),
+    ?assertMatch(["Error: cannot decrypt" ++ _], emqx_guard_ct_helper:result(ctl(["backup_fetch", Name]))),
     ?assertEqual({ok, []}, file:list_dir(emqx_guard_emqx:backup_dir())),
-    ?assertMatch(["Error: no such off-site backup" ++ _],
+    ?assertMatch(["download: emqx-export-2020-01-01-00-00-00.000.tar.gz from s3://backups/ct",
+                  "Error: no such off-site backup" ++ _],
                  ctl(["backup_fetch", "emqx-export-2020-01-01-00-00-00.000.tar.gz"])).
 
 %% The secret key is in no command output, no log event and no `sys:get_status'.

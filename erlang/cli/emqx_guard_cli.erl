@@ -225,7 +225,13 @@ numeric_field(Token) ->
 %% (`emqx_guard_steps_cli:follow/2'), then its result.
 backup_now() ->
     Ref = make_ref(),
-    MRef = monitor(process, emqx_guard_scheduler),
+    %% the scheduler that runs it: if it goes away, the command stops waiting (when it stops
+    %% cleanly it sends the run's end first)
+    MRef =
+        case whereis(emqx_guard_scheduler) of
+            undefined -> exit({noproc, {emqx_guard_scheduler, run_now, []}});
+            Scheduler -> monitor(process, Scheduler)
+        end,
     case emqx_guard_scheduler:run_now({self(), Ref}) of
         {started, _At} ->
             case emqx_guard_steps_cli:follow(Ref, MRef) of

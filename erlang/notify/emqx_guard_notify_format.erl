@@ -1,4 +1,5 @@
-%% @doc The wording of every notification: the e-mail's subject and body, the webhook's JSON,
+%% @doc The wording of every notification: the e-mail's subject and body, the webhook's JSON (the
+%% facts' document, `document/2', which the `$SYS' events carry too, with the subject and body),
 %% and the title, fact lines and restore command the chat channels lay out in their own markup.
 %% Pure: everything it shows comes from the facts map. Times, sizes and durations are written
 %% by `emqx_guard_render'.

@@ -7,9 +7,10 @@
 %% The channel: output reaches the operator's terminal only from the process that runs the
 %% command (`emqx_ctl:print' from the calling process, EMQX_CONTRACT.md), so the job never prints.
 %% A job that runs in the command's own process reports to a fun that prints. A backup runs in the
-%% scheduler's worker: its reports go to the scheduler, each one a call (so they keep their order
-%% with the run's end), and the scheduler sends them on to the command's process, which waits
-%% for them and prints them (`follow/2' of `emqx_guard_scheduler:run_now/1').
+%% scheduler's worker: its reports go to the scheduler, each one a call (`to_server/1', so they
+%% keep their order with the run's end), and the scheduler sends them on to the command's process
+%% (`emqx_guard_scheduler:run_now/1'), which waits for them and prints them
+%% (`emqx_guard_steps_cli:follow/2').
 %%
 %% Progress of a long step (`{progress, Step, Facts}') comes at most once a second: a step that
 %% reports more often (retention, after each file) goes through `throttled/1'.

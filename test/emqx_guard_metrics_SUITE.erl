@@ -214,10 +214,13 @@ copies_last_result_per_node(_Config) ->
     Ok = emqx_guard_copies:result('core_b@host', node(), <<"emqx-export-2026-11-25-10-00-00.000.tar.gz">>, replicate, 1, ok),
     Bad = emqx_guard_copies:result('core_c@host', node(), <<"emqx-export-2026-11-25-10-00-00.000.tar.gz">>, replicate, 1,
                                    {error, <<"no space left on device">>}),
-    ok = emqx_guard_copies:store(Ok),
-    ok = emqx_guard_copies:store(Bad),
-    ?assertEqual([{#{"to" => "core_b@host"}, 1}, {#{"to" => "core_c@host"}, 0}],
-                 lists:sort(samples(scrape(), "emqx_guard_copies_last_result"))).
+    %% a node name with the characters a label value escapes (`"', `\')
+    Odd = emqx_guard_copies:result('core_"d\\@host', node(), <<"emqx-export-2026-11-25-10-00-00.000.tar.gz">>, replicate, 1, ok),
+    [ok = emqx_guard_copies:store(R) || R <- [Ok, Bad, Odd]],
+    Text = prometheus_text_format:format(default),
+    ?assertNotEqual(nomatch, binary:match(Text, <<"emqx_guard_copies_last_result{to=\"core_\\\"d\\\\@host\"} 1">>), Text),
+    ?assertEqual([{#{"to" => "core_\"d\\@host"}, 1}, {#{"to" => "core_b@host"}, 1}, {#{"to" => "core_c@host"}, 0}],
+                 lists:sort(samples(parse(Text), "emqx_guard_copies_last_result"))).
 
 %% An EMQX without prometheus.erl: no collector, and the plugin works as before.
 without_prometheus_nothing_else_changes(_Config) ->

@@ -71,7 +71,7 @@ collect_mf(_Registry, Callback) ->
                 error -> ok
             end
         end,
-        families()
+        guarded(fun families/0)
     ).
 
 %% @doc prometheus.erl's callback when the collector is removed: nothing to clean up.

@@ -37,7 +37,9 @@ commands() ->
         {show, ["guard", "backup_now"]},
         {show, ["guard", "backup_now"]},
         {show, ["guard", "backup_list"]},
+        {show, ["guard", "backup_list", "--json"]},
         {show, ["guard", "backup_status"]},
+        {show, ["guard", "backup_verify", "--all"]},
         {show, ["guard", "backup_keep", "2"]},
         {show, ["guard", "backup_prune", "--dry-run"]},
         %% off-site copies: the bucket `backups' of the S3 server main/1 starts on ?S3_PORT
@@ -49,6 +51,7 @@ commands() ->
         {show, ["guard", "backup_now"]},
         {wait, offsite},
         {show, ["guard", "backup_status"]},
+        {show, ["guard", "backup_status", "--json"]},
         {show, ["guard", "backup_list", "--remote"]},
         {hide, ["guard", "backup_remote", "off"]},
         {show, ["guard", "notify"]},
@@ -63,7 +66,8 @@ commands() ->
         {show, ["guard", "notify_slack", "url=https://hooks.slack.com/services/T000/B000/XXXXXXXX"]},
         {show, ["guard", "notify_wecom", "url=http://wecom-relay.internal/cgi-bin/webhook/send?key=XXXXXXXX"]},
         {show, ["guard", "notify_test", "matrix"]},
-        {show, ["guard", "notify_slack", "off"]}
+        {show, ["guard", "notify_slack", "off"]},
+        {show, ["guard", "sys_events"]}
     ].
 
 glob() -> ["bin", "data", "etc", "lib", "log", "releases"].

@@ -23,6 +23,8 @@
     timezone_show_set_reject/1,
     catchup_show_set_reject/1,
     backup_now_prints_result/1,
+    backup_now_prints_steps_as_they_come/1,
+    status_and_list_as_json/1,
     relative_data_dir_shows_absolute_paths/1,
     backup_now_refused_while_running/1,
     backup_now_failure_modes/1,
@@ -39,7 +41,7 @@
 ]).
 
 -import(emqx_guard_ct_helper, [
-    fake_opts/1, start_app/1, stop_app/0, set_now/1, utc/1, ctl/1, wait_until/1, wait_idle/0, backups/0,
+    fake_opts/1, start_app/1, stop_app/0, set_now/1, utc/1, ctl/1, result/1, steps/1, wait_until/1, wait_idle/0, backups/0,
     settings_file_content/0
 ]).
 
@@ -62,6 +64,8 @@ all() ->
         timezone_show_set_reject,
         catchup_show_set_reject,
         backup_now_prints_result,
+        backup_now_prints_steps_as_they_come,
+        status_and_list_as_json,
         relative_data_dir_shows_absolute_paths,
         backup_now_refused_while_running,
         backup_now_failure_modes,
@@ -266,8 +270,18 @@ catchup_show_set_reject(_Config) ->
     ?assertEqual(Before, settings_file_content()).
 
 backup_now_prints_result(_Config) ->
-    [Done, File, Size, Sha, Pruned] = ctl(["backup_now"]),
+    Out = ctl(["backup_now"]),
+    [Done, File, Size, Sha, Pruned] = result(Out),
     ?assertMatch("Backup done in " ++ _, Done),
+    %% first each step as it started and ended, EMQX's own lines of its export among them
+    Steps = steps(Out),
+    ?assertMatch(["export: started (EMQX data export)", "export: Exporting data to " ++ _ | _], Steps),
+    Order = ["export: done in ", "protect: done: mode 0600", "verify: reading ", "verify: done in ", "prune: started: keeps the newest 5",
+             "prune: done in ", "copy: no other running core node to copy to"],
+    Found = [string:str(lists:flatten(lists:join("\n", Steps)), P) || P <- Order],
+    ?assert(lists:all(fun(At) -> At > 0 end, Found), {Order, Steps}),
+    ?assertEqual(Found, lists:sort(Found), Steps),
+    ?assert(lists:any(fun(L) -> string:find(L, ": verified, ") =/= nomatch andalso lists:suffix("/s", L) end, Steps), Steps),
     [Name] = backups(),
     Path = filename:join(emqx_guard_emqx:backup_dir(), Name),
     ?assertEqual("  file: " ++ Path, File),
@@ -278,6 +292,84 @@ backup_now_prints_result(_Config) ->
     {ok, #file_info{mode = Mode}} = file:read_file_info(Path),
     ?assertEqual(8#600, Mode band 8#777).
 
+%% `guard backup_now' prints each step as it starts and ends while the run goes, not one block at
+%% the end: a 3 MB export read back at 1 MB/s (`backup_io_limit') shows its verify step's start
+%% seconds before its end, with progress lines between them at most once a second; then the
+%% result. `backup_verify --all' prints each file's read the same way.
+backup_now_prints_steps_as_they_come(_Config) ->
+    ["backup_io_limit = \"1MB/s\""] = ctl(["backup_io_limit", "1MB/s"]),
+    ok = emqx_mgmt_data_backup:set_mode({big, 3000000}),
+    {ok, Timed} = emqx_guard_test_io:capture_timed(fun() -> emqx_ctl:run_command(["guard", "backup_now"]) end),
+    Lines = [L || {_, L} <- Timed],
+    ct:pal("~p", [Timed]),
+    ["Backup done in " ++ _ | _] = result(Lines),
+    At = fun(Prefix) -> [T || {T, L} <- Timed, lists:prefix(Prefix, L)] end,
+    [ExportStarted] = At("export: started"),
+    [ExportDone] = At("export: done in "),
+    [VerifyStarted] = At("verify: reading "),
+    [VerifyDone] = At("verify: done in "),
+    [Done] = At("Backup done in "),
+    ?assert(ExportStarted =< ExportDone andalso ExportDone =< VerifyStarted andalso VerifyDone =< Done),
+    %% printed as it came: the read of 3 MB at 1 MB/s took seconds after its start was shown
+    ?assert(VerifyDone - VerifyStarted >= 1500, Timed),
+    Progress = At("verify: still reading after "),
+    ?assertMatch([_ | _], Progress, Lines),
+    ?assert(lists:all(fun(T) -> T > VerifyStarted andalso T < VerifyDone end, Progress), Timed),
+    %% at most one a second
+    ?assert(length(Progress) =< (VerifyDone - VerifyStarted) div 1000 + 1, Timed),
+    ?assert(lists:all(fun({A, B}) -> B - A >= 500 end, lists:zip(lists:droplast(Progress), tl(Progress))), Timed),
+    ?assertMatch([_], [L || L <- Lines, lists:prefix("verify: done in ", L), string:find(L, ": verified, 2.9 MiB at ") =/= nomatch]),
+    %% a full check of every backup: each file's read as it goes, then the summary
+    {ok, Verified} = emqx_guard_test_io:capture_timed(fun() -> emqx_ctl:run_command(["guard", "backup_verify", "--all"]) end),
+    VLines = [L || {_, L} <- Verified],
+    ?assertMatch(["verify: reading emqx-export-" ++ _ | _], VLines),
+    ?assertNotEqual(nomatch, string:find(hd(VLines), " (1 of 1, 2.9 MiB) in full")),
+    ?assertMatch([_ | _], [L || L <- VLines, lists:prefix("verify: emqx-export-", L), string:find(L, ": still reading after ") =/= nomatch]),
+    ?assertMatch(["Read 1 backup(s) in " ++ _, "  emqx-export-" ++ _], result(VLines)).
+
+%% `--json': one JSON document with the facts the text shows, under the keys the README lists.
+status_and_list_as_json(_Config) ->
+    [_ | _] = ctl(["backup_timezone", "UTC"]),
+    ["Backup done in " ++ _ | _] = result(ctl(["backup_now"])),
+    ok = emqx_mgmt_data_backup:set_mode({error, <<"mnesia is overloaded">>}),
+    ["Error: " ++ _ | _] = result(ctl(["backup_now"])),
+    Text = ctl(["backup_status"]),
+    Status = json(ctl(["backup_status", "--json"])),
+    #{<<"schedule">> := #{<<"cron">> := <<"0 12 * * 0">>, <<"zone">> := <<"UTC">>, <<"keep">> := 5, <<"catchup">> := <<"24h">>,
+                          <<"description">> := <<"At 12:00, on Sunday">>},
+      <<"next_fire">> := <<"2026-11-29T12:00:00+00:00">>, <<"next_fire_ms">> := Next, <<"next_fire_error">> := null,
+      <<"running">> := null, <<"offsite">> := null, <<"leftovers">> := [], <<"notifications">> := [],
+      <<"runs">> := #{<<"ok">> := 1, <<"failed">> := 1, <<"skipped">> := 0},
+      <<"last_run">> := LastRun, <<"cluster">> := null, <<"last_skip">> := null} = Status,
+    ?assertEqual(maps:get(next_fire, emqx_guard_scheduler:status()), Next),
+    #{<<"result">> := <<"failed">>, <<"trigger">> := <<"manual">>, <<"error">> := Error, <<"started_at">> := Started,
+      <<"duration_ms">> := Took} = LastRun,
+    ?assert(lists:member("  error: " ++ binary_to_list(Error), Text), Text),
+    ?assert(lists:any(fun(L) -> lists:prefix("last run: " ++ binary_to_list(binary:replace(binary:part(Started, 0, 19), <<"T">>, <<" ">>)), L) end, Text)),
+    ?assert(is_integer(Took)),
+    ?assert(lists:member("runs: 1 ok, 1 failed, 0 skipped", Text)),
+    %% the list: the same backups, newest first, with their verdicts
+    [Good] = backups(),
+    ok = emqx_mgmt_data_backup:set_mode(ok),
+    ["Backup done in " ++ _ | _] = result(ctl(["backup_now"])),
+    ok = file:write_file(filename:join(emqx_guard_emqx:backup_dir(), Good), <<"garbage">>),
+    [_Header | Rows] = ctl(["backup_list"]),
+    #{<<"dir">> := Dir, <<"backups">> := Listed} = json(ctl(["backup_list", "--json"])),
+    ?assertEqual(list_to_binary(emqx_guard_emqx:backup_dir()), Dir),
+    ?assertEqual([list_to_binary(N) || N <- lists:reverse(backups())], [maps:get(<<"name">>, B) || B <- Listed]),
+    [Newest, Damaged] = Listed,
+    ?assertMatch(#{<<"state">> := <<"verified">>, <<"error">> := null, <<"checked_at">> := <<_/binary>>}, Newest),
+    ?assertMatch(#{<<"state">> := <<"not_verified">>, <<"error">> := <<_/binary>>, <<"size">> := 7}, Damaged),
+    ?assertEqual(filename:join(Dir, maps:get(<<"name">>, Newest)), maps:get(<<"path">>, Newest)),
+    ?assertNotEqual(nomatch, string:find(lists:last(Rows), "NOT VERIFIED: " ++ binary_to_list(maps:get(<<"error">>, Damaged)))),
+    %% an error is a document too
+    ?assertEqual(#{<<"error">> => <<"no off-site destination is set (see guard backup_remote)">>},
+                 json(ctl(["backup_list", "--remote", "--json"]))).
+
+json(Lines) ->
+    {ok, Doc} = emqx_guard_json:decode(unicode:characters_to_binary(lists:join("\n", Lines))),
+    Doc.
+
 %% The stand-ins answer as the real 5.3.2 node: a relative data_dir and a relative export name.
 %% What `guard backup_now' and `guard backup_status' print is the absolute path.
 relative_data_dir_shows_absolute_paths(Config) ->
@@ -287,7 +379,7 @@ relative_data_dir_shows_absolute_paths(Config) ->
     ok = file:delete(RelName),
     Abs = filename:join(?config(data_dir, Config), "data"),
     ?assertEqual(Abs, emqx_guard_emqx:data_dir()),
-    [Done, File | _] = ctl(["backup_now"]),
+    [Done, File | _] = result(ctl(["backup_now"])),
     ?assertMatch("Backup done in " ++ _, Done),
     [Name] = backups(),
     Path = filename:join([Abs, "backup", Name]),
@@ -345,7 +437,7 @@ refused_while_running(Broken, WhileRunning) ->
     end.
 
 backup_now_failure_modes(_Config) ->
-    ["Backup done in " ++ _ | _] = ctl(["backup_now"]),
+    ["Backup done in " ++ _ | _] = result(ctl(["backup_now"])),
     Good = backups(),
     {ok, _} = emqx_guard_settings_sync:update_local(#{export_timeout => 1}),
     Modes = [
@@ -361,8 +453,12 @@ backup_now_failure_modes(_Config) ->
     lists:foreach(
         fun({Mode, Expect}) ->
             ok = emqx_mgmt_data_backup:set_mode(Mode),
-            [Error, Kept] = ctl(["backup_now"]),
+            Out = ctl(["backup_now"]),
+            [Error, Kept] = result(Out),
             ?assertMatch("Error: backup failed after " ++ _, Error, Mode),
+            %% the step that failed says it as it ends
+            [FailedStep] = [L || L <- steps(Out), string:find(L, ": FAILED after ") =/= nomatch],
+            ?assertNotEqual(nomatch, string:find(FailedStep, Expect), {Mode, FailedStep}),
             ?assertNotEqual(nomatch, string:find(Error, Expect), {Mode, Error}),
             ?assertEqual("Earlier backups were kept.", Kept),
             %% the earlier backup is still there, the failed run's file is gone
@@ -373,7 +469,7 @@ backup_now_failure_modes(_Config) ->
         Modes
     ),
     ok = emqx_mgmt_data_backup:set_mode(ok),
-    ["Backup done in " ++ _ | _] = ctl(["backup_now"]),
+    ["Backup done in " ++ _ | _] = result(ctl(["backup_now"])),
     ?assertEqual([], emqx_alarm:active_alarms()),
     ?assertEqual(ok, emqx_guard_app:on_health_check(#{})),
     Status = ctl(["backup_status"]),
@@ -382,7 +478,7 @@ backup_now_failure_modes(_Config) ->
 backup_list_newest_first(_Config) ->
     ?assertMatch(["No backups in " ++ _], ctl(["backup_list"])),
     [_ | _] = ctl(["backup_timezone", "UTC"]),
-    lists:foreach(fun(_) -> ["Backup done in " ++ _ | _] = ctl(["backup_now"]) end, [1, 2, 3]),
+    lists:foreach(fun(_) -> ["Backup done in " ++ _ | _] = result(ctl(["backup_now"])) end, [1, 2, 3]),
     %% an upload with any name is not a backup
     ok = file:write_file(filename:join(emqx_guard_emqx:backup_dir(), "my-upload.tar.gz"), <<"x">>),
     [Header | Rows] = ctl(["backup_list"]),
@@ -408,7 +504,7 @@ backup_list_newest_first(_Config) ->
 
 prune_dry_run_deletes_nothing(_Config) ->
     ?assertMatch(["Nothing to delete: retention keeps the newest 5 backup(s) in " ++ _], ctl(["backup_prune", "--dry-run"])),
-    lists:foreach(fun(_) -> ["Backup done in " ++ _ | _] = ctl(["backup_now"]) end, [1, 2, 3]),
+    lists:foreach(fun(_) -> ["Backup done in " ++ _ | _] = result(ctl(["backup_now"])) end, [1, 2, 3]),
     All = backups(),
     ["backup_keep = 1"] = ctl(["backup_keep", "1"]),
     [Header | Rows] = ctl(["backup_prune", "--dry-run"]),
@@ -443,7 +539,7 @@ status_shows_everything(_Config) ->
         Fresh
     ),
     ok = emqx_mgmt_data_backup:set_mode({error, <<"mnesia is overloaded">>}),
-    ["Error: " ++ _, _] = ctl(["backup_now"]),
+    ["Error: " ++ _, _] = result(ctl(["backup_now"])),
     [_, _, _, _, State, LastRun, ErrorLine, Runs] = ctl(["backup_status"]),
     ?assertEqual("state: idle", State),
     ?assertMatch({match, _}, re:run(LastRun, "^last run: 2026-11-25 10:00:00 \\+00:00, took .*, failed \\(manual\\)$"), LastRun),

@@ -25,6 +25,8 @@
     no_timer/1,
     deliver/1,
     ctl/1,
+    result/1,
+    steps/1,
     wait_until/1,
     wait_idle/0,
     job_threads/0,
@@ -160,6 +162,22 @@ ctl(Args) ->
     {Result, Out} = emqx_guard_test_io:capture(fun() -> emqx_ctl:run_command(["guard" | Args]) end),
     ?assertEqual(ok, Result, Out),
     [L || L <- string:split(Out, "\n", all), L =/= ""].
+
+%% @doc The lines a long command printed after its steps (`emqx_guard_steps_cli': each step line
+%% is `<step>: ...' and starts the output), i.e. its result: `Backup done in ...' and its details,
+%% or the `Error:' line.
+-spec result([string()]) -> [string()].
+result(Lines) ->
+    lists:dropwhile(fun is_step_line/1, Lines).
+
+%% @doc The step lines a long command printed before its result.
+-spec steps([string()]) -> [string()].
+steps(Lines) ->
+    lists:takewhile(fun is_step_line/1, Lines).
+
+is_step_line(Line) ->
+    lists:any(fun(Step) -> lists:prefix(Step ++ ": ", Line) end,
+              ["export", "protect", "verify", "prune", "copy", "off-site", "download"]).
 
 %% @doc Polls Fun until it returns true (bounded; not a timing assertion).
 -spec wait_until(fun(() -> boolean())) -> ok.

@@ -219,7 +219,7 @@ disk_errors_said_in_words(_Config) ->
     ok = emqx_guard_ct_helper:start_app(emqx_guard_ct_helper:fake_opts(#{})),
     try
         Dir = emqx_guard_emqx:backup_dir(),
-        ["Backup done in " ++ _ | _] = emqx_guard_ct_helper:ctl(["backup_now"]),
+        ["Backup done in " ++ _ | _] = emqx_guard_ct_helper:result(emqx_guard_ct_helper:ctl(["backup_now"])),
         [Good] = export_names_below(Dir),
         LastSize = binary_to_list(emqx_guard_render:size(filelib:file_size(filename:join(Dir, Good)))),
         Space = "\\(([0-9.]+ (B|KiB|MiB|GiB|TiB)) free once the failed export was removed; the last backup took about " ++ re_quote(LastSize) ++ "\\)$",
@@ -242,7 +242,7 @@ disk_errors_said_in_words(_Config) ->
             fun({Mode, Words, InLog}) ->
                 ok = emqx_mgmt_data_backup:set_mode(Mode),
                 {ok, Handler} = emqx_guard_test_logs:start(),
-                [Error, "Earlier backups were kept."] = emqx_guard_ct_helper:ctl(["backup_now"]),
+                [Error, "Earlier backups were kept."] = emqx_guard_ct_helper:result(emqx_guard_ct_helper:ctl(["backup_now"])),
                 Logged = emqx_guard_test_logs:reports(emqx_guard_test_logs:stop(Handler)),
                 ?assertMatch({match, _}, re:run(Error, "^Error: backup failed after [0-9]+ ms: export failed: " ++ Words, [unicode]), {Mode, Error}),
                 ?assertEqual(nomatch, re:run(Error, "[{}]|'EXIT'|badmatch"), {Mode, Error}),
@@ -283,10 +283,10 @@ full_tmpfs(Dir) ->
     emqx_guard_ct_helper:set_now({{2026, 11, 25}, {10, 0, 0}}),
     ok = emqx_guard_ct_helper:start_app(emqx_guard_ct_helper:fake_opts(#{})),
     try
-        ["Backup done in " ++ _ | _] = emqx_guard_ct_helper:ctl(["backup_now"]),
+        ["Backup done in " ++ _ | _] = emqx_guard_ct_helper:result(emqx_guard_ct_helper:ctl(["backup_now"])),
         [Good] = export_names_below(Dir),
         ok = emqx_mgmt_data_backup:set_mode({big, 8 * 1024 * 1024}),
-        [Error, "Earlier backups were kept."] = emqx_guard_ct_helper:ctl(["backup_now"]),
+        [Error, "Earlier backups were kept."] = emqx_guard_ct_helper:result(emqx_guard_ct_helper:ctl(["backup_now"])),
         ct:log("~ts", [Error]),
         {match, [Free]} = re:run(
             Error,
@@ -452,9 +452,10 @@ peer_setup(DataDir, Variant) ->
 peer_swept() ->
     not lists:keymember(emqx_guard_leftovers, 1, supervisor:which_children(emqx_guard_sup)).
 
+%% What `backup_now' printed after its steps: its result.
 -spec peer_backup_now() -> [string()].
 peer_backup_now() ->
-    peer_ctl(["backup_now"]).
+    emqx_guard_ct_helper:result(peer_ctl(["backup_now"])).
 
 -spec peer_ctl([string()]) -> [string()].
 peer_ctl(Args) ->

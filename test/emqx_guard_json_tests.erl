@@ -55,3 +55,13 @@ decode_test_() ->
         ?_assertEqual({ok, #{<<"a">> => [1, <<"x">>, null], <<"b">> => #{<<"c">> => true}}},
             D(emqx_guard_json:encode(#{a => [1, <<"x">>, undefined], b => #{c => true}})))
     ].
+
+%% `pretty/1' is the same JSON value laid out one member a line, two spaces a level.
+pretty_test() ->
+    Doc = #{<<"b">> => [1, #{<<"c">> => null}, []], <<"a">> => #{}, <<"s">> => <<"x\ny">>},
+    Pretty = emqx_guard_json:pretty(Doc),
+    ?assertEqual(emqx_guard_json:decode(emqx_guard_json:encode(Doc)), emqx_guard_json:decode(Pretty)),
+    ?assertEqual(<<"{\n  \"a\": {},\n  \"b\": [\n    1,\n    {\n      \"c\": null\n    },\n    []\n  ],\n  \"s\": \"x\\ny\"\n}">>,
+                 Pretty),
+    ?assertEqual(<<"[]">>, emqx_guard_json:pretty([])),
+    ?assertEqual(<<"7">>, emqx_guard_json:pretty(7)).

@@ -291,7 +291,7 @@ email_wrong_password_not_retried_and_never_shown(Config) ->
     #{state := failed, attempts := 1, error := Error} = final(email),
     ?assertMatch(<<"auth: ", _/binary>>, Error),
     ?assertEqual(0, messages(Out)),
-    Lines = emqx_guard_notify:status_lines(),
+    Lines = [emqx_guard_notify_cli:delivery_line(N) || N <- emqx_guard_report:notifications()],
     ?assert(lists:any(fun(L) -> contains(L, <<"FAILED after 1 attempt(s): auth:">>) end, Lines), Lines),
     Logged = logged(Handler),
     ?assert(contains(Logged, <<"emqx_guard_notify_failed">>), Logged),

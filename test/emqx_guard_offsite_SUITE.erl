@@ -99,6 +99,13 @@ seven_runs_keep_five_remote(Config) ->
     ?assertEqual(5, length(Rows)),
     [?assertNotEqual(nomatch, string:find(R, "encrypted (age)")) || R <- Rows],
     ?assertNotEqual(nomatch, string:find(hd(Rows), lists:last(Names))),
+    %% the same facts as one JSON document
+    {ok, Remote} = emqx_guard_json:decode(unicode:characters_to_binary(lists:join("\n", ctl(["backup_list", "--remote", "--json"])))),
+    #{<<"destination">> := <<"s3://backups/ct">>, <<"backups">> := Listed} = Remote,
+    ?assertEqual(lists:reverse([list_to_binary(E) || E <- Expected]), [maps:get(<<"name">>, B) || B <- Listed]),
+    ?assertEqual(lists:reverse([list_to_binary(N) || N <- lists:nthtail(2, Names)]), [maps:get(<<"export_name">>, B) || B <- Listed]),
+    [?assertMatch(#{<<"encrypted">> := true, <<"size">> := Size, <<"mtime_ms">> := M, <<"mtime">> := <<_/binary>>}
+                  when is_integer(Size) andalso is_integer(M), B) || B <- Listed],
     Status = ctl(["backup_status"]),
     ?assert(lists:any(fun(L) -> lists:prefix("  newest backup off-site: " ++ lists:last(Names) ++ ".age, uploaded at ", L) end, Status), Status),
     ?assert(lists:member("off-site: s3://backups/ct (encrypted with age)", Status), Status),
@@ -178,7 +185,12 @@ fetch_round_trip(Config) ->
     Path = filename:join(emqx_guard_emqx:backup_dir(), Name),
     {ok, Original} = file:read_file(Path),
     ok = file:delete(Path),
-    Out = ctl(["backup_fetch", Name ++ ".age", "identity=" ++ data_file(Config, "offsite_identity.txt")]),
+    Printed = ctl(["backup_fetch", Name ++ ".age", "identity=" ++ data_file(Config, "offsite_identity.txt")]),
+    %% the download's steps first: the object found, then done
+    ?assertMatch(["download: " ++ _, "download: done in " ++ _], emqx_guard_ct_helper:steps(Printed)),
+    ?assertNotEqual(nomatch, string:find(hd(Printed), Name ++ ".age (")),
+    ?assertNotEqual(nomatch, string:find(hd(Printed), ", encrypted) from s3://backups/ct")),
+    Out = emqx_guard_ct_helper:result(Printed),
     ?assertMatch(["Fetched " ++ _, "  verified: EMQX 5.3.2 " ++ _, _], Out),
     ?assert(lists:suffix(" (checks: stored_sha256, age, export_sha256, verify)", lists:nth(2, Out)), Out),
     ?assertEqual("Restore it with: emqx ctl data import " ++ Name, lists:last(Out)),
@@ -186,7 +198,7 @@ fetch_round_trip(Config) ->
     ?assertMatch({ok, #{result := ok, version := <<"5.3.2">>}}, emqx_guard_backups:check(Path, off, 60000)),
     %% never overwrites
     ?assertMatch(["Error: a backup of that name is already in data/backup" ++ _],
-                 ctl(["backup_fetch", Name, "identity=" ++ data_file(Config, "offsite_identity.txt")])),
+                 emqx_guard_ct_helper:result(ctl(["backup_fetch", Name, "identity=" ++ data_file(Config, "offsite_identity.txt")]))),
     ?assertEqual({ok, Original}, file:read_file(Path)).
 
 %% The wrong identity, or none for an encrypted object: a clear error, nothing in data/backup.
@@ -195,10 +207,11 @@ fetch_wrong_identity_writes_nothing(Config) ->
     Name = run_ok(),
     ok = file:delete(filename:join(emqx_guard_emqx:backup_dir(), Name)),
     ?assertMatch(["Error: cannot decrypt" ++ _],
-                 ctl(["backup_fetch", Name, "identity=" ++ data_file(Config, "offsite_wrong_identity.txt")])),
-    ?assertMatch(["Error: cannot decrypt" ++ _], ctl(["backup_fetch", Name])),
+                 emqx_guard_ct_helper:result(ctl(["backup_fetch", Name, "identity=" ++ data_file(Config, "offsite_wrong_identity.txt")]))),
+    ?assertMatch(["Error: cannot decrypt" ++ _], emqx_guard_ct_helper:result(ctl(["backup_fetch", Name]))),
     ?assertEqual({ok, []}, file:list_dir(emqx_guard_emqx:backup_dir())),
-    ?assertMatch(["Error: no such off-site backup" ++ _],
+    ?assertMatch(["download: emqx-export-2020-01-01-00-00-00.000.tar.gz from s3://backups/ct",
+                  "Error: no such off-site backup" ++ _],
                  ctl(["backup_fetch", "emqx-export-2020-01-01-00-00-00.000.tar.gz"])).
 
 %% The secret key is in no command output, no log event and no `sys:get_status'.
@@ -254,6 +267,9 @@ bad_input_changes_nothing(Config) ->
         end,
         Bad
     ),
+    %% as JSON: one document holding the line
+    ?assertMatch({ok, #{<<"error">> := <<"no off-site destination is set", _/binary>>}},
+                 emqx_guard_json:decode(unicode:characters_to_binary(lists:join("\n", ctl(["backup_list", "--remote", "--json"]))))),
     ?assertEqual(Before, emqx_guard_ct_helper:settings_file_content()),
     ?assertEqual(["backup_remote = off (backups stay on this cluster's disks only)"], ctl(["backup_remote"])),
     _ = set_remote(Config, []),
@@ -354,7 +370,7 @@ run_ok() ->
     Name.
 
 run_lines() ->
-    Out = ctl(["backup_now"]),
+    Out = emqx_guard_ct_helper:result(ctl(["backup_now"])),
     ["  file: " ++ Path] = [L || "  file: " ++ _ = L <- Out],
     {Out, filename:basename(Path)}.
 

@@ -90,7 +90,7 @@ backup_answers_while_the_upload_hangs(Config) ->
     offsite_idle(),
     ?assertMatch([{<<"GET">>, <<"/backups?list-type=2", _/binary>>, forward}], emqx_guard_fault_proxy:requests(Proxy)),
     ok = emqx_guard_fault_proxy:set_mode(Proxy, hang),
-    Out = ctl(["backup_now"]),
+    Out = emqx_guard_ct_helper:result(ctl(["backup_now"])),
     ?assertMatch("Backup done in " ++ _, hd(Out)),
     ?assert(lists:member("  off-site: queued for upload to s3://backups/ct (guard backup_status shows it)", Out), Out),
     First = file_of(Out),

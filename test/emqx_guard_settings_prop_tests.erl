@@ -1,8 +1,8 @@
 %% @doc EUnit property test (hand-rolled, `rand'): every setting's stored form validates again.
 %%
-%% For every key of the schema (`emqx_guard_settings:keys/0': backup, off-site and notification
-%% keys, whatever modules add to it) random valid NON-default values are generated as a person or
-%% the dashboard would give them (text, odd case and blanks, lists or one line, integers), turned
+%% For every key of the schema (`emqx_guard_settings:keys/0': backup, off-site, notification and
+%% `$SYS' event keys, whatever modules add to it) random valid NON-default values are generated as
+%% a person or the dashboard would give them (text, odd case and blanks, lists or one line, integers), turned
 %% into their stored form with `emqx_guard_settings:validate/2', then taken through the life of a
 %% setting: the stored form validates to itself; the settings file is written and read back
 %% (`save/1', `load/0': no value falls back to its default); and the loaded map is adopted by a
@@ -94,7 +94,8 @@ round_trip(Run) ->
 %% Every key with its type: the backup keys here, the others as their modules declare them.
 types() ->
     Declared = maps:from_list(
-        [{K, T} || {K, T, _} <- emqx_guard_notify_config:specs() ++ emqx_guard_offsite_config:specs()]
+        [{K, T} || {K, T, _} <- emqx_guard_notify_config:specs() ++ emqx_guard_offsite_config:specs() ++
+                                 emqx_guard_observe_config:specs()]
     ),
     maps:merge(Declared, backup_types()).
 

@@ -65,7 +65,7 @@ damaged_state_keeps_the_app_up(Config) ->
             ?assertEqual([], [L || L <- Status, string:prefix(L, "Error") =/= nomatch], Stored),
             ?assertEqual(ok, emqx_guard_app:on_health_check(#{})),
             %% and a backup still runs
-            ?assertMatch(["Backup done" ++ _ | _], ctl(["backup_now"])),
+            ?assertMatch(["Backup done" ++ _ | _], emqx_guard_ct_helper:result(ctl(["backup_now"]))),
             emqx_guard_ct_helper:stop_app()
         end,
         Damaged
@@ -190,7 +190,8 @@ newer_formats_give_defaults_and_are_kept(Config) ->
         "verified.eterm" => {{emqx_guard_verifications, 1}, [#{name => Backup}]},
         "notify_state" => {{emqx_guard_notify_state, 2}, #{last_success => 1795600860000, warned_for => undefined}},
         "offsite.eterm" => {{emqx_guard_offsite, 1}, #{since => 1795600000000, own => [Backup]}},
-        "leftovers.eterm" => {{emqx_guard_export_files, 1}, [#{name => Backup, what => partial, at => 1795600860000}]}
+        "leftovers.eterm" => {{emqx_guard_export_files, 1}, [#{name => Backup, what => partial, at => 1795600860000}]},
+        "counters.eterm" => {{emqx_guard_counters, 1}, [{{offsite_upload, ok}, 7}]}
     },
     Files = maps:map(fun(_, {{Tag, Vsn}, Body}) -> {Tag, Vsn + 1, Body} end, Newer),
     {ok, Logs} = emqx_guard_test_logs:start(),
@@ -202,9 +203,10 @@ newer_formats_give_defaults_and_are_kept(Config) ->
         ?assertEqual([], emqx_guard_verifications:records()),
         ?assertNotEqual(1795600860000, maps:get(last_success, emqx_guard_notify:status())),
         ?assertMatch(#{state := #{own := []}}, emqx_guard_offsite_queue:status()),
+        ?assertEqual(#{}, emqx_guard_counters:all()),
         ?assertNot(lists:member("left by interrupted exports:", ctl(["backup_status"]))),
         %% the plugin goes on and writes its own files over them
-        ?assertMatch(["Backup done" ++ _ | _], ctl(["backup_now"])),
+        ?assertMatch(["Backup done" ++ _ | _], emqx_guard_ct_helper:result(ctl(["backup_now"]))),
         {ok, _} = emqx_guard_settings_sync:update_local(#{backup_keep => 6})
     end),
     Lines = [R || R = #{msg := emqx_guard_state_file_newer} <- emqx_guard_test_logs:reports(emqx_guard_test_logs:stop(Logs))],

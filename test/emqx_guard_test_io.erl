@@ -5,12 +5,27 @@
 %% processes Fun spawns, which inherit the group leader). Output is a flat unicode string.
 %% The original group leader is restored afterwards; an exception from Fun is re-raised after that.
 %% Input requests answer `eof'.
+%%
+%% `capture_timed(Fun) -> {Result, [{AtMs, Line}]}' is the same, with each printed line and the
+%% monotonic time (ms) at which it reached the group leader: what a command prints as it goes is
+%% told apart from what it prints at its end.
 -module(emqx_guard_test_io).
 
--export([capture/1]).
+-export([capture/1, capture_timed/1]).
 
 -spec capture(fun(() -> Result)) -> {Result, string()}.
 capture(Fun) when is_function(Fun, 0) ->
+    {Result, Stamped} = capture_stamped(Fun),
+    {Result, lists:append([Text || {_, Text} <- Stamped])}.
+
+-spec capture_timed(fun(() -> Result)) -> {Result, [{integer(), string()}]}.
+capture_timed(Fun) when is_function(Fun, 0) ->
+    {Result, Stamped} = capture_stamped(Fun),
+    Lines = lists:append([[{At, L} || L <- string:split(Text, "\n", all), L =/= ""] || {At, Text} <- Stamped]),
+    {Result, Lines}.
+
+%% Every write with the time it arrived.
+capture_stamped(Fun) ->
     Old = group_leader(),
     Collector = spawn(fun() -> collect([]) end),
     true = group_leader(Collector, self()),
@@ -43,7 +58,7 @@ collect(Acc) ->
             From ! {io_reply, ReplyAs, Reply},
             collect(Acc1);
         {get, From, Ref} ->
-            From ! {Ref, lists:flatten(lists:reverse(Acc))}
+            From ! {Ref, lists:reverse(Acc)}
     end.
 
 request({put_chars, Enc, Chars}, Acc) ->
@@ -74,7 +89,7 @@ request(_Input, Acc) ->
 
 put_chars(Produce, Enc, Acc) ->
     try unicode:characters_to_list(Produce(), Enc) of
-        Text when is_list(Text) -> {ok, [Text | Acc]};
+        Text when is_list(Text) -> {ok, [{erlang:monotonic_time(millisecond), Text} | Acc]};
         _ -> {{error, put_chars}, Acc}
     catch
         _:_ -> {{error, put_chars}, Acc}

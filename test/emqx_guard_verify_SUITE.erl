@@ -142,7 +142,10 @@ backup_verify_finds_a_corrupted_kept_file(_Config) ->
     %% the records cannot see it
     ?assert(lists:all(fun(R) -> string:find(R, "  verified") =/= nomatch end, tl(ctl(["backup_list"])))),
     %% the full check can
-    ["Read 3 backup(s) in " ++ Header | Lines] = ctl(["backup_verify", "--all"]),
+    All = ctl(["backup_verify", "--all"]),
+    ["Read 3 backup(s) in " ++ Header | Lines] = emqx_guard_ct_helper:result(All),
+    %% each file's read was printed as it went, before the summary
+    ?assertEqual(6, length(emqx_guard_ct_helper:steps(All)), All),
     ?assertMatch({match, _}, re:run(Header, ": 2 verified, 1 NOT VERIFIED$")),
     ?assertEqual(["  " ++ C ++ "  verified", "  " ++ A ++ "  verified"], [L || L <- Lines, not lists:prefix("  " ++ B, L)]),
     [BadLine] = [L || L <- Lines, lists:prefix("  " ++ B ++ "  NOT VERIFIED: ", L)],
@@ -154,8 +157,8 @@ backup_verify_finds_a_corrupted_kept_file(_Config) ->
     Plan = ctl(["backup_prune", "--dry-run"]),
     ?assert(lists:any(fun(L) -> lists:prefix("Not counted as backups and left in place (1", L) end, Plan), Plan),
     %% one file by name; an unknown name is an error
-    ?assertMatch(["Read 1 backup(s) in " ++ _, "  " ++ _], ctl(["backup_verify", A])),
-    ?assertEqual(["  " ++ A ++ "  verified"], tl(ctl(["backup_verify", A]))),
+    ?assertMatch(["Read 1 backup(s) in " ++ _, "  " ++ _], emqx_guard_ct_helper:result(ctl(["backup_verify", A]))),
+    ?assertEqual(["  " ++ A ++ "  verified"], tl(emqx_guard_ct_helper:result(ctl(["backup_verify", A])))),
     [Error] = ctl(["backup_verify", "emqx-export-2020-01-01-00-00-00.000.tar.gz"]),
     ?assertMatch("Error: no backup named emqx-export-2020-01-01-00-00-00.000.tar.gz in " ++ _, Error),
     ?assertMatch(["Error: no backup named nonsense in " ++ _], ctl(["backup_verify", "nonsense"])).
@@ -179,8 +182,8 @@ plugin_stop_mid_verify_leaves_no_thread(_Config) ->
             {Caller, Lines} -> Lines
         after 30000 -> ct:fail(backup_now_not_answered)
         end,
-    ?assertMatch(["Error: backup failed after " ++ _, "Earlier backups were kept."], Answer),
-    ?assertNotEqual(nomatch, string:find(hd(Answer), "interrupted: the plugin stopped while the backup ran")),
+    ?assertMatch(["Error: backup failed after " ++ _, "Earlier backups were kept."], emqx_guard_ct_helper:result(Answer)),
+    ?assertNotEqual(nomatch, string:find(hd(emqx_guard_ct_helper:result(Answer)), "interrupted: the plugin stopped while the backup ran")),
     ok = wait_until(fun() -> emqx_guard_ct_helper:job_threads() =:= 0 andalso os_threads() =:= Threads end),
     %% recorded as failed; the file kept, unverified
     start_app(fake_opts(#{})),

@@ -1,10 +1,11 @@
 %% @doc The OTP application EMQX starts as the plugin.
 %%
-%% `start/2' starts the supervisor and registers the `guard' command; it does
-%% nothing slow (EMQX gives it 10 s). `stop/1' unregisters the command (the
-%% registration lives in emqx_ctl's table and would outlive us) and cancels every background
-%% job of the core still running (e.g. a `guard backup_verify' typed just before the stop), so
-%% no thread of ours outlives the plugin.
+%% `start/2' starts the supervisor, registers the `guard' command and the collector of the
+%% plugin's metrics (`emqx_guard_metrics', in prometheus.erl's `default' registry that EMQX's
+%% scrape renders); it does nothing slow (EMQX gives it 10 s). `stop/1' removes the collector
+%% and the command (both registrations live in EMQX's tables and would outlive us) and cancels
+%% every background job of the core still running (e.g. a `guard backup_verify' typed just
+%% before the stop), so no thread of ours outlives the plugin.
 %%
 %% EMQX 5.7+ also calls, on every node, `on_config_changed/2' when the
 %% dashboard saves the plugin config, and (5.9+) `on_health_check/1'.
@@ -24,14 +25,17 @@ start(_Type, _Args) ->
     case emqx_guard_sup:start_link() of
         {ok, Sup} ->
             ok = emqx_guard_emqx:register_command(emqx_guard_cli, cmd),
+            ok = emqx_guard_metrics:register(),
             {ok, Sup};
         {error, _} = Error ->
             Error
     end.
 
-%% @doc Unregisters the `guard' command and cancels the background jobs still running.
+%% @doc Removes the metrics' collector and the `guard' command, and cancels the background jobs
+%% still running.
 -spec stop(term()) -> ok.
 stop(_State) ->
+    _ = emqx_guard_metrics:deregister(),
     _ = emqx_guard_emqx:unregister_command(),
     case emqx_guard_core:cancel_all() of
         {ok, 0} -> ok;

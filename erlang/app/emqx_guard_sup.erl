@@ -1,5 +1,6 @@
 %% @doc The plugin's top supervisor. Children, in start order (each may call the ones before it):
 %% <ol>
+%% <li>`emqx_guard_counters': the counters the metrics show that survive a restart;</li>
 %% <li>`emqx_guard_notify': e-mail and webhook deliveries, the dead-man watch;</li>
 %% <li>`emqx_guard_verifications': the verification records of this node's backups;</li>
 %% <li>`emqx_guard_leftovers': once, at start, removes what exports interrupted by the node's
@@ -28,6 +29,7 @@ start_link() ->
 init([]) ->
     SupFlags = #{strategy => one_for_one, intensity => 5, period => 30},
     Children = [
+        worker(emqx_guard_counters),
         worker(emqx_guard_notify),
         worker(emqx_guard_verifications),
         (worker(emqx_guard_leftovers))#{restart => temporary},

@@ -22,8 +22,8 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([names/0, list/1, make_private/1, prune/3, prune/4, prune/5, plan/2]).
--export([check/1, check/3, verify_all/2]).
+-export([names/0, list/1, make_private/1, prune/3, prune/4, prune/5, prune/6, plan/2]).
+-export([check/1, check/3, check/4, verify_all/2, verify_all/3]).
 -export([limit/0, job_opts/1]).
 
 -export_type([listed/0, pruned/0, limit/0, progress/0, retention_error/0, list_error/0]).
@@ -116,8 +116,18 @@ check(Path) ->
 %% changed while read, the core is not usable, no result in time). Records nothing.
 -spec check(file:filename_all(), limit(), pos_integer()) -> {ok, emqx_guard_nif:record()} | emqx_guard_core:error().
 check(Path, Limit, BaseMs) ->
+    check(Path, Limit, BaseMs, fun(_) -> ok end).
+
+%% @doc `check/3', calling OnTick(ElapsedMs) each second the read goes on (whoever waits is told
+%% it still runs: `emqx_guard_core:await/3').
+-spec check(file:filename_all(), limit(), pos_integer(), fun((non_neg_integer()) -> term())) ->
+    {ok, emqx_guard_nif:record()} | emqx_guard_core:error().
+check(Path, Limit, BaseMs, OnTick) ->
     Bytes = filelib:file_size(Path),
-    job(fun(Opts) -> emqx_guard_core:verify_async(Path, Opts) end, Limit, BaseMs + read_ms(Bytes, Limit)).
+    case emqx_guard_core:verify_async(Path, job_opts(Limit)) of
+        {ok, Job} -> emqx_guard_core:await(Job, BaseMs + read_ms(Bytes, Limit), OnTick);
+        {error, _} = Error -> Error
+    end.
 
 %% @doc `guard backup_verify': reads every export in Dir (`all') or the one named, records
 %% ignored, and records what it found. Returns each file's name and verdict (or why no check
@@ -127,24 +137,40 @@ check(Path, Limit, BaseMs) ->
     {ok, [{binary(), ok | {error, {atom(), binary()}}}]}
     | {error, list_error() | {no_such_backup, #{name := binary(), dir := binary()}}}.
 verify_all(Dir, Which) ->
+    verify_all(Dir, Which, fun emqx_guard_steps:noop/1).
+
+%% @doc `verify_all/2', reporting each file's read as a step (`emqx_guard_steps'): `{started,
+%% verify, #{file, size, index, count}}', a `progress' each second it goes on
+%% (`#{file, elapsed_ms}'), then `{done, verify, #{file, size, duration_ms, result}}' (`result'
+%% the verdict, or the error of a read that reached none).
+-spec verify_all(file:filename_all(), all | binary(), emqx_guard_steps:report()) ->
+    {ok, [{binary(), ok | {error, {atom(), binary()}}}]}
+    | {error, list_error() | {no_such_backup, #{name := binary(), dir := binary()}}}.
+verify_all(Dir, Which, Report) ->
     case unless_missing(Dir, fun() -> emqx_guard_core:list_backups(Dir) end, []) of
         {ok, Backups} ->
             case [B || B = #{name := N} <- Backups, Which =:= all orelse N =:= Which] of
                 [] when Which =/= all -> {error, {no_such_backup, #{name => Which, dir => bin(Dir)}}};
-                Chosen -> {ok, [verify_one(B) || B <- Chosen]}
+                Chosen -> {ok, [verify_one(B, I, length(Chosen), Report) || {I, B} <- lists:enumerate(Chosen)]}
             end;
         {error, Why} ->
             {error, {list_failed, Why}}
     end.
 
-verify_one(#{name := Name, path := Path}) ->
-    case check(Path, limit(), ?BASE_MS) of
-        {ok, Record = #{result := Result}} ->
-            ok = emqx_guard_verifications:add([Record]),
-            {Name, Result};
-        {error, _} = NoVerdict ->
-            {Name, NoVerdict}
-    end.
+verify_one(#{name := Name, path := Path, size := Size}, Index, Count, Report) ->
+    Report({started, verify, #{file => Name, size => Size, index => Index, count => Count}}),
+    T0 = erlang:monotonic_time(millisecond),
+    Tick = fun(Ms) -> Report({progress, verify, #{file => Name, elapsed_ms => Ms}}) end,
+    Result =
+        case check(Path, limit(), ?BASE_MS, Tick) of
+            {ok, Record = #{result := Verdict}} ->
+                ok = emqx_guard_verifications:add([Record]),
+                Verdict;
+            {error, _} = NoVerdict ->
+                NoVerdict
+        end,
+    Report({done, verify, #{file => Name, size => Size, duration_ms => emqx_guard_steps:since(T0), result => Result}}),
+    {Name, Result}.
 
 %% @doc Makes a new backup readable by EMQX's user only (mode 0600): backups hold password hashes
 %% and API keys. `{error, {mode_not_set, _}}' when the mode could not be set.
@@ -183,8 +209,16 @@ prune(Dir, Keep, Protect, MaxMs) ->
 -spec prune(file:filename_all(), pos_integer(), binary() | undefined, limit(), pos_integer() | default) ->
     {ok, pruned()} | {error, retention_error()}.
 prune(Dir, Keep, Protect, Limit, MaxMs) ->
+    prune(Dir, Keep, Protect, Limit, MaxMs, fun(_) -> ok end).
+
+%% @doc `prune/5', calling OnProgress with how far retention got (`progress()') each time its job
+%% has read a file: for whoever waits to see it go on.
+-spec prune(file:filename_all(), pos_integer(), binary() | undefined, limit(), pos_integer() | default,
+            fun((progress()) -> term())) ->
+    {ok, pruned()} | {error, retention_error()}.
+prune(Dir, Keep, Protect, Limit, MaxMs, OnProgress) ->
     Start = fun(Opts) -> emqx_guard_core:prune_async(Dir, Keep, Protect, false, records(), Opts) end,
-    case retention_job(Start, Limit, MaxMs) of
+    case retention_job(Start, Limit, MaxMs, OnProgress) of
         {ok, #{deleted := Deleted, failed := Failed, skipped_unverified := Skipped, bytes_read := Read}} ->
             FailedPairs = [{N, E} || #{name := N, error := E} <- Failed],
             SkippedPairs = [{N, E} || #{name := N, error := E} <- Skipped],
@@ -222,7 +256,7 @@ prune(Dir, Keep, Protect, Limit, MaxMs) ->
 plan(Dir, Keep) ->
     Nothing = #{deleted => [], skipped_unverified => []},
     Start = fun(Opts) -> emqx_guard_core:prune_async(Dir, Keep, undefined, true, records(), Opts) end,
-    case unless_missing(Dir, fun() -> retention_job(Start, limit(), default) end, Nothing) of
+    case unless_missing(Dir, fun() -> retention_job(Start, limit(), default, fun(_) -> ok end) end, Nothing) of
         {ok, #{deleted := Would, skipped_unverified := Skipped}} ->
             {ok, #{delete => Would, skipped_unverified => Skipped}};
         {error, _} = Error ->
@@ -231,7 +265,7 @@ plan(Dir, Keep) ->
 
 %% A retention job (`prune_async/6'), waited for within its bound (`retention_bound/3', asked
 %% again as the job says how much it has to read), each verdict it reports recorded at once.
-retention_job(Start, Limit, MaxMs0) ->
+retention_job(Start, Limit, MaxMs0, OnProgress) ->
     MaxMs =
         case MaxMs0 of
             default -> ?RETENTION_MAX_MS;
@@ -241,7 +275,17 @@ retention_job(Start, Limit, MaxMs0) ->
         {ok, Job} ->
             T0 = erlang:monotonic_time(millisecond),
             Deadline = fun(Seen) -> T0 + retention_bound(Seen, Limit, MaxMs) end,
-            case emqx_guard_core:await_progress(Job, Deadline, fun seen/2, undefined) of
+            %% each new report is also told to whoever waits
+            OnSeen = fun(Progress, Acc) ->
+                case seen(Progress, Acc) of
+                    Acc ->
+                        Acc;
+                    New ->
+                        tell(OnProgress, New),
+                        New
+                end
+            end,
+            case emqx_guard_core:await_progress(Job, Deadline, OnSeen, undefined) of
                 {{ok, Report = #{verified := New}}, _} ->
                     %% recorded as they came; again in case a report could not be read
                     ok = emqx_guard_verifications:add(New),
@@ -253,6 +297,13 @@ retention_job(Start, Limit, MaxMs0) ->
             end;
         {error, Why} ->
             {error, {retention_failed, Why}}
+    end.
+
+tell(OnProgress, Progress) ->
+    try OnProgress(Progress) of
+        _ -> ok
+    catch
+        _:_ -> ok
     end.
 
 %% A progress report of the job: its record (a verdict just reached) is kept at once.

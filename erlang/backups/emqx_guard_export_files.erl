@@ -23,7 +23,7 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([prepare/1, export_opts/1, place/2, discard/3]).
--export([disk_facts/2]).
+-export([disk_facts/2, written/1]).
 %% What the sweep of leftovers (`emqx_guard_leftovers') shares with a run's export.
 -export([staging_root/1, move/2]).
 
@@ -197,6 +197,16 @@ move(Src, Dst) ->
                 {error, _} = Error -> Error
             end
     end.
+
+%% @doc How many bytes an export writing Tarball (the path EMQX named, `undefined' before it
+%% did) has written so far: the tarball and what EMQX stages next to it (the directory of the
+%% same name without `.tar.gz'). Only looked at, never changed; what cannot be read counts 0.
+-spec written(binary() | undefined) -> non_neg_integer().
+written(undefined) ->
+    0;
+written(Tarball) ->
+    Staging = filename:rootname(filename:rootname(Tarball)),
+    max(filelib:file_size(Tarball), 0) + filelib:fold_files(Staging, "", true, fun(F, Acc) -> Acc + filelib:file_size(F) end, 0).
 
 %% @doc What an export that failed with Posix needs said: the backup directory Dir, and for a full
 %% disk (`enospc', `edquot') the space `available' on its file system now (a NIF `statvfs'; left

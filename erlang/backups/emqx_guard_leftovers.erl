@@ -20,13 +20,13 @@
 %% Never touched: files under other names (uploads), symlinks, other subdirectories (namespaced
 %% backups in `ns/', incoming copies), whole files that do not verify. Each removal is logged
 %% and noted in `<data_dir>/emqx_guard/leftovers.eterm' for `guard backup_status', which shows it
-%% once (`status_lines/0').
+%% once (`take_note/1').
 -module(emqx_guard_leftovers).
 
 -include_lib("kernel/include/file.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--export([start_link/0, sweep/1, status_lines/0]).
+-export([start_link/0, sweep/1, take_note/1, note_lines/2]).
 %% proc_lib entry of the sweep at start
 -export([sweep_at_start/1]).
 
@@ -91,16 +91,19 @@ sweep(#{at := At, quiet_ms := QuietMs}) ->
             []
     end.
 
-%% @doc The lines `guard backup_status' shows about what the sweep removed or kept since they
-%% were last shown; shown once (the note is dropped as it is read).
--spec status_lines() -> [binary()].
-status_lines() ->
+%% @doc What the sweeps noted and `guard backup_status' has not shown yet, as facts (JSON-ready,
+%% binary keys: `name', `what' (`partial' | `staging_dir' | `not_placed' | `kept'), `at' and
+%% `at_ms', in Zone): taken, so the note is shown once. A newer plugin's note stays for it.
+-spec take_note(binary()) -> [#{binary() => term()}].
+take_note(Zone) ->
     Path = emqx_guard_store:path(?NOTICE),
     case emqx_guard_store:load(Path, ?NOTICE_FORMAT) of
         {ok, Found} when is_list(Found), Found =/= [] ->
             _ = file:delete(Path),
-            Zone = maps:get(backup_timezone, emqx_guard_settings:get(), <<"local">>),
-            [<<"left by interrupted exports:">> | [found_line(F, Zone) || F = #{name := _, what := _, at := _} <- Found]];
+            [
+                (emqx_guard_report:instant(<<"at">>, At, Zone))#{<<"name">> => Name, <<"what">> => What}
+             || #{name := Name, what := What, at := At} <- Found
+            ];
         none ->
             [];
         %% a newer plugin's note stays for it (said by the store)
@@ -111,7 +114,14 @@ status_lines() ->
             []
     end.
 
-found_line(#{name := Name, what := What, at := At}, Zone) ->
+%% @doc The lines of a note taken (`take_note/1') for people, instants in Zone.
+-spec note_lines([#{binary() => term()}], binary()) -> [binary()].
+note_lines([], _Zone) ->
+    [];
+note_lines(Found, Zone) ->
+    [<<"left by interrupted exports:">> | [found_line(F, Zone) || F <- Found]].
+
+found_line(#{<<"name">> := Name, <<"what">> := What, <<"at_ms">> := At}, Zone) ->
     Said =
         case What of
             partial -> <<"cut short, removed">>;

@@ -1,5 +1,7 @@
-%% @doc The `emqx ctl guard' commands about the backup files on this node: `backup_list',
-%% `backup_verify' and `backup_prune --dry-run' (its remote part: `emqx_guard_offsite_cli').
+%% @doc The `emqx ctl guard' commands about the backup files on this node: `backup_verify' (each
+%% file's read printed as it starts and ends, `emqx_guard_steps_cli') and `backup_prune
+%% --dry-run' (its remote part: `emqx_guard_offsite_cli'); the usage line of `backup_list'
+%% (the listing is `emqx_guard_observe_cli''s).
 %% Parses and prints only (`emqx_guard_backups' does the work; a failure's line is
 %% `emqx_guard_outcome:format_error/1''s); called by `emqx_guard_cli', which catches and reports
 %% any crash.
@@ -9,22 +11,17 @@
 
 -export([cmd/1, usage_lines/0]).
 
-%% How recently a file that does not verify must have been written to count as the one a running
-%% backup is still writing.
--define(WRITING_WINDOW_MS, 60000).
-
 %% @doc The usage lines of these commands, in `emqx_ctl:usage/1' format.
 -spec usage_lines() -> [{string(), string()}].
 usage_lines() ->
     [
-        {"guard backup_list", "List the backups, newest first, with size, time, verification and when checked"},
+        {"guard backup_list [--json]", "List the backups, newest first, with size, time, verification and when checked"},
         {"guard backup_verify [<name>|--all]", "Read every backup (or the one named) in full now and record the result"},
         {"guard backup_prune --dry-run", "Show what retention would delete now (here and off-site)"}
     ].
 
 %% @doc Runs one of these commands (Args after `guard', as binaries); `not_mine' for any other.
 -spec cmd([binary()]) -> ok | not_mine.
-cmd([<<"backup_list">>]) -> backup_list();
 cmd([<<"backup_verify">>]) -> backup_verify(all);
 cmd([<<"backup_verify">>, <<"--all">>]) -> backup_verify(all);
 cmd([<<"backup_verify">>, Name]) -> backup_verify(Name);
@@ -36,48 +33,12 @@ cmd(_) -> not_mine.
 
 %%--------------------------------------------------------------------
 
-backup_list() ->
-    Dir = emqx_guard_emqx:backup_dir(),
-    #{backup_timezone := Zone} = emqx_guard_settings:get(),
-    case emqx_guard_backups:list(Dir) of
-        {ok, []} ->
-            line(text("No backups in ~ts", [Dir]));
-        {ok, Backups} ->
-            line(text("~B backup(s) in ~ts, newest first:", [length(Backups), Dir])),
-            Running = maps:get(running, emqx_guard_scheduler:status()),
-            lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, mark_in_progress(Running, Backups));
-        {error, Why} ->
-            error_reason(Why)
-    end.
-
-%% While a backup runs, an export that does not verify yet and was written to within the last
-%% minute is the one EMQX is still writing: not a fault, and not worth an alarming line.
-mark_in_progress(undefined, Backups) ->
-    Backups;
-mark_in_progress(#{started_at := _}, Backups) ->
-    Recent = os:system_time(millisecond) - ?WRITING_WINDOW_MS,
-    [
-        case B of
-            #{verified := {error, _}, mtime := MTime} when MTime >= Recent -> B#{verified => in_progress};
-            _ -> B
-        end
-     || B <- Backups
-    ].
-
-%% One backup: name, size, time, and (not in the dry run of prune) its verdict and when it was
-%% reached.
+%% One backup of the dry run: name, size, time, and for one that does not verify why.
 backup_line(Zone, B = #{name := Name, size := Size, mtime := MTime}) ->
     Columns = [Name, emqx_guard_render:size(Size), emqx_guard_render:in_zone(Zone, MTime)],
-    Checked =
-        case B of
-            #{checked_at := At} -> [" (checked ", emqx_guard_render:in_zone(Zone, At), ")"];
-            _ -> []
-        end,
     Verified =
         case maps:get(verified, B, undefined) of
-            ok -> [[<<"verified">> | Checked]];
-            {error, Why} -> [[text("NOT VERIFIED: ~ts", [emqx_guard_outcome:format_error(Why)]) | Checked]];
-            in_progress -> [<<"being written by the running backup">>];
+            {error, Why} -> [text("NOT VERIFIED: ~ts", [emqx_guard_outcome:format_error(Why)])];
             undefined -> []
         end,
     iolist_to_binary(["  ", lists:join("  ", Columns ++ Verified)]).
@@ -86,7 +47,7 @@ backup_line(Zone, B = #{name := Name, size := Size, mtime := MTime}) ->
 %% what a record cannot, e.g. a disk that changed bytes without changing size or time.
 backup_verify(Which) ->
     Dir = emqx_guard_emqx:backup_dir(),
-    case emqx_guard_backups:verify_all(Dir, Which) of
+    case emqx_guard_backups:verify_all(Dir, Which, emqx_guard_steps:throttled(fun emqx_guard_steps_cli:print/1)) of
         {ok, []} ->
             line(text("No backups in ~ts", [Dir]));
         {ok, Results} ->

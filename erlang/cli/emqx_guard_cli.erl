@@ -53,10 +53,10 @@ usage_lines() ->
         {"guard backup_timezone [<zone>]", "Show or set the schedule's time zone (IANA name or local)"},
         {"guard backup_catchup [<duration>]", "Show or set how late a missed backup may still run at start (24h; 0 = off)"},
         {"guard backup_io_limit [<rate>]", "Show or set how fast backups are read back (e.g. 50MB/s; default off)"},
-        {"guard backup_now", "Run one backup now and print the result"}
+        {"guard backup_now", "Run one backup now, printing each step as it starts and ends, then the result"}
     ] ++ emqx_guard_backups_cli:usage_lines() ++ emqx_guard_offsite_cli:usage_lines() ++
-        [{"guard backup_status", "Show the schedule, next fire, last run, run counts and the off-site copies"}] ++
-        emqx_guard_notify_cli:usage_lines().
+        [{"guard backup_status [--json]", "Show the schedule, next fire, last run, run counts and the off-site copies"}] ++
+        emqx_guard_notify_cli:usage_lines() ++ emqx_guard_observe_cli:usage_lines().
 
 %%--------------------------------------------------------------------
 %% Dispatch
@@ -77,12 +77,11 @@ dispatch(Args) when is_list(Args) ->
         [<<"backup_io_limit">>] -> show_io_limit();
         [<<"backup_io_limit">>, Rate] -> set(#{backup_io_limit => Rate}, fun show_io_limit/0);
         [<<"backup_now">>] -> backup_now();
-        [<<"backup_status">>] -> backup_status();
         Other ->
-            %% guard backup_list|backup_verify|backup_prune (emqx_guard_backups_cli),
-            %% backup_remote|backup_list --remote|backup_fetch (emqx_guard_offsite_cli), notify*
-            %% (emqx_guard_notify_cli)
-            Mods = [emqx_guard_backups_cli, emqx_guard_offsite_cli, emqx_guard_notify_cli],
+            %% guard backup_status|backup_list [--remote] [--json]|sys_events (emqx_guard_observe_cli),
+            %% backup_verify|backup_prune (emqx_guard_backups_cli), backup_remote|backup_fetch
+            %% (emqx_guard_offsite_cli), notify* (emqx_guard_notify_cli)
+            Mods = [emqx_guard_observe_cli, emqx_guard_backups_cli, emqx_guard_offsite_cli, emqx_guard_notify_cli],
             case lists:dropwhile(fun(M) -> M:cmd(Other) =:= not_mine end, Mods) of
                 [] -> usage();
                 _ -> ok
@@ -222,8 +221,30 @@ numeric_field(Token) ->
 %% Backups
 %%--------------------------------------------------------------------
 
+%% The run goes in the scheduler's worker; its steps are printed here as they come
+%% (`emqx_guard_steps_cli:follow/2'), then its result.
 backup_now() ->
-    case emqx_guard_scheduler:run_now() of
+    Ref = make_ref(),
+    %% the scheduler that runs it: if it goes away, the command stops waiting (when it stops
+    %% cleanly it sends the run's end first)
+    MRef =
+        case whereis(emqx_guard_scheduler) of
+            undefined -> exit({noproc, {emqx_guard_scheduler, run_now, []}});
+            Scheduler -> monitor(process, Scheduler)
+        end,
+    case emqx_guard_scheduler:run_now({self(), Ref}) of
+        {started, _At} ->
+            case emqx_guard_steps_cli:follow(Ref, MRef) of
+                {finished, Result} -> backup_result(Result);
+                {stopped, _Why} -> line("Error: the emqx_guard scheduler stopped while the backup ran")
+            end;
+        {refused, Why} ->
+            demonitor(MRef, [flush]),
+            error_reason(Why)
+    end.
+
+backup_result(Result) ->
+    case Result of
         {ok, Run} ->
             line(text("Backup done in ~ts", [emqx_guard_render:duration_ms(maps:get(duration_ms, Run))])),
             print_run_details(Run),
@@ -262,68 +283,6 @@ print_run_details(Run) ->
         end,
         Fields
     ).
-
-backup_status() ->
-    Status = emqx_guard_scheduler:status(),
-    #{settings := S = #{backup_cron := Cron, backup_timezone := Zone}} = Status,
-    Description =
-        case emqx_guard_cron:describe(Cron) of
-            {ok, D} -> D;
-            {error, _} -> <<"?">>
-        end,
-    ZoneName =
-        case emqx_guard_cron:zone_name(Zone) of
-            {ok, Z} -> Z;
-            {error, _} -> Zone
-        end,
-    line(text("schedule: \"~ts\" (~ts)", [Cron, Description])),
-    line(text("zone: ~ts", [zone_text(Zone, ZoneName)])),
-    line(text("keep: ~B newest, catch-up window: ~ts", [
-        maps:get(backup_keep, S), emqx_guard_render:duration_s(maps:get(backup_catchup, S))
-    ])),
-    print_next_fire(Status, Zone),
-    case maps:get(catchup, Status) of
-        #{instant := Missed} ->
-            line(text("catch-up: a run for the missed ~ts starts shortly", [emqx_guard_render:in_zone(Zone, Missed)]));
-        undefined ->
-            ok
-    end,
-    case maps:get(running, Status) of
-        undefined ->
-            line("state: idle");
-        #{started_at := Started, trigger := Trigger} ->
-            line(text("state: running since ~ts (~ts)", [emqx_guard_render:in_zone(Zone, Started), Trigger]))
-    end,
-    lists:foreach(fun line/1, emqx_guard_offsite_cli:status_lines()),
-    print_last_run(maps:get(last_run, Status), Zone),
-    %% what interrupted exports left and was cleared since the last look (shown once)
-    lists:foreach(fun line/1, emqx_guard_leftovers:status_lines()),
-    #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
-    line(text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])),
-    %% the last e-mail / webhook delivery, for each configured channel
-    lists:foreach(fun line/1, emqx_guard_notify:status_lines()),
-    %% in a cluster: who exports, and each node's backups and last copy
-    lists:foreach(fun line/1, emqx_guard_cluster_view:status_lines(Status)).
-
-print_next_fire(#{supported := false, unsupported_reason := Why}, _Zone) ->
-    line(["next fire: none; ", emqx_guard_outcome:format_error(Why)]);
-print_next_fire(#{schedule_error := Why}, _Zone) when Why =/= undefined ->
-    line(["next fire: none; ", emqx_guard_outcome:format_error(Why)]);
-print_next_fire(#{next_fire := Next}, Zone) when is_integer(Next) ->
-    line(text("next fire: ~ts", [emqx_guard_render:in_zone(Zone, Next)]));
-print_next_fire(_, _Zone) ->
-    line("next fire: none").
-
-print_last_run(undefined, _Zone) ->
-    line("last run: none yet");
-print_last_run(Run = #{started_at := Started, duration_ms := Duration, result := Result}, Zone) ->
-    line(text("last run: ~ts, took ~ts, ~ts (~ts)", [
-        emqx_guard_render:in_zone(Zone, Started),
-        emqx_guard_render:duration_ms(Duration),
-        Result,
-        maps:get(trigger, Run, scheduled)
-    ])),
-    print_run_details(maps:without([sha256, pruned], Run)).
 
 %% @doc Prints `Error: Why' as one line of the command's output.
 -spec error_line(unicode:chardata()) -> ok.

@@ -22,7 +22,7 @@
 
 -import(emqx_guard_cli, [line/1, error_line/1, error_reason/1]).
 
--export([cmd/1, usage_lines/0, show_lines/1, delivery_line/2]).
+-export([cmd/1, usage_lines/0, show_lines/1, delivery_line/1]).
 
 -define(CHAT, [slack, teams, feishu, dingtalk, wecom]).
 
@@ -104,21 +104,25 @@ show_lines(Keys) ->
     S = emqx_guard_redact:settings(emqx_guard_notify_config:of_settings(emqx_guard_settings:get())),
     [iolist_to_binary([atom_to_binary(K), " = ", value_text(maps:get(K, S))]) || K <- Keys].
 
-%% @doc The status line of a channel's last delivery.
--spec delivery_line(emqx_guard_channel:kind(), emqx_guard_notify:delivery() | undefined) -> binary().
-delivery_line(Kind, undefined) ->
+%% @doc The status line of a channel's last delivery, from its facts
+%% (`emqx_guard_report:notifications/0').
+-spec delivery_line(#{binary() => term()}) -> binary().
+delivery_line(#{<<"channel">> := Kind, <<"last">> := null}) ->
     iolist_to_binary(["notify ", atom_to_binary(Kind), ": configured, nothing sent yet"]);
-delivery_line(Kind, D) ->
-    #{event := Event, state := State, attempts := N, at := At} = D,
+delivery_line(#{<<"channel">> := Kind, <<"last">> := D}) ->
+    #{<<"event">> := Event, <<"state">> := State, <<"attempts">> := N, <<"at_ms">> := At} = D,
     What =
         case State of
-            sent -> ["sent (", maps:get(answer, D, <<>>), ")"];
+            sent -> ["sent (", or_empty(maps:get(<<"answer">>, D)), ")"];
             sending -> ["sending"];
-            retrying -> ["retrying after attempt ", integer_to_binary(N), ": ", maps:get(error, D, <<>>)];
-            failed -> ["FAILED after ", integer_to_binary(N), " attempt(s): ", maps:get(error, D, <<>>)]
+            retrying -> ["retrying after attempt ", integer_to_binary(N), ": ", or_empty(maps:get(<<"error">>, D))];
+            failed -> ["FAILED after ", integer_to_binary(N), " attempt(s): ", or_empty(maps:get(<<"error">>, D))]
         end,
     iolist_to_binary(["notify ", atom_to_binary(Kind), ": last ", atom_to_binary(Event), " at ",
         emqx_guard_render:instant(At, 0), ": ", What]).
+
+or_empty(null) -> <<>>;
+or_empty(Text) -> Text.
 
 %%--------------------------------------------------------------------------------------------
 
@@ -241,7 +245,7 @@ show_all() ->
         ?CHAT
     ),
     show([notify_http_hosts]),
-    lists:foreach(fun emqx_guard_cli:line/1, emqx_guard_notify:status_lines()).
+    lists:foreach(fun(N) -> line(delivery_line(N)) end, emqx_guard_report:notifications()).
 
 notify_test(Which) ->
     case emqx_guard_notify:send_test(Which) of

@@ -1,14 +1,15 @@
 %% @doc The `emqx ctl guard' commands about off-site copies: `backup_remote' (show, set, off),
-%% `backup_list --remote', `backup_fetch <name> [identity=<path>]', `backup_remote_prune
-%% --confirm' (remote retention may delete what this node did not upload), the remote part of
-%% `backup_prune --dry-run' (`prune_dry_run/0', called by `emqx_guard_backups_cli') and the
-%% off-site lines of `backup_status' (`status_lines/0': the queue's state and last results).
-%% Parses and prints only; the secret key is never printed (`emqx_guard_redact:settings/1').
+%% `backup_fetch <name> [identity=<path>]' (its steps printed as they come), `backup_remote_prune
+%% --confirm' (remote retention may delete what this node did not upload) and the remote part of
+%% `backup_prune --dry-run' (`prune_dry_run/0', called by `emqx_guard_backups_cli'). The listing
+%% (`backup_list --remote') and the off-site lines of `backup_status' are
+%% `emqx_guard_observe_cli''s. Parses and prints only; the secret key is never printed
+%% (`emqx_guard_redact:settings/1').
 -module(emqx_guard_offsite_cli).
 
 -import(emqx_guard_cli, [line/1, error_line/1, error_reason/1]).
 
--export([cmd/1, usage_lines/0, prune_dry_run/0, status_lines/0]).
+-export([cmd/1, usage_lines/0, prune_dry_run/0]).
 
 %% A listing, a dry run or a fetch: the NIF bounds every request; this bounds the whole.
 -define(AWAIT_MS, 6 * 3600 * 1000).
@@ -33,7 +34,7 @@ usage_lines() ->
         {"guard backup_remote [s3 key=value ... | off]",
             "Show or set where every verified backup is also copied: s3 bucket= access_key= secret_key= [prefix= region= "
             "endpoint= path_style=on tls_verify=on|off ca_file= recipient=age1...] (age-encrypted with a recipient)"},
-        {"guard backup_list --remote", "List the off-site backups, newest first, with size, time and encryption"},
+        {"guard backup_list --remote [--json]", "List the off-site backups, newest first, with size, time and encryption"},
         {"guard backup_fetch <name> [identity=<file>]",
             "Download an off-site backup into data/backup, decrypt and verify it, ready for 'emqx ctl data import'"},
         {"guard backup_remote_prune --confirm",
@@ -46,7 +47,6 @@ cmd([<<"backup_remote">>]) -> show();
 cmd([<<"backup_remote">>, <<"off">>]) -> set(emqx_guard_offsite_config:defaults());
 cmd([<<"backup_remote">>, <<"s3">> | Pairs]) -> set_s3(Pairs);
 cmd([<<"backup_remote">> | _]) -> error_line("expected backup_remote, backup_remote off or backup_remote s3 key=value ...");
-cmd([<<"backup_list">>, <<"--remote">>]) -> list_remote();
 cmd([<<"backup_fetch">>, Name]) -> fetch(Name, undefined);
 cmd([<<"backup_fetch">>, Name, <<"identity=", Path/binary>>]) when Path =/= <<>> -> fetch(Name, Path);
 cmd([<<"backup_fetch">> | _]) -> error_line("expected backup_fetch <name> [identity=<age identity file>]");
@@ -116,22 +116,8 @@ set(Changes) ->
     end.
 
 %%--------------------------------------------------------------------
-%% backup_list --remote, backup_prune --dry-run (remote part)
+%% backup_prune --dry-run (remote part)
 %%--------------------------------------------------------------------
-
-list_remote() ->
-    with_config(fun(Config) ->
-        #{backup_timezone := Zone} = emqx_guard_settings:get(),
-        case job(emqx_guard_core:offsite_list_async(Config, #{})) of
-            {ok, []} ->
-                line(["No off-site backups in ", where(Config)]);
-            {ok, Remote} ->
-                line(text("~B off-site backup(s) in ~ts, newest first:", [length(Remote), where(Config)])),
-                lists:foreach(fun(R) -> line(remote_line(Zone, R)) end, Remote);
-            {error, {_, Detail}} ->
-                error_line(Detail)
-        end
-    end).
 
 %% @doc The remote part of `guard backup_prune --dry-run': what remote retention would delete
 %% now (nothing when no remote destination is set).
@@ -164,78 +150,6 @@ prune_dry_run() ->
             end
     end.
 
-%% @doc The off-site lines of `guard backup_status': where copies go, then the queue
-%% (`emqx_guard_offsite_queue:status/0'): what it uploads now and what waits, the upload of the
-%% newest backup off-site (what, when, how long, how big), the last error, and remote retention
-%% when it is paused;
-%% none while no remote destination is set.
--spec status_lines() -> [binary()].
-status_lines() ->
-    S = emqx_guard_settings:get(),
-    case emqx_guard_offsite_config:to_nif(S) of
-        off ->
-            [];
-        {ok, Config} ->
-            Enc =
-                case maps:get(backup_remote_recipient, S) of
-                    <<>> -> <<"not encrypted">>;
-                    _ -> <<"encrypted with age">>
-                end,
-            Head = text("off-site: ~ts (~ts)", [where(Config), Enc]),
-            case emqx_guard_offsite_queue:status() of
-                undefined -> [Head, <<"  uploads: the off-site queue is not running">>];
-                Q -> [Head | queue_lines(maps:get(backup_timezone, S), Q)]
-            end
-    end.
-
-queue_lines(Zone, #{running := Running, waiting := Waiting, retry_at := RetryAt, state := State}) ->
-    At = fun(Ms) -> emqx_guard_render:in_zone(Zone, Ms) end,
-    More =
-        case Waiting of
-            [] -> <<>>;
-            [W] -> text("; waiting: ~ts", [W])
-        end,
-    Now =
-        case {Running, RetryAt} of
-            {#{kind := check, started_at := S}, _} ->
-                text("  uploads: looking at the bucket (since ~ts)~ts", [At(S), More]);
-            {#{file := undefined, started_at := S}, _} ->
-                text("  uploads: uploading what is missing, then remote retention (since ~ts)~ts", [At(S), More]);
-            {#{file := F, started_at := S}, _} ->
-                text("  uploads: uploading ~ts (since ~ts)~ts", [F, At(S), More]);
-            {undefined, undefined} when Waiting =:= [] ->
-                <<"  uploads: none waiting">>;
-            {undefined, undefined} ->
-                text("  uploads: none running~ts", [More]);
-            {undefined, _} ->
-                text("  uploads: tried again at ~ts~ts", [At(RetryAt), More])
-        end,
-    Last =
-        case maps:get(last_upload, State) of
-            undefined ->
-                [];
-            #{at := UAt, name := Name, duration_ms := D, bytes := B, reused := Reused} ->
-                [text("  newest backup off-site: ~ts, uploaded at ~ts, took ~ts, ~ts~ts", [
-                    Name, At(UAt), emqx_guard_render:duration_ms(D), emqx_guard_render:size(B),
-                    case Reused of
-                        true -> <<" (already there with the same SHA-256: not sent again)">>;
-                        false -> <<>>
-                    end
-                ])]
-        end,
-    Error =
-        case {maps:get(last_error, State), maps:get(failing, State)} of
-            {undefined, _} -> [];
-            {#{at := EAt, error := E}, true} -> [text("  last error: ~ts: ~ts", [At(EAt), E])];
-            {#{at := EAt, error := E}, false} -> [text("  last error: ~ts: ~ts (the copies since then succeeded)", [At(EAt), E])]
-        end,
-    Retention =
-        case maps:get(retention, State) of
-            #{paused := _} = Paused -> [<<"  remote retention: ", (emqx_guard_offsite:retention_line(Paused))/binary>>];
-            _ -> []
-        end,
-    [Now] ++ Last ++ Error ++ Retention.
-
 %%--------------------------------------------------------------------
 %% backup_remote_prune --confirm
 %%--------------------------------------------------------------------
@@ -265,12 +179,24 @@ where(Config) ->
 %% backup_fetch
 %%--------------------------------------------------------------------
 
+%% The steps are printed as they come (`emqx_guard_steps_cli'): the object (found in a listing
+%% first, for its size), the download's progress at most once a second, then the result.
 fetch(Name, Identity) ->
     with_config(fun(Config) ->
         Dir = emqx_guard_emqx:backup_dir(),
         _ = filelib:ensure_dir(filename:join(Dir, "x")),
-        case job(emqx_guard_core:offsite_fetch_async(Config, Name, Identity, Dir, #{})) of
+        Found = locate(Config, Name),
+        print({started, download, Found#{name => Name, destination => where(Config)}}),
+        T0 = erlang:monotonic_time(millisecond),
+        Tick = fun(Ms) -> print({progress, download, (fetching(Dir))#{elapsed_ms => Ms, total => maps:get(size, Found, undefined)}}) end,
+        Fetched =
+            case emqx_guard_core:offsite_fetch_async(Config, Name, Identity, Dir, #{}) of
+                {ok, Job} -> emqx_guard_core:await(Job, ?AWAIT_MS, Tick);
+                {error, _} = Error -> Error
+            end,
+        case Fetched of
             {ok, #{name := File, path := Path, size := Size, encrypted := Encrypted, verified := V} = Got} ->
+                print({done, download, #{duration_ms => emqx_guard_steps:since(T0), size => Size}}),
                 line(text("Fetched ~ts from ~ts into ~ts (~ts~ts)", [
                     File, where(Config), Path, emqx_guard_render:size(Size),
                     case Encrypted of
@@ -288,6 +214,42 @@ fetch(Name, Identity) ->
                 error_line([fetch_hint(Reason), Detail])
         end
     end).
+
+%% The object a fetch of Name takes (the plain one when both are there, as the core does), from
+%% a listing: `#{object, size, encrypted}', or nothing known when it cannot be listed or found
+%% (the fetch then says why).
+locate(Config, Name) ->
+    Listed =
+        case emqx_guard_core:offsite_list_async(Config, #{}) of
+            {ok, Job} -> emqx_guard_core:await(Job, ?AWAIT_MS);
+            {error, _} = Error -> Error
+        end,
+    Matching =
+        case Listed of
+            {ok, Remote} -> [R || R = #{name := N, export_name := E} <- Remote, N =:= Name orelse E =:= Name];
+            {error, _} -> []
+        end,
+    case lists:sort(fun(#{encrypted := A}, #{encrypted := B}) -> A =< B end, Matching) of
+        [#{name := Object, size := Size, encrypted := Encrypted} | _] -> #{object => Object, size => Size, encrypted => Encrypted};
+        [] -> #{}
+    end.
+
+%% How far a fetch into Dir got, seen from its work directory (`.emqx_guard_fetch-…', which the
+%% core removes when it is done): the object still downloading, the export being decrypted from
+%% it, or both done and the export being checked.
+fetching(Dir) ->
+    Work = filelib:wildcard(filename:join(Dir, ".emqx_guard_fetch-*")),
+    Files = [F || W <- Work, F <- filelib:wildcard(filename:join(W, "*"))],
+    {Downloads, Exports} = lists:partition(fun(F) -> filename:basename(F) =:= "object.download" end, Files),
+    Size = fun(Fs) -> lists:sum([max(filelib:file_size(F), 0) || F <- Fs]) end,
+    case {Downloads, Exports} of
+        {[_ | _], []} -> #{phase => downloading, bytes => Size(Downloads)};
+        {[_ | _], [_ | _]} -> #{phase => decrypting, bytes => Size(Exports)};
+        _ -> #{phase => checking}
+    end.
+
+print(Event) ->
+    emqx_guard_steps_cli:print(Event).
 
 fetch_hint(exists) -> "a backup of that name is already in data/backup (nothing overwritten): ";
 fetch_hint(decrypt) -> "cannot decrypt (give the identity of the recipient with identity=<file>): ";

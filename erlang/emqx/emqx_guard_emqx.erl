@@ -9,10 +9,16 @@
 %% </ul>
 %% What each function does without EMQX (or without the EMQX function it needs) is stated in its
 %% doc. The export runs in a separate, linked and monitored process so that a hang can be cut off
-%% (`emqx_guard_export_watch', which itself calls nothing of EMQX).
+%% (`emqx_guard_export_watch', which itself calls nothing of EMQX). prometheus.erl, part of EMQX's
+%% release, is called here too, and only here: the collector of the plugin's metrics is
+%% registered in its `default' registry (the one `GET /api/v5/prometheus/stats' renders) and its
+%% metric families are made by its model helpers at run time (its records are never compiled
+%% in). The plugin's `$SYS' events go out as EMQX publishes its own `$SYS' messages.
 -module(emqx_guard_emqx).
 
 -include_lib("kernel/include/logger.hrl").
+
+-import(emqx_guard_call, [exported/3, guarded/2, checked/3, escape_tilde/1]).
 
 -export([
     register_command/2,
@@ -31,7 +37,11 @@
     alarm_name/0,
     node_role/0,
     running_nodes/0,
-    running_core_nodes/0
+    running_core_nodes/0,
+    register_collector/1,
+    deregister_collector/1,
+    metric_family/4,
+    publish_sys/2
 ]).
 
 -define(CMD, guard).
@@ -86,18 +96,13 @@ print(Fmt, Args) ->
 %% `~' is escaped here first. Without emqx_ctl the same layout is printed with io:format.
 -spec usage([{unicode:chardata(), unicode:chardata()}]) -> ok.
 usage(Lines) ->
-    Plain = [{to_list(Cmd), to_list(Desc)} || {Cmd, Desc} <- Lines],
+    Plain = [{emqx_guard_call:text(Cmd), emqx_guard_call:text(Desc)} || {Cmd, Desc} <- Lines],
     case exported(emqx_ctl, usage, 1) of
         true ->
             Escaped = [{escape_tilde(C), escape_tilde(D)} || {C, D} <- Plain],
             guarded(usage, fun() -> emqx_ctl:usage(Escaped) end);
         false ->
-            Width = lists:max([0 | [string:length(C) || {C, _} <- Plain]]) + 1,
-            guarded(usage, fun() ->
-                lists:foreach(
-                    fun({C, D}) -> io:format("~ts# ~ts~n", [string:pad(C, Width), D]) end, Plain
-                )
-            end)
+            guarded(usage, fun() -> io:format("~ts", [emqx_guard_call:usage_text(Plain)]) end)
     end.
 
 %%--------------------------------------------------------------------
@@ -112,7 +117,7 @@ usage(Lines) ->
 data_dir() ->
     FromEmqx =
         case exported(emqx, data_dir, 0) andalso checked(data_dir, fun() -> emqx:data_dir() end, fun(_) -> true end) of
-            {ok, EmqxDir} -> to_list(EmqxDir);
+            {ok, EmqxDir} -> emqx_guard_call:text(EmqxDir);
             _ -> undefined
         end,
     Dir =
@@ -121,7 +126,7 @@ data_dir() ->
                 FromEmqx;
             _ ->
                 case application:get_env(emqx, data_dir) of
-                    {ok, EnvDir} when is_list(EnvDir); is_binary(EnvDir) -> to_list(EnvDir);
+                    {ok, EnvDir} when is_list(EnvDir); is_binary(EnvDir) -> emqx_guard_call:text(EnvDir);
                     _ -> "data"
                 end
         end,
@@ -149,14 +154,16 @@ export_out_dir_supported() ->
     exported(emqx_mgmt_data_backup, parse_export_request, 1).
 
 %% @doc Runs one EMQX data export (`emqx_mgmt_data_backup:export/1') in a process of its own,
-%% linked to the caller and cut off after TimeoutMs (`emqx_guard_export_watch:run/2' says how,
+%% linked to the caller and cut off after TimeoutMs (`emqx_guard_export_watch:run/3' says how,
 %% and what comes back: `{ok, #{filename, size, ...}}' with an absolute path, or
 %% `{error, export_error()}' whose Detail names the tarball EMQX had started to write). Opts:
 %% `out_dir', a directory that exists, where an EMQX that supports it
 %% (`export_out_dir_supported/0') writes the export instead of `backup_dir/0'; it is not passed
-%% to one that does not. `{error, {export_unavailable, {emqx_mgmt_data_backup, export, 0}}}'
-%% when this EMQX has no export.
--spec export(timeout(), #{out_dir => file:filename_all()}) ->
+%% to one that does not; `on_event', called in the caller's process with each line EMQX prints
+%% about its steps and a tick at most once a second (`emqx_guard_export_watch:event()').
+%% `{error, {export_unavailable, {emqx_mgmt_data_backup, export, 0}}}' when this EMQX has no
+%% export.
+-spec export(timeout(), #{out_dir => file:filename_all(), on_event => emqx_guard_export_watch:on_event()}) ->
     {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
     | {error, export_error()}.
 export(TimeoutMs, Opts) ->
@@ -167,10 +174,11 @@ export(TimeoutMs, Opts) ->
             %% `out_dir' as a string: EMQX appends ".tar.gz" to it with `++'
             OutDir =
                 case {maps:find(out_dir, Opts), export_out_dir_supported()} of
-                    {{ok, Dir}, true} -> #{out_dir => to_list(Dir)};
+                    {{ok, Dir}, true} -> #{out_dir => emqx_guard_call:text(Dir)};
                     _ -> #{}
                 end,
-            emqx_guard_export_watch:run(fun(PrintFun) -> call_export(OutDir#{print_fun => PrintFun}) end, TimeoutMs)
+            OnEvent = maps:get(on_event, Opts, fun(_) -> ok end),
+            emqx_guard_export_watch:run(fun(PrintFun) -> call_export(OutDir#{print_fun => PrintFun}) end, TimeoutMs, OnEvent)
     end.
 
 %% Runs inside the export process: never raises.
@@ -179,12 +187,7 @@ call_export(Opts) ->
         Value -> {returned, Value}
     catch
         Class:Reason:Stack ->
-            ?LOG_WARNING(#{
-                msg => emqx_guard_export_crashed,
-                exception => Class,
-                reason => Reason,
-                stacktrace => Stack
-            }),
+            ?LOG_WARNING(#{msg => emqx_guard_export_crashed, exception => Class, reason => Reason, stacktrace => Stack}),
             {raised, Class, Reason}
     end.
 
@@ -209,7 +212,7 @@ activate_alarm(Details, Message) ->
 %% `emqx_guard_offsite_failed'.
 -spec activate_alarm(atom(), map(), binary()) -> ok.
 activate_alarm(Name, Details, Message) when ?IS_ALARM(Name), is_map(Details) ->
-    Msg = to_binary(Message),
+    Msg = emqx_guard_call:binary(Message),
     guarded(activate_alarm, fun() ->
         case alarm_activate(Name, Details, Msg) of
             {error, already_existed} ->
@@ -234,7 +237,7 @@ deactivate_alarm(Message) ->
 %% @doc `deactivate_alarm/1' for the alarm Name (as `activate_alarm/3').
 -spec deactivate_alarm(atom(), binary()) -> ok.
 deactivate_alarm(Name, Message) when ?IS_ALARM(Name) ->
-    Msg = to_binary(Message),
+    Msg = emqx_guard_call:binary(Message),
     guarded(deactivate_alarm, fun() ->
         _ = alarm_deactivate(Name, Msg),
         ok
@@ -333,60 +336,64 @@ guarded_nodes(Call, F) ->
         error -> error
     end.
 
+
 %%--------------------------------------------------------------------
-%% internal
+%% Prometheus (prometheus.erl, in EMQX's release)
 %%--------------------------------------------------------------------
 
-exported(Mod, Fun, Arity) ->
-    case code:ensure_loaded(Mod) of
-        {module, Mod} -> erlang:function_exported(Mod, Fun, Arity);
-        {error, _} -> false
+%% @doc Registers Collector (a module with `collect_mf/2' and `deregister_cleanup/1') in
+%% prometheus.erl's `default' registry, the one EMQX's `GET /api/v5/prometheus/stats' renders,
+%% so its metrics come with EMQX's own scrape. Registering again changes nothing. Without
+%% prometheus.erl (`prometheus_registry:register_collector/2') nothing happens: no collector.
+-spec register_collector(module()) -> ok.
+register_collector(Collector) when is_atom(Collector) ->
+    case exported(prometheus_registry, register_collector, 2) of
+        true -> guarded(register_collector, fun() -> prometheus_registry:register_collector(default, Collector) end);
+        false -> ok
     end.
 
-%% Runs F; any exception or non-ok result is logged and becomes ok.
-guarded(Call, F) ->
-    _ = checked(Call, F, fun(Result) -> Result =:= ok end),
-    ok.
-
-%% Runs F: `{ok, Value}' when Accept(Value), else (an exception included) logged and `error'.
-checked(Call, F, Accept) ->
-    try F() of
-        Value ->
-            case Accept(Value) of
-                true ->
-                    {ok, Value};
-                false ->
-                    ?LOG_WARNING(#{msg => emqx_guard_emqx_call_failed, call => Call, result => Value}),
-                    error
-            end
-    catch
-        Class:Reason ->
-            ?LOG_WARNING(#{msg => emqx_guard_emqx_call_failed, call => Call, exception => Class, reason => Reason}),
-            error
+%% @doc Removes Collector from the `default' registry (prometheus.erl then calls its
+%% `deregister_cleanup/1'). Removing one that is not registered is fine.
+-spec deregister_collector(module()) -> ok.
+deregister_collector(Collector) when is_atom(Collector) ->
+    case exported(prometheus_registry, deregister_collector, 2) of
+        true -> guarded(deregister_collector, fun() -> prometheus_registry:deregister_collector(default, Collector) end);
+        false -> ok
     end.
 
-escape_tilde(Str) ->
-    lists:flatmap(
-        fun
-            ($~) -> "~~";
-            (C) -> [C]
-        end,
-        Str
-    ).
+%% @doc One metric family as prometheus.erl's text format renders it
+%% (`prometheus_model_helpers:create_mf/4'): Name, Help, Type (`counter' | `gauge') and the
+%% samples `{Labels, Value}', Labels a list of `{Name, Value}' binaries. `error' (logged) when
+%% prometheus.erl is missing or refuses it.
+-spec metric_family(binary(), binary(), counter | gauge, [{[{binary(), binary()}], number()}]) -> {ok, term()} | error.
+metric_family(Name, Help, Type, Samples) ->
+    case exported(prometheus_model_helpers, create_mf, 4) of
+        true -> checked(metric_family, fun() -> prometheus_model_helpers:create_mf(Name, Help, Type, Samples) end, fun is_tuple/1);
+        false -> error
+    end.
 
-to_list(L) when is_list(L) ->
-    case unicode:characters_to_list(L) of
-        S when is_list(S) -> S;
-        _ -> lists:flatten(io_lib:format("~tp", [L]))
-    end;
-to_list(B) when is_binary(B) ->
-    to_list([B]);
-to_list(A) when is_atom(A) ->
-    atom_to_list(A);
-to_list(Other) ->
-    lists:flatten(io_lib:format("~tp", [Other])).
+%%--------------------------------------------------------------------
+%% $SYS
+%%--------------------------------------------------------------------
 
-to_binary(B) when is_binary(B) ->
-    B;
-to_binary(Other) ->
-    unicode:characters_to_binary(to_list(Other)).
+%% @doc Publishes Payload on `$SYS/brokers/<node>/guard/<Event>' as EMQX publishes its own `$SYS'
+%% messages (`emqx_sys'): `emqx_broker:safe_publish/1' of `emqx_message:make(emqx_sys, Topic,
+%% Payload)' with the flag `sys' (QoS 0, not retained). Without EMQX's broker it only logs.
+-spec publish_sys(binary(), binary()) -> ok.
+publish_sys(Event, Payload) when is_binary(Event), is_binary(Payload) ->
+    Topic = iolist_to_binary(["$SYS/brokers/", atom_to_binary(node(), utf8), "/guard/", Event]),
+    case
+        exported(emqx_broker, safe_publish, 1) andalso exported(emqx_message, make, 3) andalso
+            exported(emqx_message, set_flags, 2)
+    of
+        true ->
+            Publish = fun() ->
+                Msg = emqx_message:set_flags(#{sys => true}, emqx_message:make(emqx_sys, Topic, Payload)),
+                _ = emqx_broker:safe_publish(Msg),
+                ok
+            end,
+            guarded(publish_sys, Publish);
+        false ->
+            ?LOG_INFO(#{msg => emqx_guard_broker_unavailable, action => publish_sys, topic => Topic}),
+            ok
+    end.

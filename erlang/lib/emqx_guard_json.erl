@@ -18,12 +18,30 @@
 %% `false' and `null'; anything that is not one JSON value gives `error'.
 -module(emqx_guard_json).
 
--export([encode/1, decode/1]).
+-export([encode/1, pretty/1, decode/1]).
 
 %% @doc The JSON text of Term as a UTF-8 binary.
 -spec encode(term()) -> binary().
 encode(Term) ->
     iolist_to_binary(value(Term)).
+
+%% @doc `encode/1' laid out for people too: each member of an object or array on a line of its
+%% own, indented by two spaces per level (empty ones as `{}' and `[]'); the same JSON value.
+-spec pretty(term()) -> binary().
+pretty(Term) ->
+    iolist_to_binary(pretty(Term, 0)).
+
+pretty(M, Level) when is_map(M), map_size(M) > 0 ->
+    Pairs = lists:sort([{key(K), V} || {K, V} <- maps:to_list(M)]),
+    block(${, $}, [[string(K), ": ", pretty(V, Level + 1)] || {K, V} <- Pairs], Level);
+pretty(L, Level) when is_list(L), L =/= [] ->
+    block($[, $], [pretty(V, Level + 1) || V <- L], Level);
+pretty(Other, _Level) ->
+    value(Other).
+
+block(Open, Close, Members, Level) ->
+    Inner = lists:duplicate(2 * (Level + 1), $\s),
+    [Open, $\n, Inner, lists:join([$,, $\n, Inner], Members), $\n, lists:duplicate(2 * Level, $\s), Close].
 
 value(true) ->
     <<"true">>;

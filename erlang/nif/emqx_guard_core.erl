@@ -36,6 +36,7 @@
     list_verified_async/3,
     cancel_all/0,
     await/2,
+    await/3,
     await_progress/4,
     offsite_upload_async/3,
     offsite_list_async/2,
@@ -44,6 +45,8 @@
 ]).
 
 -type error() :: {error, {Reason :: atom(), Detail :: binary()}}.
+%% How often `await/3' tells that a job still runs.
+-define(TICK_MS, 1000).
 -export_type([error/0]).
 
 %% @doc `emqx_guard_nif:validate/1'.
@@ -121,6 +124,35 @@ await(Job, TimeoutMs) ->
             ?LOG_WARNING(#{msg => emqx_guard_job_not_stopped, timeout_ms => TimeoutMs})
         end,
         {error, {timeout, text("no result within ~ts", [emqx_guard_render:duration_ms(TimeoutMs)])}}
+    end.
+
+%% @doc `await/2', calling OnTick(ElapsedMs) in the caller's process each second the job is still
+%% running (at most once a second, never after the result came): how a command shows that a
+%% long read goes on.
+-spec await(emqx_guard_nif:job(), timeout(), fun((non_neg_integer()) -> term())) -> {ok, term()} | error().
+await(Job, TimeoutMs, OnTick) ->
+    T0 = erlang:monotonic_time(millisecond),
+    Deadline =
+        case TimeoutMs of
+            infinity -> infinity;
+            _ -> T0 + TimeoutMs
+        end,
+    ticking(Job, T0, Deadline, T0 + ?TICK_MS, OnTick).
+
+ticking(Job, T0, Deadline, Tick, OnTick) ->
+    Now = erlang:monotonic_time(millisecond),
+    case Deadline =/= infinity andalso Deadline =< Tick of
+        true ->
+            %% no tick before the deadline: the rest is await/2's
+            await(Job, max(Deadline - Now, 0));
+        false ->
+            receive
+                {emqx_guard_job, Job, Result} -> job_result(Result)
+            after max(Tick - Now, 0) ->
+                At = erlang:monotonic_time(millisecond),
+                _ = (try OnTick(At - T0) catch _:_ -> ok end),
+                ticking(Job, T0, Deadline, At + ?TICK_MS, OnTick)
+            end
     end.
 
 %% @doc `await/2' for a job that reports progress (`prune_async/6'): each

@@ -6,7 +6,7 @@
 %% runs in its own monitored process with the facts gathered for it (`emqx_guard_notify_facts'):
 %% attempts, waits and retries are `emqx_guard_notify_sender''s. Every network step of an attempt
 %% is bounded by `timeout_ms', a whole SMTP session by `deadline_ms'. The outcome is kept for
-%% `guard backup_status' (`status_lines/0').
+%% `guard backup_status' and `guard notify' (`status/0').
 %%
 %% At most one delivery is in flight per channel, so a stalling server holds at most one dirty
 %% IO scheduler or connection however many events come. Events that arrive meanwhile wait in
@@ -42,7 +42,6 @@
     send_test/0,
     send_test/1,
     status/0,
-    status_lines/0,
     check_dead_man/0
 ]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
@@ -161,13 +160,6 @@ status() ->
             )
     end.
 
-%% @doc Lines for `guard backup_status' and `guard notify': for each configured channel, its
-%% last delivery (nothing when no channel is configured).
--spec status_lines() -> [binary()].
-status_lines() ->
-    S = status(),
-    [emqx_guard_notify_cli:delivery_line(K, maps:get(K, S)) || K <- maps:get(enabled, S)].
-
 %% @doc Tells the dead-man watch that a backup made elsewhere in the cluster succeeded at
 %% `AtMs' (a verified copy of it arrived here). Sends nothing.
 -spec backup_seen(integer()) -> ok.
@@ -235,6 +227,7 @@ handle_cast(_Other, St) ->
 handle_info({attempt, Pid, Attempt, Result}, St) ->
     case maps:find(Pid, St#st.workers) of
         {ok, {Kind, _Mon}} ->
+            ok = count(Kind, Result),
             Prev = maps:get(Kind, St#st.last),
             D = finished(Prev#{attempts => Attempt, at => now_ms()}, Result),
             {noreply, St#st{last = (St#st.last)#{Kind => D}}};
@@ -346,6 +339,11 @@ finished(D, {retrying, Why}) ->
 finished(D, {_, Why}) ->
     D#{state => failed, error => Why}.
 
+%% A delivery's end, counted for the metrics (`emqx_guard_counters'): sent, or given up.
+count(Kind, {ok, _}) -> emqx_guard_counters:bump({notify_delivery, Kind, ok});
+count(Kind, {error, _}) -> emqx_guard_counters:bump({notify_delivery, Kind, failed});
+count(_Kind, _Retrying) -> ok.
+
 simple({ok, A}) -> {ok, A};
 simple(R) -> {error, element(2, R)}.
 
@@ -359,7 +357,9 @@ test_result(R) -> R.
 dead_man_check(St) ->
     case emqx_guard_dead_man:check(settings(St), now_ms(), St#st.watch) of
         {quiet, W} -> St#st{watch = W};
-        {warn, Facts, W} -> dispatch(dead_man, Facts, St#st{watch = W})
+        {warn, Facts, W} ->
+            ok = emqx_guard_events:dead_man(Facts),
+            dispatch(dead_man, Facts, St#st{watch = W})
     end.
 
 arm(St) ->

@@ -1,4 +1,5 @@
-%% @doc The wording of every notification: the e-mail's subject and body, the webhook's JSON,
+%% @doc The wording of every notification: the e-mail's subject and body, the webhook's JSON (the
+%% facts' document, `document/2', which the `$SYS' events carry too, with the subject and body),
 %% and the title, fact lines and restore command the chat channels lay out in their own markup.
 %% Pure: everything it shows comes from the facts map. Times, sizes and durations are written
 %% by `emqx_guard_render'.
@@ -20,7 +21,7 @@
 %% </ul>
 -module(emqx_guard_notify_format).
 
--export([subject/2, title/2, body/2, lines/2, restore/2, webhook/2, restore_command/1, cut/2]).
+-export([subject/2, title/2, body/2, lines/2, restore/2, webhook/2, document/2, restore_command/1, cut/2]).
 
 -type event() :: backup_ok | backup_failed | dead_man | offsite_failed | offsite_ok | test.
 -type facts() :: #{atom() => term()}.
@@ -108,7 +109,7 @@ lines(_Event, F) ->
         opt(<<"Next backup">>, next_fire, F, fun(_) -> when_text(next_fire, F) end).
 
 %% @doc The command that restores the backup of a `backup_ok', else `undefined'.
--spec restore(event(), facts()) -> binary() | undefined.
+-spec restore(atom(), facts()) -> binary() | undefined.
 restore(backup_ok, F) ->
     case maps:get(path, F, maps:get(file, F, undefined)) of
         undefined -> undefined;
@@ -117,12 +118,20 @@ restore(backup_ok, F) ->
 restore(_, _) ->
     undefined.
 
-%% @doc The webhook's JSON document: `event', `summary' (the subject, for chat receivers that
-%% show one text field), `text' (the body) and every fact, instants both as UTC milliseconds
-%% (`*_ms') and as ISO 8601 text with the zone's offset. The run's start is `time', its error
-%% `reason' (the names this document always had).
+%% @doc The webhook's JSON document: `document/2' with `summary' (the subject, for chat receivers
+%% that show one text field) and `text' (the body).
 -spec webhook(event(), facts()) -> binary().
-webhook(Event, F0) ->
+webhook(Event, F) ->
+    emqx_guard_json:encode((document(Event, F))#{<<"summary">> => subject(Event, F), <<"text">> => body(Event, F)}).
+
+%% @doc The facts of an event as a JSON-ready map (binary keys): `source' (`emqx_guard'),
+%% `event', `node' and every fact, instants both as UTC milliseconds (`*_ms') and as ISO 8601
+%% text with the zone's offset; the run's start is `time', its error `reason' (the names the
+%% webhook's document always had), the kept backups `kept', the command that restores a good
+%% backup `restore_command'. Any event, also one without words here: the `$SYS' events
+%% (`emqx_guard_events') carry it as their payload.
+-spec document(atom(), facts()) -> #{binary() => term()}.
+document(Event, F0) ->
     F = json_names(F0),
     Times = maps:from_list(
         lists:append([
@@ -153,20 +162,13 @@ webhook(Event, F0) ->
             undefined -> #{};
             Command -> #{<<"restore_command">> => Command}
         end,
-    Doc = lists:foldl(fun maps:merge/2, #{}, [
+    lists:foldl(fun maps:merge/2, #{}, [
         Plain,
         Times,
         Kept,
         Restore,
-        #{
-            <<"source">> => <<"emqx_guard">>,
-            <<"event">> => atom_to_binary(Event),
-            <<"node">> => node_text(F),
-            <<"summary">> => subject(Event, F0),
-            <<"text">> => body(Event, F0)
-        }
-    ]),
-    emqx_guard_json:encode(Doc).
+        #{<<"source">> => <<"emqx_guard">>, <<"event">> => atom_to_binary(Event), <<"node">> => node_text(F)}
+    ]).
 
 %% @doc `emqx_ctl data import <Path>', the command that restores a backup.
 -spec restore_command(binary() | string()) -> binary().

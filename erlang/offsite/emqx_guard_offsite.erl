@@ -55,7 +55,9 @@
     uploads => [emqx_guard_offsite_state:upload()],
     own => [binary()],
     retention => retention(),
-    error => binary()
+    error => binary(),
+    %% the backup whose upload failed (after its retries), when that failed the job
+    failed_upload => binary()
 }.
 
 %% Waiting for one NIF job: the NIF bounds every request (timeout_ms, retries); this bounds the whole.
@@ -130,8 +132,13 @@ job(Request = #{config := Config, backup := Backup, own := Own0}, Report) ->
             {ok, Uploads, Pruned, Own, Retention} ->
                 #{result => ok, uploads => Uploads, pruned => Pruned, own => Own, retention => Retention};
             {failed, Why2, Uploads, Own, Retention} ->
-                R = #{result => failed, uploads => Uploads, pruned => [], own => Own,
-                      error => emqx_guard_outcome:format_error(Why2)},
+                R0 = #{result => failed, uploads => Uploads, pruned => [], own => Own,
+                       error => emqx_guard_outcome:format_error(Why2)},
+                %% an upload given up after its retries is counted (`emqx_guard_counters')
+                R = case Why2 of
+                    {offsite_upload_failed, #{file := Failed}} -> R0#{failed_upload => Failed};
+                    _ -> R0
+                end,
                 case Retention of
                     undefined -> R;
                     _ -> R#{retention => Retention}

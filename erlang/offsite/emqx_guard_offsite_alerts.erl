@@ -4,6 +4,8 @@
 %% the alarm and sends `offsite_failed' (later failures only update the alarm's line), the next
 %% job that passes clears it and sends `offsite_ok'. Turning off-site copies off clears the
 %% alarm; a node that starts while the last job failed raises it again (alarms live in memory).
+%% Every job's result, not only a change, is also published as a `$SYS' event
+%% (`emqx_guard_events:offsite_finished/2').
 -module(emqx_guard_offsite_alerts).
 
 -export([passed/3, failed/3, turned_off/0, restore/1]).
@@ -11,15 +13,27 @@
 %% @doc A job passed with Result (`emqx_guard_offsite:result()'), for Backup (`undefined': a job
 %% without a backup of its own); WasFailing: the jobs before it failed.
 -spec passed(emqx_guard_offsite:result(), undefined | emqx_guard_offsite_state:backup(), boolean()) -> ok.
-passed(_Result, _Backup, false) ->
+passed(Result, Backup, WasFailing) ->
+    ok = emqx_guard_events:offsite_finished(Result, with_file(last_file(Result, Backup), #{destination => where()})),
+    recovered(Result, Backup, WasFailing).
+
+recovered(_Result, _Backup, false) ->
     ok;
-passed(Result, Backup, true) ->
+recovered(Result, Backup, true) ->
     emqx_guard_alarm:offsite_cleared(recovered),
     emqx_guard_notify:notify(offsite_ok, with_file(last_file(Result, Backup), #{offsite => Result, destination => where()})).
 
-%% @doc A job for Backup failed with the line Error; WasFailing: the job before it failed too.
--spec failed(binary(), undefined | emqx_guard_offsite_state:backup(), boolean()) -> ok.
-failed(Error, Backup, WasFailing) ->
+%% @doc A job for Backup failed with Result (its `error' line; an upload given up after its
+%% retries, `failed_upload', is counted: `emqx_guard_counters'); WasFailing: the job before it
+%% failed too.
+-spec failed(emqx_guard_offsite:result(), undefined | emqx_guard_offsite_state:backup(), boolean()) -> ok.
+failed(Result = #{error := Error}, Backup, WasFailing) ->
+    ok =
+        case Result of
+            #{failed_upload := _} -> emqx_guard_counters:bump({offsite_upload, failed});
+            _ -> ok
+        end,
+    ok = emqx_guard_events:offsite_finished(Result, with_file(file_of(Backup), #{destination => where()})),
     alarm(Error),
     case WasFailing of
         %% the error is the news (the result's own line would only repeat it)

@@ -194,6 +194,7 @@ handle_cast(_Msg, St) ->
 
 %% @private
 handle_info({offsite_progress, Pid, {uploaded, Upload = #{file := File}}}, St = #st{job = Job = #{pid := Pid}}) ->
+    ok = emqx_guard_counters:bump({offsite_upload, ok}),
     {noreply, persist(St#st{
         job = Job#{done := [File | maps:get(done, Job)]},
         state = emqx_guard_offsite_state:uploaded(Upload, St#st.state)
@@ -292,7 +293,7 @@ finished(Result, #{backup := Backup, started_at := Started, t0 := T0, done := Do
             next_waiting(St#st{state = State#{failing := false}, failures = 0});
         #{result := failed, error := Error} ->
             Failed = State#{failing := true, last_error := #{at => Now, error => Error}},
-            ok = emqx_guard_offsite_alerts:failed(Error, Backup, maps:get(failing, State)),
+            ok = emqx_guard_offsite_alerts:failed(Result, Backup, maps:get(failing, State)),
             %% tried again: the backup, unless this job uploaded it (then the rest of the job)
             Retried =
                 case Backup of

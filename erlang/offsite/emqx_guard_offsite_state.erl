@@ -14,7 +14,8 @@
 %% <li>`failing': the last job failed (the alarm is raised, `offsite_failed' was sent, and
 %%     `offsite_ok' follows the next success); `last_upload' (the upload of the newest backup
 %%     uploaded), `last_error', `last_job' and `retention' (`ok' or why it is paused): what
-%%     `guard backup_status' shows.</li>
+%%     `guard backup_status' shows; `last_success', when the last job that passed ended (the
+%%     metrics show it).</li>
 %% </ul>
 %% A missing file is a fresh record (a new life); a damaged file or field gives the fresh value
 %% for what is damaged, and a warning in the log, never a crash. A damaged record is a new life
@@ -50,6 +51,7 @@
     last_upload := undefined | upload(),
     last_error := undefined | #{at := integer(), error := binary()},
     last_job := undefined | #{at := integer(), result := ok | failed, duration_ms := non_neg_integer()},
+    last_success := undefined | integer(),
     retention := undefined | emqx_guard_offsite:retention()
 }.
 
@@ -68,6 +70,7 @@ fresh(Now) ->
         last_upload => undefined,
         last_error => undefined,
         last_job => undefined,
+        last_success => undefined,
         retention => undefined
     }.
 
@@ -90,14 +93,18 @@ uploaded(Upload = #{file := File}, State = #{own := Own, last_upload := Last}) -
 
 %% @doc A job that started at Started ended after DurationMs with Result
 %% (`emqx_guard_offsite:result()'): what it found of this node's backups in the bucket and of
-%% remote retention, and the `last_job'.
+%% remote retention, the `last_job', and for a job that passed the `last_success'.
 -spec job_ended(map(), integer(), non_neg_integer(), state()) -> state().
 job_ended(Result, Started, DurationMs, State) ->
-    State#{
+    Ended = State#{
         own := maps:get(own, Result, maps:get(own, State)),
         retention := maps:get(retention, Result, maps:get(retention, State)),
         last_job := #{at => Started, result => maps:get(result, Result), duration_ms => DurationMs}
-    }.
+    },
+    case Result of
+        #{result := ok} -> Ended#{last_success := Started + DurationMs};
+        _ -> Ended
+    end.
 
 %% @doc The state file.
 -spec path() -> file:filename().
@@ -159,6 +166,7 @@ valid(last_error, undefined) -> true;
 valid(last_error, #{at := At, error := E}) -> is_instant(At) andalso is_text(E);
 valid(last_job, undefined) -> true;
 valid(last_job, #{at := At, result := R, duration_ms := D}) -> is_instant(At) andalso (R =:= ok orelse R =:= failed) andalso is_count(D);
+valid(last_success, V) -> V =:= undefined orelse is_instant(V);
 valid(retention, undefined) -> true;
 valid(retention, ok) -> true;
 valid(retention, #{paused := #{foreign := F, own := O, keep := K}}) -> is_count(F) andalso is_count(O) andalso is_count(K);

@@ -7,7 +7,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([is_result/1, adopt/2, restore_alarms/2, pulled/2]).
+-export([is_result/1, adopt/2, follow/3, restore_alarms/3, pulled/2]).
 
 %% @doc Whether Term is a backup result as another node tells it.
 -spec is_result(term()) -> boolean().
@@ -30,12 +30,31 @@ adopt(Result, Saved) ->
             {known, Saved}
     end.
 
-%% @doc The alarms at start follow the newest backup result known. Alone, that is what this node
-%% recorded; in a cluster the other nodes are asked first (`emqx_guard_election:survey/0', from a
-%% process of its own: the answer is cast to Scheduler as `{pulled, Newest}', for `pulled/2'),
-%% so a node that was away does not raise an alarm for a failure the cluster has made good.
--spec restore_alarms(emqx_guard_run_state:run_state(), pid()) -> ok.
-restore_alarms(Saved, Scheduler) ->
+%% @doc Another node's Result as the scheduler follows it: adopted when newer (`adopt/2'), and
+%% then the backup alarm follows it, unless this EMQX cannot export (Unsupported is why: its own
+%% alarm says so). `{newer, Saved1}' or `known'.
+-spec follow(emqx_guard_outcome:outcome(), emqx_guard_run_state:run_state(), undefined | term()) ->
+    {newer, emqx_guard_run_state:run_state()} | known.
+follow(Result, Saved, Unsupported) ->
+    case adopt(Result, Saved) of
+        {newer, Saved1} when Unsupported =:= undefined ->
+            ok = emqx_guard_alarm:update(Result),
+            {newer, Saved1};
+        {newer, Saved1} ->
+            {newer, Saved1};
+        {known, _} ->
+            known
+    end.
+
+%% @doc The alarms at start follow the newest backup result known, unless this EMQX cannot export
+%% (Unsupported is why: its own alarm stands). Alone, that is what this node recorded; in a
+%% cluster the other nodes are asked first (`emqx_guard_election:survey/0', from a process of its
+%% own: the answer is cast to Scheduler as `{pulled, Newest}', for `pulled/2'), so a node that
+%% was away does not raise an alarm for a failure the cluster has made good.
+-spec restore_alarms(emqx_guard_run_state:run_state(), pid(), undefined | term()) -> ok.
+restore_alarms(_Saved, _Scheduler, Unsupported) when Unsupported =/= undefined ->
+    ok;
+restore_alarms(Saved, Scheduler, undefined) ->
     case emqx_guard_emqx:running_nodes() -- [node()] of
         [] ->
             emqx_guard_alarm:restore(alarm_view(Saved));

@@ -18,13 +18,24 @@
 %% `print_fun' first), absent when it never got that far. What a failed export left behind (that
 %% tarball, cut short, and EMQX's staging directory next to it, the same name without `.tar.gz')
 %% is the caller's to clean up.
+%%
+%% While it waits, the caller hears what the export does (`run/3''s OnEvent, called in the
+%% caller's process): each line EMQX prints about its steps (`{line, Text}', as EMQX's own `data
+%% export' prints them) and, at most once a second, how long it has run and the tarball it
+%% writes (`{tick, ElapsedMs, Tarball | undefined}').
 -module(emqx_guard_export_watch).
 
 -include_lib("kernel/include/logger.hrl").
 
--export([run/2]).
+-export([run/2, run/3]).
 
--export_type([error/0]).
+-export_type([error/0, event/0, on_event/0]).
+
+%% What the caller hears while the export runs.
+-type event() :: {line, binary()} | {tick, non_neg_integer(), binary() | undefined}.
+-type on_event() :: fun((event()) -> term()).
+%% How often the caller hears that the export still runs.
+-define(TICK_MS, 1000).
 
 %% Why an export failed; `tarball': the file EMQX named for it before it failed.
 -type error() ::
@@ -37,25 +48,41 @@
 %% The `print_fun' EMQX calls with its progress lines (the first names the tarball).
 -type print_fun() :: fun((io:format(), [term()]) -> ok).
 
-%% @doc Runs Export(PrintFun) in a linked, monitored process and waits at most TimeoutMs for it
-%% (see the module doc).
+%% @doc `run/3' with no one listening.
 -spec run(fun((print_fun()) -> called()), timeout()) ->
     {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
     | {error, error()}.
 run(Export, TimeoutMs) ->
+    run(Export, TimeoutMs, fun(_) -> ok end).
+
+%% @doc Runs Export(PrintFun) in a linked, monitored process and waits at most TimeoutMs for it,
+%% telling OnEvent what it does (see the module doc).
+-spec run(fun((print_fun()) -> called()), timeout(), on_event()) ->
+    {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
+    | {error, error()}.
+run(Export, TimeoutMs, OnEvent) ->
     Parent = self(),
     Tag = make_ref(),
-    Print = fun(_Fmt, Args) -> announce_tarball(Parent, Tag, Args) end,
+    Print = fun(Fmt, Args) -> announce(Parent, Tag, Fmt, Args) end,
     {Pid, MRef} = spawn_opt(fun() -> Parent ! {Tag, Export(Print)} end, [link, monitor]),
+    T0 = erlang:monotonic_time(millisecond),
     Deadline =
         case TimeoutMs of
             infinity -> infinity;
-            _ -> erlang:monotonic_time(millisecond) + TimeoutMs
+            _ -> T0 + TimeoutMs
         end,
-    await_export(Pid, MRef, Tag, TimeoutMs, Deadline, #{}).
+    Listen = #{on_event => OnEvent, t0 => T0, tick => T0 + ?TICK_MS},
+    await_export(Pid, MRef, Tag, TimeoutMs, Deadline, #{}, Listen).
 
-%% Runs inside EMQX's export: never raises, always ok.
-announce_tarball(Parent, Tag, Args) ->
+%% Runs inside EMQX's export: never raises, always ok. The line as EMQX words it, and the
+%% tarball it names.
+announce(Parent, Tag, Fmt, Args) ->
+    _ =
+        try
+            Parent ! {Tag, {line, string:trim(unicode:characters_to_binary(io_lib:format(Fmt, Args)), trailing)}}
+        catch
+            _:_ -> ok
+        end,
     try
         lists:foreach(
             fun(Arg) ->
@@ -79,30 +106,55 @@ is_tarball_path(Arg) when is_list(Arg); is_binary(Arg) ->
 is_tarball_path(_) ->
     false.
 
-await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made) ->
-    Left =
+await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made, Listen = #{on_event := OnEvent, t0 := T0, tick := Tick}) ->
+    Now = erlang:monotonic_time(millisecond),
+    %% the next tick, unless the deadline comes first
+    {Wait, Due} =
         case Deadline of
-            infinity -> infinity;
-            _ -> max(Deadline - erlang:monotonic_time(millisecond), 0)
+            infinity -> {max(Tick - Now, 0), tick};
+            _ when Deadline =< Tick -> {max(Deadline - Now, 0), deadline};
+            _ -> {max(Tick - Now, 0), tick}
         end,
     receive
         {Tag, {tarball, Path}} ->
-            await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made#{tarball => Path});
+            await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made#{tarball => Path}, Listen);
+        {Tag, {line, Line}} ->
+            tell(OnEvent, {line, Line}),
+            await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made, Listen);
         {Tag, Result} ->
             detach(Pid, MRef),
             export_result(Result, Made);
         {'DOWN', MRef, process, Pid, Why} ->
             detach(Pid, MRef),
             {error, {export_crashed, maps:merge(#{class => exit, reason => Why}, announced(Tag, Made))}}
-    after Left ->
-        unlink(Pid),
-        exit(Pid, kill),
-        receive
-            {'DOWN', MRef, process, Pid, _} -> ok
-        end,
-        detach(Pid, MRef),
-        ?LOG_WARNING(#{msg => emqx_guard_export_killed, timeout_ms => TimeoutMs}),
-        {error, {export_timeout, maps:merge(#{timeout_ms => TimeoutMs}, announced(Tag, Made))}}
+    after Wait ->
+        case Due of
+            tick ->
+                At = erlang:monotonic_time(millisecond),
+                tell(OnEvent, {tick, At - T0, maps:get(tarball, Made, undefined)}),
+                await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made, Listen#{tick := At + ?TICK_MS});
+            deadline ->
+                timed_out(Pid, MRef, Tag, TimeoutMs, Made)
+        end
+    end.
+
+%% The export did not finish in time: its process is killed (and gone) before this returns.
+timed_out(Pid, MRef, Tag, TimeoutMs, Made) ->
+    unlink(Pid),
+    exit(Pid, kill),
+    receive
+        {'DOWN', MRef, process, Pid, _} -> ok
+    end,
+    detach(Pid, MRef),
+    ?LOG_WARNING(#{msg => emqx_guard_export_killed, timeout_ms => TimeoutMs}),
+    {error, {export_timeout, maps:merge(#{timeout_ms => TimeoutMs}, announced(Tag, Made))}}.
+
+%% The caller's listener: whatever it does, the export goes on.
+tell(OnEvent, Event) ->
+    try OnEvent(Event) of
+        _ -> ok
+    catch
+        Class:Reason -> ?LOG_WARNING(#{msg => emqx_guard_export_listener_failed, exception => Class, reason => Reason})
     end.
 
 %% What the (now gone) export process sent and nobody read yet: the tarball it announced.

@@ -31,8 +31,11 @@
 %%     scheduler keeps the outcome (status, counts, the run state file) and answers whoever
 %%     waits for the run (`guard backup_now'), which so sees alarm and status up to date;</li>
 %% <li><b>notify</b>: the notifications go out (`emqx_guard_notify:run_finished/1', never
-%%     blocking).</li>
+%%     blocking), and the outcome's `$SYS' event (`emqx_guard_events:backup_finished/1').</li>
 %% </ol>
+%% Each step from export to offsite is reported as it starts and ends, with what it did, and a
+%% long one (export, verify, prune) with its progress at most once a second (the `report' dep,
+%% `emqx_guard_steps'): `guard backup_now' prints them as they come.
 %% Every step adds to one value, the outcome (`emqx_guard_outcome'), that every consumer reads
 %% as it is. Errors stay tagged terms; `emqx_guard_outcome:format_error/1' makes their text.
 %% The run never raises: a crash in a step is a failed outcome. Side effects come in through
@@ -73,7 +76,9 @@
     offsite => fun((emqx_guard_outcome:outcome()) -> ok),
     record => fun((emqx_guard_outcome:outcome()) -> ok),
     alarm => fun((emqx_guard_outcome:outcome()) -> ok),
-    notify => fun((emqx_guard_outcome:outcome()) -> ok)
+    notify => fun((emqx_guard_outcome:outcome()) -> ok),
+    events => fun((emqx_guard_outcome:outcome()) -> ok),
+    report => emqx_guard_steps:report()
 }.
 
 %% @doc The request of a run started at StartedAt for Trigger (and the scheduled Instant it
@@ -89,12 +94,14 @@ request(Trigger, Instant, StartedAt, Settings) ->
         io_limit => maps:get(backup_io_limit, Settings)
     }.
 
-%% @doc Starts Request's run in a worker process the caller monitors; the worker hands the
-%% outcome to Record (its `record' step) before it ends.
--spec start(request(), fun((emqx_guard_outcome:outcome()) -> ok)) -> running().
-start(Request = #{trigger := Trigger, started_at := Started}, Record) ->
+%% @doc Starts Request's run in a worker process the caller monitors, with the Deps given (the
+%% caller's: `record', to which the worker hands the outcome before it ends, and `report', which
+%% hears its steps).
+-spec start(request(), #{record := fun((emqx_guard_outcome:outcome()) -> ok), report => emqx_guard_steps:report()}) ->
+    running().
+start(Request = #{trigger := Trigger, started_at := Started}, Deps) ->
     Instant = maps:get(instant, Request, undefined),
-    {Pid, MRef} = spawn_monitor(fun() -> run(Request, #{record => Record}) end),
+    {Pid, MRef} = spawn_monitor(fun() -> run(Request, Deps) end),
     ?LOG_INFO(#{msg => emqx_guard_backup_started, trigger => Trigger, instant => Instant}),
     #{pid => Pid, mref => MRef, started_at => Started, trigger => Trigger, instant => Instant}.
 
@@ -132,6 +139,7 @@ finish(Outcome, Deps0) ->
     ok = step(alarm, Outcome, Deps),
     ok = step(record, Outcome, Deps),
     ok = step(notify, Outcome, Deps),
+    ok = step(events, Outcome, Deps),
     Outcome.
 
 default_deps() ->
@@ -142,7 +150,9 @@ default_deps() ->
         offsite => fun emqx_guard_offsite_queue:enqueue/1,
         record => fun(_Outcome) -> ok end,
         alarm => fun emqx_guard_alarm:update/1,
-        notify => fun emqx_guard_notify:run_finished/1
+        notify => fun emqx_guard_notify:run_finished/1,
+        events => fun emqx_guard_events:backup_finished/1,
+        report => fun emqx_guard_steps:noop/1
     }.
 
 %%--------------------------------------------------------------------------------------------
@@ -177,20 +187,28 @@ backup(New, Request, Deps) ->
         {failed, Reason, Outcome} -> emqx_guard_outcome:fail(Outcome, Reason)
     end.
 
-export(O, Context = #{export_timeout := Timeout, slot := Slot}, #{export := Export}) ->
-    case Export(Timeout, emqx_guard_export_files:export_opts(Slot)) of
-        {ok, #{filename := Made, size := Size}} ->
-            case emqx_guard_export_files:place(Slot, Made) of
-                {ok, Path} ->
-                    {ok, O#{file => filename:basename(Path), path => Path, size => Size}};
-                {error, Reason} ->
-                    failed(O#{removed => discard(#{tarball => Made}, Context)}, Reason)
-            end;
-        {error, Reason} ->
-            {Made, Why} = made(Reason),
-            Removed = discard(Made, Context),
-            failed(O#{removed => Removed}, explain(Why, Context))
-    end.
+export(O, Context = #{export_timeout := Timeout, slot := Slot}, #{export := Export, report := Report}) ->
+    Report({started, export, #{}}),
+    T0 = erlang:monotonic_time(millisecond),
+    Heard = fun
+        ({line, Line}) -> Report({line, export, Line});
+        ({tick, Ms, Tarball}) -> Report({progress, export, #{elapsed_ms => Ms, written => emqx_guard_export_files:written(Tarball)}})
+    end,
+    Done =
+        case Export(Timeout, (emqx_guard_export_files:export_opts(Slot))#{on_event => Heard}) of
+            {ok, #{filename := Made, size := Size}} ->
+                case emqx_guard_export_files:place(Slot, Made) of
+                    {ok, Path} ->
+                        {ok, O#{file => filename:basename(Path), path => Path, size => Size}};
+                    {error, Reason} ->
+                        failed(O#{removed => discard(#{tarball => Made}, Context)}, Reason)
+                end;
+            {error, Reason} ->
+                {Made, Why} = made(Reason),
+                Removed = discard(Made, Context),
+                failed(O#{removed => Removed}, explain(Why, Context))
+        end,
+    reported(export, Done, T0, Report, fun(#{file := File, size := Size}) -> #{file => File, size => Size} end).
 
 %% What a failed export had started to write (to be removed), and the reason without it.
 made({Kind, Detail = #{tarball := _}}) -> {maps:with([tarball], Detail), {Kind, maps:remove(tarball, Detail)}};
@@ -212,26 +230,36 @@ explain(Reason = {Kind, _}, #{dir := Dir}) when Kind =:= export_failed; Kind =:=
 explain(Reason, _Context) ->
     Reason.
 
-protect(O = #{path := Path}, _Context, _Deps) ->
+protect(O = #{path := Path}, _Context, #{report := Report}) ->
     case emqx_guard_backups:make_private(Path) of
-        ok -> {ok, O};
-        {error, Why} -> {ok, emqx_guard_outcome:warn(O, emqx_guard_outcome:format_error(Why))}
+        ok ->
+            Report({done, protect, #{mode => <<"0600">>}}),
+            {ok, O};
+        {error, Why} ->
+            Line = emqx_guard_outcome:format_error(Why),
+            Report({warned, protect, #{warning => Line}}),
+            {ok, emqx_guard_outcome:warn(O, Line)}
     end.
 
-verify(O = #{path := Path}, Context, _Deps) ->
-    case emqx_guard_backups:check(Path, maps:get(io_limit, Context), job_base_ms(Context)) of
-        {ok, Record = #{result := ok, sha256 := Sha, version := Version}} ->
-            ok = emqx_guard_verifications:add([Record]),
-            {ok, O#{sha256 => Sha, version => Version}};
-        {ok, #{result := {error, Why}}} ->
-            bad_file(O, Context, Why);
-        {error, {not_found, _} = Why} ->
-            failed(O#{removed => []}, {verify_failed, Why});
-        {error, Why} ->
-            %% no verdict (the verifier could not run, read the file, or finish in time):
-            %% keep the file, it may well be good
-            failed(O, {verify_unavailable, Why})
-    end.
+verify(O = #{path := Path, size := Size}, Context, #{report := Report}) ->
+    Report({started, verify, #{file => maps:get(file, O), size => Size}}),
+    T0 = erlang:monotonic_time(millisecond),
+    Tick = fun(Ms) -> Report({progress, verify, #{elapsed_ms => Ms}}) end,
+    Done =
+        case emqx_guard_backups:check(Path, maps:get(io_limit, Context), job_base_ms(Context), Tick) of
+            {ok, Record = #{result := ok, sha256 := Sha, version := Version}} ->
+                ok = emqx_guard_verifications:add([Record]),
+                {ok, O#{sha256 => Sha, version => Version}};
+            {ok, #{result := {error, Why}}} ->
+                bad_file(O, Context, Why);
+            {error, {not_found, _} = Why} ->
+                failed(O#{removed => []}, {verify_failed, Why});
+            {error, Why} ->
+                %% no verdict (the verifier could not run, read the file, or finish in time):
+                %% keep the file, it may well be good
+                failed(O, {verify_unavailable, Why})
+        end,
+    reported(verify, Done, T0, Report, fun(_) -> #{size => Size, result => ok} end).
 
 %% A new file that does not verify is deleted (EMQX removed its staging directory when it
 %% returned).
@@ -246,10 +274,15 @@ bad_file(O = #{path := Path, file := Name}, _Context, Why) ->
         end,
     failed(O#{removed => Removed}, {verify_failed, Why}).
 
-prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
+prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, #{report := Report}) ->
     Limit = maps:get(io_limit, Context),
-    case emqx_guard_backups:prune(Dir, Keep, Path, Limit, maps:get(retention_max_ms, Context, default)) of
-        {ok, Pruned} ->
+    Report({started, prune, #{keep => Keep}}),
+    T0 = erlang:monotonic_time(millisecond),
+    Progress = emqx_guard_steps:throttled(Report),
+    OnProgress = fun(P) -> Progress({progress, prune, maps:without([bytes_read], P)}) end,
+    case emqx_guard_backups:prune(Dir, Keep, Path, Limit, maps:get(retention_max_ms, Context, default), OnProgress) of
+        {ok, Pruned = #{pruned := Deleted}} ->
+            Report({done, prune, #{duration_ms => emqx_guard_steps:since(T0), deleted => length(Deleted)}}),
             {ok, maps:merge(O, Pruned)};
         {error, Why} ->
             Read =
@@ -257,17 +290,34 @@ prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
                     {retention_incomplete, #{bytes_read := Bytes}} -> Bytes;
                     _ -> 0
                 end,
-            {ok, emqx_guard_outcome:warn(O#{pruned => [], retention_read => Read}, emqx_guard_outcome:format_error(Why))}
+            Line = emqx_guard_outcome:format_error(Why),
+            Report({warned, prune, #{duration_ms => emqx_guard_steps:since(T0), warning => Line}}),
+            {ok, emqx_guard_outcome:warn(O#{pruned => [], retention_read => Read}, Line)}
     end.
 
-copy(O, #{keep := Keep}, #{copy := Copy}) ->
+copy(O, #{keep := Keep}, #{copy := Copy, report := Report}) ->
     ok = Copy(O, Keep),
+    Report({done, copy, #{to => emqx_guard_emqx:running_core_nodes() -- [node()]}}),
     {ok, O}.
 
 %% Handed over, like the copies: the upload happens after the run, in its own queue.
-offsite(O, _Context, #{offsite := Offsite}) ->
+offsite(O, _Context, #{offsite := Offsite, report := Report}) ->
     ok = Offsite(O),
+    case emqx_guard_offsite_config:to_nif(emqx_guard_settings:get()) of
+        {ok, Config} -> Report({done, offsite, #{destination => emqx_guard_offsite:where(Config)}});
+        off -> ok
+    end,
     {ok, O}.
+
+%% A step's end as its report says it: done (with what Facts(Outcome) says it did) or failed
+%% (with its error line), after how long.
+reported(Step, Done, T0, Report, Facts) ->
+    Ms = emqx_guard_steps:since(T0),
+    case Done of
+        {ok, O} -> Report({done, Step, (Facts(O))#{duration_ms => Ms}});
+        {failed, Reason, _} -> Report({failed, Step, #{duration_ms => Ms, error => emqx_guard_outcome:format_error(Reason)}})
+    end,
+    Done.
 
 failed(O, Reason) ->
     {failed, Reason, O}.

@@ -2,7 +2,9 @@
 %% last fired instant (an instant is never run twice, and catch-up starts from it), the last
 %% run's outcome (its persisted form, `emqx_guard_outcome:stored/1'), the newest backup result
 %% known in the cluster (`cluster_run': this node's last backup or one another node told about,
-%% `emqx_guard_outcome:summary/1'; the alarm and health follow it) and the run counts.
+%% `emqx_guard_outcome:summary/1'; the alarm and health follow it), the newest good one
+%% (`last_success', its summary too: the metrics show when it was and how big) and the run
+%% counts.
 %%
 %% A missing file is a fresh install; a damaged file, or a damaged field, gives the fresh value
 %% for what is damaged plus a warning in the log, never a crash.
@@ -12,7 +14,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([fresh/0, load/0, save/1, path/0, fired/2, already_fired/2, record/2, cluster_result/2, newest/1, catchup_ref/1]).
+-export([fresh/0, load/0, save/1, persist/1, path/0, fired/2, already_fired/2, record/2, cluster_result/2, newest/1, catchup_ref/1]).
 
 -export_type([run_state/0]).
 
@@ -21,6 +23,8 @@
     last_run := undefined | emqx_guard_outcome:outcome(),
     %% absent until a backup result is known: then this node's last run is the newest known
     cluster_run => emqx_guard_outcome:outcome(),
+    %% the newest good backup known in the cluster (absent until one is known)
+    last_success => emqx_guard_outcome:outcome(),
     counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
 }.
 
@@ -51,11 +55,11 @@ record(skipped, State = #{counts := Counts = #{skipped := N}}) ->
 record(#{result := skipped}, State) ->
     record(skipped, State);
 record(Outcome = #{result := Result}, State = #{counts := Counts}) ->
-    State#{
+    success(emqx_guard_outcome:summary(Outcome), State#{
         last_run := Outcome,
         cluster_run => emqx_guard_outcome:summary(Outcome),
         counts := Counts#{Result := maps:get(Result, Counts) + 1}
-    }.
+    }).
 
 %% @doc A backup result another node told about (`emqx_guard_outcome:summary/1'): kept as the
 %% cluster's newest result when it is newer than the one known (`newer'), else nothing changes
@@ -63,9 +67,18 @@ record(Outcome = #{result := Result}, State = #{counts := Counts}) ->
 -spec cluster_result(emqx_guard_outcome:outcome(), run_state()) -> {newer | known, run_state()}.
 cluster_result(Result, State) ->
     case emqx_guard_outcome:newer(Result, newest(State)) of
-        true -> {newer, State#{cluster_run => Result}};
-        false -> {known, State}
+        true -> {newer, success(Result, State#{cluster_run => Result})};
+        false -> {known, success(Result, State)}
     end.
+
+%% A good backup result is the last success when it is newer than the one known.
+success(Result = #{result := ok}, State) ->
+    case emqx_guard_outcome:newer(Result, maps:get(last_success, State, undefined)) of
+        true -> State#{last_success => Result};
+        false -> State
+    end;
+success(_Result, State) ->
+    State.
 
 %% @doc The newest backup result known in the cluster: the one kept (`cluster_run'), else this
 %% node's last run, else `undefined'.
@@ -98,7 +111,7 @@ path() ->
 save(State) ->
     Stored = maps:map(
         fun
-            (K, Outcome) when (K =:= last_run orelse K =:= cluster_run), is_map(Outcome) ->
+            (K, Outcome) when (K =:= last_run orelse K =:= cluster_run orelse K =:= last_success), is_map(Outcome) ->
                 emqx_guard_outcome:stored(Outcome);
             (_K, V) ->
                 V
@@ -106,6 +119,15 @@ save(State) ->
         State
     ),
     emqx_guard_store:save(path(), ?FORMAT, Stored).
+
+%% @doc `save/1', a failure only logged (`emqx_guard_state_not_saved'): the scheduler goes on
+%% with the state in memory.
+-spec persist(run_state()) -> ok.
+persist(State) ->
+    case save(State) of
+        ok -> ok;
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_state_not_saved, reason => emqx_guard_outcome:format_error(Why)})
+    end.
 
 %% @doc Reads the stored state (see the module doc).
 -spec load() -> run_state().
@@ -129,6 +151,7 @@ checked(Path, Stored) ->
     LastFired = field(Path, last_fired, Stored, fun(T) -> is_instant(T) andalso {ok, T} end),
     LastRun = field(Path, last_run, Stored, fun emqx_guard_outcome:from_stored/1),
     ClusterRun = field(Path, cluster_run, Stored, fun(V) -> summary(emqx_guard_outcome:from_stored(V)) end),
+    LastSuccess = field(Path, last_success, Stored, fun(V) -> summary(emqx_guard_outcome:from_stored(V)) end),
     Counts = maps:map(
         fun(K, Zero) ->
             case maps:get(counts, Stored, #{}) of
@@ -141,10 +164,9 @@ checked(Path, Stored) ->
         maps:get(counts, Fresh)
     ),
     Loaded = #{last_fired => LastFired, last_run => LastRun, counts => Counts},
-    case ClusterRun of
-        undefined -> Loaded;
-        _ -> Loaded#{cluster_run => ClusterRun}
-    end.
+    Known = maps:merge(Loaded, maps:filter(fun(_, V) -> V =/= undefined end, #{cluster_run => ClusterRun, last_success => LastSuccess})),
+    %% a file from before `last_success' was kept: the good ones it holds
+    lists:foldl(fun success/2, Known, [emqx_guard_outcome:summary(R) || R <- [LastRun, ClusterRun], is_map(R)]).
 
 summary({ok, Outcome}) -> {ok, emqx_guard_outcome:summary(Outcome)};
 summary(error) -> error.

@@ -2,12 +2,13 @@
 %% state: `status/1' (`guard backup_status', the cluster view), `health/1' (the dashboard's health
 %% check) and `exporter/1' (whether this node can export scheduled backups, as its election
 %% candidacy answers other nodes); and whether this EMQX can run backups at all
-%% (`unsupported/0', checked when the scheduler starts).
+%% (`unsupported/0', checked when the scheduler starts); and the log line of its next fire
+%% (`log_schedule/2').
 -module(emqx_guard_run_status).
 
 -include_lib("kernel/include/logger.hrl").
 
--export([status/1, health/1, exporter/1, unsupported/0]).
+-export([status/1, health/1, exporter/1, unsupported/0, log_schedule/2]).
 
 -export_type([view/0, status/0, reason/0]).
 
@@ -41,6 +42,7 @@
     last_run := undefined | outcome(),
     last_skip := undefined | outcome(),
     cluster_run := undefined | outcome(),
+    last_success := undefined | outcome(),
     counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
 }.
 
@@ -83,6 +85,7 @@ status(View = #{saved := Saved}) ->
         last_run => maps:get(last_run, Saved),
         last_skip => maps:get(last_skip, View),
         cluster_run => emqx_guard_run_state:newest(Saved),
+        last_success => maps:get(last_success, Saved, undefined),
         counts => maps:get(counts, Saved)
     }.
 
@@ -110,3 +113,15 @@ exporter(#{schedule_error := {schedule_error, Why}}) ->
     {error, {schedule_error, emqx_guard_outcome:format_error(Why)}};
 exporter(_) ->
     ok.
+
+%% @doc Logs the next fire, Target (`undefined': none, nothing logged), under Settings.
+-spec log_schedule(undefined | integer(), emqx_guard_settings:settings()) -> ok.
+log_schedule(undefined, _Settings) ->
+    ok;
+log_schedule(Target, S) ->
+    ?LOG_INFO(#{
+        msg => emqx_guard_next_backup,
+        cron => maps:get(backup_cron, S),
+        zone => maps:get(backup_timezone, S),
+        next_fire => emqx_guard_render:in_zone(maps:get(backup_timezone, S), Target)
+    }).

@@ -39,6 +39,7 @@
     start_link/1,
     status/0,
     run_now/0,
+    run_now/1,
     settings_changed/0,
     preview/1,
     health/0,
@@ -56,6 +57,8 @@
 -define(CATCHUP_DELAY_MS, 60000).
 %% How long another node's election waits for this scheduler's candidacy.
 -define(CANDIDACY_MS, 2000).
+%% A call that asks for a backup now (`run_now/0,1').
+-define(IS_RUN_NOW(Call), (Call =:= run_now orelse element(1, Call) =:= run_now)).
 
 -type outcome() :: emqx_guard_outcome:outcome().
 -type reason() :: emqx_guard_run_status:reason().
@@ -75,6 +78,8 @@
     catchup = undefined :: emqx_guard_catchup:plan(),
     run = undefined :: undefined | map(),
     waiters = [] :: [gen_server:from()],
+    %% the commands that follow the run's steps (`run_now/1'): `{Pid, Ref}'
+    followers = [] :: [{pid(), reference()}],
     last_skip = undefined :: undefined | outcome()
 }).
 
@@ -102,6 +107,16 @@ status() ->
 -spec run_now() -> run_now_result().
 run_now() ->
     gen_server:call(?SERVER, run_now, infinity).
+
+%% @doc Starts one backup now and answers at once: `{started, StartedAt}', or `{refused, Why}'
+%% as `run_now/0'. The run's steps (`emqx_guard_steps:event()') are then sent to Pid as
+%% `{emqx_guard_step, Ref, Event}' as they happen, each after the one before, and last
+%% `{emqx_guard_step, Ref, {finished, Result}}' with what `run_now/0' answers (also when the
+%% run's worker dies or the plugin stops it). The command that typed it prints them
+%% (`emqx_guard_steps_cli').
+-spec run_now({pid(), reference()}) -> {started, integer()} | {refused, reason()}.
+run_now(Follower = {Pid, Ref}) when is_pid(Pid), is_reference(Ref) ->
+    gen_server:call(?SERVER, {run_now, Follower}, 15000).
 
 %% @doc The settings changed (`emqx_guard_settings_sync'): re-arms the timer for the new
 %% schedule and decides a planned catch-up again. Without a running scheduler nothing happens
@@ -164,8 +179,8 @@ handle_continue(setup, St0) ->
     St1 = St0#st{unsupported = emqx_guard_run_status:unsupported()},
     St2 = arm(St1),
     St3 = maybe_catchup(St2),
-    ok = restore_alarms(St3),
-    log_schedule(St3),
+    ok = emqx_guard_cluster_result:restore_alarms(St3#st.saved, self(), St3#st.unsupported),
+    ok = emqx_guard_run_status:log_schedule(emqx_guard_fire_timer:target(St3#st.timer), St3#st.settings),
     {noreply, St3}.
 
 %% @private
@@ -181,17 +196,23 @@ handle_call({preview, N}, _From, St = #st{settings = S}) ->
     {reply, emqx_guard_cron:preview(maps:get(backup_cron, S), maps:get(backup_timezone, S), After, N), St};
 handle_call(settings_changed, _From, St) ->
     St1 = arm(replan_catchup(St#st{settings = emqx_guard_settings:get()})),
-    log_schedule(St1),
+    ok = emqx_guard_run_status:log_schedule(emqx_guard_fire_timer:target(St1#st.timer), St1#st.settings),
     {reply, ok, St1};
 handle_call({record, Pid, Outcome}, _From, St = #st{run = #{pid := Pid}}) ->
     {reply, ok, recorded(Outcome, St)};
-handle_call(run_now, _From, St = #st{unsupported = Why}) when Why =/= undefined ->
+handle_call({step, Pid, Event}, _From, St = #st{run = #{pid := Pid}}) ->
+    _ = [F ! {emqx_guard_step, Ref, Event} || {F, Ref} <- St#st.followers],
+    {reply, ok, St};
+handle_call(Run, _From, St = #st{unsupported = Why}) when Why =/= undefined, ?IS_RUN_NOW(Run) ->
     {reply, {refused, Why}, St};
-handle_call(run_now, _From, St = #st{run = #{started_at := Started}, settings = S}) ->
+handle_call(Run, _From, St = #st{run = #{started_at := Started}, settings = S}) when ?IS_RUN_NOW(Run) ->
     {reply, {refused, {already_running, #{started_at => Started, zone => maps:get(backup_timezone, S)}}}, St};
 handle_call(run_now, From, St) ->
     St1 = start_run(manual, undefined, St),
     {noreply, St1#st{waiters = [From]}};
+handle_call({run_now, Follower}, _From, St) ->
+    St1 = start_run(manual, undefined, St#st{followers = [Follower]}),
+    {reply, {started, maps:get(started_at, St1#st.run)}, St1};
 handle_call(Request, _From, St) ->
     {reply, {error, {unknown_call, Request}}, St}.
 
@@ -307,7 +328,13 @@ now(#st{clock = Clock}) ->
 start_run(Trigger, Instant, St = #st{settings = S}) ->
     Self = self(),
     Record = fun(Outcome) -> gen_server:call(Self, {record, self(), Outcome}, infinity) end,
-    persist(St#st{run = emqx_guard_run:start(emqx_guard_run:request(Trigger, Instant, now(St), S), Record)}).
+    Deps =
+        case St#st.followers of
+            [] -> #{record => Record};
+            %% each step a call: its order with the run's end is kept for the followers
+            _ -> #{record => Record, report => emqx_guard_steps:to_server(Self)}
+        end,
+    persist(St#st{run = emqx_guard_run:start(emqx_guard_run:request(Trigger, Instant, now(St), S), Deps)}).
 
 %% The run's worker ended (died, or was stopped) before it recorded an outcome: a failed run.
 ended_without_outcome(Reason, St = #st{run = Run}) ->
@@ -326,7 +353,8 @@ recorded(Outcome = #{result := Result}, St = #st{run = #{mref := MRef}, saved = 
             skipped -> {refused, maps:get(error, Outcome)}
         end,
     lists:foreach(fun(From) -> gen_server:reply(From, Reply) end, St#st.waiters),
-    St1 = St#st{run = undefined, waiters = [], saved = emqx_guard_run_state:record(Outcome, Saved)},
+    _ = [F ! {emqx_guard_step, Ref, {finished, Reply}} || {F, Ref} <- St#st.followers],
+    St1 = St#st{run = undefined, waiters = [], followers = [], saved = emqx_guard_run_state:record(Outcome, Saved)},
     case Result of
         skipped ->
             persist(St1#st{last_skip = Outcome});
@@ -338,29 +366,13 @@ recorded(Outcome = #{result := Result}, St = #st{run = #{mref := MRef}, saved = 
 %% Another node's backup result: kept when it is the newest known, and then the backup alarm
 %% follows it (unless this EMQX cannot export: its own alarm says so).
 cluster_result(Result, St) ->
-    case emqx_guard_cluster_result:adopt(Result, St#st.saved) of
-        {newer, Saved} ->
-            ok =
-                case St#st.unsupported of
-                    undefined -> emqx_guard_alarm:update(Result);
-                    _ -> ok
-                end,
-            persist(St#st{saved = Saved});
-        {known, _} ->
-            St
+    case emqx_guard_cluster_result:follow(Result, St#st.saved, St#st.unsupported) of
+        {newer, Saved} -> persist(St#st{saved = Saved});
+        known -> St
     end.
 
-%% The alarms at start follow the newest backup result known (`emqx_guard_cluster_result').
-restore_alarms(#st{unsupported = Why}) when Why =/= undefined ->
-    ok;
-restore_alarms(#st{saved = Saved}) ->
-    emqx_guard_cluster_result:restore_alarms(Saved, self()).
-
 persist(St = #st{saved = Saved}) ->
-    case emqx_guard_run_state:save(Saved) of
-        ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_state_not_saved, reason => emqx_guard_outcome:format_error(Why)})
-    end,
+    ok = emqx_guard_run_state:persist(Saved),
     St.
 
 %%--------------------------------------------------------------------
@@ -380,16 +392,3 @@ view(St = #st{}) ->
         saved => St#st.saved,
         last_skip => St#st.last_skip
     }.
-
-log_schedule(#st{timer = Timer, settings = S}) ->
-    case emqx_guard_fire_timer:target(Timer) of
-        undefined ->
-            ok;
-        Target ->
-            ?LOG_INFO(#{
-                msg => emqx_guard_next_backup,
-                cron => maps:get(backup_cron, S),
-                zone => maps:get(backup_timezone, S),
-                next_fire => emqx_guard_render:in_zone(maps:get(backup_timezone, S), Target)
-            })
-    end.

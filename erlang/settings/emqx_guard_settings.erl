@@ -4,7 +4,8 @@
 %% Settings are a map with atom keys, each declared with its default and validation by the
 %% module of its area: `emqx_guard_backup_config' (the schedule and the runs: `backup_cron',
 %% `backup_keep', `backup_timezone', `backup_catchup', `export_timeout', `backup_io_limit'),
-%% `emqx_guard_offsite_config' (`backup_remote_*') and `emqx_guard_notify_config' (`notify_*').
+%% `emqx_guard_offsite_config' (`backup_remote_*'), `emqx_guard_notify_config' (`notify_*') and
+%% `emqx_guard_observe_config' (`sys_events').
 %% Validation returns `{error, Reason}' (`error()': a value refused, `{invalid_value, _}'; a key
 %% unknown, `{unknown_setting, Key}'; a rule between keys broken, `{broken_rule, Line}'; a
 %% schedule or zone the core refuses, `{schedule, _}'), which `emqx_guard_outcome:format_error/1'
@@ -48,7 +49,7 @@
     export_timeout := pos_integer(),
     backup_io_limit := off | pos_integer(),
     %% notification and off-site settings: see emqx_guard_notify_config, emqx_guard_offsite_config
-    emqx_guard_notify_config:key() | emqx_guard_offsite_config:key() => term()
+    emqx_guard_notify_config:key() | emqx_guard_offsite_config:key() | emqx_guard_observe_config:key() => term()
 }.
 %% The settings file's format (`emqx_guard_store'): a new key is no new format (older versions
 %% read the keys they know).
@@ -94,15 +95,17 @@ forget() ->
 %% @doc The settings a fresh install uses.
 -spec defaults() -> settings().
 defaults() ->
-    maps:merge(
-        maps:merge(emqx_guard_notify_config:defaults(), emqx_guard_offsite_config:defaults()),
-        emqx_guard_backup_config:defaults()
-    ).
+    lists:foldl(fun maps:merge/2, #{}, [M:defaults() || M <- owners()]).
 
 %% @doc Every setting key, in display order.
--spec keys() -> [key() | emqx_guard_notify_config:key() | emqx_guard_offsite_config:key()].
+-spec keys() ->
+    [key() | emqx_guard_notify_config:key() | emqx_guard_offsite_config:key() | emqx_guard_observe_config:key()].
 keys() ->
-    emqx_guard_backup_config:keys() ++ emqx_guard_offsite_config:keys() ++ emqx_guard_notify_config:keys().
+    lists:append([M:keys() || M <- owners()]).
+
+%% The modules that declare the keys, in display order.
+owners() ->
+    [emqx_guard_backup_config, emqx_guard_offsite_config, emqx_guard_notify_config, emqx_guard_observe_config].
 
 %%--------------------------------------------------------------------
 %% Validation
@@ -110,12 +113,11 @@ keys() ->
 
 %% @doc Validates one setting given as text (binary or charlist) or as its stored form, as the
 %% module that declares the key says (`emqx_guard_backup_config', `emqx_guard_offsite_config',
-%% `emqx_guard_notify_config'). Returns the value as it is stored, which validates again to
-%% itself.
+%% `emqx_guard_notify_config', `emqx_guard_observe_config'). Returns the value as it is stored,
+%% which validates again to itself.
 -spec validate(key(), term()) -> {ok, term()} | {error, error()}.
 validate(Key, Raw) ->
-    Owners = [emqx_guard_backup_config, emqx_guard_offsite_config, emqx_guard_notify_config],
-    case [M || M <- Owners, lists:member(Key, M:keys())] of
+    case [M || M <- owners(), lists:member(Key, M:keys())] of
         [Owner] -> Owner:validate(Key, Raw);
         [] -> {error, {unknown_setting, Key}}
     end.

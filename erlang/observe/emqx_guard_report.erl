@@ -1,0 +1,249 @@
+%% @doc The facts behind `guard backup_status', `backup_list' and `backup_list --remote', gathered
+%% once as documents: maps with binary keys and JSON values (`emqx_guard_json:encode/1' writes
+%% them as they are). The command prints them as text (`emqx_guard_status_cli') or, with
+%% `--json', as JSON; the dashboard's plugin API can serve the same documents. The keys are
+%% stable (documented in the README): a key is never renamed or given another meaning; a new
+%% fact is a new key.
+%%
+%% Conventions: an instant is two keys, `<key>' (ISO 8601 with the offset of the schedule's zone,
+%% `backup_timezone') and `<key>_ms' (Unix milliseconds); a size is in bytes, a duration in
+%% milliseconds (`*_ms'); what is not known is `null'; a reason is its line
+%% (`emqx_guard_outcome:format_error/1').
+-module(emqx_guard_report).
+
+-export([status/0, backups/0, remote_backups/0, notifications/0, instant/3]).
+
+-type doc() :: #{binary() => term()}.
+-export_type([doc/0]).
+
+%% How recently a file that does not verify must have been written to count as the one a running
+%% backup is still writing.
+-define(WRITING_WINDOW_MS, 60000).
+%% A remote listing: the NIF bounds every request; this bounds the whole.
+-define(AWAIT_MS, 6 * 3600 * 1000).
+
+%% @doc `guard backup_status': `node'; `schedule' (`cron', `description', `zone' as set,
+%% `zone_name' its IANA name, `keep', `catchup' as set and `catchup_s'); `next_fire' (and
+%% `next_fire_error', why there is none); `catchup' (a missed run about to start); `running' (the
+%% run going now: `started_at', `trigger'); `offsite' (`null' while off: `destination',
+%% `encrypted', `queue', `newest_upload', `last_error', `retention'); `last_run'; `leftovers'
+%% (what interrupted exports left, shown once); `runs' (`ok', `failed', `skipped'); 
+%% `notifications' (each configured channel's last delivery); `last_skip' and `cluster'
+%% (`emqx_guard_cluster_view:facts/1').
+-spec status() -> doc().
+status() ->
+    Status = emqx_guard_scheduler:status(),
+    #{settings := S = #{backup_cron := Cron, backup_timezone := Zone}} = Status,
+    #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
+    lists:foldl(fun maps:merge/2, emqx_guard_cluster_view:facts(Status), [next_fire(Status, Zone), #{
+        <<"node">> => node(),
+        <<"schedule">> => #{
+            <<"cron">> => Cron,
+            <<"description">> => ok_or_null(emqx_guard_cron:describe(Cron)),
+            <<"zone">> => Zone,
+            <<"zone_name">> => ok_or(emqx_guard_cron:zone_name(Zone), Zone),
+            <<"keep">> => maps:get(backup_keep, S),
+            <<"catchup">> => emqx_guard_render:duration_s(maps:get(backup_catchup, S)),
+            <<"catchup_s">> => maps:get(backup_catchup, S)
+        },
+        <<"catchup">> =>
+            case maps:get(catchup, Status) of
+                #{instant := Missed} -> instant(<<"instant">>, Missed, Zone);
+                undefined -> null
+            end,
+        <<"running">> =>
+            case maps:get(running, Status) of
+                #{started_at := Started, trigger := Trigger} -> (instant(<<"started_at">>, Started, Zone))#{<<"trigger">> => Trigger};
+                undefined -> null
+            end,
+        <<"offsite">> => offsite(S),
+        <<"last_run">> => run(maps:get(last_run, Status), Zone),
+        <<"leftovers">> => emqx_guard_leftovers:take_note(Zone),
+        <<"runs">> => #{<<"ok">> => Ok, <<"failed">> => Failed, <<"skipped">> => Skipped},
+        <<"notifications">> => notifications()
+    }]).
+
+next_fire(#{supported := false, unsupported_reason := Why}, _Zone) ->
+    no_fire(Why);
+next_fire(#{schedule_error := Why}, _Zone) when Why =/= undefined ->
+    no_fire(Why);
+next_fire(#{next_fire := Next}, Zone) when is_integer(Next) ->
+    (instant(<<"next_fire">>, Next, Zone))#{<<"next_fire_error">> => null};
+next_fire(_, _Zone) ->
+    no_fire(undefined).
+
+no_fire(Why) ->
+    Error =
+        case Why of
+            undefined -> null;
+            _ -> emqx_guard_outcome:format_error(Why)
+        end,
+    #{<<"next_fire">> => null, <<"next_fire_ms">> => null, <<"next_fire_error">> => Error}.
+
+%% A run's outcome (`emqx_guard_outcome'): when, how long, how it went, what it made.
+run(undefined, _Zone) ->
+    null;
+run(Run = #{started_at := Started, duration_ms := Duration, result := Result}, Zone) ->
+    (instant(<<"started_at">>, Started, Zone))#{
+        <<"duration_ms">> => Duration,
+        <<"result">> => Result,
+        <<"trigger">> => maps:get(trigger, Run, scheduled),
+        <<"file">> => maps:get(file, Run, null),
+        <<"path">> => maps:get(path, Run, null),
+        <<"size">> => maps:get(size, Run, null),
+        <<"sha256">> => maps:get(sha256, Run, null),
+        <<"error">> => maps:get(error, Run, null),
+        <<"warnings">> => maps:get(warnings, Run, [])
+    }.
+
+%% The off-site copies: where, and what the queue does and did (`emqx_guard_offsite_queue:status/0';
+%% `queue' is `null' when it is not running).
+offsite(S = #{backup_timezone := Zone}) ->
+    case emqx_guard_offsite_config:to_nif(S) of
+        off ->
+            null;
+        {ok, Config} ->
+            Where = #{<<"destination">> => emqx_guard_offsite:where(Config), <<"encrypted">> => maps:get(backup_remote_recipient, S) =/= <<>>},
+            case emqx_guard_offsite_queue:status() of
+                undefined -> Where#{<<"queue">> => null, <<"newest_upload">> => null, <<"last_error">> => null, <<"retention">> => null};
+                Q -> maps:merge(Where, queue(Q, Zone))
+            end
+    end.
+
+queue(#{running := Running, waiting := Waiting, retry_at := RetryAt, state := State}, Zone) ->
+    #{
+        <<"queue">> => maps:merge(
+            #{
+                <<"running">> =>
+                    case Running of
+                        undefined -> null;
+                        #{kind := Kind, file := File, started_at := At} ->
+                            (instant(<<"started_at">>, At, Zone))#{<<"kind">> => Kind, <<"file">> => null_if_undefined(File)}
+                    end,
+                <<"waiting">> => Waiting
+            },
+            instant(<<"retry_at">>, RetryAt, Zone)
+        ),
+        <<"newest_upload">> =>
+            case maps:get(last_upload, State) of
+                undefined -> null;
+                U = #{at := At} -> (instant(<<"at">>, At, Zone))#{
+                    <<"file">> => maps:get(file, U), <<"name">> => maps:get(name, U), <<"bytes">> => maps:get(bytes, U),
+                    <<"duration_ms">> => maps:get(duration_ms, U), <<"reused">> => maps:get(reused, U)}
+            end,
+        <<"last_error">> =>
+            case maps:get(last_error, State) of
+                undefined -> null;
+                #{at := At, error := E} -> (instant(<<"at">>, At, Zone))#{<<"error">> => E, <<"failing">> => maps:get(failing, State)}
+            end,
+        <<"retention">> =>
+            case maps:get(retention, State) of
+                #{paused := Paused} = R ->
+                    #{<<"paused">> => maps:from_list([{atom_to_binary(K), V} || {K, V} <- maps:to_list(Paused)]),
+                      <<"line">> => emqx_guard_offsite:retention_line(R)};
+                _ -> null
+            end
+    }.
+
+%% @doc Each configured notification channel's last delivery (`emqx_guard_notify:status/0'):
+%% `channel' and `last' (`null' when nothing was sent yet: `event', `state' (`sending' |
+%% `retrying' | `sent' | `failed'), `attempts', `at' in UTC, `answer' or `error').
+-spec notifications() -> [doc()].
+notifications() ->
+    S = emqx_guard_notify:status(),
+    [#{<<"channel">> => K, <<"last">> => delivery(maps:get(K, S))} || K <- maps:get(enabled, S)].
+
+delivery(undefined) ->
+    null;
+delivery(D = #{event := Event, state := State, attempts := N, at := At}) ->
+    (instant(<<"at">>, At, <<"UTC">>))#{<<"event">> => Event, <<"state">> => State, <<"attempts">> => N,
+                                       <<"answer">> => maps:get(answer, D, null), <<"error">> => maps:get(error, D, null)}.
+
+%% @doc `guard backup_list': `dir' and `backups', newest first, each with `name', `path', `size',
+%% `mtime', `state' (`verified', `not_verified', or `being_written' by the running backup),
+%% `error' (why it does not verify, or why no check reached a verdict) and `checked_at' (when
+%% the verdict was reached). `{error, Reason}' when the directory cannot be listed.
+-spec backups() -> {ok, doc()} | {error, emqx_guard_backups:list_error()}.
+backups() ->
+    Dir = emqx_guard_emqx:backup_dir(),
+    #{backup_timezone := Zone} = emqx_guard_settings:get(),
+    case emqx_guard_backups:list(Dir) of
+        {ok, Backups} ->
+            Running = maps:get(running, emqx_guard_scheduler:status()),
+            {ok, #{<<"dir">> => unicode:characters_to_binary(Dir),
+                   <<"backups">> => [backup(B, Running, Zone) || B <- Backups]}};
+        {error, _} = Error ->
+            Error
+    end.
+
+backup(B = #{name := Name, path := Path, size := Size, mtime := MTime}, Running, Zone) ->
+    {State, Error} =
+        case maps:get(verified, B) of
+            ok -> {verified, null};
+            {error, Why} -> {written_or_not(Running, MTime), emqx_guard_outcome:format_error(Why)}
+        end,
+    lists:foldl(fun maps:merge/2, #{<<"name">> => Name, <<"path">> => Path, <<"size">> => Size, <<"state">> => State,
+                                    <<"error">> => Error}, [
+        instant(<<"mtime">>, MTime, Zone),
+        instant(<<"checked_at">>, maps:get(checked_at, B, undefined), Zone)
+    ]).
+
+%% While a backup runs, an export that does not verify yet and was written to within the last
+%% minute is the one EMQX is still writing: not a fault.
+written_or_not(#{started_at := _}, MTime) ->
+    case MTime >= os:system_time(millisecond) - ?WRITING_WINDOW_MS of
+        true -> being_written;
+        false -> not_verified
+    end;
+written_or_not(undefined, _MTime) ->
+    not_verified.
+
+%% @doc `guard backup_list --remote': `destination' and `backups', newest first, each with
+%% `name' (the object), `export_name', `size' (of the object), `mtime' and `encrypted'.
+%% `{error, Reason}' without a destination or when the bucket cannot be listed.
+-spec remote_backups() -> {ok, doc()} | {error, term()}.
+remote_backups() ->
+    S = #{backup_timezone := Zone} = emqx_guard_settings:get(),
+    case emqx_guard_offsite_config:to_nif(S) of
+        off ->
+            {error, {no_destination, off}};
+        {ok, Config} ->
+            Listed =
+                case emqx_guard_core:offsite_list_async(Config, #{}) of
+                    {ok, Job} -> emqx_guard_core:await(Job, ?AWAIT_MS);
+                    {error, _} = Error -> Error
+                end,
+            case Listed of
+                {ok, Remote} ->
+                    {ok, #{<<"destination">> => emqx_guard_offsite:where(Config), <<"backups">> => [remote(R, Zone) || R <- Remote]}};
+                {error, _} = Failed ->
+                    Failed
+            end
+    end.
+
+remote(#{name := Name, export_name := Export, size := Size, mtime := MTime, encrypted := Encrypted}, Zone) ->
+    (instant(<<"mtime">>, MTime, Zone))#{<<"name">> => Name, <<"export_name">> => Export, <<"size">> => Size,
+                                        <<"encrypted">> => Encrypted}.
+
+%% @doc An instant as two keys: Key, ISO 8601 with Zone's offset at that instant, and `<Key>_ms',
+%% Unix milliseconds; both `null' for `undefined'.
+-spec instant(binary(), integer() | undefined, binary()) -> doc().
+instant(Key, undefined, _Zone) ->
+    #{Key => null, <<Key/binary, "_ms">> => null};
+instant(Key, Ms, Zone) ->
+    Offset =
+        case emqx_guard_core:utc_offset(Zone, Ms) of
+            {ok, O} -> O;
+            {error, _} -> 0
+        end,
+    #{Key => emqx_guard_render:iso8601(Ms, Offset), <<Key/binary, "_ms">> => Ms}.
+
+%%--------------------------------------------------------------------------------------------
+
+ok_or({ok, V}, _Default) -> V;
+ok_or({error, _}, Default) -> Default.
+
+ok_or_null(Result) -> ok_or(Result, null).
+
+null_if_undefined(undefined) -> null;
+null_if_undefined(V) -> V.

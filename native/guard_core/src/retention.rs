@@ -16,6 +16,9 @@
 //! is known of each export, newest first, it says what to delete, what to leave alone, and which
 //! unknown exports must be read before the decision is final. [`prune_with_records`] lists the
 //! directory, reads what [`decide`] asks for (newest first, one at a time) and then deletes.
+//!
+//! Retention policies as backup tools know them (restic's `forget` rules: last, hourly, daily,
+//! weekly, monthly, yearly, within) are written as [`Policy`] (the operator's text).
 
 use std::cmp::Ordering;
 use std::fs;
@@ -28,6 +31,10 @@ use chrono::NaiveDate;
 
 use crate::reading::ReadControl;
 use crate::record::{self, FileId, Record, Trusted};
+
+mod policy;
+
+pub use policy::{Policy, PolicyError, Rule, Within, MAX_COUNT};
 
 /// One export file in the backup directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,9 @@
 //! directory, reads what [`decide`] asks for (newest first, one at a time) and then deletes.
 //!
 //! Retention policies as backup tools know them (restic's `forget` rules: last, hourly, daily,
-//! weekly, monthly, yearly, within) are written as [`Policy`] (the operator's text).
+//! weekly, monthly, yearly, within; pins) are [`Policy`] (the operator's text) and [`plan`] (the
+//! decision, pure like [`decide`], which it grows from: with `last=N` alone it is keep-N), with
+//! the calendar they are counted in, [`Calendar`].
 
 use std::cmp::Ordering;
 use std::fs;
@@ -32,8 +34,12 @@ use chrono::NaiveDate;
 use crate::reading::ReadControl;
 use crate::record::{self, FileId, Record, Trusted};
 
+mod calendar;
+mod plan;
 mod policy;
 
+pub use calendar::{Calendar, Made, Period, Unit};
+pub use plan::{plan, Deletion, Entry, Fate, Plan, Reason};
 pub use policy::{Policy, PolicyError, Rule, Within, MAX_COUNT};
 
 /// One export file in the backup directory.

@@ -19,7 +19,7 @@
 //! rules that are on, in the order of the table), which parses back to the same policy.
 //!
 //! What each rule means, how periods are counted and which backups count at all is the business
-//! of `retention::plan`.
+//! of [`super::plan`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,7 +33,7 @@ pub const MAX_COUNT: u32 = 100_000;
 /// It is calendar arithmetic, not a fixed length: going back `1m` from March 31 lands on the last
 /// day of February, and `1d` is one calendar day however long a DST change makes it. Years,
 /// months and days are taken off the newest backup's wall-clock time in the schedule's zone, then
-/// hours as elapsed time (see `retention::plan`). All zero means the rule is off.
+/// hours as elapsed time (see [`super::plan`]). All zero means the rule is off.
 ///
 /// ```
 /// use guard_core::retention::Within;
@@ -176,7 +176,7 @@ impl fmt::Display for Rule {
 }
 
 /// Which backups to keep: restic's `forget --keep-*` rules (see the module documentation for the
-/// text and `retention::plan` for what each rule keeps).
+/// text and [`super::plan`] for what each rule keeps).
 ///
 /// A backup kept by any rule stays. All zero is the empty policy: [`Policy::parse`] refuses it,
 /// and a plan made with one (a `Policy` built by hand) keeps everything, as restic does.

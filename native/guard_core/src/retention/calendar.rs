@@ -198,10 +198,13 @@ impl When {
         let date = self.wall.date();
         match unit {
             Unit::Hour => {
-                let repeated = matches!(
-                    zone.from_local_datetime(&self.wall),
-                    LocalResult::Ambiguous(..)
-                );
+                // A fall-back repeats the end of an hour (01:30-02:00 on Lord Howe), the start
+                // of one, or all of it.
+                let start = date.and_hms_opt(self.wall.hour(), 0, 0);
+                let end = date.and_hms_opt(self.wall.hour(), 59, 59);
+                let repeated = [start, end].into_iter().flatten().any(|wall| {
+                    matches!(zone.from_local_datetime(&wall), LocalResult::Ambiguous(..))
+                });
                 Period::Hour {
                     date,
                     hour: self.wall.hour(),
@@ -239,7 +242,7 @@ pub enum Unit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Period {
     /// A wall-clock hour; `offset_s` (the UTC offset, seconds) only for an hour a fall-back
-    /// repeats, to tell its two passes apart. Written `2026-11-30 14:00`, or
+    /// repeats (in part or whole), to tell its two passes apart. Written `2026-11-30 14:00`, or
     /// `2026-10-25 02:00+01:00` for a repeated hour.
     Hour {
         date: NaiveDate,
@@ -408,6 +411,26 @@ mod tests {
         assert_eq!(
             plain.period(Unit::Hour, &zone).to_string(),
             "2026-11-01 03:00"
+        );
+    }
+
+    #[test]
+    fn a_half_hour_fall_back_repeats_the_end_of_an_hour() {
+        // Lord Howe: 02:00 +11:00 falls back to 01:30 +10:30 on 2026-04-05.
+        let zone = tz("Australia/Lord_Howe");
+        let cal = Calendar::new(zone);
+        let early = cal.when(Made::At(ms("2026-04-05T01:10:00+11:00")));
+        let late = cal.when(Made::At(ms("2026-04-05T01:45:00+11:00")));
+        let again = cal.when(Made::At(ms("2026-04-05T01:45:00+10:30")));
+        assert_eq!(early.key(Unit::Hour), late.key(Unit::Hour));
+        assert_ne!(late.key(Unit::Hour), again.key(Unit::Hour));
+        assert_eq!(
+            early.period(Unit::Hour, &zone).to_string(),
+            "2026-04-05 01:00+11:00"
+        );
+        assert_eq!(
+            again.period(Unit::Hour, &zone).to_string(),
+            "2026-04-05 01:00+10:30"
         );
     }
 

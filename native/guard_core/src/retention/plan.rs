@@ -423,27 +423,31 @@ impl Walk<'_> {
             }
             let when = &self.whens[i];
             for counter in counters.iter_mut().filter(|c| c.left > 0) {
-                let reason = match counter.unit {
-                    None => Some(Reason::Last {
-                        rank: counter.picked + 1,
-                    }),
+                let (reason, fresh) = match counter.unit {
+                    None => {
+                        let rank = counter.picked + 1;
+                        (Some(Reason::Last { rank }), true)
+                    }
                     Some(unit) => {
                         let key = when.key(unit);
                         let fresh = counter.last_key != Some(key);
-                        (fresh || Some(pos) == oldest).then(|| {
+                        let reason = (fresh || Some(pos) == oldest).then(|| {
                             counter.last_key = Some(key);
                             Reason::Period {
                                 unit,
                                 period: when.period(unit, &self.calendar.zone()),
                                 oldest: !fresh,
                             }
-                        })
+                        });
+                        (reason, fresh)
                     }
                 };
                 let Some(reason) = reason else { continue };
                 counter.picked += 1;
                 counter.left -= 1;
-                if counter.left == 0 {
+                // The extra pick of the oldest backup is no period: the rule still found fewer
+                // periods than it asks for, so its reach stays everything.
+                if counter.left == 0 && fresh {
                     counter.done_at = Some(pos);
                 }
                 if let Some(reasons) = reasons.as_deref_mut() {

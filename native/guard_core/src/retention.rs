@@ -39,7 +39,7 @@ mod plan;
 mod policy;
 
 pub use calendar::{Calendar, Made, Period, Unit};
-pub use plan::{plan, Deletion, Entry, Fate, Plan, Reason};
+pub use plan::{plan, Deletion, Entry, Fate, Plan, Planner, Reason};
 pub use policy::{Policy, PolicyError, Rule, Within, MAX_COUNT};
 
 /// One export file in the backup directory.

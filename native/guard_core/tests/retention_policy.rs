@@ -13,7 +13,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 use guard_core::retention::{
-    decide, plan, Calendar, Candidate, Entry, Fate, Made, Plan, Policy, Verdict, Within,
+    decide, plan, Calendar, Candidate, Entry, Fate, Made, Plan, Planner, Policy, Verdict, Within,
 };
 
 fn tz(name: &str) -> Tz {
@@ -472,6 +472,79 @@ const STARTS: &[(&str, &str)] = &[
     ("2011-12-30T10:00:00Z", "Pacific/Apia"),
 ];
 
+/// Up to 40 instants (Unix ms), ascending, from near a DST change of `start`: mostly minutes to
+/// hours apart, sometimes days or weeks, sometimes equal.
+fn gen_instants(rng: &mut Rng, start: &str) -> Vec<i64> {
+    let count = rng.below(40) as usize;
+    // From up to 6 hours before a DST change, or up to two days, or (one case in five) up to
+    // 40 days before.
+    let back_ms = match rng.below(10) {
+        0..=3 => rng.below(6 * 60) as i64 * 60_000,
+        4..=7 => rng.below(48 * 60) as i64 * 60_000,
+        _ => rng.below(40) as i64 * 86_400_000,
+    };
+    let mut instant = ms(start) - back_ms;
+    // One case in four is dense (a backup every few minutes), to fill single hours.
+    let dense = rng.chance(25);
+    (0..count)
+        .map(|_| {
+            let step_min: i64 = match rng.below(10) {
+                _ if dense => rng.below(30) as i64,
+                0 => 0,
+                1..=5 => 1 + rng.below(90) as i64,
+                6 | 7 => 60 + rng.below(48 * 60) as i64,
+                8 => rng.below(10 * 24 * 60) as i64,
+                _ => rng.below(60 * 24 * 60) as i64,
+            };
+            instant += step_min * 60_000 + rng.below(1000) as i64;
+            instant
+        })
+        .collect()
+}
+
+/// One backup made at `at_ms`, known by its run start or by its name's wall time in
+/// `names_zone`, with a verdict drawn from the weights in `verdicts`; and what reading it would
+/// find (three unread backups in four verify).
+fn gen_entry(
+    rng: &mut Rng,
+    at_ms: i64,
+    names_zone: Tz,
+    verdicts: &[(Verdict, u64)],
+) -> (Entry, Verdict) {
+    let made = if rng.chance(50) {
+        Made::At(at_ms)
+    } else {
+        // The wall time a clock in the names' zone showed at that instant.
+        let wall = names_zone
+            .timestamp_millis_opt(at_ms)
+            .unwrap()
+            .naive_local();
+        Made::Named(wall)
+    };
+    let total: u64 = verdicts.iter().map(|(_, w)| w).sum();
+    let mut roll = rng.below(total);
+    let mut verdict = verdicts[0].0;
+    for (v, w) in verdicts {
+        if roll < *w {
+            verdict = *v;
+            break;
+        }
+        roll -= w;
+    }
+    let real = match verdict {
+        Verdict::Unknown if rng.chance(75) => Verdict::Good,
+        Verdict::Unknown => Verdict::Bad,
+        v => v,
+    };
+    let entry = Entry {
+        made,
+        verdict,
+        pinned: rng.chance(8),
+        protected: rng.chance(4),
+    };
+    (entry, real)
+}
+
 fn gen_case(rng: &mut Rng, verdicts: &[(Verdict, u64)]) -> Case {
     let (start, start_zone) = rng.pick(STARTS);
     // Mostly the zone whose DST change the series starts at.
@@ -485,66 +558,12 @@ fn gen_case(rng: &mut Rng, verdicts: &[(Verdict, u64)]) -> Case {
     } else {
         tz(rng.pick(ZONES))
     };
-    let count = rng.below(40) as usize;
-    // From up to 6 hours before a DST change, or up to two days, or (one case in five) up to
-    // 40 days before.
-    let back_ms = match rng.below(10) {
-        0..=3 => rng.below(6 * 60) as i64 * 60_000,
-        4..=7 => rng.below(48 * 60) as i64 * 60_000,
-        _ => rng.below(40) as i64 * 86_400_000,
-    };
-    let mut instant = ms(start) - back_ms;
-    let mut instants = Vec::with_capacity(count);
-    // One case in four is dense (a backup every few minutes), to fill single hours.
-    let dense = rng.chance(25);
-    for _ in 0..count {
-        let step_min: i64 = match rng.below(10) {
-            _ if dense => rng.below(30) as i64,
-            0 => 0,
-            1..=5 => 1 + rng.below(90) as i64,
-            6 | 7 => 60 + rng.below(48 * 60) as i64,
-            8 => rng.below(10 * 24 * 60) as i64,
-            _ => rng.below(60 * 24 * 60) as i64,
-        };
-        instant += step_min * 60_000 + rng.below(1000) as i64;
-        instants.push(instant);
-    }
-    let total: u64 = verdicts.iter().map(|(_, w)| w).sum();
-    let mut entries = Vec::with_capacity(count);
-    let mut truth = Vec::with_capacity(count);
-    for at_ms in instants {
-        let made = if rng.chance(50) {
-            Made::At(at_ms)
-        } else {
-            // The wall time a clock in the names' zone showed at that instant.
-            let wall = names_zone
-                .timestamp_millis_opt(at_ms)
-                .unwrap()
-                .naive_local();
-            Made::Named(wall)
-        };
-        let mut roll = rng.below(total);
-        let mut verdict = verdicts[0].0;
-        for (v, w) in verdicts {
-            if roll < *w {
-                verdict = *v;
-                break;
-            }
-            roll -= w;
-        }
-        let real = match verdict {
-            Verdict::Unknown if rng.chance(75) => Verdict::Good,
-            Verdict::Unknown => Verdict::Bad,
-            v => v,
-        };
-        entries.push(Entry {
-            made,
-            verdict,
-            pinned: rng.chance(8),
-            protected: rng.chance(4),
-        });
-        truth.push(real);
-    }
+    let instants = gen_instants(rng, start);
+    let newest = instants.last().copied().unwrap_or_else(|| ms(start));
+    let (mut entries, mut truth): (Vec<Entry>, Vec<Verdict>) = instants
+        .into_iter()
+        .map(|at_ms| gen_entry(rng, at_ms, names_zone, verdicts))
+        .unzip();
     // Shuffle: `plan` takes the entries in any order.
     for i in (1..entries.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
@@ -553,7 +572,7 @@ fn gen_case(rng: &mut Rng, verdicts: &[(Verdict, u64)]) -> Case {
     }
     let now_ms = rng
         .chance(50)
-        .then(|| instant - rng.below(30) as i64 * 86_400_000 + 3_600_000);
+        .then(|| newest - rng.below(30) as i64 * 86_400_000 + 3_600_000);
     Case {
         zone,
         names_zone,
@@ -640,31 +659,9 @@ fn period_key(case: &Case, rule: &str, wall: NaiveDateTime, offset: i32) -> Stri
 /// verified backup when fewer than N periods have one; the reach is where the last pick any
 /// rule needed lies; unverified backups inside it stay.
 fn oracle(case: &Case) -> Vec<String> {
-    let n = case.entries.len();
-    let placed: Vec<(i64, NaiveDateTime, i32)> =
-        case.entries.iter().map(|e| place(case, e.made)).collect();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| placed[b].0.cmp(&placed[a].0));
-    let goods: Vec<usize> = order
-        .iter()
-        .copied()
-        .filter(|&i| case.entries[i].verdict == Verdict::Good)
-        .collect();
-    let pos_of = |i: usize| order.iter().position(|&j| j == i).unwrap();
-    let mut reasons: Vec<Vec<String>> = vec![Vec::new(); n];
-    let mut reach_all = false;
-    let mut reach = 0usize;
-    let p = &case.policy;
-
-    if p.last > 0 {
-        for (rank, &i) in goods.iter().take(p.last as usize).enumerate() {
-            reasons[i].push(format!("last #{}", rank + 1));
-        }
-        match goods.get(p.last as usize - 1) {
-            Some(&i) => reach = reach.max(pos_of(i)),
-            None => reach_all = true,
-        }
-    }
+    let mut model = Model::new(case);
+    let p = case.policy;
+    model.last(p.last);
     for (rule, count) in [
         ("hourly", p.hourly),
         ("daily", p.daily),
@@ -672,97 +669,166 @@ fn oracle(case: &Case) -> Vec<String> {
         ("monthly", p.monthly),
         ("yearly", p.yearly),
     ] {
-        if count == 0 {
-            continue;
+        model.period(rule, count);
+    }
+    model.within();
+    model.labels()
+}
+
+/// The set-based model of restic's rules the oracle builds up, rule by rule.
+struct Model<'c> {
+    case: &'c Case,
+    /// Each entry's instant, wall time and UTC offset in the case's zone.
+    placed: Vec<(i64, NaiveDateTime, i32)>,
+    /// Entries newest first.
+    order: Vec<usize>,
+    /// Verified entries newest first.
+    goods: Vec<usize>,
+    reasons: Vec<Vec<String>>,
+    /// The last position any rule needed; `None`: everything.
+    reach: Option<usize>,
+}
+
+impl<'c> Model<'c> {
+    fn new(case: &'c Case) -> Model<'c> {
+        let placed: Vec<(i64, NaiveDateTime, i32)> =
+            case.entries.iter().map(|e| place(case, e.made)).collect();
+        let mut order: Vec<usize> = (0..case.entries.len()).collect();
+        order.sort_by(|&a, &b| placed[b].0.cmp(&placed[a].0));
+        let goods = order
+            .iter()
+            .copied()
+            .filter(|&i| case.entries[i].verdict == Verdict::Good)
+            .collect();
+        Model {
+            case,
+            placed,
+            order,
+            goods,
+            reasons: vec![Vec::new(); case.entries.len()],
+            reach: Some(0),
         }
+    }
+
+    fn pos_of(&self, i: usize) -> usize {
+        self.order.iter().position(|&j| j == i).unwrap()
+    }
+
+    /// The rules reach at least to entry `i` (`None`: everything).
+    fn reach_to(&mut self, i: Option<usize>) {
+        let pos = i.map(|i| self.pos_of(i));
+        self.reach = match (self.reach, pos) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
+
+    fn last(&mut self, count: u32) {
+        if count == 0 {
+            return;
+        }
+        let picks: Vec<usize> = self.goods.iter().copied().take(count as usize).collect();
+        for (rank, &i) in picks.iter().enumerate() {
+            self.reasons[i].push(format!("last #{}", rank + 1));
+        }
+        self.reach_to(self.goods.get(count as usize - 1).copied());
+    }
+
+    fn period(&mut self, rule: &str, count: u32) {
+        if count == 0 {
+            return;
+        }
+        let name = |m: &Model, i: usize| {
+            let (_, wall, offset) = m.placed[i];
+            period_name(m.case, rule, wall, offset)
+        };
         let mut seen: Vec<String> = Vec::new();
         let mut picks: Vec<usize> = Vec::new();
-        for &i in &goods {
-            let (_, wall, offset) = placed[i];
-            let key = period_key(case, rule, wall, offset);
+        for &i in &self.goods {
+            let (_, wall, offset) = self.placed[i];
+            let key = period_key(self.case, rule, wall, offset);
             if !seen.contains(&key) {
                 seen.push(key);
                 picks.push(i);
             }
         }
         for &i in picks.iter().take(count as usize) {
-            let (_, wall, offset) = placed[i];
-            reasons[i].push(format!("{rule} {}", period_name(case, rule, wall, offset)));
+            let label = format!("{rule} {}", name(self, i));
+            self.reasons[i].push(label);
         }
         if picks.len() >= count as usize {
-            reach = reach.max(pos_of(picks[count as usize - 1]));
-        } else {
-            reach_all = true;
-            if let Some(&oldest) = goods.last() {
-                if !picks.contains(&oldest) {
-                    let (_, wall, offset) = placed[oldest];
-                    reasons[oldest].push(format!(
-                        "oldest {rule} {}",
-                        period_name(case, rule, wall, offset)
-                    ));
-                }
+            self.reach_to(Some(picks[count as usize - 1]));
+            return;
+        }
+        self.reach_to(None);
+        if let Some(&oldest) = self.goods.last() {
+            if !picks.contains(&oldest) {
+                let label = format!("oldest {rule} {}", name(self, oldest));
+                self.reasons[oldest].push(label);
             }
         }
     }
-    if !p.within.is_zero() {
-        let anchor = goods
+
+    fn within(&mut self) {
+        let within = self.case.policy.within;
+        if within.is_zero() {
+            return;
+        }
+        let now = self.case.now_ms;
+        let anchor = self
+            .goods
             .iter()
             .copied()
-            .find(|&i| case.now_ms.is_none_or(|now| placed[i].0 <= now));
-        match anchor {
-            None => {
-                reach_all = true;
-                for &i in &goods {
-                    reasons[i].push(format!("within {}", p.within));
-                }
+            .find(|&i| now.is_none_or(|now| self.placed[i].0 <= now));
+        let cutoff = anchor.map(|a| within_cutoff(self.case, self.placed[a].0));
+        for &i in &self.goods {
+            if cutoff.is_none_or(|cutoff| self.placed[i].0 > cutoff) {
+                self.reasons[i].push(format!("within {within}"));
             }
-            Some(a) => {
-                let cutoff = within_cutoff(case, placed[a].0);
-                for &i in &goods {
-                    if placed[i].0 > cutoff {
-                        reasons[i].push(format!("within {}", p.within));
-                    }
-                }
-                if let Some(last_inside) = order.iter().rposition(|&i| placed[i].0 > cutoff) {
-                    reach = reach.max(last_inside);
-                }
+        }
+        match cutoff {
+            None => self.reach_to(None),
+            Some(cutoff) => {
+                let inside = self.order.iter().rposition(|&i| self.placed[i].0 > cutoff);
+                self.reach_to(inside.map(|pos| self.order[pos]));
             }
         }
     }
-    // Reasons in the documented order: last, hourly .. yearly, within, then the rest.
-    let rank = |r: &str| {
-        [
-            "last", "hourly", "daily", "weekly", "monthly", "yearly", "within",
-        ]
-        .iter()
-        .position(|k| r.starts_with(k) || r.starts_with(&format!("oldest {k}")))
-        .unwrap_or(7)
-    };
-    (0..n)
-        .map(|i| {
-            let e = &case.entries[i];
-            let mut why = std::mem::take(&mut reasons[i]);
-            why.sort_by_key(|r| rank(r));
-            if e.pinned {
-                why.push("pinned".into());
-            }
-            if e.protected {
-                why.push("protected".into());
-            }
-            let inside = reach_all || pos_of(i) <= reach;
-            if e.verdict == Verdict::Bad && inside {
-                why.push("unverified: kept, counts for nothing".into());
-            }
-            if why.is_empty() {
-                match e.verdict {
-                    Verdict::Good => "delete".to_string(),
-                    _ => "delete (unverified, older than what the rules keep)".to_string(),
+
+    /// Each entry's label: its reasons in the documented order (last, hourly .. yearly, within,
+    /// pinned, protected, unverified), or its deletion.
+    fn labels(mut self) -> Vec<String> {
+        let rank = |r: &str| {
+            [
+                "last", "hourly", "daily", "weekly", "monthly", "yearly", "within",
+            ]
+            .iter()
+            .position(|k| r.starts_with(k) || r.starts_with(&format!("oldest {k}")))
+            .unwrap_or(7)
+        };
+        (0..self.case.entries.len())
+            .map(|i| {
+                let e = &self.case.entries[i];
+                let mut why = std::mem::take(&mut self.reasons[i]);
+                why.sort_by_key(|r| rank(r));
+                if e.pinned {
+                    why.push("pinned".into());
                 }
-            } else {
-                why.join(", ")
-            }
-        })
-        .collect()
+                if e.protected {
+                    why.push("protected".into());
+                }
+                let inside = self.reach.is_none_or(|reach| self.pos_of(i) <= reach);
+                if e.verdict == Verdict::Bad && inside {
+                    why.push("unverified: kept, counts for nothing".into());
+                }
+                match (why.is_empty(), e.verdict) {
+                    (false, _) => why.join(", "),
+                    (true, Verdict::Good) => "delete".to_string(),
+                    (true, _) => "delete (unverified, older than what the rules keep)".to_string(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// restic's `within` cutoff, computed with chrono from scratch: calendar years, months and days
@@ -957,11 +1023,17 @@ fn property_reading_lazily_never_deletes_what_full_knowledge_keeps() {
         let mut case = gen_case(&mut rng, SOME_UNREAD);
         let full = case.known().plan();
         let first = case.plan();
+        let mut planner = Planner::new(case.policy, case.calendar(), case.entries.clone());
         let mut reads = 0;
         let mut read: HashSet<usize> = HashSet::new();
         let mut all_good = true;
         loop {
-            let plan = case.plan();
+            let plan = planner.plan();
+            assert_eq!(
+                plan,
+                case.plan(),
+                "case {case_no}: the planner and plan differ"
+            );
             // Whatever is deleted now would be deleted with everything known.
             for i in plan.deleted() {
                 assert!(
@@ -986,6 +1058,7 @@ fn property_reading_lazily_never_deletes_what_full_knowledge_keeps() {
             assert!(read.insert(next), "case {case_no}: {next} read twice");
             assert_eq!(case.entries[next].verdict, Verdict::Unknown);
             case.entries[next].verdict = case.truth[next];
+            planner.set_verdict(next, case.truth[next]);
             all_good &= case.truth[next] == Verdict::Good;
             reads += 1;
         }

@@ -35,6 +35,8 @@
 
 use std::fmt;
 
+use chrono_tz::Tz;
+
 use super::calendar::{Calendar, Made, Period, Unit, When};
 use super::policy::{Policy, Within};
 use super::Verdict;
@@ -250,81 +252,144 @@ impl Plan {
 /// # Ok::<(), guard_core::retention::PolicyError>(())
 /// ```
 pub fn plan(policy: &Policy, calendar: &Calendar, entries: &[Entry]) -> Plan {
-    let whens: Vec<When> = entries.iter().map(|e| calendar.when(e.made)).collect();
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    // Stable: entries made at the same instant stay in the order given.
-    order.sort_by(|&a, &b| whens[b].at_ms.cmp(&whens[a].at_ms));
+    Planner::new(*policy, *calendar, entries.to_vec()).plan()
+}
 
-    let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); entries.len()];
-    let walk = Walk {
-        policy,
-        calendar,
-        entries,
-        whens: &whens,
-        order: &order,
-    };
-    let (reach, reach_at_best) = if policy.is_empty() {
-        for (i, entry) in entries.iter().enumerate() {
-            if entry.verdict == Verdict::Good {
-                reasons[i].push(Reason::NoRule);
-            }
+/// [`plan`] for a caller that learns verdicts one at a time (retention reading what
+/// [`Plan::to_read`] asks for): the backups are placed in time and ordered once, then planned
+/// again after each [`Planner::set_verdict`] at the cost of two walks over them.
+///
+/// ```
+/// use guard_core::retention::{Calendar, Entry, Made, Planner, Policy, Verdict};
+///
+/// let entries = (0..3)
+///     .map(|i| Entry {
+///         made: Made::At(1_780_000_000_000 - i * 86_400_000),
+///         verdict: if i == 0 { Verdict::Unknown } else { Verdict::Good },
+///         pinned: false,
+///         protected: false,
+///     })
+///     .collect();
+/// let mut planner = Planner::new(Policy::keep_last(1), Calendar::new(chrono_tz::UTC), entries);
+/// let first = planner.plan();
+/// assert_eq!((first.to_read.clone(), first.needed), (vec![0], 1));
+/// assert_eq!(first.fates[1].to_string(), "last #1");
+/// planner.set_verdict(0, Verdict::Good);
+/// let last = planner.plan();
+/// assert!(last.is_final());
+/// assert_eq!(last.deleted(), [1, 2]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Planner {
+    policy: Policy,
+    calendar: Calendar,
+    entries: Vec<Entry>,
+    whens: Vec<When>,
+    order: Vec<usize>,
+}
+
+impl Planner {
+    /// Places `entries` in time in `calendar` and orders them newest first (stable: entries
+    /// made at the same instant stay in the order given).
+    pub fn new(policy: Policy, calendar: Calendar, entries: Vec<Entry>) -> Planner {
+        let whens: Vec<When> = entries.iter().map(|e| calendar.when(e.made)).collect();
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by(|&a, &b| whens[b].at_ms.cmp(&whens[a].at_ms));
+        Planner {
+            policy,
+            calendar,
+            entries,
+            whens,
+            order,
         }
-        (Reach::All, Reach::All)
-    } else {
-        // What is known: only the verified count. At best: every unread one verifies.
+    }
+
+    /// The entries, in the order given.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Sets what is known of entry `index` (e.g. after reading it). An index past the entries
+    /// changes nothing.
+    pub fn set_verdict(&mut self, index: usize, verdict: Verdict) {
+        if let Some(entry) = self.entries.get_mut(index) {
+            entry.verdict = verdict;
+        }
+    }
+
+    /// The decision for what is known now: [`plan`].
+    pub fn plan(&self) -> Plan {
+        let (mut reasons, reach, reach_at_best) = self.picks();
+        let mut fates = vec![Fate::Delete(Deletion::Policy); self.entries.len()];
+        let mut to_read = Vec::new();
+        let mut needed = 0;
+        for (pos, &i) in self.order.iter().enumerate() {
+            let entry = &self.entries[i];
+            let mut why = std::mem::take(&mut reasons[i]);
+            if entry.pinned {
+                why.push(Reason::Pinned);
+            }
+            if entry.protected {
+                why.push(Reason::Protected);
+            }
+            let within_reach = reach.covers(pos);
+            match entry.verdict {
+                Verdict::Good => {}
+                Verdict::Bad if within_reach => why.push(Reason::Unverified),
+                Verdict::Unknown if within_reach => {
+                    why.push(Reason::Unread);
+                    // Under the empty policy nothing goes, so no verdict matters.
+                    if !self.policy.is_empty() {
+                        to_read.push(i);
+                        needed += usize::from(reach_at_best.covers(pos));
+                    }
+                }
+                Verdict::Bad | Verdict::Unknown => {}
+            }
+            fates[i] = if why.is_empty() {
+                Fate::Delete(match entry.verdict {
+                    Verdict::Good => Deletion::Policy,
+                    Verdict::Bad => Deletion::Unverified,
+                    Verdict::Unknown => Deletion::Unread,
+                })
+            } else {
+                Fate::Keep(why)
+            };
+        }
+        Plan {
+            fates,
+            order: self.order.clone(),
+            to_read,
+            needed,
+        }
+    }
+
+    /// The rules' picks among what is known to verify, with how far the rules reach, and how far
+    /// they would reach at best (every unread backup verifying).
+    fn picks(&self) -> (Vec<Vec<Reason>>, Reach, Reach) {
+        let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); self.entries.len()];
+        if self.policy.is_empty() {
+            for (i, entry) in self.entries.iter().enumerate() {
+                if entry.verdict == Verdict::Good {
+                    reasons[i].push(Reason::NoRule);
+                }
+            }
+            return (reasons, Reach::All, Reach::All);
+        }
+        let walk = Walk {
+            policy: &self.policy,
+            calendar: &self.calendar,
+            entries: &self.entries,
+            whens: &self.whens,
+            order: &self.order,
+        };
         let reach = walk.run(|v| v == Verdict::Good, Some(&mut reasons));
-        let at_best = if entries.iter().any(|e| e.verdict == Verdict::Unknown) {
+        let at_best = if self.entries.iter().any(|e| e.verdict == Verdict::Unknown) {
             walk.run(|v| v != Verdict::Bad, None)
         } else {
             reach
         };
-        (reach, at_best)
-    };
-
-    let mut fates: Vec<Fate> = Vec::with_capacity(entries.len());
-    fates.resize(entries.len(), Fate::Delete(Deletion::Policy));
-    let mut to_read = Vec::new();
-    let mut needed = 0;
-    for (pos, &i) in order.iter().enumerate() {
-        let entry = &entries[i];
-        let mut why = std::mem::take(&mut reasons[i]);
-        if entry.pinned {
-            why.push(Reason::Pinned);
-        }
-        if entry.protected {
-            why.push(Reason::Protected);
-        }
-        let within_reach = reach.covers(pos);
-        match entry.verdict {
-            Verdict::Good => {}
-            Verdict::Bad if within_reach => why.push(Reason::Unverified),
-            Verdict::Unknown if within_reach => {
-                why.push(Reason::Unread);
-                // Under the empty policy nothing goes, so no verdict matters.
-                if !policy.is_empty() {
-                    to_read.push(i);
-                    if reach_at_best.covers(pos) {
-                        needed += 1;
-                    }
-                }
-            }
-            Verdict::Bad | Verdict::Unknown => {}
-        }
-        fates[i] = if why.is_empty() {
-            Fate::Delete(match entry.verdict {
-                Verdict::Good => Deletion::Policy,
-                Verdict::Bad => Deletion::Unverified,
-                Verdict::Unknown => Deletion::Unread,
-            })
-        } else {
-            Fate::Keep(why)
-        };
-    }
-    Plan {
-        fates,
-        order,
-        to_read,
-        needed,
+        (reasons, reach, at_best)
     }
 }
 
@@ -364,6 +429,93 @@ struct Counter {
     done_at: Option<usize>,
 }
 
+impl Counter {
+    /// The counting rules of `policy` that are on.
+    fn all_of(policy: &Policy) -> Vec<Counter> {
+        [
+            (None, policy.last),
+            (Some(Unit::Hour), policy.hourly),
+            (Some(Unit::Day), policy.daily),
+            (Some(Unit::Week), policy.weekly),
+            (Some(Unit::Month), policy.monthly),
+            (Some(Unit::Year), policy.yearly),
+        ]
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(unit, left)| Counter {
+            unit,
+            left,
+            picked: 0,
+            last_key: None,
+            done_at: None,
+        })
+        .collect()
+    }
+
+    /// Offers the counted backup at `pos` (made `when`; `oldest`: the last counted one) to the
+    /// rule: the reason it keeps it for, if it does.
+    fn offer(&mut self, pos: usize, when: &When, oldest: bool, zone: &Tz) -> Option<Reason> {
+        if self.left == 0 {
+            return None;
+        }
+        let (reason, fresh) = match self.unit {
+            None => (
+                Reason::Last {
+                    rank: self.picked + 1,
+                },
+                true,
+            ),
+            Some(unit) => {
+                let key = when.key(unit);
+                let fresh = self.last_key != Some(key);
+                if !fresh && !oldest {
+                    return None;
+                }
+                self.last_key = Some(key);
+                let period = when.period(unit, zone);
+                (
+                    Reason::Period {
+                        unit,
+                        period,
+                        oldest: !fresh,
+                    },
+                    fresh,
+                )
+            }
+        };
+        self.picked += 1;
+        self.left -= 1;
+        // The extra pick of the oldest backup is no period: the rule still found fewer periods
+        // than it asks for, so its reach stays everything.
+        if self.left == 0 && fresh {
+            self.done_at = Some(pos);
+        }
+        Some(reason)
+    }
+}
+
+/// Where `within` reaches back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cutoff {
+    /// The rule is off.
+    Off,
+    /// No counted backup to count back from (none, or all made after the present): everything
+    /// is within.
+    Everything,
+    /// Backups made after this instant (Unix ms) are within.
+    After(i64),
+}
+
+impl Cutoff {
+    fn covers(self, at_ms: i64) -> bool {
+        match self {
+            Cutoff::Off => false,
+            Cutoff::Everything => true,
+            Cutoff::After(cutoff) => at_ms > cutoff,
+        }
+    }
+}
+
 /// The backups and the policy, walked newest first.
 struct Walk<'a> {
     policy: &'a Policy,
@@ -381,103 +533,65 @@ impl Walk<'_> {
         counts: impl Fn(Verdict) -> bool,
         mut reasons: Option<&mut Vec<Vec<Reason>>>,
     ) -> Reach {
-        let policy = self.policy;
-        let mut counters: Vec<Counter> = [
-            (None, policy.last),
-            (Some(Unit::Hour), policy.hourly),
-            (Some(Unit::Day), policy.daily),
-            (Some(Unit::Week), policy.weekly),
-            (Some(Unit::Month), policy.monthly),
-            (Some(Unit::Year), policy.yearly),
-        ]
-        .into_iter()
-        .filter(|(_, count)| *count > 0)
-        .map(|(unit, left)| Counter {
-            unit,
-            left,
-            picked: 0,
-            last_key: None,
-            done_at: None,
-        })
-        .collect();
-
         let counted = |i: usize| counts(self.entries[i].verdict);
+        let mut counters = Counter::all_of(self.policy);
         let oldest = self.order.iter().rposition(|&i| counted(i));
-        // `within`: from the newest counted backup not made after the present.
-        let now = self.calendar.now_ms();
-        let within = policy.within;
-        let cutoff = if within.is_zero() {
-            None
-        } else {
-            let anchor = self
-                .order
-                .iter()
-                .map(|&i| (i, self.whens[i].at_ms))
-                .find(|&(i, at)| counted(i) && now.is_none_or(|now| at <= now));
-            Some(anchor.map(|(_, at)| self.calendar.reach_back(at, within)))
-        };
-
+        let cutoff = self.cutoff(&counted);
+        let zone = self.calendar.zone();
         for (pos, &i) in self.order.iter().enumerate() {
             if !counted(i) {
                 continue;
             }
             let when = &self.whens[i];
-            for counter in counters.iter_mut().filter(|c| c.left > 0) {
-                let (reason, fresh) = match counter.unit {
-                    None => {
-                        let rank = counter.picked + 1;
-                        (Some(Reason::Last { rank }), true)
-                    }
-                    Some(unit) => {
-                        let key = when.key(unit);
-                        let fresh = counter.last_key != Some(key);
-                        let reason = (fresh || Some(pos) == oldest).then(|| {
-                            counter.last_key = Some(key);
-                            Reason::Period {
-                                unit,
-                                period: when.period(unit, &self.calendar.zone()),
-                                oldest: !fresh,
-                            }
-                        });
-                        (reason, fresh)
-                    }
-                };
-                let Some(reason) = reason else { continue };
-                counter.picked += 1;
-                counter.left -= 1;
-                // The extra pick of the oldest backup is no period: the rule still found fewer
-                // periods than it asks for, so its reach stays everything.
-                if counter.left == 0 && fresh {
-                    counter.done_at = Some(pos);
-                }
-                if let Some(reasons) = reasons.as_deref_mut() {
+            for counter in counters.iter_mut() {
+                let reason = counter.offer(pos, when, Some(pos) == oldest, &zone);
+                if let (Some(reason), Some(reasons)) = (reason, reasons.as_deref_mut()) {
                     reasons[i].push(reason);
                 }
             }
-            if let Some(cutoff) = cutoff {
-                let inside = cutoff.is_none_or(|cutoff| when.at_ms > cutoff);
-                if let (true, Some(reasons)) = (inside, reasons.as_deref_mut()) {
-                    reasons[i].push(Reason::Within(within));
-                }
+            if let (true, Some(reasons)) = (cutoff.covers(when.at_ms), reasons.as_deref_mut()) {
+                reasons[i].push(Reason::Within(self.policy.within));
             }
         }
+        self.reach(&counters, cutoff)
+    }
 
+    /// Where `within` reaches back to: from the newest counted backup not made after the
+    /// present.
+    fn cutoff(&self, counted: &impl Fn(usize) -> bool) -> Cutoff {
+        let within = self.policy.within;
+        if within.is_zero() {
+            return Cutoff::Off;
+        }
+        let now = self.calendar.now_ms();
+        let anchor = self
+            .order
+            .iter()
+            .map(|&i| (i, self.whens[i].at_ms))
+            .find(|&(i, at)| counted(i) && now.is_none_or(|now| at <= now));
+        match anchor {
+            Some((_, at)) => Cutoff::After(self.calendar.reach_back(at, within)),
+            None => Cutoff::Everything,
+        }
+    }
+
+    /// How far the rules reach: to the last pick each counting rule needed (everything when one
+    /// ran out of backups first) and to the oldest backup within `within`.
+    fn reach(&self, counters: &[Counter], cutoff: Cutoff) -> Reach {
         let mut reach = Reach::To(0);
-        for counter in &counters {
+        for counter in counters {
             reach = reach.max(counter.done_at.map_or(Reach::All, Reach::To));
         }
         match cutoff {
-            None => {}
-            // No newest backup to count back from: `within` keeps everything.
-            Some(None) => reach = Reach::All,
-            Some(Some(cutoff)) => {
+            Cutoff::Off => reach,
+            Cutoff::Everything => Reach::All,
+            Cutoff::After(cutoff) => {
                 let inside = self
                     .order
                     .partition_point(|&i| self.whens[i].at_ms > cutoff);
-                reach = reach.max(Reach::To(inside.saturating_sub(1)));
+                reach.max(Reach::To(inside.saturating_sub(1)))
             }
         }
-        reach
     }
 }
 

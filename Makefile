@@ -1,6 +1,6 @@
 # emqx_guard build. `make` builds the plugin package, `make test` runs every test.
 # Both install the Erlang toolchain with apt when it is missing (they run as root on Debian 12), and
-# the NIF's cross toolchain (cargo-zigbuild and zig from PyPI, the rustup target) with pip/rustup.
+# the NIF's cross toolchain (cargo-zigbuild and zig with pip, the rustup target with rustup).
 
 SHELL := /bin/bash
 APP := emqx_guard
@@ -20,7 +20,7 @@ REBAR ?= rebar3
 FUZZ_SECONDS ?= 600
 
 .PHONY: all package toolchain cross-toolchain nif compile test test-deps s3-server rust-test erlang-test \
-	test-arm64 arm64-root compat lint bench fuzz clean
+	test-arm64 arm64-root test-release-0.1.0 compat lint bench fuzz clean
 
 all: package
 
@@ -52,9 +52,9 @@ compile: toolchain nif
 package: compile
 	NIF_ARCHS="$(NIF_ARCHS)" NIF_GLIBC=$(NIF_GLIBC) ./scripts/package.sh $(VSN)
 
-# The off-site tests (Rust and Common Test) and `make bench` run a real S3 server, s3s-fs from
-# crates.io, on 127.0.0.1. Built once with cargo (0.14.1: the newest release for this Rust;
-# about 3 minutes on 2 cores), reused while it is installed.
+# The off-site tests (Rust and Common Test) and `make bench` run a real S3 server, s3s-fs from the
+# Rust crate registry, on 127.0.0.1. Built once with cargo (0.14.1: the newest release for this
+# Rust; about 3 minutes on 2 cores), reused while it is installed.
 S3S_FS_VERSION := 0.14.1
 s3-server:
 	@command -v s3s-fs >/dev/null || test -x "$${CARGO_HOME:-$$HOME/.cargo}/bin/s3s-fs" || \
@@ -94,12 +94,26 @@ test-arm64: package arm64-root
 	EMQX_GUARD_PACKAGE=$(CURDIR)/_build/plugin/$(APP)-$(VSN).tar.gz EMQX_GUARD_ARM64_ROOT=$(ARM64_ROOT) \
 	  $(REBAR) ct --suite test/emqx_guard_arm64_SUITE,test/emqx_guard_elf_SUITE
 
+# A rolling upgrade from the last release: the mixed-version suite with the plugin 0.1.0 itself (built
+# once from its commit into _build/release-0.1.0, its own cargo target: minutes the first time) on one
+# peer node. Not part of `make test` (which runs the suite with 0.1.0's protocol played by this build):
+# run it before a release, and keep RELEASE_COMMIT the last released commit.
+RELEASE_VSN := 0.1.0
+RELEASE_COMMIT := 5703d70
+test-release-0.1.0: compile cross-toolchain
+	./scripts/build_release.sh $(RELEASE_COMMIT) $(CURDIR)/_build/release-$(RELEASE_VSN)
+	EMQX_GUARD_RELEASE_0_1_0=$(CURDIR)/_build/release-$(RELEASE_VSN)/src/_build/default/lib/$(APP) \
+	  $(REBAR) ct --suite test/emqx_guard_mixed_versions_SUITE
+
 # EUnit and Common Test with the package's own (OTP 25-built) beams on other OTP installations:
 #   make compat OTP_ROOTS="/opt/otp-26 /opt/otp-27"   (see docs/compat.md; not part of CI)
 compat: package test-deps
 	./scripts/compat.sh $(CURDIR)/_build/plugin/$(APP)-$(VSN).tar.gz $(OTP_ROOTS)
 
+# The size limits (scripts/check_sizes.sh: no Erlang module over 400 lines, and the Rust limits),
+# then xref and dialyzer.
 lint: compile
+	./scripts/check_sizes.sh
 	$(REBAR) xref
 	$(REBAR) dialyzer
 

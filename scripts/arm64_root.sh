@@ -6,12 +6,13 @@
 #
 # debootstrap's first stage only (--foreign: no arm64 code runs, so no binfmt_misc is needed), then
 # every downloaded package unpacked with dpkg-deb -x (no maintainer scripts: none is needed to run
-# erl). DIR/.complete marks a finished root: a second run does nothing. Installs qemu-user-static
-# and debootstrap with apt when missing.
+# erl). DIR/.complete marks a finished root: a second run does nothing. The packages come from
+# Debian's archive as the machine's own apt sources name it (scripts/debian_archive.sh;
+# DEBIAN_ARCHIVE overrides it). Installs qemu-user-static and debootstrap with apt when missing.
 set -euo pipefail
 ROOT=${1:?usage: scripts/arm64_root.sh DIR}
 SUITE=${ARM64_SUITE:-bookworm}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+ARCHIVE=$("$(dirname "$0")/debian_archive.sh")
 
 if ! command -v qemu-aarch64-static >/dev/null || ! command -v debootstrap >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
@@ -25,7 +26,7 @@ rm -rf "$ROOT"
 mkdir -p "$(dirname "$ROOT")"
 TMP=$(mktemp -d "$(dirname "$ROOT")/.arm64-root.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
-debootstrap --foreign --arch=arm64 --variant=minbase --include=erlang-nox "$SUITE" "$TMP" "$MIRROR" >"$TMP.log" 2>&1 ||
+debootstrap --foreign --arch=arm64 --variant=minbase --include=erlang-nox "$SUITE" "$TMP" "$ARCHIVE" >"$TMP.log" 2>&1 ||
   { tail -20 "$TMP.log" >&2; rm -f "$TMP.log"; exit 1; }
 rm -f "$TMP.log"
 for deb in "$TMP"/var/cache/apt/archives/*.deb; do dpkg-deb -x "$deb" "$TMP"; done

@@ -4,26 +4,27 @@
 #   scripts/build_otp.sh SUITE PREFIX [VERSION]   e.g. scripts/build_otp.sh forky /opt/otp-29
 #
 # SUITE is a Debian suite whose `erlang` source package has the OTP wanted (trixie: 27, forky or
-# sid: newer). The source is fetched with apt-get through a private apt configuration under
-# $OTP_SRC_CACHE (default /var/tmp/emqx_guard-otp-src), so the machine's own apt sources are not
-# changed; it is unpacked without Debian's patches (plain upstream OTP) and built with
+# sid: newer). The source is fetched from Debian's archive as the machine's own apt sources name
+# it (scripts/debian_archive.sh; DEBIAN_ARCHIVE overrides it) with apt-get, through a private apt
+# configuration under $OTP_SRC_CACHE (default /var/tmp/emqx_guard-otp-src), so the machine's own
+# apt sources are not changed; it is unpacked without Debian's patches (plain upstream OTP) and built with
 # `./configure --without-wx --without-javac ...; make; make install` into PREFIX. Build
 # dependencies (Debian 12): build-essential, libssl-dev, libncurses-dev, dpkg-dev; about 6 to 11
 # minutes on 2 cores. The result is used as PREFIX/bin/erl.
 #
 # VERSION (a Debian version of `erlang`, e.g. 27.3.4.1+dfsg-1+deb13u3) fetches that .dsc and its
-# files straight from the mirror's pool instead (checked against the .dsc's SHA-256 sums): for
-# when the suite's index names a version the mirror no longer (or not yet) holds.
+# files straight from the archive's pool instead (checked against the .dsc's SHA-256 sums): for
+# when the suite's index names a version the archive no longer (or not yet) holds.
 set -euo pipefail
 SUITE=${1:?usage: scripts/build_otp.sh SUITE PREFIX [VERSION]}
 PREFIX=${2:?usage: scripts/build_otp.sh SUITE PREFIX [VERSION]}
 VERSION=${3:-}
 CACHE=${OTP_SRC_CACHE:-/var/tmp/emqx_guard-otp-src}/$SUITE
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+ARCHIVE=$("$(dirname "$0")/debian_archive.sh")
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 mkdir -p "$CACHE/etc/parts" "$CACHE/lists/partial" "$CACHE/cache/archives/partial" "$CACHE/src"
-echo "deb-src [signed-by=$KEYRING] $MIRROR $SUITE main" >"$CACHE/etc/sources.list"
+echo "deb-src [signed-by=$KEYRING] $ARCHIVE $SUITE main" >"$CACHE/etc/sources.list"
 : >"$CACHE/status"
 APT=(apt-get -q -o "Dir::Etc::SourceList=$CACHE/etc/sources.list" -o "Dir::Etc::SourceParts=$CACHE/etc/parts"
   -o "Dir::State::Lists=$CACHE/lists" -o "Dir::State::Status=$CACHE/status" -o "Dir::Cache=$CACHE/cache")
@@ -34,7 +35,7 @@ if [[ -z $VERSION ]]; then
   DSC=$(ls -t erlang_*.dsc | head -1)
 else
   DSC=erlang_$VERSION.dsc
-  POOL=$MIRROR/pool/main/e/erlang
+  POOL=$ARCHIVE/pool/main/e/erlang
   curl -fsSLo "$DSC" "$POOL/${DSC//+/%2b}"
   # the files listed under Checksums-Sha256: fetch each and check it
   awk '/^Checksums-Sha256:/{f=1; next} /^[^ ]/{f=0} f{print $1, $3}' "$DSC" | while read -r sum file; do

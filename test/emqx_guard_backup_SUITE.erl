@@ -230,7 +230,7 @@ export_error_tuple(Config) ->
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode({error, table_busy}),
     {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
-    ?assertEqual({export_failed, table_busy}, maps:get(reason, R)),
+    ?assertEqual({export_failed, #{reason => table_busy}}, maps:get(reason, R)),
     ?assertEqual(<<"export failed: table_busy">>, maps:get(error, R)),
     ?assertEqual([], maps:get(removed, R)),
     ?assertEqual(Old, ls(Dir)).
@@ -241,7 +241,8 @@ export_exception(Config) ->
     ok = emqx_mgmt_data_backup:set_mode(raise),
     {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
     %% EMQX could not make its backup directory: said in words, the raw reason kept inside
-    ?assertMatch({export_disk_error, eacces, #{dir := _}, {export_crashed, error, {badmatch, {error, eacces}}}}, maps:get(reason, R)),
+    ?assertMatch({export_disk_error, #{posix := eacces, dir := _, raw := {export_crashed, #{class := error, reason := {badmatch, {error, eacces}}}}}},
+        maps:get(reason, R)),
     ?assertEqual(
         <<"export failed: permission denied in ", (list_to_binary(Dir))/binary, ": EMQX's user must be able to write there">>,
         maps:get(error, R)
@@ -253,7 +254,7 @@ export_hang_is_killed(Config) ->
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode({hang, 60000}),
     {error, R} = run_backup(#{keep => 1, export_timeout => 300}),
-    ?assertEqual({export_timeout, 300}, maps:get(reason, R)),
+    ?assertEqual({export_timeout, #{timeout_ms => 300}}, maps:get(reason, R)),
     ?assertEqual(<<"export timed out after 300 ms">>, maps:get(error, R)),
     %% the export process is gone, so nothing will appear later
     ExportPid = emqx_mgmt_data_backup:last_export_pid(),
@@ -262,14 +263,14 @@ export_hang_is_killed(Config) ->
     %% whatever it had started (partial tarball, staging dir) was removed; earlier ones kept
     ?assertEqual(Old, ls(Dir)),
     [?assertNot(lists:member(binary_to_list(N), Old)) || N <- maps:get(removed, R)],
-    ?assertEqual(<<"export timed out after 600 s">>, emqx_guard_outcome:format_error({export_timeout, 600000})).
+    ?assertEqual(<<"export timed out after 600 s">>, emqx_guard_outcome:format_error({export_timeout, #{timeout_ms => 600000}})).
 
 export_partial_file_removed(Config) ->
     Dir = ?config(backup_dir, Config),
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode(partial),
     {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
-    ?assertEqual({export_failed, {badmatch, {error, "i/o error"}}}, maps:get(reason, R)),
+    ?assertEqual({export_failed, #{reason => {badmatch, {error, "i/o error"}}}}, maps:get(reason, R)),
     ?assertEqual(<<"export failed: i/o error">>, maps:get(error, R)),
     [Removed] = maps:get(removed, R),
     ?assertMatch(match, re:run(Removed, ?EXPORT_RE, [{capture, none}])),
@@ -280,7 +281,7 @@ export_partial_then_raise(Config) ->
     Old = earlier_backups(Dir),
     ok = emqx_mgmt_data_backup:set_mode(partial_raise),
     {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
-    ?assertMatch({export_crashed, error, {badmatch, _}}, maps:get(reason, R)),
+    ?assertMatch({export_crashed, #{class := error, reason := {badmatch, _}}}, maps:get(reason, R)),
     ?assertMatch([_], maps:get(removed, R)),
     ?assertEqual(Old, ls(Dir)).
 
@@ -320,9 +321,9 @@ export_module_absent(Config) ->
     Old = earlier_backups(Dir),
     without_module(emqx_mgmt_data_backup, fun() ->
         ?assertNot(emqx_guard_emqx:export_supported()),
-        ?assertEqual({error, export_unavailable}, emqx_guard_emqx:export(1000)),
+        ?assertEqual({error, {export_unavailable, {emqx_mgmt_data_backup, export, 0}}}, emqx_guard_emqx:export(1000, #{})),
         {error, R} = run_backup(#{keep => 1, export_timeout => 30000}),
-        ?assertEqual(export_unavailable, maps:get(reason, R)),
+        ?assertEqual({export_unavailable, {emqx_mgmt_data_backup, export, 0}}, maps:get(reason, R)),
         ?assertMatch({match, _}, re:run(maps:get(error, R), "no data export.*EMQX 5\\.1 or newer"))
     end),
     ?assert(emqx_guard_emqx:export_supported()),
@@ -402,7 +403,7 @@ failed_run_keeps_an_export_someone_else_started(Config) ->
         receive
             {Runner, Result} -> Result
         end,
-    ?assertEqual({export_timeout, 3000}, maps:get(reason, R)),
+    ?assertEqual({export_timeout, #{timeout_ms => 3000}}, maps:get(reason, R)),
     Removed = [binary_to_list(N) || N <- maps:get(removed, R)],
     ?assertEqual(lists:sort(Ours), lists:sort(Removed)),
     ?assertEqual(lists:sort([Theirs ++ ".tar.gz" | Old]), ls(Dir)).
@@ -437,7 +438,7 @@ list_and_preview_views(Config) ->
     {ok, Listed} = emqx_guard_backups:list(Dir),
     [First | Rest] = Listed,
     ?assertMatch(#{name := <<"emqx-export-2025-02-01-00-00-00.000.tar.gz">>, verified := {error, _}}, First),
-    {error, Why} = maps:get(verified, First),
+    {error, {_, Why}} = maps:get(verified, First),
     ?assert(is_binary(Why) andalso byte_size(Why) > 0),
     ?assertEqual([ok], lists:usort([V || #{verified := V} <- Rest])),
     %% dry run with keep 5: the broken newest one does not count, so the 2 oldest of the 7 good
@@ -447,19 +448,19 @@ list_and_preview_views(Config) ->
     {ok, #{delete := Would, skipped_unverified := [#{name := BrokenName}]}} = emqx_guard_backups:plan(Dir, 5),
     ?assertEqual(list_to_binary(Broken), BrokenName),
     ?assertEqual(lists:sort([Broken | Old]), ls(Dir)),
-    {error, Refused} = emqx_guard_backups:plan(Dir, 0),
-    ?assert(is_binary(Refused)).
+    {error, Refused = {retention_failed, {bad_keep, _}}} = emqx_guard_backups:plan(Dir, 0),
+    ?assert(is_binary(emqx_guard_outcome:format_error(Refused))).
 
 format_error_lines(_Config) ->
     Lines = [
         emqx_guard_outcome:format_error(R)
      || R <- [
-            export_unavailable,
-            {export_timeout, 600000},
-            {export_timeout, 1500},
-            {export_failed, <<"multi\nline">>},
-            {export_failed, {some, deep, [term, "x"]}},
-            {export_crashed, exit, killed},
+            {export_unavailable, {emqx_mgmt_data_backup, export, 0}},
+            {export_timeout, #{timeout_ms => 600000}},
+            {export_timeout, #{timeout_ms => 1500}},
+            {export_failed, #{reason => <<"multi\nline">>}},
+            {export_failed, #{reason => {some, deep, [term, "x"]}}},
+            {export_crashed, #{class => exit, reason => killed}},
             {verify_failed, {truncated, <<"gzip stream ends early">>}},
             {whatever, 1}
         ]

@@ -87,7 +87,10 @@ start_cluster(Specs, Config, Now, Join) ->
 %% minute in UTC). NodeOpts: `nif => unloadable' starts the node with a copy of the plugin's
 %% code without its `priv' directory, so the NIF library cannot be loaded there, as on a node
 %% whose library is missing or broken; `plugin => stopped' sets the node up but does not start
-%% the plugin (installed, not running).
+%% the plugin (installed, not running); `proto => none | [Version]' makes the node announce and
+%% speak those protocol versions between nodes (`none': none announced, version 1 spoken, as
+%% the plugin 0.1.0), the `proto_versions' switch of `emqx_guard_proto'; `code => LibDir' runs
+%% the plugin of another release on the node: LibDir holds its `ebin' and `priv'.
 -spec start_cluster([tuple()], list(), integer(), [node()], map()) -> #{string() => pid()}.
 start_cluster(Specs0, Config, Now, Join, Opts) ->
     Specs = [spec(S) || S <- Specs0],
@@ -108,7 +111,7 @@ start_cluster(Specs0, Config, Now, Join, Opts) ->
     lists:foreach(
         fun({Name, Role, NodeOpts}) ->
             DataDir = filename:join(?config(priv_dir, Config), Name),
-            NodeSetup = Setup#{start => maps:get(plugin, NodeOpts, running) =:= running},
+            NodeSetup = Setup#{start => maps:get(plugin, NodeOpts, running) =:= running, proto => maps:get(proto, NodeOpts, undefined)},
             ok = peer_call(maps:get(Name, Peers), ?MODULE, peer_setup, [DataDir, Role, Now, NodeSetup])
         end,
         Specs
@@ -122,6 +125,8 @@ code_path(Name, NodeOpts, Config) ->
     AppEbin = filename:dirname(code:which(emqx_guard_app)),
     Ebin =
         case maps:get(nif, NodeOpts, loadable) of
+            loadable when is_map_key(code, NodeOpts) ->
+                filename:join(maps:get(code, NodeOpts), "ebin");
             loadable ->
                 AppEbin;
             unloadable ->
@@ -267,6 +272,10 @@ peer_setup(DataDir, Role, Now, Setup) ->
     }),
     ok = application:set_env(emqx_guard, cluster, #{sync_delay_ms => 100, now => fun ?MODULE:peer_cluster_now/0}),
     ok = application:set_env(emqx_guard, notify, maps:get(notify, Setup)),
+    case maps:get(proto, Setup, undefined) of
+        undefined -> ok;
+        Versions -> ok = application:set_env(emqx_guard, proto_versions, Versions)
+    end,
     NotifyState = emqx_guard_store:path("notify_state"),
     case filelib:is_file(NotifyState) of
         true ->

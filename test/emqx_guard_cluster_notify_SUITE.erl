@@ -188,7 +188,7 @@ unloaded_nif_is_not_elected(Config) ->
         NA = peer_node(A),
         NB = peer_node(B),
         ?assertMatch({error, {nif_not_loaded, _}}, peer_call(PA, emqx_guard_core, validate, [<<"* * * * *">>])),
-        ?assertMatch(#{schedule_error := Line} when is_binary(Line), status(PA)),
+        ?assertMatch(#{schedule_error := {schedule_error, {schedule, {nif_not_loaded, _}}}}, status(PA)),
         ?H:fires(T0, 1, 2, [PB]),
         ?assertEqual([0, 2], export_counts([PA, PB])),
         Status = ctl(PB, ["backup_status"]),

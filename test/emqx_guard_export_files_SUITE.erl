@@ -102,7 +102,7 @@ timed_out_export_keeps_exports_made_meanwhile(Config) ->
             {Runner, Result} -> Result
         after 60000 -> ct:fail(run_never_finished)
         end,
-    ?assertEqual({export_timeout, 3000}, maps:get(reason, R)),
+    ?assertEqual({export_timeout, #{timeout_ms => 3000}}, maps:get(reason, R)),
     %% the two complete exports made meanwhile are there and verify
     ?assertEqual(lists:sort([ManualName, CopyName | Old]), ls(Dir)),
     [{ok, _} = emqx_guard_nif:verify(list_to_binary(filename:join(Dir, N))) || N <- [ManualName, CopyName]],
@@ -189,7 +189,7 @@ leftovers_of_this_life_cleared_before_a_run(Config) ->
     emqx_guard_ct_helper:set_now({{2026, 11, 25}, {10, 0, 0}}),
     ok = emqx_guard_ct_helper:start_app(emqx_guard_ct_helper:fake_opts(#{})),
     try
-        ok = poll(fun() -> not lists:keymember(emqx_guard_export_files, 1, supervisor:which_children(emqx_guard_sup)) end),
+        ok = poll(fun() -> not lists:keymember(emqx_guard_leftovers, 1, supervisor:which_children(emqx_guard_sup)) end),
         ?assertEqual([Base, Base ++ ".tar.gz"], export_names_below(Dir)),
         {ok, #{file := New}} = emqx_guard_scheduler:run_now(),
         ?assertEqual([binary_to_list(New)], export_names_below(Dir)),
@@ -450,7 +450,7 @@ peer_setup(DataDir, Variant) ->
 %% The sweep at start has finished (its temporary worker is gone from the supervisor).
 -spec peer_swept() -> boolean().
 peer_swept() ->
-    not lists:keymember(emqx_guard_export_files, 1, supervisor:which_children(emqx_guard_sup)).
+    not lists:keymember(emqx_guard_leftovers, 1, supervisor:which_children(emqx_guard_sup)).
 
 -spec peer_backup_now() -> [string()].
 peer_backup_now() ->

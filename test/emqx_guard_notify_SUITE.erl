@@ -447,7 +447,7 @@ dead_man_warns_once(Config) ->
     ok = emqx_guard_notify:notify(backup_ok, (ok_facts(Config))#{started_at => Now}),
     #{last_success := Now, dead_man_deadline := Deadline} = emqx_guard_notify:status(),
     ?assert(Deadline > Now),
-    ?assertMatch({ok, #{last_success := Now}}, emqx_guard_store:read(StateFile)),
+    ?assertMatch({ok, {emqx_guard_notify_state, 2, #{last_success := Now}}}, emqx_guard_store:read(StateFile)),
     port_close(P).
 
 %% What other nodes of the cluster did counts: a silence another node already warned about is not
@@ -467,7 +467,10 @@ dead_man_counts_what_other_nodes_did(Config) ->
         %% another node warned of this silence: nothing more from here, and that is persisted
         ok = emqx_guard_notify:dead_man_warned(LastSuccess),
         ok = emqx_guard_notify:check_dead_man(),
-        ?assertEqual({ok, #{last_success => LastSuccess, warned_for => LastSuccess}}, emqx_guard_store:read(StateFile)),
+        ?assertEqual(
+            {ok, {emqx_guard_notify_state, 2, #{last_success => LastSuccess, warned_for => LastSuccess}}},
+            emqx_guard_store:read(StateFile)
+        ),
         %% a fresh backup made elsewhere
         Now = erlang:system_time(millisecond),
         ok = emqx_guard_notify:backup_seen(Now),

@@ -27,7 +27,7 @@ email_needs_server_and_recipient_test() ->
     ?assert(emqx_guard_channel_webhook:enabled(#{notify_webhook_url => <<"https://hooks.example.com/x">>})).
 
 validate_test_() ->
-    V = fun ?C:validate/2,
+    V = fun(K, R) -> said(?C:validate(K, R)) end,
     [
         ?_assertEqual({ok, <<"smtp.example.com">>}, V(notify_smtp_server, " smtp.example.com ")),
         ?_assertMatch({error, <<"notify_smtp_server must be", _/binary>>}, V(notify_smtp_server, <<"a b">>)),
@@ -82,7 +82,7 @@ smtp_config_test() ->
 
 %% CR, LF and other control characters in an address could add header lines to the e-mail.
 control_characters_in_addresses_refused_test_() ->
-    V = fun ?C:validate/2,
+    V = fun(K, R) -> said(?C:validate(K, R)) end,
     Line = <<"notify_from must not contain line breaks, tabs or other control characters">>,
     [
         ?_assertEqual({error, Line}, V(notify_from, <<"guard@example.com\r\nBcc: evil@example.net">>)),
@@ -106,22 +106,22 @@ to_config_round_trip_test() ->
 
 %% Chat URLs: https; plain http only to 127.0.0.1, ::1 or a host the operator listed.
 chat_url_rules_test_() ->
-    V = fun ?C:validate/2,
+    V = fun(K, R) -> said(?C:validate(K, R)) end,
     D = ?C:defaults(),
     [
         ?_assertEqual({ok, <<"https://oapi.dingtalk.com/robot/send?access_token=x">>},
             V(notify_dingtalk_url, <<" https://oapi.dingtalk.com/robot/send?access_token=x ">>)),
         ?_assertMatch({error, <<"notify_teams_url must be an https:// URL", _/binary>>}, V(notify_teams_url, <<"ftp://x.example/y">>)),
-        ?_assertEqual(ok, ?C:check(D#{notify_wecom_url => <<"http://127.0.0.1:8080/cgi-bin/webhook/send?key=k">>})),
-        ?_assertEqual(ok, ?C:check(D#{notify_wecom_url => <<"http://[::1]:8080/x">>})),
+        ?_assertEqual(ok, said(?C:check(D#{notify_wecom_url => <<"http://127.0.0.1:8080/cgi-bin/webhook/send?key=k">>}))),
+        ?_assertEqual(ok, said(?C:check(D#{notify_wecom_url => <<"http://[::1]:8080/x">>}))),
         ?_assertEqual({error, <<"http://relay.internal/"/utf8, 16#2026/utf8,
                 " is plain http: use https, or list the host in notify_http_hosts">>},
-            ?C:check(D#{notify_wecom_url => <<"http://relay.internal/cgi-bin/webhook/send?key=k">>})),
-        ?_assertEqual(ok, ?C:check(D#{notify_wecom_url => <<"http://relay.internal/x">>, notify_http_hosts => [<<"relay.internal">>]})),
+            said(?C:check(D#{notify_wecom_url => <<"http://relay.internal/cgi-bin/webhook/send?key=k">>}))),
+        ?_assertEqual(ok, said(?C:check(D#{notify_wecom_url => <<"http://relay.internal/x">>, notify_http_hosts => [<<"relay.internal">>]}))),
         %% the generic webhook keeps accepting plain http anywhere, as it always did
-        ?_assertEqual(ok, ?C:check(D#{notify_webhook_url => <<"http://hooks.example.com/x">>})),
+        ?_assertEqual(ok, said(?C:check(D#{notify_webhook_url => <<"http://hooks.example.com/x">>}))),
         ?_assertMatch({error, <<"notify_slack_token needs notify_slack_channel", _/binary>>},
-            ?C:check(D#{notify_slack_token => <<"xoxb-1">>})),
+            said(?C:check(D#{notify_slack_token => <<"xoxb-1">>}))),
         ?_assertEqual({error, <<"notify_feishu_secret must not contain line breaks, tabs or other control characters">>},
             V(notify_feishu_secret, <<"abc\ndef">>)),
         ?_assertEqual({ok, [<<"13800000000">>, <<"+86-139">>]}, V(notify_dingtalk_at_mobiles, <<"13800000000, +86-139">>)),
@@ -177,17 +177,17 @@ every_channel_checked_whole_test_() ->
         {atom_to_list(Kind) ++ ": " ++ binary_to_list(unicode:characters_to_binary(Line)),
             fun() ->
                 Settings = maps:merge(D, Whole),
-                ?assertEqual(ok, ?C:check(Settings)),
+                ?assertEqual(ok, said(?C:check(Settings))),
                 ?assert(emqx_guard_channel:enabled(Settings) =/= [] orelse Kind =:= email),
                 case maps:keys(Half) of
                     [_] ->
                         [K] = maps:keys(Half),
-                        case ?C:validate(K, maps:get(K, Half)) of
-                            {ok, _} -> ?assertEqual({error, Line}, ?C:check(maps:merge(D, Half)));
+                        case said(?C:validate(K, maps:get(K, Half))) of
+                            {ok, _} -> ?assertEqual({error, Line}, said(?C:check(maps:merge(D, Half))));
                             {error, ValueLine} -> ?assertEqual(Line, ValueLine)
                         end;
                     _ ->
-                        ?assertEqual({error, Line}, ?C:check(maps:merge(D, Half)))
+                        ?assertEqual({error, Line}, said(?C:check(maps:merge(D, Half))))
                 end
             end}
      || {Kind, Half, Line, Whole} <- channel_rules()
@@ -203,14 +203,14 @@ every_channel_change_checked_whole_test() ->
                 ok = emqx_guard_settings:save(emqx_guard_settings:defaults()),
                 Before = emqx_guard_settings:get(),
                 File = file:read_file(emqx_guard_settings:settings_file()),
-                {error, Refused} = emqx_guard_settings:change(Half),
+                {error, Refused} = said(emqx_guard_settings:change(Half)),
                 ?assertEqual(Line, Refused, Kind),
                 ?assertEqual(Before, emqx_guard_settings:get()),
                 ?assertEqual(File, file:read_file(emqx_guard_settings:settings_file())),
-                {ok, _, New} = emqx_guard_settings:change(Whole),
+                {ok, _, New} = said(emqx_guard_settings:change(Whole)),
                 ?assertEqual(Whole, maps:with(maps:keys(Whole), New)),
                 Off = maps:with(channel_keys(Kind) -- [notify_to], ?C:defaults()),
-                {ok, _, Cleared} = emqx_guard_settings:change(Off),
+                {ok, _, Cleared} = said(emqx_guard_settings:change(Off)),
                 ?assertEqual(Off, maps:with(maps:keys(Off), Cleared))
             end,
             channel_rules()
@@ -220,12 +220,12 @@ every_channel_change_checked_whole_test() ->
 %% A whole channel loses what it needs: refused (clearing the URL while the secret is set).
 clearing_what_a_secret_needs_is_refused_test() ->
     with_data_dir(fun() ->
-        {ok, _, _} = emqx_guard_settings:change(#{notify_feishu_url => ?FEISHU_URL, notify_feishu_secret => <<"abc">>}),
+        {ok, _, _} = said(emqx_guard_settings:change(#{notify_feishu_url => ?FEISHU_URL, notify_feishu_secret => <<"abc">>})),
         ?assertEqual({error, <<"notify_feishu_secret needs notify_feishu_url (url=https://...)">>},
-            emqx_guard_settings:change(#{notify_feishu_url => <<>>})),
-        {ok, _, _} = emqx_guard_settings:change(#{notify_smtp_user => <<"ops">>, notify_smtp_password => <<"pw">>}),
+            said(emqx_guard_settings:change(#{notify_feishu_url => <<>>}))),
+        {ok, _, _} = said(emqx_guard_settings:change(#{notify_smtp_user => <<"ops">>, notify_smtp_password => <<"pw">>})),
         ?assertEqual({error, <<"notify_smtp_password needs notify_smtp_user (user=...)">>},
-            emqx_guard_settings:change(#{notify_smtp_user => <<>>})),
+            said(emqx_guard_settings:change(#{notify_smtp_user => <<>>}))),
         ?assertMatch(#{notify_feishu_url := ?FEISHU_URL, notify_smtp_user := <<"ops">>}, emqx_guard_settings:get())
     end).
 
@@ -245,11 +245,11 @@ older_half_channel_does_not_block_other_changes_test() ->
     with_data_dir(fun() ->
         ok = emqx_guard_settings:save((emqx_guard_settings:defaults())#{notify_feishu_secret => <<"abc">>}),
         ok = emqx_guard_settings:forget(),
-        ?assertMatch({ok, _, #{backup_keep := 3}}, emqx_guard_settings:change(#{backup_keep => 3})),
+        ?assertMatch({ok, _, #{backup_keep := 3}}, said(emqx_guard_settings:change(#{backup_keep => 3}))),
         ?assertEqual({error, <<"notify_feishu_secret needs notify_feishu_url (url=https://...)">>},
-            emqx_guard_settings:change(#{notify_feishu_secret => <<"def">>})),
+            said(emqx_guard_settings:change(#{notify_feishu_secret => <<"def">>}))),
         ?assertMatch({ok, _, #{notify_feishu_secret := <<"abc">>, notify_feishu_url := ?FEISHU_URL}},
-            emqx_guard_settings:change(#{notify_feishu_url => ?FEISHU_URL}))
+            said(emqx_guard_settings:change(#{notify_feishu_url => ?FEISHU_URL})))
     end).
 
 channel_keys(Kind) ->
@@ -266,3 +266,7 @@ with_data_dir(Fun) ->
         _ = file:del_dir_r(Dir),
         emqx:reset()
     end.
+
+%% What a person reads of a refusal: the reason's line (emqx_guard_outcome:format_error/1).
+said({error, Why}) -> {error, emqx_guard_outcome:format_error(Why)};
+said(Other) -> Other.

@@ -17,10 +17,10 @@ new() ->
 ok_and_failed_test() ->
     Ok = emqx_guard_outcome:finish(new(), 1200),
     ?assertEqual(backup_ok, event_of(Ok)),
-    Failed = emqx_guard_outcome:finish(emqx_guard_outcome:fail(new(), {export_failed, enospc}), 30),
+    Failed = emqx_guard_outcome:finish(emqx_guard_outcome:fail(new(), {export_failed, #{reason => enospc}}), 30),
     ?assertEqual(backup_failed, event_of(Failed)),
     %% a failed manual run too
-    Manual = emqx_guard_outcome:fail(emqx_guard_outcome:new(manual, undefined, 1795824060000), {export_timeout, 600000}),
+    Manual = emqx_guard_outcome:fail(emqx_guard_outcome:new(manual, undefined, 1795824060000), {export_timeout, #{timeout_ms => 600000}}),
     ?assertEqual(backup_failed, event_of(emqx_guard_outcome:finish(Manual, 600000))).
 
 every_skip_is_no_event_test_() ->

@@ -25,13 +25,13 @@ validate_test() ->
     ?assertEqual({ok, <<>>}, ?C:validate(backup_remote_recipient, <<>>)),
     ?assertMatch({error, _}, ?C:validate(backup_remote_recipient, <<"age1nope">>)),
     ?assertEqual({ok, true}, ?C:validate(backup_remote_path_style, <<"on">>)),
-    {error, Why} = ?C:validate(backup_remote_secret_key, <<"s3kr1t\nX">>),
+    {error, Why} = said(?C:validate(backup_remote_secret_key, <<"s3kr1t\nX">>)),
     ?assertEqual(nomatch, binary:match(Why, <<"s3kr1t">>)),
     ?assertMatch({error, _}, ?C:validate(backup_remote_colour, <<"x">>)).
 
 check_and_nif_config_test() ->
     S = maps:merge(?C:defaults(), #{backup_remote_type => <<"s3">>, backup_remote_bucket => <<"b">>}),
-    {error, Line} = ?C:check(S),
+    {error, Line} = said(?C:check(S)),
     ?assertEqual(<<"backup_remote s3 needs access_key=..., secret_key=...">>, Line),
     Full = S#{backup_remote_access_key => <<"a">>, backup_remote_secret_key => <<"s">>, backup_remote_recipient => <<?R>>},
     ?assertEqual(ok, ?C:check(Full)),
@@ -39,3 +39,7 @@ check_and_nif_config_test() ->
     ?assertMatch(#{bucket := <<"b">>, access_key := <<"a">>, secret_key := <<"s">>, prefix := <<>>,
                    region := <<"us-east-1">>, endpoint := undefined, path_style := false, tls_verify := true,
                    ca_file := undefined, recipient := <<?R>>}, Config).
+
+%% What a person reads of a refusal: the reason's line (emqx_guard_outcome:format_error/1).
+said({error, Why}) -> {error, emqx_guard_outcome:format_error(Why)};
+said(Other) -> Other.

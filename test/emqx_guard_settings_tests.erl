@@ -10,19 +10,19 @@
 
 parse_duration_test_() ->
     [
-        ?_assertEqual({ok, 86400}, emqx_guard_render:parse_duration(<<"24h">>)),
-        ?_assertEqual({ok, 5400}, emqx_guard_render:parse_duration("90m")),
-        ?_assertEqual({ok, 5400}, emqx_guard_render:parse_duration(<<"1h30m">>)),
-        ?_assertEqual({ok, 172800}, emqx_guard_render:parse_duration(<<"2d">>)),
-        ?_assertEqual({ok, 45}, emqx_guard_render:parse_duration(<<" 45s ">>)),
-        ?_assertEqual({ok, 0}, emqx_guard_render:parse_duration(<<"0">>)),
-        ?_assertEqual({ok, 600}, emqx_guard_render:parse_duration(<<"600">>)),
-        ?_assertEqual({ok, 3600}, emqx_guard_render:parse_duration(<<"1H">>)),
-        ?_assertMatch({error, <<"must be a duration", _/binary>>}, emqx_guard_render:parse_duration(<<"">>)),
-        ?_assertMatch({error, _}, emqx_guard_render:parse_duration(<<"24 hours">>)),
-        ?_assertMatch({error, _}, emqx_guard_render:parse_duration(<<"h">>)),
-        ?_assertMatch({error, _}, emqx_guard_render:parse_duration(<<"-5m">>)),
-        ?_assertMatch({error, _}, emqx_guard_render:parse_duration(<<"1.5h">>))
+        ?_assertEqual({ok, 86400}, said(emqx_guard_render:parse_duration(<<"24h">>))),
+        ?_assertEqual({ok, 5400}, said(emqx_guard_render:parse_duration("90m"))),
+        ?_assertEqual({ok, 5400}, said(emqx_guard_render:parse_duration(<<"1h30m">>))),
+        ?_assertEqual({ok, 172800}, said(emqx_guard_render:parse_duration(<<"2d">>))),
+        ?_assertEqual({ok, 45}, said(emqx_guard_render:parse_duration(<<" 45s ">>))),
+        ?_assertEqual({ok, 0}, said(emqx_guard_render:parse_duration(<<"0">>))),
+        ?_assertEqual({ok, 600}, said(emqx_guard_render:parse_duration(<<"600">>))),
+        ?_assertEqual({ok, 3600}, said(emqx_guard_render:parse_duration(<<"1H">>))),
+        ?_assertMatch({error, <<"must be a duration", _/binary>>}, said(emqx_guard_render:parse_duration(<<"">>))),
+        ?_assertMatch({error, _}, said(emqx_guard_render:parse_duration(<<"24 hours">>))),
+        ?_assertMatch({error, _}, said(emqx_guard_render:parse_duration(<<"h">>))),
+        ?_assertMatch({error, _}, said(emqx_guard_render:parse_duration(<<"-5m">>))),
+        ?_assertMatch({error, _}, said(emqx_guard_render:parse_duration(<<"1.5h">>)))
     ].
 
 format_duration_test_() ->
@@ -45,15 +45,15 @@ duration_round_trip_test() ->
 
 catchup_and_timeout_limits_test_() ->
     [
-        ?_assertEqual({ok, 0}, emqx_guard_settings:validate(backup_catchup, <<"0">>)),
-        ?_assertEqual({ok, 86400}, emqx_guard_settings:validate(backup_catchup, "24h")),
+        ?_assertEqual({ok, 0}, said(emqx_guard_settings:validate(backup_catchup, <<"0">>))),
+        ?_assertEqual({ok, 86400}, said(emqx_guard_settings:validate(backup_catchup, "24h"))),
         ?_assertMatch({error, <<"backup_catchup must be at most 366 days">>},
-            emqx_guard_settings:validate(backup_catchup, <<"400d">>)),
+            said(emqx_guard_settings:validate(backup_catchup, <<"400d">>))),
         ?_assertMatch({error, <<"backup_catchup must be a duration", _/binary>>},
-            emqx_guard_settings:validate(backup_catchup, <<"soon">>)),
+            said(emqx_guard_settings:validate(backup_catchup, <<"soon">>))),
         ?_assertMatch({error, <<"export_timeout must be longer than 0">>},
-            emqx_guard_settings:validate(export_timeout, <<"0">>)),
-        ?_assertEqual({ok, 600}, emqx_guard_settings:validate(export_timeout, <<"10m">>))
+            said(emqx_guard_settings:validate(export_timeout, <<"0">>))),
+        ?_assertEqual({ok, 600}, said(emqx_guard_settings:validate(export_timeout, <<"10m">>)))
     ].
 
 %%--------------------------------------------------------------------
@@ -61,28 +61,28 @@ catchup_and_timeout_limits_test_() ->
 
 keep_test_() ->
     [
-        ?_assertEqual({ok, 1}, emqx_guard_settings:validate(backup_keep, "1")),
-        ?_assertEqual({ok, 1000}, emqx_guard_settings:validate(backup_keep, <<"1000">>)),
-        ?_assertEqual({ok, 7}, emqx_guard_settings:validate(backup_keep, 7)),
+        ?_assertEqual({ok, 1}, said(emqx_guard_settings:validate(backup_keep, "1"))),
+        ?_assertEqual({ok, 1000}, said(emqx_guard_settings:validate(backup_keep, <<"1000">>))),
+        ?_assertEqual({ok, 7}, said(emqx_guard_settings:validate(backup_keep, 7))),
         ?_assertEqual({error, <<"backup_keep must be from 1 to 1000, not 0">>},
-            emqx_guard_settings:validate(backup_keep, "0")),
+            said(emqx_guard_settings:validate(backup_keep, "0"))),
         ?_assertEqual({error, <<"backup_keep must be from 1 to 1000, not 1001">>},
-            emqx_guard_settings:validate(backup_keep, 1001)),
+            said(emqx_guard_settings:validate(backup_keep, 1001))),
         ?_assertEqual({error, <<"backup_keep must be a whole number from 1 to 1000, not \"five\"">>},
-            emqx_guard_settings:validate(backup_keep, "five")),
-        ?_assertMatch({error, _}, emqx_guard_settings:validate(backup_keep, "5x"))
+            said(emqx_guard_settings:validate(backup_keep, "five"))),
+        ?_assertMatch({error, _}, said(emqx_guard_settings:validate(backup_keep, "5x")))
     ].
 
 validate_changes_test_() ->
     [
         ?_assertEqual({ok, #{backup_keep => 3, backup_catchup => 5400}},
-            emqx_guard_settings:validate_changes(#{<<"backup_keep">> => 3, <<"backup_catchup">> => <<"90m">>})),
+            said(emqx_guard_settings:validate_changes(#{<<"backup_keep">> => 3, <<"backup_catchup">> => <<"90m">>}))),
         ?_assertEqual({error, <<"unknown setting backup_kept">>},
-            emqx_guard_settings:validate_changes(#{<<"backup_kept">> => 3})),
+            said(emqx_guard_settings:validate_changes(#{<<"backup_kept">> => 3}))),
         %% one bad value rejects the whole change
         ?_assertMatch({error, <<"backup_keep", _/binary>>},
-            emqx_guard_settings:validate_changes(#{<<"backup_keep">> => 0, <<"backup_catchup">> => <<"1h">>})),
-        ?_assertEqual({error, <<"settings must be a map">>}, emqx_guard_settings:validate_changes([]))
+            said(emqx_guard_settings:validate_changes(#{<<"backup_keep">> => 0, <<"backup_catchup">> => <<"1h">>}))),
+        ?_assertEqual({error, <<"settings must be a map">>}, said(emqx_guard_settings:validate_changes([])))
     ].
 
 defaults_test() ->
@@ -246,14 +246,14 @@ sane_state_values_are_kept_test() ->
         ?assertEqual(Stored#{last_run := Outcome}, emqx_guard_run_state:load())
     end).
 
-%% An instant the NIF refuses (badarg) is an error line, not an exception in the caller.
+%% An instant the NIF refuses (badarg) is an error with its line, not an exception in the caller.
 schedule_out_of_range_instant_is_an_error_test_() ->
     Huge = 99999999999999999999,
     [
-        ?_assertMatch({error, <<_/binary>>}, emqx_guard_cron:next_fire(<<"* * * * *">>, <<"UTC">>, Huge)),
+        ?_assertMatch({error, <<_/binary>>}, said(emqx_guard_cron:next_fire(<<"* * * * *">>, <<"UTC">>, Huge))),
         ?_assertMatch({error, <<_/binary>>},
-            emqx_guard_cron:catchup_instant(<<"* * * * *">>, <<"UTC">>, Huge, Huge, 3600)),
-        ?_assertMatch({error, <<_/binary>>}, emqx_guard_cron:preview(<<"* * * * *">>, <<"UTC">>, Huge, 3)),
+            said(emqx_guard_cron:catchup_instant(<<"* * * * *">>, <<"UTC">>, Huge, Huge, 3600))),
+        ?_assertMatch({error, <<_/binary>>}, said(emqx_guard_cron:preview(<<"* * * * *">>, <<"UTC">>, Huge, 3))),
         %% the NIF itself is usable: the same call in range answers
         ?_assertEqual({ok, 60000}, emqx_guard_cron:next_fire(<<"* * * * *">>, <<"UTC">>, 0))
     ].
@@ -284,7 +284,7 @@ write_error_is_a_line_test() ->
     with_data_dir(fun(Dir) ->
         %% a plain file where the directory should be
         ok = file:write_file(Dir, <<"x">>),
-        {error, Line} = emqx_guard_settings:save(emqx_guard_settings:defaults()),
+        {error, Line} = said(emqx_guard_settings:save(emqx_guard_settings:defaults())),
         ?assertMatch({match, _}, re:run(Line, <<"^cannot write .*settings.eterm: ">>)),
         ok = file:delete(Dir)
     end).
@@ -345,3 +345,7 @@ format_ms_test_() ->
         ?_assertEqual(<<"12.3 s">>, emqx_guard_render:duration_ms(12345)),
         ?_assertEqual(<<"4 min 5 s">>, emqx_guard_render:duration_ms(245000))
     ].
+
+%% What a person reads of a refusal: the reason's line (emqx_guard_outcome:format_error/1).
+said({error, Why}) -> {error, emqx_guard_outcome:format_error(Why)};
+said(Other) -> Other.

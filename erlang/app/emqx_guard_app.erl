@@ -49,16 +49,16 @@ stop(_State) ->
 %% not there, or does not answer in time (`cluster' option `call_timeout_ms'), the answer is an
 %% error line.
 %%
-%% The answer and the log never show a secret: a failure's reason (which may carry Old and New,
-%% binary keys and all) goes through `emqx_guard_redact:term/2' with Old and New as the known
-%% settings, and the dashboard gets one line.
+%% The answer and the log never show a secret: a failure's line (`emqx_guard_outcome:format_error/1';
+%% it may quote Old and New) goes through `emqx_guard_redact:term/2' with Old and New as the
+%% known settings, and the dashboard gets one line.
 -spec on_config_changed(map(), map()) -> ok | {error, binary()}.
 on_config_changed(Old, New) ->
     try apply_config(Old, New) of
         ok ->
             ok;
         {error, Why} ->
-            Line = emqx_guard_redact:term(Why, [Old, New]),
+            Line = emqx_guard_redact:term(emqx_guard_outcome:format_error(Why), [Old, New]),
             ?LOG_WARNING(#{msg => emqx_guard_config_rejected, reason => Line}),
             {error, Line}
     catch
@@ -80,7 +80,7 @@ apply_config(Old, New) when is_map(New) ->
             Error
     end;
 apply_config(_Old, _New) ->
-    {error, <<"the plugin config must be a map">>}.
+    {error, {invalid_value, <<"the plugin config must be a map">>}}.
 
 apply_changed(Changed) when map_size(Changed) =:= 0 ->
     ok;
@@ -116,8 +116,9 @@ failure_line(Class, Reason) ->
 %% node), the export is unsupported, or the schedule cannot be computed.
 -spec on_health_check(map()) -> ok | {error, binary()}.
 on_health_check(_Opts) ->
-    try
-        emqx_guard_scheduler:health()
+    try emqx_guard_scheduler:health() of
+        ok -> ok;
+        {error, Why} -> {error, emqx_guard_outcome:format_error(Why)}
     catch
         exit:{noproc, _} -> {error, <<"emqx_guard is not running">>};
         _:Reason -> {error, iolist_to_binary(io_lib:format("health check failed: ~tp", [Reason]))}

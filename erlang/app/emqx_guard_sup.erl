@@ -2,7 +2,7 @@
 %% <ol>
 %% <li>`emqx_guard_notify': e-mail and webhook deliveries, the dead-man watch;</li>
 %% <li>`emqx_guard_verifications': the verification records of this node's backups;</li>
-%% <li>`emqx_guard_export_files': once, at start, removes what exports interrupted by the node's
+%% <li>`emqx_guard_leftovers': once, at start, removes what exports interrupted by the node's
 %%     death left (a temporary worker that ends when done; the start does not wait for it);</li>
 %% <li>`emqx_guard_election': this node's set of exported instants;</li>
 %% <li>`emqx_guard_copies': the copy jobs to the other core nodes and their results;</li>
@@ -30,7 +30,7 @@ init([]) ->
     Children = [
         worker(emqx_guard_notify),
         worker(emqx_guard_verifications),
-        (worker(emqx_guard_export_files))#{restart => temporary},
+        (worker(emqx_guard_leftovers))#{restart => temporary},
         worker(emqx_guard_election),
         worker(emqx_guard_copies),
         worker(emqx_guard_offsite_queue),

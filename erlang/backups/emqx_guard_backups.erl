@@ -24,8 +24,9 @@
 
 -export([names/0, list/1, make_private/1, prune/3, prune/4, prune/5, plan/2]).
 -export([check/1, check/3, verify_all/2]).
+-export([limit/0, job_opts/1]).
 
--export_type([listed/0, pruned/0, limit/0, progress/0, retention_error/0]).
+-export_type([listed/0, pruned/0, limit/0, progress/0, retention_error/0, list_error/0]).
 
 %% How long a job may take beyond reading at the limit (twice over): a bound, not an expectation.
 -define(BASE_MS, 600000).
@@ -41,7 +42,8 @@
     path := binary(),
     size := non_neg_integer(),
     mtime := integer(),
-    verified := ok | {error, binary()},
+    %% the verdict, or why no check reached one (the core's `{Reason, Detail}')
+    verified := ok | {error, {atom(), binary()}},
     %% when the verdict was reached (Unix ms); absent when no check reached one
     checked_at => integer()
 }.
@@ -65,22 +67,24 @@
 }.
 %% Why retention deleted nothing: out of time (the verdicts it reached are recorded), or failed.
 -type retention_error() :: {retention_incomplete, progress()} | {retention_failed, {atom(), binary()}}.
+%% Why the backups could not be listed: the directory (`names/0'), or the core's listing.
+-type list_error() :: {list_failed, #{dir := binary(), posix := atom()} | {atom(), binary()}}.
 
 %% @doc The names of the exports in this node's backup directory, newest first (no check of
 %% their content): what `guard backup_status' shows per node and what the catch-up compares.
--spec names() -> [binary()] | {error, binary()}.
+-spec names() -> [binary()] | {error, list_error()}.
 names() ->
     Dir = emqx_guard_emqx:backup_dir(),
     case file:list_dir(Dir) of
         {ok, Names} -> lists:reverse(lists:sort([bin(N) || N <- Names, emqx_guard_core:is_export_name(N)]));
         {error, enoent} -> [];
-        {error, Posix} -> {error, text("cannot list ~ts: ~ts", [Dir, file:format_error(Posix)])}
+        {error, Posix} -> {error, {list_failed, #{dir => bin(Dir), posix => Posix}}}
     end.
 
 %% @doc The exports in Dir, newest first, each with its verdict: from its record when the file did
 %% not change since, else verified now (and recorded). A directory that does not exist (no export
 %% has run yet) has none.
--spec list(file:filename_all()) -> {ok, [listed()]} | {error, binary()}.
+-spec list(file:filename_all()) -> {ok, [listed()]} | {error, list_error()}.
 list(Dir) ->
     Limit = limit(),
     Listing = unless_missing(
@@ -92,17 +96,14 @@ list(Dir) ->
         {ok, #{backups := Backups, verified := New}} ->
             ok = emqx_guard_verifications:add(New),
             {ok, [listed(B) || B <- Backups]};
-        {error, {_, Detail}} ->
-            {error, Detail}
+        {error, Why} ->
+            {error, {list_failed, Why}}
     end.
 
 listed(B = #{verification := #{result := Result, verified_at := At}}) ->
-    (maps:without([verification], B))#{verified => verdict(Result), checked_at => At};
-listed(B = #{verification := {error, {_, Detail}}}) ->
-    (maps:without([verification], B))#{verified => {error, Detail}}.
-
-verdict(ok) -> ok;
-verdict({error, {_, Detail}}) -> {error, Detail}.
+    (maps:without([verification], B))#{verified => Result, checked_at => At};
+listed(B = #{verification := {error, _} = NoVerdict}) ->
+    (maps:without([verification], B))#{verified => NoVerdict}.
 
 %% @doc `check/3' with the `backup_io_limit' setting.
 -spec check(file:filename_all()) -> {ok, emqx_guard_nif:record()} | emqx_guard_core:error().
@@ -119,41 +120,43 @@ check(Path, Limit, BaseMs) ->
     job(fun(Opts) -> emqx_guard_core:verify_async(Path, Opts) end, Limit, BaseMs + read_ms(Bytes, Limit)).
 
 %% @doc `guard backup_verify': reads every export in Dir (`all') or the one named, records
-%% ignored, and records what it found. Returns each file's name and verdict, newest first;
-%% `{error, not_found}' for a name that is not an export in Dir.
+%% ignored, and records what it found. Returns each file's name and verdict (or why no check
+%% reached one), newest first; `{error, {no_such_backup, _}}' for a name that is not an export
+%% in Dir.
 -spec verify_all(file:filename_all(), all | binary()) ->
-    {ok, [{binary(), ok | {error, binary()}}]} | {error, not_found | binary()}.
+    {ok, [{binary(), ok | {error, {atom(), binary()}}}]}
+    | {error, list_error() | {no_such_backup, #{name := binary(), dir := binary()}}}.
 verify_all(Dir, Which) ->
     case unless_missing(Dir, fun() -> emqx_guard_core:list_backups(Dir) end, []) of
         {ok, Backups} ->
             case [B || B = #{name := N} <- Backups, Which =:= all orelse N =:= Which] of
-                [] when Which =/= all -> {error, not_found};
+                [] when Which =/= all -> {error, {no_such_backup, #{name => Which, dir => bin(Dir)}}};
                 Chosen -> {ok, [verify_one(B) || B <- Chosen]}
             end;
-        {error, {_, Detail}} ->
-            {error, Detail}
+        {error, Why} ->
+            {error, {list_failed, Why}}
     end.
 
 verify_one(#{name := Name, path := Path}) ->
     case check(Path, limit(), ?BASE_MS) of
         {ok, Record = #{result := Result}} ->
             ok = emqx_guard_verifications:add([Record]),
-            {Name, verdict(Result)};
-        {error, {_, Detail}} ->
-            {Name, {error, Detail}}
+            {Name, Result};
+        {error, _} = NoVerdict ->
+            {Name, NoVerdict}
     end.
 
 %% @doc Makes a new backup readable by EMQX's user only (mode 0600): backups hold password hashes
-%% and API keys. `{error, Line}' when the mode could not be set.
--spec make_private(binary()) -> ok | {error, binary()}.
+%% and API keys. `{error, {mode_not_set, _}}' when the mode could not be set.
+-spec make_private(binary()) -> ok | {error, {mode_not_set, #{file := binary(), posix := atom()}}}.
 make_private(Path) ->
     case file:change_mode(Path, 8#600) of
         ok ->
             ok;
         {error, Posix} ->
-            Name = filename:basename(Path),
+            Name = bin(filename:basename(Path)),
             ?LOG_WARNING(#{msg => emqx_guard_backup_mode_not_set, file => Name, reason => Posix}),
-            {error, text("could not make ~ts private (mode 0600): ~ts", [Name, file:format_error(Posix)])}
+            {error, {mode_not_set, #{file => Name, posix => Posix}}}
     end.
 
 %% @doc Retention with the `backup_io_limit' setting and its usual bound: `prune/5'.
@@ -211,19 +214,19 @@ prune(Dir, Keep, Protect, Limit, MaxMs) ->
 %% @doc Retention's plan for Dir now (nothing is deleted): `delete', the exports it would delete,
 %% and `skipped_unverified', the newer exports that do not verify (neither counted toward Keep nor
 %% deleted), each with the verifier's `error' line; both oldest first. The verdicts it reaches
-%% are recorded as retention's are; `{error, Line}' when it cannot say (out of time: how far it
-%% got).
+%% are recorded as retention's are; `{error, retention_error()}' when it cannot say (out of
+%% time: how far it got).
 -spec plan(file:filename_all(), pos_integer()) ->
     {ok, #{delete := [emqx_guard_nif:backup()], skipped_unverified := [emqx_guard_nif:failed_backup()]}}
-    | {error, binary()}.
+    | {error, retention_error()}.
 plan(Dir, Keep) ->
     Nothing = #{deleted => [], skipped_unverified => []},
     Start = fun(Opts) -> emqx_guard_core:prune_async(Dir, Keep, undefined, true, records(), Opts) end,
     case unless_missing(Dir, fun() -> retention_job(Start, limit(), default) end, Nothing) of
         {ok, #{deleted := Would, skipped_unverified := Skipped}} ->
             {ok, #{delete => Would, skipped_unverified => Skipped}};
-        {error, Why} ->
-            {error, emqx_guard_outcome:format_error(Why)}
+        {error, _} = Error ->
+            Error
     end.
 
 %% A retention job (`prune_async/6'), waited for within its bound (`retention_bound/3', asked
@@ -234,7 +237,7 @@ retention_job(Start, Limit, MaxMs0) ->
             default -> ?RETENTION_MAX_MS;
             Ms -> Ms
         end,
-    case Start(opts(Limit)) of
+    case Start(job_opts(Limit)) of
         {ok, Job} ->
             T0 = erlang:monotonic_time(millisecond),
             Deadline = fun(Seen) -> T0 + retention_bound(Seen, Limit, MaxMs) end,
@@ -280,7 +283,7 @@ retention_bound(#{checked_bytes := Done, remaining_bytes := Left}, Limit, MaxMs)
 
 %% Starts a job with the limit and waits for its result at most TimeoutMs.
 job(Start, Limit, TimeoutMs) ->
-    case Start(opts(Limit)) of
+    case Start(job_opts(Limit)) of
         {ok, Job} -> emqx_guard_core:await(Job, TimeoutMs);
         {error, _} = Error -> Error
     end.
@@ -299,11 +302,15 @@ bound(Dir, Limit, BaseMs) ->
 read_ms(_Bytes, off) -> 0;
 read_ms(Bytes, Limit) -> 2 * Bytes * 1000 div Limit.
 
-opts(off) -> #{};
-opts(Bps) -> #{io_limit => Bps}.
+%% @doc The options of a background job reading at most Limit (`emqx_guard_nif:opts()').
+-spec job_opts(limit()) -> emqx_guard_nif:opts().
+job_opts(off) -> #{};
+job_opts(Bps) -> #{io_limit => Bps}.
 
+%% @doc The read limit in use: the `backup_io_limit' setting.
+-spec limit() -> limit().
 limit() ->
-    maps:get(backup_io_limit, emqx_guard_settings:get(), off).
+    maps:get(backup_io_limit, emqx_guard_settings:get()).
 
 records() ->
     emqx_guard_verifications:records().
@@ -314,9 +321,6 @@ unless_missing(Dir, Call, Empty) ->
         {error, enoent} -> {ok, Empty};
         _ -> Call()
     end.
-
-text(Fmt, Args) ->
-    unicode:characters_to_binary(io_lib:format(Fmt, Args)).
 
 bin(B) when is_binary(B) -> B;
 bin(L) -> unicode:characters_to_binary(L).

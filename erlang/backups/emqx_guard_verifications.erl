@@ -4,8 +4,10 @@
 %% A record is the NIF's (`emqx_guard_nif:record()'): the verdict of one full read of a file,
 %% tied to that file's identity (name, size, mtime in ns, inode, device). Retention and the
 %% listing pass the records in (`records/0') and read only files that are unknown or changed;
-%% everything that verifies hands its records back (`add/1'): the run's new export, retention,
-%% the listing, copies received from other nodes, `guard backup_verify'.
+%% everything that verifies hands its records back (`add/1'): the run's new export (and a failed
+%% run's tarball that verifies, `emqx_guard_export_files'), retention, the listing, copies
+%% received from other nodes, what interrupted exports left (`emqx_guard_leftovers'),
+%% `guard backup_verify'.
 %%
 %% One record per file name, the latest check wins. The set is bounded by what is in the backup
 %% directory: records of names no longer there are dropped whenever records are added and at
@@ -23,7 +25,8 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(SERVER, ?MODULE).
--define(FORMAT_VSN, 1).
+%% The records file's format (`emqx_guard_store').
+-define(FORMAT, #{tag => ?MODULE, version => 1}).
 -define(CALL_TIMEOUT, 30000).
 
 %%--------------------------------------------------------------------------------------------
@@ -77,8 +80,8 @@ handle_call({add, Records}, _From, Held0) ->
         false -> save(Held)
     end,
     {reply, ok, Held};
-handle_call(_Request, _From, Held) ->
-    {reply, {error, unknown_call}, Held}.
+handle_call(Request, _From, Held) ->
+    {reply, {error, {unknown_call, Request}}, Held}.
 
 %% @private
 handle_cast(_Msg, Held) ->
@@ -106,8 +109,8 @@ bounded(Held) ->
 
 load() ->
     Path = file(),
-    case emqx_guard_store:read(Path) of
-        {ok, {?MODULE, ?FORMAT_VSN, Records}} when is_list(Records) ->
+    case emqx_guard_store:load(Path, ?FORMAT) of
+        {ok, Records} when is_list(Records) ->
             Good = [R || R <- Records, valid(R)],
             case length(Records) - length(Good) of
                 0 ->
@@ -118,7 +121,10 @@ load() ->
                     })
             end,
             lists:foldl(fun put_newer/2, #{}, Good);
-        {error, enoent} ->
+        none ->
+            #{};
+        %% a newer plugin's file: said by the store
+        newer ->
             #{};
         Other ->
             ?LOG_WARNING(#{
@@ -128,13 +134,13 @@ load() ->
     end.
 
 damage({ok, _}) -> unexpected_content;
-damage({error, Reason}) -> Reason.
+damage({damaged, Reason}) -> Reason.
 
 save(Held) ->
     Records = lists:sort(maps:values(Held)),
-    case emqx_guard_store:write(file(), {?MODULE, ?FORMAT_VSN, Records}) of
+    case emqx_guard_store:save(file(), ?FORMAT, Records) of
         ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_verifications_not_saved, reason => Why})
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_verifications_not_saved, reason => emqx_guard_outcome:format_error(Why)})
     end.
 
 %% What the NIF reads back from a record (it refuses the whole list for one bad record).

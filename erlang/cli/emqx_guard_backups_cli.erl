@@ -1,9 +1,11 @@
 %% @doc The `emqx ctl guard' commands about the backup files on this node: `backup_list',
-%% `backup_verify' and `backup_prune --dry-run' (its remote part: `emqx_guard_offsite_cli'). Parses and prints only (`emqx_guard_backups'
-%% does the work); called by `emqx_guard_cli', which catches and reports any crash.
+%% `backup_verify' and `backup_prune --dry-run' (its remote part: `emqx_guard_offsite_cli').
+%% Parses and prints only (`emqx_guard_backups' does the work; a failure's line is
+%% `emqx_guard_outcome:format_error/1''s); called by `emqx_guard_cli', which catches and reports
+%% any crash.
 -module(emqx_guard_backups_cli).
 
--import(emqx_guard_cli, [line/1, error_line/1]).
+-import(emqx_guard_cli, [line/1, error_reason/1]).
 
 -export([cmd/1, usage_lines/0]).
 
@@ -45,7 +47,7 @@ backup_list() ->
             Running = maps:get(running, emqx_guard_scheduler:status()),
             lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, mark_in_progress(Running, Backups));
         {error, Why} ->
-            error_line(Why)
+            error_reason(Why)
     end.
 
 %% While a backup runs, an export that does not verify yet and was written to within the last
@@ -74,7 +76,7 @@ backup_line(Zone, B = #{name := Name, size := Size, mtime := MTime}) ->
     Verified =
         case maps:get(verified, B, undefined) of
             ok -> [[<<"verified">> | Checked]];
-            {error, Why} -> [[text("NOT VERIFIED: ~ts", [Why]) | Checked]];
+            {error, Why} -> [[text("NOT VERIFIED: ~ts", [emqx_guard_outcome:format_error(Why)]) | Checked]];
             in_progress -> [<<"being written by the running backup">>];
             undefined -> []
         end,
@@ -95,14 +97,12 @@ backup_verify(Which) ->
             lists:foreach(
                 fun
                     ({Name, ok}) -> line(["  ", Name, "  verified"]);
-                    ({Name, {error, Why}}) -> line(["  ", Name, "  NOT VERIFIED: ", Why])
+                    ({Name, {error, Why}}) -> line(["  ", Name, "  NOT VERIFIED: ", emqx_guard_outcome:format_error(Why)])
                 end,
                 Results
             );
-        {error, not_found} ->
-            error_line(text("no backup named ~ts in ~ts (see guard backup_list)", [Which, Dir]));
         {error, Why} ->
-            error_line(Why)
+            error_reason(Why)
     end.
 
 prune_dry_run() ->
@@ -122,7 +122,7 @@ prune_dry_run() ->
             end,
             print_unverified(Zone, Broken);
         {error, Why} ->
-            error_line(Why)
+            error_reason(Why)
     end.
 
 %% Newer exports that do not verify: retention neither counts nor deletes them.

@@ -3,14 +3,15 @@
 %%
 %% The callback always returns `ok' and never crashes: EMQX hides a crash from
 %% the user, and a crash on the `usage' atom would break `emqx ctl' help for
-%% every command. Every failure prints one line starting with `Error:'.
+%% every command. Every failure prints one line starting with `Error:', the reason's line made
+%% by `emqx_guard_outcome:format_error/1' (`error_reason/1').
 -module(emqx_guard_cli).
 
 -include_lib("kernel/include/logger.hrl").
 
 -export([cmd/1, usage_lines/0, looks_glob_expanded/1]).
 %% For the other `guard' command modules: how a line and an error line are printed.
--export([line/1, error_line/1]).
+-export([line/1, error_line/1, error_reason/1, bad_argument/1]).
 
 -define(PREVIEW_FIRES, 3).
 
@@ -165,7 +166,7 @@ set(Changes, Show, ErrorHint) ->
                 Unreached
             );
         {error, Why} ->
-            error_line(<<Why/binary, ErrorHint/binary>>)
+            error_line([emqx_guard_outcome:format_error(Why), ErrorHint])
     end.
 
 print_preview() ->
@@ -176,13 +177,13 @@ print_preview() ->
             line(text("meaning: ~ts", [Description])),
             print_fire_list(Fires);
         {error, Why} ->
-            error_line(Why)
+            error_reason(Why)
     end.
 
 print_fires() ->
     case emqx_guard_scheduler:preview(?PREVIEW_FIRES) of
         {ok, #{fires := Fires}} -> print_fire_list(Fires);
-        {error, Why} -> error_line(Why)
+        {error, Why} -> error_reason(Why)
     end.
 
 print_fire_list(Fires) ->
@@ -239,7 +240,7 @@ backup_now() ->
             ])),
             line("Earlier backups were kept.");
         {refused, Why} ->
-            error_line(Why)
+            error_reason(Why)
     end.
 
 %% The lines of a run's outcome that it has: file, size, sha256, pruned count, error, warnings.
@@ -296,7 +297,7 @@ backup_status() ->
     lists:foreach(fun line/1, emqx_guard_offsite_cli:status_lines()),
     print_last_run(maps:get(last_run, Status), Zone),
     %% what interrupted exports left and was cleared since the last look (shown once)
-    lists:foreach(fun line/1, emqx_guard_export_files:status_lines()),
+    lists:foreach(fun line/1, emqx_guard_leftovers:status_lines()),
     #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
     line(text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])),
     %% the last e-mail / webhook delivery, for each configured channel
@@ -305,9 +306,9 @@ backup_status() ->
     lists:foreach(fun line/1, emqx_guard_cluster_view:status_lines(Status)).
 
 print_next_fire(#{supported := false, unsupported_reason := Why}, _Zone) ->
-    line(text("next fire: none; ~ts", [Why]));
-print_next_fire(#{schedule_error := Why}, _Zone) when is_binary(Why) ->
-    line(text("next fire: none; the schedule cannot be computed: ~ts", [Why]));
+    line(["next fire: none; ", emqx_guard_outcome:format_error(Why)]);
+print_next_fire(#{schedule_error := Why}, _Zone) when Why =/= undefined ->
+    line(["next fire: none; ", emqx_guard_outcome:format_error(Why)]);
 print_next_fire(#{next_fire := Next}, Zone) when is_integer(Next) ->
     line(text("next fire: ~ts", [emqx_guard_render:in_zone(Zone, Next)]));
 print_next_fire(_, _Zone) ->
@@ -328,6 +329,17 @@ print_last_run(Run = #{started_at := Started, duration_ms := Duration, result :=
 -spec error_line(unicode:chardata()) -> ok.
 error_line(Why) ->
     line(["Error: ", Why]).
+
+%% @doc Prints `Error: ' and the line of the reason Why (`emqx_guard_outcome:format_error/1').
+-spec error_reason(term()) -> ok.
+error_reason(Why) ->
+    error_line(emqx_guard_outcome:format_error(Why)).
+
+%% @doc A command's arguments refused: `{error, {bad_argument, Line}}', Line saying what was
+%% expected (a secret in the arguments already hidden by the caller).
+-spec bad_argument(unicode:chardata()) -> {error, {bad_argument, binary()}}.
+bad_argument(Line) ->
+    {error, {bad_argument, unicode:characters_to_binary(Line)}}.
 
 %% @doc Prints one line of the command's output (the data never becomes part of a format).
 -spec line(unicode:chardata()) -> ok.

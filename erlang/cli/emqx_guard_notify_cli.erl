@@ -20,7 +20,7 @@
 %% </ul>
 -module(emqx_guard_notify_cli).
 
--import(emqx_guard_cli, [line/1, error_line/1]).
+-import(emqx_guard_cli, [line/1, error_line/1, error_reason/1]).
 
 -export([cmd/1, usage_lines/0, show_lines/1, delivery_line/2]).
 
@@ -59,7 +59,7 @@ cmd([<<"notify_on">>]) ->
 cmd([<<"notify_on">> | Pairs]) ->
     case on_changes(Pairs, #{}) of
         {ok, Changes} -> set(Changes, on_keys());
-        {error, Line} -> error_line(Line)
+        {error, Why} -> error_reason(Why)
     end;
 cmd([<<"notify_test">>]) ->
     notify_test(all);
@@ -150,7 +150,7 @@ with_changes(Kind, Pairs, ShowKeys) ->
     Names = (emqx_guard_channel:module(Kind)):cli_names(),
     case changes(Pairs, Names, #{}) of
         {ok, Changes} -> set(Changes, ShowKeys);
-        {error, Line} -> error_line(Line)
+        {error, Why} -> error_reason(Why)
     end.
 
 changes([], _Names, Acc) ->
@@ -163,10 +163,10 @@ changes([Pair | Rest], Names, Acc) ->
                     changes(Rest, Names, Acc#{Key => Value});
                 false ->
                     Known = lists:join(", ", [N || {N, _} <- Names]),
-                    {error, ["unknown key \"", hd(emqx_guard_redact:args([Name])), "\" (use ", Known, ")"]}
+                    emqx_guard_cli:bad_argument(["unknown key \"", hd(emqx_guard_redact:args([Name])), "\" (use ", Known, ")"])
             end;
         error ->
-            {error, ["expected key=value, got \"", hd(emqx_guard_redact:args([Pair])), "\""]}
+            emqx_guard_cli:bad_argument(["expected key=value, got \"", hd(emqx_guard_redact:args([Pair])), "\""])
     end.
 
 on_changes([], Acc) ->
@@ -179,8 +179,8 @@ on_changes([Pair | Rest], Acc) ->
         {ok, <<"offsite_failed">>, V} -> on_changes(Rest, Acc#{notify_on_offsite_failed => V});
         {ok, <<"offsite_ok">>, V} -> on_changes(Rest, Acc#{notify_on_offsite_ok => V});
         _ ->
-            {error, ["expected failure=on|off, success=on|off, dead_man=on|off, offsite_failed=on|off or offsite_ok=on|off, got \"",
-                Pair, "\""]}
+            emqx_guard_cli:bad_argument(["expected failure=on|off, success=on|off, dead_man=on|off, offsite_failed=on|off or "
+                "offsite_ok=on|off, got \"", Pair, "\""])
     end.
 
 split_pair(Pair) ->
@@ -207,7 +207,7 @@ set(Changes, ShowKeys) ->
     ),
     case Checked of
         {ok, Valid} -> store(Valid, ShowKeys);
-        {error, Line} -> error_line(Line)
+        {error, Why} -> error_reason(Why)
     end.
 
 store(Valid, ShowKeys) ->
@@ -217,8 +217,8 @@ store(Valid, ShowKeys) ->
             show(ShowKeys),
             _ = [line(["Warning: not applied on ", atom_to_binary(N, utf8), ": ", Why]) || {N, Why} <- Unreached],
             ok;
-        {error, Line} ->
-            error_line(Line)
+        {error, Why} ->
+            error_reason(Why)
     end.
 
 show(Keys) ->
@@ -254,11 +254,11 @@ notify_test(Which) ->
                 fun
                     ({Kind, {ok, Answer}}) ->
                         line(["notify_test ", atom_to_binary(Kind), ": sent; the server answered: ", Answer]);
-                    ({Kind, {error, <<"not configured">>}}) ->
+                    ({Kind, {error, {not_configured, _}}}) ->
                         error_line(["notify_test ", atom_to_binary(Kind), ": not configured (guard notify_",
                             cli_name(Kind), ")"]);
                     ({Kind, {error, Why}}) ->
-                        error_line(["notify_test ", atom_to_binary(Kind), " failed: ", Why])
+                        error_line(["notify_test ", atom_to_binary(Kind), " failed: ", emqx_guard_outcome:format_error(Why)])
                 end,
                 Results
             )

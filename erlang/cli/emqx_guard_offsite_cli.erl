@@ -6,7 +6,7 @@
 %% Parses and prints only; the secret key is never printed (`emqx_guard_redact:settings/1').
 -module(emqx_guard_offsite_cli).
 
--import(emqx_guard_cli, [line/1, error_line/1]).
+-import(emqx_guard_cli, [line/1, error_line/1, error_reason/1]).
 
 -export([cmd/1, usage_lines/0, prune_dry_run/0, status_lines/0]).
 
@@ -87,7 +87,7 @@ value_text(V) when is_binary(V) -> [$", V, $"].
 set_s3(Pairs) ->
     case changes(Pairs, #{}) of
         {ok, Changes} -> set(maps:merge(emqx_guard_offsite_config:defaults(), Changes#{backup_remote_type => <<"s3">>}));
-        {error, Line} -> error_line(Line)
+        {error, Why} -> error_reason(Why)
     end.
 
 changes([], Acc) ->
@@ -100,10 +100,10 @@ changes([Pair | Rest], Acc) ->
                     changes(Rest, Acc#{Key => Value});
                 false ->
                     Known = lists:join(", ", [N || {N, _} <- ?NAMES]),
-                    {error, ["unknown key \"", hd(emqx_guard_redact:args([Name])), "\" (use ", Known, ")"]}
+                    emqx_guard_cli:bad_argument(["unknown key \"", hd(emqx_guard_redact:args([Name])), "\" (use ", Known, ")"])
             end;
         _ ->
-            {error, ["expected key=value, got \"", hd(emqx_guard_redact:args([Pair])), "\""]}
+            emqx_guard_cli:bad_argument(["expected key=value, got \"", hd(emqx_guard_redact:args([Pair])), "\""])
     end.
 
 set(Changes) ->
@@ -112,7 +112,7 @@ set(Changes) ->
             show(),
             lists:foreach(fun({Node, Why}) -> line(["Warning: not applied on ", atom_to_binary(Node), ": ", Why]) end, Unreached);
         {error, Why} ->
-            error_line(Why)
+            error_reason(Why)
     end.
 
 %%--------------------------------------------------------------------
@@ -246,8 +246,8 @@ confirm_prune() ->
             #{backup_keep := Keep} = emqx_guard_settings:get(),
             line(text("Remote retention now applies to every backup in ~ts: it keeps the newest ~B there, whoever "
                       "uploaded them. It runs now, in the background (guard backup_status shows it).", [Where, Keep]));
-        {error, Line} ->
-            error_line(Line)
+        {error, Why} ->
+            error_reason(Why)
     end.
 
 remote_line(Zone, #{name := Name, size := Size, mtime := MTime, encrypted := Encrypted}) ->
@@ -298,7 +298,7 @@ fetch_hint(_) -> "".
 
 with_config(Fun) ->
     case emqx_guard_offsite_config:to_nif(emqx_guard_settings:get()) of
-        off -> error_line("no off-site destination is set (see guard backup_remote)");
+        off -> error_reason({no_destination, off});
         {ok, Config} -> Fun(Config)
     end.
 

@@ -1,12 +1,14 @@
 %% @doc The cluster part of `emqx ctl guard backup_status': which node exports the scheduled
 %% backups and why not the lower core nodes, the newest backup result known in the cluster (which node, when, ok or the error),
 %% the last fire this node skipped (and which node exported it, with its result), and for every
-%% node the backups it holds and the result of the last copy to it. Asks every running node (`node_report/0',
-%% through erpc) from the caller's process.
+%% node the backups it holds and the result of the last copy to it. Asks every running node
+%% (`node_report/0', `emqx_guard_proto_v1') from the caller's process, except a node with no
+%% protocol version in common with this one: that one is shown as a version mismatch, with the
+%% versions it speaks.
 -module(emqx_guard_cluster_view).
 
 -export([status_lines/1, status/0]).
-%% Called on other nodes through erpc.
+%% What other nodes call here (`emqx_guard_proto_v1').
 -export([node_report/0]).
 
 -define(RPC_TIMEOUT, 5000).
@@ -30,7 +32,14 @@ status_lines(Status = #{settings := #{backup_timezone := Zone}}) ->
 status_lines(_) ->
     [].
 
-%% Who exports the scheduled backups, and why not the core nodes that cannot.
+%% Who exports the scheduled backups, and why not the core nodes that cannot. A lowest core
+%% with no protocol version in common is not asked: left to export (`emqx_guard_election').
+cluster_line(Count, #{responsible := Responsible, peers := Peers, excluded := Excluded}) when
+    is_map_key(Responsible, Peers), not is_integer(map_get(Responsible, Peers))
+->
+    text("cluster: ~B running node(s); ~ts, the lowest core node, is left to export scheduled backups (~ts)", [
+        Count, Responsible, emqx_guard_outcome:format_excluded([{Responsible, maps:get(Responsible, Peers)} | Excluded])
+    ]);
 cluster_line(Count, #{responsible := undefined, cores := []}) ->
     text("cluster: ~B running node(s); no running core node, so no scheduled backups", [Count]);
 cluster_line(Count, #{responsible := undefined, excluded := Excluded}) ->
@@ -108,9 +117,17 @@ copy_line(#{file := File, from := From, at := At, result := {error, Why}}, Zone)
 %% the node responsible for the next scheduled instant, the cores that cannot export and why).
 -spec status() -> #{election := emqx_guard_election:survey(), nodes := [map()]}.
 status() ->
+    Election = #{peers := Peers} = emqx_guard_election:survey(),
     Running = emqx_guard_emqx:running_nodes(),
     Cores = emqx_guard_emqx:running_core_nodes(),
-    Reports = lists:zip(Running, erpc:multicall(Running, ?MODULE, node_report, [], ?RPC_TIMEOUT)),
+    %% a node with no version in common (or that did not answer which) is not asked
+    NotAsked = maps:filter(fun(_, Peer) -> not is_integer(Peer) end, Peers),
+    Asked = [N || N <- Running, not is_map_key(N, NotAsked)],
+    Answers = maps:merge(
+        maps:from_list(lists:zip(Asked, emqx_guard_proto_v1:node_report(Asked, ?RPC_TIMEOUT))),
+        maps:map(fun(_, Why) -> {not_asked, Why} end, NotAsked)
+    ),
+    Reports = [{N, maps:get(N, Answers)} || N <- Running],
     Copies = lists:foldl(
         fun
             ({_, {ok, #{copies := C}}}, Acc) -> emqx_guard_copies:newest(C, Acc);
@@ -124,7 +141,7 @@ status() ->
         #{node => N, running => false, last_copy => C}
      || {N, C} <- lists:sort(maps:to_list(Copies)), not lists:member(N, Running)
     ],
-    #{election => emqx_guard_election:survey(), nodes => Nodes ++ Gone}.
+    #{election => Election, nodes => Nodes ++ Gone}.
 
 node_view(Node, {ok, Report}, _IsCore, LastCopy) ->
     maps:merge(maps:with([role, backups], Report), #{node => Node, running => true, last_copy => LastCopy});
@@ -134,16 +151,26 @@ node_view(Node, Error, IsCore, LastCopy) ->
             true -> core;
             false -> replicant
         end,
-    Backups = {error, text("no answer: ~0tP", [Error, 8])},
+    Backups =
+        case Error of
+            {not_asked, {no_answer, Why}} -> {error, text("no answer: ~0tP", [{error, {erpc, Why}}, 8])};
+            {not_asked, Why} -> {error, emqx_guard_outcome:format_error(Why)};
+            _ -> {error, text("no answer: ~0tP", [Error, 8])}
+        end,
     #{node => Node, running => true, role => Role, backups => Backups, last_copy => LastCopy}.
 
 %% @doc What this node holds: its role, its backups (names, newest first) and the copy results
 %% it knows. Called on every node by `status/0'.
 -spec node_report() -> #{role := core | replicant, backups := [binary()] | {error, binary()}, copies := map()}.
 node_report() ->
+    Backups =
+        case emqx_guard_backups:names() of
+            {error, Why} -> {error, emqx_guard_outcome:format_error(Why)};
+            Names -> Names
+        end,
     #{
         role => emqx_guard_emqx:node_role(),
-        backups => emqx_guard_backups:names(),
+        backups => Backups,
         copies => emqx_guard_copies:results()
     }.
 

@@ -11,6 +11,10 @@
 %% A core node that starts, or sees a node connect, fetches the newest backups it lacks
 %% (`catch_up/1', run by the settings sync).
 %%
+%% Every call to other nodes here is of protocol version 1 (`emqx_guard_proto_v1'), which every
+%% release speaks; a node with no version in common with this one (`emqx_guard_proto') is
+%% neither copied to nor asked.
+%%
 %% The off-site copies (S3) are handed over by the run the same way, to a queue of the same
 %% shape with its own status, alarm and notifications: `emqx_guard_offsite_queue'.
 -module(emqx_guard_copies).
@@ -19,8 +23,8 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([start_link/0, enqueue/2, catch_up/1, results/0, record/1, busy/0, newest/2]).
-%% Called on other nodes through erpc.
+-export([start_link/0, enqueue/2, catch_up/1, results/0, result/6, record/1, busy/0, newest/2]).
+%% What other nodes call here (`emqx_guard_proto_v1').
 -export([store/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -69,8 +73,9 @@ catch_up(Keep) ->
             L when is_list(L) -> L;
             {error, _} -> []
         end,
-    Replies = erpc:multicall(Others, emqx_guard_replica, list_names, [], ?CALL_MS),
-    Held = [{N, Names} || {N, {ok, Names}} <- lists:zip(Others, Replies), is_list(Names)],
+    Asked = emqx_guard_proto:speaking(1, emqx_guard_proto:negotiate(Others)),
+    Replies = emqx_guard_proto_v1:list_names(Asked, ?CALL_MS),
+    Held = [{N, Names} || {N, {ok, Names}} <- lists:zip(Asked, Replies), is_list(Names)],
     %% export names carry the time in a fixed-width form: sorting names sorts by time
     Newest = lists:sublist(lists:reverse(lists:usort(Mine ++ lists:append([Ns || {_, Ns} <- Held]))), Keep),
     Missing = lists:reverse(Newest -- Mine),
@@ -90,11 +95,26 @@ results() ->
 busy() ->
     gen_server:call(?SERVER, busy).
 
-%% @doc Records the result of a copy here and tells every other running node (asynchronously).
+%% @doc The result of a copy of backup Name to node To from node From, made now.
+-spec result(node(), node(), binary() | string(), replicate | catch_up, integer(), ok | {error, binary()}) -> copy_result().
+result(To, From, Name, Kind, Created, Outcome) ->
+    #{
+        to => To,
+        from => From,
+        file => unicode:characters_to_binary(Name),
+        at => erlang:system_time(millisecond),
+        kind => Kind,
+        created => Created,
+        result => Outcome
+    }.
+
+%% @doc Records the result of a copy here and tells every other running node. Never blocks: the
+%% nodes are told from a process of its own.
 -spec record(copy_result()) -> ok.
 record(Result) ->
     ok = store(Result),
-    erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, store, [Result]).
+    _ = spawn(fun() -> emqx_guard_proto_v1:store_copy_result(other_nodes(emqx_guard_emqx:running_nodes()), Result) end),
+    ok.
 
 %% @doc Keeps a copy result if it is newer than the one known for its destination.
 -spec store(copy_result()) -> ok.
@@ -107,7 +127,7 @@ store(Result = #{to := _, at := _}) ->
 init([]) ->
     process_flag(trap_exit, true),
     %% a copy cut short when this node went down left a partial tarball behind
-    ok = emqx_guard_replica:clear_incoming(),
+    ok = emqx_guard_replica_receiver:clear_incoming(),
     {ok, #st{}}.
 
 %% @private
@@ -141,10 +161,7 @@ handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{job = {_, MRef}}) ->
             {noreply, start_job(Outcome, Keep, St1#st{waiting = undefined})};
         St1 = #st{superseded = true} ->
             %% a backup was dropped from the queue: the other core nodes fetch what they lack
-            _ = spawn(fun() ->
-                Cores = emqx_guard_emqx:running_core_nodes() -- [node()],
-                erpc:multicast(Cores, emqx_guard_settings_sync, request_sync, [])
-            end),
+            _ = spawn(fun() -> emqx_guard_proto_v1:request_sync(other_nodes(emqx_guard_emqx:running_core_nodes())) end),
             {noreply, St1#st{superseded = false}};
         St1 ->
             {noreply, St1}
@@ -159,11 +176,20 @@ terminate(_Reason, #st{job = Job}) ->
 
 start_job(Outcome, Keep, St) ->
     {Pid, MRef} = spawn_monitor(fun() ->
-        Targets = emqx_guard_emqx:running_core_nodes() -- [node()],
+        %% a node that does not answer is tried (its failure is the copy's result), one with no
+        %% version in common is not
+        Peers = emqx_guard_proto:negotiate(emqx_guard_emqx:running_core_nodes() -- [node()]),
+        Skipped = emqx_guard_proto:mismatched(Peers),
+        lists:foreach(fun({N, Why}) -> ?LOG_WARNING(#{msg => emqx_guard_copy_skipped, to => N, reason => Why}) end, Skipped),
+        Targets = lists:sort(maps:keys(Peers)) -- [N || {N, _} <- Skipped],
         _ = emqx_guard_replica:replicate(Outcome, Keep, Targets),
         ok
     end),
     St#st{job = {Pid, MRef}}.
+
+%% The nodes among Nodes, other than this one, that speak a version with it.
+other_nodes(Nodes) ->
+    emqx_guard_proto:speaking(1, emqx_guard_proto:negotiate(Nodes -- [node()])).
 
 %% @doc Old with the results of New that are newer for their destination node.
 -spec newest(#{node() => copy_result()}, #{node() => copy_result()}) -> #{node() => copy_result()}.

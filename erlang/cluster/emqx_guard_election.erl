@@ -37,9 +37,19 @@
 %% sent a dead-man warning tells every node it did (`announce_warned/1'), so that no other node
 %% warns of the same silence.
 %%
+%% <b>Other releases.</b> The survey first asks which protocol version each node speaks
+%% (`emqx_guard_proto:negotiate/1'). A node that cannot be asked its candidacy is taken to do
+%% what EMQX's rule for once-per-cluster jobs says, the rule every release agrees on without
+%% asking: it exports and warns exactly when it is the lowest running core node. A node of
+%% 0.1.0 (version 1, no candidacy) decides so for itself; it is first asked, in version 1,
+%% whether its plugin runs, then taken for the responsible node and the warner when it is the
+%% lowest core and passed over (`older_plugin') otherwise. A node with no version in common is
+%% never called: left to export when it is the lowest core (so the nodes on both sides still
+%% export each instant once), passed over (`version_mismatch') otherwise. The lock and the
+%% exported instants are the same in every version.
+%%
 %% The gen_server only keeps the set of exported instants; the election runs in the caller.
-%% Every call this plugin makes to the plugin on another node for these is in the functions
-%% under "Remote calls" (issue 20 moves them into the versioned protocol module).
+%% The other nodes are asked and told through `emqx_guard_proto_v1' and `_v2'.
 -module(emqx_guard_election).
 
 -behaviour(gen_server).
@@ -47,9 +57,9 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([start_link/0, survey/0, run/3]).
-%% Remote calls: asking and telling the other nodes.
--export([ask_candidacies/1, ask_exported/2, announce_exported/1, announce_result/1, announce_warned/1]).
-%% Called on other nodes through erpc (the answering side of the remote calls).
+%% Asking and telling the other nodes.
+-export([ask_candidacies/1, announce_result/1, announce_warned/1]).
+%% What other nodes call here (`emqx_guard_proto_v1', `_v2').
 -export([candidacy/0, was_exported/1, note_exported/1, result_seen/1, dead_man_warned/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
@@ -59,7 +69,10 @@
 -type why_not() ::
     plugin_not_running
     | {no_answer, term()}
-    | {nif_not_loaded | nif_failed | schedule_error | export_unsupported, binary()}.
+    | {nif_not_loaded | nif_failed | schedule_error | export_unsupported, binary()}
+    %% speaks protocol version 1 only (0.1.0): exports only as the lowest running core, the node given
+    | {older_plugin, node() | undefined}
+    | {version_mismatch, Theirs :: [pos_integer()], Ours :: [pos_integer()]}.
 -type candidacy() :: #{
     exporter := ok | {error, why_not()},
     watch := ok | {error, why_not()},
@@ -70,7 +83,9 @@
     warner := node() | undefined,
     cores := [node()],
     excluded := [{node(), why_not()}],
-    newest_result := undefined | emqx_guard_outcome:outcome()
+    newest_result := undefined | emqx_guard_outcome:outcome(),
+    %% the protocol version used with each other running node
+    peers := emqx_guard_proto:peers()
 }.
 -type skip() ::
     no_core_node
@@ -79,7 +94,7 @@
 
 -define(SERVER, ?MODULE).
 -define(STATE_FILE, "exported.eterm").
--define(FORMAT_VSN, 1).
+-define(FORMAT, #{tag => emqx_guard_exported, version => 1}).
 %% How many exported instants each node remembers (the newest recorded).
 -define(EXPORTED_MAX, 64).
 -define(RPC_TIMEOUT, 5000).
@@ -89,15 +104,16 @@
 start_link() ->
     gen_server:start_link({local, ?SERVER}, ?MODULE, [], []).
 
-%% @doc Asks every running node its candidacy (this one directly, the others at once through
-%% `ask_candidacies/1') and decides the responsible node and the warner (see the module doc).
-%% `newest_result' is the newest backup result any node knows. The one home of these rules.
+%% @doc Asks every running node its candidacy (this one directly, the others at once, each in
+%% the protocol version it speaks) and decides the responsible node and the warner (see the
+%% module doc). `newest_result' is the newest backup result any node knows. The one home of
+%% these rules.
 -spec survey() -> survey().
 survey() ->
     Running = emqx_guard_emqx:running_nodes(),
     Cores = emqx_guard_emqx:running_core_nodes(),
-    Others = Running -- [node()],
-    Answers = maps:from_list([{node(), candidacy()} | lists:zip(Others, ask_candidacies(Others))]),
+    Peers = emqx_guard_proto:negotiate(Running -- [node()]),
+    Answers = maps:put(node(), candidacy(), candidacies(Peers, first(Cores))),
     Answer = fun(N) -> maps:get(N, Answers, not_answered({no_answer, not_running})) end,
     Exporters = [N || N <- Cores, maps:get(exporter, Answer(N)) =:= ok],
     Watchers = [N || N <- Running, maps:get(watch, Answer(N)) =:= ok],
@@ -125,7 +141,8 @@ survey() ->
         warner => Warner,
         cores => Cores,
         excluded => [{N, Why} || N <- Cores, {error, Why} <- [maps:get(exporter, Answer(N))]],
-        newest_result => Newest
+        newest_result => Newest,
+        peers => Peers
     }.
 
 %% @doc This node's candidacy (see the module doc). Never fails: what cannot be asked is the
@@ -171,9 +188,9 @@ run(manual, _Instant, Run) ->
 run(_Trigger, Instant, Run) ->
     Here = node(),
     case survey() of
-        #{responsible := Here, cores := Cores} ->
+        #{responsible := Here, cores := Cores, peers := Peers} ->
             LockId = {{emqx_guard_backup, Instant}, self()},
-            case global:trans(LockId, fun() -> once(Instant, Cores, Run) end, Cores, 0) of
+            case global:trans(LockId, fun() -> once(Instant, Cores, Peers, Run) end, Cores, 0) of
                 aborted -> {skip, {lock_held, Here}};
                 Result -> Result
             end;
@@ -186,70 +203,88 @@ run(_Trigger, Instant, Run) ->
     end.
 
 %% Inside the instant's lock: skip an instant some core node already knows to be exported,
-%% otherwise record it everywhere first, then run.
-once(Instant, Cores, Run) ->
-    Others = Cores -- [node()],
-    Known = [{node(), was_exported(Instant)} | lists:zip(Others, ask_exported(Others, Instant))],
+%% otherwise record it everywhere first, then run. (Every version answers these: version 1.)
+once(Instant, Cores, Peers, Run) ->
+    Asked = [N || N <- emqx_guard_proto:speaking(1, Peers), lists:member(N, Cores)],
+    Replies = emqx_guard_proto_v1:was_exported(Asked, Instant, ?RPC_TIMEOUT),
+    Known = [{node(), was_exported(Instant)} | [{N, R =:= {ok, true}} || {N, R} <- lists:zip(Asked, Replies)]],
     case [N || {N, true} <- Known] of
         [By | _] ->
             {skip, {already_exported, By}};
         [] ->
             ok = note_exported(Instant),
-            ok = announce_exported(Instant),
+            ok = emqx_guard_proto_v1:note_exported(emqx_guard_proto:speaking(1, Peers), Instant),
             Run()
     end.
 
 %%--------------------------------------------------------------------------------------------
-%% Remote calls
+%% Asking and telling the other nodes
 %%--------------------------------------------------------------------------------------------
 
-%% @doc Every node's candidacy, in the order of Nodes (all asked at once, `?RPC_TIMEOUT' at
-%% most). A node where the plugin is not loaded answers `plugin_not_running'; one that does not
-%% answer `{no_answer, Why}'.
+%% @doc The candidacy of each of Nodes, in their order, as `survey/0' takes it (all asked at
+%% once, `?RPC_TIMEOUT' at most). A node where the plugin is not loaded answers
+%% `plugin_not_running'; one that does not answer `{no_answer, Why}'.
 -spec ask_candidacies([node()]) -> [candidacy()].
-ask_candidacies([]) ->
-    [];
 ask_candidacies(Nodes) ->
-    [candidacy_answer(R) || R <- erpc:multicall(Nodes, ?MODULE, candidacy, [], ?RPC_TIMEOUT)].
+    Answers = candidacies(emqx_guard_proto:negotiate(Nodes), first(emqx_guard_emqx:running_core_nodes())),
+    [maps:get(N, Answers) || N <- Nodes].
+
+%% Each node's candidacy by the version it speaks: asked (2 and newer); else by the rule of the
+%% lowest running core (Lowest): a 0.1.0 node whose plugin answers (version 1) and a node with
+%% no version in common export and warn when they are Lowest; none for a node that did not
+%% answer.
+candidacies(Peers, Lowest) ->
+    New = emqx_guard_proto:speaking(2, Peers),
+    Old = emqx_guard_proto:at(1, Peers),
+    Asked = lists:zip(New, [candidacy_answer(R) || R <- emqx_guard_proto_v2:candidacy(New, ?RPC_TIMEOUT)]),
+    Probed = lists:zip(Old, emqx_guard_proto_v1:was_exported(Old, 0, ?RPC_TIMEOUT)),
+    Older = [{N, lowest_rule(N, Lowest, {older_plugin, Lowest})} || {N, {ok, Known}} <- Probed, is_boolean(Known)],
+    NotRunning = [{N, candidacy_answer(R)} || {N, R} <- Probed, not is_boolean(element(2, R))],
+    Mismatched = [{N, lowest_rule(N, Lowest, Why)} || {N, Why} <- emqx_guard_proto:mismatched(Peers)],
+    Unanswered = [{N, not_answered(Why)} || {N, Why} <- emqx_guard_proto:unanswered(Peers)],
+    maps:from_list(Asked ++ Older ++ NotRunning ++ Mismatched ++ Unanswered).
 
 candidacy_answer({ok, #{exporter := E, watch := W} = A}) ->
     #{exporter => E, watch => W, last_result => maps:get(last_result, A, undefined)};
 candidacy_answer({error, {exception, undef, _}}) ->
+    not_answered(plugin_not_running);
+candidacy_answer({exit, {exception, {noproc, _}}}) ->
     not_answered(plugin_not_running);
 candidacy_answer({error, {erpc, Why}}) ->
     not_answered({no_answer, Why});
 candidacy_answer({Class, Reason}) ->
     not_answered({no_answer, {Class, tag(Reason)}}).
 
+%% A node not asked: it exports and warns when it is the lowest running core, else not (Why).
+lowest_rule(Lowest, Lowest, _Why) ->
+    #{exporter => ok, watch => ok, last_result => undefined};
+lowest_rule(_Node, _Lowest, Why) ->
+    not_answered(Why).
+
 tag(Reason) when is_tuple(Reason), tuple_size(Reason) > 0 -> element(1, Reason);
 tag(Reason) -> Reason.
 
-%% @doc Whether each of Nodes knows Instant to be exported, in the order of Nodes; a node that
-%% does not answer knows nothing.
--spec ask_exported([node()], integer()) -> [boolean()].
-ask_exported(Nodes, Instant) ->
-    [R =:= {ok, true} || R <- erpc:multicall(Nodes, ?MODULE, was_exported, [Instant], ?RPC_TIMEOUT)].
-
-%% @doc Tells every other running node that Instant is being exported (asynchronously).
--spec announce_exported(integer()) -> ok.
-announce_exported(Instant) ->
-    erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, note_exported, [Instant]).
-
-%% @doc Tells every other running node the result of a backup made (or failed) here (its
-%% `emqx_guard_outcome:summary/1'). Never blocks: the nodes are told from a process of its own.
+%% @doc Tells every other running node that speaks version 2 the result of a backup made (or
+%% failed) here (its `emqx_guard_outcome:summary/1'; 0.1.0 has no such call). Never blocks: the
+%% nodes are told from a process of its own.
 -spec announce_result(emqx_guard_outcome:outcome()) -> ok.
 announce_result(Summary) ->
-    _ = spawn(fun() -> erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, result_seen, [Summary]) end),
+    _ = spawn(fun() -> emqx_guard_proto_v2:result_seen(others_speaking(2), Summary) end),
     ok.
 
-%% @doc Tells every other running node that this node sent the dead-man warning for the silence
-%% since LastSuccess. Never blocks.
+%% @doc Tells every other running node that speaks version 2 that this node sent the dead-man
+%% warning for the silence since LastSuccess. Never blocks.
 -spec announce_warned(integer()) -> ok.
 announce_warned(LastSuccess) ->
-    _ = spawn(fun() ->
-        erpc:multicast(emqx_guard_emqx:running_nodes() -- [node()], ?MODULE, dead_man_warned, [LastSuccess])
-    end),
+    _ = spawn(fun() -> emqx_guard_proto_v2:dead_man_warned(others_speaking(2), LastSuccess) end),
     ok.
+
+others_speaking(Min) ->
+    emqx_guard_proto:speaking(Min, emqx_guard_proto:negotiate(emqx_guard_emqx:running_nodes() -- [node()])).
+
+%%--------------------------------------------------------------------------------------------
+%% What other nodes call here
+%%--------------------------------------------------------------------------------------------
 
 %% @doc Another node's backup result (`announce_result/1'), handed to this node's scheduler.
 -spec result_seen(emqx_guard_outcome:outcome()) -> ok.
@@ -296,16 +331,20 @@ handle_cast(_Msg, Known) ->
 %% `<data_dir>/emqx_guard/exported.eterm'; before it existed the set was kept in cluster.eterm.
 load() ->
     Path = emqx_guard_store:path(?STATE_FILE),
-    case emqx_guard_store:read(Path) of
-        {ok, {emqx_guard_exported, ?FORMAT_VSN, Instants}} when is_list(Instants) ->
+    case emqx_guard_store:load(Path, ?FORMAT) of
+        {ok, Instants} when is_list(Instants) ->
             valid(Instants);
-        {error, enoent} ->
+        none ->
             load_older();
+        %% a newer plugin's file: said by the store
+        newer ->
+            [];
         Other ->
             ?LOG_WARNING(#{msg => emqx_guard_exported_state_damaged, path => Path, content => Other}),
             []
     end.
 
+%% The formats 1 and 2 of cluster.eterm (`emqx_guard_settings_sync') held the exported instants.
 load_older() ->
     case emqx_guard_store:read(emqx_guard_store:path("cluster.eterm")) of
         {ok, {emqx_guard_cluster, 2, #{exported := Instants}}} when is_list(Instants) -> valid(Instants);
@@ -317,7 +356,7 @@ valid(Instants) ->
     lists:sublist([I || I <- Instants, is_integer(I)], ?EXPORTED_MAX).
 
 save(Known) ->
-    case emqx_guard_store:write(emqx_guard_store:path(?STATE_FILE), {emqx_guard_exported, ?FORMAT_VSN, Known}) of
+    case emqx_guard_store:save(emqx_guard_store:path(?STATE_FILE), ?FORMAT, Known) of
         ok -> ok;
         {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_exported_state_not_saved, reason => Why})
     end,

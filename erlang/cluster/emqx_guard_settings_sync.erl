@@ -3,7 +3,7 @@
 %%
 %% <ul>
 %% <li>A change made with `emqx ctl guard ...' (`update/1') is applied here, given a version and
-%%     pushed to every other running node with `erpc:multicall/5'. A version is
+%%     pushed to every other running node, all at once. A version is
 %%     `{Counter, Node}', compared as a tuple; a change first asks the running nodes for their
 %%     versions and takes `max(highest counter known, this node's clock in ms) + 1', so it is
 %%     newer than every change the cluster has seen whatever the nodes' clocks say.</li>
@@ -14,6 +14,12 @@
 %%     (`emqx_guard_copies:catch_up/1'): a node that joins, or comes back, catches up.</li>
 %% <li>Dashboard changes (EMQX calls every node itself) take `update_local/1': a new version,
 %%     no push.</li>
+%% <li>Other releases: a node that speaks protocol version 2 or newer is offered, and offers,
+%%     every key (`offer/0', `adopt_all/2'); a node of 0.1.0 (version 1) only the keys that
+%%     release knows (`settings_offer/0', `adopt/2'; `emqx_guard_proto:settings_for/2'), the
+%%     others staying as they are there and here. Of two offers of one version the complete one
+%%     wins. A node with no version in common is not asked, and a push names it as not
+%%     reached.</li>
 %% </ul>
 %% The server serialises the changes (`emqx_guard_settings:change/1' validates and saves them;
 %% this server logs the changed keys, secrets redacted), then tells the scheduler (`emqx_guard_scheduler:settings_changed/0')
@@ -36,15 +42,21 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([start_link/0, start_link/1, update/1, update_local/1, sync/0]).
-%% Called on other nodes through erpc.
--export([request_sync/0, settings_offer/0, version/0, adopt/2]).
+%% What other nodes call here: protocol version 1 (`emqx_guard_proto_v1') and 2 (`_v2').
+-export([request_sync/0, settings_offer/0, version/0, adopt/2, offer/0, adopt_all/2]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
 
 -export_type([version/0]).
 
 -define(SERVER, ?MODULE).
 -define(STATE_FILE, "cluster.eterm").
--define(FORMAT_VSN, 3).
+%% cluster.eterm: the settings version; formats 1 and 2 also held the exported instants (moved
+%% to exported.eterm: `emqx_guard_election').
+-define(FORMAT, #{
+    tag => emqx_guard_cluster,
+    version => 3,
+    upgrades => #{1 => fun format_1_to_2/1, 2 => fun format_2_to_3/1}
+}).
 -define(RPC_TIMEOUT, 5000).
 -define(SYNC_DELAY_MS, 2000).
 -define(CALL_TIMEOUT_MS, 30000).
@@ -76,7 +88,7 @@ start_link(Opts) when is_map(Opts) ->
 %% @doc Applies setting changes here, gives them a new version and pushes them to every other
 %% running node. Returns the new settings and the nodes that did not take them (with why). Runs
 %% in the caller's process (the `emqx ctl' command).
--spec update(map()) -> {ok, emqx_guard_settings:settings(), [{node(), binary()}]} | {error, binary()}.
+-spec update(map()) -> {ok, emqx_guard_settings:settings(), [{node(), binary()}]} | {error, term()}.
 update(Changes) ->
     case update_local(Changes) of
         {ok, Settings} ->
@@ -86,7 +98,7 @@ update(Changes) ->
     end.
 
 %% @doc Applies setting changes here only, with a version newer than every running node's.
--spec update_local(map()) -> {ok, emqx_guard_settings:settings()} | {error, binary()}.
+-spec update_local(map()) -> {ok, emqx_guard_settings:settings()} | {error, term()}.
 update_local(Changes) ->
     Opts = application:get_env(emqx_guard, cluster, #{}),
     gen_server:call(?SERVER, {update_local, Changes, highest_running_version()}, maps:get(call_timeout_ms, Opts, ?CALL_TIMEOUT_MS)).
@@ -111,9 +123,14 @@ request_sync() ->
         Pid -> Pid ! {?MODULE, sync}, ok
     end.
 
-%% @doc This node's settings and their version.
--spec settings_offer() -> {version(), emqx_guard_settings:settings()}.
+%% @doc This node's settings as 0.1.0 knows them (protocol version 1) and their version.
+-spec settings_offer() -> {version(), map()}.
 settings_offer() ->
+    {version(), emqx_guard_proto:settings_for(1, emqx_guard_settings:get())}.
+
+%% @doc This node's settings, every key (protocol version 2), and their version.
+-spec offer() -> {version(), emqx_guard_settings:settings()}.
+offer() ->
     {version(), emqx_guard_settings:get()}.
 
 %% @doc This node's settings version.
@@ -121,11 +138,17 @@ settings_offer() ->
 version() ->
     gen_server:call(?SERVER, version).
 
-%% @doc Adopts Settings when Version is newer than this node's. `{error, stale}' when this node
-%% holds other settings of a newer version; `ok' when it holds these settings already.
--spec adopt(emqx_guard_settings:settings(), version()) -> ok | {error, stale | binary()}.
+%% @doc Adopts Settings (the keys of 0.1.0, protocol version 1: the other keys stay as they are)
+%% when Version is newer than this node's. `{error, stale}' when this node holds other settings
+%% of a newer version; `ok' when it holds these settings already.
+-spec adopt(map(), version()) -> ok | {error, stale | binary()}.
 adopt(Settings, Version) ->
     gen_server:call(?SERVER, {adopt, Settings, Version}, 30000).
+
+%% @doc Adopts Settings (every key, protocol version 2) as `adopt/2' does.
+-spec adopt_all(emqx_guard_settings:settings(), version()) -> ok | {error, stale | binary()}.
+adopt_all(Settings, Version) ->
+    adopt(Settings, Version).
 
 %%--------------------------------------------------------------------------------------------
 %% gen_server
@@ -163,15 +186,17 @@ handle_call({adopt, Settings, Version}, _From, St = #st{version = Mine}) when Ve
             %% only what changed, and never a secret
             ?LOG_INFO(#{msg => emqx_guard_settings_adopted, version => Version, changed => redacted_changes(Old, New)}),
             {reply, ok, save(St#st{version = Version})};
-        {error, Why} = Error ->
-            ?LOG_WARNING(#{msg => emqx_guard_settings_not_adopted, version => Version, reason => Why}),
-            {reply, Error, St}
+        {error, Why} ->
+            %% the answer crosses to another node: its line, whatever reasons that node knows
+            Line = emqx_guard_outcome:format_error(Why),
+            ?LOG_WARNING(#{msg => emqx_guard_settings_not_adopted, version => Version, reason => Line}),
+            {reply, {error, Line}, St}
     end;
 handle_call({adopt, _Settings, Version}, _From, St = #st{version = Version}) ->
     {reply, ok, St};
 handle_call({adopt, Settings, Version}, _From, St) ->
     %% this node changed its settings later: the sender's change lost, and must hear it
-    case emqx_guard_settings:get() of
+    case maps:with(maps:keys(Settings), emqx_guard_settings:get()) of
         Settings ->
             {reply, ok, St};
         _ ->
@@ -240,10 +265,16 @@ redacted_changes(Old, New) ->
     emqx_guard_redact:settings(emqx_guard_settings:changed(Old, New)).
 
 push(Settings, Version) ->
-    Nodes = emqx_guard_emqx:running_nodes() -- [node()],
-    Replies = erpc:multicall(Nodes, ?MODULE, adopt, [Settings, Version], ?RPC_TIMEOUT),
+    Peers = emqx_guard_proto:negotiate(emqx_guard_emqx:running_nodes() -- [node()]),
+    V1 = emqx_guard_proto:at(1, Peers),
+    V2 = emqx_guard_proto:speaking(2, Peers),
+    Replies =
+        lists:zip(V1, emqx_guard_proto_v1:adopt_settings(V1, emqx_guard_proto:settings_for(1, Settings), Version, ?RPC_TIMEOUT)) ++
+            lists:zip(V2, emqx_guard_proto_v2:adopt_settings(V2, Settings, Version, ?RPC_TIMEOUT)) ++
+            [{N, {error, {erpc, Why}}} || {N, {no_answer, Why}} <- emqx_guard_proto:unanswered(Peers)] ++
+            [{N, {not_asked, Why}} || {N, Why} <- emqx_guard_proto:mismatched(Peers)],
     %% a node's failure may quote the settings it was sent
-    Unreached = [{N, refusal(emqx_guard_redact:term(R, [Settings]))} || {N, R} <- lists:zip(Nodes, Replies), R =/= {ok, ok}],
+    Unreached = [{N, refusal(emqx_guard_redact:term(R, [Settings]))} || {N, R} <- lists:sort(Replies), R =/= {ok, ok}],
     lists:foreach(
         fun({N, Why}) -> ?LOG_WARNING(#{msg => emqx_guard_settings_not_pushed, node => N, reason => Why}) end, Unreached
     ),
@@ -254,17 +285,24 @@ refusal({ok, {error, stale}}) ->
       "sync; repeat the change to apply it">>;
 refusal({ok, {error, Why}}) when is_binary(Why) ->
     Why;
+refusal({not_asked, Why}) ->
+    <<(emqx_guard_outcome:format_error(Why))/binary, "; it does not take settings from this node">>;
 refusal(Reply) ->
     <<(rpc_error(Reply))/binary, "; it takes the change over when it syncs with the cluster">>.
 
 pull([]) ->
     unchanged;
 pull(Others) ->
-    Replies = erpc:multicall(Others, ?MODULE, settings_offer, [], ?RPC_TIMEOUT),
-    Offers = [{V, N, S} || {N, {ok, {V, S}}} <- lists:zip(Others, Replies)],
+    Peers = emqx_guard_proto:negotiate(Others),
+    V1 = emqx_guard_proto:at(1, Peers),
+    V2 = emqx_guard_proto:speaking(2, Peers),
+    %% of two offers of one version, the complete one (every key) wins
+    Offers =
+        [{V, partial, N, S} || {N, {ok, {V, S}}} <- lists:zip(V1, emqx_guard_proto_v1:settings_offer(V1, ?RPC_TIMEOUT))] ++
+            [{V, complete, N, S} || {N, {ok, {V, S}}} <- lists:zip(V2, emqx_guard_proto_v2:settings_offer(V2, ?RPC_TIMEOUT))],
     Mine = version(),
     case lists:reverse(lists:sort(Offers)) of
-        [{V, N, S} | _] when V > Mine ->
+        [{V, _, N, S} | _] when V > Mine, is_map(S) ->
             case adopt(S, V) of
                 ok -> {adopted, N};
                 {error, _} -> unchanged
@@ -285,8 +323,8 @@ next_version({Mine, _}, Floor, Now) ->
 
 %% The highest settings version among the other running nodes (undefined when none answers).
 highest_running_version() ->
-    Others = emqx_guard_emqx:running_nodes() -- [node()],
-    Replies = erpc:multicall(Others, ?MODULE, version, [], ?RPC_TIMEOUT),
+    Asked = emqx_guard_proto:speaking(1, emqx_guard_proto:negotiate(emqx_guard_emqx:running_nodes() -- [node()])),
+    Replies = emqx_guard_proto_v1:settings_version(Asked, ?RPC_TIMEOUT),
     case [V || {ok, {C, N} = V} <- Replies, is_integer(C), is_atom(N)] of
         [] -> undefined;
         Versions -> lists:max(Versions)
@@ -305,18 +343,25 @@ start_sync(St) ->
 %% The same everywhere: a node never adopts defaults from another one.
 load() ->
     Path = emqx_guard_store:path(?STATE_FILE),
-    case emqx_guard_store:read(Path) of
-        {ok, {emqx_guard_cluster, Vsn, #{version := {Ms, N} = V}}} when Vsn >= 1, Vsn =< ?FORMAT_VSN, is_integer(Ms), is_atom(N) ->
+    case emqx_guard_store:load(Path, ?FORMAT) of
+        {ok, #{version := {Ms, N} = V}} when is_integer(Ms), is_atom(N) ->
             V;
-        {error, enoent} ->
+        none ->
+            {0, none};
+        %% a newer plugin's file: said by the store
+        newer ->
             {0, none};
         Other ->
             ?LOG_WARNING(#{msg => emqx_guard_cluster_state_damaged, path => Path, content => Other}),
             {0, none}
     end.
 
+format_1_to_2(#{version := V, last_exported := L}) -> #{version => V, exported => [L]}.
+
+format_2_to_3(Body = #{version := _}) -> maps:with([version], Body).
+
 save(St = #st{version = V}) ->
-    case emqx_guard_store:write(emqx_guard_store:path(?STATE_FILE), {emqx_guard_cluster, ?FORMAT_VSN, #{version => V}}) of
+    case emqx_guard_store:save(emqx_guard_store:path(?STATE_FILE), ?FORMAT, #{version => V}) of
         ok -> ok;
         {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_cluster_state_not_saved, reason => Why})
     end,

@@ -8,7 +8,8 @@
 %%     turned into the documented fallback.</li>
 %% </ul>
 %% What each function does without EMQX (or without the EMQX function it needs) is stated in its
-%% doc. The export runs in a separate, linked and monitored process so that a hang can be cut off.
+%% doc. The export runs in a separate, linked and monitored process so that a hang can be cut off
+%% (`emqx_guard_export_watch', which itself calls nothing of EMQX).
 -module(emqx_guard_emqx).
 
 -include_lib("kernel/include/logger.hrl").
@@ -22,7 +23,6 @@
     backup_dir/0,
     export_supported/0,
     export_out_dir_supported/0,
-    export/1,
     export/2,
     activate_alarm/2,
     activate_alarm/3,
@@ -39,11 +39,8 @@
 %% The plugin's alarms: a failed backup, a failed off-site copy.
 -define(IS_ALARM(Name), (Name =:= ?ALARM orelse Name =:= emqx_guard_offsite_failed)).
 
--type export_error() ::
-    export_unavailable
-    | {export_failed, term()}
-    | {export_crashed, error | exit | throw, term()}
-    | {export_timeout, timeout()}.
+%% Why an export failed (`emqx_guard_export_watch' says what each means).
+-type export_error() :: {export_unavailable, mfa()} | emqx_guard_export_watch:error().
 
 -export_type([export_error/0]).
 
@@ -114,22 +111,9 @@ usage(Lines) ->
 -spec data_dir() -> file:filename().
 data_dir() ->
     FromEmqx =
-        case exported(emqx, data_dir, 0) of
-            true ->
-                try emqx:data_dir() of
-                    EmqxDir -> to_list(EmqxDir)
-                catch
-                    Class:Reason ->
-                        ?LOG_WARNING(#{
-                            msg => emqx_guard_emqx_call_failed,
-                            call => data_dir,
-                            exception => Class,
-                            reason => Reason
-                        }),
-                        undefined
-                end;
-            false ->
-                undefined
+        case exported(emqx, data_dir, 0) andalso checked(data_dir, fun() -> emqx:data_dir() end, fun(_) -> true end) of
+            {ok, EmqxDir} -> to_list(EmqxDir);
+            _ -> undefined
         end,
     Dir =
         case FromEmqx of
@@ -164,123 +148,29 @@ export_supported() ->
 export_out_dir_supported() ->
     exported(emqx_mgmt_data_backup, parse_export_request, 1).
 
-%% @doc `export/2' without options, and without what a failed export made.
--spec export(timeout()) ->
-    {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
-    | {error, export_error()}.
-export(TimeoutMs) ->
-    case export(TimeoutMs, #{}) of
-        {ok, _} = Ok -> Ok;
-        {error, Reason, _Made} -> {error, Reason}
-    end.
-
-%% @doc Runs one EMQX data export (`emqx_mgmt_data_backup:export/1') in a separate process that is
-%% linked to the caller (it dies with the caller) and monitored. Opts: `out_dir', a directory that
-%% exists, where an EMQX that supports it (`export_out_dir_supported/0') writes the export instead
-%% of `backup_dir/0'; it is not passed to one that does not. Outcomes:
-%% <ul>
-%% <li>`{ok, #{filename := FullPath :: binary(), size := Bytes}}' (plus whatever else EMQX
-%%     reported, e.g. `created_at'); FullPath is absolute: a relative name (EMQX 5.3 with the
-%%     relative data_dir `"data"') is resolved against EMQX's working directory;</li>
-%% <li>`{error, {export_failed, Reason}, Made}' when EMQX returned `{error, Reason}' (or anything
-%%     that is not `{ok, #{filename := _}}': then Reason is `{unexpected_return, Value}');</li>
-%% <li>`{error, {export_crashed, Class, Reason}, Made}' when it raised;</li>
-%% <li>`{error, {export_timeout, TimeoutMs}, Made}' when it did not finish in time: the export
-%%     process is killed (and gone) before this returns;</li>
-%% <li>`{error, export_unavailable, #{}}' when this EMQX has no export.</li>
-%% </ul>
-%% Made says what the export had started to write: `#{tarball := AbsPath}', the file EMQX named
-%% before opening it (every EMQX from 5.1 hands it to the `print_fun' option first), or `#{}'
-%% when it never got that far. What a failed export left behind (that tarball, cut short, and
-%% EMQX's staging directory next to it, the same name without `.tar.gz') is the caller's to
-%% clean up.
+%% @doc Runs one EMQX data export (`emqx_mgmt_data_backup:export/1') in a process of its own,
+%% linked to the caller and cut off after TimeoutMs (`emqx_guard_export_watch:run/2' says how,
+%% and what comes back: `{ok, #{filename, size, ...}}' with an absolute path, or
+%% `{error, export_error()}' whose Detail names the tarball EMQX had started to write). Opts:
+%% `out_dir', a directory that exists, where an EMQX that supports it
+%% (`export_out_dir_supported/0') writes the export instead of `backup_dir/0'; it is not passed
+%% to one that does not. `{error, {export_unavailable, {emqx_mgmt_data_backup, export, 0}}}'
+%% when this EMQX has no export.
 -spec export(timeout(), #{out_dir => file:filename_all()}) ->
     {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
-    | {error, export_error(), #{tarball => binary()}}.
+    | {error, export_error()}.
 export(TimeoutMs, Opts) ->
     case export_supported() of
         false ->
-            {error, export_unavailable, #{}};
+            {error, {export_unavailable, {emqx_mgmt_data_backup, export, 0}}};
         true ->
-            Parent = self(),
-            Tag = make_ref(),
-            EmqxOpts = export_opts(Parent, Tag, Opts),
-            {Pid, MRef} = spawn_opt(fun() -> Parent ! {Tag, call_export(EmqxOpts)} end, [link, monitor]),
-            Deadline =
-                case TimeoutMs of
-                    infinity -> infinity;
-                    _ -> erlang:monotonic_time(millisecond) + TimeoutMs
+            %% `out_dir' as a string: EMQX appends ".tar.gz" to it with `++'
+            OutDir =
+                case {maps:find(out_dir, Opts), export_out_dir_supported()} of
+                    {{ok, Dir}, true} -> #{out_dir => to_list(Dir)};
+                    _ -> #{}
                 end,
-            await_export(Pid, MRef, Tag, TimeoutMs, Deadline, #{})
-    end.
-
-%% EMQX's options: `print_fun' (called in the export process with EMQX's progress lines; the
-%% first names the tarball), and `out_dir' as a string where EMQX supports it (EMQX appends
-%% ".tar.gz" to it with `++').
-export_opts(Parent, Tag, Opts) ->
-    Print = fun(_Fmt, Args) -> announce_tarball(Parent, Tag, Args) end,
-    case {maps:find(out_dir, Opts), export_out_dir_supported()} of
-        {{ok, Dir}, true} -> #{print_fun => Print, out_dir => to_list(Dir)};
-        _ -> #{print_fun => Print}
-    end.
-
-%% Runs inside EMQX's export: never raises, always ok.
-announce_tarball(Parent, Tag, Args) ->
-    try
-        lists:foreach(
-            fun(Arg) ->
-                case is_tarball_path(Arg) of
-                    true -> Parent ! {Tag, {tarball, unicode:characters_to_binary(filename:absname(Arg))}};
-                    false -> ok
-                end
-            end,
-            Args
-        )
-    catch
-        _:_ -> ok
-    end,
-    ok.
-
-is_tarball_path(Arg) when is_list(Arg); is_binary(Arg) ->
-    case unicode:characters_to_list(Arg) of
-        Path when is_list(Path) -> emqx_guard_core:is_export_name(filename:basename(Path));
-        _ -> false
-    end;
-is_tarball_path(_) ->
-    false.
-
-await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made) ->
-    Left =
-        case Deadline of
-            infinity -> infinity;
-            _ -> max(Deadline - erlang:monotonic_time(millisecond), 0)
-        end,
-    receive
-        {Tag, {tarball, Path}} ->
-            await_export(Pid, MRef, Tag, TimeoutMs, Deadline, Made#{tarball => Path});
-        {Tag, Result} ->
-            detach(Pid, MRef),
-            export_result(Result, Made);
-        {'DOWN', MRef, process, Pid, Why} ->
-            detach(Pid, MRef),
-            {error, {export_crashed, exit, Why}, announced(Tag, Made)}
-    after Left ->
-        unlink(Pid),
-        exit(Pid, kill),
-        receive
-            {'DOWN', MRef, process, Pid, _} -> ok
-        end,
-        detach(Pid, MRef),
-        ?LOG_WARNING(#{msg => emqx_guard_export_killed, timeout_ms => TimeoutMs}),
-        {error, {export_timeout, TimeoutMs}, announced(Tag, Made)}
-    end.
-
-%% What the (now gone) export process sent and nobody read yet: the tarball it announced.
-announced(Tag, Made) ->
-    receive
-        {Tag, {tarball, Path}} -> announced(Tag, Made#{tarball => Path});
-        {Tag, _Result} -> announced(Tag, Made)
-    after 0 -> Made
+            emqx_guard_export_watch:run(fun(PrintFun) -> call_export(OutDir#{print_fun => PrintFun}) end, TimeoutMs)
     end.
 
 %% Runs inside the export process: never raises.
@@ -296,33 +186,6 @@ call_export(Opts) ->
                 stacktrace => Stack
             }),
             {raised, Class, Reason}
-    end.
-
-export_result({returned, {ok, #{filename := File} = Info}}, _Made) when
-    is_binary(File); is_list(File)
-->
-    Path = unicode:characters_to_binary(filename:absname(File)),
-    Size =
-        case Info of
-            #{size := S} when is_integer(S), S >= 0 -> S;
-            _ -> max(filelib:file_size(Path), 0)
-        end,
-    {ok, Info#{filename := Path, size => Size}};
-export_result({returned, {error, Reason}}, Made) ->
-    {error, {export_failed, Reason}, Made};
-export_result({returned, Other}, Made) ->
-    {error, {export_failed, {unexpected_return, Other}}, Made};
-export_result({raised, Class, Reason}, Made) ->
-    {error, {export_crashed, Class, Reason}, Made}.
-
-%% Drops the link and monitor of a finished export process, and any message they left behind
-%% (an 'EXIT' arrives only when the caller traps exits).
-detach(Pid, MRef) ->
-    unlink(Pid),
-    demonitor(MRef, [flush]),
-    receive
-        {'EXIT', Pid, _} -> ok
-    after 0 -> ok
     end.
 
 %%--------------------------------------------------------------------
@@ -465,16 +328,9 @@ running_core_nodes() ->
     end.
 
 guarded_nodes(Call, F) ->
-    try F() of
-        Nodes when is_list(Nodes) ->
-            [N || N <- Nodes, is_atom(N)];
-        Other ->
-            ?LOG_WARNING(#{msg => emqx_guard_emqx_call_failed, call => Call, result => Other}),
-            error
-    catch
-        Class:Reason ->
-            ?LOG_WARNING(#{msg => emqx_guard_emqx_call_failed, call => Call, exception => Class, reason => Reason}),
-            error
+    case checked(Call, F, fun is_list/1) of
+        {ok, Nodes} -> [N || N <- Nodes, is_atom(N)];
+        error -> error
     end.
 
 %%--------------------------------------------------------------------
@@ -489,21 +345,24 @@ exported(Mod, Fun, Arity) ->
 
 %% Runs F; any exception or non-ok result is logged and becomes ok.
 guarded(Call, F) ->
+    _ = checked(Call, F, fun(Result) -> Result =:= ok end),
+    ok.
+
+%% Runs F: `{ok, Value}' when Accept(Value), else (an exception included) logged and `error'.
+checked(Call, F, Accept) ->
     try F() of
-        ok ->
-            ok;
-        Other ->
-            ?LOG_WARNING(#{msg => emqx_guard_emqx_call_failed, call => Call, result => Other}),
-            ok
+        Value ->
+            case Accept(Value) of
+                true ->
+                    {ok, Value};
+                false ->
+                    ?LOG_WARNING(#{msg => emqx_guard_emqx_call_failed, call => Call, result => Value}),
+                    error
+            end
     catch
         Class:Reason ->
-            ?LOG_WARNING(#{
-                msg => emqx_guard_emqx_call_failed,
-                call => Call,
-                exception => Class,
-                reason => Reason
-            }),
-            ok
+            ?LOG_WARNING(#{msg => emqx_guard_emqx_call_failed, call => Call, exception => Class, reason => Reason}),
+            error
     end.
 
 escape_tilde(Str) ->

@@ -10,12 +10,15 @@
 %%     (`duration_s/1'; `parse_duration/1' reads it back).</li>
 %% <li>A read rate setting, the shortest exact text: `50MB/s', `512KiB/s', `off' (`rate/1';
 %%     `parse_rate/1' reads it back).</li>
+%% <li>Whether a term is text to show as it is (`printable/1').</li>
 %% </ul>
 -module(emqx_guard_render).
 
 -export([instant/2, in_zone/2, iso8601/2, size/1, duration_ms/1, duration_s/1, rate/1]).
 %% The settings' texts read back (the same formats, so a value round-trips).
 -export([parse_duration/1, parse_rate/1]).
+%% Whether a term is text to show as it is.
+-export([printable/1]).
 
 %% Seconds from year 0 (the calendar module's epoch) to 1970-01-01.
 -define(UNIX_EPOCH_S, 62167219200).
@@ -78,17 +81,18 @@ rate(Bps) ->
     end.
 
 %% @doc Parses a duration such as `24h', `90m', `1h30m', `45s', `2d' or a bare
-%% number of seconds (`0' turns a feature off). Returns seconds.
--spec parse_duration(binary() | string()) -> {ok, non_neg_integer()} | {error, binary()}.
+%% number of seconds (`0' turns a feature off). Returns seconds, or `{bad_duration, Given}' (the
+%% text trimmed; empty when there was none) for `emqx_guard_outcome:format_error/1' to say.
+-spec parse_duration(binary() | string()) -> {ok, non_neg_integer()} | {error, {bad_duration, binary()}}.
 parse_duration(Text) when is_list(Text) ->
     case unicode:characters_to_binary(Text) of
         Bin when is_binary(Bin) -> parse_duration(Bin);
-        _ -> {error, <<"must be a duration such as 24h, 90m or 0">>}
+        _ -> {error, {bad_duration, <<>>}}
     end;
 parse_duration(Text) when is_binary(Text) ->
     case string:lowercase(string:trim(Text)) of
         <<>> ->
-            {error, <<"must be a duration such as 24h, 90m or 0">>};
+            {error, {bad_duration, <<>>}};
         Trimmed ->
             case re:run(Trimmed, <<"^[0-9]+$">>, [{capture, none}]) of
                 match ->
@@ -104,9 +108,7 @@ parse_units(Trimmed, Original) ->
             {match, Parts} = re:run(Trimmed, <<"([0-9]+)(d|h|m|s)">>, [global, {capture, all_but_first, binary}]),
             {ok, lists:sum([binary_to_integer(N) * unit_seconds(U) || [N, U] <- Parts])};
         nomatch ->
-            {error,
-                <<"must be a duration such as 24h, 90m, 1h30m or 0, not \"", (string:trim(Original))/binary,
-                    "\"">>}
+            {error, {bad_duration, string:trim(Original)}}
     end.
 
 unit_seconds(<<"d">>) -> 86400;
@@ -115,8 +117,9 @@ unit_seconds(<<"m">>) -> 60;
 unit_seconds(<<"s">>) -> 1.
 
 %% @doc Parses a read rate: `off' (or `0'), or a whole number of bytes per second with an
-%% optional decimal (kB, MB, GB) or binary (KiB, MiB, GiB) unit and `/s': `50MB/s', `1GiB'.
--spec parse_rate(binary()) -> {ok, off | non_neg_integer()} | {error, binary()}.
+%% optional decimal (kB, MB, GB) or binary (KiB, MiB, GiB) unit and `/s': `50MB/s', `1GiB'; or
+%% `{bad_rate, Given}'.
+-spec parse_rate(binary()) -> {ok, off | non_neg_integer()} | {error, {bad_rate, binary()}}.
 parse_rate(Text) ->
     T = string:lowercase(string:trim(Text)),
     Units = #{<<>> => 1, <<"b">> => 1, <<"kb">> => 1000, <<"mb">> => 1000000, <<"gb">> => 1000000000,
@@ -124,8 +127,24 @@ parse_rate(Text) ->
     case re:run(T, <<"^([0-9]+) *([a-z]*)(/s)?$">>, [{capture, [1, 2], binary}]) of
         _ when T =:= <<"off">>; T =:= <<"0">> -> {ok, off};
         {match, [N, U]} when is_map_key(U, Units) -> {ok, binary_to_integer(N) * maps:get(U, Units)};
-        _ -> {error, <<"must be a read rate such as 50MB/s, or off, not \"", (string:trim(Text))/binary, "\"">>}
+        _ -> {error, {bad_rate, string:trim(Text)}}
     end.
+
+%% @doc `{true, Chars}' when Term is text a person can read as it is (a non-empty printable
+%% charlist, or a binary holding one in UTF-8); `false' for anything else.
+-spec printable(term()) -> {true, string()} | false.
+printable(B) when is_binary(B) ->
+    case unicode:characters_to_list(B) of
+        L when is_list(L) -> printable(L);
+        _ -> false
+    end;
+printable(L) when is_list(L), L =/= [] ->
+    case io_lib:printable_unicode_list(L) of
+        true -> {true, L};
+        false -> false
+    end;
+printable(_) ->
+    false.
 
 %%--------------------------------------------------------------------------------------------
 

@@ -16,8 +16,9 @@
 %% next success re-arms the watch.
 %%
 %% The last success and the silence already warned about persist in the plugin's term file
-%% `notify_state' (`emqx_guard_store'). Without it the scheduler's last run counts if it
-%% succeeded, else counting starts now.
+%% `notify_state' (`emqx_guard_store'; format version 2, the bare map that 0.1.0 wrote read as
+%% version 1). Without it the scheduler's last run counts if it succeeded, else counting starts
+%% now.
 -module(emqx_guard_dead_man).
 
 -include_lib("kernel/include/logger.hrl").
@@ -36,6 +37,11 @@
 -opaque watch() :: #watch{}.
 -export_type([watch/0]).
 
+%% The state file's format (`emqx_guard_store'): the bare map of the first release is version 1.
+-define(FORMAT, #{
+    tag => emqx_guard_notify_state, version => 2, unversioned => 1, upgrades => #{1 => fun(Bare) -> Bare end}
+}).
+
 %% @doc The watch as persisted. Opts: `state_file' (default: the store's `notify_state'),
 %% `dead_man_grace_ms' (undefined: the export timeout + 60 s).
 -spec load(map()) -> watch().
@@ -46,9 +52,10 @@ load(Opts) ->
             F -> F
         end,
     W = #watch{file = File, grace_ms = maps:get(dead_man_grace_ms, Opts, undefined), last_success = now_ms()},
-    case emqx_guard_store:read(File) of
+    case emqx_guard_store:load(File, ?FORMAT) of
         {ok, #{last_success := LS} = M} when is_integer(LS) ->
             W#watch{last_success = LS, warned_for = maps:get(warned_for, M, undefined)};
+        %% none, damaged, or a newer plugin's file (said by the store)
         _ ->
             case from_last_run() of
                 {ok, LS} -> W#watch{last_success = LS};
@@ -167,9 +174,9 @@ from_last_run() ->
 
 save(W) ->
     Term = #{last_success => W#watch.last_success, warned_for => W#watch.warned_for},
-    case emqx_guard_store:write(W#watch.file, Term) of
+    case emqx_guard_store:save(W#watch.file, ?FORMAT, Term) of
         ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_notify_state_not_saved, reason => Why})
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_notify_state_not_saved, reason => emqx_guard_outcome:format_error(Why)})
     end,
     W.
 

@@ -3,12 +3,10 @@
 %%
 %% A gen_server under the plugin's supervisor. Callers only cast to it (`notify/2',
 %% `run_finished/1'), so a slow or dead server never blocks or delays a backup. Each delivery
-%% runs in its own monitored process: it gathers the facts (`emqx_guard_notify_facts'), calls
-%% the channel (`emqx_guard_channel'), and on a retryable failure waits and tries again,
-%% `backoff_ms' giving the waits (so `length(backoff_ms) + 1' attempts; a wait the service asks
-%% for, HTTP 429 `Retry-After', is honoured). Every network step of an attempt is bounded by
-%% `timeout_ms', a whole SMTP session by `deadline_ms'. The outcome is logged (a failure as a
-%% warning, the target redacted) and kept for `guard backup_status' (`status_lines/0').
+%% runs in its own monitored process with the facts gathered for it (`emqx_guard_notify_facts'):
+%% attempts, waits and retries are `emqx_guard_notify_sender''s. Every network step of an attempt
+%% is bounded by `timeout_ms', a whole SMTP session by `deadline_ms'. The outcome is kept for
+%% `guard backup_status' (`status_lines/0').
 %%
 %% At most one delivery is in flight per channel, so a stalling server holds at most one dirty
 %% IO scheduler or connection however many events come. Events that arrive meanwhile wait in
@@ -69,7 +67,9 @@
     error => binary()
 }.
 -type queued() :: [{emqx_guard_notify_format:event(), emqx_guard_notify_format:facts()}].
--export_type([delivery/0]).
+%% Why a test message was not sent (`emqx_guard_outcome:format_error/1' says it).
+-type test_error() :: {not_configured, emqx_guard_channel:kind()} | {delivery_failed, binary()}.
+-export_type([delivery/0, test_error/0]).
 
 -record(st, {
     opts :: map(),
@@ -116,14 +116,15 @@ run_finished(Outcome) when is_map(Outcome) ->
     end.
 
 %% @doc `send_test(all)'.
--spec send_test() -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, binary()}}].
+-spec send_test() -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, test_error()}}].
 send_test() ->
     send_test(all).
 
 %% @doc Sends a test message now on one configured channel or on all of them, once (no
-%% retries), in the calling process, and returns what each service answered. A channel
-%% asked for by name that is not configured gives `{error, <<"not configured">>}'.
--spec send_test(emqx_guard_channel:kind() | all) -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, binary()}}].
+%% retries), in the calling process, and returns what each service answered, or
+%% `{error, {delivery_failed, Line}}' with the channel's line. A channel asked for by name that
+%% is not configured gives `{error, {not_configured, Kind}}'.
+-spec send_test(emqx_guard_channel:kind() | all) -> [{emqx_guard_channel:kind(), {ok, binary()} | {error, test_error()}}].
 send_test(Which) ->
     Opts =
         try
@@ -137,7 +138,7 @@ send_test(Which) ->
     Results = [
         case lists:member(K, Enabled) of
             true -> {K, simple((emqx_guard_channel:module(K)):deliver(test, Facts, Settings, Opts))};
-            false -> {K, {error, <<"not configured">>}}
+            false -> {K, {error, {not_configured, K}}}
         end
      || K <- case Which of
             all -> Enabled;
@@ -145,7 +146,7 @@ send_test(Which) ->
         end
     ],
     _ = [gen_server:cast(?SERVER, {tested, K, R}) || {K, R} <- Results, lists:member(K, Enabled)],
-    Results.
+    [{K, test_result(R)} || {K, R} <- Results].
 
 %% @doc The last delivery on each channel, the waiting events and the dead-man watch.
 -spec status() -> #{atom() => term()}.
@@ -211,8 +212,8 @@ handle_call(opts, _From, St) ->
     {reply, St#st.opts, St};
 handle_call(check_dead_man, _From, St) ->
     {reply, ok, arm(dead_man_check(St))};
-handle_call(_Other, _From, St) ->
-    {reply, {error, unknown_call}, St}.
+handle_call(Request, _From, St) ->
+    {reply, {error, {unknown_call, Request}}, St}.
 
 %% @private
 handle_cast({notify, backup_ok, Facts}, St) ->
@@ -333,36 +334,10 @@ start_worker(Kind, Event, Facts, Settings, St) ->
     Server = self(),
     Opts = St#st.opts,
     {Pid, Mon} = spawn_monitor(fun() ->
-        attempt(Server, Kind, Event, emqx_guard_notify_facts:enrich(Facts, Settings), Settings, Opts, 1,
-            maps:get(backoff_ms, Opts))
+        emqx_guard_notify_sender:deliver(Server, Kind, Event, emqx_guard_notify_facts:enrich(Facts, Settings), Settings, Opts)
     end),
     D = #{event => Event, state => sending, attempts => 1, at => now_ms()},
     St#st{workers = (St#st.workers)#{Pid => {Kind, Mon}}, last = (St#st.last)#{Kind => D}}.
-
-attempt(Server, Kind, Event, Facts, Settings, Opts, N, Backoff) ->
-    Mod = emqx_guard_channel:module(Kind),
-    Result = Mod:deliver(Event, Facts, Settings, Opts),
-    Log = #{channel => Kind, event => Event},
-    case {Result, Backoff} of
-        {{ok, Answer}, _} ->
-            ?LOG_INFO(Log#{msg => emqx_guard_notify_sent, attempts => N, answer => Answer}),
-            Server ! {attempt, self(), N, Result};
-        {{retry, Why}, [Wait | Rest]} ->
-            retry(Server, Log, N, Why, Wait),
-            attempt(Server, Kind, Event, Facts, Settings, Opts, N + 1, Rest);
-        {{retry, Why, AskedMs}, [Wait | Rest]} ->
-            retry(Server, Log, N, Why, max(Wait, AskedMs)),
-            attempt(Server, Kind, Event, Facts, Settings, Opts, N + 1, Rest);
-        _ ->
-            Why = element(2, Result),
-            ?LOG_WARNING(Log#{msg => emqx_guard_notify_failed, attempts => N, error => Why, target => Mod:target(Settings)}),
-            Server ! {attempt, self(), N, {error, Why}}
-    end.
-
-retry(Server, Log, N, Why, Wait) ->
-    ?LOG_WARNING(Log#{msg => emqx_guard_notify_retrying, attempt => N, error => Why, retry_in_ms => Wait}),
-    Server ! {attempt, self(), N, {retrying, Why}},
-    timer:sleep(Wait).
 
 finished(D, {ok, Answer}) ->
     maps:remove(error, D#{state => sent, answer => Answer});
@@ -373,6 +348,9 @@ finished(D, {_, Why}) ->
 
 simple({ok, A}) -> {ok, A};
 simple(R) -> {error, element(2, R)}.
+
+test_result({error, Line}) when is_binary(Line) -> {error, {delivery_failed, Line}};
+test_result(R) -> R.
 
 %%--------------------------------------------------------------------------------------------
 %% Dead-man watch

@@ -7,8 +7,9 @@
 %%     per-request checksums, age-encrypted when a recipient is set, then checked with HEAD; an
 %%     object of that key whose recorded SHA-256 and size match is not sent again and comes back
 %%     `reused'); a failed upload is tried again after each wait of the `offsite_retry_ms'
-%%     application environment (default 5 s, then 30 s) unless its reason cannot pass by
-%%     waiting (`auth', `not_found', `tls', bad settings);</li>
+%%     application environment (default 5 s, then 30 s) while its reason can pass by waiting
+%%     (`emqx_guard_retry''s rule for `upload': not `auth', `not_found', `tls', bad
+%%     settings);</li>
 %% <li><b>fill in</b>: every local backup among the newest `keep' that verify and has no remote
 %%     object is uploaded too (oldest first), so a copy that failed or was superseded in the
 %%     queue is made now;</li>
@@ -24,12 +25,15 @@
 %% the job dies later. The job never touches a local backup. It returns `result()': `ok' or
 %% `failed' with one line (`emqx_guard_outcome:format_error/1'), what it uploaded and pruned,
 %% the export names this node now has in the bucket (`own') and whether retention ran or why it
-%% is paused.
+%% is paused. The queue's job process is `run/3' (with `request/4'): a crash there is a failed
+%% job (`crashed/2'), its reason's tag only logged.
 -module(emqx_guard_offsite).
 
 -include_lib("kernel/include/logger.hrl").
 
 -export([job/2, check/1, retention/4, retention_line/1, destination/1, where/1, summary/1]).
+%% The job process of `emqx_guard_offsite_queue'.
+-export([request/4, run/3, crashed/2, tag/1, confirmed/2]).
 
 -export_type([request/0, result/0, retention/0]).
 
@@ -57,8 +61,59 @@
 %% Waiting for one NIF job: the NIF bounds every request (timeout_ms, retries); this bounds the whole.
 -define(AWAIT_MS, 6 * 3600 * 1000).
 -define(RETRY_MS, [5000, 30000]).
-%% Reasons that waiting does not cure.
--define(FINAL, [auth, not_found, tls, bad_config, bad_name, bad_keep, bad_opts, nif_not_loaded, identity]).
+
+%% @doc The request of a job for Backup (`undefined': fill-in and retention only, or a look) to
+%% Config's destination, under Settings, with State's record of this node's uploads.
+-spec request(emqx_guard_nif:offsite_config(), emqx_guard_settings:settings(), undefined | emqx_guard_offsite_state:backup(),
+    emqx_guard_offsite_state:state()) -> request().
+request(Config, Settings, Backup, State = #{own := Own}) ->
+    #{
+        config => Config,
+        keep => maps:get(backup_keep, Settings),
+        dir => emqx_guard_emqx:backup_dir(),
+        io_limit => maps:get(backup_io_limit, Settings),
+        backup => Backup,
+        own => Own,
+        confirmed => confirmed(Config, State)
+    }.
+
+%% @doc Whether the operator confirmed remote retention (`guard backup_remote_prune --confirm')
+%% for Config's destination, as State records it.
+-spec confirmed(emqx_guard_nif:offsite_config(), emqx_guard_offsite_state:state()) -> boolean().
+confirmed(Config, #{confirmed_for := For}) ->
+    For =:= destination(Config).
+
+%% @doc The job process: a look at the bucket (`check', `check/1') or a job (`job/2'), each
+%% upload reported to Server as `{offsite_progress, self(), Event}', the result sent as
+%% `{offsite_done, self(), Result}'. A crash is a failed job (`crashed/2').
+-spec run(pid(), backup | sync | check, request()) -> ok.
+run(Server, Kind, Request) ->
+    Report = fun(Event) -> Server ! {offsite_progress, self(), Event} end,
+    Result =
+        try
+            case Kind of
+                check -> check(Request);
+                _ -> job(Request, Report)
+            end
+        catch
+            Class:Reason ->
+                ?LOG_ERROR(#{msg => emqx_guard_offsite_crashed, exception => Class, reason => tag(Reason)}),
+                crashed(Class, Reason)
+        end,
+    Server ! {offsite_done, self(), Result},
+    ok.
+
+%% @doc The result of a job that crashed (or whose process died) with Class and Reason; only the
+%% reason's tag is kept (its terms may hold the destination's credentials).
+-spec crashed(error | exit | throw, term()) -> result().
+crashed(Class, Reason) ->
+    #{result => failed, uploaded => [], pruned => [],
+      error => emqx_guard_outcome:format_error({offsite_crashed, #{class => Class, reason => tag(Reason)}})}.
+
+%% @doc The tag of a reason (its first element), safe to log: the rest may hold credentials.
+-spec tag(term()) -> term().
+tag(Reason) when is_tuple(Reason), tuple_size(Reason) > 0 -> element(1, Reason);
+tag(Reason) -> Reason.
 
 %% @doc Runs one job (see the module doc). Report is called with `{uploaded, Upload}' after each
 %% upload that passed.
@@ -68,13 +123,13 @@ job(Request = #{config := Config, backup := Backup, own := Own0}, Report) ->
     Done =
         case first_upload(Config, Backup, Opts, Report) of
             {ok, First} -> fill_in(Request, Opts, Report, First);
-            {error, Why} -> {error, Why, [], Own0, undefined}
+            {error, Why} -> {failed, Why, [], Own0, undefined}
         end,
     Result =
         case Done of
             {ok, Uploads, Pruned, Own, Retention} ->
                 #{result => ok, uploads => Uploads, pruned => Pruned, own => Own, retention => Retention};
-            {error, Why2, Uploads, Own, Retention} ->
+            {failed, Why2, Uploads, Own, Retention} ->
                 R = #{result => failed, uploads => Uploads, pruned => [], own => Own,
                       error => emqx_guard_outcome:format_error(Why2)},
                 case Retention of
@@ -117,7 +172,7 @@ first_upload(Config, #{file := File, path := Path}, Opts, Report) ->
                     Report({uploaded, Upload}),
                     {ok, [Upload]};
                 {error, Why} ->
-                    {error, {offsite_upload_failed, File, Why}}
+                    {error, {offsite_upload_failed, #{file => File, reason => Why}}}
             end
     end.
 
@@ -132,14 +187,14 @@ fill_in(Request = #{config := Config, keep := Keep, dir := Dir, own := Own0}, Op
                     case upload_all(Config, Missing, Opts, Report, First) of
                         {ok, Uploads} ->
                             prune(Request, Opts, Uploads, There);
-                        {error, Why, Uploads} ->
-                            {error, Why, Uploads, own(Own0, Uploads, There), undefined}
+                        {failed, Why, Uploads} ->
+                            {failed, Why, Uploads, own(Own0, Uploads, There), undefined}
                     end;
                 {error, Why} ->
-                    {error, Why, First, own(Own0, First, There), undefined}
+                    {failed, Why, First, own(Own0, First, There), undefined}
             end;
         {error, Why} ->
-            {error, {offsite_list_failed, Why}, First, own(Own0, First, undefined), undefined}
+            {failed, {offsite_list_failed, Why}, First, own(Own0, First, undefined), undefined}
     end.
 
 %% This node's export names in the bucket: what it had there, plus what it uploaded now, less
@@ -161,7 +216,7 @@ upload_all(Config, [#{path := Path, name := File} | Rest], Opts, Report, Uploads
             Report({uploaded, Upload}),
             upload_all(Config, Rest, Opts, Report, Uploads ++ [Upload]);
         {error, Why} ->
-            {error, {offsite_upload_failed, File, Why}, Uploads}
+            {failed, {offsite_upload_failed, #{file => File, reason => Why}}, Uploads}
     end.
 
 %% The local backups among the newest Keep that verify whose export has no remote object,
@@ -171,8 +226,8 @@ missing(Dir, Keep, There) ->
         {ok, Local} ->
             Recent = lists:sublist([B || B = #{verified := ok} <- Local], Keep),
             {ok, lists:reverse([B || B = #{name := N} <- Recent, not lists:member(N, There)])};
-        {error, Line} ->
-            {error, {offsite_local_list_failed, Line}}
+        {error, Why} ->
+            {error, {offsite_local_list_failed, Why}}
     end.
 
 prune(#{config := Config, keep := Keep, own := Own0, confirmed := Confirmed}, Opts, Uploads, There0) ->
@@ -193,10 +248,10 @@ prune(#{config := Config, keep := Keep, own := Own0, confirmed := Confirmed}, Op
                         [] ->
                             {ok, Uploads, names(Deleted), Own1, ok};
                         [#{name := Name, error := Detail} | _] ->
-                            {error, {offsite_prune_failed, {remote, <<Name/binary, ": ", Detail/binary>>}}, Uploads, Own1, ok}
+                            {failed, {offsite_prune_failed, #{name => Name, detail => Detail}}, Uploads, Own1, ok}
                     end;
                 {error, Why} ->
-                    {error, {offsite_prune_failed, Why}, Uploads, Own, ok}
+                    {failed, {offsite_prune_failed, Why}, Uploads, Own, ok}
             end;
         Paused ->
             ?LOG_INFO(#{msg => emqx_guard_offsite_retention_paused, reason => retention_line(Paused)}),
@@ -247,8 +302,7 @@ where(#{bucket := Bucket} = Config) ->
         Prefix -> text("s3://~ts/~ts", [Bucket, Prefix])
     end.
 
-job_opts(#{io_limit := off}) -> #{};
-job_opts(#{io_limit := Limit}) -> #{io_limit => Limit}.
+job_opts(#{io_limit := Limit}) -> emqx_guard_backups:job_opts(Limit).
 
 %% One upload, tried again after each wait while the reason may pass.
 upload(Config, File, Path, Opts) ->
@@ -272,13 +326,13 @@ upload(Config, File, Path, Opts, Waits) ->
                 reused => maps:get(reused, R, false) =:= true
             }};
         {{error, {Reason, _}}, [Wait | More]} ->
-            case lists:member(Reason, ?FINAL) of
+            case emqx_guard_retry:retryable(upload, Reason) of
                 true ->
-                    Result;
-                false ->
                     ?LOG_WARNING(#{msg => emqx_guard_offsite_retry, file => File, reason => Reason, wait_ms => Wait}),
                     timer:sleep(Wait),
-                    upload(Config, File, Path, Opts, More)
+                    upload(Config, File, Path, Opts, More);
+                false ->
+                    Result
             end;
         {{error, _}, _} ->
             Result

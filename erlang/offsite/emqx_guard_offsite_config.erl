@@ -11,7 +11,7 @@
 %%     (false), `backup_remote_tls_verify' (true), `backup_remote_ca_file',
 %%     `backup_remote_recipient' (an age X25519 recipient `age1...'; empty: no encryption).</li>
 %% </ul>
-%% Generic types (text, secret, bool, path) are checked by `emqx_guard_notify_config:check_value/3';
+%% Generic types (text, secret, bool, path) are checked by `emqx_guard_value:check/3';
 %% the secret key (its type is `secret') is hidden by `emqx_guard_redact' wherever settings are
 %% shown, logged or returned.
 -module(emqx_guard_offsite_config).
@@ -48,13 +48,13 @@ specs() ->
         {backup_remote_recipient, recipient, <<>>}
     ].
 
-%% @doc Validates one setting given as text (or its stored type). Returns the stored value or one
-%% sentence saying what is wrong (never the secret itself).
--spec validate(key(), term()) -> {ok, term()} | {error, binary()}.
+%% @doc Validates one setting given as text (or its stored type). Returns the stored value or why
+%% not (never the secret itself).
+-spec validate(key(), term()) -> {ok, term()} | {error, emqx_guard_settings:error()}.
 validate(Key, Raw) ->
     case lists:keyfind(Key, 1, specs()) of
         {Key, Type, _} -> check(Type, atom_to_binary(Key), Raw);
-        false -> {error, unicode:characters_to_binary(io_lib:format("unknown setting ~tp", [Key]))}
+        false -> {error, {unknown_setting, Key}}
     end.
 
 check(remote_type, Key, Raw) ->
@@ -62,7 +62,7 @@ check(remote_type, Key, Raw) ->
         {ok, T} ->
             case string:lowercase(T) of
                 V when V =:= <<"s3">>; V =:= <<"off">> -> {ok, V};
-                _ -> {error, <<Key/binary, " must be s3 or off">>}
+                _ -> {error, {invalid_value, <<Key/binary, " must be s3 or off">>}}
             end;
         Error ->
             Error
@@ -79,26 +79,26 @@ check(endpoint, Key, Raw) ->
 check(recipient, Key, Raw) ->
     plain(Key, Raw, "^(age1[02-9ac-hj-np-z]{58})?$", " must be an age X25519 recipient (age1 and 58 more characters)");
 check(Type, Key, Raw) ->
-    emqx_guard_notify_config:check_value(Type, Key, Raw).
+    emqx_guard_value:check(Type, Key, Raw).
 
 %% Text without control characters that matches Re (empty always passes the caller's Re).
 plain(Key, Raw, Re, Why) ->
-    case emqx_guard_notify_config:check_value(secret, Key, Raw) of
+    case emqx_guard_value:check(secret, Key, Raw) of
         {ok, T} ->
             case re:run(T, Re, [unicode, {capture, none}]) of
                 match -> {ok, T};
-                nomatch -> {error, unicode:characters_to_binary([Key, Why])}
+                nomatch -> {error, {invalid_value, unicode:characters_to_binary([Key, Why])}}
             end;
         Error ->
             Error
     end.
 
 text(Key, Raw) ->
-    emqx_guard_notify_config:check_value(text, Key, Raw).
+    emqx_guard_value:check(text, Key, Raw).
 
 %% @doc The rules between keys, for complete settings: an `s3' destination needs a bucket, an
 %% access key and a secret key.
--spec check(map()) -> ok | {error, binary()}.
+-spec check(map()) -> ok | {error, {broken_rule, binary()}}.
 check(Settings) ->
     S = maps:merge(defaults(), maps:with(keys(), Settings)),
     case maps:get(backup_remote_type, S) of
@@ -111,7 +111,7 @@ check(Settings) ->
             ],
             case Missing of
                 [] -> ok;
-                _ -> {error, unicode:characters_to_binary(["backup_remote s3 needs ", lists:join(", ", [[N, "=..."] || N <- Missing])])}
+                _ -> {error, {broken_rule, unicode:characters_to_binary(["backup_remote s3 needs ", lists:join(", ", [[N, "=..."] || N <- Missing])])}}
             end;
         _ ->
             ok

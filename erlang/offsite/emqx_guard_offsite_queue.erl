@@ -9,11 +9,11 @@
 %% `backup_keep', `backup_io_limit') are read when each job starts.
 %% <ul>
 %% <li>A failed job raises the alarm `emqx_guard_offsite_failed' and sends `offsite_failed' on
-%%     every channel that wants it (once per run of failures); the job is tried again after the
-%%     waits of the `offsite_requeue_ms' application environment (default 1 min, 5 min, 15 min,
-%%     then every hour), or at once when a backup arrives while no job runs, when a setting
-%%     changes, or when the settings changed while the failed job ran. The next job that passes
-%%     clears the alarm and sends `offsite_ok'.</li>
+%%     every channel that wants it (once per run of failures: `emqx_guard_offsite_alerts'); it is
+%%     tried again after the waits of the `offsite_requeue_ms' application environment (default
+%%     1 min, 5 min, 15 min, then every hour), or at once when a backup arrives while no job
+%%     runs, when a setting changes, or when the settings changed while the failed job ran. The
+%%     next job that passes clears the alarm and sends `offsite_ok'.</li>
 %% <li>`guard backup_remote off' (any settings change that leaves no destination, also one
 %%     adopted from another node): what waits is dropped (logged), the job in flight is ended at
 %%     once (its process is killed, so the NIF job is cancelled: a multipart upload is aborted,
@@ -22,12 +22,10 @@
 %%     bucket first (`emqx_guard_offsite:check/1': nothing is changed; a failure is only logged):
 %%     a rebuilt node's `guard backup_status' then says at once that remote retention keeps the
 %%     history it finds there.</li>
-%% <li>What is still to upload, this node's record of what it uploaded (remote retention's
-%%     guard, `emqx_guard_offsite:retention/4'), the confirmation of `guard backup_remote_prune
-%%     --confirm' and the last results persist in `offsite.eterm' (`emqx_guard_offsite_state'):
-%%     a node that starts again resumes what was still to upload (an object already there with
-%%     the same SHA-256 and size is not sent again) and raises the alarm again while the last
-%%     job failed.</li>
+%% <li>What is still to upload, this node's uploads, the confirmation of remote retention and
+%%     the last results persist (`emqx_guard_offsite_state'): a node that starts again resumes
+%%     what was still to upload (an object already there with the same SHA-256 and size is not
+%%     sent again) and raises the alarm again while the last job failed.</li>
 %% </ul>
 %% Nothing here touches the scheduler: a fire is never skipped or delayed by an upload.
 -module(emqx_guard_offsite_queue).
@@ -62,7 +60,7 @@
                                      started_at := integer(), t0 := integer(), done := [binary()]},
     %% what the next job is for: a backup, a `sync' (fill-in and retention only) or a `check'
     waiting = undefined :: undefined | sync | check | backup(),
-    %% the destination last seen (a new one is looked at, see check/1)
+    %% the destination last seen (a new one is looked at, see `emqx_guard_offsite:check/1')
     dest = undefined :: undefined | binary(),
     retry = undefined :: undefined | {reference(), reference(), integer()},
     failures = 0 :: non_neg_integer(),
@@ -95,8 +93,8 @@ settings_changed() ->
 
 %% @doc The operator's confirmation (`guard backup_remote_prune --confirm'): remote retention
 %% applies to every backup at the current destination, whoever uploaded it; a job applies it
-%% now. `{ok, Where}' (`s3://bucket/prefix'), or `{error, Line}'.
--spec confirm_retention() -> {ok, binary()} | {error, binary()}.
+%% now. `{ok, Where}' (`s3://bucket/prefix'), or `{error, {no_destination, off}}'.
+-spec confirm_retention() -> {ok, binary()} | {error, {no_destination, off}}.
 confirm_retention() ->
     gen_server:call(?SERVER, confirm_retention, 15000).
 
@@ -130,10 +128,7 @@ init([]) ->
     process_flag(trap_exit, true),
     State = emqx_guard_offsite_state:load(now_ms()),
     %% alarms live in memory: raised again while the last job failed
-    case {State, config()} of
-        {#{failing := true, last_error := #{error := Error}}, {ok, _}} -> alarm(Error);
-        _ -> ok
-    end,
+    ok = emqx_guard_offsite_alerts:restore(State),
     {ok, #st{state = State, dest = dest()}, {continue, resume}}.
 
 %% @private
@@ -153,17 +148,17 @@ handle_continue(resume, St = #st{state = #{pending := Pending}}) ->
 %% @private
 handle_call(status, _From, St) ->
     {reply, build_status(St), St};
-handle_call(retention_guard, _From, St = #st{state = #{own := Own, confirmed_for := For}}) ->
+handle_call(retention_guard, _From, St = #st{state = State = #{own := Own}}) ->
     Confirmed =
         case config() of
-            {ok, Config} -> For =:= emqx_guard_offsite:destination(Config);
+            {ok, Config} -> emqx_guard_offsite:confirmed(Config, State);
             off -> false
         end,
     {reply, #{own => Own, confirmed => Confirmed}, St};
 handle_call(confirm_retention, _From, St = #st{state = State}) ->
     case config() of
         off ->
-            {reply, {error, <<"no off-site destination is set (see guard backup_remote)">>}, St};
+            {reply, {error, {no_destination, off}}, St};
         {ok, Config} ->
             ?LOG_WARNING(#{msg => emqx_guard_offsite_retention_confirmed, destination => emqx_guard_offsite:where(Config)}),
             St1 = persist(St#st{state = State#{confirmed_for := emqx_guard_offsite:destination(Config)}}),
@@ -199,27 +194,17 @@ handle_cast(_Msg, St) ->
 
 %% @private
 handle_info({offsite_progress, Pid, {uploaded, Upload = #{file := File}}}, St = #st{job = Job = #{pid := Pid}}) ->
-    State = #{own := Own, last_upload := Last} = St#st.state,
-    %% what status shows: the upload of the newest backup (export names sort by time), not an
-    %% older one the job filled in after it
-    Newest =
-        case Last of
-            #{file := Known} when Known > File -> Last;
-            _ -> Upload
-        end,
     {noreply, persist(St#st{
         job = Job#{done := [File | maps:get(done, Job)]},
-        state = State#{own := lists:usort([File | Own]), last_upload := Newest}
+        state = emqx_guard_offsite_state:uploaded(Upload, St#st.state)
     })};
 handle_info({offsite_done, Pid, Result}, St = #st{job = Job = #{pid := Pid, mref := MRef}}) ->
     demonitor(MRef, [flush]),
     {noreply, finished(Result, Job, St#st{job = undefined})};
 handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{job = Job = #{mref := MRef}}) ->
     %% the job process died without a result (it catches what the job raises)
-    ?LOG_ERROR(#{msg => emqx_guard_offsite_job_died, reason => tag(Reason)}),
-    Result = #{result => failed, uploaded => [], pruned => [],
-               error => emqx_guard_outcome:format_error({offsite_crashed, exit, tag(Reason)})},
-    {noreply, finished(Result, Job, St#st{job = undefined})};
+    ?LOG_ERROR(#{msg => emqx_guard_offsite_job_died, reason => emqx_guard_offsite:tag(Reason)}),
+    {noreply, finished(emqx_guard_offsite:crashed(exit, Reason), Job, St#st{job = undefined})};
 handle_info({retry, Token}, St = #st{retry = {_, Token, _}, job = undefined}) ->
     St1 = St#st{retry = undefined},
     case {St1#st.waiting, config()} of
@@ -264,7 +249,7 @@ merge(#{} = Waiting, What) when What =:= sync; What =:= check -> Waiting;
 merge(sync, check) -> sync;
 merge(_Waiting, What) -> What.
 
-%% A core node without a local backup looks at the bucket (a rebuilt node: see check/1).
+%% A core node without a local backup looks at the bucket (a rebuilt node: `emqx_guard_offsite:check/1').
 maybe_check(St) ->
     case config() =/= off andalso emqx_guard_backups:names() =:= [] andalso emqx_guard_emqx:node_role() =:= core of
         true -> next(check, St);
@@ -276,47 +261,19 @@ start_job(What, St = #st{state = State}) ->
         off ->
             drop(St);
         {ok, Config} ->
-            Settings = emqx_guard_settings:get(),
             {Kind, Backup} =
                 case What of
                     sync -> {sync, undefined};
                     check -> {check, undefined};
                     B -> {backup, B}
                 end,
-            #{own := Own, confirmed_for := For} = State,
-            Request = #{
-                config => Config,
-                keep => maps:get(backup_keep, Settings),
-                dir => emqx_guard_emqx:backup_dir(),
-                io_limit => maps:get(backup_io_limit, Settings, off),
-                backup => Backup,
-                own => Own,
-                confirmed => For =:= emqx_guard_offsite:destination(Config)
-            },
+            Request = emqx_guard_offsite:request(Config, emqx_guard_settings:get(), Backup, State),
             Server = self(),
-            {Pid, MRef} = spawn_monitor(fun() -> run_job(Server, Kind, Request) end),
+            {Pid, MRef} = spawn_monitor(fun() -> emqx_guard_offsite:run(Server, Kind, Request) end),
             Job = #{pid => Pid, mref => MRef, kind => Kind, backup => Backup, started_at => now_ms(),
                     t0 => erlang:monotonic_time(millisecond), done => []},
             persist(St#st{job = Job, waiting = undefined, changed = false})
     end.
-
-%% The job process: the job, its result sent to the server. A crash is a failed job; only the
-%% reason's tag is logged (its terms may hold the destination's credentials).
-run_job(Server, Kind, Request) ->
-    Report = fun(Event) -> Server ! {offsite_progress, self(), Event} end,
-    Result =
-        try
-            case Kind of
-                check -> emqx_guard_offsite:check(Request);
-                _ -> emqx_guard_offsite:job(Request, Report)
-            end
-        catch
-            Class:Reason ->
-                ?LOG_ERROR(#{msg => emqx_guard_offsite_crashed, exception => Class, reason => tag(Reason)}),
-                #{result => failed, uploaded => [], pruned => [],
-                  error => emqx_guard_outcome:format_error({offsite_crashed, Class, tag(Reason)})}
-        end,
-    Server ! {offsite_done, self(), Result}.
 
 %% A job ended: its result recorded, the alarm and the notifications follow it, and the next job
 %% starts (after a failure: when its retry is due). A look at the bucket changes only what
@@ -328,30 +285,14 @@ finished(#{result := check_failed, error := Error}, _Job, St) ->
     next_waiting(St);
 finished(Result, #{backup := Backup, started_at := Started, t0 := T0, done := Done}, St = #st{state = State0}) ->
     Now = now_ms(),
-    State = State0#{
-        own := maps:get(own, Result, maps:get(own, State0)),
-        retention := maps:get(retention, Result, maps:get(retention, State0)),
-        last_job := #{at => Started, result => maps:get(result, Result), duration_ms => erlang:monotonic_time(millisecond) - T0}
-    },
-    Facts = #{offsite => Result, destination => destination_text()},
+    State = emqx_guard_offsite_state:job_ended(Result, Started, erlang:monotonic_time(millisecond) - T0, State0),
     case Result of
         #{result := ok} ->
-            case maps:get(failing, State) of
-                true ->
-                    emqx_guard_alarm:offsite_cleared(recovered),
-                    emqx_guard_notify:notify(offsite_ok, with_file(last_file(Result, Backup), Facts));
-                false ->
-                    ok
-            end,
+            ok = emqx_guard_offsite_alerts:passed(Result, Backup, maps:get(failing, State)),
             next_waiting(St#st{state = State#{failing := false}, failures = 0});
         #{result := failed, error := Error} ->
             Failed = State#{failing := true, last_error := #{at => Now, error => Error}},
-            alarm(Error),
-            case maps:get(failing, State) of
-                %% the error is the news (the result's own line would only repeat it)
-                false -> emqx_guard_notify:notify(offsite_failed, with_file(file_of(Backup), (maps:remove(offsite, Facts))#{error => Error}));
-                true -> ok
-            end,
+            ok = emqx_guard_offsite_alerts:failed(Error, Backup, maps:get(failing, State)),
             %% tried again: the backup, unless this job uploaded it (then the rest of the job)
             Retried =
                 case Backup of
@@ -380,23 +321,23 @@ next_waiting(St = #st{waiting = What}) -> start_job(What, St).
 %% No destination any more: what waits is dropped, the job in flight ended, the alarm cleared.
 drop(St = #st{job = Job, waiting = Waiting, state = State}) ->
     Dropped = [F || #{file := F} <- [maps:get(backup, J) || J <- [Job], is_map(J)] ++ [Waiting] ++ maps:get(pending, State)],
-    case Job of
-        #{pid := Pid, mref := MRef} ->
-            demonitor(MRef, [flush]),
-            %% the NIF job's resource monitors this process: killing it cancels the upload
-            exit(Pid, kill);
-        undefined ->
-            ok
-    end,
+    _ = end_job(Job),
     case Dropped =/= [] orelse Job =/= undefined orelse maps:get(failing, State) orelse St#st.retry =/= undefined of
         true ->
             ?LOG_WARNING(#{msg => emqx_guard_offsite_dropped, files => lists:usort(Dropped), job_ended => Job =/= undefined,
                            reason => no_remote_destination}),
-            emqx_guard_alarm:offsite_cleared(turned_off),
+            ok = emqx_guard_offsite_alerts:turned_off(),
             persist((cancel_retry(St))#st{job = undefined, waiting = undefined, failures = 0, state = State#{failing := false}});
         false ->
             St
     end.
+
+%% The job process killed: the NIF job's resource monitors it, so the upload is cancelled.
+end_job(#{pid := Pid, mref := MRef}) ->
+    demonitor(MRef, [flush]),
+    exit(Pid, kill);
+end_job(undefined) ->
+    true.
 
 arm_retry(Failures, St0) ->
     St = cancel_retry(St0),
@@ -414,18 +355,14 @@ cancel_retry(St = #st{retry = {TRef, _, _}}) ->
 
 %%--------------------------------------------------------------------------------------------
 
-alarm(Error) ->
-    emqx_guard_alarm:offsite_failed(Error, #{error => Error}).
-
 %% The state with `pending' as it now is (the backup in flight unless uploaded, then the one
-%% waiting, oldest first), saved.
+%% waiting), saved.
 persist(St = #st{state = State, job = Job, waiting = Waiting}) ->
     InFlight = [B || #{backup := B = #{file := F}, done := Done} <- [Job], not lists:member(F, Done)],
-    Pending = lists:usort(fun(#{file := A}, #{file := B}) -> A =< B end, InFlight ++ [W || W <- [Waiting], is_map(W)]),
-    St1 = St#st{state = State#{pending := Pending}},
+    St1 = St#st{state = emqx_guard_offsite_state:pending(InFlight ++ [W || W <- [Waiting], is_map(W)], State)},
     case emqx_guard_offsite_state:save(St1#st.state) of
         ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_offsite_state_not_saved, reason => Why})
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_offsite_state_not_saved, reason => emqx_guard_outcome:format_error(Why)})
     end,
     St1.
 
@@ -455,23 +392,8 @@ dest() ->
         off -> undefined
     end.
 
-destination_text() ->
-    case config() of
-        {ok, Config} -> emqx_guard_offsite:where(Config);
-        off -> <<"off">>
-    end.
-
-last_file(#{uploads := [_ | _] = Uploads}, _Backup) -> maps:get(file, lists:last(Uploads));
-last_file(_Result, Backup) -> file_of(Backup).
-
-with_file(undefined, Facts) -> Facts;
-with_file(File, Facts) -> Facts#{file => File}.
-
 file_of(#{file := F}) -> F;
 file_of(_) -> undefined.
-
-tag(Reason) when is_tuple(Reason), tuple_size(Reason) > 0 -> element(1, Reason);
-tag(Reason) -> Reason.
 
 now_ms() ->
     erlang:system_time(millisecond).

@@ -18,12 +18,17 @@
 %% </ul>
 %% A missing file is a fresh record (a new life); a damaged file or field gives the fresh value
 %% for what is damaged, and a warning in the log, never a crash. A damaged record is a new life
-%% too, which only makes remote retention more careful.
+%% too, which only makes remote retention more careful. What a job changes of the record is
+%% `uploaded/2', `job_ended/4' and `pending/2'.
 -module(emqx_guard_offsite_state).
+
+-import(emqx_guard_value, [is_text/1, is_texts/1, is_instant/1]).
 
 -include_lib("kernel/include/logger.hrl").
 
 -export([fresh/1, load/1, save/1, path/0]).
+%% What a job changes.
+-export([pending/2, uploaded/2, job_ended/4]).
 
 -export_type([state/0, backup/0, upload/0]).
 
@@ -48,9 +53,8 @@
     retention := undefined | emqx_guard_offsite:retention()
 }.
 
--define(FORMAT_VSN, 1).
-%% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant the state may hold.
--define(MAX_INSTANT_MS, 253402300799999).
+%% The state file's format (`emqx_guard_store'): a new key is no new format.
+-define(FORMAT, #{tag => emqx_guard_offsite, version => 1}).
 
 %% @doc A fresh record: a new life that began at Now (Unix ms), nothing pending.
 -spec fresh(integer()) -> state().
@@ -67,24 +71,55 @@ fresh(Now) ->
         retention => undefined
     }.
 
+%% @doc State with Backups as `pending', oldest first (export names sort by time).
+-spec pending([backup()], state()) -> state().
+pending(Backups, State) ->
+    State#{pending := lists:usort(fun(#{file := A}, #{file := B}) -> A =< B end, Backups)}.
+
+%% @doc An upload a job reported: its export is this node's in the bucket, and `last_upload'
+%% the upload of the newest backup (export names sort by time), not of an older one a job filled
+%% in after it.
+-spec uploaded(upload(), state()) -> state().
+uploaded(Upload = #{file := File}, State = #{own := Own, last_upload := Last}) ->
+    Newest =
+        case Last of
+            #{file := Known} when Known > File -> Last;
+            _ -> Upload
+        end,
+    State#{own := lists:usort([File | Own]), last_upload := Newest}.
+
+%% @doc A job that started at Started ended after DurationMs with Result
+%% (`emqx_guard_offsite:result()'): what it found of this node's backups in the bucket and of
+%% remote retention, and the `last_job'.
+-spec job_ended(map(), integer(), non_neg_integer(), state()) -> state().
+job_ended(Result, Started, DurationMs, State) ->
+    State#{
+        own := maps:get(own, Result, maps:get(own, State)),
+        retention := maps:get(retention, Result, maps:get(retention, State)),
+        last_job := #{at => Started, result => maps:get(result, Result), duration_ms => DurationMs}
+    }.
+
 %% @doc The state file.
 -spec path() -> file:filename().
 path() ->
     emqx_guard_store:path("offsite.eterm").
 
 %% @doc Stores the state atomically.
--spec save(state()) -> ok | {error, binary()}.
+-spec save(state()) -> ok | {error, emqx_guard_store:error()}.
 save(State) ->
-    emqx_guard_store:write(path(), {emqx_guard_offsite, ?FORMAT_VSN, State}).
+    emqx_guard_store:save(path(), ?FORMAT, State).
 
 %% @doc The stored state (see the module doc); a fresh one begun at Now when there is none.
 -spec load(integer()) -> state().
 load(Now) ->
     Path = path(),
-    case emqx_guard_store:read(Path) of
-        {ok, {emqx_guard_offsite, ?FORMAT_VSN, Stored}} when is_map(Stored) ->
+    case emqx_guard_store:load(Path, ?FORMAT) of
+        {ok, Stored} when is_map(Stored) ->
             checked(Path, Stored, fresh(Now));
-        {error, enoent} ->
+        none ->
+            fresh(Now);
+        %% a newer plugin's file: said by the store
+        newer ->
             fresh(Now);
         Other ->
             ?LOG_WARNING(#{msg => emqx_guard_offsite_state_damaged, path => Path, content => Other, action => starting_fresh}),
@@ -132,18 +167,5 @@ valid(_, _) -> false.
 is_backup(#{file := F, path := P}) -> is_text(F) andalso is_text(P);
 is_backup(_) -> false.
 
-is_texts(V) ->
-    is_list(V) andalso lists:all(fun is_text/1, V).
-
-is_text(B) when is_binary(B) ->
-    case unicode:characters_to_binary(B) of
-        B -> true;
-        _ -> false
-    end;
-is_text(_) ->
-    false.
-
 is_count(N) -> is_integer(N) andalso N >= 0.
 
-is_instant(T) ->
-    is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.

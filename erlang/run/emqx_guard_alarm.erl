@@ -1,12 +1,12 @@
 %% @doc The EMQX alarms (the dashboard's Alarms page): what raises and clears them.
 %% `emqx_guard_backup_failed': the cluster's newest backup failed. Alarms are per node in EMQX,
 %% so every node follows the newest backup result it knows in the cluster, its own or one another
-%% node told about (`emqx_guard_scheduler'): a failure raises the alarm on every node (naming the
-%% node whose backup failed when it is another one), the next good backup on any node clears it
-%% on every node. `emqx_guard_offsite_failed': this node's last off-site job failed
-%% (`emqx_guard_offsite_queue' raises and clears it; turning off-site copies off clears it).
-%% Alarms live in memory, so a node restores them at start from what it knows (`restore/1', and
-%% the off-site queue from its own state).
+%% node told about (`emqx_guard_scheduler', `emqx_guard_cluster_result'): a failure raises the
+%% alarm on every node (naming the node whose backup failed when it is another one), the next good
+%% backup on any node clears it on every node. `emqx_guard_offsite_failed': this node's last
+%% off-site job failed (`emqx_guard_offsite_alerts' raises and clears it; turning off-site copies
+%% off clears it). Alarms live in memory, so a node restores them at start from what it knows
+%% (`restore/1', and the off-site alerts from the off-site queue's own state).
 -module(emqx_guard_alarm).
 
 -export([update/1, restore/1, unsupported/1, offsite_failed/2, offsite_cleared/1]).
@@ -39,10 +39,11 @@ restore(#{result := ok}) ->
 restore(_) ->
     ok.
 
-%% @doc This EMQX cannot export at all: the alarm says why.
--spec unsupported(binary()) -> ok.
+%% @doc This EMQX cannot export at all: the alarm says why (Why's line).
+-spec unsupported(term()) -> ok.
 unsupported(Why) ->
-    emqx_guard_emqx:activate_alarm(#{reason => Why}, Why).
+    Line = emqx_guard_outcome:format_error(Why),
+    emqx_guard_emqx:activate_alarm(#{reason => Line}, Line).
 
 raise(#{error := Error} = Outcome) ->
     On =

@@ -4,12 +4,13 @@
 %% run's start, `emqx_guard_run_state:catchup_ref/1'), started a delay after the decision.
 %%
 %% A plan is the armed timer and the instant it stands for; the timer sends
-%% `{Tag, catchup, Token}' to the process that planned it.
+%% `{Tag, catchup, Token}' to the process that planned it. After a settings change a plan is
+%% decided again (`replan/6').
 -module(emqx_guard_catchup).
 
 -include_lib("kernel/include/logger.hrl").
 
--export([plan/5, cancel/2]).
+-export([plan/5, replan/6, cancel/2]).
 
 -export_type([plan/0]).
 
@@ -30,9 +31,19 @@ plan(Clock, Settings, RunState, DelayMs, Tag) ->
         none ->
             undefined;
         {error, Why} ->
-            ?LOG_WARNING(#{msg => emqx_guard_catchup_error, reason => Why}),
+            ?LOG_WARNING(#{msg => emqx_guard_catchup_error, reason => emqx_guard_outcome:format_error(Why)}),
             undefined
     end.
+
+%% @doc A planned catch-up follows the settings: a new schedule, zone or window (0 turns it off)
+%% decides again whether the missed instant is worth a run (`plan/5'). No plan stays none.
+-spec replan(emqx_guard_clock:clock(), plan(), emqx_guard_settings:settings(), emqx_guard_run_state:run_state(),
+    non_neg_integer(), atom()) -> plan().
+replan(_Clock, undefined, _Settings, _RunState, _DelayMs, _Tag) ->
+    undefined;
+replan(Clock, Plan, Settings, RunState, DelayMs, Tag) ->
+    undefined = cancel(Clock, Plan),
+    plan(Clock, Settings, RunState, DelayMs, Tag).
 
 %% @doc Cancels a plan's timer.
 -spec cancel(emqx_guard_clock:clock(), plan()) -> undefined.

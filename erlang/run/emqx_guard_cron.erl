@@ -1,8 +1,10 @@
 %% @doc Cron arithmetic on top of the Rust core (`emqx_guard_core'): validation, the next fire,
 %% a preview of the next fires with their UTC offsets, and the catch-up decision.
 %%
-%% All instants are UTC milliseconds. Every core error, including a library that is not loaded
-%% and arguments it refuses, comes back as `{error, Line}' with one human line.
+%% All instants are UTC milliseconds. Every failure, including a library that is not loaded and
+%% arguments the core refuses, comes back as `{error, {schedule, Why}}' (`error()'): Why is the
+%% core's `{Reason, Detail}', or `never_fires'; `emqx_guard_outcome:format_error/1' says it in
+%% one line (the core's Detail; for arguments the core refuses, that they are out of range).
 -module(emqx_guard_cron).
 
 -include_lib("kernel/include/logger.hrl").
@@ -17,25 +19,27 @@
     zone_name/1
 ]).
 
--export_type([fire/0]).
+-export_type([fire/0, error/0]).
 
 %% An instant and the zone's UTC offset (seconds) at that instant.
 -type fire() :: {UnixMs :: integer(), OffsetSeconds :: integer()}.
+
+-type error() :: {schedule, never_fires | {atom(), binary()}}.
 
 %% A last fired instant further ahead than this means the clock was wrong when it ran.
 -define(FUTURE_LAST_FIRED_MS, 86400000).
 
 %% @doc Checks a cron expression; returns it normalized (trimmed, single-spaced).
--spec validate(binary()) -> {ok, binary()} | {error, binary()}.
+-spec validate(binary()) -> {ok, binary()} | {error, error()}.
 validate(Cron) ->
-    line(emqx_guard_core:validate(Cron)).
+    schedule(emqx_guard_core:validate(Cron)).
 
 %% @doc The first fire strictly after AfterMs.
--spec next_fire(binary(), binary(), integer()) -> {ok, integer()} | {error, binary()}.
+-spec next_fire(binary(), binary(), integer()) -> {ok, integer()} | {error, error()}.
 next_fire(Cron, Zone, AfterMs) ->
-    case line(emqx_guard_core:next_fires(Cron, Zone, AfterMs, 1)) of
+    case schedule(emqx_guard_core:next_fires(Cron, Zone, AfterMs, 1)) of
         {ok, [Next | _]} -> {ok, Next};
-        {ok, []} -> {error, <<"the schedule never fires">>};
+        {ok, []} -> {error, {schedule, never_fires}};
         {error, _} = Error -> Error
     end.
 
@@ -59,12 +63,12 @@ search_from(LastFired, Now) ->
 %% @doc The zone's IANA name, the schedule in English and the next N fires
 %% after AfterMs with the zone's offset at each.
 -spec preview(binary(), binary(), integer(), pos_integer()) ->
-    {ok, #{zone_name := binary(), description := binary(), fires := [fire()]}} | {error, binary()}.
+    {ok, #{zone_name := binary(), description := binary(), fires := [fire()]}} | {error, error()}.
 preview(Cron, Zone, AfterMs, N) ->
     maybe_all([
         fun() -> zone_name(Zone) end,
         fun() -> describe(Cron) end,
-        fun() -> line(emqx_guard_core:next_fires(Cron, Zone, AfterMs, N)) end
+        fun() -> schedule(emqx_guard_core:next_fires(Cron, Zone, AfterMs, N)) end
     ], fun([ZoneName, Description, Fires]) ->
         WithOffsets = [{Ms, offset(Zone, Ms)} || Ms <- Fires],
         {ok, #{zone_name => ZoneName, description => Description, fires => WithOffsets}}
@@ -77,7 +81,7 @@ preview(Cron, Zone, AfterMs, N) ->
 %% When several were missed, the latest one is returned: one catch-up run, never
 %% a backlog.
 -spec catchup_instant(binary(), binary(), integer() | undefined, integer(), non_neg_integer()) ->
-    {ok, integer()} | none | {error, binary()}.
+    {ok, integer()} | none | {error, error()}.
 catchup_instant(_Cron, _Zone, undefined, _Now, _WindowS) ->
     none;
 catchup_instant(_Cron, _Zone, _Ref, _Now, 0) ->
@@ -92,7 +96,7 @@ catchup_instant(Cron, Zone, Ref, Now, WindowS) ->
 
 %% Walks forward in bounded batches to the last instant at or before Now.
 latest_missed(Cron, Zone, Last, Now) ->
-    case line(emqx_guard_core:next_fires(Cron, Zone, Last, 64)) of
+    case schedule(emqx_guard_core:next_fires(Cron, Zone, Last, 64)) of
         {ok, Fires} ->
             case [F || F <- Fires, F =< Now] of
                 [] -> Last;
@@ -104,14 +108,14 @@ latest_missed(Cron, Zone, Last, Now) ->
     end.
 
 %% @doc The schedule in plain English.
--spec describe(binary()) -> {ok, binary()} | {error, binary()}.
+-spec describe(binary()) -> {ok, binary()} | {error, error()}.
 describe(Cron) ->
-    line(emqx_guard_core:describe(Cron)).
+    schedule(emqx_guard_core:describe(Cron)).
 
 %% @doc The IANA name of a zone (`local' becomes the node's zone).
--spec zone_name(binary()) -> {ok, binary()} | {error, binary()}.
+-spec zone_name(binary()) -> {ok, binary()} | {error, error()}.
 zone_name(Zone) ->
-    line(emqx_guard_core:resolve_zone(Zone)).
+    schedule(emqx_guard_core:resolve_zone(Zone)).
 
 offset(Zone, Ms) ->
     case emqx_guard_core:utc_offset(Zone, Ms) of
@@ -130,13 +134,8 @@ maybe_all([Step | Rest], Acc, Done) ->
         {error, _} = Error -> Error
     end.
 
-%% The core's answer with its error as the line a person reads.
-line({ok, _} = Ok) ->
+%% The core's answer, its error tagged as the schedule's.
+schedule({ok, _} = Ok) ->
     Ok;
-line({error, {nif_not_loaded, Detail}}) ->
-    {error, Detail};
-line({error, {badarg, _}}) ->
-    %% e.g. an instant outside what the core takes (a damaged stored state)
-    {error, <<"the schedule cannot be computed for these arguments (an instant out of range?)">>};
-line({error, {_Reason, Detail}}) ->
-    {error, Detail}.
+schedule({error, Why}) ->
+    {error, {schedule, Why}}.

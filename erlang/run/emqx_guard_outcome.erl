@@ -14,16 +14,21 @@
 %%     failed run deleted of its own);</li>
 %% <li>`warnings': lines for a good backup whose side step failed (file mode, retention);</li>
 %% <li>a failed or skipped run: `reason' (a tagged term, never persisted) and `error', its one
-%%     line for people, made by `format_error/1', the one place where a run's reasons become
-%%     text; a skipped run also names the `responsible' node or the node that `exported_by'.</li>
+%%     line for people, made by `format_error/1'; a skipped run also names the `responsible'
+%%     node or the node that `exported_by'.</li>
 %% </ul>
 %% What the other nodes of the cluster learn of a backup made (or failed) on one node is its
 %% `summary/1': result, node, trigger, times, file, size and error line.
+%%
+%% `format_error/1' is the one place where the plugin's reasons become text: a run's, and every
+%% other `{error, {Reason, Detail}}' the plugin returns (settings refused, listings and files,
+%% off-site jobs, the scheduler's refusals and health), at the edge where a person reads it.
 -module(emqx_guard_outcome).
 
--export([new/3, fail/2, skip/2, warn/2, finish/2, format_error/1, format_excluded/1, stored/1, from_stored/1, summary/1,
+-import(emqx_guard_value, [is_text/1, is_texts/1, is_instant/1]).
+
+-export([new/3, fail/2, skip/2, skipped/4, warn/2, finish/2, format_error/1, format_excluded/1, stored/1, from_stored/1, summary/1,
     newer/2]).
--export([export_problem/1]).
 
 -export_type([outcome/0, trigger/0]).
 
@@ -60,12 +65,6 @@
 ]).
 %% The fields of a backup's outcome every node of the cluster learns (`summary/1').
 -define(SUMMARY, [trigger, started_at, duration_ms, node, result, instant, file, size, error]).
-%% The POSIX reasons a disk gives that `export_problem/1' looks for inside EMQX's terms.
--define(DISK_POSIX, [enospc, edquot, eacces, eperm, erofs, eio, enoent, enotdir, emfile, enfile, efbig, enametoolong]).
-%% How deep `export_problem/1' looks into a term.
--define(MAX_DEPTH, 40).
-%% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant a stored outcome may hold.
--define(MAX_INSTANT_MS, 253402300799999).
 
 %% @doc A run that starts now: `result' is `running' until `finish/2'.
 -spec new(trigger(), integer() | undefined, integer()) -> outcome().
@@ -93,6 +92,12 @@ skip(O, {Reason, Node} = Skip) when is_atom(Node) ->
     O#{result => skipped, reason => Reason, Key => Node, error => format_error(Skip)};
 skip(O, Reason) ->
     O#{result => skipped, reason => Reason, error => format_error(Reason)}.
+
+%% @doc A fire for Instant skipped at Now for Reason (`skip/2'), closed at once.
+-spec skipped(trigger(), integer(), integer(), emqx_guard_election:skip() | {previous_run_still_running, integer()}) ->
+    outcome().
+skipped(Trigger, Instant, Now, Reason) ->
+    finish(skip(new(Trigger, Instant, Now), Reason), 0).
 
 %% @doc Adds a warning line: the backup is good, a side step failed.
 -spec warn(outcome(), binary()) -> outcome().
@@ -125,39 +130,67 @@ newer(#{started_at := SA, node := NA}, #{started_at := SB, node := NB}) ->
 %% Reasons as text
 %%--------------------------------------------------------------------------------------------
 
-%% @doc One line a person understands for the reason a run failed or was skipped (and an
-%% off-site job failed: `emqx_guard_offsite').
+%% @doc One line a person understands for a reason: the one place where the plugin's reasons
+%% become text, for the command line, the dashboard, the notifications, the alarms and the log.
+%% A reason is the `Reason' of an `{error, Reason}' anywhere in the plugin, `{Tag :: atom(),
+%% Detail}': why a run failed or was skipped, why an off-site job failed, why a setting was
+%% refused, why a listing or a file operation failed. The core's own reasons (the NIF contract,
+%% `{Reason, Detail}' with Detail its one line) are said by their Detail. A binary is a line
+%% already (another node's, or an older version's). Anything else is printed short, on one line.
 -spec format_error(term()) -> binary().
-format_error(export_unavailable) ->
+%% the run: export
+format_error({export_unavailable, _Missing}) ->
     <<"this EMQX has no data export (emqx_mgmt_data_backup is missing; EMQX 5.1 or newer is needed)">>;
-format_error({export_timeout, Ms}) when is_integer(Ms), Ms rem 1000 =:= 0 ->
+format_error({export_timeout, #{timeout_ms := Ms}}) when is_integer(Ms), Ms rem 1000 =:= 0 ->
     text("export timed out after ~b s", [Ms div 1000]);
-format_error({export_timeout, Ms}) ->
+format_error({export_timeout, #{timeout_ms := Ms}}) ->
     text("export timed out after ~tp ms", [Ms]);
-format_error({export_disk_error, Posix, Facts, _Raw}) ->
+format_error({export_disk_error, Facts = #{posix := Posix}}) ->
     <<"export failed: ", (disk_words(Posix, Facts))/binary>>;
-format_error({export_call_timeout, {M, F}, _Raw}) ->
+format_error({export_call_timeout, #{call := {M, F}}}) ->
     text("export failed: a call inside EMQX timed out (~ts:~ts)", [M, F]);
-format_error({export_call_timeout, _, _Raw}) ->
+format_error({export_call_timeout, _}) ->
     <<"export failed: something inside EMQX timed out">>;
-format_error({export_failed, Reason}) ->
+format_error({export_failed, #{reason := Reason}}) ->
     text("export failed: ~ts", [describe(Reason)]);
-format_error({export_crashed, Class, Reason}) ->
+format_error({export_crashed, #{class := Class, reason := Reason}}) ->
     text("export crashed (~ts): ~ts", [Class, describe(Reason)]);
+format_error({export_not_placed, #{name := Name, posix := eexist}}) ->
+    text("the new export ~ts could not be moved into the backup directory: a file of that name is already there", [Name]);
+format_error({export_not_placed, #{name := Name, posix := Posix}}) ->
+    text("the new export ~ts could not be moved into the backup directory: ~ts", [Name, describe(Posix)]);
+%% the run: its other steps, its process
 format_error({verify_failed, {_Reason, Detail}}) ->
     text("verification failed: ~ts", [describe(Detail)]);
 format_error({verify_unavailable, {_Reason, Detail}}) ->
     text("could not verify the new backup, kept it unverified: ~ts", [describe(Detail)]);
-format_error({crashed, Class, Reason}) ->
+format_error({mode_not_set, #{file := Name, posix := Posix}}) ->
+    text("could not make ~ts private (mode 0600): ~ts", [Name, describe(Posix)]);
+format_error({retention_incomplete, #{checked := Checked, checked_bytes := CheckedBytes, remaining := Left, remaining_bytes := LeftBytes}}) ->
+    text("retention checked ~B of ~B files (~ts of ~ts) before its time ran out; it continues at the next run", [
+        Checked, Checked + Left, emqx_guard_render:size(CheckedBytes), emqx_guard_render:size(CheckedBytes + LeftBytes)
+    ]);
+format_error({retention_failed, {_Reason, Detail}}) ->
+    text("retention failed: ~ts", [describe(Detail)]);
+format_error({crashed, #{class := Class, reason := Reason}}) ->
     text("the backup run crashed (~ts): ~ts", [Class, describe(Reason)]);
-format_error({export_not_placed, Name, eexist}) ->
-    text("the new export ~ts could not be moved into the backup directory: a file of that name is already there", [Name]);
-format_error({export_not_placed, Name, Posix}) ->
-    text("the new export ~ts could not be moved into the backup directory: ~ts", [Name, describe(Posix)]);
-format_error(plugin_stopped) ->
+format_error({plugin_stopped, _Why}) ->
     <<"interrupted: the plugin stopped while the backup ran">>;
 format_error({worker_died, Reason}) ->
     text("the backup process died: ~ts", [describe(Reason)]);
+format_error({previous_run_still_running, _Since}) ->
+    <<"the previous backup was still running">>;
+%% the scheduler, the election (why a node does not export)
+format_error({backups_cannot_run, Why}) ->
+    <<"backups cannot run: ", (format_error(Why))/binary>>;
+format_error({schedule_error, Why}) ->
+    text("the schedule cannot be computed: ~ts", [format_error(Why)]);
+format_error({already_running, #{started_at := Started, zone := Zone}}) ->
+    text("a backup is already running (started ~ts); not starting another one", [emqx_guard_render:in_zone(Zone, Started)]);
+format_error({last_backup_failed, #{node := Node, error := Error}}) when Node =/= node() ->
+    text("the last backup failed on ~ts: ~ts", [Node, Error]);
+format_error({last_backup_failed, #{error := Error}}) ->
+    text("the last backup failed: ~ts", [Error]);
 format_error(no_core_node) ->
     <<"no running core node in the cluster">>;
 format_error({no_candidate, Excluded}) when is_list(Excluded) ->
@@ -168,36 +201,78 @@ format_error(plugin_not_running) ->
     <<"plugin not running">>;
 format_error({no_answer, Why}) ->
     text("no answer (~ts)", [describe(Why)]);
+format_error({version_mismatch, Theirs, Ours}) ->
+    text("version mismatch: it speaks protocol version ~ts, this node ~ts", [versions(Theirs), versions(Ours)]);
+format_error({older_plugin, Lowest}) ->
+    text("an older plugin version (protocol 1), which exports only as the lowest core node (~ts)", [Lowest]);
 format_error({nif_not_loaded, Detail}) ->
     text("the NIF library is not loaded: ~ts", [describe(Detail)]);
 format_error({nif_failed, Detail}) ->
     text("the NIF library does not work: ~ts", [describe(Detail)]);
-format_error({schedule_error, Line}) ->
-    text("the schedule cannot be computed: ~ts", [describe(Line)]);
-format_error({export_unsupported, Line}) ->
-    describe(Line);
+format_error({export_unsupported, Why}) ->
+    format_error(Why);
 format_error({lock_held, _Node}) ->
     <<"another node holds the lock for this instant">>;
 format_error({already_exported, Node}) ->
     text("this instant was already exported by ~ts", [Node]);
-format_error({offsite_upload_failed, File, {_Reason, Detail}}) ->
+%% the schedule (emqx_guard_cron)
+format_error({schedule, never_fires}) ->
+    <<"the schedule never fires">>;
+format_error({schedule, {badarg, _}}) ->
+    <<"the schedule cannot be computed for these arguments (an instant out of range?)">>;
+format_error({schedule, {_Reason, Detail}}) ->
+    describe(Detail);
+%% off-site copies
+format_error({offsite_upload_failed, #{file := File, reason := {_Reason, Detail}}}) ->
     text("upload of ~ts failed: ~ts", [File, describe(Detail)]);
-format_error({offsite_crashed, Class, Reason}) ->
+format_error({offsite_crashed, #{class := Class, reason := Reason}}) ->
     text("the off-site job crashed (~ts): ~ts", [Class, describe(Reason)]);
 format_error({offsite_list_failed, {_Reason, Detail}}) ->
     text("cannot list the remote backups: ~ts", [describe(Detail)]);
-format_error({offsite_local_list_failed, Line}) ->
-    text("cannot list the local backups: ~ts", [describe(Line)]);
+format_error({offsite_local_list_failed, Why}) ->
+    text("cannot list the local backups: ~ts", [format_error(Why)]);
+format_error({offsite_prune_failed, #{name := Name, detail := Detail}}) ->
+    text("remote retention failed: ~ts: ~ts", [Name, describe(Detail)]);
 format_error({offsite_prune_failed, {_Reason, Detail}}) ->
     text("remote retention failed: ~ts", [describe(Detail)]);
-format_error({retention_incomplete, #{checked := Checked, checked_bytes := CheckedBytes, remaining := Left, remaining_bytes := LeftBytes}}) ->
-    text("retention checked ~B of ~B files (~ts of ~ts) before its time ran out; it continues at the next run", [
-        Checked, Checked + Left, emqx_guard_render:size(CheckedBytes), emqx_guard_render:size(CheckedBytes + LeftBytes)
-    ]);
-format_error({retention_failed, {_Reason, Detail}}) ->
-    text("retention failed: ~ts", [describe(Detail)]);
-format_error({previous_run_still_running, _Since}) ->
-    <<"the previous backup was still running">>;
+format_error({no_destination, _Type}) ->
+    <<"no off-site destination is set (see guard backup_remote)">>;
+%% the backup files, the plugin's own files
+format_error({list_failed, #{dir := Dir, posix := Posix}}) ->
+    text("cannot list ~ts: ~ts", [Dir, describe(Posix)]);
+format_error({list_failed, {_Reason, Detail}}) ->
+    describe(Detail);
+format_error({no_such_backup, #{name := Name, dir := Dir}}) ->
+    text("no backup named ~ts in ~ts (see guard backup_list)", [Name, Dir]);
+format_error({cannot_write, #{path := Path, posix := Posix}}) ->
+    text("cannot write ~ts: ~ts", [Path, describe(Posix)]);
+format_error({newer_format_kept, #{path := Path, version := Vsn}}) ->
+    text("not writing ~ts: it holds a newer format (version ~B) that could not be kept aside", [Path, Vsn]);
+%% settings: the line the rule says
+format_error({invalid_value, {Key, Why}}) ->
+    text("~ts ~ts", [Key, format_error(Why)]);
+format_error({invalid_value, Line}) ->
+    describe(Line);
+format_error({broken_rule, Line}) ->
+    describe(Line);
+format_error({unknown_setting, Key}) when is_atom(Key) ->
+    text("unknown setting ~tp", [Key]);
+format_error({unknown_setting, Key}) ->
+    text("unknown setting ~ts", [Key]);
+format_error({bad_duration, <<>>}) ->
+    <<"must be a duration such as 24h, 90m or 0">>;
+format_error({bad_duration, Given}) ->
+    text("must be a duration such as 24h, 90m, 1h30m or 0, not \"~ts\"", [Given]);
+format_error({bad_rate, Given}) ->
+    text("must be a read rate such as 50MB/s, or off, not \"~ts\"", [Given]);
+%% notifications
+format_error({delivery_failed, Line}) ->
+    describe(Line);
+format_error({not_configured, Kind}) ->
+    text("~ts is not configured", [Kind]);
+%% the core's own reasons: the Detail is the line
+format_error({Reason, Detail}) when is_atom(Reason), is_binary(Detail) ->
+    describe(Detail);
 format_error(Reason) ->
     describe(Reason).
 
@@ -206,6 +281,9 @@ format_error(Reason) ->
 -spec format_excluded([{node(), term()}]) -> binary().
 format_excluded(Excluded) ->
     iolist_to_binary(lists:join(<<"; ">>, [text("~ts: ~ts", [N, format_error(Why)]) || {N, Why} <- Excluded])).
+
+versions([]) -> <<"none">>;
+versions(Vs) -> iolist_to_binary(lists:join(<<", ">>, [integer_to_binary(V) || V <- Vs])).
 
 %% A disk error in words, with the directory; for a full disk the space free there (measured
 %% after the failed export's own files were removed: what an export has) and about how much the
@@ -238,115 +316,11 @@ space_words(#{last_size := Last}) ->
 space_words(_) ->
     <<>>.
 
-%% @doc What a failed export's reason says about the disk, however deep EMQX nested it (mnesia's
-%% `{file_error, Path, Posix}' inside `{'EXIT', ...}', erl_tar's `{Name, Posix}' or the line
-%% `"Name: no space left on device"' it is formatted to, a bare POSIX atom from a badmatch):
-%% `{file, Posix, Path | undefined}' for the first such error; else a call that timed out inside
-%% EMQX (`{timeout, {gen_server, call, _}}' and the like): `{timeout, {Module, Function}}', or
-%% `{timeout, undefined}' for a bare `timeout'; else `none'. Only the POSIX reasons a disk gives
-%% count (`enospc', `edquot', `eacces', `eperm', `erofs', `eio', `enoent', `enotdir', `emfile',
-%% `enfile', `efbig', `enametoolong').
--spec export_problem(term()) ->
-    {file, atom(), binary() | undefined} | {timeout, {atom(), atom()} | undefined} | none.
-export_problem(Reason) ->
-    case find_file_error(Reason, 0) of
-        none -> find_timeout(Reason, 0);
-        Found -> Found
-    end.
-
-find_file_error(_Term, Depth) when Depth > ?MAX_DEPTH ->
-    none;
-find_file_error({file_error, Path, Posix}, _Depth) when is_atom(Posix) ->
-    {file, Posix, path_text(Path)};
-find_file_error(Posix, _Depth) when is_atom(Posix) ->
-    case lists:member(Posix, ?DISK_POSIX) of
-        true -> {file, Posix, undefined};
-        false -> none
-    end;
-find_file_error(Term, Depth) when is_binary(Term); is_list(Term) ->
-    case printable(Term) of
-        {true, Line} -> posix_line(Line);
-        false when is_list(Term) -> first_file_error(Term, Depth + 1);
-        false -> none
-    end;
-find_file_error({Path, Posix}, Depth) when is_atom(Posix) ->
-    case {lists:member(Posix, ?DISK_POSIX), printable(Path)} of
-        {true, {true, Text}} -> {file, Posix, unicode:characters_to_binary(Text)};
-        _ -> first_file_error([Path, Posix], Depth + 1)
-    end;
-find_file_error(Tuple, Depth) when is_tuple(Tuple) ->
-    first_file_error(tuple_to_list(Tuple), Depth + 1);
-find_file_error(Map, Depth) when is_map(Map) ->
-    first_file_error(maps:values(Map), Depth + 1);
-find_file_error(_Term, _Depth) ->
-    none.
-
-first_file_error([Term | Rest], Depth) ->
-    case find_file_error(Term, Depth) of
-        none -> first_file_error(Rest, Depth);
-        Found -> Found
-    end;
-first_file_error(_NilOrImproperTail, _Depth) ->
-    none.
-
-%% erl_tar's formatted errors: "Name: <the POSIX reason in words>".
-posix_line(Line) ->
-    Flat = unicode:characters_to_list(Line),
-    Match = [
-        {Posix, lists:sublist(Flat, length(Flat) - length(Words))}
-     || Posix <- ?DISK_POSIX,
-        Words <- [file:format_error(Posix)],
-        lists:suffix(Words, Flat)
-    ],
-    case Match of
-        [{Posix, Before} | _] ->
-            Path =
-                case string:split(Before, ": ", trailing) of
-                    [P, ""] when P =/= "" -> unicode:characters_to_binary(P);
-                    _ -> undefined
-                end,
-            {file, Posix, Path};
-        [] ->
-            none
-    end.
-
-path_text(Path) ->
-    case printable(Path) of
-        {true, Text} -> unicode:characters_to_binary(Text);
-        false -> undefined
-    end.
-
-find_timeout(_Term, Depth) when Depth > ?MAX_DEPTH ->
-    none;
-find_timeout(timeout, _Depth) ->
-    {timeout, undefined};
-find_timeout({timeout, {M, F, _Args}}, _Depth) when is_atom(M), is_atom(F) ->
-    {timeout, {M, F}};
-find_timeout(Tuple, Depth) when is_tuple(Tuple) ->
-    first_timeout(tuple_to_list(Tuple), Depth + 1);
-find_timeout(List, Depth) when is_list(List) ->
-    case printable(List) of
-        {true, _} -> none;
-        false -> first_timeout(List, Depth + 1)
-    end;
-find_timeout(Map, Depth) when is_map(Map) ->
-    first_timeout(maps:values(Map), Depth + 1);
-find_timeout(_Term, _Depth) ->
-    none.
-
-first_timeout([Term | Rest], Depth) ->
-    case find_timeout(Term, Depth) of
-        none -> first_timeout(Rest, Depth);
-        Found -> Found
-    end;
-first_timeout(_NilOrImproperTail, _Depth) ->
-    none.
-
 %% Text for a reason of unknown shape: strings as they are, POSIX atoms in words, terms printed
 %% short; always one line.
 describe(Reason) ->
     Text =
-        case printable(Reason) of
+        case emqx_guard_render:printable(Reason) of
             {true, Str} ->
                 Str;
             false ->
@@ -366,18 +340,6 @@ describe(Reason) ->
         end,
     one_line(Text).
 
-printable(B) when is_binary(B) ->
-    case unicode:characters_to_list(B) of
-        L when is_list(L) -> printable(L);
-        _ -> false
-    end;
-printable(L) when is_list(L), L =/= [] ->
-    case io_lib:printable_unicode_list(L) of
-        true -> {true, L};
-        false -> false
-    end;
-printable(_) ->
-    false.
 
 one_line(Text) ->
     Flat = unicode:characters_to_binary(Text),
@@ -433,19 +395,6 @@ field_ok(node, V) -> is_atom(V);
 field_ok(K, V) when K =:= pruned; K =:= removed; K =:= warnings -> is_texts(V);
 field_ok(_Text, V) -> is_text(V).
 
-is_texts(V) ->
-    is_list(V) andalso lists:all(fun is_text/1, V).
-
-is_instant(T) ->
-    is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.
-
-is_text(B) when is_binary(B) ->
-    case unicode:characters_to_binary(B) of
-        B -> true;
-        _ -> false
-    end;
-is_text(_) ->
-    false.
 
 text(Fmt, Args) ->
     unicode:characters_to_binary(io_lib:format(Fmt, Args)).

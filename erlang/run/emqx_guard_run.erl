@@ -8,7 +8,7 @@
 %%     an exception and a hang past `export_timeout' are all failures, and what the failed
 %%     export made is removed, never anything else (`emqx_guard_export_files:discard/3');
 %%     before it, what exports interrupted earlier left is removed
-%%     (`emqx_guard_export_files:sweep/1');</li>
+%%     (`emqx_guard_leftovers:sweep/1');</li>
 %% <li><b>protect</b>: the new file becomes mode 0600 at once (`emqx_guard_backups:make_private/1');
 %%     backups hold password hashes and API keys;</li>
 %% <li><b>verify</b>: the new file is read back in full (`emqx_guard_backups:check/3': a background
@@ -43,30 +43,67 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([run/2, finish/2]).
+-export([run/2, finish/2, request/4, start/2, ended/3]).
 
--export_type([request/0, deps/0]).
+-export_type([request/0, deps/0, running/0]).
 
 -type request() :: #{
     trigger := emqx_guard_outcome:trigger(),
-    instant => integer(),
+    instant => integer() | undefined,
     keep := pos_integer(),
     export_timeout := timeout(),
-    %% bytes per second verification reads at most (default off)
+    %% bytes per second the run's checks read at most (default: the `backup_io_limit' setting)
     io_limit => emqx_guard_backups:limit(),
     %% the most retention may take in this run (default: `emqx_guard_backups'' bound, an hour)
     retention_max_ms => pos_integer(),
     started_at => integer()
 }.
+%% A run going in its worker process.
+-type running() :: #{
+    pid := pid(),
+    mref := reference(),
+    started_at := integer(),
+    trigger := emqx_guard_outcome:trigger(),
+    instant := integer() | undefined
+}.
 -type deps() :: #{
     elect => fun((emqx_guard_outcome:trigger(), integer() | undefined, fun()) -> term()),
-    export => fun((timeout(), map()) -> {ok, map()} | {error, term(), map()}),
+    export => fun((timeout(), map()) -> {ok, map()} | {error, emqx_guard_emqx:export_error()}),
     copy => fun((emqx_guard_outcome:outcome(), pos_integer()) -> ok),
     offsite => fun((emqx_guard_outcome:outcome()) -> ok),
     record => fun((emqx_guard_outcome:outcome()) -> ok),
     alarm => fun((emqx_guard_outcome:outcome()) -> ok),
     notify => fun((emqx_guard_outcome:outcome()) -> ok)
 }.
+
+%% @doc The request of a run started at StartedAt for Trigger (and the scheduled Instant it
+%% stands for, or `undefined'), under Settings.
+-spec request(emqx_guard_outcome:trigger(), integer() | undefined, integer(), emqx_guard_settings:settings()) -> request().
+request(Trigger, Instant, StartedAt, Settings) ->
+    #{
+        trigger => Trigger,
+        instant => Instant,
+        started_at => StartedAt,
+        keep => maps:get(backup_keep, Settings),
+        export_timeout => maps:get(export_timeout, Settings) * 1000,
+        io_limit => maps:get(backup_io_limit, Settings)
+    }.
+
+%% @doc Starts Request's run in a worker process the caller monitors; the worker hands the
+%% outcome to Record (its `record' step) before it ends.
+-spec start(request(), fun((emqx_guard_outcome:outcome()) -> ok)) -> running().
+start(Request = #{trigger := Trigger, started_at := Started}, Record) ->
+    Instant = maps:get(instant, Request, undefined),
+    {Pid, MRef} = spawn_monitor(fun() -> run(Request, #{record => Record}) end),
+    ?LOG_INFO(#{msg => emqx_guard_backup_started, trigger => Trigger, instant => Instant}),
+    #{pid => Pid, mref => MRef, started_at => Started, trigger => Trigger, instant => Instant}.
+
+%% @doc A run whose worker ended before it recorded an outcome (it died, or the plugin stopped):
+%% failed for Reason at Now, and finished as every run is (`finish/2').
+-spec ended(running(), term(), integer()) -> emqx_guard_outcome:outcome().
+ended(#{started_at := Started, trigger := Trigger, instant := Instant}, Reason, Now) ->
+    Died = emqx_guard_outcome:fail(emqx_guard_outcome:new(Trigger, Instant, Started), Reason),
+    finish(emqx_guard_outcome:finish(Died, max(Now - Started, 0)), #{}).
 
 %% @doc Runs one backup (see the module doc) and returns its outcome, after it was recorded
 %% and notified.
@@ -82,7 +119,7 @@ run(Request = #{trigger := Trigger}, Deps0) ->
         catch
             Class:Reason:Stack ->
                 ?LOG_ERROR(#{msg => emqx_guard_backup_crashed, exception => Class, reason => Reason, stacktrace => Stack}),
-                emqx_guard_outcome:fail(New, {crashed, Class, Reason})
+                emqx_guard_outcome:fail(New, {crashed, #{class => Class, reason => Reason}})
         end,
     finish(emqx_guard_outcome:finish(Outcome, erlang:monotonic_time(millisecond) - T0), Deps).
 
@@ -119,13 +156,14 @@ elect(New = #{trigger := Trigger}, Request, #{elect := Elect} = Deps) ->
     end.
 
 %% export, protect, verify, prune, copy, offsite: each step returns `{ok, Outcome}' or
-%% `{error, Reason, Outcome}', which ends the run as failed.
+%% `{failed, Reason, Outcome}', which ends the run as failed.
 backup(New, Request, Deps) ->
     Steps = [fun export/3, fun protect/3, fun verify/3, fun prune/3, fun copy/3, fun offsite/3],
     Dir = emqx_guard_emqx:backup_dir(),
     %% what interrupted exports left (no other run is going): removed before this one starts
-    _ = emqx_guard_export_files:sweep(#{at => run, quiet_ms => maps:get(export_timeout, Request)}),
-    Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir)},
+    _ = emqx_guard_leftovers:sweep(#{at => run, quiet_ms => maps:get(export_timeout, Request)}),
+    Limit = maps:get(io_limit, Request, emqx_guard_backups:limit()),
+    Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir), io_limit => Limit},
     Done = lists:foldl(
         fun
             (Step, {ok, O}) -> Step(O, Context, Deps);
@@ -136,7 +174,7 @@ backup(New, Request, Deps) ->
     ),
     case Done of
         {ok, Outcome} -> Outcome;
-        {error, Reason, Outcome} -> emqx_guard_outcome:fail(Outcome, Reason)
+        {failed, Reason, Outcome} -> emqx_guard_outcome:fail(Outcome, Reason)
     end.
 
 export(O, Context = #{export_timeout := Timeout, slot := Slot}, #{export := Export}) ->
@@ -148,20 +186,28 @@ export(O, Context = #{export_timeout := Timeout, slot := Slot}, #{export := Expo
                 {error, Reason} ->
                     failed(O#{removed => discard(#{tarball => Made}, Context)}, Reason)
             end;
-        {error, Reason, Made} ->
+        {error, Reason} ->
+            {Made, Why} = made(Reason),
             Removed = discard(Made, Context),
-            failed(O#{removed => Removed}, explain(Reason, Context))
+            failed(O#{removed => Removed}, explain(Why, Context))
     end.
+
+%% What a failed export had started to write (to be removed), and the reason without it.
+made({Kind, Detail = #{tarball := _}}) -> {maps:with([tarball], Detail), {Kind, maps:remove(tarball, Detail)}};
+made(Reason) -> {#{}, Reason}.
 
 %% A reason EMQX nested deep (a full disk inside mnesia's or erl_tar's terms, a call that timed
 %% out) becomes one `emqx_guard_outcome:format_error/1' can say in words, with what it needs:
 %% the backup directory, and for a full disk the space free there now and the size of the newest
 %% backup. The raw reason stays inside (it is logged, never shown).
-explain(Reason, #{dir := Dir}) when element(1, Reason) =:= export_failed; element(1, Reason) =:= export_crashed ->
-    case emqx_guard_outcome:export_problem(Reason) of
-        {file, Posix, _Path} -> {export_disk_error, Posix, emqx_guard_export_files:disk_facts(Dir, Posix), Reason};
-        {timeout, Call} -> {export_call_timeout, Call, Reason};
-        none -> Reason
+explain(Reason = {Kind, _}, #{dir := Dir}) when Kind =:= export_failed; Kind =:= export_crashed ->
+    case emqx_guard_export_problem:find(Reason) of
+        {file, Posix, _Path} ->
+            {export_disk_error, (emqx_guard_export_files:disk_facts(Dir, Posix))#{posix => Posix, raw => Reason}};
+        {timeout, Call} ->
+            {export_call_timeout, #{call => Call, raw => Reason}};
+        none ->
+            Reason
     end;
 explain(Reason, _Context) ->
     Reason.
@@ -169,11 +215,11 @@ explain(Reason, _Context) ->
 protect(O = #{path := Path}, _Context, _Deps) ->
     case emqx_guard_backups:make_private(Path) of
         ok -> {ok, O};
-        {error, Line} -> {ok, emqx_guard_outcome:warn(O, Line)}
+        {error, Why} -> {ok, emqx_guard_outcome:warn(O, emqx_guard_outcome:format_error(Why))}
     end.
 
 verify(O = #{path := Path}, Context, _Deps) ->
-    case emqx_guard_backups:check(Path, maps:get(io_limit, Context, off), job_base_ms(Context)) of
+    case emqx_guard_backups:check(Path, maps:get(io_limit, Context), job_base_ms(Context)) of
         {ok, Record = #{result := ok, sha256 := Sha, version := Version}} ->
             ok = emqx_guard_verifications:add([Record]),
             {ok, O#{sha256 => Sha, version => Version}};
@@ -201,7 +247,7 @@ bad_file(O = #{path := Path, file := Name}, _Context, Why) ->
     failed(O#{removed => Removed}, {verify_failed, Why}).
 
 prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
-    Limit = maps:get(io_limit, Context, off),
+    Limit = maps:get(io_limit, Context),
     case emqx_guard_backups:prune(Dir, Keep, Path, Limit, maps:get(retention_max_ms, Context, default)) of
         {ok, Pruned} ->
             {ok, maps:merge(O, Pruned)};
@@ -224,7 +270,7 @@ offsite(O, _Context, #{offsite := Offsite}) ->
     {ok, O}.
 
 failed(O, Reason) ->
-    {error, Reason, O}.
+    {failed, Reason, O}.
 
 %% A background job of the run may take the export's timeout (plus what its read limit needs).
 job_base_ms(#{export_timeout := infinity}) -> 24 * 3600 * 1000;
@@ -233,7 +279,7 @@ job_base_ms(#{export_timeout := Ms}) -> max(Ms, 1000).
 %% What the failed export made, and only that: a tarball that verifies is kept.
 discard(Made, Context = #{slot := Slot}) ->
     Check = fun(Path) ->
-        case emqx_guard_backups:check(Path, maps:get(io_limit, Context, off), job_base_ms(Context)) of
+        case emqx_guard_backups:check(Path, maps:get(io_limit, Context), job_base_ms(Context)) of
             {ok, Record = #{result := ok}} -> {complete, Record};
             _ -> incomplete
         end
@@ -256,11 +302,12 @@ step(Name, Outcome, Deps) ->
 
 %% An export's reason as EMQX gave it, for the log only (the outcome's `error' is its words);
 %% redacted like every term the plugin logs.
-raw_reason(#{reason := {export_disk_error, _Posix, _Facts, Raw}}) -> #{reason => emqx_guard_redact:term(Raw)};
-raw_reason(#{reason := {export_call_timeout, _Call, Raw}}) -> #{reason => emqx_guard_redact:term(Raw)};
-raw_reason(#{reason := Raw = {export_failed, _}}) -> #{reason => emqx_guard_redact:term(Raw)};
-raw_reason(#{reason := Raw = {export_crashed, _, _}}) -> #{reason => emqx_guard_redact:term(Raw)};
-raw_reason(_) -> #{}.
+raw_reason(#{reason := {Kind, #{raw := Raw}}}) when Kind =:= export_disk_error; Kind =:= export_call_timeout ->
+    #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(#{reason := Raw = {Kind, _}}) when Kind =:= export_failed; Kind =:= export_crashed ->
+    #{reason => emqx_guard_redact:term(Raw)};
+raw_reason(_) ->
+    #{}.
 
 %% The one log line of a run.
 log(O = #{result := ok}) ->

@@ -8,9 +8,11 @@
 %% for what is damaged plus a warning in the log, never a crash.
 -module(emqx_guard_run_state).
 
+-import(emqx_guard_value, [is_instant/1]).
+
 -include_lib("kernel/include/logger.hrl").
 
--export([fresh/0, load/0, save/1, path/0, fired/2, record/2, cluster_result/2, newest/1, catchup_ref/1]).
+-export([fresh/0, load/0, save/1, path/0, fired/2, already_fired/2, record/2, cluster_result/2, newest/1, catchup_ref/1]).
 
 -export_type([run_state/0]).
 
@@ -22,9 +24,8 @@
     counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
 }.
 
--define(FORMAT_VSN, 1).
-%% 9999-12-31 23:59:59.999 UTC in Unix ms: the latest instant the state may hold.
--define(MAX_INSTANT_MS, 253402300799999).
+%% The state file's format (`emqx_guard_store'): a new key is no new format.
+-define(FORMAT, #{tag => emqx_guard_state, version => 1}).
 
 %% @doc The state of a fresh install.
 -spec fresh() -> run_state().
@@ -35,6 +36,11 @@ fresh() ->
 -spec fired(integer(), run_state()) -> run_state().
 fired(Instant, State) ->
     State#{last_fired := Instant}.
+
+%% @doc Whether Instant is at or before the last fired instant (then it never runs again).
+-spec already_fired(integer(), run_state()) -> boolean().
+already_fired(Instant, #{last_fired := Last}) ->
+    Last =/= undefined andalso Instant =< Last.
 
 %% @doc A run's outcome counted, and kept as the last run (and the cluster's newest result)
 %% unless it was skipped (a fire that another node exports, or one that came while a run was
@@ -88,7 +94,7 @@ path() ->
     emqx_guard_store:path("state.eterm").
 
 %% @doc Stores the state atomically.
--spec save(run_state()) -> ok | {error, binary()}.
+-spec save(run_state()) -> ok | {error, emqx_guard_store:error()}.
 save(State) ->
     Stored = maps:map(
         fun
@@ -99,16 +105,19 @@ save(State) ->
         end,
         State
     ),
-    emqx_guard_store:write(path(), {emqx_guard_state, ?FORMAT_VSN, Stored}).
+    emqx_guard_store:save(path(), ?FORMAT, Stored).
 
 %% @doc Reads the stored state (see the module doc).
 -spec load() -> run_state().
 load() ->
     Path = path(),
-    case emqx_guard_store:read(Path) of
-        {ok, {emqx_guard_state, ?FORMAT_VSN, Stored}} when is_map(Stored) ->
+    case emqx_guard_store:load(Path, ?FORMAT) of
+        {ok, Stored} when is_map(Stored) ->
             checked(Path, Stored);
-        {error, enoent} ->
+        none ->
+            fresh();
+        %% a newer plugin's file: said by the store
+        newer ->
             fresh();
         Other ->
             ?LOG_WARNING(#{msg => emqx_guard_state_damaged, path => Path, content => Other, action => starting_fresh}),
@@ -156,5 +165,3 @@ damaged(Path, Key, Value, Default) ->
     ?LOG_WARNING(#{msg => emqx_guard_state_damaged, path => Path, key => Key, content => Value, action => dropped}),
     Default.
 
-is_instant(T) ->
-    is_integer(T) andalso T >= 0 andalso T =< ?MAX_INSTANT_MS.

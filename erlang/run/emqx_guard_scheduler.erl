@@ -1,15 +1,12 @@
-%% @doc The backup scheduler: arms ONE timer for the next fire, runs at most one backup at a
-%% time (`emqx_guard_run' in a monitored worker), and keeps what happened (the last run's
-%% outcome, the counts, the last fired instant: `emqx_guard_run_state').
+%% @doc The backup scheduler: arms ONE timer for the next fire (`emqx_guard_fire_timer': chained
+%% long waits, early wakes re-armed), runs at most one backup at a time (`emqx_guard_run' in a
+%% monitored worker), and keeps what happened (the last run's outcome, the counts, the last fired
+%% instant: `emqx_guard_run_state').
 %%
-%% Timer rules:
+%% Rules:
 %% <ul>
 %% <li>The next fire comes from the NIF in the configured zone, strictly after
 %%     max(now, last fired instant).</li>
-%% <li>A wait longer than `erlang:send_after/3' allows is chained: the timer
-%%     wakes at most `max_wait_ms' later and re-arms.</li>
-%% <li>On every wake the wall clock is read again; a wake before the target
-%%     (the clock was set back, or a chained wait) re-arms for the same target.</li>
 %% <li>The last fired instant is remembered (and persisted): an instant at or
 %%     before it never runs again.</li>
 %% <li>A fire while a run is going is recorded as skipped (Kubernetes' Forbid).</li>
@@ -21,11 +18,12 @@
 %%     notified.</li>
 %% <li>The result of every backup made here is told to every other node
 %%     (`emqx_guard_election:announce_result/1'); the newest result known in the cluster, this
-%%     node's or another's (`cluster_result/1'), is kept as `cluster_run' (status, state
-%%     file).</li>
+%%     node's or another's (`cluster_result/1', `emqx_guard_cluster_result'), is kept as
+%%     `cluster_run' (status, state file); the backup alarm follows it.</li>
 %% <li>The settings are `emqx_guard_settings:get/0'; after a change `settings_changed/0'
 %%     re-arms the timer and decides a planned catch-up again.</li>
 %% </ul>
+%% What it says about itself (status, health, candidacy) is `emqx_guard_run_status''s.
 %%
 %% The clock and the timer are injectable for tests through the `scheduler'
 %% application environment key or `start_link/1': a map with the options of
@@ -50,52 +48,29 @@
 
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/1]).
 
--export_type([run_now_result/0, status/0]).
+-export_type([run_now_result/0]).
 
 -define(SERVER, ?MODULE).
-%% The longest delay erlang:send_after/3 accepts.
--define(MAX_SEND_AFTER_MS, 16#FFFFFFFF).
+%% The longest single wait of the timer, unless the options say less: what send_after/3 accepts.
+-define(MAX_WAIT_MS, 16#FFFFFFFF).
 -define(CATCHUP_DELAY_MS, 60000).
-%% A backup result told by another node (`emqx_guard_outcome:summary/1').
--define(IS_RESULT(R),
-    (is_map(R) andalso is_map_key(result, R) andalso
-        (map_get(result, R) =:= ok orelse map_get(result, R) =:= failed) andalso
-        is_atom(map_get(node, R)) andalso is_integer(map_get(started_at, R)))
-).
 %% How long another node's election waits for this scheduler's candidacy.
 -define(CANDIDACY_MS, 2000).
 
--type trigger() :: emqx_guard_outcome:trigger().
 -type outcome() :: emqx_guard_outcome:outcome().
--type run_now_result() :: {ok, outcome()} | {failed, outcome()} | {refused, binary()}.
--type status() :: #{
-    now := integer(),
-    settings := emqx_guard_settings:settings(),
-    supported := boolean(),
-    unsupported_reason := undefined | binary(),
-    next_fire := undefined | integer(),
-    schedule_error := undefined | binary(),
-    running := undefined | #{started_at := integer(), trigger := trigger()},
-    catchup := undefined | #{instant := integer()},
-    last_fired := undefined | integer(),
-    last_run := undefined | outcome(),
-    last_skip := undefined | outcome(),
-    cluster_run := undefined | outcome(),
-    counts := #{ok := non_neg_integer(), failed := non_neg_integer(), skipped := non_neg_integer()}
-}.
+-type reason() :: emqx_guard_run_status:reason().
+-type run_now_result() :: {ok, outcome()} | {failed, outcome()} | {refused, reason()}.
 
 -record(st, {
     clock :: emqx_guard_clock:clock(),
     catchup_delay_ms :: non_neg_integer(),
-    max_wait_ms :: pos_integer(),
     settings :: emqx_guard_settings:settings(),
     saved :: emqx_guard_run_state:run_state(),
-    supported = true :: boolean(),
-    unsupported_reason = undefined :: undefined | binary(),
-    %% {TimerRef, Token} of the one schedule timer, and the instant it waits for.
-    timer = undefined :: undefined | {term(), reference()},
-    target = undefined :: undefined | integer(),
-    schedule_error = undefined :: undefined | binary(),
+    %% why this EMQX cannot run backups at all
+    unsupported = undefined :: undefined | reason(),
+    %% the one schedule timer, and the instant it waits for
+    timer :: emqx_guard_fire_timer:timer(),
+    schedule_error = undefined :: undefined | reason(),
     %% {TimerRef, Token, MissedInstant} of the pending catch-up run.
     catchup = undefined :: emqx_guard_catchup:plan(),
     run = undefined :: undefined | map(),
@@ -118,7 +93,7 @@ start_link(Opts) when is_map(Opts) ->
     gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []).
 
 %% @doc What the scheduler knows: settings, next fire, running run, last run, counts.
--spec status() -> status().
+-spec status() -> emqx_guard_run_status:status().
 status() ->
     gen_server:call(?SERVER, status).
 
@@ -143,13 +118,13 @@ settings_changed() ->
 %% (with offsets) as the scheduler's clock sees them.
 -spec preview(pos_integer()) ->
     {ok, #{zone_name := binary(), description := binary(), fires := [emqx_guard_cron:fire()]}}
-    | {error, binary()}.
+    | {error, emqx_guard_cron:error()}.
 preview(N) ->
     gen_server:call(?SERVER, {preview, N}).
 
-%% @doc `ok', or one line saying why backups are not healthy: export unsupported, a schedule
-%% that cannot be computed, or the cluster's newest backup (made here or on another node) failed.
--spec health() -> ok | {error, binary()}.
+%% @doc `ok', or why backups are not healthy: export unsupported, a schedule that cannot be
+%% computed, or the cluster's newest backup (made here or on another node) failed.
+-spec health() -> ok | {error, reason()}.
 health() ->
     gen_server:call(?SERVER, health).
 
@@ -174,10 +149,11 @@ cluster_result(Result) when is_map(Result) ->
 %% @private
 init(Opts) ->
     process_flag(trap_exit, true),
+    Clock = emqx_guard_clock:new(Opts),
     St = #st{
-        clock = emqx_guard_clock:new(Opts),
+        clock = Clock,
         catchup_delay_ms = maps:get(catchup_delay_ms, Opts, ?CATCHUP_DELAY_MS),
-        max_wait_ms = min(maps:get(max_wait_ms, Opts, ?MAX_SEND_AFTER_MS), ?MAX_SEND_AFTER_MS),
+        timer = emqx_guard_fire_timer:new(Clock, ?MODULE, maps:get(max_wait_ms, Opts, ?MAX_WAIT_MS)),
         settings = emqx_guard_settings:get(),
         saved = emqx_guard_run_state:load()
     },
@@ -185,7 +161,7 @@ init(Opts) ->
 
 %% @private
 handle_continue(setup, St0) ->
-    St1 = check_support(St0),
+    St1 = St0#st{unsupported = emqx_guard_run_status:unsupported()},
     St2 = arm(St1),
     St3 = maybe_catchup(St2),
     ok = restore_alarms(St3),
@@ -194,11 +170,12 @@ handle_continue(setup, St0) ->
 
 %% @private
 handle_call(status, _From, St) ->
-    {reply, build_status(St), St};
+    {reply, emqx_guard_run_status:status(view(St)), St};
 handle_call(health, _From, St) ->
-    {reply, build_health(St), St};
+    {reply, emqx_guard_run_status:health(view(St)), St};
 handle_call(candidacy, _From, St) ->
-    {reply, #{exporter => exporter(St), last_result => emqx_guard_run_state:newest(St#st.saved)}, St};
+    Exporter = emqx_guard_run_status:exporter(view(St)),
+    {reply, #{exporter => Exporter, last_result => emqx_guard_run_state:newest(St#st.saved)}, St};
 handle_call({preview, N}, _From, St = #st{settings = S}) ->
     After = after_instant(St),
     {reply, emqx_guard_cron:preview(maps:get(backup_cron, S), maps:get(backup_timezone, S), After, N), St};
@@ -208,15 +185,10 @@ handle_call(settings_changed, _From, St) ->
     {reply, ok, St1};
 handle_call({record, Pid, Outcome}, _From, St = #st{run = #{pid := Pid}}) ->
     {reply, ok, recorded(Outcome, St)};
-handle_call(run_now, _From, St = #st{supported = false, unsupported_reason = Why}) ->
+handle_call(run_now, _From, St = #st{unsupported = Why}) when Why =/= undefined ->
     {reply, {refused, Why}, St};
-handle_call(run_now, _From, St = #st{run = #{started_at := Started}}) ->
-    Line = iolist_to_binary([
-        <<"a backup is already running (started ">>,
-        format_time(St, Started),
-        <<"); not starting another one">>
-    ]),
-    {reply, {refused, Line}, St};
+handle_call(run_now, _From, St = #st{run = #{started_at := Started}, settings = S}) ->
+    {reply, {refused, {already_running, #{started_at => Started, zone => maps:get(backup_timezone, S)}}}, St};
 handle_call(run_now, From, St) ->
     St1 = start_run(manual, undefined, St),
     {noreply, St1#st{waiters = [From]}};
@@ -224,51 +196,37 @@ handle_call(Request, _From, St) ->
     {reply, {error, {unknown_call, Request}}, St}.
 
 %% @private
-handle_cast({cluster_result, Result}, St) when ?IS_RESULT(Result) ->
-    {noreply, cluster_result(Result, St)};
-handle_cast({pulled, Newest}, St0) ->
+handle_cast({cluster_result, Result}, St) ->
+    case emqx_guard_cluster_result:is_result(Result) of
+        true -> {noreply, cluster_result(Result, St)};
+        false -> {noreply, St}
+    end;
+handle_cast({pulled, Newest}, St) ->
     %% at start, in a cluster: the newest result the other nodes know decides the alarm
-    St =
-        case ?IS_RESULT(Newest) of
-            true -> element(2, adopt(Newest, St0));
-            false -> St0
-        end,
-    ok = emqx_guard_alarm:restore(restore_view(St#st.saved)),
-    {noreply, St};
+    {noreply, persist(St#st{saved = emqx_guard_cluster_result:pulled(Newest, St#st.saved)})};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
 %% @private
-handle_info({?MODULE, wake, Token}, St = #st{timer = {_, Token}, target = Target}) ->
-    Now = now(St),
-    St1 = St#st{timer = undefined},
-    case Now < Target of
-        true ->
-            %% Early: a chained long wait, or the clock went back. Same target.
-            {noreply, wait_for(Target, St1)};
-        false ->
-            St2 = fire(Target, St1),
-            {noreply, arm(St2)}
+handle_info({?MODULE, wake, Token}, St) ->
+    case emqx_guard_fire_timer:woke(Token, St#st.timer) of
+        {due, Target, Timer} -> {noreply, arm(fire(scheduled, Target, St#st{timer = Timer}))};
+        %% a chained long wait, or the clock went back: armed again for the same target
+        {early, Timer} -> {noreply, St#st{timer = Timer}};
+        %% a timer that was replaced: the current one carries another token
+        stale -> {noreply, St}
     end;
 handle_info({?MODULE, catchup, Token}, St = #st{catchup = {_, Token, Instant}}) ->
-    St1 = St#st{catchup = undefined},
-    case already_fired(Instant, St1) of
-        true ->
-            {noreply, St1};
-        false ->
-            ?LOG_INFO(#{msg => emqx_guard_catchup_run, missed_instant => Instant}),
-            {noreply, fire_trigger(catchup, Instant, St1)}
-    end;
+    {noreply, fire(catchup, Instant, St#st{catchup = undefined})};
 handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{run = #{mref := MRef}}) ->
     %% the worker died before it recorded an outcome
     {noreply, ended_without_outcome({worker_died, Reason}, St)};
-handle_info(_StaleTimerOrOther, St) ->
-    %% e.g. a timer that was replaced: the current one carries another token
+handle_info(_StaleCatchupOrOther, St) ->
     {noreply, St}.
 
 %% @private
-terminate(_Reason, St) ->
-    _ = cancel(St#st.timer, St),
+terminate(Reason, St) ->
+    _ = emqx_guard_fire_timer:clear(St#st.timer),
     _ = emqx_guard_catchup:cancel(St#st.clock, St#st.catchup),
     case St#st.run of
         #{pid := Pid} ->
@@ -276,7 +234,7 @@ terminate(_Reason, St) ->
             %% is recorded as failed and whoever waits for it is answered
             ?LOG_WARNING(#{msg => emqx_guard_backup_interrupted, reason => plugin_stopping}),
             exit(Pid, kill),
-            _ = ended_without_outcome(plugin_stopped, St),
+            _ = ended_without_outcome({plugin_stopped, Reason}, St),
             ok;
         undefined ->
             ok
@@ -293,96 +251,50 @@ format_status(Status) ->
 %% Scheduling
 %%--------------------------------------------------------------------
 
-check_support(St) ->
-    case emqx_guard_emqx:export_supported() of
-        true ->
-            St#st{supported = true, unsupported_reason = undefined};
-        false ->
-            Why = <<"backups cannot run: ", (emqx_guard_outcome:format_error(export_unavailable))/binary>>,
-            ?LOG_WARNING(#{msg => emqx_guard_export_unsupported, reason => Why}),
-            emqx_guard_alarm:unsupported(Why),
-            St#st{supported = false, unsupported_reason = Why}
-    end.
-
 %% Cancels the schedule timer and arms it again for the next fire.
-arm(St0 = #st{supported = false}) ->
-    St0#st{timer = cancel(St0#st.timer, St0), target = undefined};
+arm(St0 = #st{unsupported = Why}) when Why =/= undefined ->
+    St0#st{timer = emqx_guard_fire_timer:clear(St0#st.timer)};
 arm(St0 = #st{settings = S}) ->
-    St = St0#st{timer = cancel(St0#st.timer, St0), target = undefined},
+    St = St0#st{timer = emqx_guard_fire_timer:clear(St0#st.timer)},
     Cron = maps:get(backup_cron, S),
     Zone = maps:get(backup_timezone, S),
     case emqx_guard_cron:next_fire(Cron, Zone, after_instant(St)) of
         {ok, Next} ->
-            wait_for(Next, St#st{schedule_error = undefined});
+            St#st{timer = emqx_guard_fire_timer:set(Next, St#st.timer), schedule_error = undefined};
         {error, Why} ->
-            ?LOG_ERROR(#{msg => emqx_guard_schedule_error, cron => Cron, zone => Zone, reason => Why}),
-            St#st{schedule_error = Why}
+            ?LOG_ERROR(#{msg => emqx_guard_schedule_error, cron => Cron, zone => Zone, reason => emqx_guard_outcome:format_error(Why)}),
+            St#st{schedule_error = {schedule_error, Why}}
     end.
-
-%% Arms the one timer for Target, chaining waits longer than max_wait_ms.
-wait_for(Target, St) ->
-    Delay = min(max(Target - now(St), 0), St#st.max_wait_ms),
-    Token = make_ref(),
-    TRef = emqx_guard_clock:send_after(St#st.clock, Delay, {?MODULE, wake, Token}),
-    St#st{timer = {TRef, Token}, target = Target}.
 
 %% The next fire is computed strictly after this instant.
 after_instant(St) ->
-    emqx_guard_cron:search_from(last_fired(St), now(St)).
+    emqx_guard_cron:search_from(maps:get(last_fired, St#st.saved), now(St)).
 
-fire(Target, St) ->
-    case already_fired(Target, St) of
+%% Unless Instant was fired already: marks it as fired and either starts a run or records a skip.
+fire(Trigger, Instant, St = #st{saved = Saved}) ->
+    case emqx_guard_run_state:already_fired(Instant, Saved) of
         true -> St;
-        false -> fire_trigger(scheduled, Target, St)
+        false -> fired(Trigger, Instant, St#st{saved = emqx_guard_run_state:fired(Instant, Saved)})
     end.
 
-%% Marks Instant as fired and either starts a run or records a skip.
-fire_trigger(Trigger, Instant, St0 = #st{saved = Saved}) ->
-    St = St0#st{saved = emqx_guard_run_state:fired(Instant, Saved)},
-    case St#st.run of
-        undefined ->
-            start_run(Trigger, Instant, St);
-        #{started_at := Started} ->
-            ?LOG_WARNING(#{
-                msg => emqx_guard_backup_skipped,
-                trigger => Trigger,
-                instant => Instant,
-                reason => previous_run_still_running,
-                running_since => Started
-            }),
-            %% a skip like any other: counted, shown as the last skip, never notified
-            New = emqx_guard_outcome:new(Trigger, Instant, now(St)),
-            Skip = emqx_guard_outcome:finish(emqx_guard_outcome:skip(New, {previous_run_still_running, Started}), 0),
-            persist(St#st{saved = emqx_guard_run_state:record(Skip, St#st.saved), last_skip = Skip})
-    end.
-
-already_fired(Instant, St) ->
-    case last_fired(St) of
-        undefined -> false;
-        Last -> Instant =< Last
-    end.
-
-last_fired(#st{saved = Saved}) ->
-    maps:get(last_fired, Saved).
+fired(Trigger, Instant, St = #st{run = undefined}) ->
+    start_run(Trigger, Instant, St);
+fired(Trigger, Instant, St = #st{run = #{started_at := Started}}) ->
+    Why = {previous_run_still_running, Started},
+    ?LOG_WARNING(#{msg => emqx_guard_backup_skipped, trigger => Trigger, instant => Instant, reason => Why}),
+    %% a skip like any other: counted, shown as the last skip, never notified
+    Skip = emqx_guard_outcome:skipped(Trigger, Instant, now(St), Why),
+    persist(St#st{saved = emqx_guard_run_state:record(Skip, St#st.saved), last_skip = Skip}).
 
 %% A catch-up (emqx_guard_catchup) for an instant missed while the node was down.
-maybe_catchup(St = #st{supported = false}) ->
+maybe_catchup(St = #st{unsupported = Why}) when Why =/= undefined ->
     St;
 maybe_catchup(St = #st{clock = Clock, settings = S, saved = Saved}) ->
     St#st{catchup = emqx_guard_catchup:plan(Clock, S, Saved, St#st.catchup_delay_ms, ?MODULE)}.
 
-%% A planned catch-up follows the settings: a new schedule, zone or window (0 turns it off)
-%% decides again whether a missed instant is worth a run.
-replan_catchup(St = #st{catchup = undefined}) ->
-    St;
-replan_catchup(St = #st{clock = Clock, catchup = Plan}) ->
-    maybe_catchup(St#st{catchup = emqx_guard_catchup:cancel(Clock, Plan)}).
-
-cancel(undefined, _St) ->
-    undefined;
-cancel({TRef, _Token}, St) ->
-    emqx_guard_clock:cancel(St#st.clock, TRef),
-    undefined.
+%% A planned catch-up follows the settings (`emqx_guard_catchup:replan/6').
+replan_catchup(St = #st{clock = Clock, settings = S, saved = Saved}) ->
+    St#st{catchup = emqx_guard_catchup:replan(Clock, St#st.catchup, S, Saved, St#st.catchup_delay_ms, ?MODULE)}.
 
 now(#st{clock = Clock}) ->
     emqx_guard_clock:now(Clock).
@@ -391,26 +303,15 @@ now(#st{clock = Clock}) ->
 %% Runs
 %%--------------------------------------------------------------------
 
+%% The run in a worker process; it hands its outcome back (`{record, Worker, Outcome}').
 start_run(Trigger, Instant, St = #st{settings = S}) ->
-    Started = now(St),
-    Request = #{
-        trigger => Trigger,
-        instant => Instant,
-        started_at => Started,
-        keep => maps:get(backup_keep, S),
-        export_timeout => maps:get(export_timeout, S) * 1000,
-        io_limit => maps:get(backup_io_limit, S, off)
-    },
     Self = self(),
     Record = fun(Outcome) -> gen_server:call(Self, {record, self(), Outcome}, infinity) end,
-    {Pid, MRef} = spawn_monitor(fun() -> emqx_guard_run:run(Request, #{record => Record}) end),
-    ?LOG_INFO(#{msg => emqx_guard_backup_started, trigger => Trigger, instant => Instant}),
-    persist(St#st{run = #{pid => Pid, mref => MRef, started_at => Started, trigger => Trigger, instant => Instant}}).
+    persist(St#st{run = emqx_guard_run:start(emqx_guard_run:request(Trigger, Instant, now(St), S), Record)}).
 
 %% The run's worker ended (died, or was stopped) before it recorded an outcome: a failed run.
-ended_without_outcome(Reason, St = #st{run = #{started_at := Started, trigger := Trigger, instant := Instant}}) ->
-    Died = emqx_guard_outcome:fail(emqx_guard_outcome:new(Trigger, Instant, Started), Reason),
-    recorded(emqx_guard_run:finish(emqx_guard_outcome:finish(Died, max(now(St) - Started, 0)), #{}), St).
+ended_without_outcome(Reason, St = #st{run = Run}) ->
+    recorded(emqx_guard_run:ended(Run, Reason, now(St)), St).
 
 %% The run's outcome: kept (skipped runs only in memory), counted, persisted, and the answer to
 %% whoever waits for it (`run_now/0').
@@ -420,140 +321,75 @@ recorded(Outcome = #{result := Result}, St = #st{run = #{mref := MRef}, saved = 
         case Result of
             ok -> {ok, Outcome};
             failed -> {failed, Outcome};
+            %% its line: another node exports it (the skip's reason is a bare tag, see
+            %% emqx_guard_outcome:skip/2)
             skipped -> {refused, maps:get(error, Outcome)}
         end,
     lists:foreach(fun(From) -> gen_server:reply(From, Reply) end, St#st.waiters),
-    LastSkip =
-        case Result of
-            skipped -> Outcome;
-            _ -> St#st.last_skip
-        end,
-    Saved1 = emqx_guard_run_state:record(Outcome, Saved),
-    ok =
-        case Result of
-            skipped -> ok;
-            _ -> emqx_guard_election:announce_result(emqx_guard_outcome:summary(Outcome))
-        end,
-    persist(St#st{run = undefined, waiters = [], saved = Saved1, last_skip = LastSkip}).
+    St1 = St#st{run = undefined, waiters = [], saved = emqx_guard_run_state:record(Outcome, Saved)},
+    case Result of
+        skipped ->
+            persist(St1#st{last_skip = Outcome});
+        _ ->
+            ok = emqx_guard_election:announce_result(emqx_guard_outcome:summary(Outcome)),
+            persist(St1)
+    end.
 
 %% Another node's backup result: kept when it is the newest known, and then the backup alarm
 %% follows it (unless this EMQX cannot export: its own alarm says so).
-cluster_result(Result, St0) ->
-    case adopt(Result, St0) of
-        {newer, St = #st{supported = true}} ->
-            ok = emqx_guard_alarm:update(Result),
-            St;
-        {_, St} ->
+cluster_result(Result, St) ->
+    case emqx_guard_cluster_result:adopt(Result, St#st.saved) of
+        {newer, Saved} ->
+            ok =
+                case St#st.unsupported of
+                    undefined -> emqx_guard_alarm:update(Result);
+                    _ -> ok
+                end,
+            persist(St#st{saved = Saved});
+        {known, _} ->
             St
     end.
 
-adopt(Result, St = #st{saved = Saved}) ->
-    case emqx_guard_run_state:cluster_result(Result, Saved) of
-        {newer, Saved1} ->
-            ?LOG_INFO((maps:with([node, result, file, error, instant], Result))#{msg => emqx_guard_cluster_backup_result}),
-            ok = seen(Result),
-            {newer, persist(St#st{saved = Saved1})};
-        {known, _} ->
-            {known, St}
-    end.
-
-%% The alarms at start follow the newest backup result known. Alone, that is what this node
-%% recorded; in a cluster the other nodes are asked first (from a process of its own: the
-%% answer comes as `{pulled, Newest}'), so a node that was away does not raise an alarm for a
-%% failure the cluster has already made good.
-restore_alarms(#st{supported = false}) ->
+%% The alarms at start follow the newest backup result known (`emqx_guard_cluster_result').
+restore_alarms(#st{unsupported = Why}) when Why =/= undefined ->
     ok;
 restore_alarms(#st{saved = Saved}) ->
-    case emqx_guard_emqx:running_nodes() -- [node()] of
-        [] ->
-            emqx_guard_alarm:restore(restore_view(Saved));
-        _Others ->
-            Self = self(),
-            _ = spawn(fun() -> gen_server:cast(Self, {pulled, maps:get(newest_result, emqx_guard_election:survey())}) end),
-            ok
-    end.
-
-%% The newest result as the alarm needs it: this node's own last run in full (its off-site part
-%% too) when it is the newest.
-restore_view(Saved = #{last_run := LastRun}) ->
-    case emqx_guard_run_state:newest(Saved) of
-        #{started_at := At, node := Node} when Node =:= node(), is_map(LastRun), map_get(started_at, LastRun) =:= At ->
-            LastRun;
-        Newest ->
-            Newest
-    end.
+    emqx_guard_cluster_result:restore_alarms(Saved, self()).
 
 persist(St = #st{saved = Saved}) ->
     case emqx_guard_run_state:save(Saved) of
         ok -> ok;
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_state_not_saved, reason => Why})
+        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_state_not_saved, reason => emqx_guard_outcome:format_error(Why)})
     end,
     St.
-
-%% A good backup made anywhere in the cluster counts for this node's dead-man watch.
-seen(#{result := ok, started_at := At}) -> emqx_guard_notify:backup_seen(At);
-seen(_) -> ok.
 
 %%--------------------------------------------------------------------
 %% Status
 %%--------------------------------------------------------------------
 
-build_status(St = #st{saved = Saved}) ->
+%% The state as `emqx_guard_run_status' reads it.
+view(St = #st{}) ->
     #{
         now => now(St),
         settings => St#st.settings,
-        supported => St#st.supported,
-        unsupported_reason => St#st.unsupported_reason,
-        next_fire => St#st.target,
+        unsupported => St#st.unsupported,
+        next_fire => emqx_guard_fire_timer:target(St#st.timer),
         schedule_error => St#st.schedule_error,
-        running =>
-            case St#st.run of
-                undefined -> undefined;
-                #{started_at := S, trigger := T} -> #{started_at => S, trigger => T}
-            end,
-        catchup =>
-            case St#st.catchup of
-                undefined -> undefined;
-                {_, _, Instant} -> #{instant => Instant}
-            end,
-        last_fired => maps:get(last_fired, Saved),
-        last_run => maps:get(last_run, Saved),
-        last_skip => St#st.last_skip,
-        cluster_run => emqx_guard_run_state:newest(Saved),
-        counts => maps:get(counts, Saved)
+        run => St#st.run,
+        catchup => St#st.catchup,
+        saved => St#st.saved,
+        last_skip => St#st.last_skip
     }.
 
-exporter(#st{supported = false, unsupported_reason = Why}) ->
-    {error, {export_unsupported, Why}};
-exporter(#st{schedule_error = Why}) when is_binary(Why) ->
-    {error, {schedule_error, Why}};
-exporter(_) ->
-    ok.
-
-build_health(#st{supported = false, unsupported_reason = Why}) ->
-    {error, Why};
-build_health(#st{schedule_error = Why}) when is_binary(Why) ->
-    {error, <<"the schedule cannot be computed: ", Why/binary>>};
-build_health(#st{saved = Saved}) ->
-    %% the cluster's newest backup, made here or on another node
-    case emqx_guard_run_state:newest(Saved) of
-        #{result := failed, error := Error, node := Node} when Node =/= node() ->
-            {error, <<"the last backup failed on ", (atom_to_binary(Node, utf8))/binary, ": ", Error/binary>>};
-        #{result := failed, error := Error} ->
-            {error, <<"the last backup failed: ", Error/binary>>};
-        _ ->
-            ok
+log_schedule(#st{timer = Timer, settings = S}) ->
+    case emqx_guard_fire_timer:target(Timer) of
+        undefined ->
+            ok;
+        Target ->
+            ?LOG_INFO(#{
+                msg => emqx_guard_next_backup,
+                cron => maps:get(backup_cron, S),
+                zone => maps:get(backup_timezone, S),
+                next_fire => emqx_guard_render:in_zone(maps:get(backup_timezone, S), Target)
+            })
     end.
-
-log_schedule(#st{target = undefined}) ->
-    ok;
-log_schedule(St = #st{target = Target, settings = S}) ->
-    ?LOG_INFO(#{
-        msg => emqx_guard_next_backup,
-        cron => maps:get(backup_cron, S),
-        zone => maps:get(backup_timezone, S),
-        next_fire => format_time(St, Target)
-    }).
-
-format_time(#st{settings = S}, Ms) ->
-    emqx_guard_render:in_zone(maps:get(backup_timezone, S), Ms).

@@ -214,15 +214,12 @@ scrub(Bin, Secrets) ->
             )
     end.
 
+%% Text held as a binary (taken as it is: a secret in it is hidden even when it is not UTF-8)
+%% or a charlist; an atom is no secret's text.
 text(B) when is_binary(B) ->
     {ok, B};
 text(L) when is_list(L) ->
-    try unicode:characters_to_binary(L) of
-        B when is_binary(B) -> {ok, B};
-        _ -> error
-    catch
-        error:badarg -> error
-    end;
+    emqx_guard_value:text(L);
 text(_) ->
     error.
 

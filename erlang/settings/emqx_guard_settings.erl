@@ -1,23 +1,21 @@
-%% @doc The plugin's settings: defaults, validation, and persistence.
+%% @doc The plugin's settings: the schema of every key, the settings in use, their one way to
+%% change, and the settings file.
 %%
-%% Settings are a map with atom keys:
-%% <ul>
-%% <li>`backup_cron' (binary, crontab(5) expression, normalized by the NIF)</li>
-%% <li>`backup_keep' (integer 1..1000)</li>
-%% <li>`backup_timezone' (binary: an IANA zone name or `local')</li>
-%% <li>`backup_catchup' (seconds, 0 = off; written as a duration like `24h')</li>
-%% <li>`export_timeout' (seconds, more than 0; written as a duration like `10m')</li>
-%% <li>`backup_io_limit' (bytes per second that verification reads at most, or `off'; written as
-%%     a rate like `50MB/s', `emqx_guard_render:rate/1')</li>
-%% </ul>
-%% Validation returns `{error, Line}' where Line is one sentence a person
-%% understands. Every setting's stored form validates again, to itself (`validate(K, V)' is
-%% `{ok, V}' for a stored V): the settings file is read back, and another node's settings are
-%% adopted, through the same validation as a value typed in. The settings in use are read once from
-%% `<data_dir>/emqx_guard/settings.eterm' (`emqx_guard_store') and kept in memory (`get/0');
-%% `change/1' validates, saves and replaces them. A damaged file gives the defaults for what is
-%% damaged plus a warning in the log, never a crash. Changes made while the plugin runs go
-%% through `emqx_guard_settings_sync', which versions them for the cluster.
+%% Settings are a map with atom keys, each declared with its default and validation by the
+%% module of its area: `emqx_guard_backup_config' (the schedule and the runs: `backup_cron',
+%% `backup_keep', `backup_timezone', `backup_catchup', `export_timeout', `backup_io_limit'),
+%% `emqx_guard_offsite_config' (`backup_remote_*') and `emqx_guard_notify_config' (`notify_*').
+%% Validation returns `{error, Reason}' (`error()': a value refused, `{invalid_value, _}'; a key
+%% unknown, `{unknown_setting, Key}'; a rule between keys broken, `{broken_rule, Line}'; a
+%% schedule or zone the core refuses, `{schedule, _}'), which `emqx_guard_outcome:format_error/1'
+%% says in one sentence naming the setting. Every setting's stored form validates again, to
+%% itself (`validate(K, V)' is `{ok, V}' for a stored V): the settings file is read back, and
+%% another node's settings are adopted, through the same validation as a value typed in. The
+%% settings in use are read once from `<data_dir>/emqx_guard/settings.eterm' (`emqx_guard_store')
+%% and kept in memory (`get/0'); `change/1' validates, saves and replaces them. A damaged file
+%% gives the defaults for what is damaged plus a warning in the log, never a crash. Changes made
+%% while the plugin runs go through `emqx_guard_settings_sync', which versions them for the
+%% cluster.
 -module(emqx_guard_settings).
 
 %% get/0 is the settings in use, not the process dictionary.
@@ -39,9 +37,9 @@
     save/1
 ]).
 
--export_type([settings/0, key/0]).
+-export_type([settings/0, key/0, error/0]).
 
--type key() :: backup_cron | backup_keep | backup_timezone | backup_catchup | export_timeout | backup_io_limit.
+-type key() :: emqx_guard_backup_config:key().
 -type settings() :: #{
     backup_cron := binary(),
     backup_keep := 1..1000,
@@ -52,12 +50,16 @@
     %% notification and off-site settings: see emqx_guard_notify_config, emqx_guard_offsite_config
     emqx_guard_notify_config:key() | emqx_guard_offsite_config:key() => term()
 }.
--define(FORMAT_VSN, 1).
--define(MAX_KEEP, 1000).
-%% A catch-up window or export timeout longer than a year is certainly a typo.
--define(MAX_DURATION_S, 366 * 86400).
-%% A read limit below 1 MB/s would make a backup of a few GB take hours.
--define(MIN_RATE, 1000000).
+%% The settings file's format (`emqx_guard_store'): a new key is no new format (older versions
+%% read the keys they know).
+-define(FORMAT, #{tag => emqx_guard_settings, version => 1}).
+%% Why a setting or a change is refused (`emqx_guard_outcome:format_error/1' says it).
+-type error() ::
+    {invalid_value, binary() | {binary(), term()}}
+    | {unknown_setting, atom() | binary()}
+    | {broken_rule, binary()}
+    | emqx_guard_cron:error()
+    | emqx_guard_store:error().
 
 %% The settings in use, kept in memory (read from the file once, replaced on every save).
 -define(CACHE, {?MODULE, settings}).
@@ -92,71 +94,39 @@ forget() ->
 %% @doc The settings a fresh install uses.
 -spec defaults() -> settings().
 defaults() ->
-    maps:merge(maps:merge(emqx_guard_notify_config:defaults(), emqx_guard_offsite_config:defaults()), #{
-        backup_cron => <<"0 12 * * 0">>,
-        backup_keep => 5,
-        backup_timezone => <<"local">>,
-        backup_catchup => 24 * 3600,
-        export_timeout => 10 * 60,
-        backup_io_limit => off
-    }).
+    maps:merge(
+        maps:merge(emqx_guard_notify_config:defaults(), emqx_guard_offsite_config:defaults()),
+        emqx_guard_backup_config:defaults()
+    ).
 
 %% @doc Every setting key, in display order.
 -spec keys() -> [key() | emqx_guard_notify_config:key() | emqx_guard_offsite_config:key()].
 keys() ->
-    [backup_cron, backup_keep, backup_timezone, backup_catchup, export_timeout, backup_io_limit] ++
-        emqx_guard_offsite_config:keys() ++ emqx_guard_notify_config:keys().
+    emqx_guard_backup_config:keys() ++ emqx_guard_offsite_config:keys() ++ emqx_guard_notify_config:keys().
 
 %%--------------------------------------------------------------------
 %% Validation
 %%--------------------------------------------------------------------
 
-%% @doc Validates one setting given as text (binary or charlist) or as its stored form (an
-%% integer for the numbers, durations and rates, `off' for no rate limit). Returns the value as
-%% it is stored, which validates again to itself.
--spec validate(key(), term()) -> {ok, term()} | {error, binary()}.
-validate(backup_cron, Raw) ->
-    with_text(Raw, <<"backup_cron">>, fun validate_cron/1);
-validate(backup_keep, N) when is_integer(N) ->
-    validate_keep(N);
-validate(backup_keep, Raw) ->
-    with_text(Raw, <<"backup_keep">>, fun(Text) ->
-        case string:to_integer(string:trim(Text)) of
-            {N, <<>>} when is_integer(N) -> validate_keep(N);
-            _ -> {error, <<"backup_keep must be a whole number from 1 to 1000, not \"", Text/binary, "\"">>}
-        end
-    end);
-validate(backup_timezone, Raw) ->
-    with_text(Raw, <<"backup_timezone">>, fun validate_zone/1);
-validate(backup_catchup, Raw) ->
-    validate_duration(<<"backup_catchup">>, Raw, 0);
-validate(export_timeout, Raw) ->
-    validate_duration(<<"export_timeout">>, Raw, 1);
-validate(backup_io_limit, N) when is_integer(N), N >= 0 ->
-    %% the stored form: bytes per second, read as the bare number it is (0 is off)
-    validate(backup_io_limit, integer_to_binary(N));
-validate(backup_io_limit, Raw) ->
-    with_text(Raw, <<"backup_io_limit">>, fun(Text) ->
-        case emqx_guard_render:parse_rate(Text) of
-            {ok, off} -> {ok, off};
-            {ok, Rate} -> check_rate(Rate);
-            {error, Why} -> {error, <<"backup_io_limit ", Why/binary>>}
-        end
-    end);
+%% @doc Validates one setting given as text (binary or charlist) or as its stored form, as the
+%% module that declares the key says (`emqx_guard_backup_config', `emqx_guard_offsite_config',
+%% `emqx_guard_notify_config'). Returns the value as it is stored, which validates again to
+%% itself.
+-spec validate(key(), term()) -> {ok, term()} | {error, error()}.
 validate(Key, Raw) ->
-    case {lists:member(Key, emqx_guard_notify_config:keys()), lists:member(Key, emqx_guard_offsite_config:keys())} of
-        {true, _} -> emqx_guard_notify_config:validate(Key, Raw);
-        {_, true} -> emqx_guard_offsite_config:validate(Key, Raw);
-        _ -> {error, iolist_to_binary(io_lib:format("unknown setting ~tp", [Key]))}
+    Owners = [emqx_guard_backup_config, emqx_guard_offsite_config, emqx_guard_notify_config],
+    case [M || M <- Owners, lists:member(Key, M:keys())] of
+        [Owner] -> Owner:validate(Key, Raw);
+        [] -> {error, {unknown_setting, Key}}
     end.
 
 %% @doc Validates a map of changes; keys are atoms or binaries (as the dashboard
 %% sends them). All values must be valid, or nothing is returned.
--spec validate_changes(map()) -> {ok, #{key() => term()}} | {error, binary()}.
+-spec validate_changes(map()) -> {ok, #{key() => term()}} | {error, error()}.
 validate_changes(Changes) when is_map(Changes) ->
     validate_changes(maps:to_list(Changes), #{});
 validate_changes(_) ->
-    {error, <<"settings must be a map">>}.
+    {error, {invalid_value, <<"settings must be a map">>}}.
 
 validate_changes([], Acc) ->
     {ok, Acc};
@@ -168,7 +138,7 @@ validate_changes([{RawKey, Raw} | Rest], Acc) ->
                 {error, _} = Error -> Error
             end;
         error ->
-            {error, iolist_to_binary(io_lib:format("unknown setting ~ts", [key_text(RawKey)]))}
+            {error, {unknown_setting, key_text(RawKey)}}
     end.
 
 %% @doc The entries of New whose value differs from Old (all of New when Old is not a map):
@@ -186,7 +156,7 @@ changed(_Old, New) ->
 %% whole: a change is refused when the result breaks a rule about a key it touches (a secret
 %% without its URL, an s3 destination without its keys); a rule broken in settings an older
 %% version saved, on keys the change leaves alone, does not block it.
--spec change(map()) -> {ok, Old :: settings(), New :: settings()} | {error, binary()}.
+-spec change(map()) -> {ok, Old :: settings(), New :: settings()} | {error, error()}.
 change(Changes) ->
     case validate_changes(Changes) of
         {ok, Valid} ->
@@ -194,7 +164,7 @@ change(Changes) ->
             New = maps:merge(Old, Valid),
             case broken_rules(Old, New) of
                 [] -> saved(Old, New);
-                [Line | _] -> {error, Line}
+                [Line | _] -> {error, {broken_rule, Line}}
             end;
         {error, _} = Error ->
             Error
@@ -205,7 +175,7 @@ broken_rules(Old, New) ->
     Offsite =
         case emqx_guard_offsite_config:check(New) of
             ok -> [];
-            {error, Line} -> [{emqx_guard_offsite_config:keys(), Line}]
+            {error, {broken_rule, Line}} -> [{emqx_guard_offsite_config:keys(), Line}]
         end,
     [
         Line
@@ -219,77 +189,13 @@ saved(Old, New) ->
         {error, _} = Error -> Error
     end.
 
-validate_cron(Text) ->
-    emqx_guard_cron:validate(Text).
-
-validate_keep(N) when is_integer(N), N >= 1, N =< ?MAX_KEEP ->
-    {ok, N};
-validate_keep(N) ->
-    {error, iolist_to_binary(io_lib:format("backup_keep must be from 1 to 1000, not ~p", [N]))}.
-
-validate_zone(Text) ->
-    Zone = string:trim(Text),
-    case Zone of
-        <<>> ->
-            {error, <<"backup_timezone must be an IANA zone name such as Europe/Berlin, or local">>};
-        _ ->
-            case emqx_guard_cron:zone_name(Zone) of
-                {ok, _Iana} -> {ok, Zone};
-                {error, _} = Error -> Error
-            end
-    end.
-
-validate_duration(Name, N, Min) when is_integer(N) ->
-    check_duration(Name, N, Min);
-validate_duration(Name, Raw, Min) ->
-    with_text(Raw, Name, fun(Text) ->
-        case emqx_guard_render:parse_duration(Text) of
-            {ok, Seconds} ->
-                check_duration(Name, Seconds, Min);
-            {error, Why} ->
-                {error, <<Name/binary, " ", Why/binary>>}
-        end
-    end).
-
-check_duration(Name, Seconds, _Min) when Seconds < 0 ->
-    {error, <<Name/binary, " cannot be negative">>};
-check_duration(Name, Seconds, Min) when Seconds < Min ->
-    {error, <<Name/binary, " must be longer than 0">>};
-check_duration(Name, Seconds, _Min) when Seconds > ?MAX_DURATION_S ->
-    {error, <<Name/binary, " must be at most 366 days">>};
-check_duration(_Name, Seconds, _Min) ->
-    {ok, Seconds}.
-
-with_text(Raw, Name, Fun) ->
-    case to_text(Raw) of
-        {ok, Text} -> Fun(Text);
-        error -> {error, <<Name/binary, " must be text">>}
-    end.
-
-to_text(B) when is_binary(B) ->
-    case unicode:characters_to_binary(B) of
-        Bin when is_binary(Bin) -> {ok, Bin};
-        _ -> error
-    end;
-to_text(L) when is_list(L) ->
-    try unicode:characters_to_binary(L) of
-        Bin when is_binary(Bin) -> {ok, Bin};
-        _ -> error
-    catch
-        _:_ -> error
-    end;
-to_text(A) when is_atom(A) ->
-    {ok, atom_to_binary(A, utf8)};
-to_text(_) ->
-    error.
-
 to_key(K) when is_atom(K) ->
     case lists:member(K, keys()) of
         true -> {ok, K};
         false -> error
     end;
 to_key(K) when is_binary(K); is_list(K) ->
-    case to_text(K) of
+    case emqx_guard_value:text(K) of
         {ok, Text} ->
             case [Key || Key <- keys(), atom_to_binary(Key, utf8) =:= Text] of
                 [Key] -> {ok, Key};
@@ -302,14 +208,10 @@ to_key(_) ->
     error.
 
 key_text(K) ->
-    case to_text(K) of
+    case emqx_guard_value:text(K) of
         {ok, T} -> T;
         error -> iolist_to_binary(io_lib:format("~tp", [K]))
     end.
-
-check_rate(Rate) when Rate < ?MIN_RATE -> {error, <<"backup_io_limit must be at least 1MB/s (or off)">>};
-check_rate(Rate) when Rate > 1000 * 1000000000 -> {error, <<"backup_io_limit must be at most 1000GB/s">>};
-check_rate(Rate) -> {ok, Rate}.
 
 %%--------------------------------------------------------------------
 %% Persistence
@@ -325,28 +227,18 @@ settings_file() ->
 -spec load() -> settings().
 load() ->
     Path = settings_file(),
-    case emqx_guard_store:read(Path) of
-        {ok, {emqx_guard_settings, ?FORMAT_VSN, Stored}} when is_map(Stored) ->
+    case emqx_guard_store:load(Path, ?FORMAT) of
+        {ok, Stored} when is_map(Stored) ->
             merge_stored(Path, Stored);
-        {ok, Other} ->
-            ?LOG_WARNING(#{
-                msg => emqx_guard_settings_damaged,
-                path => Path,
-                reason => unexpected_content,
-                %% e.g. a newer format: it holds the secrets too
-                content => emqx_guard_redact:term(Other),
-                action => using_defaults
-            }),
+        none ->
             defaults();
-        {error, enoent} ->
+        %% a newer plugin's file: said by the store
+        newer ->
             defaults();
-        {error, Reason} ->
-            ?LOG_WARNING(#{
-                msg => emqx_guard_settings_unreadable,
-                path => Path,
-                reason => Reason,
-                action => using_defaults
-            }),
+        Damaged ->
+            %% what it holds may be the secrets too
+            Why = emqx_guard_redact:term(Damaged),
+            ?LOG_WARNING(#{msg => emqx_guard_settings_damaged, path => Path, reason => Why, action => using_defaults}),
             defaults()
     end.
 
@@ -392,9 +284,9 @@ validate_stored(Key, Value) ->
     end.
 
 %% @doc Stores the settings atomically.
--spec save(settings()) -> ok | {error, binary()}.
+-spec save(settings()) -> ok | {error, emqx_guard_store:error()}.
 save(Settings) ->
-    case emqx_guard_store:write(settings_file(), {emqx_guard_settings, ?FORMAT_VSN, Settings}) of
+    case emqx_guard_store:save(settings_file(), ?FORMAT, Settings) of
         ok ->
             persistent_term:put(?CACHE, Settings),
             ok;

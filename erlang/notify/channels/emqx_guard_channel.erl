@@ -6,27 +6,25 @@
 %% `dingtalk', `wecom'. Each is a module `emqx_guard_channel_<kind>' that implements:
 %% <ul>
 %% <li>`kind/0': its name (the `notify_<kind>' command, the status line);</li>
-%% <li>`settings/0': its own settings, `{Key, Type, Default}' (the types are validated and
-%%     hidden by `emqx_guard_redact'), and `cli_names/0': the `key=value' names of
-%%     `guard notify_<kind>';</li>
+%% <li>`settings/0': its own settings, `{Key, Type, Default}' (the types are
+%%     `emqx_guard_value''s, checked there and hidden by `emqx_guard_redact'), and `cli_names/0':
+%%     the `key=value' names of `guard notify_<kind>';</li>
 %% <li>`enabled/1': whether the settings make it send;</li>
 %% <li>`target/1': where it sends, safe to print and log (no secret, no URL path);</li>
 %% <li>`deliver/4': one attempt, `{ok, Answer}', `{retry, Why}', `{retry, Why, AfterMs}'
-%%     (the service asked for that wait) or `{error, Why}' (the operator has to fix something).</li>
+%%     (the service asked for that wait) or `{error, Why}' (the operator has to fix something);
+%%     Answer and Why are the service's own answer as one line.</li>
 %% </ul>
-%% `emqx_guard_notify' runs the attempts (one sender per channel, retries, backoff); the
-%% wording comes from `emqx_guard_notify_format'.
+%% `emqx_guard_notify' holds one sender per channel, `emqx_guard_notify_sender' runs its
+%% attempts (retries, backoff); the wording comes from `emqx_guard_notify_format'.
 -module(emqx_guard_channel).
 
 -export([kinds/0, module/1, parse_kind/1, enabled/1, setting/2, url_target/2, post_json/4, post_json/5, post/5, service_answer/3, coded_answer/4, fit/3, snippet/1]).
 
 -type kind() :: email | webhook | slack | teams | feishu | dingtalk | wecom.
 -type result() :: {ok, binary()} | {retry, binary()} | {retry, binary(), pos_integer()} | {error, binary()}.
--type type() ::
-    host | port | smtp_tls | text | password | address | addresses | any_url | url | secret
-    | path | bool | mobiles | hosts | channel_id.
--type setting() :: {atom(), type(), term()}.
--export_type([kind/0, result/0, type/0, setting/0]).
+-type setting() :: {atom(), emqx_guard_value:type(), term()}.
+-export_type([kind/0, result/0, setting/0]).
 
 -callback kind() -> kind().
 -callback settings() -> [setting()].
@@ -88,7 +86,7 @@ post_json(Url, Doc, Settings, Opts) ->
 post_json(Url, Doc, Settings, Opts, Headers) ->
     case emqx_guard_notify_config:url_allowed(Url, Settings) of
         ok -> post(Url, {<<"application/json; charset=utf-8">>, emqx_guard_json:encode(Doc)}, Headers, Settings, Opts);
-        {error, Line} -> {error, {fatal, Line}}
+        {error, {broken_rule, Line}} -> {error, {fatal, Line}}
     end.
 
 %% @doc POSTs `{ContentType, Body}' to Url with the TLS settings (`notify_tls_verify',

@@ -1,16 +1,12 @@
 %% @doc The e-mail channel: a plain-text message over SMTP, sent by the Rust core
-%% (`emqx_guard_core:send_mail/3', lettre) with the attempt's timeout and deadline.
-%%
-%% Which SMTP failures are worth another try is decided here, once, from the core's stable
-%% reason atoms: network trouble (`connect', `timeout'), a 4xx deferral (`transient') and a
-%% broken session (`smtp'). Settings, addresses, certificates, AUTH and 5xx refusals (`rejected')
-%% are for the operator to fix.
+%% (`emqx_guard_core:send_mail/3', lettre) with the attempt's timeout and deadline. Which SMTP
+%% failures are worth another try is `emqx_guard_retry''s rule for `mail'.
 -module(emqx_guard_channel_email).
 
 -behaviour(emqx_guard_channel).
 
 -export([kind/0, settings/0, cli_names/0, enabled/1, target/1, deliver/4]).
--export([smtp_config/2, retryable/1]).
+-export([smtp_config/2]).
 
 -define(DEFAULT_DEADLINE, 120000).
 
@@ -71,18 +67,11 @@ deliver(Event, Facts, Settings, Opts) ->
             {ok, Answer};
         {error, {Reason, Detail}} ->
             Line = <<(atom_to_binary(Reason))/binary, ": ", Detail/binary>>,
-            case retryable(Reason) of
+            case emqx_guard_retry:retryable(mail, Reason) of
                 true -> {retry, Line};
                 false -> {error, Line}
             end
     end.
-
-%% @doc Whether an SMTP failure with this core reason can succeed on a later attempt. A core
-%% that failed itself (`nif_panicked', `nif_failed') is tried again too; one that is not loaded
-%% is not.
--spec retryable(atom()) -> boolean().
-retryable(Reason) ->
-    lists:member(Reason, [connect, timeout, transient, smtp, nif_panicked, nif_failed]).
 
 %% @doc The config map `emqx_guard_core:send_mail/3' takes.
 -spec smtp_config(map(), pos_integer()) -> map().

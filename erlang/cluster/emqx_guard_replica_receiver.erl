@@ -1,0 +1,222 @@
+%% @doc The receiving side of a copy of a backup (`emqx_guard_replica' sends it), and the check
+%% of a backup kept here that both sides use.
+%%
+%% <ol>
+%% <li>`start/5' refuses a name that is not an EMQX export name; a file of that name already in
+%%     the backup directory with the same sha256 is reported as present (nothing is sent), one
+%%     with other content is an error (a backup is never overwritten or renamed).</li>
+%% <li>The receiver writes into `<backup dir>/.emqx_guard_incoming/<unique>/<name>' (the same
+%%     name, because verification checks that the tarball's top directory matches its name),
+%%     acknowledging each chunk.</li>
+%% <li>At the end it checks the size, syncs, sets mode 0600 and the source's mtime, verifies
+%%     the file (`emqx_guard_backups:check/1') and compares its sha256 with the sender's, renames
+%%     it into the backup directory (recording the verdict), then runs retention there (keep the
+%%     newest `Keep', never the new file) and answers the sender.</li>
+%% </ol>
+%% It gives up when the sender dies or stays silent for `?IDLE_MS', and then deletes its
+%% temporary directory; `clear_incoming/0' deletes what a receiver left when its node died.
+%% The result is recorded here too (`emqx_guard_copies:record/1').
+-module(emqx_guard_replica_receiver).
+
+-include_lib("kernel/include/file.hrl").
+-include_lib("kernel/include/logger.hrl").
+
+-export([start/5, clear_incoming/0, verify_kept/1, finish_ms/0]).
+
+-export_type([meta/0]).
+
+-define(IDLE_MS, 60000).
+%% Verification of a large file on the receiver takes a while.
+-define(FINISH_MS, 10 * 60000).
+%% Retention where a copy lands, within the sender's wait for the answer (what it has not read by
+%% then it reads at the next copy or run: each verdict is kept as it is reached).
+-define(PRUNE_MS, ?FINISH_MS div 2).
+-define(INCOMING, ".emqx_guard_incoming").
+
+-type meta() :: #{
+    name := binary(),
+    size := non_neg_integer(),
+    sha256 := binary(),
+    mtime := integer(),
+    kind => replicate | catch_up,
+    created_at => integer()
+}.
+
+%% @doc How long a sender waits for the answer after the last byte: the receiver's time to
+%% verify, install and prune.
+-spec finish_ms() -> pos_integer().
+finish_ms() ->
+    ?FINISH_MS.
+
+%% @doc Prepares a copy of the backup described by Meta from process Sender on node From.
+%% Returns `{ok, ReceiverPid}', `{ok, already_present}' or `{error, Line}'.
+-spec start(meta(), pos_integer(), pid(), reference(), node()) -> {ok, pid() | already_present} | {error, binary()}.
+start(Meta = #{name := Name, sha256 := Sha}, Keep, Sender, Ref, From) ->
+    case emqx_guard_core:is_export_name(Name) of
+        false ->
+            {error, text("refused: ~ts is not an EMQX export name", [Name])};
+        true ->
+            Dir = emqx_guard_emqx:backup_dir(),
+            Final = filename:join(Dir, Name),
+            case filelib:is_file(Final) of
+                true ->
+                    case verify_kept(Final) of
+                        {ok, Sha} ->
+                            {ok, already_present};
+                        {ok, _Other} ->
+                            {error, text("~ts already exists on ~ts with other content", [Name, node()])};
+                        {error, _} ->
+                            {error, text("~ts already exists on ~ts and does not verify", [Name, node()])}
+                    end;
+                false ->
+                    TmpDir = filename:join([Dir, ?INCOMING, integer_to_list(erlang:unique_integer([positive]))]),
+                    Tmp = filename:join(TmpDir, Name),
+                    %% the receiver opens the file itself (it owns it) and says whether it could
+                    Starter = self(),
+                    {Pid, MRef} = spawn_monitor(fun() ->
+                        case prepare(Tmp) of
+                            {ok, Fd} ->
+                                Starter ! {self(), opened},
+                                receiver(Meta, Keep, Sender, Ref, From, Fd, Tmp, TmpDir, Final);
+                            {error, Posix} ->
+                                _ = file:del_dir_r(TmpDir),
+                                exit({cannot_open, Posix})
+                        end
+                    end),
+                    receive
+                        {Pid, opened} ->
+                            demonitor(MRef, [flush]),
+                            {ok, Pid};
+                        {'DOWN', MRef, process, Pid, {cannot_open, Posix}} ->
+                            {error, text("cannot write in ~ts on ~ts: ~ts", [Dir, node(), file:format_error(Posix)])};
+                        {'DOWN', MRef, process, Pid, Why} ->
+                            {error, text("the receiver on ~ts failed: ~0tP", [node(), Why, 8])}
+                    end
+            end
+    end.
+
+prepare(Tmp) ->
+    case filelib:ensure_dir(Tmp) of
+        ok ->
+            _ = file:change_mode(filename:dirname(filename:dirname(Tmp)), 8#700),
+            file:open(Tmp, [write, exclusive, raw, binary]);
+        {error, _} = Error ->
+            Error
+    end.
+
+receiver(Meta, Keep, Sender, Ref, From, Fd, Tmp, TmpDir, Final) ->
+    MRef = monitor(process, Sender),
+    Result =
+        try receive_chunks(Fd, Sender, Ref, MRef, 0) of
+            {ok, Bytes} -> finish(Meta, Keep, Fd, Bytes, Tmp, Final);
+            {error, _} = Error -> Error
+        catch
+            Class:Reason -> {error, text("receiver crashed: ~tp:~0tP", [Class, Reason, 10])}
+        end,
+    _ = file:close(Fd),
+    _ = file:del_dir_r(TmpDir),
+    Sender ! {emqx_guard_copy_result, Ref, Result},
+    %% a sender that does not say is treated as a catch-up: it does not count as a fresh backup
+    Created = maps:get(created_at, Meta, maps:get(mtime, Meta) * 1000),
+    Kind = maps:get(kind, Meta, catch_up),
+    ok = emqx_guard_copies:record(emqx_guard_copies:result(node(), From, maps:get(name, Meta), Kind, Created, Result)).
+
+receive_chunks(Fd, Sender, Ref, MRef, Bytes) ->
+    receive
+        {emqx_guard_copy_chunk, Ref, Data} ->
+            case file:write(Fd, Data) of
+                ok ->
+                    Sender ! {emqx_guard_copy_ack, Ref},
+                    receive_chunks(Fd, Sender, Ref, MRef, Bytes + byte_size(Data));
+                {error, Posix} ->
+                    {error, text("write error on ~ts: ~ts", [node(), file:format_error(Posix)])}
+            end;
+        {emqx_guard_copy_eof, Ref, Sent} when Sent =:= Bytes ->
+            {ok, Bytes};
+        {emqx_guard_copy_eof, Ref, Sent} ->
+            {error, text("sent ~B bytes but ~B arrived", [Sent, Bytes])};
+        {emqx_guard_copy_abort, Ref} ->
+            {error, <<"the sender gave up">>};
+        {'DOWN', MRef, process, _, Why} ->
+            {error, text("the sender stopped: ~0tP", [Why, 8])}
+    after ?IDLE_MS ->
+        {error, <<"the sender went silent">>}
+    end.
+
+finish(#{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep, Fd, Bytes, Tmp, Final) ->
+    Synced = file:sync(Fd),
+    _ = file:close(Fd),
+    case {Synced, Bytes} of
+        {{error, Posix}, _} ->
+            {error, text("cannot sync on ~ts: ~ts", [node(), file:format_error(Posix)])};
+        {ok, Size} ->
+            %% verified as it stays (mtime, mode), so that its record holds after the rename
+            _ = file:write_file_info(Tmp, #file_info{mtime = MTime}, [{time, posix}]),
+            Private = file:change_mode(Tmp, 8#600),
+            case Private =:= ok andalso verify(Tmp) of
+                false ->
+                    {error, Posix} = Private,
+                    {error, text("cannot set mode 0600: ~ts", [file:format_error(Posix)])};
+                {{ok, Sha}, Record} ->
+                    install(Name, Tmp, Final, Keep, Record);
+                {{ok, Other}, _} ->
+                    {error, text("sha256 differs after the copy (~ts, expected ~ts)", [Other, Sha])};
+                {{error, Why}, _} ->
+                    {error, <<"the copy does not verify: ", Why/binary>>}
+            end;
+        {ok, _} ->
+            {error, text("~B bytes arrived, the backup has ~B", [Bytes, Size])}
+    end.
+
+install(Name, Tmp, Final, Keep, Record) ->
+    case filelib:is_file(Final) of
+        true ->
+            %% arrived meanwhile through another copy; ours is identical (same verified sha256)
+            ok;
+        false ->
+            case file:rename(Tmp, Final) of
+                ok ->
+                    ok = emqx_guard_verifications:add([Record]),
+                    _ = emqx_guard_backups:prune(filename:dirname(Final), Keep, Final, ?PRUNE_MS),
+                    ?LOG_INFO(#{msg => emqx_guard_backup_copy_received, file => Name}),
+                    ok;
+                {error, Posix} ->
+                    {error, text("cannot rename into ~ts: ~ts", [filename:dirname(Final), file:format_error(Posix)])}
+            end
+    end.
+
+%% @doc Deletes `<backup dir>/.emqx_guard_incoming' and everything in it: what a receiver left
+%% there when its node died mid-copy (a partial tarball, secret data). Called when the copies
+%% server starts, before any copy to this node can begin. Never raises.
+-spec clear_incoming() -> ok.
+clear_incoming() ->
+    Dir = filename:join(emqx_guard_emqx:backup_dir(), ?INCOMING),
+    case file:del_dir_r(Dir) of
+        ok ->
+            ?LOG_INFO(#{msg => emqx_guard_incoming_cleared, dir => Dir});
+        {error, enoent} ->
+            ok;
+        {error, Posix} ->
+            ?LOG_WARNING(#{msg => emqx_guard_incoming_not_cleared, dir => Dir, reason => Posix})
+    end.
+
+%% @doc Reads a backup kept here (Path in the backup directory) in full and records the verdict:
+%% `{ok, Sha256}' or `{error, Line}'. The check of a copy already present, and of the source of
+%% a catch-up.
+-spec verify_kept(file:filename_all()) -> {ok, binary()} | {error, binary()}.
+verify_kept(Path) ->
+    {Result, Record} = verify(Path),
+    ok = emqx_guard_verifications:add([R || R <- [Record], R =/= none]),
+    Result.
+
+%% Reads Path in full (a background job, `emqx_guard_backups:check/1'): `{ok, Sha256}' or
+%% `{error, Line}', with the record of the verdict (`none' when no check reached one).
+verify(Path) ->
+    case emqx_guard_backups:check(Path) of
+        {ok, R = #{result := ok, sha256 := Sha}} -> {{ok, Sha}, R};
+        {ok, R = #{result := {error, {_, Detail}}}} -> {{error, Detail}, R};
+        {error, {_, Detail}} -> {{error, Detail}, none}
+    end.
+
+text(Fmt, Args) ->
+    unicode:characters_to_binary(io_lib:format(Fmt, Args)).

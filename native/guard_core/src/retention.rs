@@ -37,10 +37,12 @@ use crate::record::{self, FileId, Record, Trusted};
 mod calendar;
 mod plan;
 mod policy;
+mod rules;
 
 pub use calendar::{Calendar, Made, Period, Unit};
 pub use plan::{plan, Deletion, Entry, Fate, Plan, Planner, Reason};
 pub use policy::{Policy, PolicyError, Rule, Within, MAX_COUNT};
+pub use rules::{export_wall_time, Rules};
 
 /// One export file in the backup directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

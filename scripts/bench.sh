@@ -132,17 +132,17 @@ erl_secs=$(field seconds "$erl_line")
 printf '   %-34s %8s s   peak RSS %s KiB\n' "gzip -t" "$gz_secs" "$gz_kib"
 printf '   %-34s %8s s   peak RSS %s KiB (VmHWM of a process running only verify)\n' \
   "verify, pure Rust (bench_verify)" "$rust_secs" "$rust_kib"
-printf '   %-34s %8s s\n' "verify, NIF call from Erlang" "$erl_secs"
+printf '   %-34s %8s s\n' "verify, NIF job from Erlang" "$erl_secs"
 echo "   result: ${rust_line#*result=}" | cut -c1-120
 echo "   ratio verify(NIF)/gzip -t: $(ratio "$erl_secs" "$gz_secs")x   verify(Rust)/gzip -t: $(ratio "$rust_secs" "$gz_secs")x"
 echo "   (verify also hashes the file with SHA-256 and walks the tar; gzip -t only inflates and checks the CRC)"
 
 echo
 echo "== 2b. broker impact: lateness of a process waking every 1 ms on a normal scheduler"
-echo "   while verify/1 runs on a dirty IO scheduler (old), while verify_async/2 runs on a SCHED_IDLE /"
-echo "   nice 19 thread (new), idle (as long as new, at least 5 s), and new with io_limit ${IMPACT_LIMIT_MB}MB/s;"
-echo "   interleaved, $IMPACT_REPS rounds, median of the p99s. Same file, same node, one run; the VM runs with"
-echo "   ERTS defaults as EMQX's vm.args leaves them (no +sbwt flags). Target: new p99 <= 1.2x idle p99."
+echo "   while verify_async/2 runs on a SCHED_IDLE / nice 19 thread (async), idle (as long as async, at least"
+echo "   5 s), and async with io_limit ${IMPACT_LIMIT_MB}MB/s; interleaved, $IMPACT_REPS rounds, median of the p99s."
+echo "   Same file, same node, one run; the VM runs with ERTS defaults as EMQX's vm.args leaves them (no +sbwt"
+echo "   flags). Target: async p99 <= 1.2x idle p99."
 echo "   machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) (other work on it shows in every phase)"
 impact=$(erl_bench impact "$TARBALL" "$IMPACT_REPS" $((IMPACT_LIMIT_MB * 1000000)))
 grep '^phase=' <<<"$impact" | sed 's/^/   /'

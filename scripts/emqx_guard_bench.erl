@@ -9,12 +9,12 @@
 -define(ROUNDS, 5).
 
 %% @doc `main(["next_fires", Iters, Expr, Zone, After, N])' prints `ns_per_call=F result=R';
-%% `main(["verify", Path])' prints `seconds=F result=...';
-%% `main(["prune", Dir, Keep])' prints `seconds=F deleted=D failed=E';
-%% `main(["impact", Path, Reps, IoLimit])' prints the 1 ms probe's lateness idle, during verify/1
-%% (dirty IO), during verify_async/2 (low-priority thread) and during verify_async/2 reading at
-%% IoLimit bytes/s, one `phase=...' line each per round, then the median p99s and their ratios;
-%% `main(["retention", Dir, Keep])' prints the bytes prune/5 reads without and with records.
+%% `main(["verify", Path])' prints `seconds=F result=...' (verify_async/2, as the plugin verifies);
+%% `main(["prune", Dir, Keep])' prints `seconds=F deleted=D failed=E' (prune_async/6);
+%% `main(["impact", Path, Reps, IoLimit])' prints the 1 ms probe's lateness idle, during
+%% verify_async/2 (low-priority thread) and during verify_async/2 reading at IoLimit bytes/s, one
+%% `phase=...' line each per round, then the median p99s and their ratios;
+%% `main(["retention", Dir, Keep])' prints the bytes prune_async/6 reads without and with records.
 -spec main([string()]) -> no_return().
 main(Args) ->
     try
@@ -47,17 +47,17 @@ run(["next_fires", ItersS, Expr, Zone, AfterS, NS]) ->
     ]),
     io:format("ns_per_call=~.1f result=~s~n", [Micros * 1000 / PerRound, Outcome]);
 run(["verify", Path]) ->
-    {Micros, Result} = timer:tc(emqx_guard_nif, verify, [unicode:characters_to_binary(Path)]),
+    {Micros, Result} = timer:tc(fun() -> job(emqx_guard_nif:verify_async(unicode:characters_to_binary(Path), #{})) end),
     Shown =
         case Result of
-            {ok, #{entries := E, bytes := B}} -> io_lib:format("ok entries=~b bytes=~b", [E, B]);
+            {ok, #{result := ok, entries := E, bytes := B}} -> io_lib:format("ok entries=~b bytes=~b", [E, B]);
+            {ok, #{result := {error, {Reason, Detail}}}} -> io_lib:format("error ~s: ~ts", [Reason, Detail]);
             {error, {Reason, Detail}} -> io_lib:format("error ~s: ~ts", [Reason, Detail])
         end,
     io:format("seconds=~.3f result=~ts~n", [Micros / 1.0e6, Shown]);
 run(["impact", Path0, RepsS, LimitS]) ->
     Path = unicode:characters_to_binary(Path0),
     Limit = list_to_integer(LimitS),
-    Old = fun() -> {ok, _} = emqx_guard_nif:verify(Path) end,
     New = fun() -> verify_async(Path, #{}) end,
     Limited = fun() -> verify_async(Path, #{io_limit => Limit}) end,
     %% Phases interleaved, Reps times over, so that a burst of load from elsewhere on the machine
@@ -65,39 +65,34 @@ run(["impact", Path0, RepsS, LimitS]) ->
     %% least 5 s), so idle and new get as many samples.
     Rounds = [
         begin
-            O = probe_while(Old),
             N = probe_while(New),
             I = probe_while(fun() -> timer:sleep(max(5000, round(maps:get(seconds, N) * 1000))) end),
             L = probe_while(Limited),
-            #{idle => I, old_dirty_io => O, new_async_idle_prio => N, new_async_io_limit => L}
+            #{idle => I, async_idle_prio => N, async_io_limit => L}
         end
      || _ <- lists:seq(1, list_to_integer(RepsS))
     ],
-    Phases = [idle, old_dirty_io, new_async_idle_prio, new_async_io_limit],
+    Phases = [idle, async_idle_prio, async_io_limit],
     [[print_phase(Name, maps:get(Name, Round)) || Name <- Phases] || Round <- Rounds],
     Median = maps:from_list([{Name, median([maps:get(p99, maps:get(Name, R)) || R <- Rounds])} || Name <- Phases]),
-    io:format("p99_median_us idle=~b old_dirty_io=~b new_async_idle_prio=~b new_async_io_limit=~b (of ~b rounds)~n", [
-        maps:get(idle, Median), maps:get(old_dirty_io, Median), maps:get(new_async_idle_prio, Median),
-        maps:get(new_async_io_limit, Median), length(Rounds)
+    io:format("p99_median_us idle=~b async_idle_prio=~b async_io_limit=~b (of ~b rounds)~n", [
+        maps:get(idle, Median), maps:get(async_idle_prio, Median), maps:get(async_io_limit, Median), length(Rounds)
     ]),
     R = fun(A, B) -> maps:get(A, Median) / max(1, maps:get(B, Median)) end,
-    io:format("p99_new_over_idle=~.2f p99_new_over_old=~.2f p99_old_over_idle=~.2f p99_limited_over_idle=~.2f~n", [
-        R(new_async_idle_prio, idle), R(new_async_idle_prio, old_dirty_io), R(old_dirty_io, idle),
-        R(new_async_io_limit, idle)
+    io:format("p99_async_over_idle=~.2f p99_limited_over_idle=~.2f~n", [
+        R(async_idle_prio, idle), R(async_io_limit, idle)
     ]);
 run(["retention", Dir0, KeepS]) ->
     Dir = unicode:characters_to_binary(Dir0),
     Keep = list_to_integer(KeepS),
-    {ok, #{bytes_read := Before, verified := Records}} = emqx_guard_nif:prune(Dir, Keep, undefined, true, []),
-    {ok, #{bytes_read := After}} = emqx_guard_nif:prune(Dir, Keep, undefined, true, Records),
+    {ok, #{bytes_read := Before, verified := Records}} = prune(Dir, Keep, true, []),
+    {ok, #{bytes_read := After}} = prune(Dir, Keep, true, Records),
     io:format("bytes_read_without_records=~b bytes_read_with_records=~b records=~b~n", [
         Before, After, length(Records)
     ]);
 run(["prune", Dir, KeepS]) ->
     Keep = list_to_integer(KeepS),
-    {Micros, Result} = timer:tc(emqx_guard_nif, prune, [
-        unicode:characters_to_binary(Dir), Keep, undefined, false
-    ]),
+    {Micros, Result} = timer:tc(fun() -> prune(unicode:characters_to_binary(Dir), Keep, false, []) end),
     {ok, #{deleted := Deleted, failed := Failed}} = Result,
     io:format("seconds=~.3f deleted=~b failed=~b~n", [Micros / 1.0e6, length(Deleted), length(Failed)]).
 
@@ -108,11 +103,23 @@ warm_up() ->
     ok.
 
 verify_async(Path, Opts) ->
-    {ok, Job} = emqx_guard_nif:verify_async(Path, Opts),
-    receive
-        {emqx_guard_job, Job, {ok, #{result := ok}}} -> ok;
-        {emqx_guard_job, Job, Other} -> error({verify_async, Other})
+    case job(emqx_guard_nif:verify_async(Path, Opts)) of
+        {ok, #{result := ok}} -> ok;
+        Other -> error({verify_async, Other})
     end.
+
+%% Retention as the plugin runs it, a prune_async/6 job; its result.
+prune(Dir, Keep, DryRun, Records) ->
+    job(emqx_guard_nif:prune_async(Dir, Keep, undefined, DryRun, Records, #{})).
+
+%% The result of the job a NIF started (its progress reports dropped).
+job({ok, Job}) ->
+    receive
+        {emqx_guard_job_progress, Job, _} -> job({ok, Job});
+        {emqx_guard_job, Job, Result} -> Result
+    end;
+job({error, _} = Error) ->
+    Error.
 
 median(Xs) ->
     lists:nth((length(Xs) + 1) div 2, lists:sort(Xs)).

@@ -417,7 +417,7 @@ list_real_fixture_verified(Config) ->
     {ok, _} = file:copy(filename:join(?FIXTURE_DIR, ?FIXTURE), filename:join(Dir, ?FIXTURE)),
     {ok, [Fixture]} = emqx_guard_backups:list(Dir),
     ?assertMatch(#{name := <<?FIXTURE>>, verified := ok, size := 1331}, Fixture),
-    {ok, #{version := <<"5.3.2">>}} = emqx_guard_nif:verify(maps:get(path, Fixture)),
+    {ok, #{result := ok, version := <<"5.3.2">>}} = emqx_guard_backups:check(maps:get(path, Fixture), off, 60000),
     %% a run next to it keeps it (keep 5) and lists newest first, both verified
     {ok, R} = run_backup(#{keep => 5, export_timeout => 30000}),
     {ok, Listed} = emqx_guard_backups:list(Dir),
@@ -607,9 +607,9 @@ without_module(Mod, F) ->
         {module, Mod} = code:ensure_loaded(Mod)
     end.
 
-%% Runs F while emqx_guard_nif:verify/1 and verify_async/2 cannot run: a stand-in module takes
-%% the NIF module's place (each calls OnVerify(Path), then raises as an unloaded NIF does); the
-%% real module (and its library) is loaded again afterwards.
+%% Runs F while emqx_guard_nif:verify_async/2 cannot run: a stand-in module takes the NIF
+%% module's place (it calls OnVerify(Path), then raises as an unloaded NIF does); the real module
+%% (and its library) is loaded again afterwards.
 %% One manual run with the real steps and no scheduler behind it: `{ok, Outcome}' for a good
 %% backup, `{error, Outcome}' for a failed one.
 run_backup(Request) ->
@@ -633,8 +633,7 @@ with_unavailable_verifier(OnVerify, F) ->
     ],
     Forms = [
         {attribute, 1, module, emqx_guard_nif},
-        {attribute, 2, export, [{verify, 1}, {verify_async, 2}]},
-        {function, 3, verify, 1, [{clause, 3, [{var, 3, 'Path'}], [], Unloaded}]},
+        {attribute, 2, export, [{verify_async, 2}]},
         {function, 4, verify_async, 2, [{clause, 4, [{var, 4, 'Path'}, {var, 4, '_Opts'}], [], Unloaded}]}
     ],
     {ok, emqx_guard_nif, Bin} = compile:forms(Forms, []),

@@ -216,7 +216,7 @@ copies_stream_verify_and_clean_up(Config) ->
         Path = list_to_binary(filename:join(Dir, Base ++ ".tar.gz")),
         %% 3 MiB of random bytes: incompressible, so the tarball spans many chunks
         ok = big_export(Path, Base, 3 * 1024 * 1024),
-        {ok, #{sha256 := Sha}} = peer_call(PA, emqx_guard_nif, verify, [Path]),
+        {ok, #{result := ok, sha256 := Sha}} = peer_call(PA, emqx_guard_backups, check, [Path, off, 60000]),
         Report = #{path => Path, file => list_to_binary(Base ++ ".tar.gz"), sha256 => Sha},
         ?assertEqual([{NB, ok}], peer_call(PA, emqx_guard_replica, replicate, [Report, 5, [NB]])),
         same_backups_bytes(PA, PB, Base ++ ".tar.gz"),
@@ -480,7 +480,7 @@ copies_never_push_out_newer_backups(Config) ->
         Copy = fun(Base, Keep) ->
             Path = list_to_binary(filename:join(DirA, Base ++ ".tar.gz")),
             ok = big_export(Path, Base, 1024),
-            {ok, #{sha256 := Sha}} = peer_call(PA, emqx_guard_nif, verify, [Path]),
+            {ok, #{result := ok, sha256 := Sha}} = peer_call(PA, emqx_guard_backups, check, [Path, off, 60000]),
             Report = #{path => Path, file => filename:basename(Path), sha256 => Sha},
             ?assertEqual([{NB, ok}], peer_call(PA, emqx_guard_replica, replicate, [Report, Keep, [NB]])),
             Base ++ ".tar.gz"

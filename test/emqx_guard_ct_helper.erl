@@ -27,6 +27,7 @@
     ctl/1,
     wait_until/1,
     wait_idle/0,
+    job_threads/0,
     backups/0,
     settings_file_content/0
 ]).
@@ -175,6 +176,14 @@ wait_until(Fun, N) ->
             timer:sleep(20),
             wait_until(Fun, N - 1)
     end.
+
+%% @doc How many background jobs of the NIF run in this node: its OS threads named
+%% `emqx_guard_job' (each job has a thread of its own, from its start to its end).
+-spec job_threads() -> non_neg_integer().
+job_threads() ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    Named = fun(Task) -> file:read_file(filename:join(["/proc/self/task", Task, "comm"])) end,
+    length([T || T <- Tasks, Named(T) =:= {ok, <<"emqx_guard_job\n">>}]).
 
 %% @doc Waits until no backup is running.
 -spec wait_idle() -> ok.

@@ -105,7 +105,7 @@ timed_out_export_keeps_exports_made_meanwhile(Config) ->
     ?assertEqual({export_timeout, #{timeout_ms => 3000}}, maps:get(reason, R)),
     %% the two complete exports made meanwhile are there and verify
     ?assertEqual(lists:sort([ManualName, CopyName | Old]), ls(Dir)),
-    [{ok, _} = emqx_guard_nif:verify(list_to_binary(filename:join(Dir, N))) || N <- [ManualName, CopyName]],
+    [{ok, #{result := ok}} = emqx_guard_backups:check(filename:join(Dir, N), off, 60000) || N <- [ManualName, CopyName]],
     %% what the run removed is its own tarball, named as EMQX named it
     ?assertEqual([list_to_binary(filename:basename(Ours))], [N || N <- maps:get(removed, R), lists:suffix(".tar.gz", binary_to_list(N))]),
     ?assertEqual([], export_names_below(Dir) -- [ManualName, CopyName | Old]).
@@ -153,7 +153,7 @@ killed_export_leftovers_cleared_at_start(Config) ->
             %% the sweep at start is done once its worker is gone
             ok = poll(fun() -> peer:call(Next, ?MODULE, peer_swept, []) end),
             ?assertEqual(Kept, export_names_below(Dir) -- Untouchable, Moment),
-            [{ok, _} = emqx_guard_nif:verify(list_to_binary(filename:join(Dir, N))) || N <- Kept],
+            [{ok, #{result := ok}} = emqx_guard_backups:check(filename:join(Dir, N), off, 60000) || N <- Kept],
             Removed = Left -- Kept,
             %% logged, one report per removal, naming it
             Reports = peer:call(Next, ?MODULE, peer_reports, []),

@@ -160,14 +160,14 @@ remote_off_ends_a_hanging_upload(Config) ->
     Second = file_of(ctl(["backup_now"])),
     ?assertMatch(#{running := #{file := _}, waiting := [_]}, emqx_guard_offsite_queue:status()),
     %% the upload's NIF job runs (the run's own jobs end a moment after their results)
-    wait_until(fun() -> emqx_guard_core:running_jobs() =:= {ok, 1} end),
+    wait_until(fun() -> emqx_guard_ct_helper:job_threads() =:= 1 end),
 
     #{level := Level} = logger:get_primary_config(),
     ok = logger:set_primary_config(level, all),
     {ok, Logs} = emqx_guard_test_logs:start(),
     ?assertEqual(["backup_remote = off (backups stay on this cluster's disks only)"], ctl(["backup_remote", "off"])),
     %% ended at once: the NIF job was cancelled (its request would hang for a minute)
-    wait_until(fun() -> emqx_guard_core:running_jobs() =:= {ok, 0} end),
+    wait_until(fun() -> emqx_guard_ct_helper:job_threads() =:= 0 end),
     Reports = emqx_guard_test_logs:reports(emqx_guard_test_logs:stop(Logs)),
     ok = logger:set_primary_config(level, Level),
     ?assertMatch([#{job_ended := true}], [R || R = #{msg := emqx_guard_offsite_dropped} <- Reports]),

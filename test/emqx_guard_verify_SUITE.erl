@@ -164,14 +164,14 @@ backup_verify_finds_a_corrupted_kept_file(_Config) ->
 %% does not hang, `backup_now' is answered with a failure, no job thread is left, and the run is
 %% recorded as failed.
 plugin_stop_mid_verify_leaves_no_thread(_Config) ->
-    ok = wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 0 end),
+    ok = wait_until(fun() -> emqx_guard_ct_helper:job_threads() =:= 0 end),
     Threads = os_threads(),
     ["backup_io_limit = \"1MB/s\""] = ctl(["backup_io_limit", "1MB/s"]),
     ok = emqx_mgmt_data_backup:set_mode({big, 16 * 1024 * 1024}),
     Self = self(),
     Caller = spawn_link(fun() -> Self ! {self(), ctl(["backup_now"])} end),
     %% the export is done and its verify job runs
-    ok = wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 1 end),
+    ok = wait_until(fun() -> emqx_guard_ct_helper:job_threads() =:= 1 end),
     ?assert(os_threads() > Threads),
     stop_app(),
     Answer =
@@ -181,7 +181,7 @@ plugin_stop_mid_verify_leaves_no_thread(_Config) ->
         end,
     ?assertMatch(["Error: backup failed after " ++ _, "Earlier backups were kept."], Answer),
     ?assertNotEqual(nomatch, string:find(hd(Answer), "interrupted: the plugin stopped while the backup ran")),
-    ok = wait_until(fun() -> emqx_guard_nif:running_jobs() =:= 0 andalso os_threads() =:= Threads end),
+    ok = wait_until(fun() -> emqx_guard_ct_helper:job_threads() =:= 0 andalso os_threads() =:= Threads end),
     %% recorded as failed; the file kept, unverified
     start_app(fake_opts(#{})),
     Status = ctl(["backup_status"]),

@@ -1,10 +1,10 @@
 %% @doc The Rust core as the rest of the plugin calls it: `emqx_guard_nif' with every failure
 %% kept as a tagged term, never an exception.
 %%
-%% Each function has the signature of its `emqx_guard_nif' namesake (see the contract table in
-%% docs/design.md) and returns what the NIF returns, `{ok, Value}' or
-%% `{error, {Reason, Detail}}' with the NIF's stable reason atom and its one-line Detail. What
-%% the NIF raises becomes an error of the same shape:
+%% Each function has the signature of its `emqx_guard_nif' namesake (paths may also be strings
+%% here) and returns what the NIF returns, `{ok, Value}' or `{error, {Reason, Detail}}' with the
+%% NIF's stable reason atom and its one-line Detail: the contract is `emqx_guard_nif''s, stated
+%% there only. What the NIF raises becomes an error of the same shape:
 %% <ul>
 %% <li>`nif_not_loaded': the library could not be loaded (Detail says which file and why);</li>
 %% <li>`nif_panicked': a Rust panic;</li>
@@ -23,25 +23,18 @@
     resolve_zone/1,
     utc_offset/2,
     list_backups/1,
-    prune/4,
-    verify/1,
     send_mail/3,
     is_export_name/1,
     disk_space/1,
     usable/0
 ]).
 
-%% Verification records and background jobs (see the contract table in docs/design.md).
+%% Background jobs (see `emqx_guard_nif''s module doc) and waiting for them.
 -export([
-    prune/5,
-    list_verified/2,
     verify_async/2,
-    hash_async/2,
     prune_async/6,
     list_verified_async/3,
-    cancel/1,
     cancel_all/0,
-    running_jobs/0,
     await/2,
     await_progress/4,
     offsite_upload_async/3,
@@ -77,36 +70,13 @@ utc_offset(Zone, Ms) -> guarded(fun() -> emqx_guard_nif:utc_offset(Zone, Ms) end
 -spec list_backups(file:filename_all()) -> {ok, [emqx_guard_nif:backup()]} | error().
 list_backups(Dir) -> guarded(fun() -> emqx_guard_nif:list_backups(bin(Dir)) end).
 
-%% @doc `emqx_guard_nif:prune/4'.
--spec prune(file:filename_all(), integer(), file:filename_all() | undefined, boolean()) -> {ok, map()} | error().
-prune(Dir, Keep, Protect, DryRun) ->
-    guarded(fun() -> emqx_guard_nif:prune(bin(Dir), Keep, bin(Protect), DryRun) end).
-
-%% @doc `emqx_guard_nif:verify/1'.
--spec verify(file:filename_all()) -> {ok, emqx_guard_nif:verified()} | error().
-verify(Path) -> guarded(fun() -> emqx_guard_nif:verify(bin(Path)) end).
-
 %% @doc `emqx_guard_nif:send_mail/3'.
 -spec send_mail(map(), binary(), binary()) -> {ok, binary()} | error().
 send_mail(Config, Subject, Body) -> guarded(fun() -> emqx_guard_nif:send_mail(Config, Subject, Body) end).
 
-%% @doc `emqx_guard_nif:prune/5'.
--spec prune(file:filename_all(), integer(), file:filename_all() | undefined, boolean(), [emqx_guard_nif:record()]) ->
-    {ok, emqx_guard_nif:prune_report()} | error().
-prune(Dir, Keep, Protect, DryRun, Records) ->
-    guarded(fun() -> emqx_guard_nif:prune(bin(Dir), Keep, bin(Protect), DryRun, Records) end).
-
-%% @doc `emqx_guard_nif:list_verified/2'.
--spec list_verified(file:filename_all(), [emqx_guard_nif:record()]) -> {ok, emqx_guard_nif:listing()} | error().
-list_verified(Dir, Records) -> guarded(fun() -> emqx_guard_nif:list_verified(bin(Dir), Records) end).
-
 %% @doc `emqx_guard_nif:verify_async/2': `{ok, Job}', then a message for `await/2'.
 -spec verify_async(file:filename_all(), emqx_guard_nif:opts()) -> {ok, emqx_guard_nif:job()} | error().
 verify_async(Path, Opts) -> guarded(fun() -> emqx_guard_nif:verify_async(bin(Path), Opts) end).
-
-%% @doc `emqx_guard_nif:hash_async/2'.
--spec hash_async(file:filename_all(), emqx_guard_nif:opts()) -> {ok, emqx_guard_nif:job()} | error().
-hash_async(Path, Opts) -> guarded(fun() -> emqx_guard_nif:hash_async(bin(Path), Opts) end).
 
 %% @doc `emqx_guard_nif:prune_async/6'.
 -spec prune_async(file:filename_all(), integer(), file:filename_all() | undefined, boolean(),
@@ -121,7 +91,7 @@ prune_async(Dir, Keep, Protect, DryRun, Records, Opts) ->
 list_verified_async(Dir, Records, Opts) ->
     guarded(fun() -> emqx_guard_nif:list_verified_async(bin(Dir), Records, Opts) end).
 
-%% @doc `emqx_guard_nif:cancel/1': `ok' (also for a finished job).
+%% `emqx_guard_nif:cancel/1': `ok' (also for a finished job).
 -spec cancel(emqx_guard_nif:job()) -> ok | error().
 cancel(Job) ->
     case guarded(fun() -> {ok, emqx_guard_nif:cancel(Job)} end) of
@@ -133,10 +103,6 @@ cancel(Job) ->
 %% @doc `emqx_guard_nif:cancel_all/0': how many jobs were cancelled.
 -spec cancel_all() -> {ok, non_neg_integer()} | error().
 cancel_all() -> guarded(fun() -> {ok, emqx_guard_nif:cancel_all()} end).
-
-%% @doc `emqx_guard_nif:running_jobs/0'.
--spec running_jobs() -> {ok, non_neg_integer()} | error().
-running_jobs() -> guarded(fun() -> {ok, emqx_guard_nif:running_jobs()} end).
 
 %% @doc Waits up to TimeoutMs for the result of a job the calling process started: its
 %% `{ok, _}' or `{error, {Reason, Detail}}' as the NIF sends it. A job still running then is
@@ -217,10 +183,7 @@ disk_space(Path) -> guarded(fun() -> emqx_guard_nif:disk_space(bin(Path)) end).
 usable() ->
     element(1, validate(<<"* * * * *">>)) =:= ok.
 
-%% @doc `emqx_guard_nif:offsite_upload_async/3': `{ok, Job}', the result comes as
-%% `{emqx_guard_job, Job, Result}', Result `{ok, emqx_guard_nif:offsite_uploaded()}' (`reused :=
-%% true' when the object already held this export and nothing was sent) or `{error, {Reason,
-%% Detail}}'.
+%% @doc `emqx_guard_nif:offsite_upload_async/3'.
 -spec offsite_upload_async(emqx_guard_nif:offsite_config(), file:filename_all(), emqx_guard_nif:opts()) ->
     {ok, emqx_guard_nif:job()} | error().
 offsite_upload_async(Config, Path, Opts) ->
@@ -238,9 +201,7 @@ offsite_list_async(Config, Opts) ->
 offsite_prune_async(Config, Keep, DryRun, Opts) ->
     guarded(fun() -> emqx_guard_nif:offsite_prune_async(Config, Keep, DryRun, Opts) end).
 
-%% @doc `emqx_guard_nif:offsite_fetch_async/5': Result `{ok, emqx_guard_nif:offsite_fetched()}'
-%% (`checked_by' lists the checks the backup passed) or `{error, {Reason, Detail}}' (an
-%% `integrity' Detail names the check that refused it).
+%% @doc `emqx_guard_nif:offsite_fetch_async/5'.
 -spec offsite_fetch_async(emqx_guard_nif:offsite_config(), binary(), file:filename_all() | undefined,
                           file:filename_all(), emqx_guard_nif:opts()) ->
     {ok, emqx_guard_nif:job()} | error().

@@ -55,6 +55,15 @@ fn shown(path: &Path) -> String {
 ///
 /// One `statvfs` call: it does not read the disk, but on a hung network file system it blocks
 /// like any file access, so callers on a BEAM scheduler use a dirty IO one.
+///
+/// ```
+/// use guard_core::disk::space;
+///
+/// let tmp = space(&std::env::temp_dir())?;
+/// assert!(tmp.total > 0 && tmp.available <= tmp.total);
+/// assert_eq!(space("/nonexistent/dir".as_ref()).unwrap_err().reason(), "not_found");
+/// # Ok::<(), guard_core::disk::DiskError>(())
+/// ```
 // The `statvfs` fields are u64 on the 64-bit targets built here and u32 on 32-bit ones: the
 // conversions are kept so that the code means the same everywhere.
 #[allow(clippy::useless_conversion)]

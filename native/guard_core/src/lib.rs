@@ -9,6 +9,9 @@
 //! - [`offsite`]: off-site copies on S3-compatible object storage, encrypted with age.
 //! - [`worker`]: background jobs on their own low-priority (`SCHED_IDLE`, nice 19) threads.
 //! - [`disk`]: the free space of the file system holding a path (`statvfs`).
+//!
+//! What Erlang sees of them is the NIF's contract, stated once in `erlang/nif/emqx_guard_nif.erl`;
+//! the docs here say what each Rust function does, with examples that run as doctests.
 
 pub mod disk;
 pub mod notify;

@@ -53,6 +53,13 @@ impl TlsMode {
     ///
     /// # Errors
     /// [`NotifyError::BadConfig`] for anything else.
+    ///
+    /// ```
+    /// use guard_core::notify::TlsMode;
+    ///
+    /// assert_eq!(TlsMode::parse("starttls").ok(), Some(TlsMode::StartTls));
+    /// assert_eq!(TlsMode::parse("ssl").unwrap_err().reason(), "bad_config");
+    /// ```
     pub fn parse(s: &str) -> Result<TlsMode, NotifyError> {
         match s {
             "none" => Ok(TlsMode::None),
@@ -236,6 +243,30 @@ fn mailbox(addr: &str) -> Result<Mailbox, NotifyError> {
 ///
 /// # Errors
 /// [`NotifyError::BadConfig`], [`NotifyError::BadAddress`] or [`NotifyError::CaFile`].
+///
+/// ```
+/// use std::time::Duration;
+/// use guard_core::notify::{SmtpConfig, TlsMode};
+///
+/// let cfg = SmtpConfig {
+///     server: "127.0.0.1".into(), // nothing listens on port 1
+///     port: 1,
+///     tls: TlsMode::None,
+///     tls_verify: true,
+///     ca_file: None,
+///     username: None,
+///     password: None,
+///     from: "EMQX <emqx@example.com>".into(),
+///     to: vec!["ops@example.com".into()],
+///     timeout: Duration::from_secs(5),
+///     deadline: Duration::from_secs(10),
+/// };
+/// assert!(guard_core::notify::validate(&cfg).is_ok());
+/// let nobody = SmtpConfig { to: vec![], ..cfg.clone() };
+/// assert_eq!(guard_core::notify::validate(&nobody).unwrap_err().reason(), "bad_config");
+/// let wrong = SmtpConfig { to: vec!["not an address".into()], ..cfg };
+/// assert_eq!(guard_core::notify::validate(&wrong).unwrap_err().reason(), "bad_address");
+/// ```
 pub fn validate(cfg: &SmtpConfig) -> Result<(), NotifyError> {
     let _ = checked_parts(cfg)?;
     Ok(())
@@ -318,6 +349,30 @@ fn read_ca_file(path: &PathBuf) -> Result<Vec<Certificate>, NotifyError> {
 ///
 /// # Errors
 /// Config errors as [`validate`], or [`NotifyError::BadMessage`].
+///
+/// ```
+/// # use std::time::Duration;
+/// # use guard_core::notify::{SmtpConfig, TlsMode};
+/// #
+/// # let cfg = SmtpConfig {
+/// #     server: "127.0.0.1".into(), // nothing listens on port 1
+/// #     port: 1,
+/// #     tls: TlsMode::None,
+/// #     tls_verify: true,
+/// #     ca_file: None,
+/// #     username: None,
+/// #     password: None,
+/// #     from: "EMQX <emqx@example.com>".into(),
+/// #     to: vec!["ops@example.com".into()],
+/// #     timeout: Duration::from_secs(5),
+/// #     deadline: Duration::from_secs(10),
+/// # };
+/// let message = guard_core::notify::build_message(&cfg, "backup OK", "Größe: 1.5 MiB")?;
+/// let wire = String::from_utf8(message.formatted())?;
+/// assert!(wire.contains("To: ops@example.com\r\n"));
+/// assert!(wire.contains("Subject: backup OK\r\n"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn build_message(cfg: &SmtpConfig, subject: &str, body: &str) -> Result<Message, NotifyError> {
     let parts = checked_parts(cfg)?;
     build_from_parts(&parts, subject, body)
@@ -457,6 +512,29 @@ fn classify(cfg: &SmtpConfig, err: lettre::transport::smtp::Error) -> NotifyErro
 /// [`NotifyError::reason`]; which reasons are worth another try is the Erlang side's decision
 /// (`emqx_guard_channel_email:retryable/1`). A session that passes the deadline is
 /// [`NotifyError::Timeout`].
+///
+/// ```
+/// # use std::time::Duration;
+/// # use guard_core::notify::{SmtpConfig, TlsMode};
+/// #
+/// # let cfg = SmtpConfig {
+/// #     server: "127.0.0.1".into(), // nothing listens on port 1
+/// #     port: 1,
+/// #     tls: TlsMode::None,
+/// #     tls_verify: true,
+/// #     ca_file: None,
+/// #     username: None,
+/// #     password: None,
+/// #     from: "EMQX <emqx@example.com>".into(),
+/// #     to: vec!["ops@example.com".into()],
+/// #     timeout: Duration::from_secs(5),
+/// #     deadline: Duration::from_secs(10),
+/// # };
+/// match guard_core::notify::send_mail(&cfg, "backup OK", "…") {
+///     Ok(sent) => println!("the server answered {sent}"), // e.g. 250 2.0.0 Ok: queued
+///     Err(e) => assert_eq!(e.reason(), "connect"),
+/// }
+/// ```
 pub fn send_mail(cfg: &SmtpConfig, subject: &str, body: &str) -> Result<Sent, NotifyError> {
     let parts = checked_parts(cfg)?;
     let message = build_from_parts(&parts, subject, body)?;

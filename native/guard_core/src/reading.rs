@@ -97,6 +97,25 @@ impl ReadControl {
 
     /// Reads stop once `cancel` is set; with `io_limit`, they average at most that many bytes
     /// per second (bursts of at most a tenth of a second's worth).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::num::NonZeroU64;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use guard_core::reading::ReadControl;
+    ///
+    /// let cancel = Arc::new(AtomicBool::new(false));
+    /// let mut control = ReadControl::new(cancel.clone(), NonZeroU64::new(50_000_000));
+    /// let mut text = String::new();
+    /// control.reader(&b"hello"[..]).read_to_string(&mut text)?;
+    /// assert_eq!((text.as_str(), control.bytes_read()), ("hello", 5));
+    ///
+    /// cancel.store(true, Ordering::Relaxed);
+    /// assert!(control.is_cancelled());
+    /// assert!(control.reader(&b"more"[..]).read(&mut [0; 4]).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new(cancel: CancelFlag, io_limit: Option<NonZeroU64>) -> Self {
         ReadControl {
             cancel,
@@ -209,6 +228,20 @@ impl ReadError {
 }
 
 /// Hashes the whole regular file at `path` with SHA-256, reading through `control`.
+///
+/// ```
+/// use guard_core::reading::{hash_file, ReadControl};
+///
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("f");
+/// std::fs::write(&path, b"abc")?;
+/// let hashed = hash_file(&path, &mut ReadControl::unlimited())?;
+/// assert_eq!(hashed.size, 3);
+/// assert_eq!(hashed.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+/// let gone = hash_file(&dir.path().join("gone"), &mut ReadControl::unlimited()).unwrap_err();
+/// assert_eq!(gone.reason(), "not_found");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn hash_file(path: &Path, control: &mut ReadControl) -> Result<Hashed, ReadError> {
     let io_err = |e: io::Error, control: &ReadControl| {
         if control.is_cancelled() {

@@ -56,6 +56,21 @@ impl FileId {
 
     /// The identity of the file at `path` now (following a symlink, as [`crate::verify::verify`]
     /// does); the name is the last component of `path`.
+    ///
+    /// ```
+    /// use guard_core::record::FileId;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("a");
+    /// std::fs::write(&path, b"one")?;
+    /// let before = FileId::of_path(&path)?;
+    /// assert_eq!((before.name.as_str(), before.size), ("a", 3));
+    /// // Replaced by another file (even of the same size): another identity.
+    /// std::fs::write(dir.path().join("b"), b"two")?;
+    /// std::fs::rename(dir.path().join("b"), &path)?;
+    /// assert_ne!(FileId::of_path(&path)?, before);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn of_path(path: &Path) -> io::Result<FileId> {
         let meta = fs::metadata(path)?;
         let name = path
@@ -112,11 +127,24 @@ impl From<&Record> for Trusted {
 }
 
 /// The record among `trusted` whose identity is exactly `id`.
+///
+/// ```
+/// use guard_core::record::{find, FileId, Trusted};
+///
+/// let id = |size| FileId { name: "n".into(), size, mtime_ns: 1, inode: 2, dev: 3 };
+/// let trusted = [Trusted { id: id(10), failure: None }];
+/// assert_eq!(find(&trusted, &id(10)).map(|(i, _)| i), Some(0));
+/// assert!(find(&trusted, &id(11)).is_none());
+/// ```
 pub fn find<'t>(trusted: &'t [Trusted], id: &FileId) -> Option<(usize, &'t Trusted)> {
     trusted.iter().enumerate().find(|(_, t)| t.id == *id)
 }
 
 /// Now, in Unix milliseconds.
+///
+/// ```
+/// assert!(guard_core::record::now_ms() > 1_767_225_600_000); // after 2026-01-01
+/// ```
 pub fn now_ms() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
@@ -132,6 +160,22 @@ pub fn now_ms() -> i64 {
 /// identity was different after the verification than before it (the file changed while it was
 /// read, so the verdict is about no file that exists). The verification result is returned in
 /// every case.
+///
+/// ```
+/// use guard_core::reading::ReadControl;
+/// use guard_core::record::{verify_recorded, FileId};
+///
+/// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
+/// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// let (result, record) = verify_recorded(fixture.as_ref(), &mut ReadControl::unlimited());
+/// let record = record.expect("a verdict");
+/// assert!(result.is_ok() && record.is_good());
+/// assert_eq!(record.id, FileId::of_path(fixture.as_ref())?);
+/// // No file, no verdict: nothing to record.
+/// let (result, record) = verify_recorded("/nonexistent.tar.gz".as_ref(), &mut ReadControl::unlimited());
+/// assert_eq!((result.unwrap_err().reason(), record), ("not_found", None));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn verify_recorded(
     path: &Path,
     control: &mut ReadControl,

@@ -35,11 +35,15 @@ use crate::reading::ReadControl;
 use crate::record::{self, FileId, Record, Trusted};
 
 mod calendar;
+mod decide;
+mod listing;
 mod plan;
 mod policy;
 mod rules;
 
 pub use calendar::{Calendar, Made, Period, Unit};
+pub use decide::{decide, Candidate, Decision, Verdict};
+pub use listing::{list_verified, Check, Listed, Listing};
 pub use plan::{plan, Deletion, Entry, Fate, Plan, Planner, Reason};
 pub use policy::{Policy, PolicyError, Rule, Within, MAX_COUNT};
 pub use rules::{export_wall_time, Rules};
@@ -174,6 +178,15 @@ fn name_time(name: &str) -> Option<u64> {
 
 /// True when `name` is exactly an EMQX export name: `emqx-export-YYYY-MM-DD-HH-MM-SS.mmm.tar.gz`
 /// with ASCII digits, a real calendar date from 1970 on, hour 0-23, minute and second 0-59.
+///
+/// ```
+/// use guard_core::retention::is_export_name;
+///
+/// assert!(is_export_name("emqx-export-2026-11-27-18-58-45.951.tar.gz"));
+/// assert!(!is_export_name("emqx-export-2026-02-30-18-58-45.951.tar.gz")); // no February 30
+/// assert!(!is_export_name("emqx-export-2026-11-27-18-58-45.tar.gz")); // no milliseconds
+/// assert!(!is_export_name("my-upload.tar.gz"));
+/// ```
 pub fn is_export_name(name: &str) -> bool {
     name_time(name).is_some()
 }
@@ -217,6 +230,22 @@ fn check_dir(dir: &Path) -> Result<(), RetentionError> {
 /// break ties). Only regular files count: symlinks and directories are skipped without being
 /// followed, as is every file whose name is not an export name. A file that disappears while
 /// listing is skipped.
+///
+/// ```
+/// use guard_core::retention::list_backups;
+///
+/// # let dir = tempfile::tempdir()?;
+/// for name in ["emqx-export-2026-01-01-00-00-00.000.tar.gz", "my-upload.tar.gz",
+///              "emqx-export-2026-01-02-00-00-00.000.tar.gz"] {
+///     std::fs::write(dir.path().join(name), b"x")?;
+/// }
+/// let names: Vec<String> = list_backups(dir.path())?.into_iter().map(|b| b.name).collect();
+/// assert_eq!(names, ["emqx-export-2026-01-02-00-00-00.000.tar.gz",
+///                    "emqx-export-2026-01-01-00-00-00.000.tar.gz"]);
+/// let missing = list_backups(&dir.path().join("nope")).unwrap_err();
+/// assert_eq!(missing.reason(), "not_a_directory");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
     check_dir(dir)?;
     let io_err = |source: io::Error| RetentionError::Io {
@@ -281,6 +310,28 @@ pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
 ///   and no symlink is followed.
 /// - A delete that fails is reported in `failed` and the others go ahead. A candidate that vanished
 ///   meanwhile (someone else deleted it) appears in neither list.
+///
+/// ```
+/// use guard_core::retention::prune;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let d = dir.path();
+/// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
+/// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// // A real export, an older file and a newer one that is cut short, all with export names:
+/// std::fs::copy(fixture, d.join("emqx-export-2026-11-27-18-58-45.951.tar.gz"))?;
+/// std::fs::write(d.join("emqx-export-2026-01-01-00-00-00.000.tar.gz"), b"old")?;
+/// std::fs::write(d.join("emqx-export-2026-12-01-00-00-00.000.tar.gz"), b"")?;
+///
+/// let report = prune(d, 1, None, false)?;
+/// // The one that verifies is kept; what is older goes; the newer one that does not verify is
+/// // neither counted nor deleted.
+/// assert_eq!(report.deleted[0].name, "emqx-export-2026-01-01-00-00-00.000.tar.gz");
+/// assert_eq!(report.skipped_unverified[0].0.name, "emqx-export-2026-12-01-00-00-00.000.tar.gz");
+/// assert_eq!(std::fs::read_dir(d)?.count(), 2);
+/// assert_eq!(prune(d, 0, None, true).unwrap_err().reason(), "bad_keep");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn prune(
     dir: &Path,
     keep: usize,
@@ -307,6 +358,26 @@ pub fn prune(
 ///
 /// When `control`'s job is cancelled while verifying, nothing is deleted and the result is
 /// [`RetentionError::Cancelled`].
+///
+/// ```
+/// use guard_core::reading::ReadControl;
+/// use guard_core::record::Trusted;
+/// use guard_core::retention::prune_with_records;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let d = dir.path();
+/// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
+/// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// std::fs::copy(fixture, d.join("emqx-export-2026-11-27-18-58-45.951.tar.gz"))?;
+/// let first = prune_with_records(d, 1, None, true, &[], &mut ReadControl::unlimited())?;
+/// assert!(first.verified_now[0].is_good() && first.bytes_read > 0);
+///
+/// // The caller keeps the records; while the file is the same, it is not read again.
+/// let trusted: Vec<Trusted> = first.verified_now.iter().map(Trusted::from).collect();
+/// let again = prune_with_records(d, 1, None, true, &trusted, &mut ReadControl::unlimited())?;
+/// assert_eq!((again.verified_now.len(), again.bytes_read), (0, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn prune_with_records(
     dir: &Path,
     keep: usize,
@@ -342,6 +413,25 @@ pub struct Progress<'r> {
 /// checked yet; `remaining` is what is left to read) and once after each export read, with that
 /// export's record. A call cut short (cancelled, or its caller gone) has handed over every
 /// verdict it reached, so the next one resumes where this one stopped.
+///
+/// ```
+/// use guard_core::reading::ReadControl;
+/// use guard_core::retention::prune_reporting;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let d = dir.path();
+/// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
+/// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// std::fs::copy(fixture, d.join("emqx-export-2026-11-27-18-58-45.951.tar.gz"))?;
+/// let mut reports = Vec::new();
+/// let mut report = |p: &guard_core::retention::Progress<'_>| {
+///     reports.push((p.checked, p.remaining, p.record.map(|r| r.is_good())));
+/// };
+/// prune_reporting(d, 1, None, true, &[], &mut ReadControl::unlimited(), &mut report)?;
+/// // After listing: one file to read; after reading it: its verdict.
+/// assert_eq!(reports, [(0, 1, None), (1, 0, Some(true))]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn prune_reporting(
     dir: &Path,
     keep: usize,
@@ -356,159 +446,6 @@ pub fn prune_reporting(
         step: &mut |_, _| {},
     };
     prune_with_hook(dir, keep, protect, dry_run, trusted, control, callbacks)
-}
-
-/// What retention knows of one export when it decides ([`decide`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// It verifies (read now, or a record whose identity matches says so).
-    Good,
-    /// It does not verify, or its check reached no verdict this time (a read error).
-    Bad,
-    /// Not known yet: no record matches it and it has not been read.
-    Unknown,
-}
-
-/// One export as [`decide`] sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Candidate {
-    pub verdict: Verdict,
-    /// Never to be deleted (the backup just made, or a copy just received).
-    pub protected: bool,
-}
-
-/// What [`decide`] found. Every list holds indices into the candidates, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Decision {
-    /// To delete: every export older than the `keep`-th newest good one, except the protected.
-    /// While [`Decision::to_read`] is not empty these are the exports doomed whatever the unknown
-    /// ones turn out to be (more may follow).
-    pub delete: Vec<usize>,
-    /// Bad exports newer than the `keep`-th newest good one (all bad ones when fewer than `keep`
-    /// are good): neither counted nor deleted.
-    pub skipped: Vec<usize>,
-    /// Unknown exports whose verdict can change the decision: those newer than the `keep`-th
-    /// newest good one. Empty: the decision is final.
-    pub to_read: Vec<usize>,
-    /// How many of `to_read`, from the front, are needed at least: the decision is final after
-    /// these if each of them turns out good (more are needed for each that does not).
-    pub needed: usize,
-}
-
-/// The rule of retention over `candidates`, given newest first (by the time in their names):
-/// keep the newest `keep` good exports, delete every export older than the oldest of them.
-///
-/// - Only good exports count. A bad one newer than the `keep`-th good one is left in place and
-///   reported ([`Decision::skipped`]); one older than it is deleted like any other. Fewer than
-///   `keep` good exports: nothing is deleted (an unverified file never pushes out a verified one).
-/// - Protection stops a deletion and does nothing else: a protected export counts only for what
-///   its verdict is, in its place by time. So it never displaces a newer good one; a protected
-///   export older than the `keep`-th good one is kept besides them (the kept set is one larger).
-/// - Unknown exports are counted as not good; those that could change the decision are listed in
-///   [`Decision::to_read`] (newest first). Reading the first and deciding again, until none is
-///   left, reads each export at most once and reads none that cannot matter.
-///
-/// A pure function (no clock, no file system), so that other rules can grow from it.
-pub fn decide(candidates: &[Candidate], keep: usize) -> Decision {
-    let mut decision = Decision::default();
-    let mut good = 0;
-    // Good plus unknown so far: the count if every unknown one turned out good.
-    let mut good_at_best = 0;
-    for (i, candidate) in candidates.iter().enumerate() {
-        if good >= keep {
-            if !candidate.protected {
-                decision.delete.push(i);
-            }
-            continue;
-        }
-        match candidate.verdict {
-            Verdict::Good => {
-                good += 1;
-                good_at_best += 1;
-            }
-            Verdict::Bad => decision.skipped.push(i),
-            Verdict::Unknown => {
-                if good_at_best < keep {
-                    decision.needed += 1;
-                }
-                good_at_best += 1;
-                decision.to_read.push(i);
-            }
-        }
-    }
-    decision
-}
-
-/// How [`list_verified`] knows whether a listed export verifies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Check {
-    /// From the caller's record at this index of `trusted` (its identity matched).
-    Trusted(usize),
-    /// Verified by this call (good or bad).
-    Now(Record),
-    /// Checking failed without a verdict (`not_found`, `io`): the reason atom's name and a line.
-    Failed { reason: String, detail: String },
-}
-
-/// One export of [`list_verified`] and how it was checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    pub backup: Backup,
-    pub check: Check,
-}
-
-/// What [`list_verified`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listing {
-    /// Every export in the directory, newest first (as [`list_backups`]).
-    pub backups: Vec<Listed>,
-    /// Bytes read by this call's verifications.
-    pub bytes_read: u64,
-}
-
-/// [`list_backups`], each export with its verification: the caller's record when one of
-/// `trusted` matches the export's identity, else a verification done now through `control`.
-/// When `control`'s job is cancelled the result is [`RetentionError::Cancelled`].
-pub fn list_verified(
-    dir: &Path,
-    trusted: &[Trusted],
-    control: &mut ReadControl,
-) -> Result<Listing, RetentionError> {
-    let start = control.bytes_read();
-    let mut backups = Vec::new();
-    for backup in list_backups(dir)? {
-        let check = match record::find(trusted, &backup.id()) {
-            Some((index, _)) => Check::Trusted(index),
-            None => {
-                let (result, record) = record::verify_recorded(&backup.path, control);
-                if control.is_cancelled() {
-                    return Err(RetentionError::Cancelled {
-                        dir: dir.to_path_buf(),
-                    });
-                }
-                match (record, result) {
-                    (Some(record), _) => Check::Now(record),
-                    (None, Err(e)) => Check::Failed {
-                        reason: e.reason().to_string(),
-                        detail: e.to_string(),
-                    },
-                    // Verified, but the file changed meanwhile: no verdict about what is there now.
-                    (None, Ok(_)) => Check::Failed {
-                        reason: "changed".to_string(),
-                        detail: format!(
-                            "{}: the file changed while it was verified; list again",
-                            shown(&backup.path)
-                        ),
-                    },
-                }
-            }
-        };
-        backups.push(Listed { backup, check });
-    }
-    Ok(Listing {
-        backups,
-        bytes_read: control.bytes_read() - start,
-    })
 }
 
 /// The point of a removal at which [`prune_with_hook`] calls its hook.
@@ -539,134 +476,164 @@ fn prune_with_hook(
     control: &mut ReadControl,
     callbacks: Callbacks<'_>,
 ) -> Result<PruneReport, RetentionError> {
-    let Callbacks {
-        progress,
-        step: hook,
-    } = callbacks;
-    let start = control.bytes_read();
     if keep == 0 {
         return Err(RetentionError::BadKeep { keep });
     }
     let backups = list_backups(dir)?;
-    let protection = Protection::new(dir, protect);
-
-    // What is known of each export (newest first), and why the bad ones are bad.
-    let mut reasons: Vec<Option<String>> = vec![None; backups.len()];
-    let mut candidates: Vec<Candidate> = Vec::with_capacity(backups.len());
-    for (i, backup) in backups.iter().enumerate() {
-        let verdict = match record::find(trusted, &backup.id()) {
-            None => Verdict::Unknown,
-            Some((_, known)) => match &known.failure {
-                None => Verdict::Good,
-                Some(detail) => {
-                    reasons[i] = Some(detail.clone());
-                    Verdict::Bad
-                }
-            },
-        };
-        candidates.push(Candidate {
-            verdict,
-            protected: protection.covers(backup),
-        });
-    }
-
+    let mut known = Known::new(&backups, trusted, &Protection::new(dir, protect));
     let mut report = PruneReport::default();
-    // Read what the decision still depends on, newest first, until it is final; say how far it
-    // got after each file.
-    let mut decision = decide(&candidates, keep);
-    let (mut checked, mut checked_bytes) = (0, 0);
-    let remaining = |decision: &Decision| {
-        let needed = &decision.to_read[..decision.needed];
-        (needed.len(), needed.iter().map(|&i| backups[i].size).sum())
-    };
-    let (left, left_bytes) = remaining(&decision);
-    progress(&Progress {
-        checked,
-        checked_bytes,
-        remaining: left,
-        remaining_bytes: left_bytes,
-        bytes_read: 0,
-        record: None,
-    });
-    while let Some(&next) = decision.to_read.first() {
-        let (result, record) = record::verify_recorded(&backups[next].path, control);
-        if control.is_cancelled() {
-            return Err(RetentionError::Cancelled {
-                dir: dir.to_path_buf(),
-            });
-        }
-        candidates[next].verdict = match result {
-            Ok(_) => Verdict::Good,
-            // A verdict, or a check without one (a read error): either way it does not count.
-            Err(e) => {
-                reasons[next] = Some(e.to_string());
-                Verdict::Bad
-            }
-        };
-        decision = decide(&candidates, keep);
-        checked += 1;
-        checked_bytes += backups[next].size;
-        let (left, left_bytes) = remaining(&decision);
-        progress(&Progress {
-            checked,
-            checked_bytes,
-            remaining: left,
-            remaining_bytes: left_bytes,
-            bytes_read: control.bytes_read() - start,
-            record: record.as_ref(),
-        });
-        report.verified_now.extend(record);
-    }
+    let decision = known.read_until_final(dir, keep, control, callbacks.progress, &mut report)?;
     report.skipped_unverified = decision
         .skipped
         .iter()
         .rev()
-        .map(|&i| (backups[i].clone(), reasons[i].clone().unwrap_or_default()))
+        .map(|&i| {
+            (
+                backups[i].clone(),
+                known.reasons[i].clone().unwrap_or_default(),
+            )
+        })
         .collect();
-    report.bytes_read = control.bytes_read() - start;
-    let doomed: Vec<Backup> = decision
-        .delete
-        .iter()
-        .map(|&i| backups[i].clone())
-        .collect();
-
-    for backup in doomed.into_iter().rev() {
-        if dry_run {
-            report.deleted.push(backup);
-            continue;
-        }
-        // Only ever `dir/<export name>`: the name was checked when listing, it has no separator.
-        let target = dir.join(&backup.name);
-        hook(Step::BeforeCheck, &target);
-        match fs::symlink_metadata(&target) {
-            Ok(meta) if meta.file_type().is_file() => {}
-            Ok(meta) => {
-                let what = if meta.file_type().is_symlink() {
-                    "a symlink"
-                } else if meta.is_dir() {
-                    "a directory"
-                } else {
-                    "not a regular file"
-                };
-                report
-                    .failed
-                    .push((backup, format!("it is now {what}, so it was left alone")));
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                report.failed.push((backup, e.to_string()));
-                continue;
-            }
-        }
-        hook(Step::BeforeRemove, &target);
-        match fs::remove_file(&target) {
-            Ok(()) => report.deleted.push(backup),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => report.failed.push((backup, e.to_string())),
+    let doomed = decision.delete.iter().rev().map(|&i| backups[i].clone());
+    if dry_run {
+        report.deleted.extend(doomed);
+    } else {
+        for backup in doomed {
+            remove(dir, backup, callbacks.step, &mut report);
         }
     }
     Ok(report)
+}
+
+/// What retention knows of each export (newest first), and why the bad ones are bad.
+struct Known<'b> {
+    backups: &'b [Backup],
+    candidates: Vec<Candidate>,
+    reasons: Vec<Option<String>>,
+}
+
+impl<'b> Known<'b> {
+    /// What the records say of `backups` (trusted verdicts, the rest unknown).
+    fn new(backups: &'b [Backup], trusted: &[Trusted], protection: &Protection) -> Self {
+        let mut reasons: Vec<Option<String>> = vec![None; backups.len()];
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(backups.len());
+        for (i, backup) in backups.iter().enumerate() {
+            let verdict = match record::find(trusted, &backup.id()) {
+                None => Verdict::Unknown,
+                Some((_, known)) => match &known.failure {
+                    None => Verdict::Good,
+                    Some(detail) => {
+                        reasons[i] = Some(detail.clone());
+                        Verdict::Bad
+                    }
+                },
+            };
+            candidates.push(Candidate {
+                verdict,
+                protected: protection.covers(backup),
+            });
+        }
+        Known {
+            backups,
+            candidates,
+            reasons,
+        }
+    }
+
+    /// Reads what the decision still depends on, newest first, until it is final, and says how
+    /// far it got after listing and after each file (with that file's record). The records of
+    /// what was read and the bytes read go into `report`.
+    fn read_until_final(
+        &mut self,
+        dir: &Path,
+        keep: usize,
+        control: &mut ReadControl,
+        progress: &mut dyn FnMut(&Progress<'_>),
+        report: &mut PruneReport,
+    ) -> Result<Decision, RetentionError> {
+        let start = control.bytes_read();
+        let mut decision = decide(&self.candidates, keep);
+        let (mut checked, mut checked_bytes) = (0, 0);
+        progress(&self.progress(&decision, checked, checked_bytes, 0, None));
+        while let Some(&next) = decision.to_read.first() {
+            let (result, record) = record::verify_recorded(&self.backups[next].path, control);
+            if control.is_cancelled() {
+                return Err(RetentionError::Cancelled {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            self.candidates[next].verdict = match result {
+                Ok(_) => Verdict::Good,
+                // A verdict, or a check without one (a read error): either way it does not count.
+                Err(e) => {
+                    self.reasons[next] = Some(e.to_string());
+                    Verdict::Bad
+                }
+            };
+            decision = decide(&self.candidates, keep);
+            checked += 1;
+            checked_bytes += self.backups[next].size;
+            let read = control.bytes_read() - start;
+            progress(&self.progress(&decision, checked, checked_bytes, read, record.as_ref()));
+            report.verified_now.extend(record);
+        }
+        report.bytes_read = control.bytes_read() - start;
+        Ok(decision)
+    }
+
+    /// The progress report after `checked` files: what `decision` still needs read at least.
+    fn progress<'r>(
+        &self,
+        decision: &Decision,
+        checked: usize,
+        checked_bytes: u64,
+        bytes_read: u64,
+        record: Option<&'r Record>,
+    ) -> Progress<'r> {
+        let needed = &decision.to_read[..decision.needed];
+        Progress {
+            checked,
+            checked_bytes,
+            remaining: needed.len(),
+            remaining_bytes: needed.iter().map(|&i| self.backups[i].size).sum(),
+            bytes_read,
+            record,
+        }
+    }
+}
+
+/// Removes `dir/<backup's name>` when it is still a regular file, reporting it in `deleted` or
+/// `failed` (a file gone meanwhile is in neither). `hook` is called at each [`Step`].
+fn remove(dir: &Path, backup: Backup, hook: &mut dyn FnMut(Step, &Path), report: &mut PruneReport) {
+    // Only ever `dir/<export name>`: the name was checked when listing, it has no separator.
+    let target = dir.join(&backup.name);
+    hook(Step::BeforeCheck, &target);
+    match fs::symlink_metadata(&target) {
+        Ok(meta) if meta.file_type().is_file() => {}
+        Ok(meta) => {
+            let what = if meta.file_type().is_symlink() {
+                "a symlink"
+            } else if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file"
+            };
+            let why = format!("it is now {what}, so it was left alone");
+            report.failed.push((backup, why));
+            return;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => {
+            report.failed.push((backup, e.to_string()));
+            return;
+        }
+    }
+    hook(Step::BeforeRemove, &target);
+    match fs::remove_file(&target) {
+        Ok(()) => report.deleted.push(backup),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => report.failed.push((backup, e.to_string())),
+    }
 }
 
 /// The protected file, matched by file name: the name `protect` was given with, and the name of its
@@ -1629,6 +1596,87 @@ mod tests {
         recorded: bool,
     }
 
+    /// One generated case of the property below: the exports (newest first), the records the
+    /// caller holds, and what is protected.
+    struct Case {
+        keep: usize,
+        files: Vec<Generated>,
+        trusted: Vec<Trusted>,
+        /// The index of the protected export, if one of them is.
+        protected: Option<usize>,
+        /// What `prune` is given to protect: the protected export, a file elsewhere, or nothing.
+        protect: Option<PathBuf>,
+        /// The case in words, for the assertion messages.
+        what: String,
+    }
+
+    /// Writes a random mix of good, bad, recorded and unrecorded exports into `d`.
+    fn generate(rng: &mut Rng, case: usize, d: &Path, elsewhere: &Path) -> Case {
+        let count = 1 + rng.below(10) as usize;
+        let keep = 1 + rng.below(6) as usize;
+        let mut hours: Vec<u64> = Vec::new();
+        while hours.len() < count {
+            let h = rng.below(24 * 28);
+            if !hours.contains(&h) {
+                hours.push(h);
+            }
+        }
+        // Newest first.
+        hours.sort_unstable_by(|a, b| b.cmp(a));
+        let files: Vec<Generated> = hours
+            .iter()
+            .map(|&h| Generated {
+                name: hourly_name(h),
+                good: rng.below(10) < 7,
+                recorded: rng.below(10) < 6,
+            })
+            .collect();
+        let mut trusted = Vec::new();
+        for f in &files {
+            // mtimes in random order: the time in the name decides.
+            let mtime = 1_700_000_000_000 + rng.below(1_000_000);
+            let path = if f.good {
+                file(d, &f.name, mtime)
+            } else {
+                junk(d, &f.name, mtime)
+            };
+            if f.recorded {
+                trusted.push(Trusted {
+                    id: FileId::of_path(&path).unwrap(),
+                    failure: (!f.good).then(|| "recorded as bad".to_string()),
+                });
+            }
+        }
+        let protected: Option<usize> = match rng.below(10) {
+            0 | 1 => None,
+            _ => Some(rng.below(count as u64) as usize),
+        };
+        let protect_path = match protected {
+            Some(i) => d.join(&files[i].name),
+            // Elsewhere, under a name no file here has (protection matches by name).
+            None => elsewhere.join(hourly_name(
+                (0..24 * 28).find(|h| !hours.contains(h)).unwrap_or(0),
+            )),
+        };
+        let protect = (protected.is_some() || rng.below(2) == 0).then_some(protect_path);
+        let what = format!(
+            "case {case}: keep {keep}, protected {:?}, files (newest first, good, recorded) {:?}",
+            protected.map(|i| &files[i].name),
+            files
+                .iter()
+                .map(|f| (&f.name, f.good, f.recorded))
+                .collect::<Vec<_>>()
+        );
+        Case {
+            keep,
+            files,
+            trusted,
+            protected,
+            protect,
+            what,
+        }
+    }
+
     /// Whatever is protected, and whatever mix of good, bad, recorded and unrecorded exports the
     /// directory holds: the newest `keep` verified backups survive, the protected file survives,
     /// nothing that does not verify pushes out one that does (fewer verified than `keep`:
@@ -1639,136 +1687,78 @@ mod tests {
         let mut rng = Rng(0x6e65_7765_7374);
         for case in 0..300 {
             let dir = TempDir::new().unwrap();
-            let d = dir.path();
-            let count = 1 + rng.below(10) as usize;
-            let keep = 1 + rng.below(6) as usize;
-            let mut hours: Vec<u64> = Vec::new();
-            while hours.len() < count {
-                let h = rng.below(24 * 28);
-                if !hours.contains(&h) {
-                    hours.push(h);
-                }
-            }
-            // Newest first.
-            hours.sort_unstable_by(|a, b| b.cmp(a));
-            let files: Vec<Generated> = hours
-                .iter()
-                .map(|&h| Generated {
-                    name: hourly_name(h),
-                    good: rng.below(10) < 7,
-                    recorded: rng.below(10) < 6,
-                })
-                .collect();
-            let mut trusted = Vec::new();
-            for f in &files {
-                // mtimes in random order: the time in the name decides.
-                let mtime = 1_700_000_000_000 + rng.below(1_000_000);
-                let path = if f.good {
-                    file(d, &f.name, mtime)
-                } else {
-                    junk(d, &f.name, mtime)
-                };
-                if f.recorded {
-                    trusted.push(Trusted {
-                        id: FileId::of_path(&path).unwrap(),
-                        failure: (!f.good).then(|| "recorded as bad".to_string()),
-                    });
-                }
-            }
-            let other = TempDir::new().unwrap();
-            let protected: Option<usize> = match rng.below(10) {
-                0 | 1 => None,
-                _ => Some(rng.below(count as u64) as usize),
-            };
-            let protect_path = match protected {
-                Some(i) => d.join(&files[i].name),
-                // Elsewhere, under a name no file here has (protection matches by name).
-                None => other.path().join(hourly_name(
-                    (0..24 * 28).find(|h| !hours.contains(h)).unwrap_or(0),
-                )),
-            };
-            let protect = (protected.is_some() || rng.below(2) == 0).then_some(&protect_path);
-            let what = format!(
-                "case {case}: keep {keep}, protected {:?}, files (newest first, good, recorded) {:?}",
-                protected.map(|i| &files[i].name),
-                files
-                    .iter()
-                    .map(|f| (&f.name, f.good, f.recorded))
-                    .collect::<Vec<_>>()
-            );
-
+            let elsewhere = TempDir::new().unwrap();
+            let c = generate(&mut rng, case, dir.path(), elsewhere.path());
             let report = prune_with_records(
-                d,
-                keep,
-                protect.map(PathBuf::as_path),
+                dir.path(),
+                c.keep,
+                c.protect.as_deref(),
                 false,
-                &trusted,
+                &c.trusted,
                 &mut ReadControl::unlimited(),
             )
             .unwrap();
+            check_against_the_oracle(&c, dir.path(), &report);
+        }
+    }
 
-            // The oracle: the keep-th newest good file is the boundary; everything older that is
-            // not protected goes; fewer good files than keep: nothing goes.
-            let good: Vec<usize> = (0..count).filter(|&i| files[i].good).collect();
-            let boundary = good.get(keep - 1).copied();
-            let doomed = |i: usize| boundary.is_some_and(|b| i > b) && Some(i) != protected;
-            let mut expected_deleted: Vec<&str> = (0..count)
-                .filter(|&i| doomed(i))
+    /// The oracle: the keep-th newest good file is the boundary; everything older that is not
+    /// protected goes; fewer good files than keep: nothing goes. Only unrecorded files are read,
+    /// each at most once, and counted.
+    fn check_against_the_oracle(c: &Case, d: &Path, report: &PruneReport) {
+        let (files, what) = (&c.files, &c.what);
+        let count = files.len();
+        let good: Vec<usize> = (0..count).filter(|&i| files[i].good).collect();
+        let boundary = good.get(c.keep - 1).copied();
+        let doomed = |i: usize| boundary.is_some_and(|b| i > b) && Some(i) != c.protected;
+        let oldest_first = |keep: &dyn Fn(usize) -> bool| -> Vec<&str> {
+            let mut names: Vec<&str> = (0..count)
+                .filter(|&i| keep(i))
                 .map(|i| files[i].name.as_str())
                 .collect();
-            expected_deleted.reverse();
-            let mut expected_skipped: Vec<&str> = (0..count)
-                .filter(|&i| !files[i].good && boundary.is_none_or(|b| i < b))
-                .map(|i| files[i].name.as_str())
-                .collect();
-            expected_skipped.reverse();
-
-            for &i in good.iter().take(keep) {
-                assert!(
-                    d.join(&files[i].name).exists(),
-                    "{what}: good {} was deleted",
-                    files[i].name
-                );
-            }
-            if let Some(i) = protected {
-                assert!(
-                    d.join(&files[i].name).exists(),
-                    "{what}: the protected file was deleted"
-                );
-            }
-            assert_eq!(names(&report.deleted), expected_deleted, "{what}");
-            assert_eq!(
-                reasons(&report.skipped_unverified),
-                expected_skipped,
-                "{what}"
-            );
-            assert!(report.failed.is_empty(), "{what}");
-            let mut left: Vec<String> = (0..count)
-                .filter(|&i| !doomed(i))
-                .map(|i| files[i].name.clone())
-                .collect();
-            left.sort();
-            assert_eq!(on_disk(d), left, "{what}");
-            // Only unrecorded files are read, each at most once, and counted.
-            for record in &report.verified_now {
-                let f = files.iter().find(|f| f.name == record.id.name).unwrap();
-                assert!(!f.recorded, "{what}: {} was read again", f.name);
-                assert_eq!(record.is_good(), f.good, "{what}");
-            }
-            // A good file is read to its end, a bad one may be refused before.
-            let size = |good: bool| -> u64 {
-                report
-                    .verified_now
-                    .iter()
-                    .filter(|r| r.is_good() == good)
-                    .map(|r| r.id.size)
-                    .sum()
-            };
+            names.reverse();
+            names
+        };
+        let expected_deleted = oldest_first(&doomed);
+        let expected_skipped = oldest_first(&|i| !files[i].good && boundary.is_none_or(|b| i < b));
+        for &i in good.iter().take(c.keep).chain(&c.protected) {
             assert!(
-                (size(true)..=size(true) + size(false)).contains(&report.bytes_read),
-                "{what}: read {} bytes",
-                report.bytes_read
+                d.join(&files[i].name).exists(),
+                "{what}: {} (good or protected) was deleted",
+                files[i].name
             );
         }
+        assert_eq!(names(&report.deleted), expected_deleted, "{what}");
+        assert_eq!(
+            reasons(&report.skipped_unverified),
+            expected_skipped,
+            "{what}"
+        );
+        assert!(report.failed.is_empty(), "{what}");
+        let mut left: Vec<String> = (0..count)
+            .filter(|&i| !doomed(i))
+            .map(|i| files[i].name.clone())
+            .collect();
+        left.sort();
+        assert_eq!(on_disk(d), left, "{what}");
+        for record in &report.verified_now {
+            let f = files.iter().find(|f| f.name == record.id.name).unwrap();
+            assert!(!f.recorded, "{what}: {} was read again", f.name);
+            assert_eq!(record.is_good(), f.good, "{what}");
+        }
+        // A good file is read to its end, a bad one may be refused before.
+        let size = |good: bool| -> u64 {
+            report
+                .verified_now
+                .iter()
+                .filter(|r| r.is_good() == good)
+                .map(|r| r.id.size)
+                .sum()
+        };
+        assert!(
+            (size(true)..=size(true) + size(false)).contains(&report.bytes_read),
+            "{what}: read {} bytes",
+            report.bytes_read
+        );
     }
 }

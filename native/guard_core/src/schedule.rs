@@ -57,6 +57,17 @@ pub const MAX_FIRES: usize = 1000;
 /// Checks `expr` and returns it normalized: ASCII white space trimmed, fields separated by one
 /// space, a macro in lower case (`" @Daily "` gives `"@daily"`). Field text is otherwise kept
 /// as written.
+///
+/// ```
+/// use guard_core::schedule::validate;
+///
+/// assert_eq!(validate("  0   1 *\t* 0 ").as_deref(), Ok("0 1 * * 0"));
+/// assert_eq!(validate(" @Daily ").as_deref(), Ok("@daily"));
+/// // Each refusal has its stable reason (the Erlang error atom):
+/// assert_eq!(validate("0 0 1 * * *").unwrap_err().reason(), "seconds_field");
+/// assert_eq!(validate("0 0 ? * *").unwrap_err().reason(), "quartz_syntax");
+/// assert_eq!(validate("0 0 30 2 *").unwrap_err().reason(), "never_fires");
+/// ```
 pub fn validate(expr: &str) -> Result<String, ScheduleError> {
     parse::parse(expr).map(|p| p.normalized)
 }
@@ -64,6 +75,21 @@ pub fn validate(expr: &str) -> Result<String, ScheduleError> {
 /// The first `n` (1 to [`MAX_FIRES`]) fire instants of `expr` in `zone` (an IANA name or
 /// `local`, see [`local_zone`]) strictly after `after_unix_ms`, as UTC Unix milliseconds,
 /// strictly increasing.
+///
+/// ```
+/// use guard_core::schedule::next_fires;
+///
+/// // 2026-01-01T00:00:00Z; noon in Berlin is 11:00 UTC in winter.
+/// let after = 1_767_225_600_000;
+/// let fires = next_fires("0 12 * * *", "Europe/Berlin", after, 2)?;
+/// assert_eq!(fires, [after + 11 * 3_600_000, after + 35 * 3_600_000]);
+/// // Strictly after: a fire time equal to `after_unix_ms` is not returned.
+/// assert_eq!(next_fires("0 0 * * *", "UTC", after, 1)?, [after + 24 * 3_600_000]);
+/// // 1 to MAX_FIRES fire times:
+/// assert_eq!(next_fires("* * * * *", "UTC", after, 0).unwrap_err().reason(), "bad_count");
+/// assert_eq!(next_fires("* * * * *", "Mars/Olympus", after, 1).unwrap_err().reason(), "bad_zone");
+/// # Ok::<(), guard_core::schedule::ScheduleError>(())
+/// ```
 pub fn next_fires(
     expr: &str,
     zone: &str,
@@ -89,6 +115,17 @@ pub fn next_fires(
 }
 
 /// A plain-English description of `expr`, e.g. `"At 12:00, on Sunday"` for `0 12 * * 0`.
+///
+/// ```
+/// use guard_core::schedule::describe;
+///
+/// assert_eq!(describe("0 12 * * 0").as_deref(), Ok("At 12:00, on Sunday"));
+/// assert_eq!(describe("*/15 9-17 * * 1-5").as_deref(),
+///            Ok("Every 15 minutes, between 09:00 and 17:59, on Monday through Friday"));
+/// // Both day fields restricted: either day matches (see the day rule above).
+/// assert_eq!(describe("0 0 1,15 * 1").as_deref(),
+///            Ok("At 00:00, on days 1 and 15 of the month or on Monday"));
+/// ```
 pub fn describe(expr: &str) -> Result<String, ScheduleError> {
     let parsed = parse::parse(expr)?;
     Ok(describe::describe(&parsed.spec))
@@ -97,12 +134,32 @@ pub fn describe(expr: &str) -> Result<String, ScheduleError> {
 /// The IANA name `zone` stands for: an IANA name is checked (case-sensitive, as chrono-tz
 /// spells it; `UTC` is accepted) and returned as is; `local` becomes the node's zone, resolved
 /// once per OS process (see [`local_zone`]).
+///
+/// ```
+/// use guard_core::schedule::resolve_zone;
+///
+/// assert_eq!(resolve_zone("Europe/Berlin").as_deref(), Ok("Europe/Berlin"));
+/// let local = resolve_zone("local")?;
+/// assert_eq!(resolve_zone(&local)?, local);
+/// assert_eq!(resolve_zone("europe/berlin").unwrap_err().reason(), "bad_zone");
+/// # Ok::<(), guard_core::schedule::ScheduleError>(())
+/// ```
 pub fn resolve_zone(zone: &str) -> Result<String, ScheduleError> {
     zone::tz_of(zone).map(|tz| tz.name().to_string())
 }
 
 /// The offset from UTC, in seconds, that `zone` has at the instant `unix_ms`
 /// (e.g. 3600 for Europe/Berlin in winter, 19800 for Asia/Kolkata).
+///
+/// ```
+/// use guard_core::schedule::utc_offset_seconds;
+///
+/// let january = 1_768_478_400_000; // 2026-01-15T12:00:00Z
+/// let july = 1_784_116_800_000; // 2026-07-15T12:00:00Z
+/// assert_eq!(utc_offset_seconds("Europe/Berlin", january), Ok(3600));
+/// assert_eq!(utc_offset_seconds("Europe/Berlin", july), Ok(7200));
+/// assert_eq!(utc_offset_seconds("America/New_York", january), Ok(-18000));
+/// ```
 pub fn utc_offset_seconds(zone: &str, unix_ms: i64) -> Result<i32, ScheduleError> {
     let tz = zone::tz_of(zone)?;
     let at = instant(unix_ms)?;

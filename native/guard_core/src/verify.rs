@@ -131,6 +131,29 @@ impl VerifyError {
 ///
 /// Reads the file exactly once, in constant memory. The expected top directory is the file name
 /// without `.tar.gz` (the whole file name if it does not end so, as EMQX's import does).
+///
+/// ```
+/// use guard_core::verify::verify;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
+/// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// let path = dir.path().join("emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// std::fs::copy(fixture, &path)?; // a real export of EMQX 5.3.2
+/// let found = verify(&path)?;
+/// assert_eq!((found.version.as_str(), found.edition.as_str(), found.entries), ("5.3.2", "ce", 9));
+///
+/// // Renamed, it no longer matches its top directory; cut short, it is truncated.
+/// let renamed = dir.path().join("emqx-export-2026-11-27-18-58-46.000.tar.gz");
+/// std::fs::copy(&path, &renamed)?;
+/// assert_eq!(verify(&renamed).unwrap_err().reason(), "wrong_top_dir");
+/// let bytes = std::fs::read(&path)?;
+/// std::fs::write(&path, &bytes[..bytes.len() / 2])?;
+/// let cut = verify(&path).unwrap_err();
+/// assert_eq!((cut.reason(), cut.is_verdict()), ("truncated", true));
+/// assert!(!verify(&dir.path().join("absent.tar.gz")).unwrap_err().is_verdict());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn verify(path: &Path) -> Result<Verified, VerifyError> {
     verify_controlled(path, &mut ReadControl::unlimited())
 }
@@ -138,6 +161,24 @@ pub fn verify(path: &Path) -> Result<Verified, VerifyError> {
 /// [`verify`], reading the file through `control`: its reads are counted, rate limited when
 /// `control` has a limit, and stop once `control`'s job is cancelled, in which case the result
 /// is [`VerifyError::Cancelled`] whatever else went wrong.
+///
+/// ```
+/// use std::sync::atomic::Ordering;
+/// use guard_core::reading::ReadControl;
+/// use guard_core::verify::verify_controlled;
+///
+/// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
+/// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
+/// let mut control = ReadControl::unlimited();
+/// let found = verify_controlled(fixture.as_ref(), &mut control)?;
+/// assert_eq!(control.bytes_read(), std::fs::metadata(fixture)?.len());
+///
+/// control.cancel_flag().store(true, Ordering::Relaxed);
+/// let cancelled = verify_controlled(fixture.as_ref(), &mut control).unwrap_err();
+/// assert_eq!((cancelled.reason(), cancelled.is_verdict()), ("cancelled", false));
+/// # let _ = found;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn verify_controlled(path: &Path, control: &mut ReadControl) -> Result<Verified, VerifyError> {
     let result = verify_inner(path, control);
     match result {

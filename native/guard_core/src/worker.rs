@@ -1,11 +1,12 @@
 //! Background jobs, each on its own OS thread at the lowest CPU priority.
 //!
-//! Heavy file work (inflate + tar walk + SHA-256 of an export, hashing a copy) must not compete
-//! with the threads that serve MQTT clients. [`spawn`] runs a job on a new thread that first
-//! lowers its own priority ([`lower_current_thread`]: `nice` 19 via `setpriority` on its thread
-//! id, then the `SCHED_IDLE` policy, which runs only when no other thread wants the CPU), then
-//! runs the work, then hands the result to a delivery function (the NIF sends it to an Erlang
-//! process), and ends. There is no pool: no thread exists while no job runs.
+//! Heavy work (inflate + tar walk + SHA-256 of an export, retention's reads, an off-site upload
+//! or download) must not compete with the threads that serve MQTT clients. [`spawn`] runs a job
+//! on a new thread, named `emqx_guard_job`, that first lowers its own priority
+//! ([`lower_current_thread`]: `nice` 19 via `setpriority` on its thread id, then the `SCHED_IDLE`
+//! policy, which runs only when no other thread wants the CPU), then runs the work, then hands
+//! the result to a delivery function (the NIF sends it to an Erlang process), and ends. There is
+//! no pool: no thread exists while no job runs.
 //!
 //! - A job is cancelled through its [`CancelFlag`] (the work checks it between reads, see
 //!   [`crate::reading`]); [`cancel_all`] cancels every running job (the plugin stopping).
@@ -79,6 +80,18 @@ pub fn current_priority() -> Priority {
 /// Lowers the calling thread (only it, not the process) to nice [`LOW_NICE`] and the
 /// `SCHED_IDLE` policy, and returns the priority it then has. Lowering a priority needs no
 /// privilege; a step that fails anyway is skipped (the other still applies).
+///
+/// ```
+/// use guard_core::worker::{current_priority, lower_current_thread, Policy, LOW_NICE};
+///
+/// std::thread::spawn(|| {
+///     let after = lower_current_thread();
+///     assert_eq!((after.policy, after.nice), (Policy::Idle, LOW_NICE));
+///     assert_eq!(current_priority(), after);
+/// })
+/// .join()
+/// .unwrap();
+/// ```
 #[cfg(target_os = "linux")]
 pub fn lower_current_thread() -> Priority {
     // SAFETY: system calls on the calling thread; `param` outlives the call.
@@ -141,6 +154,22 @@ fn running() -> MutexGuard<'static, Vec<(u64, CancelFlag)>> {
 }
 
 /// Number of jobs whose thread has not finished its work and delivery yet.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use guard_core::worker::{cancel_all, running_jobs, spawn};
+///
+/// let (done, finished) = mpsc::channel();
+/// let before = running_jobs();
+/// // A job that runs until it is cancelled:
+/// spawn(|cancel| while !cancel.load(std::sync::atomic::Ordering::Relaxed) {
+///     std::thread::sleep(std::time::Duration::from_millis(5));
+/// }, move |_| done.send(()).unwrap())?;
+/// assert!(running_jobs() > before);
+/// assert!(cancel_all() >= 1);
+/// finished.recv()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn running_jobs() -> usize {
     running().len()
 }
@@ -169,6 +198,22 @@ impl Drop for Registered {
 ///
 /// `deliver` is called exactly once, on the job's thread, unless the thread could not start
 /// (then `Err` is returned and neither closure runs).
+///
+/// ```
+/// use std::sync::mpsc;
+/// use guard_core::worker::{spawn, Policy};
+///
+/// let (tx, rx) = mpsc::channel();
+/// spawn(|_cancel| guard_core::worker::current_priority(), move |result| tx.send(result).unwrap())?;
+/// let priority = rx.recv()?.expect("no panic");
+/// assert_eq!(priority.policy, Policy::Idle);
+///
+/// // A panic in the work is delivered, the thread ends normally:
+/// let (tx, rx) = mpsc::channel();
+/// spawn(|_| -> () { panic!("boom") }, move |result| tx.send(result).unwrap())?;
+/// assert_eq!(rx.recv()?.unwrap_err().reason(), "panicked");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn spawn<T, W, D>(work: W, deliver: D) -> Result<CancelFlag, SpawnError>
 where
     W: FnOnce(&CancelFlag) -> T + Send + 'static,
@@ -180,6 +225,18 @@ where
 }
 
 /// [`spawn`] with a cancel flag the caller made (e.g. one an Erlang term refers to already).
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::{mpsc, Arc};
+/// use guard_core::worker::spawn_with;
+///
+/// let cancel = Arc::new(AtomicBool::new(true)); // cancelled before it starts
+/// let (tx, rx) = mpsc::channel();
+/// spawn_with(cancel, |c| c.load(Ordering::Relaxed), move |seen| tx.send(seen).unwrap())?;
+/// assert_eq!(rx.recv()?, Ok(true));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn spawn_with<T, W, D>(cancel: CancelFlag, work: W, deliver: D) -> Result<(), SpawnError>
 where
     W: FnOnce(&CancelFlag) -> T + Send + 'static,

@@ -637,89 +637,89 @@ fn every_valid_month_day_falls_on_every_weekday_within_400_years() {
 
 // ---------------------------------------------------------------- describe
 
+/// Expressions and their descriptions, word for word.
+const DESCRIPTIONS: &[(&str, &str)] = &[
+    ("0 12 * * 0", "At 12:00, on Sunday"),
+    ("* * * * *", "Every minute"),
+    ("*/15 * * * *", "Every 15 minutes"),
+    ("5 * * * *", "At 5 minutes past the hour"),
+    ("@hourly", "Every hour"),
+    ("30 2 * * *", "At 02:30, every day"),
+    ("5 0 * * *", "At 00:05, every day"),
+    ("15 14 1 * *", "At 14:15, on day 1 of the month"),
+    ("0 22 * * 1-5", "At 22:00, on Monday through Friday"),
+    (
+        "23 0-23/2 * * *",
+        "At 23 minutes past the hour, every 2 hours",
+    ),
+    ("5 4 * * sun", "At 04:05, on Sunday"),
+    (
+        "0 4 8-14 * *",
+        "At 04:00, on days 8 through 14 of the month",
+    ),
+    (
+        "0 0 1,15 * 1",
+        "At 00:00, on days 1 and 15 of the month or on Monday",
+    ),
+    ("0 0 1 * 1", "At 00:00, on day 1 of the month or on Monday"),
+    (
+        "0 0 */2 * 1",
+        "At 00:00, on every 2nd day of the month if it is a Monday",
+    ),
+    ("@yearly", "At 00:00, on January 1"),
+    ("0 0 29 2 *", "At 00:00, on February 29"),
+    ("*/15 2 * * *", "Every 15 minutes, between 02:00 and 02:59"),
+    (
+        "0 9-17 * * mon-fri",
+        "Every hour from 09:00 to 17:00, on Monday through Friday",
+    ),
+    (
+        "0,30 9,17 * * *",
+        "At 09:00, 09:30, 17:00 and 17:30, every day",
+    ),
+    ("0 0 * jan,jul *", "At 00:00, every day in January and July"),
+    (
+        "0 12 * * mon,wed,fri",
+        "At 12:00, on Monday, Wednesday and Friday",
+    ),
+    ("0 0 * * fri-7", "At 00:00, on Friday through Sunday"),
+    ("0 1-23/2 * * *", "Every 2 hours from 01:00 to 23:00"),
+    (
+        "10-20 * * * *",
+        "Every minute from 10 through 20 minutes past the hour",
+    ),
+    (
+        "0 3 * mar-may *",
+        "At 03:00, every day in March through May",
+    ),
+    (
+        "0 6 1 */3 *",
+        "At 06:00, on day 1 of the month, in January, April, July and October",
+    ),
+    ("0 0 29,30 2 *", "At 00:00, on February 29"),
+    (
+        "0 0 1,15,31 2 *",
+        "At 00:00, on days 1 and 15 of the month, in February",
+    ),
+    (
+        "0 0-4,8-12 * * *",
+        "Every hour from 00:00 to 04:00 and from 08:00 to 12:00",
+    ),
+    ("0 0 1-31 * 1", "At 00:00, every day"),
+    ("0 0 */3 * *", "At 00:00, on every 3rd day of the month"),
+    (
+        "*/15 9-17 * * 1-5",
+        "Every 15 minutes, between 09:00 and 17:59, on Monday through Friday",
+    ),
+    ("0 0 * * 6,0", "At 00:00, on Saturday and Sunday"),
+    ("1 * * * *", "At 1 minute past the hour"),
+    ("0,15,40 * * * *", "At 0, 15 and 40 minutes past the hour"),
+];
+
 #[test]
 fn descriptions() {
-    let cases = [
-        ("0 12 * * 0", "At 12:00, on Sunday"),
-        ("* * * * *", "Every minute"),
-        ("*/15 * * * *", "Every 15 minutes"),
-        ("5 * * * *", "At 5 minutes past the hour"),
-        ("@hourly", "Every hour"),
-        ("30 2 * * *", "At 02:30, every day"),
-        ("5 0 * * *", "At 00:05, every day"),
-        ("15 14 1 * *", "At 14:15, on day 1 of the month"),
-        ("0 22 * * 1-5", "At 22:00, on Monday through Friday"),
-        (
-            "23 0-23/2 * * *",
-            "At 23 minutes past the hour, every 2 hours",
-        ),
-        ("5 4 * * sun", "At 04:05, on Sunday"),
-        (
-            "0 4 8-14 * *",
-            "At 04:00, on days 8 through 14 of the month",
-        ),
-        (
-            "0 0 1,15 * 1",
-            "At 00:00, on days 1 and 15 of the month or on Monday",
-        ),
-        ("0 0 1 * 1", "At 00:00, on day 1 of the month or on Monday"),
-        (
-            "0 0 */2 * 1",
-            "At 00:00, on every 2nd day of the month if it is a Monday",
-        ),
-        ("@yearly", "At 00:00, on January 1"),
-        ("0 0 29 2 *", "At 00:00, on February 29"),
-        ("*/15 2 * * *", "Every 15 minutes, between 02:00 and 02:59"),
-        (
-            "0 9-17 * * mon-fri",
-            "Every hour from 09:00 to 17:00, on Monday through Friday",
-        ),
-        (
-            "0,30 9,17 * * *",
-            "At 09:00, 09:30, 17:00 and 17:30, every day",
-        ),
-        ("0 0 * jan,jul *", "At 00:00, every day in January and July"),
-        (
-            "0 12 * * mon,wed,fri",
-            "At 12:00, on Monday, Wednesday and Friday",
-        ),
-        ("0 0 * * fri-7", "At 00:00, on Friday through Sunday"),
-        ("0 1-23/2 * * *", "Every 2 hours from 01:00 to 23:00"),
-        (
-            "10-20 * * * *",
-            "Every minute from 10 through 20 minutes past the hour",
-        ),
-        (
-            "0 3 * mar-may *",
-            "At 03:00, every day in March through May",
-        ),
-        (
-            "0 6 1 */3 *",
-            "At 06:00, on day 1 of the month, in January, April, July and October",
-        ),
-    ];
-    let more = [
-        ("0 0 29,30 2 *", "At 00:00, on February 29"),
-        (
-            "0 0 1,15,31 2 *",
-            "At 00:00, on days 1 and 15 of the month, in February",
-        ),
-        (
-            "0 0-4,8-12 * * *",
-            "Every hour from 00:00 to 04:00 and from 08:00 to 12:00",
-        ),
-        ("0 0 1-31 * 1", "At 00:00, every day"),
-        ("0 0 */3 * *", "At 00:00, on every 3rd day of the month"),
-        (
-            "*/15 9-17 * * 1-5",
-            "Every 15 minutes, between 09:00 and 17:59, on Monday through Friday",
-        ),
-        ("0 0 * * 6,0", "At 00:00, on Saturday and Sunday"),
-        ("1 * * * *", "At 1 minute past the hour"),
-        ("0,15,40 * * * *", "At 0, 15 and 40 minutes past the hour"),
-    ];
-    for (expr, want) in cases.into_iter().chain(more) {
-        assert_eq!(describe(expr).as_deref(), Ok(want), "{expr}");
+    for (expr, want) in DESCRIPTIONS {
+        assert_eq!(describe(expr).as_deref(), Ok(*want), "{expr}");
     }
     assert_eq!(
         describe("0 0 30 2 *").map_err(|e| e.reason()),

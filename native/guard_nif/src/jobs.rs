@@ -1,8 +1,9 @@
-//! Background jobs seen from Erlang: a job is started by a NIF (`verify_async/2`, ...), runs on
-//! its own low-priority thread ([`guard_core::worker`]) and ends by sending
-//! `{emqx_guard_job, Job, Result}` to the process that started it. A job started with
-//! [`start_reporting`] may send `{emqx_guard_job_progress, Job, Progress}` messages before that
-//! one (in order: all of them arrive before the result).
+//! How the jobs of the contract (`emqx_guard_nif`'s module doc) are made. A job is started by a
+//! NIF (`verify_async/2`, ...), runs on its own low-priority thread ([`guard_core::worker`]) and
+//! ends by sending `{emqx_guard_job, Job, Result}` to the process that started it. A job started
+//! with [`start_reporting`] may send `{emqx_guard_job_progress, Job, Progress}` messages before
+//! that one (in order: all of them arrive before the result). Also here: the jobs' `Opts`
+//! ([`decode_opts`]) and the NIFs `cancel/1` and `cancel_all/0`.
 //!
 //! `Job` is a resource term of the type `emqx_guard_job` (opaque to Erlang; the same job's terms
 //! compare equal, so a `receive` can match it). The resource holds the job's cancel flag:
@@ -13,15 +14,17 @@
 //! - `cancel_all()` cancels every running job.
 //!
 //! The resource type is opened by hand (not with rustler's resource registry) because this
-//! library supports the BEAM's `upgrade` callback, where the type already exists and must be
-//! taken over (`ERL_NIF_RT_TAKEOVER`); rustler 0.39 registers resource types with
-//! `ERL_NIF_RT_CREATE` only.
+//! library supports the BEAM's `upgrade` callback ([`crate::entry`]), where the type already
+//! exists and must be taken over (`ERL_NIF_RT_TAKEOVER`); rustler 0.39 registers resource types
+//! with `ERL_NIF_RT_CREATE` only.
 
 use std::ffi::CStr;
 use std::mem::size_of;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
+
+use std::num::NonZeroU64;
 
 use guard_core::reading::CancelFlag;
 use guard_core::worker::{self, Panicked};
@@ -32,11 +35,18 @@ use rustler::sys::{
     ErlNifResourceDown, ErlNifResourceDtor, ErlNifResourceFlags, ErlNifResourceType,
     ErlNifResourceTypeInit,
 };
-use rustler::{Encoder, Env, LocalPid, NifResult, Term};
+use rustler::types::map::MapIterator;
+use rustler::{Atom, Encoder, Env, LocalPid, NifResult, Term};
+
+use crate::terms::{ArgError, Reply};
 
 mod atoms {
     rustler::atoms! {
+        emqx_guard_job,
         emqx_guard_job_progress,
+        io_limit,
+        infinity,
+        ok,
     }
 }
 
@@ -183,7 +193,7 @@ pub fn start<'a, T, W>(
     owned: OwnedEnv,
     work: W,
     encode: Encode<T>,
-) -> NifResult<Term<'a>>
+) -> NifResult<Reply<Term<'a>>>
 where
     T: Send + 'static,
     W: FnOnce(&CancelFlag) -> T + Send + 'static,
@@ -197,7 +207,7 @@ pub fn start_reporting<'a, T, W>(
     mut owned: OwnedEnv,
     work: W,
     encode: Encode<T>,
-) -> NifResult<Term<'a>>
+) -> NifResult<Reply<Term<'a>>>
 where
     T: Send + 'static,
     W: FnOnce(&CancelFlag, &Reporter) -> T + Send + 'static,
@@ -236,17 +246,57 @@ where
         move |cancel| work(cancel, &reporter),
         move |result| {
             let _ = owned.send_and_clear(&pid, |env| {
-                (
-                    crate::atoms::emqx_guard_job(),
-                    held.term(env),
-                    encode(env, result),
-                )
-                    .encode(env)
+                (atoms::emqx_guard_job(), held.term(env), encode(env, result)).encode(env)
             });
         },
     );
-    match spawned {
-        Ok(()) => Ok(crate::ok(env, term)),
-        Err(err) => crate::error(env, &err),
+    Ok(spawned.map(|()| term).map_err(Into::into))
+}
+
+/// Decodes `Opts`: the io limit (`None`: no limit). Not a map: `badarg`; an unknown key or a
+/// bad value: `bad_opts`. By hand: a derived map decoder would ignore an unknown key (a typo
+/// must be an error) and require `io_limit`, which is optional.
+pub(crate) fn decode_opts(term: Term) -> NifResult<Result<Option<NonZeroU64>, ArgError>> {
+    let Some(iter) = MapIterator::new(term) else {
+        return Err(rustler::Error::BadArg);
+    };
+    let bad = |detail: String| ArgError {
+        reason: "bad_opts",
+        detail,
+    };
+    let mut limit = None;
+    for (key, value) in iter {
+        if key.decode::<Atom>().ok() != Some(atoms::io_limit()) {
+            return Ok(Err(bad(format!(
+                "unknown option {key:?}: the only option is io_limit"
+            ))));
+        }
+        if value.decode::<Atom>().ok() == Some(atoms::infinity()) {
+            limit = None;
+            continue;
+        }
+        match value.decode::<u64>().ok().and_then(NonZeroU64::new) {
+            Some(n) => limit = Some(n),
+            None => {
+                let detail = format!(
+                    "io_limit must be bytes per second (a positive integer) or infinity, got {value:?}"
+                );
+                return Ok(Err(bad(detail)));
+            }
+        }
     }
+    Ok(Ok(limit))
+}
+
+/// Sets the job's cancel flag; the work checks it before every read and while it waits for the
+/// io limit. Not a job: `badarg`.
+#[rustler::nif]
+fn cancel(job: Term) -> NifResult<Atom> {
+    cancel_flag(job)?.store(true, Ordering::Relaxed);
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn cancel_all() -> usize {
+    worker::cancel_all()
 }

@@ -1,25 +1,11 @@
-//! `send_mail(Config, Subject, Body)`: the backup e-mail, sent by [`guard_core::notify`].
+//! `send_mail(Config, Subject, Body)`: the backup e-mail, sent by [`guard_core::notify`] on a
+//! dirty IO scheduler, within the session's deadline (see `guard_core::notify`'s deadline
+//! contract).
 //!
-//! `Config` is a map with atom keys:
-//!
-//! | key | type | default |
-//! |---|---|---|
-//! | `server` | binary | required |
-//! | `port` | 1..65535 | required |
-//! | `tls` | `none` \| `starttls` \| `tls` | required |
-//! | `tls_verify` | boolean | `true` |
-//! | `ca_file` | binary path \| `undefined` | `undefined` |
-//! | `username`, `password` | binary \| `undefined` (both or neither) | `undefined` |
-//! | `from` | binary | required |
-//! | `to` | `[binary]`, at least one | required |
-//! | `timeout_ms` | positive integer | `30000` |
-//! | `deadline_ms` | positive integer: bound on the whole session | `120000` |
-//!
-//! A missing or mistyped key is `{error, {bad_config, Detail}}` naming the key (not `badarg`:
-//! the settings come from an operator, who should read what is wrong). A non-map is `badarg`.
-//! Success is `{ok, ServerAnswer :: binary()}`, e.g. `<<"250 2.0.0 Ok: queued as 4Xk2">>`.
-//! Runs on a dirty IO scheduler and returns within `deadline_ms` (then `{error, {timeout, _}}`),
-//! however slowly the server answers; see `guard_core::notify`'s deadline contract.
+//! `Config` (its keys and defaults: the doc of `emqx_guard_nif:send_mail/3`) is decoded by hand,
+//! not by a derive: optional keys take defaults, `undefined` means unset, and a missing or
+//! mistyped key must be a `bad_config` naming the key (the settings come from an operator, who
+//! should read what is wrong), not a `badarg`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,13 +13,7 @@ use std::time::Duration;
 use guard_core::notify::{self, NotifyError, SmtpConfig, TlsMode};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Term};
 
-use crate::{error, ok, NifError};
-
-impl NifError for NotifyError {
-    fn reason(&self) -> &'static str {
-        NotifyError::reason(self)
-    }
-}
+use crate::terms::Reply;
 
 /// Default bound on connecting and on each read or write.
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -147,32 +127,26 @@ fn config<'a>(env: Env<'a>, map: Term<'a>) -> Result<SmtpConfig, NotifyError> {
     })
 }
 
-/// `send_mail(Config, Subject, Body)` -> `{ok, ServerAnswer}` | `{error, {Reason, Detail}}`.
-/// Dirty IO.
 #[rustler::nif(schedule = "DirtyIo")]
 fn send_mail<'a>(
     env: Env<'a>,
     cfg: Term<'a>,
     subject: Binary,
     body: Binary,
-) -> NifResult<Term<'a>> {
+) -> NifResult<Reply<String>> {
     if !cfg.is_map() {
         return Err(rustler::Error::BadArg);
     }
-    let cfg = match config(env, cfg) {
-        Ok(cfg) => cfg,
-        Err(err) => return error(env, &err),
+    let utf8 = |bin: &Binary, what: &str| {
+        std::str::from_utf8(bin.as_slice())
+            .map(str::to_string)
+            .map_err(|_| NotifyError::BadMessage(format!("{what} is not UTF-8")))
     };
-    let subject = match std::str::from_utf8(subject.as_slice()) {
-        Ok(s) => s,
-        Err(_) => return error(env, &NotifyError::BadMessage("subject is not UTF-8".into())),
+    let send = || {
+        let cfg = config(env, cfg)?;
+        let subject = utf8(&subject, "subject")?;
+        let body = utf8(&body, "body")?;
+        Ok(notify::send_mail(&cfg, &subject, &body)?.to_string())
     };
-    let body = match std::str::from_utf8(body.as_slice()) {
-        Ok(s) => s,
-        Err(_) => return error(env, &NotifyError::BadMessage("body is not UTF-8".into())),
-    };
-    match notify::send_mail(&cfg, subject, body) {
-        Ok(sent) => Ok(ok(env, sent.to_string().encode(env))),
-        Err(err) => error(env, &err),
-    }
+    Ok(send())
 }

@@ -3,72 +3,30 @@
 //! `{ok, Job}`; the job ends with `{emqx_guard_job, Job, Result}` to the caller. No S3 request
 //! ever runs on a normal or dirty scheduler.
 //!
-//! `Config` is a map with atom keys (strings are binaries; `undefined` or a missing key takes the
-//! default):
-//!
-//! | key | type | default |
-//! |---|---|---|
-//! | `bucket` | binary | required |
-//! | `prefix` | binary, no leading/trailing `/` | `<<>>` |
-//! | `region` | binary | `<<"us-east-1">>` |
-//! | `endpoint` | binary `http(s)://host[:port]` | AWS S3 |
-//! | `access_key`, `secret_key` | binary | required |
-//! | `path_style`, `tls_verify` | boolean or `<<"on">>`/`<<"off">>` | `false`, `true` |
-//! | `ca_file` | binary path | none |
-//! | `recipient` | binary `age1…` | none (no encryption) |
-//! | `part_size` | integer, 5 MiB to 5 GiB | 16 MiB |
-//! | `connect_timeout_ms`, `timeout_ms` | positive integer | 10000, 120000 |
-//! | `max_retries` | non-negative integer | 3 |
-//!
-//! A wrong value is `{error, {bad_config, Detail}}` at once (the secret key never appears in any
-//! Detail); a non-map is `badarg`.
+//! `Config` (its keys, defaults and checks: the type `offsite_config()` of `emqx_guard_nif`) is
+//! decoded by hand, not by a derive: every key but three is optional, `undefined` means the
+//! default, booleans may be written `<<"on">>`/`<<"off">>`, and each wrong value must be a
+//! `bad_config` naming its key (the secret key never in it) rather than a `badarg`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use guard_core::offsite::{
-    self, Fetched, OffsiteConfig, OffsiteError, RemoteBackup, RemotePruneReport, Secret, Uploaded,
+    self, Check, Fetched, OffsiteConfig, OffsiteError, RemoteBackup, RemotePruneReport, Secret,
+    Uploaded,
 };
 use guard_core::reading::ReadControl;
-use guard_core::worker::Panicked;
+use guard_core::verify::Verified;
 use rustler::env::OwnedEnv;
-use rustler::{Atom, Binary, Encoder, Env, NifResult, Term};
+use rustler::{Atom, Binary, Encoder, Env, ErlOption, NifMap, NifResult, Term};
 
-use crate::background::decode_opts;
-use crate::{error, error_term, ok, path_arg, NifError};
-
-impl NifError for OffsiteError {
-    fn reason(&self) -> &'static str {
-        OffsiteError::reason(self)
-    }
-}
+use crate::jobs::{self, decode_opts};
+use crate::path_arg;
+use crate::terms::{job_reply, one_line, AtomName, PathBytes, Reply};
 
 mod atoms {
     rustler::atoms! {
         undefined,
-        name,
-        export_name,
-        key,
-        path,
-        size,
-        mtime,
-        encrypted,
-        source_size,
-        sha256,
-        parts,
-        kept,
-        deleted,
-        failed,
-        object_size,
-        verified,
-        entries,
-        bytes,
-        version,
-        edition,
-        error,
-        stored_sha256,
-        reused,
-        checked_by,
     }
 }
 
@@ -189,167 +147,182 @@ fn decode_config<'a>(
     Ok(config(env, map))
 }
 
+/// `Ok(value)` of a decoded argument, or the NIF's `{error, {Reason, Detail}}` at once.
 macro_rules! try_arg {
-    ($env:expr, $e:expr) => {
-        match $e? {
+    ($decoded:expr) => {
+        match $decoded {
             Ok(v) => v,
-            Err(err) => return error($env, &err),
+            Err(err) => return Ok(Err(err.into())),
         }
     };
 }
 
-/// `{ok, encode(value)}`, `{error, {Reason, Detail}}`, or a panic as `{error, {panicked, _}}`.
-fn deliver<'a, T>(
-    env: Env<'a>,
-    outcome: Result<Result<T, OffsiteError>, Panicked>,
-    encode: impl FnOnce(Env<'a>, &T) -> NifResult<Term<'a>>,
-) -> Term<'a> {
-    match outcome {
-        Ok(Ok(value)) => match encode(env, &value) {
-            Ok(term) => ok(env, term),
-            Err(_) => error_term(env, &Panicked("cannot encode the result".to_string())),
-        },
-        Ok(Err(e)) => error_term(env, &e),
-        Err(p) => error_term(env, &p),
+/// What an upload stored, or found already stored (`offsite_uploaded()`).
+#[derive(NifMap)]
+#[rustler(encode)]
+struct UploadedMap {
+    name: String,
+    key: String,
+    size: u64,
+    source_size: u64,
+    sha256: String,
+    stored_sha256: String,
+    encrypted: bool,
+    parts: usize,
+    reused: bool,
+}
+
+impl From<Uploaded> for UploadedMap {
+    fn from(u: Uploaded) -> Self {
+        UploadedMap {
+            name: u.name,
+            key: u.key,
+            size: u.size,
+            source_size: u.source_size,
+            sha256: u.source_sha256,
+            stored_sha256: u.stored_sha256,
+            encrypted: u.encrypted,
+            parts: u.parts,
+            reused: u.reused,
+        }
     }
 }
 
-fn uploaded_map<'a>(env: Env<'a>, u: &Uploaded) -> NifResult<Term<'a>> {
-    Term::map_from_arrays(
-        env,
-        &[
-            atoms::name(),
-            atoms::key(),
-            atoms::size(),
-            atoms::source_size(),
-            atoms::sha256(),
-            atoms::encrypted(),
-            atoms::parts(),
-            atoms::stored_sha256(),
-            atoms::reused(),
-        ],
-        &[
-            u.name.encode(env),
-            u.key.encode(env),
-            u.size.encode(env),
-            u.source_size.encode(env),
-            u.source_sha256.encode(env),
-            u.encrypted.encode(env),
-            u.parts.encode(env),
-            u.stored_sha256.encode(env),
-            u.reused.encode(env),
-        ],
-    )
+/// An off-site backup.
+#[derive(NifMap)]
+#[rustler(encode)]
+struct RemoteMap {
+    name: String,
+    export_name: String,
+    key: String,
+    size: u64,
+    mtime: i64,
+    encrypted: bool,
 }
 
-fn remote_map<'a>(env: Env<'a>, b: &RemoteBackup) -> NifResult<Term<'a>> {
-    Term::map_from_arrays(
-        env,
-        &[
-            atoms::name(),
-            atoms::export_name(),
-            atoms::key(),
-            atoms::size(),
-            atoms::mtime(),
-            atoms::encrypted(),
-        ],
-        &[
-            b.name.encode(env),
-            b.export_name.encode(env),
-            b.key.encode(env),
-            b.size.encode(env),
-            b.last_modified_ms.encode(env),
-            b.encrypted.encode(env),
-        ],
-    )
+impl From<RemoteBackup> for RemoteMap {
+    fn from(b: RemoteBackup) -> Self {
+        RemoteMap {
+            name: b.name,
+            export_name: b.export_name,
+            key: b.key,
+            size: b.size,
+            mtime: b.last_modified_ms,
+            encrypted: b.encrypted,
+        }
+    }
 }
 
-fn remote_list<'a>(env: Env<'a>, list: &[RemoteBackup]) -> NifResult<Term<'a>> {
-    Ok(list
-        .iter()
-        .map(|b| remote_map(env, b))
-        .collect::<NifResult<Vec<_>>>()?
-        .encode(env))
+/// An off-site backup whose deletion failed, and why.
+#[derive(NifMap)]
+#[rustler(encode)]
+struct RemoteErrorMap {
+    name: String,
+    export_name: String,
+    key: String,
+    size: u64,
+    mtime: i64,
+    encrypted: bool,
+    error: String,
 }
 
-fn prune_map<'a>(env: Env<'a>, r: &RemotePruneReport) -> NifResult<Term<'a>> {
-    let failed = r
-        .failed
-        .iter()
-        .map(|(b, why)| remote_map(env, b)?.map_put(atoms::error(), crate::one_line(why).as_ref()))
-        .collect::<NifResult<Vec<_>>>()?;
-    Term::map_from_arrays(
-        env,
-        &[atoms::kept(), atoms::deleted(), atoms::failed()],
-        &[
-            remote_list(env, &r.kept)?,
-            remote_list(env, &r.deleted)?,
-            failed.encode(env),
-        ],
-    )
+impl From<(RemoteBackup, String)> for RemoteErrorMap {
+    fn from((b, why): (RemoteBackup, String)) -> Self {
+        RemoteErrorMap {
+            name: b.name,
+            export_name: b.export_name,
+            key: b.key,
+            size: b.size,
+            mtime: b.last_modified_ms,
+            encrypted: b.encrypted,
+            error: one_line(&why),
+        }
+    }
 }
 
-fn fetched_map<'a>(env: Env<'a>, f: &Fetched) -> NifResult<Term<'a>> {
-    let checked_by = f
-        .checked_by
-        .iter()
-        .map(|c| Atom::from_str(env, c.as_str()))
-        .collect::<NifResult<Vec<Atom>>>()?;
-    let v = &f.verified;
-    let verified = Term::map_from_arrays(
-        env,
-        &[
-            atoms::entries(),
-            atoms::bytes(),
-            atoms::version(),
-            atoms::edition(),
-            atoms::sha256(),
-        ],
-        &[
-            v.entries.encode(env),
-            v.bytes.encode(env),
-            v.version.encode(env),
-            v.edition.encode(env),
-            v.sha256.encode(env),
-        ],
-    )?;
-    Term::map_from_arrays(
-        env,
-        &[
-            atoms::name(),
-            atoms::path(),
-            atoms::size(),
-            atoms::object_size(),
-            atoms::encrypted(),
-            atoms::verified(),
-            atoms::checked_by(),
-        ],
-        &[
-            f.name.encode(env),
-            crate::path_term(env, &f.path),
-            f.size.encode(env),
-            f.object_size.encode(env),
-            f.encrypted.encode(env),
-            verified,
-            checked_by.encode(env),
-        ],
-    )
+/// What remote retention kept, deleted and failed to delete.
+#[derive(NifMap)]
+#[rustler(encode)]
+struct RemotePruneMap {
+    kept: Vec<RemoteMap>,
+    deleted: Vec<RemoteMap>,
+    failed: Vec<RemoteErrorMap>,
 }
 
-/// `offsite_upload_async(Config, Path, Opts)` -> `{ok, Job}` (`bad_config`, `bad_name`,
-/// `bad_opts`, `busy`, `thread` at once); later `{emqx_guard_job, Job, {ok, #{name, key, size,
-/// source_size, sha256, stored_sha256, encrypted, parts, reused}} | {error, {Reason,
-/// Detail}}}`. The object is named after Path's file name, which must be an export name;
-/// `reused` is true when the object already held this export and nothing was sent.
+impl From<RemotePruneReport> for RemotePruneMap {
+    fn from(r: RemotePruneReport) -> Self {
+        RemotePruneMap {
+            kept: r.kept.into_iter().map(RemoteMap::from).collect(),
+            deleted: r.deleted.into_iter().map(RemoteMap::from).collect(),
+            failed: r.failed.into_iter().map(RemoteErrorMap::from).collect(),
+        }
+    }
+}
+
+/// What verification found in a fetched export.
+#[derive(NifMap)]
+#[rustler(encode)]
+struct VerifiedMap {
+    entries: u64,
+    bytes: u64,
+    version: String,
+    edition: String,
+    sha256: String,
+}
+
+impl From<Verified> for VerifiedMap {
+    fn from(v: Verified) -> Self {
+        VerifiedMap {
+            entries: v.entries,
+            bytes: v.bytes,
+            version: v.version,
+            edition: v.edition,
+            sha256: v.sha256,
+        }
+    }
+}
+
+/// A fetched backup and the checks it passed, in the order they were made (each the atom of
+/// [`Check::as_str`], the core's one list of their names).
+#[derive(NifMap)]
+#[rustler(encode)]
+struct FetchedMap {
+    name: String,
+    path: PathBytes,
+    size: u64,
+    object_size: u64,
+    encrypted: bool,
+    verified: VerifiedMap,
+    checked_by: Vec<AtomName>,
+}
+
+impl From<Fetched> for FetchedMap {
+    fn from(f: Fetched) -> Self {
+        FetchedMap {
+            name: f.name,
+            path: PathBytes(f.path),
+            size: f.size,
+            object_size: f.object_size,
+            encrypted: f.encrypted,
+            verified: f.verified.into(),
+            checked_by: f
+                .checked_by
+                .iter()
+                .map(|c: &Check| AtomName(c.as_str().to_string()))
+                .collect(),
+        }
+    }
+}
+
 #[rustler::nif]
 fn offsite_upload_async<'a>(
     env: Env<'a>,
     cfg: Term<'a>,
     path: Binary,
     opts: Term<'a>,
-) -> NifResult<Term<'a>> {
-    let cfg = try_arg!(env, decode_config(env, cfg));
-    let limit = try_arg!(env, decode_opts(opts));
+) -> NifResult<Reply<Term<'a>>> {
+    let cfg = try_arg!(decode_config(env, cfg)?);
+    let limit = try_arg!(decode_opts(opts)?);
     let path = path_arg(&path).to_path_buf();
     let name = path
         .file_name()
@@ -357,42 +330,42 @@ fn offsite_upload_async<'a>(
         .filter(|n| guard_core::retention::is_export_name(n))
         .map(str::to_string);
     let Some(name) = name else {
-        let err = OffsiteError::BadName(path.to_string_lossy().into_owned());
-        return error(env, &err);
+        return Ok(Err(OffsiteError::BadName(
+            path.to_string_lossy().into_owned(),
+        )
+        .into()));
     };
-    crate::jobs::start(
+    jobs::start(
         env,
         OwnedEnv::new(),
         move |cancel| {
             let mut control = ReadControl::new(cancel.clone(), limit);
             offsite::upload(&cfg, &path, &name, &mut control)
         },
-        Box::new(|env, outcome| deliver(env, outcome, uploaded_map)),
+        Box::new(|env, outcome| job_reply(outcome, UploadedMap::from).encode(env)),
     )
 }
 
-/// `offsite_list_async(Config, Opts)` -> `{ok, Job}`; later `{emqx_guard_job, Job, {ok,
-/// [#{name, export_name, key, size, mtime, encrypted}]} | {error, {Reason, Detail}}}`, newest
-/// first.
 #[rustler::nif]
-fn offsite_list_async<'a>(env: Env<'a>, cfg: Term<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
-    let cfg = try_arg!(env, decode_config(env, cfg));
-    let _ = try_arg!(env, decode_opts(opts));
-    crate::jobs::start(
+fn offsite_list_async<'a>(
+    env: Env<'a>,
+    cfg: Term<'a>,
+    opts: Term<'a>,
+) -> NifResult<Reply<Term<'a>>> {
+    let cfg = try_arg!(decode_config(env, cfg)?);
+    let _ = try_arg!(decode_opts(opts)?);
+    jobs::start(
         env,
         OwnedEnv::new(),
         move |cancel| offsite::list(&cfg, cancel),
-        Box::new(
-            |env, outcome: Result<Result<Vec<RemoteBackup>, OffsiteError>, Panicked>| {
-                deliver(env, outcome, |env, list| remote_list(env, list))
-            },
-        ),
+        Box::new(|env, outcome| {
+            let list = |list: Vec<RemoteBackup>| list.into_iter().map(RemoteMap::from).collect();
+            let reply: Reply<Vec<RemoteMap>> = job_reply(outcome, list);
+            reply.encode(env)
+        }),
     )
 }
 
-/// `offsite_prune_async(Config, Keep, DryRun, Opts)` -> `{ok, Job}` (`bad_keep` at once for
-/// Keep < 1); later `{emqx_guard_job, Job, {ok, #{kept := [Remote], deleted := [Remote], failed
-/// := [Remote#{error := binary()}]}} | {error, {Reason, Detail}}}`.
 #[rustler::nif]
 fn offsite_prune_async<'a>(
     env: Env<'a>,
@@ -400,58 +373,48 @@ fn offsite_prune_async<'a>(
     keep: i64,
     dry_run: bool,
     opts: Term<'a>,
-) -> NifResult<Term<'a>> {
-    let cfg = try_arg!(env, decode_config(env, cfg));
-    let _ = try_arg!(env, decode_opts(opts));
-    let keep = match usize::try_from(keep).ok().filter(|k| *k > 0) {
-        Some(k) => k,
-        None => return error(env, &OffsiteError::BadKeep),
-    };
-    crate::jobs::start(
+) -> NifResult<Reply<Term<'a>>> {
+    let cfg = try_arg!(decode_config(env, cfg)?);
+    let _ = try_arg!(decode_opts(opts)?);
+    let keep = try_arg!(usize::try_from(keep)
+        .ok()
+        .filter(|k| *k > 0)
+        .ok_or(OffsiteError::BadKeep));
+    jobs::start(
         env,
         OwnedEnv::new(),
         move |cancel| offsite::prune(&cfg, keep, dry_run, cancel),
-        Box::new(|env, outcome| deliver(env, outcome, prune_map)),
+        Box::new(|env, outcome| job_reply(outcome, RemotePruneMap::from).encode(env)),
     )
 }
 
-/// `offsite_fetch_async(Config, Name, IdentityPath | undefined, DestDir, Opts)` -> `{ok, Job}`
-/// (`bad_name` at once); later `{emqx_guard_job, Job, {ok, #{name, path, size, object_size,
-/// encrypted, verified := #{entries, bytes, version, edition, sha256}, checked_by := [Check]}}
-/// | {error, {Reason, Detail}}}`, Check one of `stored_sha256`, `age`, `export_sha256`,
-/// `verify` in the order they were made; a refusal's Detail names its check.
 #[rustler::nif]
 fn offsite_fetch_async<'a>(
     env: Env<'a>,
     cfg: Term<'a>,
     name: Binary,
-    identity: Term<'a>,
+    identity: ErlOption<Binary>,
     dest_dir: Binary,
     opts: Term<'a>,
-) -> NifResult<Term<'a>> {
-    let cfg = try_arg!(env, decode_config(env, cfg));
-    let limit = try_arg!(env, decode_opts(opts));
-    let name = match std::str::from_utf8(name.as_slice()) {
-        Ok(n) if offsite::remote_export_name(n).is_some() => n.to_string(),
-        _ => {
-            let err = OffsiteError::BadName(String::from_utf8_lossy(name.as_slice()).into_owned());
-            return error(env, &err);
-        }
-    };
-    let identity = if identity == atoms::undefined().encode(env) {
-        None
-    } else {
-        let bin: Binary = identity.decode()?;
-        Some(path_arg(&bin).to_path_buf())
-    };
+) -> NifResult<Reply<Term<'a>>> {
+    let cfg = try_arg!(decode_config(env, cfg)?);
+    let limit = try_arg!(decode_opts(opts)?);
+    let name = try_arg!(match std::str::from_utf8(name.as_slice()) {
+        Ok(n) if offsite::remote_export_name(n).is_some() => Ok(n.to_string()),
+        _ => Err(OffsiteError::BadName(
+            String::from_utf8_lossy(name.as_slice()).into_owned()
+        )),
+    });
+    let identity: Option<PathBuf> =
+        Option::from(identity).map(|b: Binary| path_arg(&b).to_path_buf());
     let dest = path_arg(&dest_dir).to_path_buf();
-    crate::jobs::start(
+    jobs::start(
         env,
         OwnedEnv::new(),
         move |cancel| {
             let mut control = ReadControl::new(cancel.clone(), limit);
             offsite::fetch(&cfg, &name, identity.as_deref(), &dest, &mut control)
         },
-        Box::new(|env, outcome| deliver(env, outcome, fetched_map)),
+        Box::new(|env, outcome| job_reply(outcome, FetchedMap::from).encode(env)),
     )
 }

@@ -34,10 +34,10 @@ use object_store::client::{
     HttpClient, HttpConnector, HttpError, HttpRequestBody, ReqwestConnector,
 };
 
-use super::{
-    cancellable, client_endpoint, client_options, one_line, remote_error, scrub, CancelFlag,
-    OffsiteConfig, OffsiteError,
-};
+use super::client::{cancellable, client_endpoint, client_options};
+use super::error::{one_line, remote_error, scrub};
+use super::{OffsiteConfig, OffsiteError};
+use crate::reading::CancelFlag;
 
 /// Largest object one CopyObject may copy (S3's limit: 5 GiB).
 pub const COPY_OBJECT_LIMIT: u64 = 5 * 1024 * 1024 * 1024;

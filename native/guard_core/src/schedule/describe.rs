@@ -83,24 +83,12 @@ fn number(v: u32) -> String {
 fn time_part(spec: &Spec) -> (String, bool) {
     let mins = values(spec.minutes, 0, 59);
     let hours = values(u64::from(spec.hours), 0, 23);
-    let all_mins = mins.len() == 60;
-    let all_hours = hours.len() == 24;
-    let min_step = even_step(&mins, 0, 60);
     let hour_step = even_step(&hours, 0, 24);
-
-    let minute_lead = if all_mins {
-        Some("Every minute".to_string())
-    } else {
-        min_step.map(|n| format!("Every {n} minutes"))
-    };
-    if let Some(lead) = minute_lead {
-        let listed = mins.len() * hours.len() <= MAX_LISTED_TIMES && hours.len() > 1;
-        if !listed {
-            return (format!("{lead}{}", hour_phrase(&hours, hour_step)), false);
-        }
+    if let Some(stepped) = stepped_minutes(&mins, &hours, hour_step) {
+        return (stepped, false);
     }
     let listable = mins.len() * hours.len() <= MAX_LISTED_TIMES;
-    if !all_hours && listable && (hours.len() > 1 || mins.len() <= 2) {
+    if hours.len() < 24 && listable && (hours.len() > 1 || mins.len() <= 2) {
         let times: Vec<String> = hours
             .iter()
             .flat_map(|h| mins.iter().map(move |m| hhmm(*h, *m)))
@@ -108,50 +96,8 @@ fn time_part(spec: &Spec) -> (String, bool) {
         return (format!("At {}", join_words(&times, "and")), true);
     }
     if let [m] = mins[..] {
-        if all_hours {
-            let text = if m == 0 {
-                "Every hour".to_string()
-            } else {
-                format!("At {} past the hour", plural(m, "minute", "minutes"))
-            };
-            return (text, false);
-        }
-        if let Some(n) = hour_step {
-            let text = if m == 0 {
-                format!("Every {n} hours")
-            } else {
-                format!(
-                    "At {} past the hour, every {n} hours",
-                    plural(m, "minute", "minutes")
-                )
-            };
-            return (text, false);
-        }
-        if let Some(n) = progression(&hours) {
-            let (first, last) = (hours[0], hours[hours.len() - 1]);
-            let every = if n == 1 {
-                "Every hour".to_string()
-            } else {
-                format!("Every {n} hours")
-            };
-            return (
-                format!("{every} from {} to {}", hhmm(first, m), hhmm(last, m)),
-                false,
-            );
-        }
-    }
-    if let [m] = mins[..] {
-        let runs = runs_of(&hours);
-        if runs.iter().all(|(a, b)| b > a) {
-            let spans: Vec<String> = runs
-                .iter()
-                .map(|(a, b)| format!("from {} to {}", hhmm(*a, m), hhmm(*b, m)))
-                .collect();
-            return (format!("Every hour {}", join_words(&spans, "and")), false);
-        }
-        if hours.len() <= 2 * MAX_LISTED_TIMES {
-            let times: Vec<String> = hours.iter().map(|h| hhmm(*h, m)).collect();
-            return (format!("At {}", join_words(&times, "and")), true);
+        if let Some(part) = one_minute(m, &hours, hour_step) {
+            return part;
         }
     }
     let minute_text = if let [m] = mins[..] {
@@ -172,6 +118,64 @@ fn time_part(spec: &Spec) -> (String, bool) {
         format!("{minute_text}{}", hour_phrase(&hours, hour_step)),
         false,
     )
+}
+
+/// "Every minute" or "Every n minutes" (an even step through the hour) with the hour phrase,
+/// unless there are few enough times, in several hours, to list them one by one.
+fn stepped_minutes(mins: &[u32], hours: &[u32], hour_step: Option<u32>) -> Option<String> {
+    let lead = if mins.len() == 60 {
+        "Every minute".to_string()
+    } else {
+        format!("Every {} minutes", even_step(mins, 0, 60)?)
+    };
+    let listed = mins.len() * hours.len() <= MAX_LISTED_TIMES && hours.len() > 1;
+    (!listed).then(|| format!("{lead}{}", hour_phrase(hours, hour_step)))
+}
+
+/// The clock part of a schedule firing at one minute `m` of its hours, when a phrase says it
+/// better than the general form: every hour, every n hours, evenly spaced hours, runs of hours,
+/// or a list of at most twice [`MAX_LISTED_TIMES`] times.
+fn one_minute(m: u32, hours: &[u32], hour_step: Option<u32>) -> Option<(String, bool)> {
+    let past = || format!("At {} past the hour", plural(m, "minute", "minutes"));
+    if hours.len() == 24 {
+        let text = if m == 0 {
+            "Every hour".to_string()
+        } else {
+            past()
+        };
+        return Some((text, false));
+    }
+    if let Some(n) = hour_step {
+        let text = if m == 0 {
+            format!("Every {n} hours")
+        } else {
+            format!("{}, every {n} hours", past())
+        };
+        return Some((text, false));
+    }
+    if let Some(n) = progression(hours) {
+        let (first, last) = (hours[0], hours[hours.len() - 1]);
+        let every = if n == 1 {
+            "Every hour".to_string()
+        } else {
+            format!("Every {n} hours")
+        };
+        let text = format!("{every} from {} to {}", hhmm(first, m), hhmm(last, m));
+        return Some((text, false));
+    }
+    let runs = runs_of(hours);
+    if runs.iter().all(|(a, b)| b > a) {
+        let spans: Vec<String> = runs
+            .iter()
+            .map(|(a, b)| format!("from {} to {}", hhmm(*a, m), hhmm(*b, m)))
+            .collect();
+        return Some((format!("Every hour {}", join_words(&spans, "and")), false));
+    }
+    if hours.len() <= 2 * MAX_LISTED_TIMES {
+        let times: Vec<String> = hours.iter().map(|h| hhmm(*h, m)).collect();
+        return Some((format!("At {}", join_words(&times, "and")), true));
+    }
+    None
 }
 
 /// Maximal runs of consecutive values, as (first, last).

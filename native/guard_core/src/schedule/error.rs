@@ -23,6 +23,14 @@ impl Field {
     ];
 
     /// The name used in messages, e.g. `day-of-month`.
+    ///
+    /// ```
+    /// use guard_core::schedule::Field;
+    ///
+    /// let f = Field::DayOfWeek;
+    /// assert_eq!((f.name(), f.low(), f.high()), ("day-of-week", 0, 7));
+    /// assert_eq!(Field::ALL.map(Field::name)[2], "day-of-month");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Field::Minute => "minute",

@@ -38,6 +38,13 @@ pub(crate) fn tz_of(zone: &str) -> Result<Tz, ScheduleError> {
 /// system zone (or of `TZ`) only when it restarts. The NIF library calls this from its load
 /// and upgrade callbacks, so the files are read while the code is loaded and never by a NIF
 /// running on a normal scheduler.
+///
+/// ```
+/// use guard_core::schedule::{local_zone, resolve_zone};
+///
+/// // Whatever the machine's zone is, `local` names it.
+/// assert_eq!(resolve_zone("local").as_deref(), Ok(local_zone().name()));
+/// ```
 pub fn local_zone() -> Tz {
     static LOCAL: OnceLock<Tz> = OnceLock::new();
     *LOCAL.get_or_init(|| {
@@ -70,6 +77,21 @@ fn name_after_zoneinfo(path: &str) -> Option<Tz> {
 /// Takes the environment value and the paths so tests can point it at their own files; it
 /// reads them on every call (the cached resolution the schedule functions use is
 /// [`local_zone`]).
+///
+/// ```
+/// use std::path::Path;
+/// use guard_core::schedule::local_zone_name;
+///
+/// let none = Path::new("/nonexistent");
+/// assert_eq!(local_zone_name(Some(":Europe/Berlin"), none, none), "Europe/Berlin");
+/// assert_eq!(local_zone_name(Some("/usr/share/zoneinfo/Asia/Kolkata"), none, none), "Asia/Kolkata");
+/// # let dir = tempfile::tempdir()?;
+/// # let etc_timezone = dir.path().join("timezone");
+/// std::fs::write(&etc_timezone, "America/New_York\n")?;
+/// assert_eq!(local_zone_name(Some("CET-1CEST"), &etc_timezone, none), "America/New_York");
+/// assert_eq!(local_zone_name(None, none, none), "UTC");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn local_zone_name(tz_env: Option<&str>, etc_timezone: &Path, etc_localtime: &Path) -> String {
     if let Some(value) = tz_env {
         let value = value.trim();

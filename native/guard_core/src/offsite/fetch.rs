@@ -1,0 +1,476 @@
+//! One backup down from the bucket ([`fetch`]): found with HEAD, downloaded in ranged requests
+//! pinned to its ETag, checked against the stored bytes' metadata before anything is decrypted,
+//! decrypted (age authenticates it), compared with the export's metadata, verified, and linked
+//! into place under its export name, never over a file.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path as FsPath, PathBuf};
+
+use object_store::aws::AmazonS3;
+use object_store::{GetOptions, GetRange, ObjectStore};
+use sha2::{Digest, Sha256};
+
+use super::client::{cancellable, head_object, object_path, runtime, store, ObjectInfo};
+use super::error::{one_line, remote_error};
+use super::{
+    object_name, remote_export_name, OffsiteConfig, OffsiteError, AGE_SUFFIX, META_SHA256,
+    META_SIZE, META_STORED_SHA256, META_STORED_SIZE,
+};
+use crate::reading::{hex, CancelFlag, ReadControl, READ_CHUNK};
+use crate::verify::{verify_controlled, Verified};
+
+/// One check [`fetch`] makes of what it downloaded. `Display` is the stable short name
+/// (the Erlang atom of [`Fetched::checked_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The SHA-256 and size of the downloaded bytes against [`META_STORED_SHA256`] and
+    /// [`META_STORED_SIZE`], before anything is decrypted. Only for objects that carry them.
+    StoredSha256,
+    /// age's authentication of every 64 KiB chunk and of the header (encrypted objects).
+    Age,
+    /// The export's SHA-256 and size against [`META_SHA256`] and [`META_SIZE`]. Only for
+    /// objects that carry them.
+    ExportSha256,
+    /// The export verifies ([`crate::verify`]) like any local backup.
+    Verify,
+}
+
+impl Check {
+    /// The stable short name.
+    ///
+    /// ```
+    /// use guard_core::offsite::Check;
+    ///
+    /// assert_eq!(Check::StoredSha256.as_str(), "stored_sha256");
+    /// assert_eq!(Check::Age.to_string(), "age");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::StoredSha256 => "stored_sha256",
+            Check::Age => "age",
+            Check::ExportSha256 => "export_sha256",
+            Check::Verify => "verify",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`fetch`] put into the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The export name (the file's name in the destination).
+    pub name: String,
+    /// The file's path.
+    pub path: PathBuf,
+    /// The export's size.
+    pub size: u64,
+    /// The object's size.
+    pub object_size: u64,
+    /// The object was encrypted.
+    pub encrypted: bool,
+    /// What [`verify`] found.
+    pub verified: Verified,
+    /// The checks the backup passed, in the order they were made: [`Check::StoredSha256`] and
+    /// [`Check::ExportSha256`] only when the object carries their metadata (an object uploaded
+    /// by another tool, or kept by a server that drops metadata, does not), [`Check::Age`] when
+    /// it was encrypted, [`Check::Verify`] always.
+    pub checked_by: Vec<Check>,
+}
+
+/// The private work directory of a fetch in the destination (`.emqx_guard_fetch-…`, invisible
+/// to retention), removed with everything in it when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create(dest_dir: &FsPath) -> Result<WorkDir, OffsiteError> {
+        let path = dest_dir.join(format!(
+            ".emqx_guard_fetch-{}-{}",
+            std::process::id(),
+            crate::record::now_ms()
+        ));
+        fs::create_dir(&path).map_err(|e| OffsiteError::io(&path, &e))?;
+        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o700));
+        Ok(WorkDir(path))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Downloads the off-site backup `name` (an export name, with or without `.age`: without it the
+/// plain object is taken when it exists, else the encrypted one), checks it and puts it into
+/// `dest_dir` under its export name (mode 0600). The checks, each refusing the backup with the
+/// error that names it ([`Check`]):
+///
+/// 1. `stored_sha256`: the object's size (before downloading) and the SHA-256 of the downloaded
+///    bytes (before decrypting) against the metadata the upload recorded; any changed, cut or
+///    added byte is `integrity`, wherever it is (age header, body, last chunk).
+/// 2. `age`: decryption with the identities in `identity_file` authenticates the header and
+///    every 64 KiB chunk: an altered object is `integrity`; no matching identity is `decrypt`.
+/// 3. `export_sha256`: the export's size and SHA-256 against the recorded ones (`integrity`).
+/// 4. `verify`: the export verifies ([`crate::verify`]) like any local backup (`verify`).
+///
+/// An object without the metadata of 1 and 3 (uploaded by hand, or by a server that drops
+/// metadata) is still protected by 2 and 4; [`Fetched::checked_by`] says which checks were made.
+/// Work happens in a private directory `dest_dir/.emqx_guard_fetch-…` that is removed whatever
+/// happens: on any error nothing is left in `dest_dir`. An existing file of that name is never
+/// replaced (`exists`). Downloads go in `part_size` ranged requests (each bounded by the request
+/// timeout), all pinned to the object's ETag.
+///
+/// ```
+/// use guard_core::offsite::{fetch, OffsiteConfig, Secret};
+/// use guard_core::reading::ReadControl;
+///
+/// # let mut cfg = OffsiteConfig::new("backups", "AKIDEXAMPLE", Secret::new("s3cr3t"));
+/// # cfg.endpoint = Some("http://127.0.0.1:1".into()); // nothing listens here
+/// # cfg.path_style = true;
+/// # cfg.max_retries = 0;
+/// # let dest = tempfile::tempdir()?;
+/// let name = "emqx-export-2026-11-27-18-58-45.951.tar.gz"; // `.age` found by itself
+/// match fetch(&cfg, name, None, dest.path(), &mut ReadControl::unlimited()) {
+///     Ok(fetched) => println!("{} passed {:?}", fetched.path.display(), fetched.checked_by),
+///     Err(e) => assert_eq!(e.reason(), "connect"),
+/// }
+/// assert_eq!(std::fs::read_dir(dest.path())?.count(), 0); // a failure leaves nothing
+/// let bad = fetch(&cfg, "../x", None, dest.path(), &mut ReadControl::unlimited());
+/// assert_eq!(bad.unwrap_err().reason(), "bad_name");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn fetch(
+    cfg: &OffsiteConfig,
+    name: &str,
+    identity_file: Option<&FsPath>,
+    dest_dir: &FsPath,
+    control: &mut ReadControl,
+) -> Result<Fetched, OffsiteError> {
+    cfg.validate()?;
+    if remote_export_name(name).is_none() {
+        return Err(OffsiteError::BadName(name.to_string()));
+    }
+    check_dest_dir(dest_dir)?;
+    let identities = identity_file.map(load_identities).transpose()?;
+    let store = store(cfg)?;
+    let cancel = control.cancel_flag();
+    let rt = runtime()?;
+    let (object_name, found) = rt.block_on(find_object(cfg, &store, name, &cancel))?;
+    let (export_name, encrypted) = remote_export_name(&object_name)
+        .map(|(e, enc)| (e.to_string(), enc))
+        .ok_or_else(|| OffsiteError::BadName(object_name.clone()))?;
+    if encrypted && identities.is_none() {
+        return Err(OffsiteError::Decrypt(format!(
+            "{object_name} is encrypted: give the age identity file of its recipient (identity=<path>)"
+        )));
+    }
+    let final_path = dest_dir.join(&export_name);
+    if fs::symlink_metadata(&final_path).is_ok() {
+        return Err(OffsiteError::Exists(final_path));
+    }
+    let work = WorkDir::create(dest_dir)?;
+    let key = cfg.key(&object_name);
+    let mut checked_by = Vec::new();
+
+    // 1. The object's bytes, checked against what the upload stored before anything reads them.
+    check_stored(&key, &found, None)?;
+    let download = work.0.join("object.download");
+    let fetching = download_object(cfg, &store, &object_name, &found, &download, &cancel);
+    let stored_sha256 = rt.block_on(fetching)?;
+    drop(rt);
+    if check_stored(&key, &found, Some(&stored_sha256))? {
+        checked_by.push(Check::StoredSha256);
+    }
+    // 2. The export: decrypted (age authenticates it), or the download itself.
+    let export_path = work.0.join(&export_name);
+    match identities.filter(|_| encrypted) {
+        Some(ids) => {
+            decrypt_file(&download, &export_path, &ids, &key, control)?;
+            let _ = fs::remove_file(&download);
+            checked_by.push(Check::Age);
+        }
+        None => {
+            fs::rename(&download, &export_path).map_err(|e| OffsiteError::io(&export_path, &e))?
+        }
+    }
+    fs::set_permissions(&export_path, fs::Permissions::from_mode(0o600))
+        .map_err(|e| OffsiteError::io(&export_path, &e))?;
+    // 3 and 4. The export against its recorded checksum, and verified.
+    let (size, verified) = check_export(&key, &found, &export_path, control, &mut checked_by)?;
+    if control.is_cancelled() {
+        return Err(OffsiteError::Cancelled);
+    }
+    // Into place, never over an existing file.
+    fs::hard_link(&export_path, &final_path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => OffsiteError::Exists(final_path.clone()),
+        _ => OffsiteError::io(&final_path, &e),
+    })?;
+    drop(work);
+    Ok(Fetched {
+        name: export_name,
+        path: final_path,
+        size,
+        object_size: found.size,
+        encrypted,
+        verified,
+        checked_by,
+    })
+}
+
+fn check_dest_dir(dest_dir: &FsPath) -> Result<(), OffsiteError> {
+    match fs::metadata(dest_dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(OffsiteError::Io {
+            path: dest_dir.to_path_buf(),
+            detail: "not a directory".into(),
+        }),
+        Err(e) => Err(OffsiteError::io(dest_dir, &e)),
+    }
+}
+
+/// [`Check::StoredSha256`]: the object's size against the recorded one (before downloading),
+/// and with `downloaded`, the SHA-256 of the downloaded bytes against the recorded one (before
+/// decrypting). True when the object records a SHA-256 and it matched.
+fn check_stored(
+    key: &str,
+    found: &ObjectInfo,
+    downloaded: Option<&str>,
+) -> Result<bool, OffsiteError> {
+    let refused = |detail: String| OffsiteError::Refused {
+        check: Check::StoredSha256,
+        detail,
+    };
+    if let Some(want) = found.meta(META_STORED_SIZE) {
+        if want != found.size.to_string() {
+            return Err(refused(format!(
+                "{key} has {} bytes, the upload recorded {want}: the object was cut, extended or replaced",
+                found.size
+            )));
+        }
+    }
+    match (found.meta(META_STORED_SHA256), downloaded) {
+        (Some(want), Some(got)) if want != got => Err(refused(format!(
+            "the SHA-256 of {key} is {got}, the upload recorded {want}: the object was altered"
+        ))),
+        (Some(_), Some(_)) => Ok(true),
+        _ => Ok(false),
+    }
+}
+
+/// [`Check::ExportSha256`] (when the object records the export's checksum) and
+/// [`Check::Verify`] of the export at `path`: its size and what [`verify`] found.
+fn check_export(
+    key: &str,
+    found: &ObjectInfo,
+    path: &FsPath,
+    control: &mut ReadControl,
+    checked_by: &mut Vec<Check>,
+) -> Result<(u64, Verified), OffsiteError> {
+    let refused = |detail: String| OffsiteError::Refused {
+        check: Check::ExportSha256,
+        detail,
+    };
+    let size = fs::metadata(path)
+        .map_err(|e| OffsiteError::io(path, &e))?
+        .len();
+    if let Some(want) = found.meta(META_SIZE).filter(|w| *w != size.to_string()) {
+        return Err(refused(format!(
+            "the export in {key} has {size} bytes, the upload recorded {want}: the object was altered"
+        )));
+    }
+    let verified = verify_controlled(path, control).map_err(|e| {
+        if e.reason() == "cancelled" {
+            OffsiteError::Cancelled
+        } else {
+            OffsiteError::Verify {
+                reason: e.reason(),
+                detail: e.to_string(),
+            }
+        }
+    })?;
+    if let Some(want) = found.meta(META_SHA256) {
+        if want != verified.sha256 {
+            return Err(refused(format!(
+                "the SHA-256 of the export in {key} is {}, the upload recorded {want}: the object was altered",
+                verified.sha256
+            )));
+        }
+        checked_by.push(Check::ExportSha256);
+    }
+    checked_by.push(Check::Verify);
+    Ok((size, verified))
+}
+
+type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
+
+fn load_identities(path: &FsPath) -> Result<Identities, OffsiteError> {
+    let bad = |detail: String| OffsiteError::Identity {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let file = File::open(path).map_err(|e| bad(one_line(&e.to_string())))?;
+    // The parser's own errors may quote a line of the file: never show them.
+    let parsed = age::IdentityFile::from_buffer(BufReader::new(file)).map_err(|e| {
+        if e.kind() == io::ErrorKind::InvalidData {
+            bad("the file does not hold age identities (AGE-SECRET-KEY-1… lines as written by age-keygen)".into())
+        } else {
+            bad(format!("cannot read it ({})", e.kind()))
+        }
+    })?;
+    let identities = parsed.into_identities().map_err(|_| {
+        bad("the identities in it cannot be used (passphrase-protected or plugin identities are not supported)".into())
+    })?;
+    if identities.is_empty() {
+        return Err(bad("the file holds no identity".into()));
+    }
+    Ok(identities)
+}
+
+/// The object `name` refers to, with its HEAD answer (size, ETag, metadata).
+async fn find_object(
+    cfg: &OffsiteConfig,
+    store: &AmazonS3,
+    name: &str,
+    cancel: &CancelFlag,
+) -> Result<(String, ObjectInfo), OffsiteError> {
+    if let Some(found) = head_object(cfg, store, name, cancel).await? {
+        return Ok((name.to_string(), found));
+    }
+    let encrypted = object_name(name, true);
+    if name.ends_with(AGE_SUFFIX) {
+        return Err(OffsiteError::NotFound {
+            where_: cfg.where_(),
+            detail: format!("{} does not exist", cfg.key(name)),
+        });
+    }
+    match head_object(cfg, store, &encrypted, cancel).await? {
+        Some(found) => Ok((encrypted, found)),
+        None => Err(OffsiteError::NotFound {
+            where_: cfg.where_(),
+            detail: format!(
+                "neither {} nor {} exists",
+                cfg.key(name),
+                cfg.key(&encrypted)
+            ),
+        }),
+    }
+}
+
+/// Downloads the object `name` into the file `to` in ranged requests pinned to its ETag;
+/// returns the SHA-256 of the bytes, lowercase hex.
+async fn download_object(
+    cfg: &OffsiteConfig,
+    store: &AmazonS3,
+    name: &str,
+    found: &ObjectInfo,
+    to: &FsPath,
+    cancel: &CancelFlag,
+) -> Result<String, OffsiteError> {
+    let path = object_path(cfg, name)?;
+    let size = found.size;
+    let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
+    let mut hasher = Sha256::new();
+    let mut offset = 0u64;
+    while offset < size {
+        let end = (offset + cfg.part_size as u64).min(size);
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(offset..end)),
+            if_match: found.e_tag.clone(),
+            ..GetOptions::default()
+        };
+        let part = cancellable(cancel, async {
+            match store.get_opts(&path, opts).await {
+                Ok(r) => r.bytes().await,
+                Err(e) => Err(e),
+            }
+        })
+        .await?
+        .map_err(|e| match e {
+            object_store::Error::Precondition { .. } => OffsiteError::Integrity(format!(
+                "{} was replaced while it was downloaded: fetch it again",
+                cfg.key(name)
+            )),
+            e => remote_error(e, cfg),
+        })?;
+        if part.len() as u64 != end - offset {
+            return Err(OffsiteError::Integrity(format!(
+                "{}: asked for bytes {offset}..{end}, got {}",
+                cfg.key(name),
+                part.len()
+            )));
+        }
+        hasher.update(&part);
+        out.write_all(&part).map_err(|e| OffsiteError::io(to, &e))?;
+        offset = end;
+    }
+    out.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Decrypts `from` into `to` ([`Check::Age`]); `key` names the object in errors.
+fn decrypt_file(
+    from: &FsPath,
+    to: &FsPath,
+    identities: &Identities,
+    key: &str,
+    control: &mut ReadControl,
+) -> Result<(), OffsiteError> {
+    let file = File::open(from).map_err(|e| OffsiteError::io(from, &e))?;
+    let reader = BufReader::with_capacity(READ_CHUNK, control.reader(file));
+    let decryptor = age::Decryptor::new(reader).map_err(|e| decrypt_error(&e, key))?;
+    let mut plain = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .map_err(|e| decrypt_error(&e, key))?;
+    let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = match plain.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.to_string() == "cancelled" => return Err(OffsiteError::Cancelled),
+            Err(_) => {
+                return Err(OffsiteError::Refused {
+                    check: Check::Age,
+                    detail: format!(
+                        "{key} is damaged or was altered (the authentication of its encrypted data failed)"
+                    ),
+                })
+            }
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| OffsiteError::io(to, &e))?;
+    }
+    out.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
+    Ok(())
+}
+
+fn decrypt_error(e: &age::DecryptError, key: &str) -> OffsiteError {
+    let refused = |detail: String| OffsiteError::Refused {
+        check: Check::Age,
+        detail,
+    };
+    match e {
+        age::DecryptError::NoMatchingKeys => OffsiteError::Decrypt(
+            "no identity in the identity file matches the object's recipient: use the identity of the recipient it was uploaded with".into(),
+        ),
+        age::DecryptError::Io(io) if io.to_string() == "cancelled" => OffsiteError::Cancelled,
+        age::DecryptError::InvalidMac
+        | age::DecryptError::DecryptionFailed
+        | age::DecryptError::InvalidHeader => refused(format!(
+            "the age header of {key} is damaged or was altered (its authentication failed)"
+        )),
+        age::DecryptError::UnknownFormat => refused(format!(
+            "{key} is not an age file (its header is damaged, or something else was stored under its name)"
+        )),
+        other => OffsiteError::Decrypt(one_line(&other.to_string())),
+    }
+}

@@ -14,6 +14,7 @@ use chrono::{
 use chrono_tz::Tz;
 
 use super::policy::Within;
+use crate::schedule::ScheduleError;
 
 /// When a backup was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +57,27 @@ impl Calendar {
             names_zone: zone,
             now_ms: None,
         }
+    }
+
+    /// The calendar of the zone named `zone` (an IANA name, or `local`: the node's, see
+    /// [`crate::schedule::local_zone`]), export names read in the node's own zone (EMQX names
+    /// its exports in its local time). An unknown name is the schedule's `bad_zone` error.
+    ///
+    /// ```
+    /// use guard_core::retention::Calendar;
+    ///
+    /// let calendar = Calendar::of_zone("Europe/Berlin")?;
+    /// assert_eq!(calendar.zone().name(), "Europe/Berlin");
+    /// assert_eq!(calendar.names_zone(), guard_core::schedule::local_zone());
+    /// assert_eq!(Calendar::of_zone("Mars/Olympus").unwrap_err().reason(), "bad_zone");
+    /// # Ok::<(), guard_core::schedule::ScheduleError>(())
+    /// ```
+    pub fn of_zone(zone: &str) -> Result<Calendar, ScheduleError> {
+        let name = crate::schedule::resolve_zone(zone)?;
+        let tz = name
+            .parse::<Tz>()
+            .map_err(|_| ScheduleError::BadZone { zone: name })?;
+        Ok(Calendar::new(tz).names_in(crate::schedule::local_zone()))
     }
 
     /// The zone the wall times of [`Made::Named`] are in: that of the node that wrote the

@@ -64,20 +64,23 @@ push_named(Name, To, Keep) ->
         true ->
             Path = filename:join(emqx_guard_emqx:backup_dir(), Name),
             case emqx_guard_replica_receiver:verify_kept(Path) of
-                {ok, Sha} -> push(Path, Name, Sha, To, Keep, catch_up, undefined);
+                {ok, Sha} -> push(Path, Name, Sha, To, Keep, catch_up, made_at(Name));
                 {error, Why} -> {error, <<"the source copy does not verify: ", Why/binary>>}
             end
     end.
 
+%% Created0: when the backup was made (its run's start), if known; the receiver records it as
+%% `made_at' (retention counts its periods from it).
 push(Path, Name, Sha, To, Keep, Kind, Created0) ->
-    Created =
+    Meta0 = #{name => unicode:characters_to_binary(Name), sha256 => Sha, kind => Kind},
+    {Created, Meta} =
         case Created0 of
-            undefined -> mtime_ms(Path);
-            _ -> Created0
+            undefined -> {mtime_ms(Path), Meta0#{created_at => mtime_ms(Path)}};
+            _ -> {Created0, Meta0#{created_at => Created0, made_at => Created0}}
         end,
     Outcome =
         try
-            send(Path, #{name => unicode:characters_to_binary(Name), sha256 => Sha, kind => Kind, created_at => Created}, To, Keep)
+            send(Path, Meta, To, Keep)
         catch
             Class:Reason ->
                 {error, text("copy crashed: ~tp:~0tP", [Class, Reason, 10])}
@@ -88,6 +91,13 @@ push(Path, Name, Sha, To, Keep, Kind, Created0) ->
     end,
     ok = emqx_guard_copies:record(emqx_guard_copies:result(To, node(), Name, Kind, Created, Outcome)),
     Outcome.
+
+%% When the backup Name was made, as its verification record here says, if it does.
+made_at(Name) ->
+    case [At || #{name := N, made_at := At} <- emqx_guard_verifications:records(), N =:= Name] of
+        [At | _] -> At;
+        [] -> undefined
+    end.
 
 send(Path, Meta0, To, Keep) ->
     case file:read_file_info(Path, [{time, posix}]) of

@@ -16,8 +16,10 @@
 %%     `export_timeout' plus twice the time the limit needs; it is cancelled if this process
 %%     dies) and the verdict recorded (`emqx_guard_verifications'); a file that fails is deleted,
 %%     one the verifier could not read at all or in time is kept unverified;</li>
-%% <li><b>prune</b>: only after a verified backup, retention keeps the newest `keep' that verify
-%%     (`emqx_guard_backups:prune/5', a background job too, with a bound of its own sized from
+%% <li><b>prune</b>: only after a verified backup, retention applies `retention' (the policy,
+%%     pins and zone of `emqx_guard_retention'; counting only backups that verify, the new one
+%%     made at the run's start) (`emqx_guard_backups:prune/5', a background job too, with a bound
+%%     of its own sized from
 %%     what it has to read); files it has records for and that did not change are not read
 %%     again, and each verdict it reaches is recorded at once; a failed prune, or one out of time
 %%     (it says how far it got and goes on at the next run), is a warning, the backup is good;</li>
@@ -50,7 +52,10 @@
 -type request() :: #{
     trigger := emqx_guard_outcome:trigger(),
     instant => integer() | undefined,
+    %% how many backups count as the newest (copies to other nodes)
     keep := pos_integer(),
+    %% retention's rules (`emqx_guard_retention'; default: `last=<keep>')
+    retention => emqx_guard_retention:rules(),
     export_timeout := timeout(),
     %% bytes per second the run's checks read at most (default: the `backup_io_limit' setting)
     io_limit => emqx_guard_backups:limit(),
@@ -84,7 +89,8 @@ request(Trigger, Instant, StartedAt, Settings) ->
         trigger => Trigger,
         instant => Instant,
         started_at => StartedAt,
-        keep => maps:get(backup_keep, Settings),
+        keep => emqx_guard_retention:count(maps:get(backup_keep, Settings)),
+        retention => emqx_guard_retention:local(Settings),
         export_timeout => maps:get(export_timeout, Settings) * 1000,
         io_limit => maps:get(backup_io_limit, Settings)
     }.
@@ -221,7 +227,8 @@ protect(O = #{path := Path}, _Context, _Deps) ->
 verify(O = #{path := Path}, Context, _Deps) ->
     case emqx_guard_backups:check(Path, maps:get(io_limit, Context), job_base_ms(Context)) of
         {ok, Record = #{result := ok, sha256 := Sha, version := Version}} ->
-            ok = emqx_guard_verifications:add([Record]),
+            %% made when the run started: retention counts its periods from that
+            ok = emqx_guard_verifications:add([Record#{made_at => maps:get(started_at, O)}]),
             {ok, O#{sha256 => Sha, version => Version}};
         {ok, #{result := {error, Why}}} ->
             bad_file(O, Context, Why);
@@ -248,7 +255,8 @@ bad_file(O = #{path := Path, file := Name}, _Context, Why) ->
 
 prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
     Limit = maps:get(io_limit, Context),
-    case emqx_guard_backups:prune(Dir, Keep, Path, Limit, maps:get(retention_max_ms, Context, default)) of
+    Rules = made_now(maps:get(retention, Context, Keep), O),
+    case emqx_guard_backups:prune(Dir, Rules, Path, Limit, maps:get(retention_max_ms, Context, default)) of
         {ok, Pruned} ->
             {ok, maps:merge(O, Pruned)};
         {error, Why} ->
@@ -259,6 +267,12 @@ prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
                 end,
             {ok, emqx_guard_outcome:warn(O#{pruned => [], retention_read => Read}, emqx_guard_outcome:format_error(Why))}
     end.
+
+%% The new backup was made when the run started (the rules were taken before it existed).
+made_now(Rules = #{made := Made}, #{file := File, started_at := Started}) ->
+    Rules#{made := Made#{File => Started}};
+made_now(Keep, _O) ->
+    Keep.
 
 copy(O, #{keep := Keep}, #{copy := Copy}) ->
     ok = Copy(O, Keep),

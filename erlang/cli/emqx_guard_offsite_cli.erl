@@ -1,14 +1,14 @@
 %% @doc The `emqx ctl guard' commands about off-site copies: `backup_remote' (show, set, off),
 %% `backup_list --remote', `backup_fetch <name> [identity=<path>]', `backup_remote_prune
-%% --confirm' (remote retention may delete what this node did not upload), the remote part of
-%% `backup_prune --dry-run' (`prune_dry_run/0', called by `emqx_guard_backups_cli') and the
-%% off-site lines of `backup_status' (`status_lines/0': the queue's state and last results).
+%% --confirm' (remote retention may delete what this node did not upload) and the off-site lines
+%% of `backup_status' (`status_lines/0': the queue's state and last results). (The off-site part
+%% of `backup_prune --dry-run' is `emqx_guard_retention_cli''s.)
 %% Parses and prints only; the secret key is never printed (`emqx_guard_redact:settings/1').
 -module(emqx_guard_offsite_cli).
 
 -import(emqx_guard_cli, [line/1, error_line/1, error_reason/1]).
 
--export([cmd/1, usage_lines/0, prune_dry_run/0, status_lines/0]).
+-export([cmd/1, usage_lines/0, status_lines/0, remote_line/2]).
 
 %% A listing, a dry run or a fetch: the NIF bounds every request; this bounds the whole.
 -define(AWAIT_MS, 6 * 3600 * 1000).
@@ -116,7 +116,7 @@ set(Changes) ->
     end.
 
 %%--------------------------------------------------------------------
-%% backup_list --remote, backup_prune --dry-run (remote part)
+%% backup_list --remote
 %%--------------------------------------------------------------------
 
 list_remote() ->
@@ -132,37 +132,6 @@ list_remote() ->
                 error_line(Detail)
         end
     end).
-
-%% @doc The remote part of `guard backup_prune --dry-run': what remote retention would delete
-%% now (nothing when no remote destination is set).
--spec prune_dry_run() -> ok.
-prune_dry_run() ->
-    S = emqx_guard_settings:get(),
-    case emqx_guard_offsite_config:to_nif(S) of
-        off ->
-            ok;
-        {ok, Config} ->
-            #{backup_keep := Keep, backup_timezone := Zone} = S,
-            case job(emqx_guard_core:offsite_prune_async(Config, Keep, true, #{})) of
-                {ok, #{deleted := []}} ->
-                    line(text("Nothing to delete off-site: remote retention keeps the newest ~B in ~ts", [Keep, where(Config)]));
-                {ok, #{deleted := Doomed, kept := Kept}} ->
-                    #{own := Own, confirmed := Confirmed} = emqx_guard_offsite_queue:retention_guard(),
-                    There = [E || #{export_name := E} <- Kept ++ Doomed],
-                    case emqx_guard_offsite:retention(There, Own, Keep, Confirmed) of
-                        ok ->
-                            line(text("Remote retention (keep the newest ~B) would delete ~B off-site backup(s) from ~ts "
-                                      "(dry run, nothing deleted):", [Keep, length(Doomed), where(Config)]));
-                        Paused ->
-                            line(["Nothing to delete off-site: remote retention is ", emqx_guard_offsite:retention_line(Paused)]),
-                            line(text("After guard backup_remote_prune --confirm it would delete ~B off-site backup(s) from ~ts:",
-                                      [length(Doomed), where(Config)]))
-                    end,
-                    lists:foreach(fun(R) -> line(remote_line(Zone, R)) end, Doomed);
-                {error, {_, Detail}} ->
-                    error_line(["off-site: ", Detail])
-            end
-    end.
 
 %% @doc The off-site lines of `guard backup_status': where copies go, then the queue
 %% (`emqx_guard_offsite_queue:status/0'): what it uploads now and what waits, the upload of the
@@ -243,13 +212,16 @@ queue_lines(Zone, #{running := Running, waiting := Waiting, retry_at := RetryAt,
 confirm_prune() ->
     case emqx_guard_offsite_queue:confirm_retention() of
         {ok, Where} ->
-            #{backup_keep := Keep} = emqx_guard_settings:get(),
-            line(text("Remote retention now applies to every backup in ~ts: it keeps the newest ~B there, whoever "
-                      "uploaded them. It runs now, in the background (guard backup_status shows it).", [Where, Keep]));
+            Policy = emqx_guard_retention:remote_text(emqx_guard_settings:get()),
+            line(text("Remote retention now applies to every backup in ~ts: it keeps what \"~ts\" keeps there, whoever "
+                      "uploaded them. It runs now, in the background (guard backup_status shows it).", [Where, Policy]));
         {error, Why} ->
             error_reason(Why)
     end.
 
+%% @doc One off-site backup as the listings show it: object name, size, time, encryption.
+-spec remote_line(binary(), #{name := binary(), size := non_neg_integer(), mtime := integer(), encrypted := boolean(),
+    atom() => term()}) -> binary().
 remote_line(Zone, #{name := Name, size := Size, mtime := MTime, encrypted := Encrypted}) ->
     Enc =
         case Encrypted of

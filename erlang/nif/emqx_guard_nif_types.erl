@@ -52,7 +52,8 @@
 %% mtime_ns, replaced (even given the old mtime) changes inode; a same-size rewrite in place with
 %% the mtime set back to the old nanosecond is invisible, which is what a full re-check on demand
 %% is for. ctime is left out (chmod and rename change it). Passed back in, only the identity and
-%% `result' are read (else `bad_record'); other keys are ignored, so the caller may add its own.
+%% `result' are read (else `bad_record'); other keys are ignored, so the caller may add its own
+%% (the plugin's: `made_at', when the backup was made, see `emqx_guard_verifications').
 -type record() :: #{
     name := binary(),
     size := non_neg_integer(),
@@ -65,7 +66,8 @@
     version := binary() | undefined,
     edition := binary() | undefined,
     entries := non_neg_integer() | undefined,
-    bytes := non_neg_integer() | undefined
+    bytes := non_neg_integer() | undefined,
+    made_at => unix_ms()
 }.
 
 %% Options of a job: `io_limit', the bytes per second it reads at most (default infinity).

@@ -354,9 +354,6 @@ run_ok() ->
     Name.
 
 run_lines() ->
-    %% the scheduler's clock follows the real one, as the names the export stand-in gives do: a
-    %% run's recorded start is when its backup was made (retention orders backups by it)
-    set_now(erlang:system_time(millisecond)),
     Out = ctl(["backup_now"]),
     ["  file: " ++ Path] = [L || "  file: " ++ _ = L <- Out],
     {Out, filename:basename(Path)}.

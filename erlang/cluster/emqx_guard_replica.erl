@@ -64,19 +64,24 @@ push_named(Name, To, Keep) ->
         true ->
             Path = filename:join(emqx_guard_emqx:backup_dir(), Name),
             case emqx_guard_replica_receiver:verify_kept(Path) of
-                {ok, Sha} -> push(Path, Name, Sha, To, Keep, catch_up, made_at(Name));
+                {ok, Sha} -> push(Path, Name, Sha, To, Keep, catch_up, undefined);
                 {error, Why} -> {error, <<"the source copy does not verify: ", Why/binary>>}
             end
     end.
 
-%% Created0: when the backup was made (its run's start), if known; the receiver records it as
-%% `made_at' (retention counts its periods from it).
+%% When the backup was made, as this node's record of it says (its run's export began), goes
+%% along as `made_at': the receiver records it, and retention there counts its periods from it.
 push(Path, Name, Sha, To, Keep, Kind, Created0) ->
-    Meta0 = #{name => unicode:characters_to_binary(Name), sha256 => Sha, kind => Kind},
-    {Created, Meta} =
+    Created =
         case Created0 of
-            undefined -> {mtime_ms(Path), Meta0#{created_at => mtime_ms(Path)}};
-            _ -> {Created0, Meta0#{created_at => Created0, made_at => Created0}}
+            undefined -> mtime_ms(Path);
+            _ -> Created0
+        end,
+    Meta0 = #{name => unicode:characters_to_binary(Name), sha256 => Sha, kind => Kind, created_at => Created},
+    Meta =
+        case made_at(unicode:characters_to_binary(Name)) of
+            undefined -> Meta0;
+            At -> Meta0#{made_at => At}
         end,
     Outcome =
         try

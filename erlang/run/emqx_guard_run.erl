@@ -18,7 +18,7 @@
 %%     one the verifier could not read at all or in time is kept unverified;</li>
 %% <li><b>prune</b>: only after a verified backup, retention applies `retention' (the policy,
 %%     pins and zone of `emqx_guard_retention'; counting only backups that verify, the new one
-%%     made at the run's start) (`emqx_guard_backups:prune/5', a background job too, with a bound
+%%     made when its export began) (`emqx_guard_backups:prune/5', a background job too, with a bound
 %%     of its own sized from
 %%     what it has to read); files it has records for and that did not change are not read
 %%     again, and each verdict it reaches is recorded at once; a failed prune, or one out of time
@@ -169,7 +169,10 @@ backup(New, Request, Deps) ->
     %% what interrupted exports left (no other run is going): removed before this one starts
     _ = emqx_guard_leftovers:sweep(#{at => run, quiet_ms => maps:get(export_timeout, Request)}),
     Limit = maps:get(io_limit, Request, emqx_guard_backups:limit()),
-    Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir), io_limit => Limit},
+    %% when the backup is made, by the clock EMQX names the export by (the scheduler's may be
+    %% another in tests): recorded with it, retention counts its periods from it
+    MadeAt = erlang:system_time(millisecond),
+    Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir), io_limit => Limit, made_at => MadeAt},
     Done = lists:foldl(
         fun
             (Step, {ok, O}) -> Step(O, Context, Deps);
@@ -227,8 +230,7 @@ protect(O = #{path := Path}, _Context, _Deps) ->
 verify(O = #{path := Path}, Context, _Deps) ->
     case emqx_guard_backups:check(Path, maps:get(io_limit, Context), job_base_ms(Context)) of
         {ok, Record = #{result := ok, sha256 := Sha, version := Version}} ->
-            %% made when the run started: retention counts its periods from that
-            ok = emqx_guard_verifications:add([Record#{made_at => maps:get(started_at, O)}]),
+            ok = emqx_guard_verifications:add([Record#{made_at => maps:get(made_at, Context)}]),
             {ok, O#{sha256 => Sha, version => Version}};
         {ok, #{result := {error, Why}}} ->
             bad_file(O, Context, Why);
@@ -255,7 +257,7 @@ bad_file(O = #{path := Path, file := Name}, _Context, Why) ->
 
 prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
     Limit = maps:get(io_limit, Context),
-    Rules = made_now(maps:get(retention, Context, Keep), O),
+    Rules = made_now(maps:get(retention, Context, Keep), O, Context),
     case emqx_guard_backups:prune(Dir, Rules, Path, Limit, maps:get(retention_max_ms, Context, default)) of
         {ok, Pruned} ->
             {ok, maps:merge(O, Pruned)};
@@ -268,10 +270,10 @@ prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, _Deps) ->
             {ok, emqx_guard_outcome:warn(O#{pruned => [], retention_read => Read}, emqx_guard_outcome:format_error(Why))}
     end.
 
-%% The new backup was made when the run started (the rules were taken before it existed).
-made_now(Rules = #{made := Made}, #{file := File, started_at := Started}) ->
-    Rules#{made := Made#{File => Started}};
-made_now(Keep, _O) ->
+%% The new backup was made as the run's export began (the rules were taken before it existed).
+made_now(Rules = #{made := Made}, #{file := File}, #{made_at := At}) ->
+    Rules#{made := Made#{File => At}};
+made_now(Keep, _O, _Context) ->
     Keep.
 
 copy(O, #{keep := Keep}, #{copy := Copy}) ->

@@ -4,6 +4,8 @@
 #   2. verify on a ~1 GiB export tarball (about 5 GiB of compressible text, like a real export's
 #      mnesia dumps) vs `gzip -t` on the same file, with peak memory;
 #   3. prune of a directory of 100,000 export files vs `ls | sort | head -n -5 | xargs rm`;
+#      3c. the retention decision (pure Rust) for 100,000 backups under a full restic-style policy
+#      vs keep-last alone;
 #   4. off-site upload to a local S3 server (s3s-fs on 127.0.0.1, `make test-deps` installs it),
 #      plain and age-encrypted, vs `cp` of the same file.
 # Every ratio compares figures measured in this run, on this machine.
@@ -40,11 +42,12 @@ trap cleanup EXIT INT TERM
 
 echo "==> building the Rust bench examples and the Erlang bench module"
 "$CARGO" build --release --locked -q -p guard_core --example bench_next_fires --example bench_verify \
-  --example bench_gen_export --example bench_offsite_upload
+  --example bench_gen_export --example bench_offsite_upload --example bench_retention_policy
 RUST_NF=$ROOT/target/release/examples/bench_next_fires
 RUST_VERIFY=$ROOT/target/release/examples/bench_verify
 RUST_GEN=$ROOT/target/release/examples/bench_gen_export
 RUST_UPLOAD=$ROOT/target/release/examples/bench_offsite_upload
+RUST_POLICY=$ROOT/target/release/examples/bench_retention_policy
 OFFSITE_MIB=${BENCH_OFFSITE_MIB:-300}
 mkdir -p "$WORK/ebin"
 erlc -o "$WORK/ebin" scripts/emqx_guard_bench.erl
@@ -194,6 +197,22 @@ echo "== 3b. bytes retention reads with keep 5: without verification records, th
 echo "   $(erl_bench retention "$WORK/nif" 5)"
 echo "   (prune also checks each name, stats every file, verifies the newest until 5 pass, and re-checks each"
 echo "    one right before unlinking it)"
+
+echo
+FULL_POLICY="last=5 hourly=24 daily=7 weekly=4 monthly=12 yearly=5 within=2d"
+echo "== 3c. the retention decision for $PRUNE_FILES backups (one an hour, Europe/Berlin): the full policy"
+echo "   \"$FULL_POLICY\" vs last=5 alone, and vs keep-last's own rule (decide, keep 5)"
+policy_line=$("$RUST_POLICY" "$PRUNE_FILES" Europe/Berlin "$FULL_POLICY")
+full_ms=$(field full_ms "$policy_line")
+last_ms=$(field last_ms "$policy_line")
+decide_ms=$(field decide_ms "$policy_line")
+printf '   %-34s %10s ms   (%s kept, %s of them unverified ones inside the rules'"'"' 5 years)\n' "plan, full policy" \
+  "$full_ms" "$(field kept_full "$policy_line")" "$(field unverified_full "$policy_line")"
+printf '   %-34s %10s ms   (%s kept)\n' "plan, last=5" "$last_ms" "$(field kept_last "$policy_line")"
+printf '   %-34s %10s ms\n' "decide, keep 5 (no times)" "$decide_ms"
+echo "   ratio full policy/last=5: $(ratio "$full_ms" "$last_ms")x   full policy/decide: $(ratio "$full_ms" "$decide_ms")x"
+echo "   (plan places every backup in the zone's calendar, from its run start or its name's wall time, and sorts"
+echo "    them; decide only walks a list already in order: the zone work is what the policy costs)"
 
 echo
 echo "== 4. off-site upload of a ${OFFSITE_MIB} MiB export-like file to s3s-fs on 127.0.0.1 vs cp"

@@ -10,8 +10,16 @@
 %% image's); nothing else in the output is edited. The off-site samples upload to a real S3 server
 %% (s3s-fs, as in the tests: `make test-deps' installs it) on 127.0.0.1:?S3_PORT.
 %%
+%% Then the retention transcript (between `<!-- BEGIN RETENTION SAMPLES -->' and
+%% `<!-- END RETENTION SAMPLES -->'): the backup directory is given half a year of backups as a
+%% node that ran weekly on Sundays and then daily for the last ten days made them (real exports in
+%% EMQX's layout, named as EMQX names them, at 02:00 node time), and the commands of
+%% retention_commands/0 are run on them.
+%%
 %% Usage (from the project root): escript scripts/readme_samples.escript
 -mode(compile).
+
+-include_lib("kernel/include/file.hrl").
 
 %% The port of the aiosmtpd server that stands for the operator's mail relay.
 -define(SMTP_PORT, 2525).
@@ -70,6 +78,16 @@ commands() ->
         {show, ["guard", "sys_events"]}
     ].
 
+%% Retention: the policy, a pin, the dry run over the backups retention_backups/1 makes.
+retention_commands() ->
+    [
+        {show, ["guard", "backup_keep", "last=3", "daily=7", "weekly=4", "monthly=6"]},
+        {show, ["guard", "backup_remote_keep", "daily=30", "monthly=12"]},
+        {show, ["guard", "backup_pin", "emqx-export-2026-07-12-02-00-00.000.tar.gz"]},
+        {show, ["guard", "backup_prune", "--dry-run"]},
+        {show, ["guard", "backup_keep", "daily=-1"]}
+    ].
+
 glob() -> ["bin", "data", "etc", "lib", "log", "releases"].
 
 main(_) ->
@@ -90,8 +108,11 @@ main(_) ->
         {ok, _} = emqx_ctl:start(),
         {ok, _} = application:ensure_all_started(emqx_guard),
         Blocks = [run(Show, Args, Data) || {Show, Args} <- commands()],
+        retention_backups(Data),
+        Retention = [run(Show, Args, Data) || {Show, Args} <- retention_commands()],
         ok = application:stop(emqx_guard),
-        write_readme(lists:append(Blocks))
+        write_readme("SAMPLES", lists:append(Blocks)),
+        write_readme("RETENTION SAMPLES", lists:append(Retention))
     after
         stop_smtp(Smtp),
         emqx_guard_s3_helper:stop(S3),
@@ -156,16 +177,38 @@ quote(A) ->
         false -> A
     end.
 
-write_readme(Samples) ->
+%% The backup directory holding only half a year of backups: Sundays from 2026-06-07 to
+%% 2026-11-15, then every day from 2026-11-21 to 2026-11-30, each at 02:00.
+retention_backups(Data) ->
+    Dir = filename:join(Data, "backup"),
+    [ok = file:delete(filename:join(Dir, F)) || F <- filelib:wildcard("emqx-export-*.tar.gz", Dir)],
+    Day = fun(D) -> calendar:date_to_gregorian_days(D) end,
+    Sundays = lists:seq(Day({2026, 6, 7}), Day({2026, 11, 15}), 7),
+    Days = lists:seq(Day({2026, 11, 21}), Day({2026, 11, 30})),
+    [make_export(Dir, calendar:gregorian_days_to_date(D)) || D <- Sundays ++ Days],
+    ok.
+
+make_export(Dir, {Y, M, D}) ->
+    Base = lists:flatten(io_lib:format("emqx-export-~4..0b-~2..0b-~2..0b-02-00-00.000", [Y, M, D])),
+    {ok, Tar} = erl_tar:open(filename:join(Dir, Base ++ ".tar.gz"), [write, compressed]),
+    ok = erl_tar:add(Tar, <<"edition = ce\nversion = \"5.3.2\"\n">>, Base ++ "/META.hocon", []),
+    ok = erl_tar:add(Tar, <<>>, Base ++ "/cluster.hocon", []),
+    ok = erl_tar:add(Tar, crypto:strong_rand_bytes(1500000), Base ++ "/mnesia/emqx_retainer", []),
+    ok = erl_tar:close(Tar),
+    %% written when it was made, as a real export is
+    ok = file:write_file_info(filename:join(Dir, Base ++ ".tar.gz"), #file_info{mtime = {{Y, M, D}, {2, 0, 1}}}).
+
+write_readme(Marker, Samples) ->
     {ok, Readme} = file:read_file("README.md"),
-    case re:run(Readme, "(?s)^(.*<!-- BEGIN SAMPLES -->\n).*(<!-- END SAMPLES -->.*)$", [{capture, all_but_first, binary}]) of
+    Re = ["(?s)^(.*<!-- BEGIN ", Marker, " -->\n).*(<!-- END ", Marker, " -->.*)$"],
+    case re:run(Readme, Re, [{capture, all_but_first, binary}]) of
         {match, [Before, After]} ->
             Text = string:trim(unicode:characters_to_binary(Samples), trailing),
             Body = unicode:characters_to_binary(["```text\n", Text, "\n```\n"]),
             ok = file:write_file("README.md", [Before, Body, After]),
-            io:format("README.md: samples refreshed~n");
+            io:format("README.md: ~ts refreshed~n", [string:lowercase(Marker)]);
         nomatch ->
-            fail("README.md has no <!-- BEGIN SAMPLES --> / <!-- END SAMPLES --> markers")
+            fail(["README.md has no <!-- BEGIN ", Marker, " --> / <!-- END ", Marker, " --> markers"])
     end.
 
 fail(Msg) ->

@@ -428,7 +428,7 @@ list_and_preview_views(Config) ->
     Dir = ?config(backup_dir, Config),
     %% no backup dir yet: nothing, not an error
     ?assertEqual({ok, []}, emqx_guard_backups:list(filename:join(Dir, "missing"))),
-    ?assertEqual({ok, #{delete => [], skipped_unverified => []}}, emqx_guard_backups:plan(filename:join(Dir, "missing"), 5)),
+    ?assertEqual({ok, #{plan => [], delete => [], skipped_unverified => []}}, emqx_guard_backups:plan(filename:join(Dir, "missing"), 5)),
     Old = [old_export(Dir, Day) || Day <- lists:seq(1, 7)],
     %% a truncated copy of a good export under its own export name fails verification
     Good = filename:join(Dir, lists:last(Old)),

@@ -112,7 +112,7 @@ seven_runs_keep_five_remote(Config) ->
     %% with keep 3, a dry run shows the two oldest remote ones (and deletes nothing)
     ctl(["backup_keep", "3"]),
     Dry = ctl(["backup_prune", "--dry-run"]),
-    ?assert(lists:member("Remote retention (keep the newest 3) would delete 2 off-site backup(s) from s3://backups/ct "
+    ?assert(lists:member("Off-site retention (last=3) would delete 2 of the 5 backup(s) in s3://backups/ct "
                          "(dry run, nothing deleted):", Dry), Dry),
     ?assertEqual(Expected, emqx_guard_s3_helper:objects(S3)),
     ?assertEqual([], emqx_alarm:active_alarms()).
@@ -300,7 +300,7 @@ rebuilt_node_keeps_the_remote_history(Config) ->
                       Status), Status),
     %% the dry run says the same: nothing would be deleted off-site now
     Dry = ctl(["backup_prune", "--dry-run"]),
-    ?assert(lists:any(fun(L) -> lists:prefix("Nothing to delete off-site: remote retention is paused", L) end, Dry), Dry),
+    ?assert(lists:any(fun(L) -> lists:prefix("Nothing is deleted off-site now: remote retention is paused", L) end, Dry), Dry),
     ?assertEqual(lists:sort(Old ++ [First]), emqx_guard_s3_helper:objects(S3)),
     %% a second backup of its own: the node's history has the length of backup_keep
     Second = run_ok(),

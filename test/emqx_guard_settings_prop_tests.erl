@@ -26,6 +26,8 @@ backup_types() ->
     #{
         backup_cron => cron,
         backup_keep => keep,
+        backup_remote_keep => remote_keep,
+        backup_pins => pins,
         backup_timezone => zone,
         backup_catchup => catchup,
         export_timeout => timeout,
@@ -127,8 +129,13 @@ gen(cron, _K, _D, _Ctx) ->
     ],
     text(spaced(lists:join(oneof([" ", "  "]), Fields)));
 gen(keep, _K, _D, _Ctx) ->
-    N = int(1, 1000),
-    oneof([N, text(spaced(integer_to_list(N)))]);
+    policy();
+gen(remote_keep, _K, _D, _Ctx) ->
+    %% `local' is the default: a policy
+    policy();
+gen(pins, _K, _D, _Ctx) ->
+    Names = [export_name() || _ <- lists:seq(1, int(1, 4))],
+    oneof([[text(N) || N <- Names], text(lists:join(oneof([" ", ", ", ","]), Names))]);
 gen(zone, _K, _D, _Ctx) ->
     text(spaced(oneof(?ZONES)));
 gen(catchup, _K, _D, _Ctx) ->
@@ -303,3 +310,38 @@ with_data_dir(Fun) ->
         _ = file:del_dir_r(Dir),
         emqx:reset()
     end.
+
+%% A retention policy as a person writes it: a bare count, or restic-style rules in any order,
+%% any case, separated by spaces or commas (some zero, never all).
+policy() ->
+    case int(1, 4) of
+        1 ->
+            N = int(1, 100000),
+            oneof([N, text(spaced(integer_to_list(N)))]);
+        _ ->
+            Counts = [{R, int(0, 400)} || R <- ["last", "hourly", "daily", "weekly", "monthly", "yearly"], int(1, 2) =:= 1],
+            Within = [{"within", within()} || int(1, 3) =:= 1],
+            Rules0 = [case_of(R) ++ "=" ++ V || {R, V} <- [{R, integer_to_list(N)} || {R, N} <- Counts] ++ Within],
+            Rules =
+                case Counts =:= [] orelse lists:any(fun({_, N}) -> N > 0 end, Counts) orelse Within =/= [] of
+                    true when Rules0 =/= [] -> Rules0;
+                    _ -> ["daily=" ++ integer_to_list(int(1, 30)) | Rules0]
+                end,
+            text(spaced(lists:join(oneof([" ", ", ", ","]), shuffle(Rules))))
+    end.
+
+within() ->
+    Parts = [integer_to_list(int(1, 99)) ++ U || U <- ["y", "m", "d", "h"], int(1, 2) =:= 1],
+    case Parts of
+        [] -> integer_to_list(int(1, 99)) ++ "d";
+        _ -> lists:append(Parts)
+    end.
+
+%% An EMQX export name of a random (valid) time.
+export_name() ->
+    lists:flatten(io_lib:format("emqx-export-~4..0B-~2..0B-~2..0B-~2..0B-~2..0B-~2..0B.~3..0B.tar.gz",
+        [int(2000, 2099), int(1, 12), int(1, 28), int(0, 23), int(0, 59), int(0, 59), int(0, 999)])).
+
+shuffle(List) ->
+    [X || {_, X} <- lists:sort([{rand:uniform(), X} || X <- List])].
+

@@ -64,13 +64,35 @@ keep_test_() ->
         ?_assertEqual({ok, 1}, said(emqx_guard_settings:validate(backup_keep, "1"))),
         ?_assertEqual({ok, 1000}, said(emqx_guard_settings:validate(backup_keep, <<"1000">>))),
         ?_assertEqual({ok, 7}, said(emqx_guard_settings:validate(backup_keep, 7))),
-        ?_assertEqual({error, <<"backup_keep must be from 1 to 1000, not 0">>},
+        %% a policy: `last=N' alone is stored as the count, anything else as its canonical text
+        ?_assertEqual({ok, 4}, said(emqx_guard_settings:validate(backup_keep, <<" Last=4 ">>))),
+        ?_assertEqual({ok, <<"last=3 daily=7 within=2d">>},
+            said(emqx_guard_settings:validate(backup_keep, "within=2d, daily=7 last=3"))),
+        ?_assertEqual({ok, <<"last=3 daily=7 within=2d">>},
+            said(emqx_guard_settings:validate(backup_keep, <<"last=3 daily=7 within=2d">>))),
+        ?_assertEqual({error, <<"backup_keep: \"0\" keeps nothing: at least one rule must be above zero, e.g. last=5">>},
             said(emqx_guard_settings:validate(backup_keep, "0"))),
-        ?_assertEqual({error, <<"backup_keep must be from 1 to 1000, not 1001">>},
-            said(emqx_guard_settings:validate(backup_keep, 1001))),
-        ?_assertEqual({error, <<"backup_keep must be a whole number from 1 to 1000, not \"five\"">>},
+        ?_assertEqual({error, <<"backup_keep: \"100001\": last takes a whole number from 0 to 100000, e.g. last=5">>},
+            said(emqx_guard_settings:validate(backup_keep, 100001))),
+        ?_assertEqual({error, <<"backup_keep: \"five\" is not a rule: write each rule as name=value, e.g. daily=7 "
+                                "(a bare number N alone means last=N)">>},
             said(emqx_guard_settings:validate(backup_keep, "five"))),
-        ?_assertMatch({error, _}, said(emqx_guard_settings:validate(backup_keep, "5x")))
+        ?_assertEqual({error, <<"backup_keep: \"daily=-1\": daily takes a whole number from 0 to 100000, e.g. daily=7">>},
+            said(emqx_guard_settings:validate(backup_keep, "daily=-1"))),
+        ?_assertMatch({error, _}, said(emqx_guard_settings:validate(backup_keep, "5x"))),
+        %% the off-site policy: local (any case), or a policy
+        ?_assertEqual({ok, local}, said(emqx_guard_settings:validate(backup_remote_keep, <<" LOCAL ">>))),
+        ?_assertEqual({ok, local}, said(emqx_guard_settings:validate(backup_remote_keep, local))),
+        ?_assertEqual({ok, <<"daily=30 monthly=12">>},
+            said(emqx_guard_settings:validate(backup_remote_keep, "monthly=12 daily=30"))),
+        ?_assertEqual({ok, 9}, said(emqx_guard_settings:validate(backup_remote_keep, 9))),
+        %% pins: export names, sorted, each once
+        ?_assertEqual({ok, [<<"emqx-export-2026-01-01-00-00-00.000.tar.gz">>, <<"emqx-export-2026-02-01-00-00-00.000.tar.gz">>]},
+            said(emqx_guard_settings:validate(backup_pins, <<"emqx-export-2026-02-01-00-00-00.000.tar.gz, "
+                "emqx-export-2026-01-01-00-00-00.000.tar.gz emqx-export-2026-02-01-00-00-00.000.tar.gz">>))),
+        ?_assertEqual({ok, []}, said(emqx_guard_settings:validate(backup_pins, []))),
+        ?_assertEqual({error, <<"backup_pins: <<\"upload.tar.gz\">> is not an export name (emqx-export-YYYY-MM-DD-HH-MM-SS.mmm.tar.gz)">>},
+            said(emqx_guard_settings:validate(backup_pins, [<<"upload.tar.gz">>])))
     ].
 
 validate_changes_test_() ->

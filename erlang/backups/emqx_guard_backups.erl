@@ -26,7 +26,7 @@
 -export([check/1, check/3, check/4, verify_all/2, verify_all/3]).
 -export([limit/0, job_opts/1]).
 
--export_type([listed/0, pruned/0, limit/0, progress/0, retention_error/0, list_error/0]).
+-export_type([listed/0, pruned/0, limit/0, progress/0, retention_error/0, list_error/0, keep/0]).
 
 %% How long a job may take beyond reading at the limit (twice over): a bound, not an expectation.
 -define(BASE_MS, 600000).
@@ -47,6 +47,8 @@
     %% when the verdict was reached (Unix ms); absent when no check reached one
     checked_at => integer()
 }.
+%% Retention's rules, or a count N (`last=N' alone).
+-type keep() :: emqx_guard_retention:rules() | pos_integer().
 %% Bytes per second a job reads at most (`backup_io_limit').
 -type limit() :: off | pos_integer().
 -type pruned() :: #{
@@ -186,34 +188,35 @@ make_private(Path) ->
     end.
 
 %% @doc Retention with the `backup_io_limit' setting and its usual bound: `prune/5'.
--spec prune(file:filename_all(), pos_integer(), binary() | undefined) -> {ok, pruned()} | {error, retention_error()}.
+-spec prune(file:filename_all(), keep(), binary() | undefined) -> {ok, pruned()} | {error, retention_error()}.
 prune(Dir, Keep, Protect) ->
     prune(Dir, Keep, Protect, default).
 
 %% @doc Retention with the `backup_io_limit' setting, taking at most MaxMs: `prune/5'.
--spec prune(file:filename_all(), pos_integer(), binary() | undefined, pos_integer() | default) ->
+-spec prune(file:filename_all(), keep(), binary() | undefined, pos_integer() | default) ->
     {ok, pruned()} | {error, retention_error()}.
 prune(Dir, Keep, Protect, MaxMs) ->
     prune(Dir, Keep, Protect, limit(), MaxMs).
 
-%% @doc Retention: keeps the newest Keep exports in Dir that verify (by the time in their names)
-%% and deletes every export older than the oldest kept one, never Protect (the new backup or the
-%% copy just received; it counts only as what it is, so an older Protect is kept besides them).
-%% Newer exports that do not verify are neither counted nor deleted (`prune_skipped'). A file
+%% @doc Retention: applies Keep's rules (`emqx_guard_retention:rules()': the policy, pins and
+%% zone; a count N is `last=N') to the exports in Dir, counting only those that verify, and
+%% deletes what no rule keeps, never a pinned one nor Protect (the new backup or the copy just
+%% received; it counts only as what it is, so it never takes another's place). Exports that do
+%% not verify within the rules' reach are neither counted nor deleted (`prune_skipped'). A file
 %% with a record that still matches it is not read; the others are verified (a background job
 %% at Limit) and each verdict recorded as soon as it is reached. It may take what reading those
 %% files needs (see the module doc), at most MaxMs (`default': an hour); out of time it deletes
 %% nothing and returns `{error, {retention_incomplete, Progress}}', and the next call reads only
 %% what is still unknown. Failed deletes and skipped files are logged. `{error, {retention_failed,
 %% {Reason, Detail}}}' when the directory cannot be pruned (then nothing was deleted).
--spec prune(file:filename_all(), pos_integer(), binary() | undefined, limit(), pos_integer() | default) ->
+-spec prune(file:filename_all(), keep(), binary() | undefined, limit(), pos_integer() | default) ->
     {ok, pruned()} | {error, retention_error()}.
 prune(Dir, Keep, Protect, Limit, MaxMs) ->
     prune(Dir, Keep, Protect, Limit, MaxMs, fun(_) -> ok end).
 
 %% @doc `prune/5', calling OnProgress with how far retention got (`progress()') each time its job
 %% has read a file: for whoever waits to see it go on.
--spec prune(file:filename_all(), pos_integer(), binary() | undefined, limit(), pos_integer() | default,
+-spec prune(file:filename_all(), keep(), binary() | undefined, limit(), pos_integer() | default,
             fun((progress()) -> term())) ->
     {ok, pruned()} | {error, retention_error()}.
 prune(Dir, Keep, Protect, Limit, MaxMs, OnProgress) ->
@@ -245,20 +248,25 @@ prune(Dir, Keep, Protect, Limit, MaxMs, OnProgress) ->
             Error
     end.
 
-%% @doc Retention's plan for Dir now (nothing is deleted): `delete', the exports it would delete,
-%% and `skipped_unverified', the newer exports that do not verify (neither counted toward Keep nor
-%% deleted), each with the verifier's `error' line; both oldest first. The verdicts it reaches
-%% are recorded as retention's are; `{error, retention_error()}' when it cannot say (out of
-%% time: how far it got).
--spec plan(file:filename_all(), pos_integer()) ->
-    {ok, #{delete := [emqx_guard_nif:backup()], skipped_unverified := [emqx_guard_nif:failed_backup()]}}
+%% @doc Retention's plan for Dir now under Keep (nothing is deleted), made by the very decision
+%% `prune/5' makes: `plan', every export newest first with what becomes of it (`keep' and the
+%% rule(s) that keep it, or why it goes, in `why'); `delete', the exports it would delete, and
+%% `skipped_unverified', those that do not verify and are left in place, each with the
+%% verifier's `error' line, both oldest first. The verdicts it reaches are recorded as
+%% retention's are; `{error, retention_error()}' when it cannot say (out of time: how far it got).
+-spec plan(file:filename_all(), keep()) ->
+    {ok, #{
+        plan := [emqx_guard_nif:fate()],
+        delete := [emqx_guard_nif:backup()],
+        skipped_unverified := [emqx_guard_nif:failed_backup()]
+    }}
     | {error, retention_error()}.
 plan(Dir, Keep) ->
-    Nothing = #{deleted => [], skipped_unverified => []},
+    Nothing = #{deleted => [], skipped_unverified => [], plan => []},
     Start = fun(Opts) -> emqx_guard_core:prune_async(Dir, Keep, undefined, true, records(), Opts) end,
     case unless_missing(Dir, fun() -> retention_job(Start, limit(), default, fun(_) -> ok end) end, Nothing) of
-        {ok, #{deleted := Would, skipped_unverified := Skipped}} ->
-            {ok, #{delete => Would, skipped_unverified => Skipped}};
+        {ok, #{deleted := Would, skipped_unverified := Skipped, plan := Plan}} ->
+            {ok, #{plan => Plan, delete => Would, skipped_unverified => Skipped}};
         {error, _} = Error ->
             Error
     end.

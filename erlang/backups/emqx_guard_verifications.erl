@@ -9,6 +9,11 @@
 %% received from other nodes, what interrupted exports left (`emqx_guard_leftovers'),
 %% `guard backup_verify'.
 %%
+%% A record may also hold `made_at', when the backup was made (Unix ms: the start of the run that
+%% exported it, told by the run and by a copy from another node); retention counts its periods
+%% from it (`emqx_guard_retention'). The NIF ignores the key. A later check of the same file keeps
+%% the `made_at' of the earlier record.
+%%
 %% One record per file name, the latest check wins. The set is bounded by what is in the backup
 %% directory: records of names no longer there are dropped whenever records are added and at
 %% start. A damaged file gives no records (every backup is read once more) and a warning.
@@ -97,6 +102,7 @@ handle_info(_Msg, Held) ->
 put_newer(R = #{name := Name, verified_at := At}, Held) ->
     case Held of
         #{Name := #{verified_at := Known}} when Known > At -> Held;
+        #{Name := #{made_at := Made}} when not is_map_key(made_at, R) -> Held#{Name => R#{made_at => Made}};
         _ -> Held#{Name => R}
     end.
 
@@ -144,8 +150,8 @@ save(Held) ->
     end.
 
 %% What the NIF reads back from a record (it refuses the whole list for one bad record).
-valid(#{name := N, size := S, mtime_ns := M, inode := I, dev := D, verified_at := At, result := Result}) ->
-    is_binary(N) andalso is_integer(S) andalso S >= 0 andalso is_integer(M) andalso is_integer(I) andalso
+valid(R = #{name := N, size := S, mtime_ns := M, inode := I, dev := D, verified_at := At, result := Result}) ->
+    is_integer(maps:get(made_at, R, 0)) andalso is_binary(N) andalso is_integer(S) andalso S >= 0 andalso is_integer(M) andalso is_integer(I) andalso
         I >= 0 andalso is_integer(D) andalso D >= 0 andalso is_integer(At) andalso valid_result(Result);
 valid(_) ->
     false.

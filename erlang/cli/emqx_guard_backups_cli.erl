@@ -1,7 +1,7 @@
-%% @doc The `emqx ctl guard' commands about the backup files on this node: `backup_verify' (each
-%% file's read printed as it starts and ends, `emqx_guard_steps_cli') and `backup_prune
-%% --dry-run' (its remote part: `emqx_guard_offsite_cli'); the usage line of `backup_list'
-%% (the listing is `emqx_guard_observe_cli''s).
+%% @doc The `emqx ctl guard' command `backup_verify' (each file's read printed as it starts and
+%% ends, `emqx_guard_steps_cli'), the usage line of `backup_list' (the listing is
+%% `emqx_guard_observe_cli''s) and `backup_line/2', one backup as retention's dry run and
+%% `backup_list --why' show it (retention's commands: `emqx_guard_retention_cli').
 %% Parses and prints only (`emqx_guard_backups' does the work; a failure's line is
 %% `emqx_guard_outcome:format_error/1''s); called by `emqx_guard_cli', which catches and reports
 %% any crash.
@@ -9,15 +9,14 @@
 
 -import(emqx_guard_cli, [line/1, error_reason/1]).
 
--export([cmd/1, usage_lines/0]).
+-export([cmd/1, usage_lines/0, backup_line/2]).
 
 %% @doc The usage lines of these commands, in `emqx_ctl:usage/1' format.
 -spec usage_lines() -> [{string(), string()}].
 usage_lines() ->
     [
-        {"guard backup_list [--json]", "List the backups, newest first, with size, time, verification and when checked"},
-        {"guard backup_verify [<name>|--all]", "Read every backup (or the one named) in full now and record the result"},
-        {"guard backup_prune --dry-run", "Show what retention would delete now (here and off-site)"}
+        {"guard backup_list [--json]", "List the backups, newest first, with size, time, verification, when checked and pins"},
+        {"guard backup_verify [<name>|--all]", "Read every backup (or the one named) in full now and record the result"}
     ].
 
 %% @doc Runs one of these commands (Args after `guard', as binaries); `not_mine' for any other.
@@ -25,23 +24,29 @@ usage_lines() ->
 cmd([<<"backup_verify">>]) -> backup_verify(all);
 cmd([<<"backup_verify">>, <<"--all">>]) -> backup_verify(all);
 cmd([<<"backup_verify">>, Name]) -> backup_verify(Name);
-cmd([<<"backup_prune">>, <<"--dry-run">>]) ->
-    prune_dry_run(),
-    %% what remote retention would delete, when a remote destination is set
-    emqx_guard_offsite_cli:prune_dry_run();
 cmd(_) -> not_mine.
 
 %%--------------------------------------------------------------------
 
-%% One backup of the dry run: name, size, time, and for one that does not verify why.
+%% @doc One backup as retention's listings show it: name, size, time, then (when B has them) its
+%% verdict and when it was reached, and `pinned'.
+-spec backup_line(binary(), #{name := binary(), size := non_neg_integer(), mtime := integer(), atom() => term()}) -> binary().
 backup_line(Zone, B = #{name := Name, size := Size, mtime := MTime}) ->
     Columns = [Name, emqx_guard_render:size(Size), emqx_guard_render:in_zone(Zone, MTime)],
+    Checked =
+        case B of
+            #{checked_at := At} -> [" (checked ", emqx_guard_render:in_zone(Zone, At), ")"];
+            _ -> []
+        end,
     Verified =
         case maps:get(verified, B, undefined) of
-            {error, Why} -> [text("NOT VERIFIED: ~ts", [emqx_guard_outcome:format_error(Why)])];
+            ok -> [[<<"verified">> | Checked]];
+            {error, Why} -> [[text("NOT VERIFIED: ~ts", [emqx_guard_outcome:format_error(Why)]) | Checked]];
+            in_progress -> [<<"being written by the running backup">>];
             undefined -> []
         end,
-    iolist_to_binary(["  ", lists:join("  ", Columns ++ Verified)]).
+    Pinned = [<<"pinned">> || maps:get(pinned, B, false)],
+    iolist_to_binary(["  ", lists:join("  ", Columns ++ Verified ++ Pinned)]).
 
 %% A full read of each file, whatever the records say (like `restic check --read-data'): finds
 %% what a record cannot, e.g. a disk that changed bytes without changing size or time.
@@ -65,34 +70,6 @@ backup_verify(Which) ->
         {error, Why} ->
             error_reason(Why)
     end.
-
-prune_dry_run() ->
-    Dir = emqx_guard_emqx:backup_dir(),
-    #{backup_keep := Keep, backup_timezone := Zone} = emqx_guard_settings:get(),
-    case emqx_guard_backups:plan(Dir, Keep) of
-        {ok, #{delete := Doomed, skipped_unverified := Broken}} ->
-            case Doomed of
-                [] ->
-                    line(text("Nothing to delete: retention keeps the newest ~B backup(s) in ~ts", [Keep, Dir]));
-                _ ->
-                    line(text(
-                        "Retention (keep the newest ~B) would delete ~B backup(s) from ~ts (dry run, nothing deleted):",
-                        [Keep, length(Doomed), Dir]
-                    )),
-                    lists:foreach(fun(B) -> line(backup_line(Zone, B)) end, Doomed)
-            end,
-            print_unverified(Zone, Broken);
-        {error, Why} ->
-            error_reason(Why)
-    end.
-
-%% Newer exports that do not verify: retention neither counts nor deletes them.
-print_unverified(_Zone, []) ->
-    ok;
-print_unverified(Zone, Broken) ->
-    line(text("Not counted as backups and left in place (~B do not verify):", [length(Broken)])),
-    lists:foreach(fun(B = #{error := Why}) -> line(backup_line(Zone, B#{verified => {error, Why}})) end, Broken).
-
 
 text(Fmt, Args) ->
     unicode:characters_to_binary(io_lib:format(Fmt, Args)).

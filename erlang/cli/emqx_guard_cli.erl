@@ -11,7 +11,7 @@
 
 -export([cmd/1, usage_lines/0, looks_glob_expanded/1]).
 %% For the other `guard' command modules: how a line and an error line are printed.
--export([line/1, error_line/1, error_reason/1, bad_argument/1]).
+-export([line/1, error_line/1, error_reason/1, bad_argument/1, set/2]).
 
 -define(PREVIEW_FIRES, 3).
 
@@ -49,12 +49,12 @@ arity_only(Frame) -> Frame.
 usage_lines() ->
     [
         {"guard backup_cron [<expr>]", "Show or set the backup schedule (crontab(5), quoted: '0 12 * * 0')"},
-        {"guard backup_keep [<n>]", "Show or set how many backups to keep (1-1000, default 5)"},
         {"guard backup_timezone [<zone>]", "Show or set the schedule's time zone (IANA name or local)"},
         {"guard backup_catchup [<duration>]", "Show or set how late a missed backup may still run at start (24h; 0 = off)"},
         {"guard backup_io_limit [<rate>]", "Show or set how fast backups are read back (e.g. 50MB/s; default off)"},
         {"guard backup_now", "Run one backup now, printing each step as it starts and ends, then the result"}
-    ] ++ emqx_guard_backups_cli:usage_lines() ++ emqx_guard_offsite_cli:usage_lines() ++
+    ] ++ emqx_guard_retention_cli:usage_lines() ++ emqx_guard_backups_cli:usage_lines() ++
+        emqx_guard_offsite_cli:usage_lines() ++
         [{"guard backup_status [--json]", "Show the schedule, next fire, last run, run counts and the off-site copies"}] ++
         emqx_guard_notify_cli:usage_lines() ++ emqx_guard_observe_cli:usage_lines().
 
@@ -68,8 +68,6 @@ dispatch(Args) when is_list(Args) ->
     case [to_bin(A) || A <- Args] of
         [<<"backup_cron">>] -> show_cron();
         [<<"backup_cron">> | Parts] -> set_cron(Parts);
-        [<<"backup_keep">>] -> show_keep();
-        [<<"backup_keep">>, N] -> set(#{backup_keep => N}, fun show_keep/0);
         [<<"backup_timezone">>] -> show_timezone();
         [<<"backup_timezone">>, Zone] -> set(#{backup_timezone => Zone}, fun show_timezone/0);
         [<<"backup_catchup">>] -> show_catchup();
@@ -79,9 +77,11 @@ dispatch(Args) when is_list(Args) ->
         [<<"backup_now">>] -> backup_now();
         Other ->
             %% guard backup_status|backup_list [--remote] [--json]|sys_events (emqx_guard_observe_cli),
-            %% backup_verify|backup_prune (emqx_guard_backups_cli), backup_remote|backup_fetch
-            %% (emqx_guard_offsite_cli), notify* (emqx_guard_notify_cli)
-            Mods = [emqx_guard_observe_cli, emqx_guard_backups_cli, emqx_guard_offsite_cli, emqx_guard_notify_cli],
+            %% backup_keep|backup_remote_keep|backup_pin|backup_unpin|backup_prune --dry-run|backup_list
+            %% --why (emqx_guard_retention_cli), backup_verify (emqx_guard_backups_cli),
+            %% backup_remote|backup_fetch (emqx_guard_offsite_cli), notify* (emqx_guard_notify_cli)
+            Mods = [emqx_guard_observe_cli, emqx_guard_retention_cli, emqx_guard_backups_cli, emqx_guard_offsite_cli,
+                    emqx_guard_notify_cli],
             case lists:dropwhile(fun(M) -> M:cmd(Other) =:= not_mine end, Mods) of
                 [] -> usage();
                 _ -> ok
@@ -123,10 +123,6 @@ quote_hint(_Parts) ->
     <<" (the shell split the expression into several arguments: put it in single quotes, "
       "e.g. emqx ctl guard backup_cron '0 12 * * 0')">>.
 
-show_keep() ->
-    #{backup_keep := Keep} = emqx_guard_settings:get(),
-    line(text("backup_keep = ~B", [Keep])).
-
 show_timezone() ->
     #{backup_timezone := Zone} = emqx_guard_settings:get(),
     case emqx_guard_cron:zone_name(Zone) of
@@ -150,9 +146,10 @@ show_io_limit() ->
         Rate -> line(text("backup_io_limit = \"~ts\"", [emqx_guard_render:rate(Rate)]))
     end.
 
-%% Stores the change (validated, saved, the scheduler re-armed) and pushes it to the other
-%% running nodes (emqx_guard_settings_sync), then shows the new value and any node that did not
-%% take it.
+%% @doc Stores the change (validated, saved, the scheduler re-armed) and pushes it to the other
+%% running nodes (emqx_guard_settings_sync), then shows the new value (Show) and any node that
+%% did not take it; a refused change is one `Error:' line.
+-spec set(map(), fun(() -> term())) -> ok.
 set(Changes, Show) ->
     set(Changes, Show, <<>>).
 

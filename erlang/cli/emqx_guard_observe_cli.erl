@@ -48,7 +48,7 @@ status_lines(Doc, Zone) ->
     [
         text("schedule: \"~ts\" (~ts)", [Cron, Description]),
         text("zone: ~ts", [zone_text(Zone, ZoneName)]),
-        text("keep: ~B newest, catch-up window: ~ts", [Keep, Catchup]),
+        text("keep: ~ts, catch-up window: ~ts", [keep_text(Keep), Catchup]),
         next_fire_line(Doc, Zone)
     ] ++
         [text("catch-up: a run for the missed ~ts starts shortly", [at(Zone, M)]) || #{<<"instant_ms">> := M} <- [maps:get(<<"catchup">>, Doc)]] ++
@@ -62,6 +62,9 @@ status_lines(Doc, Zone) ->
         [text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])] ++
         [emqx_guard_notify_cli:delivery_line(N) || N <- maps:get(<<"notifications">>, Doc)] ++
         emqx_guard_cluster_view:lines(maps:with([<<"last_skip">>, <<"cluster">>], Doc), Zone).
+
+keep_text(N) when is_integer(N) -> text("~B newest", [N]);
+keep_text(Policy) -> Policy.
 
 zone_text(Zone, Zone) -> Zone;
 zone_text(Zone, ZoneName) -> text("~ts (~ts)", [Zone, ZoneName]).
@@ -153,7 +156,7 @@ list(text) ->
             error_reason(Why)
     end.
 
-%% One backup: name, size, time, its verdict and when it was reached.
+%% One backup: name, size, time, its verdict and when it was reached, and `pinned'.
 backup_line(Zone, B = #{<<"name">> := Name, <<"size">> := Size, <<"mtime_ms">> := MTime}) ->
     Checked =
         case maps:get(<<"checked_at_ms">>, B) of
@@ -166,7 +169,8 @@ backup_line(Zone, B = #{<<"name">> := Name, <<"size">> := Size, <<"mtime_ms">> :
             not_verified -> [text("NOT VERIFIED: ~ts", [maps:get(<<"error">>, B)]) | Checked];
             being_written -> <<"being written by the running backup">>
         end,
-    iolist_to_binary(["  ", lists:join("  ", [Name, emqx_guard_render:size(Size), at(Zone, MTime), Verdict])]).
+    Pinned = [<<"pinned">> || maps:get(<<"pinned">>, B, false)],
+    iolist_to_binary(["  ", lists:join("  ", [Name, emqx_guard_render:size(Size), at(Zone, MTime), Verdict | Pinned])]).
 
 remote(json) ->
     json(emqx_guard_report:remote_backups());

@@ -1,15 +1,15 @@
 %% @doc The `emqx ctl guard' commands about off-site copies: `backup_remote' (show, set, off),
-%% `backup_fetch <name> [identity=<path>]' (its steps printed as they come), `backup_remote_prune
-%% --confirm' (remote retention may delete what this node did not upload) and the remote part of
-%% `backup_prune --dry-run' (`prune_dry_run/0', called by `emqx_guard_backups_cli'). The listing
-%% (`backup_list --remote') and the off-site lines of `backup_status' are
-%% `emqx_guard_observe_cli''s. Parses and prints only; the secret key is never printed
-%% (`emqx_guard_redact:settings/1').
+%% `backup_fetch <name> [identity=<path>]' (its steps printed as they come) and `backup_remote_prune
+%% --confirm' (remote retention may delete what this node did not upload); `remote_line/2', one
+%% off-site backup as retention's dry run shows it. The listing (`backup_list --remote') and the
+%% off-site lines of `backup_status' are `emqx_guard_observe_cli''s; the off-site part of
+%% `backup_prune --dry-run' is `emqx_guard_retention_cli''s. Parses and prints only; the secret
+%% key is never printed (`emqx_guard_redact:settings/1').
 -module(emqx_guard_offsite_cli).
 
 -import(emqx_guard_cli, [line/1, error_line/1, error_reason/1]).
 
--export([cmd/1, usage_lines/0, prune_dry_run/0]).
+-export([cmd/1, usage_lines/0, remote_line/2]).
 
 %% A listing, a dry run or a fetch: the NIF bounds every request; this bounds the whole.
 -define(AWAIT_MS, 6 * 3600 * 1000).
@@ -116,54 +116,22 @@ set(Changes) ->
     end.
 
 %%--------------------------------------------------------------------
-%% backup_prune --dry-run (remote part)
-%%--------------------------------------------------------------------
-
-%% @doc The remote part of `guard backup_prune --dry-run': what remote retention would delete
-%% now (nothing when no remote destination is set).
--spec prune_dry_run() -> ok.
-prune_dry_run() ->
-    S = emqx_guard_settings:get(),
-    case emqx_guard_offsite_config:to_nif(S) of
-        off ->
-            ok;
-        {ok, Config} ->
-            #{backup_keep := Keep, backup_timezone := Zone} = S,
-            case job(emqx_guard_core:offsite_prune_async(Config, Keep, true, #{})) of
-                {ok, #{deleted := []}} ->
-                    line(text("Nothing to delete off-site: remote retention keeps the newest ~B in ~ts", [Keep, where(Config)]));
-                {ok, #{deleted := Doomed, kept := Kept}} ->
-                    #{own := Own, confirmed := Confirmed} = emqx_guard_offsite_queue:retention_guard(),
-                    There = [E || #{export_name := E} <- Kept ++ Doomed],
-                    case emqx_guard_offsite:retention(There, Own, Keep, Confirmed) of
-                        ok ->
-                            line(text("Remote retention (keep the newest ~B) would delete ~B off-site backup(s) from ~ts "
-                                      "(dry run, nothing deleted):", [Keep, length(Doomed), where(Config)]));
-                        Paused ->
-                            line(["Nothing to delete off-site: remote retention is ", emqx_guard_offsite:retention_line(Paused)]),
-                            line(text("After guard backup_remote_prune --confirm it would delete ~B off-site backup(s) from ~ts:",
-                                      [length(Doomed), where(Config)]))
-                    end,
-                    lists:foreach(fun(R) -> line(remote_line(Zone, R)) end, Doomed);
-                {error, {_, Detail}} ->
-                    error_line(["off-site: ", Detail])
-            end
-    end.
-
-%%--------------------------------------------------------------------
 %% backup_remote_prune --confirm
 %%--------------------------------------------------------------------
 
 confirm_prune() ->
     case emqx_guard_offsite_queue:confirm_retention() of
         {ok, Where} ->
-            #{backup_keep := Keep} = emqx_guard_settings:get(),
-            line(text("Remote retention now applies to every backup in ~ts: it keeps the newest ~B there, whoever "
-                      "uploaded them. It runs now, in the background (guard backup_status shows it).", [Where, Keep]));
+            Policy = emqx_guard_retention:remote_text(emqx_guard_settings:get()),
+            line(text("Remote retention now applies to every backup in ~ts: it keeps what \"~ts\" keeps there, whoever "
+                      "uploaded them. It runs now, in the background (guard backup_status shows it).", [Where, Policy]));
         {error, Why} ->
             error_reason(Why)
     end.
 
+%% @doc One off-site backup as the listings show it: object name, size, time, encryption.
+-spec remote_line(binary(), #{name := binary(), size := non_neg_integer(), mtime := integer(), encrypted := boolean(),
+    atom() => term()}) -> binary().
 remote_line(Zone, #{name := Name, size := Size, mtime := MTime, encrypted := Encrypted}) ->
     Enc =
         case Encrypted of
@@ -263,9 +231,6 @@ with_config(Fun) ->
         off -> error_reason({no_destination, off});
         {ok, Config} -> Fun(Config)
     end.
-
-job({ok, Job}) -> emqx_guard_core:await(Job, ?AWAIT_MS);
-job({error, _} = Error) -> Error.
 
 text(Fmt, Args) ->
     unicode:characters_to_binary(io_lib:format(Fmt, Args)).

@@ -59,6 +59,10 @@ line({done, verify, #{duration_ms := Ms, size := Size, result := ok} = D}) ->
     ]);
 line({done, verify, #{duration_ms := Ms, result := {error, Why}} = D}) ->
     text("verify: done in ~ts: ~tsNOT VERIFIED: ~ts", [emqx_guard_render:duration_ms(Ms), file_prefix(D), emqx_guard_outcome:format_error(Why)]);
+line({started, prune, #{policy := <<"last=", _/binary>>, keep := Keep}}) ->
+    text("prune: started: keeps the newest ~B that verify", [Keep]);
+line({started, prune, #{policy := Policy}}) ->
+    text("prune: started: keeps what \"~ts\" keeps of the backups that verify", [Policy]);
 line({started, prune, #{keep := Keep}}) ->
     text("prune: started: keeps the newest ~B that verify", [Keep]);
 line({progress, prune, #{checked := C, checked_bytes := CB, remaining := R, remaining_bytes := RB}}) ->

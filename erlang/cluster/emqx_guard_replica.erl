@@ -69,15 +69,23 @@ push_named(Name, To, Keep) ->
             end
     end.
 
+%% When the backup was made, as this node's record of it says (its run's export began), goes
+%% along as `made_at': the receiver records it, and retention there counts its periods from it.
 push(Path, Name, Sha, To, Keep, Kind, Created0) ->
     Created =
         case Created0 of
             undefined -> mtime_ms(Path);
             _ -> Created0
         end,
+    Meta0 = #{name => unicode:characters_to_binary(Name), sha256 => Sha, kind => Kind, created_at => Created},
+    Meta =
+        case made_at(unicode:characters_to_binary(Name)) of
+            undefined -> Meta0;
+            At -> Meta0#{made_at => At}
+        end,
     Outcome =
         try
-            send(Path, #{name => unicode:characters_to_binary(Name), sha256 => Sha, kind => Kind, created_at => Created}, To, Keep)
+            send(Path, Meta, To, Keep)
         catch
             Class:Reason ->
                 {error, text("copy crashed: ~tp:~0tP", [Class, Reason, 10])}
@@ -88,6 +96,13 @@ push(Path, Name, Sha, To, Keep, Kind, Created0) ->
     end,
     ok = emqx_guard_copies:record(emqx_guard_copies:result(To, node(), Name, Kind, Created, Outcome)),
     Outcome.
+
+%% When the backup Name was made, as its verification record here says, if it does.
+made_at(Name) ->
+    case [At || #{name := N, made_at := At} <- emqx_guard_verifications:records(), N =:= Name] of
+        [At | _] -> At;
+        [] -> undefined
+    end.
 
 send(Path, Meta0, To, Keep) ->
     case file:read_file_info(Path, [{time, posix}]) of

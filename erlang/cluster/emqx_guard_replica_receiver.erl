@@ -10,8 +10,9 @@
 %%     acknowledging each chunk.</li>
 %% <li>At the end it checks the size, syncs, sets mode 0600 and the source's mtime, verifies
 %%     the file (`emqx_guard_backups:check/1') and compares its sha256 with the sender's, renames
-%%     it into the backup directory (recording the verdict), then runs retention there (keep the
-%%     newest `Keep', never the new file) and answers the sender.</li>
+%%     it into the backup directory (recording the verdict and, when the sender knew it, when
+%%     the backup was made: `made_at'), then runs retention there (this node's rules,
+%%     `emqx_guard_retention:local/1'; never the new file) and answers the sender.</li>
 %% </ol>
 %% It gives up when the sender dies or stays silent for `?IDLE_MS', and then deletes its
 %% temporary directory; `clear_incoming/0' deletes what a receiver left when its node died.
@@ -39,7 +40,9 @@
     sha256 := binary(),
     mtime := integer(),
     kind => replicate | catch_up,
-    created_at => integer()
+    created_at => integer(),
+    %% when the backup was made (its run's start), when the sender knows it
+    made_at => integer()
 }.
 
 %% @doc How long a sender waits for the answer after the last byte: the receiver's time to
@@ -143,7 +146,7 @@ receive_chunks(Fd, Sender, Ref, MRef, Bytes) ->
         {error, <<"the sender went silent">>}
     end.
 
-finish(#{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep, Fd, Bytes, Tmp, Final) ->
+finish(Meta = #{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep, Fd, Bytes, Tmp, Final) ->
     Synced = file:sync(Fd),
     _ = file:close(Fd),
     case {Synced, Bytes} of
@@ -158,7 +161,7 @@ finish(#{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep, Fd, B
                     {error, Posix} = Private,
                     {error, text("cannot set mode 0600: ~ts", [file:format_error(Posix)])};
                 {{ok, Sha}, Record} ->
-                    install(Name, Tmp, Final, Keep, Record);
+                    install(Name, Tmp, Final, Keep, made(Record, Meta));
                 {{ok, Other}, _} ->
                     {error, text("sha256 differs after the copy (~ts, expected ~ts)", [Other, Sha])};
                 {{error, Why}, _} ->
@@ -168,7 +171,13 @@ finish(#{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep, Fd, B
             {error, text("~B bytes arrived, the backup has ~B", [Bytes, Size])}
     end.
 
-install(Name, Tmp, Final, Keep, Record) ->
+%% The copy's record says when the backup was made, when the sender knew it.
+made(Record, #{made_at := At}) when is_integer(At) -> Record#{made_at => At};
+made(Record, _Meta) -> Record.
+
+%% Retention here follows this node's settings (the cluster's: they are synced, pins included);
+%% the sender's Keep (a count: all a sender of 0.1.0 knows) is not used.
+install(Name, Tmp, Final, _Keep, Record) ->
     case filelib:is_file(Final) of
         true ->
             %% arrived meanwhile through another copy; ours is identical (same verified sha256)
@@ -177,7 +186,8 @@ install(Name, Tmp, Final, Keep, Record) ->
             case file:rename(Tmp, Final) of
                 ok ->
                     ok = emqx_guard_verifications:add([Record]),
-                    _ = emqx_guard_backups:prune(filename:dirname(Final), Keep, Final, ?PRUNE_MS),
+                    Rules = emqx_guard_retention:local(emqx_guard_settings:get()),
+                    _ = emqx_guard_backups:prune(filename:dirname(Final), Rules, Final, ?PRUNE_MS),
                     ?LOG_INFO(#{msg => emqx_guard_backup_copy_received, file => Name}),
                     ok;
                 {error, Posix} ->

@@ -110,7 +110,7 @@ sync() ->
     Adopted = pull(emqx_guard_emqx:running_nodes() -- [node()]),
     Fetched =
         case emqx_guard_emqx:node_role() of
-            core -> emqx_guard_copies:catch_up(maps:get(backup_keep, emqx_guard_settings:get()));
+            core -> emqx_guard_copies:catch_up(emqx_guard_retention:count(maps:get(backup_keep, emqx_guard_settings:get())));
             replicant -> []
         end,
     #{settings => Adopted, fetched => Fetched}.

@@ -25,6 +25,7 @@
     list_backups/1,
     send_mail/3,
     is_export_name/1,
+    retention_policy/1,
     disk_space/1,
     usable/0
 ]).
@@ -82,7 +83,7 @@ send_mail(Config, Subject, Body) -> guarded(fun() -> emqx_guard_nif:send_mail(Co
 verify_async(Path, Opts) -> guarded(fun() -> emqx_guard_nif:verify_async(bin(Path), Opts) end).
 
 %% @doc `emqx_guard_nif:prune_async/6'.
--spec prune_async(file:filename_all(), integer(), file:filename_all() | undefined, boolean(),
+-spec prune_async(file:filename_all(), emqx_guard_nif:rules() | integer(), file:filename_all() | undefined, boolean(),
                   [emqx_guard_nif:record()], emqx_guard_nif:opts()) ->
     {ok, emqx_guard_nif:job()} | error().
 prune_async(Dir, Keep, Protect, DryRun, Records, Opts) ->
@@ -205,6 +206,10 @@ is_export_name(Name) ->
         _ -> false
     end.
 
+%% @doc `emqx_guard_nif:retention_policy/1'.
+-spec retention_policy(unicode:chardata()) -> {ok, emqx_guard_nif:policy()} | error().
+retention_policy(Text) -> guarded(fun() -> emqx_guard_nif:retention_policy(bin(Text)) end).
+
 %% @doc `emqx_guard_nif:disk_space/1'.
 -spec disk_space(file:filename_all()) ->
     {ok, #{available := non_neg_integer(), total := non_neg_integer()}} | error().
@@ -228,7 +233,8 @@ offsite_list_async(Config, Opts) ->
     guarded(fun() -> emqx_guard_nif:offsite_list_async(Config, Opts) end).
 
 %% @doc `emqx_guard_nif:offsite_prune_async/4'.
--spec offsite_prune_async(emqx_guard_nif:offsite_config(), integer(), boolean(), emqx_guard_nif:opts()) ->
+-spec offsite_prune_async(emqx_guard_nif:offsite_config(), emqx_guard_nif:rules() | integer(), boolean(),
+                          emqx_guard_nif:opts()) ->
     {ok, emqx_guard_nif:job()} | error().
 offsite_prune_async(Config, Keep, DryRun, Opts) ->
     guarded(fun() -> emqx_guard_nif:offsite_prune_async(Config, Keep, DryRun, Opts) end).

@@ -35,7 +35,7 @@
 
 %% Schedules, files, mail, names: normal or dirty schedulers.
 -export([validate/1, next_fires/4, describe/1, resolve_zone/1, utc_offset/2]).
--export([list_backups/1, disk_space/1, is_export_name/1, send_mail/3]).
+-export([list_backups/1, disk_space/1, is_export_name/1, retention_policy/1, send_mail/3]).
 
 %% Jobs: verification, retention, the listing with verdicts; cancelling them.
 -export([verify_async/2, prune_async/6, list_verified_async/3, cancel/1, cancel_all/0]).
@@ -73,11 +73,14 @@
 -type offsite_prune_report() :: emqx_guard_nif_types:offsite_prune_report().
 -type offsite_check() :: emqx_guard_nif_types:offsite_check().
 -type offsite_fetched() :: emqx_guard_nif_types:offsite_fetched().
+-type policy() :: emqx_guard_nif_types:policy().
+-type rules() :: emqx_guard_nif_types:rules().
+-type fate() :: emqx_guard_nif_types:fate().
 
 -export_type([error/0, unix_ms/0, backup/0, failed_backup/0, verified/0, record/0, opts/0, job/0]).
 -export_type([prune_report/0, progress/0, listing/0, mail_config/0]).
 -export_type([offsite_config/0, remote_backup/0, offsite_uploaded/0, offsite_prune_report/0]).
--export_type([offsite_check/0, offsite_fetched/0]).
+-export_type([offsite_check/0, offsite_fetched/0, policy/0, rules/0, fate/0]).
 
 -define(LIB, "emqx_guard_nif").
 -define(LOAD_ERROR_KEY, {?MODULE, load_error}).
@@ -229,6 +232,17 @@ disk_space(_Path) ->
 is_export_name(_Name) ->
     erlang:nif_error(not_loaded()).
 
+%% @doc Parses a retention policy, restic's `forget' rules as one line: `last=N', `hourly=N',
+%% `daily=N', `weekly=N', `monthly=N', `yearly=N' (0 to 100000) and `within=<duration>' (years,
+%% months, days and hours: `2d', `36h', `1y6m'), separated by spaces or commas, each at most
+%% once; a bare number N alone is `last=N'; at least one rule above zero. `{ok, policy()}' (its
+%% canonical text parses back to it), or one line saying what to write instead: `empty',
+%% `not_a_rule', `unknown_rule', `bad_count', `bad_within', `repeated_rule', `keeps_nothing'.
+%% Normal scheduler.
+-spec retention_policy(Text :: binary()) -> {ok, policy()} | error().
+retention_policy(_Text) ->
+    erlang:nif_error(not_loaded()).
+
 %% @doc Sends one plain-text UTF-8 message over SMTP (rustls; `mail_config()') and answers what
 %% the server said to it, e.g. `<<"250 2.0.0 Ok: queued as 4Xk2">>'. Within `deadline_ms' however
 %% slowly the server answers (then `timeout'; the message may still be delivered later). Errors:
@@ -259,21 +273,25 @@ panic_probe() ->
 verify_async(_Path, _Opts) ->
     erlang:nif_error(not_loaded()).
 
-%% @doc Retention in Dir: keeps the newest Keep exports that verify (by the time in their
-%% names) and deletes every export older than the oldest of them (DryRun: only says so), trusting
-%% Records: an export whose identity matches a record is not read (it counts when its `result' is
-%% `ok'); the others are read newest first, each at most once, only while their verdict can
-%% change the decision. Exports newer than the oldest kept one that do not verify are neither
-%% counted nor deleted; with fewer than Keep that verify nothing is deleted. Protect (a path, or
-%% `undefined': the backup just made or copied in) is never deleted, and that is all: it counts
-%% only if it verifies, in its place by time, so it never displaces a newer backup. A failed
-%% delete is reported and the rest go ahead; nothing outside Dir and no symlink is touched.
-%% At once: `bad_keep' (Keep < 0), `bad_record', `bad_opts'. Before the result
-%% `{emqx_guard_job_progress, Job, progress()}' comes once after listing and once after each
-%% export read, with its record: every verdict as soon as it is known, so a job cut short loses
-%% none. Result `{ok, prune_report()}' or an error: `bad_keep' (Keep 0), `not_a_directory',
-%% `io', `cancelled' (nothing deleted), `panicked'.
--spec prune_async(Dir :: binary(), Keep :: integer(), Protect :: binary() | undefined,
+%% @doc Retention in Dir under Keep (`rules()'; a count N is `last=N'): the policy applied to
+%% the exports that verify, in the zone's calendar (restic's `forget' rules; a backup kept by any
+%% rule stays), every export no rule keeps deleted (DryRun: only said), trusting Records: an
+%% export whose identity matches a record is not read (it counts when its `result' is `ok'); the
+%% others are read newest first, each at most once, only while their verdict can change the
+%% decision. Exports that do not verify within the rules' reach are neither counted nor deleted;
+%% when the rules find fewer verified backups than they ask for, no export that does not verify
+%% is deleted. Pinned exports and Protect (a path, or `undefined': the backup just made or copied
+%% in) are never deleted, and that is all: each counts only if it verifies, in its place by time,
+%% so it never displaces a newer backup. A failed delete is reported and the rest go ahead;
+%% nothing outside Dir and no symlink is touched. At once: `bad_keep' (a count below 1), a
+%% policy's errors (as `retention_policy/1'), `bad_zone', `bad_record', `bad_opts'; a Keep of
+%% another shape raises `badarg'. Before the result `{emqx_guard_job_progress, Job, progress()}'
+%% comes once after listing and once after each export read, with its record: every verdict as
+%% soon as it is known, so a job cut short loses none. Result `{ok, prune_report()}' (its `plan':
+%% every export, newest first, with the rule(s) that keep it or why it goes: the same decision
+%% for a dry run and the real prune) or an error: `not_a_directory', `io', `cancelled' (nothing
+%% deleted), `panicked'.
+-spec prune_async(Dir :: binary(), Keep :: rules() | integer(), Protect :: binary() | undefined,
                   DryRun :: boolean(), Records :: [record()], Opts :: opts()) ->
     {ok, job()} | error().
 prune_async(_Dir, _Keep, _Protect, _DryRun, _Records, _Opts) ->
@@ -325,11 +343,14 @@ offsite_upload_async(_Config, _Path, _Opts) ->
 offsite_list_async(_Config, _Opts) ->
     erlang:nif_error(not_loaded()).
 
-%% @doc Remote retention: the Keep newest exports (by the time in the name; plain and `.age' of
-%% one export count once) stay, older backup objects are deleted (DryRun: only reported); other
-%% keys are never touched. At once: `bad_keep' (Keep < 1), `bad_config', `bad_opts'. Result
-%% `{ok, offsite_prune_report()}' or an error: the network ones, `cancelled', `panicked'.
--spec offsite_prune_async(Config :: offsite_config(), Keep :: integer(), DryRun :: boolean(),
+%% @doc Remote retention: Keep (`rules()'; a count N is `last=N') applied to the exports under
+%% the prefix as `prune_async/6' applies it, every export counting as verified (plain and `.age'
+%% of one export count once and share its fate); the objects of exports no rule keeps are
+%% deleted (DryRun: only reported), pinned ones never; other keys are never touched. At once:
+%% `bad_keep', a policy's errors, `bad_zone', `bad_config', `bad_opts'. Result
+%% `{ok, offsite_prune_report()}' (its `plan': every object with its export's fate, newest first)
+%% or an error: the network ones, `cancelled', `panicked'.
+-spec offsite_prune_async(Config :: offsite_config(), Keep :: rules() | integer(), DryRun :: boolean(),
                           Opts :: opts()) ->
     {ok, job()} | error().
 offsite_prune_async(_Config, _Keep, _DryRun, _Opts) ->

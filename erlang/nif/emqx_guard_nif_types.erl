@@ -7,6 +7,7 @@
 -export_type([prune_report/0, progress/0, listing/0, mail_config/0]).
 -export_type([offsite_config/0, remote_backup/0, offsite_uploaded/0, offsite_prune_report/0]).
 -export_type([offsite_check/0, offsite_fetched/0]).
+-export_type([policy/0, rules/0, fate/0, offsite_fate/0]).
 
 %% A failure: a stable reason atom (each function's doc lists its own; callers may match on
 %% them) and one line a person understands, never holding a secret.
@@ -51,7 +52,8 @@
 %% mtime_ns, replaced (even given the old mtime) changes inode; a same-size rewrite in place with
 %% the mtime set back to the old nanosecond is invisible, which is what a full re-check on demand
 %% is for. ctime is left out (chmod and rename change it). Passed back in, only the identity and
-%% `result' are read (else `bad_record'); other keys are ignored, so the caller may add its own.
+%% `result' are read (else `bad_record'); other keys are ignored, so the caller may add its own
+%% (the plugin's: `made_at', when the backup was made, see `emqx_guard_verifications').
 -type record() :: #{
     name := binary(),
     size := non_neg_integer(),
@@ -64,7 +66,8 @@
     version := binary() | undefined,
     edition := binary() | undefined,
     entries := non_neg_integer() | undefined,
-    bytes := non_neg_integer() | undefined
+    bytes := non_neg_integer() | undefined,
+    made_at => unix_ms()
 }.
 
 %% Options of a job: `io_limit', the bytes per second it reads at most (default infinity).
@@ -84,7 +87,50 @@
     failed := [failed_backup()],
     skipped_unverified := [failed_backup()],
     verified := [record()],
-    bytes_read := non_neg_integer()
+    bytes_read := non_neg_integer(),
+    plan := [fate()]
+}.
+
+%% A retention policy parsed (`emqx_guard_nif:retention_policy/1'): its canonical text (the rules
+%% that are on, in the order below: `last=3 daily=7 within=2d'), each count (0: off) and
+%% `within' as text (`0h': off).
+-type policy() :: #{
+    text := binary(),
+    last := non_neg_integer(),
+    hourly := non_neg_integer(),
+    daily := non_neg_integer(),
+    weekly := non_neg_integer(),
+    monthly := non_neg_integer(),
+    yearly := non_neg_integer(),
+    within := binary()
+}.
+
+%% What retention decides by (the `Keep' of the prune jobs; a bare count N is `last=N'): the
+%% policy (its text, or a count), the zone whose calendar periods it counts (an IANA name or
+%% `local'), the export names never deleted (`pins'), the recorded start of the run that made
+%% each backup (`made', Unix ms by export name; the others are placed by the wall time in their
+%% name, read in the node's own zone) and the present (`now': a backup made after it is never
+%% the newest one `within' counts back from).
+-type rules() :: #{
+    policy := binary() | pos_integer(),
+    zone := binary(),
+    pins => [binary()],
+    made => #{binary() => unix_ms()},
+    now => unix_ms()
+}.
+
+%% An export with what retention's decision made of it: `keep', and `why' in one line (the
+%% rule(s) that keep it, e.g. `last #1, daily 2026-11-30, weekly 2026-W49', `pinned',
+%% `unverified: kept, counts for nothing'; or `delete', with why when it is not a plain policy
+%% drop); `error' is the verifier's line for one that does not verify, else `undefined'.
+-type fate() :: #{
+    name := binary(),
+    path := binary(),
+    size := non_neg_integer(),
+    mtime := unix_ms(),
+    keep := boolean(),
+    why := binary(),
+    error := binary() | undefined
 }.
 
 %% How far retention has got: exports read so far and their sizes, exports still to read at
@@ -192,7 +238,20 @@
 -type offsite_prune_report() :: #{
     kept := [remote_backup()],
     deleted := [remote_backup()],
-    failed := [#{error := binary(), _ => _}]
+    failed := [#{error := binary(), _ => _}],
+    plan := [offsite_fate()]
+}.
+
+%% An off-site object with what retention's decision made of its export (as `fate()').
+-type offsite_fate() :: #{
+    name := binary(),
+    export_name := binary(),
+    key := binary(),
+    size := non_neg_integer(),
+    mtime := unix_ms(),
+    encrypted := boolean(),
+    keep := boolean(),
+    why := binary()
 }.
 
 %% A check of a fetched backup, in the order they are made: the downloaded bytes against the

@@ -23,7 +23,8 @@
 -define(AWAIT_MS, 6 * 3600 * 1000).
 
 %% @doc `guard backup_status': `node'; `schedule' (`cron', `description', `zone' as set,
-%% `zone_name' its IANA name, `keep', `catchup' as set and `catchup_s'); `next_fire' (and
+%% `zone_name' its IANA name, `keep' as set, `keep_policy' and `remote_keep_policy' as retention
+%% reads them, `pins', `catchup' as set and `catchup_s'); `next_fire' (and
 %% `next_fire_error', why there is none); `catchup' (a missed run about to start); `running' (the
 %% run going now: `started_at', `trigger'); `offsite' (`null' while off: `destination',
 %% `encrypted', `queue', `newest_upload', `last_error', `retention'); `last_run'; `leftovers'
@@ -43,6 +44,9 @@ status() ->
             <<"zone">> => Zone,
             <<"zone_name">> => ok_or(emqx_guard_cron:zone_name(Zone), Zone),
             <<"keep">> => maps:get(backup_keep, S),
+            <<"keep_policy">> => emqx_guard_retention:text(maps:get(backup_keep, S)),
+            <<"remote_keep_policy">> => emqx_guard_retention:remote_text(S),
+            <<"pins">> => maps:get(backup_pins, S, []),
             <<"catchup">> => emqx_guard_render:duration_s(maps:get(backup_catchup, S)),
             <<"catchup_s">> => maps:get(backup_catchup, S)
         },
@@ -161,17 +165,19 @@ delivery(D = #{event := Event, state := State, attempts := N, at := At}) ->
 
 %% @doc `guard backup_list': `dir' and `backups', newest first, each with `name', `path', `size',
 %% `mtime', `state' (`verified', `not_verified', or `being_written' by the running backup),
-%% `error' (why it does not verify, or why no check reached a verdict) and `checked_at' (when
-%% the verdict was reached). `{error, Reason}' when the directory cannot be listed.
+%% `error' (why it does not verify, or why no check reached a verdict), `checked_at' (when
+%% the verdict was reached) and `pinned' (`guard backup_pin': retention never deletes it).
+%% `{error, Reason}' when the directory cannot be listed.
 -spec backups() -> {ok, doc()} | {error, emqx_guard_backups:list_error()}.
 backups() ->
     Dir = emqx_guard_emqx:backup_dir(),
-    #{backup_timezone := Zone} = emqx_guard_settings:get(),
+    #{backup_timezone := Zone, backup_pins := Pins} = emqx_guard_settings:get(),
     case emqx_guard_backups:list(Dir) of
         {ok, Backups} ->
             Running = maps:get(running, emqx_guard_scheduler:status()),
             {ok, #{<<"dir">> => unicode:characters_to_binary(Dir),
-                   <<"backups">> => [backup(B, Running, Zone) || B <- Backups]}};
+                   <<"backups">> => [(backup(B, Running, Zone))#{<<"pinned">> => lists:member(N, Pins)}
+                                     || B = #{name := N} <- Backups]}};
         {error, _} = Error ->
             Error
     end.

@@ -10,16 +10,18 @@
 %%     application environment (default 5 s, then 30 s) while its reason can pass by waiting
 %%     (`emqx_guard_retry''s rule for `upload': not `auth', `not_found', `tls', bad
 %%     settings);</li>
-%% <li><b>fill in</b>: every local backup among the newest `keep' that verify and has no remote
-%%     object is uploaded too (oldest first), so a copy that failed or was superseded in the
-%%     queue is made now;</li>
+%% <li><b>fill in</b>: every local backup among the newest `keep' (the largest count of the
+%%     off-site policy, `emqx_guard_retention:count/1') that verify and has no remote object is
+%%     uploaded too (oldest first), so a copy that failed or was superseded in the queue is made
+%%     now;</li>
 %% <li><b>remote retention</b>, only when every upload passed, and only as `retention/4'
 %%     allows: it never deletes a backup this node did not upload (another node's, or its own
 %%     from before its `data/emqx_guard/' was lost) until this node has uploaded `keep' backups
 %%     of its own that are still there, unless the operator confirmed it for this destination
-%%     (`guard backup_remote_prune --confirm'). Then `offsite_prune_async/4' keeps the newest
-%%     `keep' remotely (only export names directly under the prefix count; nothing else in the
-%%     bucket is touched).</li>
+%%     (`guard backup_remote_prune --confirm'). Then `offsite_prune_async/4' applies the
+%%     off-site rules (`retention': `backup_remote_keep', or `backup_keep' when it is `local';
+%%     the pins; the decision the local prune makes) to the remote backups (only export names
+%%     directly under the prefix count; nothing else in the bucket is touched).</li>
 %% </ol>
 %% Each upload is reported at once (`Report({uploaded, Upload})') so the queue records it even if
 %% the job dies later. The job never touches a local backup. It returns `result()': `ok' or
@@ -40,6 +42,8 @@
 -type request() :: #{
     config := emqx_guard_nif:offsite_config(),
     keep := pos_integer(),
+    %% the off-site rules (`emqx_guard_retention:remote/1'; default: `last=<keep>')
+    retention => emqx_guard_retention:rules(),
     dir := file:filename_all(),
     io_limit := emqx_guard_backups:limit(),
     backup := undefined | emqx_guard_offsite_state:backup(),
@@ -71,7 +75,8 @@
 request(Config, Settings, Backup, State = #{own := Own}) ->
     #{
         config => Config,
-        keep => maps:get(backup_keep, Settings),
+        keep => emqx_guard_retention:count(emqx_guard_retention:remote_text(Settings)),
+        retention => emqx_guard_retention:remote(Settings),
         dir => emqx_guard_emqx:backup_dir(),
         io_limit => maps:get(backup_io_limit, Settings),
         backup => Backup,
@@ -237,13 +242,13 @@ missing(Dir, Keep, There) ->
             {error, {offsite_local_list_failed, Why}}
     end.
 
-prune(#{config := Config, keep := Keep, own := Own0, confirmed := Confirmed}, Opts, Uploads, There0) ->
+prune(Request = #{config := Config, keep := Keep, own := Own0, confirmed := Confirmed}, Opts, Uploads, There0) ->
     There = lists:usort(There0 ++ [F || #{file := F} <- Uploads]),
     Own = own(Own0, Uploads, There),
     case retention(There, Own, Keep, Confirmed) of
         ok ->
             Done =
-                case emqx_guard_core:offsite_prune_async(Config, Keep, false, Opts) of
+                case emqx_guard_core:offsite_prune_async(Config, maps:get(retention, Request, Keep), false, Opts) of
                     {ok, Job} -> emqx_guard_core:await(Job, ?AWAIT_MS);
                     {error, _} = Error -> Error
                 end,
@@ -281,7 +286,7 @@ retention(There, Own, Keep, Confirmed) ->
 %% @doc Why remote retention is paused, for people.
 -spec retention_line(retention()) -> binary().
 retention_line(ok) ->
-    <<"applies: the newest backups are kept as backup_keep says">>;
+    <<"applies: the off-site backups are kept as backup_remote_keep says">>;
 retention_line(#{paused := #{foreign := Foreign, own := Own, keep := Keep}}) ->
     text(
         "paused: there are ~b backup(s) in the bucket that this node did not upload (another node's, or its own "

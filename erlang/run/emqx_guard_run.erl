@@ -16,8 +16,10 @@
 %%     `export_timeout' plus twice the time the limit needs; it is cancelled if this process
 %%     dies) and the verdict recorded (`emqx_guard_verifications'); a file that fails is deleted,
 %%     one the verifier could not read at all or in time is kept unverified;</li>
-%% <li><b>prune</b>: only after a verified backup, retention keeps the newest `keep' that verify
-%%     (`emqx_guard_backups:prune/5', a background job too, with a bound of its own sized from
+%% <li><b>prune</b>: only after a verified backup, retention applies `retention' (the policy,
+%%     pins and zone of `emqx_guard_retention'; counting only backups that verify, the new one
+%%     made when its export began) (`emqx_guard_backups:prune/5', a background job too, with a bound
+%%     of its own sized from
 %%     what it has to read); files it has records for and that did not change are not read
 %%     again, and each verdict it reaches is recorded at once; a failed prune, or one out of time
 %%     (it says how far it got and goes on at the next run), is a warning, the backup is good;</li>
@@ -53,7 +55,10 @@
 -type request() :: #{
     trigger := emqx_guard_outcome:trigger(),
     instant => integer() | undefined,
+    %% how many backups count as the newest (copies to other nodes)
     keep := pos_integer(),
+    %% retention's rules (`emqx_guard_retention'; default: `last=<keep>')
+    retention => emqx_guard_retention:rules(),
     export_timeout := timeout(),
     %% bytes per second the run's checks read at most (default: the `backup_io_limit' setting)
     io_limit => emqx_guard_backups:limit(),
@@ -89,7 +94,8 @@ request(Trigger, Instant, StartedAt, Settings) ->
         trigger => Trigger,
         instant => Instant,
         started_at => StartedAt,
-        keep => maps:get(backup_keep, Settings),
+        keep => emqx_guard_retention:count(maps:get(backup_keep, Settings)),
+        retention => emqx_guard_retention:local(Settings),
         export_timeout => maps:get(export_timeout, Settings) * 1000,
         io_limit => maps:get(backup_io_limit, Settings)
     }.
@@ -173,7 +179,10 @@ backup(New, Request, Deps) ->
     %% what interrupted exports left (no other run is going): removed before this one starts
     _ = emqx_guard_leftovers:sweep(#{at => run, quiet_ms => maps:get(export_timeout, Request)}),
     Limit = maps:get(io_limit, Request, emqx_guard_backups:limit()),
-    Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir), io_limit => Limit},
+    %% when the backup is made, by the clock EMQX names the export by (the scheduler's may be
+    %% another in tests): recorded with it, retention counts its periods from it
+    MadeAt = erlang:system_time(millisecond),
+    Context = Request#{dir => Dir, slot => emqx_guard_export_files:prepare(Dir), io_limit => Limit, made_at => MadeAt},
     Done = lists:foldl(
         fun
             (Step, {ok, O}) -> Step(O, Context, Deps);
@@ -248,7 +257,7 @@ verify(O = #{path := Path, size := Size}, Context, #{report := Report}) ->
     Done =
         case emqx_guard_backups:check(Path, maps:get(io_limit, Context), job_base_ms(Context), Tick) of
             {ok, Record = #{result := ok, sha256 := Sha, version := Version}} ->
-                ok = emqx_guard_verifications:add([Record]),
+                ok = emqx_guard_verifications:add([Record#{made_at => maps:get(made_at, Context)}]),
                 {ok, O#{sha256 => Sha, version => Version}};
             {ok, #{result := {error, Why}}} ->
                 bad_file(O, Context, Why);
@@ -276,11 +285,12 @@ bad_file(O = #{path := Path, file := Name}, _Context, Why) ->
 
 prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, #{report := Report}) ->
     Limit = maps:get(io_limit, Context),
-    Report({started, prune, #{keep => Keep}}),
+    Rules = made_now(maps:get(retention, Context, Keep), O, Context),
+    Report({started, prune, #{keep => Keep, policy => policy_text(Rules)}}),
     T0 = erlang:monotonic_time(millisecond),
     Progress = emqx_guard_steps:throttled(Report),
     OnProgress = fun(P) -> Progress({progress, prune, maps:without([bytes_read], P)}) end,
-    case emqx_guard_backups:prune(Dir, Keep, Path, Limit, maps:get(retention_max_ms, Context, default), OnProgress) of
+    case emqx_guard_backups:prune(Dir, Rules, Path, Limit, maps:get(retention_max_ms, Context, default), OnProgress) of
         {ok, Pruned = #{pruned := Deleted}} ->
             Report({done, prune, #{duration_ms => emqx_guard_steps:since(T0), deleted => length(Deleted)}}),
             {ok, maps:merge(O, Pruned)};
@@ -294,6 +304,15 @@ prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, #{report := Re
             Report({warned, prune, #{duration_ms => emqx_guard_steps:since(T0), warning => Line}}),
             {ok, emqx_guard_outcome:warn(O#{pruned => [], retention_read => Read}, Line)}
     end.
+
+%% The new backup was made as the run's export began (the rules were taken before it existed).
+made_now(Rules = #{made := Made}, #{file := File}, #{made_at := At}) ->
+    Rules#{made := Made#{File => At}};
+made_now(Keep, _O, _Context) ->
+    Keep.
+
+policy_text(#{policy := Policy}) -> Policy;
+policy_text(Keep) -> emqx_guard_retention:text(Keep).
 
 copy(O, #{keep := Keep}, #{copy := Copy, report := Report}) ->
     ok = Copy(O, Keep),

@@ -4,7 +4,12 @@
 %% <ul>
 %% <li>`backup_cron' (binary, crontab(5) expression, normalized by the NIF; default
 %%     `0 12 * * 0')</li>
-%% <li>`backup_keep' (integer 1..1000; 5)</li>
+%% <li>`backup_keep' (the retention policy: restic's rules as one line, `last=3 daily=7
+%%     within=2d', a bare number N meaning `last=N'; stored as the integer N for `last=N' alone,
+%%     else as its canonical text; 5, see `emqx_guard_retention')</li>
+%% <li>`backup_remote_keep' (the policy of the off-site copies, or `local': the same as
+%%     `backup_keep'; `local')</li>
+%% <li>`backup_pins' (the export names retention never deletes, sorted; none)</li>
 %% <li>`backup_timezone' (binary: an IANA zone name or `local'; `local')</li>
 %% <li>`backup_catchup' (seconds, 0 = off; written as a duration like `24h'; 24h)</li>
 %% <li>`export_timeout' (seconds, more than 0; written as a duration like `10m'; 10m)</li>
@@ -21,9 +26,8 @@
 
 -export_type([key/0]).
 
--type key() :: backup_cron | backup_keep | backup_timezone | backup_catchup | export_timeout | backup_io_limit.
+-type key() :: backup_cron | backup_keep | backup_remote_keep | backup_pins | backup_timezone | backup_catchup | export_timeout | backup_io_limit.
 
--define(MAX_KEEP, 1000).
 %% A catch-up window or export timeout longer than a year is certainly a typo.
 -define(MAX_DURATION_S, 366 * 86400).
 %% A read limit below 1 MB/s would make a backup of a few GB take hours.
@@ -32,15 +36,26 @@
 %% @doc Every backup key, in display order.
 -spec keys() -> [key()].
 keys() ->
-    [backup_cron, backup_keep, backup_timezone, backup_catchup, export_timeout, backup_io_limit].
+    [
+        backup_cron,
+        backup_keep,
+        backup_remote_keep,
+        backup_pins,
+        backup_timezone,
+        backup_catchup,
+        export_timeout,
+        backup_io_limit
+    ].
 
-%% @doc The defaults: every Sunday at 12:00 node local time, the newest 5 kept, a missed backup
-%% caught up within a day, 10 minutes for an export, no read limit.
+%% @doc The defaults: every Sunday at 12:00 node local time, the newest 5 kept here and off-site,
+%% none pinned, a missed backup caught up within a day, 10 minutes for an export, no read limit.
 -spec defaults() -> #{key() => term()}.
 defaults() ->
     #{
         backup_cron => <<"0 12 * * 0">>,
         backup_keep => 5,
+        backup_remote_keep => local,
+        backup_pins => [],
         backup_timezone => <<"local">>,
         backup_catchup => 24 * 3600,
         export_timeout => 10 * 60,
@@ -51,15 +66,12 @@ defaults() ->
 -spec validate(key(), term()) -> {ok, term()} | {error, emqx_guard_settings:error()}.
 validate(backup_cron, Raw) ->
     with_text(Raw, <<"backup_cron">>, fun validate_cron/1);
-validate(backup_keep, N) when is_integer(N) ->
-    validate_keep(N);
 validate(backup_keep, Raw) ->
-    with_text(Raw, <<"backup_keep">>, fun(Text) ->
-        case string:to_integer(string:trim(Text)) of
-            {N, <<>>} when is_integer(N) -> validate_keep(N);
-            _ -> invalid(<<"backup_keep must be a whole number from 1 to 1000, not \"", Text/binary, "\"">>)
-        end
-    end);
+    emqx_guard_retention:validate(<<"backup_keep">>, Raw);
+validate(backup_remote_keep, Raw) ->
+    emqx_guard_retention:validate_remote(Raw);
+validate(backup_pins, Raw) ->
+    emqx_guard_retention:validate_pins(Raw);
 validate(backup_timezone, Raw) ->
     with_text(Raw, <<"backup_timezone">>, fun validate_zone/1);
 validate(backup_catchup, Raw) ->
@@ -80,11 +92,6 @@ validate(backup_io_limit, Raw) ->
 
 validate_cron(Text) ->
     emqx_guard_cron:validate(Text).
-
-validate_keep(N) when is_integer(N), N >= 1, N =< ?MAX_KEEP ->
-    {ok, N};
-validate_keep(N) ->
-    invalid(iolist_to_binary(io_lib:format("backup_keep must be from 1 to 1000, not ~p", [N]))).
 
 validate_zone(Text) ->
     Zone = string:trim(Text),

@@ -3,7 +3,8 @@
 %%
 %% Settings are a map with atom keys, each declared with its default and validation by the
 %% module of its area: `emqx_guard_backup_config' (the schedule and the runs: `backup_cron',
-%% `backup_keep', `backup_timezone', `backup_catchup', `export_timeout', `backup_io_limit'),
+%% `backup_keep', `backup_remote_keep', `backup_pins', `backup_timezone', `backup_catchup',
+%% `export_timeout', `backup_io_limit'),
 %% `emqx_guard_offsite_config' (`backup_remote_*'), `emqx_guard_notify_config' (`notify_*') and
 %% `emqx_guard_observe_config' (`sys_events').
 %% Validation returns `{error, Reason}' (`error()': a value refused, `{invalid_value, _}'; a key
@@ -43,7 +44,9 @@
 -type key() :: emqx_guard_backup_config:key().
 -type settings() :: #{
     backup_cron := binary(),
-    backup_keep := 1..1000,
+    backup_keep := emqx_guard_retention:stored(),
+    backup_remote_keep := local | emqx_guard_retention:stored(),
+    backup_pins := [binary()],
     backup_timezone := binary(),
     backup_catchup := non_neg_integer(),
     export_timeout := pos_integer(),

@@ -105,10 +105,15 @@ mismatched(Peers) ->
 unanswered(Peers) ->
     lists:sort([{N, P} || {N, P = {no_answer, _}} <- maps:to_list(Peers)]).
 
-%% @doc Settings as protocol Version carries them: version 1 the keys of 0.1.0 only.
+%% @doc Settings as protocol Version carries them: version 1 the keys of 0.1.0 only, and
+%% `backup_keep' only while it is a count (`last=N' alone, as 0.1.0 knows it).
 -spec settings_for(pos_integer(), map()) -> map().
 settings_for(1, Settings) ->
-    maps:with(?V1_SETTINGS, Settings);
+    case maps:with(?V1_SETTINGS, Settings) of
+        %% a retention policy other than `last=N' alone: 0.1.0 knows only a count, and keeps its own
+        V1 = #{backup_keep := Policy} when is_binary(Policy) -> maps:remove(backup_keep, V1);
+        V1 -> V1
+    end;
 settings_for(_, Settings) ->
     Settings.
 

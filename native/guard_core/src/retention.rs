@@ -1,5 +1,5 @@
-//! Which files in EMQX's backup directory are exports, and pruning them to the newest N that
-//! verify.
+//! Which files in EMQX's backup directory are exports, and pruning them under a retention policy
+//! (restic's rules; keep-last N the simplest), counting only the exports that verify.
 //!
 //! Only regular files directly in the directory whose names are EMQX export names
 //! (`emqx-export-YYYY-MM-DD-HH-MM-SS.mmm.tar.gz`, see [`is_export_name`]) exist for retention.
@@ -12,10 +12,14 @@
 //! record's identity matches (new, unknown or changed files); they return the records of what
 //! they verified, for the caller to keep.
 //!
-//! The rule of retention is one pure function, [`decide`] (no clock, no file system): given what
-//! is known of each export, newest first, it says what to delete, what to leave alone, and which
-//! unknown exports must be read before the decision is final. [`prune_with_records`] lists the
-//! directory, reads what [`decide`] asks for (newest first, one at a time) and then deletes.
+//! The rule of retention is one pure function, [`plan`] (no clock, no file system): given the
+//! [`Policy`] (the operator's text), the [`Calendar`] its periods are counted in and what is
+//! known of each export (its time, its verdict, a pin), it says for every export the rule(s)
+//! that keep it or why it goes, and which unknown exports must be read before the decision is
+//! final. [`Rules`] gathers what it decides by. [`prune_with_records`] lists the directory,
+//! reads what the plan asks for (newest first, one at a time, [`Planner`]) and then deletes;
+//! the off-site prune makes the same decision over the remote objects. [`decide`] is the keep-N
+//! rule the plan grew from, kept as the reference `last=N` is tested against.
 
 use std::cmp::Ordering;
 use std::fs;
@@ -29,10 +33,19 @@ use chrono::NaiveDate;
 use crate::reading::ReadControl;
 use crate::record::{self, FileId, Record, Trusted};
 
+mod calendar;
 mod decide;
 mod listing;
+mod plan;
+mod policy;
+mod rules;
+
+pub use calendar::{Calendar, Made, Period, Unit};
 pub use decide::{decide, Candidate, Decision, Verdict};
 pub use listing::{list_verified, Check, Listed, Listing};
+pub use plan::{plan, Deletion, Entry, Fate, Plan, Planner, Reason};
+pub use policy::{Policy, PolicyError, Rule, Within, MAX_COUNT};
+pub use rules::{export_wall_time, Rules};
 
 /// One export file in the backup directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,9 +86,12 @@ pub struct PruneReport {
     pub deleted: Vec<Backup>,
     /// Files that could not be deleted, with a one-line reason; the other deletions went ahead.
     pub failed: Vec<(Backup, String)>,
-    /// Export files newer than the oldest kept verified backup that do not verify, with the
-    /// verifier's one-line reason: neither counted toward `keep` nor deleted.
+    /// Export files within the rules' reach that do not verify, with the verifier's one-line
+    /// reason: neither counted nor deleted ([`Reason::Unverified`]).
     pub skipped_unverified: Vec<(Backup, String)>,
+    /// Every export and what the decision made of it, newest first: the same for a dry run and
+    /// for the real prune (a deletion that failed is in `failed` too).
+    pub plan: Vec<(Backup, Fate)>,
     /// The records of the exports verified in this call (good and bad, newest first); exports
     /// trusted from a record are not in it.
     pub verified_now: Vec<Record>,
@@ -87,11 +103,9 @@ pub struct PruneReport {
 /// `Display` is one line for a person.
 #[derive(Debug, thiserror::Error)]
 pub enum RetentionError {
-    /// `keep` was 0.
-    #[error(
-        "keep must be at least 1 (got {keep}): set the number of backups to keep to 1 or more"
-    )]
-    BadKeep { keep: usize },
+    /// The policy has no rule on: it would keep nothing, so nothing is done.
+    #[error("the retention policy has no rule on: set at least one, e.g. last=5")]
+    BadKeep,
     /// The backup directory is missing or not a directory.
     #[error("{}: {}: check the backup directory setting", shown(.dir), .detail)]
     NotADirectory { dir: PathBuf, detail: String },
@@ -112,7 +126,7 @@ impl RetentionError {
     /// Stable short name of the failure, used as the Erlang error atom.
     pub fn reason(&self) -> &'static str {
         match self {
-            RetentionError::BadKeep { .. } => "bad_keep",
+            RetentionError::BadKeep => "bad_keep",
             RetentionError::NotADirectory { .. } => "not_a_directory",
             RetentionError::Io { .. } => "io",
             RetentionError::Cancelled { .. } => "cancelled",
@@ -272,25 +286,26 @@ pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
     Ok(found)
 }
 
-/// Keeps the newest `keep` exports in `dir` that verify and deletes every export older than the
-/// oldest of them; returns what was deleted (or, when `dry_run`, what would be), oldest first.
+/// Applies `rules` to the exports in `dir` ([`plan`]: the policy, counting only exports that
+/// verify, in the rules' calendar, pins never deleted) and deletes what no rule keeps; returns
+/// what was deleted (or, when `dry_run`, what would be), oldest first, and the whole plan. With
+/// [`Rules::keep_last`] it keeps the newest N that verify, as it always has.
 ///
-/// - `keep` must be at least 1 (`bad_keep` otherwise).
-/// - Only backups that pass [`crate::verify::verify`] count toward `keep`. The exports are
-///   verified newest first until `keep` verified ones are found (or none are left). An export
-///   newer than the oldest kept verified one that does not verify is neither counted nor deleted:
-///   it is listed in [`PruneReport::skipped_unverified`]. Every export older than the oldest kept
-///   verified one is deleted, whether it verifies or not (it is not verified at all). When fewer
-///   than `keep` exports verify, nothing is deleted: a verified backup is never deleted to make
-///   room for an unverified one.
-/// - `keep` is counted by time: the newest `keep` verified exports (by the time in their names)
-///   are the ones kept, see [`decide`].
-/// - `protect` (the backup just made or just copied in) is never deleted, and that is all
-///   protection does: it counts toward `keep` only as what it is (a verified export in its place
-///   by time), so it never displaces a newer verified backup. An older protected export is kept
-///   besides the newest `keep` (the kept set is one larger until the next prune). It is matched by
-///   file name: the name it was given with (whatever its directory, to stay on the safe side) and
-///   the name of its canonical path when that lies directly in `dir`.
+/// - A policy with no rule on is refused (`bad_keep`): it would keep nothing.
+/// - Only backups that pass [`crate::verify::verify`] count. The exports whose verdict matters
+///   are verified newest first, one at a time, until the decision is final ([`Plan::to_read`]);
+///   one past the rules' reach is deleted without being read. An export within the reach that
+///   does not verify is neither counted nor deleted: it is listed in
+///   [`PruneReport::skipped_unverified`]. When the rules find fewer verified backups than they
+///   ask for, nothing that does not verify is deleted: a verified backup is never deleted to
+///   make room for an unverified one.
+/// - When each export was made is its recorded run start ([`Rules::made`]) or else the wall time
+///   in its name, read in [`Calendar::names_zone`].
+/// - Pinned exports ([`Rules::pins`]) and `protect` (the backup just made or just copied in) are
+///   never deleted, and that is all they do: each counts only as what it is (a verified export
+///   in its place by time), so it never displaces a newer verified backup. `protect` is matched
+///   by file name: the name it was given with (whatever its directory, to stay on the safe side)
+///   and the name of its canonical path when that lies directly in `dir`.
 /// - Each candidate is checked again with `symlink_metadata` right before removal and must still be
 ///   a regular file; only `dir/<export name>` is ever removed, so nothing outside `dir` is touched
 ///   and no symlink is followed.
@@ -298,7 +313,7 @@ pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
 ///   meanwhile (someone else deleted it) appears in neither list.
 ///
 /// ```
-/// use guard_core::retention::prune;
+/// use guard_core::retention::{prune, Rules};
 ///
 /// # let dir = tempfile::tempdir()?;
 /// # let d = dir.path();
@@ -309,24 +324,25 @@ pub fn list_backups(dir: &Path) -> Result<Vec<Backup>, RetentionError> {
 /// std::fs::write(d.join("emqx-export-2026-01-01-00-00-00.000.tar.gz"), b"old")?;
 /// std::fs::write(d.join("emqx-export-2026-12-01-00-00-00.000.tar.gz"), b"")?;
 ///
-/// let report = prune(d, 1, None, false)?;
+/// let report = prune(d, &Rules::keep_last(1), None, false)?;
 /// // The one that verifies is kept; what is older goes; the newer one that does not verify is
 /// // neither counted nor deleted.
 /// assert_eq!(report.deleted[0].name, "emqx-export-2026-01-01-00-00-00.000.tar.gz");
 /// assert_eq!(report.skipped_unverified[0].0.name, "emqx-export-2026-12-01-00-00-00.000.tar.gz");
 /// assert_eq!(std::fs::read_dir(d)?.count(), 2);
-/// assert_eq!(prune(d, 0, None, true).unwrap_err().reason(), "bad_keep");
+/// assert_eq!(report.plan[1].1.to_string(), "last #1");
+/// assert_eq!(prune(d, &Rules::keep_last(0), None, true).unwrap_err().reason(), "bad_keep");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn prune(
     dir: &Path,
-    keep: usize,
+    rules: &Rules,
     protect: Option<&Path>,
     dry_run: bool,
 ) -> Result<PruneReport, RetentionError> {
     prune_with_records(
         dir,
-        keep,
+        rules,
         protect,
         dry_run,
         &[],
@@ -335,8 +351,8 @@ pub fn prune(
 }
 
 /// [`prune`], trusting earlier verifications: an export whose identity (name, size, mtime in
-/// nanoseconds, inode, device) matches one of `trusted` is not read; it counts toward `keep`
-/// when its record says it verified, and is reported in `skipped_unverified` (with the record's
+/// nanoseconds, inode, device) matches one of `trusted` is not read; it counts when its record
+/// says it verified, and is reported in `skipped_unverified` (with the record's
 /// reason) when it did not. Every other export considered is verified through `control` (rate
 /// limited, cancellable, counted in [`PruneReport::bytes_read`]) and its record returned in
 /// [`PruneReport::verified_now`] (no record when the check reached no verdict, e.g. a read
@@ -348,31 +364,32 @@ pub fn prune(
 /// ```
 /// use guard_core::reading::ReadControl;
 /// use guard_core::record::Trusted;
-/// use guard_core::retention::prune_with_records;
+/// use guard_core::retention::{prune_with_records, Rules};
 ///
 /// # let dir = tempfile::tempdir()?;
 /// # let d = dir.path();
 /// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"),
 /// #     "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz");
 /// std::fs::copy(fixture, d.join("emqx-export-2026-11-27-18-58-45.951.tar.gz"))?;
-/// let first = prune_with_records(d, 1, None, true, &[], &mut ReadControl::unlimited())?;
+/// let keep_one = Rules::keep_last(1);
+/// let first = prune_with_records(d, &keep_one, None, true, &[], &mut ReadControl::unlimited())?;
 /// assert!(first.verified_now[0].is_good() && first.bytes_read > 0);
 ///
 /// // The caller keeps the records; while the file is the same, it is not read again.
 /// let trusted: Vec<Trusted> = first.verified_now.iter().map(Trusted::from).collect();
-/// let again = prune_with_records(d, 1, None, true, &trusted, &mut ReadControl::unlimited())?;
+/// let again = prune_with_records(d, &keep_one, None, true, &trusted, &mut ReadControl::unlimited())?;
 /// assert_eq!((again.verified_now.len(), again.bytes_read), (0, 0));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn prune_with_records(
     dir: &Path,
-    keep: usize,
+    rules: &Rules,
     protect: Option<&Path>,
     dry_run: bool,
     trusted: &[Trusted],
     control: &mut ReadControl,
 ) -> Result<PruneReport, RetentionError> {
-    prune_reporting(dir, keep, protect, dry_run, trusted, control, &mut |_| {})
+    prune_reporting(dir, rules, protect, dry_run, trusted, control, &mut |_| {})
 }
 
 /// How far [`prune_reporting`] has got with reading.
@@ -383,7 +400,7 @@ pub struct Progress<'r> {
     /// Their sizes, as listed.
     pub checked_bytes: u64,
     /// Exports still to read at least: the decision is final after these if each verifies
-    /// ([`Decision::needed`]); more when some do not.
+    /// ([`Plan::needed`]); more when some do not.
     pub remaining: usize,
     /// Their sizes, as listed.
     pub remaining_bytes: u64,
@@ -402,7 +419,7 @@ pub struct Progress<'r> {
 ///
 /// ```
 /// use guard_core::reading::ReadControl;
-/// use guard_core::retention::prune_reporting;
+/// use guard_core::retention::{prune_reporting, Rules};
 ///
 /// # let dir = tempfile::tempdir()?;
 /// # let d = dir.path();
@@ -413,14 +430,15 @@ pub struct Progress<'r> {
 /// let mut report = |p: &guard_core::retention::Progress<'_>| {
 ///     reports.push((p.checked, p.remaining, p.record.map(|r| r.is_good())));
 /// };
-/// prune_reporting(d, 1, None, true, &[], &mut ReadControl::unlimited(), &mut report)?;
+/// let keep_one = Rules::keep_last(1);
+/// prune_reporting(d, &keep_one, None, true, &[], &mut ReadControl::unlimited(), &mut report)?;
 /// // After listing: one file to read; after reading it: its verdict.
 /// assert_eq!(reports, [(0, 1, None), (1, 0, Some(true))]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn prune_reporting(
     dir: &Path,
-    keep: usize,
+    rules: &Rules,
     protect: Option<&Path>,
     dry_run: bool,
     trusted: &[Trusted],
@@ -431,7 +449,7 @@ pub fn prune_reporting(
         progress: report,
         step: &mut |_, _| {},
     };
-    prune_with_hook(dir, keep, protect, dry_run, trusted, control, callbacks)
+    prune_with_hook(dir, rules, protect, dry_run, trusted, control, callbacks)
 }
 
 /// The point of a removal at which [`prune_with_hook`] calls its hook.
@@ -455,22 +473,22 @@ struct Callbacks<'c> {
 /// [`prune_reporting`], with a hook at each step of each removal.
 fn prune_with_hook(
     dir: &Path,
-    keep: usize,
+    rules: &Rules,
     protect: Option<&Path>,
     dry_run: bool,
     trusted: &[Trusted],
     control: &mut ReadControl,
     callbacks: Callbacks<'_>,
 ) -> Result<PruneReport, RetentionError> {
-    if keep == 0 {
-        return Err(RetentionError::BadKeep { keep });
+    if rules.policy.is_empty() {
+        return Err(RetentionError::BadKeep);
     }
     let backups = list_backups(dir)?;
-    let mut known = Known::new(&backups, trusted, &Protection::new(dir, protect));
+    let mut known = Known::new(&backups, rules, trusted, &Protection::new(dir, protect));
     let mut report = PruneReport::default();
-    let decision = known.read_until_final(dir, keep, control, callbacks.progress, &mut report)?;
-    report.skipped_unverified = decision
-        .skipped
+    let plan = known.read_until_final(dir, control, callbacks.progress, &mut report)?;
+    report.skipped_unverified = plan
+        .unverified_kept()
         .iter()
         .rev()
         .map(|&i| {
@@ -480,7 +498,12 @@ fn prune_with_hook(
             )
         })
         .collect();
-    let doomed = decision.delete.iter().rev().map(|&i| backups[i].clone());
+    report.plan = plan
+        .order
+        .iter()
+        .map(|&i| (backups[i].clone(), plan.fates[i].clone()))
+        .collect();
+    let doomed = plan.deleted().into_iter().rev().map(|i| backups[i].clone());
     if dry_run {
         report.deleted.extend(doomed);
     } else {
@@ -491,18 +514,23 @@ fn prune_with_hook(
     Ok(report)
 }
 
-/// What retention knows of each export (newest first), and why the bad ones are bad.
+/// What retention knows of each export (in listing order), and why the bad ones are bad.
 struct Known<'b> {
     backups: &'b [Backup],
-    candidates: Vec<Candidate>,
+    planner: Planner,
     reasons: Vec<Option<String>>,
 }
 
 impl<'b> Known<'b> {
-    /// What the records say of `backups` (trusted verdicts, the rest unknown).
-    fn new(backups: &'b [Backup], trusted: &[Trusted], protection: &Protection) -> Self {
+    /// What the records say of `backups` (trusted verdicts, the rest unknown), under `rules`.
+    fn new(
+        backups: &'b [Backup],
+        rules: &Rules,
+        trusted: &[Trusted],
+        protection: &Protection,
+    ) -> Self {
         let mut reasons: Vec<Option<String>> = vec![None; backups.len()];
-        let mut candidates: Vec<Candidate> = Vec::with_capacity(backups.len());
+        let mut entries: Vec<Entry> = Vec::with_capacity(backups.len());
         for (i, backup) in backups.iter().enumerate() {
             let verdict = match record::find(trusted, &backup.id()) {
                 None => Verdict::Unknown,
@@ -514,14 +542,20 @@ impl<'b> Known<'b> {
                     }
                 },
             };
-            candidates.push(Candidate {
+            // Listed backups have export names, so they have a time.
+            let made = rules
+                .made_of(&backup.name)
+                .unwrap_or(Made::At(backup.mtime_ms));
+            entries.push(Entry {
+                made,
                 verdict,
+                pinned: rules.pins.contains(&backup.name),
                 protected: protection.covers(backup),
             });
         }
         Known {
             backups,
-            candidates,
+            planner: Planner::new(rules.policy, rules.calendar, entries),
             reasons,
         }
     }
@@ -532,13 +566,12 @@ impl<'b> Known<'b> {
     fn read_until_final(
         &mut self,
         dir: &Path,
-        keep: usize,
         control: &mut ReadControl,
         progress: &mut dyn FnMut(&Progress<'_>),
         report: &mut PruneReport,
-    ) -> Result<Decision, RetentionError> {
+    ) -> Result<Plan, RetentionError> {
         let start = control.bytes_read();
-        let mut decision = decide(&self.candidates, keep);
+        let mut decision = self.planner.plan();
         let (mut checked, mut checked_bytes) = (0, 0);
         progress(&self.progress(&decision, checked, checked_bytes, 0, None));
         while let Some(&next) = decision.to_read.first() {
@@ -548,7 +581,7 @@ impl<'b> Known<'b> {
                     dir: dir.to_path_buf(),
                 });
             }
-            self.candidates[next].verdict = match result {
+            let verdict = match result {
                 Ok(_) => Verdict::Good,
                 // A verdict, or a check without one (a read error): either way it does not count.
                 Err(e) => {
@@ -556,7 +589,8 @@ impl<'b> Known<'b> {
                     Verdict::Bad
                 }
             };
-            decision = decide(&self.candidates, keep);
+            self.planner.set_verdict(next, verdict);
+            decision = self.planner.plan();
             checked += 1;
             checked_bytes += self.backups[next].size;
             let read = control.bytes_read() - start;
@@ -570,7 +604,7 @@ impl<'b> Known<'b> {
     /// The progress report after `checked` files: what `decision` still needs read at least.
     fn progress<'r>(
         &self,
-        decision: &Decision,
+        decision: &Plan,
         checked: usize,
         checked_bytes: u64,
         bytes_read: u64,
@@ -653,6 +687,11 @@ impl Protection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `last=n` alone.
+    fn last(n: usize) -> Rules {
+        Rules::keep_last(u32::try_from(n).unwrap_or(u32::MAX))
+    }
     use std::os::unix::fs::symlink;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
     use tempfile::TempDir;
@@ -854,7 +893,7 @@ mod tests {
         let f = file(dir.path(), "plain", 0);
         assert_eq!(list_backups(&f).unwrap_err().reason(), "not_a_directory");
         assert_eq!(
-            prune(&f, 1, None, false).unwrap_err().reason(),
+            prune(&f, &last(1), None, false).unwrap_err().reason(),
             "not_a_directory"
         );
     }
@@ -862,7 +901,7 @@ mod tests {
     #[test]
     fn keep_one() {
         let dir = six();
-        let report = prune(dir.path(), 1, None, false).unwrap();
+        let report = prune(dir.path(), &last(1), None, false).unwrap();
         assert_eq!(names(&report.deleted), &NAMES[..5]);
         assert!(report.failed.is_empty());
         assert_eq!(on_disk(dir.path()), [NAMES[5]]);
@@ -871,7 +910,7 @@ mod tests {
     #[test]
     fn keep_five() {
         let dir = six();
-        let report = prune(dir.path(), 5, None, false).unwrap();
+        let report = prune(dir.path(), &last(5), None, false).unwrap();
         assert_eq!(names(&report.deleted), [NAMES[0]]);
         assert_eq!(on_disk(dir.path()), &NAMES[1..]);
     }
@@ -879,7 +918,7 @@ mod tests {
     #[test]
     fn keep_more_than_present_deletes_nothing() {
         let dir = six();
-        let report = prune(dir.path(), 7, None, false).unwrap();
+        let report = prune(dir.path(), &last(7), None, false).unwrap();
         assert_eq!(decisions(&report), decisions(&PruneReport::default()));
         // All six were verified to find that fewer than 7 verify.
         assert_eq!(report.verified_now.len(), 6);
@@ -889,19 +928,59 @@ mod tests {
     #[test]
     fn keep_zero_is_refused_and_deletes_nothing() {
         let dir = six();
-        let err = prune(dir.path(), 0, None, false).unwrap_err();
+        let err = prune(dir.path(), &last(0), None, false).unwrap_err();
         assert_eq!(err.reason(), "bad_keep");
-        assert!(err.to_string().contains("at least 1"), "{err}");
+        assert!(err.to_string().contains("no rule on"), "{err}");
         assert_eq!(on_disk(dir.path()), NAMES);
+    }
+
+    const UNREAD: &str = "delete (not read, older than what the rules keep)";
+
+    #[test]
+    fn a_policy_prunes_by_its_rules_pins_and_recorded_times() {
+        // NAMES[1] and NAMES[2] are a millisecond apart on 2024-01-25, NAMES[0] is 2023-12-31.
+        let dir = six();
+        let d = dir.path();
+        let mut rules = Rules::new(
+            Policy::parse("daily=2 yearly=1").unwrap(),
+            Calendar::new(chrono_tz::UTC),
+        );
+        rules.pins.insert(NAMES[1].to_string());
+        // Recorded as made on 2024-10-01 at 16:26:40 UTC (not when its name says): the newest of
+        // that day, before NAMES[4] (09:05).
+        rules.made.insert(NAMES[3].to_string(), 1_727_800_000_000);
+        let dry = prune(d, &rules, None, true).unwrap();
+        let fates: Vec<(&str, String)> = dry
+            .plan
+            .iter()
+            .map(|(b, f)| (b.name.as_str(), f.to_string()))
+            .collect();
+        assert_eq!(
+            fates,
+            [
+                (NAMES[5], "daily 2025-01-01, yearly 2025".to_string()),
+                (NAMES[3], "daily 2024-10-01".to_string()),
+                (NAMES[4], UNREAD.to_string()),
+                (NAMES[2], UNREAD.to_string()),
+                (NAMES[1], "pinned".to_string()),
+                (NAMES[0], UNREAD.to_string()),
+            ]
+        );
+        // Only the two the rules needed were read.
+        assert_eq!(record_names(&dry.verified_now), [NAMES[5], NAMES[3]]);
+        let report = prune(d, &rules, None, false).unwrap();
+        assert_eq!(report.plan, dry.plan);
+        assert_eq!(names(&report.deleted), [NAMES[0], NAMES[2], NAMES[4]]);
+        assert_eq!(on_disk(d), [NAMES[1], NAMES[3], NAMES[5]]);
     }
 
     #[test]
     fn dry_run_reports_and_deletes_nothing() {
         let dir = six();
-        let dry = prune(dir.path(), 2, None, true).unwrap();
+        let dry = prune(dir.path(), &last(2), None, true).unwrap();
         assert_eq!(names(&dry.deleted), &NAMES[..4]);
         assert_eq!(on_disk(dir.path()), NAMES);
-        let real = prune(dir.path(), 2, None, false).unwrap();
+        let real = prune(dir.path(), &last(2), None, false).unwrap();
         assert_eq!(decisions(&real), decisions(&dry));
         assert_eq!(on_disk(dir.path()), &NAMES[4..]);
     }
@@ -912,7 +991,7 @@ mod tests {
         let d = dir.path();
         file(d, "upload.tar.gz", 0);
         file(d, "emqx-export-2020-01-01-00-00-00.000.tar.gz.part", 0);
-        let report = prune(d, 1, None, false).unwrap();
+        let report = prune(d, &last(1), None, false).unwrap();
         assert_eq!(report.deleted.len(), 5);
         assert_eq!(
             on_disk(d),
@@ -930,7 +1009,7 @@ mod tests {
         let dir = six();
         let d = dir.path();
         let just_made = file(d, "manual backup.tar.gz", 0);
-        let report = prune(d, 3, Some(&just_made), false).unwrap();
+        let report = prune(d, &last(3), Some(&just_made), false).unwrap();
         assert_eq!(names(&report.deleted), &NAMES[..3]);
         assert_eq!(
             on_disk(d),
@@ -942,15 +1021,15 @@ mod tests {
     fn protected_old_export_is_kept_besides_the_newest() {
         let dir = six();
         let d = dir.path();
-        let report = prune(d, 2, Some(&d.join(NAMES[0])), false).unwrap();
+        let report = prune(d, &last(2), Some(&d.join(NAMES[0])), false).unwrap();
         assert_eq!(names(&report.deleted), &NAMES[1..4]);
         assert_eq!(on_disk(d), [NAMES[0], NAMES[4], NAMES[5]]);
         // Keep 1, the protected file still old: the newest stays with it.
-        let report = prune(d, 1, Some(&d.join(NAMES[0])), false).unwrap();
+        let report = prune(d, &last(1), Some(&d.join(NAMES[0])), false).unwrap();
         assert_eq!(names(&report.deleted), [NAMES[4]]);
         assert_eq!(on_disk(d), [NAMES[0], NAMES[5]]);
         // Nothing protected any more: the newest only.
-        let report = prune(d, 1, None, false).unwrap();
+        let report = prune(d, &last(1), None, false).unwrap();
         assert_eq!(names(&report.deleted), [NAMES[0]]);
         assert_eq!(on_disk(d), [NAMES[5]]);
     }
@@ -964,7 +1043,7 @@ mod tests {
         symlink(d, &link_to_dir).unwrap();
         // Through a symlinked directory and a `.` component.
         let protect = link_to_dir.join(".").join(NAMES[1]);
-        let report = prune(d, 1, Some(&protect), false).unwrap();
+        let report = prune(d, &last(1), Some(&protect), false).unwrap();
         assert_eq!(
             names(&report.deleted),
             [NAMES[0], NAMES[2], NAMES[3], NAMES[4]]
@@ -976,7 +1055,7 @@ mod tests {
         let d = dir.path();
         let latest = other.path().join("latest");
         symlink(d.join(NAMES[2]), &latest).unwrap();
-        let report = prune(d, 2, Some(&latest), false).unwrap();
+        let report = prune(d, &last(2), Some(&latest), false).unwrap();
         assert_eq!(names(&report.deleted), [NAMES[0], NAMES[1], NAMES[3]]);
         assert_eq!(on_disk(d), [NAMES[2], NAMES[4], NAMES[5]]);
     }
@@ -986,7 +1065,7 @@ mod tests {
         let dir = six();
         let other = TempDir::new().unwrap();
         let elsewhere = file(other.path(), "x.tar.gz", 0);
-        let report = prune(dir.path(), 2, Some(&elsewhere), false).unwrap();
+        let report = prune(dir.path(), &last(2), Some(&elsewhere), false).unwrap();
         assert_eq!(names(&report.deleted), &NAMES[..4]);
         assert!(elsewhere.exists());
     }
@@ -999,7 +1078,7 @@ mod tests {
         let oldest_name = "emqx-export-2000-01-01-00-00-00.000.tar.gz";
         let target = file(outside.path(), oldest_name, 0);
         symlink(&target, d.join(oldest_name)).unwrap();
-        let report = prune(d, 1, None, false).unwrap();
+        let report = prune(d, &last(1), None, false).unwrap();
         assert_eq!(names(&report.deleted), &NAMES[..5]);
         assert!(fs::symlink_metadata(d.join(oldest_name))
             .unwrap()
@@ -1024,7 +1103,7 @@ mod tests {
         };
         let report = prune_with_hook(
             d,
-            2,
+            &last(2),
             None,
             false,
             &[],
@@ -1058,7 +1137,7 @@ mod tests {
         };
         let report = prune_with_hook(
             d,
-            4,
+            &last(4),
             None,
             false,
             &[],
@@ -1095,7 +1174,7 @@ mod tests {
         };
         let report = prune_with_hook(
             d,
-            4,
+            &last(4),
             None,
             false,
             &[],
@@ -1125,7 +1204,7 @@ mod tests {
         let future = "emqx-export-2099-01-01-00-00-00.000.tar.gz";
         junk(d, future, 3_000);
         let new = file(d, NAMES[2], 4_000);
-        let report = prune(d, 2, Some(&new), false).unwrap();
+        let report = prune(d, &last(2), Some(&new), false).unwrap();
         assert_eq!(names(&report.deleted), [NAMES[0]]);
         assert!(report.failed.is_empty());
         assert_eq!(reasons(&report.skipped_unverified), [future]);
@@ -1143,11 +1222,11 @@ mod tests {
         let d = dir.path();
         junk(d, NAMES[4], 1_700_000_004_000);
         junk(d, NAMES[1], 1_700_000_001_000);
-        let dry = prune(d, 2, None, true).unwrap();
+        let dry = prune(d, &last(2), None, true).unwrap();
         assert_eq!(names(&dry.deleted), [NAMES[0], NAMES[1], NAMES[2]]);
         assert_eq!(reasons(&dry.skipped_unverified), [NAMES[4]]);
         assert_eq!(on_disk(d), NAMES);
-        let real = prune(d, 2, None, false).unwrap();
+        let real = prune(d, &last(2), None, false).unwrap();
         assert_eq!(decisions(&real), decisions(&dry));
         assert_eq!(on_disk(d), [NAMES[3], NAMES[4], NAMES[5]]);
     }
@@ -1161,7 +1240,7 @@ mod tests {
         junk(d, NAMES[2], 3_000);
         file(d, NAMES[3], 4_000);
         junk(d, NAMES[4], 5_000);
-        let report = prune(d, 3, None, false).unwrap();
+        let report = prune(d, &last(3), None, false).unwrap();
         assert!(report.deleted.is_empty());
         assert_eq!(
             reasons(&report.skipped_unverified),
@@ -1179,7 +1258,7 @@ mod tests {
     fn prune_trusting(dir: &Path, keep: usize, trusted: &[Trusted]) -> PruneReport {
         prune_with_records(
             dir,
-            keep,
+            &last(keep),
             None,
             false,
             trusted,
@@ -1196,8 +1275,8 @@ mod tests {
     fn recorded_verifications_are_trusted_and_nothing_is_read() {
         let dir = six();
         let d = dir.path();
-        let first =
-            prune_with_records(d, 5, None, true, &[], &mut ReadControl::unlimited()).unwrap();
+        let first = prune_with_records(d, &last(5), None, true, &[], &mut ReadControl::unlimited())
+            .unwrap();
         assert_eq!(names(&first.deleted), [NAMES[0]]);
         // Newest first, the five that were needed; each one good, with the file's identity.
         let mut expected: Vec<&str> = NAMES[1..].to_vec();
@@ -1270,7 +1349,8 @@ mod tests {
             let dir = six();
             let d = dir.path();
             let first =
-                prune_with_records(d, 3, None, true, &[], &mut ReadControl::unlimited()).unwrap();
+                prune_with_records(d, &last(3), None, true, &[], &mut ReadControl::unlimited())
+                    .unwrap();
             let victim = d.join(NAMES[4]);
             let record = first
                 .verified_now
@@ -1311,8 +1391,8 @@ mod tests {
         let dir = six();
         let d = dir.path();
         junk(d, NAMES[4], 1_700_000_004_000);
-        let first =
-            prune_with_records(d, 2, None, true, &[], &mut ReadControl::unlimited()).unwrap();
+        let first = prune_with_records(d, &last(2), None, true, &[], &mut ReadControl::unlimited())
+            .unwrap();
         let bad = first
             .verified_now
             .iter()
@@ -1331,7 +1411,7 @@ mod tests {
         let dir = six();
         let d = dir.path();
         let mut forged = trusted_of(
-            &prune_with_records(d, 6, None, true, &[], &mut ReadControl::unlimited())
+            &prune_with_records(d, &last(6), None, true, &[], &mut ReadControl::unlimited())
                 .unwrap()
                 .verified_now,
         );
@@ -1348,7 +1428,7 @@ mod tests {
         let d = dir.path();
         let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let mut control = ReadControl::new(cancel, None);
-        let err = prune_with_records(d, 1, None, false, &[], &mut control).unwrap_err();
+        let err = prune_with_records(d, &last(1), None, false, &[], &mut control).unwrap_err();
         assert_eq!(err.reason(), "cancelled");
         assert_eq!(on_disk(d), NAMES);
     }
@@ -1388,7 +1468,7 @@ mod tests {
         // here. The newest verified backup stays; the copy stays too, being protected.
         let dir = six();
         let d = dir.path();
-        let report = prune(d, 1, Some(&d.join(NAMES[2])), false).unwrap();
+        let report = prune(d, &last(1), Some(&d.join(NAMES[2])), false).unwrap();
         assert_eq!(
             names(&report.deleted),
             [NAMES[0], NAMES[1], NAMES[3], NAMES[4]]
@@ -1402,7 +1482,7 @@ mod tests {
         // the copy (the kept set is one larger this time).
         let dir = six();
         let d = dir.path();
-        let report = prune(d, 2, Some(&d.join(NAMES[0])), false).unwrap();
+        let report = prune(d, &last(2), Some(&d.join(NAMES[0])), false).unwrap();
         assert_eq!(names(&report.deleted), [NAMES[1], NAMES[2], NAMES[3]]);
         assert_eq!(on_disk(d), [NAMES[0], NAMES[4], NAMES[5]]);
     }
@@ -1414,7 +1494,7 @@ mod tests {
         let dir = six();
         let d = dir.path();
         let bad = junk(d, NAMES[5], 1_700_000_005_000);
-        let report = prune(d, 1, Some(&bad), false).unwrap();
+        let report = prune(d, &last(1), Some(&bad), false).unwrap();
         assert_eq!(names(&report.deleted), &NAMES[..4]);
         assert_eq!(reasons(&report.skipped_unverified), [NAMES[5]]);
         assert_eq!(on_disk(d), [NAMES[4], NAMES[5]]);
@@ -1476,7 +1556,7 @@ mod tests {
         on_record: &mut dyn FnMut(&Record),
     ) -> (Result<PruneReport, RetentionError>, Vec<Seen>) {
         let mut seen = Vec::new();
-        let result = prune_reporting(dir, keep, None, false, trusted, control, &mut |p| {
+        let result = prune_reporting(dir, &last(keep), None, false, trusted, control, &mut |p| {
             if let Some(record) = p.record {
                 on_record(record);
             }
@@ -1677,7 +1757,7 @@ mod tests {
             let c = generate(&mut rng, case, dir.path(), elsewhere.path());
             let report = prune_with_records(
                 dir.path(),
-                c.keep,
+                &last(c.keep),
                 c.protect.as_deref(),
                 false,
                 &c.trusted,

@@ -23,6 +23,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use guard_core::offsite::{self, Check, OffsiteConfig, Secret, MIN_PART_SIZE};
 use guard_core::reading::{CancelFlag, ReadControl};
+use guard_core::retention::Rules;
 use guard_core::verify::verify;
 use object_store::ObjectStore;
 use sha2::{Digest, Sha256};
@@ -274,7 +275,7 @@ fn seven_uploads_with_remote_retention_keep_five_and_touch_nothing_else() {
         assert!(!up.encrypted);
         assert_eq!(up.key, format!("{PREFIX}/{}", up.name));
         assert_eq!(up.size, fs::metadata(&path).unwrap().len());
-        let report = offsite::prune(&cfg, 5, false, &cancel).unwrap();
+        let report = offsite::prune(&cfg, &Rules::keep_last(5), false, &cancel).unwrap();
         assert!(report.failed.is_empty());
         assert_eq!(report.kept.len(), day.min(5));
     }
@@ -298,7 +299,7 @@ fn seven_uploads_with_remote_retention_keep_five_and_touch_nothing_else() {
         );
     }
     // A dry run with keep 2 reports the three oldest and deletes nothing.
-    let dry = offsite::prune(&cfg, 2, true, &cancel).unwrap();
+    let dry = offsite::prune(&cfg, &Rules::keep_last(2), true, &cancel).unwrap();
     let doomed: Vec<&str> = dry.deleted.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(
         doomed,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use guard_core::reading::ReadControl;
 use guard_core::record::{self, FileId, Record, Trusted};
-use guard_core::retention::{self, Backup, Check, Listing, Progress, PruneReport};
+use guard_core::retention::{self, Backup, Check, Fate, Listing, Progress, PruneReport};
 use guard_core::verify::{Verified, VerifyError};
 use guard_core::worker::Panicked;
 use rustler::env::{OwnedEnv, SavedTerm};
@@ -19,6 +19,7 @@ use rustler::{
 
 use crate::jobs::{self, decode_opts};
 use crate::path_arg;
+use crate::retention::{decode_rules, fate_fields};
 use crate::terms::{job_reply, one_line, ArgError, AtomName, Failure, NifError, PathBytes, Reply};
 
 mod atoms {
@@ -197,11 +198,52 @@ struct PruneMap {
     skipped_unverified: Vec<BackupErrorMap>,
     verified: Vec<RecordMap>,
     bytes_read: u64,
+    plan: Vec<FateMap>,
+}
+
+/// A backup with what retention's decision made of it (`fate()`): `keep`, the one-line `why`,
+/// and for one that does not verify the verifier's `error` line (else `undefined`).
+#[derive(NifMap)]
+#[rustler(encode)]
+struct FateMap {
+    name: String,
+    path: PathBytes,
+    size: u64,
+    mtime: i64,
+    keep: bool,
+    why: String,
+    error: ErlOption<String>,
+}
+
+impl FateMap {
+    fn new(backup: Backup, fate: &Fate, skipped: &[(Backup, String)]) -> Self {
+        let (keep, why) = fate_fields(fate);
+        let error = skipped
+            .iter()
+            .find(|(b, _)| b.name == backup.name)
+            .map(|(_, e)| one_line(e));
+        FateMap {
+            name: backup.name,
+            path: PathBytes(backup.path),
+            size: backup.size,
+            mtime: backup.mtime_ms,
+            keep,
+            why,
+            error: error.into(),
+        }
+    }
 }
 
 impl From<PruneReport> for PruneMap {
     fn from(r: PruneReport) -> Self {
+        let skipped = &r.skipped_unverified;
+        let plan = r
+            .plan
+            .iter()
+            .map(|(b, f)| FateMap::new(b.clone(), f, skipped))
+            .collect();
         PruneMap {
+            plan,
             verified: r.verified_now.iter().map(RecordMap::from).collect(),
             deleted: r.deleted.into_iter().map(BackupMap::from).collect(),
             failed: r.failed.into_iter().map(BackupErrorMap::from).collect(),
@@ -374,27 +416,23 @@ fn verify_async<'a>(env: Env<'a>, path: Binary, opts: Term<'a>) -> NifResult<Rep
     )
 }
 
-/// `Keep` (a negative one is `bad_keep`; 0 is the core's own `bad_keep`, from the job).
-fn keep_arg(keep: i64) -> Result<usize, ArgError> {
-    usize::try_from(keep).map_err(|_| ArgError {
-        reason: "bad_keep",
-        detail: format!("keep must be at least 1, got {keep}"),
-    })
-}
-
 #[rustler::nif]
 fn prune_async<'a>(
     env: Env<'a>,
     dir: Binary,
-    keep: i64,
+    keep: Term<'a>,
     protect: ErlOption<Binary>,
     dry_run: bool,
     records: Term<'a>,
     opts: Term<'a>,
 ) -> NifResult<Reply<Term<'a>>> {
-    let checked = (keep_arg(keep), decode_records(records)?, decode_opts(opts)?);
-    let (keep, trusted, limit) = match checked {
-        (Ok(keep), Ok(trusted), Ok(limit)) => (keep, trusted, limit),
+    let checked = (
+        decode_rules(keep)?,
+        decode_records(records)?,
+        decode_opts(opts)?,
+    );
+    let (rules, trusted, limit) = match checked {
+        (Ok(rules), Ok(trusted), Ok(limit)) => (rules, trusted, limit),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(Err(e.into())),
     };
     let dir = path_arg(&dir).to_path_buf();
@@ -410,7 +448,7 @@ fn prune_async<'a>(
             let protect = protect.as_deref();
             retention::prune_reporting(
                 &dir,
-                keep,
+                &rules,
                 protect,
                 dry_run,
                 &trusted,

@@ -11,6 +11,7 @@
 //!   Erlang shape, next to the NIFs that return them;
 //! - this file: the schedule NIFs, `disk_space`, `is_export_name`, `panic_probe`;
 //! - [`backups`]: listing, verification and retention of the backup files (jobs);
+//! - [`retention`]: retention policies, and the rules the prune NIFs take;
 //! - [`offsite`]: off-site copies (jobs); [`mail`]: the backup e-mail;
 //! - [`jobs`]: the `emqx_guard_job` resource, starting and cancelling jobs, their `Opts`;
 //! - [`entry`]: the library entry, with the `upgrade` callback `rustler::init!` cannot declare.
@@ -27,6 +28,7 @@ mod entry;
 mod jobs;
 mod mail;
 mod offsite;
+mod retention;
 mod terms;
 
 use terms::{ArgError, Reply};

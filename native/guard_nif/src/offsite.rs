@@ -16,12 +16,14 @@ use guard_core::offsite::{
     Uploaded,
 };
 use guard_core::reading::ReadControl;
+use guard_core::retention::Fate;
 use guard_core::verify::Verified;
 use rustler::env::OwnedEnv;
 use rustler::{Atom, Binary, Encoder, Env, ErlOption, NifMap, NifResult, Term};
 
 use crate::jobs::{self, decode_opts};
 use crate::path_arg;
+use crate::retention::{decode_rules, fate_fields};
 use crate::terms::{job_reply, one_line, AtomName, PathBytes, Reply};
 
 mod atoms {
@@ -247,11 +249,47 @@ struct RemotePruneMap {
     kept: Vec<RemoteMap>,
     deleted: Vec<RemoteMap>,
     failed: Vec<RemoteErrorMap>,
+    plan: Vec<RemoteFateMap>,
+}
+
+/// An off-site backup with what retention's decision made of its export (`offsite_fate()`).
+#[derive(NifMap)]
+#[rustler(encode)]
+struct RemoteFateMap {
+    name: String,
+    export_name: String,
+    key: String,
+    size: u64,
+    mtime: i64,
+    encrypted: bool,
+    keep: bool,
+    why: String,
+}
+
+impl RemoteFateMap {
+    fn new(b: RemoteBackup, fate: &Fate) -> Self {
+        let (keep, why) = fate_fields(fate);
+        RemoteFateMap {
+            name: b.name,
+            export_name: b.export_name,
+            key: b.key,
+            size: b.size,
+            mtime: b.last_modified_ms,
+            encrypted: b.encrypted,
+            keep,
+            why,
+        }
+    }
 }
 
 impl From<RemotePruneReport> for RemotePruneMap {
     fn from(r: RemotePruneReport) -> Self {
         RemotePruneMap {
+            plan: r
+                .plan
+                .into_iter()
+                .map(|(b, f)| RemoteFateMap::new(b, &f))
+                .collect(),
             kept: r.kept.into_iter().map(RemoteMap::from).collect(),
             deleted: r.deleted.into_iter().map(RemoteMap::from).collect(),
             failed: r.failed.into_iter().map(RemoteErrorMap::from).collect(),
@@ -370,20 +408,17 @@ fn offsite_list_async<'a>(
 fn offsite_prune_async<'a>(
     env: Env<'a>,
     cfg: Term<'a>,
-    keep: i64,
+    keep: Term<'a>,
     dry_run: bool,
     opts: Term<'a>,
 ) -> NifResult<Reply<Term<'a>>> {
     let cfg = try_arg!(decode_config(env, cfg)?);
     let _ = try_arg!(decode_opts(opts)?);
-    let keep = try_arg!(usize::try_from(keep)
-        .ok()
-        .filter(|k| *k > 0)
-        .ok_or(OffsiteError::BadKeep));
+    let rules = try_arg!(decode_rules(keep)?);
     jobs::start(
         env,
         OwnedEnv::new(),
-        move |cancel| offsite::prune(&cfg, keep, dry_run, cancel),
+        move |cancel| offsite::prune(&cfg, &rules, dry_run, cancel),
         Box::new(|env, outcome| job_reply(outcome, RemotePruneMap::from).encode(env)),
     )
 }

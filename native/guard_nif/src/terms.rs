@@ -34,6 +34,7 @@ macro_rules! core_errors {
 core_errors!(
     guard_core::schedule::ScheduleError,
     guard_core::retention::RetentionError,
+    guard_core::retention::PolicyError,
     guard_core::verify::VerifyError,
     guard_core::disk::DiskError,
     guard_core::reading::ReadError,

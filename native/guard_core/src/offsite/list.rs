@@ -12,6 +12,7 @@ use super::client::{cancellable, object_path, runtime, store};
 use super::error::remote_error;
 use super::{remote_export_name, OffsiteConfig, OffsiteError};
 use crate::reading::CancelFlag;
+use crate::retention::{plan, Fate, Rules, Verdict};
 
 /// One off-site backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,52 +114,53 @@ pub struct RemotePruneReport {
     pub deleted: Vec<RemoteBackup>,
     /// Objects whose deletion failed, with the reason, oldest first.
     pub failed: Vec<(RemoteBackup, String)>,
+    /// Every object and what the decision made of its export, newest first (by when the
+    /// export was made): the same for a dry run and for the real prune.
+    pub plan: Vec<(RemoteBackup, Fate)>,
 }
 
-/// Remote retention, the local rule: the objects of the `keep` newest exports (by the time in
-/// the name; an export stored plain and encrypted counts once) stay, every older backup object is
-/// deleted (`dry_run`: only reported). Keys that are not backups ([`list`]) are never touched.
+/// Remote retention, the local rule: `rules` applied to the exports in the bucket
+/// ([`crate::retention::plan`], every export counting as verified: each object was checked when
+/// it was uploaded; an export stored plain and encrypted counts once, both objects share its
+/// fate), every object of an export no rule keeps deleted (`dry_run`: only reported). A pinned
+/// export is never deleted. Keys that are not backups ([`list`]) are never touched. A policy
+/// with no rule on is refused (`bad_keep`).
 ///
 /// ```
 /// use guard_core::offsite::{prune, OffsiteConfig, Secret};
 /// use guard_core::reading::CancelFlag;
+/// use guard_core::retention::Rules;
 ///
 /// # let mut cfg = OffsiteConfig::new("backups", "AKIDEXAMPLE", Secret::new("s3cr3t"));
 /// # cfg.endpoint = Some("http://127.0.0.1:1".into()); // nothing listens here
 /// # cfg.path_style = true;
 /// # cfg.max_retries = 0;
-/// assert_eq!(prune(&cfg, 0, true, &CancelFlag::default()).unwrap_err().reason(), "bad_keep");
-/// match prune(&cfg, 5, true, &CancelFlag::default()) {
+/// let never = CancelFlag::default();
+/// assert_eq!(prune(&cfg, &Rules::keep_last(0), true, &never).unwrap_err().reason(), "bad_keep");
+/// match prune(&cfg, &Rules::keep_last(5), true, &never) {
 ///     Ok(report) => assert!(report.failed.is_empty()), // a dry run deletes nothing
 ///     Err(e) => assert_eq!(e.reason(), "connect"),
 /// }
 /// ```
 pub fn prune(
     cfg: &OffsiteConfig,
-    keep: usize,
+    rules: &Rules,
     dry_run: bool,
     cancel: &CancelFlag,
 ) -> Result<RemotePruneReport, OffsiteError> {
-    if keep == 0 {
+    if rules.policy.is_empty() {
         return Err(OffsiteError::BadKeep);
     }
     let store = store(cfg)?;
     runtime()?.block_on(async {
         let listed = list_inner(cfg, &store, cancel).await?;
-        let mut report = RemotePruneReport::default();
-        let mut exports_kept: Vec<String> = Vec::new();
-        let mut doomed = Vec::new();
-        for backup in listed {
-            let kept_already = exports_kept.contains(&backup.export_name);
-            if kept_already || exports_kept.len() < keep {
-                if !kept_already {
-                    exports_kept.push(backup.export_name.clone());
-                }
-                report.kept.push(backup);
-            } else {
-                doomed.push(backup);
-            }
-        }
+        let mut report = decided(rules, listed);
+        let mut doomed: Vec<RemoteBackup> = report
+            .plan
+            .iter()
+            .filter(|(_, fate)| !fate.is_kept())
+            .map(|(backup, _)| backup.clone())
+            .collect();
         doomed.reverse();
         for backup in doomed {
             if cancel.load(Ordering::Relaxed) {
@@ -184,6 +186,42 @@ pub fn prune(
     })
 }
 
+/// The decision over the listed objects: `plan` (every object with its export's fate, newest
+/// first) and `kept`; nothing deleted yet.
+fn decided(rules: &Rules, listed: Vec<RemoteBackup>) -> RemotePruneReport {
+    let mut exports: Vec<String> = Vec::new();
+    for backup in &listed {
+        if !exports.contains(&backup.export_name) {
+            exports.push(backup.export_name.clone());
+        }
+    }
+    // Listed objects have export names; one that had none would be kept (it cannot be placed).
+    let entries: Vec<_> = exports
+        .iter()
+        .filter_map(|name| rules.entry(name, Verdict::Good, false))
+        .collect();
+    let decision = if entries.len() == exports.len() {
+        plan(&rules.policy, &rules.calendar, &entries)
+    } else {
+        return RemotePruneReport {
+            kept: listed,
+            ..RemotePruneReport::default()
+        };
+    };
+    let mut report = RemotePruneReport::default();
+    for &i in &decision.order {
+        for backup in listed.iter().filter(|b| b.export_name == exports[i]) {
+            report
+                .plan
+                .push((backup.clone(), decision.fates[i].clone()));
+            if decision.fates[i].is_kept() {
+                report.kept.push(backup.clone());
+            }
+        }
+    }
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::config::unreachable_test_config as cfg;
@@ -203,7 +241,55 @@ mod tests {
 
     #[test]
     fn keep_zero_is_bad_keep() {
-        let err = prune(&cfg(), 0, true, &CancelFlag::default()).unwrap_err();
+        let err = prune(&cfg(), &Rules::keep_last(0), true, &CancelFlag::default()).unwrap_err();
         assert_eq!(err.reason(), "bad_keep");
+    }
+
+    fn object(export: &str, encrypted: bool) -> RemoteBackup {
+        let name = if encrypted {
+            format!("{export}.age")
+        } else {
+            export.to_string()
+        };
+        RemoteBackup {
+            key: format!("p/{name}"),
+            name,
+            export_name: export.to_string(),
+            size: 1,
+            last_modified_ms: 0,
+            encrypted,
+        }
+    }
+
+    #[test]
+    fn both_objects_of_an_export_share_its_fate_and_pins_stay() {
+        let a = "emqx-export-2026-11-30-02-00-00.000.tar.gz";
+        let b = "emqx-export-2026-11-29-02-00-00.000.tar.gz";
+        let c = "emqx-export-2026-11-28-02-00-00.000.tar.gz";
+        let listed = vec![
+            object(a, true),
+            object(a, false),
+            object(b, false),
+            object(c, true),
+        ];
+        let mut rules = Rules::keep_last(1);
+        rules.pins.insert(c.to_string());
+        let report = decided(&rules, listed);
+        let fates: Vec<(&str, String)> = report
+            .plan
+            .iter()
+            .map(|(o, f)| (o.name.as_str(), f.to_string()))
+            .collect();
+        let age = |n: &str| format!("{n}.age");
+        assert_eq!(
+            fates,
+            [
+                (age(a).as_str(), "last #1".to_string()),
+                (a, "last #1".to_string()),
+                (b, "delete".to_string()),
+                (age(c).as_str(), "pinned".to_string()),
+            ]
+        );
+        assert_eq!(report.kept.len(), 3);
     }
 }

@@ -1,6 +1,7 @@
-//! The rule of retention as one pure function, [`decide`]: no clock, no file system, only what
-//! is known of each export, newest first. [`super::prune_reporting`] lists the directory, reads
-//! what the decision asks for and deletes what it says.
+//! Keep-N, the rule of retention before policies, as one pure function, [`decide`]: no clock, no
+//! file system, only what is known of each export, newest first. Retention now decides with
+//! [`super::plan`], which grew from it and, with `last=N` alone, decides exactly as it does: the
+//! property tests hold the plan to this reference ([`Verdict`] is shared by both).
 
 /// What retention knows of one export when it decides ([`decide`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,7 +54,7 @@ usage_lines() ->
         {"guard backup_io_limit [<rate>]", "Show or set how fast backups are read back (e.g. 50MB/s; default off)"},
         {"guard backup_now", "Run one backup now, printing each step as it starts and ends, then the result"}
     ] ++ emqx_guard_retention_cli:usage_lines() ++ emqx_guard_backups_cli:usage_lines() ++
-        emqx_guard_offsite_cli:usage_lines() ++
+        emqx_guard_offsite_cli:usage_lines() ++ emqx_guard_restore_cli:usage_lines() ++
         [{"guard backup_status [--json]", "Show the schedule, next fire, last run, run counts and the off-site copies"}] ++
         emqx_guard_notify_cli:usage_lines() ++ emqx_guard_observe_cli:usage_lines().
 
@@ -79,9 +79,10 @@ dispatch(Args) when is_list(Args) ->
             %% guard backup_status|backup_list [--remote] [--json]|sys_events (emqx_guard_observe_cli),
             %% backup_keep|backup_remote_keep|backup_pin|backup_unpin|backup_prune --dry-run|backup_list
             %% --why (emqx_guard_retention_cli), backup_verify (emqx_guard_backups_cli),
-            %% backup_remote|backup_fetch (emqx_guard_offsite_cli), notify* (emqx_guard_notify_cli)
+            %% backup_remote|backup_fetch (emqx_guard_offsite_cli), backup_restore (emqx_guard_restore_cli),
+            %% notify* (emqx_guard_notify_cli)
             Mods = [emqx_guard_observe_cli, emqx_guard_retention_cli, emqx_guard_backups_cli, emqx_guard_offsite_cli,
-                    emqx_guard_notify_cli],
+                    emqx_guard_restore_cli, emqx_guard_notify_cli],
             case lists:dropwhile(fun(M) -> M:cmd(Other) =:= not_mine end, Mods) of
                 [] -> usage();
                 _ -> ok

@@ -59,9 +59,23 @@ status_lines(Doc, Zone) ->
         offsite_lines(maps:get(<<"offsite">>, Doc), Zone) ++
         last_run_lines(maps:get(<<"last_run">>, Doc), Zone) ++
         emqx_guard_leftovers:note_lines(maps:get(<<"leftovers">>, Doc), Zone) ++
+        restore_lines(maps:get(<<"last_restore">>, Doc, null), Zone) ++
         [text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])] ++
         [emqx_guard_notify_cli:delivery_line(N) || N <- maps:get(<<"notifications">>, Doc)] ++
         emqx_guard_cluster_view:lines(maps:with([<<"last_skip">>, <<"cluster">>], Doc), Zone).
+
+%% The last restore: when, which file, by which node, its result (and the safety backup).
+restore_lines(null, _Zone) ->
+    [];
+restore_lines(R = #{<<"started_at_ms">> := At, <<"file">> := File, <<"node">> := Node}, Zone) ->
+    Result =
+        case R of
+            #{<<"result">> := <<"ok">>} -> <<"ok">>;
+            #{<<"step">> := Step, <<"error">> := Error} -> text("FAILED at ~ts: ~ts", [Step, Error]);
+            _ -> <<"FAILED">>
+        end,
+    Safety = [text("; safety backup ~ts", [S]) || S <- [maps:get(<<"safety">>, R, null)], S =/= null],
+    [text("last restore: ~ts of ~ts on ~ts: ~ts~ts", [at(Zone, At), File, Node, Result, Safety])].
 
 keep_text(N) when is_integer(N) -> text("~B newest", [N]);
 keep_text(Policy) -> Policy.

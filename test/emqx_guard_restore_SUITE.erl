@@ -7,6 +7,7 @@
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
+-include_lib("kernel/include/file.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([
@@ -18,7 +19,11 @@
     bootstrap_api_key_is_never_locked_out/1,
     safety_backup_kept_until_a_later_good_backup/1,
     dashboard_interface_report_is_json/1,
-    remote_restore_from_s3_encrypted/1
+    remote_restore_from_s3_encrypted/1,
+    companion_made_private_verified_and_pruned_with_export/1,
+    restore_installs_missing_plugin_and_its_config/1,
+    companion_hash_mismatch_is_refused_for_that_plugin/1,
+    install_gate_gets_the_allow_line/1
 ]).
 
 -import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, backups/0]).
@@ -35,7 +40,11 @@ all() ->
         bootstrap_api_key_is_never_locked_out,
         safety_backup_kept_until_a_later_good_backup,
         dashboard_interface_report_is_json,
-        remote_restore_from_s3_encrypted
+        remote_restore_from_s3_encrypted,
+        companion_made_private_verified_and_pruned_with_export,
+        restore_installs_missing_plugin_and_its_config,
+        companion_hash_mismatch_is_refused_for_that_plugin,
+        install_gate_gets_the_allow_line
     ].
 
 init_per_suite(Config) ->
@@ -51,6 +60,7 @@ init_per_testcase(TC, Config) ->
     ok = emqx_release:reset(),
     ok = mria_rlog:reset(),
     ok = emqx_mgmt_auth:set_bootstrap_file(<<>>),
+    ok = emqx_plugins:reset(),
     set_now(erlang:system_time(millisecond)),
     start_app(fake_opts(#{})),
     case TC of
@@ -71,6 +81,7 @@ end_per_testcase(_TC, Config) ->
     ok = emqx_guard_standin_db:reset(),
     ok = emqx_release:reset(),
     ok = mria_rlog:reset(),
+    ok = emqx_plugins:reset(),
     emqx_guard_ct_helper:end_case().
 
 %%--------------------------------------------------------------------------------------------
@@ -324,6 +335,143 @@ remote_restore_from_s3_encrypted(Config) ->
     ?assertMatch("Restored " ++ _, lists:last(Out)),
     ?assertEqual({emqx_banned, <<"client-1">>, <<"original">>}, hd(emqx_guard_standin_db:rows(emqx_banned))),
     ?assert(lists:member(Name, backups())).
+
+
+%%--------------------------------------------------------------------------------------------
+%% The plugins companion
+
+%% Every run saves the installed plugins (package, config, state) and this plugin's settings in
+%% a companion beside the export: private, its package's hash recorded and checked, shown by
+%% backup_list, deleted by retention with its export and never left alone.
+companion_made_private_verified_and_pruned_with_export(_Config) ->
+    {Package, Sha} = install_plugin(<<"my_plugin-1.0.0">>, <<"rate = 10\n">>),
+    Out = ctl(["backup_now"]),
+    [Name] = backups(),
+    Companion = filename:join(emqx_guard_emqx:backup_dir(), companion(Name)),
+    ?assert(lists:member("plugins: done: 1 plugin(s) and this plugin's settings saved beside it in " ++ companion(Name), Out), Out),
+    {ok, #file_info{mode = Mode}} = file:read_file_info(Companion),
+    ?assertEqual(8#600, Mode band 8#777),
+    {ok, M} = emqx_guard_companion:read(Companion),
+    ?assertMatch(#{<<"export">> := _, <<"plugins">> := [#{<<"name_vsn">> := <<"my_plugin-1.0.0">>, <<"enabled">> := true,
+        <<"running">> := true, <<"too_large">> := false, <<"config_files">> := [<<"configs/my_plugin/config.hocon">>]}]}, M),
+    [#{<<"sha256">> := Sha}] = maps:get(<<"plugins">>, M),
+    {ok, Package} = emqx_guard_companion:package(Companion, hd(maps:get(<<"plugins">>, M))),
+    {ok, <<"rate = 10\n">>} = emqx_guard_companion:entry(Companion, <<"configs/my_plugin/config.hocon">>),
+    %% never an export: EMQX's list (*.tar.gz) and retention's do not see it; backup_list says it
+    ?assertNot(emqx_guard_core:is_export_name(companion(Name))),
+    [_, Row] = ctl(["backup_list"]),
+    ?assert(lists:suffix("  with plugins", Row), Row),
+    %% pruned with its export (keep 1)
+    [_ | _] = ctl(["backup_keep", "1"]),
+    Second = backup_now(),
+    ?assertEqual(lists:sort([Second, companion(Second)]), ls()),
+    %% an export deleted by hand: its companion goes at the next run, never left alone
+    ok = file:delete(filename:join(emqx_guard_emqx:backup_dir(), Second)),
+    Third = backup_now(),
+    ?assertEqual(lists:sort([Third, companion(Third)]), ls()),
+    %% packages over the limit: by name and hash only, and the line says so
+    ok = application:set_env(emqx_guard, companion_max_package_bytes, 10),
+    try
+        Big = ctl(["backup_now"]),
+        ?assertMatch([_], [L || "plugins: done: 1 plugin(s)" ++ _ = L <- Big,
+                                lists:suffix("(by name and hash only, larger than the limit: my_plugin-1.0.0)", L)], Big)
+    after
+        application:unset_env(emqx_guard, companion_max_package_bytes)
+    end.
+
+%% A node without the plugin (rebuilt from the backup): the dry run says it is missing, the
+%% restore installs it from the companion, enabled and started as it was, with its config; this
+%% plugin's own settings come back too.
+restore_installs_missing_plugin_and_its_config(_Config) ->
+    {_Package, _Sha} = install_plugin(<<"my_plugin-1.0.0">>, <<"rate = 10\n">>),
+    seed(),
+    Name = backup_now(),
+    %% the node loses the plugin (package, config, state); a setting changes
+    ok = emqx_plugins:reset(),
+    ok = file:del_dir_r(emqx_plugins:install_dir()),
+    ok = file:del_dir_r(filename:join([emqx_guard_emqx:data_dir(), "plugins"])),
+    [_ | _] = ctl(["backup_keep", "9"]),
+    Dry = ctl(["backup_restore", Name, "--dry-run"]),
+    ?assert(lists:member("  my_plugin-1.0.0: missing here: installed from the backup", Dry), Dry),
+    ?assert(lists:member("  emqx_guard settings that differ from now: backup_keep", Dry), Dry),
+    ?assertEqual([], emqx_plugins:list()),
+    Out = ctl(["backup_restore", Name]),
+    [Installed] = [L || "plugins: my_plugin-1.0.0: " ++ _ = L <- Out],
+    ?assert(lists:prefix("plugins: my_plugin-1.0.0: installed from the companion (sha256 ", Installed), Installed),
+    ?assert(lists:suffix("1 config file(s) applied, enabled and started", Installed), Installed),
+    ?assert(lists:member("plugins: emqx_guard settings: applied from the backup: backup_keep", Out), Out),
+    ?assertMatch("Restored " ++ _, lists:last(Out)),
+    ?assertEqual([#{name => <<"my_plugin">>, rel_vsn => <<"1.0.0">>, config_status => enabled, running_status => running}],
+                 emqx_plugins:list()),
+    ?assertEqual({ok, <<"rate = 10\n">>},
+                 file:read_file(filename:join([emqx_guard_emqx:data_dir(), "plugins", "my_plugin", "config.hocon"]))),
+    ?assertEqual(5, maps:get(backup_keep, emqx_guard_settings:get())).
+
+%% A companion whose package does not match the hash it recorded: that plugin is refused, the
+%% line says so, nothing of it is installed, and the restore counts as failed at its plugins step.
+companion_hash_mismatch_is_refused_for_that_plugin(_Config) ->
+    {_Package, Sha} = install_plugin(<<"my_plugin-1.0.0">>, <<"rate = 10\n">>),
+    Name = backup_now(),
+    Companion = filename:join(emqx_guard_emqx:backup_dir(), companion(Name)),
+    tamper(Companion, <<"packages/my_plugin-1.0.0.tar.gz">>, <<"not the package">>),
+    ok = emqx_plugins:reset(),
+    ok = file:del_dir_r(emqx_plugins:install_dir()),
+    Out = ctl(["backup_restore", Name]),
+    [Refused] = [L || "plugins: my_plugin-1.0.0: " ++ _ = L <- Out],
+    ?assertEqual("plugins: my_plugin-1.0.0: REFUSED: its package in the companion has sha256 " ++
+                 string:lowercase(binary_to_list(binary:encode_hex(crypto:hash(sha256, <<"not the package">>)))) ++
+                 ", the companion recorded " ++ binary_to_list(Sha), Refused),
+    [Error] = [L || "Error: " ++ _ = L <- Out],
+    ?assert(lists:prefix("Error: plugins: my_plugin-1.0.0: REFUSED", Error), Error),
+    ?assertEqual([], emqx_plugins:list()),
+    ?assertNot(filelib:is_regular(filename:join(emqx_plugins:install_dir(), "my_plugin-1.0.0.tar.gz"))),
+    #{<<"last_restore">> := #{<<"result">> := <<"failed">>, <<"step">> := <<"plugins">>}} = emqx_guard_report:status().
+
+%% EMQX 6.3 wants `emqx ctl plugins allow' before an install: the restore does not go around it,
+%% it puts the package and config in place and prints the exact lines to run.
+install_gate_gets_the_allow_line(_Config) ->
+    {_Package, Sha} = install_plugin(<<"my_plugin-1.0.0">>, <<"rate = 10\n">>),
+    Name = backup_now(),
+    ok = emqx_plugins:reset(),
+    ok = emqx_plugins:set_allow_required(true),
+    Out = ctl(["backup_restore", Name]),
+    ?assert(lists:member("plugins: my_plugin-1.0.0: not installed: EMQX wants it allowed first (its package and config "
+                         "are in place): emqx ctl plugins allow my_plugin-1.0.0 (the hardened profile: emqx ctl plugins "
+                         "allow my_plugin-1.0.0 sha256:" ++ binary_to_list(Sha) ++ "), then emqx ctl plugins install "
+                         "my_plugin-1.0.0", Out), Out),
+    ?assertMatch("Restored " ++ _, lists:last(Out)),
+    ?assertEqual([], emqx_plugins:list()),
+    %% the lines work
+    ok = emqx_plugins:allow(<<"my_plugin-1.0.0">>),
+    ok = emqx_plugins:ensure_installed("my_plugin-1.0.0").
+
+%% A plugin package as EMQX keeps it in its install_dir, installed, enabled and running, with a
+%% config saved as EMQX stores it: the package's bytes and SHA-256.
+install_plugin(NameVsn, Config) ->
+    Dir = emqx_plugins:install_dir(),
+    Package = filename:join(Dir, binary_to_list(NameVsn) ++ ".tar.gz"),
+    ok = filelib:ensure_dir(Package),
+    Release = <<"{\"name\": \"my_plugin\", \"rel_vsn\": \"1.0.0\"}">>,
+    ok = erl_tar:create(Package, [{binary_to_list(NameVsn) ++ "/release.json", Release}], [compressed]),
+    ConfFile = filename:join([emqx_guard_emqx:data_dir(), "plugins", "my_plugin", "config.hocon"]),
+    ok = filelib:ensure_dir(ConfFile),
+    ok = file:write_file(ConfFile, Config),
+    ok = emqx_plugins:installed(NameVsn, true, true),
+    {ok, Bin} = file:read_file(Package),
+    {Bin, string:lowercase(binary:encode_hex(crypto:hash(sha256, Bin)))}.
+
+%% The companion at Path with the entry In's bytes replaced (its manifest kept).
+tamper(Path, In, Bytes) ->
+    {ok, Entries} = erl_tar:extract(Path, [compressed, memory]),
+    Changed = [case N =:= binary_to_list(In) of true -> {N, Bytes}; false -> {N, B} end || {N, B} <- Entries],
+    ok = erl_tar:create(Path, Changed, [compressed]).
+
+companion(Name) ->
+    binary_to_list(emqx_guard_companion:name(list_to_binary(Name))).
+
+ls() ->
+    {ok, Names} = file:list_dir(emqx_guard_emqx:backup_dir()),
+    lists:sort([N || N <- Names, lists:prefix("emqx-export-", N)]).
 
 %%--------------------------------------------------------------------------------------------
 

@@ -170,7 +170,7 @@ list(text) ->
             error_reason(Why)
     end.
 
-%% One backup: name, size, time, its verdict and when it was reached, and `pinned'.
+%% One backup: name, size, time, its verdict and when it was reached, `pinned', `with plugins'.
 backup_line(Zone, B = #{<<"name">> := Name, <<"size">> := Size, <<"mtime_ms">> := MTime}) ->
     Checked =
         case maps:get(<<"checked_at_ms">>, B) of
@@ -184,7 +184,9 @@ backup_line(Zone, B = #{<<"name">> := Name, <<"size">> := Size, <<"mtime_ms">> :
             being_written -> <<"being written by the running backup">>
         end,
     Pinned = [<<"pinned">> || maps:get(<<"pinned">>, B, false)],
-    iolist_to_binary(["  ", lists:join("  ", [Name, emqx_guard_render:size(Size), at(Zone, MTime), Verdict | Pinned])]).
+    %% its plugins companion beside it (`emqx_guard_companion')
+    Plugins = [<<"with plugins">> || maps:get(<<"plugins">>, B, false)],
+    iolist_to_binary(["  ", lists:join("  ", [Name, emqx_guard_render:size(Size), at(Zone, MTime), Verdict | Pinned ++ Plugins])]).
 
 remote(json) ->
     json(emqx_guard_report:remote_backups());

@@ -79,12 +79,26 @@ facts_lines(#{<<"preflight">> := F}) ->
      text("Tables:      ~ts", [joined([text("~ts (~B)", [N, R]) || #{<<"name">> := N, <<"rows">> := R} <- Tables])]),
      text("API keys:    ~B record(s) in emqx_app; after the import the keys of api_key.bootstrap_file are written "
           "again, so the EMQX Operator's key is never locked out", [maps:get(<<"api_keys">>, F, 0)]),
-     <<"Plugins:     none carried (EMQX's export holds no plugins; see the README's Restore section)">>,
+     plugins_line(maps:get(<<"plugins">>, F, #{}))] ++
+    [text("  ~ts: ~ts", [N, now_text(Now)]) || #{<<"name_vsn">> := N, <<"now">> := Now} <- maps:get(<<"plugins">>, maps:get(<<"plugins">>, F, #{}), [])] ++
+    [text("  emqx_guard settings that differ from now: ~ts", [joined(D)]) || D <- [maps:get(<<"settings_differ">>, maps:get(<<"plugins">>, F, #{}), [])], D =/= []] ++
+    [
      text("Import:      ~ts", [maps:get(<<"import">>, F)]),
      text("--exact:     ~ts", [maps:get(<<"exact">>, F)])] ++
         [text("Note:        ~ts", [N]) || N <- maps:get(<<"notes">>, F, [])];
 facts_lines(_) ->
     [].
+
+plugins_line(#{<<"carried">> := true, <<"file">> := File, <<"plugins">> := Ps}) ->
+    text("Plugins:     ~B carried in ~ts (packages, configs, this plugin's settings); missing ones are installed", [length(Ps), File]);
+plugins_line(#{<<"error">> := Error}) ->
+    text("Plugins:     ~ts", [Error]);
+plugins_line(_) ->
+    <<"Plugins:     none carried: no plugins companion beside this backup (EMQX's export holds no plugins)">>.
+
+now_text(<<"installed">>) -> <<"installed here: left as it is">>;
+now_text(<<"missing">>) -> <<"missing here: installed from the backup">>;
+now_text(<<"other_version">>) -> <<"another version installed here: left as it is">>.
 
 joined([]) -> <<"(none)">>;
 joined(Items) -> iolist_to_binary(lists:join(<<", ">>, Items)).
@@ -106,6 +120,10 @@ print({started, import, _}) ->
 print({line, import, Text}) ->
     %% as EMQX prints it
     line(Text);
+print({started, plugins, _}) ->
+    line("plugins: bringing back what the backup's plugins companion carries");
+print({line, plugins, Text}) ->
+    line(["plugins: ", Text]);
 print({done, api_keys, _}) ->
     line("api keys: the keys of api_key.bootstrap_file were written again");
 print(Event) ->

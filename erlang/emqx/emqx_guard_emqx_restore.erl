@@ -25,6 +25,16 @@
 %%     table's, so it can replace a bootstrap key's secret or leave two records with one key
 %%     (which EMQX's `find_by_api_key/1' then does not find): calling it again after the import
 %%     puts the file's keys back (`reload_bootstrap_keys/0').</li>
+%% <li>Plugins (`emqx_plugins'): `list()' gives each installed plugin's `name', `rel_vsn',
+%%     `config_status' (`enabled' | `disabled') and `running_status'; its package
+%%     `NAME-VSN.tar.gz' is kept in `install_dir()'; a config saved through the dashboard or the
+%%     API is stored in `data/plugins/NAME/config.hocon' (5.7+; EMQX's `emqx_plugins_pinned' says
+%%     so). A package put into `install_dir()' is installed with `ensure_installed(NameVsn)',
+%%     then `ensure_enabled/1' and `ensure_started/1', as `emqx ctl plugins install|start' do.
+%%     From 6.3 an install needs `emqx ctl plugins allow NAME-VSN' first (pinned to `sha256:'
+%%     under the hardened profile); an install EMQX refuses for that is `not_allowed' here, told
+%%     by its reason naming `allow' (the reason's exact term was not found in the source read
+%%     here).</li>
 %% </ul>
 -module(emqx_guard_emqx_restore).
 
@@ -33,6 +43,7 @@
 -import(emqx_guard_call, [exported/3, checked/3]).
 
 -export([import/2, release/0, reload_bootstrap_keys/0]).
+-export([plugins/0, plugin_install_dir/0, plugin_config_dir/1, install_plugin/2]).
 
 -export_type([import_result/0, import_error/0]).
 
@@ -129,4 +140,89 @@ reload_bootstrap_keys() ->
             end;
         false ->
             unavailable
+    end.
+
+%%--------------------------------------------------------------------
+%% Plugins
+%%--------------------------------------------------------------------
+
+%% @doc The installed plugins (`emqx_plugins:list()'): `{ok, [#{name_vsn, name, enabled,
+%% running}]}', or `unavailable' where this EMQX has no plugins (or the call fails).
+-spec plugins() -> {ok, [#{name_vsn := binary(), name := binary(), enabled := boolean(), running := boolean()}]} | unavailable.
+plugins() ->
+    case exported(emqx_plugins, list, 0) of
+        true ->
+            case checked(plugins, fun() -> emqx_plugins:list() end, fun is_list/1) of
+                {ok, List} -> {ok, [plugin(P) || P = #{name := _, rel_vsn := _} <- List]};
+                error -> unavailable
+            end;
+        false ->
+            unavailable
+    end.
+
+plugin(#{name := Name, rel_vsn := Vsn} = P) ->
+    N = emqx_guard_call:binary(Name),
+    #{
+        name_vsn => <<N/binary, "-", (emqx_guard_call:binary(Vsn))/binary>>,
+        name => N,
+        enabled => maps:get(config_status, P, disabled) =:= enabled,
+        running => lists:member(maps:get(running_status, P, stopped), [running, <<"running">>])
+    }.
+
+%% @doc Where EMQX keeps the plugin packages (`emqx_plugins:install_dir()'), or `unavailable'.
+-spec plugin_install_dir() -> {ok, file:filename()} | unavailable.
+plugin_install_dir() ->
+    case exported(emqx_plugins, install_dir, 0) of
+        true ->
+            case checked(install_dir, fun() -> emqx_plugins:install_dir() end, fun(D) -> is_list(D) orelse is_binary(D) end) of
+                {ok, Dir} -> {ok, filename:absname(emqx_guard_call:text(Dir))};
+                error -> unavailable
+            end;
+        false ->
+            unavailable
+    end.
+
+%% @doc Where EMQX stores the config of the plugin Name: `<data_dir>/plugins/Name'.
+-spec plugin_config_dir(binary()) -> file:filename().
+plugin_config_dir(Name) ->
+    filename:join([emqx_guard_emqx:data_dir(), "plugins", emqx_guard_call:text(Name)]).
+
+%% @doc Installs the package `NameVsn.tar.gz' already in `plugin_install_dir/0', then enables
+%% it and starts it as Opts say (`enable', `start'). `{error, {not_allowed, Detail}}' when EMQX's
+%% install gate wants `emqx ctl plugins allow' first; `{error, {install_failed, Detail}}' else.
+-spec install_plugin(binary(), #{enable := boolean(), start := boolean()}) -> ok | {error, {atom(), term()}}.
+install_plugin(NameVsn, #{enable := Enable, start := Start}) ->
+    case exported(emqx_plugins, ensure_installed, 1) of
+        false ->
+            {error, {install_failed, plugins_unavailable}};
+        true ->
+            Steps = [{ensure_installed, true}, {ensure_enabled, Enable}, {ensure_started, Start andalso Enable}],
+            lists:foldl(
+                fun
+                    ({Step, true}, ok) -> plugin_step(Step, NameVsn);
+                    (_, Result) -> Result
+                end,
+                ok,
+                Steps
+            )
+    end.
+
+plugin_step(Step, NameVsn) ->
+    Result =
+        try emqx_plugins:Step(emqx_guard_call:text(NameVsn)) of
+            R -> R
+        catch
+            Class:Reason -> {error, {Class, Reason}}
+        end,
+    case Result of
+        ok ->
+            ok;
+        {error, Reason1} ->
+            Text = string:lowercase(unicode:characters_to_binary(io_lib:format("~0tp", [Reason1]))),
+            case binary:match(Text, <<"allow">>) of
+                nomatch -> {error, {install_failed, #{step => Step, reason => Reason1}}};
+                _ -> {error, {not_allowed, #{step => Step, reason => Reason1}}}
+            end;
+        Other ->
+            {error, {install_failed, #{step => Step, reason => Other}}}
     end.

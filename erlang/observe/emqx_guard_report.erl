@@ -189,8 +189,9 @@ backups() ->
         {ok, Backups} ->
             Running = maps:get(running, emqx_guard_scheduler:status()),
             {ok, #{<<"dir">> => unicode:characters_to_binary(Dir),
-                   <<"backups">> => [(backup(B, Running, Zone))#{<<"pinned">> => lists:member(N, Pins)}
-                                     || B = #{name := N} <- Backups]}};
+                   <<"backups">> => [(backup(B, Running, Zone))#{<<"pinned">> => lists:member(N, Pins),
+                                                                  <<"plugins">> => filelib:is_regular(emqx_guard_companion:path(P))}
+                                     || B = #{name := N, path := P} <- Backups]}};
         {error, _} = Error ->
             Error
     end.

@@ -16,6 +16,9 @@
 %% <li><b>api_keys</b>: the keys of `api_key.bootstrap_file' written again
 %%     (`emqx_guard_emqx_restore:reload_bootstrap_keys/0'), so a backup's `emqx_app' records never
 %%     lock out the EMQX Operator (emqx/emqx-operator#1136);</li>
+%% <li><b>plugins</b>: what the backup's plugins companion carries is brought back
+%%     (`emqx_guard_restore_plugins': missing plugins installed, their configs applied, this
+%%     plugin's own settings applied), each line saying what was done;</li>
 %% <li><b>record</b>: the result kept for `guard backup_status' (`emqx_guard_restore_state'); a
 %%     failure raises the backup alarm; `restore_done' or `restore_failed' is notified and
 %%     published on `$SYS'.</li>
@@ -96,9 +99,10 @@ run(Name, Opts) ->
             ?LOG_INFO(#{msg => emqx_guard_restore_refused, name => Name,
                         reason => emqx_guard_outcome:format_error({restore_refused, Why})}),
             {error, {restore_refused, Why}};
-        {ok, Facts} ->
+        {ok, Facts0} ->
+            Facts = Facts0#{plugins => emqx_guard_restore_plugins:facts(maps:get(path, Facts0))},
             Base = #{name => Name, node => node(), started_at => StartedAt, dry_run => maps:get(dry_run, Opts, false),
-                     preflight => Facts, plugins => #{carried => false}},
+                     preflight => Facts},
             case maps:get(dry_run, Opts, false) of
                 true -> {ok, jsonable(Base#{result => dry_run})};
                 false -> apply_backup(Base, Facts, T0, Report)
@@ -115,7 +119,7 @@ apply_backup(Base, Facts, T0, Report) ->
                 {Imported, Base2} = import(Base1, Facts, Report),
                 Base3 = Base2#{api_keys => api_keys(Report)},
                 case Imported of
-                    ok -> {ok, Base3};
+                    ok -> plugins(Base3, Facts, Report);
                     {error, Why} -> {error, import, Why, Base3}
                 end;
             {error, Why} ->
@@ -211,6 +215,14 @@ key_text(K) when is_binary(K) -> K;
 key_text(Path) when is_list(Path) ->
     try iolist_to_binary(lists:join(<<".">>, [key_text(P) || P <- Path])) catch _:_ -> emqx_guard_call:binary(Path) end;
 key_text(K) -> emqx_guard_call:binary(K).
+
+%% What the plugins companion brings back (`emqx_guard_restore_plugins'), after a good import.
+plugins(Base, #{path := Path}, Report) ->
+    Report({started, plugins, #{}}),
+    case emqx_guard_restore_plugins:apply(Path, Report) of
+        {ok, Lines} -> {ok, Base#{plugins => Lines}};
+        {error, {plugins_failed, Lines} = Why} -> {error, plugins, Why, Base#{plugins => Lines}}
+    end.
 
 %% The bootstrap file's API keys, written again after any import.
 api_keys(Report) ->

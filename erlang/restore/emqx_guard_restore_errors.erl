@@ -63,6 +63,10 @@ failed({import_partial, #{config_errors := C, db_errors := D}}) ->
     text("import: EMQX applied the backup in part: ~ts (the rest was applied; the safety backup is kept)",
          [lists:join("; ", [text("config ~ts: ~ts", [K, describe(V)]) || {K, V} <- C] ++
                           [text("table ~ts: ~ts", [K, describe(V)]) || {K, V} <- D])]);
+failed({plugins_failed, Lines}) ->
+    text("plugins: ~ts (the import itself was applied; the safety backup is kept)",
+         [lists:join("; ", [L || L <- Lines, binary:match(L, [<<"REFUSED">>, <<"did not install">>, <<"not applied">>,
+                                                                <<"cannot be read">>, <<"has no plugins">>]) =/= nomatch])]);
 failed({bootstrap_keys, Why}) ->
     text("api keys: the keys of api_key.bootstrap_file could not be written again after the import: ~ts", [describe(Why)]);
 failed({crashed, #{class := Class, reason := Reason}}) ->

@@ -15,8 +15,9 @@
 %%     job at the lowest OS priority, reading at most `io_limit', waited for at most
 %%     `export_timeout' plus twice the time the limit needs; it is cancelled if this process
 %%     dies) and the verdict recorded (`emqx_guard_verifications'); a file that fails is deleted,
-%%     one the verifier could not read at all or in time is kept unverified; a good one gets its
-%%     plugins companion beside it (`emqx_guard_companion:beside/2', the `plugins' step);</li>
+%%     one the verifier could not read at all or in time is kept unverified;</li>
+%% <li><b>plugins</b>: a verified backup gets its plugins companion beside it
+%%     (`emqx_guard_companion:beside/2'); one that cannot be made is a warning;</li>
 %% <li><b>prune</b>: only after a verified backup, retention applies `retention' (the policy,
 %%     pins and zone of `emqx_guard_retention'; counting only backups that verify, the new one
 %%     made when its export began) (`emqx_guard_backups:prune/5', a background job too, with a bound
@@ -259,7 +260,7 @@ verify(O = #{path := Path, size := Size}, Context, #{report := Report}) ->
         case emqx_guard_backups:check(Path, maps:get(io_limit, Context), job_base_ms(Context), Tick) of
             {ok, Record = #{result := ok, sha256 := Sha, version := Version}} ->
                 ok = emqx_guard_verifications:add([Record#{made_at => maps:get(made_at, Context)}]),
-                {ok, emqx_guard_companion:beside(O#{sha256 => Sha, version => Version}, Report)};
+                {ok, O#{sha256 => Sha, version => Version}};
             {ok, #{result := {error, Why}}} ->
                 bad_file(O, Context, Why);
             {error, {not_found, _} = Why} ->
@@ -284,7 +285,8 @@ bad_file(O = #{path := Path, file := Name}, _Context, Why) ->
         end,
     failed(O#{removed => Removed}, {verify_failed, Why}).
 
-prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, #{report := Report}) ->
+prune(O0 = #{path := Path}, Context = #{dir := Dir, keep := Keep}, #{report := Report}) ->
+    O = emqx_guard_companion:beside(O0, Report),
     Limit = maps:get(io_limit, Context),
     Rules = made_now(maps:get(retention, Context, Keep), O, Context),
     Report({started, prune, #{keep => Keep, policy => policy_text(Rules)}}),

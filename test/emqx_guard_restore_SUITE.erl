@@ -370,14 +370,14 @@ companion_made_private_verified_and_pruned_with_export(_Config) ->
     Third = backup_now(),
     ?assertEqual(lists:sort([Third, companion(Third)]), ls()),
     %% packages over the limit: by name and hash only, and the line says so
-    ok = application:set_env(emqx_guard, companion_max_package_bytes, 10),
-    try
-        Big = ctl(["backup_now"]),
-        ?assertMatch([_], [L || "plugins: done: 1 plugin(s)" ++ _ = L <- Big,
-                                lists:suffix("(by name and hash only, larger than the limit: my_plugin-1.0.0)", L)], Big)
-    after
-        application:unset_env(emqx_guard, companion_max_package_bytes)
-    end.
+    ?assertEqual(["backup_plugins_max_size = \"10 B\" (larger plugin packages: recorded by name and hash only)"],
+                 ctl(["backup_plugins_max_size", "10B"])),
+    Big = ctl(["backup_now"]),
+    ?assertMatch([_], [L || "plugins: done: 1 plugin(s)" ++ _ = L <- Big,
+                            lists:suffix("(by name and hash only, larger than the limit: my_plugin-1.0.0)", L)], Big),
+    {ok, #{<<"plugins">> := [#{<<"too_large">> := true, <<"package">> := null, <<"sha256">> := Sha}]}} =
+        emqx_guard_companion:read(filename:join(emqx_guard_emqx:backup_dir(), companion(hd(backups() -- [Third])))),
+    ?assertMatch(["Error: backup_plugins_max_size must be a size" ++ _], ctl(["backup_plugins_max_size", "lots"])).
 
 %% A node without the plugin (rebuilt from the backup): the dry run says it is missing, the
 %% restore installs it from the companion, enabled and started as it was, with its config; this

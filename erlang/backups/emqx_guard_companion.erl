@@ -20,8 +20,7 @@
 %% export does), read back (every entry listed, the manifest parsed, each package's SHA-256
 %% checked against it), then renamed. Retention deletes it with its export (`drop/2'), and each
 %% new companion removes the companions whose export is gone, so none is left alone.
-%% The largest package carried is `companion_max_package_bytes' (application environment,
-%% default 100 MiB).
+%% The largest package carried is the setting `backup_plugins_max_size' (default 100 MiB).
 -module(emqx_guard_companion).
 
 -export([name/1, path/1, beside/2, make/1, drop/2, read/1, package/2, entry/2]).
@@ -101,7 +100,7 @@ collect() ->
             {ok, D} -> D;
             unavailable -> undefined
         end,
-    Max = application:get_env(emqx_guard, companion_max_package_bytes, ?MAX_PACKAGE),
+    Max = maps:get(backup_plugins_max_size, emqx_guard_settings:get(), ?MAX_PACKAGE),
     Pairs = [plugin(P, InstallDir, Max) || P <- Installed],
     {[M || {M, _} <- Pairs], lists:append([F || {_, F} <- Pairs])}.
 
@@ -149,7 +148,7 @@ drop(Dir, Export) ->
 %% The companions whose export is gone.
 sweep(Dir) ->
     Companions = filelib:wildcard("emqx-export-*" ?SUFFIX, emqx_guard_call:text(Dir)),
-    [file:delete(filename:join(Dir, C)) || C <- Companions,
+    _ = [file:delete(filename:join(Dir, C)) || C <- Companions,
         not filelib:is_regular(filename:join(Dir, string:replace(C, ?SUFFIX, ".tar.gz", trailing)))],
     ok.
 

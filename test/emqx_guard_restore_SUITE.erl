@@ -23,7 +23,8 @@
     companion_made_private_verified_and_pruned_with_export/1,
     restore_installs_missing_plugin_and_its_config/1,
     companion_hash_mismatch_is_refused_for_that_plugin/1,
-    install_gate_gets_the_allow_line/1
+    install_gate_gets_the_allow_line/1,
+    companion_uploaded_encrypted_and_pruned_remotely/1
 ]).
 
 -import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, backups/0]).
@@ -44,7 +45,8 @@ all() ->
         companion_made_private_verified_and_pruned_with_export,
         restore_installs_missing_plugin_and_its_config,
         companion_hash_mismatch_is_refused_for_that_plugin,
-        install_gate_gets_the_allow_line
+        install_gate_gets_the_allow_line,
+        companion_uploaded_encrypted_and_pruned_remotely
     ].
 
 init_per_suite(Config) ->
@@ -64,7 +66,7 @@ init_per_testcase(TC, Config) ->
     set_now(erlang:system_time(millisecond)),
     start_app(fake_opts(#{})),
     case TC of
-        remote_restore_from_s3_encrypted ->
+        _ when TC =:= remote_restore_from_s3_encrypted; TC =:= companion_uploaded_encrypted_and_pruned_remotely ->
             case emqx_guard_s3_helper:binary() of
                 false -> {skip, "s3s-fs is not installed (make test-deps)"};
                 _ -> [{s3, emqx_guard_s3_helper:start(?config(data_dir, Config1))} | Config1]
@@ -444,6 +446,25 @@ install_gate_gets_the_allow_line(_Config) ->
     %% the lines work
     ok = emqx_plugins:allow(<<"my_plugin-1.0.0">>),
     ok = emqx_plugins:ensure_installed("my_plugin-1.0.0").
+
+%% Off-site, the companion goes up with its export, encrypted the same way (age), and remote
+%% retention deletes it with its export; it is never listed or counted as a backup there.
+companion_uploaded_encrypted_and_pruned_remotely(Config) ->
+    S3 = ?config(s3, Config),
+    Out0 = ctl(["backup_remote" | emqx_guard_s3_helper:settings_args(S3) ++ ["recipient=" ++ recipient()]]),
+    ?assertEqual("backup_remote = s3", hd(Out0), Out0),
+    [_ | _] = ctl(["backup_keep", "2"]),
+    _ = install_plugin(<<"my_plugin-1.0.0">>, <<"rate = 10\n">>),
+    Names = [begin N = backup_now(), offsite_idle(), N end || _ <- lists:seq(1, 3)],
+    [First | Kept] = Names,
+    Expected = lists:sort(lists:append([[N ++ ".age", companion(N) ++ ".age"] || N <- Kept])),
+    ?assertEqual(Expected, emqx_guard_s3_helper:all_objects(S3)),
+    {ok, Stored} = file:read_file(emqx_guard_s3_helper:object_file(S3, "ct/" ++ companion(lists:last(Names)) ++ ".age")),
+    ?assertMatch(<<"age-encryption.org/v1", _/binary>>, Stored),
+    ?assertNot(lists:member(companion(First) ++ ".age", emqx_guard_s3_helper:all_objects(S3))),
+    %% the remote listing shows the backups only
+    Listed = [L || "  emqx-export-" ++ _ = L <- ctl(["backup_list", "--remote"])],
+    ?assertEqual(2, length(Listed), Listed).
 
 %% A plugin package as EMQX keeps it in its install_dir, installed, enabled and running, with a
 %% config saved as EMQX stores it: the package's bytes and SHA-256.

@@ -23,7 +23,9 @@
 %% The largest package carried is the setting `backup_plugins_max_size' (default 100 MiB).
 -module(emqx_guard_companion).
 
--export([name/1, path/1, beside/2, make/1, drop/2, read/1, package/2, entry/2]).
+-include_lib("kernel/include/logger.hrl").
+
+-export([name/1, path/1, beside/2, make/1, drop/2, also/2, read/1, package/2, entry/2]).
 
 -define(SUFFIX, ".plugins.tgz").
 -define(MAX_PACKAGE, 100 * 1024 * 1024).
@@ -144,6 +146,23 @@ hex_sha256(Error) -> Error.
 drop(Dir, Export) ->
     _ = file:delete(filename:join(Dir, name(Export))),
     ok.
+
+%% @doc Does for the companion of the export at ExportPath what Fun did for the export (the
+%% off-site upload: `emqx_guard_offsite'), when there is one; a failure is logged, never the
+%% export's failure.
+-spec also(file:filename_all(), fun((binary()) -> {ok, term()} | {error, term()})) -> ok.
+also(ExportPath, Fun) ->
+    Companion = path(ExportPath),
+    case filelib:is_regular(Companion) of
+        false ->
+            ok;
+        true ->
+            case Fun(Companion) of
+                {ok, _} -> ok;
+                {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_companion_not_copied, file => filename:basename(Companion),
+                                               reason => emqx_guard_redact:term(Why)})
+            end
+    end.
 
 %% The companions whose export is gone.
 sweep(Dir) ->

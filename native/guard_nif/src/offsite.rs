@@ -365,7 +365,9 @@ fn offsite_upload_async<'a>(
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .filter(|n| guard_core::retention::is_export_name(n))
+        .filter(|n| {
+            guard_core::retention::is_export_name(n) || offsite::companion_export(n).is_some()
+        })
         .map(str::to_string);
     let Some(name) = name else {
         return Ok(Err(OffsiteError::BadName(

@@ -318,15 +318,21 @@ dashboard_interface_report_is_json(_Config) ->
     ?assertEqual([<<"mqtt">>, <<"retainer">>], Keys),
     receive {step, {started, preflight, #{name := Name}}} -> ok after 0 -> ct:fail(no_preflight_step) end.
 
-%% --remote: the backup is fetched from S3 (age-encrypted there), decrypted with the identity,
-%% verified, and restored.
+%% --remote: the backup and its plugins companion are fetched from S3 (age-encrypted there),
+%% decrypted with the identity, checked, and restored: on a node that lost its disk, the plugin
+%% comes back too.
 remote_restore_from_s3_encrypted(Config) ->
     Out0 = ctl(["backup_remote" | emqx_guard_s3_helper:settings_args(?config(s3, Config)) ++ ["recipient=" ++ recipient()]]),
     ?assertEqual("backup_remote = s3", hd(Out0), Out0),
     seed(),
+    _ = install_plugin(<<"my_plugin-1.0.0">>, <<"rate = 10\n">>),
     Name = backup_now(),
     offsite_idle(),
+    %% the node lost its disk: the backup, its companion, the plugin
     ok = file:delete(filename:join(emqx_guard_emqx:backup_dir(), Name)),
+    ok = file:delete(filename:join(emqx_guard_emqx:backup_dir(), companion(Name))),
+    ok = emqx_plugins:reset(),
+    ok = file:del_dir_r(emqx_plugins:install_dir()),
     ok = emqx_guard_standin_db:write({emqx_banned, <<"client-1">>, <<"changed">>}),
     %% without the identity: refused, nothing changed
     NoKey = ctl(["backup_restore", Name, "--remote"]),
@@ -336,7 +342,11 @@ remote_restore_from_s3_encrypted(Config) ->
     ?assert(lists:any(fun(L) -> lists:prefix("download: done in ", L) end, Out), Out),
     ?assertMatch("Restored " ++ _, lists:last(Out)),
     ?assertEqual({emqx_banned, <<"client-1">>, <<"original">>}, hd(emqx_guard_standin_db:rows(emqx_banned))),
-    ?assert(lists:member(Name, backups())).
+    ?assert(lists:member(Name, backups())),
+    %% the companion came down with it (decrypted, checked) and brought the plugin back
+    ?assert(filelib:is_regular(filename:join(emqx_guard_emqx:backup_dir(), companion(Name)))),
+    ?assertMatch([_], [L || "plugins: my_plugin-1.0.0: installed from the companion" ++ _ = L <- Out], Out),
+    ?assertMatch([#{name := <<"my_plugin">>, running_status := running}], emqx_plugins:list()).
 
 
 %%--------------------------------------------------------------------------------------------

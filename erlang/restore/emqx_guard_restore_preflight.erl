@@ -7,7 +7,8 @@
 %% <li>the name is an EMQX export name (`not_an_export'), never a path;</li>
 %% <li>the file is in `data/backup' (`no_such_backup'), or, with `remote', is fetched from the
 %%     off-site destination into it with the age identity file given (`identity'), as `guard
-%%     backup_fetch' does (a name already here is refused: restore it without `remote');</li>
+%%     backup_fetch' does, with its plugins companion (a name already here is refused: restore it
+%%     without `remote');</li>
 %% <li>it verifies, read in full (`emqx_guard_backups:check/3'; the verdict is recorded);</li>
 %% <li>its contents are read (`contents/1'): META.hocon, the root keys of cluster.hocon, each
 %%     table with its row count (mnesia's backup files read with disk_log);</li>
@@ -103,9 +104,30 @@ fetch(Facts = #{name := Name}, Config, Dir, Opts) ->
         {ok, #{path := Path, size := Size} = Got} ->
             Report({done, download, #{duration_ms => emqx_guard_steps:since(T0), size => Size}}),
             {ok, Facts#{path => bin(Path), source => <<"remote">>, destination => Where,
-                        encrypted => maps:get(encrypted, Got, false)}};
+                        encrypted => maps:get(encrypted, Got, false), companion => companion(Config, Name, Dir, Opts)}};
         {error, Why} ->
             {error, {fetch_failed, Why}}
+    end.
+
+%% The plugins companion uploaded with the export, fetched the same way (checked against its
+%% recorded SHA-256, decrypted): `fetched', `none' (a backup made before companions, or by hand),
+%% or why not (the restore then brings back no plugins, and says so).
+companion(Config, Name, Dir, Opts) ->
+    Companion = emqx_guard_companion:name(Name),
+    case filelib:is_regular(filename:join(Dir, Companion)) of
+        true ->
+            <<"already here">>;
+        false ->
+            Fetched =
+                case emqx_guard_core:offsite_fetch_async(Config, Companion, maps:get(identity, Opts, undefined), Dir, #{}) of
+                    {ok, Job} -> emqx_guard_core:await(Job, ?AWAIT_MS);
+                    {error, _} = Error -> Error
+                end,
+            case Fetched of
+                {ok, _} -> <<"fetched">>;
+                {error, {not_found, _}} -> <<"none">>;
+                {error, Why} -> emqx_guard_outcome:format_error(Why)
+            end
     end.
 
 verify(Facts = #{path := Path}, Opts) ->

@@ -166,6 +166,28 @@ pub fn companion_export(name: &str) -> Option<String> {
     is_export_name(&export).then_some(export)
 }
 
+/// What an object name under the prefix holds, for a fetch: an export or a plugins companion
+/// (its local name), whether it is encrypted, and whether it is a companion; `None` for anything
+/// else.
+///
+/// ```
+/// use guard_core::offsite::fetchable_name;
+///
+/// let c = "emqx-export-2026-11-27-18-58-45.951.plugins.tgz";
+/// assert_eq!(fetchable_name(&format!("{c}.age")), Some((c, true, true)));
+/// assert_eq!(fetchable_name("notes.txt"), None);
+/// ```
+pub fn fetchable_name(name: &str) -> Option<(&str, bool, bool)> {
+    if let Some((export, encrypted)) = remote_export_name(name) {
+        return Some((export, encrypted, false));
+    }
+    let (base, encrypted) = match name.strip_suffix(AGE_SUFFIX) {
+        Some(base) => (base, true),
+        None => (name, false),
+    };
+    companion_export(base).map(|_| (base, encrypted, true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::config::unreachable_test_config as cfg;

@@ -437,7 +437,7 @@ fn offsite_fetch_async<'a>(
     let cfg = try_arg!(decode_config(env, cfg)?);
     let limit = try_arg!(decode_opts(opts)?);
     let name = try_arg!(match std::str::from_utf8(name.as_slice()) {
-        Ok(n) if offsite::remote_export_name(n).is_some() => Ok(n.to_string()),
+        Ok(n) if offsite::fetchable_name(n).is_some() => Ok(n.to_string()),
         _ => Err(OffsiteError::BadName(
             String::from_utf8_lossy(name.as_slice()).into_owned()
         )),

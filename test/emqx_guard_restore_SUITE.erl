@@ -24,7 +24,8 @@
     restore_installs_missing_plugin_and_its_config/1,
     companion_hash_mismatch_is_refused_for_that_plugin/1,
     install_gate_gets_the_allow_line/1,
-    companion_uploaded_encrypted_and_pruned_remotely/1
+    companion_uploaded_encrypted_and_pruned_remotely/1,
+    companions_never_touch_uploads_hand_made_files_or_namespaces/1
 ]).
 
 -import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, backups/0]).
@@ -46,7 +47,8 @@ all() ->
         restore_installs_missing_plugin_and_its_config,
         companion_hash_mismatch_is_refused_for_that_plugin,
         install_gate_gets_the_allow_line,
-        companion_uploaded_encrypted_and_pruned_remotely
+        companion_uploaded_encrypted_and_pruned_remotely,
+        companions_never_touch_uploads_hand_made_files_or_namespaces
     ].
 
 init_per_suite(Config) ->
@@ -475,6 +477,27 @@ companion_uploaded_encrypted_and_pruned_remotely(Config) ->
     %% the remote listing shows the backups only
     Listed = [L || "  emqx-export-" ++ _ = L <- ctl(["backup_list", "--remote"])],
     ?assertEqual(2, length(Listed), Listed).
+
+%% Companions and their sweep stay on the top level of data/backup and on their own names: an
+%% upload, a hand-made file that only looks like a companion, a namespaced backup (EMQX 6.1.4+,
+%% `backup/ns/<ns>/') and a companion there are never touched, by runs or by retention.
+companions_never_touch_uploads_hand_made_files_or_namespaces(_Config) ->
+    Dir = emqx_guard_emqx:backup_dir(),
+    Untouchable = ["my-upload.tar.gz", "notes.plugins.tgz", "emqx-export-x.plugins.tgz",
+                   "ns/tenant/emqx-export-2020-01-01-00-00-00.000.tar.gz",
+                   "ns/tenant/emqx-export-2020-01-01-00-00-00.000.plugins.tgz",
+                   "ns/tenant/emqx-export-2021-01-01-00-00-00.000.plugins.tgz"],
+    [begin ok = filelib:ensure_dir(filename:join(Dir, F)), ok = file:write_file(filename:join(Dir, F), F) end
+     || F <- Untouchable],
+    [_ | _] = ctl(["backup_keep", "1"]),
+    _ = [backup_now() || _ <- lists:seq(1, 3)],
+    [Last] = backups(),
+    ?assertEqual(lists:sort([Last, companion(Last), "emqx-export-x.plugins.tgz"]), ls()),
+    [?assertEqual({ok, list_to_binary(F)}, file:read_file(filename:join(Dir, F)), F) || F <- Untouchable],
+    %% and no listing counts them
+    [Header | Rows] = ctl(["backup_list"]),
+    ?assertMatch("1 backup(s) in " ++ _, Header),
+    ?assertEqual(1, length(Rows)).
 
 %% A plugin package as EMQX keeps it in its install_dir, installed, enabled and running, with a
 %% config saved as EMQX stores it: the package's bytes and SHA-256.

@@ -164,11 +164,13 @@ also(ExportPath, Fun) ->
             end
     end.
 
-%% The companions whose export is gone.
+%% The companions whose export is gone: only names that are a companion of an export name, on
+%% the top level (never an upload, a hand-made file, or `ns/').
 sweep(Dir) ->
     Companions = filelib:wildcard("emqx-export-*" ?SUFFIX, emqx_guard_call:text(Dir)),
-    _ = [file:delete(filename:join(Dir, C)) || C <- Companions,
-        not filelib:is_regular(filename:join(Dir, string:replace(C, ?SUFFIX, ".tar.gz", trailing)))],
+    Exports = [{C, lists:flatten(string:replace(C, ?SUFFIX, ".tar.gz", trailing))} || C <- Companions],
+    _ = [file:delete(filename:join(Dir, C)) || {C, E} <- Exports,
+         emqx_guard_core:is_export_name(E), not filelib:is_regular(filename:join(Dir, E))],
     ok.
 
 %% @doc The manifest of the companion at Path, `{ok, Map}' (binary keys), or why not.

@@ -25,7 +25,8 @@
     companion_hash_mismatch_is_refused_for_that_plugin/1,
     install_gate_gets_the_allow_line/1,
     companion_uploaded_encrypted_and_pruned_remotely/1,
-    companions_never_touch_uploads_hand_made_files_or_namespaces/1
+    companions_never_touch_uploads_hand_made_files_or_namespaces/1,
+    backup_running_refuses_and_changes_nothing/1
 ]).
 
 -import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, backups/0]).
@@ -48,7 +49,8 @@ all() ->
         companion_hash_mismatch_is_refused_for_that_plugin,
         install_gate_gets_the_allow_line,
         companion_uploaded_encrypted_and_pruned_remotely,
-        companions_never_touch_uploads_hand_made_files_or_namespaces
+        companions_never_touch_uploads_hand_made_files_or_namespaces,
+        backup_running_refuses_and_changes_nothing
     ].
 
 init_per_suite(Config) ->
@@ -498,6 +500,22 @@ companions_never_touch_uploads_hand_made_files_or_namespaces(_Config) ->
     [Header | Rows] = ctl(["backup_list"]),
     ?assertMatch("1 backup(s) in " ++ _, Header),
     ?assertEqual(1, length(Rows)).
+
+%% A backup run going when the restore wants its safety backup: refused in one line, nothing
+%% imported, no alarm, no restore recorded.
+backup_running_refuses_and_changes_nothing(_Config) ->
+    seed(),
+    Name = backup_now(),
+    ok = emqx_mgmt_data_backup:set_mode({hang, 3000}),
+    Test = self(),
+    _ = spawn_link(fun() -> Test ! {backup_now, ctl(["backup_now"])} end),
+    ok = emqx_guard_ct_helper:wait_until(fun emqx_mgmt_data_backup:hanging/0),
+    Out = ctl(["backup_restore", Name]),
+    ?assertMatch(["Error: the safety backup could not start: " ++ _], [L || "Error: " ++ _ = L <- Out], Out),
+    ?assertEqual(0, emqx_mgmt_data_backup:import_count()),
+    ?assertEqual(undefined, emqx_guard_restore_state:last()),
+    receive {backup_now, _} -> ok after 20000 -> ct:fail(backup_now_never_ended) end,
+    ?assertEqual([], emqx_alarm:active_alarms()).
 
 %% A plugin package as EMQX keeps it in its install_dir, installed, enabled and running, with a
 %% config saved as EMQX stores it: the package's bytes and SHA-256.

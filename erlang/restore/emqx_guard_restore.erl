@@ -123,7 +123,9 @@ apply_backup(Base, Facts, T0, Report) ->
                     {error, Why} -> {error, import, Why, Base3}
                 end;
             {error, Why} ->
-                {error, safety, Why, Base}
+                {error, safety, Why, Base};
+            {refused, Why} ->
+                {refused, Why}
         end,
     finish(Done, erlang:monotonic_time(millisecond) - T0).
 
@@ -147,8 +149,9 @@ safety(Report) ->
                             {error, {safety_backup, Line}}
                     end;
                 {refused, Why} ->
+                    %% (a backup is running, or this EMQX cannot export): nothing was done yet
                     demonitor(MRef, [flush]),
-                    {error, {safety_backup, emqx_guard_outcome:format_error(Why)}}
+                    {refused, {safety_backup_refused, emqx_guard_outcome:format_error(Why)}}
             end
     end.
 
@@ -242,6 +245,8 @@ api_keys(Report) ->
 %% The end: recorded, alarmed, notified
 %%--------------------------------------------------------------------------------------------
 
+finish({refused, Why}, _Ms) ->
+    {error, {restore_refused, Why}};
 finish({ok, Report}, Ms) ->
     Final = Report#{result => ok, duration_ms => Ms},
     told(Final),

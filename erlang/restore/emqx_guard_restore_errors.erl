@@ -48,6 +48,8 @@ refused({bad_version, V}) ->
     text("the backup's META.hocon holds no version EMQX can read (~ts)", [printable(V)]);
 refused({already_restoring, #{name := Name, started_at := At}}) ->
     text("a restore of ~ts is already running (since ~ts)", [Name, emqx_guard_render:iso8601(At, 0)]);
+refused({safety_backup_refused, Line}) ->
+    text("the safety backup could not start: ~ts; nothing was imported, try again", [Line]);
 refused(Why) ->
     emqx_guard_outcome:format_error(Why).
 

@@ -26,7 +26,8 @@
     install_gate_gets_the_allow_line/1,
     companion_uploaded_encrypted_and_pruned_remotely/1,
     companions_never_touch_uploads_hand_made_files_or_namespaces/1,
-    backup_running_refuses_and_changes_nothing/1
+    backup_running_refuses_and_changes_nothing/1,
+    real_5_3_2_export_read_in_the_dry_run/1
 ]).
 
 -import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, backups/0]).
@@ -50,7 +51,8 @@ all() ->
         install_gate_gets_the_allow_line,
         companion_uploaded_encrypted_and_pruned_remotely,
         companions_never_touch_uploads_hand_made_files_or_namespaces,
-        backup_running_refuses_and_changes_nothing
+        backup_running_refuses_and_changes_nothing,
+        real_5_3_2_export_read_in_the_dry_run
     ].
 
 init_per_suite(Config) ->
@@ -516,6 +518,22 @@ backup_running_refuses_and_changes_nothing(_Config) ->
     ?assertEqual(undefined, emqx_guard_restore_state:last()),
     receive {backup_now, _} -> ok after 20000 -> ct:fail(backup_now_never_ended) end,
     ?assertEqual([], emqx_alarm:active_alarms()).
+
+%% The export a real EMQX 5.3.2 node made (fixtures/emqx-5.3.2, its name kept): the dry run reads
+%% its mnesia backup files as mnesia wrote them (the two dashboard users of emqx_admin) and its
+%% empty cluster.hocon, and says there is no plugins companion.
+real_5_3_2_export_read_in_the_dry_run(_Config) ->
+    Name = "emqx-export-2026-11-27-18-58-45.951.tar.gz",
+    Fixture = filename:join([filename:dirname(?FILE), "fixtures", "emqx-5.3.2", Name]),
+    Dir = emqx_guard_emqx:backup_dir(),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    {ok, _} = file:copy(Fixture, filename:join(Dir, Name)),
+    Out = ctl(["backup_restore", Name, "--dry-run"]),
+    ?assert(lists:member("Tables:      emqx_acl (0), emqx_admin (2), emqx_app (0), emqx_authn_mnesia (0), "
+                         "emqx_authn_scram_mnesia (0), emqx_banned (0), emqx_psk (0)", Out), Out),
+    ?assert(lists:member("Config keys: (none)", Out), Out),
+    ?assertMatch([_], [L || "Plugins:     none carried: no plugins companion" ++ _ = L <- Out]),
+    ?assertMatch([_], [L || "EMQX:        made by EMQX 5.3.2 ce; " ++ _ = L <- Out]).
 
 %% A plugin package as EMQX keeps it in its install_dir, installed, enabled and running, with a
 %% config saved as EMQX stores it: the package's bytes and SHA-256.

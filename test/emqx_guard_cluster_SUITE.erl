@@ -5,6 +5,7 @@
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
+-include_lib("kernel/include/file.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([
@@ -217,9 +218,17 @@ copies_stream_verify_and_clean_up(Config) ->
         %% 3 MiB of random bytes: incompressible, so the tarball spans many chunks
         ok = big_export(Path, Base, 3 * 1024 * 1024),
         {ok, #{result := ok, sha256 := Sha}} = peer_call(PA, emqx_guard_backups, check, [Path, off, 60000]),
+        %% its plugins companion, as the run makes it beside the export
+        {ok, #{file := Companion}} = peer_call(PA, emqx_guard_companion, make, [Path]),
         Report = #{path => Path, file => list_to_binary(Base ++ ".tar.gz"), sha256 => Sha},
         ?assertEqual([{NB, ok}], peer_call(PA, emqx_guard_replica, replicate, [Report, 5, [NB]])),
         same_backups_bytes(PA, PB, Base ++ ".tar.gz"),
+        %% the companion followed it, byte for byte, private; it is no copy of its own
+        {ok, Sent} = file:read_file(filename:join(Dir, Companion)),
+        Arrived = filename:join([?config(priv_dir, Config), B, "backup", Companion]),
+        ?assertEqual({ok, Sent}, file:read_file(Arrived)),
+        {ok, #file_info{mode = CompanionMode}} = file:read_file_info(Arrived),
+        ?assertEqual(8#600, CompanionMode band 8#777),
         %% again: the same file is already there, nothing is sent
         ?assertEqual([{NB, ok}], peer_call(PA, emqx_guard_replica, replicate, [Report, 5, [NB]])),
         #{NB := #{result := ok, file := File}} = peer_call(PA, emqx_guard_copies, results, []),

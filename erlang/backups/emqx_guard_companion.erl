@@ -25,7 +25,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([name/1, path/1, beside/2, make/1, drop/2, also/2, read/1, package/2, entry/2]).
+-export([name/1, path/1, is_name/1, beside/2, make/1, drop/2, also/2, read/1, package/2, entry/2, sha256/1]).
 
 -define(SUFFIX, ".plugins.tgz").
 -define(MAX_PACKAGE, 100 * 1024 * 1024).
@@ -35,6 +35,22 @@
 -spec name(binary()) -> binary().
 name(Export) ->
     <<(binary:part(Export, 0, byte_size(Export) - byte_size(<<".tar.gz">>)))/binary, ?SUFFIX>>.
+
+%% @doc Whether Name is the companion name of an export name (`emqx-export-….plugins.tgz').
+-spec is_name(binary() | string()) -> boolean().
+is_name(Name0) ->
+    Name = unicode:characters_to_binary(Name0),
+    Size = byte_size(Name) - byte_size(<<?SUFFIX>>),
+    Size > 0 andalso binary:part(Name, Size, byte_size(<<?SUFFIX>>)) =:= <<?SUFFIX>> andalso
+        emqx_guard_core:is_export_name(<<(binary:part(Name, 0, Size))/binary, ".tar.gz">>).
+
+%% @doc The SHA-256 (lowercase hex) of the file at Path, read in chunks.
+-spec sha256(file:filename_all()) -> {ok, binary()} | {error, term()}.
+sha256(Path) ->
+    case sha256_file(Path) of
+        {ok, Sha, _Size} -> {ok, Sha};
+        {error, _} = Error -> Error
+    end.
 
 %% @doc The companion's path of the export at ExportPath.
 -spec path(file:filename_all()) -> binary().

@@ -7,6 +7,7 @@
 -include_lib("stdlib/include/assert.hrl").
 -include_lib("kernel/include/file.hrl").
 
+-export([restore_refused_while_nodes_run_another_minor/1]).
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([
     one_scheduler_for_the_cluster/1,
@@ -46,7 +47,8 @@ all() ->
         run_finishes_before_its_copies,
         dead_man_counts_fresh_copies_only,
         retention_runs_on_every_core,
-        copies_never_push_out_newer_backups
+        copies_never_push_out_newer_backups,
+        restore_refused_while_nodes_run_another_minor
     ].
 
 init_per_suite(Config) ->
@@ -545,3 +547,27 @@ restart_copies_server(Peer) ->
 
 fires(First, Last, Peers) ->
     ?H:fires(?T0, First, Last, Peers).
+
+%% EMQX 6.3.1 imports only while every running node runs 6.3: a restore on such a node while the
+%% other core runs 6.2.4 is refused in its preflight (each node's release asked through the
+%% protocol), naming the other node, before any safety backup; once both run 6.3 it goes.
+restore_refused_while_nodes_run_another_minor(Config) ->
+    [A, B] = names(["minor_a", "minor_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        NB = peer_node(B),
+        ok = peer_call(PA, emqx_release, set, ["6.3.1", ce]),
+        ok = peer_call(PB, emqx_release, set, ["6.2.4", ce]),
+        {ok, #{file := Name}} = peer_call(PA, emqx_guard_scheduler, run_now, []),
+        Before = peer_call(PA, ?H, peer_backups, []),
+        {error, {restore_refused, {mixed_versions, #{others := [{NB, <<"6.2.4">>}]}}} = Refused} =
+            peer_call(PA, emqx_guard_restore, restore, [Name, #{}]),
+        Line = peer_call(PA, emqx_guard_outcome, format_error, [element(2, Refused)]),
+        ?assertNotEqual(nomatch, binary:match(Line, atom_to_binary(NB)), Line),
+        ?assertEqual(Before, peer_call(PA, ?H, peer_backups, [])),
+        ?assertEqual(0, peer_call(PA, emqx_mgmt_data_backup, import_count, [])),
+        ok = peer_call(PB, emqx_release, set, ["6.3.2", ce]),
+        ?assertMatch({ok, #{<<"result">> := <<"dry_run">>}}, peer_call(PA, emqx_guard_restore, restore, [Name, #{dry_run => true}]))
+    after
+        stop_started()
+    end.

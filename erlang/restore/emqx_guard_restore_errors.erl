@@ -44,6 +44,9 @@ refused({edition_refused, #{node := Node}}) ->
 refused({newer_version, #{backup := B, node := N}}) ->
     text("the backup is from EMQX ~ts, newer than this node's ~ts: EMQX imports only backups of an older or the same "
          "major.minor version", [B, N]);
+refused({mixed_versions, #{node := V, others := Others}}) ->
+    text("EMQX ~ts imports only while every running node runs the same major.minor, and ~ts: upgrade every "
+         "node first (EMQX would refuse the import)", [V, lists:join(", ", [text("~ts runs ~ts", [N, O]) || {N, O} <- Others])]);
 refused({bad_version, V}) ->
     text("the backup's META.hocon holds no version EMQX can read (~ts)", [printable(V)]);
 refused({already_restoring, #{name := Name, started_at := At}}) ->

@@ -12,8 +12,8 @@
 %% <li>it verifies, read in full (`emqx_guard_backups:check/3'; the verdict is recorded);</li>
 %% <li>its contents are read (`contents/1'): META.hocon, the root keys of cluster.hocon, each
 %%     table with its row count (mnesia's backup files read with disk_log);</li>
-%% <li>EMQX's version and edition rules let this node import it
-%%     (`emqx_guard_restore_rules').</li>
+%% <li>EMQX's version and edition rules let this node import it, and, on an EMQX that wants
+%%     it, every running node runs its major.minor (`emqx_guard_restore_rules').</li>
 %% </ol>
 %% Its answer is the facts the restore's report shows (`facts()', JSON-able), or the refusal,
 %% a tagged term that `emqx_guard_restore_errors' says in words.
@@ -163,9 +163,21 @@ rules(Facts, _Opts) ->
         end,
     Backup = maps:with([version, edition, security_profile], Facts),
     case emqx_guard_restore_rules:check(Backup, Release) of
-        ok -> {ok, Facts#{node => Node, notes => emqx_guard_restore_rules:notes(Backup, Release)}};
-        {error, Why} -> {error, Why}
+        ok ->
+            case emqx_guard_restore_rules:check_cluster(Release, others()) of
+                ok -> {ok, Facts#{node => Node, notes => emqx_guard_restore_rules:notes(Backup, Release)}};
+                {error, _} = Error -> Error
+            end;
+        {error, Why} ->
+            {error, Why}
     end.
+
+%% The EMQX release of every other running node that speaks version 2 and answers
+%% (`emqx_guard_proto_v2'; a plugin of 0.2.0 answers `undef', left out).
+others() ->
+    Nodes = emqx_guard_proto:speaking(2, emqx_guard_proto:negotiate(emqx_guard_emqx:running_nodes() -- [node()])),
+    Replies = emqx_guard_proto_v2:emqx_releases(Nodes, 5000),
+    [{N, V} || {N, {ok, #{version := V}}} <- lists:zip(Nodes, Replies)].
 
 %%--------------------------------------------------------------------------------------------
 %% What the backup holds

@@ -8,21 +8,23 @@
 %% <li>an older major (5.x into 6.x): EMQX's builds from mid-2025 accept it, older ones refuse
 %%     it; the preflight lets EMQX decide and says so (`notes/2');</li>
 %% <li>EMQX 6.0.4, 6.1.5, 6.2.4, 6.3.1 and later also refuse an import unless every running node
-%%     runs the same major.minor, and 6.3.0 refuses a backup of another security profile unless
-%%     `allow_security_profile_mismatch' is set: EMQX checks both itself before anything changes;
-%%     the preflight names them (`notes/2').</li>
+%%     runs the same major.minor (`check_cluster/2', with the release each running node told);
+%%     6.3.0 refuses a backup of another security profile unless `allow_security_profile_mismatch'
+%%     is set: EMQX checks that itself before anything changes, the preflight names it
+%%     (`notes/2').</li>
 %% </ul>
 %% Pure: the facts come in, a verdict goes out.
 -module(emqx_guard_restore_rules).
 
--export([check/2, notes/2, major_minor/1]).
+-export([check/2, check_cluster/2, same_minor_required/1, notes/2, major_minor/1]).
 
 -type backup() :: #{edition := binary(), version := binary(), security_profile => binary()}.
 -type release() :: #{version := binary(), edition := ce | ee} | unknown.
 -type refusal() ::
     {edition_refused, #{backup := binary(), node := binary()}}
     | {newer_version, #{backup := binary(), node := binary()}}
-    | {bad_version, binary()}.
+    | {bad_version, binary()}
+    | {mixed_versions, #{node := binary(), others := [{node(), binary()}]}}.
 
 -export_type([refusal/0]).
 
@@ -41,6 +43,43 @@ check(#{version := BV}, #{version := NV}) ->
     end;
 check(_Backup, unknown) ->
     ok.
+
+%% @doc Whether this EMQX (Version) imports only while every running node runs its major.minor:
+%% 6.0.4, 6.1.5, 6.2.4, 6.3.1 and later (EMQX's changelogs).
+-spec same_minor_required(binary()) -> boolean().
+same_minor_required(Version) ->
+    case {major_minor(Version), patch(Version)} of
+        {{6, 0}, P} -> P >= 4;
+        {{6, 1}, P} -> P >= 5;
+        {{6, 2}, P} -> P >= 4;
+        {{6, 3}, P} -> P >= 1;
+        {{Ma, Mi}, _} when Ma > 6; Ma =:= 6, Mi > 3 -> true;
+        _ -> false
+    end.
+
+%% @doc `ok' unless this node (Release) is an EMQX that imports only while every running node
+%% runs its major.minor and one of Others (`{Node, Version}', the other running nodes whose
+%% release is known) runs another: then EMQX would refuse the import, so the preflight does.
+-spec check_cluster(release(), [{node(), binary()}]) -> ok | {error, refusal()}.
+check_cluster(#{version := V}, Others) ->
+    Mine = major_minor(V),
+    case same_minor_required(V) andalso [{N, O} || {N, O} <- Others, major_minor(O) =/= Mine] of
+        Differ when is_list(Differ), Differ =/= [] -> {error, {mixed_versions, #{node => V, others => Differ}}};
+        _ -> ok
+    end;
+check_cluster(unknown, _Others) ->
+    ok.
+
+patch(Version) ->
+    case binary:split(Version, <<".">>, [global]) of
+        [_, _, P | _] ->
+            case string:to_integer(P) of
+                {N, _} when is_integer(N) -> N;
+                _ -> 0
+            end;
+        _ ->
+            0
+    end.
 
 %% @doc What the preflight says about the rules EMQX applies itself, for Backup on Release: one
 %% line each.
@@ -63,7 +102,7 @@ notes(Backup = #{version := BV}, Release) ->
         case major_minor(NV) of
             {Ma, _} when Ma >= 6 ->
                 [<<"EMQX 6.0.4, 6.1.5, 6.2.4, 6.3.1 and later import only when every running node runs the same "
-                   "major.minor version (EMQX checks it before anything changes)">>];
+                   "major.minor version (checked: every running node answered, or EMQX checks it itself)">>];
             _ ->
                 []
         end,

@@ -76,7 +76,7 @@ facts_lines(#{<<"preflight">> := F}) ->
         maps:get(<<"version">>, Node, <<"?">>), maps:get(<<"edition">>, Node, <<"?">>)
     ]),
      text("Config keys: ~ts", [joined(maps:get(<<"config_keys">>, F, []))]),
-     text("Tables:      ~ts", [joined([text("~ts (~B)", [N, R]) || #{<<"name">> := N, <<"rows">> := R} <- Tables])]),
+     text("Tables:      ~ts", [joined([table(N, R) || #{<<"name">> := N, <<"rows">> := R} <- Tables])]),
      text("API keys:    ~B record(s) in emqx_app; after the import the keys of api_key.bootstrap_file are written "
           "again, so the EMQX Operator's key is never locked out", [maps:get(<<"api_keys">>, F, 0)]),
      plugins_line(maps:get(<<"plugins">>, F, #{}))] ++
@@ -99,6 +99,9 @@ plugins_line(_) ->
 now_text(<<"installed">>) -> <<"installed here: left as it is">>;
 now_text(<<"missing">>) -> <<"missing here: installed from the backup">>;
 now_text(<<"other_version">>) -> <<"another version installed here: left as it is">>.
+
+table(Name, null) -> text("~ts (unreadable: no mnesia backup file)", [Name]);
+table(Name, Rows) -> text("~ts (~B)", [Name, Rows]).
 
 joined([]) -> <<"(none)">>;
 joined(Items) -> iolist_to_binary(lists:join(<<", ">>, Items)).

@@ -184,7 +184,8 @@ others() ->
 %%--------------------------------------------------------------------------------------------
 
 %% @doc What the export at Path holds: `config_keys' (the root keys of cluster.hocon, read from
-%% its top-level lines), `tables' (`[#{name, rows}]', the records of each mnesia backup file),
+%% its top-level lines), `tables' (`[#{name, rows}]', the records of each mnesia backup file,
+%% `null' for a file that is no mnesia backup),
 %% `api_keys' (the records of `emqx_app'), and META.hocon's `security_profile' when it has one.
 %% The tarball is unpacked into a work directory of the plugin's (`data/emqx_guard/') and read
 %% there: the disk needs room for it once more while this runs; it is removed after.
@@ -200,7 +201,7 @@ contents(Path) ->
                 Meta = read_or_empty(filename:join(Top, "META.hocon")),
                 Tables = [#{name => bin(T), rows => rows(filename:join([Top, "mnesia", T]))} ||
                     T <- lists:sort(list_dir(filename:join(Top, "mnesia")))],
-                ApiKeys = lists:sum([R || #{name := <<"emqx_app">>, rows := R} <- Tables]),
+                ApiKeys = lists:sum([R || #{name := <<"emqx_app">>, rows := R} <- Tables, is_integer(R)]),
                 Profile = [{security_profile, P} || P <- [hocon_value(Meta, <<"security_profile">>)], P =/= undefined],
                 {ok, maps:from_list(Profile ++ [
                     {config_keys, root_keys(read_or_empty(filename:join(Top, "cluster.hocon")))},
@@ -242,13 +243,20 @@ hocon_value(Hocon, Key) ->
     end.
 
 %% The records in a mnesia backup file (a disk_log of mnesia's backup items): every item but the
-%% log header and the schema.
+%% log header and the schema; `null' for a file that is no such log (EMQX's import would report
+%% that table's error: the preflight shows it without a count).
 rows(File) ->
-    {ok, Log} = disk_log:open([{name, make_ref()}, {file, unicode:characters_to_list(File)}, {mode, read_only}, {repair, false}]),
-    try
-        count(Log, start, 0)
-    after
-        _ = disk_log:close(Log)
+    case disk_log:open([{name, make_ref()}, {file, unicode:characters_to_list(File)}, {mode, read_only}, {repair, false}]) of
+        {ok, Log} ->
+            try
+                count(Log, start, 0)
+            catch
+                error:{table_unreadable, _} -> null
+            after
+                _ = disk_log:close(Log)
+            end;
+        _ ->
+            null
     end.
 
 count(Log, Cont, N) ->

@@ -12,7 +12,7 @@ use std::path::{Path as FsPath, PathBuf};
 use object_store::aws::AmazonS3;
 
 use super::client::{head_object, runtime, store, ObjectInfo};
-use super::download::download;
+use super::download::{download, start_writeback};
 use super::error::one_line;
 use super::{
     object_name, remote_export_name, OffsiteConfig, OffsiteError, AGE_SUFFIX, META_SHA256,
@@ -184,7 +184,17 @@ pub fn fetch(
     // 1. The object's bytes, checked against what the upload stored before anything reads them.
     check_stored(&key, &found, None)?;
     let downloaded = work.0.join("object.download");
-    let stored_sha256 = download(cfg, &rt, &object_name, &found, &downloaded, &cancel)?;
+    // A plain download becomes the export (kept: written back as it comes); an encrypted one
+    // is only read once to decrypt it.
+    let stored_sha256 = download(
+        cfg,
+        &rt,
+        &object_name,
+        &found,
+        &downloaded,
+        !encrypted,
+        &cancel,
+    )?;
     drop(rt);
     if check_stored(&key, &found, Some(&stored_sha256))? {
         checked_by.push(Check::StoredSha256);
@@ -313,6 +323,9 @@ fn check_export(
     Ok((size, verified))
 }
 
+/// How much of a decrypted export is written before its writeback to disk is started.
+const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
+
 type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
 
 fn load_identities(path: &FsPath) -> Result<Identities, OffsiteError> {
@@ -384,6 +397,7 @@ fn decrypt_file(
         .map_err(|e| decrypt_error(&e, key))?;
     let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut written = 0u64;
     loop {
         let n = match plain.read(&mut buf) {
             Ok(0) => break,
@@ -401,6 +415,15 @@ fn decrypt_file(
         };
         out.write_all(&buf[..n])
             .map_err(|e| OffsiteError::io(to, &e))?;
+        // The export is kept: its writeback starts as it is written (see `start_writeback`).
+        if (written + n as u64) / WRITEBACK_STEP != written / WRITEBACK_STEP {
+            start_writeback(
+                &out,
+                written / WRITEBACK_STEP * WRITEBACK_STEP,
+                WRITEBACK_STEP,
+            );
+        }
+        written += n as u64;
     }
     out.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
     Ok(())

@@ -27,37 +27,56 @@ use crate::reading::{hex, Hashed, ReadControl, READ_CHUNK};
 /// How often a wait for a slot checks the cancel flag.
 const SLOT_POLL: Duration = Duration::from_millis(50);
 
-/// The memory budget of one transfer: `concurrency` part buffers at most.
+/// The memory budget of one transfer: `concurrency` part buffers at most, allocated once and
+/// reused (so the process's memory does not grow with the allocator's habits either).
 #[derive(Debug)]
 pub(super) struct Slots {
-    free: Mutex<usize>,
+    state: Mutex<SlotState>,
     freed: Condvar,
     /// Set by the side that stops first: every wait for a slot ends.
     closed: AtomicBool,
 }
 
+#[derive(Debug)]
+struct SlotState {
+    free: usize,
+    spare: Vec<Vec<u8>>,
+}
+
 impl Slots {
     pub(super) fn new(count: usize) -> Arc<Slots> {
         Arc::new(Slots {
-            free: Mutex::new(count),
+            state: Mutex::new(SlotState {
+                free: count,
+                spare: Vec::new(),
+            }),
             freed: Condvar::new(),
             closed: AtomicBool::new(false),
         })
     }
 
-    /// Takes a slot, waiting while none is free; `None` once the transfer is closed or
-    /// `cancelled` returns true.
-    pub(super) fn take(self: &Arc<Self>, cancelled: impl Fn() -> bool) -> Option<Slot> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+    /// Takes a slot and its (empty) buffer of at least `capacity` bytes, waiting while none is
+    /// free; `None` once the transfer is closed or `cancelled` returns true.
+    pub(super) fn take(
+        self: &Arc<Self>,
+        capacity: usize,
+        cancelled: impl Fn() -> bool,
+    ) -> Option<Buffer> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if self.closed.load(Ordering::Relaxed) || cancelled() {
                 return None;
             }
-            if *free > 0 {
-                *free -= 1;
-                return Some(Slot(self.clone()));
+            if state.free > 0 {
+                state.free -= 1;
+                let mut data = state.spare.pop().unwrap_or_default();
+                data.reserve(capacity);
+                return Some(Buffer {
+                    data,
+                    slots: self.clone(),
+                });
             }
-            free = match self.freed.wait_timeout(free, SLOT_POLL) {
+            state = match self.freed.wait_timeout(state, SLOT_POLL) {
                 Ok((guard, _)) => guard,
                 Err(p) => p.into_inner().0,
             };
@@ -71,15 +90,39 @@ impl Slots {
     }
 }
 
-/// One slot of [`Slots`], given back when dropped.
+/// A part buffer holding one slot of [`Slots`]; dropped, it goes back to them for the next part.
 #[derive(Debug)]
-pub(super) struct Slot(Arc<Slots>);
+pub(super) struct Buffer {
+    data: Vec<u8>,
+    slots: Arc<Slots>,
+}
 
-impl Drop for Slot {
+impl Buffer {
+    pub(super) fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.data.extend_from_slice(bytes);
+    }
+}
+
+impl AsRef<[u8]> for Buffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Buffer {
     fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
-        *free += 1;
-        self.0.freed.notify_one();
+        let mut data = std::mem::take(&mut self.data);
+        data.clear();
+        let mut state = self.slots.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.free += 1;
+        if data.capacity() > 0 {
+            state.spare.push(data);
+        }
+        self.slots.freed.notify_one();
     }
 }
 
@@ -92,11 +135,10 @@ pub(super) struct Summary {
     pub(super) stored: Hashed,
 }
 
-/// One part of the object, in order, with the slot its buffer holds.
+/// One part of the object, in order, in the buffer of its slot.
 #[derive(Debug)]
 pub(super) struct Part {
-    pub(super) data: Vec<u8>,
-    pub(super) slot: Slot,
+    pub(super) data: Buffer,
     /// Set on the last part: the object ends with it.
     pub(super) last: Option<Summary>,
 }
@@ -112,8 +154,7 @@ pub(super) enum Produced {
 /// The (possibly encrypted) object's bytes, cut into parts as they come.
 struct PartSink {
     part_size: usize,
-    current: Vec<u8>,
-    slot: Option<Slot>,
+    current: Option<Buffer>,
     slots: Arc<Slots>,
     out: UnboundedSender<Produced>,
     /// The stored bytes' hash when they differ from the export (encrypted).
@@ -129,24 +170,18 @@ impl PartSink {
 
     /// Sends the current part (not the last) and starts the next one, in a new slot.
     fn ship(&mut self) -> io::Result<()> {
-        let slot = self.slot.take().ok_or_else(Self::stopped)?;
-        let data = std::mem::take(&mut self.current);
+        let data = self.current.take().ok_or_else(Self::stopped)?;
         self.out
-            .send(Produced::Part(Part {
-                data,
-                slot,
-                last: None,
-            }))
+            .send(Produced::Part(Part { data, last: None }))
             .map_err(|_| Self::stopped())?;
-        let slot = self.slots.take(&self.cancelled).ok_or_else(Self::stopped)?;
-        self.slot = Some(slot);
-        self.current = Vec::with_capacity(self.part_size);
+        let next = self.slots.take(self.part_size, &self.cancelled);
+        self.current = Some(next.ok_or_else(Self::stopped)?);
         Ok(())
     }
 
     /// Sends the last part with the summary of the whole (`source`: the export's hash).
     fn finish(mut self, source: Hashed) -> io::Result<()> {
-        let slot = self.slot.take().ok_or_else(Self::stopped)?;
+        let data = self.current.take().ok_or_else(Self::stopped)?;
         let stored = match self.stored.take() {
             Some(hasher) => Hashed {
                 sha256: hex(&hasher.finalize()),
@@ -154,10 +189,9 @@ impl PartSink {
             },
             None => source.clone(),
         };
-        let data = std::mem::take(&mut self.current);
         let last = Some(Summary { source, stored });
         self.out
-            .send(Produced::Part(Part { data, slot, last }))
+            .send(Produced::Part(Part { data, last }))
             .map_err(|_| Self::stopped())
     }
 }
@@ -170,12 +204,14 @@ impl Write for PartSink {
         }
         self.stored_size += n as u64;
         while !buf.is_empty() {
-            if self.current.len() == self.part_size {
+            let filled = self.current.as_ref().map_or(0, Buffer::len);
+            if filled == self.part_size {
                 self.ship()?;
+                continue;
             }
-            let room = self.part_size - self.current.len();
-            let take = room.min(buf.len());
-            self.current.extend_from_slice(&buf[..take]);
+            let take = (self.part_size - filled).min(buf.len());
+            let current = self.current.as_mut().ok_or_else(Self::stopped)?;
+            current.extend_from_slice(&buf[..take]);
             buf = &buf[take..];
         }
         Ok(n)
@@ -271,12 +307,12 @@ fn read_and_send(
     let before = file.metadata().map_err(io_err)?;
     let cancel = control.cancel_flag();
     let cancelled = move || cancel.load(Ordering::Relaxed);
-    let slot = slots.take(&cancelled).ok_or(OffsiteError::Cancelled)?;
-    let first = before.len().min(cfg.part_size as u64) as usize;
+    // A small export's one part needs no buffer of a whole part size.
+    let first = before.len().min(cfg.part_size as u64) as usize + 4096;
+    let buffer = slots.take(first.min(cfg.part_size), &cancelled);
     let sink = PartSink {
         part_size: cfg.part_size,
-        current: Vec::with_capacity(first + 4096),
-        slot: Some(slot),
+        current: Some(buffer.ok_or(OffsiteError::Cancelled)?),
         slots: slots.clone(),
         out,
         stored: cfg.recipient.as_ref().map(|_| Sha256::new()),
@@ -332,13 +368,16 @@ mod tests {
     #[test]
     fn slots_bound_the_buffers_and_come_back() {
         let slots = Slots::new(2);
-        let a = slots.take(|| false).unwrap();
-        let _b = slots.take(|| false).unwrap();
+        let mut a = slots.take(10, || false).unwrap();
+        a.extend_from_slice(b"part");
+        let _b = slots.take(10, || false).unwrap();
         // None free: a cancelled wait ends with nothing.
-        assert!(slots.take(|| true).is_none());
+        assert!(slots.take(10, || true).is_none());
         drop(a);
-        let _c = slots.take(|| false).unwrap();
+        // The buffer comes back empty, its memory kept.
+        let c = slots.take(4, || false).unwrap();
+        assert_eq!((c.len(), c.data.capacity() >= 10), (0, true));
         slots.close();
-        assert!(slots.take(|| false).is_none());
+        assert!(slots.take(10, || false).is_none());
     }
 }

@@ -6,6 +6,8 @@
 use std::path::Path as FsPath;
 use std::pin::pin;
 
+use bytes::Bytes;
+
 use futures_util::future::{select, Either};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use object_store::aws::AmazonS3;
@@ -232,14 +234,9 @@ impl Sender<'_> {
             self.upload = Some(created.map_err(|e| remote_error(e, self.cfg))?);
         }
         if let Some(up) = self.upload.as_mut() {
-            let request = up.put_part(PutPayload::from(part.data));
-            let slot = part.slot;
-            running.push(Box::pin(async move {
-                let done = request.await;
-                // The part's buffer went with the request: its slot is free again.
-                drop(slot);
-                done
-            }));
+            // The buffer goes back to its slot once the request (and its retries) dropped it.
+            let request = up.put_part(PutPayload::from(Bytes::from_owner(part.data)));
+            running.push(request);
             self.parts += 1;
         }
         Ok(())
@@ -253,9 +250,11 @@ impl Sender<'_> {
             attributes: attributes(self.cfg, meta),
             ..PutOptions::default()
         };
-        let put = self
-            .store
-            .put_opts(self.path, PutPayload::from(part.data), opts);
+        let put = self.store.put_opts(
+            self.path,
+            PutPayload::from(Bytes::from_owner(part.data)),
+            opts,
+        );
         let done = put.await.map_err(|e| remote_error(e, self.cfg))?;
         Ok(Sent {
             summary,

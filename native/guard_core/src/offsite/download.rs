@@ -233,14 +233,11 @@ impl Shared<'_> {
         let asked = (!range.is_empty()).then(|| range.clone());
         let response = self.signed.get(asked, self.found.e_tag.as_deref()).await?;
         self.check_etag(&response)?;
-        let whole = 0..self.found.size;
-        match (response.status().as_u16(), content_range(&response)) {
-            (206, Some(got)) | (200, Some(got)) if got == range && range != whole => {
-                Ok(Served::Ranges(response))
-            }
-            (200 | 206, Some(got)) if got == whole => Ok(Served::Whole(response)),
-            (200, None) => Ok(Served::Whole(response)),
-            _ => Err(unexpected(&self.signed, &range, &response)),
+        let status = response.status().as_u16();
+        match serving(status, content_range(&response), &range, self.found.size) {
+            Some(Serving::Ranges) => Ok(Served::Ranges(response)),
+            Some(Serving::Whole) => Ok(Served::Whole(response)),
+            None => Err(unexpected(&self.signed, &range, &response)),
         }
     }
 
@@ -344,6 +341,29 @@ impl Shared<'_> {
             }
         }
         self.send(offset, data, permit).await
+    }
+}
+
+/// What an answer to the first GET (bytes `asked` of an object of `size`) says.
+#[derive(Debug, PartialEq, Eq)]
+enum Serving {
+    /// The range asked for: ranges work.
+    Ranges,
+    /// The whole object.
+    Whole,
+}
+
+/// How the server serves, from the first answer's status and `Content-Range`: the range asked
+/// for under `206`, or under `200` (as `rclone serve s3` answers); the whole object under
+/// `200` without `Content-Range` (the server ignored `Range`), or with one that covers it.
+/// `None`: anything else.
+fn serving(status: u16, got: Option<Range<u64>>, asked: &Range<u64>, size: u64) -> Option<Serving> {
+    let whole = 0..size;
+    match (status, got) {
+        (200 | 206, Some(got)) if got == whole => Some(Serving::Whole),
+        (200 | 206, Some(got)) if got == *asked => Some(Serving::Ranges),
+        (200, None) => Some(Serving::Whole),
+        _ => None,
     }
 }
 
@@ -468,6 +488,35 @@ pub(super) fn start_writeback(file: &File, offset: u64, len: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_answer_tells_how_the_server_serves() {
+        let asked = 0..16;
+        // 206 with the range (S3, s3s), 200 with it (rclone serve s3): ranges.
+        assert_eq!(
+            serving(206, Some(0..16), &asked, 100),
+            Some(Serving::Ranges)
+        );
+        assert_eq!(
+            serving(200, Some(0..16), &asked, 100),
+            Some(Serving::Ranges)
+        );
+        // Range ignored (RFC 9110 allows it): the whole object, read as one stream.
+        assert_eq!(serving(200, None, &asked, 100), Some(Serving::Whole));
+        assert_eq!(
+            serving(200, Some(0..100), &asked, 100),
+            Some(Serving::Whole)
+        );
+        // An object no larger than the first range: whole either way.
+        assert_eq!(
+            serving(206, Some(0..10), &(0..10), 10),
+            Some(Serving::Whole)
+        );
+        // Anything else is refused: another range, a 206 without Content-Range.
+        assert_eq!(serving(206, Some(16..32), &asked, 100), None);
+        assert_eq!(serving(206, None, &asked, 100), None);
+        assert_eq!(serving(204, Some(0..16), &asked, 100), None);
+    }
 
     #[test]
     fn ranges_cover_the_object_in_part_sizes() {

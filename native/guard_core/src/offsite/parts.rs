@@ -341,7 +341,6 @@ fn read_and_send(
         size += n as u64;
         encoder.write_all(&buf[..n]).map_err(io_err)?;
     }
-    drop(reader);
     let after = file.metadata().map_err(io_err)?;
     if size != before.len()
         || after.len() != before.len()

@@ -121,7 +121,12 @@ impl<'a> Signed<'a> {
             "" => self.url.clone(),
             q => format!("{}?{q}", self.url),
         };
+        // Some servers (rclone serve s3) refuse a PUT or POST without Content-Length.
+        let empty_upload = body.is_empty() && method != Method::GET && method != Method::DELETE;
         let mut builder = Request::builder().method(method).uri(url);
+        if empty_upload {
+            builder = builder.header("content-length", "0");
+        }
         for (name, value) in headers {
             builder = builder.header(name.as_str(), value.as_str());
         }

@@ -63,7 +63,7 @@ version_1_settings_are_those_of_0_1_0_test() ->
     ?assertEqual(41, map_size(V1)),
     ?assertEqual([], maps:keys(V1) -- emqx_guard_settings:keys()),
     Added = emqx_guard_settings:keys() -- maps:keys(V1),
-    ?assertEqual([notify_on_offsite_failed, notify_on_offsite_ok], lists:sort(Added)),
+    ?assertEqual([backup_remote_concurrency, notify_on_offsite_failed, notify_on_offsite_ok], lists:sort(Added)),
     All = emqx_guard_settings:defaults(),
     ?assertEqual(All, emqx_guard_proto:settings_for(2, All)).
 

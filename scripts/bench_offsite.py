@@ -98,21 +98,28 @@ def rclone_env(endpoint):
     return env
 
 
-def tools(endpoint, export, name, recipient, identity, dest, bench):
-    """tool -> (upload command, fetch command, env): each fetch writes into dest/<tool>/."""
+def tools(endpoint, export, name, recipient, identity, dest, bench, r):
+    """tool -> (upload command, fetch command, env) of round r: each tool under its own key prefix
+    r<r>-<tool>/ (never a key the server saw deleted), each fetch into dest/<prefix>/."""
     guard = [bench, "upload", endpoint, BUCKET, AK, SK, export]
-    fetch = lambda prefix: [bench, "fetch", endpoint, BUCKET, AK, SK, name, os.path.join(dest, prefix), "prefix=" + prefix]
+    p = lambda tool: "r%d-%s" % (r, tool)
+    fetch = lambda tool: [bench, "fetch", endpoint, BUCKET, AK, SK, name, os.path.join(dest, p(tool)), "prefix=" + p(tool)]
     py = [sys.executable, "-c", BOTO3]
     return {
-        "emqx_guard": (guard + ["prefix=guard"], fetch("guard"), None),
-        "emqx_guard+age": (guard + ["prefix=guard-age", "recipient=" + recipient],
+        "emqx_guard": (guard + ["prefix=" + p("guard")], fetch("guard"), None),
+        "emqx_guard+age": (guard + ["prefix=" + p("guard-age"), "recipient=" + recipient],
                            fetch("guard-age") + ["identity=" + identity], None),
-        "boto3": (py + ["upload", endpoint, "boto3/" + name, export, AK, SK],
-                  py + ["fetch", endpoint, "boto3/" + name, os.path.join(dest, "boto3", name), AK, SK], None),
-        "rclone": (["rclone", "copyto", export, "bench:%s/rclone/%s" % (BUCKET, name)],
-                   ["rclone", "copyto", "bench:%s/rclone/%s" % (BUCKET, name), os.path.join(dest, "rclone", name)],
+        "boto3": (py + ["upload", endpoint, p("boto3") + "/" + name, export, AK, SK],
+                  py + ["fetch", endpoint, p("boto3") + "/" + name, os.path.join(dest, p("boto3"), name), AK, SK], None),
+        "rclone": (["rclone", "copyto", export, "bench:%s/%s/%s" % (BUCKET, p("rclone"), name)],
+                   ["rclone", "copyto", "bench:%s/%s/%s" % (BUCKET, p("rclone"), name),
+                    os.path.join(dest, p("rclone"), name)],
                    rclone_env(endpoint)),
     }
+
+
+def fetch_dir(tool, r):
+    return "r%d-%s" % (r, {"emqx_guard": "guard", "emqx_guard+age": "guard-age"}.get(tool, tool))
 
 
 def main():
@@ -125,19 +132,17 @@ def main():
     proc, endpoint = start_server(server, root)
     results = {}
     try:
-        table = tools(endpoint, export, name, recipient, identity_file, dest, bench)
-        order = list(table)
+        order = list(tools(endpoint, export, name, recipient, identity_file, dest, bench, 0))
         for r in range(rounds):
+            table = tools(endpoint, export, name, recipient, identity_file, dest, bench, r)
             for tool in order[r % len(order):] + order[:r % len(order)]:
                 up, down, env = table[tool]
-                os.makedirs(os.path.join(dest, tool.replace("emqx_guard+age", "guard-age").replace("emqx_guard", "guard")), exist_ok=True)
+                os.makedirs(os.path.join(dest, fetch_dir(tool, r)), exist_ok=True)
                 results.setdefault((tool, "upload"), []).append(timed(up, env))
                 results.setdefault((tool, "fetch"), []).append(timed(down, env))
-                # the next round starts from an empty bucket and destination
-                shutil.rmtree(os.path.join(root, BUCKET))
-                os.makedirs(os.path.join(root, BUCKET))
-                for d in os.listdir(dest):
-                    shutil.rmtree(os.path.join(dest, d))
+                # the disk space back: this round's objects and files
+                shutil.rmtree(os.path.join(root, BUCKET, fetch_dir(tool, r)), ignore_errors=True)
+                shutil.rmtree(os.path.join(dest, fetch_dir(tool, r)), ignore_errors=True)
     finally:
         proc.kill()
         proc.wait()
@@ -145,10 +150,10 @@ def main():
         shutil.rmtree(dest, ignore_errors=True)
     size = os.path.getsize(export) / 1048576
     for op in ("upload", "fetch"):
-        med = {t: statistics.median(s for s, _ in results[(t, op)]) for t in table}
-        rss = {t: max(m for _, m in results[(t, op)]) for t in table}
+        med = {t: statistics.median(s for s, _ in results[(t, op)]) for t in order}
+        rss = {t: max(m for _, m in results[(t, op)]) for t in order}
         best = min(("boto3", "rclone"), key=lambda t: med[t])
-        for t in table:
+        for t in order:
             extra = ""
             if t == "emqx_guard+age":
                 extra = "  age/plain %.2fx" % (med[t] / med["emqx_guard"])

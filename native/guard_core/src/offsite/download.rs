@@ -310,7 +310,12 @@ impl Shared<'_> {
             }),
             Ok(None) => Ok(None),
             Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
-            Ok(Some(Err(e))) => Err(self.signed.transport(e)),
+            // A body cut off mid-way (a connection reset) is worth asking for again, whatever
+            // the kind of the error says.
+            Ok(Some(Err(e))) => Err(Failure {
+                retry: true,
+                ..self.signed.transport(e)
+            }),
         }
     }
 

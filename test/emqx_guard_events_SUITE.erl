@@ -175,7 +175,7 @@ dead_man_and_restore_published(Config) ->
     ok = emqx_guard_events:restored(#{result => ok, trigger => manual, file => <<"emqx-export-2026-11-25-10-00-00.000.tar.gz">>,
                                       started_at => 1764064800000, duration_ms => 1234}),
     {_, _, Restored} = next_event(),
-    ?assertMatch(#{<<"event">> := <<"restore_ok">>, <<"file">> := <<"emqx-export-2026-11-25-10-00-00.000.tar.gz">>,
+    ?assertMatch(#{<<"event">> := <<"restore_done">>, <<"file">> := <<"emqx-export-2026-11-25-10-00-00.000.tar.gz">>,
                    <<"time_ms">> := 1764064800000, <<"duration_ms">> := 1234}, Restored),
     ok = emqx_guard_events:restored(#{result => failed, error => <<"import refused">>, started_at => 1764064800000}),
     {_, _, #{<<"event">> := <<"restore_failed">>, <<"reason">> := <<"import refused">>}} = next_event(),

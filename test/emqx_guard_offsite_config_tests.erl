@@ -29,6 +29,17 @@ validate_test() ->
     ?assertEqual(nomatch, binary:match(Why, <<"s3kr1t">>)),
     ?assertMatch({error, _}, ?C:validate(backup_remote_colour, <<"x">>)).
 
+%% Parts in flight: a whole number from 1 to 64, given as text or stored; anything else is one
+%% line that says the range.
+concurrency_test() ->
+    ?assertEqual(4, maps:get(backup_remote_concurrency, ?C:defaults())),
+    ?assertEqual({ok, 8}, ?C:validate(backup_remote_concurrency, <<"8">>)),
+    ?assertEqual({ok, 1}, ?C:validate(backup_remote_concurrency, " 1 ")),
+    ?assertEqual({ok, 64}, ?C:validate(backup_remote_concurrency, 64)),
+    Refused = <<"backup_remote_concurrency must be a whole number from 1 to 64 (parts in flight at once)">>,
+    [?assertEqual({error, Refused}, said(?C:validate(backup_remote_concurrency, Bad)), Bad)
+     || Bad <- [<<"0">>, <<"65">>, <<"four">>, <<"4.5">>, <<>>, 0, -1, 65, 4.0]].
+
 check_and_nif_config_test() ->
     S = maps:merge(?C:defaults(), #{backup_remote_type => <<"s3">>, backup_remote_bucket => <<"b">>}),
     {error, Line} = said(?C:check(S)),
@@ -38,7 +49,9 @@ check_and_nif_config_test() ->
     {ok, Config} = ?C:to_nif(Full),
     ?assertMatch(#{bucket := <<"b">>, access_key := <<"a">>, secret_key := <<"s">>, prefix := <<>>,
                    region := <<"us-east-1">>, endpoint := undefined, path_style := false, tls_verify := true,
-                   ca_file := undefined, recipient := <<?R>>}, Config).
+                   ca_file := undefined, recipient := <<?R>>, concurrency := 4}, Config),
+    {ok, Eight} = ?C:to_nif(Full#{backup_remote_concurrency => 8}),
+    ?assertMatch(#{concurrency := 8}, Eight).
 
 %% What a person reads of a refusal: the reason's line (emqx_guard_outcome:format_error/1).
 said({error, Why}) -> {error, emqx_guard_outcome:format_error(Why)};

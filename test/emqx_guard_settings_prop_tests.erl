@@ -209,6 +209,9 @@ gen(endpoint, _K, _D, _Ctx) ->
         oneof(["", "/"]));
 gen(recipient, _K, _D, _Ctx) ->
     text("age1" ++ [lists:nth(int(1, 32), ?BECH32) || _ <- lists:seq(1, 58)]);
+gen(concurrency, _K, _D, _Ctx) ->
+    N = int(1, 64),
+    oneof([N, text(spaced(integer_to_list(N)))]);
 gen(Type, Key, _D, _Ctx) ->
     error({no_generator, Key, Type}).
 

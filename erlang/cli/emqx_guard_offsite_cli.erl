@@ -24,7 +24,8 @@
     {<<"path_style">>, backup_remote_path_style},
     {<<"tls_verify">>, backup_remote_tls_verify},
     {<<"ca_file">>, backup_remote_ca_file},
-    {<<"recipient">>, backup_remote_recipient}
+    {<<"recipient">>, backup_remote_recipient},
+    {<<"concurrency">>, backup_remote_concurrency}
 ]).
 
 %% @doc The usage lines of these commands, in `emqx_ctl:usage/1' format.
@@ -33,7 +34,8 @@ usage_lines() ->
     [
         {"guard backup_remote [s3 key=value ... | off]",
             "Show or set where every verified backup is also copied: s3 bucket= access_key= secret_key= [prefix= region= "
-            "endpoint= path_style=on tls_verify=on|off ca_file= recipient=age1...] (age-encrypted with a recipient)"},
+            "endpoint= path_style=on tls_verify=on|off ca_file= recipient=age1... concurrency=4] (age-encrypted with a "
+            "recipient; concurrency: parts in flight at once)"},
         {"guard backup_list --remote [--json]", "List the off-site backups, newest first, with size, time and encryption"},
         {"guard backup_fetch <name> [identity=<file>]",
             "Download an off-site backup into data/backup, decrypt and verify it, ready for 'emqx ctl data import'"},
@@ -81,6 +83,7 @@ show() ->
 
 value_text(true) -> <<"on">>;
 value_text(false) -> <<"off">>;
+value_text(V) when is_integer(V) -> integer_to_list(V);
 value_text(V) when is_binary(V) -> [$", V, $"].
 
 %% Every key not given goes back to its default: the destination is set as a whole.

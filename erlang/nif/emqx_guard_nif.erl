@@ -325,9 +325,11 @@ cancel_all() ->
 %% @doc Uploads the export at Path (its file name must be an export name, else `bad_name' at
 %% once) as `<prefix>/<name>', encrypted with age as `<name>.age' when Config has a `recipient',
 %% unless a HEAD finds the object holding it already (this export's SHA-256 and size, a stored
-%% SHA-256 and size, the same recipient: `reused', nothing sent). The object records the export's
-%% and its stored bytes' SHA-256 and size as metadata, each request carries its checksum, and a
-%% HEAD checks size and metadata after. At once: `bad_config', `bad_name', `bad_opts'. Result
+%% SHA-256 and size, the same recipient: `reused', nothing sent). The file is read once (hashed
+%% and encrypted on the way) while `concurrency' parts go out at once. The object records the
+%% export's and its stored bytes' SHA-256 and size as metadata (a multipart upload by a copy onto
+%% itself at the end), each request carries its checksum, and a HEAD checks size and metadata
+%% after. At once: `bad_config', `bad_name', `bad_opts'. Result
 %% `{ok, offsite_uploaded()}' or an error: the network ones, `integrity' (the file changed while
 %% uploaded; the server kept other bytes or metadata: the object is deleted; replaced by another
 %% upload meanwhile), `io', `cancelled', `panicked'. A failure leaves no object of that name.
@@ -362,7 +364,9 @@ offsite_prune_async(_Config, _Keep, _DryRun, _Opts) ->
 %% downloaded bytes against the stored SHA-256 and size (before decrypting), decryption with the
 %% age identity file IdentityPath (age authenticates every chunk), the export against its
 %% recorded SHA-256 and size, verification; `checked_by' lists those made (an object without the
-%% metadata gets the last two). At once: `bad_config', `bad_name', `bad_opts'. Result
+%% metadata gets the last two). The download goes in `part_size' ranges, `concurrency' at once,
+%% pinned to the object's ETag, or as one stream where the server answers with the whole object,
+%% within one overall deadline (see `offsite_config()'). At once: `bad_config', `bad_name', `bad_opts'. Result
 %% `{ok, offsite_fetched()}' or an error: `not_found', `decrypt' (no identity given or none
 %% matches), `identity' (an unusable identity file; its content never quoted), `integrity' (the
 %% Detail starts `integrity check failed (<check>)'), `verify', `exists', `io', the network

@@ -186,9 +186,12 @@
 %% the host name), `tls_verify' (true), `ca_file' (trusted besides the system's roots),
 %% `recipient' (an age X25519 recipient `age1…': objects are encrypted to it and named
 %% `<export>.age'), `part_size' (16 MiB; 5 MiB to 5 GiB: an object up to it is one PUT, a larger
-%% one a multipart upload, and downloads go in ranges of it), `connect_timeout_ms' (10000),
-%% `timeout_ms' (120000, per request: a request moves at most one part), `max_retries' (3,
-%% exponential backoff). Booleans may be `<<"on">>'/`<<"off">>'; `undefined' is the default. A
+%% one a multipart upload, and downloads go in ranges of it), `concurrency' (4; 1 to 64: parts of
+%% an upload or ranges of a download in flight at once; a transfer holds at most
+%% `concurrency * part_size' bytes of the object in memory), `connect_timeout_ms' (10000),
+%% `timeout_ms' (120000: per request of an upload, a listing, a copy; a download has one overall
+%% deadline of this much per `part_size' of the object, plus one, and fails after this long
+%% without a byte), `max_retries' (3, exponential backoff). Booleans may be `<<"on">>'/`<<"off">>'; `undefined' is the default. A
 %% wrong value is `bad_config' naming the key; the secret key never appears in any Detail.
 -type offsite_config() :: #{
     bucket := binary(),
@@ -202,6 +205,7 @@
     ca_file => binary() | undefined,
     recipient => binary() | undefined,
     part_size => pos_integer(),
+    concurrency => pos_integer(),
     connect_timeout_ms => pos_integer(),
     timeout_ms => pos_integer(),
     max_retries => non_neg_integer()

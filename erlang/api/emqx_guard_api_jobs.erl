@@ -207,9 +207,12 @@ add_step(Doc, Steps) when length(Steps) < ?MAX_STEPS ->
 add_step(_Doc, Steps) ->
     Steps.
 
+step_doc(Event = {Phase, Step, _}) when is_atom(Phase) ->
+    #{<<"at_ms">> => os:system_time(millisecond), <<"event">> => Phase, <<"step">> => Step,
+      <<"line">> => emqx_guard_steps_cli:line(Event)};
 step_doc(Event) ->
-    #{<<"at_ms">> => os:system_time(millisecond), <<"event">> => element(1, Event), <<"step">> => element(2, Event),
-      <<"line">> => emqx_guard_steps_cli:line(Event)}.
+    #{<<"at_ms">> => os:system_time(millisecond), <<"event">> => line, <<"step">> => null,
+      <<"line">> => text("~0tP", [emqx_guard_redact:term(Event), 12])}.
 
 finish(Key, Result, State = #{jobs := Jobs, by := By}) ->
     case job_key(Key, State) of
@@ -242,6 +245,9 @@ outcome(verify, {ok, Results}) ->
     {case lists:all(fun({_, R}) -> R =:= ok end, Results) of true -> ok; false -> failed end, #{<<"results">> => Docs}, null};
 outcome(restore, {ok, Report}) ->
     {ok, emqx_guard_api:json_safe(Report), null};
+outcome(restore, {error, Why = {_, #{report := Report}}}) ->
+    %% a step after the preflight failed: what was done, and why it stopped
+    {failed, emqx_guard_api:json_safe(Report), emqx_guard_outcome:format_error(Why)};
 outcome(notify_test, Results) when is_list(Results) ->
     Docs = [#{<<"channel">> => K, <<"ok">> => element(1, R) =:= ok, <<"answer">> => answer(R), <<"error">> => verdict_error(R)}
             || {K, R} <- Results],

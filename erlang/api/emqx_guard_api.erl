@@ -25,8 +25,8 @@
 %% dashboard user and an API key alike); anyone else (a viewer, or no actor at all) gets 403.
 %% Errors are `{error, Status, #{}, #{code, message}}' as EMQX's own API answers them, the
 %% message the one line of `emqx_guard_outcome:format_error/1'; an unknown path is
-%% `{error, not_found}'. No response header but `content-type' (EMQX 6.3 keeps only allow-listed
-%% ones). A crash never reaches EMQX: it is logged and answered 500.
+%% `{error, not_found}'. No response header but `content-type' and the page's `cache-control'
+%% (EMQX 6.3 keeps only allow-listed ones). A crash never reaches EMQX: it is logged and answered 500.
 -module(emqx_guard_api).
 
 -include_lib("kernel/include/logger.hrl").
@@ -212,7 +212,8 @@ hidden_echo(_, _, _, _) ->
 page() ->
     File = filename:join(code:priv_dir(emqx_guard), "ui.html"),
     case file:read_file(File) of
-        {ok, Html} -> {ok, 200, #{<<"content-type">> => <<"text/html; charset=utf-8">>}, Html};
+        %% not cached: a plugin upgraded shows its new page at once (as EMQX's emqx_acme serves its own)
+        {ok, Html} -> {ok, 200, #{<<"content-type">> => <<"text/html; charset=utf-8">>, <<"cache-control">> => <<"no-store">>}, Html};
         {error, Posix} -> refuse(500, <<"INTERNAL_ERROR">>, <<"the page is missing from the package: ", (atom_to_binary(Posix))/binary>>)
     end.
 

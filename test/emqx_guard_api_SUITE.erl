@@ -15,6 +15,7 @@
     status_and_backups_are_the_commands_documents/1,
     backup_started_over_the_api_finishes_while_polled/1,
     verify_one_backup/1,
+    offsite_backups_listed/1,
     restore_dry_run_then_restore/1,
     settings_read_and_changed_with_the_cli_rules/1,
     notify_test_then_its_result/1,
@@ -36,6 +37,7 @@ all() ->
         status_and_backups_are_the_commands_documents,
         backup_started_over_the_api_finishes_while_polled,
         verify_one_backup,
+        offsite_backups_listed,
         restore_dry_run_then_restore,
         settings_read_and_changed_with_the_cli_rules,
         notify_test_then_its_result,
@@ -55,8 +57,9 @@ end_per_suite(_Config) ->
 
 init_per_testcase(TC, Config) ->
     %% the restore (issue 23) is built on its own branch: until it is merged this case waits
-    case {TC, code:ensure_loaded(emqx_guard_restore)} of
-        {restore_dry_run_then_restore, {error, _}} -> {skip, "emqx_guard_restore (issue 23) is not merged yet"};
+    case {TC, code:ensure_loaded(emqx_guard_restore), emqx_guard_s3_helper:binary()} of
+        {restore_dry_run_then_restore, {error, _}, _} -> {skip, "emqx_guard_restore (issue 23) is not merged yet"};
+        {offsite_backups_listed, _, false} -> {skip, "s3s-fs is not installed (make test-deps)"};
         _ -> start_case(TC, Config)
     end.
 
@@ -72,6 +75,7 @@ start_case(TC, Config) ->
 
 end_per_testcase(_TC, Config) ->
     emqx_guard_gateway_standin:stop(?config(gw, Config)),
+    [emqx_guard_s3_helper:stop(S3) || S3 <- [?config(s3, Config)], S3 =/= undefined],
     emqx_guard_ct_helper:end_case().
 
 %% EMQX's auth_meta for a dashboard login (`emqx_dashboard:authorize/2'): global administrator,
@@ -163,6 +167,36 @@ verify_one_backup(Config) ->
         api(GW, post, "backups/emqx-export-2000-01-01-00-00-00.000.tar.gz/verify", ?ADMIN, #{}),
     %% percent-decoded by the gateway: still one segment, still not a backup
     {404, _, #{<<"code">> := <<"NOT_FOUND">>}} = api(GW, post, "backups/..%2F..%2Fetc%2Fpasswd/verify", ?ADMIN, #{}).
+
+%% With an off-site destination (a real S3 server, s3s-fs): `GET backups?remote=true' is
+%% `backup_list --remote --json', and `GET status' carries the off-site part as the command's.
+offsite_backups_listed(Config) ->
+    GW = ?config(gw, Config),
+    S3 = emqx_guard_s3_helper:start(?config(data_dir, Config)),
+    try
+        [_ | _] = ctl(["backup_remote" | emqx_guard_s3_helper:settings_args(S3)]),
+        ["Backup done in " ++ _ | _] = result(ctl(["backup_now"])),
+        [Name] = names(),
+        wait_until(fun() -> emqx_guard_s3_helper:objects(S3) =:= [Name] end),
+        {200, _, Remote} = api(GW, get, "backups?remote=true", ?ADMIN),
+        ?assertEqual(json(ctl(["backup_list", "--remote", "--json"])), Remote),
+        #{<<"backups">> := [#{<<"export_name">> := BName, <<"encrypted">> := false}]} = Remote,
+        ?assertEqual(list_to_binary(Name), BName),
+        wait_until(fun() -> {200, _, #{<<"offsite">> := O}} = api(GW, get, "status", ?ADMIN),
+                            maps:get(<<"newest_upload">>, O) =/= null end),
+        {200, _, #{<<"offsite">> := Offsite}} = api(GW, get, "status", ?ADMIN),
+        ?assertEqual(maps:get(<<"offsite">>, json(ctl(["backup_status", "--json"]))), Offsite),
+        %% the bucket gone: the command's error line, answered within the gateway's time
+        ok = emqx_guard_s3_helper:stop(S3),
+        {503, _, #{<<"message">> := Down}} = api(GW, get, "backups?remote=true", ?ADMIN),
+        #{<<"error">> := CliDown} = json(ctl(["backup_list", "--remote", "--json"])),
+        %% the same line but for the time the client's retries took
+        [Same, _] = binary:split(Down, <<" in ">>),
+        ?assertMatch({0, _}, binary:match(CliDown, Same)),
+        ?assertMatch({_, _}, binary:match(Same, <<"cannot connect">>))
+    after
+        emqx_guard_s3_helper:stop(S3)
+    end.
 
 %% `POST backups/<name>/restore': the dry run's report (`guard backup_restore <name> --dry-run',
 %% the same `emqx_guard_restore:restore/2'), nothing changed; then for real: a safety backup

@@ -63,6 +63,8 @@ init_per_testcase(TC, Config) ->
     ok = filelib:ensure_dir(filename:join([DataDir, "backup", "x"])),
     emqx:set_data_dir(DataDir),
     ok = emqx_mgmt_data_backup:reset(),
+    %% alarms an earlier suite left raised (all suites share the stand-in) are not this case's
+    ok = emqx_alarm:reset(),
     [{data_dir, DataDir}, {backup_dir, filename:join(DataDir, "backup")} | Config].
 
 end_per_testcase(_TC, _Config) ->

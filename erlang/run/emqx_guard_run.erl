@@ -137,15 +137,17 @@ run(Request = #{trigger := Trigger}, Deps0) ->
     finish(emqx_guard_outcome:finish(Outcome, erlang:monotonic_time(millisecond) - T0), Deps).
 
 %% @doc The last steps of every run, also for a run whose process died before it got there:
-%% log, alarm, record, notify. Returns the outcome.
+%% log, alarm, `$SYS' event, record, notify. Returns the outcome.
 -spec finish(emqx_guard_outcome:outcome(), deps()) -> emqx_guard_outcome:outcome().
 finish(Outcome, Deps0) ->
     Deps = maps:merge(default_deps(), Deps0),
     log(Outcome),
     ok = step(alarm, Outcome, Deps),
+    %% the event is decided (`sys_events' read) before `record' answers whoever waits for the
+    %% run: a command that follows the run's answer never changes what the run publishes
+    ok = step(events, Outcome, Deps),
     ok = step(record, Outcome, Deps),
     ok = step(notify, Outcome, Deps),
-    ok = step(events, Outcome, Deps),
     Outcome.
 
 default_deps() ->

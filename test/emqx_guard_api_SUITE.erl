@@ -238,6 +238,9 @@ settings_read_and_changed_with_the_cli_rules(Config) ->
     {400, _, #{<<"code">> := <<"BAD_REQUEST">>, <<"message">> := Msg}} =
         api(GW, put, "settings", ?ADMIN, #{<<"backup_cron">> => <<"61 * * * *">>}),
     ?assertEqual(list_to_binary(CliError), Msg),
+    %% the page's check as a field is left: the same line, nothing changed; a good value passes
+    {400, _, #{<<"message">> := Msg}} = api(GW, post, "settings/check", ?ADMIN, #{<<"backup_cron">> => <<"61 * * * *">>}),
+    {200, _, #{<<"valid">> := true}} = api(GW, post, "settings/check", ?VIEWER, #{<<"backup_cron">> => <<"5 4 * * *">>}),
     %% a good key with a bad one: nothing changes
     {400, _, _} = api(GW, put, "settings", ?ADMIN, #{<<"backup_keep">> => <<"last=9">>, <<"backup_timezone">> => <<"Mars/Base">>}),
     {400, _, #{<<"message">> := <<"unknown setting no_such_key">>}} = api(GW, put, "settings", ?ADMIN, #{<<"no_such_key">> => 1}),

@@ -14,6 +14,7 @@
 -export([
     status_and_backups_are_the_commands_documents/1,
     backup_started_over_the_api_finishes_while_polled/1,
+    scheduler_killed_mid_run_fails_the_run/1,
     verify_one_backup/1,
     offsite_backups_listed/1,
     restore_dry_run_then_restore/1,
@@ -36,6 +37,7 @@ all() ->
     [
         status_and_backups_are_the_commands_documents,
         backup_started_over_the_api_finishes_while_polled,
+        scheduler_killed_mid_run_fails_the_run,
         verify_one_backup,
         offsite_backups_listed,
         restore_dry_run_then_restore,
@@ -141,6 +143,19 @@ backup_started_over_the_api_finishes_while_polled(Config) ->
     %% what the command says of the same run
     Status = json(ctl(["backup_status", "--json"])),
     ?assertEqual(maps:get(<<"last_run">>, Status), Result).
+
+%% The scheduler killed while the run it started for the API goes on: the run is failed with why,
+%% not left running; the API answers on.
+scheduler_killed_mid_run_fails_the_run(Config) ->
+    GW = ?config(gw, Config),
+    ["backup_io_limit = \"1MB/s\""] = ctl(["backup_io_limit", "1MB/s"]),
+    ok = emqx_mgmt_data_backup:set_mode({big, 3000000}),
+    {202, _, #{<<"poll">> := Poll}} = api(GW, post, "backups", ?ADMIN, #{}),
+    wait_until(fun() -> {200, _, #{<<"steps">> := S}} = api(GW, get, binary_to_list(Poll), ?ADMIN), has_step(S, "verify: reading ") end),
+    exit(whereis(emqx_guard_scheduler), kill),
+    #{<<"state">> := <<"failed">>, <<"error">> := Error} = lists:last(poll(GW, binary_to_list(Poll), [])),
+    ?assertMatch({0, _}, binary:match(Error, <<"the job stopped before its end: killed">>)),
+    {200, _, _} = api(GW, get, "status", ?ADMIN).
 
 %% `POST backups/<name>/verify' reads it in full as `guard backup_verify <name>' does; a name that
 %% is not a backup there (or a path) is 404.

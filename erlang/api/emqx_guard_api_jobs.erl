@@ -118,7 +118,7 @@ handle_info({emqx_guard_api_done, MRef, Result}, State) ->
     {noreply, finish(MRef, Result, State)};
 handle_info({'DOWN', MRef, process, _, Why}, State = #{by := By}) ->
     %% a job's process, or the scheduler running a backup, went away before its end
-    Keys = [K || {K, {_, M}} <- maps:to_list(By), M =:= MRef] ++ [MRef || maps:is_key(MRef, By)],
+    Keys = [K || K = {_, M} <- maps:keys(By), M =:= MRef] ++ [MRef || maps:is_key(MRef, By)],
     {noreply, lists:foldl(fun(K, S) -> finish(K, {died, Why}, S) end, State, Keys)};
 handle_info(_Msg, State) ->
     {noreply, State}.

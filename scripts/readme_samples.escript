@@ -10,7 +10,7 @@
 %% image's); nothing else in the output is edited. The off-site samples upload to a real S3 server
 %% (s3s-fs, as in the tests: `make test-deps' installs it) on 127.0.0.1:?S3_PORT.
 %%
-%% Then the retention transcript (between `<!-- BEGIN RETENTION SAMPLES -->' and
+%% Then the restore transcript (`restore_samples/1'), then the retention transcript (between `<!-- BEGIN RETENTION SAMPLES -->' and
 %% `<!-- END RETENTION SAMPLES -->'): the backup directory is given half a year of backups as a
 %% node that ran weekly on Sundays and then daily for the last ten days made them (real exports in
 %% EMQX's layout, named as EMQX names them, at 02:00 node time), and the commands of
@@ -108,16 +108,45 @@ main(_) ->
         {ok, _} = emqx_ctl:start(),
         {ok, _} = application:ensure_all_started(emqx_guard),
         Blocks = [run(Show, Args, Data) || {Show, Args} <- commands()],
+        Restore = restore_samples(Data),
         retention_backups(Data),
         Retention = [run(Show, Args, Data) || {Show, Args} <- retention_commands()],
         ok = application:stop(emqx_guard),
         write_readme("SAMPLES", lists:append(Blocks)),
-        write_readme("RETENTION SAMPLES", lists:append(Retention))
+        write_readme("RETENTION SAMPLES", lists:append(Retention)),
+        write_readme("RESTORE SAMPLES", lists:append(Restore))
     after
         stop_smtp(Smtp),
         emqx_guard_s3_helper:stop(S3),
         os:cmd("rm -rf " ++ Data)
     end.
+
+%% The restore transcript (between `<!-- BEGIN RESTORE SAMPLES -->' and `<!-- END RESTORE
+%% SAMPLES -->'): the node holds two banned clients, a config key and a plugin (my_plugin, with
+%% its config) when a backup is taken; then it loses the plugin and one banned client changes,
+%% as a node rebuilt or changed by mistake would; the dry run and the restore of that backup
+%% follow, through the stand-ins' import, which merges as EMQX's does.
+restore_samples(Data) ->
+    ok = emqx_guard_standin_db:write({emqx_banned, <<"client-1">>, <<"flooding">>}),
+    ok = emqx_guard_standin_db:write({emqx_banned, <<"client-2">>, <<"bad password">>}),
+    ok = emqx_guard_standin_db:set_config(<<"mqtt">>, <<"{max_packet_size = 1MB}">>),
+    Dir = emqx_plugins:install_dir(),
+    Package = filename:join(Dir, "my_plugin-1.0.0.tar.gz"),
+    ok = filelib:ensure_dir(Package),
+    ok = erl_tar:create(Package, [{"my_plugin-1.0.0/release.json", <<"{\"name\": \"my_plugin\"}">>}], [compressed]),
+    Conf = filename:join([Data, "plugins", "my_plugin", "config.hocon"]),
+    ok = filelib:ensure_dir(Conf),
+    ok = file:write_file(Conf, <<"rate_limit = 100\n">>),
+    ok = emqx_plugins:installed(<<"my_plugin-1.0.0">>, true, true),
+    [] = run(hide, ["guard", "backup_now"], Data),
+    {ok, #{last_run := #{file := Name0}}} = {ok, emqx_guard_scheduler:status()},
+    Name = binary_to_list(Name0),
+    ok = emqx_plugins:reset(),
+    os:cmd("rm -rf '" ++ Dir ++ "' '" ++ filename:dirname(Conf) ++ "'"),
+    ok = emqx_guard_standin_db:write({emqx_banned, <<"client-1">>, <<"changed by mistake">>}),
+    [run(show, ["guard", "backup_restore", Name, "--dry-run"], Data),
+     run(show, ["guard", "backup_restore", Name], Data),
+     run(show, ["guard", "backup_status"], Data)].
 
 %% aiosmtpd's own command line server (it prints what it receives): `guard notify_test' then
 %% shows what a real server answered.

@@ -494,7 +494,7 @@ backup_list_newest_first(_Config) ->
             ?assertMatch(
                 {match, _},
                 re:run(R, "  [0-9.]+ KiB  [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} \\+00:00  verified "
-                          "\\(checked [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} \\+00:00\\)$"),
+                          "\\(checked [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} \\+00:00\\)  with plugins$"),
                 R
             )
         end,

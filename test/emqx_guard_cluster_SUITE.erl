@@ -5,7 +5,9 @@
 
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
+-include_lib("kernel/include/file.hrl").
 
+-export([restore_refused_while_nodes_run_another_minor/1]).
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([
     one_scheduler_for_the_cluster/1,
@@ -45,7 +47,8 @@ all() ->
         run_finishes_before_its_copies,
         dead_man_counts_fresh_copies_only,
         retention_runs_on_every_core,
-        copies_never_push_out_newer_backups
+        copies_never_push_out_newer_backups,
+        restore_refused_while_nodes_run_another_minor
     ].
 
 init_per_suite(Config) ->
@@ -217,9 +220,17 @@ copies_stream_verify_and_clean_up(Config) ->
         %% 3 MiB of random bytes: incompressible, so the tarball spans many chunks
         ok = big_export(Path, Base, 3 * 1024 * 1024),
         {ok, #{result := ok, sha256 := Sha}} = peer_call(PA, emqx_guard_backups, check, [Path, off, 60000]),
+        %% its plugins companion, as the run makes it beside the export
+        {ok, #{file := Companion}} = peer_call(PA, emqx_guard_companion, make, [Path]),
         Report = #{path => Path, file => list_to_binary(Base ++ ".tar.gz"), sha256 => Sha},
         ?assertEqual([{NB, ok}], peer_call(PA, emqx_guard_replica, replicate, [Report, 5, [NB]])),
         same_backups_bytes(PA, PB, Base ++ ".tar.gz"),
+        %% the companion followed it, byte for byte, private; it is no copy of its own
+        {ok, Sent} = file:read_file(filename:join(Dir, Companion)),
+        Arrived = filename:join([?config(priv_dir, Config), B, "backup", Companion]),
+        ?assertEqual({ok, Sent}, file:read_file(Arrived)),
+        {ok, #file_info{mode = CompanionMode}} = file:read_file_info(Arrived),
+        ?assertEqual(8#600, CompanionMode band 8#777),
         %% again: the same file is already there, nothing is sent
         ?assertEqual([{NB, ok}], peer_call(PA, emqx_guard_replica, replicate, [Report, 5, [NB]])),
         #{NB := #{result := ok, file := File}} = peer_call(PA, emqx_guard_copies, results, []),
@@ -536,3 +547,27 @@ restart_copies_server(Peer) ->
 
 fires(First, Last, Peers) ->
     ?H:fires(?T0, First, Last, Peers).
+
+%% EMQX 6.3.1 imports only while every running node runs 6.3: a restore on such a node while the
+%% other core runs 6.2.4 is refused in its preflight (each node's release asked through the
+%% protocol), naming the other node, before any safety backup; once both run 6.3 it goes.
+restore_refused_while_nodes_run_another_minor(Config) ->
+    [A, B] = names(["minor_a", "minor_b"]),
+    #{A := PA, B := PB} = start_cluster([{A, core}, {B, core}], Config),
+    try
+        NB = peer_node(B),
+        ok = peer_call(PA, emqx_release, set, ["6.3.1", ce]),
+        ok = peer_call(PB, emqx_release, set, ["6.2.4", ce]),
+        {ok, #{file := Name}} = peer_call(PA, emqx_guard_scheduler, run_now, []),
+        Before = peer_call(PA, ?H, peer_backups, []),
+        {error, {restore_refused, {mixed_versions, #{others := [{NB, <<"6.2.4">>}]}}} = Refused} =
+            peer_call(PA, emqx_guard_restore, restore, [Name, #{}]),
+        Line = peer_call(PA, emqx_guard_outcome, format_error, [element(2, Refused)]),
+        ?assertNotEqual(nomatch, binary:match(Line, atom_to_binary(NB)), Line),
+        ?assertEqual(Before, peer_call(PA, ?H, peer_backups, [])),
+        ?assertEqual(0, peer_call(PA, emqx_mgmt_data_backup, import_count, [])),
+        ok = peer_call(PB, emqx_release, set, ["6.3.2", ce]),
+        ?assertMatch({ok, #{<<"result">> := <<"dry_run">>}}, peer_call(PA, emqx_guard_restore, restore, [Name, #{dry_run => true}]))
+    after
+        stop_started()
+    end.

@@ -177,7 +177,7 @@ steps(Lines) ->
 
 is_step_line(Line) ->
     lists:any(fun(Step) -> lists:prefix(Step ++ ": ", Line) end,
-              ["export", "protect", "verify", "prune", "copy", "off-site", "download"]).
+              ["export", "protect", "verify", "plugins", "prune", "copy", "off-site", "download"]).
 
 %% @doc Polls Fun until it returns true (bounded; not a timing assertion).
 -spec wait_until(fun(() -> boolean())) -> ok.
@@ -208,11 +208,12 @@ job_threads() ->
 wait_idle() ->
     wait_until(fun() -> maps:get(running, emqx_guard_scheduler:status()) =:= undefined end).
 
-%% @doc The export files in the backup dir, sorted by name.
+%% @doc The export files in the backup dir, sorted by name (their plugins companions,
+%% `….plugins.tgz', are no exports).
 -spec backups() -> [string()].
 backups() ->
     case file:list_dir(emqx_guard_emqx:backup_dir()) of
-        {ok, Names} -> lists:sort([N || N <- Names, lists:prefix("emqx-export-", N)]);
+        {ok, Names} -> lists:sort([N || N <- Names, lists:prefix("emqx-export-", N), lists:suffix(".tar.gz", N)]);
         {error, enoent} -> []
     end.
 

@@ -63,8 +63,8 @@ version_1_settings_are_those_of_0_1_0_test() ->
     ?assertEqual(41, map_size(V1)),
     ?assertEqual([], maps:keys(V1) -- emqx_guard_settings:keys()),
     Added = emqx_guard_settings:keys() -- maps:keys(V1),
-    ?assertEqual([backup_pins, backup_remote_concurrency, backup_remote_keep, notify_on_offsite_failed, notify_on_offsite_ok,
-                  sys_events], lists:sort(Added)),
+    ?assertEqual([backup_pins, backup_plugins_max_size, backup_remote_concurrency, backup_remote_keep, notify_on_offsite_failed,
+                  notify_on_offsite_ok, sys_events], lists:sort(Added)),
     All = emqx_guard_settings:defaults(),
     ?assertEqual(All, emqx_guard_proto:settings_for(2, All)),
     %% a retention policy 0.1.0 cannot read stays away from it (it keeps its own count); a count goes

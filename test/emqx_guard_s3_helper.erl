@@ -7,7 +7,7 @@
 %% keeps metadata in files. `start/1,2' start s3s-fs, as the suites that need its files do.
 -module(emqx_guard_s3_helper).
 
--export([start/1, start/2, start/3, stop/1, config/1, settings_args/1, object_file/2, objects/1,
+-export([all_objects/1, start/1, start/2, start/3, stop/1, config/1, settings_args/1, object_file/2, objects/1,
          access_key/0, secret_key/0, binary/0, binary/1, kinds/0, missing/0]).
 
 -define(ACCESS, <<"guard-ct-access">>).
@@ -142,9 +142,15 @@ settings_args(#{port := Port}) ->
 object_file(#{root := Root}, Key) ->
     filename:join([Root, "backups", Key]).
 
-%% @doc The names of the files under the bucket's prefix dir `ct' (sorted).
+%% @doc The backups' objects under the bucket's prefix dir `ct' (sorted): their plugins
+%% companions (`….plugins.tgz[.age]', uploaded with them) are `all_objects/1''s.
 -spec objects(server()) -> [string()].
-objects(#{root := Root}) ->
+objects(Server) ->
+    [N || N <- all_objects(Server), string:find(N, ".plugins.tgz") =:= nomatch].
+
+%% @doc The names of the files under the bucket's prefix dir `ct' named `emqx-export-…' (sorted).
+-spec all_objects(server()) -> [string()].
+all_objects(#{root := Root}) ->
     case file:list_dir(filename:join([Root, "backups", "ct"])) of
         {ok, Names} -> lists:sort([N || N <- Names, lists:prefix("emqx-export-", N)]);
         {error, enoent} -> []

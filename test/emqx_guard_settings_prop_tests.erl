@@ -31,7 +31,8 @@ backup_types() ->
         backup_timezone => zone,
         backup_catchup => catchup,
         export_timeout => timeout,
-        backup_io_limit => rate
+        backup_io_limit => rate,
+        backup_plugins_max_size => rate
     }.
 
 every_stored_setting_round_trips_test_() ->

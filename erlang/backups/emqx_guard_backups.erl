@@ -225,7 +225,11 @@ prune(Dir, Keep, Protect, Limit, MaxMs, OnProgress) ->
         {ok, #{deleted := Deleted, failed := Failed, skipped_unverified := Skipped, bytes_read := Read}} ->
             FailedPairs = [{N, E} || #{name := N, error := E} <- Failed],
             SkippedPairs = [{N, E} || #{name := N, error := E} <- Skipped],
-            lists:foreach(fun(#{name := N}) -> ?LOG_INFO(#{msg => emqx_guard_backup_pruned, file => N}) end, Deleted),
+            %% each with its plugins companion (`emqx_guard_companion')
+            lists:foreach(fun(#{name := N}) ->
+                ?LOG_INFO(#{msg => emqx_guard_backup_pruned, file => N}),
+                emqx_guard_companion:drop(Dir, N)
+            end, Deleted),
             lists:foreach(
                 fun({N, E}) -> ?LOG_WARNING(#{msg => emqx_guard_backup_prune_failed, file => N, error => E}) end,
                 FailedPairs

@@ -50,7 +50,8 @@ rules(Policy, Settings) ->
     #{
         policy => Policy,
         zone => maps:get(backup_timezone, Settings),
-        pins => maps:get(backup_pins, Settings, []),
+        %% the pins, and the safety backups of restores until a later good backup replaced them
+        pins => lists:usort(maps:get(backup_pins, Settings, []) ++ emqx_guard_restore_state:held()),
         made => made(),
         now => os:system_time(millisecond)
     }.

@@ -52,9 +52,10 @@ usage_lines() ->
         {"guard backup_timezone [<zone>]", "Show or set the schedule's time zone (IANA name or local)"},
         {"guard backup_catchup [<duration>]", "Show or set how late a missed backup may still run at start (24h; 0 = off)"},
         {"guard backup_io_limit [<rate>]", "Show or set how fast backups are read back (e.g. 50MB/s; default off)"},
+        {"guard backup_plugins_max_size [<size>]", "Show or set the largest plugin package a backup carries (100MiB; 0: none)"},
         {"guard backup_now", "Run one backup now, printing each step as it starts and ends, then the result"}
     ] ++ emqx_guard_retention_cli:usage_lines() ++ emqx_guard_backups_cli:usage_lines() ++
-        emqx_guard_offsite_cli:usage_lines() ++
+        emqx_guard_offsite_cli:usage_lines() ++ emqx_guard_restore_cli:usage_lines() ++
         [{"guard backup_status [--json]", "Show the schedule, next fire, last run, run counts and the off-site copies"}] ++
         emqx_guard_notify_cli:usage_lines() ++ emqx_guard_observe_cli:usage_lines().
 
@@ -74,14 +75,17 @@ dispatch(Args) when is_list(Args) ->
         [<<"backup_catchup">>, D] -> set(#{backup_catchup => D}, fun show_catchup/0);
         [<<"backup_io_limit">>] -> show_io_limit();
         [<<"backup_io_limit">>, Rate] -> set(#{backup_io_limit => Rate}, fun show_io_limit/0);
+        [<<"backup_plugins_max_size">>] -> show_plugins_max_size();
+        [<<"backup_plugins_max_size">>, Size] -> set(#{backup_plugins_max_size => Size}, fun show_plugins_max_size/0);
         [<<"backup_now">>] -> backup_now();
         Other ->
             %% guard backup_status|backup_list [--remote] [--json]|sys_events (emqx_guard_observe_cli),
             %% backup_keep|backup_remote_keep|backup_pin|backup_unpin|backup_prune --dry-run|backup_list
             %% --why (emqx_guard_retention_cli), backup_verify (emqx_guard_backups_cli),
-            %% backup_remote|backup_fetch (emqx_guard_offsite_cli), notify* (emqx_guard_notify_cli)
+            %% backup_remote|backup_fetch (emqx_guard_offsite_cli), backup_restore (emqx_guard_restore_cli),
+            %% notify* (emqx_guard_notify_cli)
             Mods = [emqx_guard_observe_cli, emqx_guard_retention_cli, emqx_guard_backups_cli, emqx_guard_offsite_cli,
-                    emqx_guard_notify_cli],
+                    emqx_guard_restore_cli, emqx_guard_notify_cli],
             case lists:dropwhile(fun(M) -> M:cmd(Other) =:= not_mine end, Mods) of
                 [] -> usage();
                 _ -> ok
@@ -145,6 +149,11 @@ show_io_limit() ->
         off -> line("backup_io_limit = \"off\" (verification reads at full speed, at the lowest CPU priority)");
         Rate -> line(text("backup_io_limit = \"~ts\"", [emqx_guard_render:rate(Rate)]))
     end.
+
+show_plugins_max_size() ->
+    Size = maps:get(backup_plugins_max_size, emqx_guard_settings:get()),
+    line(text("backup_plugins_max_size = \"~ts\" (larger plugin packages: recorded by name and hash only)",
+              [emqx_guard_render:size(Size)])).
 
 %% @doc Stores the change (validated, saved, the scheduler re-armed) and pushes it to the other
 %% running nodes (emqx_guard_settings_sync), then shows the new value (Show) and any node that

@@ -59,9 +59,23 @@ status_lines(Doc, Zone) ->
         offsite_lines(maps:get(<<"offsite">>, Doc), Zone) ++
         last_run_lines(maps:get(<<"last_run">>, Doc), Zone) ++
         emqx_guard_leftovers:note_lines(maps:get(<<"leftovers">>, Doc), Zone) ++
+        restore_lines(maps:get(<<"last_restore">>, Doc, null), Zone) ++
         [text("runs: ~B ok, ~B failed, ~B skipped", [Ok, Failed, Skipped])] ++
         [emqx_guard_notify_cli:delivery_line(N) || N <- maps:get(<<"notifications">>, Doc)] ++
         emqx_guard_cluster_view:lines(maps:with([<<"last_skip">>, <<"cluster">>], Doc), Zone).
+
+%% The last restore: when, which file, by which node, its result (and the safety backup).
+restore_lines(null, _Zone) ->
+    [];
+restore_lines(R = #{<<"started_at_ms">> := At, <<"file">> := File, <<"node">> := Node}, Zone) ->
+    Result =
+        case R of
+            #{<<"result">> := <<"ok">>} -> <<"ok">>;
+            #{<<"step">> := Step, <<"error">> := Error} -> text("FAILED at ~ts: ~ts", [Step, Error]);
+            _ -> <<"FAILED">>
+        end,
+    Safety = [text("; safety backup ~ts", [S]) || S <- [maps:get(<<"safety">>, R, null)], S =/= null],
+    [text("last restore: ~ts of ~ts on ~ts: ~ts~ts", [at(Zone, At), File, Node, Result, Safety])].
 
 keep_text(N) when is_integer(N) -> text("~B newest", [N]);
 keep_text(Policy) -> Policy.
@@ -156,7 +170,7 @@ list(text) ->
             error_reason(Why)
     end.
 
-%% One backup: name, size, time, its verdict and when it was reached, and `pinned'.
+%% One backup: name, size, time, its verdict and when it was reached, `pinned', `with plugins'.
 backup_line(Zone, B = #{<<"name">> := Name, <<"size">> := Size, <<"mtime_ms">> := MTime}) ->
     Checked =
         case maps:get(<<"checked_at_ms">>, B) of
@@ -170,7 +184,9 @@ backup_line(Zone, B = #{<<"name">> := Name, <<"size">> := Size, <<"mtime_ms">> :
             being_written -> <<"being written by the running backup">>
         end,
     Pinned = [<<"pinned">> || maps:get(<<"pinned">>, B, false)],
-    iolist_to_binary(["  ", lists:join("  ", [Name, emqx_guard_render:size(Size), at(Zone, MTime), Verdict | Pinned])]).
+    %% its plugins companion beside it (`emqx_guard_companion')
+    Plugins = [<<"with plugins">> || maps:get(<<"plugins">>, B, false)],
+    iolist_to_binary(["  ", lists:join("  ", [Name, emqx_guard_render:size(Size), at(Zone, MTime), Verdict | Pinned ++ Plugins])]).
 
 remote(json) ->
     json(emqx_guard_report:remote_backups());

@@ -59,6 +59,11 @@ line({done, verify, #{duration_ms := Ms, size := Size, result := ok} = D}) ->
     ]);
 line({done, verify, #{duration_ms := Ms, result := {error, Why}} = D}) ->
     text("verify: done in ~ts: ~tsNOT VERIFIED: ~ts", [emqx_guard_render:duration_ms(Ms), file_prefix(D), emqx_guard_outcome:format_error(Why)]);
+line({done, plugins, #{file := File, count := N, too_large := []}}) ->
+    text("plugins: done: ~B plugin(s) and this plugin's settings saved beside it in ~ts", [N, File]);
+line({done, plugins, #{file := File, count := N, too_large := Large}}) ->
+    text("plugins: done: ~B plugin(s) and this plugin's settings saved beside it in ~ts (by name and hash only, "
+         "larger than the limit: ~ts)", [N, File, lists:join(", ", Large)]);
 line({started, prune, #{policy := <<"last=", _/binary>>, keep := Keep}}) ->
     text("prune: started: keeps the newest ~B that verify", [Keep]);
 line({started, prune, #{policy := Policy}}) ->

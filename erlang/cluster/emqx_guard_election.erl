@@ -29,7 +29,8 @@
 %%     here and told to every node before the export starts.</li>
 %% </ol>
 %% Any other outcome is a skip (`skip()'), which the run records and never notifies.
-%% A `manual' run (`guard backup_now') runs where it is typed.
+%% A `manual' run (`guard backup_now') and a restore's safety backup (`pre_restore') run where
+%% they are asked for.
 %%
 %% <b>What the nodes tell each other.</b> The node that made (or failed) a backup tells every
 %% other running node its result (`announce_result/1', `emqx_guard_outcome:summary/1'; the
@@ -183,7 +184,7 @@ first([]) -> undefined.
 %% @doc Runs `Run()' when this node is to export this fire (see the module doc), else returns
 %% `{skip, Skip}'. Runs in the caller's process.
 -spec run(emqx_guard_outcome:trigger(), integer() | undefined, fun(() -> Result)) -> Result | {skip, skip()}.
-run(manual, _Instant, Run) ->
+run(Trigger, _Instant, Run) when Trigger =:= manual; Trigger =:= pre_restore ->
     Run();
 run(_Trigger, Instant, Run) ->
     Here = node(),

@@ -17,6 +17,8 @@
 %% for a backup just exported, `catch_up' for a fetched older one) and the backup's creation
 %% time (the start of the run that exported it, sent with the copy; else the file's mtime).
 %%
+%% A backup's plugins companion (`emqx_guard_companion') follows its good copy the same way.
+%%
 %% A core node that comes back fetches the newest backups it lacks
 %% (`emqx_guard_copies:catch_up/1'), asking a node that holds each to push it (`push_named/3').
 -module(emqx_guard_replica).
@@ -95,7 +97,22 @@ push(Path, Name, Sha, To, Keep, Kind, Created0) ->
         {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_backup_copy_failed, file => Name, to => To, kind => Kind, reason => Why})
     end,
     ok = emqx_guard_copies:record(emqx_guard_copies:result(To, node(), Name, Kind, Created, Outcome)),
+    %% its plugins companion follows a good copy (best effort, not a copy of its own in the results)
+    _ = [emqx_guard_companion:also(Path, fun(C) -> companion(C, Meta, To, Keep) end) || Outcome =:= ok],
     Outcome.
+
+%% The plugins companion at Path of the backup Meta describes, sent the same way (a receiver of
+%% an older plugin refuses its name: then it stays here only).
+companion(Path, Meta, To, Keep) ->
+    case emqx_guard_companion:sha256(Path) of
+        {ok, Sha} ->
+            case send(Path, Meta#{name => filename:basename(Path), sha256 => Sha, companion => true}, To, Keep) of
+                ok -> {ok, copied};
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error ->
+            Error
+    end.
 
 %% When the backup Name was made, as its verification record here says, if it does.
 made_at(Name) ->

@@ -2,7 +2,9 @@
 %% of a backup kept here that both sides use.
 %%
 %% <ol>
-%% <li>`start/5' refuses a name that is not an EMQX export name; a file of that name already in
+%% <li>`start/5' refuses a name that is not an EMQX export name (or the plugins companion name of
+%%     one, `emqx_guard_companion': checked by its manifest and SHA-256, no record, no prune, not
+%%     counted as a copy); a file of that name already in
 %%     the backup directory with the same sha256 is reported as present (nothing is sent), one
 %%     with other content is an error (a backup is never overwritten or renamed).</li>
 %% <li>The receiver writes into `<backup dir>/.emqx_guard_incoming/<unique>/<name>' (the same
@@ -55,7 +57,7 @@ finish_ms() ->
 %% Returns `{ok, ReceiverPid}', `{ok, already_present}' or `{error, Line}'.
 -spec start(meta(), pos_integer(), pid(), reference(), node()) -> {ok, pid() | already_present} | {error, binary()}.
 start(Meta = #{name := Name, sha256 := Sha}, Keep, Sender, Ref, From) ->
-    case emqx_guard_core:is_export_name(Name) of
+    case emqx_guard_core:is_export_name(Name) orelse emqx_guard_companion:is_name(Name) of
         false ->
             {error, text("refused: ~ts is not an EMQX export name", [Name])};
         true ->
@@ -63,7 +65,7 @@ start(Meta = #{name := Name, sha256 := Sha}, Keep, Sender, Ref, From) ->
             Final = filename:join(Dir, Name),
             case filelib:is_file(Final) of
                 true ->
-                    case verify_kept(Final) of
+                    case kept(Final) of
                         {ok, Sha} ->
                             {ok, already_present};
                         {ok, _Other} ->
@@ -122,7 +124,9 @@ receiver(Meta, Keep, Sender, Ref, From, Fd, Tmp, TmpDir, Final) ->
     %% a sender that does not say is treated as a catch-up: it does not count as a fresh backup
     Created = maps:get(created_at, Meta, maps:get(mtime, Meta) * 1000),
     Kind = maps:get(kind, Meta, catch_up),
-    ok = emqx_guard_copies:record(emqx_guard_copies:result(node(), From, maps:get(name, Meta), Kind, Created, Result)).
+    [ok = emqx_guard_copies:record(emqx_guard_copies:result(node(), From, maps:get(name, Meta), Kind, Created, Result))
+     || not maps:get(companion, Meta, false)],
+    ok.
 
 receive_chunks(Fd, Sender, Ref, MRef, Bytes) ->
     receive
@@ -156,7 +160,7 @@ finish(Meta = #{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep
             %% verified as it stays (mtime, mode), so that its record holds after the rename
             _ = file:write_file_info(Tmp, #file_info{mtime = MTime}, [{time, posix}]),
             Private = file:change_mode(Tmp, 8#600),
-            case Private =:= ok andalso verify(Tmp) of
+            case Private =:= ok andalso check(Meta, Tmp) of
                 false ->
                     {error, Posix} = Private,
                     {error, text("cannot set mode 0600: ~ts", [file:format_error(Posix)])};
@@ -171,7 +175,24 @@ finish(Meta = #{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep
             {error, text("~B bytes arrived, the backup has ~B", [Bytes, Size])}
     end.
 
+%% A backup read in full and verified; its plugins companion: its manifest read, its SHA-256
+%% (`emqx_guard_companion'), no record.
+check(#{companion := true}, Tmp) ->
+    case emqx_guard_companion:read(Tmp) of
+        {ok, _} -> {emqx_guard_companion:sha256(Tmp), none};
+        {error, Why} -> {{error, text("the plugins companion cannot be read: ~0tP", [Why, 8])}, none}
+    end;
+check(_Meta, Tmp) ->
+    verify(Tmp).
+
+kept(Final) ->
+    case emqx_guard_companion:is_name(filename:basename(Final)) of
+        true -> emqx_guard_companion:sha256(Final);
+        false -> verify_kept(Final)
+    end.
+
 %% The copy's record says when the backup was made, when the sender knew it.
+made(none, _Meta) -> none;
 made(Record, #{made_at := At}) when is_integer(At) -> Record#{made_at => At};
 made(Record, _Meta) -> Record.
 
@@ -184,6 +205,9 @@ install(Name, Tmp, Final, _Keep, Record) ->
             ok;
         false ->
             case file:rename(Tmp, Final) of
+                ok when Record =:= none ->
+                    %% a plugins companion: no record, nothing to prune
+                    ok;
                 ok ->
                     ok = emqx_guard_verifications:add([Record]),
                     Rules = emqx_guard_retention:local(emqx_guard_settings:get()),

@@ -322,8 +322,9 @@ cancel_all() ->
 %% `remote'; a job makes no S3 request on any scheduler)
 %%--------------------------------------------------------------------------------------------
 
-%% @doc Uploads the export at Path (its file name must be an export name, else `bad_name' at
-%% once) as `<prefix>/<name>', encrypted with age as `<name>.age' when Config has a `recipient',
+%% @doc Uploads the export at Path (its file name must be an export name, or the plugins
+%% companion name beside one, `emqx-export-….plugins.tgz', else `bad_name' at once) as
+%% `<prefix>/<name>', encrypted with age as `<name>.age' when Config has a `recipient',
 %% unless a HEAD finds the object holding it already (this export's SHA-256 and size, a stored
 %% SHA-256 and size, the same recipient: `reused', nothing sent). The file is read once (hashed
 %% and encrypted on the way) while `concurrency' parts go out at once. The object records the
@@ -339,7 +340,7 @@ offsite_upload_async(_Config, _Path, _Opts) ->
     erlang:nif_error(not_loaded()).
 
 %% @doc The off-site backups directly under the prefix (only export names, with or without
-%% `.age'), newest first. At once: `bad_config', `bad_opts'. Result `{ok, [remote_backup()]}' or
+%% `.age'; never a plugins companion), newest first. At once: `bad_config', `bad_opts'. Result `{ok, [remote_backup()]}' or
 %% an error: the network ones, `cancelled', `panicked'.
 -spec offsite_list_async(Config :: offsite_config(), Opts :: opts()) -> {ok, job()} | error().
 offsite_list_async(_Config, _Opts) ->
@@ -348,7 +349,8 @@ offsite_list_async(_Config, _Opts) ->
 %% @doc Remote retention: Keep (`rules()'; a count N is `last=N') applied to the exports under
 %% the prefix as `prune_async/6' applies it, every export counting as verified (plain and `.age'
 %% of one export count once and share its fate); the objects of exports no rule keeps are
-%% deleted (DryRun: only reported), pinned ones never; other keys are never touched. At once:
+%% deleted (DryRun: only reported) with their plugins companions, pinned ones never; other keys
+%% are never touched. At once:
 %% `bad_keep', a policy's errors, `bad_zone', `bad_config', `bad_opts'. Result
 %% `{ok, offsite_prune_report()}' (its `plan': every object with its export's fate, newest first)
 %% or an error: the network ones, `cancelled', `panicked'.
@@ -358,8 +360,10 @@ offsite_list_async(_Config, _Opts) ->
 offsite_prune_async(_Config, _Keep, _DryRun, _Opts) ->
     erlang:nif_error(not_loaded()).
 
-%% @doc Downloads the off-site backup Name (an export name; without `.age' the plain object is
-%% taken when it exists, else the encrypted one) and puts it into DestDir under its export name,
+%% @doc Downloads the off-site backup Name (an export name, or a backup's plugins companion name,
+%% `emqx-export-….plugins.tgz': fetched the same way without the verification, its
+%% `verified' holding only its `sha256'; without `.age' the plain object is taken when it exists,
+%% else the encrypted one) and puts it into DestDir under its own name,
 %% mode 0600, never over an existing file. The checks, in order (`offsite_check()'): the
 %% downloaded bytes against the stored SHA-256 and size (before decrypting), decryption with the
 %% age identity file IdentityPath (age authenticates every chunk), the export against its

@@ -10,9 +10,10 @@
 %%
 %% At most one delivery is in flight per channel, so a stalling server holds at most one dirty
 %% IO scheduler or connection however many events come. Events that arrive meanwhile wait in
-%% a per-channel queue of at most four: the newest alert (`backup_failed' or `dead_man'), the
+%% a per-channel queue of at most six: the newest alert (`backup_failed' or `dead_man'), the
 %% newest `backup_ok', the newest `offsite_failed' and the newest `offsite_ok' (the off-site
-%% copies' own events, `emqx_guard_offsite_queue'). A newer event replaces a waiting one of its
+%% copies' own events, `emqx_guard_offsite_queue'), the newest `restore_failed' and
+%% `restore_done' (`emqx_guard_restore'). A newer event replaces a waiting one of its
 %% own kind only (logged as `emqx_guard_notify_superseded'), so a failure notice is never lost in
 %% favour of a success notice, nor a backup's in favour of an off-site copy's. The waiting ones
 %% go out in the order they arrived, each with the settings of its start.
@@ -303,6 +304,8 @@ dispatch(Kind, Event, Facts, Settings, St) ->
 class(backup_ok) -> ok;
 class(offsite_failed) -> offsite_failed;
 class(offsite_ok) -> offsite_ok;
+class(restore_done) -> restore_done;
+class(restore_failed) -> restore_failed;
 class(_) -> alert.
 
 %% The channel's delivery finished: starts the oldest waiting event, with the current settings

@@ -163,6 +163,9 @@ wants(Event, Settings) ->
         dead_man -> maps:get(notify_dead_man, S);
         offsite_failed -> maps:get(notify_on_offsite_failed, S);
         offsite_ok -> maps:get(notify_on_offsite_ok, S);
+        %% a restore is typed by an operator: its end is always told, a failure as a failure
+        restore_failed -> maps:get(notify_on_failure, S);
+        restore_done -> true;
         test -> true
     end.
 

@@ -14,7 +14,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([event_of/1, enrich/2, zone_setting/1]).
+-export([event_of/1, restore_event_of/1, enrich/2, zone_setting/1]).
 
 %% The instants a notification may show, each with its zone offset in `offsets'.
 -define(INSTANTS, [started_at, time, next_fire, last_success, deadline]).
@@ -35,6 +35,13 @@ event_of(#{result := running}) ->
 event_of(Other) ->
     ?LOG_WARNING(#{msg => emqx_guard_notify_unknown_outcome, result => maps:get(result, Other, undefined)}),
     none.
+
+%% @doc The event of a restore's end (`emqx_guard_restore'), named for each result:
+%% `restore_done' for `result := ok', `restore_failed' for `result := failed'. A restore refused
+%% in its preflight changed nothing and is no event (it never gets here).
+-spec restore_event_of(#{result := ok | failed, atom() => term()}) -> restore_done | restore_failed.
+restore_event_of(#{result := ok}) -> restore_done;
+restore_event_of(#{result := failed}) -> restore_failed.
 
 %% @doc Facts with node, zone, next fire, kept backups and zone offsets added (what is given
 %% stays; what cannot be found is left out). Without `started_at' the message is dated now

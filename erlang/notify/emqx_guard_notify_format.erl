@@ -6,7 +6,9 @@
 %%
 %% Events: `backup_ok', `backup_failed', `dead_man' (no backup succeeded for more than two
 %% schedule periods), `offsite_failed' (an off-site job failed; the local backups are fine),
-%% `offsite_ok' (off-site copies work again after a failure) and `test'. Facts (all optional;
+%% `offsite_ok' (off-site copies work again after a failure), `restore_failed' and `restore_done'
+%% (a restore ended: `emqx_guard_restore'; `file' the backup restored, `safety' the safety
+%% backup taken before it, `step' the step that failed) and `test'. Facts (all optional;
 %% what is missing is left out):
 %% <ul>
 %% <li>`node' (atom or binary), `zone' (IANA name), `trigger' (atom);</li>
@@ -23,7 +25,7 @@
 
 -export([subject/2, title/2, body/2, lines/2, restore/2, webhook/2, document/2, restore_command/1, cut/2]).
 
--type event() :: backup_ok | backup_failed | dead_man | offsite_failed | offsite_ok | test.
+-type event() :: backup_ok | backup_failed | dead_man | offsite_failed | offsite_ok | restore_failed | restore_done | test.
 -type facts() :: #{atom() => term()}.
 -export_type([event/0, facts/0]).
 
@@ -59,6 +61,10 @@ title(offsite_ok, F) ->
             _ -> <<"up to date">>
         end,
     fmt("off-site copies OK again on ~ts: ~ts", [node_text(F), What]);
+title(restore_failed, F) ->
+    fmt("restore FAILED on ~ts: ~ts", [node_text(F), short_reason(F)]);
+title(restore_done, F) ->
+    fmt("restore done on ~ts: ~ts imported", [node_text(F), get_text(file, F, <<"?">>)]);
 title(test, F) ->
     fmt("test message from ~ts", [node_text(F)]).
 
@@ -101,6 +107,8 @@ lines(_Event, F) ->
         end ++
         opt(<<"Size">>, size, F, fun(S) -> fmt("~ts (~b bytes)", [emqx_guard_render:size(S), S]) end) ++
         opt(<<"SHA-256">>, sha256, F, fun text/1) ++
+        opt(<<"Safety">>, safety, F, fun text/1) ++
+        opt(<<"Failed at">>, step, F, fun text/1) ++
         opt(<<"Destination">>, destination, F, fun text/1) ++
         opt(<<"Off-site">>, offsite, F, fun emqx_guard_offsite:summary/1) ++
         opt(<<"Duration">>, duration_ms, F, fun emqx_guard_render:duration_ms/1) ++
@@ -143,7 +151,7 @@ document(Event, F0) ->
     ),
     Plain = maps:from_list([
         {atom_to_binary(K), json_value(maps:get(K, F))}
-     || K <- [file, path, size, sha256, duration_ms, reason, zone, trigger, destination],
+     || K <- [file, path, size, sha256, duration_ms, reason, zone, trigger, destination, safety, step],
         maps:get(K, F, undefined) =/= undefined
     ] ++ [{<<"offsite">>, emqx_guard_offsite:summary(O)} || O <- [maps:get(offsite, F, undefined)], is_map(O)]),
     Kept =
@@ -191,6 +199,8 @@ head(backup_failed) -> "emqx_guard: the backup FAILED. Earlier backups are kept.
 head(dead_man) -> "emqx_guard: no backup has succeeded for more than two schedule periods.";
 head(offsite_failed) -> "emqx_guard: an off-site copy FAILED. The backups on this node are fine; the copy is tried again.";
 head(offsite_ok) -> "emqx_guard: off-site copies work again.";
+head(restore_failed) -> "emqx_guard: a restore FAILED. The safety backup taken before it is kept; the node may hold part of the backup.";
+head(restore_done) -> "emqx_guard: a restore is done: EMQX imported the backup (merged into this node's data).";
 head(test) -> "emqx_guard: this is a test message; notifications reach you.".
 
 %% The outcome's names as the webhook document has always called them.
@@ -237,8 +247,10 @@ kept_line(B, F) ->
             _ -> <<"?">>
         end,
     Mark =
-        case maps:get(file, F, undefined) of
-            Name -> <<"  (this run)">>;
+        case {maps:get(file, F, undefined), maps:get(safety, F, undefined)} of
+            {_, Name} -> <<"  (safety backup)">>;
+            {Name, undefined} -> <<"  (this run)">>;
+            {Name, _} -> <<"  (restored)">>;
             _ -> <<>>
         end,
     fmt("  ~ts  ~ts~ts~n", [Name, Size, Mark]).

@@ -28,7 +28,8 @@
 %% `next_fire_error', why there is none); `catchup' (a missed run about to start); `running' (the
 %% run going now: `started_at', `trigger'); `offsite' (`null' while off: `destination',
 %% `encrypted', `queue', `newest_upload', `last_error', `retention'); `last_run'; `leftovers'
-%% (what interrupted exports left, shown once); `runs' (`ok', `failed', `skipped'); 
+%% (what interrupted exports left, shown once); `last_restore' (`emqx_guard_restore_state', or
+%% null); `runs' (`ok', `failed', `skipped');
 %% `notifications' (each configured channel's last delivery); `last_skip' and `cluster'
 %% (`emqx_guard_cluster_view:facts/1').
 -spec status() -> doc().
@@ -63,9 +64,21 @@ status() ->
         <<"offsite">> => offsite(S),
         <<"last_run">> => run(maps:get(last_run, Status), Zone),
         <<"leftovers">> => emqx_guard_leftovers:take_note(Zone),
+        <<"last_restore">> => last_restore(Zone),
         <<"runs">> => #{<<"ok">> => Ok, <<"failed">> => Failed, <<"skipped">> => Skipped},
         <<"notifications">> => notifications()
     }]).
+
+%% The last restore on this node (`emqx_guard_restore_state'): when, which file, by which node,
+%% its result, the step that failed and its error, the safety backup taken before it.
+last_restore(Zone) ->
+    case emqx_guard_restore_state:last() of
+        #{started_at := At} = Last ->
+            maps:merge(instant(<<"started_at">>, At, Zone), maps:from_list(
+                [{atom_to_binary(K), emqx_guard_restore:jsonable(V)} || {K, V} <- maps:to_list(maps:remove(started_at, Last))]));
+        _ ->
+            null
+    end.
 
 next_fire(#{supported := false, unsupported_reason := Why}, _Zone) ->
     no_fire(Why);
@@ -182,8 +195,9 @@ backups() ->
         {ok, Backups} ->
             Running = maps:get(running, emqx_guard_scheduler:status()),
             {ok, #{<<"dir">> => unicode:characters_to_binary(Dir),
-                   <<"backups">> => [(backup(B, Running, Zone))#{<<"pinned">> => lists:member(N, Pins)}
-                                     || B = #{name := N} <- Backups]}};
+                   <<"backups">> => [(backup(B, Running, Zone))#{<<"pinned">> => lists:member(N, Pins),
+                                                                  <<"plugins">> => filelib:is_regular(emqx_guard_companion:path(P))}
+                                     || B = #{name := N, path := P} <- Backups]}};
         {error, _} = Error ->
             Error
     end.

@@ -317,8 +317,12 @@ where(#{bucket := Bucket} = Config) ->
 job_opts(#{io_limit := Limit}) -> emqx_guard_backups:job_opts(Limit).
 
 %% One upload, tried again after each wait while the reason may pass.
+%% An export that went up takes its plugins companion along (`emqx_guard_companion:also/2').
 upload(Config, File, Path, Opts) ->
-    upload(Config, File, Path, Opts, application:get_env(emqx_guard, offsite_retry_ms, ?RETRY_MS)).
+    Waits = application:get_env(emqx_guard, offsite_retry_ms, ?RETRY_MS),
+    Done = upload(Config, File, Path, Opts, Waits),
+    _ = [emqx_guard_companion:also(Path, fun(C) -> upload(Config, filename:basename(C), C, Opts, Waits) end) || element(1, Done) =:= ok],
+    Done.
 
 upload(Config, File, Path, Opts, Waits) ->
     T0 = erlang:monotonic_time(millisecond),

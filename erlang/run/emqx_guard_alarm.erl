@@ -9,7 +9,7 @@
 %% (`restore/1', and the off-site alerts from the off-site queue's own state).
 -module(emqx_guard_alarm).
 
--export([update/1, restore/1, unsupported/1, offsite_failed/2, offsite_cleared/1]).
+-export([update/1, restore/1, unsupported/1, restore_failed/2, offsite_failed/2, offsite_cleared/1]).
 
 -define(RECOVERED, <<"emqx_guard: the last backup succeeded">>).
 -define(OFFSITE, emqx_guard_offsite_failed).
@@ -54,6 +54,13 @@ raise(#{error := Error} = Outcome) ->
     emqx_guard_emqx:activate_alarm(
         maps:with([started_at, trigger, error, node], Outcome), <<"emqx_guard: backup failed", On/binary, ": ", Error/binary>>
     ).
+
+%% @doc A restore failed (`emqx_guard_restore') with Error (its line) after the safety backup
+%% was taken: raises the backup alarm, `emqx_guard_backup_failed', with Details (the file, the
+%% safety backup, the step). The next good backup clears it, as it clears a failed backup's.
+-spec restore_failed(binary(), map()) -> ok.
+restore_failed(Error, Details) ->
+    emqx_guard_emqx:activate_alarm(Details, <<"emqx_guard: restore failed: ", Error/binary>>).
 
 %% @doc The last off-site job failed with Error (one line): raises `emqx_guard_offsite_failed'.
 -spec offsite_failed(binary(), map()) -> ok.

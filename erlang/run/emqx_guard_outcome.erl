@@ -4,7 +4,7 @@
 %%
 %% An outcome is a map:
 %% <ul>
-%% <li>always: `trigger' (`scheduled' | `catchup' | `manual'), `started_at' (Unix ms),
+%% <li>always: `trigger' (`scheduled' | `catchup' | `manual' | `pre_restore'), `started_at' (Unix ms),
 %%     `duration_ms', `node', `result' (`ok' | `failed' | `skipped'); `instant' for a scheduled
 %%     or catch-up run (the instant it stands for);</li>
 %% <li>what the steps found: `file' (the export's name), `path' (absolute), `size', `sha256',
@@ -32,7 +32,7 @@
 
 -export_type([outcome/0, trigger/0]).
 
--type trigger() :: scheduled | catchup | manual.
+-type trigger() :: scheduled | catchup | manual | pre_restore.
 -type outcome() :: #{
     trigger := trigger(),
     started_at := integer(),
@@ -270,6 +270,8 @@ format_error({delivery_failed, Line}) ->
     describe(Line);
 format_error({not_configured, Kind}) ->
     text("~ts is not configured", [Kind]);
+format_error({R, Why}) when R =:= restore_refused; R =:= restore_failed ->
+    emqx_guard_restore_errors:format(R, Why);
 %% the core's own reasons: the Detail is the line
 format_error({Reason, Detail}) when is_atom(Reason), is_binary(Detail) ->
     describe(Detail);
@@ -340,7 +342,6 @@ describe(Reason) ->
         end,
     one_line(Text).
 
-
 one_line(Text) ->
     Flat = unicode:characters_to_binary(Text),
     Line = re:replace(Flat, "\\s*[\\r\\n]+\\s*", " ", [global, unicode, {return, binary}]),
@@ -367,7 +368,7 @@ from_stored(#{started_at := S, duration_ms := D, trigger := T, result := R} = St
     Ok =
         is_instant(S) andalso
             is_integer(D) andalso D >= 0 andalso
-            lists:member(T, [scheduled, catchup, manual]) andalso
+            lists:member(T, [scheduled, catchup, manual, pre_restore]) andalso
             lists:member(R, [ok, failed]) andalso
             (R =:= ok orelse maps:is_key(error, Known)) andalso
             lists:all(fun({K, V}) -> field_ok(K, V) end, maps:to_list(maps:without([started_at, duration_ms, trigger, result], Known))),
@@ -394,7 +395,6 @@ field_ok(size, V) -> is_integer(V) andalso V >= 0;
 field_ok(node, V) -> is_atom(V);
 field_ok(K, V) when K =:= pruned; K =:= removed; K =:= warnings -> is_texts(V);
 field_ok(_Text, V) -> is_text(V).
-
 
 text(Fmt, Args) ->
     unicode:characters_to_binary(io_lib:format(Fmt, Args)).

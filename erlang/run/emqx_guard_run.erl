@@ -16,6 +16,8 @@
 %%     `export_timeout' plus twice the time the limit needs; it is cancelled if this process
 %%     dies) and the verdict recorded (`emqx_guard_verifications'); a file that fails is deleted,
 %%     one the verifier could not read at all or in time is kept unverified;</li>
+%% <li><b>plugins</b>: a verified backup gets its plugins companion beside it
+%%     (`emqx_guard_companion:beside/2'); one that cannot be made is a warning;</li>
 %% <li><b>prune</b>: only after a verified backup, retention applies `retention' (the policy,
 %%     pins and zone of `emqx_guard_retention'; counting only backups that verify, the new one
 %%     made when its export began) (`emqx_guard_backups:prune/5', a background job too, with a bound
@@ -285,7 +287,8 @@ bad_file(O = #{path := Path, file := Name}, _Context, Why) ->
         end,
     failed(O#{removed => Removed}, {verify_failed, Why}).
 
-prune(O = #{path := Path}, Context = #{dir := Dir, keep := Keep}, #{report := Report}) ->
+prune(O0 = #{path := Path}, Context = #{dir := Dir, keep := Keep}, #{report := Report}) ->
+    O = emqx_guard_companion:beside(O0, Report),
     Limit = maps:get(io_limit, Context),
     Rules = made_now(maps:get(retention, Context, Keep), O, Context),
     Report({started, prune, #{keep => Keep, policy => policy_text(Rules)}}),

@@ -40,6 +40,7 @@
     status/0,
     run_now/0,
     run_now/1,
+    run_now/2,
     settings_changed/0,
     preview/1,
     health/0,
@@ -115,8 +116,13 @@ run_now() ->
 %% run's worker dies or the plugin stops it). The command that typed it prints them
 %% (`emqx_guard_steps_cli').
 -spec run_now({pid(), reference()}) -> {started, integer()} | {refused, reason()}.
-run_now(Follower = {Pid, Ref}) when is_pid(Pid), is_reference(Ref) ->
-    gen_server:call(?SERVER, {run_now, Follower}, 15000).
+run_now(Follower) ->
+    run_now(Follower, manual).
+
+%% @doc `run_now/1' for a run of Trigger: `manual', or `pre_restore' (a restore's safety backup).
+-spec run_now({pid(), reference()}, manual | pre_restore) -> {started, integer()} | {refused, reason()}.
+run_now(Follower = {Pid, Ref}, Trigger) when is_pid(Pid), is_reference(Ref), (Trigger =:= manual orelse Trigger =:= pre_restore) ->
+    gen_server:call(?SERVER, {run_now, Follower, Trigger}, 15000).
 
 %% @doc The settings changed (`emqx_guard_settings_sync'): re-arms the timer for the new
 %% schedule and decides a planned catch-up again. Without a running scheduler nothing happens
@@ -210,8 +216,8 @@ handle_call(Run, _From, St = #st{run = #{started_at := Started}, settings = S}) 
 handle_call(run_now, From, St) ->
     St1 = start_run(manual, undefined, St),
     {noreply, St1#st{waiters = [From]}};
-handle_call({run_now, Follower}, _From, St) ->
-    St1 = start_run(manual, undefined, St#st{followers = [Follower]}),
+handle_call({run_now, Follower, Trigger}, _From, St) ->
+    St1 = start_run(Trigger, undefined, St#st{followers = [Follower]}),
     {reply, {started, maps:get(started_at, St1#st.run)}, St1};
 handle_call(Request, _From, St) ->
     {reply, {error, {unknown_call, Request}}, St}.

@@ -15,6 +15,9 @@
 %% <li>`export_timeout' (seconds, more than 0; written as a duration like `10m'; 10m)</li>
 %% <li>`backup_io_limit' (bytes per second that a backup's checks read at most, or `off'; written
 %%     as a rate like `50MB/s', `emqx_guard_render:rate/1'; `off')</li>
+%% <li>`backup_plugins_max_size' (bytes: the largest plugin package a backup's plugins companion
+%%     carries, larger ones recorded by name and hash only, `emqx_guard_companion'; written as a
+%%     size like `100MiB'; 0 or `off' carries none; 100 MiB)</li>
 %% </ul>
 %% A value is given as text (binary or charlist) or as its stored form (an integer for the
 %% numbers, durations and rates, `off' for no read limit); the stored form validates again to
@@ -26,7 +29,8 @@
 
 -export_type([key/0]).
 
--type key() :: backup_cron | backup_keep | backup_remote_keep | backup_pins | backup_timezone | backup_catchup | export_timeout | backup_io_limit.
+-type key() :: backup_cron | backup_keep | backup_remote_keep | backup_pins | backup_timezone | backup_catchup | export_timeout | backup_io_limit
+    | backup_plugins_max_size.
 
 %% A catch-up window or export timeout longer than a year is certainly a typo.
 -define(MAX_DURATION_S, 366 * 86400).
@@ -44,11 +48,13 @@ keys() ->
         backup_timezone,
         backup_catchup,
         export_timeout,
-        backup_io_limit
+        backup_io_limit,
+        backup_plugins_max_size
     ].
 
 %% @doc The defaults: every Sunday at 12:00 node local time, the newest 5 kept here and off-site,
-%% none pinned, a missed backup caught up within a day, 10 minutes for an export, no read limit.
+%% none pinned, a missed backup caught up within a day, 10 minutes for an export, no read limit,
+%% plugin packages up to 100 MiB carried.
 -spec defaults() -> #{key() => term()}.
 defaults() ->
     #{
@@ -59,7 +65,8 @@ defaults() ->
         backup_timezone => <<"local">>,
         backup_catchup => 24 * 3600,
         export_timeout => 10 * 60,
-        backup_io_limit => off
+        backup_io_limit => off,
+        backup_plugins_max_size => 100 * 1024 * 1024
     }.
 
 %% @doc Validates one backup setting (see the module doc): the value as it is stored, or why not.
@@ -78,6 +85,17 @@ validate(backup_catchup, Raw) ->
     validate_duration(<<"backup_catchup">>, Raw, 0);
 validate(export_timeout, Raw) ->
     validate_duration(<<"export_timeout">>, Raw, 1);
+validate(backup_plugins_max_size, N) when is_integer(N), N >= 0, N =< 1000 * 1000000000 ->
+    {ok, N};
+validate(backup_plugins_max_size, Raw) ->
+    with_text(Raw, <<"backup_plugins_max_size">>, fun(Text) ->
+        case emqx_guard_render:parse_rate(Text) of
+            {ok, off} -> {ok, 0};
+            {ok, Bytes} when Bytes =< 1000 * 1000000000 -> {ok, Bytes};
+            {ok, _} -> invalid(<<"backup_plugins_max_size must be at most 1000GB">>);
+            {error, _} -> invalid(<<"backup_plugins_max_size must be a size such as 100MiB or 20MB (0: no package carried)">>)
+        end
+    end);
 validate(backup_io_limit, N) when is_integer(N), N >= 0 ->
     %% the stored form: bytes per second, read as the bare number it is (0 is off)
     validate(backup_io_limit, integer_to_binary(N));

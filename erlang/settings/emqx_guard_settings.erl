@@ -51,6 +51,7 @@
     backup_catchup := non_neg_integer(),
     export_timeout := pos_integer(),
     backup_io_limit := off | pos_integer(),
+    backup_plugins_max_size := non_neg_integer(),
     %% notification and off-site settings: see emqx_guard_notify_config, emqx_guard_offsite_config
     emqx_guard_notify_config:key() | emqx_guard_offsite_config:key() | emqx_guard_observe_config:key() => term()
 }.

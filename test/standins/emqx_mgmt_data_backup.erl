@@ -72,15 +72,45 @@
 %% </ul>
 %% EMQX 5.0 has no such module: a test simulates it with `code:purge/1' + `code:delete/1'
 %% (and `code:ensure_loaded/1' to bring it back).
+%%
+%% <b>Import</b> (`import(FileName)' == `import(FileName, #{})', `import(FileName, Opts) ->
+%% {ok, #{db_errors := #{Tab => {error, _}}, config_errors := #{Path => {error, _}}}} |
+%% {error, Reason}'), shaped as EMQX's (apps/emqx_management, 5.1 to 6.3), the awkward parts
+%% included:
+%% <ol>
+%% <li>Refusals before anything changes: `not_core_node' (`mria_rlog:role()' is not `core'),
+%%     `bad_backup_name' (a path, or a name without `.tar.gz'), `not_found' (no such file in
+%%     `data/backup'), `bad_archive_dir' (an entry outside the top directory named as the file),
+%%     `missing_backup_meta', `invalid_edition', `ee_to_ce_backup' (an Enterprise backup on open
+%%     source), `{unsupported_version, V}' (EMQX's own rule: refused when the backup's major OR
+%%     minor number is greater than this node's, `emqx_release:version()'), a tar that does not
+%%     read (`erl_tar''s reason as text). The progress lines go to Opts' `print_fun' as EMQX
+%%     words them: `"Importing data from ~p...~n"' first, with the full path.</li>
+%% <li>Then it merges: each root key of `cluster.hocon' replaces that key's value
+%%     (`"Importing cluster configuration...~n"'); each table file's records are written over
+%%     the node's (`emqx_guard_standin_db:write/1': an upsert, records not in the backup stay)
+%%     after `"Importing built-in database...~n"' and `"Importing ~p database table...~n"'
+%%     per table.</li>
+%% <li>It can succeed in part: `set_import_mode({table_error, Tab, Reason})' makes that table
+%%     fail after the tables before it were applied (`"[error] Failed to import built-in
+%%     database table: ~p, reason: ~p~n"', `db_errors'), `{config_error, Key, Reason}' a
+%%     config root key (`"Failed to import the following config path: ~p, reason: ~p~n"',
+%%     `config_errors'); the answer is still `{ok, _}'. `{error, Reason}' fails the whole
+%%     import with Reason after the refusals (nothing applied); `raise' raises inside it,
+%%     which EMQX catches as `{error, Reason}'.</li>
+%% </ol>
+%% The extracted directory `data/backup/<name>/' is removed afterwards, also on failure.
+%% `import_count()' counts the imports that got past the refusals.
 -module(emqx_mgmt_data_backup).
 
 -include_lib("kernel/include/file.hrl").
 
--export([export/0, export/1]).
+-export([export/0, export/1, import/1, import/2, format_error/1]).
 -ifndef(EMQX_BEFORE_5_8_5).
 -export([parse_export_request/1]).
 -endif.
 -export([set_mode/1, mode/0, export_count/0, last_export_pid/0, hanging/0, reset/0]).
+-export([set_import_mode/1, import_count/0]).
 
 -type mode() ::
     ok
@@ -104,6 +134,8 @@
 -define(HANGING_KEY, {?MODULE, hanging}).
 -define(TABLES, [emqx_psk, emqx_admin, emqx_authn_mnesia, emqx_acl, emqx_banned, emqx_app]).
 -define(TAR_SUFFIX, ".tar.gz").
+-define(IMPORT_MODE_KEY, {?MODULE, import_mode}).
+-define(IMPORT_COUNT_KEY, {?MODULE, import_count}).
 
 %%--------------------------------------------------------------------
 %% EMQX API
@@ -182,6 +214,8 @@ reset() ->
     counters:put(counter(), 1, 0),
     _ = persistent_term:erase(?PID_KEY),
     _ = persistent_term:erase(?HANGING_KEY),
+    _ = persistent_term:erase(?IMPORT_MODE_KEY),
+    _ = persistent_term:erase(?IMPORT_COUNT_KEY),
     ok.
 
 %%--------------------------------------------------------------------
@@ -255,10 +289,11 @@ do_export(Mode, BackupName, Fd, Opts) ->
             wrong_top_dir -> "emqx-export-1999-01-01-00-00-00.000";
             _ -> Base
         end,
-    Meta = <<"edition = ce\nversion = \"5.3.2\"\n">>,
+    Meta = iolist_to_binary(["edition = ", atom_to_list(emqx_release:edition()), "\nversion = \"", emqx_release:version(), "\"\n"]),
     ok = format_tar_error(erl_tar:add(Fd, Meta, filename:join(Top, "META.hocon"), [])),
     maybe_print("Exporting cluster configuration...~n", [], Opts),
-    ok = format_tar_error(erl_tar:add(Fd, <<>>, filename:join(Top, "cluster.hocon"), [])),
+    Conf = [[K, " = ", V, "\n"] || {K, V} <- lists:sort(maps:to_list(emqx_guard_standin_db:config()))],
+    ok = format_tar_error(erl_tar:add(Fd, iolist_to_binary(Conf), filename:join(Top, "cluster.hocon"), [])),
     maybe_print("Exporting built-in database...~n", [], Opts),
     case Mode of
         {hang, _, partial} ->
@@ -292,7 +327,7 @@ export_tab(Mode, Fd, Tab, BackupName, Top) ->
     First = Tab =:= hd(?TABLES),
     Dump = filename:join([BackupName, "mnesia", atom_to_list(Tab)]),
     ok = filelib:ensure_dir(Dump),
-    ok = backup_checkpoint(Dump, table_dump(Tab), fail_at(Mode, mnesia, First)),
+    ok = backup_checkpoint(Dump, table_items(Tab), fail_at(Mode, mnesia, First)),
     case Mode of
         {hang, Ms, At} when First, At =/= complete -> hang(Ms);
         _ -> ok
@@ -310,18 +345,19 @@ export_tab(Mode, Fd, Tab, BackupName, Top) ->
 fail_at({disk_error, Where, Posix}, Where, true) -> Posix;
 fail_at(_Mode, _Where, _First) -> undefined.
 
-%% What `mnesia:backup_checkpoint/2' does with EMQX's per-table checkpoint: the dump is written
-%% to `<Dump>.BUPTMP' (a disk_log) and renamed to Dump when complete; errors in mnesia's shapes.
-backup_checkpoint(Dump, Bin, FailWith) ->
+%% What `mnesia:backup_checkpoint/2' does with EMQX's per-table checkpoint: the dump (a disk_log
+%% of mnesia's backup items: the log header, the table's schema, its records) is written to
+%% `<Dump>.BUPTMP' and renamed to Dump when complete; errors in mnesia's shapes.
+backup_checkpoint(Dump, Items, FailWith) ->
     Tmp = Dump ++ ".BUPTMP",
     case file:open(Tmp, [write, raw, binary]) of
         {ok, F} ->
+            _ = file:close(F),
             Written =
                 case FailWith of
-                    undefined -> file:write(F, Bin);
+                    undefined -> write_log(Tmp, Items);
                     Posix -> {error, Posix}
                 end,
-            _ = file:close(F),
             case Written of
                 ok ->
                     ok = file:rename(Tmp, Dump);
@@ -332,15 +368,32 @@ backup_checkpoint(Dump, Bin, FailWith) ->
             {error, {'EXIT', {error, {file_error, Tmp, Why}}}}
     end.
 
+write_log(File, Items) ->
+    {ok, Log} = disk_log:open([{name, make_ref()}, {file, File}, {repair, truncate}, {mode, read_write}]),
+    try
+        disk_log:log_terms(Log, Items)
+    after
+        _ = disk_log:close(Log)
+    end.
+
 hang(Ms) ->
     persistent_term:put(?HANGING_KEY, self()),
     timer:sleep(Ms),
     _ = persistent_term:erase(?HANGING_KEY),
+    _ = persistent_term:erase(?IMPORT_MODE_KEY),
+    _ = persistent_term:erase(?IMPORT_COUNT_KEY),
     ok.
 
-table_dump(Tab) ->
-    Records = [{Tab, N, crypto:strong_rand_bytes(16)} || N <- lists:seq(1, 8)],
-    term_to_binary({log_header, backup_log, "1.2", Tab, Records}).
+%% A table's backup items: the node's rows of it (`emqx_guard_standin_db'), or, for a table no
+%% test wrote, 8 records of random bytes.
+table_items(Tab) ->
+    Records =
+        case emqx_guard_standin_db:rows(Tab) of
+            [] -> [{Tab, N, crypto:strong_rand_bytes(16)} || N <- lists:seq(1, 8)];
+            Rows -> Rows
+        end,
+    Header = {log_header, backup_log, "1.2", "4.21.3", node(), erlang:timestamp()},
+    [Header, {schema, Tab, [{name, Tab}, {type, set}, {record_name, Tab}]} | Records].
 
 finish(partial, Tar, _Base) ->
     ok = truncate(Tar, 1, 2),
@@ -386,3 +439,203 @@ info(Tar) ->
         created_at_sec => CTime,
         node => node()
     }}.
+
+%%--------------------------------------------------------------------
+%% Import, shaped as EMQX's
+
+-spec import(file:filename_all()) -> {ok, map()} | {error, term()}.
+import(FileName) ->
+    import(FileName, #{}).
+
+-spec import(file:filename_all(), map()) -> {ok, map()} | {error, term()}.
+import(FileName, Opts) ->
+    case mria_rlog:role() of
+        core ->
+            case backup_path(FileName) of
+                {ok, Path} ->
+                    case filelib:is_regular(Path) of
+                        true -> do_import(Path, Opts);
+                        false -> {error, not_found}
+                    end;
+                Error ->
+                    Error
+            end;
+        _ ->
+            {error, not_core_node}
+    end.
+
+%% @doc EMQX's words for an import's reason (`format_error/1' of EMQX, the CLI prints it).
+-spec format_error(term()) -> term().
+format_error(not_core_node) ->
+    lists:flatten(io_lib:format("backup data import is only allowed on core EMQX nodes, but requested node ~p is not core", [node()]));
+format_error(ee_to_ce_backup) -> "importing EMQX Enterprise data backup to EMQX is not allowed";
+format_error(missing_backup_meta) -> "invalid backup archive file: missing META.hocon";
+format_error(invalid_edition) -> "invalid backup archive content: wrong EMQX edition value in META.hocon";
+format_error(invalid_version) -> "invalid backup archive content: wrong EMQX version value in META.hocon";
+format_error(bad_archive_dir) -> "invalid backup archive content: all files in the archive must be under <backup name> directory";
+format_error(not_found) -> "backup file not found";
+format_error(bad_backup_name) -> "invalid backup name: file name must have .tar.gz extension";
+format_error({unsupported_version, V}) ->
+    lists:flatten(io_lib:format("[warning] Backup version ~p is newer than EMQX version ~p, import is not allowed.~n", [V, emqx_release:version()]));
+format_error(Reason) -> Reason.
+
+%% @doc Stand-in only: how the following imports behave (see the module doc).
+-spec set_import_mode(ok | {table_error, atom(), term()} | {config_error, binary(), term()} | {error, term()} | raise) -> ok.
+set_import_mode(Mode) ->
+    persistent_term:put(?IMPORT_MODE_KEY, Mode).
+
+%% @doc Stand-in only: imports that got past the refusals since `reset/0'.
+-spec import_count() -> non_neg_integer().
+import_count() ->
+    persistent_term:get(?IMPORT_COUNT_KEY, 0).
+
+backup_path(FileName) ->
+    Name = unicode:characters_to_list(FileName),
+    case filename:split(Name) of
+        [Name] ->
+            case filename:basename(Name, ?TAR_SUFFIX) ++ ?TAR_SUFFIX =:= Name of
+                true -> {ok, filename:join(root_backup_dir(), Name)};
+                false -> {error, bad_backup_name}
+            end;
+        _ ->
+            {error, bad_backup_name}
+    end.
+
+do_import(Path, Opts) ->
+    maybe_print("Importing data from ~p...~n", [Path], Opts),
+    Base = filename:basename(Path, ?TAR_SUFFIX),
+    Dir = filename:join(root_backup_dir(), Base),
+    try
+        case validate(Path, Base, Dir) of
+            ok ->
+                persistent_term:put(?IMPORT_COUNT_KEY, import_count() + 1),
+                case persistent_term:get(?IMPORT_MODE_KEY, ok) of
+                    {error, Reason} -> {error, Reason};
+                    raise -> error({badmatch, {error, import_raised}});
+                    Mode -> {ok, #{config_errors => import_conf(Dir, Mode, Opts), db_errors => import_tabs(Dir, Mode, Opts)}}
+                end;
+            Error ->
+                Error
+        end
+    catch
+        _:Why -> {error, Why}
+    after
+        _ = file:del_dir_r(Dir)
+    end.
+
+validate(Path, Base, Dir) ->
+    case format_tar_error(erl_tar:table(Path, [compressed])) of
+        {ok, Names} ->
+            case lists:all(fun(N) -> hd(filename:split(N)) =:= Base end, Names) of
+                false ->
+                    {error, bad_archive_dir};
+                true ->
+                    ok = format_tar_error(erl_tar:extract(Path, [{cwd, root_backup_dir()}, compressed])),
+                    check_meta(file:read_file(filename:join(Dir, "META.hocon")))
+            end;
+        Error ->
+            Error
+    end.
+
+check_meta({ok, Meta}) ->
+    Get = fun(K) ->
+        case re:run(Meta, ["^", K, "\\s*=\\s*\"?([^\"\\n]*)\"?\\s*$"], [multiline, {capture, all_but_first, list}]) of
+            {match, [V]} -> V;
+            nomatch -> undefined
+        end
+    end,
+    case {Get("edition"), Get("version")} of
+        {E, V} when E =:= undefined; V =:= undefined -> {error, missing_backup_meta};
+        {"ee", V} -> check_version_of(ee, V);
+        {"ce", V} -> check_version_of(ce, V);
+        _ -> {error, invalid_edition}
+    end;
+check_meta(_) ->
+    {error, missing_backup_meta}.
+
+check_version_of(ee, V) ->
+    case emqx_release:edition() of
+        ce -> {error, ee_to_ce_backup};
+        ee -> check_version(V)
+    end;
+check_version_of(ce, V) ->
+    check_version(V).
+
+check_version(V) ->
+    case {major_minor(V), major_minor(emqx_release:version())} of
+        {{Ma, Mi}, {NMa, NMi}} when Ma > NMa; Mi > NMi -> {error, {unsupported_version, V}};
+        {{_, _}, {_, _}} -> ok;
+        _ -> {error, invalid_version}
+    end.
+
+major_minor(V) ->
+    case string:split(V, ".", all) of
+        [Ma, Mi | _] ->
+            try {list_to_integer(Ma), list_to_integer(Mi)} catch _:_ -> error end;
+        _ ->
+            error
+    end.
+
+import_conf(Dir, Mode, Opts) ->
+    case file:read_file(filename:join(Dir, "cluster.hocon")) of
+        {ok, Bin} ->
+            maybe_print("Importing cluster configuration...~n", [], Opts),
+            Pairs = [list_to_tuple(string:split(L, <<" = ">>)) || L <- binary:split(Bin, <<"\n">>, [global]), L =/= <<>>],
+            lists:foldl(
+                fun
+                    ({Key, _}, Errors) when element(1, Mode) =:= config_error, element(2, Mode) =:= Key ->
+                        Err = {error, element(3, Mode)},
+                        maybe_print("Failed to import the following config path: ~p, reason: ~p~n", [binary_to_list(Key), Err], Opts),
+                        Errors#{[Key] => Err};
+                    ({Key, Value}, Errors) ->
+                        ok = emqx_guard_standin_db:set_config(Key, Value),
+                        Errors;
+                    (_, Errors) ->
+                        Errors
+                end,
+                #{},
+                Pairs
+            );
+        {error, _} ->
+            maybe_print("No cluster configuration to be imported.~n", [], Opts),
+            #{}
+    end.
+
+import_tabs(Dir, Mode, Opts) ->
+    maybe_print("Importing built-in database...~n", [], Opts),
+    lists:foldl(
+        fun(Tab, Errors) ->
+            File = filename:join([Dir, "mnesia", atom_to_list(Tab)]),
+            case filelib:is_regular(File) of
+                false ->
+                    maybe_print("No backup file for ~p database table...~n", [Tab], Opts),
+                    Errors;
+                true when Mode =:= {table_error, Tab, element(3, Mode)} ->
+                    maybe_print("Importing ~p database table...~n", [Tab], Opts),
+                    Err = {error, element(3, Mode)},
+                    maybe_print("[error] Failed to import built-in database table: ~p, reason: ~p~n", [Tab, Err], Opts),
+                    Errors#{Tab => Err};
+                true ->
+                    maybe_print("Importing ~p database table...~n", [Tab], Opts),
+                    [emqx_guard_standin_db:write(R) || R <- read_log(File), element(1, R) =:= Tab],
+                    Errors
+            end
+        end,
+        #{},
+        lists:reverse(?TABLES)
+    ).
+
+read_log(File) ->
+    {ok, Log} = disk_log:open([{name, make_ref()}, {file, File}, {mode, read_only}, {repair, false}]),
+    try
+        read_chunks(Log, start, [])
+    after
+        _ = disk_log:close(Log)
+    end.
+
+read_chunks(Log, Cont, Acc) ->
+    case disk_log:chunk(Log, Cont) of
+        eof -> lists:append(lists:reverse(Acc));
+        {Cont1, Terms} -> read_chunks(Log, Cont1, [Terms | Acc]);
+        {Cont1, Terms, _Bad} -> read_chunks(Log, Cont1, [Terms | Acc])
+    end.

@@ -12,6 +12,9 @@
 %% <li>The settings with every key of this release (version 1 carries the keys of 0.1.0 only,
 %%     which that release validates: it refuses a key it does not know): `settings_offer/2' and
 %%     `adopt_settings/4' (`emqx_guard_settings_sync').</li>
+%% <li>Added in 0.3.0 (a node of 0.2.0 answers `undef', taken as unknown): the EMQX release each
+%%     node runs, `emqx_releases/2' (`emqx_guard_emqx_restore:release/0'), for the restore's
+%%     check that every running node runs the same major.minor (`emqx_guard_restore_rules').</li>
 %% </ul>
 %% The functions here only issue the remote call (`erpc'), never decide anything.
 -module(emqx_guard_proto_v2).
@@ -23,7 +26,8 @@
     result_seen/2,
     dead_man_warned/2,
     settings_offer/2,
-    adopt_settings/4
+    adopt_settings/4,
+    emqx_releases/2
 ]).
 
 %% @doc The plugin version that introduced protocol version 2.
@@ -63,3 +67,9 @@ settings_offer(Nodes, Timeout) ->
     [emqx_guard_proto:reply(ok | {error, stale | binary()})].
 adopt_settings(Nodes, Settings, Version, Timeout) ->
     erpc:multicall(Nodes, emqx_guard_settings_sync, adopt_all, [Settings, Version], Timeout).
+
+%% @doc The EMQX release each node runs (`emqx_guard_emqx_restore:release/0').
+-spec emqx_releases([node()], timeout()) ->
+    [emqx_guard_proto:reply(#{version := binary(), edition := ce | ee} | unknown)].
+emqx_releases(Nodes, Timeout) ->
+    erpc:multicall(Nodes, emqx_guard_emqx_restore, release, [], Timeout).

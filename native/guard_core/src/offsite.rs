@@ -142,6 +142,56 @@ pub fn remote_export_name(name: &str) -> Option<(&str, bool)> {
     is_export_name(base).then_some((base, true))
 }
 
+/// Suffix of a backup's plugins companion, the file emqx_guard saves beside each export
+/// (`emqx-export-….plugins.tgz` beside `emqx-export-….tar.gz`): no export name, so no listing,
+/// count or retention decision ever takes it for a backup.
+pub const COMPANION_SUFFIX: &str = ".plugins.tgz";
+
+/// The name of the plugins companion of the export `export_name`, or `None` when it is no export.
+///
+/// ```
+/// use guard_core::offsite::{companion_export, companion_name};
+///
+/// let export = "emqx-export-2026-11-27-18-58-45.951.tar.gz";
+/// let companion = "emqx-export-2026-11-27-18-58-45.951.plugins.tgz";
+/// assert_eq!(companion_name(export).as_deref(), Some(companion));
+/// assert_eq!(companion_export(companion).as_deref(), Some(export));
+/// assert_eq!(companion_name("notes.txt"), None);
+/// assert_eq!(companion_export("notes.plugins.tgz"), None);
+/// ```
+pub fn companion_name(export_name: &str) -> Option<String> {
+    let base = export_name.strip_suffix(".tar.gz")?;
+    is_export_name(export_name).then(|| format!("{base}{COMPANION_SUFFIX}"))
+}
+
+/// The export whose plugins companion `name` is, when it is one.
+pub fn companion_export(name: &str) -> Option<String> {
+    let export = format!("{}.tar.gz", name.strip_suffix(COMPANION_SUFFIX)?);
+    is_export_name(&export).then_some(export)
+}
+
+/// What an object name under the prefix holds, for a fetch: an export or a plugins companion
+/// (its local name), whether it is encrypted, and whether it is a companion; `None` for anything
+/// else.
+///
+/// ```
+/// use guard_core::offsite::fetchable_name;
+///
+/// let c = "emqx-export-2026-11-27-18-58-45.951.plugins.tgz";
+/// assert_eq!(fetchable_name(&format!("{c}.age")), Some((c, true, true)));
+/// assert_eq!(fetchable_name("notes.txt"), None);
+/// ```
+pub fn fetchable_name(name: &str) -> Option<(&str, bool, bool)> {
+    if let Some((export, encrypted)) = remote_export_name(name) {
+        return Some((export, encrypted, false));
+    }
+    let (base, encrypted) = match name.strip_suffix(AGE_SUFFIX) {
+        Some(base) => (base, true),
+        None => (name, false),
+    };
+    companion_export(base).map(|_| (base, encrypted, true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::config::unreachable_test_config as cfg;

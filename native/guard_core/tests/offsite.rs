@@ -144,6 +144,7 @@ on_both_servers!(
     an_object_without_checksum_metadata_is_checked_by_age_and_verify,
     missing_names_and_bad_names,
     a_cancelled_upload_stores_nothing,
+    a_plugins_companion_travels_and_goes_with_its_export,
 );
 
 /// A running server; killed on drop.
@@ -587,6 +588,48 @@ fn encryption_round_trip_gives_the_identical_export(server: Server) {
         listed[0].export_name,
         "emqx-export-2026-11-27-18-58-45.951.tar.gz"
     );
+}
+
+/// A backup's plugins companion goes up encrypted like its export, is never listed as a backup,
+/// comes back checked (no `verify`: it is no export), and remote retention deletes it with its
+/// export; a companion name without its export's form is refused.
+fn a_plugins_companion_travels_and_goes_with_its_export(server: Server) {
+    let keys = TempDir::new().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "key.txt");
+    let mut cfg = server.config();
+    cfg.recipient = Some(recipient);
+    let work = TempDir::new().unwrap();
+    let mut companions = Vec::new();
+    for day in 1..=3 {
+        let export = export(work.path(), &format!("2026-03-0{day}-02-00-00.000"), 0);
+        upload(&cfg, &export).unwrap();
+        let name = export.file_name().unwrap().to_str().unwrap();
+        let companion = work.path().join(offsite::companion_name(name).unwrap());
+        fs::write(&companion, format!("plugins of day {day}")).unwrap();
+        let up = upload(&cfg, &companion).unwrap();
+        assert!(up.name.ends_with(".plugins.tgz.age"), "{up:?}");
+        let stored = fs::read(server.object_file(&up.key)).unwrap();
+        assert!(stored.starts_with(b"age-encryption.org/v1\n"));
+        companions.push(up.key);
+    }
+    assert_eq!(offsite::list(&cfg, &no_cancel()).unwrap().len(), 3);
+    let dest = TempDir::new().unwrap();
+    let name = "emqx-export-2026-03-03-02-00-00.000.plugins.tgz";
+    let got = fetch(&cfg, name, Some(&identity), dest.path()).unwrap();
+    assert_eq!(fs::read(&got.path).unwrap(), b"plugins of day 3");
+    assert!(
+        !got.checked_by.contains(&offsite::Check::Verify),
+        "{:?}",
+        got.checked_by
+    );
+    assert!(got.checked_by.contains(&offsite::Check::ExportSha256));
+    let report = offsite::prune(&cfg, &Rules::keep_last(2), false, &no_cancel()).unwrap();
+    assert_eq!(report.deleted.len(), 1);
+    assert!(!server.object_file(&companions[0]).exists());
+    assert!(server.object_file(&companions[1]).exists());
+    let odd = work.path().join("notes.plugins.tgz");
+    fs::write(&odd, b"x").unwrap();
+    assert_eq!(upload(&cfg, &odd).unwrap_err().reason(), "bad_name");
 }
 
 fn fetch_with_the_wrong_identity_is_decrypt_and_writes_nothing(server: Server) {

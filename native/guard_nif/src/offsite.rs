@@ -373,7 +373,9 @@ fn offsite_upload_async<'a>(
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .filter(|n| guard_core::retention::is_export_name(n))
+        .filter(|n| {
+            guard_core::retention::is_export_name(n) || offsite::companion_export(n).is_some()
+        })
         .map(str::to_string);
     let Some(name) = name else {
         return Ok(Err(OffsiteError::BadName(
@@ -443,7 +445,7 @@ fn offsite_fetch_async<'a>(
     let cfg = try_arg!(decode_config(env, cfg)?);
     let limit = try_arg!(decode_opts(opts)?);
     let name = try_arg!(match std::str::from_utf8(name.as_slice()) {
-        Ok(n) if offsite::remote_export_name(n).is_some() => Ok(n.to_string()),
+        Ok(n) if offsite::fetchable_name(n).is_some() => Ok(n.to_string()),
         _ => Err(OffsiteError::BadName(
             String::from_utf8_lossy(name.as_slice()).into_owned()
         )),

@@ -15,8 +15,8 @@ use super::client::{head_object, runtime, store, ObjectInfo};
 use super::download::{download, start_writeback};
 use super::error::one_line;
 use super::{
-    object_name, remote_export_name, OffsiteConfig, OffsiteError, AGE_SUFFIX, META_SHA256,
-    META_SIZE, META_STORED_SHA256, META_STORED_SIZE,
+    fetchable_name, object_name, OffsiteConfig, OffsiteError, AGE_SUFFIX, META_SHA256, META_SIZE,
+    META_STORED_SHA256, META_STORED_SIZE,
 };
 use crate::reading::{CancelFlag, ReadControl, READ_CHUNK};
 use crate::verify::{verify_controlled, Verified};
@@ -120,6 +120,9 @@ impl Drop for WorkDir {
 /// 3. `export_sha256`: the export's size and SHA-256 against the recorded ones (`integrity`).
 /// 4. `verify`: the export verifies ([`crate::verify`]) like any local backup (`verify`).
 ///
+/// A backup's plugins companion (`….plugins.tgz[.age]`, [`super::COMPANION_SUFFIX`]) is fetched
+/// the same way, minus 4 (it is no export): [`Fetched::verified`] then holds only its SHA-256.
+///
 /// An object without the metadata of 1 and 3 (uploaded by hand, or by a server that drops
 /// metadata) is still protected by 2 and 4; [`Fetched::checked_by`] says which checks were made.
 /// Work happens in a private directory `dest_dir/.emqx_guard_fetch-…` that is removed whatever
@@ -156,7 +159,7 @@ pub fn fetch(
     control: &mut ReadControl,
 ) -> Result<Fetched, OffsiteError> {
     cfg.validate()?;
-    if remote_export_name(name).is_none() {
+    if fetchable_name(name).is_none() {
         return Err(OffsiteError::BadName(name.to_string()));
     }
     check_dest_dir(dest_dir)?;
@@ -165,8 +168,8 @@ pub fn fetch(
     let cancel = control.cancel_flag();
     let rt = runtime()?;
     let (object_name, found) = rt.block_on(find_object(cfg, &store, name, &cancel))?;
-    let (export_name, encrypted) = remote_export_name(&object_name)
-        .map(|(e, enc)| (e.to_string(), enc))
+    let (export_name, encrypted, companion) = fetchable_name(&object_name)
+        .map(|(e, enc, c)| (e.to_string(), enc, c))
         .ok_or_else(|| OffsiteError::BadName(object_name.clone()))?;
     if encrypted && identities.is_none() {
         return Err(OffsiteError::Decrypt(format!(
@@ -217,8 +220,11 @@ pub fn fetch(
     }
     fs::set_permissions(&export_path, fs::Permissions::from_mode(0o600))
         .map_err(|e| OffsiteError::io(&export_path, &e))?;
-    // 3 and 4. The export against its recorded checksum, and verified.
-    let (size, verified) = check_export(&key, &found, &export_path, control, &mut checked_by)?;
+    // 3 and 4. The export against its recorded checksum, and verified (a companion: checksum).
+    let (size, verified) = match companion {
+        false => check_export(&key, &found, &export_path, control, &mut checked_by)?,
+        true => check_companion(&key, &found, &export_path, control, &mut checked_by)?,
+    };
     if control.is_cancelled() {
         return Err(OffsiteError::Cancelled);
     }
@@ -321,6 +327,45 @@ fn check_export(
     }
     checked_by.push(Check::Verify);
     Ok((size, verified))
+}
+
+/// [`Check::ExportSha256`] of a plugins companion at `path` (no export: nothing to verify): its
+/// size and SHA-256 against the recorded ones. The [`Verified`] holds only its SHA-256.
+fn check_companion(
+    key: &str,
+    found: &ObjectInfo,
+    path: &FsPath,
+    control: &mut ReadControl,
+    checked_by: &mut Vec<Check>,
+) -> Result<(u64, Verified), OffsiteError> {
+    let hashed = crate::reading::hash_file(path, control).map_err(|e| match e.reason() {
+        "cancelled" => OffsiteError::Cancelled,
+        _ => OffsiteError::io(path, &io::Error::other(e.to_string())),
+    })?;
+    let same = found
+        .meta(META_SIZE)
+        .is_none_or(|w| w == hashed.size.to_string())
+        && found.meta(META_SHA256).is_none_or(|w| w == hashed.sha256);
+    if !same {
+        return Err(OffsiteError::Refused {
+            check: Check::ExportSha256,
+            detail: format!(
+                "the plugins companion in {key} has {} bytes with SHA-256 {}, not what the upload recorded: the object was altered",
+                hashed.size, hashed.sha256
+            ),
+        });
+    }
+    if found.meta(META_SHA256).is_some() {
+        checked_by.push(Check::ExportSha256);
+    }
+    let verified = Verified {
+        entries: 0,
+        bytes: 0,
+        version: String::new(),
+        edition: String::new(),
+        sha256: hashed.sha256,
+    };
+    Ok((hashed.size, verified))
 }
 
 /// How much of a decrypted export is written before its writeback to disk is started.

@@ -1,5 +1,6 @@
 //! The backups under the prefix ([`list`]) and remote retention ([`prune`]). Only keys directly
-//! under the prefix whose name is an export name, with or without `.age`, exist here.
+//! under the prefix whose name is an export name, with or without `.age`, exist here; the plugins
+//! companion of an export ([`super::COMPANION_SUFFIX`]) is deleted with it, never listed.
 
 use std::sync::atomic::Ordering;
 
@@ -175,7 +176,10 @@ pub fn prune(
                 detail: e.to_string(),
             })?;
             match cancellable(cancel, store.delete(&path)).await? {
-                Ok(()) => report.deleted.push(backup),
+                Ok(()) => {
+                    delete_companion(&store, &backup, cancel).await?;
+                    report.deleted.push(backup);
+                }
                 Err(e) => {
                     let why = remote_error(e, cfg).to_string();
                     report.failed.push((backup, why));
@@ -184,6 +188,32 @@ pub fn prune(
         }
         Ok(report)
     })
+}
+
+/// Deletes the plugins companion object of a deleted export object (the same prefix, encrypted
+/// as it), if there is one: the pair goes together. Best effort: a companion that cannot be
+/// deleted is never a reason to keep its export (no listing counts it).
+async fn delete_companion(
+    store: &AmazonS3,
+    backup: &RemoteBackup,
+    cancel: &CancelFlag,
+) -> Result<(), OffsiteError> {
+    let Some(companion) = super::companion_name(&backup.export_name) else {
+        return Ok(());
+    };
+    let Some(at) = backup.key.rfind(backup.export_name.as_str()) else {
+        return Ok(());
+    };
+    let key = format!(
+        "{}{}{}",
+        &backup.key[..at],
+        companion,
+        &backup.key[at + backup.export_name.len()..]
+    );
+    if let Ok(path) = ObjectPath::parse(&key) {
+        let _ = cancellable(cancel, store.delete(&path)).await?;
+    }
+    Ok(())
 }
 
 /// The decision over the listed objects: `plan` (every object with its export's fate, newest

@@ -86,7 +86,7 @@ pub struct Uploaded {
 ///     Ok(uploaded) => assert_eq!(uploaded.key, name),
 ///     Err(e) => assert_eq!(e.reason(), "connect"),
 /// }
-/// // Only exports go up, under their own name:
+/// // Only exports (and their plugins companions) go up, under their own name:
 /// let other = upload(&cfg, fixture.as_ref(), "notes.txt", &mut ReadControl::unlimited());
 /// assert_eq!(other.unwrap_err().reason(), "bad_name");
 /// ```
@@ -97,7 +97,8 @@ pub fn upload(
     control: &mut ReadControl,
 ) -> Result<Uploaded, OffsiteError> {
     cfg.validate()?;
-    if !is_export_name(export_name) {
+    // an export, or the plugins companion beside one (uploaded and encrypted the same way)
+    if !is_export_name(export_name) && super::companion_export(export_name).is_none() {
         return Err(OffsiteError::BadName(export_name.to_string()));
     }
     let store = store(cfg)?;

@@ -226,7 +226,13 @@ restore_dry_run_then_restore(Config) ->
     #{<<"state">> := <<"ok">>, <<"target">> := BName, <<"steps">> := Steps, <<"result">> := Report} =
         lists:last(poll(GW, binary_to_list(P1), [])),
     ?assertMatch(#{<<"result">> := <<"dry_run">>, <<"preflight">> := #{}}, Report),
-    ?assert(has_step(Steps, "preflight: "), Steps),
+    ?assert(has_step(Steps, "preflight: checking " ++ Name), Steps),
+    %% the command's own words: its steps and what it found
+    Cli = ctl(["backup_restore", Name, "--dry-run"]),
+    [?assert(lists:member(binary_to_list(L), Cli), {L, Cli}) || #{<<"line">> := L = <<"preflight: ", _/binary>>} <- Steps],
+    ?assertMatch([_, _], [L || #{<<"line">> := L = <<"preflight: ", _/binary>>} <- Steps]),
+    #{<<"facts">> := [_ | _] = Facts} = Report,
+    [?assert(lists:member(binary_to_list(L), Cli), {L, Cli}) || L <- Facts],
     {ok, Direct} = emqx_guard_restore:restore(BName, #{dry_run => true}),
     ?assertEqual(json_roundtrip(maps:get(<<"preflight">>, Direct)), maps:get(<<"preflight">>, Report)),
     ?assertEqual([Name], names()),

@@ -193,8 +193,11 @@ job_key(Key, #{by := By}) ->
 step(Key, Event, State = #{jobs := Jobs}) ->
     case job_key(Key, State) of
         {ok, _K, Id} ->
-            Job = #{steps := Steps} = maps:get(Id, Jobs),
-            State#{jobs => Jobs#{Id => Job#{steps => add_step(step_doc(Event), Steps)}}};
+            Job = #{kind := Kind, steps := Steps} = maps:get(Id, Jobs),
+            case step_doc(Kind, Event) of
+                none -> State;
+                Doc -> State#{jobs => Jobs#{Id => Job#{steps => add_step(Doc, Steps)}}}
+            end;
         error ->
             State
     end.
@@ -207,10 +210,19 @@ add_step(Doc, Steps) when length(Steps) < ?MAX_STEPS ->
 add_step(_Doc, Steps) ->
     Steps.
 
-step_doc(Event = {Phase, Step, _}) when is_atom(Phase) ->
-    #{<<"at_ms">> => os:system_time(millisecond), <<"event">> => Phase, <<"step">> => Step,
-      <<"line">> => emqx_guard_steps_cli:line(Event)};
-step_doc(Event) ->
+%% A step's document, its line the command's (a restore's words are its command's); `none' for
+%% a step the command does not print.
+step_doc(Kind, Event = {Phase, Step, _}) when is_atom(Phase) ->
+    Line =
+        case Kind of
+            restore -> emqx_guard_restore_cli:step_line(Event);
+            _ -> emqx_guard_steps_cli:line(Event)
+        end,
+    case Line of
+        none -> none;
+        _ -> #{<<"at_ms">> => os:system_time(millisecond), <<"event">> => Phase, <<"step">> => Step, <<"line">> => Line}
+    end;
+step_doc(_Kind, Event) ->
     #{<<"at_ms">> => os:system_time(millisecond), <<"event">> => line, <<"step">> => null,
       <<"line">> => text("~0tP", [emqx_guard_redact:term(Event), 12])}.
 
@@ -244,16 +256,22 @@ outcome(verify, {ok, Results}) ->
     Docs = [#{<<"name">> => N, <<"verified">> => R =:= ok, <<"error">> => verdict_error(R)} || {N, R} <- Results],
     {case lists:all(fun({_, R}) -> R =:= ok end, Results) of true -> ok; false -> failed end, #{<<"results">> => Docs}, null};
 outcome(restore, {ok, Report}) ->
-    {ok, emqx_guard_api:json_safe(Report), null};
+    {ok, restore_doc(Report), null};
 outcome(restore, {error, Why = {_, #{report := Report}}}) ->
     %% a step after the preflight failed: what was done, and why it stopped
-    {failed, emqx_guard_api:json_safe(Report), emqx_guard_outcome:format_error(Why)};
+    {failed, restore_doc(Report), emqx_guard_outcome:format_error(Why)};
 outcome(notify_test, Results) when is_list(Results) ->
     Docs = [#{<<"channel">> => K, <<"ok">> => element(1, R) =:= ok, <<"answer">> => answer(R), <<"error">> => verdict_error(R)}
             || {K, R} <- Results],
     {case lists:all(fun({_, R}) -> element(1, R) =:= ok end, Results) of true -> ok; false -> failed end, #{<<"results">> => Docs}, null};
 outcome(_Kind, {error, Why}) ->
     {failed, null, emqx_guard_outcome:format_error(Why)}.
+
+%% A restore's report, with `facts': what the preflight found as the command prints it.
+restore_doc(Report) when is_map(Report) ->
+    (emqx_guard_api:json_safe(Report))#{<<"facts">> => emqx_guard_restore_cli:facts_lines(Report)};
+restore_doc(Report) ->
+    emqx_guard_api:json_safe(Report).
 
 verdict_error({error, Why}) -> emqx_guard_outcome:format_error(Why);
 verdict_error(_) -> null.

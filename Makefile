@@ -80,12 +80,21 @@ rclone-server:
 # The notification suite talks to a real SMTP server (Python aiosmtpd) that it starts on 127.0.0.1,
 # with a test CA made by openssl. pip first (a pyenv or venv python3); Debian's own python3 refuses
 # pip installs (externally managed), so there it comes from apt.
+# The page's browser suite (emqx_guard_ui_SUITE) drives Debian's headless Chromium with its
+# chromedriver (apt) through Selenium (pip first, as aiosmtpd; apt's python3-selenium otherwise).
 test-deps: s3-server rclone-server
 	@command -v openssl >/dev/null || { apt-get install -y openssl || { apt-get update && apt-get install -y openssl; }; }
 	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install aiosmtpd || \
 	  { export DEBIAN_FRONTEND=noninteractive; apt-get install -y python3-aiosmtpd || \
 	    { apt-get update && apt-get install -y python3-aiosmtpd; }; }
 	@python3 -c 'import aiosmtpd'
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
+	  { export DEBIAN_FRONTEND=noninteractive; apt-get install -y chromium chromium-driver || \
+	    { apt-get update && apt-get install -y chromium chromium-driver; }; }
+	@python3 -c 'import selenium' 2>/dev/null || python3 -m pip install selenium || \
+	  { export DEBIAN_FRONTEND=noninteractive; apt-get install -y python3-selenium || \
+	    { apt-get update && apt-get install -y python3-selenium; }; }
+	@python3 -c 'import selenium'
 
 # An arm64 Debian 12 root (erlang-nox from apt, run under qemu-user-static) for the arm64 NIF check;
 # cached outside the repo, so only the first run downloads it.

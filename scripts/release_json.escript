@@ -59,7 +59,11 @@ main([OutFile, AppFile, RelVsn, PrivDir, GitRef, Date, Repo, Glibc, BuildInfo]) 
             {git_commit_or_build_date, bin(Date)},
             {metadata_vsn, ?METADATA_VSN},
             {built_on_otp_release, bin(erlang:system_info(otp_release))},
-            {with_config_schema, filelib:is_regular(filename:join(PrivDir, "config_schema.avsc"))}
+            {with_config_schema, filelib:is_regular(filename:join(PrivDir, "config_schema.avsc"))},
+            %% EMQX 6.1.1+ shows this path of the plugin's API (emqx_guard_api: priv/ui.html) in an
+            %% iframe on the plugin's dashboard page; EMQX 5.1-5.8 check only the keys they need
+            %% (name, rel_vsn, rel_apps, description) and pass the others through unread
+            {index, <<"/ui">>}
         ],
         ok = file:write_file(OutFile, [encode(Info, 0), $\n]),
         ok = application:load(compiler),

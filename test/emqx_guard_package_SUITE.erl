@@ -74,7 +74,8 @@ end_per_suite(_Config) ->
 
 %% @doc One top directory `emqx_guard-<vsn>/' with release.json, README.md and one app directory
 %% `emqx_guard-<appvsn>/' holding ebin/ (every module of the .app, nothing else) and priv/ (the
-%% NIF and the plugin config files); only plain files and directories, sorted, nothing outside.
+%% NIF, the plugin config files and the page `ui.html'); only plain files and directories, sorted,
+%% nothing outside; within EMQX 6.3's size limits.
 -spec package_layout(list()) -> ok.
 package_layout(Config) ->
     Vsn = ?config(vsn, Config),
@@ -120,8 +121,20 @@ package_layout(Config) ->
     Priv = lists:sort([filename:join(F) || {[D, "priv" | F], _} <- Rel, D =:= AppDir]),
     ct:pal("priv: ~p", [Priv]),
     Nifs = [filename:join(A, "emqx_guard_nif.so") || A <- ?NIF_ARCHS],
-    Required = ["config.hocon", "config_i18n.json", "config_schema.avsc" | Nifs],
+    Required = ["config.hocon", "config_i18n.json", "config_schema.avsc", "ui.html" | Nifs],
     ?assertEqual([], Required -- Priv),
+    %% the plugin's page (EMQX 6.1.1+, release.json `index'): one self-contained HTML file that
+    %% calls only relative paths (no other host, no CDN)
+    Page = file_in(Rel, [AppDir, "priv", "ui.html"]),
+    ?assertMatch({match, _}, re:run(Page, "^<!doctype html>", [caseless])),
+    ?assertMatch({_, _}, binary:match(Page, <<"Back up now">>)),
+    ?assertEqual(nomatch, binary:match(Page, [<<"http://">>, <<"https://">>, <<"src=\"//">>, <<"/api/v5">>])),
+    %% within EMQX 6.3's limits: 10 MB packed, 50 MB unpacked
+    Packed = byte_size(package_bin(Config)),
+    Unpacked = lists:sum([byte_size(B) || {_, B} <- Files]),
+    ct:pal("package: ~B bytes packed, ~B unpacked", [Packed, Unpacked]),
+    ?assert(Packed < 10000000, Packed),
+    ?assert(Unpacked < 50000000, Unpacked),
     [?assertMatch(<<16#7f, "ELF", _/binary>>, file_in(Rel, [AppDir, "priv" | filename:split(N)])) || N <- Nifs],
     ?assertMatch(#{}, json_decode(file_in(Rel, [AppDir, "priv", "config_i18n.json"]))),
     ?assertMatch(#{<<"type">> := _}, json_decode(file_in(Rel, [AppDir, "priv", "config_schema.avsc"]))),
@@ -187,6 +200,8 @@ release_json_fields(Config) ->
             <<"name">> := <<"emqx_guard">>,
             <<"rel_vsn">> := Vsn,
             <<"metadata_vsn">> := <<"0.2.0">>,
+            %% the page EMQX 6.1.1+ shows in the dashboard (5.x reads only the keys it knows)
+            <<"index">> := <<"/ui">>,
             <<"compatibility">> := #{
                 <<"emqx">> := <<">= 5.1.0">>,
                 <<"os">> := <<"linux">>,

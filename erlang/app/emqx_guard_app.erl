@@ -8,14 +8,15 @@
 %% before the stop), so no thread of ours outlives the plugin.
 %%
 %% EMQX 5.7+ also calls, on every node, `on_config_changed/2' when the
-%% dashboard saves the plugin config, and (5.9+) `on_health_check/1'.
+%% dashboard saves the plugin config, (5.9+) `on_health_check/1', and (6.1.1+)
+%% `on_handle_api_call/4' for the plugin's own API and page (`emqx_guard_api').
 -module(emqx_guard_app).
 
 -behaviour(application).
 
 -include_lib("kernel/include/logger.hrl").
 
--export([start/2, stop/1, on_config_changed/2, on_health_check/1]).
+-export([start/2, stop/1, on_config_changed/2, on_health_check/1, on_handle_api_call/4]).
 
 %% @doc Starts the supervision tree and registers the `guard' command.
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
@@ -127,3 +128,9 @@ on_health_check(_Opts) ->
         exit:{noproc, _} -> {error, <<"emqx_guard is not running">>};
         _:Reason -> {error, iolist_to_binary(io_lib:format("health check failed: ~tp", [Reason]))}
     end.
+
+%% @doc EMQX 6.1.1+'s plugin API gateway: a request to `/api/v5/plugin_api/emqx_guard/...'
+%% (Method, the path after the plugin's name, Request, Context), answered by `emqx_guard_api'.
+-spec on_handle_api_call(atom(), [binary()], map(), map()) -> emqx_guard_api:answer().
+on_handle_api_call(Method, Path, Request, Context) ->
+    emqx_guard_api:handle(Method, Path, Request, Context).

@@ -11,7 +11,9 @@
 %%     results;</li>
 %% <li>`emqx_guard_scheduler': the timer and the runs;</li>
 %% <li>`emqx_guard_settings_sync': settings changes and their versions across the cluster
-%%     (it tells the scheduler about every change).</li>
+%%     (it tells the scheduler about every change);</li>
+%% <li>`emqx_guard_api_jobs': the jobs the plugin API started (a backup, a check, a restore, a
+%%     notification test) and their steps, for the page to poll.</li>
 %% </ol>
 -module(emqx_guard_sup).
 
@@ -37,7 +39,8 @@ init([]) ->
         worker(emqx_guard_copies),
         worker(emqx_guard_offsite_queue),
         worker(emqx_guard_scheduler),
-        worker(emqx_guard_settings_sync)
+        worker(emqx_guard_settings_sync),
+        worker(emqx_guard_api_jobs)
     ],
     {ok, {SupFlags, Children}}.
 

@@ -7,7 +7,7 @@
 
 -import(emqx_guard_cli, [line/1, error_line/1, error_reason/1]).
 
--export([cmd/1, usage_lines/0, facts_lines/1]).
+-export([cmd/1, usage_lines/0, facts_lines/1, step_line/1]).
 
 %% @doc The usage lines of this command, in `emqx_ctl:usage/1' format.
 -spec usage_lines() -> [{string(), string()}].
@@ -107,30 +107,39 @@ joined([]) -> <<"(none)">>;
 joined(Items) -> iolist_to_binary(lists:join(<<", ">>, Items)).
 
 %% Each step as it comes.
-print({started, preflight, #{name := Name}}) ->
-    line(["preflight: checking ", Name]);
-print({done, preflight, _}) ->
-    line("preflight: done: it can be imported here");
-print({failed, preflight, _}) ->
-    %% the refusal is printed once, as the command's error
-    ok;
-print({started, safety, _}) ->
-    line("safety: backing up the present state first (a normal backup run)");
-print({done, safety, #{file := File, size := Size}}) ->
-    line(text("safety: done: ~ts (~ts), kept until a later good backup replaced it", [File, emqx_guard_render:size(Size)]));
-print({started, import, _}) ->
-    line("import: EMQX's data import (it merges: records not in the backup stay)");
-print({line, import, Text}) ->
-    %% as EMQX prints it
-    line(Text);
-print({started, plugins, _}) ->
-    line("plugins: bringing back what the backup's plugins companion carries");
-print({line, plugins, Text}) ->
-    line(["plugins: ", Text]);
-print({done, api_keys, _}) ->
-    line("api keys: the keys of api_key.bootstrap_file were written again");
 print(Event) ->
-    emqx_guard_steps_cli:print(Event).
+    case step_line(Event) of
+        none -> ok;
+        Line -> line(Line)
+    end.
+
+%% @doc The line of one step of a restore for people (the command prints it, the dashboard's page
+%% shows it), or `none' for a step said otherwise (a refused preflight is the command's error).
+-spec step_line(emqx_guard_steps:event()) -> binary() | none.
+step_line({started, preflight, #{name := Name}}) ->
+    unicode:characters_to_binary(["preflight: checking ", Name]);
+step_line({done, preflight, _}) ->
+    <<"preflight: done: it can be imported here">>;
+step_line({failed, preflight, _}) ->
+    %% the refusal is printed once, as the command's error
+    none;
+step_line({started, safety, _}) ->
+    <<"safety: backing up the present state first (a normal backup run)">>;
+step_line({done, safety, #{file := File, size := Size}}) ->
+    text("safety: done: ~ts (~ts), kept until a later good backup replaced it", [File, emqx_guard_render:size(Size)]);
+step_line({started, import, _}) ->
+    <<"import: EMQX's data import (it merges: records not in the backup stay)">>;
+step_line({line, import, Text}) ->
+    %% as EMQX prints it
+    unicode:characters_to_binary(Text);
+step_line({started, plugins, _}) ->
+    <<"plugins: bringing back what the backup's plugins companion carries">>;
+step_line({line, plugins, Text}) ->
+    unicode:characters_to_binary(["plugins: ", Text]);
+step_line({done, api_keys, _}) ->
+    <<"api keys: the keys of api_key.bootstrap_file were written again">>;
+step_line(Event) ->
+    emqx_guard_steps_cli:line(Event).
 
 text(Fmt, Args) ->
     unicode:characters_to_binary(io_lib:format(Fmt, Args)).

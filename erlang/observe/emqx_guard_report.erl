@@ -11,7 +11,7 @@
 %% (`emqx_guard_outcome:format_error/1').
 -module(emqx_guard_report).
 
--export([status/0, backups/0, remote_backups/0, notifications/0, instant/3]).
+-export([status/0, backups/0, backups_why/0, remote_backups/0, remote_backups/1, notifications/0, outcome/1, instant/3]).
 
 -type doc() :: #{binary() => term()}.
 -export_type([doc/0]).
@@ -96,6 +96,12 @@ no_fire(Why) ->
             _ -> emqx_guard_outcome:format_error(Why)
         end,
     #{<<"next_fire">> => null, <<"next_fire_ms">> => null, <<"next_fire_error">> => Error}.
+
+%% @doc A run's outcome as `last_run' shows it (in the schedule's zone): `started_at',
+%% `duration_ms', `result', `trigger', `file', `path', `size', `sha256', `error', `warnings'.
+-spec outcome(map()) -> doc().
+outcome(Run) ->
+    run(Run, maps:get(backup_timezone, emqx_guard_settings:get())).
 
 %% A run's outcome (`emqx_guard_outcome'): when, how long, how it went, what it made.
 run(undefined, _Zone) ->
@@ -196,6 +202,24 @@ backups() ->
             Error
     end.
 
+%% @doc `backups/0' with what retention does with each backup (`guard backup_list --why'):
+%% `why', the rule(s) of `backup_keep' that keep it or why it goes, from retention's plan
+%% (`emqx_guard_backups:plan/2', nothing deleted; `null' for a backup newer than the plan), and
+%% `keep_policy'. May read backups that have no verification record yet.
+-spec backups_why() -> {ok, doc()} | {error, term()}.
+backups_why() ->
+    S = emqx_guard_settings:get(),
+    case {backups(), emqx_guard_backups:plan(emqx_guard_emqx:backup_dir(), emqx_guard_retention:local(S))} of
+        {{ok, Doc = #{<<"backups">> := Backups}}, {ok, #{plan := Plan}}} ->
+            Why = maps:from_list([{N, W} || #{name := N, why := W} <- Plan]),
+            {ok, Doc#{<<"keep_policy">> => emqx_guard_retention:text(maps:get(backup_keep, S)),
+                      <<"backups">> => [B#{<<"why">> => maps:get(N, Why, null)} || B = #{<<"name">> := N} <- Backups]}};
+        {{error, _} = Error, _} ->
+            Error;
+        {_, {error, _} = Error} ->
+            Error
+    end.
+
 backup(B = #{name := Name, path := Path, size := Size, mtime := MTime}, Running, Zone) ->
     {State, Error} =
         case maps:get(verified, B) of
@@ -223,6 +247,11 @@ written_or_not(undefined, _MTime) ->
 %% `{error, Reason}' without a destination or when the bucket cannot be listed.
 -spec remote_backups() -> {ok, doc()} | {error, term()}.
 remote_backups() ->
+    remote_backups(?AWAIT_MS).
+
+%% @doc `remote_backups/0' waiting at most WaitMs for the listing (the plugin API has seconds).
+-spec remote_backups(pos_integer()) -> {ok, doc()} | {error, term()}.
+remote_backups(WaitMs) ->
     S = #{backup_timezone := Zone} = emqx_guard_settings:get(),
     case emqx_guard_offsite_config:to_nif(S) of
         off ->
@@ -230,7 +259,7 @@ remote_backups() ->
         {ok, Config} ->
             Listed =
                 case emqx_guard_core:offsite_list_async(Config, #{}) of
-                    {ok, Job} -> emqx_guard_core:await(Job, ?AWAIT_MS);
+                    {ok, Job} -> emqx_guard_core:await(Job, WaitMs);
                     {error, _} = Error -> Error
                 end,
             case Listed of

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""emqx_guard's page in a real browser (issue 25): headless Chromium (Debian's chromium and
+chromium-driver) driven with Selenium, against the stand-in of EMQX 6.3's plugin API gateway
+that emqx_guard_ui_SUITE serves on 127.0.0.1.
+
+As an operator in the dashboard: log in (the emqx_auth cookie), open the dashboard's plugin page
+(the plugin's /ui in an iframe), see the backups, click "Back up now" and see the run's steps and
+the new backup, run a restore dry run and read its report (--restore), enter a bad cron and see
+the error beside the field, look at the page in the dark theme. Screenshots go to --shots.
+Prints one line per check; exits 1 on the first that fails (its line says what was seen)."""
+import argparse
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--base", required=True)
+    p.add_argument("--token", required=True)
+    p.add_argument("--shots", required=True)
+    p.add_argument("--restore", action="store_true")
+    a = p.parse_args()
+
+    opts = Options()
+    opts.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,1400", "--force-device-scale-factor=1"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=opts)
+    try:
+        run(driver, a)
+    finally:
+        driver.quit()
+
+
+def wait(what, fn, timeout=30.0):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # an element not there yet
+            last = repr(e)
+        time.sleep(0.2)
+    fail(what, last)
+
+
+def fail(what, seen):
+    print("FAIL: %s (seen: %r)" % (what, seen), flush=True)
+    sys.exit(1)
+
+
+def ok(what):
+    print("ok: " + what, flush=True)
+
+
+def rows(d):
+    return [r.get_attribute("data-name") for r in d.find_elements(By.CSS_SELECTOR, "#backups-table tbody tr[data-name]")]
+
+
+def run(d, a):
+    # the dashboard's login sets the cookie; its plugin page shows /ui in an iframe
+    d.get(a.base + "/login?token=" + a.token)
+    wait("the dashboard's plugin page", lambda: d.find_element(By.ID, "plugin-ui"))
+    d.switch_to.frame(d.find_element(By.ID, "plugin-ui"))
+    wait("the page loaded its data", lambda: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+    msg = d.find_element(By.ID, "message").text
+    if msg:
+        fail("no error on load", msg)
+    before = wait("the backups listed", lambda: rows(d))
+    ok("backups listed: %s" % before)
+    wait("retention's reason shown", lambda: d.find_element(By.CSS_SELECTOR, "#backups-table td.why").text)
+    ok("retention: " + d.find_element(By.CSS_SELECTOR, "#backups-table td.why").text)
+    health = d.find_element(By.ID, "health").text
+    ok("health: " + health)
+    d.switch_to.default_content()
+    d.save_screenshot(a.shots + "/01-overview.png")
+    d.switch_to.frame(d.find_element(By.ID, "plugin-ui"))
+
+    # Back up now: the run's steps while it runs, then its outcome and the new backup
+    d.find_element(By.ID, "backup-now").click()
+    wait("the run started", lambda: d.find_elements(By.CSS_SELECTOR, "#job [data-state]"))
+    state = wait("the run ended", lambda: (lambda s: s if s != "running" else None)(
+        d.find_element(By.CSS_SELECTOR, "#job [data-state]").get_attribute("data-state")), 60)
+    steps = [li.text for li in d.find_elements(By.CSS_SELECTOR, "#job .steps li")]
+    if state != "ok":
+        fail("the backup succeeded", (state, steps))
+    for want in ("export: started", "verify: done in"):
+        if not any(want in s for s in steps):
+            fail("a step '%s' shown" % want, steps)
+    ok("backup ran; steps: %d, e.g. %s" % (len(steps), steps[-1]))
+    after = wait("the new backup listed", lambda: (lambda r: r if len(r) == len(before) + 1 else None)(rows(d)))
+    new = [n for n in after if n not in before][0]
+    ok("new backup: " + new)
+    wait("the last run line", lambda: "ok" in d.find_element(By.ID, "last-run-line").text)
+    d.switch_to.default_content()
+    d.save_screenshot(a.shots + "/02-backup-now.png")
+    d.switch_to.frame(d.find_element(By.ID, "plugin-ui"))
+
+    if a.restore:
+        row = d.find_element(By.CSS_SELECTOR, '#backups-table tr[data-name="%s"]' % new)
+        row.find_element(By.CSS_SELECTOR, "button.restore").click()
+        report = wait("the dry run's report", lambda: d.find_element(By.ID, "restore-report").text, 60)
+        state = d.find_element(By.CSS_SELECTOR, "#restore-job [data-state]").get_attribute("data-state")
+        if state != "ok" or "tables" not in report.lower() or "import" not in report.lower():
+            fail("the dry run succeeded with a report of what it would import", (state, report))
+        ok("dry run report: %d chars" % len(report))
+        btn = wait("the confirmation", lambda: d.find_element(By.ID, "restore-confirm"))
+        btn.click()
+        wait("a second click asked for", lambda: "Yes, restore" in d.find_element(By.ID, "restore-confirm").text)
+        ok("restore asks to confirm: " + d.find_element(By.ID, "restore-confirm").text)
+        d.execute_script("document.getElementById('restore-panel').scrollIntoView()")
+        d.switch_to.default_content()
+        d.save_screenshot(a.shots + "/03-restore-dry-run.png")
+        d.switch_to.frame(d.find_element(By.ID, "plugin-ui"))
+
+    # a bad cron: the error beside the field as it is left, and the save refused
+    cron = d.find_element(By.ID, "set-backup_cron")
+    d.execute_script("arguments[0].scrollIntoView()", cron)
+    cron.send_keys(Keys.CONTROL, "a")
+    cron.send_keys("61 * * * *")
+    cron.send_keys(Keys.TAB)
+    err = wait("the inline error", lambda: d.find_element(By.ID, "err-backup_cron").text)
+    ok("inline error: " + err)
+    d.find_element(By.ID, "settings-save").click()
+    res = wait("the save refused", lambda: (lambda t: t if t.startswith("not saved") else None)(
+        d.find_element(By.ID, "settings-result").text))
+    ok("save: " + res)
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", cron)
+    d.switch_to.default_content()
+    d.save_screenshot(a.shots + "/04-bad-cron.png")
+
+    # the dark theme (prefers-color-scheme, as the browser tells it)
+    d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    d.switch_to.frame(d.find_element(By.ID, "plugin-ui"))
+    bg = d.execute_script("return getComputedStyle(document.body).backgroundColor")
+    if bg in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"):
+        fail("a dark background in the dark theme", bg)
+    ok("dark background: " + bg)
+    d.execute_script("window.scrollTo(0, 0)")
+    d.switch_to.default_content()
+    d.save_screenshot(a.shots + "/05-dark.png")
+    print("PASS", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -452,8 +452,7 @@ fn write_pieces(
     let mut hashed = 0u64;
     let mut waiting: BTreeMap<u64, Piece> = BTreeMap::new();
     while let Some(piece) = incoming.blocking_recv() {
-        file.write_all_at(&piece.data, piece.offset)
-            .map_err(|e| OffsiteError::io(to, &e))?;
+        write_at(file, &piece.data, piece.offset).map_err(|e| OffsiteError::io(to, &e))?;
         if durable {
             start_writeback(file, piece.offset, piece.data.len() as u64);
         }
@@ -469,6 +468,22 @@ fn write_pieces(
         )));
     }
     Ok(hex(&hasher.finalize()))
+}
+
+/// The largest write [`write_at`] makes at once.
+const WRITE_SLICE: usize = 256 * 1024;
+
+/// `data` written into `file` at `offset`, in writes of at most [`WRITE_SLICE`]: measured on
+/// Linux 6 (ext4), one write of a whole 16 MiB range often costs ten times as much CPU as the same
+/// bytes in 256 KiB writes (the page cache takes a large write into large folios, whose
+/// allocation is the cost), and that made the writing thread the bottleneck of a download.
+fn write_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    let mut at = offset;
+    for slice in data.chunks(WRITE_SLICE) {
+        file.write_all_at(slice, at)?;
+        at += slice.len() as u64;
+    }
+    Ok(())
 }
 
 /// Asks the kernel to start writing `len` bytes of `file` from `offset` to disk, without

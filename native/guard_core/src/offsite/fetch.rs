@@ -8,6 +8,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path as FsPath, PathBuf};
+use std::time::{Duration, Instant};
 
 use object_store::aws::AmazonS3;
 
@@ -82,6 +83,24 @@ pub struct Fetched {
     /// by another tool, or kept by a server that drops metadata, does not), [`Check::Age`] when
     /// it was encrypted, [`Check::Verify`] always.
     pub checked_by: Vec<Check>,
+    /// How long each phase took (what a benchmark prints; no check depends on it).
+    pub timings: FetchTimings,
+}
+
+/// The wall time of each phase of a [`fetch`], one after the other: they add up to the whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchTimings {
+    /// HEAD (the object found, its size, ETag and metadata).
+    pub head: Duration,
+    /// The download, up to its last byte written and hashed (and, for a plain export, checked
+    /// while it came in).
+    pub download: Duration,
+    /// Decryption (encrypted objects), or the download put aside as the export.
+    pub decrypt: Duration,
+    /// What checking the export took after that ([`Check::ExportSha256`], [`Check::Verify`]).
+    pub check: Duration,
+    /// The export linked into place.
+    pub link: Duration,
 }
 
 /// The private work directory of a fetch in the destination (`.emqx_guard_fetch-…`, invisible
@@ -164,6 +183,7 @@ pub fn fetch(
     let store = store(cfg)?;
     let cancel = control.cancel_flag();
     let rt = runtime()?;
+    let mut clock = Clock::start();
     let (object_name, found) = rt.block_on(find_object(cfg, &store, name, &cancel))?;
     let (export_name, encrypted) = remote_export_name(&object_name)
         .map(|(e, enc)| (e.to_string(), enc))
@@ -178,6 +198,7 @@ pub fn fetch(
         return Err(OffsiteError::Exists(final_path));
     }
     let work = WorkDir::create(dest_dir)?;
+    let head = clock.lap();
     let key = cfg.key(&object_name);
     let mut checked_by = Vec::new();
 
@@ -196,6 +217,7 @@ pub fn fetch(
         &cancel,
     )?;
     drop(rt);
+    let download_time = clock.lap();
     if check_stored(&key, &found, Some(&stored_sha256))? {
         checked_by.push(Check::StoredSha256);
     }
@@ -217,11 +239,13 @@ pub fn fetch(
     }
     fs::set_permissions(&export_path, fs::Permissions::from_mode(0o600))
         .map_err(|e| OffsiteError::io(&export_path, &e))?;
+    let decrypt_time = clock.lap();
     // 3 and 4. The export against its recorded checksum, and verified.
     let (size, verified) = check_export(&key, &found, &export_path, control, &mut checked_by)?;
     if control.is_cancelled() {
         return Err(OffsiteError::Cancelled);
     }
+    let check_time = clock.lap();
     // Into place, never over an existing file.
     fs::hard_link(&export_path, &final_path).map_err(|e| match e.kind() {
         io::ErrorKind::AlreadyExists => OffsiteError::Exists(final_path.clone()),
@@ -236,7 +260,31 @@ pub fn fetch(
         encrypted,
         verified,
         checked_by,
+        timings: FetchTimings {
+            head,
+            download: download_time,
+            decrypt: decrypt_time,
+            check: check_time,
+            link: clock.lap(),
+        },
     })
+}
+
+/// Laps of wall time.
+struct Clock(Instant);
+
+impl Clock {
+    fn start() -> Clock {
+        Clock(Instant::now())
+    }
+
+    /// The time since the last lap (or the start).
+    fn lap(&mut self) -> Duration {
+        let now = Instant::now();
+        let since = now.duration_since(self.0);
+        self.0 = now;
+        since
+    }
 }
 
 fn check_dest_dir(dest_dir: &FsPath) -> Result<(), OffsiteError> {

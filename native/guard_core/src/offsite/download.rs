@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Read;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path as FsPath;
@@ -77,6 +78,10 @@ impl Drop for Piece {
 /// What the network side of a download shares.
 struct Shared<'a> {
     cfg: &'a OffsiteConfig,
+    /// The size of a range (the last one may be shorter).
+    range: usize,
+    /// How many ranges may be in flight or in memory at once.
+    slots: usize,
     signed: Signed<'a>,
     found: &'a ObjectInfo,
     permits: Arc<Semaphore>,
@@ -92,93 +97,198 @@ enum Served {
     Whole(HttpResponse),
 }
 
+/// A check of an object's bytes made while they download ([`download`]): it reads them, in
+/// order, from the reader it is given, on a thread of its own, and returns its verdict.
+pub(super) type InOrderCheck<'a, T> = Box<dyn FnOnce(&mut dyn Read) -> T + Send + 'a>;
+
 /// Downloads the object `name` (as HEAD `found` it) into the file `to` (see the module
 /// documentation), driving the requests on `rt`; returns the SHA-256 of its bytes, lowercase
-/// hex. With `durable`, the file's writeback to disk starts as each range is written, so that
-/// a later `fsync` has little left to wait for (the file is kept); without, it is not asked for
-/// (the file is a step on the way and is deleted).
-pub(super) fn download(
+/// hex, and the verdict of `check`. With `durable`, the file's writeback to disk starts as each
+/// range is written and the file is synced once complete (the file is kept); without, neither
+/// (the file is a step on the way and is deleted). `check`, when given, is fed the bytes in
+/// order as the ranges complete (the writing thread hands each range on once the ones before it
+/// are there), so its verdict is ready about when the last byte is; a range stays in memory
+/// until `check` has read it, within the same `concurrency x part_size` budget. A `check` that
+/// stops reading early is simply no longer fed; its verdict counts only when the download
+/// succeeded.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn download<T: Send>(
     cfg: &OffsiteConfig,
     rt: &Runtime,
     name: &str,
     found: &ObjectInfo,
     to: &FsPath,
     durable: bool,
+    check: Option<InOrderCheck<'_, T>>,
     cancel: &CancelFlag,
-) -> Result<String, OffsiteError> {
+) -> Result<(String, Option<T>), OffsiteError> {
     let file = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
-    let (pieces, incoming) = channel(cfg.concurrency + 1);
+    let (range, slots) = ranges_of(cfg);
+    let (pieces, incoming) = channel(slots + 1);
     let shared = Shared {
         cfg,
+        range,
+        slots,
         signed: Signed::new(cfg, name, None)?,
         found,
-        permits: Arc::new(Semaphore::new(cfg.concurrency)),
+        permits: Arc::new(Semaphore::new(slots)),
         pool: Pool::default(),
         pieces,
     };
     std::thread::scope(|scope| {
-        let writing = std::thread::Builder::new()
-            .name("emqx_guard_write".into())
-            .spawn_scoped(scope, || {
-                write_pieces(incoming, &file, to, found.size, durable)
+        let (forward, in_order) = std::sync::mpsc::channel::<Piece>();
+        let checking = check
+            .map(|check| {
+                spawn_named(scope, "emqx_guard_check", to, move || {
+                    crate::worker::lower_current_thread();
+                    check(&mut ChannelReader::new(in_order))
+                })
             })
-            .map_err(|e| OffsiteError::io(to, &std::io::Error::other(e)))?;
-        let fetching = async {
-            let deadline = cfg.fetch_deadline(found.size);
-            match tokio::time::timeout(deadline, shared.fetch_all()).await {
-                Ok(done) => done,
-                Err(_) => Err(OffsiteError::Timeout {
-                    where_: cfg.where_(),
-                    detail: format!(
-                        "{}: the download did not finish within {} s",
-                        shared.signed.key(),
-                        deadline.as_secs()
-                    ),
-                }),
-            }
-        };
-        let fetched = rt.block_on(cancellable(cancel, fetching)).and_then(|r| r);
+            .transpose()?;
+        let forward = checking.is_some().then_some(forward);
+        let file = &file;
+        let writing = spawn_named(scope, "emqx_guard_write", to, move || {
+            write_pieces(incoming, file, to, found.size, durable, forward)
+        })?;
+        let fetched = rt
+            .block_on(cancellable(cancel, shared.fetch_within_deadline()))
+            .and_then(|r| r);
         drop(shared);
-        let written = writing.join().unwrap_or_else(|_| {
-            Err(OffsiteError::io(
-                to,
-                &std::io::Error::other("the writing thread panicked"),
-            ))
-        });
-        match (fetched, written) {
+        let written = joined(writing, to).and_then(|r| r);
+        let checked = checking.map(|c| joined(c, to)).transpose();
+        let sha256 = match (fetched, written) {
             (Ok(()), written) => written,
             // The writer stopped first (a full disk): its error is the cause.
             (Err(_), Err(e)) if !matches!(e, OffsiteError::Integrity(_)) => Err(e),
             (Err(e), _) => Err(e),
-        }
+        }?;
+        Ok((sha256, checked?))
     })
 }
 
+/// `run` on a new thread of `scope` named `name` (`to`: the file an error names).
+fn spawn_named<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    name: &str,
+    to: &FsPath,
+    run: impl FnOnce() -> T + Send + 'scope,
+) -> Result<std::thread::ScopedJoinHandle<'scope, T>, OffsiteError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(scope, run)
+        .map_err(|e| OffsiteError::io(to, &std::io::Error::other(e)))
+}
+
+/// What the thread of `handle` returned; its panic an error.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>, to: &FsPath) -> Result<T, OffsiteError> {
+    handle.join().map_err(|_| {
+        OffsiteError::io(
+            to,
+            &std::io::Error::other("a thread of the download panicked"),
+        )
+    })
+}
+
+/// The bytes of the items a channel delivers, in order, as one reader; each item is dropped
+/// once read (a download's range: its buffer and its share of the memory budget given back).
+/// Every sender gone is the end of the bytes.
+pub(super) struct ChannelReader<T> {
+    incoming: std::sync::mpsc::Receiver<T>,
+    current: Option<T>,
+    at: usize,
+}
+
+impl<T> ChannelReader<T> {
+    pub(super) fn new(incoming: std::sync::mpsc::Receiver<T>) -> Self {
+        ChannelReader {
+            incoming,
+            current: None,
+            at: 0,
+        }
+    }
+}
+
+impl<T: AsRef<[u8]>> Read for ChannelReader<T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if let Some(item) = &self.current {
+                let rest = &item.as_ref()[self.at..];
+                if !rest.is_empty() {
+                    let n = rest.len().min(buf.len());
+                    buf[..n].copy_from_slice(&rest[..n]);
+                    self.at += n;
+                    return Ok(n);
+                }
+            }
+            // Done with it: back to its owner before waiting for the next.
+            self.current = None;
+            match self.incoming.recv() {
+                Ok(item) => {
+                    self.current = Some(item);
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
 impl Shared<'_> {
+    /// [`Shared::fetch_all`] within the download's one deadline.
+    async fn fetch_within_deadline(&self) -> Result<(), OffsiteError> {
+        let deadline = self.cfg.fetch_deadline(self.found.size);
+        match tokio::time::timeout(deadline, self.fetch_all()).await {
+            Ok(done) => done,
+            Err(_) => Err(OffsiteError::Timeout {
+                where_: self.cfg.where_(),
+                detail: format!(
+                    "{}: the download did not finish within {} s",
+                    self.signed.key(),
+                    deadline.as_secs()
+                ),
+            }),
+        }
+    }
+
     /// Every byte of the object to the writer: the first range, then the rest as the first
     /// answer allows.
     async fn fetch_all(&self) -> Result<(), OffsiteError> {
         let size = self.found.size;
-        let part_size = self.cfg.part_size as u64;
-        let first = 0..part_size.min(size);
+        let range = self.range as u64;
+        let first = 0..range.min(size);
         let permit = self.acquire().await?;
         let served = with_retries(self.cfg, || self.first_answer(first.clone())).await?;
         match served {
             Served::Whole(response) => self.stream_whole(response, permit).await,
             Served::Ranges(response) => {
-                match self.collect(response, first.clone()).await {
-                    Ok(data) => self.send(first.start, data, permit).await?,
-                    Err(Failure { retry: true, .. }) => {
-                        drop(permit);
-                        self.fetch_range(first.clone()).await?;
+                // The rest is asked for as soon as the first answer says ranges work, while
+                // the first range's body still comes in.
+                let first_body = async {
+                    match self.collect(response, first.clone()).await {
+                        Ok(data) => self.send(first.start, data, permit).await,
+                        Err(Failure { retry: true, .. }) => {
+                            drop(permit);
+                            self.fetch_range(first.clone()).await
+                        }
+                        Err(failure) => Err(failure.error),
                     }
-                    Err(failure) => return Err(failure.error),
-                }
-                stream::iter(ranges_after(first.end, size, part_size))
+                };
+                let rest = stream::iter(ranges_after(first.end, size, range))
                     .map(|range| self.fetch_range(range))
-                    .buffer_unordered(self.cfg.concurrency)
-                    .try_collect::<()>()
+                    .buffer_unordered(self.slots)
+                    .try_collect::<()>();
+                futures_util::future::try_join(first_body, rest)
                     .await
+                    .map(|_| ())
             }
         }
     }
@@ -319,13 +429,13 @@ impl Shared<'_> {
         }
     }
 
-    /// The whole object from one answer, in pieces of `part_size` (each with a permit).
+    /// The whole object from one answer, in pieces of a range's size (each with a permit).
     async fn stream_whole(
         &self,
         response: HttpResponse,
         mut permit: OwnedSemaphorePermit,
     ) -> Result<(), OffsiteError> {
-        let part_size = self.cfg.part_size;
+        let part_size = self.range;
         let mut body = response.into_body().bytes_stream();
         let mut offset = 0u64;
         let mut data = buffer(&self.pool, part_size);
@@ -370,6 +480,19 @@ fn serving(status: u16, got: Option<Range<u64>>, asked: &Range<u64>, size: u64) 
         (200, None) => Some(Serving::Whole),
         _ => None,
     }
+}
+
+/// The largest range a download asks for at once.
+const MAX_RANGE: usize = 8 * 1024 * 1024;
+
+/// The size of a download's ranges and how many may be in flight or in memory at once: ranges
+/// of `part_size` up to [`MAX_RANGE`], as many as fit the transfer's memory budget of
+/// `concurrency x part_size` (the defaults: 8 ranges of 8 MiB). More, smaller ranges keep more
+/// requests going while earlier ones are written and checked, and give memory back sooner.
+fn ranges_of(cfg: &OffsiteConfig) -> (usize, usize) {
+    let range = cfg.part_size.clamp(1, MAX_RANGE);
+    let budget = cfg.concurrency.max(1).saturating_mul(cfg.part_size);
+    (range, (budget / range).max(1))
 }
 
 /// The `part_size` ranges from `start` to `size`.
@@ -438,14 +561,17 @@ where
     }
 }
 
-/// The writing thread: every piece written at its offset as it arrives, hashed in order;
-/// the SHA-256 once all `size` bytes are there.
+/// The writing thread: every piece written at its offset as it arrives, hashed in order and
+/// then handed on in order to `forward` (while it listens); the SHA-256 once all `size` bytes
+/// are there (and, when `durable`, synced to disk: `forward`'s reader has its end by then and
+/// finishes meanwhile).
 fn write_pieces(
     mut incoming: Receiver<Piece>,
     file: &File,
     to: &FsPath,
     size: u64,
     durable: bool,
+    mut forward: Option<std::sync::mpsc::Sender<Piece>>,
 ) -> Result<String, OffsiteError> {
     crate::worker::lower_current_thread();
     let mut hasher = Sha256::new();
@@ -460,12 +586,20 @@ fn write_pieces(
         while let Some(next) = waiting.remove(&hashed) {
             hasher.update(&next.data);
             hashed += next.data.len() as u64;
+            // A reader that stopped (its verdict made) is fed no more.
+            if forward.as_ref().is_some_and(|to| to.send(next).is_err()) {
+                forward = None;
+            }
         }
     }
+    drop(forward);
     if hashed != size || !waiting.is_empty() {
         return Err(OffsiteError::Integrity(format!(
             "the download stopped after {hashed} of {size} bytes"
         )));
+    }
+    if durable {
+        file.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
     }
     Ok(hex(&hasher.finalize()))
 }

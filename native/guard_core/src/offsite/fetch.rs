@@ -8,19 +8,20 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::time::{Duration, Instant};
 
 use object_store::aws::AmazonS3;
 
 use super::client::{head_object, runtime, store, ObjectInfo};
-use super::download::{download, start_writeback};
+use super::download::{download, start_writeback, ChannelReader, InOrderCheck};
 use super::error::one_line;
 use super::{
     object_name, remote_export_name, OffsiteConfig, OffsiteError, AGE_SUFFIX, META_SHA256,
     META_SIZE, META_STORED_SHA256, META_STORED_SIZE,
 };
 use crate::reading::{CancelFlag, ReadControl, READ_CHUNK};
-use crate::verify::{verify_controlled, Verified};
+use crate::verify::{verify_stream, Verified, VerifyError};
 
 /// One check [`fetch`] makes of what it downloaded. `Display` is the stable short name
 /// (the Erlang atom of [`Fetched::checked_by`]).
@@ -189,9 +190,7 @@ pub fn fetch(
         .map(|(e, enc)| (e.to_string(), enc))
         .ok_or_else(|| OffsiteError::BadName(object_name.clone()))?;
     if encrypted && identities.is_none() {
-        return Err(OffsiteError::Decrypt(format!(
-            "{object_name} is encrypted: give the age identity file of its recipient (identity=<path>)"
-        )));
+        return Err(no_identity(&object_name));
     }
     let final_path = dest_dir.join(&export_name);
     if fs::symlink_metadata(&final_path).is_ok() {
@@ -202,46 +201,26 @@ pub fn fetch(
     let key = cfg.key(&object_name);
     let mut checked_by = Vec::new();
 
-    // 1. The object's bytes, checked against what the upload stored before anything reads them.
-    check_stored(&key, &found, None)?;
-    let downloaded = work.0.join("object.download");
-    // A plain download becomes the export (kept: written back as it comes); an encrypted one
-    // is only read once to decrypt it.
-    let stored_sha256 = download(
-        cfg,
-        &rt,
-        &object_name,
-        &found,
-        &downloaded,
-        !encrypted,
-        &cancel,
-    )?;
-    drop(rt);
-    let download_time = clock.lap();
-    if check_stored(&key, &found, Some(&stored_sha256))? {
-        checked_by.push(Check::StoredSha256);
-    }
-    // 2. The export: decrypted (age authenticates it), or the download itself.
     let export_path = work.0.join(&export_name);
-    match identities.filter(|_| encrypted) {
-        Some(ids) => {
-            decrypt_file(&downloaded, &export_path, &ids, &key, control)?;
-            let _ = fs::remove_file(&downloaded);
-            checked_by.push(Check::Age);
-        }
-        None => {
-            fs::rename(&downloaded, &export_path)
-                .map_err(|e| OffsiteError::io(&export_path, &e))?;
-            File::open(&export_path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| OffsiteError::io(&export_path, &e))?;
-        }
-    }
-    fs::set_permissions(&export_path, fs::Permissions::from_mode(0o600))
-        .map_err(|e| OffsiteError::io(&export_path, &e))?;
-    let decrypt_time = clock.lap();
+    let source = Source {
+        cfg,
+        object_name: &object_name,
+        key: &key,
+        found: &found,
+        encrypted,
+    };
+    let (size, verified, download_time) = export_of(
+        &source,
+        rt,
+        identities,
+        &work.0,
+        &export_path,
+        control,
+        &mut checked_by,
+    )?;
+    let decrypt_time = clock.lap().saturating_sub(download_time);
     // 3 and 4. The export against its recorded checksum, and verified.
-    let (size, verified) = check_export(&key, &found, &export_path, control, &mut checked_by)?;
+    let verified = check_export(&key, &found, size, verified, &mut checked_by)?;
     if control.is_cancelled() {
         return Err(OffsiteError::Cancelled);
     }
@@ -270,6 +249,84 @@ pub fn fetch(
     })
 }
 
+/// The object a fetch downloads, as HEAD found it.
+struct Source<'a> {
+    cfg: &'a OffsiteConfig,
+    object_name: &'a str,
+    key: &'a str,
+    found: &'a ObjectInfo,
+    encrypted: bool,
+}
+
+/// Checks 1 and 2 of [`fetch`]: the object downloaded into `work` (its stored bytes checked),
+/// its export at `export` (decrypted when encrypted, mode 0600); the export's size, the
+/// verdict of its verification (made on the way) and how long the download took.
+fn export_of(
+    src: &Source<'_>,
+    rt: tokio::runtime::Runtime,
+    identities: Option<Identities>,
+    work: &FsPath,
+    export: &FsPath,
+    control: &mut ReadControl,
+    checked_by: &mut Vec<Check>,
+) -> Result<(u64, Result<Verified, VerifyError>, Duration), OffsiteError> {
+    let started = Instant::now();
+    let cancel = control.cancel_flag();
+    // 1. The object's bytes, checked against what the upload stored before anything reads them.
+    check_stored(src.key, src.found, None)?;
+    let downloaded = work.join("object.download");
+    // A plain download is the export: verified as it comes (fed its bytes in order as the
+    // ranges complete, so it is never read again) and kept (written back as it comes, synced).
+    // An encrypted one is decrypted only once its stored SHA-256 is proven (integrity before
+    // decryption: no byte is decrypted before the whole object is known to be the one uploaded).
+    let streamed: Option<InOrderCheck<'_, Result<Verified, VerifyError>>> = if src.encrypted {
+        None
+    } else {
+        let (path, control) = (export, &mut *control);
+        Some(Box::new(move |raw: &mut dyn Read| {
+            verify_stream(path, raw, false, control)
+        }))
+    };
+    let (stored_sha256, streamed) = download(
+        src.cfg,
+        &rt,
+        src.object_name,
+        src.found,
+        &downloaded,
+        !src.encrypted,
+        streamed,
+        &cancel,
+    )?;
+    drop(rt);
+    let download_time = started.elapsed();
+    if check_stored(src.key, src.found, Some(&stored_sha256))? {
+        checked_by.push(Check::StoredSha256);
+    }
+    // 2. The export: the download itself, or decrypted from it (age authenticates it) and
+    // verified as it is written.
+    let (size, verified) = match (streamed, identities) {
+        (Some(verified), _) => {
+            fs::rename(&downloaded, export).map_err(|e| OffsiteError::io(export, &e))?;
+            // The bytes verified are the stored ones: one SHA-256 for both.
+            let verified = verified.map(|v| Verified {
+                sha256: stored_sha256,
+                ..v
+            });
+            (src.found.size, verified)
+        }
+        (None, Some(ids)) => {
+            let done = decrypt_and_verify(&downloaded, export, &ids, src.key, control)?;
+            let _ = fs::remove_file(&downloaded);
+            checked_by.push(Check::Age);
+            done
+        }
+        (None, None) => return Err(no_identity(src.object_name)),
+    };
+    fs::set_permissions(export, fs::Permissions::from_mode(0o600))
+        .map_err(|e| OffsiteError::io(export, &e))?;
+    Ok((size, verified, download_time))
+}
+
 /// Laps of wall time.
 struct Clock(Instant);
 
@@ -285,6 +342,12 @@ impl Clock {
         self.0 = now;
         since
     }
+}
+
+fn no_identity(object_name: &str) -> OffsiteError {
+    OffsiteError::Decrypt(format!(
+        "{object_name} is encrypted: give the age identity file of its recipient (identity=<path>)"
+    ))
 }
 
 fn check_dest_dir(dest_dir: &FsPath) -> Result<(), OffsiteError> {
@@ -328,27 +391,24 @@ fn check_stored(
 }
 
 /// [`Check::ExportSha256`] (when the object records the export's checksum) and
-/// [`Check::Verify`] of the export at `path`: its size and what [`verify`] found.
+/// [`Check::Verify`] of the export of `size` bytes that `verified` is the verdict on.
 fn check_export(
     key: &str,
     found: &ObjectInfo,
-    path: &FsPath,
-    control: &mut ReadControl,
+    size: u64,
+    verified: Result<Verified, VerifyError>,
     checked_by: &mut Vec<Check>,
-) -> Result<(u64, Verified), OffsiteError> {
+) -> Result<Verified, OffsiteError> {
     let refused = |detail: String| OffsiteError::Refused {
         check: Check::ExportSha256,
         detail,
     };
-    let size = fs::metadata(path)
-        .map_err(|e| OffsiteError::io(path, &e))?
-        .len();
     if let Some(want) = found.meta(META_SIZE).filter(|w| *w != size.to_string()) {
         return Err(refused(format!(
             "the export in {key} has {size} bytes, the upload recorded {want}: the object was altered"
         )));
     }
-    let verified = verify_controlled(path, control).map_err(|e| {
+    let verified = verified.map_err(|e| {
         if e.reason() == "cancelled" {
             OffsiteError::Cancelled
         } else {
@@ -368,7 +428,7 @@ fn check_export(
         checked_by.push(Check::ExportSha256);
     }
     checked_by.push(Check::Verify);
-    Ok((size, verified))
+    Ok(verified)
 }
 
 /// How much of a decrypted export is written before its writeback to disk is started.
@@ -429,14 +489,51 @@ async fn find_object(
     }
 }
 
-/// Decrypts `from` into `to` ([`Check::Age`]); `key` names the object in errors.
+/// How many decrypted chunks (of up to [`READ_CHUNK`]) wait for the export's check at most.
+const DECRYPTED_CHUNKS: usize = 8;
+
+/// [`decrypt_file`] of `from` into `to`, the export verified as it is written (a thread of its
+/// own is fed the decrypted bytes: the export is never read again): its size and the verdict.
+fn decrypt_and_verify(
+    from: &FsPath,
+    to: &FsPath,
+    identities: &Identities,
+    key: &str,
+    control: &mut ReadControl,
+) -> Result<(u64, Result<Verified, VerifyError>), OffsiteError> {
+    let mut check_control = ReadControl::new(control.cancel_flag(), None);
+    std::thread::scope(|scope| {
+        let (chunks, decrypted) = sync_channel::<Vec<u8>>(DECRYPTED_CHUNKS);
+        let checking = std::thread::Builder::new()
+            .name("emqx_guard_check".into())
+            .spawn_scoped(scope, move || {
+                crate::worker::lower_current_thread();
+                let raw = ChannelReader::new(decrypted);
+                verify_stream(to, raw, true, &mut check_control)
+            })
+            .map_err(|e| OffsiteError::io(to, &io::Error::other(e)))?;
+        let written = decrypt_file(from, to, identities, key, control, chunks);
+        let verified = checking.join().unwrap_or_else(|_| {
+            Err(VerifyError::Io {
+                path: to.to_path_buf(),
+                detail: "the checking thread panicked".into(),
+            })
+        });
+        Ok((written?, verified))
+    })
+}
+
+/// Decrypts `from` into `to` ([`Check::Age`]), each decrypted chunk also sent to `chunks` while
+/// its reader listens; the export's size. `key` names the object in errors.
 fn decrypt_file(
     from: &FsPath,
     to: &FsPath,
     identities: &Identities,
     key: &str,
     control: &mut ReadControl,
-) -> Result<(), OffsiteError> {
+    chunks: SyncSender<Vec<u8>>,
+) -> Result<u64, OffsiteError> {
+    let mut chunks = Some(chunks);
     let file = File::open(from).map_err(|e| OffsiteError::io(from, &e))?;
     let reader = BufReader::with_capacity(READ_CHUNK, control.reader(file));
     let decryptor = age::Decryptor::new(reader).map_err(|e| decrypt_error(&e, key))?;
@@ -463,6 +560,13 @@ fn decrypt_file(
         };
         out.write_all(&buf[..n])
             .map_err(|e| OffsiteError::io(to, &e))?;
+        // A check that stopped (its verdict made) is fed no more.
+        if chunks
+            .as_ref()
+            .is_some_and(|c| c.send(buf[..n].to_vec()).is_err())
+        {
+            chunks = None;
+        }
         // The export is kept: its writeback starts as it is written (see `start_writeback`).
         if (written + n as u64) / WRITEBACK_STEP != written / WRITEBACK_STEP {
             start_writeback(
@@ -473,8 +577,10 @@ fn decrypt_file(
         }
         written += n as u64;
     }
+    // Its end for the check, which finishes while the export is synced.
+    drop(chunks);
     out.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
-    Ok(())
+    Ok(written)
 }
 
 fn decrypt_error(e: &age::DecryptError, key: &str) -> OffsiteError {

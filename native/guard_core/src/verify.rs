@@ -593,3 +593,60 @@ fn meta_value(text: &str, key: &str) -> Option<String> {
         (!value.is_empty()).then(|| value.to_string())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz"
+    );
+
+    /// The export as a stream, in reads of at most `step` bytes (a download's pieces).
+    struct Trickle(Vec<u8>, usize, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.2.min(buf.len()).min(self.0.len() - self.1);
+            buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    fn streamed(name: &str, bytes: Vec<u8>, hash: bool) -> Result<Verified, VerifyError> {
+        let path = Path::new("/nowhere").join(name);
+        let mut control = ReadControl::unlimited();
+        verify_stream(&path, Trickle(bytes, 0, 1), hash, &mut control)
+    }
+
+    #[test]
+    fn a_stream_gets_the_verdict_of_its_file() {
+        let name = "emqx-export-2026-11-27-18-58-45.951.tar.gz";
+        let bytes = std::fs::read(FIXTURE).unwrap();
+        let from_file = verify(Path::new(FIXTURE)).unwrap();
+        // One byte per read: the magic, the gzip and the tar walk do not rely on read sizes.
+        assert_eq!(streamed(name, bytes.clone(), true).unwrap(), from_file);
+        let unhashed = streamed(name, bytes.clone(), false).unwrap();
+        assert_eq!(unhashed.sha256, "");
+        assert_eq!(unhashed.entries, from_file.entries);
+        // Its name gives the top directory, as a file's does; cut short it is truncated.
+        let renamed = streamed(
+            "emqx-export-2026-11-27-18-58-46.000.tar.gz",
+            bytes.clone(),
+            true,
+        );
+        assert_eq!(renamed.unwrap_err().reason(), "wrong_top_dir");
+        let cut = streamed(name, bytes[..bytes.len() / 2].to_vec(), false);
+        assert_eq!(cut.unwrap_err().reason(), "truncated");
+        assert_eq!(
+            streamed(name, Vec::new(), true).unwrap_err().reason(),
+            "empty_file"
+        );
+        assert_eq!(
+            streamed(name, b"PK".to_vec(), true).unwrap_err().reason(),
+            "not_gzip"
+        );
+    }
+}

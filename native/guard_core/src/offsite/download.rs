@@ -135,12 +135,13 @@ pub(super) fn download<T: Send>(
         pool: Pool::default(),
         pieces,
     };
+    let job = crate::worker::current_priority();
     std::thread::scope(|scope| {
         let (forward, in_order) = std::sync::mpsc::channel::<Piece>();
         let checking = check
             .map(|check| {
                 spawn_named(scope, "emqx_guard_check", to, move || {
-                    crate::worker::lower_current_thread();
+                    crate::worker::lower_like(job);
                     check(&mut ChannelReader::new(in_order))
                 })
             })
@@ -148,6 +149,7 @@ pub(super) fn download<T: Send>(
         let forward = checking.is_some().then_some(forward);
         let file = &file;
         let writing = spawn_named(scope, "emqx_guard_write", to, move || {
+            crate::worker::lower_like(job);
             write_pieces(incoming, file, to, found.size, durable, forward)
         })?;
         let fetched = rt
@@ -573,7 +575,6 @@ fn write_pieces(
     durable: bool,
     mut forward: Option<std::sync::mpsc::Sender<Piece>>,
 ) -> Result<String, OffsiteError> {
-    crate::worker::lower_current_thread();
     let mut hasher = Sha256::new();
     let mut hashed = 0u64;
     let mut waiting: BTreeMap<u64, Piece> = BTreeMap::new();
@@ -670,6 +671,41 @@ mod tests {
         assert_eq!(serving(206, Some(16..32), &asked, 100), None);
         assert_eq!(serving(206, None, &asked, 100), None);
         assert_eq!(serving(204, Some(0..16), &asked, 100), None);
+    }
+
+    #[test]
+    fn ranges_fill_the_memory_budget_in_ranges_of_at_most_8_mib() {
+        let mut cfg = OffsiteConfig::new("b", "k", super::super::Secret::new("s"));
+        let mib = 1024 * 1024;
+        // The defaults: 4 x 16 MiB of memory, as 8 ranges of 8 MiB.
+        assert_eq!(ranges_of(&cfg), (8 * mib, 8));
+        cfg.part_size = 5 * mib;
+        cfg.concurrency = 3;
+        assert_eq!(ranges_of(&cfg), (5 * mib, 3));
+        cfg.part_size = 12 * mib;
+        cfg.concurrency = 1;
+        assert_eq!(ranges_of(&cfg), (8 * mib, 1));
+    }
+
+    #[test]
+    fn a_channel_reader_gives_the_items_bytes_in_order_and_each_back_once_read() {
+        let (send, receive) = std::sync::mpsc::channel::<Vec<u8>>();
+        send.send(b"abc".to_vec()).unwrap();
+        send.send(Vec::new()).unwrap();
+        send.send(b"defg".to_vec()).unwrap();
+        drop(send);
+        let mut reader = ChannelReader::new(receive);
+        let mut buf = [0u8; 2];
+        let mut got = Vec::new();
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"abcdefg");
+        assert_eq!(reader.read(&mut buf).unwrap(), 0);
     }
 
     #[test]

@@ -489,8 +489,11 @@ async fn find_object(
     }
 }
 
-/// How many decrypted chunks (of up to [`READ_CHUNK`]) wait for the export's check at most.
-const DECRYPTED_CHUNKS: usize = 8;
+/// The size of the decrypted chunks handed from decryption to the export's check (and of each
+/// write of the export): few enough handovers between the threads, few enough bytes in each.
+const DECRYPTED_CHUNK: usize = 1024 * 1024;
+/// How many decrypted chunks wait for the export's check at most.
+const DECRYPTED_CHUNKS: usize = 4;
 
 /// [`decrypt_file`] of `from` into `to`, the export verified as it is written (a thread of its
 /// own is fed the decrypted bytes: the export is never read again): its size and the verdict.
@@ -502,12 +505,13 @@ fn decrypt_and_verify(
     control: &mut ReadControl,
 ) -> Result<(u64, Result<Verified, VerifyError>), OffsiteError> {
     let mut check_control = ReadControl::new(control.cancel_flag(), None);
+    let job = crate::worker::current_priority();
     std::thread::scope(|scope| {
         let (chunks, decrypted) = sync_channel::<Vec<u8>>(DECRYPTED_CHUNKS);
         let checking = std::thread::Builder::new()
             .name("emqx_guard_check".into())
             .spawn_scoped(scope, move || {
-                crate::worker::lower_current_thread();
+                crate::worker::lower_like(job);
                 let raw = ChannelReader::new(decrypted);
                 verify_stream(to, raw, true, &mut check_control)
             })
@@ -541,13 +545,15 @@ fn decrypt_file(
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .map_err(|e| decrypt_error(&e, key))?;
     let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
-    let mut buf = vec![0u8; READ_CHUNK];
     let mut written = 0u64;
     loop {
-        let n = match plain.read(&mut buf) {
+        let mut chunk = Vec::with_capacity(DECRYPTED_CHUNK);
+        let n = match (&mut plain)
+            .take(DECRYPTED_CHUNK as u64)
+            .read_to_end(&mut chunk)
+        {
             Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(n) => n as u64,
             Err(e) if e.to_string() == "cancelled" => return Err(OffsiteError::Cancelled),
             Err(_) => {
                 return Err(OffsiteError::Refused {
@@ -558,24 +564,21 @@ fn decrypt_file(
                 })
             }
         };
-        out.write_all(&buf[..n])
+        out.write_all(&chunk)
             .map_err(|e| OffsiteError::io(to, &e))?;
-        // A check that stopped (its verdict made) is fed no more.
-        if chunks
-            .as_ref()
-            .is_some_and(|c| c.send(buf[..n].to_vec()).is_err())
-        {
-            chunks = None;
-        }
         // The export is kept: its writeback starts as it is written (see `start_writeback`).
-        if (written + n as u64) / WRITEBACK_STEP != written / WRITEBACK_STEP {
+        if (written + n) / WRITEBACK_STEP != written / WRITEBACK_STEP {
             start_writeback(
                 &out,
                 written / WRITEBACK_STEP * WRITEBACK_STEP,
                 WRITEBACK_STEP,
             );
         }
-        written += n as u64;
+        written += n;
+        // A check that stopped (its verdict made) is fed no more.
+        if chunks.as_ref().is_some_and(|c| c.send(chunk).is_err()) {
+            chunks = None;
+        }
     }
     // Its end for the check, which finishes while the export is synced.
     drop(chunks);

@@ -1,23 +1,31 @@
 //! One object down into a file ([`download`]), the way the fastest S3 clients do it and the
 //! way every S3-compatible server answers:
 //!
-//! - The first request is a GET of the first `part_size` bytes, pinned to the object's ETag
-//!   (`If-Match`). Its answer tells how the server serves ranges: `206 Partial Content` (or, as
+//! - Ranges are `part_size` bytes up to 8 MiB, and as many are in flight or in memory at once
+//!   as fit the transfer's budget of `concurrency x part_size` bytes (the defaults: 8 ranges of
+//!   8 MiB): more, smaller requests keep the connections busy while earlier ranges are written
+//!   and checked, and give their memory back sooner.
+//! - The first request is a GET of the first range, pinned to the object's ETag (`If-Match`).
+//!   Its answer tells how the server serves ranges: `206 Partial Content` (or, as
 //!   `rclone serve s3` answers, `200` with the range's `Content-Range`) means ranges work, and
-//!   the rest of the object comes in `part_size` ranges, `concurrency` of them in flight at
-//!   once; a `200` without `Content-Range` (RFC 9110 lets a server ignore `Range`) carries the
-//!   whole object, which is then read as one stream.
+//!   the rest of the object is asked for at once, while the first body still comes in; a `200`
+//!   without `Content-Range` (RFC 9110 lets a server ignore `Range`) carries the whole object,
+//!   which is then read as one stream.
 //! - Every answer's `ETag` is compared with the one HEAD gave (not every server honours
 //!   `If-Match`): an object replaced meanwhile is an `integrity` failure, never a mix.
-//! - Each range is written at its offset into the file as it arrives, on a writing thread, and
-//!   the bytes are hashed there in order as the ranges complete (a range that arrives early
-//!   waits in memory for the ones before it), so the SHA-256 is ready when the last byte is.
-//!   At most `concurrency` ranges of `part_size` exist in memory at once (in flight or
-//!   waiting to be hashed).
+//! - Each range is written at its offset into the file as it arrives (in writes of 256 KiB), on
+//!   a writing thread, and the bytes are hashed there in order as the ranges complete (a range
+//!   that arrives early waits in memory for the ones before it), so the SHA-256 is ready when
+//!   the last byte is. The writing thread then hands each range on, in order, to the caller's
+//!   check ([`InOrderCheck`], on a thread of its own: the fetch verifies a plain export there),
+//!   so its verdict is ready about when the last byte is, and the file is never read again. A
+//!   range counts against the memory budget until it is hashed and checked.
 //! - The whole download has ONE deadline ([`OffsiteConfig::fetch_deadline`]) instead of one per
 //!   request, so a server that streams the whole object is not cut off; a wait of
 //!   `request_timeout` without a byte is a `timeout`. A failed range (connection, timeout, 5xx,
 //!   a body cut short) is asked again `max_retries` times with backoff.
+//! - The writing and checking threads run at the calling job's priority
+//!   ([`crate::worker::lower_like`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -1,7 +1,14 @@
 //! One backup down from the bucket ([`fetch`]): found with HEAD, downloaded in ranges several at
-//! a time pinned to its ETag ([`super::download`]), checked against the stored bytes' metadata before anything is decrypted,
-//! decrypted (age authenticates it), compared with the export's metadata, verified, and linked
-//! into place under its export name, never over a file.
+//! a time pinned to its ETag ([`super::download`]), checked against the stored bytes' metadata
+//! before anything is decrypted, decrypted (age authenticates it), compared with the export's
+//! metadata, verified, and linked into place under its export name, never over a file.
+//!
+//! No byte is read twice from disk: a plain export is verified while it downloads (its bytes fed
+//! in order from the ranges in memory; the one SHA-256 of the download serves both checks), an
+//! encrypted one while it is decrypted (the decrypted bytes fed to the verification on a thread
+//! of its own). Integrity comes before decryption: nothing is decrypted before the SHA-256 of
+//! the whole downloaded object matched the recorded one, so an encrypted backup is decrypted
+//! only once its last byte is in and checked, never while it downloads.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -147,7 +154,10 @@ impl Drop for WorkDir {
 /// replaced (`exists`). The download goes in `part_size` ranges, `concurrency` at once, pinned to
 /// the object's ETag, or as one stream where the server ignores ranges, within one overall
 /// deadline ([`OffsiteConfig::fetch_deadline`]); its bytes are hashed in order as the ranges
-/// complete, so check 1 needs no second read ([`super::download`]).
+/// complete, so check 1 needs no second read ([`super::download`]). Checks 3 and 4 read no file
+/// either: a plain export is verified while it downloads, an encrypted one while it is
+/// decrypted (after check 1: no byte is decrypted before the whole object matched); their
+/// verdicts count in the order above. [`Fetched::timings`] says how long each phase took.
 ///
 /// ```
 /// use guard_core::offsite::{fetch, OffsiteConfig, Secret};

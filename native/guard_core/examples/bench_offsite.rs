@@ -7,7 +7,8 @@
 //! `concurrency=`. Calls the very functions the plugin's NIF jobs call (`offsite::upload`,
 //! `offsite::fetch`), path-style, with the defaults otherwise, and prints
 //! `seconds=… bytes=… parts=… mib_per_s=… peak_rss_kib=…` (`peak_rss_kib`: this process's
-//! VmHWM, the most memory it held; `reused=true`: nothing was sent).
+//! VmHWM, the most memory it held; `reused=true`: nothing was sent), and for a fetch the time of
+//! each phase (`head_s= download_s= decrypt_s= check_s= link_s=`, [`offsite::FetchTimings`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
     }
     let mut control = ReadControl::unlimited();
     let start = Instant::now();
+    let mut phases = String::new();
     let done = if args[0] == "upload" {
         let path = Path::new(&args[5]);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -71,13 +73,24 @@ fn main() -> ExitCode {
             dest,
             &mut control,
         )
-        .map(|got| (got.size, 0, false))
+        .map(|got| {
+            let t = got.timings;
+            phases = format!(
+                " head_s={:.3} download_s={:.3} decrypt_s={:.3} check_s={:.3} link_s={:.3}",
+                t.head.as_secs_f64(),
+                t.download.as_secs_f64(),
+                t.decrypt.as_secs_f64(),
+                t.check.as_secs_f64(),
+                t.link.as_secs_f64()
+            );
+            (got.size, 0, false)
+        })
     };
     let secs = start.elapsed().as_secs_f64();
     match done {
         Ok((bytes, parts, reused)) => {
             println!(
-                "seconds={secs:.3} bytes={bytes} parts={parts} mib_per_s={:.1} peak_rss_kib={} reused={reused}",
+                "seconds={secs:.3} bytes={bytes} parts={parts} mib_per_s={:.1} peak_rss_kib={} reused={reused}{phases}",
                 bytes as f64 / 1048576.0 / secs,
                 peak_rss_kib()
             );

@@ -82,7 +82,7 @@ pub use config::{
     DEFAULT_PART_SIZE, DEFAULT_REQUEST_TIMEOUT, MAX_CONCURRENCY, MAX_PART_SIZE, MIN_PART_SIZE,
 };
 pub use error::OffsiteError;
-pub use fetch::{fetch, Check, Fetched};
+pub use fetch::{fetch, Check, FetchTimings, Fetched};
 pub use list::{list, prune, RemoteBackup, RemotePruneReport};
 pub use restamp::COPY_OBJECT_LIMIT;
 pub use upload::{upload, Uploaded};

@@ -23,13 +23,17 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
 use flate2::bufread::GzDecoder;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::reading::ReadControl;
+
+mod layers;
+
+use layers::{count_rest, drain, GzFailure, Hashing, Inflated};
 
 /// How much of `META.hocon` is read; the rest of an oversized file is skipped.
 const META_LIMIT: u64 = 64 * 1024;
@@ -181,6 +185,29 @@ pub fn verify(path: &Path) -> Result<Verified, VerifyError> {
 /// ```
 pub fn verify_controlled(path: &Path, control: &mut ReadControl) -> Result<Verified, VerifyError> {
     let result = verify_inner(path, control);
+    cancelled_wins(path, control, result)
+}
+
+/// [`verify_controlled`] of an export that arrives as a stream (`raw`, its bytes in order, e.g.
+/// as a download completes) instead of a file: `path` is the name it is to have (its file name
+/// gives the top directory; errors name it), nothing is read from it. Unless `hash`, the bytes
+/// are not hashed and [`Verified::sha256`] is empty (for a caller that hashes them itself).
+/// Reads `raw` to its end unless it stops at a failure; an empty stream is `empty_file`.
+pub(crate) fn verify_stream<R: Read>(
+    path: &Path,
+    raw: R,
+    hash: bool,
+    control: &mut ReadControl,
+) -> Result<Verified, VerifyError> {
+    let result = verify_source(path, control.reader(raw), hash);
+    cancelled_wins(path, control, result)
+}
+
+fn cancelled_wins(
+    path: &Path,
+    control: &ReadControl,
+    result: Result<Verified, VerifyError>,
+) -> Result<Verified, VerifyError> {
     match result {
         Err(_) if control.is_cancelled() => Err(VerifyError::Cancelled {
             path: path.to_path_buf(),
@@ -203,12 +230,17 @@ fn verify_inner(path: &Path, control: &mut ReadControl) -> Result<Verified, Veri
             path: path.to_path_buf(),
         });
     }
-    let mut file = File::open(path).map_err(io_err)?;
-    check_magic(path, &mut file)?;
-    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let file = File::open(path).map_err(io_err)?;
+    verify_source(path, control.reader(file), true)
+}
 
+/// The checks of [`verify`] on the bytes of `raw`, hashed when `hash`; `path` names them.
+fn verify_source<R: Read>(path: &Path, mut raw: R, hash: bool) -> Result<Verified, VerifyError> {
+    let io_err = |e: io::Error| io_error(path, e);
+    let magic = check_magic(path, &mut raw)?;
     let top = expected_top_dir(path);
-    let raw = BufReader::with_capacity(READ_BUFFER, Hashing::new(control.reader(file)));
+    let raw = io::Cursor::new(magic).chain(raw);
+    let raw = BufReader::with_capacity(READ_BUFFER, Hashing::new(raw, hash));
     let mut archive = tar::Archive::new(Inflated::new(GzDecoder::new(raw)));
     let mut scan = Scan::new(&top);
     let walked = scan.walk(&mut archive);
@@ -236,7 +268,8 @@ fn verify_inner(path: &Path, control: &mut ReadControl) -> Result<Verified, Veri
             ),
         });
     }
-    let sha256 = crate::reading::hex(&inflated.gz.into_inner().into_inner().hasher.finalize());
+    let hasher = inflated.gz.into_inner().into_inner().hasher;
+    let sha256 = hasher.map_or_else(String::new, |h| crate::reading::hex(&h.finalize()));
 
     walked.map_err(|p| p.into_error(path, &top))?;
     if !tail.saw_end_marker {
@@ -257,12 +290,12 @@ fn verify_inner(path: &Path, control: &mut ReadControl) -> Result<Verified, Veri
     scan.finish(path, sha256)
 }
 
-/// Reads the first two bytes and checks the gzip magic `1f 8b`.
-fn check_magic(path: &Path, file: &mut File) -> Result<(), VerifyError> {
+/// Reads the first two bytes and checks the gzip magic `1f 8b`; returns them.
+fn check_magic(path: &Path, raw: &mut impl Read) -> Result<[u8; 2], VerifyError> {
     let mut magic = [0u8; 2];
     let mut got = 0;
     while got < magic.len() {
-        match file.read(&mut magic[got..]) {
+        match raw.read(&mut magic[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -270,7 +303,10 @@ fn check_magic(path: &Path, file: &mut File) -> Result<(), VerifyError> {
         }
     }
     match (got, magic) {
-        (2, [0x1f, 0x8b]) => Ok(()),
+        (2, [0x1f, 0x8b]) => Ok(magic),
+        (0, _) => Err(VerifyError::EmptyFile {
+            path: path.to_path_buf(),
+        }),
         (1, [0x1f, _]) => Err(VerifyError::Truncated {
             path: path.to_path_buf(),
             size: 1,
@@ -368,134 +404,6 @@ fn gzip_error(path: &Path, size: u64, failure: GzFailure) -> VerifyError {
             detail,
         }
     }
-}
-
-/// Counts (and hashes) whatever raw bytes remain after the gzip member ended.
-fn count_rest<R: BufRead>(reader: &mut R) -> io::Result<u64> {
-    io::copy(reader, &mut io::sink())
-}
-
-/// Passes the raw file bytes through while hashing them; remembers the first read error so that a
-/// failing disk is reported as `io`, not as a gzip problem.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    bytes: u64,
-    failure: Option<String>,
-}
-
-impl<R> Hashing<R> {
-    fn new(inner: R) -> Self {
-        Hashing {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-            failure: None,
-        }
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => {
-                self.hasher.update(&buf[..n]);
-                self.bytes += n as u64;
-                Ok(n)
-            }
-            Err(e) => {
-                if e.kind() != io::ErrorKind::Interrupted && self.failure.is_none() {
-                    self.failure = Some(e.to_string());
-                }
-                Err(e)
-            }
-        }
-    }
-}
-
-/// The first error the gzip decoder reported.
-struct GzFailure {
-    kind: io::ErrorKind,
-    message: String,
-}
-
-/// The inflated (tar) byte stream. Remembers the first gzip error, after which it keeps failing,
-/// and whether the end of the stream was reached.
-struct Inflated<R: BufRead> {
-    gz: GzDecoder<R>,
-    failure: Option<GzFailure>,
-    at_eof: bool,
-}
-
-impl<R: BufRead> Inflated<R> {
-    fn new(gz: GzDecoder<R>) -> Self {
-        Inflated {
-            gz,
-            failure: None,
-            at_eof: false,
-        }
-    }
-}
-
-impl<R: Read> Inflated<BufReader<Hashing<R>>> {
-    /// Raw bytes read from the file so far (including what sits in the read buffer).
-    fn raw_bytes(&self) -> u64 {
-        self.gz.get_ref().get_ref().bytes
-    }
-}
-
-impl<R: BufRead> Read for Inflated<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(f) = &self.failure {
-            return Err(io::Error::new(f.kind, f.message.clone()));
-        }
-        match self.gz.read(buf) {
-            Ok(0) if !buf.is_empty() => {
-                self.at_eof = true;
-                Ok(0)
-            }
-            Ok(n) => Ok(n),
-            Err(e) => {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    self.failure = Some(GzFailure {
-                        kind: e.kind(),
-                        message: e.to_string(),
-                    });
-                }
-                Err(e)
-            }
-        }
-    }
-}
-
-/// What follows the last tar entry.
-struct Tail {
-    /// The tar walk stopped at a zero block (not at the end of the stream).
-    saw_end_marker: bool,
-    /// Non-zero bytes after the end-of-archive marker.
-    nonzero_after_end: u64,
-}
-
-/// Reads the inflated stream to its end. `walked_ok` says the tar walk ended normally, in which case
-/// it ended on a zero block unless the stream was already exhausted.
-fn drain<R: BufRead>(inflated: &mut Inflated<R>, walked_ok: bool) -> io::Result<Tail> {
-    let saw_end_marker = walked_ok && !inflated.at_eof;
-    let mut nonzero_after_end = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match inflated.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                nonzero_after_end += buf[..n].iter().filter(|b| **b != 0).count() as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Tail {
-        saw_end_marker,
-        nonzero_after_end,
-    })
 }
 
 /// A content problem found while walking the tar.
@@ -684,4 +592,61 @@ fn meta_value(text: &str, key: &str) -> Option<String> {
         };
         (!value.is_empty()).then(|| value.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../test/fixtures/emqx-5.3.2/emqx-export-2026-11-27-18-58-45.951.tar.gz"
+    );
+
+    /// The export as a stream, in reads of at most `step` bytes (a download's pieces).
+    struct Trickle(Vec<u8>, usize, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.2.min(buf.len()).min(self.0.len() - self.1);
+            buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    fn streamed(name: &str, bytes: Vec<u8>, hash: bool) -> Result<Verified, VerifyError> {
+        let path = Path::new("/nowhere").join(name);
+        let mut control = ReadControl::unlimited();
+        verify_stream(&path, Trickle(bytes, 0, 1), hash, &mut control)
+    }
+
+    #[test]
+    fn a_stream_gets_the_verdict_of_its_file() {
+        let name = "emqx-export-2026-11-27-18-58-45.951.tar.gz";
+        let bytes = std::fs::read(FIXTURE).unwrap();
+        let from_file = verify(Path::new(FIXTURE)).unwrap();
+        // One byte per read: the magic, the gzip and the tar walk do not rely on read sizes.
+        assert_eq!(streamed(name, bytes.clone(), true).unwrap(), from_file);
+        let unhashed = streamed(name, bytes.clone(), false).unwrap();
+        assert_eq!(unhashed.sha256, "");
+        assert_eq!(unhashed.entries, from_file.entries);
+        // Its name gives the top directory, as a file's does; cut short it is truncated.
+        let renamed = streamed(
+            "emqx-export-2026-11-27-18-58-46.000.tar.gz",
+            bytes.clone(),
+            true,
+        );
+        assert_eq!(renamed.unwrap_err().reason(), "wrong_top_dir");
+        let cut = streamed(name, bytes[..bytes.len() / 2].to_vec(), false);
+        assert_eq!(cut.unwrap_err().reason(), "truncated");
+        assert_eq!(
+            streamed(name, Vec::new(), true).unwrap_err().reason(),
+            "empty_file"
+        );
+        assert_eq!(
+            streamed(name, b"PK".to_vec(), true).unwrap_err().reason(),
+            "not_gzip"
+        );
+    }
 }

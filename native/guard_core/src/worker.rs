@@ -111,6 +111,32 @@ pub fn lower_current_thread() -> Priority {
     current_priority()
 }
 
+/// A job's helper thread (a download's writing or checking thread) at its job's priority:
+/// lowered ([`lower_current_thread`]) when `job` (its job thread's [`current_priority`]) is
+/// `SCHED_IDLE`, as every job thread of the plugin is; otherwise left as it is (on Linux a new
+/// thread already has its creator's priority), so that work called from a thread that was not
+/// lowered, such as a benchmark's, is not starved behind it.
+///
+/// ```
+/// use guard_core::worker::{current_priority, lower_current_thread, lower_like, Policy};
+///
+/// std::thread::spawn(|| {
+///     let job = lower_current_thread();
+///     let helper = std::thread::spawn(move || lower_like(job)).join().unwrap();
+///     assert_eq!(helper, job);
+/// })
+/// .join()
+/// .unwrap();
+/// assert_eq!(lower_like(current_priority()).policy, Policy::Other);
+/// ```
+pub fn lower_like(job: Priority) -> Priority {
+    if job.policy == Policy::Idle {
+        lower_current_thread()
+    } else {
+        current_priority()
+    }
+}
+
 /// A panic in a job's work, with its message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the background job panicked: {0}; this is a bug in emqx_guard, please report it")]

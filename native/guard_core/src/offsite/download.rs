@@ -1,26 +1,35 @@
 //! One object down into a file ([`download`]), the way the fastest S3 clients do it and the
 //! way every S3-compatible server answers:
 //!
-//! - The first request is a GET of the first `part_size` bytes, pinned to the object's ETag
-//!   (`If-Match`). Its answer tells how the server serves ranges: `206 Partial Content` (or, as
+//! - Ranges are `part_size` bytes up to 8 MiB, and as many are in flight or in memory at once
+//!   as fit the transfer's budget of `concurrency x part_size` bytes (the defaults: 8 ranges of
+//!   8 MiB): more, smaller requests keep the connections busy while earlier ranges are written
+//!   and checked, and give their memory back sooner.
+//! - The first request is a GET of the first range, pinned to the object's ETag (`If-Match`).
+//!   Its answer tells how the server serves ranges: `206 Partial Content` (or, as
 //!   `rclone serve s3` answers, `200` with the range's `Content-Range`) means ranges work, and
-//!   the rest of the object comes in `part_size` ranges, `concurrency` of them in flight at
-//!   once; a `200` without `Content-Range` (RFC 9110 lets a server ignore `Range`) carries the
-//!   whole object, which is then read as one stream.
+//!   the rest of the object is asked for at once, while the first body still comes in; a `200`
+//!   without `Content-Range` (RFC 9110 lets a server ignore `Range`) carries the whole object,
+//!   which is then read as one stream.
 //! - Every answer's `ETag` is compared with the one HEAD gave (not every server honours
 //!   `If-Match`): an object replaced meanwhile is an `integrity` failure, never a mix.
-//! - Each range is written at its offset into the file as it arrives, on a writing thread, and
-//!   the bytes are hashed there in order as the ranges complete (a range that arrives early
-//!   waits in memory for the ones before it), so the SHA-256 is ready when the last byte is.
-//!   At most `concurrency` ranges of `part_size` exist in memory at once (in flight or
-//!   waiting to be hashed).
+//! - Each range is written at its offset into the file as it arrives (in writes of 256 KiB), on
+//!   a writing thread, and the bytes are hashed there in order as the ranges complete (a range
+//!   that arrives early waits in memory for the ones before it), so the SHA-256 is ready when
+//!   the last byte is. The writing thread then hands each range on, in order, to the caller's
+//!   check ([`InOrderCheck`], on a thread of its own: the fetch verifies a plain export there),
+//!   so its verdict is ready about when the last byte is, and the file is never read again. A
+//!   range counts against the memory budget until it is hashed and checked.
 //! - The whole download has ONE deadline ([`OffsiteConfig::fetch_deadline`]) instead of one per
 //!   request, so a server that streams the whole object is not cut off; a wait of
 //!   `request_timeout` without a byte is a `timeout`. A failed range (connection, timeout, 5xx,
 //!   a body cut short) is asked again `max_retries` times with backoff.
+//! - The writing and checking threads run at the calling job's priority
+//!   ([`crate::worker::lower_like`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Read;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path as FsPath;
@@ -77,6 +86,10 @@ impl Drop for Piece {
 /// What the network side of a download shares.
 struct Shared<'a> {
     cfg: &'a OffsiteConfig,
+    /// The size of a range (the last one may be shorter).
+    range: usize,
+    /// How many ranges may be in flight or in memory at once.
+    slots: usize,
     signed: Signed<'a>,
     found: &'a ObjectInfo,
     permits: Arc<Semaphore>,
@@ -92,93 +105,200 @@ enum Served {
     Whole(HttpResponse),
 }
 
+/// A check of an object's bytes made while they download ([`download`]): it reads them, in
+/// order, from the reader it is given, on a thread of its own, and returns its verdict.
+pub(super) type InOrderCheck<'a, T> = Box<dyn FnOnce(&mut dyn Read) -> T + Send + 'a>;
+
 /// Downloads the object `name` (as HEAD `found` it) into the file `to` (see the module
 /// documentation), driving the requests on `rt`; returns the SHA-256 of its bytes, lowercase
-/// hex. With `durable`, the file's writeback to disk starts as each range is written, so that
-/// a later `fsync` has little left to wait for (the file is kept); without, it is not asked for
-/// (the file is a step on the way and is deleted).
-pub(super) fn download(
+/// hex, and the verdict of `check`. With `durable`, the file's writeback to disk starts as each
+/// range is written and the file is synced once complete (the file is kept); without, neither
+/// (the file is a step on the way and is deleted). `check`, when given, is fed the bytes in
+/// order as the ranges complete (the writing thread hands each range on once the ones before it
+/// are there), so its verdict is ready about when the last byte is; a range stays in memory
+/// until `check` has read it, within the same `concurrency x part_size` budget. A `check` that
+/// stops reading early is simply no longer fed; its verdict counts only when the download
+/// succeeded.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn download<T: Send>(
     cfg: &OffsiteConfig,
     rt: &Runtime,
     name: &str,
     found: &ObjectInfo,
     to: &FsPath,
     durable: bool,
+    check: Option<InOrderCheck<'_, T>>,
     cancel: &CancelFlag,
-) -> Result<String, OffsiteError> {
+) -> Result<(String, Option<T>), OffsiteError> {
     let file = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
-    let (pieces, incoming) = channel(cfg.concurrency + 1);
+    let (range, slots) = ranges_of(cfg);
+    let (pieces, incoming) = channel(slots + 1);
     let shared = Shared {
         cfg,
+        range,
+        slots,
         signed: Signed::new(cfg, name, None)?,
         found,
-        permits: Arc::new(Semaphore::new(cfg.concurrency)),
+        permits: Arc::new(Semaphore::new(slots)),
         pool: Pool::default(),
         pieces,
     };
+    let job = crate::worker::current_priority();
     std::thread::scope(|scope| {
-        let writing = std::thread::Builder::new()
-            .name("emqx_guard_write".into())
-            .spawn_scoped(scope, || {
-                write_pieces(incoming, &file, to, found.size, durable)
+        let (forward, in_order) = std::sync::mpsc::channel::<Piece>();
+        let checking = check
+            .map(|check| {
+                spawn_named(scope, "emqx_guard_check", to, move || {
+                    crate::worker::lower_like(job);
+                    check(&mut ChannelReader::new(in_order))
+                })
             })
-            .map_err(|e| OffsiteError::io(to, &std::io::Error::other(e)))?;
-        let fetching = async {
-            let deadline = cfg.fetch_deadline(found.size);
-            match tokio::time::timeout(deadline, shared.fetch_all()).await {
-                Ok(done) => done,
-                Err(_) => Err(OffsiteError::Timeout {
-                    where_: cfg.where_(),
-                    detail: format!(
-                        "{}: the download did not finish within {} s",
-                        shared.signed.key(),
-                        deadline.as_secs()
-                    ),
-                }),
-            }
-        };
-        let fetched = rt.block_on(cancellable(cancel, fetching)).and_then(|r| r);
+            .transpose()?;
+        let forward = checking.is_some().then_some(forward);
+        let file = &file;
+        let writing = spawn_named(scope, "emqx_guard_write", to, move || {
+            crate::worker::lower_like(job);
+            write_pieces(incoming, file, to, found.size, durable, forward)
+        })?;
+        let fetched = rt
+            .block_on(cancellable(cancel, shared.fetch_within_deadline()))
+            .and_then(|r| r);
         drop(shared);
-        let written = writing.join().unwrap_or_else(|_| {
-            Err(OffsiteError::io(
-                to,
-                &std::io::Error::other("the writing thread panicked"),
-            ))
-        });
-        match (fetched, written) {
+        let written = joined(writing, to).and_then(|r| r);
+        let checked = checking.map(|c| joined(c, to)).transpose();
+        let sha256 = match (fetched, written) {
             (Ok(()), written) => written,
             // The writer stopped first (a full disk): its error is the cause.
             (Err(_), Err(e)) if !matches!(e, OffsiteError::Integrity(_)) => Err(e),
             (Err(e), _) => Err(e),
-        }
+        }?;
+        Ok((sha256, checked?))
     })
 }
 
+/// `run` on a new thread of `scope` named `name` (`to`: the file an error names).
+fn spawn_named<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    name: &str,
+    to: &FsPath,
+    run: impl FnOnce() -> T + Send + 'scope,
+) -> Result<std::thread::ScopedJoinHandle<'scope, T>, OffsiteError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(scope, run)
+        .map_err(|e| OffsiteError::io(to, &std::io::Error::other(e)))
+}
+
+/// What the thread of `handle` returned; its panic an error.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>, to: &FsPath) -> Result<T, OffsiteError> {
+    handle.join().map_err(|_| {
+        OffsiteError::io(
+            to,
+            &std::io::Error::other("a thread of the download panicked"),
+        )
+    })
+}
+
+/// The bytes of the items a channel delivers, in order, as one reader; each item is dropped
+/// once read (a download's range: its buffer and its share of the memory budget given back).
+/// Every sender gone is the end of the bytes.
+pub(super) struct ChannelReader<T> {
+    incoming: std::sync::mpsc::Receiver<T>,
+    current: Option<T>,
+    at: usize,
+}
+
+impl<T> ChannelReader<T> {
+    pub(super) fn new(incoming: std::sync::mpsc::Receiver<T>) -> Self {
+        ChannelReader {
+            incoming,
+            current: None,
+            at: 0,
+        }
+    }
+}
+
+impl<T: AsRef<[u8]>> Read for ChannelReader<T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if let Some(item) = &self.current {
+                let rest = &item.as_ref()[self.at..];
+                if !rest.is_empty() {
+                    let n = rest.len().min(buf.len());
+                    buf[..n].copy_from_slice(&rest[..n]);
+                    self.at += n;
+                    return Ok(n);
+                }
+            }
+            // Done with it: back to its owner before waiting for the next.
+            self.current = None;
+            match self.incoming.recv() {
+                Ok(item) => {
+                    self.current = Some(item);
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
 impl Shared<'_> {
+    /// [`Shared::fetch_all`] within the download's one deadline.
+    async fn fetch_within_deadline(&self) -> Result<(), OffsiteError> {
+        let deadline = self.cfg.fetch_deadline(self.found.size);
+        match tokio::time::timeout(deadline, self.fetch_all()).await {
+            Ok(done) => done,
+            Err(_) => Err(OffsiteError::Timeout {
+                where_: self.cfg.where_(),
+                detail: format!(
+                    "{}: the download did not finish within {} s",
+                    self.signed.key(),
+                    deadline.as_secs()
+                ),
+            }),
+        }
+    }
+
     /// Every byte of the object to the writer: the first range, then the rest as the first
     /// answer allows.
     async fn fetch_all(&self) -> Result<(), OffsiteError> {
         let size = self.found.size;
-        let part_size = self.cfg.part_size as u64;
-        let first = 0..part_size.min(size);
+        let range = self.range as u64;
+        let first = 0..range.min(size);
         let permit = self.acquire().await?;
         let served = with_retries(self.cfg, || self.first_answer(first.clone())).await?;
         match served {
             Served::Whole(response) => self.stream_whole(response, permit).await,
             Served::Ranges(response) => {
-                match self.collect(response, first.clone()).await {
-                    Ok(data) => self.send(first.start, data, permit).await?,
-                    Err(Failure { retry: true, .. }) => {
-                        drop(permit);
-                        self.fetch_range(first.clone()).await?;
+                // The rest is asked for as soon as the first answer says ranges work, while
+                // the first range's body still comes in.
+                let first_body = async {
+                    match self.collect(response, first.clone()).await {
+                        Ok(data) => self.send(first.start, data, permit).await,
+                        Err(Failure { retry: true, .. }) => {
+                            drop(permit);
+                            self.fetch_range(first.clone()).await
+                        }
+                        Err(failure) => Err(failure.error),
                     }
-                    Err(failure) => return Err(failure.error),
-                }
-                stream::iter(ranges_after(first.end, size, part_size))
+                };
+                let rest = stream::iter(ranges_after(first.end, size, range))
                     .map(|range| self.fetch_range(range))
-                    .buffer_unordered(self.cfg.concurrency)
-                    .try_collect::<()>()
+                    .buffer_unordered(self.slots)
+                    .try_collect::<()>();
+                futures_util::future::try_join(first_body, rest)
                     .await
+                    .map(|_| ())
             }
         }
     }
@@ -319,13 +439,13 @@ impl Shared<'_> {
         }
     }
 
-    /// The whole object from one answer, in pieces of `part_size` (each with a permit).
+    /// The whole object from one answer, in pieces of a range's size (each with a permit).
     async fn stream_whole(
         &self,
         response: HttpResponse,
         mut permit: OwnedSemaphorePermit,
     ) -> Result<(), OffsiteError> {
-        let part_size = self.cfg.part_size;
+        let part_size = self.range;
         let mut body = response.into_body().bytes_stream();
         let mut offset = 0u64;
         let mut data = buffer(&self.pool, part_size);
@@ -370,6 +490,19 @@ fn serving(status: u16, got: Option<Range<u64>>, asked: &Range<u64>, size: u64) 
         (200, None) => Some(Serving::Whole),
         _ => None,
     }
+}
+
+/// The largest range a download asks for at once.
+const MAX_RANGE: usize = 8 * 1024 * 1024;
+
+/// The size of a download's ranges and how many may be in flight or in memory at once: ranges
+/// of `part_size` up to [`MAX_RANGE`], as many as fit the transfer's memory budget of
+/// `concurrency x part_size` (the defaults: 8 ranges of 8 MiB). More, smaller ranges keep more
+/// requests going while earlier ones are written and checked, and give memory back sooner.
+fn ranges_of(cfg: &OffsiteConfig) -> (usize, usize) {
+    let range = cfg.part_size.clamp(1, MAX_RANGE);
+    let budget = cfg.concurrency.max(1).saturating_mul(cfg.part_size);
+    (range, (budget / range).max(1))
 }
 
 /// The `part_size` ranges from `start` to `size`.
@@ -438,22 +571,23 @@ where
     }
 }
 
-/// The writing thread: every piece written at its offset as it arrives, hashed in order;
-/// the SHA-256 once all `size` bytes are there.
+/// The writing thread: every piece written at its offset as it arrives, hashed in order and
+/// then handed on in order to `forward` (while it listens); the SHA-256 once all `size` bytes
+/// are there (and, when `durable`, synced to disk: `forward`'s reader has its end by then and
+/// finishes meanwhile).
 fn write_pieces(
     mut incoming: Receiver<Piece>,
     file: &File,
     to: &FsPath,
     size: u64,
     durable: bool,
+    mut forward: Option<std::sync::mpsc::Sender<Piece>>,
 ) -> Result<String, OffsiteError> {
-    crate::worker::lower_current_thread();
     let mut hasher = Sha256::new();
     let mut hashed = 0u64;
     let mut waiting: BTreeMap<u64, Piece> = BTreeMap::new();
     while let Some(piece) = incoming.blocking_recv() {
-        file.write_all_at(&piece.data, piece.offset)
-            .map_err(|e| OffsiteError::io(to, &e))?;
+        write_at(file, &piece.data, piece.offset).map_err(|e| OffsiteError::io(to, &e))?;
         if durable {
             start_writeback(file, piece.offset, piece.data.len() as u64);
         }
@@ -461,14 +595,38 @@ fn write_pieces(
         while let Some(next) = waiting.remove(&hashed) {
             hasher.update(&next.data);
             hashed += next.data.len() as u64;
+            // A reader that stopped (its verdict made) is fed no more.
+            if forward.as_ref().is_some_and(|to| to.send(next).is_err()) {
+                forward = None;
+            }
         }
     }
+    drop(forward);
     if hashed != size || !waiting.is_empty() {
         return Err(OffsiteError::Integrity(format!(
             "the download stopped after {hashed} of {size} bytes"
         )));
     }
+    if durable {
+        file.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
+    }
     Ok(hex(&hasher.finalize()))
+}
+
+/// The largest write [`write_at`] makes at once.
+const WRITE_SLICE: usize = 256 * 1024;
+
+/// `data` written into `file` at `offset`, in writes of at most [`WRITE_SLICE`]: measured on
+/// Linux 6 (ext4), one write of a whole 16 MiB range often costs ten times as much CPU as the same
+/// bytes in 256 KiB writes (the page cache takes a large write into large folios, whose
+/// allocation is the cost), and that made the writing thread the bottleneck of a download.
+fn write_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    let mut at = offset;
+    for slice in data.chunks(WRITE_SLICE) {
+        file.write_all_at(slice, at)?;
+        at += slice.len() as u64;
+    }
+    Ok(())
 }
 
 /// Asks the kernel to start writing `len` bytes of `file` from `offset` to disk, without
@@ -521,6 +679,41 @@ mod tests {
         assert_eq!(serving(206, Some(16..32), &asked, 100), None);
         assert_eq!(serving(206, None, &asked, 100), None);
         assert_eq!(serving(204, Some(0..16), &asked, 100), None);
+    }
+
+    #[test]
+    fn ranges_fill_the_memory_budget_in_ranges_of_at_most_8_mib() {
+        let mut cfg = OffsiteConfig::new("b", "k", super::super::Secret::new("s"));
+        let mib = 1024 * 1024;
+        // The defaults: 4 x 16 MiB of memory, as 8 ranges of 8 MiB.
+        assert_eq!(ranges_of(&cfg), (8 * mib, 8));
+        cfg.part_size = 5 * mib;
+        cfg.concurrency = 3;
+        assert_eq!(ranges_of(&cfg), (5 * mib, 3));
+        cfg.part_size = 12 * mib;
+        cfg.concurrency = 1;
+        assert_eq!(ranges_of(&cfg), (8 * mib, 1));
+    }
+
+    #[test]
+    fn a_channel_reader_gives_the_items_bytes_in_order_and_each_back_once_read() {
+        let (send, receive) = std::sync::mpsc::channel::<Vec<u8>>();
+        send.send(b"abc".to_vec()).unwrap();
+        send.send(Vec::new()).unwrap();
+        send.send(b"defg".to_vec()).unwrap();
+        drop(send);
+        let mut reader = ChannelReader::new(receive);
+        let mut buf = [0u8; 2];
+        let mut got = Vec::new();
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"abcdefg");
+        assert_eq!(reader.read(&mut buf).unwrap(), 0);
     }
 
     #[test]

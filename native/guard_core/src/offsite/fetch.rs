@@ -1,25 +1,34 @@
 //! One backup down from the bucket ([`fetch`]): found with HEAD, downloaded in ranges several at
-//! a time pinned to its ETag ([`super::download`]), checked against the stored bytes' metadata before anything is decrypted,
-//! decrypted (age authenticates it), compared with the export's metadata, verified, and linked
-//! into place under its export name, never over a file.
+//! a time pinned to its ETag ([`super::download`]), checked against the stored bytes' metadata
+//! before anything is decrypted, decrypted (age authenticates it), compared with the export's
+//! metadata, verified, and linked into place under its export name, never over a file.
+//!
+//! No byte is read twice from disk: a plain export is verified while it downloads (its bytes fed
+//! in order from the ranges in memory; the one SHA-256 of the download serves both checks), an
+//! encrypted one while it is decrypted (the decrypted bytes fed to the verification on a thread
+//! of its own). Integrity comes before decryption: nothing is decrypted before the SHA-256 of
+//! the whole downloaded object matched the recorded one, so an encrypted backup is decrypted
+//! only once its last byte is in and checked, never while it downloads.
 
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::time::{Duration, Instant};
 
 use object_store::aws::AmazonS3;
 
 use super::client::{head_object, runtime, store, ObjectInfo};
-use super::download::{download, start_writeback};
+use super::download::{download, start_writeback, ChannelReader, InOrderCheck};
 use super::error::one_line;
 use super::{
     fetchable_name, object_name, OffsiteConfig, OffsiteError, AGE_SUFFIX, META_SHA256, META_SIZE,
     META_STORED_SHA256, META_STORED_SIZE,
 };
 use crate::reading::{CancelFlag, ReadControl, READ_CHUNK};
-use crate::verify::{verify_controlled, Verified};
+use crate::verify::{verify_stream, Verified, VerifyError};
 
 /// One check [`fetch`] makes of what it downloaded. `Display` is the stable short name
 /// (the Erlang atom of [`Fetched::checked_by`]).
@@ -82,6 +91,24 @@ pub struct Fetched {
     /// by another tool, or kept by a server that drops metadata, does not), [`Check::Age`] when
     /// it was encrypted, [`Check::Verify`] always.
     pub checked_by: Vec<Check>,
+    /// How long each phase took (what a benchmark prints; no check depends on it).
+    pub timings: FetchTimings,
+}
+
+/// The wall time of each phase of a [`fetch`], one after the other: they add up to the whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchTimings {
+    /// HEAD (the object found, its size, ETag and metadata).
+    pub head: Duration,
+    /// The download, up to its last byte written and hashed (and, for a plain export, checked
+    /// while it came in).
+    pub download: Duration,
+    /// Decryption (encrypted objects), or the download put aside as the export.
+    pub decrypt: Duration,
+    /// What checking the export took after that ([`Check::ExportSha256`], [`Check::Verify`]).
+    pub check: Duration,
+    /// The export linked into place.
+    pub link: Duration,
 }
 
 /// The private work directory of a fetch in the destination (`.emqx_guard_fetch-…`, invisible
@@ -130,7 +157,10 @@ impl Drop for WorkDir {
 /// replaced (`exists`). The download goes in `part_size` ranges, `concurrency` at once, pinned to
 /// the object's ETag, or as one stream where the server ignores ranges, within one overall
 /// deadline ([`OffsiteConfig::fetch_deadline`]); its bytes are hashed in order as the ranges
-/// complete, so check 1 needs no second read ([`super::download`]).
+/// complete, so check 1 needs no second read ([`super::download`]). Checks 3 and 4 read no file
+/// either: a plain export is verified while it downloads, an encrypted one while it is
+/// decrypted (after check 1: no byte is decrypted before the whole object matched); their
+/// verdicts count in the order above. [`Fetched::timings`] says how long each phase took.
 ///
 /// ```
 /// use guard_core::offsite::{fetch, OffsiteConfig, Secret};
@@ -167,67 +197,54 @@ pub fn fetch(
     let store = store(cfg)?;
     let cancel = control.cancel_flag();
     let rt = runtime()?;
+    let mut clock = Clock::start();
     let (object_name, found) = rt.block_on(find_object(cfg, &store, name, &cancel))?;
     let (export_name, encrypted, companion) = fetchable_name(&object_name)
         .map(|(e, enc, c)| (e.to_string(), enc, c))
         .ok_or_else(|| OffsiteError::BadName(object_name.clone()))?;
     if encrypted && identities.is_none() {
-        return Err(OffsiteError::Decrypt(format!(
-            "{object_name} is encrypted: give the age identity file of its recipient (identity=<path>)"
-        )));
+        return Err(no_identity(&object_name));
     }
     let final_path = dest_dir.join(&export_name);
     if fs::symlink_metadata(&final_path).is_ok() {
         return Err(OffsiteError::Exists(final_path));
     }
     let work = WorkDir::create(dest_dir)?;
+    let head = clock.lap();
     let key = cfg.key(&object_name);
     let mut checked_by = Vec::new();
 
-    // 1. The object's bytes, checked against what the upload stored before anything reads them.
-    check_stored(&key, &found, None)?;
-    let downloaded = work.0.join("object.download");
-    // A plain download becomes the export (kept: written back as it comes); an encrypted one
-    // is only read once to decrypt it.
-    let stored_sha256 = download(
-        cfg,
-        &rt,
-        &object_name,
-        &found,
-        &downloaded,
-        !encrypted,
-        &cancel,
-    )?;
-    drop(rt);
-    if check_stored(&key, &found, Some(&stored_sha256))? {
-        checked_by.push(Check::StoredSha256);
-    }
-    // 2. The export: decrypted (age authenticates it), or the download itself.
     let export_path = work.0.join(&export_name);
-    match identities.filter(|_| encrypted) {
-        Some(ids) => {
-            decrypt_file(&downloaded, &export_path, &ids, &key, control)?;
-            let _ = fs::remove_file(&downloaded);
-            checked_by.push(Check::Age);
-        }
-        None => {
-            fs::rename(&downloaded, &export_path)
-                .map_err(|e| OffsiteError::io(&export_path, &e))?;
-            File::open(&export_path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| OffsiteError::io(&export_path, &e))?;
-        }
-    }
-    fs::set_permissions(&export_path, fs::Permissions::from_mode(0o600))
-        .map_err(|e| OffsiteError::io(&export_path, &e))?;
+    let source = Source {
+        cfg,
+        object_name: &object_name,
+        key: &key,
+        found: &found,
+        encrypted,
+        companion,
+    };
+    let (size, verified, download_time) = export_of(
+        &source,
+        rt,
+        identities,
+        &work.0,
+        &export_path,
+        control,
+        &mut checked_by,
+    )?;
+    let decrypt_time = clock.lap().saturating_sub(download_time);
     // 3 and 4. The export against its recorded checksum, and verified (a companion: checksum).
-    let (size, verified) = match companion {
-        false => check_export(&key, &found, &export_path, control, &mut checked_by)?,
-        true => check_companion(&key, &found, &export_path, control, &mut checked_by)?,
+    let (size, verified) = match verified {
+        Some(verified) => (
+            size,
+            check_export(&key, &found, size, verified, &mut checked_by)?,
+        ),
+        None => check_companion(&key, &found, &export_path, control, &mut checked_by)?,
     };
     if control.is_cancelled() {
         return Err(OffsiteError::Cancelled);
     }
+    let check_time = clock.lap();
     // Into place, never over an existing file.
     fs::hard_link(&export_path, &final_path).map_err(|e| match e.kind() {
         io::ErrorKind::AlreadyExists => OffsiteError::Exists(final_path.clone()),
@@ -242,7 +259,141 @@ pub fn fetch(
         encrypted,
         verified,
         checked_by,
+        timings: FetchTimings {
+            head,
+            download: download_time,
+            decrypt: decrypt_time,
+            check: check_time,
+            link: clock.lap(),
+        },
     })
+}
+
+/// What verifying an export found.
+type Verdict = Result<Verified, VerifyError>;
+
+/// The object a fetch downloads, as HEAD found it.
+struct Source<'a> {
+    cfg: &'a OffsiteConfig,
+    object_name: &'a str,
+    key: &'a str,
+    found: &'a ObjectInfo,
+    encrypted: bool,
+    /// A plugins companion: no export, so nothing to verify on the way.
+    companion: bool,
+}
+
+/// Checks 1 and 2 of [`fetch`]: the object downloaded into `work` (its stored bytes checked),
+/// its export at `export` (decrypted when encrypted, mode 0600); the export's size, the
+/// verdict of its verification (made on the way; `None` for a companion, which is no export)
+/// and how long the download took.
+fn export_of(
+    src: &Source<'_>,
+    rt: tokio::runtime::Runtime,
+    identities: Option<Identities>,
+    work: &FsPath,
+    export: &FsPath,
+    control: &mut ReadControl,
+    checked_by: &mut Vec<Check>,
+) -> Result<(u64, Option<Verdict>, Duration), OffsiteError> {
+    let started = Instant::now();
+    let cancel = control.cancel_flag();
+    // 1. The object's bytes, checked against what the upload stored before anything reads them.
+    check_stored(src.key, src.found, None)?;
+    let downloaded = work.join("object.download");
+    // A plain download is the export: verified as it comes (fed its bytes in order as the
+    // ranges complete, so it is never read again) and kept (written back as it comes, synced).
+    // An encrypted one is decrypted only once its stored SHA-256 is proven (integrity before
+    // decryption: no byte is decrypted before the whole object is known to be the one uploaded).
+    let streamed: Option<InOrderCheck<'_, Result<Verified, VerifyError>>> =
+        if src.encrypted || src.companion {
+            None
+        } else {
+            let (path, control) = (export, &mut *control);
+            Some(Box::new(move |raw: &mut dyn Read| {
+                verify_stream(path, raw, false, control)
+            }))
+        };
+    let (stored_sha256, streamed) = download(
+        src.cfg,
+        &rt,
+        src.object_name,
+        src.found,
+        &downloaded,
+        !src.encrypted,
+        streamed,
+        &cancel,
+    )?;
+    drop(rt);
+    let download_time = started.elapsed();
+    if check_stored(src.key, src.found, Some(&stored_sha256))? {
+        checked_by.push(Check::StoredSha256);
+    }
+    // 2. The export: the download itself, or decrypted from it (age authenticates it) and
+    // verified as it is written.
+    let (size, verified) = match (streamed, identities) {
+        (Some(verified), _) => {
+            fs::rename(&downloaded, export).map_err(|e| OffsiteError::io(export, &e))?;
+            // The bytes verified are the stored ones: one SHA-256 for both.
+            let verified = verified.map(|v| Verified {
+                sha256: stored_sha256,
+                ..v
+            });
+            (src.found.size, Some(verified))
+        }
+        (None, Some(ids)) if src.encrypted => {
+            let (size, verified) = if src.companion {
+                // no export to verify: the checking end is gone before the first chunk
+                let (chunks, _) = sync_channel::<Vec<u8>>(1);
+                (
+                    decrypt_file(&downloaded, export, &ids, src.key, control, chunks)?,
+                    None,
+                )
+            } else {
+                let (size, verified) =
+                    decrypt_and_verify(&downloaded, export, &ids, src.key, control)?;
+                (size, Some(verified))
+            };
+            let _ = fs::remove_file(&downloaded);
+            checked_by.push(Check::Age);
+            (size, verified)
+        }
+        (None, _) if src.encrypted => return Err(no_identity(src.object_name)),
+        // a plain companion: the download itself (its checksum is checked by the caller)
+        (None, _) => {
+            fs::rename(&downloaded, export).map_err(|e| OffsiteError::io(export, &e))?;
+            File::open(export)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| OffsiteError::io(export, &e))?;
+            (src.found.size, None)
+        }
+    };
+    fs::set_permissions(export, fs::Permissions::from_mode(0o600))
+        .map_err(|e| OffsiteError::io(export, &e))?;
+    Ok((size, verified, download_time))
+}
+
+/// Laps of wall time.
+struct Clock(Instant);
+
+impl Clock {
+    fn start() -> Clock {
+        Clock(Instant::now())
+    }
+
+    /// The time since the last lap (or the start).
+    fn lap(&mut self) -> Duration {
+        let now = Instant::now();
+        let since = now.duration_since(self.0);
+        self.0 = now;
+        since
+    }
+}
+
+fn no_identity(object_name: &str) -> OffsiteError {
+    OffsiteError::Decrypt(format!(
+        "{object_name} is encrypted: give the age identity file of its recipient (identity=<path>)"
+    ))
 }
 
 fn check_dest_dir(dest_dir: &FsPath) -> Result<(), OffsiteError> {
@@ -286,27 +437,24 @@ fn check_stored(
 }
 
 /// [`Check::ExportSha256`] (when the object records the export's checksum) and
-/// [`Check::Verify`] of the export at `path`: its size and what [`verify`] found.
+/// [`Check::Verify`] of the export of `size` bytes that `verified` is the verdict on.
 fn check_export(
     key: &str,
     found: &ObjectInfo,
-    path: &FsPath,
-    control: &mut ReadControl,
+    size: u64,
+    verified: Result<Verified, VerifyError>,
     checked_by: &mut Vec<Check>,
-) -> Result<(u64, Verified), OffsiteError> {
+) -> Result<Verified, OffsiteError> {
     let refused = |detail: String| OffsiteError::Refused {
         check: Check::ExportSha256,
         detail,
     };
-    let size = fs::metadata(path)
-        .map_err(|e| OffsiteError::io(path, &e))?
-        .len();
     if let Some(want) = found.meta(META_SIZE).filter(|w| *w != size.to_string()) {
         return Err(refused(format!(
             "the export in {key} has {size} bytes, the upload recorded {want}: the object was altered"
         )));
     }
-    let verified = verify_controlled(path, control).map_err(|e| {
+    let verified = verified.map_err(|e| {
         if e.reason() == "cancelled" {
             OffsiteError::Cancelled
         } else {
@@ -326,7 +474,7 @@ fn check_export(
         checked_by.push(Check::ExportSha256);
     }
     checked_by.push(Check::Verify);
-    Ok((size, verified))
+    Ok(verified)
 }
 
 /// [`Check::ExportSha256`] of a plugins companion at `path` (no export: nothing to verify): its
@@ -426,14 +574,55 @@ async fn find_object(
     }
 }
 
-/// Decrypts `from` into `to` ([`Check::Age`]); `key` names the object in errors.
+/// The size of the decrypted chunks handed from decryption to the export's check (and of each
+/// write of the export): few enough handovers between the threads, few enough bytes in each.
+const DECRYPTED_CHUNK: usize = 1024 * 1024;
+/// How many decrypted chunks wait for the export's check at most.
+const DECRYPTED_CHUNKS: usize = 4;
+
+/// [`decrypt_file`] of `from` into `to`, the export verified as it is written (a thread of its
+/// own is fed the decrypted bytes: the export is never read again): its size and the verdict.
+fn decrypt_and_verify(
+    from: &FsPath,
+    to: &FsPath,
+    identities: &Identities,
+    key: &str,
+    control: &mut ReadControl,
+) -> Result<(u64, Result<Verified, VerifyError>), OffsiteError> {
+    let mut check_control = ReadControl::new(control.cancel_flag(), None);
+    let job = crate::worker::current_priority();
+    std::thread::scope(|scope| {
+        let (chunks, decrypted) = sync_channel::<Vec<u8>>(DECRYPTED_CHUNKS);
+        let checking = std::thread::Builder::new()
+            .name("emqx_guard_check".into())
+            .spawn_scoped(scope, move || {
+                crate::worker::lower_like(job);
+                let raw = ChannelReader::new(decrypted);
+                verify_stream(to, raw, true, &mut check_control)
+            })
+            .map_err(|e| OffsiteError::io(to, &io::Error::other(e)))?;
+        let written = decrypt_file(from, to, identities, key, control, chunks);
+        let verified = checking.join().unwrap_or_else(|_| {
+            Err(VerifyError::Io {
+                path: to.to_path_buf(),
+                detail: "the checking thread panicked".into(),
+            })
+        });
+        Ok((written?, verified))
+    })
+}
+
+/// Decrypts `from` into `to` ([`Check::Age`]), each decrypted chunk also sent to `chunks` while
+/// its reader listens; the export's size. `key` names the object in errors.
 fn decrypt_file(
     from: &FsPath,
     to: &FsPath,
     identities: &Identities,
     key: &str,
     control: &mut ReadControl,
-) -> Result<(), OffsiteError> {
+    chunks: SyncSender<Vec<u8>>,
+) -> Result<u64, OffsiteError> {
+    let mut chunks = Some(chunks);
     let file = File::open(from).map_err(|e| OffsiteError::io(from, &e))?;
     let reader = BufReader::with_capacity(READ_CHUNK, control.reader(file));
     let decryptor = age::Decryptor::new(reader).map_err(|e| decrypt_error(&e, key))?;
@@ -441,13 +630,15 @@ fn decrypt_file(
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .map_err(|e| decrypt_error(&e, key))?;
     let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
-    let mut buf = vec![0u8; READ_CHUNK];
     let mut written = 0u64;
     loop {
-        let n = match plain.read(&mut buf) {
+        let mut chunk = Vec::with_capacity(DECRYPTED_CHUNK);
+        let n = match (&mut plain)
+            .take(DECRYPTED_CHUNK as u64)
+            .read_to_end(&mut chunk)
+        {
             Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(n) => n as u64,
             Err(e) if e.to_string() == "cancelled" => return Err(OffsiteError::Cancelled),
             Err(_) => {
                 return Err(OffsiteError::Refused {
@@ -458,20 +649,26 @@ fn decrypt_file(
                 })
             }
         };
-        out.write_all(&buf[..n])
+        out.write_all(&chunk)
             .map_err(|e| OffsiteError::io(to, &e))?;
         // The export is kept: its writeback starts as it is written (see `start_writeback`).
-        if (written + n as u64) / WRITEBACK_STEP != written / WRITEBACK_STEP {
+        if (written + n) / WRITEBACK_STEP != written / WRITEBACK_STEP {
             start_writeback(
                 &out,
                 written / WRITEBACK_STEP * WRITEBACK_STEP,
                 WRITEBACK_STEP,
             );
         }
-        written += n as u64;
+        written += n;
+        // A check that stopped (its verdict made) is fed no more.
+        if chunks.as_ref().is_some_and(|c| c.send(chunk).is_err()) {
+            chunks = None;
+        }
     }
+    // Its end for the check, which finishes while the export is synced.
+    drop(chunks);
     out.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
-    Ok(())
+    Ok(written)
 }
 
 fn decrypt_error(e: &age::DecryptError, key: &str) -> OffsiteError {

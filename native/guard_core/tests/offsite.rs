@@ -1031,9 +1031,16 @@ fn a_cancelled_upload_stores_nothing(server: Server) {
             offsite::upload(&cfg, &path, &name, &mut control)
         })
     };
-    std::thread::sleep(Duration::from_millis(900));
+    // Cancel once a part is on the server, so there is a multipart upload to abort.
+    let until = Instant::now() + Duration::from_secs(30);
+    while server.partial_uploads().is_empty() {
+        assert!(Instant::now() < until, "the multipart upload never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     cancel.store(true, Ordering::Relaxed);
     let err = uploading.join().unwrap().unwrap_err();
     assert_eq!(err.reason(), "cancelled", "{err}");
     assert!(offsite::list(&cfg, &no_cancel()).unwrap().is_empty());
+    // The multipart upload was aborted: no part is left behind on the server.
+    assert_eq!(server.partial_uploads(), Vec::<String>::new());
 }

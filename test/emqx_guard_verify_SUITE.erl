@@ -18,6 +18,7 @@
     io_limit_setting/1,
     damaged_records_file_means_verify_again/1,
     slow_retention_continues_where_it_stopped/1,
+    retention_is_not_bound_by_the_export_timeout/1,
     plugin_stop_mid_retention_keeps_its_verdicts/1
 ]).
 
@@ -32,6 +33,7 @@ all() ->
         io_limit_setting,
         damaged_records_file_means_verify_again,
         slow_retention_continues_where_it_stopped,
+        retention_is_not_bound_by_the_export_timeout,
         plugin_stop_mid_retention_keeps_its_verdicts
     ].
 
@@ -274,6 +276,22 @@ slow_retention_continues_where_it_stopped(_Config) ->
     %% the records of the first run stay as they were (not read again)
     ?assertEqual(maps:with(names([New1 | Done]), AfterFirst), maps:with(names([New1 | Done]), records())),
     ?assertEqual(8, length(emqx_guard_ct_helper:backups())).
+
+%% Retention has a time limit of its own (issue 19, defect 5), sized from what it has to read and
+%% the io_limit, not the export's: export_timeout 1 s while retention reads four unrecorded
+%% earlier backups of 1 MiB at 1 MiB/s (about 4 s). It finishes, with no warning, and prunes the
+%% two oldest; before, it was cut off at the export's 1 s and pruned nothing.
+retention_is_not_bound_by_the_export_timeout(_Config) ->
+    Dir = emqx_guard_emqx:backup_dir(),
+    NewestFirst = lists:reverse([old_export(Dir, Day, 1024 * 1024) || Day <- lists:seq(1, 6)]),
+    Request = #{trigger => manual, keep => 5, export_timeout => 1000, io_limit => 1024 * 1024},
+    Run = emqx_guard_run:run(Request, #{}),
+    #{result := ok, warnings := Warnings, pruned := Pruned, retention_read := Read} = Run,
+    ?assertEqual([], Warnings),
+    {Kept, Gone} = lists:split(4, NewestFirst),
+    ?assertEqual(sizes(Kept), Read),
+    ?assertEqual(lists:sort(names(Gone)), lists:sort(Pruned)),
+    ?assertEqual(5, length(emqx_guard_ct_helper:backups())).
 
 %% The plugin stops while retention reads (1 MB/s, eight unrecorded backups of 1 MiB, keep 8):
 %% the verdicts retention reached before are kept, and the next run goes on from there.

@@ -16,6 +16,8 @@
     bad_input_is_refused_and_changes_nothing/1,
     replicant_is_refused/1,
     failing_import_keeps_safety_backup_alarms_and_notifies/1,
+    failing_safety_backup_stops_before_the_import/1,
+    import_refused_by_emqx_keeps_safety_backup_and_changes_nothing/1,
     bootstrap_api_key_is_never_locked_out/1,
     safety_backup_kept_until_a_later_good_backup/1,
     dashboard_interface_report_is_json/1,
@@ -42,6 +44,8 @@ all() ->
         bad_input_is_refused_and_changes_nothing,
         replicant_is_refused,
         failing_import_keeps_safety_backup_alarms_and_notifies,
+        failing_safety_backup_stops_before_the_import,
+        import_refused_by_emqx_keeps_safety_backup_and_changes_nothing,
         bootstrap_api_key_is_never_locked_out,
         safety_backup_kept_until_a_later_good_backup,
         dashboard_interface_report_is_json,
@@ -262,6 +266,69 @@ failing_import_keeps_safety_backup_alarms_and_notifies(_Config) ->
     ?assertMatch("Restored " ++ _, lists:last(ctl(["backup_restore", Name]))),
     Done = json_decode(receive_request(Listener)),
     ?assertEqual(<<"restore_done">>, maps:get(<<"event">>, Done)).
+
+%% The safety backup fails (the disk is full as EMQX exports): the restore stops at its step
+%% `safety', before EMQX's import runs, so nothing changes; the backup alarm, the status line and
+%% a `restore_failed' notification naming the step say so.
+failing_safety_backup_stops_before_the_import(_Config) ->
+    {Url, Listener} = start_http(),
+    ?assertMatch(["notify_webhook_url = " ++ _ | _], ctl(["notify_webhook", Url])),
+    seed(),
+    Name = backup_now(),
+    ok = emqx_guard_standin_db:write({emqx_banned, <<"client-1">>, <<"changed">>}),
+    Before = emqx_guard_standin_db:rows(emqx_banned),
+    ok = emqx_mgmt_data_backup:set_mode({error, enospc}),
+    Out = ctl(["backup_restore", Name]),
+    ?assertEqual(0, emqx_mgmt_data_backup:import_count()),
+    ?assertEqual(Before, emqx_guard_standin_db:rows(emqx_banned)),
+    ?assertEqual([Name], backups()),
+    ?assertEqual([], emqx_guard_restore_state:held()),
+    [Error] = [L || "Error: " ++ _ = L <- Out],
+    ?assert(lists:prefix("Error: safety", Error), Error),
+    [#{name := ?ALARM, message := Message}] = emqx_alarm:active_alarms(),
+    ?assertMatch(<<"emqx_guard: restore failed: safety", _/binary>>, Message),
+    [StatusLine] = [L || "last restore: " ++ _ = L <- ctl(["backup_status"])],
+    ?assertNotEqual(nomatch, string:find(StatusLine, ": FAILED at safety"), StatusLine),
+    %% two messages, in either order: the safety backup's run failed (a backup run like any, it
+    %% says so), and the restore failed at that step
+    Docs = [json_decode(receive_request(Listener)) || _ <- [1, 2]],
+    [Run] = [D || D = #{<<"event">> := <<"backup_failed">>} <- Docs],
+    ?assertEqual(<<"pre_restore">>, maps:get(<<"trigger">>, Run)),
+    [Doc] = [D || D = #{<<"event">> := <<"restore_failed">>} <- Docs],
+    ?assertEqual(<<"safety">>, maps:get(<<"step">>, Doc)),
+    ?assertEqual(list_to_binary(Name), maps:get(<<"file">>, Doc)),
+    %% its text does not claim a safety backup or a change that never happened
+    Text = maps:get(<<"text">>, Doc),
+    ?assertMatch(<<"emqx_guard: a restore FAILED before anything changed: the safety backup could not be taken, "
+                   "so EMQX's import did not run.", _/binary>>, Text),
+    ?assertNotEqual(nomatch, binary:match(Text, list_to_binary(Name ++ "  1.5 KiB  (the one to restore)")), Text).
+
+%% EMQX's import refuses the backup outright (here a version it does not take, told only when it
+%% reads the file): nothing is applied, EMQX's own words are in the error line, the safety
+%% backup taken just before is kept and named, the alarm and `restore_failed' (step `import').
+import_refused_by_emqx_keeps_safety_backup_and_changes_nothing(_Config) ->
+    {Url, Listener} = start_http(),
+    ?assertMatch(["notify_webhook_url = " ++ _ | _], ctl(["notify_webhook", Url])),
+    seed(),
+    Name = backup_now(),
+    ok = emqx_guard_standin_db:write({emqx_banned, <<"client-1">>, <<"changed">>}),
+    Before = emqx_guard_standin_db:rows(emqx_banned),
+    ok = emqx_mgmt_data_backup:set_import_mode({error, "Unsupported version: 9.9.9"}),
+    Out = ctl(["backup_restore", Name]),
+    [Safety] = backups() -- [Name],
+    ?assertEqual(Before, emqx_guard_standin_db:rows(emqx_banned)),
+    [Error] = [L || "Error: " ++ _ = L <- Out],
+    ?assert(lists:prefix("Error: import", Error), Error),
+    ?assertNotEqual(nomatch, string:find(Error, "Unsupported version: 9.9.9"), Error),
+    ?assertEqual("The safety backup " ++ Safety ++ " is kept: emqx ctl guard backup_restore " ++ Safety ++
+                 " brings the state from before back (merged, as every import).", lists:last(Out)),
+    ?assertEqual([list_to_binary(Safety)], emqx_guard_restore_state:held()),
+    [#{name := ?ALARM, message := Message}] = emqx_alarm:active_alarms(),
+    ?assertMatch(<<"emqx_guard: restore failed: import", _/binary>>, Message),
+    Doc = json_decode(receive_request(Listener)),
+    ?assertEqual(<<"restore_failed">>, maps:get(<<"event">>, Doc)),
+    ?assertEqual(<<"import">>, maps:get(<<"step">>, Doc)),
+    ?assertEqual(list_to_binary(Safety), maps:get(<<"safety">>, Doc)).
 
 %% The EMQX Operator's bootstrap API key (api_key.bootstrap_file) survives a restore whose
 %% backup holds another record with that key: the import alone would lock it out (two records

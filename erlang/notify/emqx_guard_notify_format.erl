@@ -87,7 +87,7 @@ body(Event, F) ->
                 ["\nTo restore this backup, run on ", node_text(F), " (the file is on that node's disk):\n  ",
                     Command, "\n"]
         end,
-    iolist_to_binary([head(Event), "\n\n", Lines, Kept, Restore]).
+    iolist_to_binary([head(Event, F), "\n\n", Lines, Kept, Restore]).
 
 %% @doc The facts as `{Label, Value}' text pairs, in the order every channel shows them.
 -spec lines(event(), facts()) -> [{binary(), binary()}].
@@ -194,6 +194,12 @@ cut(Text, MaxBytes) ->
 
 %%--------------------------------------------------------------------------------------------
 
+%% A restore that failed at its safety backup changed nothing: EMQX's import never ran.
+head(restore_failed, #{step := safety}) ->
+    "emqx_guard: a restore FAILED before anything changed: the safety backup could not be taken, so EMQX's import did not run.";
+head(Event, _F) ->
+    head(Event).
+
 head(backup_ok) -> "emqx_guard: the backup succeeded.";
 head(backup_failed) -> "emqx_guard: the backup FAILED. Earlier backups are kept.";
 head(dead_man) -> "emqx_guard: no backup has succeeded for more than two schedule periods.";
@@ -240,6 +246,8 @@ offset(Key, F) ->
     maps:get(Key, maps:get(offsets, F, #{}), 0).
 
 kept_line(B, F) ->
+    %% a restore's outcome names its step; its file is the backup it restores
+    Step = maps:get(step, F, undefined),
     Name = text(maps:get(name, B, <<"?">>)),
     Size =
         case maps:get(size, B, undefined) of
@@ -249,6 +257,7 @@ kept_line(B, F) ->
     Mark =
         case {maps:get(file, F, undefined), maps:get(safety, F, undefined)} of
             {_, Name} -> <<"  (safety backup)">>;
+            {Name, undefined} when Step =/= undefined -> <<"  (the one to restore)">>;
             {Name, undefined} -> <<"  (this run)">>;
             {Name, _} -> <<"  (restored)">>;
             _ -> <<>>

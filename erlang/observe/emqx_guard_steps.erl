@@ -1,6 +1,6 @@
 %% @doc The steps of a long job as whoever waits for it sees them while they run: a backup run
 %% (`guard backup_now'), a download (`backup_fetch'), a full check of every backup
-%% (`backup_verify --all'), later a restore. The job reports each step as it starts and ends,
+%% (`backup_verify --all'), a restore (`backup_restore'). The job reports each step as it starts and ends,
 %% with what it did (`event()'); the command prints each one as it comes
 %% (`emqx_guard_steps_cli'), the way EMQX's own `data export' prints its steps.
 %%

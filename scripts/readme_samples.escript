@@ -110,6 +110,7 @@ main(_) ->
         Blocks = [run(Show, Args, Data) || {Show, Args} <- commands()],
         Restore = restore_samples(Data),
         retention_backups(Data),
+        retention_bucket(),
         Retention = [run(Show, Args, Data) || {Show, Args} <- retention_commands()],
         ok = application:stop(emqx_guard),
         write_readme("SAMPLES", lists:append(Blocks)),
@@ -205,6 +206,29 @@ quote(A) ->
         true -> [$', A, $'];
         false -> A
     end.
+
+%% The same backups in the bucket, under another prefix (`emqx/site-b'), uploaded as the off-site
+%% queue uploads them (the NIF's upload, which records each object's checksums): the dry run then
+%% shows the off-site policy's decision too. The destination is set again after, so the
+%% queue finds them all there (the last of them, the newest, is the node's own).
+retention_bucket() ->
+    Remote = ["guard", "backup_remote", "s3", "bucket=backups", "prefix=emqx/site-b",
+              "endpoint=http://127.0.0.1:" ++ integer_to_list(?S3_PORT), "path_style=on",
+              "access_key=" ++ binary_to_list(emqx_guard_s3_helper:access_key()),
+              "secret_key=" ++ binary_to_list(emqx_guard_s3_helper:secret_key())],
+    {ok, Config} = emqx_guard_offsite_config:to_nif(#{
+        backup_remote_type => <<"s3">>, backup_remote_bucket => <<"backups">>,
+        backup_remote_prefix => <<"emqx/site-b">>, backup_remote_path_style => true,
+        backup_remote_endpoint => list_to_binary("http://127.0.0.1:" ++ integer_to_list(?S3_PORT)),
+        backup_remote_access_key => emqx_guard_s3_helper:access_key(),
+        backup_remote_secret_key => emqx_guard_s3_helper:secret_key()}),
+    Dir = emqx_guard_emqx:backup_dir(),
+    [begin
+         {ok, Job} = emqx_guard_nif:offsite_upload_async(Config, list_to_binary(filename:join(Dir, F)), #{}),
+         {ok, _} = emqx_guard_core:await(Job, 60000)
+     end || F <- lists:sort(filelib:wildcard("emqx-export-*.tar.gz", Dir))],
+    _ = emqx_ctl:run_command(Remote),
+    wait_offsite(500).
 
 %% The backup directory holding only half a year of backups: Sundays from 2026-06-07 to
 %% 2026-11-15, then every day from 2026-11-21 to 2026-11-30, each at 02:00.

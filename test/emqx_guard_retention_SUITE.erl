@@ -149,7 +149,7 @@ dry_run_and_prune_agree_here_and_off_site(Config) ->
     Dry = ctl(["backup_prune", "--dry-run"]),
     {LocalPlan, [Paused, After | RemoteLines]} = lists:splitwith(fun(L) -> not lists:prefix("Nothing is deleted off-site", L) end, Dry),
     ?assert(lists:prefix("Nothing is deleted off-site now: remote retention is paused: there are 365 backup(s)", Paused), Paused),
-    ?assertEqual("After guard backup_remote_prune --confirm, Off-site retention (daily=7 weekly=4 monthly=12) would delete "
+    ?assertEqual("After guard backup_remote_prune --confirm, off-site retention (daily=7 weekly=4 monthly=12) would delete "
                  "345 of the 365 backup(s) in s3://backups/ct:", After),
     RemotePlan = [remote_plan_line(L) || L <- RemoteLines],
     ?assertEqual(365, length(RemotePlan)),

@@ -185,8 +185,8 @@ remote_dry_run(S) ->
                     case {Doomed, emqx_guard_offsite:retention(There, Own, Count, Confirmed)} of
                         {[_ | _], Paused = #{paused := _}} ->
                             line(["Nothing is deleted off-site now: remote retention is ", emqx_guard_offsite:retention_line(Paused)]),
-                            line(text("After guard backup_remote_prune --confirm, ~ts would delete ~B of the ~B backup(s) in ~ts:",
-                                      [What, length(Doomed), length(Plan), Where]));
+                            line(text("After guard backup_remote_prune --confirm, off-site retention (~ts) would delete ~B of the ~B backup(s) in ~ts:",
+                                      [Policy, length(Doomed), length(Plan), Where]));
                         _ ->
                             line(headline(What, length(Doomed), length(Plan), Where))
                     end,

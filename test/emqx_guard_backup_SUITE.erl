@@ -475,32 +475,35 @@ format_error_lines(_Config) ->
 %%--------------------------------------------------------------------
 
 alarm_activate_deactivate(_Config) ->
-    Name = emqx_guard_emqx:alarm_name(),
-    ?assertEqual(emqx_guard_backup_failed, Name),
-    ok = emqx_guard_emqx:activate_alarm(#{reason => <<"a">>}, <<"backup failed: a">>),
-    ok = emqx_guard_emqx:activate_alarm(#{reason => <<"a">>}, <<"backup failed: a">>),
+    Name = emqx_guard_backup_failed,
+    ok = emqx_guard_alarm:restore_failed(<<"a">>, #{reason => <<"a">>}),
+    ok = emqx_guard_alarm:restore_failed(<<"a">>, #{reason => <<"a">>}),
     ?assertEqual(
-        [#{name => Name, details => #{reason => <<"a">>}, message => <<"backup failed: a">>}],
+        [#{name => Name, details => #{reason => <<"a">>}, message => <<"emqx_guard: restore failed: a">>}],
         emqx_alarm:active_alarms()
     ),
     %% the same failure again does not churn the history
     ?assertEqual([], emqx_alarm:history()),
+    %% EMQX itself leaves an active alarm as it is: the door says so
+    ?assertEqual(already_active, emqx_guard_emqx:activate_alarm(Name, #{reason => <<"b">>}, <<"b">>)),
     %% a new reason replaces the old one
-    ok = emqx_guard_emqx:activate_alarm(#{reason => <<"b">>}, <<"backup failed: b">>),
+    ok = emqx_guard_alarm:restore_failed(<<"b">>, #{reason => <<"b">>}),
     ?assertEqual(
-        [#{name => Name, details => #{reason => <<"b">>}, message => <<"backup failed: b">>}],
+        [#{name => Name, details => #{reason => <<"b">>}, message => <<"emqx_guard: restore failed: b">>}],
         emqx_alarm:active_alarms()
     ),
-    ?assertEqual([<<"backup failed: a">>], [M || #{message := M} <- emqx_alarm:history()]),
-    ok = emqx_guard_emqx:deactivate_alarm(<<"backup ok">>),
-    ok = emqx_guard_emqx:deactivate_alarm(<<"backup ok">>),
+    ?assertEqual([<<"emqx_guard: restore failed: a">>], [M || #{message := M} <- emqx_alarm:history()]),
+    ok = emqx_guard_alarm:update(#{result => ok}),
+    ok = emqx_guard_alarm:update(#{result => ok}),
     ?assertEqual([], emqx_alarm:active_alarms()),
     ?assertEqual(2, length(emqx_alarm:history())).
 
 alarm_without_emqx_alarm(_Config) ->
     without_module(emqx_alarm, fun() ->
-        ?assertEqual(ok, emqx_guard_emqx:activate_alarm(#{}, <<"x">>)),
-        ?assertEqual(ok, emqx_guard_emqx:deactivate_alarm(<<"x">>))
+        ?assertEqual(unavailable, emqx_guard_emqx:active_alarms()),
+        ?assertEqual(error, emqx_guard_emqx:activate_alarm(emqx_guard_backup_failed, #{}, <<"x">>)),
+        ?assertEqual(ok, emqx_guard_alarm:restore_failed(<<"x">>, #{})),
+        ?assertEqual(ok, emqx_guard_alarm:update(#{result => ok}))
     end),
     ?assertEqual([], emqx_alarm:active_alarms()).
 

@@ -73,7 +73,7 @@ one_scheduler_for_the_cluster(Config) ->
     try
         NA = peer_node(A),
         NB = peer_node(B),
-        ?assertEqual([NA, NB], peer:call(PR, emqx_guard_emqx, running_core_nodes, [])),
+        ?assertEqual([NA, NB], peer:call(PR, emqx_guard_cores, running, [])),
 
         %% a setting changed on the core that does not export reaches every node at once
         Out = ctl(PB, ["backup_keep", "60"]),
@@ -112,8 +112,8 @@ one_scheduler_for_the_cluster(Config) ->
 
         %% the exporting core goes away: later fires are exported by core_b
         ok = peer:stop(PA),
-        wait_until(fun() -> peer:call(PB, emqx_guard_emqx, running_core_nodes, []) =:= [NB] end),
-        wait_until(fun() -> peer:call(PR, emqx_guard_emqx, running_core_nodes, []) =:= [NB] end),
+        wait_until(fun() -> peer:call(PB, emqx_guard_cores, running, []) =:= [NB] end),
+        wait_until(fun() -> peer:call(PR, emqx_guard_cores, running, []) =:= [NB] end),
         fires(21, 35, [PB, PR]),
         ?assertEqual([15, 0], export_counts([PB, PR])),
         #{last_skip := #{responsible := NB}} = status(PR),
@@ -196,7 +196,7 @@ responsible_dies_during_its_run(Config) ->
         wait_until(fun() -> peer_call(PA, emqx_mgmt_data_backup, export_count, []) =:= 1 end),
         wait_until(fun() -> peer_call(PB, ?H, peer_idle, []) end),
         ok = peer:stop(PA),
-        wait_until(fun() -> peer:call(PB, emqx_guard_emqx, running_core_nodes, []) =:= [NB] end),
+        wait_until(fun() -> peer:call(PB, emqx_guard_cores, running, []) =:= [NB] end),
         #{counts := #{skipped := 1, ok := 0}} = status(PB),
         fire_one(First + ?MINUTE, [PB]),
         ?assertEqual([1], export_counts([PB])),
@@ -408,7 +408,7 @@ dead_man_counts_fresh_copies_only(Config) ->
         %% core_b is away for two fires, then fetches them: catch-up copies
         ok = peer_call(PA, emqx_mgmt_data_backup, set_mode, [ok]),
         ok = peer:stop(PB),
-        wait_until(fun() -> peer:call(PA, emqx_guard_emqx, running_core_nodes, []) =:= [NA] end),
+        wait_until(fun() -> peer:call(PA, emqx_guard_cores, running, []) =:= [NA] end),
         fires(2, 3, [PA]),
         #{B := PB2} = start_cluster([{B, core}], Config, ?T0 + 3 * ?MINUTE, [NA]),
         wait_until(fun() -> map_size(peer_call(PB2, ?H, peer_backups, [])) =:= 3 end),

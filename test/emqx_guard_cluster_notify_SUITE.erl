@@ -151,7 +151,7 @@ stopped_plugin_is_not_elected(Config) ->
     try
         NA = peer_node(A),
         NB = peer_node(B),
-        ?assertEqual([NA, NB], peer_call(PR, emqx_guard_emqx, running_core_nodes, [])),
+        ?assertEqual([NA, NB], peer_call(PR, emqx_guard_cores, running, [])),
 
         %% one dead-man warning in the cluster, from the healthy core; checking again on every
         %% node sends nothing more
@@ -223,7 +223,7 @@ alarm_and_health_follow_the_cluster(Config) ->
 
         %% core_a goes away; core_b exports the next fire
         ok = peer:stop(PA),
-        wait_until(fun() -> peer_call(PR, emqx_guard_emqx, running_core_nodes, []) =:= [NB] end),
+        wait_until(fun() -> peer_call(PR, emqx_guard_cores, running, []) =:= [NB] end),
         ?H:fires(T0, 2, 2, [PB, PR]),
         #{last_run := #{result := ok}} = status(PB),
         [wait_until(fun() -> not alarm_active(P) end) || P <- [PB, PR]],

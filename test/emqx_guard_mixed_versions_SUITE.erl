@@ -112,7 +112,7 @@ older_release(Config, OldNode) ->
 
         %% the lowest core goes away: the old core is the lowest, exports and copies in version 1
         ok = peer:stop(PA),
-        [wait_until(fun() -> peer:call(P, emqx_guard_emqx, running_core_nodes, []) =:= [NB, NC] end) || P <- [PB, PC]],
+        [wait_until(fun() -> running_cores(P) =:= [NB, NC] end) || P <- [PB, PC]],
         fires(4, 5, [PB, PC]),
         ?assertEqual([2, 0], export_counts([PB, PC])),
         #{last_skip := #{responsible := NB}} = status(PC),
@@ -202,3 +202,11 @@ fires(First, Last, Peers) ->
 %% The plugin's supervised processes on the peer (a restarted one has a new pid).
 children(Peer) ->
     lists:sort([{Id, Pid} || {Id, Pid, _, _} <- peer_call(Peer, supervisor, which_children, [emqx_guard_sup])]).
+
+%% The running core nodes as the plugin on the peer counts them (0.1.0 counted them in its door,
+%% `emqx_guard_emqx:running_core_nodes/0'; later releases in `emqx_guard_cores').
+running_cores(Peer) ->
+    case peer_call(Peer, code, ensure_loaded, [emqx_guard_cores]) of
+        {module, _} -> peer_call(Peer, emqx_guard_cores, running, []);
+        _ -> peer_call(Peer, emqx_guard_emqx, running_core_nodes, [])
+    end.

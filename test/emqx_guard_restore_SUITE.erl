@@ -30,7 +30,8 @@
     companions_never_touch_uploads_hand_made_files_or_namespaces/1,
     backup_running_refuses_and_changes_nothing/1,
     real_5_3_2_export_read_in_the_dry_run/1,
-    table_file_that_is_no_mnesia_backup_is_shown_not_counted/1
+    table_file_that_is_no_mnesia_backup_is_shown_not_counted/1,
+    import_failed_as_a_whole_in_emqx_words/1
 ]).
 
 -import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, backups/0]).
@@ -46,6 +47,7 @@ all() ->
         failing_import_keeps_safety_backup_alarms_and_notifies,
         failing_safety_backup_stops_before_the_import,
         import_refused_by_emqx_keeps_safety_backup_and_changes_nothing,
+        import_failed_as_a_whole_in_emqx_words,
         bootstrap_api_key_is_never_locked_out,
         safety_backup_kept_until_a_later_good_backup,
         dashboard_interface_report_is_json,
@@ -329,6 +331,21 @@ import_refused_by_emqx_keeps_safety_backup_and_changes_nothing(_Config) ->
     ?assertEqual(<<"restore_failed">>, maps:get(<<"event">>, Doc)),
     ?assertEqual(<<"import">>, maps:get(<<"step">>, Doc)),
     ?assertEqual(list_to_binary(Safety), maps:get(<<"safety">>, Doc)).
+
+%% An import EMQX fails as a whole (after the safety backup) is told in EMQX's own words for its
+%% reason (`format_error/1'), or the reason printed short where EMQX has no words for it.
+import_failed_as_a_whole_in_emqx_words(_Config) ->
+    seed(),
+    Name = backup_now(),
+    ok = emqx_mgmt_data_backup:set_import_mode({error, invalid_version}),
+    Out = ctl(["backup_restore", Name]),
+    Words = "invalid backup archive content: wrong EMQX version value in META.hocon",
+    ?assert(lists:member("[error] Data import failed, reason: " ++ Words ++ ".", Out), Out),
+    ?assert(lists:member("Error: import: EMQX's import failed: " ++ Words ++ " (the safety backup is kept)", Out), Out),
+    ok = emqx_mgmt_data_backup:set_import_mode({error, {boom, 1}}),
+    Out2 = ctl(["backup_restore", Name]),
+    ?assert(lists:member("[error] Data import failed, reason: {boom,1}.", Out2), Out2),
+    ok = emqx_mgmt_data_backup:set_import_mode(ok).
 
 %% The EMQX Operator's bootstrap API key (api_key.bootstrap_file) survives a restore whose
 %% backup holds another record with that key: the import alone would lock it out (two records

@@ -105,16 +105,12 @@ make(ExportPath) ->
             {error, {companion_failed, #{class => Class, reason => Reason}}}
     end.
 
-%% The installed plugins (`emqx_guard_emqx_restore:plugins/0'), each with its package and config
+%% The installed plugins (`emqx_guard_plugins:installed/0'), each with its package and config
 %% files as archive entries `{NameInArchive, File}'.
 collect() ->
-    Installed =
-        case emqx_guard_emqx_restore:plugins() of
-            {ok, L} -> L;
-            unavailable -> []
-        end,
+    Installed = emqx_guard_plugins:installed(),
     InstallDir =
-        case emqx_guard_emqx_restore:plugin_install_dir() of
+        case emqx_guard_emqx:plugin_install_dir() of
             {ok, D} -> D;
             unavailable -> undefined
         end,
@@ -132,7 +128,7 @@ plugin(#{name_vsn := NV, name := Name, enabled := E, running := R}, InstallDir, 
     TooLarge = is_integer(Size) andalso Size > Max,
     InArchive = <<"packages/", NV/binary, ".tar.gz">>,
     PackageEntry = [{binary_to_list(InArchive), emqx_guard_call:text(Package)} || Sha =/= null, not TooLarge],
-    ConfDir = emqx_guard_emqx_restore:plugin_config_dir(Name),
+    ConfDir = emqx_guard_plugins:config_dir(Name),
     Confs = [{binary_to_list(<<"configs/", Name/binary, "/", (list_to_binary(F))/binary>>), filename:join(ConfDir, F)}
              || F <- lists:sort(filelib:wildcard("*", ConfDir)), filelib:is_regular(filename:join(ConfDir, F))],
     {#{<<"name_vsn">> => NV, <<"name">> => Name, <<"enabled">> => E, <<"running">> => R,

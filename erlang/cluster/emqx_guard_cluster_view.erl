@@ -196,7 +196,7 @@ instant(Key, Ms, Zone) ->
 status() ->
     Election = #{peers := Peers} = emqx_guard_election:survey(),
     Running = emqx_guard_emqx:running_nodes(),
-    Cores = emqx_guard_emqx:running_core_nodes(),
+    Cores = emqx_guard_cores:running(),
     %% a node with no version in common (or that did not answer which) is not asked
     NotAsked = maps:filter(fun(_, Peer) -> not is_integer(Peer) end, Peers),
     Asked = [N || N <- Running, not is_map_key(N, NotAsked)],

@@ -67,7 +67,7 @@ enqueue(Outcome, Keep) ->
 %% in the caller's process.
 -spec catch_up(pos_integer()) -> [{binary(), ok | {error, binary()}}].
 catch_up(Keep) ->
-    Others = emqx_guard_emqx:running_core_nodes() -- [node()],
+    Others = emqx_guard_cores:running() -- [node()],
     Mine =
         case emqx_guard_backups:names() of
             L when is_list(L) -> L;
@@ -161,7 +161,7 @@ handle_info({'DOWN', MRef, process, _Pid, Reason}, St = #st{job = {_, MRef}}) ->
             {noreply, start_job(Outcome, Keep, St1#st{waiting = undefined})};
         St1 = #st{superseded = true} ->
             %% a backup was dropped from the queue: the other core nodes fetch what they lack
-            _ = spawn(fun() -> emqx_guard_proto_v1:request_sync(other_nodes(emqx_guard_emqx:running_core_nodes())) end),
+            _ = spawn(fun() -> emqx_guard_proto_v1:request_sync(other_nodes(emqx_guard_cores:running())) end),
             {noreply, St1#st{superseded = false}};
         St1 ->
             {noreply, St1}
@@ -178,7 +178,7 @@ start_job(Outcome, Keep, St) ->
     {Pid, MRef} = spawn_monitor(fun() ->
         %% a node that does not answer is tried (its failure is the copy's result), one with no
         %% version in common is not
-        Peers = emqx_guard_proto:negotiate(emqx_guard_emqx:running_core_nodes() -- [node()]),
+        Peers = emqx_guard_proto:negotiate(emqx_guard_cores:running() -- [node()]),
         Skipped = emqx_guard_proto:mismatched(Peers),
         lists:foreach(fun({N, Why}) -> ?LOG_WARNING(#{msg => emqx_guard_copy_skipped, to => N, reason => Why}) end, Skipped),
         Targets = lists:sort(maps:keys(Peers)) -- [N || {N, _} <- Skipped],

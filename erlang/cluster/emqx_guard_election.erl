@@ -112,7 +112,7 @@ start_link() ->
 -spec survey() -> survey().
 survey() ->
     Running = emqx_guard_emqx:running_nodes(),
-    Cores = emqx_guard_emqx:running_core_nodes(),
+    Cores = emqx_guard_cores:running(),
     Peers = emqx_guard_proto:negotiate(Running -- [node()]),
     Answers = maps:put(node(), candidacy(), candidacies(Peers, first(Cores))),
     Answer = fun(N) -> maps:get(N, Answers, not_answered({no_answer, not_running})) end,
@@ -227,7 +227,7 @@ once(Instant, Cores, Peers, Run) ->
 %% `plugin_not_running'; one that does not answer `{no_answer, Why}'.
 -spec ask_candidacies([node()]) -> [candidacy()].
 ask_candidacies(Nodes) ->
-    Answers = candidacies(emqx_guard_proto:negotiate(Nodes), first(emqx_guard_emqx:running_core_nodes())),
+    Answers = candidacies(emqx_guard_proto:negotiate(Nodes), first(emqx_guard_cores:running())),
     [maps:get(N, Answers) || N <- Nodes].
 
 %% Each node's candidacy by the version it speaks: asked (2 and newer); else by the rule of the

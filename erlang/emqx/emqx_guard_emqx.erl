@@ -1,66 +1,46 @@
-%% @doc The ONE module of emqx_guard that calls into EMQX (see EMQX_CONTRACT.md, shared).
-%%
-%% Every function here works on EMQX 5.1 to 6.x and never raises into the caller:
-%% <ul>
-%% <li>A function that is missing in some EMQX version is looked up with `code:ensure_loaded/1'
-%%     + `erlang:function_exported/3' before it is called, never by version number.</li>
-%% <li>Every call is wrapped: an exception (e.g. an EMQX process that is not running) is logged and
-%%     turned into the documented fallback.</li>
-%% </ul>
-%% What each function does without EMQX (or without the EMQX function it needs) is stated in its
-%% doc. The export runs in a separate, linked and monitored process so that a hang can be cut off
-%% (`emqx_guard_export_watch', which itself calls nothing of EMQX). prometheus.erl, part of EMQX's
-%% release, is called here too, and only here: the collector of the plugin's metrics is
-%% registered in its `default' registry (the one `GET /api/v5/prometheus/stats' renders) and its
-%% metric families are made by its model helpers at run time (its records are never compiled
-%% in). The plugin's `$SYS' events go out as EMQX publishes its own `$SYS' messages.
+%% @doc The ONE module of emqx_guard that calls EMQX, prometheus.erl (in EMQX's release) and mria
+%% (EMQX_CONTRACT.md, shared; what EMQX's source says about each call: docs/design.md, "The door
+%% to EMQX"). Each function is only: whether the EMQX function is there (`exported/3',
+%% `code:ensure_loaded/1' + `erlang:function_exported/3', never a version number), the call,
+%% guarded (`emqx_guard_call': an exception is logged), the shape of EMQX's answer checked, and
+%% the fallback its doc states. What an answer means to the plugin (the alarm replaced, the
+%% running cores, the plugins as a companion lists them, an install's steps, an import error's
+%% words) is decided by the module that uses it, never here. Nothing here raises into the caller.
 -module(emqx_guard_emqx).
 
 -include_lib("kernel/include/logger.hrl").
 
--import(emqx_guard_call, [exported/3, guarded/2, checked/3, escape_tilde/1]).
+-import(emqx_guard_call, [exported/3, guarded/2, checked/3, escape_tilde/1, text/1]).
 
--export([
-    register_command/2,
-    unregister_command/0,
-    print/2,
-    usage/1,
-    data_dir/0,
-    backup_dir/0,
-    export_supported/0,
-    export_out_dir_supported/0,
-    export/2,
-    activate_alarm/2,
-    activate_alarm/3,
-    deactivate_alarm/1,
-    deactivate_alarm/2,
-    alarm_name/0,
-    node_role/0,
-    running_nodes/0,
-    running_core_nodes/0,
-    register_collector/1,
-    deregister_collector/1,
-    metric_family/4,
-    publish_sys/2
-]).
+-export([register_command/2, unregister_command/0, print/2, usage/1]).
+-export([data_dir/0, backup_dir/0]).
+-export([export_supported/0, export_out_dir_supported/0, export/2]).
+-export([import/2, import_error_words/1, release/0, reload_bootstrap_keys/0]).
+-export([activate_alarm/3, deactivate_alarm/2, active_alarms/0]).
+-export([node_role/0, running_nodes/0, core_nodes/0]).
+-export([register_collector/1, deregister_collector/1, metric_family/4]).
+-export([publish_sys/2]).
+-export([plugins/0, plugin_install_dir/0, plugin_step/2]).
 
 -define(CMD, guard).
--define(ALARM, emqx_guard_backup_failed).
-%% The plugin's alarms: a failed backup, a failed off-site copy.
--define(IS_ALARM(Name), (Name =:= ?ALARM orelse Name =:= emqx_guard_offsite_failed)).
 
 %% Why an export failed (`emqx_guard_export_watch' says what each means).
 -type export_error() :: {export_unavailable, mfa()} | emqx_guard_export_watch:error().
+%% What EMQX's import answered: the errors it collected while it applied the rest.
+-type import_result() :: #{config_errors := map(), db_errors := map()}.
+%% Why an import did not run or failed as a whole: missing in this EMQX, or EMQX's reason (an
+%% exception inside EMQX as `{Class, Reason}').
+-type import_error() :: {import_unavailable, mfa()} | {import_error, term()}.
+%% One step of a plugin's install, as `emqx ctl plugins install|start' take them.
+-type plugin_step() :: ensure_installed | ensure_enabled | ensure_started.
 
--export_type([export_error/0]).
+-export_type([export_error/0, import_result/0, import_error/0, plugin_step/0]).
 
-%%--------------------------------------------------------------------
-%% emqx_ctl
-%%--------------------------------------------------------------------
+%%---- emqx_ctl ----------------------------------------------------------------------------------
 
-%% @doc Registers `Mod:Fun/1' as the `emqx ctl guard' command. Registering again overwrites.
-%% The registration lives in EMQX's command table (it outlives the caller): call
-%% `unregister_command/0' on stop. Without emqx_ctl it only logs.
+%% @doc Registers `Mod:Fun/1' as the `emqx ctl guard' command (registering again overwrites). The
+%% registration lives in EMQX's table, beyond the caller: `unregister_command/0' on stop.
+%% Without emqx_ctl it only logs.
 -spec register_command(module(), atom()) -> ok.
 register_command(Mod, Fun) when is_atom(Mod), is_atom(Fun) ->
     case exported(emqx_ctl, register_command, 3) of
@@ -80,23 +60,21 @@ unregister_command() ->
     end.
 
 %% @doc Prints to the caller's group leader (the `emqx ctl' terminal) through `emqx_ctl:print/2',
-%% or `io:format/2' where it is missing. Fmt must be a constant format: pass every piece of data
-%% through `~ts' / `~tp' in Args, never as part of Fmt. A bad format is logged, not raised.
+%% or `io:format/2' where it is missing. Fmt must be a constant format: every piece of data goes
+%% through `~ts' / `~tp' in Args. A bad format is logged, not raised.
 -spec print(io:format(), [term()]) -> ok.
 print(Fmt, Args) ->
-    Print =
-        case exported(emqx_ctl, print, 2) of
-            true -> fun() -> emqx_ctl:print(Fmt, Args) end;
-            false -> fun() -> io:format(Fmt, Args) end
-        end,
-    guarded(print, Print).
+    case exported(emqx_ctl, print, 2) of
+        true -> guarded(print, fun() -> emqx_ctl:print(Fmt, Args) end);
+        false -> guarded(print, fun() -> io:format(Fmt, Args) end)
+    end.
 
-%% @doc Prints a usage listing the way EMQX does (`emqx_ctl:usage/1': the command column padded,
-%% then `# Description'). emqx_ctl hands the formatted text to io:format/1 as a format, so every
-%% `~' is escaped here first. Without emqx_ctl the same layout is printed with io:format.
+%% @doc Prints a usage listing as EMQX does (`emqx_ctl:usage/1': the command column padded, then
+%% `# Description'). emqx_ctl hands the text to io:format/1 as a format, so every `~' is escaped
+%% first. Without emqx_ctl the same layout is printed with io:format.
 -spec usage([{unicode:chardata(), unicode:chardata()}]) -> ok.
 usage(Lines) ->
-    Plain = [{emqx_guard_call:text(Cmd), emqx_guard_call:text(Desc)} || {Cmd, Desc} <- Lines],
+    Plain = [{text(Cmd), text(Desc)} || {Cmd, Desc} <- Lines],
     case exported(emqx_ctl, usage, 1) of
         true ->
             Escaped = [{escape_tilde(C), escape_tilde(D)} || {C, D} <- Plain],
@@ -105,67 +83,54 @@ usage(Lines) ->
             guarded(usage, fun() -> io:format("~ts", [emqx_guard_call:usage_text(Plain)]) end)
     end.
 
-%%--------------------------------------------------------------------
-%% Directories
-%%--------------------------------------------------------------------
+%%---- Directories -------------------------------------------------------------------------------
 
-%% @doc EMQX's data directory (`emqx:data_dir()'); without it the `emqx' application's
-%% `data_dir' environment value, else `"data"'. Always absolute: a relative one (a tarball
-%% install has `"data"') is resolved against EMQX's working directory, so every path the plugin
-%% shows or sends is one an operator can use anywhere.
+%% @doc EMQX's data directory (`emqx:data_dir()'); without it the `emqx' application's `data_dir'
+%% environment value, else `"data"'. Always absolute: a relative one (a tarball install has
+%% `"data"') is resolved against EMQX's working directory.
 -spec data_dir() -> file:filename().
 data_dir() ->
-    FromEmqx =
-        case exported(emqx, data_dir, 0) andalso checked(data_dir, fun() -> emqx:data_dir() end, fun(_) -> true end) of
-            {ok, EmqxDir} -> emqx_guard_call:text(EmqxDir);
-            _ -> undefined
-        end,
     Dir =
-        case FromEmqx of
-            [_ | _] ->
-                FromEmqx;
+        case exported(emqx, data_dir, 0) andalso checked(data_dir, fun() -> emqx:data_dir() end, fun is_text/1) of
+            {ok, [_ | _] = EmqxDir} ->
+                EmqxDir;
+            {ok, EmqxDir} when is_binary(EmqxDir), EmqxDir =/= <<>> ->
+                EmqxDir;
             _ ->
                 case application:get_env(emqx, data_dir) of
-                    {ok, EnvDir} when is_list(EnvDir); is_binary(EnvDir) -> emqx_guard_call:text(EnvDir);
+                    {ok, EnvDir} when is_list(EnvDir); is_binary(EnvDir) -> EnvDir;
                     _ -> "data"
                 end
         end,
-    filename:absname(Dir).
+    filename:absname(text(Dir)).
 
 %% @doc Where EMQX writes its exports: `<data_dir>/backup'.
 -spec backup_dir() -> file:filename().
 backup_dir() ->
     filename:join(data_dir(), "backup").
 
-%%--------------------------------------------------------------------
-%% Export
-%%--------------------------------------------------------------------
+%%---- Export and import -------------------------------------------------------------------------
 
 %% @doc True when this EMQX has the data export (`emqx_mgmt_data_backup:export/0', EMQX 5.1+).
 -spec export_supported() -> boolean().
 export_supported() ->
     exported(emqx_mgmt_data_backup, export, 0).
 
-%% @doc True when this EMQX's export writes where the option `out_dir' says (EMQX 5.8.5+;
-%% older ones ignore the option and write into `backup_dir/0'). Told by
-%% `emqx_mgmt_data_backup:parse_export_request/1', which came in the same release.
+%% @doc True when this EMQX's export writes where the option `out_dir' says (EMQX 5.8.5+, told by
+%% `emqx_mgmt_data_backup:parse_export_request/1', of the same release); older ones ignore it.
 -spec export_out_dir_supported() -> boolean().
 export_out_dir_supported() ->
     exported(emqx_mgmt_data_backup, parse_export_request, 1).
 
 %% @doc Runs one EMQX data export (`emqx_mgmt_data_backup:export/1') in a process of its own,
-%% linked to the caller and cut off after TimeoutMs (`emqx_guard_export_watch:run/3' says how,
-%% and what comes back: `{ok, #{filename, size, ...}}' with an absolute path, or
-%% `{error, export_error()}' whose Detail names the tarball EMQX had started to write). Opts:
-%% `out_dir', a directory that exists, where an EMQX that supports it
-%% (`export_out_dir_supported/0') writes the export instead of `backup_dir/0'; it is not passed
-%% to one that does not; `on_event', called in the caller's process with each line EMQX prints
-%% about its steps and a tick at most once a second (`emqx_guard_export_watch:event()').
-%% `{error, {export_unavailable, {emqx_mgmt_data_backup, export, 0}}}' when this EMQX has no
-%% export.
+%% linked to the caller and cut off after TimeoutMs (`emqx_guard_export_watch:run/3' says how and
+%% what comes back: `{ok, #{filename, size, ...}}', the path absolute, or `{error,
+%% export_error()}'). Opts: `out_dir', an existing directory, passed only to an EMQX that
+%% supports it (`export_out_dir_supported/0'); `on_event', called in the caller's process with
+%% each line EMQX prints and a tick at most once a second. `{error, {export_unavailable, MFA}}'
+%% when this EMQX has no export.
 -spec export(timeout(), #{out_dir => file:filename_all(), on_event => emqx_guard_export_watch:on_event()}) ->
-    {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}}
-    | {error, export_error()}.
+    {ok, #{filename := binary(), size := non_neg_integer(), atom() => term()}} | {error, export_error()}.
 export(TimeoutMs, Opts) ->
     case export_supported() of
         false ->
@@ -174,7 +139,7 @@ export(TimeoutMs, Opts) ->
             %% `out_dir' as a string: EMQX appends ".tar.gz" to it with `++'
             OutDir =
                 case {maps:find(out_dir, Opts), export_out_dir_supported()} of
-                    {{ok, Dir}, true} -> #{out_dir => emqx_guard_call:text(Dir)};
+                    {{ok, Dir}, true} -> #{out_dir => text(Dir)};
                     _ -> #{}
                 end,
             OnEvent = maps:get(on_event, Opts, fun(_) -> ok end),
@@ -191,160 +156,150 @@ call_export(Opts) ->
             {raised, Class, Reason}
     end.
 
-%%--------------------------------------------------------------------
-%% Alarm
-%%--------------------------------------------------------------------
-
-%% @doc The name of our EMQX alarm.
--spec alarm_name() -> atom().
-alarm_name() ->
-    ?ALARM.
-
-%% @doc Raises the alarm `emqx_guard_backup_failed' with Details and Message. EMQX does not update
-%% an alarm that is already active, so an active alarm with other details or message is
-%% deactivated first and raised again; one with the same details and message is left as it is.
-%% Without emqx_alarm (or when it fails) this only logs.
--spec activate_alarm(map(), binary()) -> ok.
-activate_alarm(Details, Message) ->
-    activate_alarm(?ALARM, Details, Message).
-
-%% @doc `activate_alarm/2' for the alarm Name: `emqx_guard_backup_failed' or
-%% `emqx_guard_offsite_failed'.
--spec activate_alarm(atom(), map(), binary()) -> ok.
-activate_alarm(Name, Details, Message) when ?IS_ALARM(Name), is_map(Details) ->
-    Msg = emqx_guard_call:binary(Message),
-    guarded(activate_alarm, fun() ->
-        case alarm_activate(Name, Details, Msg) of
-            {error, already_existed} ->
-                case active_alarm(Name) of
-                    {ok, #{details := Details, message := Msg}} ->
-                        ok;
-                    _ ->
-                        _ = alarm_deactivate(Name, <<"replaced by a newer failure">>),
-                        alarm_activate(Name, Details, Msg)
-                end;
-            Other ->
-                Other
-        end
-    end).
-
-%% @doc Clears the alarm `emqx_guard_backup_failed' with Message (kept in EMQX's alarm history).
-%% Clearing an alarm that is not active is fine.
--spec deactivate_alarm(binary()) -> ok.
-deactivate_alarm(Message) ->
-    deactivate_alarm(?ALARM, Message).
-
-%% @doc `deactivate_alarm/1' for the alarm Name (as `activate_alarm/3').
--spec deactivate_alarm(atom(), binary()) -> ok.
-deactivate_alarm(Name, Message) when ?IS_ALARM(Name) ->
-    Msg = emqx_guard_call:binary(Message),
-    guarded(deactivate_alarm, fun() ->
-        _ = alarm_deactivate(Name, Msg),
-        ok
-    end).
-
-alarm_activate(Name, Details, Msg) ->
-    case exported(emqx_alarm, activate, 3) of
-        true ->
-            emqx_alarm:activate(Name, Details, Msg);
+%% @doc Runs EMQX's data import of Name (a file in `data/backup') in the caller's process, EMQX's
+%% progress lines going to PrintFun (EMQX's `print_fun'): `{ok, import_result()}' (the per-key
+%% and per-table errors inside: the rest was applied) or `{error, import_error()}' (an exception
+%% inside EMQX, logged, or an answer of another shape is `import_error' too).
+-spec import(binary(), fun((io:format(), [term()]) -> term())) -> {ok, import_result()} | {error, import_error()}.
+import(Name, PrintFun) when is_binary(Name), is_function(PrintFun, 2) ->
+    case exported(emqx_mgmt_data_backup, import, 2) of
         false ->
-            case exported(emqx_alarm, activate, 2) of
-                true -> emqx_alarm:activate(Name, Details);
-                false -> {error, alarm_unavailable}
+            {error, {import_unavailable, {emqx_mgmt_data_backup, import, 2}}};
+        true ->
+            try emqx_mgmt_data_backup:import(Name, #{print_fun => PrintFun}) of
+                {ok, Result} when is_map(Result) ->
+                    {ok, #{config_errors => maps:get(config_errors, Result, #{}), db_errors => maps:get(db_errors, Result, #{})}};
+                {error, Reason} ->
+                    {error, {import_error, Reason}};
+                Other ->
+                    {error, {import_error, Other}}
+            catch
+                Class:Reason:Stack ->
+                    ?LOG_ERROR(#{msg => emqx_guard_import_crashed, exception => Class,
+                                 reason => emqx_guard_redact:term(Reason), stacktrace => Stack}),
+                    {error, {import_error, {Class, Reason}}}
             end
     end.
 
-alarm_deactivate(Name, Msg) ->
-    case exported(emqx_alarm, deactivate, 3) of
-        true ->
-            emqx_alarm:deactivate(Name, #{}, Msg);
-        false ->
-            case exported(emqx_alarm, deactivate, 1) of
-                true -> emqx_alarm:deactivate(Name);
-                false -> {error, alarm_unavailable}
-            end
+%% @doc EMQX's own words for an import's Reason (`emqx_mgmt_data_backup:format_error/1'):
+%% `{ok, Words}' (text), or `error' without that function (or when it fails).
+-spec import_error_words(term()) -> {ok, unicode:chardata()} | error.
+import_error_words(Reason) ->
+    case exported(emqx_mgmt_data_backup, format_error, 1) of
+        true -> checked(format_error, fun() -> emqx_mgmt_data_backup:format_error(Reason) end, fun is_text/1);
+        false -> error
     end.
 
-active_alarm(Name) ->
-    case exported(emqx_alarm, get_alarms, 1) of
+%% @doc The release this node runs (`emqx_release:version()', never the `emqx' app's vsn, and
+%% `edition()'): `#{version := <<"5.8.6">>, edition := ce | ee}', or `unknown' without
+%% `emqx_release' (or when it fails).
+-spec release() -> #{version := binary(), edition := ce | ee} | unknown.
+release() ->
+    Shape = fun({V, E}) -> is_text(V) andalso (E =:= ce orelse E =:= ee); (_) -> false end,
+    case
+        exported(emqx_release, version, 0) andalso exported(emqx_release, edition, 0) andalso
+            checked(release, fun() -> {emqx_release:version(), emqx_release:edition()} end, Shape)
+    of
+        {ok, {Version, Edition}} -> #{version => emqx_guard_call:binary(Version), edition => Edition};
+        _ -> unknown
+    end.
+
+%% @doc Writes the keys of `api_key.bootstrap_file' again, as EMQX does at start
+%% (`emqx_mgmt_auth:try_init_bootstrap_file/0'): `ok'; `unavailable' where this EMQX has no such
+%% function; `{error, bootstrap_keys_not_written}' when EMQX answers otherwise or the call fails.
+-spec reload_bootstrap_keys() -> ok | unavailable | {error, bootstrap_keys_not_written}.
+reload_bootstrap_keys() ->
+    case exported(emqx_mgmt_auth, try_init_bootstrap_file, 0) of
         true ->
-            case [A || #{name := N} = A <- emqx_alarm:get_alarms(activated), N =:= Name] of
-                [Alarm | _] -> {ok, Alarm};
-                [] -> not_found
+            case checked(bootstrap_keys, fun() -> emqx_mgmt_auth:try_init_bootstrap_file() end, fun(R) -> R =:= ok end) of
+                {ok, ok} -> ok;
+                error -> {error, bootstrap_keys_not_written}
             end;
         false ->
-            unknown
+            unavailable
     end.
 
-%%--------------------------------------------------------------------
-%% Cluster
-%%--------------------------------------------------------------------
+%%---- Alarms ------------------------------------------------------------------------------------
+
+%% @doc Raises the EMQX alarm Name with Details and Message (`emqx_alarm:activate/3', or
+%% `activate/2' without the message): `ok', `already_active' (EMQX leaves an active alarm as it
+%% is), or `error' (logged) when EMQX refuses it, fails or has no emqx_alarm.
+-spec activate_alarm(atom(), map(), binary()) -> ok | already_active | error.
+activate_alarm(Name, Details, Message) when is_atom(Name), is_map(Details), is_binary(Message) ->
+    Activate =
+        case {exported(emqx_alarm, activate, 3), exported(emqx_alarm, activate, 2)} of
+            {true, _} -> fun() -> emqx_alarm:activate(Name, Details, Message) end;
+            {false, true} -> fun() -> emqx_alarm:activate(Name, Details) end;
+            {false, false} -> fun() -> {error, alarm_unavailable} end
+        end,
+    case checked(activate_alarm, Activate, fun(R) -> R =:= ok orelse R =:= {error, already_existed} end) of
+        {ok, ok} -> ok;
+        {ok, {error, already_existed}} -> already_active;
+        error -> error
+    end.
+
+%% @doc Clears the EMQX alarm Name with Message, kept in EMQX's alarm history
+%% (`emqx_alarm:deactivate/3', or `deactivate/1'). Clearing one that is not active is fine;
+%% without emqx_alarm (or when it fails) it only logs.
+-spec deactivate_alarm(atom(), binary()) -> ok.
+deactivate_alarm(Name, Message) when is_atom(Name), is_binary(Message) ->
+    Deactivate =
+        case {exported(emqx_alarm, deactivate, 3), exported(emqx_alarm, deactivate, 1)} of
+            {true, _} -> fun() -> emqx_alarm:deactivate(Name, #{}, Message) end;
+            {false, true} -> fun() -> emqx_alarm:deactivate(Name) end;
+            {false, false} -> fun() -> {error, alarm_unavailable} end
+        end,
+    _ = checked(deactivate_alarm, Deactivate, fun(R) -> R =:= ok orelse R =:= {error, not_found} end),
+    ok.
+
+%% @doc The active EMQX alarms (`emqx_alarm:get_alarms(activated)'), each a map with at least
+%% `name'; `unavailable' without that function (or when it fails).
+-spec active_alarms() -> {ok, [#{name := term(), atom() => term()}]} | unavailable.
+active_alarms() ->
+    case exported(emqx_alarm, get_alarms, 1) andalso checked(get_alarms, fun() -> emqx_alarm:get_alarms(activated) end, fun is_list/1) of
+        {ok, Alarms} -> {ok, [A || #{name := _} = A <- Alarms]};
+        _ -> unavailable
+    end.
+
+%%---- Cluster -----------------------------------------------------------------------------------
 
 %% @doc This node's role, `mria_rlog:role()'; `core' where mria_rlog is missing or fails.
 -spec node_role() -> core | replicant.
 node_role() ->
-    case exported(mria_rlog, role, 0) of
-        true ->
-            try mria_rlog:role() of
-                replicant -> replicant;
-                _ -> core
-            catch
-                _:_ -> core
-            end;
-        false ->
-            core
+    case exported(mria_rlog, role, 0) andalso checked(node_role, fun() -> mria_rlog:role() end, fun is_atom/1) of
+        {ok, replicant} -> replicant;
+        _ -> core
     end.
 
 %% @doc The running nodes of the cluster, sorted, this node included: `emqx:running_nodes()'.
 %% Without it (or when it fails) only this node.
 -spec running_nodes() -> [node()].
 running_nodes() ->
-    Running =
-        case exported(emqx, running_nodes, 0) of
-            true -> guarded_nodes(running_nodes, fun() -> emqx:running_nodes() end);
-            false -> error
-        end,
-    case Running of
-        error -> [node()];
-        _ -> lists:usort([node() | Running])
+    case exported(emqx, running_nodes, 0) andalso nodes_of(running_nodes, fun() -> emqx:running_nodes() end) of
+        {ok, Running} -> lists:usort([node() | Running]);
+        _ -> [node()]
     end.
 
-%% @doc The running CORE nodes, sorted: `emqx:running_nodes()' that are also in
-%% `emqx:cluster_nodes(cores)'. Where `emqx:cluster_nodes/1' is missing (or fails) every running
-%% node counts as a core, except this node when `mria_rlog:role()' says it is a replicant.
--spec running_core_nodes() -> [node()].
-running_core_nodes() ->
-    Running = running_nodes(),
-    Cores =
-        case exported(emqx, cluster_nodes, 1) of
-            true -> guarded_nodes(cluster_nodes, fun() -> emqx:cluster_nodes(cores) end);
-            false -> error
-        end,
-    case Cores of
-        error ->
-            case node_role() of
-                core -> Running;
-                replicant -> Running -- [node()]
-            end;
-        _ ->
-            [N || N <- Running, lists:member(N, Cores)]
+%% @doc The cluster's core nodes, running or not: `emqx:cluster_nodes(cores)'; `unavailable'
+%% without it (or when it fails).
+-spec core_nodes() -> {ok, [node()]} | unavailable.
+core_nodes() ->
+    case exported(emqx, cluster_nodes, 1) andalso nodes_of(cluster_nodes, fun() -> emqx:cluster_nodes(cores) end) of
+        {ok, Cores} -> {ok, Cores};
+        _ -> unavailable
     end.
 
-guarded_nodes(Call, F) ->
+nodes_of(Call, F) ->
     case checked(Call, F, fun is_list/1) of
-        {ok, Nodes} -> [N || N <- Nodes, is_atom(N)];
+        {ok, Nodes} -> {ok, [N || N <- Nodes, is_atom(N)]};
         error -> error
     end.
 
-
-%%--------------------------------------------------------------------
-%% Prometheus (prometheus.erl, in EMQX's release)
-%%--------------------------------------------------------------------
+%%---- Prometheus (prometheus.erl, in EMQX's release) --------------------------------------------
 
 %% @doc Registers Collector (a module with `collect_mf/2' and `deregister_cleanup/1') in
-%% prometheus.erl's `default' registry, the one EMQX's `GET /api/v5/prometheus/stats' renders,
-%% so its metrics come with EMQX's own scrape. Registering again changes nothing. Without
-%% prometheus.erl (`prometheus_registry:register_collector/2') nothing happens: no collector.
+%% prometheus.erl's `default' registry, the one `GET /api/v5/prometheus/stats' renders.
+%% Registering again changes nothing; without prometheus.erl nothing happens.
 -spec register_collector(module()) -> ok.
 register_collector(Collector) when is_atom(Collector) ->
     case exported(prometheus_registry, register_collector, 2) of
@@ -362,9 +317,8 @@ deregister_collector(Collector) when is_atom(Collector) ->
     end.
 
 %% @doc One metric family as prometheus.erl's text format renders it
-%% (`prometheus_model_helpers:create_mf/4'): Name, Help, Type (`counter' | `gauge') and the
-%% samples `{Labels, Value}', Labels a list of `{Name, Value}' binaries. `error' (logged) when
-%% prometheus.erl is missing or refuses it.
+%% (`prometheus_model_helpers:create_mf/4'): Name, Help, Type and the samples `{Labels, Value}',
+%% Labels `{Name, Value}' binaries. `error' (logged) when prometheus.erl is missing or refuses it.
 -spec metric_family(binary(), binary(), counter | gauge, [{[{binary(), binary()}], number()}]) -> {ok, term()} | error.
 metric_family(Name, Help, Type, Samples) ->
     case exported(prometheus_model_helpers, create_mf, 4) of
@@ -372,9 +326,7 @@ metric_family(Name, Help, Type, Samples) ->
         false -> error
     end.
 
-%%--------------------------------------------------------------------
-%% $SYS
-%%--------------------------------------------------------------------
+%%---- $SYS --------------------------------------------------------------------------------------
 
 %% @doc Publishes Payload on `$SYS/brokers/<node>/guard/<Event>' as EMQX publishes its own `$SYS'
 %% messages (`emqx_sys'): `emqx_broker:safe_publish/1' of `emqx_message:make(emqx_sys, Topic,
@@ -387,13 +339,53 @@ publish_sys(Event, Payload) when is_binary(Event), is_binary(Payload) ->
             exported(emqx_message, set_flags, 2)
     of
         true ->
-            Publish = fun() ->
-                Msg = emqx_message:set_flags(#{sys => true}, emqx_message:make(emqx_sys, Topic, Payload)),
-                _ = emqx_broker:safe_publish(Msg),
+            guarded(publish_sys, fun() ->
+                _ = emqx_broker:safe_publish(emqx_message:set_flags(#{sys => true}, emqx_message:make(emqx_sys, Topic, Payload))),
                 ok
-            end,
-            guarded(publish_sys, Publish);
+            end);
         false ->
             ?LOG_INFO(#{msg => emqx_guard_broker_unavailable, action => publish_sys, topic => Topic}),
             ok
     end.
+
+%%---- Plugins -----------------------------------------------------------------------------------
+
+%% @doc The installed plugins as `emqx_plugins:list()' gives them, each a map with at least
+%% `name' and `rel_vsn' (also `config_status', `running_status'); `unavailable' where this EMQX
+%% has no plugins (or the call fails).
+-spec plugins() -> {ok, [#{name := term(), rel_vsn := term(), atom() => term()}]} | unavailable.
+plugins() ->
+    case exported(emqx_plugins, list, 0) andalso checked(plugins, fun() -> emqx_plugins:list() end, fun is_list/1) of
+        {ok, List} -> {ok, [P || #{name := _, rel_vsn := _} = P <- List]};
+        _ -> unavailable
+    end.
+
+%% @doc Where EMQX keeps the plugin packages, absolute (`emqx_plugins:install_dir()'), or
+%% `unavailable'.
+-spec plugin_install_dir() -> {ok, file:filename()} | unavailable.
+plugin_install_dir() ->
+    case exported(emqx_plugins, install_dir, 0) andalso checked(install_dir, fun() -> emqx_plugins:install_dir() end, fun is_text/1) of
+        {ok, Dir} -> {ok, filename:absname(text(Dir))};
+        _ -> unavailable
+    end.
+
+%% @doc One step of an install of the package `NameVsn.tar.gz' in `plugin_install_dir/0':
+%% `emqx_plugins:Step(NameVsn)'. `ok', or `{error, Reason}' with EMQX's reason (an exception as
+%% `{Class, Reason}', another answer as itself; `plugins_unavailable' without that function).
+-spec plugin_step(plugin_step(), binary()) -> ok | {error, term()}.
+plugin_step(Step, NameVsn) when is_binary(NameVsn) ->
+    case lists:member(Step, [ensure_installed, ensure_enabled, ensure_started]) andalso exported(emqx_plugins, Step, 1) of
+        true ->
+            try emqx_plugins:Step(text(NameVsn)) of
+                ok -> ok;
+                {error, Reason} -> {error, Reason};
+                Other -> {error, Other}
+            catch
+                Class:Reason -> {error, {Class, Reason}}
+            end;
+        false ->
+            {error, plugins_unavailable}
+    end.
+
+is_text(T) ->
+    is_binary(T) orelse is_list(T).

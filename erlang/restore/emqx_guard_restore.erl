@@ -10,11 +10,11 @@
 %%     `pre_restore': export, verify, prune, copies, off-site as every run), kept by retention
 %%     until a later good backup replaced it (`emqx_guard_restore_state:held/0'); if it fails,
 %%     nothing is imported;</li>
-%% <li><b>import</b>: EMQX's own import (`emqx_guard_emqx_restore:import/2'), its lines reported
-%%     as EMQX prints them; per-key or per-table errors after the rest was applied make the
-%%     restore failed;</li>
+%% <li><b>import</b>: EMQX's own import (`emqx_guard_emqx:import/2'), its lines reported as
+%%     EMQX prints them; per-key or per-table errors after the rest was applied make the restore
+%%     failed; a failure as a whole is told in EMQX's own words for it (`words/1');</li>
 %% <li><b>api_keys</b>: the keys of `api_key.bootstrap_file' written again
-%%     (`emqx_guard_emqx_restore:reload_bootstrap_keys/0'), so a backup's `emqx_app' records never
+%%     (`emqx_guard_emqx:reload_bootstrap_keys/0'), so a backup's `emqx_app' records never
 %%     lock out the EMQX Operator (emqx/emqx-operator#1136);</li>
 %% <li><b>plugins</b>: what the backup's plugins companion carries is brought back
 %%     (`emqx_guard_restore_plugins': missing plugins installed, their configs applied, this
@@ -53,7 +53,7 @@
 %% (`lines', `config_errors', `db_errors'), `api_keys', `plugins', `result'.
 -spec restore(binary(), opts()) -> {ok, map()} | {error, {atom(), term()}}.
 restore(Name, Opts) when is_binary(Name), is_map(Opts) ->
-    Nodes = lists:usort([node() | emqx_guard_emqx:running_core_nodes()]),
+    Nodes = lists:usort([node() | emqx_guard_cores:running()]),
     LockId = {?LOCK, self()},
     case global:set_lock(LockId, Nodes, 0) of
         false ->
@@ -183,7 +183,7 @@ import(Base = #{name := Name}, _Facts, Report) ->
         Report({line, import, Line}),
         ok
     end,
-    Result = emqx_guard_emqx_restore:import(Name, Print),
+    Result = emqx_guard_emqx:import(Name, Print),
     Lines = lists:reverse(get_list(Key)),
     erase(Key),
     case Result of
@@ -195,12 +195,29 @@ import(Base = #{name := Name}, _Facts, Report) ->
             Report({line, import, Said}),
             Errors = #{config_errors => pairs(C), db_errors => pairs(D)},
             {{error, {import_partial, Errors}}, Base#{import => Errors#{lines => Lines ++ [Said]}}};
-        {error, {import_error, #{words := Words}} = Why} ->
+        {error, {import_error, Reason}} ->
+            Words = words(Reason),
             Said = <<"[error] Data import failed, reason: ", Words/binary, ".">>,
             Report({line, import, Said}),
-            {{error, {import, element(2, Why)}}, Base#{import => #{lines => Lines ++ [Said], config_errors => [], db_errors => []}}};
+            Why = #{reason => Reason, words => Words},
+            {{error, {import, Why}}, Base#{import => #{lines => Lines ++ [Said], config_errors => [], db_errors => []}}};
         {error, Why} ->
             {{error, {import, Why}}, Base#{import => #{lines => Lines, config_errors => [], db_errors => []}}}
+    end.
+
+%% EMQX's own words for an import's reason (an exception's reason for `{Class, Reason}'), or the
+%% term printed short.
+words({Class, Reason}) when Class =:= error; Class =:= exit; Class =:= throw ->
+    words(Reason);
+words(Reason) ->
+    Text =
+        case emqx_guard_emqx:import_error_words(Reason) of
+            {ok, Words} -> Words;
+            error -> Reason
+        end,
+    case is_binary(Text) orelse io_lib:printable_unicode_list(Text) of
+        true -> string:trim(unicode:characters_to_binary(Text));
+        false -> unicode:characters_to_binary(io_lib:format("~0tP", [Text, 12]))
     end.
 
 get_list(Key) ->
@@ -229,7 +246,7 @@ plugins(Base, #{path := Path}, Report) ->
 
 %% The bootstrap file's API keys, written again after any import.
 api_keys(Report) ->
-    case emqx_guard_emqx_restore:reload_bootstrap_keys() of
+    case emqx_guard_emqx:reload_bootstrap_keys() of
         ok ->
             Report({done, api_keys, #{}}),
             <<"the keys of api_key.bootstrap_file were written again (none are locked out)">>;

@@ -8,9 +8,10 @@
 %% <li>`apply/2' (the restore): each missing plugin's package, checked against the SHA-256 the
 %%     companion recorded (a mismatch is refused for that plugin), is put into EMQX's
 %%     `install_dir' with its config files in `<data_dir>/plugins/NAME/', then installed,
-%%     enabled and started as it was (`emqx_guard_emqx_restore:install_plugin/2'). Never around
-%%     EMQX's install gate: a package EMQX wants allowed first gets the exact `emqx ctl plugins
-%%     allow' line instead. Plugins installed already are left as they are. Then this plugin's
+%%     enabled and started as it was, the steps of `emqx ctl plugins install|start'
+%%     (`emqx_guard_emqx:plugin_step/2'). Never around EMQX's install gate (EMQX 6.3+): a package
+%%     EMQX wants allowed first (told by its reason naming `allow': the reason's exact term was
+%%     not found in EMQX's source) gets the exact `emqx ctl plugins allow' line instead. Plugins installed already are left as they are. Then this plugin's
 %%     own settings from the backup are applied on every node (`emqx_guard_settings_sync').</li>
 %% </ul>
 %% Each line says what was done. A refused or failed install makes the step failed (the restore
@@ -63,10 +64,7 @@ said(Report, Line) ->
     Line.
 
 installed() ->
-    case emqx_guard_emqx_restore:plugins() of
-        {ok, L} -> L;
-        unavailable -> []
-    end.
+    emqx_guard_plugins:installed().
 
 state(#{<<"name_vsn">> := NV, <<"name">> := Name}, Now) ->
     case [N || #{name_vsn := N, name := Nm} <- Now, Nm =:= Name] of
@@ -94,14 +92,14 @@ plugin(Companion, P = #{<<"name_vsn">> := NV}, <<"missing">>) ->
     end.
 
 install(Companion, P = #{<<"name_vsn">> := NV, <<"name">> := Name, <<"sha256">> := Sha}, Bin) ->
-    case emqx_guard_emqx_restore:plugin_install_dir() of
+    case emqx_guard_emqx:plugin_install_dir() of
         unavailable ->
             {failed, <<NV/binary, ": this EMQX has no plugins (emqx_plugins): not installed">>};
         {ok, Dir} ->
             Package = filename:join(Dir, <<NV/binary, ".tar.gz">>),
             ok = filelib:ensure_dir(Package),
             ok = file:write_file(Package, Bin),
-            ConfDir = emqx_guard_emqx_restore:plugin_config_dir(Name),
+            ConfDir = emqx_guard_plugins:config_dir(Name),
             Confs = [begin
                          Dest = filename:join(ConfDir, filename:basename(In)),
                          {ok, C} = emqx_guard_companion:entry(Companion, In),
@@ -110,7 +108,7 @@ install(Companion, P = #{<<"name_vsn">> := NV, <<"name">> := Name, <<"sha256">> 
                      end || In <- maps:get(<<"config_files">>, P, [])],
             Enable = maps:get(<<"enabled">>, P, false),
             Start = maps:get(<<"running">>, P, false),
-            case emqx_guard_emqx_restore:install_plugin(NV, #{enable => Enable, start => Start}) of
+            case install_steps(NV, Enable, Start) of
                 ok ->
                     {ok, text("~ts: installed from the companion (sha256 ~ts), ~B config file(s) applied, ~ts", [
                         NV, Sha, length(Confs), case {Enable, Start} of
@@ -124,6 +122,29 @@ install(Companion, P = #{<<"name_vsn">> := NV, <<"name">> := Name, <<"sha256">> 
                                 "then emqx ctl plugins install ~ts", [NV, NV, NV, Sha, NV])};
                 {error, {install_failed, Why}} ->
                     {failed, text("~ts: EMQX did not install it: ~0tP", [NV, Why, 10])}
+            end
+    end.
+
+%% EMQX's install of the package NV (in its install dir), then enabled and started as asked:
+%% `ok', `{error, {not_allowed, Detail}}' when EMQX's install gate wants `emqx ctl plugins
+%% allow' first, `{error, {install_failed, Detail}}' else; the first step that fails ends it.
+install_steps(NV, Enable, Start) ->
+    Steps = [{ensure_installed, true}, {ensure_enabled, Enable}, {ensure_started, Start andalso Enable}],
+    lists:foldl(fun({Step, true}, ok) -> step(Step, NV);
+                   (_, Result) -> Result
+                end, ok, Steps).
+
+step(Step, NV) ->
+    case emqx_guard_emqx:plugin_step(Step, NV) of
+        ok ->
+            ok;
+        {error, plugins_unavailable} ->
+            {error, {install_failed, plugins_unavailable}};
+        {error, Reason} ->
+            Text = string:lowercase(unicode:characters_to_binary(io_lib:format("~0tp", [Reason]))),
+            case binary:match(Text, <<"allow">>) of
+                nomatch -> {error, {install_failed, #{step => Step, reason => Reason}}};
+                _ -> {error, {not_allowed, #{step => Step, reason => Reason}}}
             end
     end.
 

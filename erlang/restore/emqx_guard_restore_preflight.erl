@@ -155,7 +155,7 @@ read(Facts = #{path := Path}, _Opts) ->
     end.
 
 rules(Facts, _Opts) ->
-    Release = emqx_guard_emqx_restore:release(),
+    Release = emqx_guard_emqx:release(),
     Node =
         case Release of
             #{version := V, edition := E} -> #{name => node(), version => V, edition => atom_to_binary(E)};

@@ -6,10 +6,15 @@
 %% backup on any node clears it on every node. `emqx_guard_offsite_failed': this node's last
 %% off-site job failed (`emqx_guard_offsite_alerts' raises and clears it; turning off-site copies
 %% off clears it). Alarms live in memory, so a node restores them at start from what it knows
-%% (`restore/1', and the off-site alerts from the off-site queue's own state).
+%% (`restore/1', and the off-site alerts from the off-site queue's own state). EMQX does not
+%% update an alarm that is already active, so one active with other details or message is
+%% cleared and raised again (`activate/3'); one with the same details and message is left as it
+%% is (its history does not churn). EMQX is called through the door (`emqx_guard_emqx').
 -module(emqx_guard_alarm).
 
 -export([update/1, restore/1, unsupported/1, restore_failed/2, offsite_failed/2, offsite_cleared/1]).
+
+-define(BACKUP, emqx_guard_backup_failed).
 
 -define(RECOVERED, <<"emqx_guard: the last backup succeeded">>).
 -define(OFFSITE, emqx_guard_offsite_failed).
@@ -21,7 +26,7 @@
 %% node that exported the fire tells its result).
 -spec update(emqx_guard_outcome:outcome()) -> ok.
 update(#{result := ok}) ->
-    emqx_guard_emqx:deactivate_alarm(?RECOVERED);
+    emqx_guard_emqx:deactivate_alarm(?BACKUP, ?RECOVERED);
 update(#{result := failed} = Outcome) ->
     raise(Outcome);
 update(_) ->
@@ -35,7 +40,7 @@ update(_) ->
 restore(#{result := failed} = LastRun) ->
     raise(LastRun);
 restore(#{result := ok}) ->
-    emqx_guard_emqx:deactivate_alarm(?RECOVERED);
+    emqx_guard_emqx:deactivate_alarm(?BACKUP, ?RECOVERED);
 restore(_) ->
     ok.
 
@@ -43,7 +48,7 @@ restore(_) ->
 -spec unsupported(term()) -> ok.
 unsupported(Why) ->
     Line = emqx_guard_outcome:format_error(Why),
-    emqx_guard_emqx:activate_alarm(#{reason => Line}, Line).
+    activate(?BACKUP, #{reason => Line}, Line).
 
 raise(#{error := Error} = Outcome) ->
     On =
@@ -51,7 +56,8 @@ raise(#{error := Error} = Outcome) ->
             Here when Here =:= node() -> <<>>;
             Other -> <<" on ", (atom_to_binary(Other, utf8))/binary>>
         end,
-    emqx_guard_emqx:activate_alarm(
+    activate(
+        ?BACKUP,
         maps:with([started_at, trigger, error, node], Outcome), <<"emqx_guard: backup failed", On/binary, ": ", Error/binary>>
     ).
 
@@ -60,12 +66,12 @@ raise(#{error := Error} = Outcome) ->
 %% safety backup, the step). The next good backup clears it, as it clears a failed backup's.
 -spec restore_failed(binary(), map()) -> ok.
 restore_failed(Error, Details) ->
-    emqx_guard_emqx:activate_alarm(Details, <<"emqx_guard: restore failed: ", Error/binary>>).
+    activate(?BACKUP, Details, <<"emqx_guard: restore failed: ", Error/binary>>).
 
 %% @doc The last off-site job failed with Error (one line): raises `emqx_guard_offsite_failed'.
 -spec offsite_failed(binary(), map()) -> ok.
 offsite_failed(Error, Details) ->
-    emqx_guard_emqx:activate_alarm(?OFFSITE, Details, <<"emqx_guard: off-site copy failed: ", Error/binary>>).
+    activate(?OFFSITE, Details, <<"emqx_guard: off-site copy failed: ", Error/binary>>).
 
 %% @doc Off-site copies work again (`recovered'), or were turned off (`turned_off'): clears
 %% `emqx_guard_offsite_failed'.
@@ -74,3 +80,30 @@ offsite_cleared(recovered) ->
     emqx_guard_emqx:deactivate_alarm(?OFFSITE, ?OFFSITE_RECOVERED);
 offsite_cleared(turned_off) ->
     emqx_guard_emqx:deactivate_alarm(?OFFSITE, ?OFFSITE_OFF).
+
+%% Raises the alarm Name; one active with other details or message is replaced (module doc).
+activate(Name, Details, Message) ->
+    case emqx_guard_emqx:activate_alarm(Name, Details, Message) of
+        already_active ->
+            case active(Name) of
+                {ok, #{details := Details, message := Message}} ->
+                    ok;
+                _ ->
+                    ok = emqx_guard_emqx:deactivate_alarm(Name, <<"replaced by a newer failure">>),
+                    _ = emqx_guard_emqx:activate_alarm(Name, Details, Message),
+                    ok
+            end;
+        _ ->
+            ok
+    end.
+
+active(Name) ->
+    case emqx_guard_emqx:active_alarms() of
+        {ok, Alarms} ->
+            case [A || #{name := N} = A <- Alarms, N =:= Name] of
+                [Alarm | _] -> {ok, Alarm};
+                [] -> not_found
+            end;
+        unavailable ->
+            unknown
+    end.

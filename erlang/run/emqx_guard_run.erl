@@ -321,7 +321,7 @@ policy_text(Keep) -> emqx_guard_retention:text(Keep).
 
 copy(O, #{keep := Keep}, #{copy := Copy, report := Report}) ->
     ok = Copy(O, Keep),
-    Report({done, copy, #{to => emqx_guard_emqx:running_core_nodes() -- [node()]}}),
+    Report({done, copy, #{to => emqx_guard_cores:running() -- [node()]}}),
     {ok, O}.
 
 %% Handed over, like the copies: the upload happens after the run, in its own queue.

@@ -13,7 +13,7 @@
 %%     which that release validates: it refuses a key it does not know): `settings_offer/2' and
 %%     `adopt_settings/4' (`emqx_guard_settings_sync').</li>
 %% <li>Added in 0.3.0 (a node of 0.2.0 answers `undef', taken as unknown): the EMQX release each
-%%     node runs, `emqx_releases/2' (`emqx_guard_emqx_restore:release/0'), for the restore's
+%%     node runs, `emqx_releases/2' (`emqx_guard_emqx:release/0'), for the restore's
 %%     check that every running node runs the same major.minor (`emqx_guard_restore_rules').</li>
 %% </ul>
 %% The functions here only issue the remote call (`erpc'), never decide anything.
@@ -68,8 +68,8 @@ settings_offer(Nodes, Timeout) ->
 adopt_settings(Nodes, Settings, Version, Timeout) ->
     erpc:multicall(Nodes, emqx_guard_settings_sync, adopt_all, [Settings, Version], Timeout).
 
-%% @doc The EMQX release each node runs (`emqx_guard_emqx_restore:release/0').
+%% @doc The EMQX release each node runs (`emqx_guard_emqx:release/0').
 -spec emqx_releases([node()], timeout()) ->
     [emqx_guard_proto:reply(#{version := binary(), edition := ce | ee} | unknown)].
 emqx_releases(Nodes, Timeout) ->
-    erpc:multicall(Nodes, emqx_guard_emqx_restore, release, [], Timeout).
+    erpc:multicall(Nodes, emqx_guard_emqx, release, [], Timeout).

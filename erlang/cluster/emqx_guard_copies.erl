@@ -41,6 +41,7 @@
     kind := replicate | catch_up,
     %% when the copied backup was made (the start of its run; else its file's mtime)
     created => integer(),
+    %% an error as its line: every node is told the result (`emqx_guard_proto_v1')
     result := ok | {error, binary()}
 }.
 
@@ -65,7 +66,7 @@ enqueue(Outcome, Keep) ->
 %% @doc Fetches, from the other running core nodes, the backups among the cluster's newest Keep
 %% that this node lacks. Returns what it fetched (names, oldest first) with each result. Runs
 %% in the caller's process.
--spec catch_up(pos_integer()) -> [{binary(), ok | {error, binary()}}].
+-spec catch_up(pos_integer()) -> [{binary(), ok | {error, term()}}].
 catch_up(Keep) ->
     Others = emqx_guard_cores:running() -- [node()],
     Mine =
@@ -95,8 +96,9 @@ results() ->
 busy() ->
     gen_server:call(?SERVER, busy).
 
-%% @doc The result of a copy of backup Name to node To from node From, made now.
--spec result(node(), node(), binary() | string(), replicate | catch_up, integer(), ok | {error, binary()}) -> copy_result().
+%% @doc The result of a copy of backup Name to node To from node From, made now; a failed one
+%% with its reason as a line (`emqx_guard_outcome:format_error/1'), as other nodes are told it.
+-spec result(node(), node(), binary() | string(), replicate | catch_up, integer(), ok | {error, term()}) -> copy_result().
 result(To, From, Name, Kind, Created, Outcome) ->
     #{
         to => To,
@@ -105,7 +107,7 @@ result(To, From, Name, Kind, Created, Outcome) ->
         at => erlang:system_time(millisecond),
         kind => Kind,
         created => Created,
-        result => Outcome
+        result => emqx_guard_cluster_errors:wire(Outcome)
     }.
 
 %% @doc Records the result of a copy here and tells every other running node. Never blocks: the

@@ -37,7 +37,7 @@
 -define(FINISH_MS, emqx_guard_replica_receiver:finish_ms()).
 -define(CALL_MS, 15000).
 
--type copy_outcome() :: ok | {error, binary()}.
+-type copy_outcome() :: ok | {error, {copy_failed, emqx_guard_cluster_errors:why()}}.
 
 %%--------------------------------------------------------------------
 %% Sending
@@ -57,17 +57,22 @@ replicate(#{path := Path, file := Name, sha256 := Sha} = Report, Keep, Targets) 
 replicate(_Report, _Keep, _Targets) ->
     [].
 
-%% @doc Called on the node holding `Name': pushes that backup to node `To' (the catch-up).
--spec push_named(binary(), node(), pos_integer()) -> copy_outcome().
+%% @doc Called on the node holding `Name' (`emqx_guard_proto_v1'): pushes that backup to node
+%% `To' (the catch-up). The answer crosses to the asking node: an error as its line
+%% (`emqx_guard_cluster_errors:wire/1').
+-spec push_named(binary(), node(), pos_integer()) -> ok | {error, binary()}.
 push_named(Name, To, Keep) ->
+    emqx_guard_cluster_errors:wire(push_kept(Name, To, Keep)).
+
+push_kept(Name, To, Keep) ->
     case emqx_guard_core:is_export_name(Name) of
         false ->
-            {error, <<"not an EMQX export name">>};
+            failed(not_export_name);
         true ->
             Path = filename:join(emqx_guard_emqx:backup_dir(), Name),
             case emqx_guard_replica_receiver:verify_kept(Path) of
                 {ok, Sha} -> push(Path, Name, Sha, To, Keep, catch_up, undefined);
-                {error, Why} -> {error, <<"the source copy does not verify: ", Why/binary>>}
+                {error, Why} -> failed({source_not_verified, Why})
             end
     end.
 
@@ -90,11 +95,14 @@ push(Path, Name, Sha, To, Keep, Kind, Created0) ->
             send(Path, Meta, To, Keep)
         catch
             Class:Reason ->
-                {error, text("copy crashed: ~tp:~0tP", [Class, Reason, 10])}
+                failed({crashed, {Class, Reason}})
         end,
     case Outcome of
         ok -> ?LOG_INFO(#{msg => emqx_guard_backup_copied, file => Name, to => To, kind => Kind});
-        {error, Why} -> ?LOG_WARNING(#{msg => emqx_guard_backup_copy_failed, file => Name, to => To, kind => Kind, reason => Why})
+        {error, Why} ->
+            ?LOG_WARNING(#{
+                msg => emqx_guard_backup_copy_failed, file => Name, to => To, kind => Kind, reason => emqx_guard_outcome:format_error(Why)
+            })
     end,
     ok = emqx_guard_copies:record(emqx_guard_copies:result(To, node(), Name, Kind, Created, Outcome)),
     %% its plugins companion follows a good copy (best effort, not a copy of its own in the results)
@@ -134,15 +142,15 @@ send(Path, Meta0, To, Keep) ->
                     stream(Path, Receiver, Ref);
                 {ok, {ok, already_present}} ->
                     ok;
-                {ok, {error, Why}} ->
-                    {error, Why};
+                {ok, {error, _} = Error} ->
+                    emqx_guard_cluster_errors:from_wire(Error);
                 {ok, Other} ->
-                    {error, text("unexpected answer: ~0tP", [Other, 8])};
+                    failed({unexpected_answer, Other});
                 {error, Why} ->
                     {error, Why}
             end;
         {error, Posix} ->
-            {error, text("cannot read ~ts: ~ts", [Path, file:format_error(Posix)])}
+            failed({cannot_read, {Path, Posix}})
     end.
 
 stream(Path, Receiver, Ref) ->
@@ -157,7 +165,7 @@ stream(Path, Receiver, Ref) ->
                 end;
             {error, Posix} ->
                 Receiver ! {emqx_guard_copy_abort, Ref},
-                {error, text("cannot read ~ts: ~ts", [Path, file:format_error(Posix)])}
+                failed({cannot_read, {Path, Posix}})
         end,
     demonitor(MRef, [flush]),
     Result.
@@ -177,28 +185,33 @@ stream_chunks(Fd, Receiver, Ref, MRef, InFlight, Sent) ->
             await_result(Ref, MRef);
         {error, Posix} ->
             Receiver ! {emqx_guard_copy_abort, Ref},
-            {error, text("read error: ~ts", [file:format_error(Posix)])}
+            failed({read_error, Posix})
     end.
 
 await_ack(Ref, MRef) ->
     receive
         {emqx_guard_copy_ack, Ref} -> ok;
         {emqx_guard_copy_result, Ref, Result} -> early_result(Result);
-        {'DOWN', MRef, process, _, Why} -> {error, text("the receiver stopped: ~0tP", [Why, 8])}
+        {'DOWN', MRef, process, _, Why} -> failed({receiver_stopped, Why})
     after ?IDLE_MS ->
-        {error, <<"the receiver did not answer in time">>}
+        failed(receiver_silent)
     end.
 
-early_result(ok) -> {error, <<"the receiver finished early">>};
-early_result({error, _} = Error) -> Error.
+early_result(ok) -> failed(receiver_finished_early);
+early_result(Result) -> result(Result).
+
+%% The receiver's result, as protocol version 1 carries it (`ok' or `{error, Line}').
+result(ok) -> ok;
+result({error, _} = Error) -> emqx_guard_cluster_errors:from_wire(Error);
+result(Other) -> failed({unexpected_answer, Other}).
 
 await_result(Ref, MRef) ->
     receive
         {emqx_guard_copy_ack, Ref} -> await_result(Ref, MRef);
-        {emqx_guard_copy_result, Ref, Result} -> Result;
-        {'DOWN', MRef, process, _, Why} -> {error, text("the receiver stopped: ~0tP", [Why, 8])}
+        {emqx_guard_copy_result, Ref, Result} -> result(Result);
+        {'DOWN', MRef, process, _, Why} -> failed({receiver_stopped, Why})
     after ?FINISH_MS ->
-        {error, <<"the receiver did not finish in time">>}
+        failed(receiver_not_finished)
     end.
 
 %%--------------------------------------------------------------------
@@ -209,7 +222,7 @@ await_result(Ref, MRef) ->
 %% push it (`push_named/3'). Never raises.
 -spec fetch(binary(), [node()], pos_integer()) -> copy_outcome().
 fetch(_Name, [], _Keep) ->
-    {error, <<"no node holds it any more">>};
+    failed(no_source);
 fetch(Name, [Source | More], Keep) ->
     Pushed = remote(Source, fun() ->
         emqx_guard_proto_v1:push_named(Source, Name, node(), Keep, ?FINISH_MS + ?IDLE_MS)
@@ -217,8 +230,8 @@ fetch(Name, [Source | More], Keep) ->
     case Pushed of
         {ok, ok} -> ok;
         _ when More =/= [] -> fetch(Name, More, Keep);
-        {ok, {error, _} = Error} -> Error;
-        {ok, Other} -> {error, text("unexpected answer: ~0tP", [Other, 8])};
+        {ok, {error, _} = Error} -> emqx_guard_cluster_errors:from_wire(Error);
+        {ok, Other} -> failed({unexpected_answer, Other});
         {error, _} = Error -> Error
     end.
 
@@ -227,11 +240,12 @@ fetch(Name, [Source | More], Keep) ->
 %%--------------------------------------------------------------------
 
 %% @doc Called on the receiving node by a sender (`send/4'): prepares a copy of the backup
-%% described by Meta from process Sender (`emqx_guard_replica_receiver:start/5').
+%% described by Meta from process Sender (`emqx_guard_replica_receiver:start/5'). The answer
+%% crosses to the sender: an error as its line (`emqx_guard_cluster_errors:wire/1').
 -spec start_receiver(emqx_guard_replica_receiver:meta(), pos_integer(), pid(), reference(), node()) ->
     {ok, pid() | already_present} | {error, binary()}.
 start_receiver(Meta, Keep, Sender, Ref, From) ->
-    emqx_guard_replica_receiver:start(Meta, Keep, Sender, Ref, From).
+    emqx_guard_cluster_errors:wire(emqx_guard_replica_receiver:start(Meta, Keep, Sender, Ref, From)).
 
 %% @doc Called on other nodes by the catch-up (`emqx_guard_copies:catch_up/1'): this node's
 %% backups, `emqx_guard_backups:names/0'.
@@ -243,13 +257,13 @@ list_names() ->
 %% Helpers
 %%--------------------------------------------------------------------
 
-%% A call to another node: `{ok, Answer}', or `{error, Line}' when it could not be made.
+%% A call to another node: `{ok, Answer}', or `{error, Reason}' when it could not be made.
 remote(Node, Call) ->
     try
         {ok, Call()}
     catch
-        error:{erpc, Reason} -> {error, text("~ts cannot be reached: ~0tP", [Node, Reason, 6])};
-        Class:Reason -> {error, text("~ts failed: ~tp:~0tP", [Node, Class, Reason, 8])}
+        error:{erpc, Reason} -> failed({unreachable, {Node, Reason}});
+        Class:Reason -> failed({remote_failed, {Node, Class, Reason}})
     end.
 
 %% The file's mtime in ms, or now when it cannot be read.
@@ -259,5 +273,5 @@ mtime_ms(Path) ->
         {error, _} -> erlang:system_time(millisecond)
     end.
 
-text(Fmt, Args) ->
-    unicode:characters_to_binary(io_lib:format(Fmt, Args)).
+failed(Why) ->
+    {error, {copy_failed, Why}}.

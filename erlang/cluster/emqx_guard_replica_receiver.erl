@@ -54,12 +54,15 @@ finish_ms() ->
     ?FINISH_MS.
 
 %% @doc Prepares a copy of the backup described by Meta from process Sender on node From.
-%% Returns `{ok, ReceiverPid}', `{ok, already_present}' or `{error, Line}'.
--spec start(meta(), pos_integer(), pid(), reference(), node()) -> {ok, pid() | already_present} | {error, binary()}.
+%% Returns `{ok, ReceiverPid}', `{ok, already_present}' or `{error, {copy_failed, Why}}'
+%% (`emqx_guard_cluster_errors'). The result it sends the sender at the end is of protocol
+%% version 1: `ok' or `{error, Line}'.
+-spec start(meta(), pos_integer(), pid(), reference(), node()) ->
+    {ok, pid() | already_present} | {error, {copy_failed, emqx_guard_cluster_errors:why()}}.
 start(Meta = #{name := Name, sha256 := Sha}, Keep, Sender, Ref, From) ->
     case emqx_guard_core:is_export_name(Name) orelse emqx_guard_companion:is_name(Name) of
         false ->
-            {error, text("refused: ~ts is not an EMQX export name", [Name])};
+            failed({not_export_name, Name});
         true ->
             Dir = emqx_guard_emqx:backup_dir(),
             Final = filename:join(Dir, Name),
@@ -69,9 +72,9 @@ start(Meta = #{name := Name, sha256 := Sha}, Keep, Sender, Ref, From) ->
                         {ok, Sha} ->
                             {ok, already_present};
                         {ok, _Other} ->
-                            {error, text("~ts already exists on ~ts with other content", [Name, node()])};
+                            failed({other_content, {Name, node()}});
                         {error, _} ->
-                            {error, text("~ts already exists on ~ts and does not verify", [Name, node()])}
+                            failed({kept_not_verified, {Name, node()}})
                     end;
                 false ->
                     TmpDir = filename:join([Dir, ?INCOMING, integer_to_list(erlang:unique_integer([positive]))]),
@@ -93,9 +96,9 @@ start(Meta = #{name := Name, sha256 := Sha}, Keep, Sender, Ref, From) ->
                             demonitor(MRef, [flush]),
                             {ok, Pid};
                         {'DOWN', MRef, process, Pid, {cannot_open, Posix}} ->
-                            {error, text("cannot write in ~ts on ~ts: ~ts", [Dir, node(), file:format_error(Posix)])};
+                            failed({cannot_write, {Dir, node(), Posix}});
                         {'DOWN', MRef, process, Pid, Why} ->
-                            {error, text("the receiver on ~ts failed: ~0tP", [node(), Why, 8])}
+                            failed({receiver_failed, {node(), Why}})
                     end
             end
     end.
@@ -116,11 +119,12 @@ receiver(Meta, Keep, Sender, Ref, From, Fd, Tmp, TmpDir, Final) ->
             {ok, Bytes} -> finish(Meta, Keep, Fd, Bytes, Tmp, Final);
             {error, _} = Error -> Error
         catch
-            Class:Reason -> {error, text("receiver crashed: ~tp:~0tP", [Class, Reason, 10])}
+            Class:Reason -> failed({receiver_crashed, {Class, Reason}})
         end,
     _ = file:close(Fd),
     _ = file:del_dir_r(TmpDir),
-    Sender ! {emqx_guard_copy_result, Ref, Result},
+    %% the result crosses to the sender: an error as its line
+    Sender ! {emqx_guard_copy_result, Ref, emqx_guard_cluster_errors:wire(Result)},
     %% a sender that does not say is treated as a catch-up: it does not count as a fresh backup
     Created = maps:get(created_at, Meta, maps:get(mtime, Meta) * 1000),
     Kind = maps:get(kind, Meta, catch_up),
@@ -136,18 +140,18 @@ receive_chunks(Fd, Sender, Ref, MRef, Bytes) ->
                     Sender ! {emqx_guard_copy_ack, Ref},
                     receive_chunks(Fd, Sender, Ref, MRef, Bytes + byte_size(Data));
                 {error, Posix} ->
-                    {error, text("write error on ~ts: ~ts", [node(), file:format_error(Posix)])}
+                    failed({write_error, {node(), Posix}})
             end;
         {emqx_guard_copy_eof, Ref, Sent} when Sent =:= Bytes ->
             {ok, Bytes};
         {emqx_guard_copy_eof, Ref, Sent} ->
-            {error, text("sent ~B bytes but ~B arrived", [Sent, Bytes])};
+            failed({size_sent, {Sent, Bytes}});
         {emqx_guard_copy_abort, Ref} ->
-            {error, <<"the sender gave up">>};
+            failed(sender_gave_up);
         {'DOWN', MRef, process, _, Why} ->
-            {error, text("the sender stopped: ~0tP", [Why, 8])}
+            failed({sender_stopped, Why})
     after ?IDLE_MS ->
-        {error, <<"the sender went silent">>}
+        failed(sender_silent)
     end.
 
 finish(Meta = #{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep, Fd, Bytes, Tmp, Final) ->
@@ -155,7 +159,7 @@ finish(Meta = #{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep
     _ = file:close(Fd),
     case {Synced, Bytes} of
         {{error, Posix}, _} ->
-            {error, text("cannot sync on ~ts: ~ts", [node(), file:format_error(Posix)])};
+            failed({cannot_sync, {node(), Posix}});
         {ok, Size} ->
             %% verified as it stays (mtime, mode), so that its record holds after the rename
             _ = file:write_file_info(Tmp, #file_info{mtime = MTime}, [{time, posix}]),
@@ -163,16 +167,16 @@ finish(Meta = #{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep
             case Private =:= ok andalso check(Meta, Tmp) of
                 false ->
                     {error, Posix} = Private,
-                    {error, text("cannot set mode 0600: ~ts", [file:format_error(Posix)])};
+                    failed({cannot_set_mode, Posix});
                 {{ok, Sha}, Record} ->
                     install(Name, Tmp, Final, Keep, made(Record, Meta));
                 {{ok, Other}, _} ->
-                    {error, text("sha256 differs after the copy (~ts, expected ~ts)", [Other, Sha])};
+                    failed({sha256_differs, {Other, Sha}});
                 {{error, Why}, _} ->
-                    {error, <<"the copy does not verify: ", Why/binary>>}
+                    failed({copy_not_verified, Why})
             end;
         {ok, _} ->
-            {error, text("~B bytes arrived, the backup has ~B", [Bytes, Size])}
+            failed({size_arrived, {Bytes, Size}})
     end.
 
 %% A backup read in full and verified; its plugins companion: its manifest read, its SHA-256
@@ -180,7 +184,7 @@ finish(Meta = #{name := Name, size := Size, sha256 := Sha, mtime := MTime}, Keep
 check(#{companion := true}, Tmp) ->
     case emqx_guard_companion:read(Tmp) of
         {ok, _} -> {emqx_guard_companion:sha256(Tmp), none};
-        {error, Why} -> {{error, text("the plugins companion cannot be read: ~0tP", [Why, 8])}, none}
+        {error, Why} -> {failed({companion_unreadable, Why}), none}
     end;
 check(_Meta, Tmp) ->
     verify(Tmp).
@@ -215,7 +219,7 @@ install(Name, Tmp, Final, _Keep, Record) ->
                     ?LOG_INFO(#{msg => emqx_guard_backup_copy_received, file => Name}),
                     ok;
                 {error, Posix} ->
-                    {error, text("cannot rename into ~ts: ~ts", [filename:dirname(Final), file:format_error(Posix)])}
+                    failed({cannot_rename, {filename:dirname(Final), Posix}})
             end
     end.
 
@@ -235,22 +239,22 @@ clear_incoming() ->
     end.
 
 %% @doc Reads a backup kept here (Path in the backup directory) in full and records the verdict:
-%% `{ok, Sha256}' or `{error, Line}'. The check of a copy already present, and of the source of
-%% a catch-up.
--spec verify_kept(file:filename_all()) -> {ok, binary()} | {error, binary()}.
+%% `{ok, Sha256}' or `{error, Reason}' (the check's, `emqx_guard_backups:check/1'). The check of
+%% a copy already present, and of the source of a catch-up.
+-spec verify_kept(file:filename_all()) -> {ok, binary()} | {error, term()}.
 verify_kept(Path) ->
     {Result, Record} = verify(Path),
     ok = emqx_guard_verifications:add([R || R <- [Record], R =/= none]),
     Result.
 
 %% Reads Path in full (a background job, `emqx_guard_backups:check/1'): `{ok, Sha256}' or
-%% `{error, Line}', with the record of the verdict (`none' when no check reached one).
+%% `{error, Reason}', with the record of the verdict (`none' when no check reached one).
 verify(Path) ->
     case emqx_guard_backups:check(Path) of
         {ok, R = #{result := ok, sha256 := Sha}} -> {{ok, Sha}, R};
-        {ok, R = #{result := {error, {_, Detail}}}} -> {{error, Detail}, R};
-        {error, {_, Detail}} -> {{error, Detail}, none}
+        {ok, R = #{result := {error, {_, _} = Why}}} -> {{error, Why}, R};
+        {error, {_, _} = Why} -> {{error, Why}, none}
     end.
 
-text(Fmt, Args) ->
-    unicode:characters_to_binary(io_lib:format(Fmt, Args)).
+failed(Why) ->
+    {error, {copy_failed, Why}}.

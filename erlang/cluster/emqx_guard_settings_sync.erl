@@ -105,7 +105,7 @@ update_local(Changes) ->
 
 %% @doc Pulls the newest settings from the other running nodes and, on a core node, fetches the
 %% newest backups it lacks. Runs in the caller's process; returns what it did.
--spec sync() -> #{settings := unchanged | {adopted, node()}, fetched := [{binary(), ok | {error, binary()}}]}.
+-spec sync() -> #{settings := unchanged | {adopted, node()}, fetched := [{binary(), ok | {error, term()}}]}.
 sync() ->
     Adopted = pull(emqx_guard_emqx:running_nodes() -- [node()]),
     Fetched =
@@ -250,7 +250,7 @@ terminate(_Reason, #st{syncing = Syncing}) ->
 apply_changes(Changes) ->
     case whereis(emqx_guard_scheduler) =/= undefined andalso emqx_guard_settings:change(Changes) of
         false ->
-            {error, <<"the emqx_guard scheduler is not running">>};
+            {error, {not_running, emqx_guard_scheduler}};
         {ok, _Old, _New} = Changed ->
             emqx_guard_scheduler:settings_changed(),
             %% a cast: without a destination the off-site queue drops what waits
@@ -335,8 +335,9 @@ start_sync(St = #st{syncing = {_, _}}) ->
 start_sync(St) ->
     {Pid, MRef} = spawn_monitor(fun() ->
         %% not inside the macro: a log level that drops info would skip the sync
-        Result = sync(),
-        ?LOG_INFO(Result#{msg => emqx_guard_cluster_synced})
+        Result = #{fetched := Fetched} = sync(),
+        Lines = [{Name, emqx_guard_cluster_errors:wire(R)} || {Name, R} <- Fetched],
+        ?LOG_INFO(Result#{msg => emqx_guard_cluster_synced, fetched := Lines})
     end),
     St#st{syncing = {Pid, MRef}}.
 

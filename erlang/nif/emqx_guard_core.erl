@@ -132,12 +132,7 @@ await(Job, TimeoutMs) ->
 %% long read goes on.
 -spec await(emqx_guard_nif:job(), timeout(), fun((non_neg_integer()) -> term())) -> {ok, term()} | error().
 await(Job, TimeoutMs, OnTick) ->
-    T0 = erlang:monotonic_time(millisecond),
-    Deadline =
-        case TimeoutMs of
-            infinity -> infinity;
-            _ -> T0 + TimeoutMs
-        end,
+    {T0, Deadline} = emqx_guard_clock:deadline(TimeoutMs),
     ticking(Job, T0, Deadline, T0 + ?TICK_MS, OnTick).
 
 ticking(Job, T0, Deadline, Tick, OnTick) ->

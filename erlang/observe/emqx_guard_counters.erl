@@ -92,10 +92,8 @@ load() ->
                 _ -> ?LOG_WARNING(#{msg => emqx_guard_counters_damaged, path => Path, dropped => Bad})
             end,
             maps:from_list(Good);
-        none ->
-            #{};
-        %% a newer plugin's file: said by the store
-        newer ->
+        %% no file yet, or a newer plugin's (said by the store): counting starts at zero
+        Absent when Absent =:= none; Absent =:= newer ->
             #{};
         Other ->
             ?LOG_WARNING(#{msg => emqx_guard_counters_damaged, path => Path, content => Other, action => starting_at_zero}),

@@ -3,11 +3,14 @@
 %% A clock is built from options (the `scheduler' app env, or `emqx_guard_scheduler:start_link/1'):
 %% `now' (fun() -> UnixMs; default the OS wall clock), `send_after' (fun(DelayMs, Pid, Msg) ->
 %% TRef; default `erlang:send_after/3') and `cancel_timer' (fun(TRef) -> term()).
+%%
+%% Also the start and deadline of a wait on the monotonic clock (`deadline/1'), as the waits
+%% for a job's result and for EMQX's export count them.
 -module(emqx_guard_clock).
 
 -include_lib("kernel/include/logger.hrl").
 
--export([new/1, now/1, send_after/3, cancel/2]).
+-export([new/1, now/1, send_after/3, cancel/2, deadline/1]).
 
 -export_type([clock/0]).
 
@@ -44,6 +47,15 @@ cancel(#{cancel_timer := Cancel}, TRef) ->
     catch
         Class:Reason -> ?LOG_WARNING(#{msg => emqx_guard_timer_not_cancelled, class => Class, reason => Reason})
     end.
+
+%% @doc A wait of TimeoutMs starting now: `{T0, Deadline}', T0 the monotonic time now (ms) and
+%% Deadline T0 + TimeoutMs (`infinity' for `infinity').
+-spec deadline(timeout()) -> {integer(), integer() | infinity}.
+deadline(infinity) ->
+    {erlang:monotonic_time(millisecond), infinity};
+deadline(TimeoutMs) ->
+    T0 = erlang:monotonic_time(millisecond),
+    {T0, T0 + TimeoutMs}.
 
 %% The OS wall clock, read afresh: erlang:system_time/1 does not follow a clock that is set back
 %% or forward unless the node runs with time warp, and a cron schedule is wall-clock time.

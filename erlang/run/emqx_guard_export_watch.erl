@@ -65,12 +65,7 @@ run(Export, TimeoutMs, OnEvent) ->
     Tag = make_ref(),
     Print = fun(Fmt, Args) -> announce(Parent, Tag, Fmt, Args) end,
     {Pid, MRef} = spawn_opt(fun() -> Parent ! {Tag, Export(Print)} end, [link, monitor]),
-    T0 = erlang:monotonic_time(millisecond),
-    Deadline =
-        case TimeoutMs of
-            infinity -> infinity;
-            _ -> T0 + TimeoutMs
-        end,
+    {T0, Deadline} = emqx_guard_clock:deadline(TimeoutMs),
     Listen = #{on_event => OnEvent, t0 => T0, tick => T0 + ?TICK_MS},
     await_export(Pid, MRef, Tag, TimeoutMs, Deadline, #{}, Listen).
 

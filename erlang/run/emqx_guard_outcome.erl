@@ -20,15 +20,13 @@
 %% What the other nodes of the cluster learn of a backup made (or failed) on one node is its
 %% `summary/1': result, node, trigger, times, file, size and error line.
 %%
-%% `format_error/1' is the one place where the plugin's reasons become text: a run's, and every
-%% other `{error, {Reason, Detail}}' the plugin returns (settings refused, listings and files,
-%% off-site jobs, the scheduler's refusals and health), at the edge where a person reads it.
+%% `format_error/1' is the one place where the plugin's reasons become text (see its doc).
 -module(emqx_guard_outcome).
 
 -import(emqx_guard_value, [is_text/1, is_texts/1, is_instant/1]).
 
--export([new/3, fail/2, skip/2, skipped/4, warn/2, finish/2, format_error/1, format_excluded/1, stored/1, from_stored/1, summary/1,
-    newer/2]).
+-export([new/3, fail/2, skip/2, skipped/4, warn/2, finish/2, summary/1, newer/2]).
+-export([format_error/1, format_excluded/1, stored/1, from_stored/1]).
 
 -export_type([outcome/0, trigger/0]).
 
@@ -130,13 +128,11 @@ newer(#{started_at := SA, node := NA}, #{started_at := SB, node := NB}) ->
 %% Reasons as text
 %%--------------------------------------------------------------------------------------------
 
-%% @doc One line a person understands for a reason: the one place where the plugin's reasons
-%% become text, for the command line, the dashboard, the notifications, the alarms and the log.
-%% A reason is the `Reason' of an `{error, Reason}' anywhere in the plugin, `{Tag :: atom(),
-%% Detail}': why a run failed or was skipped, why an off-site job failed, why a setting was
-%% refused, why a listing or a file operation failed. The core's own reasons (the NIF contract,
-%% `{Reason, Detail}' with Detail its one line) are said by their Detail. A binary is a line
-%% already (another node's, or an older version's). Anything else is printed short, on one line.
+%% @doc One line a person understands for a reason, the one place where the plugin's reasons
+%% become text (command line, dashboard, notifications, alarms, log): the `Reason' of any
+%% `{error, Reason}' of the plugin, `{Tag :: atom(), Detail}'. The core's own reasons (the NIF
+%% contract) are said by their Detail line; a binary is a line already (another node's, or an
+%% older version's); anything else is printed short, on one line.
 -spec format_error(term()) -> binary().
 %% the run: export
 format_error({export_unavailable, _Missing}) ->
@@ -199,6 +195,8 @@ format_error({not_responsible, Node}) ->
     text("~ts exports this one", [Node]);
 format_error(plugin_not_running) ->
     <<"plugin not running">>;
+format_error({not_running, emqx_guard_scheduler}) ->
+    <<"the emqx_guard scheduler is not running">>;
 format_error({no_answer, Why}) ->
     text("no answer (~ts)", [describe(Why)]);
 format_error({version_mismatch, Theirs, Ours}) ->
@@ -272,6 +270,8 @@ format_error({not_configured, Kind}) ->
     text("~ts is not configured", [Kind]);
 format_error({R, Why}) when R =:= restore_refused; R =:= restore_failed ->
     emqx_guard_restore_errors:format(R, Why);
+format_error({R, Why}) when R =:= copy_failed; R =:= no_report ->
+    emqx_guard_cluster_errors:format(R, Why);
 %% the core's own reasons: the Detail is the line
 format_error({Reason, Detail}) when is_atom(Reason), is_binary(Detail) ->
     describe(Detail);

@@ -20,11 +20,11 @@
 %%     (`emqx_guard_companion:beside/2'); one that cannot be made is a warning;</li>
 %% <li><b>prune</b>: only after a verified backup, retention applies `retention' (the policy,
 %%     pins and zone of `emqx_guard_retention'; counting only backups that verify, the new one
-%%     made when its export began) (`emqx_guard_backups:prune/5', a background job too, with a bound
-%%     of its own sized from
-%%     what it has to read); files it has records for and that did not change are not read
-%%     again, and each verdict it reaches is recorded at once; a failed prune, or one out of time
-%%     (it says how far it got and goes on at the next run), is a warning, the backup is good;</li>
+%%     made when its export began) (`emqx_guard_backups:prune/6', a background job too, with a
+%%     bound of its own sized from what it has to read); files it has records for and that did
+%%     not change are not read again, and each verdict it reaches is recorded at once; a failed
+%%     prune, or one out of time (it says how far it got and goes on at the next run), is a
+%%     warning, the backup is good;</li>
 %% <li><b>copy</b>: the backup is handed to the copy jobs (`emqx_guard_copies:enqueue/2'), which
 %%     copy it to the other core nodes after the run;</li>
 %% <li><b>offsite</b>: the backup is handed to the off-site copies
@@ -175,8 +175,9 @@ elect(New = #{trigger := Trigger}, Request, #{elect := Elect} = Deps) ->
         Outcome -> Outcome
     end.
 
-%% export, protect, verify, prune, copy, offsite: each step returns `{ok, Outcome}' or
-%% `{failed, Reason, Outcome}', which ends the run as failed.
+%% export, protect, verify, plugins and prune (one step function: the companion first, then
+%% retention), copy, offsite: each step returns `{ok, Outcome}' or `{failed, Reason, Outcome}',
+%% which ends the run as failed.
 backup(New, Request, Deps) ->
     Steps = [fun export/3, fun protect/3, fun verify/3, fun prune/3, fun copy/3, fun offsite/3],
     Dir = emqx_guard_emqx:backup_dir(),

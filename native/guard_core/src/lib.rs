@@ -20,5 +20,6 @@ pub mod reading;
 pub mod record;
 pub mod retention;
 pub mod schedule;
+mod text;
 pub mod verify;
 pub mod worker;

@@ -684,6 +684,11 @@ impl Protection {
     }
 }
 
+/// SplitMix64 of the randomized tests, shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/common/rng.rs"]
+mod test_rng;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1628,22 +1633,7 @@ mod tests {
         assert_eq!(names(&report.deleted), [NAMES[0]]);
     }
 
-    /// SplitMix64: the seeded generator of the randomized retention tests (no dependency).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use super::test_rng::Rng;
 
     /// The export name of hour `index` counted from 2024-01-01 00:00 (index below 24 * 28).
     fn hourly_name(index: u64) -> String {

@@ -2,6 +2,8 @@
 //!
 //! The tests that count jobs or threads share process-wide state, so they take [`serial`] first.
 
+mod common;
+
 use std::fs;
 use std::io::Write;
 use std::num::NonZeroU64;
@@ -10,8 +12,6 @@ use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use guard_core::reading::ReadControl;
 use guard_core::record::verify_recorded;
 use guard_core::verify::verify_controlled;
@@ -39,29 +39,13 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 /// An export in EMQX's layout whose gzip stream is stored, not deflated, so the file is about
 /// `mib` MiB.
 fn big_export(dir: &Path, mib: usize) -> PathBuf {
-    let base = "emqx-export-2024-01-25-10-41-48.962";
-    let path = dir.join(format!("{base}.tar.gz"));
-    let gz = GzEncoder::new(fs::File::create(&path).unwrap(), Compression::none());
-    let mut builder = tar::Builder::new(gz);
     let table = vec![b'x'; mib * 1024 * 1024];
-    for (name, data) in [
-        (
-            "META.hocon",
-            b"edition = ce\nversion = \"5.3.2\"\n".as_slice(),
-        ),
-        ("cluster.hocon", b"".as_slice()),
-        ("mnesia/emqx_table", table.as_slice()),
-    ] {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder
-            .append_data(&mut header, format!("{base}/{name}"), data)
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap();
-    path
+    common::write_export(
+        dir,
+        "emqx-export-2024-01-25-10-41-48.962",
+        "mnesia/emqx_table",
+        &table,
+    )
 }
 
 #[test]

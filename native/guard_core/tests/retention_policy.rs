@@ -6,12 +6,15 @@
 //! reading that never deletes what full knowledge keeps, and every reason checked against an
 //! independent set-based model of restic's rules.
 
+mod common;
+
 use std::collections::HashSet;
 
 use chrono::{
     DateTime, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike,
 };
 use chrono_tz::Tz;
+use common::Rng;
 use guard_core::retention::{
     decide, plan, Calendar, Candidate, Entry, Fate, Made, Plan, Planner, Policy, Verdict, Within,
 };
@@ -345,31 +348,6 @@ fn pins_and_unverified_backups_say_why_they_stay() {
 }
 
 // ------------------------------------------------------------------------- properties
-
-/// SplitMix64: the seeded generator of the property tests (no dependency, reproducible).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[self.below(from.len() as u64) as usize]
-    }
-}
 
 const ZONES: &[&str] = &[
     "UTC",

@@ -408,23 +408,9 @@ fn example(rule: Rule) -> &'static str {
     }
 }
 
-/// The operator's text as quoted in an error: one line of printable characters, at most 100
-/// characters (then `...`), control and invisible characters, `"` and `\` escaped.
+/// The operator's text as quoted in an error: see [`crate::text::quoted`], at most 100 characters.
 fn shown(text: &str) -> String {
-    const MAX_CHARS: usize = 100;
-    let mut out = String::with_capacity(text.len());
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX_CHARS {
-            out.push_str("...");
-            break;
-        }
-        if c == '\'' {
-            out.push(c);
-        } else {
-            out.extend(c.escape_debug());
-        }
-    }
-    out
+    crate::text::quoted(text, 100)
 }
 
 #[cfg(test)]

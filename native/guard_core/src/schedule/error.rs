@@ -67,27 +67,11 @@ impl fmt::Display for Field {
     }
 }
 
-/// User text (a field, an expression, a zone name, a macro) as quoted in an error message: one
-/// line of printable characters, at most 200 characters (then `...`). Control characters,
-/// white space other than a space, invisible and bidi-control characters, `"` and `\` are
-/// escaped as Rust's `char::escape_debug` does (`\0`, `\u{1b}`, `\u{a0}`, `\"`), so a NUL or
-/// an ESC sequence in the input never reaches an operator's terminal; printable Unicode such
-/// as `é` stays.
+/// User text (a field, an expression, a zone name, a macro) as quoted in an error message: see
+/// [`crate::text::quoted`] (control, invisible and bidi characters escaped, so a NUL or an ESC
+/// sequence in the input never reaches an operator's terminal), at most 200 characters.
 pub(crate) fn shown(text: &str) -> String {
-    const MAX_CHARS: usize = 200;
-    let mut out = String::with_capacity(text.len());
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX_CHARS {
-            out.push_str("...");
-            break;
-        }
-        if c == '\'' {
-            out.push(c);
-        } else {
-            out.extend(c.escape_debug());
-        }
-    }
-    out
+    crate::text::quoted(text, 200)
 }
 
 /// Why a schedule, zone or request was refused.

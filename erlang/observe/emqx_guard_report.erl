@@ -31,10 +31,13 @@
 %% (what interrupted exports left, shown once); `last_restore' (`emqx_guard_restore_state', or
 %% null); `runs' (`ok', `failed', `skipped');
 %% `notifications' (each configured channel's last delivery); `last_skip' and `cluster'
-%% (`emqx_guard_cluster_view:facts/1').
+%% (`emqx_guard_cluster_view:facts/1'); `healthy' and `health_error' (`null' while healthy): the
+%% verdict of the plugin's health check itself (`emqx_guard_scheduler:health/0', what
+%% `emqx_guard_app:on_health_check/1' tells EMQX), never a second copy of its rule.
 -spec status() -> doc().
 status() ->
     Status = emqx_guard_scheduler:status(),
+    Health = emqx_guard_scheduler:health(),
     #{settings := S = #{backup_cron := Cron, backup_timezone := Zone}} = Status,
     #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
     lists:foldl(fun maps:merge/2, emqx_guard_cluster_view:facts(Status), [next_fire(Status, Zone), #{
@@ -66,7 +69,13 @@ status() ->
         <<"leftovers">> => emqx_guard_leftovers:take_note(Zone),
         <<"last_restore">> => last_restore(Zone),
         <<"runs">> => #{<<"ok">> => Ok, <<"failed">> => Failed, <<"skipped">> => Skipped},
-        <<"notifications">> => notifications()
+        <<"notifications">> => notifications(),
+        <<"healthy">> => Health =:= ok,
+        <<"health_error">> =>
+            case Health of
+                ok -> null;
+                {error, Why} -> emqx_guard_outcome:format_error(Why)
+            end
     }]).
 
 %% The last restore on this node (`emqx_guard_restore_state'): when, which file, by which node,

@@ -116,7 +116,8 @@ status_and_backups_are_the_commands_documents(Config) ->
     [WhyLine] = [L || L <- ctl(["backup_list", "--why"]), string:find(L, binary_to_list(Name)) =/= nomatch],
     ?assertEqual(binary_to_list(Reason), lists:last(string:split(WhyLine, "  -> ", trailing))),
     {503, _, #{<<"code">> := <<"SERVICE_UNAVAILABLE">>, <<"message">> := Msg}} = api(GW, get, "backups?remote=true", ?ADMIN),
-    ?assertEqual(#{<<"error">> => Msg}, json(ctl(["backup_list", "--remote", "--json"]))).
+    ?assertEqual(#{<<"error">> => Msg}, json(ctl(["backup_list", "--remote", "--json"]))),
+    {503, _, #{<<"message">> := Msg}} = api(GW, get, "backups?remote=true&why=true", ?ADMIN).
 
 %% `POST backups' answers 202 with the run's id at once (the gateway here gives a call 1 s; the
 %% backup reads 3 MB at 1 MB/s); `GET runs/<id>' shows its steps as they come, then its
@@ -262,6 +263,17 @@ offsite_backups_listed(Config) ->
                             maps:get(<<"newest_upload">>, O) =/= null end),
         {200, _, #{<<"offsite">> := Offsite}} = api(GW, get, "status", ?ADMIN),
         ?assertEqual(maps:get(<<"offsite">>, json(ctl(["backup_status", "--json"]))), Offsite),
+        %% off-site retention's plan: the rule that keeps each, as `backup_prune --dry-run' says it
+        {200, _, #{<<"remote_keep_policy">> := <<"last=5">>, <<"retention_paused">> := null,
+                   <<"backups">> := [#{<<"export_name">> := BName, <<"keep">> := true, <<"why">> := Rule, <<"pinned">> := false}]}} =
+            api(GW, get, "backups?remote=true&why=true", ?ADMIN),
+        ?assertEqual(Rule, offsite_why(Name)),
+        %% pinned: the column says so, and so does the rule
+        [_ | _] = ctl(["backup_pin", Name]),
+        {200, _, #{<<"backups">> := [#{<<"pinned">> := true, <<"keep">> := true, <<"why">> := PinRule}]}} =
+            api(GW, get, "backups?remote=true&why=true", ?ADMIN),
+        ?assertEqual(PinRule, offsite_why(Name)),
+        ?assertMatch({_, _}, binary:match(PinRule, <<"pinned">>)),
         %% the bucket gone: the command's error line, answered within the gateway's time
         ok = emqx_guard_s3_helper:stop(S3),
         {503, _, #{<<"message">> := Down}} = api(GW, get, "backups?remote=true", ?ADMIN),
@@ -439,6 +451,13 @@ page_is_served_with_allowed_headers_only(Config) ->
     ?assertEqual([], emqx_guard_gateway_standin:dropped_headers(GW)).
 
 %%--------------------------------------------------------------------
+
+%% What `backup_prune --dry-run' says of Name's object in its off-site part (after the line
+%% `Off-site retention ...').
+offsite_why(Name) ->
+    Offsite = lists:dropwhile(fun(L) -> not lists:prefix("Off-site retention", L) end, ctl(["backup_prune", "--dry-run"])),
+    [Line] = [L || L <- tl(Offsite), string:find(L, Name) =/= nomatch],
+    list_to_binary(lists:last(string:split(Line, "  ", trailing))).
 
 url(GW, Path) ->
     "http://127.0.0.1:" ++ integer_to_list(emqx_guard_gateway_standin:port(GW)) ++ "/api/v5/plugin_api/emqx_guard/" ++ Path.

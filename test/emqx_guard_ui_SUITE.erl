@@ -2,8 +2,9 @@
 %% plugin API gateway (`emqx_guard_gateway_standin') served on 127.0.0.1 with its dashboard-like
 %% page that shows `/ui' in an iframe, and headless Chromium (Debian's `chromium' and
 %% `chromium-driver', `make test-deps') driven with Selenium by
-%% `emqx_guard_ui_SUITE_data/ui_browser.py': it logs in by cookie, sees the backups, clicks "Back up
-%% now" and sees the run's steps and the new backup, runs a restore dry run and reads its report
+%% `emqx_guard_ui_SUITE_data/ui_browser.py': it logs in by cookie, sees the health check's verdict
+%% and the runs the scheduler made, sees the backups, clicks "Back up now" and sees the run's steps
+%% and the new backup, runs a restore dry run and reads its report
 %% (where `emqx_guard_restore' exists), enters a bad cron and sees the error, and looks at the
 %% dark theme. The screenshots stay with this suite's logs (`priv_dir'); the README shows one.
 %% No skip: a machine without the browser fails here (CI installs it).
@@ -15,7 +16,7 @@
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([operator_uses_the_page/1]).
 
--import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, result/1]).
+-import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, result/1, next_timer/1, deliver/1, wait_idle/0]).
 
 -define(TOKEN, <<"browser-admin-token">>).
 
@@ -47,10 +48,20 @@ end_per_testcase(_TC, Config) ->
     emqx_guard_gateway_standin:stop(?config(gw, Config)),
     emqx_guard_ct_helper:end_case().
 
+%% Before the browser comes: the schedule's first fire made a backup, then a backup typed on the
+%% shell failed. The page shows the health check's verdict (not healthy, with its line) and both
+%% runs with their triggers; after "Back up now" it is healthy again.
 operator_uses_the_page(Config) ->
     GW = ?config(gw, Config),
-    ["Backup done in " ++ _ | _] = result(ctl(["backup_now"])),
+    Timer = next_timer(wake),
+    set_now({{2026, 11, 29}, {12, 0, 0}}),
+    deliver(Timer),
+    wait_idle(),
     [First] = names(),
+    ok = emqx_mgmt_data_backup:set_mode({error, disk_gone}),
+    ["Error: " ++ _ | _] = result(ctl(["backup_now"])),
+    ok = emqx_mgmt_data_backup:set_mode(ok),
+    {error, HealthLine} = emqx_guard_app:on_health_check(#{}),
     Shots = ?config(priv_dir, Config),
     Restore = [" --restore" || code:which(emqx_guard_restore) =/= non_existing],
     Script = ?config(script, Config),
@@ -60,6 +71,10 @@ operator_uses_the_page(Config) ->
     ct:pal("~ts", [Out]),
     ?assertEqual(0, Status, Out),
     ?assertNotEqual(nomatch, string:find(Out, "PASS")),
+    %% the health check's own line, and the runs the scheduler made, as the browser saw them
+    ?assertNotEqual(nomatch, string:find(Out, "health: not healthy: " ++ binary_to_list(HealthLine)), Out),
+    ?assertNotEqual(nomatch, string:find(Out, "runs listed: scheduled ok, manual failed"), Out),
+    ?assertNotEqual(nomatch, string:find(Out, "health after the backup: healthy"), Out),
     %% what the browser did, as the node sees it: one more backup, the bad cron not stored
     [First, Second] = names(),
     ?assertNotEqual(nomatch, string:find(Out, "new backup: " ++ Second)),

@@ -79,8 +79,21 @@ def run(d, a):
     ok("backups listed: %s" % before)
     wait("retention's reason shown", lambda: d.find_element(By.CSS_SELECTOR, "#backups-table td.why").text)
     ok("retention: " + d.find_element(By.CSS_SELECTOR, "#backups-table td.why").text)
-    health = d.find_element(By.ID, "health").text
-    ok("health: " + health)
+    # the health check's verdict: not healthy, with its line (a backup failed before)
+    health = d.find_element(By.ID, "health")
+    if health.get_attribute("data-healthy") != "0":
+        fail("the health check's verdict: not healthy", health.text)
+    ok("health: " + d.find_element(By.ID, "health-error").text)
+    # the runs the scheduler made (not started here), newest first, with their triggers
+    runs = wait("the runs listed", lambda: d.find_elements(By.CSS_SELECTOR, "#run-list details.run"))
+    seen = ", ".join("%s %s" % (r.get_attribute("data-trigger"), r.get_attribute("data-state")) for r in runs)
+    if [r.get_attribute("data-trigger") for r in runs] != ["manual", "scheduled"]:
+        fail("the typed and the scheduled run listed", seen)
+    runs[1].find_element(By.TAG_NAME, "summary").click()
+    steps = [li.text for li in runs[1].find_elements(By.CSS_SELECTOR, ".steps li")]
+    if not any("verify: done in" in s for s in steps):
+        fail("the scheduled run's steps shown", steps)
+    ok("runs listed: " + ", ".join(reversed(seen.split(", "))))
     d.switch_to.default_content()
     d.save_screenshot(a.shots + "/01-overview.png")
     d.switch_to.frame(d.find_element(By.ID, "plugin-ui"))
@@ -101,6 +114,8 @@ def run(d, a):
     new = [n for n in after if n not in before][0]
     ok("new backup: " + new)
     wait("the last run line", lambda: "ok" in d.find_element(By.ID, "last-run-line").text)
+    wait("healthy again", lambda: d.find_element(By.ID, "health").get_attribute("data-healthy") == "1")
+    ok("health after the backup: " + d.find_element(By.ID, "health").text)
     d.switch_to.default_content()
     d.save_screenshot(a.shots + "/02-backup-now.png")
     d.switch_to.frame(d.find_element(By.ID, "plugin-ui"))

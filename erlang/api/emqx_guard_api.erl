@@ -12,7 +12,7 @@
 %% | `GET backups', `?remote=true', `?why=true' | `guard backup_list --json', `--remote --json', `--why' |
 %% | `GET backups?remote=true&why=true' | the off-site backups with off-site retention's plan (`backup_prune --dry-run') |
 %% | `POST backups' | a backup now: `202' with its job at once |
-%% | `GET runs', `GET runs/<id>' | the jobs started here, one job: steps so far, result |
+%% | `GET runs', `GET runs/<id>' | the runs on this node (started here, or by the scheduler), one run: steps, result |
 %% | `POST backups/<name>/verify' | a full read of one backup (`guard backup_verify <name>'): `202' |
 %% | `POST backups/<name>/restore' `{"dry_run": bool}' | `guard backup_restore' (default: dry run): `202' |
 %% | `GET settings', `PUT settings' | every setting (secrets hidden); a change, validated as the CLI's |

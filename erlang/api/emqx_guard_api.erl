@@ -10,8 +10,9 @@
 %% | `GET ui' | the page (`priv/ui.html'; the dashboard shows it in an iframe: `index' `/ui') |
 %% | `GET status' | `guard backup_status --json' |
 %% | `GET backups', `?remote=true', `?why=true' | `guard backup_list --json', `--remote --json', `--why' |
+%% | `GET backups?remote=true&why=true' | the off-site backups with off-site retention's plan (`backup_prune --dry-run') |
 %% | `POST backups' | a backup now: `202' with its job at once |
-%% | `GET runs', `GET runs/<id>' | the jobs started here, one job: steps so far, result |
+%% | `GET runs', `GET runs/<id>' | the runs on this node (started here, or by the scheduler), one run: steps, result |
 %% | `POST backups/<name>/verify' | a full read of one backup (`guard backup_verify <name>'): `202' |
 %% | `POST backups/<name>/restore' `{"dry_run": bool}' | `guard backup_restore' (default: dry run): `202' |
 %% | `GET settings', `PUT settings' | every setting (secrets hidden); a change, validated as the CLI's |
@@ -81,8 +82,9 @@ route(get, [<<"status">>], _Request, _Role) ->
 route(get, [<<"backups">>], Request, _Role) ->
     Query = maps:get(query_string, Request, #{}),
     case {flag(<<"remote">>, Query), flag(<<"why">>, Query)} of
-        {true, _} -> answer(emqx_guard_report:remote_backups(?REMOTE_WAIT_MS));
-        {_, true} -> answer(emqx_guard_report:backups_why());
+        {true, true} -> answer(emqx_guard_report:remote_backups_why(?REMOTE_WAIT_MS));
+        {true, false} -> answer(emqx_guard_report:remote_backups(?REMOTE_WAIT_MS));
+        {false, true} -> answer(emqx_guard_report:backups_why());
         {false, false} -> answer(emqx_guard_report:backups());
         _ -> bad_request(<<"remote and why take true or false">>)
     end;

@@ -10,16 +10,19 @@
 %% that this server monitors (`emqx_guard_backups:verify_all/3', `emqx_guard_restore:restore/2',
 %% `emqx_guard_notify:send_test/0'), reporting their steps (`emqx_guard_steps:event()') here.
 %% A job's document (`doc()') keeps each step with its line (`emqx_guard_steps_cli:line/1', the
-%% words the command prints) and its time, then the result. Only the newest `?KEEP' jobs are
-%% kept, in memory: the runs the scheduler made are in `backup_status' (`last_run'). One job of
-%% each kind at a time.
+%% words the command prints) and its time, then the result. One job of each kind at a time.
+%%
+%% Every other backup run on this node is kept here too, with its steps: the scheduler makes this
+%% server a follower of each run it starts (`observe/2'), scheduled, caught up, typed
+%% (`guard backup_now') or a restore's safety backup; its `trigger' says which (`api' for what was
+%% started here). Only the newest `?KEEP' jobs are kept, in memory, since this server started.
 -module(emqx_guard_api_jobs).
 
 -behaviour(gen_server).
 
 -include_lib("kernel/include/logger.hrl").
 
--export([start_link/0, start/2, get/1, list/0, latest/1]).
+-export([start_link/0, start/2, get/1, list/0, latest/1, observe/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -export_type([kind/0, doc/0]).
@@ -64,6 +67,27 @@ list() ->
 latest(Kind) ->
     gen_server:call(?SERVER, {latest, Kind}).
 
+%% @doc Called by the scheduler, in its process, as it starts a backup run of Trigger: Followers
+%% (the processes that follow the run's steps, `emqx_guard_scheduler:run_now/1') with this server
+%% added, unless it follows already (a backup started here) or is not running. The run's steps and
+%% end then come here as to any follower, and the run is a job (`list/0', `get/1') with its trigger.
+%% Never blocks: one message.
+-spec observe(emqx_guard_outcome:trigger(), [{pid(), reference()}]) -> [{pid(), reference()}].
+observe(Trigger, Followers) ->
+    case whereis(?SERVER) of
+        undefined ->
+            Followers;
+        Server ->
+            case lists:keymember(Server, 1, Followers) of
+                true ->
+                    Followers;
+                false ->
+                    Ref = make_ref(),
+                    Server ! {emqx_guard_run_started, Ref, Trigger, self()},
+                    Followers ++ [{Server, Ref}]
+            end
+    end.
+
 %%--------------------------------------------------------------------
 
 %% State: `jobs' (id => job, newest first in `order'), `by' (a monitor or run ref => id).
@@ -78,11 +102,8 @@ handle_call({start, Kind, Args}, _From, State) ->
             Id = new_id(Kind),
             case launch(Kind, Id, Args) of
                 {ok, Key} ->
-                    Job = #{id => Id, kind => Kind, target => maps:get(name, Args, null), args => maps:remove(name, Args),
-                            started_at => os:system_time(millisecond), ended_at => undefined,
-                            state => running, steps => [], result => null, error => null},
-                    State1 = remember(Job, Key, State),
-                    {reply, {ok, doc(Job)}, State1};
+                    Job = new_job(Id, Kind, api, Args),
+                    {reply, {ok, doc(Job)}, remember(Job, Key, State)};
                 {error, _} = Error ->
                     {reply, Error, State}
             end
@@ -105,6 +126,10 @@ handle_call(Request, _From, State) ->
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
+%% A backup run the scheduler started (not here): followed as one started here.
+handle_info({emqx_guard_run_started, Ref, Trigger, Scheduler}, State) ->
+    MRef = monitor(process, Scheduler),
+    {noreply, remember(new_job(new_id(Trigger), backup, Trigger, #{}), {Ref, MRef}, State)};
 %% A backup's steps and end, from the scheduler (keyed by the run's Ref).
 handle_info({emqx_guard_step, Ref, {finished, Result}}, State) ->
     {noreply, finish(Ref, Result, State)};
@@ -125,11 +150,17 @@ handle_info(_Msg, State) ->
 
 %%--------------------------------------------------------------------
 
+%% A job of Kind started here that runs (a run the scheduler started is the scheduler's to refuse).
 running(Kind, #{jobs := Jobs, order := Order}) ->
-    case [Id || Id <- Order, #{kind := K, state := running} <- [maps:get(Id, Jobs)], K =:= Kind] of
+    case [Id || Id <- Order, #{kind := K, state := running, trigger := api} <- [maps:get(Id, Jobs)], K =:= Kind] of
         [Id | _] -> {ok, Id};
         [] -> none
     end.
+
+new_job(Id, Kind, Trigger, Args) ->
+    #{id => Id, kind => Kind, trigger => Trigger, target => maps:get(name, Args, null), args => maps:remove(name, Args),
+      started_at => os:system_time(millisecond), ended_at => undefined, state => running, steps => [], result => null,
+      error => null}.
 
 new_id(Kind) ->
     iolist_to_binary(io_lib:format("~ts-~B-~B", [Kind, os:system_time(millisecond), erlang:unique_integer([positive])])).
@@ -251,7 +282,8 @@ outcome(backup, {ok, Run}) ->
 outcome(backup, {failed, Run}) ->
     {failed, emqx_guard_report:outcome(Run), maps:get(error, Run, null)};
 outcome(backup, {refused, Why}) ->
-    {refused, null, emqx_guard_outcome:format_error(Why)};
+    %% refused after it started: skipped (in a cluster, another node exports it)
+    {skipped, null, emqx_guard_outcome:format_error(Why)};
 outcome(verify, {ok, Results}) ->
     Docs = [#{<<"name">> => N, <<"verified">> => R =:= ok, <<"error">> => verdict_error(R)} || {N, R} <- Results],
     {case lists:all(fun({_, R}) -> R =:= ok end, Results) of true -> ok; false -> failed end, #{<<"results">> => Docs}, null};
@@ -284,6 +316,7 @@ doc(Job = #{id := Id, kind := Kind, target := Target, started_at := Started, end
     lists:foldl(fun maps:merge/2, #{
         <<"id">> => Id,
         <<"kind">> => Kind,
+        <<"trigger">> => maps:get(trigger, Job),
         <<"target">> => Target,
         <<"dry_run">> => maps:get(dry_run, maps:get(args, Job), null),
         <<"state">> => maps:get(state, Job),

@@ -169,32 +169,27 @@ local_line(Zone, B = #{why := Why}) ->
         end,
     iolist_to_binary([emqx_guard_backups_cli:backup_line(Zone, maps:without([verified], B)), "  ", Why, Error]).
 
+%% The off-site half: the plan `emqx_guard_report:remote_plan/2' makes (the API's
+%% `GET backups?remote=true&why=true' shows the same).
 remote_dry_run(S) ->
-    case emqx_guard_offsite_config:to_nif(S) of
-        off ->
+    case emqx_guard_report:remote_plan(S, ?AWAIT_MS) of
+        {error, {no_destination, off}} ->
             ok;
-        {ok, Config} ->
-            Where = emqx_guard_offsite:where(Config),
+        {ok, #{destination := Where, plan := Plan, deleted := Doomed, paused := Paused}} ->
             Policy = emqx_guard_retention:remote_text(S),
-            case job(emqx_guard_core:offsite_prune_async(Config, emqx_guard_retention:remote(S), true, #{})) of
-                {ok, #{plan := Plan, deleted := Doomed, kept := Kept}} ->
-                    What = text("Off-site retention (~ts)", [Policy]),
-                    #{own := Own, confirmed := Confirmed} = emqx_guard_offsite_queue:retention_guard(),
-                    There = [E || #{export_name := E} <- Kept ++ Doomed],
-                    Count = emqx_guard_retention:count(Policy),
-                    case {Doomed, emqx_guard_offsite:retention(There, Own, Count, Confirmed)} of
-                        {[_ | _], Paused = #{paused := _}} ->
-                            line(["Nothing is deleted off-site now: remote retention is ", emqx_guard_offsite:retention_line(Paused)]),
-                            line(text("After guard backup_remote_prune --confirm, off-site retention (~ts) would delete ~B of the ~B backup(s) in ~ts:",
-                                      [Policy, length(Doomed), length(Plan), Where]));
-                        _ ->
-                            line(headline(What, length(Doomed), length(Plan), Where))
-                    end,
-                    Zone = maps:get(backup_timezone, S),
-                    lists:foreach(fun(R = #{why := Why}) -> line([emqx_guard_offsite_cli:remote_line(Zone, R), "  ", Why]) end, Plan);
-                {error, {_, Detail}} ->
-                    error_line(["off-site: ", Detail])
-            end
+            What = text("Off-site retention (~ts)", [Policy]),
+            case Paused of
+                undefined ->
+                    line(headline(What, length(Doomed), length(Plan), Where));
+                _ ->
+                    line(["Nothing is deleted off-site now: remote retention is ", emqx_guard_offsite:retention_line(Paused)]),
+                    line(text("After guard backup_remote_prune --confirm, off-site retention (~ts) would delete ~B of the ~B backup(s) in ~ts:",
+                              [Policy, length(Doomed), length(Plan), Where]))
+            end,
+            Zone = maps:get(backup_timezone, S),
+            lists:foreach(fun(R = #{why := Why}) -> line([emqx_guard_offsite_cli:remote_line(Zone, R), "  ", Why]) end, Plan);
+        {error, {_, Detail}} ->
+            error_line(["off-site: ", Detail])
     end.
 
 list_why() ->

@@ -11,7 +11,8 @@
 %% (`emqx_guard_outcome:format_error/1').
 -module(emqx_guard_report).
 
--export([status/0, backups/0, backups_why/0, remote_backups/0, remote_backups/1, notifications/0, outcome/1, instant/3]).
+-export([status/0, backups/0, backups_why/0, remote_backups/0, remote_backups/1, remote_backups_why/1, remote_plan/2,
+         notifications/0, outcome/1, instant/3]).
 
 -type doc() :: #{binary() => term()}.
 -export_type([doc/0]).
@@ -31,10 +32,13 @@
 %% (what interrupted exports left, shown once); `last_restore' (`emqx_guard_restore_state', or
 %% null); `runs' (`ok', `failed', `skipped');
 %% `notifications' (each configured channel's last delivery); `last_skip' and `cluster'
-%% (`emqx_guard_cluster_view:facts/1').
+%% (`emqx_guard_cluster_view:facts/1'); `healthy' and `health_error' (`null' while healthy): the
+%% verdict of the plugin's health check itself (`emqx_guard_scheduler:health/0', what
+%% `emqx_guard_app:on_health_check/1' tells EMQX), never a second copy of its rule.
 -spec status() -> doc().
 status() ->
     Status = emqx_guard_scheduler:status(),
+    Health = emqx_guard_scheduler:health(),
     #{settings := S = #{backup_cron := Cron, backup_timezone := Zone}} = Status,
     #{ok := Ok, failed := Failed, skipped := Skipped} = maps:get(counts, Status),
     lists:foldl(fun maps:merge/2, emqx_guard_cluster_view:facts(Status), [next_fire(Status, Zone), #{
@@ -66,7 +70,13 @@ status() ->
         <<"leftovers">> => emqx_guard_leftovers:take_note(Zone),
         <<"last_restore">> => last_restore(Zone),
         <<"runs">> => #{<<"ok">> => Ok, <<"failed">> => Failed, <<"skipped">> => Skipped},
-        <<"notifications">> => notifications()
+        <<"notifications">> => notifications(),
+        <<"healthy">> => Health =:= ok,
+        <<"health_error">> =>
+            case Health of
+                ok -> null;
+                {error, Why} -> emqx_guard_outcome:format_error(Why)
+            end
     }]).
 
 %% The last restore on this node (`emqx_guard_restore_state'): when, which file, by which node,
@@ -265,6 +275,57 @@ remote_backups(WaitMs) ->
             case Listed of
                 {ok, Remote} ->
                     {ok, #{<<"destination">> => emqx_guard_offsite:where(Config), <<"backups">> => [remote(R, Zone) || R <- Remote]}};
+                {error, _} = Failed ->
+                    Failed
+            end
+    end.
+
+%% @doc `remote_backups/1' with what off-site retention does with each object, as the off-site
+%% half of `guard backup_prune --dry-run' says it (`remote_plan/2'): `remote_keep_policy',
+%% `retention_paused' (why nothing is deleted off-site now, or `null'), and for each backup also
+%% `keep', `why' (the rule(s) that keep it, or why it goes) and `pinned' (`guard backup_pin').
+-spec remote_backups_why(pos_integer()) -> {ok, doc()} | {error, term()}.
+remote_backups_why(WaitMs) ->
+    S = #{backup_timezone := Zone, backup_pins := Pins} = emqx_guard_settings:get(),
+    case remote_plan(S, WaitMs) of
+        {ok, #{destination := Where, plan := Plan, paused := Paused}} ->
+            {ok, #{<<"destination">> => Where, <<"remote_keep_policy">> => emqx_guard_retention:remote_text(S),
+                   <<"retention_paused">> => case Paused of undefined -> null; _ -> emqx_guard_offsite:retention_line(Paused) end,
+                   <<"backups">> => [(remote(R, Zone))#{<<"keep">> => Keep, <<"why">> => Why, <<"pinned">> => lists:member(E, Pins)}
+                                     || R = #{export_name := E, keep := Keep, why := Why} <- Plan]}};
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Off-site retention's plan under Settings, as `guard backup_prune --dry-run' prints it: the
+%% dry run of the prune the off-site queue makes (`emqx_guard_core:offsite_prune_async/4' with
+%% `emqx_guard_retention:remote/1''s rules; nothing deleted): `destination', `plan' (every object,
+%% newest first, with `keep' and `why'), `deleted' (what it would delete), and `paused' (remote
+%% retention's guard, `emqx_guard_offsite:retention/4', holds those deletions back) or
+%% `undefined'. WaitMs bounds the whole; `{error, {no_destination, off}}' without a destination.
+-spec remote_plan(emqx_guard_settings:settings(), pos_integer()) ->
+    {ok, #{destination := binary(), plan := [map()], deleted := [map()], paused := undefined | map()}} | {error, term()}.
+remote_plan(S, WaitMs) ->
+    case emqx_guard_offsite_config:to_nif(S) of
+        off ->
+            {error, {no_destination, off}};
+        {ok, Config} ->
+            Planned =
+                case emqx_guard_core:offsite_prune_async(Config, emqx_guard_retention:remote(S), true, #{}) of
+                    {ok, Job} -> emqx_guard_core:await(Job, WaitMs);
+                    {error, _} = Error -> Error
+                end,
+            case Planned of
+                {ok, #{plan := Plan, deleted := Doomed, kept := Kept}} ->
+                    #{own := Own, confirmed := Confirmed} = emqx_guard_offsite_queue:retention_guard(),
+                    There = [E || #{export_name := E} <- Kept ++ Doomed],
+                    Count = emqx_guard_retention:count(emqx_guard_retention:remote_text(S)),
+                    Paused =
+                        case {Doomed, emqx_guard_offsite:retention(There, Own, Count, Confirmed)} of
+                            {[_ | _], P = #{paused := _}} -> P;
+                            _ -> undefined
+                        end,
+                    {ok, #{destination => emqx_guard_offsite:where(Config), plan => Plan, deleted => Doomed, paused => Paused}};
                 {error, _} = Failed ->
                     Failed
             end

@@ -5,10 +5,9 @@
 %%
 %% Rules:
 %% <ul>
-%% <li>The next fire comes from the NIF in the configured zone, strictly after
-%%     max(now, last fired instant).</li>
-%% <li>The last fired instant is remembered (and persisted): an instant at or
-%%     before it never runs again.</li>
+%% <li>The next fire comes from the NIF in the configured zone, strictly after max(now, last fired
+%%     instant); the last fired instant is remembered (and persisted): an instant at or before it
+%%     never runs again.</li>
 %% <li>A fire while a run is going is recorded as skipped (Kubernetes' Forbid).</li>
 %% <li>On start, one catch-up run (`emqx_guard_catchup') is started `catchup_delay_ms' after
 %%     start if a scheduled instant was missed and lies within `backup_catchup'.</li>
@@ -25,9 +24,8 @@
 %% </ul>
 %% What it says about itself (status, health, candidacy) is `emqx_guard_run_status''s.
 %%
-%% The clock and the timer are injectable for tests through the `scheduler'
-%% application environment key or `start_link/1': a map with the options of
-%% `emqx_guard_clock:new/1', `catchup_delay_ms' and `max_wait_ms'.
+%% The clock and the timer are injectable for tests (the `scheduler' application environment key or
+%% `start_link/1'): a map with the options of `emqx_guard_clock:new/1', `catchup_delay_ms', `max_wait_ms'.
 -module(emqx_guard_scheduler).
 
 -behaviour(gen_server).
@@ -330,8 +328,10 @@ now(#st{clock = Clock}) ->
 %% Runs
 %%--------------------------------------------------------------------
 
-%% The run in a worker process; it hands its outcome back (`{record, Worker, Outcome}').
-start_run(Trigger, Instant, St = #st{settings = S}) ->
+%% The run in a worker process; it hands its outcome back (`{record, Worker, Outcome}'). The
+%% plugin API's list of runs follows each one (`emqx_guard_api_jobs:observe/2').
+start_run(Trigger, Instant, St0 = #st{settings = S}) ->
+    St = St0#st{followers = emqx_guard_api_jobs:observe(Trigger, St0#st.followers)},
     Self = self(),
     Record = fun(Outcome) -> gen_server:call(Self, {record, self(), Outcome}, infinity) end,
     Deps =

@@ -25,6 +25,8 @@ def main():
     p.add_argument("--token", required=True)
     p.add_argument("--shots", required=True)
     p.add_argument("--restore", action="store_true")
+    p.add_argument("--offsite", help="a backup uploaded and pinned: its off-site row is checked")
+    p.add_argument("--data-dir", help="EMQX's data directory here: shown as /opt/emqx/data in readme.png")
     a = p.parse_args()
 
     opts = Options()
@@ -62,6 +64,12 @@ def ok(what):
     print("ok: " + what, flush=True)
 
 
+READABLE_DIR = """
+var from = arguments[0], w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT), n;
+while ((n = w.nextNode())) if (n.nodeValue.indexOf(from) >= 0) n.nodeValue = n.nodeValue.split(from).join("/opt/emqx/data");
+"""
+
+
 def rows(d):
     return [r.get_attribute("data-name") for r in d.find_elements(By.CSS_SELECTOR, "#backups-table tbody tr[data-name]")]
 
@@ -79,8 +87,28 @@ def run(d, a):
     ok("backups listed: %s" % before)
     wait("retention's reason shown", lambda: d.find_element(By.CSS_SELECTOR, "#backups-table td.why").text)
     ok("retention: " + d.find_element(By.CSS_SELECTOR, "#backups-table td.why").text)
-    health = d.find_element(By.ID, "health").text
-    ok("health: " + health)
+    if a.offsite:
+        # the off-site table: the backup pinned, and the rule of off-site retention that keeps it
+        row = wait("the off-site row", lambda: d.find_element(By.CSS_SELECTOR, '#remote-table tr[data-name="%s"]' % a.offsite))
+        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+        if cells[4] != "pinned" or not cells[5]:
+            fail("the off-site backup pinned, with its rule", cells)
+        ok("off-site: %s | %s | %s" % (cells[0], cells[4], cells[5]))
+    # the health check's verdict: not healthy, with its line (a backup failed before)
+    health = d.find_element(By.ID, "health")
+    if health.get_attribute("data-healthy") != "0":
+        fail("the health check's verdict: not healthy", health.text)
+    ok("health: " + d.find_element(By.ID, "health-error").text)
+    # the runs the scheduler made (not started here), newest first, with their triggers
+    runs = wait("the runs listed", lambda: d.find_elements(By.CSS_SELECTOR, "#run-list details.run"))
+    seen = ", ".join("%s %s" % (r.get_attribute("data-trigger"), r.get_attribute("data-state")) for r in runs)
+    if [r.get_attribute("data-trigger") for r in runs] != ["manual", "scheduled"]:
+        fail("the typed and the scheduled run listed", seen)
+    runs[1].find_element(By.TAG_NAME, "summary").click()
+    steps = [li.text for li in runs[1].find_elements(By.CSS_SELECTOR, ".steps li")]
+    if not any("verify: done in" in s for s in steps):
+        fail("the scheduled run's steps shown", steps)
+    ok("runs listed: " + ", ".join(reversed(seen.split(", "))))
     d.switch_to.default_content()
     d.save_screenshot(a.shots + "/01-overview.png")
     d.switch_to.frame(d.find_element(By.ID, "plugin-ui"))
@@ -101,9 +129,21 @@ def run(d, a):
     new = [n for n in after if n not in before][0]
     ok("new backup: " + new)
     wait("the last run line", lambda: "ok" in d.find_element(By.ID, "last-run-line").text)
+    wait("healthy again", lambda: d.find_element(By.ID, "health").get_attribute("data-healthy") == "1")
+    ok("health after the backup: " + d.find_element(By.ID, "health").text)
     d.switch_to.default_content()
     d.save_screenshot(a.shots + "/02-backup-now.png")
     d.switch_to.frame(d.find_element(By.ID, "plugin-ui"))
+    if a.data_dir:
+        # the README's copy: the same page with the test's temporary data directory shown as the
+        # docker image's /opt/emqx/data (as the README's sample output shows it); then reloaded
+        d.execute_script(READABLE_DIR, a.data_dir)
+        d.switch_to.default_content()
+        d.save_screenshot(a.shots + "/readme.png")
+        d.switch_to.frame(d.find_element(By.ID, "plugin-ui"))
+        d.execute_script("location.reload()")
+        wait("the page loaded again", lambda: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        ok("readme.png taken")
 
     if a.restore:
         row = d.find_element(By.CSS_SELECTOR, '#backups-table tr[data-name="%s"]' % new)

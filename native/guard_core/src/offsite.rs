@@ -67,6 +67,7 @@
 
 mod client;
 mod config;
+mod decrypt;
 mod download;
 mod error;
 mod fetch;

@@ -9,11 +9,11 @@
 //! whole download matched the stored one; otherwise the verdict is dropped with the file.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::path::Path as FsPath;
 use std::sync::mpsc::{sync_channel, SyncSender};
 
-use super::download::{start_writeback, ChannelReader};
+use super::download::{start_writeback, write_at, ChannelReader};
 use super::error::one_line;
 use super::fetch::{Check, Verdict};
 use super::OffsiteError;
@@ -114,7 +114,7 @@ fn decrypt_into<R: Read>(
     let mut plain = decryptor
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .map_err(|e| decrypt_error(&e, key))?;
-    let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
+    let out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
     let mut written = 0u64;
     loop {
         let mut chunk = Vec::with_capacity(DECRYPTED_CHUNK);
@@ -134,8 +134,8 @@ fn decrypt_into<R: Read>(
                 })
             }
         };
-        out.write_all(&chunk)
-            .map_err(|e| OffsiteError::io(to, &e))?;
+        // In writes of 256 KiB: far less CPU than one of 1 MiB (see `write_at`).
+        write_at(&out, &chunk, written).map_err(|e| OffsiteError::io(to, &e))?;
         // The export is kept: its writeback starts as it is written (see `start_writeback`).
         if (written + n) / WRITEBACK_STEP != written / WRITEBACK_STEP {
             start_writeback(

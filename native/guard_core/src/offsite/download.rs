@@ -637,7 +637,7 @@ const WRITE_SLICE: usize = 256 * 1024;
 /// Linux 6 (ext4), one write of a whole 16 MiB range often costs ten times as much CPU as the same
 /// bytes in 256 KiB writes (the page cache takes a large write into large folios, whose
 /// allocation is the cost), and that made the writing thread the bottleneck of a download.
-fn write_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+pub(super) fn write_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
     let mut at = offset;
     for slice in data.chunks(WRITE_SLICE) {
         file.write_all_at(slice, at)?;

@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path as FsPath;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Sender, SyncSender};
 
 use super::download::{start_writeback, write_at, ChannelReader};
 use super::error::one_line;
@@ -79,7 +79,7 @@ pub(super) fn decrypt_and_verify<R: Read>(
     let mut check_control = ReadControl::new(control.cancel_flag(), None);
     let job = crate::worker::current_priority();
     std::thread::scope(|scope| {
-        let (chunks, decrypted) = sync_channel::<Vec<u8>>(DECRYPTED_CHUNKS);
+        let (chunks, decrypted) = sync_channel::<Decrypted>(DECRYPTED_CHUNKS);
         let checking = std::thread::Builder::new()
             .name("emqx_guard_verify".into())
             .spawn_scoped(scope, move || {
@@ -99,6 +99,26 @@ pub(super) fn decrypt_and_verify<R: Read>(
     })
 }
 
+/// A decrypted chunk on its way to the export's verification: its buffer goes back to
+/// decryption once read, so the few buffers in use are allocated (and zeroed) once.
+struct Decrypted {
+    data: Vec<u8>,
+    len: usize,
+    back: Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Decrypted {
+    fn as_ref(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+impl Drop for Decrypted {
+    fn drop(&mut self) {
+        let _ = self.back.send(std::mem::take(&mut self.data));
+    }
+}
+
 /// Decrypts `ciphertext` into `to` ([`Check::Age`]), each decrypted chunk also sent to `chunks`
 /// while its reader listens; the export's size. `key` names the object in errors.
 fn decrypt_into<R: Read>(
@@ -107,7 +127,7 @@ fn decrypt_into<R: Read>(
     identities: &Identities,
     key: &str,
     control: &mut ReadControl,
-    mut chunks: Option<SyncSender<Vec<u8>>>,
+    mut chunks: Option<SyncSender<Decrypted>>,
 ) -> Result<u64, OffsiteError> {
     let decryptor =
         age::Decryptor::new(control.reader(ciphertext)).map_err(|e| decrypt_error(&e, key))?;
@@ -115,15 +135,14 @@ fn decrypt_into<R: Read>(
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .map_err(|e| decrypt_error(&e, key))?;
     let out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
+    let (back, spare) = channel::<Vec<u8>>();
     let mut written = 0u64;
     loop {
-        let mut chunk = Vec::with_capacity(DECRYPTED_CHUNK);
-        let n = match (&mut plain)
-            .take(DECRYPTED_CHUNK as u64)
-            .read_to_end(&mut chunk)
-        {
+        let mut chunk = spare.try_recv().unwrap_or_default();
+        chunk.resize(DECRYPTED_CHUNK, 0);
+        let n = match fill(&mut plain, &mut chunk) {
             Ok(0) => break,
-            Ok(n) => n as u64,
+            Ok(n) => n,
             Err(e) if e.to_string() == "cancelled" => return Err(OffsiteError::Cancelled),
             Err(_) => {
                 return Err(OffsiteError::Refused {
@@ -135,7 +154,8 @@ fn decrypt_into<R: Read>(
             }
         };
         // In writes of 256 KiB: far less CPU than one of 1 MiB (see `write_at`).
-        write_at(&out, &chunk, written).map_err(|e| OffsiteError::io(to, &e))?;
+        write_at(&out, &chunk[..n], written).map_err(|e| OffsiteError::io(to, &e))?;
+        let n = n as u64;
         // The export is kept: its writeback starts as it is written (see `start_writeback`).
         if (written + n) / WRITEBACK_STEP != written / WRITEBACK_STEP {
             start_writeback(
@@ -145,8 +165,13 @@ fn decrypt_into<R: Read>(
             );
         }
         written += n;
-        // A check that stopped (its verdict made) is fed no more.
-        if chunks.as_ref().is_some_and(|c| c.send(chunk).is_err()) {
+        let decrypted = Decrypted {
+            data: chunk,
+            len: n as usize,
+            back: back.clone(),
+        };
+        // A check that stopped (its verdict made) is fed no more (the buffer comes back).
+        if chunks.as_ref().is_some_and(|c| c.send(decrypted).is_err()) {
             chunks = None;
         }
     }
@@ -154,6 +179,20 @@ fn decrypt_into<R: Read>(
     drop(chunks);
     out.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
     Ok(written)
+}
+
+/// Reads from `from` until `buf` is full or `from` ends; how many bytes it holds.
+fn fill(from: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match from.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 fn decrypt_error(e: &age::DecryptError, key: &str) -> OffsiteError {

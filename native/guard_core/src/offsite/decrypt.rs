@@ -50,16 +50,17 @@ pub(super) fn load_identities(path: &FsPath) -> Result<Identities, OffsiteError>
 /// How much of a decrypted export is written before its writeback to disk is started.
 const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
 /// The size of the decrypted chunks handed from decryption to the export's check (and of each
-/// write of the export): few enough handovers between the threads, few enough bytes in each.
-const DECRYPTED_CHUNK: usize = 1024 * 1024;
+/// write of the export, the size that costs the page cache least CPU, see `write_at`): few
+/// enough handovers between the threads, few enough bytes in each.
+const DECRYPTED_CHUNK: usize = 256 * 1024;
 /// How many decrypted chunks wait for the export's check at most.
-const DECRYPTED_CHUNKS: usize = 4;
+const DECRYPTED_CHUNKS: usize = 8;
 
 /// Decrypts the age ciphertext read from `ciphertext` ([`Check::Age`]; through `control`: its
-/// `io_limit` and cancellation) into the file `to` (created, written in chunks of 1 MiB, synced)
+/// `io_limit` and cancellation) into the file `to` (created, written in chunks of 256 KiB, synced)
 /// and, with `verify`, verifies the export as it is written, on a thread of its own at the
-/// priority of the calling job, fed each decrypted chunk (at most 4 wait for it: with the chunk
-/// being decrypted and the one being verified, about 6 MiB of memory). Returns age's verdict:
+/// priority of the calling job, fed each decrypted chunk (at most 8 wait for it: with the chunk
+/// being decrypted and the one being verified, 2.5 MiB of memory). Returns age's verdict:
 /// the export's size, with the verdict of its verification when `verify`. `key` names the
 /// object in errors.
 ///
@@ -153,7 +154,6 @@ fn decrypt_into<R: Read>(
                 })
             }
         };
-        // In writes of 256 KiB: far less CPU than one of 1 MiB (see `write_at`).
         write_at(&out, &chunk[..n], written).map_err(|e| OffsiteError::io(to, &e))?;
         let n = n as u64;
         // The export is kept: its writeback starts as it is written (see `start_writeback`).

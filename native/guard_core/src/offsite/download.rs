@@ -13,13 +13,14 @@
 //!   which is then read as one stream.
 //! - Every answer's `ETag` is compared with the one HEAD gave (not every server honours
 //!   `If-Match`): an object replaced meanwhile is an `integrity` failure, never a mix.
-//! - Each range is written at its offset into the file as it arrives (in writes of 256 KiB), on
-//!   a writing thread, and the bytes are hashed there in order as the ranges complete (a range
-//!   that arrives early waits in memory for the ones before it), so the SHA-256 is ready when
-//!   the last byte is. The writing thread then hands each range on, in order, to the caller's
-//!   check ([`InOrderCheck`], on a thread of its own: the fetch verifies a plain export there),
-//!   so its verdict is ready about when the last byte is, and the file is never read again. A
-//!   range counts against the memory budget until it is hashed and checked.
+//! - Each range is written at its offset into the file as it arrives (in writes of 256 KiB; a
+//!   download may also go to no file), on a writing thread, and the bytes are hashed there in
+//!   order as the ranges complete (a range that arrives early waits in memory for the ones
+//!   before it), so the SHA-256 is ready when the last byte is. The writing thread then hands
+//!   each range on, in order, to the caller's check ([`InOrderCheck`], on a thread of its own:
+//!   the fetch verifies a plain export there, or decrypts an encrypted one), so its verdict is
+//!   ready about when the last byte is, and nothing is read again. A range counts against the
+//!   memory budget until it is hashed and checked.
 //! - The whole download has ONE deadline ([`OffsiteConfig::fetch_deadline`]) instead of one per
 //!   request, so a server that streams the whole object is not cut off; a wait of
 //!   `request_timeout` without a byte is a `timeout`. A failed range (connection, timeout, 5xx,

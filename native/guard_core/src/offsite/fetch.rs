@@ -1,14 +1,21 @@
 //! One backup down from the bucket ([`fetch`]): found with HEAD, downloaded in ranges several at
-//! a time pinned to its ETag ([`super::download`]), checked against the stored bytes' metadata
-//! before anything is decrypted, decrypted (age authenticates it), compared with the export's
-//! metadata, verified, and linked into place under its export name, never over a file.
+//! a time pinned to its ETag ([`super::download`]), checked against the stored bytes' metadata,
+//! decrypted (age authenticates it), compared with the export's metadata, verified, and linked
+//! into place under its export name, never over a file.
 //!
-//! No byte is read twice from disk: a plain export is verified while it downloads (its bytes fed
-//! in order from the ranges in memory; the one SHA-256 of the download serves both checks), an
-//! encrypted one while it is decrypted (the decrypted bytes fed to the verification on a thread
-//! of its own). Integrity comes before decryption: nothing is decrypted before the SHA-256 of
-//! the whole downloaded object matched the recorded one, so an encrypted backup is decrypted
-//! only once its last byte is in and checked, never while it downloads.
+//! No byte is read twice, and no work waits for the last byte: the ranges are fed in order, as
+//! they complete, to the work that checks them. A plain export is written and verified while it
+//! downloads (the one SHA-256 of the download serves both checks); an encrypted one is decrypted
+//! while it downloads ([`super::decrypt`]: its ciphertext is never written, the decrypted bytes
+//! go to the export's temporary file in the private work directory and to its verification, on
+//! a thread of its own).
+//!
+//! Integrity before decryption: decryption runs alongside the download; nothing it produced
+//! counts before the stored SHA-256 matched. Whatever age or the verification found meanwhile is
+//! looked at only once the whole download's size and SHA-256 matched the metadata the upload
+//! recorded; if they do not, the refusal is that of [`Check::StoredSha256`] (`integrity`), age's
+//! verdict is dropped and the work directory, with all that was decrypted, is removed. Only then
+//! age's verdict, then the export's checks, count, in that order.
 
 use std::fmt;
 use std::fs;
@@ -99,10 +106,11 @@ pub struct Fetched {
 pub struct FetchTimings {
     /// HEAD (the object found, its size, ETag and metadata).
     pub head: Duration,
-    /// The download, up to its last byte written and hashed (and, for a plain export, checked
-    /// while it came in).
+    /// The download, up to its last byte in, hashed (and, for a plain export, written and
+    /// synced); a plain export is verified, an encrypted one decrypted and verified, alongside.
     pub download: Duration,
-    /// Decryption (encrypted objects), or the download put aside as the export.
+    /// What decryption and verification, running alongside the download, still took after its
+    /// last byte (the ranges still waiting for them, the decrypted export synced).
     pub decrypt: Duration,
     /// What checking the export took after that ([`Check::ExportSha256`], [`Check::Verify`]).
     pub check: Duration,
@@ -139,8 +147,9 @@ impl Drop for WorkDir {
 /// error that names it ([`Check`]):
 ///
 /// 1. `stored_sha256`: the object's size (before downloading) and the SHA-256 of the downloaded
-///    bytes (before decrypting) against the metadata the upload recorded; any changed, cut or
-///    added byte is `integrity`, wherever it is (age header, body, last chunk).
+///    bytes (before anything decrypted counts) against the metadata the upload recorded; any
+///    changed, cut or added byte is `integrity`, wherever it is (age header, body, last chunk),
+///    whatever decryption found meanwhile.
 /// 2. `age`: decryption with the identities in `identity_file` authenticates the header and
 ///    every 64 KiB chunk: an altered object is `integrity`; no matching identity is `decrypt`.
 /// 3. `export_sha256`: the export's size and SHA-256 against the recorded ones (`integrity`).
@@ -156,10 +165,13 @@ impl Drop for WorkDir {
 /// replaced (`exists`). The download goes in `part_size` ranges, `concurrency` at once, pinned to
 /// the object's ETag, or as one stream where the server ignores ranges, within one overall
 /// deadline ([`OffsiteConfig::fetch_deadline`]); its bytes are hashed in order as the ranges
-/// complete, so check 1 needs no second read ([`super::download`]). Checks 3 and 4 read no file
-/// either: a plain export is verified while it downloads, an encrypted one while it is
-/// decrypted (after check 1: no byte is decrypted before the whole object matched); their
-/// verdicts count in the order above. [`Fetched::timings`] says how long each phase took.
+/// complete, so check 1 needs no second read ([`super::download`]). Checks 2 to 4 read no file
+/// either: a plain export is verified while it downloads, an encrypted one decrypted and
+/// verified while it downloads (its ciphertext fed to age in order as the ranges complete). Their
+/// verdicts count in the order above, and only after check 1 passed: decryption runs alongside
+/// the download; nothing it produced counts before the stored SHA-256 matched. Memory: the
+/// ranges in flight or waiting, `concurrency x part_size`, plus 2.5 MiB when decrypting.
+/// [`Fetched::timings`] says how long each phase took.
 ///
 /// ```
 /// use guard_core::offsite::{fetch, OffsiteConfig, Secret};

@@ -36,6 +36,9 @@ use object_store::ObjectStore;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+#[path = "support/whole_body_proxy.rs"]
+mod whole_body_proxy;
+
 const AK: &str = "guard-test-access";
 const SK: &str = "guard-test-SECRET/key+0123456789";
 const BUCKET: &str = "backups";
@@ -141,6 +144,7 @@ on_both_servers!(
     every_altered_byte_is_refused_by_the_stored_checksum_before_decryption,
     decryption_alongside_the_download_never_decides_before_the_stored_checksum,
     a_cancelled_encrypted_fetch_writes_nothing,
+    a_server_that_ignores_range_sends_the_whole_object_and_the_fetch_checks_it_alike,
     every_object_records_the_checksum_of_its_stored_bytes,
     an_export_already_stored_is_not_uploaded_again,
     an_object_without_checksum_metadata_is_checked_by_age_and_verify,
@@ -953,6 +957,66 @@ fn a_cancelled_encrypted_fetch_writes_nothing(server: Server) {
         "{:?}",
         entries(dest.path())
     );
+}
+
+/// A server that answers a ranged GET with `200` and the whole object (RFC 9110 allows it; the
+/// proxy makes the test's server do so): the fetch reads that one answer as a stream, plain or
+/// decrypted alongside, with the same checks; an altered object is still `stored_sha256`.
+fn a_server_that_ignores_range_sends_the_whole_object_and_the_fetch_checks_it_alike(
+    server: Server,
+) {
+    let keys = TempDir::new().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "key.txt");
+    let root = server.root.clone();
+    let proxy = whole_body_proxy::start(server.port, move |key| root.join(BUCKET).join(key));
+    let mut plain_cfg = server.config();
+    // Ranges of 5 MiB: the 16 MiB object would take 4.
+    plain_cfg.part_size = MIN_PART_SIZE;
+    let mut enc_cfg = plain_cfg.clone();
+    enc_cfg.recipient = Some(recipient);
+    let work = TempDir::new().unwrap();
+    let local = export(work.path(), "2026-03-01-02-00-00.000", 16);
+    for (cfg, id) in [(&plain_cfg, None), (&enc_cfg, Some(identity.as_path()))] {
+        let up = upload(cfg, &local).unwrap();
+        let mut via_proxy = cfg.clone();
+        via_proxy.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
+        let (gets, whole) = (&proxy.seen.gets, &proxy.seen.whole);
+        let before = (gets.load(Ordering::Relaxed), whole.load(Ordering::Relaxed));
+        let dest = TempDir::new().unwrap();
+        let got = fetch(&via_proxy, &up.name, id, dest.path()).unwrap();
+        // One GET, answered with the whole object.
+        let after = (gets.load(Ordering::Relaxed), whole.load(Ordering::Relaxed));
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, 1),
+            "{}",
+            up.name
+        );
+        assert_eq!(fs::read(&got.path).unwrap(), fs::read(&local).unwrap());
+        let mut checks = vec![Check::StoredSha256, Check::ExportSha256, Check::Verify];
+        if id.is_some() {
+            checks.insert(1, Check::Age);
+        }
+        assert_eq!(got.checked_by, checks, "{}", up.name);
+        // Its first bytes altered (for age, its header): refused by the stored checksum.
+        let original = fs::read(server.object_file(&up.key)).unwrap();
+        let meta = metadata_of(&server, &up.key);
+        let bytes = tampered(&original, Tamper::Header, id.is_some());
+        server.replace_bytes(&up.key, &bytes, &meta);
+        let dest = TempDir::new().unwrap();
+        let err = fetch(&via_proxy, &up.name, id, dest.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("integrity check failed (stored_sha256): "),
+            "{}: {err}",
+            up.name
+        );
+        assert!(
+            entries(dest.path()).is_empty(),
+            "{:?}",
+            entries(dest.path())
+        );
+    }
 }
 
 /// A client of the server's bucket that is not the code under test (object_store as it comes).

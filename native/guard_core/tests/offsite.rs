@@ -927,7 +927,8 @@ fn decryption_alongside_the_download_never_decides_before_the_stored_checksum(mu
 }
 
 /// An encrypted fetch cancelled while it downloads and decrypts (slowed by its `io_limit`,
-/// which paces the decryption and so the download) says `cancelled` and leaves nothing.
+/// which paces the decryption and so the download) says `cancelled` and leaves nothing; while
+/// it runs, its work directory holds the export being decrypted (`object.decrypting`) only.
 fn a_cancelled_encrypted_fetch_writes_nothing(server: Server) {
     let keys = TempDir::new().unwrap();
     let (identity, recipient) = age_key(keys.path(), "key.txt");
@@ -949,6 +950,16 @@ fn a_cancelled_encrypted_fetch_writes_nothing(server: Server) {
     };
     // About a quarter of the way (16 MiB at 4 MiB/s): a fetch that ignored it would succeed.
     std::thread::sleep(Duration::from_millis(900));
+    // Meanwhile the export is decrypted as the object downloads, into the file of the work
+    // directory whose size the CLI shows as the download's progress (and no ciphertext file).
+    let work_dirs = entries(dest.path());
+    assert_eq!(work_dirs.len(), 1, "{work_dirs:?}");
+    assert!(
+        work_dirs[0].starts_with(".emqx_guard_fetch-"),
+        "{work_dirs:?}"
+    );
+    let in_work = entries(&dest.path().join(&work_dirs[0]));
+    assert_eq!(in_work, ["object.decrypting"]);
     cancel.store(true, Ordering::Relaxed);
     let err = fetching.join().unwrap().unwrap_err();
     assert_eq!(err.reason(), "cancelled", "{err}");

@@ -57,7 +57,8 @@ const DECRYPTED_CHUNK: usize = 256 * 1024;
 const DECRYPTED_CHUNKS: usize = 8;
 
 /// Decrypts the age ciphertext read from `ciphertext` ([`Check::Age`]; through `control`: its
-/// `io_limit` and cancellation) into the file `to` (created, written in chunks of 256 KiB, synced)
+/// `io_limit` and cancellation) into the file `to` (created, written in chunks of 256 KiB, synced;
+/// `named`: the export's path, which the verification's errors name)
 /// and, with `verify`, verifies the export as it is written, on a thread of its own at the
 /// priority of the calling job, fed each decrypted chunk (at most 8 wait for it: with the chunk
 /// being decrypted and the one being verified, 2.5 MiB of memory). Returns age's verdict:
@@ -68,7 +69,7 @@ const DECRYPTED_CHUNKS: usize = 8;
 /// whether those were the stored bytes is the caller's to establish.
 pub(super) fn decrypt_and_verify<R: Read>(
     ciphertext: R,
-    to: &FsPath,
+    (to, named): (&FsPath, &FsPath),
     identities: &Identities,
     key: &str,
     control: &mut ReadControl,
@@ -86,13 +87,13 @@ pub(super) fn decrypt_and_verify<R: Read>(
             .spawn_scoped(scope, move || {
                 crate::worker::lower_like(job);
                 let raw = ChannelReader::new(decrypted);
-                verify_stream(to, raw, true, &mut check_control)
+                verify_stream(named, raw, true, &mut check_control)
             })
             .map_err(|e| OffsiteError::io(to, &io::Error::other(e)))?;
         let written = decrypt_into(ciphertext, to, identities, key, control, Some(chunks));
         let verified = checking.join().unwrap_or_else(|_| {
             Err(VerifyError::Io {
-                path: to.to_path_buf(),
+                path: named.to_path_buf(),
                 detail: "the checking thread panicked".into(),
             })
         });

@@ -238,7 +238,7 @@ pub fn fetch(
         &source,
         rt,
         identities,
-        &export_path,
+        (&work.0, &export_path),
         control,
         &mut checked_by,
     )?;
@@ -299,15 +299,23 @@ struct Source<'a> {
 /// verdict first.
 type Streamed = Result<(u64, Option<Verdict>), OffsiteError>;
 
+/// The file of the work directory a plain object downloads into, and the one an encrypted
+/// object's export is decrypted into while it downloads; each is renamed to the export's name
+/// once the download's checks passed. The CLI's progress line reads their size
+/// (`emqx_guard_offsite_cli:fetching/1`).
+const DOWNLOADING: &str = "object.download";
+const DECRYPTING: &str = "object.decrypting";
+
 /// Checks 1 and 2 of [`fetch`]: the object downloaded (its stored bytes checked), its export at
-/// `export` (the download itself, or decrypted on the way; mode 0600); the export's size, the
-/// verdict of its verification (made on the way; `None` for a companion) and how long the
-/// download took (to its last byte; what ran alongside it may finish later).
+/// `export` in the work directory `work` (the download itself, or decrypted on the way; mode
+/// 0600); the export's size, the verdict of its verification (made on the way; `None` for a
+/// companion) and how long the download took (to its last byte; what ran alongside it may finish
+/// later).
 fn export_of(
     src: &Source<'_>,
     rt: tokio::runtime::Runtime,
     identities: Option<Identities>,
-    export: &FsPath,
+    (work, export): (&FsPath, &FsPath),
     control: &mut ReadControl,
     checked_by: &mut Vec<Check>,
 ) -> Result<(u64, Option<Verdict>, Duration), OffsiteError> {
@@ -321,11 +329,17 @@ fn export_of(
     // written. What that work finds is only looked at below, once the download's SHA-256 is
     // proven (integrity before decryption: nothing decrypted counts before that).
     let (size, companion) = (src.found.size, src.companion);
+    let part = work.join(if src.encrypted {
+        DECRYPTING
+    } else {
+        DOWNLOADING
+    });
+    let file = part.as_path();
     let streamed: Option<InOrderCheck<'_, Streamed>> = match (src.encrypted, &identities) {
         (true, Some(ids)) => {
             let (key, control) = (src.key, &mut *control);
             Some(Box::new(move |raw: &mut dyn Read| {
-                decrypt_and_verify(raw, export, ids, key, control, !companion)
+                decrypt_and_verify(raw, (file, export), ids, key, control, !companion)
             }))
         }
         (true, None) => return Err(no_identity(src.object_name)),
@@ -337,7 +351,7 @@ fn export_of(
             }))
         }
     };
-    let kept = (!src.encrypted).then_some(export);
+    let kept = (!src.encrypted).then_some(file);
     let downloaded = download(
         src.cfg,
         &rt,
@@ -370,6 +384,7 @@ fn export_of(
         })),
         other => other,
     };
+    fs::rename(file, export).map_err(|e| OffsiteError::io(export, &e))?;
     fs::set_permissions(export, fs::Permissions::from_mode(0o600))
         .map_err(|e| OffsiteError::io(export, &e))?;
     Ok((size, verified, download_time))

@@ -324,9 +324,9 @@ fn export_of(
     // 1. The object's size, checked against what the upload stored before anything is asked.
     check_stored(src.key, src.found, None)?;
     // The work alongside the download, fed its bytes in order as the ranges complete (nothing
-    // is read twice): a plain export is verified and written as it comes; an encrypted one is
-    // not written at all, but decrypted on the way into the export, which is verified as it is
-    // written. What that work finds is only looked at below, once the download's SHA-256 is
+    // is read twice): a plain export is verified and written as it comes; an encrypted object's
+    // ciphertext is not written at all, but decrypted on the way into the export, which is
+    // verified as it is written. What that work finds is only looked at below, once the download's SHA-256 is
     // proven (integrity before decryption: nothing decrypted counts before that).
     let (size, companion) = (src.found.size, src.companion);
     let part = work.join(if src.encrypted {

@@ -206,17 +206,16 @@ locate(Config, Name) ->
     end.
 
 %% How far a fetch into Dir got, seen from its work directory (`.emqx_guard_fetch-…', which the
-%% core removes when it is done): the object still downloading, the export being decrypted from
-%% it, or both done and the export being checked.
+%% core removes when it is done): the object still downloading (`object.download'; an encrypted
+%% one is decrypted as it downloads, into `object.decrypting', whose size then tells how far it
+%% got), or the download done and the export being checked (both renamed to the export's name).
 fetching(Dir) ->
     Work = filelib:wildcard(filename:join(Dir, ".emqx_guard_fetch-*")),
     Files = [F || W <- Work, F <- filelib:wildcard(filename:join(W, "*"))],
-    {Downloads, Exports} = lists:partition(fun(F) -> filename:basename(F) =:= "object.download" end, Files),
-    Size = fun(Fs) -> lists:sum([max(filelib:file_size(F), 0) || F <- Fs]) end,
-    case {Downloads, Exports} of
-        {[_ | _], []} -> #{phase => downloading, bytes => Size(Downloads)};
-        {[_ | _], [_ | _]} -> #{phase => decrypting, bytes => Size(Exports)};
-        _ -> #{phase => checking}
+    Downloads = [F || F <- Files, lists:member(filename:basename(F), ["object.download", "object.decrypting"])],
+    case Downloads of
+        [_ | _] -> #{phase => downloading, bytes => lists:sum([max(filelib:file_size(F), 0) || F <- Downloads])};
+        [] -> #{phase => checking}
     end.
 
 print(Event) ->

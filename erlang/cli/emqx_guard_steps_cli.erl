@@ -92,8 +92,6 @@ line({progress, download, #{phase := downloading, bytes := Bytes, total := Total
     text("download: ~ts of ~ts (~B%)", [emqx_guard_render:size(Bytes), emqx_guard_render:size(Total), Bytes * 100 div Total]);
 line({progress, download, #{phase := downloading, bytes := Bytes}}) ->
     text("download: ~ts so far", [emqx_guard_render:size(Bytes)]);
-line({progress, download, #{phase := decrypting, bytes := Bytes}}) ->
-    text("download: decrypting, ~ts written", [emqx_guard_render:size(Bytes)]);
 line({progress, download, #{phase := checking, elapsed_ms := Ms}}) ->
     text("download: checking and verifying (~ts so far)", [emqx_guard_render:duration_ms(Ms)]);
 line({done, download, #{duration_ms := Ms, size := Size}}) ->

@@ -364,8 +364,9 @@ offsite_prune_async(_Config, _Keep, _DryRun, _Opts) ->
 %% `emqx-export-….plugins.tgz': fetched the same way without the verification, its
 %% `verified' holding only its `sha256'; without `.age' the plain object is taken when it exists,
 %% else the encrypted one) and puts it into DestDir under its own name,
-%% mode 0600, never over an existing file. The checks, in order (`offsite_check()'): the
-%% downloaded bytes against the stored SHA-256 and size (before decrypting), decryption with the
+%% mode 0600, never over an existing file. The checks, in the order they count (`offsite_check()'):
+%% the downloaded bytes against the stored SHA-256 and size (decryption runs alongside the
+%% download; nothing it produced counts before the stored SHA-256 matched), decryption with the
 %% age identity file IdentityPath (age authenticates every chunk), the export against its
 %% recorded SHA-256 and size, verification; `checked_by' lists those made (an object without the
 %% metadata gets the last two). The download goes in `part_size' ranges, `concurrency' at once,

@@ -258,8 +258,9 @@
     why := binary()
 }.
 
-%% A check of a fetched backup, in the order they are made: the downloaded bytes against the
-%% stored SHA-256 and size recorded at upload (before decrypting), age's authentication, the
+%% A check of a fetched backup, in the order its verdict counts: the downloaded bytes against the
+%% stored SHA-256 and size recorded at upload (decryption runs alongside the download; nothing it
+%% produced counts before the stored SHA-256 matched), age's authentication, the
 %% export against its recorded SHA-256 and size, and verification. The first and third need
 %% the object's metadata (an object uploaded by another tool has none).
 -type offsite_check() :: stored_sha256 | age | export_sha256 | verify.

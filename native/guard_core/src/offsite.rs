@@ -36,11 +36,13 @@
 //!   and the request checksums already prove what the server received.
 //! - [`upload`] first asks for the object (HEAD): one that already records this export, its
 //!   stored bytes and the configured recipient is not sent again ([`Uploaded::reused`]).
-//! - [`fetch`] checks what it downloaded against the stored bytes' metadata before it decrypts
-//!   anything, then lets age authenticate every 64 KiB, compares the export with its metadata and
-//!   verifies it ([`crate::verify`]) like any local backup; an object without the metadata (uploaded by
-//!   another tool, or kept by a server that drops metadata) still gets the last checks. The
-//!   result names the checks made, an error the check that refused ([`Check`]).
+//! - [`fetch`] checks what it downloaded against the stored bytes' metadata before anything it
+//!   decrypted counts (decryption runs alongside the download; nothing it produced counts before
+//!   the stored SHA-256 matched), then lets age's authentication of every 64 KiB count, compares
+//!   the export with its metadata and verifies it ([`crate::verify`]) like any local backup; an
+//!   object without the metadata (uploaded by another tool, or kept by a server that drops
+//!   metadata) still gets the last checks. The result names the checks made, an error the check
+//!   that refused ([`Check`]).
 //!
 //! # Failures leave nothing that counts
 //! A single PUT is atomic on S3. A multipart upload makes no object until it is completed; on any
@@ -62,11 +64,12 @@
 //! - [`upload`]: one export up (HEAD first, streamed parts, the stored bytes' metadata, the check);
 //! - `restamp`: the stored bytes' metadata of a multipart upload, by a copy onto itself;
 //! - [`list`] and [`prune`]: the backups under the prefix and remote retention;
-//! - [`fetch`]: one backup down, its checks, decryption, into place;
+//! - [`fetch`]: one backup down, its checks, into place; `decrypt`: age's side of it;
 //! - [`OffsiteError`]: every failure, classified, one line, the secret scrubbed.
 
 mod client;
 mod config;
+mod decrypt;
 mod download;
 mod error;
 mod fetch;

@@ -36,6 +36,9 @@ use object_store::ObjectStore;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+#[path = "support/whole_body_proxy.rs"]
+mod whole_body_proxy;
+
 const AK: &str = "guard-test-access";
 const SK: &str = "guard-test-SECRET/key+0123456789";
 const BUCKET: &str = "backups";
@@ -139,6 +142,9 @@ on_both_servers!(
     encryption_round_trip_gives_the_identical_export,
     fetch_with_the_wrong_identity_is_decrypt_and_writes_nothing,
     every_altered_byte_is_refused_by_the_stored_checksum_before_decryption,
+    decryption_alongside_the_download_never_decides_before_the_stored_checksum,
+    a_cancelled_encrypted_fetch_writes_nothing,
+    a_server_that_ignores_range_sends_the_whole_object_and_the_fetch_checks_it_alike,
     every_object_records_the_checksum_of_its_stored_bytes,
     an_export_already_stored_is_not_uploaded_again,
     an_object_without_checksum_metadata_is_checked_by_age_and_verify,
@@ -730,6 +736,278 @@ fn every_altered_byte_is_refused_by_the_stored_checksum_before_decryption(server
         let dest = TempDir::new().unwrap();
         let got = fetch(cfg, &up.name, id, dest.path()).unwrap();
         assert_eq!(fs::read(&got.path).unwrap(), fs::read(local).unwrap());
+    }
+}
+
+/// A byte of an encrypted object changed where age refuses it before the download ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EarlyTamper {
+    /// Its first line ("age-encryption.org/v1"): age finds the header invalid.
+    VersionLine,
+    /// The file key wrapped for the recipient (the X25519 stanza's body): age finds no
+    /// identity that matches, which alone would read as the wrong identity (`decrypt`).
+    WrappedKey,
+    /// The first 64 KiB chunk of the payload: age refuses the chunk as it decrypts it.
+    FirstChunk,
+}
+
+/// The object `original` with the byte of `how` changed (to another base64 character in the
+/// header, so the header still parses).
+fn tampered_early(original: &[u8], how: EarlyTamper) -> Vec<u8> {
+    let mut bytes = original.to_vec();
+    let line_start = |n: usize| -> usize {
+        let newlines = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n');
+        newlines.map(|(i, _)| i + 1).nth(n - 1).unwrap()
+    };
+    // The header ends with the line "--- <MAC>"; the payload (nonce, then chunks) follows it.
+    let mac_line = bytes.windows(4).position(|w| w == b"\n---").unwrap() + 1;
+    let payload = mac_line + bytes[mac_line..].iter().position(|b| *b == b'\n').unwrap() + 1;
+    let at = match how {
+        EarlyTamper::VersionLine => 5,
+        // line 3: the stanza's body (43 base64 characters)
+        EarlyTamper::WrappedKey => line_start(2) + 10,
+        EarlyTamper::FirstChunk => payload + 1000,
+    };
+    bytes[at] = match (how, bytes[at]) {
+        (EarlyTamper::FirstChunk | EarlyTamper::VersionLine, b) => b ^ 0x40,
+        (_, b'A') => b'B',
+        _ => b'A',
+    };
+    bytes
+}
+
+/// What age alone says of `bytes` decrypted with the identity file `identity`.
+fn age_alone(bytes: &[u8], identity: &Path) -> String {
+    let ids = age::IdentityFile::from_file(identity.to_str().unwrap().to_string())
+        .unwrap()
+        .into_identities()
+        .unwrap();
+    let decrypted = age::Decryptor::new(bytes)
+        .and_then(|d| d.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity)));
+    match decrypted {
+        Err(age::DecryptError::InvalidHeader) => "invalid header".into(),
+        Err(age::DecryptError::NoMatchingKeys) => "no matching identity".into(),
+        Err(other) => format!("other: {other}"),
+        Ok(mut plain) => match std::io::copy(&mut plain, &mut std::io::sink()) {
+            Ok(_) => "decrypted".into(),
+            Err(_) => "chunk refused".into(),
+        },
+    }
+}
+
+/// `fetch` into `dest`, while another thread watches `dest` for anything but the fetch's
+/// private work directory: what the fetch returned and every other name seen meanwhile.
+fn fetch_watched(
+    cfg: &OffsiteConfig,
+    name: &str,
+    identity: &Path,
+    dest: &Path,
+) -> (Result<offsite::Fetched, offsite::OffsiteError>, Vec<String>) {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watching = scope.spawn(|| {
+            let mut seen = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                for name in entries(dest) {
+                    if !name.starts_with(".emqx_guard_fetch-") && !seen.contains(&name) {
+                        seen.push(name);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            seen
+        });
+        let got = fetch(cfg, name, Some(identity), dest);
+        done.store(true, Ordering::Relaxed);
+        (got, watching.join().unwrap())
+    })
+}
+
+/// Decryption runs alongside the download, so age meets a changed header byte or first chunk
+/// long before the last byte is in; what it says then never counts: with the stored checksum,
+/// the refusal is `integrity (stored_sha256)` whatever age found (even where age alone would
+/// say the identity does not match), and no file of the export's name appears in the
+/// destination at any time. Without the stored checksum age's own verdict is given, and the
+/// line says it is age's.
+fn decryption_alongside_the_download_never_decides_before_the_stored_checksum(mut server: Server) {
+    let keys = TempDir::new().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "key.txt");
+    let mut cfg = server.config();
+    cfg.recipient = Some(recipient);
+    // Several ranges (5 MiB each), some in flight while age refuses the first bytes.
+    cfg.part_size = MIN_PART_SIZE;
+    let work = TempDir::new().unwrap();
+    let local = export(work.path(), "2026-03-02-02-00-00.000", 16);
+    let up = upload(&cfg, &local).unwrap();
+    let original = fs::read(server.object_file(&up.key)).unwrap();
+    let meta = metadata_of(&server, &up.key);
+    let cases = [
+        (
+            EarlyTamper::VersionLine,
+            "invalid header",
+            "integrity",
+            "(age)",
+        ),
+        (
+            EarlyTamper::WrappedKey,
+            "no matching identity",
+            "decrypt",
+            "no identity",
+        ),
+        (
+            EarlyTamper::FirstChunk,
+            "chunk refused",
+            "integrity",
+            "(age)",
+        ),
+    ];
+    for (how, age_says, _, _) in cases {
+        let bytes = tampered_early(&original, how);
+        assert_eq!(age_alone(&bytes, &identity), age_says, "{how:?}");
+        server.replace_bytes(&up.key, &bytes, &meta);
+        let dest = TempDir::new().unwrap();
+        let (got, seen) = fetch_watched(&cfg, &up.name, &identity, dest.path());
+        let err = got.unwrap_err();
+        assert_eq!(err.reason(), "integrity", "{how:?}: {err}");
+        assert!(
+            err.to_string()
+                .starts_with("integrity check failed (stored_sha256): "),
+            "{how:?}: {err}"
+        );
+        assert!(seen.is_empty(), "{how:?}: {seen:?} appeared");
+        assert!(
+            entries(dest.path()).is_empty(),
+            "{:?}",
+            entries(dest.path())
+        );
+    }
+    // The same objects without the stored checksum: age decides, and says so.
+    server.replace_bytes(&up.key, &original, &meta);
+    server.forget_metadata();
+    for (how, _, reason, named) in cases {
+        server.replace_bytes(&up.key, &tampered_early(&original, how), &[]);
+        let dest = TempDir::new().unwrap();
+        let (got, seen) = fetch_watched(&cfg, &up.name, &identity, dest.path());
+        let err = got.unwrap_err();
+        assert_eq!(err.reason(), reason, "{how:?}: {err}");
+        assert!(err.to_string().contains(named), "{how:?}: {err}");
+        assert!(seen.is_empty(), "{how:?}: {seen:?} appeared");
+        assert!(
+            entries(dest.path()).is_empty(),
+            "{:?}",
+            entries(dest.path())
+        );
+    }
+    // Put back as it was, it fetches (age and verification decide: no metadata now).
+    server.replace_bytes(&up.key, &original, &[]);
+    let dest = TempDir::new().unwrap();
+    let (got, _) = fetch_watched(&cfg, &up.name, &identity, dest.path());
+    let got = got.unwrap();
+    assert_eq!(got.checked_by, [Check::Age, Check::Verify]);
+    assert_eq!(fs::read(&got.path).unwrap(), fs::read(&local).unwrap());
+}
+
+/// An encrypted fetch cancelled while it downloads and decrypts (slowed by its `io_limit`,
+/// which paces the decryption and so the download) says `cancelled` and leaves nothing; while
+/// it runs, its work directory holds the export being decrypted (`object.decrypting`) only.
+fn a_cancelled_encrypted_fetch_writes_nothing(server: Server) {
+    let keys = TempDir::new().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "key.txt");
+    let mut cfg = server.config();
+    cfg.recipient = Some(recipient);
+    cfg.part_size = MIN_PART_SIZE;
+    let work = TempDir::new().unwrap();
+    let local = export(work.path(), "2026-03-01-02-00-00.000", 16);
+    let up = upload(&cfg, &local).unwrap();
+    let dest = TempDir::new().unwrap();
+    let cancel = no_cancel();
+    let fetching = {
+        let (cfg, name, identity) = (cfg.clone(), up.name.clone(), identity.clone());
+        let (dest, cancel) = (dest.path().to_path_buf(), cancel.clone());
+        std::thread::spawn(move || {
+            let mut control = ReadControl::new(cancel, NonZeroU64::new(4 << 20));
+            offsite::fetch(&cfg, &name, Some(&identity), &dest, &mut control)
+        })
+    };
+    // About a quarter of the way (16 MiB at 4 MiB/s): a fetch that ignored it would succeed.
+    std::thread::sleep(Duration::from_millis(900));
+    // Meanwhile the export is decrypted as the object downloads, into the file of the work
+    // directory whose size the CLI shows as the download's progress (and no ciphertext file).
+    let work_dirs = entries(dest.path());
+    assert_eq!(work_dirs.len(), 1, "{work_dirs:?}");
+    assert!(
+        work_dirs[0].starts_with(".emqx_guard_fetch-"),
+        "{work_dirs:?}"
+    );
+    let in_work = entries(&dest.path().join(&work_dirs[0]));
+    assert_eq!(in_work, ["object.decrypting"]);
+    cancel.store(true, Ordering::Relaxed);
+    let err = fetching.join().unwrap().unwrap_err();
+    assert_eq!(err.reason(), "cancelled", "{err}");
+    assert!(
+        entries(dest.path()).is_empty(),
+        "{:?}",
+        entries(dest.path())
+    );
+}
+
+/// A server that answers a ranged GET with `200` and the whole object (RFC 9110 allows it; the
+/// proxy makes the test's server do so): the fetch reads that one answer as a stream, plain or
+/// decrypted alongside, with the same checks; an altered object is still `stored_sha256`.
+fn a_server_that_ignores_range_sends_the_whole_object_and_the_fetch_checks_it_alike(
+    server: Server,
+) {
+    let keys = TempDir::new().unwrap();
+    let (identity, recipient) = age_key(keys.path(), "key.txt");
+    let root = server.root.clone();
+    let proxy = whole_body_proxy::start(server.port, move |key| root.join(BUCKET).join(key));
+    let mut plain_cfg = server.config();
+    // Ranges of 5 MiB: the 16 MiB object would take 4.
+    plain_cfg.part_size = MIN_PART_SIZE;
+    let mut enc_cfg = plain_cfg.clone();
+    enc_cfg.recipient = Some(recipient);
+    let work = TempDir::new().unwrap();
+    let local = export(work.path(), "2026-03-01-02-00-00.000", 16);
+    for (cfg, id) in [(&plain_cfg, None), (&enc_cfg, Some(identity.as_path()))] {
+        let up = upload(cfg, &local).unwrap();
+        let mut via_proxy = cfg.clone();
+        via_proxy.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
+        let (gets, whole) = (&proxy.seen.gets, &proxy.seen.whole);
+        let before = (gets.load(Ordering::Relaxed), whole.load(Ordering::Relaxed));
+        let dest = TempDir::new().unwrap();
+        let got = fetch(&via_proxy, &up.name, id, dest.path()).unwrap();
+        // One GET, answered with the whole object.
+        let after = (gets.load(Ordering::Relaxed), whole.load(Ordering::Relaxed));
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, 1),
+            "{}",
+            up.name
+        );
+        assert_eq!(fs::read(&got.path).unwrap(), fs::read(&local).unwrap());
+        let mut checks = vec![Check::StoredSha256, Check::ExportSha256, Check::Verify];
+        if id.is_some() {
+            checks.insert(1, Check::Age);
+        }
+        assert_eq!(got.checked_by, checks, "{}", up.name);
+        // Its first bytes altered (for age, its header): refused by the stored checksum.
+        let original = fs::read(server.object_file(&up.key)).unwrap();
+        let meta = metadata_of(&server, &up.key);
+        let bytes = tampered(&original, Tamper::Header, id.is_some());
+        server.replace_bytes(&up.key, &bytes, &meta);
+        let dest = TempDir::new().unwrap();
+        let err = fetch(&via_proxy, &up.name, id, dest.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("integrity check failed (stored_sha256): "),
+            "{}: {err}",
+            up.name
+        );
+        assert!(
+            entries(dest.path()).is_empty(),
+            "{:?}",
+            entries(dest.path())
+        );
     }
 }
 

@@ -13,13 +13,14 @@
 //!   which is then read as one stream.
 //! - Every answer's `ETag` is compared with the one HEAD gave (not every server honours
 //!   `If-Match`): an object replaced meanwhile is an `integrity` failure, never a mix.
-//! - Each range is written at its offset into the file as it arrives (in writes of 256 KiB), on
-//!   a writing thread, and the bytes are hashed there in order as the ranges complete (a range
-//!   that arrives early waits in memory for the ones before it), so the SHA-256 is ready when
-//!   the last byte is. The writing thread then hands each range on, in order, to the caller's
-//!   check ([`InOrderCheck`], on a thread of its own: the fetch verifies a plain export there),
-//!   so its verdict is ready about when the last byte is, and the file is never read again. A
-//!   range counts against the memory budget until it is hashed and checked.
+//! - Each range is written at its offset into the file as it arrives (in writes of 256 KiB; a
+//!   download may also go to no file), on a writing thread, and the bytes are hashed there in
+//!   order as the ranges complete (a range that arrives early waits in memory for the ones
+//!   before it), so the SHA-256 is ready when the last byte is. The writing thread then hands
+//!   each range on, in order, to the caller's check ([`InOrderCheck`], on a thread of its own:
+//!   the fetch verifies a plain export there, or decrypts an encrypted one), so its verdict is
+//!   ready about when the last byte is, and nothing is read again. A range counts against the
+//!   memory budget until it is hashed and checked.
 //! - The whole download has ONE deadline ([`OffsiteConfig::fetch_deadline`]) instead of one per
 //!   request, so a server that streams the whole object is not cut off; a wait of
 //!   `request_timeout` without a byte is a `timeout`. A failed range (connection, timeout, 5xx,
@@ -34,7 +35,7 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path as FsPath;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -109,28 +110,30 @@ enum Served {
 /// order, from the reader it is given, on a thread of its own, and returns its verdict.
 pub(super) type InOrderCheck<'a, T> = Box<dyn FnOnce(&mut dyn Read) -> T + Send + 'a>;
 
-/// Downloads the object `name` (as HEAD `found` it) into the file `to` (see the module
-/// documentation), driving the requests on `rt`; returns the SHA-256 of its bytes, lowercase
-/// hex, and the verdict of `check`. With `durable`, the file's writeback to disk starts as each
-/// range is written and the file is synced once complete (the file is kept); without, neither
-/// (the file is a step on the way and is deleted). `check`, when given, is fed the bytes in
-/// order as the ranges complete (the writing thread hands each range on once the ones before it
-/// are there), so its verdict is ready about when the last byte is; a range stays in memory
-/// until `check` has read it, within the same `concurrency x part_size` budget. A `check` that
-/// stops reading early is simply no longer fed; its verdict counts only when the download
-/// succeeded.
-#[allow(clippy::too_many_arguments)]
+/// Downloads the object `name` (as HEAD `found` it; see the module documentation), driving the
+/// requests on `rt`, into the file `to` when given (its writeback to disk started as each range
+/// is written, synced once complete: the file is kept), or into no file at all (the bytes only
+/// hashed and handed to `check`); returns what [`Downloaded`] holds. `check`, when given, is fed the bytes in order as the ranges complete
+/// (the writing thread hands each range on once the ones before it are there), so its verdict
+/// is ready about when the last byte is; a range stays in memory until `check` has read it,
+/// within the same `concurrency x part_size` budget. A `check` that stops reading early is
+/// simply no longer fed (the download goes on to its last byte); its verdict is returned only
+/// when the download succeeded, and is the caller's to weigh after the SHA-256.
 pub(super) fn download<T: Send>(
     cfg: &OffsiteConfig,
     rt: &Runtime,
     name: &str,
     found: &ObjectInfo,
-    to: &FsPath,
-    durable: bool,
+    to: Option<&FsPath>,
     check: Option<InOrderCheck<'_, T>>,
     cancel: &CancelFlag,
-) -> Result<(String, Option<T>), OffsiteError> {
-    let file = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
+) -> Result<Downloaded<T>, OffsiteError> {
+    let file = to
+        .map(|to| File::create(to).map_err(|e| OffsiteError::io(to, &e)))
+        .transpose()?;
+    // What errors name: the file, or the object when there is none.
+    let key = cfg.key(name);
+    let to = to.unwrap_or(FsPath::new(&key));
     let (range, slots) = ranges_of(cfg);
     let (pieces, incoming) = channel(slots + 1);
     let shared = Shared {
@@ -155,16 +158,17 @@ pub(super) fn download<T: Send>(
             })
             .transpose()?;
         let forward = checking.is_some().then_some(forward);
-        let file = &file;
+        let file = file.as_ref();
         let writing = spawn_named(scope, "emqx_guard_write", to, move || {
             crate::worker::lower_like(job);
-            write_pieces(incoming, file, to, found.size, durable, forward)
+            write_pieces(incoming, file, to, found.size, forward)
         })?;
         let fetched = rt
             .block_on(cancellable(cancel, shared.fetch_within_deadline()))
             .and_then(|r| r);
         drop(shared);
         let written = joined(writing, to).and_then(|r| r);
+        let last_byte = Instant::now();
         let checked = checking.map(|c| joined(c, to)).transpose();
         let sha256 = match (fetched, written) {
             (Ok(()), written) => written,
@@ -172,8 +176,23 @@ pub(super) fn download<T: Send>(
             (Err(_), Err(e)) if !matches!(e, OffsiteError::Integrity(_)) => Err(e),
             (Err(e), _) => Err(e),
         }?;
-        Ok((sha256, checked?))
+        Ok(Downloaded {
+            sha256,
+            checked: checked?,
+            last_byte,
+        })
     })
+}
+
+/// What a successful [`download`] returns.
+pub(super) struct Downloaded<T> {
+    /// The SHA-256 of the object's bytes, lowercase hex.
+    pub(super) sha256: String,
+    /// The verdict of the check made alongside (when one was given).
+    pub(super) checked: Option<T>,
+    /// When the last byte was in, hashed (and its file synced): what the check did after that
+    /// is the time it added to the download.
+    pub(super) last_byte: Instant,
 }
 
 /// `run` on a new thread of `scope` named `name` (`to`: the file an error names).
@@ -571,24 +590,23 @@ where
     }
 }
 
-/// The writing thread: every piece written at its offset as it arrives, hashed in order and
-/// then handed on in order to `forward` (while it listens); the SHA-256 once all `size` bytes
-/// are there (and, when `durable`, synced to disk: `forward`'s reader has its end by then and
-/// finishes meanwhile).
+/// The writing thread: every piece written at its offset into `file` (when there is one) as it
+/// arrives, hashed in order and then handed on in order to `forward` (while it listens); the
+/// SHA-256 once all `size` bytes are there (and the file synced to disk: `forward`'s reader has
+/// its end by then and finishes meanwhile).
 fn write_pieces(
     mut incoming: Receiver<Piece>,
-    file: &File,
+    file: Option<&File>,
     to: &FsPath,
     size: u64,
-    durable: bool,
     mut forward: Option<std::sync::mpsc::Sender<Piece>>,
 ) -> Result<String, OffsiteError> {
     let mut hasher = Sha256::new();
     let mut hashed = 0u64;
     let mut waiting: BTreeMap<u64, Piece> = BTreeMap::new();
     while let Some(piece) = incoming.blocking_recv() {
-        write_at(file, &piece.data, piece.offset).map_err(|e| OffsiteError::io(to, &e))?;
-        if durable {
+        if let Some(file) = file {
+            write_at(file, &piece.data, piece.offset).map_err(|e| OffsiteError::io(to, &e))?;
             start_writeback(file, piece.offset, piece.data.len() as u64);
         }
         waiting.insert(piece.offset, piece);
@@ -607,7 +625,7 @@ fn write_pieces(
             "the download stopped after {hashed} of {size} bytes"
         )));
     }
-    if durable {
+    if let Some(file) = file {
         file.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
     }
     Ok(hex(&hasher.finalize()))
@@ -620,7 +638,7 @@ const WRITE_SLICE: usize = 256 * 1024;
 /// Linux 6 (ext4), one write of a whole 16 MiB range often costs ten times as much CPU as the same
 /// bytes in 256 KiB writes (the page cache takes a large write into large folios, whose
 /// allocation is the cost), and that made the writing thread the bottleneck of a download.
-fn write_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+pub(super) fn write_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
     let mut at = offset;
     for slice in data.chunks(WRITE_SLICE) {
         file.write_all_at(slice, at)?;

@@ -1,33 +1,39 @@
 //! One backup down from the bucket ([`fetch`]): found with HEAD, downloaded in ranges several at
-//! a time pinned to its ETag ([`super::download`]), checked against the stored bytes' metadata
-//! before anything is decrypted, decrypted (age authenticates it), compared with the export's
-//! metadata, verified, and linked into place under its export name, never over a file.
+//! a time pinned to its ETag ([`super::download`]), checked against the stored bytes' metadata,
+//! decrypted (age authenticates it), compared with the export's metadata, verified, and linked
+//! into place under its export name, never over a file.
 //!
-//! No byte is read twice from disk: a plain export is verified while it downloads (its bytes fed
-//! in order from the ranges in memory; the one SHA-256 of the download serves both checks), an
-//! encrypted one while it is decrypted (the decrypted bytes fed to the verification on a thread
-//! of its own). Integrity comes before decryption: nothing is decrypted before the SHA-256 of
-//! the whole downloaded object matched the recorded one, so an encrypted backup is decrypted
-//! only once its last byte is in and checked, never while it downloads.
+//! No byte is read twice, and no work waits for the last byte: the ranges are fed in order, as
+//! they complete, to the work that checks them. A plain export is written and verified while it
+//! downloads (the one SHA-256 of the download serves both checks); an encrypted one is decrypted
+//! while it downloads ([`super::decrypt`]: its ciphertext is never written, the decrypted bytes
+//! go to the export's temporary file in the private work directory and to its verification, on
+//! a thread of its own).
+//!
+//! Integrity before decryption: decryption runs alongside the download; nothing it produced
+//! counts before the stored SHA-256 matched. Whatever age or the verification found meanwhile is
+//! looked at only once the whole download's size and SHA-256 matched the metadata the upload
+//! recorded; if they do not, the refusal is that of [`Check::StoredSha256`] (`integrity`), age's
+//! verdict is dropped and the work directory, with all that was decrypted, is removed. Only then
+//! age's verdict, then the export's checks, count, in that order.
 
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::fs;
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
 use std::time::{Duration, Instant};
 
 use object_store::aws::AmazonS3;
 
 use super::client::{head_object, runtime, store, ObjectInfo};
-use super::download::{download, start_writeback, ChannelReader, InOrderCheck};
-use super::error::one_line;
+use super::decrypt::{decrypt_and_verify, load_identities, Identities};
+use super::download::{download, InOrderCheck};
 use super::{
     fetchable_name, object_name, OffsiteConfig, OffsiteError, AGE_SUFFIX, META_SHA256, META_SIZE,
     META_STORED_SHA256, META_STORED_SIZE,
 };
-use crate::reading::{CancelFlag, ReadControl, READ_CHUNK};
+use crate::reading::{CancelFlag, ReadControl};
 use crate::verify::{verify_stream, Verified, VerifyError};
 
 /// One check [`fetch`] makes of what it downloaded. `Display` is the stable short name
@@ -100,10 +106,11 @@ pub struct Fetched {
 pub struct FetchTimings {
     /// HEAD (the object found, its size, ETag and metadata).
     pub head: Duration,
-    /// The download, up to its last byte written and hashed (and, for a plain export, checked
-    /// while it came in).
+    /// The download, up to its last byte in, hashed (and, for a plain export, written and
+    /// synced); a plain export is verified, an encrypted one decrypted and verified, alongside.
     pub download: Duration,
-    /// Decryption (encrypted objects), or the download put aside as the export.
+    /// What decryption and verification, running alongside the download, still took after its
+    /// last byte (the ranges still waiting for them, the decrypted export synced).
     pub decrypt: Duration,
     /// What checking the export took after that ([`Check::ExportSha256`], [`Check::Verify`]).
     pub check: Duration,
@@ -140,8 +147,9 @@ impl Drop for WorkDir {
 /// error that names it ([`Check`]):
 ///
 /// 1. `stored_sha256`: the object's size (before downloading) and the SHA-256 of the downloaded
-///    bytes (before decrypting) against the metadata the upload recorded; any changed, cut or
-///    added byte is `integrity`, wherever it is (age header, body, last chunk).
+///    bytes (before anything decrypted counts) against the metadata the upload recorded; any
+///    changed, cut or added byte is `integrity`, wherever it is (age header, body, last chunk),
+///    whatever decryption found meanwhile.
 /// 2. `age`: decryption with the identities in `identity_file` authenticates the header and
 ///    every 64 KiB chunk: an altered object is `integrity`; no matching identity is `decrypt`.
 /// 3. `export_sha256`: the export's size and SHA-256 against the recorded ones (`integrity`).
@@ -157,10 +165,13 @@ impl Drop for WorkDir {
 /// replaced (`exists`). The download goes in `part_size` ranges, `concurrency` at once, pinned to
 /// the object's ETag, or as one stream where the server ignores ranges, within one overall
 /// deadline ([`OffsiteConfig::fetch_deadline`]); its bytes are hashed in order as the ranges
-/// complete, so check 1 needs no second read ([`super::download`]). Checks 3 and 4 read no file
-/// either: a plain export is verified while it downloads, an encrypted one while it is
-/// decrypted (after check 1: no byte is decrypted before the whole object matched); their
-/// verdicts count in the order above. [`Fetched::timings`] says how long each phase took.
+/// complete, so check 1 needs no second read ([`super::download`]). Checks 2 to 4 read no file
+/// either: a plain export is verified while it downloads, an encrypted one decrypted and
+/// verified while it downloads (its ciphertext fed to age in order as the ranges complete). Their
+/// verdicts count in the order above, and only after check 1 passed: decryption runs alongside
+/// the download; nothing it produced counts before the stored SHA-256 matched. Memory: the
+/// ranges in flight or waiting, `concurrency x part_size`, plus 2.5 MiB when decrypting.
+/// [`Fetched::timings`] says how long each phase took.
 ///
 /// ```
 /// use guard_core::offsite::{fetch, OffsiteConfig, Secret};
@@ -227,11 +238,11 @@ pub fn fetch(
         &source,
         rt,
         identities,
-        &work.0,
-        &export_path,
+        (&work.0, &export_path),
         control,
         &mut checked_by,
     )?;
+    // What decryption and verification, running alongside the download, still took after it.
     let decrypt_time = clock.lap().saturating_sub(download_time);
     // 3 and 4. The export against its recorded checksum, and verified (a companion: checksum).
     let (size, verified) = match verified {
@@ -270,7 +281,7 @@ pub fn fetch(
 }
 
 /// What verifying an export found.
-type Verdict = Result<Verified, VerifyError>;
+pub(super) type Verdict = Result<Verified, VerifyError>;
 
 /// The object a fetch downloads, as HEAD found it.
 struct Source<'a> {
@@ -283,91 +294,97 @@ struct Source<'a> {
     companion: bool,
 }
 
-/// Checks 1 and 2 of [`fetch`]: the object downloaded into `work` (its stored bytes checked),
-/// its export at `export` (decrypted when encrypted, mode 0600); the export's size, the
-/// verdict of its verification (made on the way; `None` for a companion, which is no export)
-/// and how long the download took.
+/// What the check made alongside the download found: the export's size and the verdict of its
+/// verification (`None` for a companion, which is no export); for an encrypted object, age's
+/// verdict first.
+type Streamed = Result<(u64, Option<Verdict>), OffsiteError>;
+
+/// The file of the work directory a plain object downloads into, and the one an encrypted
+/// object's export is decrypted into while it downloads; each is renamed to the export's name
+/// once the download's checks passed. The CLI's progress line reads their size
+/// (`emqx_guard_offsite_cli:fetching/1`).
+const DOWNLOADING: &str = "object.download";
+const DECRYPTING: &str = "object.decrypting";
+
+/// Checks 1 and 2 of [`fetch`]: the object downloaded (its stored bytes checked), its export at
+/// `export` in the work directory `work` (the download itself, or decrypted on the way; mode
+/// 0600); the export's size, the verdict of its verification (made on the way; `None` for a
+/// companion) and how long the download took (to its last byte; what ran alongside it may finish
+/// later).
 fn export_of(
     src: &Source<'_>,
     rt: tokio::runtime::Runtime,
     identities: Option<Identities>,
-    work: &FsPath,
-    export: &FsPath,
+    (work, export): (&FsPath, &FsPath),
     control: &mut ReadControl,
     checked_by: &mut Vec<Check>,
 ) -> Result<(u64, Option<Verdict>, Duration), OffsiteError> {
     let started = Instant::now();
     let cancel = control.cancel_flag();
-    // 1. The object's bytes, checked against what the upload stored before anything reads them.
+    // 1. The object's size, checked against what the upload stored before anything is asked.
     check_stored(src.key, src.found, None)?;
-    let downloaded = work.join("object.download");
-    // A plain download is the export: verified as it comes (fed its bytes in order as the
-    // ranges complete, so it is never read again) and kept (written back as it comes, synced).
-    // An encrypted one is decrypted only once its stored SHA-256 is proven (integrity before
-    // decryption: no byte is decrypted before the whole object is known to be the one uploaded).
-    let streamed: Option<InOrderCheck<'_, Result<Verified, VerifyError>>> =
-        if src.encrypted || src.companion {
-            None
-        } else {
-            let (path, control) = (export, &mut *control);
+    // The work alongside the download, fed its bytes in order as the ranges complete (nothing
+    // is read twice): a plain export is verified and written as it comes; an encrypted object's
+    // ciphertext is not written at all, but decrypted on the way into the export, which is
+    // verified as it is written. What that work finds is only looked at below, once the download's SHA-256 is
+    // proven (integrity before decryption: nothing decrypted counts before that).
+    let (size, companion) = (src.found.size, src.companion);
+    let part = work.join(if src.encrypted {
+        DECRYPTING
+    } else {
+        DOWNLOADING
+    });
+    let file = part.as_path();
+    let streamed: Option<InOrderCheck<'_, Streamed>> = match (src.encrypted, &identities) {
+        (true, Some(ids)) => {
+            let (key, control) = (src.key, &mut *control);
             Some(Box::new(move |raw: &mut dyn Read| {
-                verify_stream(path, raw, false, control)
+                decrypt_and_verify(raw, (file, export), ids, key, control, !companion)
             }))
-        };
-    let (stored_sha256, streamed) = download(
+        }
+        (true, None) => return Err(no_identity(src.object_name)),
+        (false, _) if companion => None,
+        (false, _) => {
+            let control = &mut *control;
+            Some(Box::new(move |raw: &mut dyn Read| {
+                Ok((size, Some(verify_stream(export, raw, false, control))))
+            }))
+        }
+    };
+    let kept = (!src.encrypted).then_some(file);
+    let downloaded = download(
         src.cfg,
         &rt,
         src.object_name,
         src.found,
-        &downloaded,
-        !src.encrypted,
+        kept,
         streamed,
         &cancel,
     )?;
     drop(rt);
-    let download_time = started.elapsed();
-    if check_stored(src.key, src.found, Some(&stored_sha256))? {
+    let download_time = downloaded.last_byte.saturating_duration_since(started);
+    // 1. The bytes are the stored ones, or whatever ran alongside is dropped (with the work dir).
+    if check_stored(src.key, src.found, Some(&downloaded.sha256))? {
         checked_by.push(Check::StoredSha256);
     }
-    // 2. The export: the download itself, or decrypted from it (age authenticates it) and
-    // verified as it is written.
-    let (size, verified) = match (streamed, identities) {
-        (Some(verified), _) => {
-            fs::rename(&downloaded, export).map_err(|e| OffsiteError::io(export, &e))?;
-            // The bytes verified are the stored ones: one SHA-256 for both.
-            let verified = verified.map(|v| Verified {
-                sha256: stored_sha256,
-                ..v
-            });
-            (src.found.size, Some(verified))
-        }
-        (None, Some(ids)) if src.encrypted => {
-            let (size, verified) = if src.companion {
-                // no export to verify: the checking end is gone before the first chunk
-                let (chunks, _) = sync_channel::<Vec<u8>>(1);
-                (
-                    decrypt_file(&downloaded, export, &ids, src.key, control, chunks)?,
-                    None,
-                )
-            } else {
-                let (size, verified) =
-                    decrypt_and_verify(&downloaded, export, &ids, src.key, control)?;
-                (size, Some(verified))
-            };
-            let _ = fs::remove_file(&downloaded);
-            checked_by.push(Check::Age);
-            (size, verified)
-        }
-        (None, _) if src.encrypted => return Err(no_identity(src.object_name)),
+    // 2. The export: age's verdict first (an encrypted object), then what verification found.
+    let (size, verified) = match downloaded.checked {
+        Some(streamed) => streamed?,
         // a plain companion: the download itself (its checksum is checked by the caller)
-        (None, _) => {
-            fs::rename(&downloaded, export).map_err(|e| OffsiteError::io(export, &e))?;
-            File::open(export)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| OffsiteError::io(export, &e))?;
-            (src.found.size, None)
-        }
+        None => (size, None),
     };
+    if src.encrypted {
+        checked_by.push(Check::Age);
+    }
+    // A plain export's bytes verified are the stored ones: one SHA-256 for both.
+    let verified = match verified {
+        Some(Ok(v)) if !src.encrypted => Some(Ok(Verified {
+            sha256: downloaded.sha256,
+            ..v
+        })),
+        other => other,
+    };
+    fs::rename(file, export).map_err(|e| OffsiteError::io(export, &e))?;
     fs::set_permissions(export, fs::Permissions::from_mode(0o600))
         .map_err(|e| OffsiteError::io(export, &e))?;
     Ok((size, verified, download_time))
@@ -516,34 +533,6 @@ fn check_companion(
     Ok((hashed.size, verified))
 }
 
-/// How much of a decrypted export is written before its writeback to disk is started.
-const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
-
-type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
-
-fn load_identities(path: &FsPath) -> Result<Identities, OffsiteError> {
-    let bad = |detail: String| OffsiteError::Identity {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let file = File::open(path).map_err(|e| bad(one_line(&e.to_string())))?;
-    // The parser's own errors may quote a line of the file: never show them.
-    let parsed = age::IdentityFile::from_buffer(BufReader::new(file)).map_err(|e| {
-        if e.kind() == io::ErrorKind::InvalidData {
-            bad("the file does not hold age identities (AGE-SECRET-KEY-1… lines as written by age-keygen)".into())
-        } else {
-            bad(format!("cannot read it ({})", e.kind()))
-        }
-    })?;
-    let identities = parsed.into_identities().map_err(|_| {
-        bad("the identities in it cannot be used (passphrase-protected or plugin identities are not supported)".into())
-    })?;
-    if identities.is_empty() {
-        return Err(bad("the file holds no identity".into()));
-    }
-    Ok(identities)
-}
-
 /// The object `name` refers to, with its HEAD answer (size, ETag, metadata).
 async fn find_object(
     cfg: &OffsiteConfig,
@@ -571,124 +560,5 @@ async fn find_object(
                 cfg.key(&encrypted)
             ),
         }),
-    }
-}
-
-/// The size of the decrypted chunks handed from decryption to the export's check (and of each
-/// write of the export): few enough handovers between the threads, few enough bytes in each.
-const DECRYPTED_CHUNK: usize = 1024 * 1024;
-/// How many decrypted chunks wait for the export's check at most.
-const DECRYPTED_CHUNKS: usize = 4;
-
-/// [`decrypt_file`] of `from` into `to`, the export verified as it is written (a thread of its
-/// own is fed the decrypted bytes: the export is never read again): its size and the verdict.
-fn decrypt_and_verify(
-    from: &FsPath,
-    to: &FsPath,
-    identities: &Identities,
-    key: &str,
-    control: &mut ReadControl,
-) -> Result<(u64, Result<Verified, VerifyError>), OffsiteError> {
-    let mut check_control = ReadControl::new(control.cancel_flag(), None);
-    let job = crate::worker::current_priority();
-    std::thread::scope(|scope| {
-        let (chunks, decrypted) = sync_channel::<Vec<u8>>(DECRYPTED_CHUNKS);
-        let checking = std::thread::Builder::new()
-            .name("emqx_guard_check".into())
-            .spawn_scoped(scope, move || {
-                crate::worker::lower_like(job);
-                let raw = ChannelReader::new(decrypted);
-                verify_stream(to, raw, true, &mut check_control)
-            })
-            .map_err(|e| OffsiteError::io(to, &io::Error::other(e)))?;
-        let written = decrypt_file(from, to, identities, key, control, chunks);
-        let verified = checking.join().unwrap_or_else(|_| {
-            Err(VerifyError::Io {
-                path: to.to_path_buf(),
-                detail: "the checking thread panicked".into(),
-            })
-        });
-        Ok((written?, verified))
-    })
-}
-
-/// Decrypts `from` into `to` ([`Check::Age`]), each decrypted chunk also sent to `chunks` while
-/// its reader listens; the export's size. `key` names the object in errors.
-fn decrypt_file(
-    from: &FsPath,
-    to: &FsPath,
-    identities: &Identities,
-    key: &str,
-    control: &mut ReadControl,
-    chunks: SyncSender<Vec<u8>>,
-) -> Result<u64, OffsiteError> {
-    let mut chunks = Some(chunks);
-    let file = File::open(from).map_err(|e| OffsiteError::io(from, &e))?;
-    let reader = BufReader::with_capacity(READ_CHUNK, control.reader(file));
-    let decryptor = age::Decryptor::new(reader).map_err(|e| decrypt_error(&e, key))?;
-    let mut plain = decryptor
-        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-        .map_err(|e| decrypt_error(&e, key))?;
-    let mut out = File::create(to).map_err(|e| OffsiteError::io(to, &e))?;
-    let mut written = 0u64;
-    loop {
-        let mut chunk = Vec::with_capacity(DECRYPTED_CHUNK);
-        let n = match (&mut plain)
-            .take(DECRYPTED_CHUNK as u64)
-            .read_to_end(&mut chunk)
-        {
-            Ok(0) => break,
-            Ok(n) => n as u64,
-            Err(e) if e.to_string() == "cancelled" => return Err(OffsiteError::Cancelled),
-            Err(_) => {
-                return Err(OffsiteError::Refused {
-                    check: Check::Age,
-                    detail: format!(
-                        "{key} is damaged or was altered (the authentication of its encrypted data failed)"
-                    ),
-                })
-            }
-        };
-        out.write_all(&chunk)
-            .map_err(|e| OffsiteError::io(to, &e))?;
-        // The export is kept: its writeback starts as it is written (see `start_writeback`).
-        if (written + n) / WRITEBACK_STEP != written / WRITEBACK_STEP {
-            start_writeback(
-                &out,
-                written / WRITEBACK_STEP * WRITEBACK_STEP,
-                WRITEBACK_STEP,
-            );
-        }
-        written += n;
-        // A check that stopped (its verdict made) is fed no more.
-        if chunks.as_ref().is_some_and(|c| c.send(chunk).is_err()) {
-            chunks = None;
-        }
-    }
-    // Its end for the check, which finishes while the export is synced.
-    drop(chunks);
-    out.sync_all().map_err(|e| OffsiteError::io(to, &e))?;
-    Ok(written)
-}
-
-fn decrypt_error(e: &age::DecryptError, key: &str) -> OffsiteError {
-    let refused = |detail: String| OffsiteError::Refused {
-        check: Check::Age,
-        detail,
-    };
-    match e {
-        age::DecryptError::NoMatchingKeys => OffsiteError::Decrypt(
-            "no identity in the identity file matches the object's recipient: use the identity of the recipient it was uploaded with".into(),
-        ),
-        age::DecryptError::Io(io) if io.to_string() == "cancelled" => OffsiteError::Cancelled,
-        age::DecryptError::InvalidMac
-        | age::DecryptError::DecryptionFailed
-        | age::DecryptError::InvalidHeader => refused(format!(
-            "the age header of {key} is damaged or was altered (its authentication failed)"
-        )),
-        age::DecryptError::UnknownFormat => refused(format!(
-            "{key} is not an age file (its header is damaged, or something else was stored under its name)"
-        )),
-        other => OffsiteError::Decrypt(one_line(&other.to_string())),
     }
 }

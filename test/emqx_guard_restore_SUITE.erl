@@ -31,7 +31,8 @@
     backup_running_refuses_and_changes_nothing/1,
     real_5_3_2_export_read_in_the_dry_run/1,
     table_file_that_is_no_mnesia_backup_is_shown_not_counted/1,
-    import_failed_as_a_whole_in_emqx_words/1
+    import_failed_as_a_whole_in_emqx_words/1,
+    security_profile_mismatch_refused_before_the_safety_backup/1
 ]).
 
 -import(emqx_guard_ct_helper, [fake_opts/1, start_app/1, set_now/1, ctl/1, backups/0]).
@@ -48,6 +49,7 @@ all() ->
         failing_safety_backup_stops_before_the_import,
         import_refused_by_emqx_keeps_safety_backup_and_changes_nothing,
         import_failed_as_a_whole_in_emqx_words,
+        security_profile_mismatch_refused_before_the_safety_backup,
         bootstrap_api_key_is_never_locked_out,
         safety_backup_kept_until_a_later_good_backup,
         dashboard_interface_report_is_json,
@@ -74,6 +76,7 @@ init_per_testcase(TC, Config) ->
     Config1 = emqx_guard_ct_helper:init_case(TC, Config),
     ok = emqx_guard_standin_db:reset(),
     ok = emqx_release:reset(),
+    ok = emqx_security_profile:reset(),
     ok = mria_rlog:reset(),
     ok = emqx_mgmt_auth:set_bootstrap_file(<<>>),
     ok = emqx_plugins:reset(),
@@ -96,6 +99,7 @@ end_per_testcase(_TC, Config) ->
     end,
     ok = emqx_guard_standin_db:reset(),
     ok = emqx_release:reset(),
+    ok = emqx_security_profile:reset(),
     ok = mria_rlog:reset(),
     ok = emqx_plugins:reset(),
     emqx_guard_ct_helper:end_case().
@@ -346,6 +350,35 @@ import_failed_as_a_whole_in_emqx_words(_Config) ->
     Out2 = ctl(["backup_restore", Name]),
     ?assert(lists:member("[error] Data import failed, reason: {boom,1}.", Out2), Out2),
     ok = emqx_mgmt_data_backup:set_import_mode(ok).
+
+%% EMQX 6.3 on a node of the hardened security profile refuses a backup made before 6.3 (no
+%% profile, as legacy) unless its import is told allow_security_profile_mismatch: the preflight
+%% refuses it first, naming the setting, before the safety backup; nothing changes. A backup
+%% made under hardened is restored; a legacy node takes the old one.
+security_profile_mismatch_refused_before_the_safety_backup(_Config) ->
+    ok = emqx_release:set("6.2.1", ce),
+    seed(),
+    Old = backup_now(),
+    ok = emqx_release:set("6.3.0", ce),
+    ok = emqx_security_profile:set(hardened),
+    ok = emqx_guard_standin_db:write({emqx_banned, <<"client-1">>, <<"changed">>}),
+    Before = emqx_guard_standin_db:rows(emqx_banned),
+    [Error] = [L || "Error: " ++ _ = L <- ctl(["backup_restore", Old])],
+    ?assertNotEqual(nomatch, string:find(Error, "under the hardened security profile"), Error),
+    ?assertNotEqual(nomatch, string:find(Error, "no profile (before EMQX 6.3, as legacy)"), Error),
+    ?assertNotEqual(nomatch, string:find(Error, "allow_security_profile_mismatch"), Error),
+    ?assertEqual([Error], [L || "Error: " ++ _ = L <- ctl(["backup_restore", Old, "--dry-run"])]),
+    ?assertEqual([Old], backups()),
+    ?assertEqual(0, emqx_mgmt_data_backup:import_count()),
+    ?assertEqual(Before, emqx_guard_standin_db:rows(emqx_banned)),
+    %% the stand-in import refuses it as EMQX does, had the preflight let it through
+    ?assertMatch({error, security_profile_mismatch}, emqx_mgmt_data_backup:import(list_to_binary(Old), #{})),
+    %% made under hardened: restored
+    New = backup_now(),
+    ?assertMatch("Restored " ++ _, lists:last(ctl(["backup_restore", New]))),
+    %% a legacy node takes the old one
+    ok = emqx_security_profile:set(legacy),
+    ?assertMatch("Restored " ++ _, lists:last(ctl(["backup_restore", Old]))).
 
 %% The EMQX Operator's bootstrap API key (api_key.bootstrap_file) survives a restore whose
 %% backup holds another record with that key: the import alone would lock it out (two records

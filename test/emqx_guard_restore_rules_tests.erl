@@ -50,3 +50,20 @@ same_minor_test_() ->
 profile_note_test() ->
     Notes = emqx_guard_restore_rules:notes((backup(<<"6.3.0">>, <<"ce">>))#{security_profile => <<"hardened">>}, node(<<"6.3.1">>, ce)),
     ?assert(lists:any(fun(N) -> binary:match(N, <<"allow_security_profile_mismatch">>) =/= nomatch end, Notes)).
+
+%% 6.3+ on a hardened node refuses a backup made under legacy or before 6.3 (no profile); a
+%% legacy node, an unknown profile and releases before 6.3 take it; a hardened backup is fine.
+profile_test_() ->
+    Check = fun(Made, N, P) ->
+        B = case Made of none -> backup(<<"6.2.1">>, <<"ce">>); _ -> (backup(<<"6.3.0">>, <<"ce">>))#{security_profile => Made} end,
+        emqx_guard_restore_rules:check_profile(B, node(N, ce), P)
+    end,
+    [
+        ?_assertEqual({error, {security_profile_mismatch, #{backup => <<"none">>, node => <<"6.3.0">>}}}, Check(none, <<"6.3.0">>, hardened)),
+        ?_assertMatch({error, {security_profile_mismatch, #{backup := <<"legacy">>}}}, Check(<<"legacy">>, <<"7.0.0">>, hardened)),
+        ?_assertEqual(ok, Check(<<"hardened">>, <<"6.3.0">>, hardened)),
+        ?_assertEqual(ok, Check(none, <<"6.3.0">>, legacy)),
+        ?_assertEqual(ok, Check(none, <<"6.3.0">>, unknown)),
+        ?_assertEqual(ok, Check(none, <<"6.2.4">>, hardened)),
+        ?_assertEqual(ok, emqx_guard_restore_rules:check_profile(backup(<<"6.2.1">>, <<"ce">>), unknown, hardened))
+    ].

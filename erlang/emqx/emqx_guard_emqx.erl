@@ -2,10 +2,9 @@
 %% (EMQX_CONTRACT.md, shared; what EMQX's source says about each call: docs/design.md, "The door
 %% to EMQX"). Each function is only: whether the EMQX function is there (`exported/3',
 %% `code:ensure_loaded/1' + `erlang:function_exported/3', never a version number), the call,
-%% guarded (`emqx_guard_call': an exception is logged), the shape of EMQX's answer checked, and
-%% the fallback its doc states. What an answer means to the plugin (the alarm replaced, the
-%% running cores, the plugins as a companion lists them, an install's steps, an import error's
-%% words) is decided by the module that uses it, never here. Nothing here raises into the caller.
+%% guarded (`emqx_guard_call': an exception is logged, never raised into the caller), the shape
+%% of EMQX's answer checked, and the fallback its doc states. What an answer means (the alarm
+%% replaced, the running cores, an install's steps) is decided by the module using it.
 -module(emqx_guard_emqx).
 
 -include_lib("kernel/include/logger.hrl").
@@ -15,7 +14,7 @@
 -export([register_command/2, unregister_command/0, print/2, usage/1]).
 -export([data_dir/0, backup_dir/0]).
 -export([export_supported/0, export_out_dir_supported/0, export/2]).
--export([import/2, import_error_words/1, release/0, reload_bootstrap_keys/0]).
+-export([import/2, import_error_words/1, release/0, security_profile/0, reload_bootstrap_keys/0]).
 -export([activate_alarm/3, deactivate_alarm/2, active_alarms/0]).
 -export([node_role/0, running_nodes/0, core_nodes/0]).
 -export([register_collector/1, deregister_collector/1, metric_family/4]).
@@ -201,6 +200,16 @@ release() ->
             checked(release, fun() -> {emqx_release:version(), emqx_release:edition()} end, Shape)
     of
         {ok, {Version, Edition}} -> #{version => emqx_guard_call:binary(Version), edition => Edition};
+        _ -> unknown
+    end.
+
+%% @doc This node's security profile (`emqx_security_profile:profile()'), `unknown' before 6.2.
+-spec security_profile() -> legacy | hardened | unknown.
+security_profile() ->
+    Shape = fun(P) -> P =:= legacy orelse P =:= hardened end,
+    case exported(emqx_security_profile, profile, 0) andalso
+             checked(security_profile, fun() -> emqx_security_profile:profile() end, Shape) of
+        {ok, Profile} -> Profile;
         _ -> unknown
     end.
 

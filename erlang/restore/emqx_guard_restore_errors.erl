@@ -47,6 +47,12 @@ refused({newer_version, #{backup := B, node := N}}) ->
 refused({mixed_versions, #{node := V, others := Others}}) ->
     text("EMQX ~ts imports only while every running node runs the same major.minor, and ~ts: upgrade every "
          "node first (EMQX would refuse the import)", [V, lists:join(", ", [text("~ts runs ~ts", [N, O]) || {N, O} <- Others])]);
+refused({security_profile_mismatch, #{backup := Made, node := V}}) ->
+    text("this node runs EMQX ~ts under the hardened security profile and the backup was made under ~ts: EMQX refuses "
+         "it unless the import is told allow_security_profile_mismatch, which guard backup_restore never does for you; "
+         "after reviewing what the legacy profile allowed, take a backup (guard backup_now) and run emqx ctl data "
+         "import <file> --allow-security-profile-mismatch; nothing was changed",
+         [V, case Made of <<"none">> -> <<"no profile (before EMQX 6.3, as legacy)">>; _ -> <<"'", Made/binary, "'">> end]);
 refused({bad_version, V}) ->
     text("the backup's META.hocon holds no version EMQX can read (~ts)", [printable(V)]);
 refused({already_restoring, #{name := Name, started_at := At}}) ->

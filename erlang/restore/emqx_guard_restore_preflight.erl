@@ -162,14 +162,14 @@ rules(Facts, _Opts) ->
             unknown -> #{name => node(), version => <<"unknown">>, edition => <<"unknown">>}
         end,
     Backup = maps:with([version, edition, security_profile], Facts),
-    case emqx_guard_restore_rules:check(Backup, Release) of
-        ok ->
-            case emqx_guard_restore_rules:check_cluster(Release, others()) of
-                ok -> {ok, Facts#{node => Node, notes => emqx_guard_restore_rules:notes(Backup, Release)}};
-                {error, _} = Error -> Error
-            end;
-        {error, Why} ->
-            {error, Why}
+    Checks = [
+        fun() -> emqx_guard_restore_rules:check(Backup, Release) end,
+        fun() -> emqx_guard_restore_rules:check_profile(Backup, Release, emqx_guard_emqx:security_profile()) end,
+        fun() -> emqx_guard_restore_rules:check_cluster(Release, others()) end
+    ],
+    case lists:foldl(fun(Check, ok) -> Check(); (_, Refused) -> Refused end, ok, Checks) of
+        ok -> {ok, Facts#{node => Node, notes => emqx_guard_restore_rules:notes(Backup, Release)}};
+        {error, _} = Error -> Error
     end.
 
 %% The EMQX release of every other running node that speaks version 2 and answers

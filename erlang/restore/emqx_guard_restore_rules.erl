@@ -9,14 +9,15 @@
 %%     it; the preflight lets EMQX decide and says so (`notes/2');</li>
 %% <li>EMQX 6.0.4, 6.1.5, 6.2.4, 6.3.1 and later also refuse an import unless every running node
 %%     runs the same major.minor (`check_cluster/2', with the release each running node told);
-%%     6.3.0 refuses a backup of another security profile unless `allow_security_profile_mismatch'
-%%     is set: EMQX checks that itself before anything changes, the preflight names it
-%%     (`notes/2').</li>
+%%     6.3.0 and later refuse, on a node of the `hardened' security profile, a backup made under
+%%     `legacy' or one without a profile (made before 6.3), unless the import is told
+%%     `allow_security_profile_mismatch' (EMQX's changelog, #18628); a node of `legacy' takes
+%%     every backup (`check_profile/3').</li>
 %% </ul>
 %% Pure: the facts come in, a verdict goes out.
 -module(emqx_guard_restore_rules).
 
--export([check/2, check_cluster/2, same_minor_required/1, notes/2, major_minor/1]).
+-export([check/2, check_profile/3, check_cluster/2, same_minor_required/1, notes/2, major_minor/1]).
 
 -type backup() :: #{edition := binary(), version := binary(), security_profile => binary()}.
 -type release() :: #{version := binary(), edition := ce | ee} | unknown.
@@ -24,7 +25,8 @@
     {edition_refused, #{backup := binary(), node := binary()}}
     | {newer_version, #{backup := binary(), node := binary()}}
     | {bad_version, binary()}
-    | {mixed_versions, #{node := binary(), others := [{node(), binary()}]}}.
+    | {mixed_versions, #{node := binary(), others := [{node(), binary()}]}}
+    | {security_profile_mismatch, #{backup := binary(), node := binary()}}.
 
 -export_type([refusal/0]).
 
@@ -42,6 +44,21 @@ check(#{version := BV}, #{version := NV}) ->
             ok
     end;
 check(_Backup, unknown) ->
+    ok.
+
+%% @doc `ok' unless EMQX (Release, 6.3 or later, whose security profile is NodeProfile) would
+%% refuse Backup for its security profile: a `hardened' node refuses a backup made under
+%% `legacy' or without a profile. The preflight refuses it first, before the safety backup.
+-spec check_profile(backup(), release(), legacy | hardened | unknown) -> ok | {error, refusal()}.
+check_profile(Backup, #{version := V}, hardened) ->
+    Made = maps:get(security_profile, Backup, <<"none">>),
+    case major_minor(V) of
+        {Ma, Mi} when (Ma > 6 orelse (Ma =:= 6 andalso Mi >= 3)) andalso Made =/= <<"hardened">> ->
+            {error, {security_profile_mismatch, #{backup => Made, node => V}}};
+        _ ->
+            ok
+    end;
+check_profile(_Backup, _Release, _NodeProfile) ->
     ok.
 
 %% @doc Whether this EMQX (Version) imports only while every running node runs its major.minor:
@@ -109,8 +126,8 @@ notes(Backup = #{version := BV}, Release) ->
     Profile =
         case maps:find(security_profile, Backup) of
             {ok, P} ->
-                [<<"made under the security profile '", P/binary, "': EMQX 6.3 refuses another profile unless "
-                   "allow_security_profile_mismatch is set">>];
+                [<<"made under the security profile '", P/binary, "': EMQX 6.3 and later refuse a legacy backup on a "
+                   "hardened node unless allow_security_profile_mismatch is set (checked)">>];
             error ->
                 []
         end,

@@ -289,7 +289,9 @@ do_export(Mode, BackupName, Fd, Opts) ->
             wrong_top_dir -> "emqx-export-1999-01-01-00-00-00.000";
             _ -> Base
         end,
-    Meta = iolist_to_binary(["edition = ", atom_to_list(emqx_release:edition()), "\nversion = \"", emqx_release:version(), "\"\n"]),
+    %% 6.3 and later record the node's security profile
+    Profile = [["security_profile = \"", atom_to_list(emqx_security_profile:profile()), "\"\n"] || from_6_3(emqx_release:version())],
+    Meta = iolist_to_binary(["edition = ", atom_to_list(emqx_release:edition()), "\nversion = \"", emqx_release:version(), "\"\n", Profile]),
     ok = format_tar_error(erl_tar:add(Fd, Meta, filename:join(Top, "META.hocon"), [])),
     maybe_print("Exporting cluster configuration...~n", [], Opts),
     Conf = [[K, " = ", V, "\n"] || {K, V} <- lists:sort(maps:to_list(emqx_guard_standin_db:config()))],
@@ -546,12 +548,28 @@ check_meta({ok, Meta}) ->
     end,
     case {Get("edition"), Get("version")} of
         {E, V} when E =:= undefined; V =:= undefined -> {error, missing_backup_meta};
-        {"ee", V} -> check_version_of(ee, V);
-        {"ce", V} -> check_version_of(ce, V);
+        {"ee", V} -> check_profile(check_version_of(ee, V), Get("security_profile"));
+        {"ce", V} -> check_profile(check_version_of(ce, V), Get("security_profile"));
         _ -> {error, invalid_edition}
     end;
 check_meta(_) ->
     {error, missing_backup_meta}.
+
+%% 6.3 and later: a hardened node refuses a backup made under legacy or without a profile (this
+%% stand-in is never told allow_security_profile_mismatch, as the plugin never tells it).
+check_profile(ok, Made) ->
+    case from_6_3(emqx_release:version()) andalso emqx_security_profile:profile() =:= hardened andalso Made =/= "hardened" of
+        true -> {error, security_profile_mismatch};
+        false -> ok
+    end;
+check_profile(Error, _Made) ->
+    Error.
+
+from_6_3(Version) ->
+    case major_minor(Version) of
+        {Ma, Mi} -> Ma > 6 orelse (Ma =:= 6 andalso Mi >= 3);
+        error -> false
+    end.
 
 check_version_of(ee, V) ->
     case emqx_release:edition() of

@@ -277,12 +277,7 @@ failing_import_keeps_safety_backup_alarms_and_notifies(_Config) ->
 %% `safety', before EMQX's import runs, so nothing changes; the backup alarm, the status line and
 %% a `restore_failed' notification naming the step say so.
 failing_safety_backup_stops_before_the_import(_Config) ->
-    {Url, Listener} = start_http(),
-    ?assertMatch(["notify_webhook_url = " ++ _ | _], ctl(["notify_webhook", Url])),
-    seed(),
-    Name = backup_now(),
-    ok = emqx_guard_standin_db:write({emqx_banned, <<"client-1">>, <<"changed">>}),
-    Before = emqx_guard_standin_db:rows(emqx_banned),
+    {Listener, Name, Before} = backup_then_change(),
     ok = emqx_mgmt_data_backup:set_mode({error, enospc}),
     Out = ctl(["backup_restore", Name]),
     ?assertEqual(0, emqx_mgmt_data_backup:import_count()),
@@ -313,12 +308,7 @@ failing_safety_backup_stops_before_the_import(_Config) ->
 %% reads the file): nothing is applied, EMQX's own words are in the error line, the safety
 %% backup taken just before is kept and named, the alarm and `restore_failed' (step `import').
 import_refused_by_emqx_keeps_safety_backup_and_changes_nothing(_Config) ->
-    {Url, Listener} = start_http(),
-    ?assertMatch(["notify_webhook_url = " ++ _ | _], ctl(["notify_webhook", Url])),
-    seed(),
-    Name = backup_now(),
-    ok = emqx_guard_standin_db:write({emqx_banned, <<"client-1">>, <<"changed">>}),
-    Before = emqx_guard_standin_db:rows(emqx_banned),
+    {Listener, Name, Before} = backup_then_change(),
     ok = emqx_mgmt_data_backup:set_import_mode({error, "Unsupported version: 9.9.9"}),
     Out = ctl(["backup_restore", Name]),
     [Safety] = backups() -- [Name],
@@ -702,6 +692,16 @@ seed() ->
     ok = emqx_guard_standin_db:write(emqx_mgmt_auth:record(<<"ci">>, <<"ci-key">>, <<"ci-secret">>)),
     ok = emqx_guard_standin_db:set_config(<<"mqtt">>, <<"{max_packet_size = 1MB}">>),
     ok = emqx_guard_standin_db:set_config(<<"retainer">>, <<"{enable = true}">>).
+
+%% With the webhook to a receiver here: a backup of the seeded node, then one banned client
+%% changed after it. The receiver, the backup's name and the rows as they are now.
+backup_then_change() ->
+    {Url, Listener} = start_http(),
+    ?assertMatch(["notify_webhook_url = " ++ _ | _], ctl(["notify_webhook", Url])),
+    seed(),
+    Name = backup_now(),
+    ok = emqx_guard_standin_db:write({emqx_banned, <<"client-1">>, <<"changed">>}),
+    {Listener, Name, emqx_guard_standin_db:rows(emqx_banned)}.
 
 %% One `backup_now' that succeeds: the new backup's name.
 backup_now() ->

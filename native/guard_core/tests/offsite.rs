@@ -874,12 +874,7 @@ fn decryption_alongside_the_download_never_decides_before_the_stored_checksum(mu
                 .starts_with("integrity check failed (stored_sha256): "),
             "{how:?}: {err}"
         );
-        assert!(seen.is_empty(), "{how:?}: {seen:?} appeared");
-        assert!(
-            entries(dest.path()).is_empty(),
-            "{:?}",
-            entries(dest.path())
-        );
+        assert_nothing_appeared(&format!("{how:?}"), &seen, dest.path());
     }
     // The same objects without the stored checksum: age decides, and says so.
     server.replace_bytes(&up.key, &original, &meta);
@@ -891,12 +886,7 @@ fn decryption_alongside_the_download_never_decides_before_the_stored_checksum(mu
         let err = got.unwrap_err();
         assert_eq!(err.reason(), reason, "{how:?}: {err}");
         assert!(err.to_string().contains(named), "{how:?}: {err}");
-        assert!(seen.is_empty(), "{how:?}: {seen:?} appeared");
-        assert!(
-            entries(dest.path()).is_empty(),
-            "{:?}",
-            entries(dest.path())
-        );
+        assert_nothing_appeared(&format!("{how:?}"), &seen, dest.path());
     }
     // Put back as it was, it fetches (age and verification decide: no metadata now).
     server.replace_bytes(&up.key, &original, &[]);
@@ -905,6 +895,13 @@ fn decryption_alongside_the_download_never_decides_before_the_stored_checksum(mu
     let got = got.unwrap();
     assert_eq!(got.checked_by, [Check::Age, Check::Verify]);
     assert_eq!(fs::read(&got.path).unwrap(), fs::read(&local).unwrap());
+}
+
+/// No file appeared in the destination while the fetch ran (`seen`, from [`fetch_watched`]) and
+/// none is there after it.
+fn assert_nothing_appeared(case: &str, seen: &[String], dest: &Path) {
+    assert!(seen.is_empty(), "{case}: {seen:?} appeared");
+    assert!(entries(dest).is_empty(), "{case}: {:?}", entries(dest));
 }
 
 /// An encrypted fetch cancelled while it downloads and decrypts (slowed by its `io_limit`,
